@@ -1,0 +1,91 @@
+//! Command-line definitions (clap derive): `run`, `serve`, and the hidden `worker`.
+//!
+//! Values stay raw here (`Option<String>`, plain numbers); `config` merges them with the config
+//! file and validates them, so every bad input gets the same one-line error and exit code 2.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ringscrape",
+    version,
+    about = "Fetch a URL template over a huge id range and stream one CSV row per id",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scrape URL for every id in a range, writing one CSV row per id
+    Run(RunArgs),
+    /// Serve the built-in demo target (JSON record per id, optional delays)
+    Serve(ServeArgs),
+    /// Internal: one worker process of a run (started by `run`)
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+#[derive(Args, Debug, Default, Clone)]
+pub struct RunArgs {
+    /// URL template; every {id} is replaced by the id, e.g. http://host/log?id={id}
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub url: Option<String>,
+    /// Half-open id range START..END, e.g. 0..1000000 (one million ids)
+    #[arg(short, long, value_name = "START..END")]
+    pub ids: Option<String>,
+    /// Worker processes, each pinned to a core [default: online cores]
+    #[arg(short, long, value_name = "N")]
+    pub shards: Option<usize>,
+    /// In-flight requests per worker (per core) [default: 256]
+    #[arg(short, long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// CSV file to write, or - for stdout [default: results.csv]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// TOML config file; flags override it [default: config/default.toml if present]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Don't draw the progress line (it is only drawn on a terminal anyway)
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Replace the output file if it already exists
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Whole-request deadline in seconds, body included [default: 30]
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Deadline for opening a connection, in seconds [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub connect_timeout: Option<f64>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed on stdout)
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: String,
+    /// Delay each answer by a per-id pseudo-random time in MIN..MAX milliseconds
+    #[arg(long, default_value = "0..0", value_name = "MIN..MAX")]
+    pub delay_ms: String,
+    /// Seed for the per-id delays (same seed and id, same delay)
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub seed: u64,
+    /// Answer N bytes of text instead of the JSON record
+    #[arg(long, value_name = "N")]
+    pub body_bytes: Option<usize>,
+    /// Server threads [default: online cores]
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// The worker's assignment, as TOML written by the supervisor
+    #[arg(long)]
+    pub spec: String,
+}

@@ -1,0 +1,76 @@
+//! ringscrape fetches a URL template over a huge id range and streams one CSV row per id.
+//!
+//! The pipeline, in the order data flows: [`cli`] parses flags; [`config`] merges them with the
+//! config file into one validated [`config::RunConfig`]; the [`supervisor`] raises the open-files
+//! limit, splits the [`ids`] range into shards and starts one pinned [`worker`] process per shard;
+//! each worker runs a monoio [`runtime`] (io_uring, epoll fallback) with `concurrency` tasks that
+//! expand the URL [`template`] per id and fetch it; records travel back as [`wire`] frames over
+//! the worker's stdout pipe; the supervisor's pipe readers feed a bounded channel into the
+//! [`writer`], which writes the CSV and drives the [`progress`] line; [`stats`] sent by each worker
+//! are merged for the closing summary. [`serve`] is the built-in demo target.
+
+pub mod cli;
+pub mod config;
+pub mod ids;
+pub mod progress;
+pub mod runtime;
+pub mod serve;
+pub mod stats;
+pub mod supervisor;
+pub mod template;
+pub mod wire;
+pub mod worker;
+pub mod writer;
+
+use cli::{Command, RunArgs};
+
+/// Every way a command can fail, each turned into one line and an exit code by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Supervisor(#[from] supervisor::SupervisorError),
+    #[error(transparent)]
+    Worker(#[from] worker::WorkerError),
+    #[error(transparent)]
+    Serve(#[from] serve::ServeError),
+}
+
+/// Exit code for a run where some id has no row (a worker died, the writer failed).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code for bad usage or configuration: nothing was fetched.
+pub const EXIT_USAGE: u8 = 2;
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => EXIT_USAGE,
+            Error::Supervisor(e) if e.is_usage() => EXIT_USAGE,
+            Error::Serve(e) if e.is_usage() => EXIT_USAGE,
+            _ => EXIT_FAILED,
+        }
+    }
+}
+
+/// Runs one parsed command; `Ok` carries the exit code.
+pub fn execute(command: Command) -> Result<u8, Error> {
+    match command {
+        Command::Run(args) => run(&args),
+        Command::Serve(args) => {
+            serve::serve(serve::ServeOptions::from_args(&args)?)?;
+            Ok(0)
+        }
+        Command::Worker(args) => {
+            worker::run(&worker::parse_spec(&args.spec)?)?;
+            Ok(0)
+        }
+    }
+}
+
+fn run(args: &RunArgs) -> Result<u8, Error> {
+    let file = config::read_file_config(args.config.as_deref())?;
+    let cfg = config::resolve(args, file)?;
+    let report = supervisor::run(&cfg)?;
+    Ok(if report.complete { 0 } else { EXIT_FAILED })
+}

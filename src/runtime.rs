@@ -1,0 +1,45 @@
+//! Builds a single-threaded monoio runtime (for a worker, or a `serve` thread): io_uring first, epoll (monoio's legacy
+//! driver) when io_uring can't be set up — said once on stderr, never silently.
+
+use std::future::Future;
+use std::io;
+
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+
+/// Set to `epoll` to skip io_uring (to test the fallback, or on kernels where it misbehaves).
+pub const DRIVER_ENV: &str = "RINGSCRAPE_DRIVER";
+
+/// Which event loop a runtime ended up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    IoUring,
+    Epoll,
+}
+
+/// Runs `make()`'s future to completion on a fresh runtime with timers enabled (the HTTP client's
+/// pool and every request deadline need them). `ring_entries` sizes the io_uring queue.
+pub fn block_on<F, Fut>(ring_entries: u32, make: F) -> io::Result<(Driver, Fut::Output)>
+where
+    F: FnOnce(Driver) -> Fut,
+    Fut: Future,
+{
+    let forced_epoll = std::env::var(DRIVER_ENV).is_ok_and(|v| v == "epoll");
+    if !forced_epoll {
+        match RuntimeBuilder::<IoUringDriver>::new()
+            .enable_timer()
+            .with_entries(ring_entries)
+            .build()
+        {
+            Ok(mut runtime) => {
+                return Ok((Driver::IoUring, runtime.block_on(make(Driver::IoUring))));
+            }
+            Err(e) => eprintln!("ringscrape: io_uring unavailable ({e}); falling back to epoll"),
+        }
+    } else {
+        eprintln!("ringscrape: {DRIVER_ENV}=epoll; using the epoll driver");
+    }
+    let mut runtime = RuntimeBuilder::<LegacyDriver>::new()
+        .enable_timer()
+        .build()?;
+    Ok((Driver::Epoll, runtime.block_on(make(Driver::Epoll))))
+}

@@ -1,0 +1,194 @@
+//! Counters and the latency histogram a worker keeps for its own requests, merged across shards
+//! in the supervisor, and the end-of-run summary printed from them.
+
+use std::fmt;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
+
+use crate::wire::{ErrorKind, Record};
+
+/// Latencies above an hour are clamped; the deadline ends requests long before that.
+const MAX_LATENCY_US: u64 = 3_600_000_000;
+
+/// One worker's counters (cumulative). Sent over the pipe now and then, and at the end.
+#[derive(Debug, Clone)]
+pub struct WorkerStats {
+    pub rows: u64,
+    pub ok_2xx: u64,
+    pub other_status: u64,
+    pub errors: u64,
+    pub bytes: u64,
+    pub errors_by_kind: [u64; ErrorKind::ALL.len()],
+    /// Latency of requests that got a response, in microseconds.
+    pub latency_us: Histogram<u64>,
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WorkerStats {
+    pub fn new() -> Self {
+        Self {
+            rows: 0,
+            ok_2xx: 0,
+            other_status: 0,
+            errors: 0,
+            bytes: 0,
+            errors_by_kind: [0; ErrorKind::ALL.len()],
+            latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .expect("static histogram bounds are valid"),
+        }
+    }
+
+    pub fn record(&mut self, record: &Record) {
+        self.rows += 1;
+        self.bytes += record.bytes;
+        match (record.status, record.error) {
+            (_, Some(kind)) => {
+                self.errors += 1;
+                self.errors_by_kind[kind.slot()] += 1;
+            }
+            (Some(status), None) if (200..300).contains(&status) => self.ok_2xx += 1,
+            (Some(_), None) => self.other_status += 1,
+            (None, None) => {}
+        }
+        if record.status.is_some() {
+            self.latency_us
+                .saturating_record(u64::from(record.latency_us).clamp(1, MAX_LATENCY_US));
+        }
+    }
+
+    pub fn merge(&mut self, other: &WorkerStats) {
+        self.rows += other.rows;
+        self.ok_2xx += other.ok_2xx;
+        self.other_status += other.other_status;
+        self.errors += other.errors;
+        self.bytes += other.bytes;
+        for (mine, theirs) in self.errors_by_kind.iter_mut().zip(other.errors_by_kind) {
+            *mine += theirs;
+        }
+        self.latency_us
+            .add(&other.latency_us)
+            .expect("histograms share the same bounds");
+    }
+
+    pub(crate) fn encode_latency(&self, out: &mut Vec<u8>) {
+        V2Serializer::new()
+            .serialize(&self.latency_us, out)
+            .expect("serialising a histogram into a Vec cannot fail");
+    }
+
+    pub(crate) fn decode_latency(&mut self, mut bytes: &[u8]) -> Result<(), String> {
+        let decoded: Histogram<u64> = Deserializer::new()
+            .deserialize(&mut bytes)
+            .map_err(|e| format!("{e:?}"))?;
+        self.latency_us.add(&decoded).map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// What the run did, for the closing summary on stderr.
+pub struct Summary<'a> {
+    pub stats: &'a WorkerStats,
+    pub rows_written: u64,
+    pub wall: Duration,
+}
+
+fn millis(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.stats;
+        let secs = self.wall.as_secs_f64().max(1e-9);
+        writeln!(f, "Summary:")?;
+        writeln!(
+            f,
+            "  requests   {}  (2xx {}, other status {}, errors {})",
+            s.rows, s.ok_2xx, s.other_status, s.errors
+        )?;
+        if s.errors > 0 {
+            let kinds: Vec<String> = ErrorKind::ALL
+                .iter()
+                .filter(|kind| s.errors_by_kind[kind.slot()] > 0)
+                .map(|kind| format!("{} {}", kind.as_str(), s.errors_by_kind[kind.slot()]))
+                .collect();
+            writeln!(f, "  errors     {}", kinds.join(", "))?;
+        }
+        writeln!(f, "  rows       {} written", self.rows_written)?;
+        writeln!(
+            f,
+            "  wall       {:.2} s, {:.0} req/s",
+            secs,
+            s.rows as f64 / secs
+        )?;
+        writeln!(
+            f,
+            "  bytes      {} ({:.2} MB/s)",
+            s.bytes,
+            s.bytes as f64 / 1e6 / secs
+        )?;
+        let h = &s.latency_us;
+        if h.is_empty() {
+            write!(f, "  latency    no responses")
+        } else {
+            write!(
+                f,
+                "  latency    p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                millis(h.value_at_quantile(0.5)),
+                millis(h.value_at_quantile(0.9)),
+                millis(h.value_at_quantile(0.99)),
+                millis(h.max())
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: Option<u16>, error: Option<ErrorKind>, latency_us: u32) -> Record {
+        Record {
+            index: 0,
+            status,
+            bytes: 10,
+            latency_us,
+            attempts: 1,
+            error,
+        }
+    }
+
+    #[test]
+    fn counts_by_class_and_merges_across_workers() {
+        let mut a = WorkerStats::new();
+        a.record(&row(Some(200), None, 1_000));
+        a.record(&row(Some(404), None, 3_000));
+        let mut b = WorkerStats::new();
+        b.record(&row(None, Some(ErrorKind::Timeout), 30_000_000));
+        b.record(&row(Some(204), None, 2_000));
+        a.merge(&b);
+        assert_eq!(
+            (a.rows, a.ok_2xx, a.other_status, a.errors, a.bytes),
+            (4, 2, 1, 1, 40)
+        );
+        assert_eq!(a.errors_by_kind[ErrorKind::Timeout.slot()], 1);
+        // Only responses count towards latency.
+        assert_eq!(a.latency_us.len(), 3);
+        assert!(a.latency_us.max() < 3_100);
+        let text = Summary {
+            stats: &a,
+            rows_written: 4,
+            wall: Duration::from_secs(2),
+        }
+        .to_string();
+        assert!(text.contains("requests   4"), "{text}");
+        assert!(text.contains("timeout 1"), "{text}");
+        assert!(text.contains("2 req/s"), "{text}");
+    }
+}

@@ -1,0 +1,122 @@
+//! RLIMIT_NOFILE: raise the soft limit to the hard limit before spawning (workers inherit it),
+//! and refuse a run whose sockets can't fit before any request is made.
+//!
+//! The limit is per process, so what must fit is one worker's share: `concurrency` sockets (plus
+//! one being replaced after an error) and a margin for the runtime, pipes and std streams. The
+//! whole run (`shards × concurrency`) must also fit the kernel's system-wide `fs.file-max`.
+
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
+
+/// Descriptors a worker needs besides its sockets: io_uring, pipes, std streams, DNS, slack.
+pub const MARGIN_PER_PROCESS: u64 = 64;
+
+/// Descriptors one worker needs at `concurrency` in-flight requests.
+pub fn per_worker_need(concurrency: usize) -> u64 {
+    // A slot may briefly hold its old socket while opening a fresh one.
+    2 * concurrency as u64 + MARGIN_PER_PROCESS
+}
+
+/// Descriptors the whole run holds at once.
+pub fn run_need(shards: usize, concurrency: usize) -> u64 {
+    shards as u64 * per_worker_need(concurrency) + MARGIN_PER_PROCESS
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LimitError {
+    #[error(
+        "--concurrency {concurrency}: each worker needs {need} open files but the hard limit is {hard}; \
+         lower --concurrency or raise the limit (check `ulimit -Hn`, set `ulimit -n {need}` as root or in limits.conf)"
+    )]
+    PerWorker {
+        concurrency: usize,
+        need: u64,
+        hard: u64,
+    },
+    #[error(
+        "--shards {shards} × --concurrency {concurrency}: the run needs {need} open files but the system allows {max} (fs.file-max); \
+         lower --shards or --concurrency"
+    )]
+    System {
+        shards: usize,
+        concurrency: usize,
+        need: u64,
+        max: u64,
+    },
+    #[error("reading or raising RLIMIT_NOFILE: {0}")]
+    Sys(#[from] nix::Error),
+}
+
+/// Checks the arithmetic against a hard limit and the system-wide maximum.
+pub fn check(
+    shards: usize,
+    concurrency: usize,
+    hard: u64,
+    system_max: u64,
+) -> Result<(), LimitError> {
+    let need = per_worker_need(concurrency);
+    if need > hard {
+        return Err(LimitError::PerWorker {
+            concurrency,
+            need,
+            hard,
+        });
+    }
+    let total = run_need(shards, concurrency);
+    if total > system_max {
+        return Err(LimitError::System {
+            shards,
+            concurrency,
+            need: total,
+            max: system_max,
+        });
+    }
+    Ok(())
+}
+
+fn system_file_max() -> u64 {
+    std::fs::read_to_string("/proc/sys/fs/file-max")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+/// Raises the soft limit to the hard limit (what children inherit) after checking the run fits.
+/// Returns the new soft limit.
+pub fn raise_nofile(shards: usize, concurrency: usize) -> Result<u64, LimitError> {
+    let (_soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    check(shards, concurrency, hard, system_file_max())?;
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    Ok(hard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn need_grows_with_concurrency_and_shards() {
+        assert_eq!(per_worker_need(256), 576);
+        assert_eq!(run_need(4, 256), 4 * 576 + 64);
+    }
+
+    #[test]
+    fn refuses_a_worker_that_cannot_fit_the_hard_limit() {
+        assert_eq!(check(4, 256, 1024, u64::MAX), Ok(()));
+        let err = check(1, 1000, 1024, u64::MAX).expect_err("2064 > 1024");
+        assert_eq!(
+            err,
+            LimitError::PerWorker {
+                concurrency: 1000,
+                need: 2064,
+                hard: 1024
+            }
+        );
+        assert!(err.to_string().contains("ulimit -Hn"));
+    }
+
+    #[test]
+    fn refuses_a_run_that_cannot_fit_the_system() {
+        let err = check(8, 1000, 1 << 20, 10_000).expect_err("8 workers × 2064 > 10000");
+        assert!(matches!(err, LimitError::System { need: 16_576, .. }));
+    }
+}

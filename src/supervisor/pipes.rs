@@ -1,0 +1,75 @@
+//! One thread per worker pipe: decodes frames, forwards records in batches over the bounded
+//! channel to the CSV writer, and keeps the worker's latest stats snapshot.
+
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::Sender;
+
+use crate::stats::WorkerStats;
+use crate::wire::{Frame, FrameReader, Record};
+
+/// Records per channel message: amortises channel cost without delaying rows much.
+const BATCH_RECORDS: usize = 1024;
+
+/// Records from one shard, on their way to the writer.
+pub struct Batch {
+    pub shard: usize,
+    pub records: Vec<Record>,
+}
+
+/// The latest stats each worker sent (cumulative), indexed by shard.
+pub type StatsBoard = Arc<Mutex<Vec<WorkerStats>>>;
+
+/// How a pipe ended.
+#[derive(Debug, Default)]
+pub struct PipeEnd {
+    pub records: u64,
+    pub error: Option<String>,
+}
+
+/// Reads `pipe` to its end. Stops early if the writer is gone (the run is failing anyway).
+pub fn read_worker_pipe(
+    shard: usize,
+    pipe: impl Read,
+    tx: Sender<Batch>,
+    board: StatsBoard,
+) -> PipeEnd {
+    let mut reader = FrameReader::new(pipe);
+    let mut batch = Vec::with_capacity(BATCH_RECORDS);
+    let mut end = PipeEnd::default();
+    let send = |batch: &mut Vec<Record>| {
+        let records = std::mem::replace(batch, Vec::with_capacity(BATCH_RECORDS));
+        tx.send(Batch { shard, records }).is_ok()
+    };
+    loop {
+        match reader.next_frame() {
+            Ok(Some(Frame::Record(record))) => {
+                batch.push(record);
+                end.records += 1;
+            }
+            Ok(Some(Frame::Stats(stats))) => {
+                if let Ok(mut board) = board.lock() {
+                    board[shard] = *stats;
+                }
+            }
+            Ok(Some(Frame::Unknown(_))) => {}
+            Ok(None) => break,
+            Err(e) => {
+                end.error = Some(e.to_string());
+                break;
+            }
+        }
+        // Send when full, or when the worker has nothing more buffered: a slow server's rows
+        // should not sit in a half-full batch.
+        if (batch.len() >= BATCH_RECORDS || (reader.drained() && !batch.is_empty()))
+            && !send(&mut batch)
+        {
+            return end;
+        }
+    }
+    if !batch.is_empty() {
+        send(&mut batch);
+    }
+    end
+}

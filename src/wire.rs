@@ -1,0 +1,417 @@
+//! The only protocol on the worker → supervisor pipes: length-prefixed binary frames.
+//!
+//! ```text
+//! frame  = len:u32le  tag:u8  payload[len]
+//! tag 1  = record: index:u64 status:u16 attempts:u16 error:u8 latency_us:u32 bytes:u64 [fields…]
+//! tag 2  = stats:  rows ok_2xx other_status errors bytes (u64 each)
+//!                  n:u8 errors_by_kind[n]:u64  latency histogram (HdrHistogram V2 encoding)
+//! ```
+//! All integers little-endian. `status` 0 means no response, `error` 0 means none. A decoder
+//! ignores bytes after the fields it knows, so later versions can append optional fields
+//! (captured headers, a body) to a record without a new protocol; an unknown tag is skipped.
+
+use std::io::{self, BufReader, Read};
+
+use crate::stats::WorkerStats;
+
+const TAG_RECORD: u8 = 1;
+const TAG_STATS: u8 = 2;
+const HEADER_LEN: usize = 5;
+const RECORD_FIXED_LEN: usize = 8 + 2 + 2 + 1 + 4 + 8;
+/// A frame larger than this is corruption, not data: refuse it rather than allocate it.
+const MAX_FRAME_LEN: usize = 16 << 20;
+
+/// Why a request produced no response, as written in the CSV `error` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Could not open a connection (refused, unreachable, DNS, connect timeout).
+    Connect = 1,
+    /// The request's deadline passed.
+    Timeout = 2,
+    /// The connection was reset or broke while sending or receiving.
+    Reset = 3,
+    /// The server closed the connection before a full response.
+    Closed = 4,
+    /// The server answered something that is not valid HTTP.
+    Protocol = 5,
+    /// TLS handshake or certificate failure.
+    Tls = 6,
+    /// The body exceeded the configured maximum.
+    BodyTooLarge = 7,
+    /// Any other I/O error.
+    Io = 8,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 8] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Reset,
+        ErrorKind::Closed,
+        ErrorKind::Protocol,
+        ErrorKind::Tls,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::Io,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Tls => "tls",
+            ErrorKind::BodyTooLarge => "body-too-large",
+            ErrorKind::Io => "io",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Position in [`ErrorKind::ALL`], for per-kind counters.
+    pub fn slot(self) -> usize {
+        self as usize - 1
+    }
+
+    fn from_code(code: u8) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|kind| *kind as u8 == code)
+    }
+}
+
+/// The outcome for one id: exactly one per requested id ends up as one CSV row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub index: u64,
+    pub status: Option<u16>,
+    pub bytes: u64,
+    pub latency_us: u32,
+    pub attempts: u16,
+    pub error: Option<ErrorKind>,
+}
+
+/// One decoded frame.
+#[derive(Debug)]
+pub enum Frame {
+    Record(Record),
+    Stats(Box<WorkerStats>),
+    /// A tag this version does not know; skipped so newer workers don't break older readers.
+    Unknown(u8),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    #[error("pipe ended in the middle of a frame ({got} of {want} bytes)")]
+    Torn { got: usize, want: usize },
+    #[error("frame of {0} bytes is larger than any valid frame")]
+    Oversized(usize),
+    #[error("malformed {0} frame")]
+    Malformed(&'static str),
+    #[error("reading the pipe: {0}")]
+    Io(#[from] io::Error),
+}
+
+fn begin_frame(out: &mut Vec<u8>, tag: u8) -> usize {
+    let at = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0, tag]);
+    at
+}
+
+fn end_frame(out: &mut [u8], at: usize) {
+    let len = (out.len() - at - HEADER_LEN) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+}
+
+/// Appends one record frame to `out`.
+pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
+    let at = begin_frame(out, TAG_RECORD);
+    out.extend_from_slice(&record.index.to_le_bytes());
+    out.extend_from_slice(&record.status.unwrap_or(0).to_le_bytes());
+    out.extend_from_slice(&record.attempts.to_le_bytes());
+    out.push(record.error.map_or(0, |kind| kind as u8));
+    out.extend_from_slice(&record.latency_us.to_le_bytes());
+    out.extend_from_slice(&record.bytes.to_le_bytes());
+    end_frame(out, at);
+}
+
+/// Appends one stats frame (a cumulative snapshot of a worker's counters) to `out`.
+pub fn encode_stats(stats: &WorkerStats, out: &mut Vec<u8>) {
+    let at = begin_frame(out, TAG_STATS);
+    for value in [
+        stats.rows,
+        stats.ok_2xx,
+        stats.other_status,
+        stats.errors,
+        stats.bytes,
+    ] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    out.push(stats.errors_by_kind.len() as u8);
+    for value in stats.errors_by_kind {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
+    stats.encode_latency(out);
+    end_frame(out, at);
+}
+
+/// A little-endian cursor over a frame payload.
+struct Fields<'a>(&'a [u8]);
+
+impl Fields<'_> {
+    fn take<const N: usize>(&mut self) -> Option<[u8; N]> {
+        let (head, rest) = self.0.split_first_chunk::<N>()?;
+        self.0 = rest;
+        Some(*head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take::<1>().map(|b| b[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        self.take().map(u16::from_le_bytes)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take().map(u32::from_le_bytes)
+    }
+    fn u64(&mut self) -> Option<u64> {
+        self.take().map(u64::from_le_bytes)
+    }
+}
+
+fn decode_record(payload: &[u8]) -> Result<Record, WireError> {
+    let malformed = WireError::Malformed("record");
+    if payload.len() < RECORD_FIXED_LEN {
+        return Err(malformed);
+    }
+    let mut f = Fields(payload);
+    let mut parse = || -> Option<Record> {
+        let index = f.u64()?;
+        let status = f.u16()?;
+        let attempts = f.u16()?;
+        let error = f.u8()?;
+        let latency_us = f.u32()?;
+        let bytes = f.u64()?;
+        Some(Record {
+            index,
+            status: (status != 0).then_some(status),
+            bytes,
+            latency_us,
+            attempts,
+            error: if error == 0 {
+                None
+            } else {
+                Some(ErrorKind::from_code(error)?)
+            },
+        })
+    };
+    parse().ok_or(malformed)
+}
+
+fn decode_stats(payload: &[u8]) -> Result<WorkerStats, WireError> {
+    let mut f = Fields(payload);
+    let mut parse = || -> Option<WorkerStats> {
+        let mut stats = WorkerStats::new();
+        stats.rows = f.u64()?;
+        stats.ok_2xx = f.u64()?;
+        stats.other_status = f.u64()?;
+        stats.errors = f.u64()?;
+        stats.bytes = f.u64()?;
+        let kinds = usize::from(f.u8()?);
+        for slot in 0..kinds {
+            let value = f.u64()?;
+            if let Some(counter) = stats.errors_by_kind.get_mut(slot) {
+                *counter = value;
+            }
+        }
+        stats.decode_latency(f.0).ok()?;
+        Some(stats)
+    };
+    parse().ok_or(WireError::Malformed("stats"))
+}
+
+/// Reads frames one at a time from a pipe (buffered), reusing one payload buffer.
+pub struct FrameReader<R> {
+    inner: BufReader<R>,
+    payload: Vec<u8>,
+}
+
+impl<R: Read> FrameReader<R> {
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner: BufReader::with_capacity(64 << 10, inner),
+            payload: Vec::with_capacity(256),
+        }
+    }
+
+    /// True when everything read so far has been decoded: the next frame needs a new read.
+    pub fn drained(&self) -> bool {
+        self.inner.buffer().is_empty()
+    }
+
+    /// The next frame; `Ok(None)` at a clean end of stream (between frames).
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, WireError> {
+        let mut header = [0u8; HEADER_LEN];
+        let got = read_full(&mut self.inner, &mut header)?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < HEADER_LEN {
+            return Err(WireError::Torn {
+                got,
+                want: HEADER_LEN,
+            });
+        }
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        if len > MAX_FRAME_LEN {
+            return Err(WireError::Oversized(len));
+        }
+        self.payload.resize(len, 0);
+        let got = read_full(&mut self.inner, &mut self.payload)?;
+        if got < len {
+            return Err(WireError::Torn {
+                got: HEADER_LEN + got,
+                want: HEADER_LEN + len,
+            });
+        }
+        Ok(Some(match header[4] {
+            TAG_RECORD => Frame::Record(decode_record(&self.payload)?),
+            TAG_STATS => Frame::Stats(Box::new(decode_stats(&self.payload)?)),
+            other => Frame::Unknown(other),
+        }))
+    }
+}
+
+/// Reads until `buf` is full or the stream ends; returns how many bytes were read.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(index: u64) -> Record {
+        Record {
+            index,
+            status: Some(200),
+            bytes: 71,
+            latency_us: 1234,
+            attempts: 1,
+            error: None,
+        }
+    }
+
+    fn failed(index: u64, kind: ErrorKind) -> Record {
+        Record {
+            index,
+            status: None,
+            bytes: 0,
+            latency_us: 30_000_000,
+            attempts: 3,
+            error: Some(kind),
+        }
+    }
+
+    fn read_all(bytes: &[u8]) -> Result<Vec<Frame>, WireError> {
+        let mut reader = FrameReader::new(bytes);
+        let mut frames = Vec::new();
+        while let Some(frame) = reader.next_frame()? {
+            frames.push(frame);
+        }
+        Ok(frames)
+    }
+
+    #[test]
+    fn records_round_trip_through_frames() {
+        let records = [
+            sample(0),
+            failed(u64::MAX, ErrorKind::Timeout),
+            failed(9, ErrorKind::BodyTooLarge),
+        ];
+        let mut buf = Vec::new();
+        for record in &records {
+            encode_record(record, &mut buf);
+        }
+        let decoded: Vec<Record> = read_all(&buf)
+            .expect("well-formed stream")
+            .into_iter()
+            .filter_map(|frame| match frame {
+                Frame::Record(record) => Some(record),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(decoded, records);
+    }
+
+    #[test]
+    fn stats_round_trip_with_histogram() {
+        let mut stats = WorkerStats::new();
+        stats.record(&sample(1));
+        stats.record(&failed(2, ErrorKind::Reset));
+        let mut buf = Vec::new();
+        encode_stats(&stats, &mut buf);
+        let frames = read_all(&buf).expect("well-formed stream");
+        let Some(Frame::Stats(decoded)) = frames.into_iter().next() else {
+            panic!("expected a stats frame");
+        };
+        assert_eq!(decoded.rows, 2);
+        assert_eq!(decoded.ok_2xx, 1);
+        assert_eq!(decoded.errors, 1);
+        assert_eq!(decoded.errors_by_kind[ErrorKind::Reset.slot()], 1);
+        assert_eq!(decoded.latency_us.len(), 1);
+    }
+
+    #[test]
+    fn a_torn_frame_is_an_error_not_a_short_record() {
+        let mut buf = Vec::new();
+        encode_record(&sample(1), &mut buf);
+        encode_record(&sample(2), &mut buf);
+        for cut in [
+            buf.len() - 1,
+            buf.len() - 20,
+            HEADER_LEN + RECORD_FIXED_LEN + 2,
+        ] {
+            let mut reader = FrameReader::new(&buf[..cut]);
+            assert!(matches!(reader.next_frame(), Ok(Some(Frame::Record(r))) if r.index == 1));
+            assert!(
+                matches!(reader.next_frame(), Err(WireError::Torn { .. })),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_tags_and_trailing_fields_are_skipped() {
+        let mut buf = Vec::new();
+        let at = begin_frame(&mut buf, 99);
+        buf.extend_from_slice(b"future");
+        end_frame(&mut buf, at);
+        encode_record(&sample(5), &mut buf);
+        // A later version appends an optional field to a record.
+        buf.extend_from_slice(b"xyz");
+        let len = u32::from_le_bytes([buf[14], buf[15], buf[16], buf[17]]) + 3;
+        buf[14..18].copy_from_slice(&len.to_le_bytes());
+        let frames = read_all(&buf).expect("well-formed stream");
+        assert!(matches!(frames[0], Frame::Unknown(99)));
+        assert!(matches!(&frames[1], Frame::Record(r) if r.index == 5));
+    }
+
+    #[test]
+    fn error_kinds_have_stable_names() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(ErrorKind::from_code(kind as u8), Some(kind));
+        }
+        assert_eq!(ErrorKind::parse("nope"), None);
+    }
+}
