@@ -396,11 +396,11 @@ mod tests {
         let at = begin_frame(&mut buf, 99);
         buf.extend_from_slice(b"future");
         end_frame(&mut buf, at);
+        let record_at = buf.len();
         encode_record(&sample(5), &mut buf);
         // A later version appends an optional field to a record.
         buf.extend_from_slice(b"xyz");
-        let len = u32::from_le_bytes([buf[14], buf[15], buf[16], buf[17]]) + 3;
-        buf[14..18].copy_from_slice(&len.to_le_bytes());
+        end_frame(&mut buf, record_at);
         let frames = read_all(&buf).expect("well-formed stream");
         assert!(matches!(frames[0], Frame::Unknown(99)));
         assert!(matches!(&frames[1], Frame::Record(r) if r.index == 5));
