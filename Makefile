@@ -1,0 +1,56 @@
+# Thin wrappers over cargo; see README.md.
+#   make run SHARDS=4                          demo: scrape the built-in target, ids 0..100000
+#   make run URL='https://host/log?id={id}' IDS=0..5000000 SHARDS=8 CONCURRENCY=512 OUTPUT=out.csv
+#   make test                                  all tests (unit + integration)
+#   make bench                                 ringscrape vs wrk/oha/hey/ffuf/aiohttp on local nginx
+
+SHELL       := /bin/bash
+BIN         := target/release/ringscrape
+SHARDS      ?= $(shell nproc)
+CONCURRENCY ?= 256
+IDS         ?= 0..100000
+OUTPUT      ?= results.csv
+URL         ?=
+# Extra flags for `ringscrape run`, e.g. ARGS='--resume' or ARGS='--timeout 5'.
+ARGS        ?=
+
+.PHONY: build run test bench fmt lint clean
+
+build:
+	cargo build --release
+
+# Without URL: start `ringscrape serve` on a free loopback port, scrape it, stop it.
+# The demo replaces its own output file; a real target never does unless ARGS has --overwrite.
+run: build
+ifeq ($(strip $(URL)),)
+	@log=$$(mktemp); \
+	$(BIN) serve --listen 127.0.0.1:0 > $$log & serve_pid=$$!; \
+	trap 'kill $$serve_pid 2>/dev/null; rm -f $$log' EXIT; \
+	for _ in $$(seq 100); do grep -q listening $$log && break; sleep 0.05; done; \
+	addr=$$(sed -n 's/^listening on //p' $$log); \
+	if [ -z "$$addr" ]; then echo "make run: the demo server did not start" >&2; exit 1; fi; \
+	echo "demo target: $$addr (ringscrape serve)"; \
+	$(BIN) run --url "$$addr/log?id={id}" --ids $(IDS) --shards $(SHARDS) \
+		--concurrency $(CONCURRENCY) --output $(OUTPUT) --overwrite $(ARGS); \
+	rc=$$?; echo "rows in $(OUTPUT): $$(($$(wc -l < $(OUTPUT)) - 1))"; exit $$rc
+else
+	$(BIN) run --url '$(URL)' --ids $(IDS) --shards $(SHARDS) \
+		--concurrency $(CONCURRENCY) --output $(OUTPUT) $(ARGS)
+endif
+
+test:
+	cargo test --release -- --test-threads=2
+
+bench: build
+	bash bench/run.sh
+
+fmt:
+	cargo fmt
+
+lint:
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+
+clean:
+	cargo clean
+	rm -f results.csv

@@ -1,0 +1,189 @@
+//! Bad input: exit code 2, exactly one line on stderr, no panic text, no output file.
+
+mod common;
+
+use common::*;
+
+fn assert_refused(args: &[&str], expect_in_message: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut full = vec!["run", "-o", "out.csv"];
+    full.extend_from_slice(args);
+    let out = ringscrape(dir.path(), &full);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
+    assert!(err.contains(expect_in_message), "{args:?}: {err:?}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("out.csv").exists(),
+        "{args:?}: no output file"
+    );
+}
+
+const URL: &str = "http://127.0.0.1:9/log?id={id}";
+
+#[test]
+fn url_without_placeholder() {
+    assert_refused(
+        &["-u", "http://127.0.0.1:9/log?id=1", "-i", "0..10"],
+        "must contain {id}",
+    );
+}
+
+#[test]
+fn reversed_range() {
+    assert_refused(
+        &["-u", URL, "-i", "10..5"],
+        "--ids 10..5: end is before start",
+    );
+}
+
+#[test]
+fn range_that_is_not_a_range() {
+    assert_refused(&["-u", URL, "-i", "abc"], "--ids abc: expected START..END");
+}
+
+#[test]
+fn zero_concurrency() {
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "-c", "0"],
+        "--concurrency 0: must be at least 1",
+    );
+}
+
+#[test]
+fn concurrency_that_is_not_a_number() {
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "-c", "lots"],
+        "invalid value 'lots'",
+    );
+}
+
+#[test]
+fn missing_config_file() {
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--config", "nope.toml"],
+        "config file nope.toml",
+    );
+}
+
+#[test]
+fn unknown_flag() {
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--frobnicate"],
+        "unexpected argument '--frobnicate'",
+    );
+}
+
+#[test]
+fn unwritable_output_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ringscrape(
+        dir.path(),
+        &["run", "-u", URL, "-i", "0..10", "-o", "no/such/dir/out.csv"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not exist"));
+    assert!(!dir.path().join("no").exists());
+}
+
+#[test]
+fn output_in_a_read_only_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ro = dir.path().join("ro");
+    std::fs::create_dir(&ro).expect("mkdir");
+    let mut perms = std::fs::metadata(&ro).expect("meta").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
+    std::fs::set_permissions(&ro, perms).expect("chmod");
+    // root ignores directory permissions; the check only means something for other users.
+    if std::fs::File::create(ro.join("probe")).is_ok() {
+        return;
+    }
+    let out = ringscrape(
+        dir.path(),
+        &["run", "-u", URL, "-i", "0..10", "-o", "ro/out.csv"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1);
+    assert!(!ro.join("out.csv").exists());
+}
+
+#[test]
+fn output_is_a_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("taken")).expect("mkdir");
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            URL,
+            "-i",
+            "0..10",
+            "-o",
+            "taken",
+            "--overwrite",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: --output taken"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn existing_output_is_never_clobbered_without_overwrite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("out.csv"), "precious\n").expect("write");
+    let out = ringscrape(
+        dir.path(),
+        &["run", "-u", URL, "-i", "0..10", "-o", "out.csv"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("file exists"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.csv")).expect("read"),
+        "precious\n"
+    );
+}
+
+#[test]
+fn concurrency_beyond_the_open_files_limit_is_refused_before_any_request() {
+    let hard: u64 = std::fs::read_to_string("/proc/self/limits")
+        .expect("limits")
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4)?.parse().ok())
+        .expect("hard limit");
+    let too_many = (hard / 2 + 64).to_string();
+    if hard > (1 << 20) {
+        return; // an unlimited-looking hard limit: nothing to exceed under the concurrency cap
+    }
+    assert_refused(&["-u", URL, "-i", "0..10", "-c", &too_many], "ulimit -Hn");
+}
+
+#[test]
+fn help_explains_every_run_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ringscrape(dir.path(), &["run", "--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--url",
+        "--ids",
+        "--shards",
+        "--concurrency",
+        "--output",
+        "--config",
+        "--no-progress",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from help");
+    }
+}

@@ -1,0 +1,244 @@
+//! The core pipeline, end to end: the built binary against `ringscrape serve` on loopback.
+
+mod common;
+
+use std::collections::HashSet;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+#[test]
+fn two_shards_write_exactly_one_row_per_id_all_200_with_right_byte_counts() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &server.url(),
+            "-i",
+            "0..20000",
+            "-s",
+            "2",
+            "-c",
+            "64",
+            "-o",
+            "out.csv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 20_000);
+    for row in &rows {
+        assert_eq!(row.status, Some(200), "{row:?}");
+        assert_eq!(row.bytes, demo_body_len(row.id), "{row:?}");
+        assert_eq!(row.attempts, 1);
+        assert_eq!(row.error, "");
+        assert!(row.latency_ms > 0.0 && row.latency_ms < 30_000.0, "{row:?}");
+    }
+    let err = stderr(&out);
+    assert!(
+        err.contains("requests   20000  (2xx 20000"),
+        "summary missing: {err}"
+    );
+    assert!(err.contains("latency    p50"), "summary missing: {err}");
+}
+
+#[test]
+fn a_range_not_starting_at_zero_and_stdout_output() {
+    let server = Server::start(&["--body-bytes", "1000"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &server.url(),
+            "-i",
+            "1000..1500",
+            "-s",
+            "3",
+            "-o",
+            "-",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let path = dir.path().join("stdout.csv");
+    std::fs::write(&path, &out.stdout).expect("write");
+    let rows = read_rows(&path);
+    assert_one_row_per_id(&rows, 1000, 1500);
+    assert!(
+        rows.iter()
+            .all(|r| r.bytes == 1000 && r.status == Some(200))
+    );
+}
+
+#[test]
+fn workers_are_pinned_processes_with_io_uring_and_the_raised_open_files_limit() {
+    // Slow answers keep the run going long enough to look at its workers.
+    let server = Server::start(&["--delay-ms", "20..40"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut run = Command::new(BIN)
+        .args([
+            "run",
+            "-u",
+            &server.url(),
+            "-i",
+            "0..20000",
+            "-s",
+            "2",
+            "-c",
+            "64",
+            "-o",
+            "out.csv",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start run");
+    let workers = wait_for(Duration::from_secs(10), || {
+        let kids = children_of(run.id());
+        let ready = kids.len() == 2
+            && kids.iter().all(|pid| {
+                std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+                        .any(|link| link.to_string_lossy() == "anon_inode:[io_uring]")
+                })
+            });
+        ready.then_some(kids)
+    })
+    .expect("two worker processes, each holding an io_uring instance");
+
+    let cpus: HashSet<String> = workers
+        .iter()
+        .map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .expect("Cpus_allowed_list")
+                .trim()
+                .to_string()
+        })
+        .collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores >= 2 {
+        assert_eq!(cpus.len(), 2, "workers pinned to different cores: {cpus:?}");
+        assert!(
+            cpus.iter().all(|c| c.parse::<usize>().is_ok()),
+            "each pinned to one core: {cpus:?}"
+        );
+    }
+
+    let hard = open_files_limit("self").1;
+    for pid in &workers {
+        let (soft, worker_hard) = open_files_limit(&pid.to_string());
+        assert_eq!(
+            soft, worker_hard,
+            "worker {pid}: soft limit raised to the hard limit"
+        );
+        assert_eq!(worker_hard, hard);
+    }
+    let status = run.wait().expect("wait run");
+    assert!(status.success());
+    assert_one_row_per_id(&read_rows(&dir.path().join("out.csv")), 0, 20_000);
+}
+
+/// (soft, hard) "Max open files" of a process, from /proc/PID/limits.
+fn open_files_limit(pid: &str) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("Max open files line");
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}
+
+#[test]
+fn epoll_fallback_is_announced_and_still_writes_every_row() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = Command::new(BIN)
+        .args([
+            "run",
+            "-u",
+            &server.url(),
+            "-i",
+            "0..3000",
+            "-s",
+            "2",
+            "-c",
+            "16",
+            "-o",
+            "out.csv",
+        ])
+        .env("RINGSCRAPE_DRIVER", "epoll")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains("using the epoll driver"),
+        "{}",
+        stderr(&out)
+    );
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 3000);
+    assert!(rows.iter().all(|r| r.status == Some(200)));
+}
+
+#[test]
+fn unreachable_target_gives_connect_error_rows_not_a_crash() {
+    // Bind then drop a listener: nothing listens on that port any more.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("http://127.0.0.1:{port}/log?id={{id}}");
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run", "-u", &url, "-i", "0..200", "-s", "2", "-c", "8", "-o", "out.csv",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "every id has a row: {}",
+        stderr(&out)
+    );
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 200);
+    assert!(
+        rows.iter()
+            .all(|r| r.status.is_none() && r.error == "connect"),
+        "{:?}",
+        rows[0]
+    );
+}
+
+#[test]
+fn config_file_values_apply_and_flags_override_them() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("scrape.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "url = \"{}\"\nids = \"0..100\"\nshards = 1\noutput = \"from-config.csv\"\n",
+            server.url()
+        ),
+    )
+    .expect("write config");
+    let out = ringscrape(
+        dir.path(),
+        &["run", "--config", "scrape.toml", "--ids", "0..50"],
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert_one_row_per_id(&read_rows(&dir.path().join("from-config.csv")), 0, 50);
+}
