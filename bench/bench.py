@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""`make bench`: ringscrape and its peers against one local nginx, in one run.
+
+Every tool fetches the same tiny JSON record at /log?id=N from the same nginx (one worker,
+pinned to the last core) with the same total concurrency, for N requests (wrk cannot stop at a
+count, so it runs for a duration sized from a short calibration run to about N requests).
+Each tool runs ROUNDS times, interleaved; the table shows the median req/s, rows written, the
+peak RSS of the tool's whole process tree, and each ratio to ringscrape. Then ringscrape alone at
+BIG_N ids checks that its memory does not grow with the range.
+
+Environment: N (500000), BIG_N (5000000), CONCURRENCY (256), ROUNDS (3), SHARDS ("1 2": one
+ringscrape row per value), TOOLS (all). Results also go to bench/out/latest.md.
+"""
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+BIN = ROOT / "target" / "release" / "ringscrape"
+OUT = HERE / "out"
+
+N = int(os.environ.get("N", "500000"))
+BIG_N = int(os.environ.get("BIG_N", "5000000"))
+CONCURRENCY = int(os.environ.get("CONCURRENCY", "256"))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+SHARDS = [int(s) for s in os.environ.get("SHARDS", "1 2").split()]
+TOOLS = os.environ.get("TOOLS", "ringscrape wrk oha hey ffuf aiohttp").split()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree_rss_kb(root_pid):
+    """Sum of VmRSS over a process and all its descendants."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                parents[int(entry)] = int(stat[stat.rfind(")") + 2 :].split()[1])
+            except (OSError, ValueError, IndexError):
+                pass
+    tree, frontier = {root_pid}, [root_pid]
+    while frontier:
+        pid = frontier.pop()
+        for child, parent in parents.items():
+            if parent == pid and child not in tree:
+                tree.add(child)
+                frontier.append(child)
+    total = 0
+    for pid in tree:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def measure(cmd, **kw):
+    """Runs cmd; returns (wall seconds, stdout text, peak tree RSS in MB)."""
+    peak = [0]
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {err.strip()[-500:]}")
+    return wall, out, err, peak[0] / 1024
+
+
+def csv_rows(path):
+    with open(path, "rb") as f:
+        return sum(1 for _ in f) - 1
+
+
+class Nginx:
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="ringscrape-bench-nginx-"))
+        self.port = free_port()
+        conf = (HERE / "nginx.conf.in").read_text()
+        conf = conf.replace("@PORT@", str(self.port)).replace("@DIR@", str(self.dir))
+        conf = conf.replace("@WORKERS@", "1")
+        (self.dir / "nginx.conf").write_text(conf)
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen([nginx, "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)])
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        # nginx gets the last core; single-shard ringscrape pins itself to the first.
+        last_core = max(os.sched_getaffinity(0))
+        for pid in [self.proc.pid] + [c for c in self.children()]:
+            os.sched_setaffinity(pid, {last_core})
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def children(self):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_ringscrape(base, n, shards):
+    out = OUT / f"ringscrape-s{shards}.csv"
+    cmd = [str(BIN), "run", "-u", f"{base}/log?id={{id}}", "-i", f"0..{n}", "-s", str(shards),
+           "-c", str(CONCURRENCY // shards), "-o", str(out), "--overwrite", "--no-progress"]
+    wall, _, err, rss = measure(cmd)
+    rows = csv_rows(out)
+    return {"wall": wall, "requests": rows, "rows": rows, "rss": rss}
+
+
+def run_wrk(base, n, state={}):
+    env = dict(os.environ, WRK_N=str(10**12), WRK_THREADS="2")
+    script = str(HERE / "wrk-ids.lua")
+    if "rate" not in state:  # calibrate once: wrk stops on a duration, not a count
+        _, out, _, _ = measure(["wrk", "-t2", f"-c{CONCURRENCY}", "-d2s", "-s", script, base], env=env)
+        state["rate"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    seconds = max(1, round(n / state["rate"]))
+    wall, out, _, rss = measure(["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{seconds}s", "-s", script, base], env=env)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"wall": wall, "requests": requests, "rows": None, "rss": rss}
+
+
+def run_oha(base, n):
+    url = base + r"/log\?id=[0-9]{1,7}"
+    wall, out, _, rss = measure(["oha", "-n", str(n), "-c", str(CONCURRENCY), "--no-tui",
+                                 "--output-format", "json", "--rand-regex-url", url])
+    codes = json.loads(out).get("statusCodeDistribution", {})
+    return {"wall": wall, "requests": sum(codes.values()), "rows": None, "rss": rss}
+
+
+def run_hey(base, n):
+    wall, out, _, rss = measure(["hey", "-n", str(n), "-c", str(CONCURRENCY), f"{base}/log?id=1"])
+    ok = re.search(r"\[200\]\s+(\d+) responses", out)
+    return {"wall": wall, "requests": int(ok.group(1)) if ok else 0, "rows": None, "rss": rss}
+
+
+def run_ffuf(base, n):
+    words = OUT / f"ids-{n}.txt"
+    if not words.exists():
+        words.write_text("".join(f"{i}\n" for i in range(n)))
+    wall, out, _, rss = measure(["ffuf", "-u", f"{base}/log?id=FUZZ", "-w", str(words),
+                                 "-t", str(CONCURRENCY), "-s", "-mc", "all"])
+    lines = out.count("\n")
+    return {"wall": wall, "requests": lines, "rows": None, "rss": rss}
+
+
+def run_aiohttp(base, n):
+    out = OUT / "aiohttp.csv"
+    wall, _, _, rss = measure([sys.executable, str(HERE / "aiohttp_scrape.py"), "--url", f"{base}/log?id={{id}}",
+                               "--ids", f"0..{n}", "--procs", str(os.cpu_count() or 2),
+                               "--concurrency", str(CONCURRENCY), "--out", str(out)])
+    rows = csv_rows(out)
+    return {"wall": wall, "requests": rows, "rows": rows, "rss": rss}
+
+
+def main():
+    OUT.mkdir(exist_ok=True)
+    if not BIN.exists():
+        sys.exit("build first: make build")
+    runners = []
+    for tool in TOOLS:
+        if tool == "ringscrape":
+            for s in SHARDS:
+                runners.append((f"ringscrape -s {s} -c {CONCURRENCY // s}", lambda b, n, s=s: run_ringscrape(b, n, s)))
+        elif tool == "aiohttp" or shutil.which(tool):
+            label = {"wrk": "wrk (Lua, id per request)", "oha": "oha (random id URLs)",
+                     "hey": "hey (one fixed URL)", "ffuf": "ffuf (id wordlist)",
+                     "aiohttp": "Python aiohttp (procs x bounded session)"}[tool]
+            runners.append((label, globals()[f"run_{tool}"]))
+        else:
+            print(f"bench: {tool} not installed, skipped", file=sys.stderr)
+    nginx = Nginx()
+    results = {label: [] for label, _ in runners}
+    try:
+        for r in range(ROUNDS):
+            for label, runner in runners:
+                res = runner(nginx.base, N)
+                res["rate"] = res["requests"] / res["wall"]
+                results[label].append(res)
+                print(f"round {r + 1}/{ROUNDS}  {label:45s} {res['rate']:>10.0f} req/s  "
+                      f"{res['requests']} requests in {res['wall']:.2f} s  rss {res['rss']:.1f} MB", file=sys.stderr)
+        big = small = None
+        if "ringscrape" in TOOLS:
+            s = SHARDS[0]
+            small = max(run_ringscrape(nginx.base, N, s)["rss"] for _ in range(2))
+            big = max(run_ringscrape(nginx.base, BIG_N, s)["rss"] for _ in range(1))
+    finally:
+        nginx.stop()
+
+    ref_label = next((l for l, _ in runners if l.startswith("ringscrape")), None)
+    ref = statistics.median(x["rate"] for x in results[ref_label]) if ref_label else None
+    lines = [
+        f"N = {N} requests per tool, total concurrency {CONCURRENCY}, {ROUNDS} rounds (median), "
+        f"nginx 1 worker on the last core, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}",
+        "",
+        "| tool | req/s (median) | ratio to ringscrape | rows written | peak RSS (MB) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, _ in runners:
+        runs = results[label]
+        rate = statistics.median(x["rate"] for x in runs)
+        rows = runs[-1]["rows"]
+        rss = statistics.median(x["rss"] for x in runs)
+        ratio = f"{rate / ref:.2f}x" if ref else "-"
+        lines.append(f"| {label} | {rate:,.0f} | {ratio} | {rows if rows is not None else '- (none)'} | {rss:.1f} |")
+    if big is not None:
+        lines += ["", f"ringscrape peak RSS (whole process tree): {small:.1f} MB at N={N:,}, "
+                      f"{big:.1f} MB at N={BIG_N:,} ({(big / small - 1) * 100:+.1f}%)"]
+    text = "\n".join(lines)
+    print(text)
+    (OUT / "latest.md").write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
