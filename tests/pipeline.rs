@@ -3,8 +3,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 use common::*;
 
@@ -80,8 +79,9 @@ fn workers_are_pinned_processes_with_io_uring_and_the_raised_open_files_limit() 
     // Slow answers keep the run going long enough to look at its workers.
     let server = Server::start(&["--delay-ms", "20..40"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut run = Command::new(BIN)
-        .args([
+    let mut run = spawn_ringscrape(
+        dir.path(),
+        &[
             "run",
             "-u",
             &server.url(),
@@ -93,24 +93,9 @@ fn workers_are_pinned_processes_with_io_uring_and_the_raised_open_files_limit() 
             "64",
             "-o",
             "out.csv",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start run");
-    let workers = wait_for(Duration::from_secs(10), || {
-        let kids = children_of(run.id());
-        let ready = kids.len() == 2
-            && kids.iter().all(|pid| {
-                std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
-                    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-                        .any(|link| link.to_string_lossy() == "anon_inode:[io_uring]")
-                })
-            });
-        ready.then_some(kids)
-    })
-    .expect("two worker processes, each holding an io_uring instance");
+        ],
+    );
+    let workers = wait_for_workers(&run, 2, holds_io_uring);
 
     let cpus: HashSet<String> = workers
         .iter()

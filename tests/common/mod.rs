@@ -155,3 +155,168 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         })
         .collect()
 }
+
+/// A free loopback port (bound, then released: a small race, fine for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// An nginx on loopback with the given `server { … }` body, stopped on drop. Tests that use it
+/// need nginx installed (`.ci/run` installs it); they fail, not skip, when it is missing.
+pub struct Nginx {
+    child: Child,
+    _dir: tempfile::TempDir,
+    pub base: String,
+}
+
+impl Nginx {
+    pub fn start(http_directives: &str, server_body: &str) -> Nginx {
+        let nginx = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("nginx is not installed: run .ci/run or apt-get install nginx-light");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let d = dir.path().display();
+        let conf = format!(
+            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n access_log off;\n client_body_temp_path {d}/cb;\n proxy_temp_path {d}/px;\n\
+             fastcgi_temp_path {d}/fc;\n uwsgi_temp_path {d}/uw;\n scgi_temp_path {d}/sc;\n{http_directives}\n\
+             server {{\n listen 127.0.0.1:{port};\n{server_body}\n }}\n}}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
+        let child = Command::new(nginx)
+            .args(["-c", &format!("{d}/nginx.conf"), "-p", &d.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(up.is_some(), "nginx did not start listening on {port}");
+        Nginx {
+            child,
+            _dir: dir,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// The aiohttp target in tests/servers (a Python server from PyPI), killed on drop.
+pub struct AiohttpTarget {
+    child: Child,
+    pub base: String,
+}
+
+impl AiohttpTarget {
+    pub fn start() -> AiohttpTarget {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/servers/aiohttp_target.py"
+        );
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python3 (aiohttp target)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read line");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| {
+                panic!("aiohttp target did not start (pip install aiohttp): {line:?}")
+            })
+            .to_string();
+        AiohttpTarget { child, base }
+    }
+}
+
+impl Drop for AiohttpTarget {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `ringscrape run` with `url` over `start..end` (2 shards × `concurrency`) into `dir`,
+/// asserts exit 0 and one row per id, and returns the rows.
+pub fn scrape_ok(
+    dir: &Path,
+    url: &str,
+    start: u64,
+    end: u64,
+    concurrency: u32,
+    extra: &[&str],
+) -> Vec<Row> {
+    let ids = format!("{start}..{end}");
+    let c = concurrency.to_string();
+    let mut args = vec![
+        "run",
+        "-u",
+        url,
+        "-i",
+        &ids,
+        "-s",
+        "2",
+        "-c",
+        &c,
+        "-o",
+        "out.csv",
+        "--overwrite",
+    ];
+    args.extend_from_slice(extra);
+    let out = ringscrape(dir, &args);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let rows = read_rows(&dir.join("out.csv"));
+    assert_one_row_per_id(&rows, start, end);
+    rows
+}
+
+/// Starts `ringscrape <args>` in `dir` without waiting for it (stdout discarded, stderr piped).
+pub fn spawn_ringscrape(dir: &Path, args: &[&str]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ringscrape")
+}
+
+/// Waits until `run` has `n` child processes for which `ready` holds; returns their pids.
+pub fn wait_for_workers(run: &Child, n: usize, ready: impl Fn(u32) -> bool) -> Vec<u32> {
+    wait_for(Duration::from_secs(10), || {
+        let kids = children_of(run.id());
+        (kids.len() == n && kids.iter().all(|&pid| ready(pid))).then_some(kids)
+    })
+    .unwrap_or_else(|| panic!("{n} worker processes did not show up"))
+}
+
+/// True when process `pid` holds an io_uring instance.
+pub fn holds_io_uring(pid: u32) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .any(|link| link.to_string_lossy() == "anon_inode:[io_uring]")
+    })
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""A target written by nobody here (aiohttp's web server, from PyPI), for integration tests.
+
+  /log?id=N      200, {"id":N} with Content-Length
+  /chunked?id=N  200, {"id":N} sent with Transfer-Encoding: chunked, in pieces
+  /empty?id=N    204, no body
+  /notmod?id=N   304, no body
+
+Prints "listening on http://127.0.0.1:PORT" once it accepts connections.
+"""
+import asyncio
+import socket
+import sys
+
+from aiohttp import web
+
+
+def body(request):
+    return ('{"id":%s}' % request.query.get("id", "null")).encode()
+
+
+async def log(request):
+    return web.Response(body=body(request), content_type="application/json")
+
+
+async def chunked(request):
+    resp = web.StreamResponse()
+    resp.enable_chunked_encoding()
+    resp.content_type = "application/json"
+    await resp.prepare(request)
+    data = body(request)
+    for i in range(0, len(data), 3):
+        await resp.write(data[i : i + 3])
+    await resp.write_eof()
+    return resp
+
+
+async def empty(request):
+    return web.Response(status=204)
+
+
+async def notmod(request):
+    return web.Response(status=304)
+
+
+async def main():
+    app = web.Application()
+    app.add_routes([web.get("/log", log), web.get("/chunked", chunked),
+                    web.get("/empty", empty), web.get("/notmod", notmod)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    site = web.SockSite(runner, sock)
+    await site.start()
+    print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
