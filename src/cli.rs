@@ -54,14 +54,38 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_progress: bool,
     /// Replace the output file if it already exists
-    #[arg(long)]
+    #[arg(long, conflicts_with = "resume")]
     pub overwrite: bool,
+    /// Complete an interrupted run: keep the rows already in --output, fetch only the other ids
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume: fetch again the ids whose row is an error or a non-2xx status
+    #[arg(long, requires = "resume")]
+    pub retry_failed: bool,
     /// Whole-request deadline in seconds, body included [default: 30]
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
     /// Deadline for opening a connection, in seconds [default: 10]
     #[arg(long, value_name = "SECS")]
     pub connect_timeout: Option<f64>,
+    /// Largest response body read, in bytes; a larger one ends as error body-too-large [default: 16 MiB]
+    #[arg(long, value_name = "BYTES")]
+    pub max_body: Option<u64>,
+    /// Retries per id after the first attempt (errors, 429/502/503/504) [default: 2]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// First backoff step in seconds; doubles per retry, full jitter [default: 0.1]
+    #[arg(long, value_name = "SECS")]
+    pub retry_base: Option<f64>,
+    /// Longest backoff between retries, in seconds [default: 10]
+    #[arg(long, value_name = "SECS")]
+    pub retry_cap: Option<f64>,
+    /// Longest Retry-After from a server that is honoured, in seconds [default: 60]
+    #[arg(long, value_name = "SECS")]
+    pub max_retry_after: Option<f64>,
+    /// On Ctrl-C or SIGTERM, time in-flight requests get to finish, in seconds [default: 2]
+    #[arg(long, value_name = "SECS")]
+    pub grace: Option<f64>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -12,12 +12,23 @@ use serde::Deserialize;
 use crate::cli::RunArgs;
 use crate::ids::{IdRange, IdRangeError};
 use crate::template::{Template, TemplateError};
+use crate::worker::RetryPolicy;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 pub const DEFAULT_CONCURRENCY: usize = 256;
 pub const DEFAULT_OUTPUT: &str = "results.csv";
 pub const DEFAULT_TIMEOUT_SECS: f64 = 30.0;
 pub const DEFAULT_CONNECT_TIMEOUT_SECS: f64 = 10.0;
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 16 << 20;
+pub const DEFAULT_RETRIES: u32 = 2;
+pub const DEFAULT_RETRY_BASE_SECS: f64 = 0.1;
+pub const DEFAULT_RETRY_CAP_SECS: f64 = 10.0;
+pub const DEFAULT_MAX_RETRY_AFTER_SECS: f64 = 60.0;
+pub const DEFAULT_GRACE_SECS: f64 = 2.0;
+/// A body limit beyond this is a typo: bodies are held in memory, one per in-flight request.
+const MAX_BODY_LIMIT: u64 = 1 << 32;
+/// Attempts are counted in 16 bits on the wire.
+const MAX_RETRIES: u32 = 1000;
 /// Far above what one core can drive; a typo guard, the fd limit check does the real work.
 const MAX_CONCURRENCY: usize = 1 << 20;
 
@@ -34,6 +45,12 @@ pub struct FileConfig {
     pub progress: Option<bool>,
     pub timeout: Option<f64>,
     pub connect_timeout: Option<f64>,
+    pub max_body: Option<u64>,
+    pub retries: Option<u32>,
+    pub retry_base: Option<f64>,
+    pub retry_cap: Option<f64>,
+    pub max_retry_after: Option<f64>,
+    pub grace: Option<f64>,
 }
 
 /// Where rows go.
@@ -43,11 +60,23 @@ pub enum Output {
     File(PathBuf),
 }
 
-/// Per-request deadlines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Per-request deadlines and size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct RequestLimits {
     pub timeout: Duration,
     pub connect_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// What to do with an output file that already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Refuse to start if it exists.
+    New,
+    /// Replace it.
+    Overwrite,
+    /// Keep its rows and fetch only the ids without one (or without a 2xx, with `retry_failed`).
+    Resume { retry_failed: bool },
 }
 
 /// A run that has passed every check.
@@ -58,9 +87,11 @@ pub struct RunConfig {
     pub shards: usize,
     pub concurrency: usize,
     pub output: Output,
-    pub overwrite: bool,
+    pub mode: WriteMode,
     pub progress: bool,
     pub limits: RequestLimits,
+    pub retry: RetryPolicy,
+    pub grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,8 +116,14 @@ pub enum ConfigError {
     BadDuration(&'static str, f64),
     #[error("--output {0}: directory {1} does not exist")]
     NoOutputDir(PathBuf, PathBuf),
-    #[error("--output {0}: file exists; pass --overwrite to replace it")]
+    #[error("--output {0}: file exists; pass --resume to complete it or --overwrite to replace it")]
     OutputExists(PathBuf),
+    #[error("--resume needs --output FILE (it reads the rows already written)")]
+    ResumeStdout,
+    #[error("--max-body {0}: must be between 1 and {MAX_BODY_LIMIT} bytes")]
+    MaxBody(u64),
+    #[error("--retries {0}: at most {MAX_RETRIES}")]
+    Retries(u32),
 }
 
 /// Reads the config file: the explicit one must exist; the default one is optional.
@@ -156,26 +193,67 @@ pub fn resolve(args: &RunArgs, file: FileConfig) -> Result<RunConfig, ConfigErro
     if concurrency > MAX_CONCURRENCY {
         return Err(ConfigError::TooMuchConcurrency(concurrency));
     }
+    let secs = |flag, cli: Option<f64>, file: Option<f64>, default| {
+        seconds(flag, cli.or(file).unwrap_or(default))
+    };
+    let max_body = args
+        .max_body
+        .or(file.max_body)
+        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    if max_body == 0 || max_body > MAX_BODY_LIMIT {
+        return Err(ConfigError::MaxBody(max_body));
+    }
     let limits = RequestLimits {
-        timeout: seconds(
-            "timeout",
-            args.timeout
-                .or(file.timeout)
-                .unwrap_or(DEFAULT_TIMEOUT_SECS),
-        )?,
-        connect_timeout: seconds(
+        timeout: secs("timeout", args.timeout, file.timeout, DEFAULT_TIMEOUT_SECS)?,
+        connect_timeout: secs(
             "connect-timeout",
-            args.connect_timeout
-                .or(file.connect_timeout)
-                .unwrap_or(DEFAULT_CONNECT_TIMEOUT_SECS),
+            args.connect_timeout,
+            file.connect_timeout,
+            DEFAULT_CONNECT_TIMEOUT_SECS,
         )?,
+        max_body_bytes: max_body as usize,
+    };
+    let retries = args.retries.or(file.retries).unwrap_or(DEFAULT_RETRIES);
+    if retries > MAX_RETRIES {
+        return Err(ConfigError::Retries(retries));
+    }
+    let retry = RetryPolicy {
+        retries,
+        base: secs(
+            "retry-base",
+            args.retry_base,
+            file.retry_base,
+            DEFAULT_RETRY_BASE_SECS,
+        )?,
+        cap: secs(
+            "retry-cap",
+            args.retry_cap,
+            file.retry_cap,
+            DEFAULT_RETRY_CAP_SECS,
+        )?,
+        max_retry_after: secs(
+            "max-retry-after",
+            args.max_retry_after,
+            file.max_retry_after,
+            DEFAULT_MAX_RETRY_AFTER_SECS,
+        )?,
+    };
+    let grace = secs("grace", args.grace, file.grace, DEFAULT_GRACE_SECS)?;
+    let mode = if args.resume {
+        WriteMode::Resume {
+            retry_failed: args.retry_failed,
+        }
+    } else if args.overwrite {
+        WriteMode::Overwrite
+    } else {
+        WriteMode::New
     };
     let output = match args.output.clone().or(file.output) {
         Some(path) if path.as_os_str() == "-" => Output::Stdout,
         Some(path) => Output::File(path),
         None => Output::File(PathBuf::from(DEFAULT_OUTPUT)),
     };
-    check_output(&output, args.overwrite)?;
+    check_output(&output, mode)?;
     Ok(RunConfig {
         template,
         ids,
@@ -183,19 +261,25 @@ pub fn resolve(args: &RunArgs, file: FileConfig) -> Result<RunConfig, ConfigErro
         shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
         concurrency,
         output,
-        overwrite: args.overwrite,
+        mode,
         progress: !args.no_progress && file.progress.unwrap_or(true),
         limits,
+        retry,
+        grace,
     })
 }
 
 /// Refuses to clobber an existing file by accident, and catches a missing directory before any
 /// request is made. (Whether the file can really be created is learnt by creating it.)
-fn check_output(output: &Output, overwrite: bool) -> Result<(), ConfigError> {
-    let Output::File(path) = output else {
-        return Ok(());
+fn check_output(output: &Output, mode: WriteMode) -> Result<(), ConfigError> {
+    let path = match output {
+        Output::File(path) => path,
+        Output::Stdout if matches!(mode, WriteMode::Resume { .. }) => {
+            return Err(ConfigError::ResumeStdout);
+        }
+        Output::Stdout => return Ok(()),
     };
-    if path.exists() && !overwrite {
+    if path.exists() && mode == WriteMode::New {
         return Err(ConfigError::OutputExists(path.clone()));
     }
     let dir = match path.parent() {

@@ -93,6 +93,117 @@ impl FromStr for IdRange {
     }
 }
 
+/// A set of ids within a range, one bit per id: 50 million ids take 6.25 MB. Resume uses it for
+/// the ids that already have a row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdSet {
+    range: IdRange,
+    words: Vec<u64>,
+}
+
+impl IdSet {
+    pub fn new(range: IdRange) -> Self {
+        let words = usize::try_from(range.len().div_ceil(64)).expect("range fits in memory");
+        Self {
+            range,
+            words: vec![0; words],
+        }
+    }
+
+    pub fn range(&self) -> IdRange {
+        self.range
+    }
+
+    fn slot(&self, id: u64) -> (usize, u64) {
+        let offset = id - self.range.start;
+        ((offset / 64) as usize, 1 << (offset % 64))
+    }
+
+    /// Adds `id` (which must be in the range); returns false if it was already there.
+    pub fn insert(&mut self, id: u64) -> bool {
+        debug_assert!(self.range.contains(id));
+        let (word, bit) = self.slot(id);
+        let fresh = self.words[word] & bit == 0;
+        self.words[word] |= bit;
+        fresh
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        if !self.range.contains(id) {
+            return false;
+        }
+        let (word, bit) = self.slot(id);
+        self.words[word] & bit != 0
+    }
+
+    /// Number of ids in the set.
+    pub fn count(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    /// Ids of `sub` that are in the set, as a new set over `sub`.
+    pub fn restrict(&self, sub: IdRange) -> IdSet {
+        let mut out = IdSet::new(sub);
+        for id in sub.start..sub.end {
+            if self.contains(id) {
+                out.insert(id);
+            }
+        }
+        out
+    }
+
+    /// Splits the range into `parts` contiguous sub-ranges holding about the same number of ids
+    /// *not* in the set, so a resumed run spreads the remaining work evenly over its shards.
+    pub fn split_remaining(&self, parts: usize) -> Vec<IdRange> {
+        let parts = parts.max(1) as u64;
+        let remaining = self.range.len() - self.count();
+        let mut cuts = Vec::with_capacity(parts as usize + 1);
+        cuts.push(self.range.start);
+        let mut seen = 0u64;
+        let mut next_part = 1u64;
+        for id in self.range.start..self.range.end {
+            if next_part >= parts {
+                break;
+            }
+            if !self.contains(id) {
+                seen += 1;
+                // Cut after the id that completes this part's share.
+                if seen == remaining * next_part / parts {
+                    cuts.push(id + 1);
+                    next_part += 1;
+                }
+            }
+        }
+        while cuts.len() < parts as usize {
+            cuts.push(self.range.end);
+        }
+        cuts.push(self.range.end);
+        cuts.windows(2).map(|w| IdRange::new(w[0], w[1])).collect()
+    }
+
+    /// The set as little-endian 64-bit words (what a worker receives on stdin).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.words.iter().flat_map(|w| w.to_le_bytes()).collect()
+    }
+
+    /// Rebuilds a set over `range` from [`IdSet::to_bytes`]; `None` if the length is wrong.
+    pub fn from_bytes(range: IdRange, bytes: &[u8]) -> Option<IdSet> {
+        let mut set = IdSet::new(range);
+        if bytes.len() != set.words.len() * 8 {
+            return None;
+        }
+        for (word, chunk) in set.words.iter_mut().zip(bytes.chunks_exact(8)) {
+            *word = u64::from_le_bytes(chunk.try_into().ok()?);
+        }
+        Some(set)
+    }
+
+    /// Byte length of [`IdSet::to_bytes`] for a set over `range`.
+    pub fn byte_len(range: IdRange) -> usize {
+        range.len().div_ceil(64) as usize * 8
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +263,51 @@ mod tests {
             );
             assert_eq!(sizes.iter().sum::<u64>(), range.len());
         }
+    }
+
+    #[test]
+    fn id_set_inserts_counts_and_round_trips_through_bytes() {
+        let range = IdRange::new(100, 300);
+        let mut set = IdSet::new(range);
+        assert!(set.insert(100));
+        assert!(set.insert(299));
+        assert!(!set.insert(100), "second insert reports a duplicate");
+        assert!(set.contains(299) && !set.contains(150) && !set.contains(5));
+        assert_eq!(set.count(), 2);
+        let bytes = set.to_bytes();
+        assert_eq!(bytes.len(), IdSet::byte_len(range));
+        assert_eq!(IdSet::from_bytes(range, &bytes), Some(set.clone()));
+        assert_eq!(IdSet::from_bytes(range, &bytes[1..]), None);
+        let sub = set.restrict(IdRange::new(250, 300));
+        assert_eq!((sub.count(), sub.contains(299)), (1, true));
+    }
+
+    #[test]
+    fn split_remaining_balances_the_ids_still_to_fetch() {
+        let range = IdRange::new(0, 1000);
+        let mut set = IdSet::new(range);
+        // The first 900 are done: 100 remain, all at the end.
+        for id in 0..900 {
+            set.insert(id);
+        }
+        let parts = set.split_remaining(4);
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts[0].start, 0);
+        assert_eq!(parts[3].end, 1000);
+        for pair in parts.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+        }
+        let todo: Vec<u64> = parts
+            .iter()
+            .map(|p| (p.start..p.end).filter(|&id| !set.contains(id)).count() as u64)
+            .collect();
+        assert_eq!(todo, vec![25, 25, 25, 25]);
+        // Nothing left: parts still cover the range.
+        let mut full = IdSet::new(IdRange::new(0, 10));
+        (0..10).for_each(|id| {
+            full.insert(id);
+        });
+        let parts = full.split_remaining(3);
+        assert_eq!((parts.len(), parts[0].start, parts[2].end), (3, 0, 10));
     }
 }

@@ -7,12 +7,14 @@
 //! expand the URL [`template`] per id and fetch it; records travel back as [`wire`] frames over
 //! the worker's stdout pipe; the supervisor's pipe readers feed a bounded channel into the
 //! [`writer`], which writes the CSV and drives the [`progress`] line; [`stats`] sent by each worker
-//! are merged for the closing summary. [`serve`] is the built-in demo target.
+//! are merged for the closing summary. [`resume`] reads what an interrupted run left behind.
+//! [`serve`] is the built-in demo target.
 
 pub mod cli;
 pub mod config;
 pub mod ids;
 pub mod progress;
+pub mod resume;
 pub mod runtime;
 pub mod serve;
 pub mod stats;
@@ -72,5 +74,9 @@ fn run(args: &RunArgs) -> Result<u8, Error> {
     let file = config::read_file_config(args.config.as_deref())?;
     let cfg = config::resolve(args, file)?;
     let report = supervisor::run(&cfg)?;
-    Ok(if report.complete { 0 } else { EXIT_FAILED })
+    Ok(match report.interrupted {
+        Some(signal) => supervisor::signal_exit_code(signal),
+        None if report.complete => 0,
+        None => EXIT_FAILED,
+    })
 }

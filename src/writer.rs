@@ -20,14 +20,14 @@ pub const HEADER: [&str; 6] = ["id", "status", "bytes", "latency_ms", "attempts"
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const BUFFER_BYTES: usize = 256 << 10;
 
-/// Opens the output: a new file (refusing to replace one unless `overwrite`), or stdout.
-pub fn open_output(output: &Output, overwrite: bool) -> io::Result<Box<dyn Write + Send>> {
+/// Opens the output: stdout, or a new file — refusing to replace one unless `replace`.
+pub fn open_output(output: &Output, replace: bool) -> io::Result<Box<dyn Write + Send>> {
     match output {
         Output::Stdout => Ok(Box::new(io::stdout())),
         Output::File(path) => {
             let mut options = OpenOptions::new();
             options.write(true);
-            if overwrite {
+            if replace {
                 options.create(true).truncate(true);
             } else {
                 options.create_new(true);

@@ -4,6 +4,7 @@
 
 mod limits;
 mod pipes;
+mod signals;
 mod spawn;
 
 use std::io;
@@ -16,14 +17,17 @@ use std::time::Instant;
 
 pub use limits::LimitError;
 pub use pipes::Batch;
+pub use signals::exit_code as signal_exit_code;
 
-use crate::config::{Output, RunConfig};
-use crate::ids::IdRange;
+use crate::config::{Output, RunConfig, WriteMode};
+use crate::ids::{IdRange, IdSet};
 use crate::progress::Progress;
+use crate::resume::{self, ResumeError};
 use crate::stats::{Summary, WorkerStats};
 use crate::worker::WorkerSpec;
 use crate::writer::{self, RowWriter, WriterReport};
 use pipes::{PipeEnd, StatsBoard, read_worker_pipe};
+use signals::Stop;
 
 /// Batches in flight between pipe readers and the writer (×1024 rows): the backpressure bound.
 const CHANNEL_BATCHES: usize = 64;
@@ -32,10 +36,14 @@ const CHANNEL_BATCHES: usize = 64;
 pub enum SupervisorError {
     #[error(transparent)]
     Limits(#[from] LimitError),
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
     #[error("--output {0}: {1}")]
     OpenOutput(PathBuf, io::Error),
     #[error("starting the worker for shard {0}: {1}")]
     Spawn(usize, io::Error),
+    #[error("setting up signal handling: {0}")]
+    Signals(nix::Error),
     #[error("writing the CSV: {0}")]
     Write(#[from] csv::Error),
 }
@@ -47,6 +55,9 @@ impl SupervisorError {
             self,
             SupervisorError::Limits(LimitError::PerWorker { .. } | LimitError::System { .. })
                 | SupervisorError::OpenOutput(..)
+                | SupervisorError::Resume(
+                    ResumeError::Header(..) | ResumeError::Row(..) | ResumeError::OutOfRange(..)
+                )
         )
     }
 }
@@ -56,7 +67,14 @@ impl SupervisorError {
 pub struct RunReport {
     /// Every id of the range has exactly one row.
     pub complete: bool,
-    pub rows: u64,
+    /// The stop signal (Ctrl-C, SIGTERM) that ended the run early, if any.
+    pub interrupted: Option<nix::sys::signal::Signal>,
+}
+
+/// One worker's share: its ids, and (when resuming) those of them that already have a row.
+struct ShardPlan {
+    ids: IdRange,
+    skip: Option<IdSet>,
 }
 
 struct Worker {
@@ -66,26 +84,72 @@ struct Worker {
     reader: JoinHandle<PipeEnd>,
 }
 
+fn output_path(output: &Output) -> PathBuf {
+    match output {
+        Output::File(path) => path.clone(),
+        Output::Stdout => PathBuf::from("-"),
+    }
+}
+
 /// Runs a whole scrape.
 pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     limits::raise_nofile(cfg.shards, cfg.concurrency)?;
-    let out = writer::open_output(&cfg.output, cfg.overwrite).map_err(|e| {
-        let path = match &cfg.output {
-            Output::File(path) => path.clone(),
-            Output::Stdout => PathBuf::from("-"),
-        };
-        SupervisorError::OpenOutput(path, e)
-    })?;
-    let rows = RowWriter::new(out, true)?;
+    // Before any other thread exists, so that they all inherit the blocked signals.
+    let stop = signals::watch().map_err(SupervisorError::Signals)?;
+    let resumed = match (cfg.mode, &cfg.output) {
+        (WriteMode::Resume { retry_failed }, Output::File(path)) => {
+            resume::prepare(path, cfg.ids, retry_failed)?
+        }
+        _ => None,
+    };
+    let path = output_path(&cfg.output);
+    let out = match &resumed {
+        Some(_) => resume::open_for_append(&path),
+        None => writer::open_output(&cfg.output, cfg.mode != WriteMode::New),
+    }
+    .map_err(|e| SupervisorError::OpenOutput(path.clone(), e))?;
+    let rows = RowWriter::new(out, resumed.is_none())?;
+    let done = resumed.map(|r| {
+        eprintln!(
+            "ringscrape: resuming {}: {} of {} ids have rows{}{}",
+            path.display(),
+            r.done.count(),
+            cfg.ids.len(),
+            if r.torn_bytes > 0 {
+                format!("; cut a torn last line ({} bytes)", r.torn_bytes)
+            } else {
+                String::new()
+            },
+            if r.dropped_rows > 0 {
+                format!("; dropped {} rows to fetch again", r.dropped_rows)
+            } else {
+                String::new()
+            },
+        );
+        r.done
+    });
+    let kept = done.as_ref().map_or(0, IdSet::count);
+    let plan = plan_shards(cfg, done.as_ref());
+    if plan.is_empty() {
+        eprintln!(
+            "ringscrape: nothing to do: every id of {} has a row in {}",
+            cfg.ids,
+            path.display()
+        );
+        return Ok(RunReport {
+            complete: true,
+            interrupted: None,
+        });
+    }
+
     let started = Instant::now();
-    let shards = cfg.ids.split(cfg.shards);
-    let board: StatsBoard = Arc::new(Mutex::new(vec![WorkerStats::new(); shards.len()]));
+    let board: StatsBoard = Arc::new(Mutex::new(vec![WorkerStats::new(); plan.len()]));
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
-    let workers = start_workers(cfg, &shards, &tx, &board)?;
+    let workers = start_workers(cfg, &plan, &tx, &board, &stop)?;
     drop(tx);
 
-    let progress = Progress::new(cfg.ids.len(), cfg.progress);
-    let written = writer::write_rows(rx, rows, &progress, shards.len());
+    let progress = Progress::new(cfg.ids.len() - kept, cfg.progress);
+    let written = writer::write_rows(rx, rows, &progress, plan.len());
     progress.finish();
     let mut workers = workers;
     if written.is_err() {
@@ -109,46 +173,96 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
             wall: started.elapsed(),
         }
     );
-    let complete = failed_shards == 0 && report.rows == cfg.ids.len();
-    if failed_shards == 0 && !complete {
-        eprintln!(
-            "ringscrape: {} rows written for {} ids",
-            report.rows,
-            cfg.ids.len()
-        );
+    let have_rows = kept + report.rows;
+    let complete = failed_shards == 0 && have_rows == cfg.ids.len();
+    if !complete {
+        match &cfg.output {
+            Output::File(path) => eprintln!(
+                "ringscrape: {have_rows} of {} ids have rows in {}; resume with: {}",
+                cfg.ids.len(),
+                path.display(),
+                resume_command()
+            ),
+            Output::Stdout => eprintln!(
+                "ringscrape: {have_rows} of {} ids have rows (written to stdout, which cannot be resumed)",
+                cfg.ids.len()
+            ),
+        }
     }
     Ok(RunReport {
         complete,
-        rows: report.rows,
+        interrupted: stop.signal(),
     })
+}
+
+/// Splits the work: the whole range evenly, or, when resuming, the ids still without a row
+/// evenly (shards with nothing left are not started).
+fn plan_shards(cfg: &RunConfig, done: Option<&IdSet>) -> Vec<ShardPlan> {
+    let Some(done) = done else {
+        return cfg
+            .ids
+            .split(cfg.shards)
+            .into_iter()
+            .map(|ids| ShardPlan { ids, skip: None })
+            .collect();
+    };
+    done.split_remaining(cfg.shards)
+        .into_iter()
+        .map(|ids| ShardPlan {
+            ids,
+            skip: Some(done.restrict(ids)),
+        })
+        .filter(|plan| {
+            plan.skip
+                .as_ref()
+                .is_some_and(|skip| skip.count() < plan.ids.len())
+        })
+        .collect()
+}
+
+/// This process's command line, made to resume: `--overwrite` dropped, `--resume` added, quoted
+/// for a POSIX shell.
+fn resume_command() -> String {
+    let mut args: Vec<String> = std::env::args().filter(|a| a != "--overwrite").collect();
+    if !args.iter().any(|a| a == "--resume") {
+        args.push("--resume".into());
+    }
+    shell_words::join(args)
 }
 
 fn start_workers(
     cfg: &RunConfig,
-    shards: &[IdRange],
+    plan: &[ShardPlan],
     tx: &crossbeam_channel::Sender<Batch>,
     board: &StatsBoard,
+    stop: &Stop,
 ) -> Result<Vec<Worker>, SupervisorError> {
     let cores = spawn::allowed_cores();
-    let mut workers: Vec<Worker> = Vec::with_capacity(shards.len());
-    for (shard, ids) in shards.iter().copied().enumerate() {
+    let mut workers: Vec<Worker> = Vec::with_capacity(plan.len());
+    let kill_started = |workers: &mut Vec<Worker>| {
+        for worker in workers.iter_mut() {
+            let _ = worker.child.kill();
+        }
+    };
+    for (shard, part) in plan.iter().enumerate() {
         let spec = WorkerSpec {
             shard,
             url: cfg.template.as_str().to_string(),
-            ids,
+            ids: part.ids,
             concurrency: cfg.concurrency,
-            timeout_ms: cfg.limits.timeout.as_millis() as u64,
-            connect_timeout_ms: cfg.limits.connect_timeout.as_millis() as u64,
+            skip_from_stdin: part.skip.is_some(),
+            grace: cfg.grace,
+            limits: cfg.limits,
+            retry: cfg.retry,
         };
-        let mut child = match spawn::spawn_worker(&spec) {
+        let mut child = match spawn::spawn_worker(&spec, part.skip.as_ref()) {
             Ok(child) => child,
             Err(e) => {
-                for worker in &mut workers {
-                    let _ = worker.child.kill();
-                }
+                kill_started(&mut workers);
                 return Err(SupervisorError::Spawn(shard, e));
             }
         };
+        stop.add_worker(child.id());
         let core = cores[shard % cores.len()];
         if let Err(e) = spawn::pin_to_core(child.id(), core) {
             eprintln!("ringscrape: could not pin shard {shard} to core {core}: {e}");
@@ -161,7 +275,7 @@ fn start_workers(
             .map_err(|e| SupervisorError::Spawn(shard, e))?;
         workers.push(Worker {
             shard,
-            ids,
+            ids: part.ids,
             child,
             reader,
         });

@@ -1,12 +1,14 @@
 //! Starting worker processes: re-execute this binary with the hidden `worker` subcommand (no
 //! fork in a threaded process), stdout piped to us, and pin each to one core.
 
-use std::io;
+use std::io::{self, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
+use crate::ids::IdSet;
 use crate::worker::{WorkerSpec, encode_spec};
 
 /// The cores this process may run on, in order (respects taskset / cgroup masks).
@@ -20,17 +22,31 @@ pub fn allowed_cores() -> Vec<usize> {
     if cores.is_empty() { vec![0] } else { cores }
 }
 
-/// Starts one worker for `spec`.
-pub fn spawn_worker(spec: &WorkerSpec) -> io::Result<Child> {
+/// Starts one worker for `spec` in its own process group (so a terminal's Ctrl-C reaches only
+/// the supervisor, which relays it), and hands it the ids to skip on its stdin.
+pub fn spawn_worker(spec: &WorkerSpec, skip: Option<&IdSet>) -> io::Result<Child> {
     let exe = std::env::current_exe()?;
-    Command::new(exe)
+    let mut child = Command::new(exe)
         .arg("worker")
         .arg("--spec")
         .arg(encode_spec(spec))
-        .stdin(Stdio::null())
+        .process_group(0)
+        .stdin(if skip.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
-        .spawn()
+        .spawn()?;
+    if let (Some(skip), Some(mut stdin)) = (skip, child.stdin.take()) {
+        // The worker reads this before anything else; closing stdin ends the hand-over.
+        if let Err(e) = stdin.write_all(&skip.to_bytes()) {
+            let _ = child.kill();
+            return Err(e);
+        }
+    }
+    Ok(child)
 }
 
 /// Pins process `pid` to `core`.

@@ -7,20 +7,22 @@
 //! most one connection — and drops it after any failure: a failed connection is never used again.
 //! A request that fails on a *reused* connection before the response head arrived is retried once
 //! at once on a fresh connection and not counted as an attempt: the server closed a stale
-//! connection, it did not answer.
+//! connection, it did not answer. Around that sits the retry policy (`retry.rs`).
 
 use std::cell::Cell;
 use std::io;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use monoio_http::common::body::{BodyExt, FixedBody, HttpBody};
 use monoio_http::common::error::HttpError;
 use monoio_http::h1::codec::decoder::DecodeError;
 use monoio_http::h1::codec::encoder::EncodeError;
 use monoio_http::h1::payload::PayloadError;
 use monoio_http_client::unified::{UnifiedTransportConnection, UnifiedTransportConnector};
-use monoio_http_client::{Client, Connector, Error as ClientError, Key};
+use monoio_http_client::{BodyLimit, Client, Connector, Error as ClientError, Key};
 
+use super::retry::{RetryPolicy, Verdict, parse_retry_after};
 use crate::config::RequestLimits;
 use crate::wire::{ErrorKind, Record};
 
@@ -61,10 +63,16 @@ enum Phase {
     Body,
 }
 
+/// What one attempt got.
+struct Reply {
+    status: u16,
+    bytes: u64,
+    retry_after: Option<Duration>,
+}
+
 enum Attempt {
     Response {
-        status: u16,
-        bytes: u64,
+        reply: Reply,
         latency: Duration,
     },
     Failed {
@@ -74,42 +82,26 @@ enum Attempt {
     },
 }
 
-/// One in-flight slot: a client with at most one live connection.
-pub struct Slot {
-    client: Option<Client<SlotConnector>>,
-    transport: Rc<UnifiedTransportConnector>,
-    log: Rc<ConnectLog>,
-    limits: RequestLimits,
-}
-
-impl Slot {
-    /// `transport` is shared by a worker's slots: building one loads the TLS root store.
-    pub fn new(transport: Rc<UnifiedTransportConnector>, limits: RequestLimits) -> Self {
-        Self {
-            client: None,
-            transport,
-            log: Rc::default(),
-            limits,
+impl Attempt {
+    fn verdict(&self) -> Verdict {
+        match self {
+            Attempt::Response { reply, .. } => Verdict::Status {
+                status: reply.status,
+                retry_after: reply.retry_after,
+            },
+            Attempt::Failed { kind, .. } => Verdict::Error(*kind),
         }
     }
 
-    /// Fetches `url` for item `index`; always yields exactly one record.
-    pub async fn fetch(&mut self, index: u64, url: &str) -> Record {
-        let mut attempt = self.attempt(url).await;
-        if let Attempt::Failed { stale: true, .. } = attempt {
-            attempt = self.attempt(url).await;
-        }
-        match attempt {
-            Attempt::Response {
-                status,
-                bytes,
-                latency,
-            } => Record {
+    fn into_record(self, index: u64, attempts: u32) -> Record {
+        let attempts = u16::try_from(attempts).unwrap_or(u16::MAX);
+        match self {
+            Attempt::Response { reply, latency } => Record {
                 index,
-                status: Some(status),
-                bytes,
+                status: Some(reply.status),
+                bytes: reply.bytes,
                 latency_us: micros(latency),
-                attempts: 1,
+                attempts,
                 error: None,
             },
             Attempt::Failed { kind, latency, .. } => Record {
@@ -117,9 +109,66 @@ impl Slot {
                 status: None,
                 bytes: 0,
                 latency_us: micros(latency),
-                attempts: 1,
+                attempts,
                 error: Some(kind),
             },
+        }
+    }
+}
+
+/// One in-flight slot: a client with at most one live connection.
+pub struct Slot {
+    client: Option<Client<SlotConnector>>,
+    transport: Rc<UnifiedTransportConnector>,
+    log: Rc<ConnectLog>,
+    limits: RequestLimits,
+    retry: RetryPolicy,
+    rng: fastrand::Rng,
+}
+
+impl Slot {
+    /// `transport` is shared by a worker's slots: building one loads the TLS root store.
+    pub fn new(
+        transport: Rc<UnifiedTransportConnector>,
+        limits: RequestLimits,
+        retry: RetryPolicy,
+    ) -> Self {
+        Self {
+            client: None,
+            transport,
+            log: Rc::default(),
+            limits,
+            retry,
+            rng: fastrand::Rng::new(),
+        }
+    }
+
+    /// Fetches `url` for item `index`, retrying as the policy says; always yields one record,
+    /// whose `attempts` is the number of attempts made and whose outcome is the last one's.
+    pub async fn fetch(&mut self, index: u64, url: &str) -> Record {
+        let mut attempts = 1;
+        loop {
+            let attempt = self.attempt_once_fresh_if_stale(url).await;
+            match self
+                .retry
+                .next_delay(attempt.verdict(), attempts, &mut self.rng)
+            {
+                Some(wait) => {
+                    monoio::time::sleep(wait).await;
+                    attempts += 1;
+                }
+                None => return attempt.into_record(index, attempts),
+            }
+        }
+    }
+
+    /// One attempt; a failure on a reused connection before any response is repeated at once on
+    /// a fresh connection, and the pair counts as one attempt.
+    async fn attempt_once_fresh_if_stale(&mut self, url: &str) -> Attempt {
+        let attempt = self.attempt(url).await;
+        match attempt {
+            Attempt::Failed { stale: true, .. } => self.attempt(url).await,
+            other => other,
         }
     }
 
@@ -136,17 +185,13 @@ impl Slot {
     async fn attempt(&mut self, url: &str) -> Attempt {
         let opened_before = self.log.opened.get();
         self.log.failed.set(false);
-        let deadline = self.limits.timeout;
+        let (deadline, max_body) = (self.limits.timeout, self.limits.max_body_bytes);
         let started = Instant::now();
-        let result = monoio::time::timeout(deadline, exchange(self.client(), url)).await;
+        let result = monoio::time::timeout(deadline, exchange(self.client(), url, max_body)).await;
         let latency = started.elapsed();
         let reused = self.log.opened.get() == opened_before;
         match result {
-            Ok(Ok((status, bytes))) => Attempt::Response {
-                status,
-                bytes,
-                latency,
-            },
+            Ok(Ok(reply)) => Attempt::Response { reply, latency },
             Ok(Err((phase, error))) => {
                 // Never hand this connection out again (the crate's pool would).
                 self.client = None;
@@ -176,15 +221,49 @@ impl Slot {
     }
 }
 
-/// Sends a GET and reads the whole body; returns status and body length.
+/// Builds the GET for `url` with the body limit attached (see vendor/monoio-http-client).
+fn build_request(url: &str, max_body: usize) -> Result<http::Request<HttpBody>, ClientError> {
+    let uri: http::Uri = url.parse().map_err(http::Error::from)?;
+    let host = uri
+        .authority()
+        .map(|a| http::HeaderValue::from_str(a.as_str()))
+        .transpose()
+        .map_err(http::Error::from)?;
+    let mut request = http::Request::get(uri).version(http::Version::HTTP_11);
+    if let Some(host) = host {
+        request = request.header(http::header::HOST, host);
+    }
+    Ok(request
+        .extension(BodyLimit(max_body))
+        .body(HttpBody::fixed_body(None))?)
+}
+
+/// Sends a GET and reads the whole body; returns status, body length and any `Retry-After`.
 async fn exchange(
     client: &Client<SlotConnector>,
     url: &str,
-) -> Result<(u16, u64), (Phase, ClientError)> {
-    let response = client.get(url).send().await.map_err(|e| (Phase::Head, e))?;
-    let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| (Phase::Body, e))?;
-    Ok((status, body.len() as u64))
+    max_body: usize,
+) -> Result<Reply, (Phase, ClientError)> {
+    let request = build_request(url, max_body).map_err(|e| (Phase::Head, e))?;
+    let response = client
+        .send_request(request)
+        .await
+        .map_err(|e| (Phase::Head, e))?;
+    let (head, body) = response.into_parts();
+    let retry_after = head
+        .headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let body = body.bytes().await.map_err(|e| (Phase::Body, e.into()))?;
+    if body.len() > max_body {
+        return Err((Phase::Body, ClientError::BodyTooLarge(max_body)));
+    }
+    Ok(Reply {
+        status: head.status.as_u16(),
+        bytes: body.len() as u64,
+        retry_after,
+    })
 }
 
 fn micros(d: Duration) -> u32 {
@@ -198,6 +277,7 @@ fn classify(error: &ClientError) -> ErrorKind {
         ClientError::H1Decode(e) => classify_decode(e),
         ClientError::HttpError(e) => classify_http(e),
         ClientError::Rustls(_) => ErrorKind::Tls,
+        ClientError::BodyTooLarge(_) => ErrorKind::BodyTooLarge,
         ClientError::H2Error(e) => match e.get_io() {
             Some(io) => classify_io(io),
             None => ErrorKind::Protocol,

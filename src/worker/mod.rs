@@ -3,23 +3,32 @@
 //!
 //! Memory does not depend on the range: ids come from a shared cursor one at a time, each task
 //! reuses its URL buffer and its connection, and records leave through a bounded batch buffer.
+//! SIGTERM or SIGINT (sent by the supervisor) stops the cursor; in-flight requests get the grace
+//! period, then the worker flushes what it has and exits 0. Ids it never finished have no row,
+//! which is what `--resume` looks for.
 
 mod fetch;
+mod retry;
 mod sink;
 
 use std::cell::{Cell, RefCell};
-use std::io;
+use std::io::{self, Read};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use monoio_http_client::unified::UnifiedTransportConnector;
+use nix::sys::signal::{SigSet, Signal};
 use serde::{Deserialize, Serialize};
 
 use crate::config::RequestLimits;
-use crate::ids::IdRange;
+use crate::ids::{IdRange, IdSet};
 use crate::runtime;
 use crate::stats::WorkerStats;
 use crate::template::{Template, TemplateError};
+
+pub use retry::RetryPolicy;
 
 use fetch::Slot;
 use sink::{FLUSH_EVERY, FrameSink};
@@ -34,17 +43,11 @@ pub struct WorkerSpec {
     pub url: String,
     pub ids: IdRange,
     pub concurrency: usize,
-    pub timeout_ms: u64,
-    pub connect_timeout_ms: u64,
-}
-
-impl WorkerSpec {
-    fn limits(&self) -> RequestLimits {
-        RequestLimits {
-            timeout: Duration::from_millis(self.timeout_ms),
-            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
-        }
-    }
+    /// The supervisor writes the ids to skip (an [`IdSet`] over `ids`) on the worker's stdin.
+    pub skip_from_stdin: bool,
+    pub grace: Duration,
+    pub limits: RequestLimits,
+    pub retry: RetryPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,29 +58,43 @@ pub enum WorkerError {
     Template(#[from] TemplateError),
     #[error("building the runtime: {0}")]
     Runtime(io::Error),
+    #[error("reading the ids to skip from stdin: {0}")]
+    SkipSet(io::Error),
+    #[error("signal handling: {0}")]
+    Signal(#[from] nix::Error),
     #[error("writing results to the supervisor: {0}")]
     Pipe(io::Error),
 }
 
-/// Hands out the shard's ids one at a time; `stop` makes it hand out no more.
+/// Hands out the shard's ids one at a time, skipping those already done; `stop` makes it hand
+/// out no more.
 struct Cursor {
     next: Cell<u64>,
     end: u64,
+    skip: Option<IdSet>,
     stopped: Cell<bool>,
 }
 
 impl Cursor {
-    fn new(ids: IdRange) -> Self {
+    fn new(ids: IdRange, skip: Option<IdSet>) -> Self {
         Self {
             next: Cell::new(ids.start),
             end: ids.end,
+            skip,
             stopped: Cell::new(false),
         }
     }
 
     fn next(&self) -> Option<u64> {
-        let id = self.next.get();
+        let mut id = self.next.get();
+        while let Some(skip) = &self.skip
+            && id < self.end
+            && skip.contains(id)
+        {
+            id += 1;
+        }
         if self.stopped.get() || id >= self.end {
+            self.next.set(id);
             return None;
         }
         self.next.set(id + 1);
@@ -96,6 +113,8 @@ struct Shared {
     sink: RefCell<FrameSink<std::fs::File>>,
     stats: RefCell<WorkerStats>,
     pipe_error: RefCell<Option<io::Error>>,
+    /// Fetch tasks still running.
+    live: Cell<usize>,
 }
 
 impl Shared {
@@ -114,42 +133,80 @@ pub fn encode_spec(spec: &WorkerSpec) -> String {
     toml::to_string(spec).expect("a WorkerSpec always serialises")
 }
 
+/// Blocks SIGINT/SIGTERM in this thread (and the threads it starts) and turns them into a flag,
+/// set by a thread that waits for them. The runtime polls the flag: no async signal handling.
+fn watch_stop_signals() -> Result<Arc<AtomicBool>, WorkerError> {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block()?;
+    let flag = Arc::new(AtomicBool::new(false));
+    let set = flag.clone();
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if signals.wait().is_ok() {
+                set.store(true, Ordering::SeqCst);
+            }
+        })
+        .map_err(WorkerError::Runtime)?;
+    Ok(flag)
+}
+
+fn read_skip_set(ids: IdRange) -> Result<IdSet, WorkerError> {
+    let mut bytes = vec![0u8; IdSet::byte_len(ids)];
+    io::stdin()
+        .lock()
+        .read_exact(&mut bytes)
+        .map_err(WorkerError::SkipSet)?;
+    IdSet::from_bytes(ids, &bytes).ok_or_else(|| {
+        WorkerError::SkipSet(io::Error::new(io::ErrorKind::InvalidData, "wrong length"))
+    })
+}
+
 /// Runs one worker to completion; records go to stdout.
 pub fn run(spec: &WorkerSpec) -> Result<(), WorkerError> {
     // If the supervisor dies without a chance to stop us, don't keep hammering the server.
-    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+    let stop = watch_stop_signals()?;
     let template = Template::compile(&spec.url)?;
+    let skip = if spec.skip_from_stdin {
+        Some(read_skip_set(spec.ids)?)
+    } else {
+        None
+    };
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
     let shared = Rc::new(Shared {
-        cursor: Cursor::new(spec.ids),
+        cursor: Cursor::new(spec.ids, skip),
         template,
         sink: RefCell::new(FrameSink::new(std::fs::File::from(stdout))),
         stats: RefCell::new(WorkerStats::new()),
         pipe_error: RefCell::new(None),
+        live: Cell::new(0),
     });
     let entries = (spec.concurrency as u32 * 4)
         .next_power_of_two()
         .clamp(256, 32_768);
-    let (_driver, result) = runtime::block_on(entries, |_driver| fetch_shard(spec, shared.clone()))
-        .map_err(WorkerError::Runtime)?;
+    let (_driver, result) =
+        runtime::block_on(entries, |_driver| fetch_shard(spec, shared.clone(), stop))
+            .map_err(WorkerError::Runtime)?;
     result
 }
 
-async fn fetch_shard(spec: &WorkerSpec, shared: Rc<Shared>) -> Result<(), WorkerError> {
+async fn fetch_shard(
+    spec: &WorkerSpec,
+    shared: Rc<Shared>,
+    stop: Arc<AtomicBool>,
+) -> Result<(), WorkerError> {
     let transport = Rc::new(UnifiedTransportConnector::default());
-    let done = Rc::new(Cell::new(false));
-    let flusher = monoio::spawn(flush_periodically(shared.clone(), done.clone()));
-    let tasks: Vec<_> = (0..spec.concurrency)
-        .map(|_| {
-            let slot = Slot::new(transport.clone(), spec.limits());
-            monoio::spawn(fetch_loop(slot, shared.clone()))
-        })
-        .collect();
-    for task in tasks {
-        task.await;
+    for _ in 0..spec.concurrency {
+        let slot = Slot::new(transport.clone(), spec.limits, spec.retry);
+        shared.live.set(shared.live.get() + 1);
+        monoio::spawn(fetch_loop(slot, shared.clone()));
     }
-    done.set(true);
-    flusher.await;
+    tend(&shared, &stop, spec.grace).await;
+    // Tasks still running past the grace period are dropped with the runtime: their ids get no
+    // row here, and a resumed run fetches them.
     let mut sink = shared.sink.borrow_mut();
     sink.push_stats(&shared.stats.borrow());
     let flushed = sink.flush();
@@ -159,24 +216,19 @@ async fn fetch_shard(spec: &WorkerSpec, shared: Rc<Shared>) -> Result<(), Worker
     flushed.map_err(WorkerError::Pipe)
 }
 
-/// One in-flight slot: takes the next id until there are none, one request at a time.
-async fn fetch_loop(mut slot: Slot, shared: Rc<Shared>) {
-    let mut url = String::with_capacity(shared.template.as_str().len() + 20);
-    let mut key = itoa::Buffer::new();
-    while let Some(index) = shared.cursor.next() {
-        shared.template.expand_into(key.format(index), &mut url);
-        let record = slot.fetch(index, &url).await;
-        shared.stats.borrow_mut().record(&record);
-        if let Err(error) = shared.sink.borrow_mut().push_record(&record) {
-            shared.fail_pipe(error);
-        }
-    }
-}
-
-/// Flushes buffered records every few milliseconds and sends a stats snapshot every second.
-async fn flush_periodically(shared: Rc<Shared>, done: Rc<Cell<bool>>) {
+/// Until the fetch tasks are done (or the grace period after a stop signal has passed): flushes
+/// buffered records every few milliseconds and sends a stats snapshot every second.
+async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration) {
     let mut last_stats = Instant::now();
-    while !done.get() {
+    let mut give_up_at: Option<Instant> = None;
+    while shared.live.get() > 0 {
+        if give_up_at.is_none() && stop.load(Ordering::SeqCst) {
+            shared.cursor.stop();
+            give_up_at = Some(Instant::now() + grace);
+        }
+        if give_up_at.is_some_and(|t| Instant::now() >= t) {
+            return;
+        }
         monoio::time::sleep(FLUSH_EVERY).await;
         let mut sink = shared.sink.borrow_mut();
         if last_stats.elapsed() >= STATS_EVERY {
@@ -191,20 +243,47 @@ async fn flush_periodically(shared: Rc<Shared>, done: Rc<Cell<bool>>) {
     }
 }
 
+/// One in-flight slot: takes the next id until there are none, one request at a time.
+async fn fetch_loop(mut slot: Slot, shared: Rc<Shared>) {
+    let mut url = String::with_capacity(shared.template.as_str().len() + 20);
+    let mut key = itoa::Buffer::new();
+    while let Some(index) = shared.cursor.next() {
+        shared.template.expand_into(key.format(index), &mut url);
+        let record = slot.fetch(index, &url).await;
+        shared.stats.borrow_mut().record(&record);
+        if let Err(error) = shared.sink.borrow_mut().push_record(&record) {
+            shared.fail_pipe(error);
+        }
+    }
+    shared.live.set(shared.live.get() - 1);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn cursor_hands_out_each_id_once_and_stops_on_request() {
-        let cursor = Cursor::new(IdRange::new(5, 9));
+        let cursor = Cursor::new(IdRange::new(5, 9), None);
         assert_eq!(cursor.next(), Some(5));
         assert_eq!(cursor.next(), Some(6));
         cursor.stop();
         assert_eq!(cursor.next(), None);
-        let cursor = Cursor::new(IdRange::new(0, 2));
+        let cursor = Cursor::new(IdRange::new(0, 2), None);
         let all: Vec<u64> = std::iter::from_fn(|| cursor.next()).collect();
         assert_eq!(all, vec![0, 1]);
+    }
+
+    #[test]
+    fn cursor_skips_ids_already_done() {
+        let range = IdRange::new(10, 20);
+        let mut done = IdSet::new(range);
+        for id in [10, 11, 14, 19] {
+            done.insert(id);
+        }
+        let cursor = Cursor::new(range, Some(done));
+        let all: Vec<u64> = std::iter::from_fn(|| cursor.next()).collect();
+        assert_eq!(all, vec![12, 13, 15, 16, 17, 18]);
     }
 
     #[test]
@@ -214,8 +293,19 @@ mod tests {
             url: "http://h/{id}".into(),
             ids: IdRange::new(10, 20),
             concurrency: 64,
-            timeout_ms: 30_000,
-            connect_timeout_ms: 10_000,
+            skip_from_stdin: true,
+            grace: Duration::from_millis(2500),
+            limits: RequestLimits {
+                timeout: Duration::from_secs(30),
+                connect_timeout: Duration::from_millis(1500),
+                max_body_bytes: 1 << 24,
+            },
+            retry: RetryPolicy {
+                retries: 2,
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(10),
+                max_retry_after: Duration::from_secs(60),
+            },
         };
         assert_eq!(parse_spec(&encode_spec(&spec)).expect("round trip"), spec);
     }

@@ -1,0 +1,285 @@
+//! `--resume`: what an earlier run of the same command already wrote. Reads the output CSV as a
+//! stream (it may hold 50 million rows) into a bitmap of done ids, drops a torn last line, and —
+//! with `--retry-failed`, or if it finds duplicate rows — rewrites the file beside itself and
+//! renames it into place, so that every id keeps exactly one row whatever happens meanwhile.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::ids::{IdRange, IdSet};
+use crate::writer::HEADER;
+
+/// What was found in (and done to) the existing file.
+#[derive(Debug)]
+pub struct Resumed {
+    /// Ids that keep their row.
+    pub done: IdSet,
+    /// Bytes of a torn last line that were cut off.
+    pub torn_bytes: u64,
+    /// Rows dropped by the rewrite (failed rows with `--retry-failed`, duplicates).
+    pub dropped_rows: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResumeError {
+    #[error(
+        "--resume {0}: its header is {1:?}, not id,status,bytes,latency_ms,attempts,error; refusing to append to it"
+    )]
+    Header(PathBuf, String),
+    #[error("--resume {0}: line {1}: {2}; refusing to append to it")]
+    Row(PathBuf, u64, String),
+    #[error(
+        "--resume {0}: line {1} has id {2}, outside --ids {3}; was it written for another range?"
+    )]
+    OutOfRange(PathBuf, u64, u64, IdRange),
+    #[error("--resume {0}: {1}")]
+    Io(PathBuf, io::Error),
+}
+
+/// Length of the file up to and including its last newline: anything after it is a torn line.
+fn complete_len(file: &mut File) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut buf = [0u8; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + pos as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// One pass over the rows of `reader` (header already checked): calls `row` per record.
+fn each_row(
+    path: &Path,
+    reader: impl Read,
+    range: IdRange,
+    mut row: impl FnMut(u64, &csv::ByteRecord) -> io::Result<()>,
+) -> Result<(), ResumeError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(reader);
+    let header = csv
+        .byte_headers()
+        .map_err(|e| ResumeError::Row(path.into(), 1, e.to_string()))?
+        .clone();
+    if header.iter().ne(HEADER.iter().map(|h| h.as_bytes())) {
+        let found = String::from_utf8_lossy(header.as_slice()).into_owned();
+        return Err(ResumeError::Header(path.into(), found));
+    }
+    let mut record = csv::ByteRecord::new();
+    let mut line = 1;
+    loop {
+        line += 1;
+        match csv.read_byte_record(&mut record) {
+            Ok(false) => return Ok(()),
+            Ok(true) => {}
+            Err(e) => return Err(ResumeError::Row(path.into(), line, e.to_string())),
+        }
+        let id = std::str::from_utf8(&record[0])
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| {
+                ResumeError::Row(path.into(), line, "id is not a whole number".into())
+            })?;
+        if !range.contains(id) {
+            return Err(ResumeError::OutOfRange(path.into(), line, id, range));
+        }
+        row(id, &record).map_err(|e| ResumeError::Io(path.into(), e))?;
+    }
+}
+
+/// True when a row is an answer worth keeping: a 2xx status and no error.
+fn succeeded(record: &csv::ByteRecord) -> bool {
+    record.get(1).is_some_and(|s| s.len() == 3 && s[0] == b'2')
+        && record.get(5).is_some_and(|e| e.is_empty())
+}
+
+/// Reads `path` and prepares it for appending. `None` when there is nothing to resume (no file,
+/// or not even a complete header): the run then starts the file afresh.
+pub fn prepare(
+    path: &Path,
+    range: IdRange,
+    retry_failed: bool,
+) -> Result<Option<Resumed>, ResumeError> {
+    let io_err = |e| ResumeError::Io(path.into(), e);
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err(e)),
+    };
+    let complete = complete_len(&mut file).map_err(io_err)?;
+    let torn_bytes = file.metadata().map_err(io_err)?.len() - complete;
+    if complete == 0 {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let mut done = IdSet::new(range);
+    let (mut duplicates, mut failed) = (0u64, 0u64);
+    each_row(
+        path,
+        BufReader::new((&file).take(complete)),
+        range,
+        |id, record| {
+            if retry_failed && !succeeded(record) {
+                failed += 1;
+            } else if !done.insert(id) {
+                duplicates += 1;
+            }
+            Ok(())
+        },
+    )?;
+    if failed + duplicates == 0 {
+        file.set_len(complete).map_err(io_err)?;
+        file.sync_all().map_err(io_err)?;
+        return Ok(Some(Resumed {
+            done,
+            torn_bytes,
+            dropped_rows: 0,
+        }));
+    }
+    rewrite_keeping(path, &mut file, complete, &done, retry_failed)?;
+    Ok(Some(Resumed {
+        done,
+        torn_bytes,
+        dropped_rows: failed + duplicates,
+    }))
+}
+
+/// Writes the header and the first kept row of each id in `keep` to a file beside `path`, then
+/// renames it over `path`: a crash at any point leaves either the old file or the new one.
+fn rewrite_keeping(
+    path: &Path,
+    file: &mut File,
+    complete: u64,
+    keep: &IdSet,
+    retry_failed: bool,
+) -> Result<(), ResumeError> {
+    let io_err = |e| ResumeError::Io(path.into(), e);
+    let name = path
+        .file_name()
+        .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
+    let aside = path.with_file_name(format!(".{name}.resume-tmp"));
+    let mut out = csv::Writer::from_writer(File::create(&aside).map_err(io_err)?);
+    out.write_record(HEADER).map_err(|e| io_err(e.into()))?;
+    let mut written = IdSet::new(keep.range());
+    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    each_row(
+        path,
+        BufReader::new((&*file).take(complete)),
+        keep.range(),
+        |id, record| {
+            if keep.contains(id) && (!retry_failed || succeeded(record)) && written.insert(id) {
+                out.write_byte_record(record)?;
+            }
+            Ok(())
+        },
+    )?;
+    let aside_file = out.into_inner().map_err(|e| io_err(e.into_error()))?;
+    aside_file.sync_all().map_err(io_err)?;
+    fs::rename(&aside, path).map_err(io_err)
+}
+
+/// Appends to a prepared file (no header: it has one).
+pub fn open_for_append(path: &Path) -> io::Result<Box<dyn Write + Send>> {
+    Ok(Box::new(OpenOptions::new().append(true).open(path)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "id,status,bytes,latency_ms,attempts,error\n";
+
+    fn file_with(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.csv");
+        fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_and_its_id_is_not_done() {
+        let (_dir, path) = file_with(&format!("{HEAD}0,200,9,1.000,1,\n2,200,9,1.000,1,\n1,20"));
+        let resumed = prepare(&path, IdRange::new(0, 3), false)
+            .expect("ok")
+            .expect("resumable");
+        assert_eq!(resumed.torn_bytes, 4);
+        assert!(resumed.done.contains(0) && resumed.done.contains(2) && !resumed.done.contains(1));
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            format!("{HEAD}0,200,9,1.000,1,\n2,200,9,1.000,1,\n")
+        );
+    }
+
+    #[test]
+    fn retry_failed_rewrites_the_file_without_failed_rows() {
+        let rows =
+            "0,200,9,1.000,1,\n1,,0,30000.000,3,timeout\n2,503,0,1.000,3,\n3,204,0,1.000,1,\n";
+        let (_dir, path) = file_with(&format!("{HEAD}{rows}"));
+        let resumed = prepare(&path, IdRange::new(0, 4), true)
+            .expect("ok")
+            .expect("resumable");
+        assert_eq!(resumed.dropped_rows, 2);
+        assert_eq!(resumed.done.count(), 2);
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            format!("{HEAD}0,200,9,1.000,1,\n3,204,0,1.000,1,\n")
+        );
+        assert!(!path.with_file_name(".out.csv.resume-tmp").exists());
+    }
+
+    #[test]
+    fn duplicate_rows_are_collapsed_to_the_first() {
+        let (_dir, path) = file_with(&format!("{HEAD}0,200,9,1.000,1,\n0,200,9,2.000,1,\n"));
+        let resumed = prepare(&path, IdRange::new(0, 2), false)
+            .expect("ok")
+            .expect("resumable");
+        assert_eq!((resumed.dropped_rows, resumed.done.count()), (1, 1));
+        assert_eq!(
+            fs::read_to_string(&path).expect("read"),
+            format!("{HEAD}0,200,9,1.000,1,\n")
+        );
+    }
+
+    #[test]
+    fn refuses_a_file_that_is_not_ours_or_not_this_range() {
+        let (_dir, path) = file_with("a,b,c\n1,2,3\n");
+        assert!(matches!(
+            prepare(&path, IdRange::new(0, 5), false),
+            Err(ResumeError::Header(..))
+        ));
+        let (_dir, path) = file_with(&format!("{HEAD}7,200,9,1.000,1,\n"));
+        assert!(matches!(
+            prepare(&path, IdRange::new(0, 5), false),
+            Err(ResumeError::OutOfRange(..))
+        ));
+        let (_dir, path) = file_with(&format!("{HEAD}x,200,9,1.000,1,\n"));
+        assert!(matches!(
+            prepare(&path, IdRange::new(0, 5), false),
+            Err(ResumeError::Row(..))
+        ));
+    }
+
+    #[test]
+    fn nothing_to_resume_without_a_complete_header() {
+        let (_dir, path) = file_with("id,sta");
+        assert!(
+            prepare(&path, IdRange::new(0, 5), false)
+                .expect("ok")
+                .is_none()
+        );
+        let missing = path.with_file_name("missing.csv");
+        assert!(
+            prepare(&missing, IdRange::new(0, 5), false)
+                .expect("ok")
+                .is_none()
+        );
+    }
+}
