@@ -105,6 +105,27 @@ pub struct ServeArgs {
     /// Server threads [default: online cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Fault: answer 503 + Retry-After: 1 to the first N requests for each id
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub fail_first: u32,
+    /// Fault: close without answering for every K-th id (ids K-1, 2K-1, …)
+    #[arg(long, value_name = "K")]
+    pub drop_every: Option<u64>,
+    /// Fault: accept and never answer for every K-th id
+    #[arg(long, value_name = "K")]
+    pub stall_every: Option<u64>,
+    /// Fault: answer bytes that are not HTTP for every K-th id
+    #[arg(long, value_name = "K")]
+    pub garbage_every: Option<u64>,
+    /// Fault: reset the connection in the middle of the body for every K-th id
+    #[arg(long, value_name = "K")]
+    pub reset_mid_body_every: Option<u64>,
+    /// Fault: answer a 64 MiB body for every K-th id
+    #[arg(long, value_name = "K")]
+    pub huge_every: Option<u64>,
+    /// Fault: close each connection after every K responses, without Connection: close
+    #[arg(long, value_name = "K")]
+    pub close_every: Option<u64>,
 }
 
 #[derive(Args, Debug, Clone)]

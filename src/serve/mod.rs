@@ -3,15 +3,17 @@
 //! PRNG seeded by `--seed` and the id. One monoio runtime per thread, all accepting on one
 //! listening socket; SIGINT/SIGTERM stop it cleanly (exit 0).
 //!
-//! HTTP is parsed by hand on purpose (with `httparse`): the target must be able to misbehave at
+//! HTTP is parsed by hand on purpose (`http.rs`) (with `httparse`): the target must be able to misbehave at
 //! the byte level on request (fault injection), which a server framework would not allow.
 
-use std::cell::RefCell;
+mod faults;
+mod http;
+
 use std::io::{self, Write};
 use std::net::TcpListener;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
@@ -19,6 +21,8 @@ use nix::sys::signal::{SigSet, Signal};
 
 use crate::cli::ServeArgs;
 use crate::runtime;
+use faults::{AttemptCounter, Fault, Faults, HUGE_BODY_BYTES};
+use http::{Parsed, parse_request, write_head, write_response};
 
 /// A request head larger than this is refused (the client is not one of ours).
 const MAX_REQUEST_BYTES: usize = 64 << 10;
@@ -31,6 +35,7 @@ pub struct ServeOptions {
     pub seed: u64,
     pub body_bytes: Option<usize>,
     pub threads: usize,
+    pub faults: Faults,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +84,15 @@ impl ServeOptions {
             seed: args.seed,
             body_bytes: args.body_bytes,
             threads,
+            faults: Faults {
+                fail_first: args.fail_first,
+                drop_every: args.drop_every,
+                stall_every: args.stall_every,
+                garbage_every: args.garbage_every,
+                reset_mid_body_every: args.reset_mid_body_every,
+                huge_every: args.huge_every,
+                close_every: args.close_every,
+            },
         })
     }
 
@@ -140,12 +154,15 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     stop.add(Signal::SIGTERM);
     stop.thread_block()?;
     let body = opts.body_bytes.map(|n| Arc::new(text_body(n)));
+    let attempts = Arc::new(AttemptCounter::default());
     for _ in 0..opts.threads {
         let listener = listener.try_clone()?;
         let opts = opts.clone();
         let body = body.clone();
+        let attempts = attempts.clone();
         std::thread::spawn(move || {
-            let served = runtime::block_on(1024, move |_| accept_loop(listener, opts, body));
+            let served =
+                runtime::block_on(1024, move |_| accept_loop(listener, opts, body, attempts));
             if let Err(e) | Ok((_, Err(e))) = served {
                 eprintln!("serve: {e}");
             }
@@ -159,19 +176,45 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// What one server thread's connections share.
+struct Target {
+    opts: ServeOptions,
+    text: Option<Rc<[u8]>>,
+    attempts: Arc<AttemptCounter>,
+}
+
+impl Target {
+    fn fault_for(&self, id: u64) -> Option<Fault> {
+        let faults = &self.opts.faults;
+        if !faults.any() {
+            return None;
+        }
+        let attempt = if faults.fail_first > 0 {
+            self.attempts.next(id)
+        } else {
+            1
+        };
+        faults.for_id(id, attempt)
+    }
+}
+
 async fn accept_loop(
     listener: TcpListener,
     opts: ServeOptions,
     body: Option<Arc<Vec<u8>>>,
+    attempts: Arc<AttemptCounter>,
 ) -> io::Result<()> {
     let listener = monoio::net::TcpListener::from_std(listener)?;
-    let opts = Rc::new(opts);
-    let body: Option<Rc<[u8]>> = body.map(|b| Rc::from(b.as_slice()));
+    let target = Rc::new(Target {
+        opts,
+        text: body.map(|b| Rc::from(b.as_slice())),
+        attempts,
+    });
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(serve_connection(stream, opts.clone(), body.clone()));
+                monoio::spawn(serve_connection(stream, target.clone()));
             }
             // Out of descriptors or similar: keep serving the connections we have.
             Err(e) => {
@@ -182,104 +225,19 @@ async fn accept_loop(
     }
 }
 
-/// A parsed request head.
-#[derive(Debug, PartialEq, Eq)]
-enum Parsed {
-    Complete {
-        consumed: usize,
-        get: bool,
-        id: Option<u64>,
-        close: bool,
-    },
-    Partial,
-    Bad,
+/// Sends `out` (and keeps the buffer for reuse); false when the connection is gone.
+async fn send(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
+    let (written, buf) = stream.write_all(std::mem::take(out)).await;
+    *out = buf;
+    out.clear();
+    written.is_ok()
 }
 
-fn parse_request(buf: &[u8]) -> Parsed {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut req = httparse::Request::new(&mut headers);
-    let head_len = match req.parse(buf) {
-        Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::Bad,
-    };
-    let mut body_len = 0usize;
-    let mut close = req.version == Some(0);
-    for header in req.headers.iter() {
-        if header.name.eq_ignore_ascii_case("content-length") {
-            match std::str::from_utf8(header.value)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-            {
-                Some(n) => body_len = n,
-                None => return Parsed::Bad,
-            }
-        } else if header.name.eq_ignore_ascii_case("connection") {
-            let value = header.value;
-            close = value.eq_ignore_ascii_case(b"close")
-                || (close && !value.eq_ignore_ascii_case(b"keep-alive"));
-        }
-    }
-    if buf.len() < head_len + body_len {
-        return Parsed::Partial;
-    }
-    Parsed::Complete {
-        consumed: head_len + body_len,
-        get: req.method == Some("GET"),
-        id: req.path.and_then(query_id),
-        close,
-    }
-}
-
-/// The numeric `id` query parameter of a request path, if any.
-fn query_id(path: &str) -> Option<u64> {
-    let (_, query) = path.split_once('?')?;
-    query
-        .split('&')
-        .find_map(|pair| pair.strip_prefix("id="))
-        .and_then(|v| v.parse().ok())
-}
-
-thread_local! {
-    static DATE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
-}
-
-/// The `date` header value, formatted at most once a second per thread.
-fn with_http_date(f: impl FnOnce(&str)) {
-    let now = SystemTime::now();
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    DATE.with(|cell| {
-        let mut cached = cell.borrow_mut();
-        if cached.0 != secs {
-            *cached = (secs, httpdate::fmt_http_date(now));
-        }
-        f(&cached.1);
-    });
-}
-
-fn write_response(out: &mut Vec<u8>, status: &str, body: &[u8], delay: Duration, close: bool) {
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_bytes());
-    out.extend_from_slice(b"\r\ncontent-type: application/json\r\ncontent-length: ");
-    out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
-    out.extend_from_slice(b"\r\ndelay: ");
-    out.extend_from_slice(itoa::Buffer::new().format(delay.as_millis()).as_bytes());
-    with_http_date(|date| {
-        out.extend_from_slice(b"\r\ndate: ");
-        out.extend_from_slice(date.as_bytes());
-    });
-    if close {
-        out.extend_from_slice(b"\r\nconnection: close");
-    }
-    out.extend_from_slice(b"\r\n\r\n");
-    out.extend_from_slice(body);
-}
-
-async fn serve_connection(mut stream: TcpStream, opts: Rc<ServeOptions>, text: Option<Rc<[u8]>>) {
+async fn serve_connection(mut stream: TcpStream, target: Rc<Target>) {
     let mut pending: Vec<u8> = Vec::with_capacity(4096);
     let mut read_buf: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
-    let mut body: Vec<u8> = Vec::with_capacity(64);
+    let mut served = 0u64;
     loop {
         match parse_request(&pending) {
             Parsed::Complete {
@@ -288,44 +246,22 @@ async fn serve_connection(mut stream: TcpStream, opts: Rc<ServeOptions>, text: O
                 id,
                 close,
             } => {
-                let delay = opts.delay_for(id.unwrap_or(0));
-                if !delay.is_zero() {
-                    monoio::time::sleep(delay).await;
-                }
-                out.clear();
-                body.clear();
-                if !get {
-                    write_response(
-                        &mut out,
-                        "405 Method Not Allowed",
-                        b"{\"error\":\"GET only\"}",
-                        delay,
-                        close,
-                    );
-                } else if let Some(text) = &text {
-                    write_response(&mut out, "200 OK", text, delay, close);
-                } else {
-                    json_body(id, &mut body);
-                    write_response(&mut out, "200 OK", &body, delay, close);
-                }
-                let (written, buf) = stream.write_all(out).await;
-                out = buf;
                 pending.drain(..consumed);
-                if written.is_err() || close {
+                let fault = id.and_then(|id| target.fault_for(id));
+                let keep_open = match fault {
+                    Some(fault) => inject(&mut stream, fault, &mut out).await,
+                    None => answer(&mut stream, &target, get, id, close, &mut out).await,
+                };
+                served += 1;
+                if !keep_open || close || target.opts.faults.closes_after(served) {
                     return;
                 }
                 continue;
             }
             Parsed::Bad => {
-                out.clear();
-                write_response(
-                    &mut out,
-                    "400 Bad Request",
-                    b"{\"error\":\"bad request\"}",
-                    Duration::ZERO,
-                    true,
-                );
-                let _ = stream.write_all(out).await;
+                let body = b"{\"error\":\"bad request\"}";
+                write_response(&mut out, "400 Bad Request", body, Duration::ZERO, true, "");
+                send(&mut stream, &mut out).await;
                 return;
             }
             Parsed::Partial if pending.len() > MAX_REQUEST_BYTES => return,
@@ -341,9 +277,127 @@ async fn serve_connection(mut stream: TcpStream, opts: Rc<ServeOptions>, text: O
     }
 }
 
+/// The normal answer: the JSON record (or the text body) after the id's delay.
+async fn answer(
+    stream: &mut TcpStream,
+    target: &Target,
+    get: bool,
+    id: Option<u64>,
+    close: bool,
+    out: &mut Vec<u8>,
+) -> bool {
+    let delay = target.opts.delay_for(id.unwrap_or(0));
+    if !delay.is_zero() {
+        monoio::time::sleep(delay).await;
+    }
+    if !get {
+        write_response(
+            out,
+            "405 Method Not Allowed",
+            b"{\"error\":\"GET only\"}",
+            delay,
+            close,
+            "",
+        );
+    } else if let Some(text) = &target.text {
+        write_response(out, "200 OK", text, delay, close, "");
+    } else {
+        let mut body = Vec::with_capacity(32);
+        json_body(id, &mut body);
+        write_response(out, "200 OK", &body, delay, close, "");
+    }
+    send(stream, out).await
+}
+
+/// Misbehaves as `fault` says; returns whether the connection stays open.
+async fn inject(stream: &mut TcpStream, fault: Fault, out: &mut Vec<u8>) -> bool {
+    match fault {
+        Fault::Drop => false,
+        Fault::Stall => {
+            // Hold the connection, answer nothing, until the client gives up.
+            let mut buf = Vec::with_capacity(4096);
+            loop {
+                let (read, back) = stream.read(buf).await;
+                buf = back;
+                buf.clear();
+                if !matches!(read, Ok(n) if n > 0) {
+                    return false;
+                }
+            }
+        }
+        Fault::Garbage => {
+            out.extend_from_slice(b"HELLO THIS IS NOT HTTP\r\n\r\n");
+            send(stream, out).await;
+            false
+        }
+        Fault::ResetMidBody => {
+            write_head(out, "200 OK", 1000, Duration::ZERO, false, "");
+            out.extend_from_slice(&[b'x'; 100]);
+            send(stream, out).await;
+            reset_on_close(stream);
+            false
+        }
+        Fault::Huge => {
+            write_head(out, "200 OK", HUGE_BODY_BYTES, Duration::ZERO, false, "");
+            let mut left = HUGE_BODY_BYTES;
+            let mut ok = send(stream, out).await;
+            let mut chunk = vec![b'x'; 64 << 10];
+            while ok && left > 0 {
+                chunk.truncate(left.min(chunk.len() as u64) as usize);
+                left -= chunk.len() as u64;
+                let (written, back) = stream.write_all(chunk).await;
+                chunk = back;
+                ok = written.is_ok();
+            }
+            ok
+        }
+        Fault::Unavailable => {
+            let body = b"{\"error\":\"try again\"}";
+            write_response(
+                out,
+                "503 Service Unavailable",
+                body,
+                Duration::ZERO,
+                false,
+                "retry-after: 1\r\n",
+            );
+            send(stream, out).await
+        }
+    }
+}
+
+/// Makes the coming close send a TCP reset instead of a FIN (SO_LINGER with a zero timeout).
+fn reset_on_close(stream: &TcpStream) {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    let linger = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Linger, &linger);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn no_faults() -> ServeArgs {
+        ServeArgs {
+            listen: String::new(),
+            delay_ms: String::new(),
+            seed: 0,
+            body_bytes: None,
+            threads: None,
+            fail_first: 0,
+            drop_every: None,
+            stall_every: None,
+            garbage_every: None,
+            reset_mid_body_every: None,
+            huge_every: None,
+            close_every: None,
+        }
+    }
 
     fn opts(delay: &str, seed: u64) -> ServeOptions {
         ServeOptions::from_args(&ServeArgs {
@@ -352,6 +406,7 @@ mod tests {
             seed,
             body_bytes: None,
             threads: Some(1),
+            ..no_faults()
         })
         .expect("valid options")
     }
@@ -381,41 +436,13 @@ mod tests {
                 seed: 0,
                 body_bytes: None,
                 threads: None,
+                ..no_faults()
             };
             assert!(
                 matches!(ServeOptions::from_args(&args), Err(ServeError::Delay(_))),
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn parses_pipelined_requests_and_the_id() {
-        let two = b"GET /log?x=1&id=42 HTTP/1.1\r\nHost: h\r\n\r\nGET /log HTTP/1.1\r\nConnection: close\r\n\r\n";
-        let Parsed::Complete {
-            consumed,
-            get,
-            id,
-            close,
-        } = parse_request(two)
-        else {
-            panic!("first request is complete");
-        };
-        assert_eq!((get, id, close), (true, Some(42), false));
-        assert_eq!(
-            parse_request(&two[consumed..]),
-            Parsed::Complete {
-                consumed: two.len() - consumed,
-                get: true,
-                id: None,
-                close: true
-            }
-        );
-        assert_eq!(
-            parse_request(b"GET /log?id=1 HTTP/1.1\r\nHost"),
-            Parsed::Partial
-        );
-        assert_eq!(parse_request(b"\x00\x01 nonsense\r\n\r\n"), Parsed::Bad);
     }
 
     #[test]

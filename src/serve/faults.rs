@@ -1,0 +1,133 @@
+//! Deterministic faults for `ringscrape serve`, chosen by id (and, for `--fail-first`, by how
+//! many times the id was asked for), so that a test can predict every row. "Every K" means the
+//! ids K-1, 2K-1, 3K-1, …; when several faults pick the same id, the first in [`Fault`]'s order
+//! wins.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Size of the body sent by `--huge-every` (above the client's default 16 MiB limit).
+pub const HUGE_BODY_BYTES: u64 = 64 << 20;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Faults {
+    /// Answer 503 with `Retry-After: 1` to the first N requests for each id.
+    pub fail_first: u32,
+    /// Close the connection without answering.
+    pub drop_every: Option<u64>,
+    /// Accept the request and never answer.
+    pub stall_every: Option<u64>,
+    /// Answer bytes that are not HTTP, then close.
+    pub garbage_every: Option<u64>,
+    /// Send the head and part of the body, then reset the connection.
+    pub reset_mid_body_every: Option<u64>,
+    /// Answer a body of [`HUGE_BODY_BYTES`].
+    pub huge_every: Option<u64>,
+    /// Per connection: close after every K responses, without `Connection: close`.
+    pub close_every: Option<u64>,
+}
+
+/// What to do instead of a normal answer, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Drop,
+    Stall,
+    Garbage,
+    ResetMidBody,
+    Huge,
+    Unavailable,
+}
+
+fn hits(every: Option<u64>, n: u64) -> bool {
+    every.is_some_and(|k| k > 0 && (n + 1) % k == 0)
+}
+
+impl Faults {
+    pub fn any(&self) -> bool {
+        *self != Faults::default()
+    }
+
+    /// The fault for request number `attempt` (from 1) for `id`, if any.
+    pub fn for_id(&self, id: u64, attempt: u32) -> Option<Fault> {
+        [
+            (self.drop_every, Fault::Drop),
+            (self.stall_every, Fault::Stall),
+            (self.garbage_every, Fault::Garbage),
+            (self.reset_mid_body_every, Fault::ResetMidBody),
+            (self.huge_every, Fault::Huge),
+        ]
+        .into_iter()
+        .find(|(every, _)| hits(*every, id))
+        .map(|(_, fault)| fault)
+        .or((attempt <= self.fail_first).then_some(Fault::Unavailable))
+    }
+
+    /// Whether a connection closes after its `served`-th response (counting from 1).
+    pub fn closes_after(&self, served: u64) -> bool {
+        hits(self.close_every, served - 1)
+    }
+}
+
+/// How many times each id was asked for, across all connections and threads.
+#[derive(Debug, Default)]
+pub struct AttemptCounter(Mutex<HashMap<u64, u32>>);
+
+impl AttemptCounter {
+    /// Counts one more request for `id`; returns its number (from 1).
+    pub fn next(&self, id: u64) -> u32 {
+        let Ok(mut counts) = self.0.lock() else {
+            return u32::MAX;
+        };
+        let count = counts.entry(id).or_insert(0);
+        *count += 1;
+        *count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_k_picks_ids_k_minus_one_apart_and_precedence_holds() {
+        let faults = Faults {
+            drop_every: Some(5),
+            huge_every: Some(2),
+            fail_first: 1,
+            ..Faults::default()
+        };
+        assert_eq!(
+            faults.for_id(4, 1),
+            Some(Fault::Drop),
+            "4 = 5k-1, drop wins over huge? 4 is not 2k-1"
+        );
+        assert_eq!(
+            faults.for_id(9, 1),
+            Some(Fault::Drop),
+            "9 is both 5k-1 and 2k-1: drop first"
+        );
+        assert_eq!(faults.for_id(1, 1), Some(Fault::Huge));
+        assert_eq!(faults.for_id(0, 1), Some(Fault::Unavailable));
+        assert_eq!(faults.for_id(0, 2), None, "only the first attempt fails");
+    }
+
+    #[test]
+    fn close_every_counts_responses_per_connection() {
+        let faults = Faults {
+            close_every: Some(3),
+            ..Faults::default()
+        };
+        let closes: Vec<u64> = (1..=9).filter(|&n| faults.closes_after(n)).collect();
+        assert_eq!(closes, vec![3, 6, 9]);
+        assert!(!Faults::default().closes_after(1));
+    }
+
+    #[test]
+    fn attempts_are_counted_per_id() {
+        let counter = AttemptCounter::default();
+        assert_eq!(
+            (counter.next(7), counter.next(7), counter.next(8)),
+            (1, 2, 1)
+        );
+    }
+}

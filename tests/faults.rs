@@ -1,0 +1,160 @@
+//! Faults from the target never cost a row: each fault kind alone, all mixed, and the stale
+//! keep-alive connections the HTTP crate's pool would hand out again.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Runs 2 shards × `concurrency` over `0..n` against `serve` with `serve_args`.
+fn scrape_faulty(
+    serve_args: &[&str],
+    n: u64,
+    concurrency: u32,
+    run_args: &[&str],
+) -> (Vec<Row>, Duration) {
+    let server = Server::start(serve_args);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = Instant::now();
+    let rows = scrape_ok(dir.path(), &server.url(), 0, n, concurrency, run_args);
+    (rows, started.elapsed())
+}
+
+fn every(k: u64, id: u64) -> bool {
+    (id + 1) % k == 0
+}
+
+#[test]
+fn each_fault_alone_ends_as_one_row_per_id_with_its_error_kind() {
+    // (serve flag, error kind, attempts: transient faults are retried, a huge body is not)
+    for (flag, kind, attempts) in [
+        ("--drop-every", "closed", 2),
+        ("--stall-every", "timeout", 2),
+        ("--garbage-every", "protocol", 2),
+        ("--reset-mid-body-every", "reset", 2),
+        ("--huge-every", "body-too-large", 1),
+    ] {
+        let (rows, elapsed) = scrape_faulty(
+            &[flag, "10"],
+            300,
+            16,
+            &["--timeout", "1", "--retries", "1", "--retry-base", "0.01"],
+        );
+        for row in &rows {
+            if every(10, row.id) {
+                assert_eq!(
+                    (row.status, row.error.as_str(), row.attempts),
+                    (None, kind, attempts),
+                    "{flag}: {row:?}"
+                );
+            } else {
+                assert_eq!(
+                    (row.status, row.error.as_str(), row.attempts),
+                    (Some(200), "", 1),
+                    "{flag}: {row:?}"
+                );
+            }
+        }
+        // Stalls cost two 1 s deadlines each, 30 of them over 32 slots.
+        assert!(
+            elapsed < Duration::from_secs(20),
+            "{flag}: took {elapsed:?}"
+        );
+    }
+}
+
+#[test]
+fn fail_first_two_with_three_retries_ends_200_after_three_attempts() {
+    let (rows, elapsed) = scrape_faulty(&["--fail-first", "2"], 200, 64, &["--retries", "3"]);
+    for row in &rows {
+        assert_eq!(
+            (row.status, row.attempts, row.error.as_str()),
+            (Some(200), 3, ""),
+            "{row:?}"
+        );
+    }
+    // Two Retry-After: 1 waits per id, 200 ids over 128 slots: about 4 s.
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(20),
+        "{elapsed:?}"
+    );
+}
+
+#[test]
+fn all_faults_mixed_still_give_exactly_one_row_per_id() {
+    let serve = [
+        "--drop-every",
+        "7",
+        "--stall-every",
+        "11",
+        "--garbage-every",
+        "13",
+        "--reset-mid-body-every",
+        "17",
+        "--huge-every",
+        "19",
+        "--fail-first",
+        "1",
+    ];
+    let (rows, elapsed) = scrape_faulty(
+        &serve,
+        400,
+        32,
+        &["--timeout", "1", "--retries", "2", "--retry-base", "0.01"],
+    );
+    for row in &rows {
+        let id = row.id;
+        // Precedence as documented in serve: drop, stall, garbage, reset, huge, then 503 once.
+        let expected = if every(7, id) {
+            (None, "closed", 3)
+        } else if every(11, id) {
+            (None, "timeout", 3)
+        } else if every(13, id) {
+            (None, "protocol", 3)
+        } else if every(17, id) {
+            (None, "reset", 3)
+        } else if every(19, id) {
+            (None, "body-too-large", 1)
+        } else {
+            (Some(200), "", 2)
+        };
+        assert_eq!(
+            (row.status, row.error.as_str(), row.attempts),
+            expected,
+            "{row:?}"
+        );
+    }
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+}
+
+#[test]
+fn server_closing_after_every_few_requests_without_saying_so_gives_no_error_rows() {
+    // The server closes each connection after 5 responses with no `Connection: close`: the
+    // next request on it fails before any response and must be re-sent on a fresh connection.
+    let (rows, _) = scrape_faulty(&["--close-every", "5"], 5000, 16, &["--retries", "0"]);
+    let bad: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.status != Some(200) || r.attempts != 1)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} bad rows, first {:?}",
+        bad.len(),
+        bad.first()
+    );
+}
+
+#[test]
+fn max_body_cuts_off_large_bodies_without_reading_them() {
+    let (rows, _) = scrape_faulty(&["--body-bytes", "5000"], 300, 8, &["--max-body", "4096"]);
+    assert!(
+        rows.iter()
+            .all(|r| r.error == "body-too-large" && r.attempts == 1 && r.status.is_none())
+    );
+    let (rows, _) = scrape_faulty(&["--body-bytes", "4096"], 300, 8, &["--max-body", "4096"]);
+    assert!(
+        rows.iter()
+            .all(|r| r.status == Some(200) && r.bytes == 4096)
+    );
+}
