@@ -39,7 +39,7 @@ pub enum Fault {
 }
 
 fn hits(every: Option<u64>, n: u64) -> bool {
-    every.is_some_and(|k| k > 0 && (n + 1) % k == 0)
+    every.is_some_and(|k| k > 0 && (n + 1).is_multiple_of(k))
 }
 
 impl Faults {
