@@ -22,7 +22,7 @@ fn scrape_faulty(
 }
 
 fn every(k: u64, id: u64) -> bool {
-    (id + 1) % k == 0
+    (id + 1).is_multiple_of(k)
 }
 
 #[test]
