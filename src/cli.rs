@@ -123,6 +123,12 @@ pub struct ServeArgs {
     /// Fault: answer a 64 MiB body for every K-th id
     #[arg(long, value_name = "K")]
     pub huge_every: Option<u64>,
+    /// Fault: send a 103 Early Hints response before the answer for every K-th id
+    #[arg(long, value_name = "K")]
+    pub informational_every: Option<u64>,
+    /// Fault: answer 302 Found (to /moved) for every K-th id
+    #[arg(long, value_name = "K")]
+    pub redirect_every: Option<u64>,
     /// Fault: close each connection after every K responses, without Connection: close
     #[arg(long, value_name = "K")]
     pub close_every: Option<u64>,

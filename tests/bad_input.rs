@@ -187,3 +187,32 @@ fn help_explains_every_run_flag() {
         assert!(help.contains(flag), "{flag} missing from help");
     }
 }
+
+#[test]
+fn resume_refuses_a_file_that_is_not_a_ringscrape_csv_and_leaves_it_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("out.csv"), "name,age\nann,3\n").expect("write");
+    let out = ringscrape(
+        dir.path(),
+        &["run", "-u", URL, "-i", "0..10", "-o", "out.csv", "--resume"],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("refusing to append"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.csv")).expect("read"),
+        "name,age\nann,3\n"
+    );
+}
+
+#[test]
+fn resume_and_overwrite_together_are_refused() {
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--resume", "--overwrite"],
+        "cannot be used with",
+    );
+}

@@ -21,6 +21,17 @@ fn scrape_faulty(
     (rows, started.elapsed())
 }
 
+/// Healthy rows carry the body of their own id: no response was attributed to another id.
+fn assert_own_body(rows: &[Row]) {
+    for row in rows.iter().filter(|r| r.status == Some(200)) {
+        assert_eq!(
+            row.bytes,
+            demo_body_len(row.id),
+            "response attributed to the wrong id? {row:?}"
+        );
+    }
+}
+
 fn every(k: u64, id: u64) -> bool {
     (id + 1).is_multiple_of(k)
 }
@@ -56,6 +67,7 @@ fn each_fault_alone_ends_as_one_row_per_id_with_its_error_kind() {
                 );
             }
         }
+        assert_own_body(&rows);
         // Stalls cost two 1 s deadlines each, 30 of them over 32 slots.
         assert!(
             elapsed < Duration::from_secs(20),
@@ -125,6 +137,7 @@ fn all_faults_mixed_still_give_exactly_one_row_per_id() {
             "{row:?}"
         );
     }
+    assert_own_body(&rows);
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
 }
 
@@ -143,6 +156,32 @@ fn server_closing_after_every_few_requests_without_saying_so_gives_no_error_rows
         bad.len(),
         bad.first()
     );
+    assert_own_body(&rows);
+}
+
+#[test]
+fn interim_1xx_responses_are_skipped_and_every_answer_lands_on_its_own_id() {
+    let (rows, _) = scrape_faulty(
+        &["--informational-every", "3"],
+        3000,
+        16,
+        &["--retries", "0"],
+    );
+    let bad = rows
+        .iter()
+        .find(|r| r.status != Some(200) || r.attempts != 1);
+    assert!(bad.is_none(), "{bad:?}");
+    assert_own_body(&rows);
+}
+
+#[test]
+fn redirects_are_recorded_not_followed() {
+    let (rows, _) = scrape_faulty(&["--redirect-every", "4"], 1000, 16, &[]);
+    for row in &rows {
+        let expected = if every(4, row.id) { 302 } else { 200 };
+        assert_eq!((row.status, row.attempts), (Some(expected), 1), "{row:?}");
+    }
+    assert_own_body(&rows);
 }
 
 #[test]

@@ -28,7 +28,7 @@ fn nginx_json_204_and_304_each_give_one_row_per_id_with_the_right_sizes() {
     );
     assert!(
         rows.iter()
-            .all(|r| r.status == Some(200) && r.bytes == demo_body_len(r.id))
+            .all(|r| r.status == Some(200) && r.bytes == plain_body_len(r.id))
     );
     for (path, status) in [("empty", 204), ("notmod", 304)] {
         let url = format!("{}/{path}?id={{id}}", nginx.base);
@@ -58,7 +58,7 @@ fn aiohttp_chunked_204_and_304_bodies_are_read_whole() {
     for row in &rows {
         assert_eq!(
             (row.status, row.bytes),
-            (Some(200), demo_body_len(row.id)),
+            (Some(200), plain_body_len(row.id)),
             "{row:?}"
         );
     }

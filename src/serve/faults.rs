@@ -23,6 +23,10 @@ pub struct Faults {
     pub reset_mid_body_every: Option<u64>,
     /// Answer a body of [`HUGE_BODY_BYTES`].
     pub huge_every: Option<u64>,
+    /// Send `103 Early Hints` before the normal answer.
+    pub informational_every: Option<u64>,
+    /// Answer `302 Found` pointing elsewhere.
+    pub redirect_every: Option<u64>,
     /// Per connection: close after every K responses, without `Connection: close`.
     pub close_every: Option<u64>,
 }
@@ -35,6 +39,8 @@ pub enum Fault {
     Garbage,
     ResetMidBody,
     Huge,
+    Informational,
+    Redirect,
     Unavailable,
 }
 
@@ -55,6 +61,8 @@ impl Faults {
             (self.garbage_every, Fault::Garbage),
             (self.reset_mid_body_every, Fault::ResetMidBody),
             (self.huge_every, Fault::Huge),
+            (self.informational_every, Fault::Informational),
+            (self.redirect_every, Fault::Redirect),
         ]
         .into_iter()
         .find(|(every, _)| hits(*every, id))

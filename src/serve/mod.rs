@@ -91,6 +91,8 @@ impl ServeOptions {
                 garbage_every: args.garbage_every,
                 reset_mid_body_every: args.reset_mid_body_every,
                 huge_every: args.huge_every,
+                informational_every: args.informational_every,
+                redirect_every: args.redirect_every,
                 close_every: args.close_every,
             },
         })
@@ -115,13 +117,17 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The JSON body for `id` (what tests compute independently: `{"id":N}`).
+/// The JSON body for `id`: `{"id":N,"v":"…"}` with `N mod 8` letters in `v`, so that bodies of
+/// neighbouring ids differ in length and a response attributed to the wrong id shows up in the
+/// `bytes` column (tests compute the same formula independently).
 pub fn json_body(id: Option<u64>, out: &mut Vec<u8>) {
     match id {
         Some(id) => {
             out.extend_from_slice(b"{\"id\":");
             out.extend_from_slice(itoa::Buffer::new().format(id).as_bytes());
-            out.push(b'}');
+            out.extend_from_slice(b",\"v\":\"");
+            out.extend(std::iter::repeat_n(b'x', (id % 8) as usize));
+            out.extend_from_slice(b"\"}");
         }
         None => out.extend_from_slice(b"{\"id\":null}"),
     }
@@ -249,6 +255,14 @@ async fn serve_connection(mut stream: TcpStream, target: Rc<Target>) {
                 pending.drain(..consumed);
                 let fault = id.and_then(|id| target.fault_for(id));
                 let keep_open = match fault {
+                    Some(Fault::Informational) => {
+                        // An interim response first, then the real one on the same connection.
+                        out.extend_from_slice(
+                            b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n",
+                        );
+                        send(&mut stream, &mut out).await
+                            && answer(&mut stream, &target, get, id, close, &mut out).await
+                    }
                     Some(fault) => inject(&mut stream, fault, &mut out).await,
                     None => answer(&mut stream, &target, get, id, close, &mut out).await,
                 };
@@ -351,6 +365,19 @@ async fn inject(stream: &mut TcpStream, fault: Fault, out: &mut Vec<u8>) -> bool
             }
             ok
         }
+        Fault::Redirect => {
+            let body = b"{\"moved\":true}";
+            write_response(
+                out,
+                "302 Found",
+                body,
+                Duration::ZERO,
+                false,
+                "location: /moved\r\n",
+            );
+            send(stream, out).await
+        }
+        Fault::Informational => unreachable!("answered in serve_connection"),
         Fault::Unavailable => {
             let body = b"{\"error\":\"try again\"}";
             write_response(
@@ -395,6 +422,8 @@ mod tests {
             garbage_every: None,
             reset_mid_body_every: None,
             huge_every: None,
+            informational_every: None,
+            redirect_every: None,
             close_every: None,
         }
     }
@@ -449,6 +478,6 @@ mod tests {
     fn json_body_names_the_id() {
         let mut out = Vec::new();
         json_body(Some(123), &mut out);
-        assert_eq!(out, b"{\"id\":123}");
+        assert_eq!(out, b"{\"id\":123,\"v\":\"xxx\"}");
     }
 }

@@ -250,6 +250,10 @@ async fn exchange(
         .await
         .map_err(|e| (Phase::Head, e))?;
     let (head, body) = response.into_parts();
+    if head.status.is_informational() {
+        // A 1xx the crate did not skip (101): not an answer, and the connection is unusable.
+        return Err((Phase::Head, ClientError::H1Decode(DecodeError::Header)));
+    }
     let retry_after = head
         .headers
         .get(http::header::RETRY_AFTER)

@@ -115,8 +115,17 @@ pub fn assert_one_row_per_id(rows: &[Row], start: u64, end: u64) {
     );
 }
 
-/// The body `ringscrape serve` sends for `id`: `{"id":N}`.
+/// The body `ringscrape serve` sends for `id`: `{"id":N,"v":"…"}`, `N mod 8` letters in `v`.
 pub fn demo_body_len(id: u64) -> u64 {
+    format!(
+        "{{\"id\":{id},\"v\":\"{}\"}}",
+        "x".repeat((id % 8) as usize)
+    )
+    .len() as u64
+}
+
+/// The body the nginx and aiohttp targets in these tests send for `id`: `{"id":N}`.
+pub fn plain_body_len(id: u64) -> u64 {
     format!("{{\"id\":{id}}}").len() as u64
 }
 

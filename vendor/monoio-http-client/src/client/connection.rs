@@ -142,7 +142,17 @@ impl<IO: AsyncReadRent + AsyncWriteRent + Split> HttpConnection<IO> {
                     return (Err(e.into()), false);
                 }
 
-                match handle.next().await {
+                // ringscrape patch: skip interim 1xx responses (RFC 9110 §15.2); taking one as
+                // the answer would leave the real answer to be read by the next request.
+                let mut next = handle.next().await;
+                while let Some(Ok(resp)) = &next {
+                    let status = resp.status();
+                    if !status.is_informational() || status == http::StatusCode::SWITCHING_PROTOCOLS {
+                        break;
+                    }
+                    next = handle.next().await;
+                }
+                match next {
                     Some(Ok(resp)) => {
                         let (parts, payload_decoder) = resp.into_parts();
                         match payload_decoder {

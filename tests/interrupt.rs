@@ -1,0 +1,275 @@
+//! Ctrl-C, SIGTERM, crashes of a worker or of the supervisor, and `--resume`: the CSV stays
+//! whole, and after any sequence of them and resumes it holds exactly one row per id.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+const IDS: u64 = 20_000;
+
+fn signal(pid: u32, sig: Signal) {
+    kill(Pid::from_raw(pid as i32), sig).expect("send signal");
+}
+
+/// A slow target (20–40 ms per answer) and a run over it that takes ~10 s if left alone.
+fn start_slow_run(dir: &Path, extra: &[&str]) -> (Server, Child, Vec<u32>) {
+    let server = Server::start(&["--delay-ms", "20..40"]);
+    let url = server.url();
+    let ids = format!("0..{IDS}");
+    let mut args = vec![
+        "run", "-u", &url, "-i", &ids, "-s", "2", "-c", "32", "-o", "out.csv",
+    ];
+    args.extend_from_slice(extra);
+    let run = spawn_ringscrape(dir, &args);
+    let workers = wait_for_workers(&run, 2, |_| true);
+    // Let rows reach the file (the writer flushes at least every second).
+    std::thread::sleep(Duration::from_millis(1500));
+    (server, run, workers)
+}
+
+fn finish(run: Child) -> (Option<i32>, String) {
+    let out = run.wait_with_output().expect("wait run");
+    (out.status.code(), stderr(&out))
+}
+
+/// The command printed after `resume with: `, run through the shell as a user would paste it.
+fn run_resume_line(dir: &Path, stderr: &str) -> (Option<i32>, String) {
+    let line = stderr
+        .lines()
+        .find_map(|l| {
+            l.split_once("resume with: ")
+                .map(|(_, cmd)| cmd.to_string())
+        })
+        .unwrap_or_else(|| panic!("no resume line in: {stderr}"));
+    assert!(line.ends_with("--resume"), "{line}");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .current_dir(dir)
+        .output()
+        .expect("sh");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_complete(dir: &Path) {
+    let rows = read_rows(&dir.join("out.csv"));
+    assert_one_row_per_id(&rows, 0, IDS);
+    assert!(rows.iter().all(|r| r.status == Some(200)), "all answered");
+}
+
+/// Rows of a partial file: whole, no duplicates, all from the range.
+fn partial_rows(dir: &Path) -> Vec<Row> {
+    let rows = read_rows(&dir.join("out.csv"));
+    let ids: std::collections::HashSet<u64> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), rows.len(), "no duplicates");
+    assert!(ids.iter().all(|&id| id < IDS));
+    rows
+}
+
+#[test]
+fn sigint_mid_run_exits_130_with_a_whole_csv_and_the_printed_resume_completes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, run, _) = start_slow_run(dir.path(), &[]);
+    signal(run.id(), Signal::SIGINT);
+    let (code, err) = finish(run);
+    assert_eq!(code, Some(130), "{err}");
+    let rows = partial_rows(dir.path());
+    assert!(
+        !rows.is_empty() && (rows.len() as u64) < IDS,
+        "{} rows",
+        rows.len()
+    );
+    assert!(
+        err.contains(&format!("rows       {} written", rows.len())),
+        "every finished row flushed: {err}"
+    );
+    let (code, err2) = run_resume_line(dir.path(), &err);
+    assert_eq!(code, Some(0), "{err2}");
+    assert!(
+        err2.contains(&format!("{} of {IDS} ids have rows", rows.len())),
+        "{err2}"
+    );
+    assert_complete(dir.path());
+}
+
+#[test]
+fn sigterm_exits_143() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, run, _) = start_slow_run(dir.path(), &[]);
+    signal(run.id(), Signal::SIGTERM);
+    let (code, err) = finish(run);
+    assert_eq!(code, Some(143), "{err}");
+    assert!(err.contains("resume with: "), "{err}");
+    partial_rows(dir.path());
+}
+
+#[test]
+fn a_second_ctrl_c_stops_at_once_and_the_csv_stays_whole() {
+    // Every request stalls, and the grace period is long: only the second signal can end it.
+    let server = Server::start(&["--stall-every", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let run = spawn_ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &url,
+            "-i",
+            "0..1000",
+            "-s",
+            "2",
+            "-c",
+            "8",
+            "-o",
+            "out.csv",
+            "--grace",
+            "60",
+            "--timeout",
+            "60",
+        ],
+    );
+    wait_for_workers(&run, 2, |_| true);
+    std::thread::sleep(Duration::from_millis(300));
+    signal(run.id(), Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(500));
+    let second = Instant::now();
+    signal(run.id(), Signal::SIGINT);
+    let (code, err) = finish(run);
+    assert!(
+        second.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        second.elapsed()
+    );
+    assert_eq!(code, Some(130), "{err}");
+    assert!(partial_rows(dir.path()).is_empty(), "nothing was answered");
+}
+
+#[test]
+fn sigkill_of_one_worker_exits_1_names_the_shard_and_resume_completes_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_server, run, workers) = start_slow_run(dir.path(), &[]);
+    let victim = *workers
+        .iter()
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("shard = 1\n"))
+        })
+        .expect("worker of shard 1");
+    signal(victim, Signal::SIGKILL);
+    let (code, err) = finish(run);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("shard 1 (ids 10000..20000) failed: killed by signal 9 (SIGKILL)"),
+        "{err}"
+    );
+    let rows = partial_rows(dir.path());
+    let shard0 = rows.iter().filter(|r| r.id < 10_000).count();
+    assert_eq!(shard0, 10_000, "the other shard finished");
+    let (code, err2) = run_resume_line(dir.path(), &err);
+    assert_eq!(code, Some(0), "{err2}");
+    assert_complete(dir.path());
+}
+
+#[test]
+fn sigkill_of_the_supervisor_leaves_no_worker_and_resume_completes_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (server, run, workers) = start_slow_run(dir.path(), &[]);
+    signal(run.id(), Signal::SIGKILL);
+    let mut run = run;
+    let _ = run.wait();
+    let gone = wait_for(Duration::from_secs(3), || {
+        workers
+            .iter()
+            .all(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+                    stat[stat.rfind(')').map_or(0, |i| i + 2)..].starts_with('Z')
+                })
+            })
+            .then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "workers still running 3 s after the supervisor died"
+    );
+    partial_rows_allowing_torn_end(dir.path());
+    let ids = format!("0..{IDS}");
+    let url = server.url();
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run", "-u", &url, "-i", &ids, "-s", "2", "-c", "32", "-o", "out.csv", "--resume",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_complete(dir.path());
+}
+
+/// After a SIGKILL the file may end in a torn line: everything before it must be whole rows.
+fn partial_rows_allowing_torn_end(dir: &Path) {
+    let text = std::fs::read_to_string(dir.join("out.csv")).expect("read");
+    let complete = &text[..text.rfind('\n').map_or(0, |i| i + 1)];
+    assert!(
+        complete.starts_with("id,status,bytes,latency_ms,attempts,error\n") || complete.is_empty()
+    );
+    for line in complete.lines().skip(1) {
+        assert_eq!(line.split(',').count(), 6, "whole row: {line:?}");
+    }
+}
+
+#[test]
+fn resume_with_retry_failed_refetches_failed_rows_and_keeps_one_row_per_id() {
+    let server = Server::start(&["--fail-first", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let first = [
+        "run",
+        "-u",
+        &url,
+        "-i",
+        "0..500",
+        "-s",
+        "2",
+        "-c",
+        "16",
+        "-o",
+        "out.csv",
+        "--retries",
+        "0",
+    ];
+    let out = ringscrape(dir.path(), &first);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert!(
+        rows.iter().all(|r| r.status == Some(503)),
+        "first attempts all answered 503"
+    );
+
+    // Plain --resume: every id has a row, nothing to do.
+    let mut again: Vec<&str> = first.to_vec();
+    again.push("--resume");
+    let out = ringscrape(dir.path(), &again);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stderr(&out).contains("nothing to do"), "{}", stderr(&out));
+
+    again.push("--retry-failed");
+    let out = ringscrape(dir.path(), &again);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 500);
+    assert!(
+        rows.iter()
+            .all(|r| r.status == Some(200) && r.attempts == 1),
+        "{:?}",
+        rows[0]
+    );
+}
