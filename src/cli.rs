@@ -120,6 +120,9 @@ pub struct ServeArgs {
     /// Fault: reset the connection in the middle of the body for every K-th id
     #[arg(long, value_name = "K")]
     pub reset_mid_body_every: Option<u64>,
+    /// Fault: answer a chunked body with a malformed chunk-size line for every K-th id
+    #[arg(long, value_name = "K")]
+    pub bad_chunk_every: Option<u64>,
     /// Fault: answer a 64 MiB body for every K-th id
     #[arg(long, value_name = "K")]
     pub huge_every: Option<u64>,

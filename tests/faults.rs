@@ -44,6 +44,7 @@ fn each_fault_alone_ends_as_one_row_per_id_with_its_error_kind() {
         ("--stall-every", "timeout", 2),
         ("--garbage-every", "protocol", 2),
         ("--reset-mid-body-every", "reset", 2),
+        ("--bad-chunk-every", "protocol", 2),
         ("--huge-every", "body-too-large", 1),
     ] {
         let (rows, elapsed) = scrape_faulty(
@@ -196,4 +197,47 @@ fn max_body_cuts_off_large_bodies_without_reading_them() {
         rows.iter()
             .all(|r| r.status == Some(200) && r.bytes == 4096)
     );
+}
+
+#[test]
+fn a_connect_that_never_completes_ends_at_the_connect_deadline_as_a_connect_row() {
+    // A listener that never accepts, its accept queue filled: further SYNs are dropped, so a
+    // connect hangs until our deadline.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    nix::sys::socket::listen(
+        &listener,
+        nix::sys::socket::Backlog::new(0).expect("backlog"),
+    )
+    .expect("listen");
+    let addr = listener.local_addr().expect("addr");
+    let _fillers: Vec<_> = (0..4)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("http://{addr}/log?id={{id}}");
+    let started = Instant::now();
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        40,
+        4,
+        &[
+            "--connect-timeout",
+            "0.3",
+            "--timeout",
+            "30",
+            "--retries",
+            "0",
+        ],
+    );
+    let elapsed = started.elapsed();
+    let other = rows
+        .iter()
+        .find(|r| (r.status, r.error.as_str(), r.attempts) != (None, "connect", 1));
+    assert!(other.is_none(), "{other:?}");
+    // 40 ids over 8 slots, each ending at the 0.3 s connect deadline.
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
 }

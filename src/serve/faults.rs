@@ -21,6 +21,8 @@ pub struct Faults {
     pub garbage_every: Option<u64>,
     /// Send the head and part of the body, then reset the connection.
     pub reset_mid_body_every: Option<u64>,
+    /// Answer a chunked body whose chunk-size line is not hexadecimal.
+    pub bad_chunk_every: Option<u64>,
     /// Answer a body of [`HUGE_BODY_BYTES`].
     pub huge_every: Option<u64>,
     /// Send `103 Early Hints` before the normal answer.
@@ -38,6 +40,7 @@ pub enum Fault {
     Stall,
     Garbage,
     ResetMidBody,
+    BadChunk,
     Huge,
     Informational,
     Redirect,
@@ -60,6 +63,7 @@ impl Faults {
             (self.stall_every, Fault::Stall),
             (self.garbage_every, Fault::Garbage),
             (self.reset_mid_body_every, Fault::ResetMidBody),
+            (self.bad_chunk_every, Fault::BadChunk),
             (self.huge_every, Fault::Huge),
             (self.informational_every, Fault::Informational),
             (self.redirect_every, Fault::Redirect),

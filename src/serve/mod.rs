@@ -90,6 +90,7 @@ impl ServeOptions {
                 stall_every: args.stall_every,
                 garbage_every: args.garbage_every,
                 reset_mid_body_every: args.reset_mid_body_every,
+                bad_chunk_every: args.bad_chunk_every,
                 huge_every: args.huge_every,
                 informational_every: args.informational_every,
                 redirect_every: args.redirect_every,
@@ -351,6 +352,13 @@ async fn inject(stream: &mut TcpStream, fault: Fault, out: &mut Vec<u8>) -> bool
             reset_on_close(stream);
             false
         }
+        Fault::BadChunk => {
+            out.extend_from_slice(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nZZ-NOT-HEX\r\nxx\r\n0\r\n\r\n",
+            );
+            send(stream, out).await;
+            false
+        }
         Fault::Huge => {
             write_head(out, "200 OK", HUGE_BODY_BYTES, Duration::ZERO, false, "");
             let mut left = HUGE_BODY_BYTES;
@@ -421,6 +429,7 @@ mod tests {
             stall_every: None,
             garbage_every: None,
             reset_mid_body_every: None,
+            bad_chunk_every: None,
             huge_every: None,
             informational_every: None,
             redirect_every: None,
