@@ -1,10 +1,11 @@
 //! The one-line progress display on stderr (indicatif), fed by the writer as rows land. Drawn only
 //! on a terminal and unless `--no-progress`; otherwise every call is a no-op.
 
+use std::fmt;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 pub struct Progress {
     bar: Option<ProgressBar>,
@@ -17,9 +18,12 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
         let style = ProgressStyle::with_template(
-            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} {per_sec} ETA {eta} {msg}",
+            "{elapsed_precise} [{wide_bar}] {human_pos}/{human_len} {rate} ETA {eta} {msg}",
         )
         .expect("static template is valid")
+        .with_key("rate", |state: &ProgressState, w: &mut dyn fmt::Write| {
+            let _ = write!(w, "{:.0} req/s", state.per_sec());
+        })
         .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message("errors 0");
