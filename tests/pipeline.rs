@@ -227,3 +227,86 @@ fn config_file_values_apply_and_flags_override_them() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert_one_row_per_id(&read_rows(&dir.path().join("from-config.csv")), 0, 50);
 }
+
+/// User + system CPU time of a process, in clock ticks (from /proc/PID/stat).
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// Resident memory of a process and its children, in KiB.
+fn tree_rss_kib(pid: u32) -> u64 {
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines().find_map(|l| {
+                    l.strip_prefix("VmRSS:")?
+                        .split_whitespace()
+                        .next()?
+                        .parse()
+                        .ok()
+                })
+            })
+            .unwrap_or(0)
+    };
+    rss(pid) + children_of(pid).into_iter().map(rss).sum::<u64>()
+}
+
+#[test]
+fn a_reader_that_stops_reading_stalls_the_workers_instead_of_growing_memory() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut run = Command::new(BIN)
+        .args([
+            "run",
+            "-u",
+            &server.url(),
+            "-i",
+            "0..300000",
+            "-s",
+            "2",
+            "-c",
+            "64",
+            "-o",
+            "-",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start run");
+    let workers = wait_for_workers(&run, 2, |_| true);
+    // Nobody reads stdout for 3 s. Without backpressure the workers would spend those seconds
+    // fetching (the demo target answers ~50k req/s here) and the rows would pile up in memory.
+    let mut peak = 0;
+    let mut cpu_at_1s = 0;
+    for tick in 0..30 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        peak = peak.max(tree_rss_kib(run.id()));
+        if tick == 9 {
+            cpu_at_1s = workers.iter().map(|&pid| cpu_ticks(pid)).sum();
+        }
+    }
+    let cpu_busy = workers.iter().map(|&pid| cpu_ticks(pid)).sum::<u64>() - cpu_at_1s;
+    assert!(
+        run.try_wait().expect("poll").is_none(),
+        "the run waits for its reader"
+    );
+    assert!(
+        cpu_busy < 20,
+        "workers used {cpu_busy} CPU ticks in 2 s while nobody read the rows"
+    );
+    assert!(peak < 100 * 1024, "peak RSS {peak} KiB while stalled");
+    let mut csv = Vec::new();
+    std::io::Read::read_to_end(&mut run.stdout.take().expect("stdout"), &mut csv).expect("read");
+    assert!(run.wait().expect("wait").success());
+    let path = dir.path().join("out.csv");
+    std::fs::write(&path, csv).expect("write");
+    assert_one_row_per_id(&read_rows(&path), 0, 300_000);
+}
