@@ -4,11 +4,11 @@
 //! renames it into place, so that every id keeps exactly one row whatever happens meanwhile.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::ids::{IdRange, IdSet};
-use crate::writer::HEADER;
+use crate::writer::{HEADER, Sink};
 
 /// What was found in (and done to) the existing file.
 #[derive(Debug)]
@@ -187,7 +187,7 @@ fn rewrite_keeping(
 }
 
 /// Appends to a prepared file (no header: it has one).
-pub fn open_for_append(path: &Path) -> io::Result<Box<dyn Write + Send>> {
+pub fn open_for_append(path: &Path) -> io::Result<Sink> {
     Ok(Box::new(OpenOptions::new().append(true).open(path)?))
 }
 

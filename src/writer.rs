@@ -21,7 +21,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const BUFFER_BYTES: usize = 256 << 10;
 
 /// Opens the output: stdout, or a new file — refusing to replace one unless `replace`.
-pub fn open_output(output: &Output, replace: bool) -> io::Result<Box<dyn Write + Send>> {
+pub fn open_output(output: &Output, replace: bool) -> io::Result<Sink> {
     match output {
         Output::Stdout => Ok(Box::new(io::stdout())),
         Output::File(path) => {
@@ -37,6 +37,9 @@ pub fn open_output(output: &Output, replace: bool) -> io::Result<Box<dyn Write +
         }
     }
 }
+
+/// Where rows go: a file or stdout, chosen at run time.
+pub type Sink = Box<dyn Write + Send>;
 
 /// Formats records as CSV rows, reusing its number buffers.
 pub struct RowWriter<W: Write> {

@@ -1,10 +1,17 @@
-//! Deterministic faults for `ringscrape serve`, chosen by id (and, for `--fail-first`, by how
-//! many times the id was asked for), so that a test can predict every row. "Every K" means the
-//! ids K-1, 2K-1, 3K-1, …; when several faults pick the same id, the first in [`Fault`]'s order
-//! wins.
+//! Deterministic faults for `ringscrape serve`: which one an id gets, and how each misbehaves
+//! on the wire. Chosen by id (and, for `--fail-first`, by how many times the id was asked for),
+//! so that a test can predict every row. "Every K" means the ids K-1, 2K-1, 3K-1, …; when
+//! several faults pick the same id, the first in [`Fault`]'s order wins.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+use super::http::{write_head, write_response};
+use super::send;
 
 /// Size of the body sent by `--huge-every` (above the client's default 16 MiB limit).
 pub const HUGE_BODY_BYTES: u64 = 64 << 20;
@@ -94,6 +101,95 @@ impl AttemptCounter {
         *count += 1;
         *count
     }
+}
+
+/// Misbehaves as `fault` says; returns whether the connection stays open.
+pub async fn inject(stream: &mut TcpStream, fault: Fault, out: &mut Vec<u8>) -> bool {
+    match fault {
+        Fault::Drop => false,
+        Fault::Stall => {
+            // Hold the connection, answer nothing, until the client gives up.
+            let mut buf = Vec::with_capacity(4096);
+            loop {
+                let (read, back) = stream.read(buf).await;
+                buf = back;
+                buf.clear();
+                if !matches!(read, Ok(n) if n > 0) {
+                    return false;
+                }
+            }
+        }
+        Fault::Garbage => {
+            out.extend_from_slice(b"HELLO THIS IS NOT HTTP\r\n\r\n");
+            send(stream, out).await;
+            false
+        }
+        Fault::ResetMidBody => {
+            write_head(out, "200 OK", 1000, Duration::ZERO, false, "");
+            out.extend_from_slice(&[b'x'; 100]);
+            send(stream, out).await;
+            reset_on_close(stream);
+            false
+        }
+        Fault::BadChunk => {
+            out.extend_from_slice(
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\nZZ-NOT-HEX\r\nxx\r\n0\r\n\r\n",
+            );
+            send(stream, out).await;
+            false
+        }
+        Fault::Huge => {
+            write_head(out, "200 OK", HUGE_BODY_BYTES, Duration::ZERO, false, "");
+            let mut left = HUGE_BODY_BYTES;
+            let mut ok = send(stream, out).await;
+            let mut chunk = vec![b'x'; 64 << 10];
+            while ok && left > 0 {
+                chunk.truncate(left.min(chunk.len() as u64) as usize);
+                left -= chunk.len() as u64;
+                let (written, back) = stream.write_all(chunk).await;
+                chunk = back;
+                ok = written.is_ok();
+            }
+            ok
+        }
+        Fault::Redirect => {
+            let body = b"{\"moved\":true}";
+            write_response(
+                out,
+                "302 Found",
+                body,
+                Duration::ZERO,
+                false,
+                "location: /moved\r\n",
+            );
+            send(stream, out).await
+        }
+        Fault::Informational => unreachable!("answered in serve_connection"),
+        Fault::Unavailable => {
+            let body = b"{\"error\":\"try again\"}";
+            write_response(
+                out,
+                "503 Service Unavailable",
+                body,
+                Duration::ZERO,
+                false,
+                "retry-after: 1\r\n",
+            );
+            send(stream, out).await
+        }
+    }
+}
+
+/// Makes the coming close send a TCP reset instead of a FIN (SO_LINGER with a zero timeout).
+fn reset_on_close(stream: &TcpStream) {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    let linger = nix::libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Linger, &linger);
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ mod spawn;
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -25,7 +25,7 @@ use crate::progress::Progress;
 use crate::resume::{self, ResumeError};
 use crate::stats::{Summary, WorkerStats};
 use crate::worker::WorkerSpec;
-use crate::writer::{self, RowWriter, WriterReport};
+use crate::writer::{self, RowWriter, Sink, WriterReport};
 use pipes::{PipeEnd, StatsBoard, read_worker_pipe};
 use signals::Stop;
 
@@ -96,38 +96,8 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     limits::raise_nofile(cfg.shards, cfg.concurrency)?;
     // Before any other thread exists, so that they all inherit the blocked signals.
     let stop = signals::watch().map_err(SupervisorError::Signals)?;
-    let resumed = match (cfg.mode, &cfg.output) {
-        (WriteMode::Resume { retry_failed }, Output::File(path)) => {
-            resume::prepare(path, cfg.ids, retry_failed)?
-        }
-        _ => None,
-    };
     let path = output_path(&cfg.output);
-    let out = match &resumed {
-        Some(_) => resume::open_for_append(&path),
-        None => writer::open_output(&cfg.output, cfg.mode != WriteMode::New),
-    }
-    .map_err(|e| SupervisorError::OpenOutput(path.clone(), e))?;
-    let rows = RowWriter::new(out, resumed.is_none())?;
-    let done = resumed.map(|r| {
-        eprintln!(
-            "ringscrape: resuming {}: {} of {} ids have rows{}{}",
-            path.display(),
-            r.done.count(),
-            cfg.ids.len(),
-            if r.torn_bytes > 0 {
-                format!("; cut a torn last line ({} bytes)", r.torn_bytes)
-            } else {
-                String::new()
-            },
-            if r.dropped_rows > 0 {
-                format!("; dropped {} rows to fetch again", r.dropped_rows)
-            } else {
-                String::new()
-            },
-        );
-        r.done
-    });
+    let (rows, done) = open_rows(cfg, &path)?;
     let kept = done.as_ref().map_or(0, IdSet::count);
     let plan = plan_shards(cfg, done.as_ref());
     if plan.is_empty() {
@@ -176,23 +146,65 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     let have_rows = kept + report.rows;
     let complete = failed_shards == 0 && have_rows == cfg.ids.len();
     if !complete {
-        match &cfg.output {
-            Output::File(path) => eprintln!(
-                "ringscrape: {have_rows} of {} ids have rows in {}; resume with: {}",
-                cfg.ids.len(),
-                path.display(),
-                resume_command()
-            ),
-            Output::Stdout => eprintln!(
-                "ringscrape: {have_rows} of {} ids have rows (written to stdout, which cannot be resumed)",
-                cfg.ids.len()
-            ),
-        }
+        report_incomplete(cfg, have_rows);
     }
     Ok(RunReport {
         complete,
         interrupted: stop.signal(),
     })
+}
+
+/// Opens the CSV for this run: a new file with a header, or — resuming — the existing file,
+/// prepared and appended to, with the set of ids that already have a row.
+fn open_rows(
+    cfg: &RunConfig,
+    path: &Path,
+) -> Result<(RowWriter<Sink>, Option<IdSet>), SupervisorError> {
+    let resumed = match (cfg.mode, &cfg.output) {
+        (WriteMode::Resume { retry_failed }, Output::File(path)) => {
+            resume::prepare(path, cfg.ids, retry_failed)?
+        }
+        _ => None,
+    };
+    let out = match &resumed {
+        Some(_) => resume::open_for_append(path),
+        None => writer::open_output(&cfg.output, cfg.mode != WriteMode::New),
+    }
+    .map_err(|e| SupervisorError::OpenOutput(path.to_path_buf(), e))?;
+    let rows = RowWriter::new(out, resumed.is_none())?;
+    let Some(resumed) = resumed else {
+        return Ok((rows, None));
+    };
+    let mut note = format!(
+        "ringscrape: resuming {}: {} of {} ids have rows",
+        path.display(),
+        resumed.done.count(),
+        cfg.ids.len()
+    );
+    if resumed.torn_bytes > 0 {
+        note += &format!("; cut a torn last line ({} bytes)", resumed.torn_bytes);
+    }
+    if resumed.dropped_rows > 0 {
+        note += &format!("; dropped {} rows to fetch again", resumed.dropped_rows);
+    }
+    eprintln!("{note}");
+    Ok((rows, Some(resumed.done)))
+}
+
+/// Says how far the run got and the exact command that completes it.
+fn report_incomplete(cfg: &RunConfig, have_rows: u64) {
+    match &cfg.output {
+        Output::File(path) => eprintln!(
+            "ringscrape: {have_rows} of {} ids have rows in {}; resume with: {}",
+            cfg.ids.len(),
+            path.display(),
+            resume_command()
+        ),
+        Output::Stdout => eprintln!(
+            "ringscrape: {have_rows} of {} ids have rows (written to stdout, which cannot be resumed)",
+            cfg.ids.len()
+        ),
+    }
 }
 
 /// Splits the work: the whole range evenly, or, when resuming, the ids still without a row
@@ -269,10 +281,17 @@ fn start_workers(
         }
         let pipe = child.stdout.take().expect("worker stdout is piped");
         let (tx, board) = (tx.clone(), board.clone());
-        let reader = thread::Builder::new()
+        let reader = match thread::Builder::new()
             .name(format!("pipe-{shard}"))
             .spawn(move || read_worker_pipe(shard, pipe, tx, board))
-            .map_err(|e| SupervisorError::Spawn(shard, e))?;
+        {
+            Ok(reader) => reader,
+            Err(e) => {
+                let _ = child.kill();
+                kill_started(&mut workers);
+                return Err(SupervisorError::Spawn(shard, e));
+            }
+        };
         workers.push(Worker {
             shard,
             ids: part.ids,
