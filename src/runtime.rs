@@ -1,10 +1,12 @@
-//! Builds a single-threaded monoio runtime (for a worker, or a `serve` thread): io_uring first, epoll (monoio's legacy
-//! driver) when io_uring can't be set up — said once on stderr, never silently.
+//! Process set-up shared by every kind of ringscrape process: the single-threaded monoio runtime
+//! (for a worker, or a `serve` thread) — io_uring first, epoll (monoio's legacy driver) when
+//! io_uring can't be set up, said once on stderr, never silently — and the stop-signal mask.
 
 use std::future::Future;
 use std::io;
 
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+use nix::sys::signal::{SigSet, Signal};
 
 /// Set to `epoll` to skip io_uring (to test the fallback, or on kernels where it misbehaves).
 pub const DRIVER_ENV: &str = "RINGSCRAPE_DRIVER";
@@ -42,4 +44,15 @@ where
         .enable_timer()
         .build()?;
     Ok((Driver::Epoll, runtime.block_on(make(Driver::Epoll))))
+}
+
+/// Blocks SIGINT and SIGTERM in the calling thread — threads it starts later inherit the mask —
+/// and returns the set, so that exactly one place receives them, with `SigSet::wait`, instead of
+/// an async handler interrupting whatever thread runs. Call before starting other threads.
+pub fn block_stop_signals() -> nix::Result<SigSet> {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block()?;
+    Ok(signals)
 }

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
-use nix::sys::signal::{SigSet, Signal};
 
 use crate::cli::ServeArgs;
 use crate::runtime;
@@ -155,11 +154,8 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     nix::sys::socket::listen(&listener, nix::sys::socket::Backlog::new(LISTEN_BACKLOG)?)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    // Block the stop signals in every thread; the main thread collects them with sigwait.
-    let mut stop = SigSet::empty();
-    stop.add(Signal::SIGINT);
-    stop.add(Signal::SIGTERM);
-    stop.thread_block()?;
+    // Blocked in every thread; the main thread collects them below.
+    let stop = runtime::block_stop_signals()?;
     let body = opts.body_bytes.map(|n| Arc::new(text_body(n)));
     let attempts = Arc::new(AttemptCounter::default());
     for _ in 0..opts.threads {

@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use nix::sys::signal::{SigSet, Signal, kill};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// Shared between the signal thread and the supervisor.
@@ -49,10 +49,7 @@ impl Stop {
 /// Blocks SIGINT/SIGTERM in the calling thread (threads started later inherit that) and starts
 /// the thread that handles them. Call before starting any other thread.
 pub fn watch() -> nix::Result<Arc<Stop>> {
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    signals.thread_block()?;
+    let signals = crate::runtime::block_stop_signals()?;
     let stop = Arc::new(Stop::default());
     let handler = stop.clone();
     std::thread::Builder::new()

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use monoio_http_client::unified::UnifiedTransportConnector;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use crate::config::RequestLimits;
@@ -136,10 +136,7 @@ pub fn encode_spec(spec: &WorkerSpec) -> String {
 /// Blocks SIGINT/SIGTERM in this thread (and the threads it starts) and turns them into a flag,
 /// set by a thread that waits for them. The runtime polls the flag: no async signal handling.
 fn watch_stop_signals() -> Result<Arc<AtomicBool>, WorkerError> {
-    let mut signals = SigSet::empty();
-    signals.add(Signal::SIGINT);
-    signals.add(Signal::SIGTERM);
-    signals.thread_block()?;
+    let signals = runtime::block_stop_signals()?;
     let flag = Arc::new(AtomicBool::new(false));
     let set = flag.clone();
     std::thread::Builder::new()
