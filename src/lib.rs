@@ -6,9 +6,9 @@
 //! each worker runs a monoio [`runtime`] (io_uring, epoll fallback) with `concurrency` tasks that
 //! expand the URL [`template`] per id and fetch it; records travel back as [`wire`] frames over
 //! the worker's stdout pipe; the supervisor's pipe readers feed a bounded channel into the
-//! [`writer`] (run on the supervisor's main thread), which writes the CSV and drives the [`progress`] line; [`stats`] sent by each worker
-//! are merged for the closing summary. [`resume`] reads what an interrupted run left behind.
-//! [`serve`] is the built-in demo target.
+//! [`writer`] (run on the supervisor's main thread), which writes the CSV and drives the
+//! [`progress`] line; [`stats`] sent by each worker are merged for the closing summary.
+//! [`resume`] reads what an interrupted run left behind. [`serve`] is the built-in demo target.
 
 pub mod cli;
 pub mod config;

@@ -160,11 +160,10 @@ fn open_rows(
     cfg: &RunConfig,
     path: &Path,
 ) -> Result<(RowWriter<Sink>, Option<IdSet>), SupervisorError> {
-    let resumed = match (cfg.mode, &cfg.output) {
-        (WriteMode::Resume { retry_failed }, Output::File(path)) => {
-            resume::prepare(path, cfg.ids, retry_failed)?
-        }
-        _ => None,
+    // `config` refuses --resume with stdout, so here `path` is the output file.
+    let resumed = match cfg.mode {
+        WriteMode::Resume { retry_failed } => resume::prepare(path, cfg.ids, retry_failed)?,
+        WriteMode::New | WriteMode::Overwrite => None,
     };
     let out = match &resumed {
         Some(_) => resume::open_for_append(path),
