@@ -240,6 +240,7 @@ async fn serve_connection(mut stream: TcpStream, target: Rc<Target>) {
     let mut pending: Vec<u8> = Vec::with_capacity(4096);
     let mut read_buf: Vec<u8> = Vec::with_capacity(16 << 10);
     let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let mut body: Vec<u8> = Vec::with_capacity(64);
     let mut served = 0u64;
     loop {
         match parse_request(&pending) {
@@ -258,10 +259,11 @@ async fn serve_connection(mut stream: TcpStream, target: Rc<Target>) {
                             b"HTTP/1.1 103 Early Hints\r\nlink: </style.css>; rel=preload\r\n\r\n",
                         );
                         send(&mut stream, &mut out).await
-                            && answer(&mut stream, &target, get, id, close, &mut out).await
+                            && answer(&mut stream, &target, get, id, close, &mut out, &mut body)
+                                .await
                     }
                     Some(fault) => inject(&mut stream, fault, &mut out).await,
-                    None => answer(&mut stream, &target, get, id, close, &mut out).await,
+                    None => answer(&mut stream, &target, get, id, close, &mut out, &mut body).await,
                 };
                 served += 1;
                 if !keep_open || close || target.opts.faults.closes_after(served) {
@@ -296,6 +298,7 @@ async fn answer(
     id: Option<u64>,
     close: bool,
     out: &mut Vec<u8>,
+    body: &mut Vec<u8>,
 ) -> bool {
     let delay = target.opts.delay_for(id.unwrap_or(0));
     if !delay.is_zero() {
@@ -313,9 +316,9 @@ async fn answer(
     } else if let Some(text) = &target.text {
         write_response(out, "200 OK", text, delay, close, "");
     } else {
-        let mut body = Vec::with_capacity(32);
-        json_body(id, &mut body);
-        write_response(out, "200 OK", &body, delay, close, "");
+        body.clear();
+        json_body(id, body);
+        write_response(out, "200 OK", body, delay, close, "");
     }
     send(stream, out).await
 }
