@@ -63,10 +63,10 @@ pub struct RunArgs {
     #[arg(long, requires = "resume")]
     pub retry_failed: bool,
     /// Whole-request deadline in seconds, body included [default: 30]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub timeout: Option<f64>,
     /// Deadline for opening a connection, in seconds [default: 10]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub connect_timeout: Option<f64>,
     /// Largest response body read, in bytes; a larger one ends as error body-too-large [default: 16 MiB]
     #[arg(long, value_name = "BYTES")]
@@ -75,16 +75,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
     /// First backoff step in seconds; doubles per retry, full jitter [default: 0.1]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub retry_base: Option<f64>,
     /// Longest backoff between retries, in seconds [default: 10]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub retry_cap: Option<f64>,
     /// Longest Retry-After from a server that is honoured, in seconds [default: 60]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub max_retry_after: Option<f64>,
     /// On Ctrl-C or SIGTERM, time in-flight requests get to finish, in seconds [default: 2]
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
     pub grace: Option<f64>,
 }
 

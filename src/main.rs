@@ -15,12 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let rendered = e.render().to_string();
-            let first = rendered
-                .lines()
-                .next()
-                .unwrap_or("error: invalid arguments");
-            eprintln!("{first} (see --help)");
+            eprintln!("{} (see --help)", one_line(&e.render().to_string()));
             return ExitCode::from(ringscrape::EXIT_USAGE);
         }
     };
@@ -30,5 +25,22 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// clap's message (everything before its usage block, tips included) folded onto one line: some
+/// messages put the essential part — which argument is missing — on the lines after the first.
+fn one_line(rendered: &str) -> String {
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        // We add our own pointer to --help.
+        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .collect();
+    if message.is_empty() {
+        "error: invalid arguments".to_string()
+    } else {
+        message.join(" ")
     }
 }

@@ -216,3 +216,41 @@ fn resume_and_overwrite_together_are_refused() {
         "cannot be used with",
     );
 }
+
+#[test]
+fn bad_failure_handling_values() {
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--max-body", "0"],
+        "--max-body 0",
+    );
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--retries", "5000"],
+        "--retries 5000",
+    );
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--grace", "-1"],
+        "--grace -1: must be a positive number of seconds",
+    );
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--retry-base", "0"],
+        "--retry-base 0: must be a positive number of seconds",
+    );
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--retry-failed"],
+        "not provided: --resume",
+    );
+}
+
+#[test]
+fn resume_to_stdout_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ringscrape(
+        dir.path(),
+        &["run", "-u", URL, "-i", "0..10", "-o", "-", "--resume"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "error: --resume needs --output FILE (it reads the rows already written)\n"
+    );
+}
