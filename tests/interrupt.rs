@@ -273,3 +273,50 @@ fn resume_with_retry_failed_refetches_failed_rows_and_keeps_one_row_per_id() {
         rows[0]
     );
 }
+
+#[test]
+fn after_the_grace_period_unanswered_requests_are_abandoned_and_left_to_resume() {
+    // Every request stalls and the deadline is far away: only the grace period ends the run.
+    let server = Server::start(&["--stall-every", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let run = spawn_ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &url,
+            "-i",
+            "0..100",
+            "-s",
+            "2",
+            "-c",
+            "4",
+            "-o",
+            "out.csv",
+            "--grace",
+            "1",
+            "--timeout",
+            "60",
+        ],
+    );
+    wait_for_workers(&run, 2, |_| true);
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = Instant::now();
+    signal(run.id(), Signal::SIGINT);
+    let (code, err) = finish(run);
+    let took = stopped.elapsed();
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "took {took:?}"
+    );
+    assert!(
+        partial_rows(dir.path()).is_empty(),
+        "no stalled id gets a row"
+    );
+    assert!(
+        err.contains("0 of 100 ids have rows") && err.contains("resume with: "),
+        "{err}"
+    );
+}
