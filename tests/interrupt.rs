@@ -33,6 +33,37 @@ fn start_slow_run(dir: &Path, extra: &[&str]) -> (Server, Child, Vec<u32>) {
     (server, run, workers)
 }
 
+/// A target where every request stalls, and a run over `0..ids` with a 60 s deadline and the
+/// given grace period, its workers up and requests in flight.
+fn start_stalled_run(dir: &Path, ids: u64, grace: &str) -> (Server, Child) {
+    let server = Server::start(&["--stall-every", "1"]);
+    let url = server.url();
+    let ids = format!("0..{ids}");
+    let run = spawn_ringscrape(
+        dir,
+        &[
+            "run",
+            "-u",
+            &url,
+            "-i",
+            &ids,
+            "-s",
+            "2",
+            "-c",
+            "4",
+            "-o",
+            "out.csv",
+            "--grace",
+            grace,
+            "--timeout",
+            "60",
+        ],
+    );
+    wait_for_workers(&run, 2, |_| true);
+    std::thread::sleep(Duration::from_millis(300));
+    (server, run)
+}
+
 fn finish(run: Child) -> (Option<i32>, String) {
     let out = run.wait_with_output().expect("wait run");
     (out.status.code(), stderr(&out))
@@ -115,31 +146,8 @@ fn sigterm_exits_143() {
 #[test]
 fn a_second_ctrl_c_stops_at_once_and_the_csv_stays_whole() {
     // Every request stalls, and the grace period is long: only the second signal can end it.
-    let server = Server::start(&["--stall-every", "1"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = server.url();
-    let run = spawn_ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..1000",
-            "-s",
-            "2",
-            "-c",
-            "8",
-            "-o",
-            "out.csv",
-            "--grace",
-            "60",
-            "--timeout",
-            "60",
-        ],
-    );
-    wait_for_workers(&run, 2, |_| true);
-    std::thread::sleep(Duration::from_millis(300));
+    let (_server, run) = start_stalled_run(dir.path(), 1000, "60");
     signal(run.id(), Signal::SIGINT);
     std::thread::sleep(Duration::from_millis(500));
     let second = Instant::now();
@@ -277,31 +285,8 @@ fn resume_with_retry_failed_refetches_failed_rows_and_keeps_one_row_per_id() {
 #[test]
 fn after_the_grace_period_unanswered_requests_are_abandoned_and_left_to_resume() {
     // Every request stalls and the deadline is far away: only the grace period ends the run.
-    let server = Server::start(&["--stall-every", "1"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let url = server.url();
-    let run = spawn_ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..100",
-            "-s",
-            "2",
-            "-c",
-            "4",
-            "-o",
-            "out.csv",
-            "--grace",
-            "1",
-            "--timeout",
-            "60",
-        ],
-    );
-    wait_for_workers(&run, 2, |_| true);
-    std::thread::sleep(Duration::from_millis(300));
+    let (_server, run) = start_stalled_run(dir.path(), 100, "1");
     let stopped = Instant::now();
     signal(run.id(), Signal::SIGINT);
     let (code, err) = finish(run);
