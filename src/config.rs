@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use crate::cli::RunArgs;
 use crate::ids::{IdRange, IdRangeError};
+use crate::model::{RequestLimits, RetryPolicy};
 use crate::template::{Template, TemplateError};
-use crate::worker::RetryPolicy;
 
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 pub const DEFAULT_CONCURRENCY: usize = 256;
@@ -58,14 +58,6 @@ pub struct FileConfig {
 pub enum Output {
     Stdout,
     File(PathBuf),
-}
-
-/// Per-request deadlines and size limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
-pub struct RequestLimits {
-    pub timeout: Duration,
-    pub connect_timeout: Duration,
-    pub max_body_bytes: usize,
 }
 
 /// What to do with an output file that already exists.

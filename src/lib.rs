@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod ids;
+pub mod model;
 pub mod progress;
 pub mod resume;
 pub mod runtime;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
-use crate::wire::{ErrorKind, Record};
+use crate::model::{ErrorKind, Record};
 
 /// Latencies above an hour are clamped; the deadline ends requests long before that.
 const MAX_LATENCY_US: u64 = 3_600_000_000;

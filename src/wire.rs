@@ -12,6 +12,7 @@
 
 use std::io::{self, BufReader, Read};
 
+use crate::model::{ErrorKind, Record};
 use crate::stats::WorkerStats;
 
 const TAG_RECORD: u8 = 1;
@@ -20,77 +21,6 @@ const HEADER_LEN: usize = 5;
 const RECORD_FIXED_LEN: usize = 8 + 2 + 2 + 1 + 4 + 8;
 /// A frame larger than this is corruption, not data: refuse it rather than allocate it.
 const MAX_FRAME_LEN: usize = 16 << 20;
-
-/// Why a request produced no response, as written in the CSV `error` column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// Could not open a connection (refused, unreachable, DNS, connect timeout).
-    Connect = 1,
-    /// The request's deadline passed.
-    Timeout = 2,
-    /// The connection was reset or broke while sending or receiving.
-    Reset = 3,
-    /// The server closed the connection before a full response.
-    Closed = 4,
-    /// The server answered something that is not valid HTTP.
-    Protocol = 5,
-    /// TLS handshake or certificate failure.
-    Tls = 6,
-    /// The body exceeded the configured maximum.
-    BodyTooLarge = 7,
-    /// Any other I/O error.
-    Io = 8,
-}
-
-impl ErrorKind {
-    pub const ALL: [ErrorKind; 8] = [
-        ErrorKind::Connect,
-        ErrorKind::Timeout,
-        ErrorKind::Reset,
-        ErrorKind::Closed,
-        ErrorKind::Protocol,
-        ErrorKind::Tls,
-        ErrorKind::BodyTooLarge,
-        ErrorKind::Io,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Connect => "connect",
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Reset => "reset",
-            ErrorKind::Closed => "closed",
-            ErrorKind::Protocol => "protocol",
-            ErrorKind::Tls => "tls",
-            ErrorKind::BodyTooLarge => "body-too-large",
-            ErrorKind::Io => "io",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<ErrorKind> {
-        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
-    }
-
-    /// Position in [`ErrorKind::ALL`], for per-kind counters.
-    pub fn slot(self) -> usize {
-        self as usize - 1
-    }
-
-    fn from_code(code: u8) -> Option<ErrorKind> {
-        Self::ALL.into_iter().find(|kind| *kind as u8 == code)
-    }
-}
-
-/// The outcome for one id: exactly one per requested id ends up as one CSV row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
-    pub index: u64,
-    pub status: Option<u16>,
-    pub bytes: u64,
-    pub latency_us: u32,
-    pub attempts: u16,
-    pub error: Option<ErrorKind>,
-}
 
 /// One decoded frame.
 #[derive(Debug)]
@@ -404,14 +334,5 @@ mod tests {
         let frames = read_all(&buf).expect("well-formed stream");
         assert!(matches!(frames[0], Frame::Unknown(99)));
         assert!(matches!(&frames[1], Frame::Record(r) if r.index == 5));
-    }
-
-    #[test]
-    fn error_kinds_have_stable_names() {
-        for kind in ErrorKind::ALL {
-            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
-            assert_eq!(ErrorKind::from_code(kind as u8), Some(kind));
-        }
-        assert_eq!(ErrorKind::parse("nope"), None);
     }
 }

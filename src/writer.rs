@@ -10,9 +10,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::config::Output;
+use crate::model::{Batch, Record};
 use crate::progress::Progress;
-use crate::supervisor::Batch;
-use crate::wire::Record;
 
 /// The fixed columns, always first and in this order; later options append columns after them.
 pub const HEADER: [&str; 6] = ["id", "status", "bytes", "latency_ms", "attempts", "error"];
@@ -148,7 +147,7 @@ pub fn write_rows<W: Write>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::ErrorKind;
+    use crate::model::ErrorKind;
 
     #[test]
     fn rows_follow_the_header_with_empty_status_on_error() {

@@ -16,11 +16,11 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 pub use limits::LimitError;
-pub use pipes::Batch;
 pub use signals::exit_code as signal_exit_code;
 
 use crate::config::{Output, RunConfig, WriteMode};
 use crate::ids::{IdRange, IdSet};
+use crate::model::Batch;
 use crate::progress::Progress;
 use crate::resume::{self, ResumeError};
 use crate::stats::{Summary, WorkerStats};

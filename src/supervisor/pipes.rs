@@ -6,17 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 
+use crate::model::{Batch, Record};
 use crate::stats::WorkerStats;
-use crate::wire::{Frame, FrameReader, Record};
+use crate::wire::{Frame, FrameReader};
 
 /// Records per channel message: amortises channel cost without delaying rows much.
 const BATCH_RECORDS: usize = 1024;
-
-/// Records from one shard, on their way to the writer.
-pub struct Batch {
-    pub shard: usize,
-    pub records: Vec<Record>,
-}
 
 /// The latest stats each worker sent (cumulative), indexed by shard.
 pub type StatsBoard = Arc<Mutex<Vec<WorkerStats>>>;

@@ -22,9 +22,8 @@ use monoio_http::h1::payload::PayloadError;
 use monoio_http_client::unified::{UnifiedTransportConnection, UnifiedTransportConnector};
 use monoio_http_client::{BodyLimit, Client, Connector, Error as ClientError, Key};
 
-use super::retry::{RetryPolicy, Verdict, parse_retry_after};
-use crate::config::RequestLimits;
-use crate::wire::{ErrorKind, Record};
+use super::retry::{Verdict, parse_retry_after};
+use crate::model::{ErrorKind, Record, RequestLimits, RetryPolicy};
 
 /// What the slot's connector saw: how many connections it opened, and whether the last open
 /// failed (which makes the request's error a `connect` error whatever the crate calls it).

@@ -22,13 +22,11 @@ use monoio_http_client::unified::UnifiedTransportConnector;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-use crate::config::RequestLimits;
 use crate::ids::{IdRange, IdSet};
+use crate::model::{RequestLimits, RetryPolicy};
 use crate::runtime;
 use crate::stats::WorkerStats;
 use crate::template::{Template, TemplateError};
-
-pub use retry::RetryPolicy;
 
 use fetch::Slot;
 use sink::{FLUSH_EVERY, FrameSink};

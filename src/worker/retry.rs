@@ -3,19 +3,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::wire::ErrorKind;
+use crate::model::{ErrorKind, RetryPolicy};
 
 /// Statuses that mean "try again later" rather than an answer.
 const RETRY_STATUSES: [u16; 4] = [429, 502, 503, 504];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct RetryPolicy {
-    /// Retries after the first attempt.
-    pub retries: u32,
-    pub base: Duration,
-    pub cap: Duration,
-    pub max_retry_after: Duration,
-}
 
 /// What an attempt ended with, as far as retrying is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

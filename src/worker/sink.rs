@@ -5,8 +5,9 @@
 use std::io::{self, Write};
 use std::time::Duration;
 
+use crate::model::Record;
 use crate::stats::WorkerStats;
-use crate::wire::{self, Record};
+use crate::wire;
 
 /// Write once this much is buffered.
 const FLUSH_AT_BYTES: usize = 64 << 10;

@@ -1,0 +1,144 @@
+//! The data every stage shares, below all of them: the [`Record`] a worker makes for each item,
+//! why a request failed ([`ErrorKind`]), what counts as success, the per-request limits and retry
+//! policy a run hands its workers, and the [`Batch`] that carries records to the writer.
+//!
+//! Nothing here does I/O; `wire` encodes these types, `output` formats them, `worker` fills them.
+
+use std::time::Duration;
+
+/// Why a request produced no response, as written in the CSV `error` column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Could not open a connection (refused, unreachable, DNS, connect timeout).
+    Connect = 1,
+    /// The request's deadline passed.
+    Timeout = 2,
+    /// The connection was reset or broke while sending or receiving.
+    Reset = 3,
+    /// The server closed the connection before a full response.
+    Closed = 4,
+    /// The server answered something that is not valid HTTP.
+    Protocol = 5,
+    /// TLS handshake or certificate failure.
+    Tls = 6,
+    /// The body exceeded the configured maximum.
+    BodyTooLarge = 7,
+    /// Any other I/O error.
+    Io = 8,
+    /// The request could not be built from the template for this item (e.g. a header value
+    /// with a line break once `{id}` is filled in). Never retried: it would fail the same way.
+    Request = 9,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 9] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Reset,
+        ErrorKind::Closed,
+        ErrorKind::Protocol,
+        ErrorKind::Tls,
+        ErrorKind::BodyTooLarge,
+        ErrorKind::Io,
+        ErrorKind::Request,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Reset => "reset",
+            ErrorKind::Closed => "closed",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Tls => "tls",
+            ErrorKind::BodyTooLarge => "body-too-large",
+            ErrorKind::Io => "io",
+            ErrorKind::Request => "request",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Position in [`ErrorKind::ALL`], for per-kind counters.
+    pub fn slot(self) -> usize {
+        self as usize - 1
+    }
+
+    /// The kind with wire code `code` (its discriminant).
+    pub fn from_code(code: u8) -> Option<ErrorKind> {
+        Self::ALL.into_iter().find(|kind| *kind as u8 == code)
+    }
+}
+
+/// True when a row is an answer worth keeping: a 2xx status and no error. `--resume
+/// --retry-failed` fetches again every item for which this is false.
+pub fn is_success(status: Option<u16>, error: Option<ErrorKind>) -> bool {
+    error.is_none() && status.is_some_and(|s| (200..300).contains(&s))
+}
+
+/// The outcome for one item: exactly one per requested item ends up as one CSV row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The item's index in the job: the id itself for an id range.
+    pub index: u64,
+    pub status: Option<u16>,
+    pub bytes: u64,
+    pub latency_us: u32,
+    pub attempts: u16,
+    pub error: Option<ErrorKind>,
+}
+
+impl Record {
+    pub fn succeeded(&self) -> bool {
+        is_success(self.status, self.error)
+    }
+}
+
+/// Records from one shard, on their way from its pipe reader to the writer.
+pub struct Batch {
+    pub shard: usize,
+    pub records: Vec<Record>,
+}
+
+/// Per-request deadlines and size limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RequestLimits {
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// When to try an item again (see `worker::retry` for the decision itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub retries: u32,
+    pub base: Duration,
+    pub cap: Duration,
+    pub max_retry_after: Duration,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_kinds_have_stable_names_and_codes() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(ErrorKind::from_code(kind as u8), Some(kind));
+            assert_eq!(ErrorKind::ALL[kind.slot()], kind);
+        }
+        assert_eq!(ErrorKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn success_is_a_2xx_without_error() {
+        assert!(is_success(Some(204), None));
+        assert!(!is_success(Some(304), None));
+        assert!(!is_success(None, Some(ErrorKind::Timeout)));
+        assert!(!is_success(Some(200), Some(ErrorKind::BodyTooLarge)));
+    }
+}
