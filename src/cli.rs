@@ -1,11 +1,19 @@
-//! Command-line definitions (clap derive): `run`, `serve`, and the hidden `worker`.
+//! Command-line definitions (clap derive): `run`, `serve`, and the hidden `worker`; and the
+//! config file, which is a layer of `run` flags under the command line.
 //!
-//! Values stay raw here (`Option<String>`, plain numbers); `config` merges them with the config
-//! file and validates them, so every bad input gets the same one-line error and exit code 2.
+//! The config file holds flags by their long names (`concurrency = 64`, `headers = [...]` for a
+//! repeatable flag, `no_progress = true` for a switch). It is read as if its flags were typed
+//! before the command line's, so a flag given on the command line wins (repeatable flags add up),
+//! and a flag exists in one place only. Values stay raw here (strings, plain numbers); `config`
+//! checks and converts them, so every bad input gets the same one-line error and exit code 2.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+/// Read by `run` when no `--config` is given, if it exists (relative to the working directory).
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,6 +30,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Scrape URL for every id in a range, writing one CSV row per id
+    #[command(args_override_self = true)]
     Run(RunArgs),
     /// Serve the built-in demo target (JSON record per id, optional delays)
     Serve(ServeArgs),
@@ -30,7 +39,10 @@ pub enum Command {
     Worker(WorkerArgs),
 }
 
-#[derive(Args, Debug, Default, Clone)]
+/// Flags of `run`. Each flag is declared once, here: its doc is the help text, its default is
+/// clap's, and the config file is read as more of these flags (see [`config_file_args`]).
+/// Values are checked and converted in `config`, so every bad input gets the same one-line error.
+#[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// URL template; every {id} is replaced by the id, e.g. http://host/log?id={id}
     #[arg(short, long, value_name = "TEMPLATE")]
@@ -41,13 +53,14 @@ pub struct RunArgs {
     /// Worker processes, each pinned to a core [default: online cores]
     #[arg(short, long, value_name = "N")]
     pub shards: Option<usize>,
-    /// In-flight requests per worker (per core) [default: 256]
-    #[arg(short, long, value_name = "N")]
-    pub concurrency: Option<usize>,
-    /// CSV file to write, or - for stdout [default: results.csv]
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-    /// TOML config file; flags override it [default: config/default.toml if present]
+    /// In-flight requests per worker (per core)
+    #[arg(short, long, value_name = "N", default_value_t = 256)]
+    pub concurrency: usize,
+    /// CSV file to write, or - for stdout
+    #[arg(short, long, value_name = "FILE", default_value = "results.csv")]
+    pub output: PathBuf,
+    /// TOML config file of flags (`concurrency = 64`); command-line flags win over it
+    /// [default: config/default.toml if present]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Don't draw the progress line (it is only drawn on a terminal anyway)
@@ -62,30 +75,60 @@ pub struct RunArgs {
     /// With --resume: fetch again the ids whose row is an error or a non-2xx status
     #[arg(long, requires = "resume")]
     pub retry_failed: bool,
-    /// Whole-request deadline in seconds, body included [default: 30]
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
-    pub timeout: Option<f64>,
-    /// Deadline for opening a connection, in seconds [default: 10]
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
-    pub connect_timeout: Option<f64>,
-    /// Largest response body read, in bytes; a larger one ends as error body-too-large [default: 16 MiB]
-    #[arg(long, value_name = "BYTES")]
-    pub max_body: Option<u64>,
-    /// Retries per id after the first attempt (errors, 429/502/503/504) [default: 2]
-    #[arg(long, value_name = "N")]
-    pub retries: Option<u32>,
-    /// First backoff step in seconds; doubles per retry, full jitter [default: 0.1]
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
-    pub retry_base: Option<f64>,
-    /// Longest backoff between retries, in seconds [default: 10]
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
-    pub retry_cap: Option<f64>,
-    /// Longest Retry-After from a server that is honoured, in seconds [default: 60]
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
-    pub max_retry_after: Option<f64>,
-    /// On Ctrl-C or SIGTERM, time in-flight requests get to finish, in seconds [default: 2]
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true)]
-    pub grace: Option<f64>,
+    /// Whole-request deadline in seconds, body included
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 30.0,
+        allow_negative_numbers = true
+    )]
+    pub timeout: f64,
+    /// Deadline for opening a connection, in seconds
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
+    pub connect_timeout: f64,
+    /// Largest response body read, in bytes; a larger one ends as error body-too-large
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub max_body: u64,
+    /// Retries per id after the first attempt (errors, 429/502/503/504)
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub retries: u32,
+    /// First backoff step in seconds; doubles per retry, full jitter
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
+    pub retry_base: f64,
+    /// Longest backoff between retries, in seconds
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
+    pub retry_cap: f64,
+    /// Longest Retry-After from a server that is honoured, in seconds
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60.0,
+        allow_negative_numbers = true
+    )]
+    pub max_retry_after: f64,
+    /// On Ctrl-C or SIGTERM, time in-flight requests get to finish, in seconds
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 2.0,
+        allow_negative_numbers = true
+    )]
+    pub grace: f64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -137,9 +180,176 @@ pub struct ServeArgs {
     pub close_every: Option<u64>,
 }
 
+/// A worker's assignment arrives as frames on its stdin, never on argv, which any user can read
+/// in /proc and which is capped in size. Only the shard number is here, so `ps` tells them apart.
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
-    /// The worker's assignment, as TOML written by the supervisor
-    #[arg(long)]
-    pub spec: String,
+    /// Which shard of the run this worker fetches (informational; the spec says it too)
+    #[arg(long, value_name = "N")]
+    pub shard: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad flags, or `--help` / `--version` (which clap reports as errors).
+    #[error("{}", one_line(&.0.render().to_string()))]
+    Clap(#[from] clap::Error),
+    #[error("config file {0}: {1}")]
+    ConfigFile(PathBuf, String),
+}
+
+/// Parses `argv`; for `run`, with the config file's flags placed before the command line's.
+pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
+    let cli = Cli::try_parse_from(&argv)?;
+    let Command::Run(run) = &cli.command else {
+        return Ok(cli);
+    };
+    let path = match &run.config {
+        Some(path) => path.clone(),
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => PathBuf::from(DEFAULT_CONFIG_PATH),
+        None => return Ok(cli),
+    };
+    let layer = config_file_args(&path)?;
+    let program = argv.first().cloned().unwrap_or_else(|| "ringscrape".into());
+    // The file's flags alone first, so that a bad value in it is blamed on the file.
+    let alone = [program.clone(), "run".into()]
+        .into_iter()
+        .chain(layer.iter().cloned());
+    Cli::try_parse_from(alone)
+        .map_err(|e| CliError::ConfigFile(path, one_line(&e.render().to_string())))?;
+    // `argv` is `program run <flags…>`: `run` has no global flags before it.
+    let merged = [program, "run".into()]
+        .into_iter()
+        .chain(layer)
+        .chain(argv.into_iter().skip(2));
+    Ok(Cli::try_parse_from(merged)?)
+}
+
+/// The flags a config file stands for, as `--name=value` arguments in the file's order.
+pub fn config_file_args(path: &Path) -> Result<Vec<OsString>, CliError> {
+    let fail = |message: String| CliError::ConfigFile(path.to_path_buf(), message);
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| fail(one_line(&e.to_string())))?;
+    let command = Cli::command();
+    let run = command
+        .find_subcommand("run")
+        .expect("the run subcommand exists");
+    let mut args = Vec::new();
+    for (key, value) in table {
+        let name = key.replace('_', "-");
+        let known = run
+            .get_arguments()
+            .any(|arg| arg.get_long() == Some(name.as_str()));
+        if !known || name == "config" {
+            return Err(fail(format!(
+                "unknown key `{key}` (keys are the long flags of `ringscrape run --help`)"
+            )));
+        }
+        let values = match value {
+            toml::Value::Array(items) => items,
+            scalar => vec![scalar],
+        };
+        for value in values {
+            let text = match value {
+                toml::Value::Boolean(true) => {
+                    args.push(format!("--{name}").into());
+                    continue;
+                }
+                toml::Value::Boolean(false) => continue,
+                toml::Value::String(text) => text,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                other => {
+                    return Err(fail(format!(
+                        "`{key}`: expected a string, number, boolean or a list of them, not {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            args.push(format!("--{name}={text}").into());
+        }
+    }
+    Ok(args)
+}
+
+/// clap's message (everything before its usage block, tips included) folded onto one line: some
+/// messages put the essential part — which argument is missing — on the lines after the first.
+pub fn one_line(rendered: &str) -> String {
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        // We add our own pointer to --help.
+        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .collect();
+    if message.is_empty() {
+        "error: invalid arguments".to_string()
+    } else {
+        message.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        let argv = argv.iter().map(OsString::from).collect();
+        match parse(argv).expect("valid flags").command {
+            Command::Run(run) => run,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_file_is_a_layer_under_the_command_line() {
+        let (_dir, path) =
+            file("concurrency = 64\nshards = 3\ntimeout = 5.5\nno_progress = true\noutput = '-'\n");
+        let config = path.to_str().expect("utf-8 path");
+        let run = run_args(&["rs", "run", "--config", config, "-c", "128"]);
+        assert_eq!(run.concurrency, 128, "flag wins");
+        assert_eq!(run.shards, Some(3), "file value when no flag");
+        assert_eq!(run.timeout, 5.5);
+        assert_eq!(run.connect_timeout, 10.0, "default when neither");
+        assert!(run.no_progress, "a switch from the file");
+        assert_eq!(
+            run.output,
+            PathBuf::from("-"),
+            "a value that looks like a flag"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_blamed_on_the_file() {
+        let (_dir, path) = file("concurency = 5\n");
+        let err = config_file_args(&path).expect_err("unknown key");
+        assert!(
+            err.to_string().contains("unknown key `concurency`"),
+            "{err}"
+        );
+        let (_dir, path) = file("concurrency = 'many'\n");
+        let argv = ["rs", "run", "--config", path.to_str().expect("utf-8")];
+        let err = parse(argv.iter().map(OsString::from).collect()).expect_err("bad value");
+        assert!(matches!(err, CliError::ConfigFile(..)), "{err}");
+        assert!(err.to_string().contains("'many'"), "{err}");
+    }
+
+    #[test]
+    fn the_shipped_default_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+        let args = config_file_args(&path).expect("config/default.toml is valid");
+        assert!(
+            args.contains(&OsString::from("--concurrency=256")),
+            "{args:?}"
+        );
+    }
 }

@@ -64,16 +64,15 @@ pub fn execute(command: Command) -> Result<u8, Error> {
             serve::serve(serve::ServeOptions::from_args(&args)?)?;
             Ok(0)
         }
-        Command::Worker(args) => {
-            worker::run(&worker::parse_spec(&args.spec)?)?;
+        Command::Worker(_) => {
+            worker::run()?;
             Ok(0)
         }
     }
 }
 
 fn run(args: &RunArgs) -> Result<u8, Error> {
-    let file = config::read_file_config(args.config.as_deref())?;
-    let cfg = config::resolve(args, file)?;
+    let cfg = config::resolve(args)?;
     let report = supervisor::run(&cfg)?;
     Ok(match report.interrupted {
         Some(signal) => supervisor::signal_exit_code(signal),

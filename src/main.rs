@@ -3,19 +3,18 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use ringscrape::cli::Cli;
+use ringscrape::cli::{self, CliError};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
-        Err(e) if !e.use_stderr() => {
+        Err(CliError::Clap(e)) if !e.use_stderr() => {
             // --help and --version.
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{} (see --help)", one_line(&e.render().to_string()));
+            eprintln!("{e} (see --help)");
             return ExitCode::from(ringscrape::EXIT_USAGE);
         }
     };
@@ -25,22 +24,5 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())
         }
-    }
-}
-
-/// clap's message (everything before its usage block, tips included) folded onto one line: some
-/// messages put the essential part — which argument is missing — on the lines after the first.
-fn one_line(rendered: &str) -> String {
-    let message: Vec<&str> = rendered
-        .lines()
-        .take_while(|line| !line.starts_with("Usage:"))
-        .map(str::trim)
-        // We add our own pointer to --help.
-        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
-        .collect();
-    if message.is_empty() {
-        "error: invalid arguments".to_string()
-    } else {
-        message.join(" ")
     }
 }

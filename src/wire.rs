@@ -1,10 +1,14 @@
-//! The only protocol on the worker → supervisor pipes: length-prefixed binary frames.
+//! The only protocol on the pipes between the supervisor and its workers: length-prefixed binary
+//! frames. Supervisor → worker (stdin): the spec, then the skip set; worker → supervisor
+//! (stdout): records and stats.
 //!
 //! ```text
 //! frame  = len:u32le  tag:u8  payload[len]
 //! tag 1  = record: index:u64 status:u16 attempts:u16 error:u8 latency_us:u32 bytes:u64 [fields…]
 //! tag 2  = stats:  rows ok_2xx other_status errors bytes (u64 each)
 //!                  n:u8 errors_by_kind[n]:u64  latency histogram (HdrHistogram V2 encoding)
+//! tag 3  = spec:   the worker's assignment (TOML text, see `worker::WorkerSpec`)
+//! tag 4  = skip:   the ids to skip when resuming (an `IdSet`'s bytes)
 //! ```
 //! All integers little-endian. `status` 0 means no response, `error` 0 means none. A decoder
 //! ignores bytes after the fields it knows, so later versions can append optional fields
@@ -17,6 +21,8 @@ use crate::stats::WorkerStats;
 
 const TAG_RECORD: u8 = 1;
 const TAG_STATS: u8 = 2;
+const TAG_SPEC: u8 = 3;
+const TAG_SKIP: u8 = 4;
 const HEADER_LEN: usize = 5;
 const RECORD_FIXED_LEN: usize = 8 + 2 + 2 + 1 + 4 + 8;
 /// A frame larger than this is corruption, not data: refuse it rather than allocate it.
@@ -27,6 +33,10 @@ const MAX_FRAME_LEN: usize = 16 << 20;
 pub enum Frame {
     Record(Record),
     Stats(Box<WorkerStats>),
+    /// A worker's assignment, still encoded (the worker parses it).
+    Spec(Vec<u8>),
+    /// The ids a resumed worker skips, as an `IdSet`'s bytes.
+    Skip(Vec<u8>),
     /// A tag this version does not know; skipped so newer workers don't break older readers.
     Unknown(u8),
 }
@@ -83,6 +93,22 @@ pub fn encode_stats(stats: &WorkerStats, out: &mut Vec<u8>) {
         out.extend_from_slice(&value.to_le_bytes());
     }
     stats.encode_latency(out);
+    end_frame(out, at);
+}
+
+/// Appends a spec frame carrying `spec` to `out`.
+pub fn encode_spec(spec: &[u8], out: &mut Vec<u8>) {
+    encode_opaque(TAG_SPEC, spec, out);
+}
+
+/// Appends a skip-set frame carrying `skip` to `out`.
+pub fn encode_skip(skip: &[u8], out: &mut Vec<u8>) {
+    encode_opaque(TAG_SKIP, skip, out);
+}
+
+fn encode_opaque(tag: u8, payload: &[u8], out: &mut Vec<u8>) {
+    let at = begin_frame(out, tag);
+    out.extend_from_slice(payload);
     end_frame(out, at);
 }
 
@@ -207,6 +233,8 @@ impl<R: Read> FrameReader<R> {
         Ok(Some(match header[4] {
             TAG_RECORD => Frame::Record(decode_record(&self.payload)?),
             TAG_STATS => Frame::Stats(Box::new(decode_stats(&self.payload)?)),
+            TAG_SPEC => Frame::Spec(std::mem::take(&mut self.payload)),
+            TAG_SKIP => Frame::Skip(std::mem::take(&mut self.payload)),
             other => Frame::Unknown(other),
         }))
     }

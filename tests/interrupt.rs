@@ -170,7 +170,7 @@ fn sigkill_of_one_worker_exits_1_names_the_shard_and_resume_completes_exactly() 
         .iter()
         .find(|pid| {
             std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("shard = 1\n"))
+                .is_ok_and(|cmd| String::from_utf8_lossy(&cmd).contains("--shard\u{0}1\u{0}"))
         })
         .expect("worker of shard 1");
     signal(victim, Signal::SIGKILL);

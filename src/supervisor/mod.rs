@@ -261,7 +261,6 @@ fn start_workers(
             url: cfg.template.as_str().to_string(),
             ids: part.ids,
             concurrency: cfg.concurrency,
-            skip_from_stdin: part.skip.is_some(),
             grace: cfg.grace,
             limits: cfg.limits,
             retry: cfg.retry,

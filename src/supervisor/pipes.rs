@@ -48,7 +48,8 @@ pub fn read_worker_pipe(
                     board[shard] = *stats;
                 }
             }
-            Ok(Some(Frame::Unknown(_))) => {}
+            // Only records and stats travel this way; anything else is skipped.
+            Ok(Some(Frame::Unknown(_) | Frame::Spec(_) | Frame::Skip(_))) => {}
             Ok(None) => break,
             Err(e) => {
                 end.error = Some(e.to_string());

@@ -9,7 +9,7 @@ use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
 use crate::ids::IdSet;
-use crate::worker::{WorkerSpec, encode_spec};
+use crate::worker::{WorkerSpec, encode_assignment};
 
 /// The cores this process may run on, in order (respects taskset / cgroup masks).
 pub fn allowed_cores() -> Vec<usize> {
@@ -22,26 +22,20 @@ pub fn allowed_cores() -> Vec<usize> {
     if cores.is_empty() { vec![0] } else { cores }
 }
 
-/// Starts one worker for `spec` in its own process group (so a terminal's Ctrl-C reaches only
-/// the supervisor, which relays it), and hands it the ids to skip on its stdin.
+/// Starts one worker in its own process group (so a terminal's Ctrl-C reaches only the
+/// supervisor, which relays it), and hands it `spec` and the ids to skip on its stdin.
 pub fn spawn_worker(spec: &WorkerSpec, skip: Option<&IdSet>) -> io::Result<Child> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
-        .arg("worker")
-        .arg("--spec")
-        .arg(encode_spec(spec))
+        .args(["worker", "--shard", &spec.shard.to_string()])
         .process_group(0)
-        .stdin(if skip.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
-    if let (Some(skip), Some(mut stdin)) = (skip, child.stdin.take()) {
+    if let Some(mut stdin) = child.stdin.take() {
         // The worker reads this before anything else; closing stdin ends the hand-over.
-        if let Err(e) = stdin.write_all(&skip.to_bytes()) {
+        if let Err(e) = stdin.write_all(&encode_assignment(spec, skip)) {
             let _ = child.kill();
             return Err(e);
         }

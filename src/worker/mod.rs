@@ -27,6 +27,7 @@ use crate::model::{RequestLimits, RetryPolicy};
 use crate::runtime;
 use crate::stats::WorkerStats;
 use crate::template::{Template, TemplateError};
+use crate::wire::{self, Frame, FrameReader};
 
 use fetch::Slot;
 use sink::{FLUSH_EVERY, FrameSink};
@@ -34,15 +35,14 @@ use sink::{FLUSH_EVERY, FrameSink};
 /// How often a worker sends its cumulative stats to the supervisor.
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
-/// What the supervisor hands a worker (serialised as TOML on its command line).
+/// What the supervisor hands a worker: TOML in a spec frame on the worker's stdin, followed by
+/// the skip set (when resuming) in skip frames. Never on argv: headers may hold secrets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerSpec {
     pub shard: usize,
     pub url: String,
     pub ids: IdRange,
     pub concurrency: usize,
-    /// The supervisor writes the ids to skip (an [`IdSet`] over `ids`) on the worker's stdin.
-    pub skip_from_stdin: bool,
     pub grace: Duration,
     pub limits: RequestLimits,
     pub retry: RetryPolicy,
@@ -50,14 +50,12 @@ pub struct WorkerSpec {
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("worker spec: {0}")]
+    #[error("worker spec on stdin: {0}")]
     Spec(String),
     #[error(transparent)]
     Template(#[from] TemplateError),
     #[error("building the runtime: {0}")]
     Runtime(io::Error),
-    #[error("reading the ids to skip from stdin: {0}")]
-    SkipSet(io::Error),
     #[error("signal handling: {0}")]
     Signal(#[from] nix::Error),
     #[error("writing results to the supervisor: {0}")]
@@ -122,13 +120,47 @@ impl Shared {
     }
 }
 
-/// Parses the spec passed by the supervisor.
-pub fn parse_spec(text: &str) -> Result<WorkerSpec, WorkerError> {
-    toml::from_str(text).map_err(|e| WorkerError::Spec(e.to_string()))
+/// Largest skip frame: a skip set is sent in pieces so that no frame nears the wire's limit.
+const SKIP_FRAME_BYTES: usize = 4 << 20;
+
+/// The frames that hand `spec` (and the ids to skip) to a worker, as written to its stdin.
+pub fn encode_assignment(spec: &WorkerSpec, skip: Option<&IdSet>) -> Vec<u8> {
+    let text = toml::to_string(spec).expect("a WorkerSpec always serialises");
+    let mut out = Vec::new();
+    wire::encode_spec(text.as_bytes(), &mut out);
+    if let Some(skip) = skip {
+        for piece in skip.to_bytes().chunks(SKIP_FRAME_BYTES) {
+            wire::encode_skip(piece, &mut out);
+        }
+    }
+    out
 }
 
-pub fn encode_spec(spec: &WorkerSpec) -> String {
-    toml::to_string(spec).expect("a WorkerSpec always serialises")
+/// Reads what [`encode_assignment`] wrote, to the end of `input`.
+pub fn read_assignment(input: impl Read) -> Result<(WorkerSpec, Option<IdSet>), WorkerError> {
+    let bad = |message: String| WorkerError::Spec(message);
+    let mut reader = FrameReader::new(input);
+    let mut spec = None;
+    let mut skip: Option<Vec<u8>> = None;
+    while let Some(frame) = reader.next_frame().map_err(|e| bad(e.to_string()))? {
+        match frame {
+            Frame::Spec(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+                spec = Some(toml::from_str::<WorkerSpec>(&text).map_err(|e| bad(e.to_string()))?);
+            }
+            Frame::Skip(bytes) => skip.get_or_insert_with(Vec::new).extend_from_slice(&bytes),
+            _ => return Err(bad("unexpected frame".into())),
+        }
+    }
+    let spec = spec.ok_or_else(|| bad("no spec frame".into()))?;
+    let skip = match skip {
+        Some(bytes) => Some(
+            IdSet::from_bytes(spec.ids, &bytes)
+                .ok_or_else(|| bad("skip set of the wrong length".into()))?,
+        ),
+        None => None,
+    };
+    Ok((spec, skip))
 }
 
 /// Blocks SIGINT/SIGTERM in this thread (and the threads it starts) and turns them into a flag,
@@ -148,28 +180,14 @@ fn watch_stop_signals() -> Result<Arc<AtomicBool>, WorkerError> {
     Ok(flag)
 }
 
-fn read_skip_set(ids: IdRange) -> Result<IdSet, WorkerError> {
-    let mut bytes = vec![0u8; IdSet::byte_len(ids)];
-    io::stdin()
-        .lock()
-        .read_exact(&mut bytes)
-        .map_err(WorkerError::SkipSet)?;
-    IdSet::from_bytes(ids, &bytes).ok_or_else(|| {
-        WorkerError::SkipSet(io::Error::new(io::ErrorKind::InvalidData, "wrong length"))
-    })
-}
-
-/// Runs one worker to completion; records go to stdout.
-pub fn run(spec: &WorkerSpec) -> Result<(), WorkerError> {
+/// Runs one worker to completion: its assignment from stdin, records to stdout.
+pub fn run() -> Result<(), WorkerError> {
     // If the supervisor dies without a chance to stop us, don't keep hammering the server.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
     let stop = watch_stop_signals()?;
+    let (spec, skip) = read_assignment(io::stdin().lock())?;
+    let spec = &spec;
     let template = Template::compile(&spec.url)?;
-    let skip = if spec.skip_from_stdin {
-        Some(read_skip_set(spec.ids)?)
-    } else {
-        None
-    };
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
     let shared = Rc::new(Shared {
         cursor: Cursor::new(spec.ids, skip),
@@ -282,13 +300,12 @@ mod tests {
     }
 
     #[test]
-    fn spec_round_trips_through_its_text_form() {
+    fn assignment_round_trips_through_frames() {
         let spec = WorkerSpec {
             shard: 3,
             url: "http://h/{id}".into(),
             ids: IdRange::new(10, 20),
             concurrency: 64,
-            skip_from_stdin: true,
             grace: Duration::from_millis(2500),
             limits: RequestLimits {
                 timeout: Duration::from_secs(30),
@@ -302,6 +319,16 @@ mod tests {
                 max_retry_after: Duration::from_secs(60),
             },
         };
-        assert_eq!(parse_spec(&encode_spec(&spec)).expect("round trip"), spec);
+        let mut skip = IdSet::new(spec.ids);
+        skip.insert(12);
+        let bytes = encode_assignment(&spec, Some(&skip));
+        let (read, read_skip) = read_assignment(bytes.as_slice()).expect("round trip");
+        assert_eq!((read, read_skip), (spec.clone(), Some(skip)));
+        let bytes = encode_assignment(&spec, None);
+        assert_eq!(read_assignment(bytes.as_slice()).expect("no skip").1, None);
+        assert!(
+            read_assignment(&bytes[..bytes.len() - 1]).is_err(),
+            "torn spec"
+        );
     }
 }
