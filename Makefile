@@ -1,7 +1,7 @@
 # Thin wrappers over cargo; see README.md.
 #   make run SHARDS=4                          demo: scrape the built-in target, ids 0..100000
 #   make run URL='https://host/log?id={id}' IDS=0..5000000 SHARDS=8 CONCURRENCY=512 OUTPUT=out.csv
-#   make test                                  all tests (unit + integration)
+#   make test                                  all tests (unit + integration), test servers installed if missing
 #   make bench                                 ringscrape vs wrk/oha/hey/ffuf/aiohttp on local nginx
 
 SHELL       := /bin/bash
@@ -38,8 +38,10 @@ else
 		--concurrency $(CONCURRENCY) --output $(OUTPUT) $(ARGS)
 endif
 
+# Installs the test servers first when they are missing (tests/setup.sh).
 test:
-	cargo test --release -- --test-threads=2
+	bash tests/setup.sh
+	PATH="/usr/sbin:$$PATH" cargo test --release -- --test-threads=2
 
 bench: build
 	bash bench/run.sh

@@ -174,7 +174,7 @@ pub fn free_port() -> u16 {
 }
 
 /// An nginx on loopback with the given `server { … }` body, stopped on drop. Tests that use it
-/// need nginx installed (`.ci/run` installs it); they fail, not skip, when it is missing.
+/// need nginx installed (`make test` installs it, tests/setup.sh); they fail, not skip, when it is missing.
 pub struct Nginx {
     child: Child,
     _dir: tempfile::TempDir,
@@ -186,7 +186,7 @@ impl Nginx {
         let nginx = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|p| Path::new(p).exists())
-            .expect("nginx is not installed: run .ci/run or apt-get install nginx-light");
+            .expect("nginx is not installed: run `make test` (tests/setup.sh installs it)");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let d = dir.path().display();
