@@ -6,16 +6,16 @@
 //! each worker runs a monoio [`runtime`] (io_uring, epoll fallback) with `concurrency` tasks that
 //! expand the URL [`template`] per id and fetch it; records travel back as [`wire`] frames over
 //! the worker's stdout pipe; the supervisor's pipe readers feed a bounded channel into the
-//! [`writer`] (run on the supervisor's main thread), which writes the CSV and drives the
+//! [`output`] writer (run on the supervisor's main thread), which writes the CSV and drives the
 //! [`progress`] line; [`stats`] sent by each worker are merged for the closing summary.
-//! [`resume`] reads what an interrupted run left behind. [`serve`] is the built-in demo target.
+//! [`output`] also holds the CSV reader, which `--resume` uses to read what an interrupted run left behind. [`serve`] is the built-in demo target.
 
 pub mod cli;
 pub mod config;
 pub mod ids;
 pub mod model;
+pub mod output;
 pub mod progress;
-pub mod resume;
 pub mod runtime;
 pub mod serve;
 pub mod stats;
@@ -23,7 +23,6 @@ pub mod supervisor;
 pub mod template;
 pub mod wire;
 pub mod worker;
-pub mod writer;
 
 use cli::{Command, RunArgs};
 

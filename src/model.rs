@@ -72,6 +72,9 @@ impl ErrorKind {
     }
 }
 
+/// The columns every CSV starts with, in this order; optional columns follow them.
+pub const FIXED_COLUMNS: [&str; 6] = ["id", "status", "bytes", "latency_ms", "attempts", "error"];
+
 /// True when a row is an answer worth keeping: a 2xx status and no error. `--resume
 /// --retry-failed` fetches again every item for which this is false.
 pub fn is_success(status: Option<u16>, error: Option<ErrorKind>) -> bool {

@@ -21,11 +21,11 @@ pub use signals::exit_code as signal_exit_code;
 use crate::config::{Output, RunConfig, WriteMode};
 use crate::ids::{IdRange, IdSet};
 use crate::model::Batch;
+use crate::output::resume::{self, ResumeError};
+use crate::output::writer::{self, RowWriter, Sink, WriterReport};
 use crate::progress::Progress;
-use crate::resume::{self, ResumeError};
 use crate::stats::{Summary, WorkerStats};
 use crate::worker::WorkerSpec;
-use crate::writer::{self, RowWriter, Sink, WriterReport};
 use pipes::{PipeEnd, StatsBoard, read_worker_pipe};
 use signals::Stop;
 

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use ringscrape::output::reader::RowReader;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringscrape");
 
 /// A `ringscrape serve` process, killed on drop.
@@ -60,7 +62,7 @@ pub fn ringscrape(dir: &Path, args: &[&str]) -> Output {
         .expect("run ringscrape")
 }
 
-/// One CSV row, typed.
+/// One CSV row, typed, with the id as a number (the ids of a range).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
     pub id: u64,
@@ -69,39 +71,29 @@ pub struct Row {
     pub latency_ms: f64,
     pub attempts: u32,
     pub error: String,
+    /// Optional columns, in header order.
+    pub extra: Vec<String>,
 }
 
-/// Reads a ringscrape CSV, checking the header; panics on a malformed row.
+/// Reads a ringscrape CSV with the crate's own reader (header checked, rows typed); panics on a
+/// malformed row.
 pub fn read_rows(path: &Path) -> Vec<Row> {
-    let mut reader = csv::Reader::from_path(path).expect("open csv");
-    let header: Vec<String> = reader
-        .headers()
-        .expect("header")
-        .iter()
-        .map(String::from)
-        .collect();
-    assert_eq!(
-        header,
-        ["id", "status", "bytes", "latency_ms", "attempts", "error"]
-    );
-    reader
-        .records()
-        .map(|record| {
-            let r = record.expect("well-formed row");
-            Row {
-                id: r[0].parse().expect("id"),
-                status: if r[1].is_empty() {
-                    None
-                } else {
-                    Some(r[1].parse().expect("status"))
-                },
-                bytes: r[2].parse().expect("bytes"),
-                latency_ms: r[3].parse().expect("latency"),
-                attempts: r[4].parse().expect("attempts"),
-                error: r[5].to_string(),
-            }
-        })
-        .collect()
+    let file = std::fs::File::open(path).expect("open csv");
+    let mut reader = RowReader::new(file).expect("ringscrape header");
+    let mut rows = Vec::new();
+    while let Some(raw) = reader.next_row().expect("well-formed row") {
+        let row = raw.typed().expect("typed row");
+        rows.push(Row {
+            id: row.id.parse().expect("numeric id"),
+            status: row.status,
+            bytes: row.bytes,
+            latency_ms: row.latency_ms,
+            attempts: row.attempts,
+            error: row.error.map_or("", |kind| kind.as_str()).to_string(),
+            extra: row.extra,
+        });
+    }
+    rows
 }
 
 /// Asserts that `rows` hold exactly one row per id of `start..end`.

@@ -7,8 +7,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use super::reader::{ReadError, RowReader};
+use super::writer::Sink;
 use crate::ids::{IdRange, IdSet};
-use crate::writer::{HEADER, Sink};
+use crate::model::FIXED_COLUMNS;
 
 /// What was found in (and done to) the existing file.
 #[derive(Debug)]
@@ -23,10 +25,8 @@ pub struct Resumed {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
-    #[error(
-        "--resume {0}: its header is {1:?}, not id,status,bytes,latency_ms,attempts,error; refusing to append to it"
-    )]
-    Header(PathBuf, String),
+    #[error("--resume {0}: {1}; refusing to append to it")]
+    Header(PathBuf, ReadError),
     #[error("--resume {0}: line {1}: {2}; refusing to append to it")]
     Row(PathBuf, u64, String),
     #[error(
@@ -55,50 +55,26 @@ fn complete_len(file: &mut File) -> io::Result<u64> {
     Ok(0)
 }
 
-/// One pass over the rows of `reader` (header already checked): calls `row` per record.
+/// One pass over the rows of `reader`: checks the header, then calls `row` per row with its id.
 fn each_row(
     path: &Path,
     reader: impl Read,
     range: IdRange,
-    mut row: impl FnMut(u64, &csv::ByteRecord) -> io::Result<()>,
+    mut row: impl FnMut(u64, bool, &csv::ByteRecord) -> io::Result<()>,
 ) -> Result<(), ResumeError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(reader);
-    let header = csv
-        .byte_headers()
-        .map_err(|e| ResumeError::Row(path.into(), 1, e.to_string()))?
-        .clone();
-    if header.iter().ne(HEADER.iter().map(|h| h.as_bytes())) {
-        let found = String::from_utf8_lossy(header.as_slice()).into_owned();
-        return Err(ResumeError::Header(path.into(), found));
-    }
-    let mut record = csv::ByteRecord::new();
-    let mut line = 1;
-    loop {
-        line += 1;
-        match csv.read_byte_record(&mut record) {
-            Ok(false) => return Ok(()),
-            Ok(true) => {}
-            Err(e) => return Err(ResumeError::Row(path.into(), line, e.to_string())),
-        }
-        let id = std::str::from_utf8(&record[0])
-            .ok()
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| {
-                ResumeError::Row(path.into(), line, "id is not a whole number".into())
-            })?;
+    let bad_row = |e: ReadError| match e {
+        ReadError::Row { line, message } => ResumeError::Row(path.into(), line, message),
+        header => ResumeError::Header(path.into(), header),
+    };
+    let mut rows = RowReader::new(reader).map_err(bad_row)?;
+    while let Some(raw) = rows.next_row().map_err(bad_row)? {
+        let id = raw.id_number().map_err(bad_row)?;
         if !range.contains(id) {
-            return Err(ResumeError::OutOfRange(path.into(), line, id, range));
+            return Err(ResumeError::OutOfRange(path.into(), raw.line, id, range));
         }
-        row(id, &record).map_err(|e| ResumeError::Io(path.into(), e))?;
+        row(id, raw.succeeded(), raw.record).map_err(|e| ResumeError::Io(path.into(), e))?;
     }
-}
-
-/// True when a row is an answer worth keeping: a 2xx status and no error.
-fn succeeded(record: &csv::ByteRecord) -> bool {
-    record.get(1).is_some_and(|s| s.len() == 3 && s[0] == b'2')
-        && record.get(5).is_some_and(|e| e.is_empty())
+    Ok(())
 }
 
 /// Reads `path` and prepares it for appending. `None` when there is nothing to resume (no file,
@@ -126,8 +102,8 @@ pub fn prepare(
         path,
         BufReader::new((&file).take(complete)),
         range,
-        |id, record| {
-            if retry_failed && !succeeded(record) {
+        |id, succeeded, _| {
+            if retry_failed && !succeeded {
                 failed += 1;
             } else if !done.insert(id) {
                 duplicates += 1;
@@ -167,15 +143,16 @@ fn rewrite_keeping(
         .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
     let aside = path.with_file_name(format!(".{name}.resume-tmp"));
     let mut out = csv::Writer::from_writer(File::create(&aside).map_err(io_err)?);
-    out.write_record(HEADER).map_err(|e| io_err(e.into()))?;
+    out.write_record(FIXED_COLUMNS)
+        .map_err(|e| io_err(e.into()))?;
     let mut written = IdSet::new(keep.range());
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     each_row(
         path,
         BufReader::new((&*file).take(complete)),
         keep.range(),
-        |id, record| {
-            if keep.contains(id) && (!retry_failed || succeeded(record)) && written.insert(id) {
+        |id, succeeded, record| {
+            if keep.contains(id) && (!retry_failed || succeeded) && written.insert(id) {
                 out.write_byte_record(record)?;
             }
             Ok(())

@@ -10,11 +10,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::config::Output;
-use crate::model::{Batch, Record};
+use crate::model::{Batch, FIXED_COLUMNS, Record};
 use crate::progress::Progress;
 
-/// The fixed columns, always first and in this order; later options append columns after them.
-pub const HEADER: [&str; 6] = ["id", "status", "bytes", "latency_ms", "attempts", "error"];
 /// Longest time a finished row may sit in memory before it reaches the file.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const BUFFER_BYTES: usize = 256 << 10;
@@ -52,7 +50,7 @@ impl<W: Write> RowWriter<W> {
             .buffer_capacity(BUFFER_BYTES)
             .from_writer(out);
         if write_header {
-            csv.write_record(HEADER)?;
+            csv.write_record(FIXED_COLUMNS)?;
         }
         Ok(Self {
             csv,

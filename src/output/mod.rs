@@ -1,0 +1,7 @@
+//! Where rows end up: the CSV [`writer`] (the only place rows are written), the CSV [`reader`]
+//! (the only place they are read back), and [`resume`], which uses the reader to prepare an
+//! interrupted run's file for appending.
+
+pub mod reader;
+pub mod resume;
+pub mod writer;
