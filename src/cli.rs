@@ -50,6 +50,25 @@ pub struct RunArgs {
     /// Half-open id range START..END, e.g. 0..1000000 (one million ids)
     #[arg(short, long, value_name = "START..END")]
     pub ids: Option<String>,
+    /// HTTP method [default: GET, or POST with --data]
+    #[arg(short = 'X', long, value_name = "METHOD")]
+    pub method: Option<String>,
+    /// Request header 'Name: value' ({id} expands in the value); repeatable; @FILE reads one
+    /// header per line
+    #[arg(short = 'H', long = "header", alias = "headers", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Request body ({id} expands in it); @FILE reads the body from FILE
+    #[arg(short = 'd', long, value_name = "TEXT|@FILE")]
+    pub data: Option<String>,
+    /// User-Agent header [default: ringscrape/VERSION]
+    #[arg(long, value_name = "TEXT")]
+    pub user_agent: Option<String>,
+    /// PEM file of CA certificates to trust besides the bundled and system roots (https)
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Don't verify TLS certificates (https)
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
     /// Worker processes, each pinned to a core [default: online cores]
     #[arg(short, long, value_name = "N")]
     pub shards: Option<usize>,
@@ -239,9 +258,12 @@ pub fn config_file_args(path: &Path) -> Result<Vec<OsString>, CliError> {
     let mut args = Vec::new();
     for (key, value) in table {
         let name = key.replace('_', "-");
-        let known = run
-            .get_arguments()
-            .any(|arg| arg.get_long() == Some(name.as_str()));
+        let known = run.get_arguments().any(|arg| {
+            arg.get_long() == Some(name.as_str())
+                || arg
+                    .get_all_aliases()
+                    .is_some_and(|a| a.contains(&name.as_str()))
+        });
         if !known || name == "config" {
             return Err(fail(format!(
                 "unknown key `{key}` (keys are the long flags of `ringscrape run --help`)"

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::cli::RunArgs;
 use crate::ids::{IdRange, IdRangeError};
 use crate::model::{RequestLimits, RetryPolicy};
-use crate::template::{Template, TemplateError};
+use crate::request::{RequestError, RequestSpec, RequestTemplate};
+use crate::tls::{self, TlsError, Trust};
 
 /// A body limit beyond this is a typo: bodies are held in memory, one per in-flight request.
 const MAX_BODY_LIMIT: u64 = 1 << 32;
@@ -37,7 +38,10 @@ pub enum WriteMode {
 /// A run that has passed every check.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub template: Template,
+    pub request: RequestSpec,
+    /// `request` compiled: where the run goes.
+    pub template: RequestTemplate,
+    pub trust: Trust,
     pub ids: IdRange,
     pub shards: usize,
     pub concurrency: usize,
@@ -56,7 +60,11 @@ pub enum ConfigError {
     #[error("--ids is required (or `ids` in the config file), e.g. --ids 0..1000000")]
     MissingIds,
     #[error(transparent)]
-    Template(#[from] TemplateError),
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("--{0} @{1}: {2}")]
+    ReadArg(&'static str, PathBuf, std::io::Error),
     #[error(transparent)]
     Ids(#[from] IdRangeError),
     #[error("--{0} {1}: must be at least 1")]
@@ -99,8 +107,13 @@ fn default_shards() -> usize {
 
 /// Checks every flag and converts it into the run's settings.
 pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
-    let url = args.url.as_deref().ok_or(ConfigError::MissingUrl)?;
-    let template = Template::compile(url)?;
+    let request = request_spec(args)?;
+    let template = RequestTemplate::compile(&request)?;
+    let trust = Trust {
+        ca_cert: args.ca_cert.clone(),
+        insecure: args.insecure,
+    };
+    tls::check(&trust)?;
     let ids: IdRange = args
         .ids
         .as_deref()
@@ -144,7 +157,9 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     };
     check_output(&output, mode)?;
     Ok(RunConfig {
+        request,
         template,
+        trust,
         ids,
         // More shards than ids would only start idle processes.
         shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
@@ -155,6 +170,46 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         limits,
         retry,
         grace: seconds("grace", args.grace)?,
+    })
+}
+
+/// The request flags, with `@FILE` arguments read.
+fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
+    let url = args.url.clone().ok_or(ConfigError::MissingUrl)?;
+    let mut headers = Vec::with_capacity(args.headers.len());
+    for header in &args.headers {
+        match header.strip_prefix('@') {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::ReadArg("header", path.into(), e))?;
+                headers.extend(
+                    text.lines()
+                        .map(str::trim_end)
+                        .filter(|line| !line.is_empty())
+                        .map(String::from),
+                );
+            }
+            None => headers.push(header.clone()),
+        }
+    }
+    let body = match args.data.as_deref() {
+        Some(data) => Some(match data.strip_prefix('@') {
+            Some(path) => {
+                std::fs::read(path).map_err(|e| ConfigError::ReadArg("data", path.into(), e))?
+            }
+            None => data.as_bytes().to_vec(),
+        }),
+        None => None,
+    };
+    Ok(RequestSpec {
+        url,
+        method: args.method.clone(),
+        headers,
+        body,
+        user_agent: args
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| concat!("ringscrape/", env!("CARGO_PKG_VERSION")).into()),
     })
 }
 

@@ -16,11 +16,13 @@ pub mod ids;
 pub mod model;
 pub mod output;
 pub mod progress;
+pub mod request;
 pub mod runtime;
 pub mod serve;
 pub mod stats;
 pub mod supervisor;
 pub mod template;
+pub mod tls;
 pub mod wire;
 pub mod worker;
 

@@ -1,80 +1,90 @@
-//! URL templates: `https://host/log?id={id}` compiled once into literal parts and holes, then
-//! expanded per item into a reused buffer (no allocation per request once the buffer has grown).
+//! `{id}` templates: text compiled once into literal parts and holes, expanded per item into a
+//! reused buffer (no allocation per request once the buffer has grown). Each hole says how the
+//! key is written into it: as it is, or percent-encoded where it lands in a URL.
+
+/// Every occurrence of this in a template is replaced by the item's key.
+pub const PLACEHOLDER: &str = "{id}";
+
+/// How a key is written into a hole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escape {
+    /// Byte for byte (header values, bodies).
+    Raw,
+    /// Percent-encoded except for RFC 3986's unreserved characters, so that a key holding a
+    /// space, `&`, `/`, `?`, `%`, `+` or non-ASCII stays one path segment or query value.
+    Url,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
-    Literal(String),
-    Key,
+    Literal(Vec<u8>),
+    Hole,
 }
 
-/// A compiled template with at least one `{id}` hole.
+/// A compiled template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     parts: Vec<Part>,
-    source: String,
+    escape: Escape,
 }
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum TemplateError {
-    #[error("--url {0}: must contain {{id}}, e.g. http://host/log?id={{id}}")]
-    NoPlaceholder(String),
-    #[error("--url {0}: only http:// and https:// URLs are supported")]
-    Scheme(String),
-    #[error("--url {0}: not a valid URL once {{id}} is filled in ({1})")]
-    Invalid(String, String),
-}
-
-const PLACEHOLDER: &str = "{id}";
 
 impl Template {
-    /// Compiles `source`, checking that it has a placeholder and that an expansion is a valid
-    /// absolute http(s) URL — so a bad template fails before any worker starts.
-    pub fn compile(source: &str) -> Result<Self, TemplateError> {
-        if !source.contains(PLACEHOLDER) {
-            return Err(TemplateError::NoPlaceholder(source.to_string()));
-        }
+    /// Splits `source` at every `{id}`.
+    pub fn new(source: &[u8], escape: Escape) -> Self {
+        let hole = PLACEHOLDER.as_bytes();
         let mut parts = Vec::new();
-        for (k, literal) in source.split(PLACEHOLDER).enumerate() {
-            if k > 0 {
-                parts.push(Part::Key);
-            }
+        let mut rest = source;
+        loop {
+            let at = rest.windows(hole.len()).position(|w| w == hole);
+            let literal = &rest[..at.unwrap_or(rest.len())];
             if !literal.is_empty() {
-                parts.push(Part::Literal(literal.to_string()));
+                parts.push(Part::Literal(literal.to_vec()));
+            }
+            match at {
+                Some(at) => {
+                    parts.push(Part::Hole);
+                    rest = &rest[at + hole.len()..];
+                }
+                None => break,
             }
         }
-        let template = Template {
-            parts,
-            source: source.to_string(),
-        };
-        template.check_expansion()?;
-        Ok(template)
+        Self { parts, escape }
     }
 
-    fn check_expansion(&self) -> Result<(), TemplateError> {
-        let mut url = String::new();
-        self.expand_into("0", &mut url);
-        let uri: http::Uri = url.parse().map_err(|e: http::uri::InvalidUri| {
-            TemplateError::Invalid(self.source.clone(), e.to_string())
-        })?;
-        match uri.scheme_str() {
-            Some("http") | Some("https") if uri.host().is_some() => Ok(()),
-            _ => Err(TemplateError::Scheme(self.source.clone())),
-        }
+    pub fn has_hole(&self) -> bool {
+        self.parts.contains(&Part::Hole)
     }
 
-    /// Writes the template with every `{id}` replaced by `key` into `out` (cleared first).
-    pub fn expand_into(&self, key: &str, out: &mut String) {
-        out.clear();
+    /// Appends the template with every hole filled by `key` to `out`.
+    pub fn expand_into(&self, key: &[u8], out: &mut Vec<u8>) {
         for part in &self.parts {
             match part {
-                Part::Literal(text) => out.push_str(text),
-                Part::Key => out.push_str(key),
+                Part::Literal(text) => out.extend_from_slice(text),
+                Part::Hole => match self.escape {
+                    Escape::Raw => out.extend_from_slice(key),
+                    Escape::Url => percent_encode(key, out),
+                },
             }
         }
     }
 
-    pub fn as_str(&self) -> &str {
-        &self.source
+    /// The expansion for `key` as a new buffer (set-up and checks, not the hot path).
+    pub fn expand(&self, key: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.expand_into(key, &mut out);
+        out
+    }
+}
+
+/// Appends `key` percent-encoded (RFC 3986 §2.1): every byte but `A-Z a-z 0-9 - . _ ~`.
+pub fn percent_encode(key: &[u8], out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in key {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
+        }
     }
 }
 
@@ -83,40 +93,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn expands_every_placeholder_into_a_reused_buffer() {
-        let t = Template::compile("http://h:8080/{id}/log?id={id}&x=1").expect("valid template");
-        let mut out = String::from("stale contents");
-        t.expand_into("42", &mut out);
-        assert_eq!(out, "http://h:8080/42/log?id=42&x=1");
-        t.expand_into("7", &mut out);
-        assert_eq!(out, "http://h:8080/7/log?id=7&x=1");
+    fn expands_every_hole_and_appends_to_the_buffer() {
+        let t = Template::new(b"/{id}/log?id={id}&x=1", Escape::Raw);
+        let mut out = b"GET ".to_vec();
+        t.expand_into(b"42", &mut out);
+        assert_eq!(out, b"GET /42/log?id=42&x=1");
+        assert!(t.has_hole());
+        assert_eq!(Template::new(b"{id}", Escape::Raw).expand(b"7"), b"7");
+        assert!(!Template::new(b"no hole", Escape::Raw).has_hole());
     }
 
     #[test]
-    fn placeholder_at_the_end_and_https() {
-        let t = Template::compile("https://example.org/log?id={id}").expect("valid template");
-        let mut out = String::new();
-        t.expand_into("123", &mut out);
-        assert_eq!(out, "https://example.org/log?id=123");
-    }
-
-    #[test]
-    fn rejects_templates_without_placeholder_or_with_bad_scheme() {
-        assert!(matches!(
-            Template::compile("http://h/log?id=1"),
-            Err(TemplateError::NoPlaceholder(_))
-        ));
-        assert!(matches!(
-            Template::compile("ftp://h/{id}"),
-            Err(TemplateError::Scheme(_))
-        ));
-        assert!(matches!(
-            Template::compile("/log?id={id}"),
-            Err(TemplateError::Scheme(_))
-        ));
-        assert!(matches!(
-            Template::compile("http://h/log?id={id} x"),
-            Err(TemplateError::Invalid(..))
-        ));
+    fn url_holes_percent_encode_everything_but_unreserved() {
+        let t = Template::new(b"/u?name={id}", Escape::Url);
+        assert_eq!(
+            t.expand("a b&c/d?e%f+g~h.é".as_bytes()),
+            b"/u?name=a%20b%26c%2Fd%3Fe%25f%2Bg~h.%C3%A9"
+        );
+        assert_eq!(
+            t.expand(b"12345"),
+            b"/u?name=12345",
+            "numbers pass as they are"
+        );
     }
 }

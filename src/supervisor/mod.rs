@@ -258,7 +258,8 @@ fn start_workers(
     for (shard, part) in plan.iter().enumerate() {
         let spec = WorkerSpec {
             shard,
-            url: cfg.template.as_str().to_string(),
+            request: cfg.request.clone(),
+            trust: cfg.trust.clone(),
             ids: part.ids,
             concurrency: cfg.concurrency,
             grace: cfg.grace,

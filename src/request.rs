@@ -1,0 +1,405 @@
+//! The request template: method, URL, headers and body, each with `{id}` holes, compiled once
+//! (and checked, so a bad template fails before any worker starts) and expanded per item into
+//! reused buffers: the whole HTTP/1.1 request in one buffer, or its parts for HTTP/2.
+//!
+//! `{id}` may stand in the path and query (percent-encoded there), in header values and in the
+//! body (as it is); not in the scheme or the host, since each slot keeps one connection to one
+//! origin. A key that would break a header (CR, LF or NUL) fails that item with error kind
+//! `request`, never retried.
+
+use serde::{Deserialize, Serialize};
+
+use crate::template::{Escape, PLACEHOLDER, Template};
+
+/// What the user asked for, as it travels to the workers (each compiles it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSpec {
+    pub url: String,
+    /// `None`: GET, or POST when there is a body (as curl does).
+    pub method: Option<String>,
+    /// `Name: value` lines, in order.
+    pub headers: Vec<String>,
+    pub body: Option<Vec<u8>>,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+/// Where every request of a run goes: one origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub scheme: Scheme,
+    pub host: String,
+    pub port: u16,
+    /// `host[:port]` as written in the URL: the Host header and HTTP/2's `:authority`.
+    pub authority: String,
+}
+
+/// A compiled [`RequestSpec`].
+#[derive(Debug, Clone)]
+pub struct RequestTemplate {
+    pub origin: Origin,
+    pub method: http::Method,
+    /// Path and query.
+    path: Template,
+    /// Header names as given (lower-cased for HTTP/2), values with raw holes; `host` and
+    /// `user-agent` added unless given.
+    headers: Vec<(http::HeaderName, Template)>,
+    body: Option<Template>,
+    /// Whether a key lands in a header value (and must then be checked for line breaks).
+    key_in_headers: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RequestError {
+    #[error("--url {0}: only http:// and https:// URLs are supported")]
+    Scheme(String),
+    #[error("--url {0}: not a valid URL once {{id}} is filled in ({1})")]
+    Url(String, String),
+    #[error("--url {0}: {{id}} may stand in the path or query, not in the scheme or host")]
+    HoleInOrigin(String),
+    #[error("--url {0}: must contain {{id}} (or use {{id}} in a header or the body)")]
+    NoPlaceholder(String),
+    #[error("--method {0:?}: not a valid HTTP method")]
+    Method(String),
+    #[error("--header {0:?}: expected 'Name: value'")]
+    HeaderSyntax(String),
+    #[error("--header {0:?}: {1}")]
+    Header(String, String),
+}
+
+/// The key's bytes would end a header line early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyBreaksHeader;
+
+impl RequestTemplate {
+    pub fn compile(spec: &RequestSpec) -> Result<Self, RequestError> {
+        let origin_end = origin_len(&spec.url);
+        if spec.url[..origin_end].contains(PLACEHOLDER) {
+            return Err(RequestError::HoleInOrigin(spec.url.clone()));
+        }
+        let origin = parse_origin(&spec.url)?;
+        let mut path_text = &spec.url[origin_end..];
+        if let Some(hash) = path_text.find('#') {
+            path_text = &path_text[..hash];
+        }
+        let path = Template::new(
+            if path_text.is_empty() {
+                b"/"
+            } else {
+                path_text.as_bytes()
+            },
+            Escape::Url,
+        );
+        let method_text = spec
+            .method
+            .clone()
+            .unwrap_or_else(|| if spec.body.is_some() { "POST" } else { "GET" }.into());
+        let method = http::Method::from_bytes(method_text.as_bytes())
+            .map_err(|_| RequestError::Method(method_text.clone()))?;
+        let mut headers = Vec::with_capacity(spec.headers.len() + 2);
+        for line in &spec.headers {
+            headers.push(parse_header(line)?);
+        }
+        let has = |name: &http::HeaderName, headers: &[(http::HeaderName, Template)]| {
+            headers.iter().any(|(n, _)| n == name)
+        };
+        if !has(&http::header::HOST, &headers) {
+            let host = Template::new(origin.authority.as_bytes(), Escape::Raw);
+            headers.insert(0, (http::header::HOST, host));
+        }
+        if !has(&http::header::USER_AGENT, &headers) {
+            let agent = Template::new(spec.user_agent.as_bytes(), Escape::Raw);
+            headers.push((http::header::USER_AGENT, agent));
+        }
+        let key_in_headers = headers.iter().any(|(_, v)| v.has_hole());
+        let body = spec.body.as_deref().map(|b| Template::new(b, Escape::Raw));
+        if !path.has_hole() && !key_in_headers && !body.as_ref().is_some_and(Template::has_hole) {
+            return Err(RequestError::NoPlaceholder(spec.url.clone()));
+        }
+        let template = RequestTemplate {
+            origin,
+            method,
+            path,
+            headers,
+            body,
+            key_in_headers,
+        };
+        template.check_path(&spec.url)?;
+        Ok(template)
+    }
+
+    fn check_path(&self, url: &str) -> Result<(), RequestError> {
+        let path = self.path.expand(b"0");
+        http::uri::PathAndQuery::try_from(path.as_slice())
+            .map(|_| ())
+            .map_err(|e| RequestError::Url(url.to_string(), e.to_string()))
+    }
+
+    /// True when requests carry a body (its length may differ per key).
+    pub fn has_body(&self) -> bool {
+        self.body.is_some()
+    }
+
+    /// Writes the whole HTTP/1.1 request for `key` into `out` (cleared first); `body` is scratch.
+    pub fn write_h1(
+        &self,
+        key: &[u8],
+        out: &mut Vec<u8>,
+        body: &mut Vec<u8>,
+    ) -> Result<(), KeyBreaksHeader> {
+        self.check_key(key)?;
+        out.clear();
+        out.extend_from_slice(self.method.as_str().as_bytes());
+        out.push(b' ');
+        self.path.expand_into(key, out);
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        for (name, value) in &self.headers {
+            out.extend_from_slice(name.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+            value.expand_into(key, out);
+            out.extend_from_slice(b"\r\n");
+        }
+        body.clear();
+        if let Some(template) = &self.body {
+            template.expand_into(key, body);
+        }
+        if self.body.is_some() || method_expects_body(&self.method) {
+            out.extend_from_slice(b"content-length: ");
+            out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(body);
+        Ok(())
+    }
+
+    /// The request for `key` as an `http::Request` (HTTP/2), with its body.
+    pub fn build_h2(&self, key: &[u8]) -> Result<http::Request<Vec<u8>>, KeyBreaksHeader> {
+        self.check_key(key)?;
+        let scheme = match self.origin.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let mut uri = format!("{scheme}://{}", self.origin.authority).into_bytes();
+        self.path.expand_into(key, &mut uri);
+        let mut request = http::Request::builder()
+            .method(self.method.clone())
+            .uri(uri)
+            .version(http::Version::HTTP_2);
+        for (name, value) in &self.headers {
+            // HTTP/2 carries the host as :authority (RFC 9113 §8.3.1).
+            if name != http::header::HOST {
+                request = request.header(name, value.expand(key));
+            }
+        }
+        let body = self.body.as_ref().map_or_else(Vec::new, |t| t.expand(key));
+        request.body(body).map_err(|_| KeyBreaksHeader)
+    }
+
+    fn check_key(&self, key: &[u8]) -> Result<(), KeyBreaksHeader> {
+        if self.key_in_headers && key.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+            Err(KeyBreaksHeader)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Methods whose requests are framed with a `content-length` even when the body is empty
+/// (RFC 9110 §8.6: a user agent should send one for POST and PUT).
+fn method_expects_body(method: &http::Method) -> bool {
+    matches!(
+        *method,
+        http::Method::POST | http::Method::PUT | http::Method::PATCH
+    )
+}
+
+/// Length of `scheme://authority` at the start of `url`.
+fn origin_len(url: &str) -> usize {
+    let after_scheme = url.find("://").map_or(0, |at| at + 3);
+    after_scheme
+        + url[after_scheme..]
+            .find(['/', '?', '#'])
+            .unwrap_or(url.len() - after_scheme)
+}
+
+fn parse_origin(url: &str) -> Result<Origin, RequestError> {
+    if !url.contains("://") {
+        return Err(RequestError::Scheme(url.to_string()));
+    }
+    let origin = &url[..origin_len(url)];
+    let uri: http::Uri = origin
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| RequestError::Url(url.to_string(), e.to_string()))?;
+    let scheme = match uri.scheme_str() {
+        Some("http") => Scheme::Http,
+        Some("https") => Scheme::Https,
+        _ => return Err(RequestError::Scheme(url.to_string())),
+    };
+    let authority = uri
+        .authority()
+        .filter(|a| !a.host().is_empty())
+        .ok_or_else(|| RequestError::Scheme(url.to_string()))?;
+    if authority.as_str().contains('@') {
+        return Err(RequestError::Url(
+            url.to_string(),
+            "user:password@ is not supported; send an Authorization header with -H".into(),
+        ));
+    }
+    let port = authority.port_u16().unwrap_or(match scheme {
+        Scheme::Http => 80,
+        Scheme::Https => 443,
+    });
+    // An IPv6 literal comes bracketed; connecting wants it bare.
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Ok(Origin {
+        scheme,
+        host: host.to_string(),
+        port,
+        authority: authority.as_str().to_string(),
+    })
+}
+
+/// `Name: value` → a checked header name and a value template (the value with `{id}` filled in
+/// by a digit must be a valid header value).
+fn parse_header(line: &str) -> Result<(http::HeaderName, Template), RequestError> {
+    let (name, value) = line
+        .split_once(':')
+        .ok_or_else(|| RequestError::HeaderSyntax(line.to_string()))?;
+    let name = http::HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|e| RequestError::Header(line.to_string(), e.to_string()))?;
+    let value = value.trim();
+    let template = Template::new(value.as_bytes(), Escape::Raw);
+    http::HeaderValue::from_bytes(&template.expand(b"0"))
+        .map_err(|_| RequestError::Header(line.to_string(), "invalid value".into()))?;
+    Ok((name, template))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(url: &str) -> RequestSpec {
+        RequestSpec {
+            url: url.into(),
+            method: None,
+            headers: Vec::new(),
+            body: None,
+            user_agent: "ringscrape/test".into(),
+        }
+    }
+
+    fn h1(template: &RequestTemplate, key: &[u8]) -> String {
+        let (mut out, mut body) = (Vec::new(), Vec::new());
+        template
+            .write_h1(key, &mut out, &mut body)
+            .expect("key fits");
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn a_get_carries_host_with_port_and_the_user_agent() {
+        let t = RequestTemplate::compile(&spec("http://h:8080/log?id={id}")).expect("valid");
+        assert_eq!(
+            h1(&t, b"42"),
+            "GET /log?id=42 HTTP/1.1\r\nhost: h:8080\r\nuser-agent: ringscrape/test\r\n\r\n"
+        );
+        assert_eq!(t.origin.port, 8080);
+        let t = RequestTemplate::compile(&spec("https://example.org/{id}")).expect("valid");
+        assert_eq!((t.origin.port, t.origin.scheme), (443, Scheme::Https));
+    }
+
+    #[test]
+    fn method_headers_and_body_expand_the_key() {
+        let mut s = spec("http://h/items");
+        s.headers = vec!["Authorization: Bearer t0k".into(), "X-Item: {id}".into()];
+        s.body = Some(b"{\"id\":\"{id}\"}".to_vec());
+        s.user_agent = "ua".into();
+        let t = RequestTemplate::compile(&s).expect("valid");
+        assert_eq!(t.method, http::Method::POST, "a body makes it a POST");
+        assert_eq!(
+            h1(&t, b"a b"),
+            "POST /items HTTP/1.1\r\nhost: h\r\nauthorization: Bearer t0k\r\nx-item: a b\r\n\
+             user-agent: ua\r\ncontent-length: 12\r\n\r\n{\"id\":\"a b\"}"
+        );
+        let (mut out, mut body) = (Vec::new(), Vec::new());
+        assert_eq!(
+            t.write_h1(b"x\r\ny: 1", &mut out, &mut body),
+            Err(KeyBreaksHeader)
+        );
+        let request = t.build_h2(b"7").expect("h2 request");
+        assert_eq!(request.uri(), "http://h/items");
+        assert_eq!(request.headers()["x-item"], "7");
+        assert!(request.headers().get("host").is_none());
+        assert_eq!(request.body(), b"{\"id\":\"7\"}");
+    }
+
+    #[test]
+    fn given_host_and_user_agent_replace_ours() {
+        let mut s = spec("http://127.0.0.1:9/{id}");
+        s.headers = vec!["Host: example.org".into(), "User-Agent: me".into()];
+        s.method = Some("DELETE".into());
+        let t = RequestTemplate::compile(&s).expect("valid");
+        assert_eq!(
+            h1(&t, b"1"),
+            "DELETE /1 HTTP/1.1\r\nhost: example.org\r\nuser-agent: me\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn keys_are_percent_encoded_in_the_url_only() {
+        let mut s = spec("http://h/u/{id}?q={id}");
+        s.headers = vec!["X-Key: {id}".into()];
+        let t = RequestTemplate::compile(&s).expect("valid");
+        let text = h1(&t, "a/b?c&d é".as_bytes());
+        assert!(
+            text.starts_with("GET /u/a%2Fb%3Fc%26d%20%C3%A9?q=a%2Fb%3Fc%26d%20%C3%A9 HTTP/1.1"),
+            "{text}"
+        );
+        assert!(text.contains("x-key: a/b?c&d é\r\n"), "{text}");
+    }
+
+    #[test]
+    fn bad_templates_are_refused() {
+        let bad = |url: &str| RequestTemplate::compile(&spec(url)).expect_err(url);
+        assert!(matches!(
+            bad("http://h/log?id=1"),
+            RequestError::NoPlaceholder(_)
+        ));
+        assert!(matches!(bad("ftp://h/{id}"), RequestError::Scheme(_)));
+        assert!(matches!(bad("/log?id={id}"), RequestError::Scheme(_)));
+        assert!(matches!(
+            bad("http://{id}.h/x"),
+            RequestError::HoleInOrigin(_)
+        ));
+        assert!(matches!(
+            bad("http://h/log?id={id} x"),
+            RequestError::Url(..)
+        ));
+        let mut s = spec("http://h/{id}");
+        s.headers = vec!["no colon".into()];
+        assert!(matches!(
+            RequestTemplate::compile(&s),
+            Err(RequestError::HeaderSyntax(_))
+        ));
+        s.headers = vec!["Bad Name: x".into()];
+        assert!(matches!(
+            RequestTemplate::compile(&s),
+            Err(RequestError::Header(..))
+        ));
+        s.headers = vec![];
+        s.method = Some("GE T".into());
+        assert!(matches!(
+            RequestTemplate::compile(&s),
+            Err(RequestError::Method(_))
+        ));
+    }
+}

@@ -1,0 +1,112 @@
+//! Opening connections to the run's origin: resolve once, connect with the connect deadline,
+//! and for `https://` do the TLS handshake with the run's trust settings. A failure before the
+//! TCP connection is up is `connect`; a failed handshake or an untrusted certificate is `tls`.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::time::Duration;
+
+use monoio::net::TcpStream;
+use monoio_http_client::unified::UnifiedTransportConnection;
+
+use super::Failure;
+use crate::model::ErrorKind;
+use crate::request::{Origin, Scheme};
+use crate::tls::{self, Trust};
+
+/// Opens connections for every slot of a worker (all on one thread).
+pub struct Dialer {
+    origin: Origin,
+    /// Resolved at the first dial and kept; resolution is blocking, so it is done once.
+    addrs: RefCell<Vec<SocketAddr>>,
+    tls: Option<(monoio_rustls::TlsConnector, rustls::ServerName)>,
+    connect_timeout: Duration,
+    /// Connections opened so far.
+    pub opened: Cell<u64>,
+}
+
+impl Dialer {
+    pub fn new(
+        origin: Origin,
+        trust: &Trust,
+        connect_timeout: Duration,
+    ) -> Result<Rc<Self>, tls::TlsError> {
+        let tls = match origin.scheme {
+            Scheme::Http => None,
+            Scheme::Https => {
+                let config = tls::client_config(trust, &[])?;
+                // `Origin` hosts come from a parsed URL, so this only fails for odd hosts;
+                // those then fail each connection as `tls`.
+                let name = rustls::ServerName::try_from(origin.host.as_str())
+                    .unwrap_or_else(|_| rustls::ServerName::IpAddress([0, 0, 0, 0].into()));
+                Some((monoio_rustls::TlsConnector::from(config), name))
+            }
+        };
+        Ok(Rc::new(Self {
+            origin,
+            addrs: RefCell::new(Vec::new()),
+            tls,
+            connect_timeout,
+            opened: Cell::new(0),
+        }))
+    }
+
+    /// A new connection, within the connect deadline.
+    pub async fn dial(&self) -> Result<UnifiedTransportConnection, Failure> {
+        self.opened.set(self.opened.get() + 1);
+        match monoio::time::timeout(self.connect_timeout, self.dial_now()).await {
+            Ok(result) => result,
+            Err(_) => Err(connect_failure(&io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connect deadline passed",
+            ))),
+        }
+    }
+
+    async fn dial_now(&self) -> Result<UnifiedTransportConnection, Failure> {
+        let tcp = self.connect_tcp().await.map_err(|e| connect_failure(&e))?;
+        let _ = tcp.set_nodelay(true);
+        let Some((connector, name)) = &self.tls else {
+            return Ok(UnifiedTransportConnection::Tcp(tcp));
+        };
+        match connector.connect(name.clone(), tcp).await {
+            Ok(stream) => Ok(UnifiedTransportConnection::TcpTls(stream)),
+            Err(e) => Err(Failure {
+                kind: ErrorKind::Tls,
+                answered: false,
+                detail: match e {
+                    monoio_rustls::TlsError::Rustls(e) => e.to_string(),
+                    monoio_rustls::TlsError::Io(e) => e.to_string(),
+                },
+            }),
+        }
+    }
+
+    async fn connect_tcp(&self) -> io::Result<TcpStream> {
+        if self.addrs.borrow().is_empty() {
+            let found: Vec<SocketAddr> = (self.origin.host.as_str(), self.origin.port)
+                .to_socket_addrs()?
+                .collect();
+            *self.addrs.borrow_mut() = found;
+        }
+        let addrs = self.addrs.borrow().clone();
+        let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
+        for addr in addrs {
+            match TcpStream::connect_addr(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+fn connect_failure(error: &io::Error) -> Failure {
+    Failure {
+        kind: ErrorKind::Connect,
+        answered: false,
+        detail: error.to_string(),
+    }
+}
