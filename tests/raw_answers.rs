@@ -1,0 +1,114 @@
+//! Answers real servers send, from a raw-socket server written for each case in this test: the
+//! body of each must be read exactly (RFC 9112), where monoio-http's codec got them wrong.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+
+use common::*;
+
+/// How the raw server answers (chosen by the request path).
+fn answer(path: &str, id: u64) -> (Vec<u8>, bool) {
+    let body = format!("record {id}: {}", "z".repeat((id % 5) as usize));
+    let len = body.len();
+    match path {
+        // HTTP/1.0, no length: the body ends when the server closes.
+        "/http10" => (format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}").into_bytes(), true),
+        // HTTP/1.1 without a length either: also until close.
+        "/nolength" => (format!("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{body}").into_bytes(), true),
+        // Chunked, with a chunk extension and a trailer section.
+        "/trailers" => {
+            let (a, b) = body.split_at(len / 2);
+            (
+                format!(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Checksum\r\n\r\n\
+                     {:x};ext=1\r\n{a}\r\n{:x}\r\n{b}\r\n0\r\nX-Checksum: {id}\r\nX-More: yes\r\n\r\n",
+                    a.len(),
+                    b.len()
+                )
+                .into_bytes(),
+                false,
+            )
+        }
+        // Bare LF line ends throughout, including the chunked framing.
+        "/lf" => (format!("HTTP/1.1 200 OK\nContent-Length: {len}\n\n{body}").into_bytes(), false),
+        "/lf-chunked" => (
+            format!("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n{len:x}\n{body}\n0\n\n").into_bytes(),
+            false,
+        ),
+        // 120 header lines, about 5 KB of head.
+        "/many-headers" => {
+            let mut head = String::from("HTTP/1.1 200 OK\r\n");
+            for k in 0..120 {
+                head += &format!("X-Header-{k:03}: {}\r\n", "h".repeat(24));
+            }
+            (format!("{head}Content-Length: {len}\r\n\r\n{body}").into_bytes(), false)
+        }
+        _ => (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(), false),
+    }
+}
+
+fn body_len(id: u64) -> u64 {
+    format!("record {id}: {}", "z".repeat((id % 5) as usize)).len() as u64
+}
+
+fn serve_connection(stream: TcpStream) {
+    let mut reader = BufReader::new(match stream.try_clone() {
+        Ok(s) => s,
+        Err(_) => return,
+    });
+    let mut stream = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        // Skip the rest of the head.
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+        }
+        let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let id = query.strip_prefix("id=").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let (bytes, close) = answer(path, id);
+        if stream.write_all(&bytes).is_err() || close {
+            return;
+        }
+    }
+}
+
+/// A raw-socket server on loopback; its threads die with the test process.
+fn start_raw_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || serve_connection(stream));
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn each_kind_of_real_answer_gives_its_status_and_exact_body_length() {
+    let base = start_raw_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for path in ["/http10", "/nolength", "/trailers", "/lf", "/lf-chunked", "/many-headers"] {
+        let url = format!("{base}{path}?id={{id}}");
+        let rows = scrape_ok(dir.path(), &url, 0, 300, 8, &["--timeout", "3", "--retries", "0"]);
+        for row in &rows {
+            assert_eq!(
+                (row.status, row.bytes, row.error.as_str(), row.attempts),
+                (Some(200), body_len(row.id), "", 1),
+                "{path}: {row:?}"
+            );
+        }
+    }
+}
