@@ -69,6 +69,20 @@ pub struct RunArgs {
     /// Don't verify TLS certificates (https)
     #[arg(long, short = 'k')]
     pub insecure: bool,
+    /// Keep this response header in a column named after it (lower case); repeatable
+    #[arg(long, value_name = "NAME")]
+    pub capture_header: Vec<String>,
+    /// Keep each response body in a `body` column
+    #[arg(long, conflicts_with = "bodies_dir")]
+    pub save_body: bool,
+    /// How the body column holds a body: text (as is when valid UTF-8, else `base64:` and the
+    /// base64), or base64 [default: text]
+    #[arg(long, value_name = "ENCODING", value_parser = ["text", "base64"], requires = "save_body")]
+    pub body_encoding: Option<String>,
+    /// Write each body to its own file under DIR (DIR/ab/cd/NAME); a body_path column holds
+    /// the path relative to DIR
+    #[arg(long, value_name = "DIR")]
+    pub bodies_dir: Option<PathBuf>,
     /// Worker processes, each pinned to a core [default: online cores]
     #[arg(short, long, value_name = "N")]
     pub shards: Option<usize>,

@@ -6,12 +6,15 @@ use std::time::Duration;
 
 use crate::cli::RunArgs;
 use crate::ids::{IdRange, IdRangeError};
-use crate::model::{RequestLimits, RetryPolicy};
+use crate::model::{BodyColumn, BodyEncoding, FIXED_COLUMNS, RequestLimits, RetryPolicy, Schema};
+use crate::output::bodies;
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::tls::{self, TlsError, Trust};
 
 /// A body limit beyond this is a typo: bodies are held in memory, one per in-flight request.
 const MAX_BODY_LIMIT: u64 = 1 << 32;
+/// A body kept in the CSV travels in one frame, whose length is 32 bits.
+const MAX_INLINE_BODY: u64 = 1 << 30;
 /// Attempts are counted in 16 bits on the wire.
 const MAX_RETRIES: u32 = 1000;
 /// Far above what one core can drive; a typo guard, the fd limit check does the real work.
@@ -42,6 +45,7 @@ pub struct RunConfig {
     /// `request` compiled: where the run goes.
     pub template: RequestTemplate,
     pub trust: Trust,
+    pub schema: Schema,
     pub ids: IdRange,
     pub shards: usize,
     pub concurrency: usize,
@@ -65,6 +69,16 @@ pub enum ConfigError {
     Tls(#[from] TlsError),
     #[error("--{0} @{1}: {2}")]
     ReadArg(&'static str, PathBuf, std::io::Error),
+    #[error("--capture-header {0:?}: not a header name")]
+    CaptureName(String),
+    #[error("--capture-header {0}: its column would clash with another column of that name")]
+    CaptureClash(String),
+    #[error(
+        "--max-body {0} with --save-body: at most {MAX_INLINE_BODY} bytes (use --bodies-dir for larger bodies)"
+    )]
+    InlineBody(u64),
+    #[error("--bodies-dir {0}: cannot write there: {1}")]
+    BodiesDir(PathBuf, std::io::Error),
     #[error(transparent)]
     Ids(#[from] IdRangeError),
     #[error("--{0} {1}: must be at least 1")]
@@ -114,6 +128,10 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         insecure: args.insecure,
     };
     tls::check(&trust)?;
+    let schema = schema(args)?;
+    if matches!(schema.body, BodyColumn::Inline(_)) && args.max_body > MAX_INLINE_BODY {
+        return Err(ConfigError::InlineBody(args.max_body));
+    }
     let ids: IdRange = args
         .ids
         .as_deref()
@@ -160,6 +178,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         request,
         template,
         trust,
+        schema,
         ids,
         // More shards than ids would only start idle processes.
         shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
@@ -170,6 +189,38 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         limits,
         retry,
         grace: seconds("grace", args.grace)?,
+    })
+}
+
+/// The optional columns: captured headers (checked, lower case), then the body or its path.
+fn schema(args: &RunArgs) -> Result<Schema, ConfigError> {
+    let mut capture_headers: Vec<String> = Vec::new();
+    for name in &args.capture_header {
+        let header = http::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| ConfigError::CaptureName(name.clone()))?;
+        let column = header.as_str().to_string();
+        let clashes = FIXED_COLUMNS.contains(&column.as_str())
+            || ["body", "body_path"].contains(&column.as_str())
+            || capture_headers.contains(&column);
+        if clashes {
+            return Err(ConfigError::CaptureClash(column));
+        }
+        capture_headers.push(column);
+    }
+    let body = if args.save_body {
+        BodyColumn::Inline(match args.body_encoding.as_deref() {
+            Some("base64") => BodyEncoding::Base64,
+            _ => BodyEncoding::Text,
+        })
+    } else if let Some(dir) = &args.bodies_dir {
+        bodies::check_writable(dir).map_err(|e| ConfigError::BodiesDir(dir.clone(), e))?;
+        BodyColumn::Files(dir.clone())
+    } else {
+        BodyColumn::None
+    };
+    Ok(Schema {
+        capture_headers,
+        body,
     })
 }
 

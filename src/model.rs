@@ -1,6 +1,7 @@
 //! The data every stage shares, below all of them: the [`Record`] a worker makes for each item,
-//! why a request failed ([`ErrorKind`]), what counts as success, the per-request limits and retry
-//! policy a run hands its workers, and the [`Batch`] that carries records to the writer.
+//! why a request failed ([`ErrorKind`]), the row [`Schema`] (which columns, in which order) and
+//! what counts as success, the per-request limits and retry policy a run hands its workers, and
+//! the [`Batch`] that carries records to the writer.
 //!
 //! Nothing here does I/O; `wire` encodes these types, `output` formats them, `worker` fills them.
 
@@ -81,6 +82,56 @@ pub fn is_success(status: Option<u16>, error: Option<ErrorKind>) -> bool {
     error.is_none() && status.is_some_and(|s| (200..300).contains(&s))
 }
 
+/// How a kept body is written into the `body` column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum BodyEncoding {
+    /// As text when it is valid UTF-8; otherwise base64 behind the prefix `base64:`, so that no
+    /// byte is ever mangled.
+    #[default]
+    Text,
+    /// Always base64 (standard alphabet, padded), no prefix.
+    Base64,
+}
+
+/// Where kept bodies go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum BodyColumn {
+    /// Bodies are counted, not kept.
+    #[default]
+    None,
+    /// In a `body` column of the CSV.
+    Inline(BodyEncoding),
+    /// Each in its own file under this directory; a `body_path` column holds the relative path.
+    Files(std::path::PathBuf),
+}
+
+/// The columns of a run's rows: the fixed ones, then the captured headers (lower-case names,
+/// in the order given), then `body` or `body_path`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Schema {
+    pub capture_headers: Vec<String>,
+    pub body: BodyColumn,
+}
+
+impl Schema {
+    /// Every column name, in order.
+    pub fn columns(&self) -> Vec<String> {
+        let mut columns: Vec<String> = FIXED_COLUMNS.iter().map(|c| c.to_string()).collect();
+        columns.extend(self.capture_headers.iter().cloned());
+        match self.body {
+            BodyColumn::None => {}
+            BodyColumn::Inline(_) => columns.push("body".into()),
+            BodyColumn::Files(_) => columns.push("body_path".into()),
+        }
+        columns
+    }
+
+    /// True when workers must keep body bytes.
+    pub fn keeps_body(&self) -> bool {
+        self.body != BodyColumn::None
+    }
+}
+
 /// The outcome for one item: exactly one per requested item ends up as one CSV row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
@@ -91,11 +142,28 @@ pub struct Record {
     pub latency_us: u32,
     pub attempts: u16,
     pub error: Option<ErrorKind>,
+    /// The optional columns' values, as the [`Schema`] lists them; empty for an error row.
+    pub captured: Captured,
+}
+
+/// What a record keeps of the answer besides status and size.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Captured {
+    /// One value per captured header (absent: the answer did not have it).
+    pub headers: Vec<Option<Vec<u8>>>,
+    /// The body (inline bodies), or the body's path relative to the bodies directory.
+    pub body: Option<Vec<u8>>,
 }
 
 impl Record {
     pub fn succeeded(&self) -> bool {
         is_success(self.status, self.error)
+    }
+
+    /// Bytes held by the captured values (what batching must bound besides the row count).
+    pub fn captured_bytes(&self) -> usize {
+        let headers: usize = self.captured.headers.iter().flatten().map(Vec::len).sum();
+        headers + self.captured.body.as_ref().map_or(0, Vec::len)
     }
 }
 

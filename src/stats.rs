@@ -161,6 +161,7 @@ mod tests {
             latency_us,
             attempts: 1,
             error,
+            ..Record::default()
         }
     }
 

@@ -4,7 +4,9 @@
 //!
 //! ```text
 //! frame  = len:u32le  tag:u8  payload[len]
-//! tag 1  = record: index:u64 status:u16 attempts:u16 error:u8 latency_us:u32 bytes:u64 [fields…]
+//! tag 1  = record: index:u64 status:u16 attempts:u16 error:u8 latency_us:u32 bytes:u64
+//!                  [n:u16 (value)[n] value]   captured headers, then the body (or its path)
+//!                  value = 0:u8 (absent) | 1:u8 len:u32 bytes[len]
 //! tag 2  = stats:  rows ok_2xx other_status errors bytes (u64 each)
 //!                  n:u8 errors_by_kind[n]:u64  latency histogram (HdrHistogram V2 encoding)
 //! tag 3  = spec:   the worker's assignment (TOML text, see `worker::WorkerSpec`)
@@ -16,7 +18,7 @@
 
 use std::io::{self, BufReader, Read};
 
-use crate::model::{ErrorKind, Record};
+use crate::model::{Captured, ErrorKind, Record};
 use crate::stats::WorkerStats;
 
 const TAG_RECORD: u8 = 1;
@@ -25,8 +27,9 @@ const TAG_SPEC: u8 = 3;
 const TAG_SKIP: u8 = 4;
 const HEADER_LEN: usize = 5;
 const RECORD_FIXED_LEN: usize = 8 + 2 + 2 + 1 + 4 + 8;
-/// A frame larger than this is corruption, not data: refuse it rather than allocate it.
-const MAX_FRAME_LEN: usize = 16 << 20;
+/// By default a frame larger than this is corruption, not data: refuse it rather than allocate
+/// it. A run that keeps bodies raises the limit to fit its largest body.
+pub const MAX_FRAME_LEN: usize = 16 << 20;
 
 /// One decoded frame.
 #[derive(Debug)]
@@ -73,7 +76,26 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
     out.push(record.error.map_or(0, |kind| kind as u8));
     out.extend_from_slice(&record.latency_us.to_le_bytes());
     out.extend_from_slice(&record.bytes.to_le_bytes());
+    let captured = &record.captured;
+    if !captured.headers.is_empty() || captured.body.is_some() {
+        out.extend_from_slice(&(captured.headers.len() as u16).to_le_bytes());
+        for value in &captured.headers {
+            encode_value(value.as_deref(), out);
+        }
+        encode_value(captured.body.as_deref(), out);
+    }
     end_frame(out, at);
+}
+
+fn encode_value(value: Option<&[u8]>, out: &mut Vec<u8>) {
+    match value {
+        None => out.push(0),
+        Some(bytes) => {
+            out.push(1);
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+        }
+    }
 }
 
 /// Appends one stats frame (a cumulative snapshot of a worker's counters) to `out`.
@@ -133,6 +155,30 @@ impl Fields<'_> {
     fn u64(&mut self) -> Option<u64> {
         self.take().map(u64::from_le_bytes)
     }
+    fn bytes(&mut self, n: usize) -> Option<&[u8]> {
+        let (head, rest) = (self.0.get(..n)?, self.0.get(n..)?);
+        self.0 = rest;
+        Some(head)
+    }
+    fn value(&mut self) -> Option<Option<Vec<u8>>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => {
+                let len = self.u32()? as usize;
+                Some(Some(self.bytes(len)?.to_vec()))
+            }
+            _ => None,
+        }
+    }
+    fn captured(&mut self) -> Option<Captured> {
+        if self.0.is_empty() {
+            return Some(Captured::default());
+        }
+        let n = usize::from(self.u16()?);
+        let headers = (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?;
+        let body = self.value()?;
+        Some(Captured { headers, body })
+    }
 }
 
 fn decode_record(payload: &[u8]) -> Result<Record, WireError> {
@@ -148,6 +194,7 @@ fn decode_record(payload: &[u8]) -> Result<Record, WireError> {
         let error = f.u8()?;
         let latency_us = f.u32()?;
         let bytes = f.u64()?;
+        let captured = f.captured()?;
         Some(Record {
             index,
             status: (status != 0).then_some(status),
@@ -159,6 +206,7 @@ fn decode_record(payload: &[u8]) -> Result<Record, WireError> {
             } else {
                 Some(ErrorKind::from_code(error)?)
             },
+            captured,
         })
     };
     parse().ok_or(malformed)
@@ -190,13 +238,20 @@ fn decode_stats(payload: &[u8]) -> Result<WorkerStats, WireError> {
 pub struct FrameReader<R> {
     inner: BufReader<R>,
     payload: Vec<u8>,
+    max_frame: usize,
 }
 
 impl<R: Read> FrameReader<R> {
     pub fn new(inner: R) -> Self {
+        Self::with_max_frame(inner, MAX_FRAME_LEN)
+    }
+
+    /// A reader that accepts frames of up to `max_frame` payload bytes.
+    pub fn with_max_frame(inner: R, max_frame: usize) -> Self {
         Self {
             inner: BufReader::with_capacity(64 << 10, inner),
             payload: Vec::with_capacity(256),
+            max_frame,
         }
     }
 
@@ -219,7 +274,7 @@ impl<R: Read> FrameReader<R> {
             });
         }
         let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
-        if len > MAX_FRAME_LEN {
+        if len > self.max_frame {
             return Err(WireError::Oversized(len));
         }
         self.payload.resize(len, 0);
@@ -266,6 +321,7 @@ mod tests {
             latency_us: 1234,
             attempts: 1,
             error: None,
+            captured: Default::default(),
         }
     }
 
@@ -277,6 +333,7 @@ mod tests {
             latency_us: 30_000_000,
             attempts: 3,
             error: Some(kind),
+            captured: Default::default(),
         }
     }
 
@@ -354,13 +411,18 @@ mod tests {
         let at = begin_frame(&mut buf, 99);
         buf.extend_from_slice(b"future");
         end_frame(&mut buf, at);
+        let mut captured = sample(5);
+        captured.captured = Captured {
+            headers: vec![Some(b"v".to_vec()), None],
+            body: Some(b"\x00body".to_vec()),
+        };
         let record_at = buf.len();
-        encode_record(&sample(5), &mut buf);
-        // A later version appends an optional field to a record.
+        encode_record(&captured, &mut buf);
+        // A later version appends an optional field after the captured values.
         buf.extend_from_slice(b"xyz");
         end_frame(&mut buf, record_at);
         let frames = read_all(&buf).expect("well-formed stream");
         assert!(matches!(frames[0], Frame::Unknown(99)));
-        assert!(matches!(&frames[1], Frame::Record(r) if r.index == 5));
+        assert!(matches!(&frames[1], Frame::Record(r) if *r == captured));
     }
 }

@@ -14,9 +14,15 @@ fn answer(path: &str, id: u64) -> (Vec<u8>, bool) {
     let len = body.len();
     match path {
         // HTTP/1.0, no length: the body ends when the server closes.
-        "/http10" => (format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}").into_bytes(), true),
+        "/http10" => (
+            format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}").into_bytes(),
+            true,
+        ),
         // HTTP/1.1 without a length either: also until close.
-        "/nolength" => (format!("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{body}").into_bytes(), true),
+        "/nolength" => (
+            format!("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n{body}").into_bytes(),
+            true,
+        ),
         // Chunked, with a chunk extension and a trailer section.
         "/trailers" => {
             let (a, b) = body.split_at(len / 2);
@@ -32,9 +38,13 @@ fn answer(path: &str, id: u64) -> (Vec<u8>, bool) {
             )
         }
         // Bare LF line ends throughout, including the chunked framing.
-        "/lf" => (format!("HTTP/1.1 200 OK\nContent-Length: {len}\n\n{body}").into_bytes(), false),
+        "/lf" => (
+            format!("HTTP/1.1 200 OK\nContent-Length: {len}\n\n{body}").into_bytes(),
+            false,
+        ),
         "/lf-chunked" => (
-            format!("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n{len:x}\n{body}\n0\n\n").into_bytes(),
+            format!("HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n{len:x}\n{body}\n0\n\n")
+                .into_bytes(),
             false,
         ),
         // 120 header lines, about 5 KB of head.
@@ -43,9 +53,15 @@ fn answer(path: &str, id: u64) -> (Vec<u8>, bool) {
             for k in 0..120 {
                 head += &format!("X-Header-{k:03}: {}\r\n", "h".repeat(24));
             }
-            (format!("{head}Content-Length: {len}\r\n\r\n{body}").into_bytes(), false)
+            (
+                format!("{head}Content-Length: {len}\r\n\r\n{body}").into_bytes(),
+                false,
+            )
         }
-        _ => (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(), false),
+        _ => (
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_vec(),
+            false,
+        ),
     }
 }
 
@@ -76,7 +92,10 @@ fn serve_connection(stream: TcpStream) {
         }
         let target = request_line.split_whitespace().nth(1).unwrap_or("/");
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        let id = query.strip_prefix("id=").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let id = query
+            .strip_prefix("id=")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let (bytes, close) = answer(path, id);
         if stream.write_all(&bytes).is_err() || close {
             return;
@@ -100,9 +119,23 @@ fn start_raw_server() -> String {
 fn each_kind_of_real_answer_gives_its_status_and_exact_body_length() {
     let base = start_raw_server();
     let dir = tempfile::tempdir().expect("tempdir");
-    for path in ["/http10", "/nolength", "/trailers", "/lf", "/lf-chunked", "/many-headers"] {
+    for path in [
+        "/http10",
+        "/nolength",
+        "/trailers",
+        "/lf",
+        "/lf-chunked",
+        "/many-headers",
+    ] {
         let url = format!("{base}{path}?id={{id}}");
-        let rows = scrape_ok(dir.path(), &url, 0, 300, 8, &["--timeout", "3", "--retries", "0"]);
+        let rows = scrape_ok(
+            dir.path(),
+            &url,
+            0,
+            300,
+            8,
+            &["--timeout", "3", "--retries", "0"],
+        );
         for row in &rows {
             assert_eq!(
                 (row.status, row.bytes, row.error.as_str(), row.attempts),

@@ -1,7 +1,8 @@
 //! Where rows end up: the CSV [`writer`] (the only place rows are written), the CSV [`reader`]
-//! (the only place they are read back), and [`resume`], which uses the reader to prepare an
-//! interrupted run's file for appending.
+//! (the only place they are read back), the [`bodies`] directory of `--bodies-dir`, and
+//! [`resume`], which uses the reader to prepare an interrupted run's file for appending.
 
+pub mod bodies;
 pub mod reader;
 pub mod resume;
 pub mod writer;

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use super::reader::{ReadError, RowReader};
 use super::writer::Sink;
 use crate::ids::{IdRange, IdSet};
-use crate::model::FIXED_COLUMNS;
 
 /// What was found in (and done to) the existing file.
 #[derive(Debug)]
@@ -27,6 +26,10 @@ pub struct Resumed {
 pub enum ResumeError {
     #[error("--resume {0}: {1}; refusing to append to it")]
     Header(PathBuf, ReadError),
+    #[error(
+        "--resume {0}: its columns are {1}, but this run writes {2} (same --capture-header, --save-body, --bodies-dir as the first run?); refusing to append to it"
+    )]
+    Columns(PathBuf, String, String),
     #[error("--resume {0}: line {1}: {2}; refusing to append to it")]
     Row(PathBuf, u64, String),
     #[error(
@@ -60,6 +63,7 @@ fn each_row(
     path: &Path,
     reader: impl Read,
     range: IdRange,
+    columns: &[String],
     mut row: impl FnMut(u64, bool, &csv::ByteRecord) -> io::Result<()>,
 ) -> Result<(), ResumeError> {
     let bad_row = |e: ReadError| match e {
@@ -67,6 +71,13 @@ fn each_row(
         header => ResumeError::Header(path.into(), header),
     };
     let mut rows = RowReader::new(reader).map_err(bad_row)?;
+    if rows.columns() != columns {
+        return Err(ResumeError::Columns(
+            path.into(),
+            rows.columns().join(","),
+            columns.join(","),
+        ));
+    }
     while let Some(raw) = rows.next_row().map_err(bad_row)? {
         let id = raw.id_number().map_err(bad_row)?;
         if !range.contains(id) {
@@ -82,6 +93,7 @@ fn each_row(
 pub fn prepare(
     path: &Path,
     range: IdRange,
+    columns: &[String],
     retry_failed: bool,
 ) -> Result<Option<Resumed>, ResumeError> {
     let io_err = |e| ResumeError::Io(path.into(), e);
@@ -102,6 +114,7 @@ pub fn prepare(
         path,
         BufReader::new((&file).take(complete)),
         range,
+        columns,
         |id, succeeded, _| {
             if retry_failed && !succeeded {
                 failed += 1;
@@ -120,7 +133,7 @@ pub fn prepare(
             dropped_rows: 0,
         }));
     }
-    rewrite_keeping(path, &mut file, complete, &done, retry_failed)?;
+    rewrite_keeping(path, &mut file, complete, &done, columns, retry_failed)?;
     Ok(Some(Resumed {
         done,
         torn_bytes,
@@ -135,6 +148,7 @@ fn rewrite_keeping(
     file: &mut File,
     complete: u64,
     keep: &IdSet,
+    columns: &[String],
     retry_failed: bool,
 ) -> Result<(), ResumeError> {
     let io_err = |e| ResumeError::Io(path.into(), e);
@@ -143,14 +157,14 @@ fn rewrite_keeping(
         .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
     let aside = path.with_file_name(format!(".{name}.resume-tmp"));
     let mut out = csv::Writer::from_writer(File::create(&aside).map_err(io_err)?);
-    out.write_record(FIXED_COLUMNS)
-        .map_err(|e| io_err(e.into()))?;
+    out.write_record(columns).map_err(|e| io_err(e.into()))?;
     let mut written = IdSet::new(keep.range());
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     each_row(
         path,
         BufReader::new((&*file).take(complete)),
         keep.range(),
+        columns,
         |id, succeeded, record| {
             if keep.contains(id) && (!retry_failed || succeeded) && written.insert(id) {
                 out.write_byte_record(record)?;
@@ -174,6 +188,10 @@ mod tests {
 
     const HEAD: &str = "id,status,bytes,latency_ms,attempts,error\n";
 
+    fn fixed() -> Vec<String> {
+        crate::model::Schema::default().columns()
+    }
+
     fn file_with(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out.csv");
@@ -184,7 +202,7 @@ mod tests {
     #[test]
     fn a_torn_last_line_is_cut_and_its_id_is_not_done() {
         let (_dir, path) = file_with(&format!("{HEAD}0,200,9,1.000,1,\n2,200,9,1.000,1,\n1,20"));
-        let resumed = prepare(&path, IdRange::new(0, 3), false)
+        let resumed = prepare(&path, IdRange::new(0, 3), &fixed(), false)
             .expect("ok")
             .expect("resumable");
         assert_eq!(resumed.torn_bytes, 4);
@@ -200,7 +218,7 @@ mod tests {
         let rows =
             "0,200,9,1.000,1,\n1,,0,30000.000,3,timeout\n2,503,0,1.000,3,\n3,204,0,1.000,1,\n";
         let (_dir, path) = file_with(&format!("{HEAD}{rows}"));
-        let resumed = prepare(&path, IdRange::new(0, 4), true)
+        let resumed = prepare(&path, IdRange::new(0, 4), &fixed(), true)
             .expect("ok")
             .expect("resumable");
         assert_eq!(resumed.dropped_rows, 2);
@@ -215,7 +233,7 @@ mod tests {
     #[test]
     fn duplicate_rows_are_collapsed_to_the_first() {
         let (_dir, path) = file_with(&format!("{HEAD}0,200,9,1.000,1,\n0,200,9,2.000,1,\n"));
-        let resumed = prepare(&path, IdRange::new(0, 2), false)
+        let resumed = prepare(&path, IdRange::new(0, 2), &fixed(), false)
             .expect("ok")
             .expect("resumable");
         assert_eq!((resumed.dropped_rows, resumed.done.count()), (1, 1));
@@ -229,17 +247,17 @@ mod tests {
     fn refuses_a_file_that_is_not_ours_or_not_this_range() {
         let (_dir, path) = file_with("a,b,c\n1,2,3\n");
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), false),
+            prepare(&path, IdRange::new(0, 5), &fixed(), false),
             Err(ResumeError::Header(..))
         ));
         let (_dir, path) = file_with(&format!("{HEAD}7,200,9,1.000,1,\n"));
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), false),
+            prepare(&path, IdRange::new(0, 5), &fixed(), false),
             Err(ResumeError::OutOfRange(..))
         ));
         let (_dir, path) = file_with(&format!("{HEAD}x,200,9,1.000,1,\n"));
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), false),
+            prepare(&path, IdRange::new(0, 5), &fixed(), false),
             Err(ResumeError::Row(..))
         ));
     }
@@ -248,15 +266,31 @@ mod tests {
     fn nothing_to_resume_without_a_complete_header() {
         let (_dir, path) = file_with("id,sta");
         assert!(
-            prepare(&path, IdRange::new(0, 5), false)
+            prepare(&path, IdRange::new(0, 5), &fixed(), false)
                 .expect("ok")
                 .is_none()
         );
         let missing = path.with_file_name("missing.csv");
         assert!(
-            prepare(&missing, IdRange::new(0, 5), false)
+            prepare(&missing, IdRange::new(0, 5), &fixed(), false)
                 .expect("ok")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn refuses_a_file_written_with_other_columns() {
+        let (_dir, path) =
+            file_with("id,status,bytes,latency_ms,attempts,error,body\n0,200,1,1.0,1,,x\n");
+        assert!(matches!(
+            prepare(&path, IdRange::new(0, 5), &fixed(), false),
+            Err(ResumeError::Columns(..))
+        ));
+        let mut with_body = fixed();
+        with_body.push("body".into());
+        let resumed = prepare(&path, IdRange::new(0, 5), &with_body, false)
+            .expect("ok")
+            .expect("resumable");
+        assert!(resumed.done.contains(0));
     }
 }

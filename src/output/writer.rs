@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::config::Output;
-use crate::model::{Batch, FIXED_COLUMNS, Record};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::model::{Batch, BodyColumn, BodyEncoding, Record, Schema};
 use crate::progress::Progress;
 
 /// Longest time a finished row may sit in memory before it reaches the file.
@@ -38,23 +41,31 @@ pub fn open_output(output: &Output, replace: bool) -> io::Result<Sink> {
 /// Where rows go: a file or stdout, chosen at run time.
 pub type Sink = Box<dyn Write + Send>;
 
-/// Formats records as CSV rows, reusing its number buffers.
+/// Formats records as CSV rows (RFC 4180 quoting: a field with a comma, quote or line break
+/// is quoted), reusing its buffers.
 pub struct RowWriter<W: Write> {
     csv: csv::Writer<W>,
+    schema: Schema,
     latency: Vec<u8>,
+    encoded: Vec<u8>,
 }
 
+/// Prefix of a body written as base64 in text mode because it is not valid UTF-8.
+pub const BASE64_PREFIX: &str = "base64:";
+
 impl<W: Write> RowWriter<W> {
-    pub fn new(out: W, write_header: bool) -> csv::Result<Self> {
+    pub fn new(out: W, schema: Schema, write_header: bool) -> csv::Result<Self> {
         let mut csv = csv::WriterBuilder::new()
             .buffer_capacity(BUFFER_BYTES)
             .from_writer(out);
         if write_header {
-            csv.write_record(FIXED_COLUMNS)?;
+            csv.write_record(schema.columns())?;
         }
         Ok(Self {
             csv,
+            schema,
             latency: Vec::with_capacity(16),
+            encoded: Vec::new(),
         })
     }
 
@@ -66,7 +77,7 @@ impl<W: Write> RowWriter<W> {
             itoa::Buffer::new(),
         );
         format_millis(record.latency_us, &mut self.latency);
-        self.csv.write_record([
+        for field in [
             id.format(record.index).as_bytes(),
             record
                 .status
@@ -75,12 +86,55 @@ impl<W: Write> RowWriter<W> {
             &self.latency,
             attempts.format(record.attempts).as_bytes(),
             record.error.map_or("", |kind| kind.as_str()).as_bytes(),
-        ])
+        ] {
+            self.csv.write_field(field)?;
+        }
+        // Error rows carry no captured values: their optional columns stay empty.
+        let headers = &record.captured.headers;
+        for slot in 0..self.schema.capture_headers.len() {
+            let value = headers.get(slot).and_then(Option::as_deref);
+            self.csv.write_field(value.unwrap_or_default())?;
+        }
+        let body = record.captured.body.as_deref();
+        match self.schema.body {
+            BodyColumn::None => {}
+            BodyColumn::Files(_) => self.csv.write_field(body.unwrap_or_default())?,
+            BodyColumn::Inline(encoding) => {
+                encode_body(body.unwrap_or_default(), encoding, &mut self.encoded);
+                self.csv.write_field(&self.encoded)?;
+            }
+        }
+        self.csv.write_record(std::iter::empty::<&[u8]>())
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
         self.csv.flush()
     }
+}
+
+/// A body as the `body` column holds it (see [`BodyEncoding`]).
+fn encode_body(body: &[u8], encoding: BodyEncoding, out: &mut Vec<u8>) {
+    out.clear();
+    match encoding {
+        BodyEncoding::Text if std::str::from_utf8(body).is_ok() => out.extend_from_slice(body),
+        BodyEncoding::Text => {
+            out.extend_from_slice(BASE64_PREFIX.as_bytes());
+            base64_into(body, out);
+        }
+        BodyEncoding::Base64 => base64_into(body, out),
+    }
+}
+
+fn base64_into(bytes: &[u8], out: &mut Vec<u8>) {
+    let start = out.len();
+    out.resize(
+        start + base64::encoded_len(bytes.len(), true).unwrap_or(0),
+        0,
+    );
+    let written = BASE64
+        .encode_slice(bytes, &mut out[start..])
+        .expect("the buffer was sized for the encoding");
+    out.truncate(start + written);
 }
 
 /// `1234567` µs → `1234.567` (ms with three decimals, no float formatting).
@@ -151,7 +205,7 @@ mod tests {
     fn rows_follow_the_header_with_empty_status_on_error() {
         let mut out = Vec::new();
         {
-            let mut rows = RowWriter::new(&mut out, true).expect("header");
+            let mut rows = RowWriter::new(&mut out, Schema::default(), true).expect("header");
             rows.write(&Record {
                 index: 7,
                 status: Some(200),
@@ -159,6 +213,7 @@ mod tests {
                 latency_us: 1_234_567,
                 attempts: 1,
                 error: None,
+                captured: Default::default(),
             })
             .expect("row");
             rows.write(&Record {
@@ -168,6 +223,7 @@ mod tests {
                 latency_us: 5,
                 attempts: 3,
                 error: Some(ErrorKind::Timeout),
+                captured: Default::default(),
             })
             .expect("row");
             rows.flush().expect("flush");
@@ -176,5 +232,48 @@ mod tests {
             String::from_utf8(out).expect("utf8"),
             "id,status,bytes,latency_ms,attempts,error\n7,200,71,1234.567,1,\n8,,0,0.005,3,timeout\n"
         );
+    }
+
+    #[test]
+    fn optional_columns_follow_with_quoting_and_bodies_are_never_mangled() {
+        let schema = Schema {
+            capture_headers: vec!["etag".into(), "x-missing".into()],
+            body: BodyColumn::Inline(BodyEncoding::Text),
+        };
+        let mut out = Vec::new();
+        {
+            let mut rows = RowWriter::new(&mut out, schema.clone(), true).expect("header");
+            let row = |index, body: &[u8]| Record {
+                index,
+                status: Some(200),
+                bytes: body.len() as u64,
+                latency_us: 1000,
+                attempts: 1,
+                error: None,
+                captured: crate::model::Captured {
+                    headers: vec![Some(b"\"v1\"".to_vec()), None],
+                    body: Some(body.to_vec()),
+                },
+            };
+            rows.write(&row(1, b"line one\nline, two")).expect("row");
+            rows.write(&row(2, b"\xff\x00bin")).expect("row");
+            rows.write(&Record {
+                index: 3,
+                error: Some(ErrorKind::Timeout),
+                ..Record::default()
+            })
+            .expect("row");
+            rows.flush().expect("flush");
+        }
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "id,status,bytes,latency_ms,attempts,error,etag,x-missing,body\n\
+             1,200,18,1.000,1,,\"\"\"v1\"\"\",,\"line one\nline, two\"\n\
+             2,200,5,1.000,1,,\"\"\"v1\"\"\",,base64:/wBiaW4=\n\
+             3,,0,0.000,0,timeout,,,\n"
+        );
+        let mut encoded = Vec::new();
+        encode_body(b"plain", BodyEncoding::Base64, &mut encoded);
+        assert_eq!(encoded, b"cGxhaW4=");
     }
 }

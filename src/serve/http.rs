@@ -12,6 +12,8 @@ pub enum Parsed {
         get: bool,
         id: Option<u64>,
         close: bool,
+        /// The path is `/echo`: answer with what was received.
+        echo: bool,
     },
     Partial,
     Bad,
@@ -50,6 +52,9 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
         get: req.method == Some("GET"),
         id: req.path.and_then(query_id),
         close,
+        echo: req
+            .path
+            .is_some_and(|p| p.split('?').next() == Some("/echo")),
     }
 }
 
@@ -132,6 +137,7 @@ mod tests {
             get,
             id,
             close,
+            ..
         } = parse_request(two)
         else {
             panic!("first request is complete");
@@ -143,7 +149,8 @@ mod tests {
                 consumed: two.len() - consumed,
                 get: true,
                 id: None,
-                close: true
+                close: true,
+                echo: false,
             }
         );
         assert_eq!(

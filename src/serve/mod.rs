@@ -1,11 +1,13 @@
 //! `ringscrape serve`: the built-in demo target. Any `GET` answers 200 with a small JSON record
-//! naming the id from `?id=` (or `--body-bytes N` of text), after a per-id delay drawn from a
+//! naming the id from `?id=` (or `--body-bytes N` of text); any request to `/echo` answers with
+//! what was received (`echo.rs`); after a per-id delay drawn from a
 //! PRNG seeded by `--seed` and the id. One monoio runtime per thread, all accepting on one
 //! listening socket; SIGINT/SIGTERM stop it cleanly (exit 0).
 //!
 //! HTTP is parsed by hand on purpose (`http.rs`) (with `httparse`): the target must be able to misbehave at
 //! the byte level on request (fault injection), which a server framework would not allow.
 
+mod echo;
 mod faults;
 mod http;
 
@@ -246,9 +248,26 @@ async fn serve_connection(mut stream: TcpStream, target: Rc<Target>) {
         match parse_request(&pending) {
             Parsed::Complete {
                 consumed,
+                id,
+                close,
+                echo: true,
+                ..
+            } => {
+                let echoed = echo::echo(&pending[..consumed], id);
+                pending.drain(..consumed);
+                let Some((body, extra)) = echoed else { return };
+                write_response(&mut out, "200 OK", &body, Duration::ZERO, close, &extra);
+                if !send(&mut stream, &mut out).await || close {
+                    return;
+                }
+                continue;
+            }
+            Parsed::Complete {
+                consumed,
                 get,
                 id,
                 close,
+                echo: false,
             } => {
                 pending.drain(..consumed);
                 let fault = id.and_then(|id| target.fault_for(id));

@@ -56,7 +56,10 @@ impl SupervisorError {
             SupervisorError::Limits(LimitError::PerWorker { .. } | LimitError::System { .. })
                 | SupervisorError::OpenOutput(..)
                 | SupervisorError::Resume(
-                    ResumeError::Header(..) | ResumeError::Row(..) | ResumeError::OutOfRange(..)
+                    ResumeError::Header(..)
+                        | ResumeError::Columns(..)
+                        | ResumeError::Row(..)
+                        | ResumeError::OutOfRange(..)
                 )
         )
     }
@@ -162,7 +165,9 @@ fn open_rows(
 ) -> Result<(RowWriter<Sink>, Option<IdSet>), SupervisorError> {
     // `config` refuses --resume with stdout, so here `path` is the output file.
     let resumed = match cfg.mode {
-        WriteMode::Resume { retry_failed } => resume::prepare(path, cfg.ids, retry_failed)?,
+        WriteMode::Resume { retry_failed } => {
+            resume::prepare(path, cfg.ids, &cfg.schema.columns(), retry_failed)?
+        }
         WriteMode::New | WriteMode::Overwrite => None,
     };
     let out = match &resumed {
@@ -170,7 +175,7 @@ fn open_rows(
         None => writer::open_output(&cfg.output, cfg.mode != WriteMode::New),
     }
     .map_err(|e| SupervisorError::OpenOutput(path.to_path_buf(), e))?;
-    let rows = RowWriter::new(out, resumed.is_none())?;
+    let rows = RowWriter::new(out, cfg.schema.clone(), resumed.is_none())?;
     let Some(resumed) = resumed else {
         return Ok((rows, None));
     };
@@ -260,6 +265,7 @@ fn start_workers(
             shard,
             request: cfg.request.clone(),
             trust: cfg.trust.clone(),
+            schema: cfg.schema.clone(),
             ids: part.ids,
             concurrency: cfg.concurrency,
             grace: cfg.grace,
@@ -280,9 +286,11 @@ fn start_workers(
         }
         let pipe = child.stdout.take().expect("worker stdout is piped");
         let (tx, board) = (tx.clone(), board.clone());
+        // A record frame holds at most one body of --max-body plus its captured headers.
+        let max_frame = crate::wire::MAX_FRAME_LEN + cfg.limits.max_body_bytes;
         let reader = match thread::Builder::new()
             .name(format!("pipe-{shard}"))
-            .spawn(move || read_worker_pipe(shard, pipe, tx, board))
+            .spawn(move || read_worker_pipe(shard, pipe, max_frame, tx, board))
         {
             Ok(reader) => reader,
             Err(e) => {

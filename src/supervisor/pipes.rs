@@ -12,6 +12,8 @@ use crate::wire::{Frame, FrameReader};
 
 /// Records per channel message: amortises channel cost without delaying rows much.
 const BATCH_RECORDS: usize = 1024;
+/// …or this many bytes of captured values (bodies), so kept bodies don't multiply memory.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// The latest stats each worker sent (cumulative), indexed by shard.
 pub type StatsBoard = Arc<Mutex<Vec<WorkerStats>>>;
@@ -27,11 +29,13 @@ pub struct PipeEnd {
 pub fn read_worker_pipe(
     shard: usize,
     pipe: impl Read,
+    max_frame: usize,
     tx: Sender<Batch>,
     board: StatsBoard,
 ) -> PipeEnd {
-    let mut reader = FrameReader::new(pipe);
+    let mut reader = FrameReader::with_max_frame(pipe, max_frame);
     let mut batch = Vec::with_capacity(BATCH_RECORDS);
+    let mut batch_bytes = 0;
     let mut end = PipeEnd::default();
     let send = |batch: &mut Vec<Record>| {
         let records = std::mem::replace(batch, Vec::with_capacity(BATCH_RECORDS));
@@ -40,6 +44,7 @@ pub fn read_worker_pipe(
     loop {
         match reader.next_frame() {
             Ok(Some(Frame::Record(record))) => {
+                batch_bytes += record.captured_bytes();
                 batch.push(record);
                 end.records += 1;
             }
@@ -58,10 +63,12 @@ pub fn read_worker_pipe(
         }
         // Send when full, or when the worker has nothing more buffered: a slow server's rows
         // should not sit in a half-full batch.
-        if (batch.len() >= BATCH_RECORDS || (reader.drained() && !batch.is_empty()))
-            && !send(&mut batch)
-        {
-            return end;
+        let full = batch.len() >= BATCH_RECORDS || batch_bytes >= BATCH_BYTES;
+        if full || (reader.drained() && !batch.is_empty()) {
+            batch_bytes = 0;
+            if !send(&mut batch) {
+                return end;
+            }
         }
     }
     if !batch.is_empty() {

@@ -8,6 +8,7 @@
 //! not counted as an attempt: the server closed an idle connection, it did not answer. Around
 //! that sits the retry policy (`retry.rs`).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,20 @@ use super::Failure;
 use super::connect::Dialer;
 use super::h1::{Answer, H1Conn, Wants};
 use super::retry::Verdict;
-use crate::model::{ErrorKind, Record, RequestLimits, RetryPolicy};
+use crate::model::{BodyColumn, Captured, ErrorKind, Record, RequestLimits, RetryPolicy, Schema};
+use crate::output::bodies::BodiesDir;
 use crate::request::RequestTemplate;
+
+/// What every slot of a worker shares: how to build, send and keep.
+pub struct Plan {
+    pub dialer: Rc<Dialer>,
+    pub template: RequestTemplate,
+    pub schema: Schema,
+    /// `--bodies-dir`: where bodies are written.
+    pub bodies: Option<RefCell<BodiesDir>>,
+    pub limits: RequestLimits,
+    pub retry: RetryPolicy,
+}
 
 /// What one attempt got.
 enum Attempt {
@@ -35,10 +48,7 @@ enum Attempt {
 /// One in-flight slot.
 pub struct Slot {
     conn: Option<H1Conn<UnifiedTransportConnection>>,
-    dialer: Rc<Dialer>,
-    template: Rc<RequestTemplate>,
-    limits: RequestLimits,
-    retry: RetryPolicy,
+    plan: Rc<Plan>,
     rng: fastrand::Rng,
     /// The request being sent; reused from one item to the next.
     request: Vec<u8>,
@@ -47,18 +57,10 @@ pub struct Slot {
 }
 
 impl Slot {
-    pub fn new(
-        dialer: Rc<Dialer>,
-        template: Rc<RequestTemplate>,
-        limits: RequestLimits,
-        retry: RetryPolicy,
-    ) -> Self {
+    pub fn new(plan: Rc<Plan>) -> Self {
         Self {
             conn: None,
-            dialer,
-            template,
-            limits,
-            retry,
+            plan,
             rng: fastrand::Rng::new(),
             request: Vec::with_capacity(512),
             body_scratch: Vec::new(),
@@ -80,27 +82,41 @@ impl Slot {
                 },
                 Attempt::Failed { failure, .. } => Verdict::Error(failure.kind),
             };
-            match self.retry.next_delay(verdict, attempts, &mut self.rng) {
+            match self.plan.retry.next_delay(verdict, attempts, &mut self.rng) {
                 Some(wait) => {
                     monoio::time::sleep(wait).await;
                     attempts += 1;
                 }
-                None => return self.record(index, attempts, attempt),
+                None => return self.record(index, key, attempts, attempt),
             }
         }
     }
 
-    fn record(&self, index: u64, attempts: u32, attempt: Attempt) -> Record {
+    fn record(&mut self, index: u64, key: &[u8], attempts: u32, attempt: Attempt) -> Record {
         let attempts = u16::try_from(attempts).unwrap_or(u16::MAX);
-        match attempt {
-            Attempt::Answered { latency } => Record {
-                index,
-                status: Some(self.answer.status),
-                bytes: self.answer.body_len,
-                latency_us: micros(latency),
-                attempts,
-                error: None,
+        let attempt = match attempt {
+            Attempt::Answered { latency } => match self.keep_answer(key) {
+                Ok(captured) => {
+                    return Record {
+                        index,
+                        status: Some(self.answer.status),
+                        bytes: self.answer.body_len,
+                        latency_us: micros(latency),
+                        attempts,
+                        error: None,
+                        captured,
+                    };
+                }
+                Err(failure) => Attempt::Failed {
+                    failure,
+                    latency,
+                    stale: false,
+                },
             },
+            failed => failed,
+        };
+        match attempt {
+            Attempt::Answered { .. } => unreachable!("answers returned above"),
             Attempt::Failed {
                 failure, latency, ..
             } => Record {
@@ -110,8 +126,31 @@ impl Slot {
                 latency_us: micros(latency),
                 attempts,
                 error: Some(failure.kind),
+                captured: Captured::default(),
             },
         }
+    }
+
+    /// What the schema keeps of the last answer: captured headers, and the body (inline, or
+    /// written to its file first, so the row never points at a file that is not complete).
+    fn keep_answer(&mut self, key: &[u8]) -> Result<Captured, Failure> {
+        let headers = std::mem::take(&mut self.answer.captured);
+        let body = match (&self.plan.schema.body, &self.plan.bodies) {
+            (BodyColumn::Inline(_), _) => Some(std::mem::take(&mut self.answer.body)),
+            (BodyColumn::Files(_), Some(bodies)) => {
+                let path = bodies
+                    .borrow_mut()
+                    .write(key, &self.answer.body)
+                    .map_err(|e| Failure {
+                        kind: ErrorKind::Io,
+                        answered: true,
+                        detail: format!("writing the body file: {e}"),
+                    })?;
+                Some(path.into_bytes())
+            }
+            _ => None,
+        };
+        Ok(Captured { headers, body })
     }
 
     /// One attempt; a failure on a reused connection before any answer is repeated at once on
@@ -126,6 +165,7 @@ impl Slot {
     async fn attempt(&mut self, key: &[u8]) -> Attempt {
         let started = Instant::now();
         if self
+            .plan
             .template
             .write_h1(key, &mut self.request, &mut self.body_scratch)
             .is_err()
@@ -142,7 +182,7 @@ impl Slot {
             };
         }
         let reused = self.conn.is_some();
-        let deadline = self.limits.timeout;
+        let deadline = self.plan.limits.timeout;
         let result = monoio::time::timeout(deadline, self.exchange()).await;
         let latency = started.elapsed();
         match result {
@@ -184,14 +224,15 @@ impl Slot {
     /// the answer into `self.answer`.
     async fn exchange(&mut self) -> Result<(), Failure> {
         if self.conn.is_none() {
-            self.conn = Some(H1Conn::new(self.dialer.dial().await?));
+            self.conn = Some(H1Conn::new(self.plan.dialer.dial().await?));
         }
         let conn = self.conn.as_mut().expect("a connection was just opened");
+        let plan = &self.plan;
         let wants = Wants {
-            capture: &[],
-            keep_body: false,
-            head_request: self.template.method == http::Method::HEAD,
-            max_body: self.limits.max_body_bytes,
+            capture: &plan.schema.capture_headers,
+            keep_body: plan.schema.keeps_body(),
+            head_request: plan.template.method == http::Method::HEAD,
+            max_body: plan.limits.max_body_bytes,
         };
         let (request, result) = conn
             .exchange(std::mem::take(&mut self.request), &wants, &mut self.answer)

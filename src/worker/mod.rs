@@ -24,7 +24,8 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdRange, IdSet};
-use crate::model::{ErrorKind, RequestLimits, RetryPolicy};
+use crate::model::{BodyColumn, ErrorKind, RequestLimits, RetryPolicy, Schema};
+use crate::output::bodies::BodiesDir;
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::runtime;
 use crate::stats::WorkerStats;
@@ -32,7 +33,7 @@ use crate::tls::{TlsError, Trust};
 use crate::wire::{self, Frame, FrameReader};
 
 use connect::Dialer;
-use fetch::Slot;
+use fetch::{Plan, Slot};
 use sink::{FLUSH_EVERY, FrameSink};
 
 /// How often a worker sends its cumulative stats to the supervisor.
@@ -45,6 +46,7 @@ pub struct WorkerSpec {
     pub shard: usize,
     pub request: RequestSpec,
     pub trust: Trust,
+    pub schema: Schema,
     pub ids: IdRange,
     pub concurrency: usize,
     pub grace: Duration,
@@ -195,6 +197,28 @@ fn watch_stop_signals() -> Result<Arc<AtomicBool>, WorkerError> {
     Ok(flag)
 }
 
+/// What every slot shares, built from the spec: the compiled request, the connection opener
+/// (TLS set-up included), what to keep and where.
+fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
+    let template = RequestTemplate::compile(&spec.request)?;
+    let dialer = Dialer::new(
+        template.origin.clone(),
+        &spec.trust,
+        spec.limits.connect_timeout,
+    )?;
+    Ok(Plan {
+        dialer,
+        template,
+        bodies: match &spec.schema.body {
+            BodyColumn::Files(dir) => Some(RefCell::new(BodiesDir::new(dir.clone()))),
+            _ => None,
+        },
+        schema: spec.schema.clone(),
+        limits: spec.limits,
+        retry: spec.retry,
+    })
+}
+
 /// Runs one worker to completion: its assignment from stdin, records to stdout.
 pub fn run() -> Result<(), WorkerError> {
     // If the supervisor dies without a chance to stop us, don't keep hammering the server.
@@ -202,12 +226,7 @@ pub fn run() -> Result<(), WorkerError> {
     let stop = watch_stop_signals()?;
     let (spec, skip) = read_assignment(io::stdin().lock())?;
     let spec = &spec;
-    let template = Rc::new(RequestTemplate::compile(&spec.request)?);
-    let dialer = Dialer::new(
-        template.origin.clone(),
-        &spec.trust,
-        spec.limits.connect_timeout,
-    )?;
+    let plan = Rc::new(plan_for(spec)?);
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
     let shared = Rc::new(Shared {
         cursor: Cursor::new(spec.ids, skip),
@@ -220,7 +239,7 @@ pub fn run() -> Result<(), WorkerError> {
         .next_power_of_two()
         .clamp(256, 32_768);
     let (_driver, result) = runtime::block_on(entries, |_driver| {
-        fetch_shard(spec, shared.clone(), stop, dialer, template)
+        fetch_shard(spec, shared.clone(), stop, plan)
     })
     .map_err(WorkerError::Runtime)?;
     result
@@ -230,11 +249,10 @@ async fn fetch_shard(
     spec: &WorkerSpec,
     shared: Rc<Shared>,
     stop: Arc<AtomicBool>,
-    dialer: Rc<Dialer>,
-    template: Rc<RequestTemplate>,
+    plan: Rc<Plan>,
 ) -> Result<(), WorkerError> {
     for _ in 0..spec.concurrency {
-        let slot = Slot::new(dialer.clone(), template.clone(), spec.limits, spec.retry);
+        let slot = Slot::new(plan.clone());
         shared.live.set(shared.live.get() + 1);
         monoio::spawn(fetch_loop(slot, shared.clone()));
     }
@@ -330,6 +348,10 @@ mod tests {
                 user_agent: "ringscrape/test".into(),
             },
             trust: Trust::default(),
+            schema: Schema {
+                capture_headers: vec!["etag".into()],
+                body: BodyColumn::Files("/tmp/bodies".into()),
+            },
             ids: IdRange::new(10, 20),
             concurrency: 64,
             grace: Duration::from_millis(2500),

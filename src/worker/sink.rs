@@ -63,6 +63,7 @@ mod tests {
             latency_us: 1,
             attempts: 1,
             error: None,
+            captured: Default::default(),
         };
         sink.push_record(&record(0)).expect("vec write");
         assert!(sink.out.is_empty(), "one record stays buffered");

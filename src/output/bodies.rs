@@ -1,0 +1,150 @@
+//! `--bodies-dir DIR`: each kept body in its own file, `DIR/ab/cd/NAME`. The two directory levels
+//! come from a SHA-256 of the key, so 50 million files spread over 65,536 directories of about
+//! 760 each. NAME is the key itself when it is short and plain (`[A-Za-z0-9_-]`, then also `.`),
+//! else the key percent-encoded (every other byte as `%XX`), else — beyond 200 bytes — `=` and
+//! the hex SHA-256. Keys come from users' files and may be hostile: no key (`../../x`, `/etc/x`,
+//! a NUL, 4,000 bytes) can name a path outside DIR, and distinct keys get distinct names.
+//!
+//! A body's file is written whole before its record leaves the worker, so a row never points at
+//! a file that is not complete; a file without a row (the run was killed in between) is written
+//! again when `--resume` fetches its key.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Longest file name made from a key before hashing takes over (file systems allow 255 bytes).
+const MAX_NAME_BYTES: usize = 200;
+
+/// The path of `key`'s body relative to the bodies directory.
+pub fn relative_path(key: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, key);
+    let d = digest.as_ref();
+    format!("{:02x}/{:02x}/{}", d[0], d[1], file_name(key, d))
+}
+
+fn file_name(key: &[u8], digest: &[u8]) -> String {
+    let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+    // A leading dot would allow `.` and `..`; so would an empty name.
+    if !key.is_empty()
+        && key.len() <= MAX_NAME_BYTES
+        && plain(key[0])
+        && key.iter().all(|&b| plain(b) || b == b'.')
+    {
+        return String::from_utf8_lossy(key).into_owned();
+    }
+    let mut name = String::with_capacity(key.len() * 3);
+    for &b in key {
+        if plain(b) {
+            name.push(b as char);
+        } else {
+            name.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if !name.is_empty() && name.len() <= MAX_NAME_BYTES {
+        return name;
+    }
+    // `=` never appears in the other two forms, so a hashed name can't collide with them.
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("={hex}")
+}
+
+/// Creates `dir` if needed and checks that a file can be written in it.
+pub fn check_writable(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".ringscrape-probe");
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(&probe)
+}
+
+/// Writes bodies under one directory, creating its subdirectories as they are first needed.
+pub struct BodiesDir {
+    root: PathBuf,
+    made: HashSet<[u8; 5]>,
+}
+
+impl BodiesDir {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            made: HashSet::new(),
+        }
+    }
+
+    /// Writes `body` as `key`'s file; returns its relative path.
+    pub fn write(&mut self, key: &[u8], body: &[u8]) -> io::Result<String> {
+        let relative = relative_path(key);
+        let path = self.root.join(&relative);
+        let subdir: [u8; 5] = relative.as_bytes()[..5].try_into().expect("ab/cd prefix");
+        if !self.made.contains(&subdir) {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            self.made.insert(subdir);
+        }
+        std::fs::write(&path, body)?;
+        Ok(relative)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_keys_keep_their_name_and_hostile_ones_stay_inside() {
+        let path = relative_path(b"12345");
+        assert!(
+            path.ends_with("/12345") && path.len() == "ab/cd/12345".len(),
+            "{path}"
+        );
+        for hostile in [
+            &b"../../x"[..],
+            b"/etc/passwd",
+            b"a\0b",
+            b"..",
+            b".",
+            b"",
+            b"a/../../b",
+            &[b'x'; 4000][..],
+            "é/\\".as_bytes(),
+        ] {
+            let path = relative_path(hostile);
+            let parts: Vec<&str> = path.split('/').collect();
+            assert_eq!(parts.len(), 3, "{path}");
+            let name = parts[2];
+            assert!(
+                !name.is_empty() && name != "." && name != ".." && name.len() <= 255,
+                "{path}"
+            );
+            assert!(!name.contains('\0') && !name.contains('\\'), "{path}");
+        }
+    }
+
+    #[test]
+    fn distinct_keys_get_distinct_names() {
+        let keys: [&[u8]; 6] = [
+            b"a.b",
+            b"a%2Eb",
+            b"a b",
+            b"a%20b",
+            &[b'y'; 300],
+            &[b'y'; 301],
+        ];
+        let paths: HashSet<String> = keys.iter().map(|k| relative_path(k)).collect();
+        assert_eq!(paths.len(), keys.len());
+    }
+
+    #[test]
+    fn writes_files_under_the_root_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        check_writable(dir.path()).expect("writable");
+        let mut bodies = BodiesDir::new(dir.path().to_path_buf());
+        let relative = bodies.write(b"../../escape", b"hello").expect("write");
+        assert_eq!(
+            std::fs::read(dir.path().join(&relative)).expect("read"),
+            b"hello"
+        );
+        assert!(!dir.path().join("../../escape").exists());
+    }
+}
