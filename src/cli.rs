@@ -63,6 +63,9 @@ pub struct RunArgs {
     /// User-Agent header [default: ringscrape/VERSION]
     #[arg(long, value_name = "TEXT")]
     pub user_agent: Option<String>,
+    /// Follow up to N redirects (3xx with Location) per request; the row keeps the final status
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub follow_redirects: u32,
     /// PEM file of CA certificates to trust besides the bundled and system roots (https)
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,

@@ -46,6 +46,7 @@ pub struct RunConfig {
     pub template: RequestTemplate,
     pub trust: Trust,
     pub schema: Schema,
+    pub follow_redirects: u32,
     pub ids: IdRange,
     pub shards: usize,
     pub concurrency: usize,
@@ -179,6 +180,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         template,
         trust,
         schema,
+        follow_redirects: args.follow_redirects,
         ids,
         // More shards than ids would only start idle processes.
         shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),

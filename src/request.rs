@@ -23,14 +23,14 @@ pub struct RequestSpec {
     pub user_agent: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scheme {
     Http,
     Https,
 }
 
 /// Where every request of a run goes: one origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     pub scheme: Scheme,
     pub host: String,
@@ -71,6 +71,24 @@ pub enum RequestError {
     #[error("--header {0:?}: {1}")]
     Header(String, String),
 }
+
+/// A redirect to follow: where it points and how the request changes (RFC 9110 §15.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hop {
+    pub origin: Origin,
+    /// Path and query to ask for.
+    pub target: Vec<u8>,
+    pub method: http::Method,
+    /// Whether the body is sent again (307/308 keep it; 303, and 301/302 after a POST, don't).
+    pub with_body: bool,
+}
+
+/// Headers that must not follow a redirect to another origin (curl drops them too).
+const CREDENTIALS: [http::HeaderName; 3] = [
+    http::header::AUTHORIZATION,
+    http::header::COOKIE,
+    http::header::PROXY_AUTHORIZATION,
+];
 
 /// The key's bytes would end a header line early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,23 +170,59 @@ impl RequestTemplate {
         out: &mut Vec<u8>,
         body: &mut Vec<u8>,
     ) -> Result<(), KeyBreaksHeader> {
+        self.write_h1_via(key, None, out, body)
+    }
+
+    /// Like [`RequestTemplate::write_h1`], for the next hop of a redirect.
+    pub fn write_h1_hop(
+        &self,
+        key: &[u8],
+        hop: &Hop,
+        out: &mut Vec<u8>,
+        body: &mut Vec<u8>,
+    ) -> Result<(), KeyBreaksHeader> {
+        self.write_h1_via(key, Some(hop), out, body)
+    }
+
+    fn write_h1_via(
+        &self,
+        key: &[u8],
+        hop: Option<&Hop>,
+        out: &mut Vec<u8>,
+        body: &mut Vec<u8>,
+    ) -> Result<(), KeyBreaksHeader> {
         self.check_key(key)?;
         out.clear();
-        out.extend_from_slice(self.method.as_str().as_bytes());
+        let method = hop.map_or(&self.method, |h| &h.method);
+        out.extend_from_slice(method.as_str().as_bytes());
         out.push(b' ');
-        self.path.expand_into(key, out);
+        match hop {
+            Some(hop) => out.extend_from_slice(&hop.target),
+            None => self.path.expand_into(key, out),
+        }
         out.extend_from_slice(b" HTTP/1.1\r\n");
+        let elsewhere = hop.filter(|h| h.origin != self.origin);
         for (name, value) in &self.headers {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
-            value.expand_into(key, out);
+            match elsewhere {
+                Some(_) if CREDENTIALS.contains(name) => {
+                    out.truncate(out.len() - name.as_str().len() - 2);
+                    continue;
+                }
+                Some(hop) if name == http::header::HOST => {
+                    out.extend_from_slice(hop.origin.authority.as_bytes());
+                }
+                _ => value.expand_into(key, out),
+            }
             out.extend_from_slice(b"\r\n");
         }
         body.clear();
-        if let Some(template) = &self.body {
+        let with_body = hop.is_none_or(|h| h.with_body);
+        if let Some(template) = self.body.as_ref().filter(|_| with_body) {
             template.expand_into(key, body);
         }
-        if self.body.is_some() || method_expects_body(&self.method) {
+        if (self.body.is_some() && with_body) || method_expects_body(method) {
             out.extend_from_slice(b"content-length: ");
             out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
             out.extend_from_slice(b"\r\n");
@@ -199,6 +253,35 @@ impl RequestTemplate {
         }
         let body = self.body.as_ref().map_or_else(Vec::new, |t| t.expand(key));
         request.body(body).map_err(|_| KeyBreaksHeader)
+    }
+
+    /// Where a 3xx answer with `location`, to a `method` request for `target` on `origin`,
+    /// sends the next request; `None` when the status is not a redirect or the location is not
+    /// a usable http(s) URL (the row then keeps the 3xx).
+    pub fn redirect(
+        &self,
+        origin: &Origin,
+        target: &[u8],
+        method: &http::Method,
+        status: u16,
+        location: &[u8],
+    ) -> Option<Hop> {
+        let (method, with_body) = match status {
+            307 | 308 => (method.clone(), true),
+            303 if method == http::Method::HEAD => (http::Method::HEAD, false),
+            303 => (http::Method::GET, false),
+            301 | 302 if method == http::Method::POST => (http::Method::GET, false),
+            301 | 302 => (method.clone(), true),
+            _ => return None,
+        };
+        let location = std::str::from_utf8(location).ok()?.trim();
+        let (origin, target) = resolve_location(origin, target, location)?;
+        Some(Hop {
+            origin,
+            target,
+            method,
+            with_body,
+        })
     }
 
     fn check_key(&self, key: &[u8]) -> Result<(), KeyBreaksHeader> {
@@ -266,6 +349,38 @@ fn parse_origin(url: &str) -> Result<Origin, RequestError> {
         port,
         authority: authority.as_str().to_string(),
     })
+}
+
+/// A `Location` value resolved against the request it answered (RFC 3986 §5.2, for the forms
+/// servers send: absolute URL, `//host/path`, `/path`, `relative`, `?query`).
+fn resolve_location(origin: &Origin, target: &[u8], location: &str) -> Option<(Origin, Vec<u8>)> {
+    let location = location.split('#').next()?;
+    let absolute = if location.contains("://") {
+        location.to_string()
+    } else if let Some(rest) = location.strip_prefix("//") {
+        let scheme = match origin.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        format!("{scheme}://{rest}")
+    } else {
+        let target = std::str::from_utf8(target).ok()?;
+        let path = target.split('?').next().unwrap_or("/");
+        let joined = if location.starts_with('/') {
+            location.to_string()
+        } else if location.starts_with('?') {
+            format!("{path}{location}")
+        } else {
+            let dir = &path[..path.rfind('/').map_or(0, |at| at + 1)];
+            format!("{dir}{location}")
+        };
+        let target = http::uri::PathAndQuery::try_from(joined).ok()?;
+        return Some((origin.clone(), target.as_str().as_bytes().to_vec()));
+    };
+    let next = parse_origin(&absolute).ok()?;
+    let rest = &absolute[origin_len(&absolute)..];
+    let target = http::uri::PathAndQuery::try_from(if rest.is_empty() { "/" } else { rest }).ok()?;
+    Some((next, target.as_str().as_bytes().to_vec()))
 }
 
 /// `Name: value` → a checked header name and a value template (the value with `{id}` filled in
@@ -401,5 +516,35 @@ mod tests {
             RequestTemplate::compile(&s),
             Err(RequestError::Method(_))
         ));
+    }
+
+    #[test]
+    fn redirects_resolve_the_location_and_change_the_method_as_rfc_9110_says() {
+        let mut s = spec("http://h:8/a/b?id={id}");
+        s.headers = vec!["Authorization: Bearer x".into()];
+        s.body = Some(b"{id}".to_vec());
+        let t = RequestTemplate::compile(&s).expect("valid");
+        let post = http::Method::POST;
+        let hop = |status, location: &str| t.redirect(&t.origin, b"/a/b?id=1", &post, status, location.as_bytes());
+        let same = hop(307, "c?x=1").expect("relative");
+        assert_eq!((same.target.as_slice(), same.with_body), (&b"/a/c?x=1"[..], true));
+        assert_eq!(same.origin, t.origin);
+        let other = hop(302, "https://other.example/z").expect("absolute");
+        assert_eq!((other.origin.port, other.method.clone(), other.with_body), (443, http::Method::GET, false));
+        assert_eq!(hop(303, "/root").expect("absolute path").target, b"/root");
+        assert_eq!(hop(301, "//cdn.example/p").expect("scheme-relative").origin.host, "cdn.example");
+        assert_eq!(hop(200, "/x"), None, "not a redirect");
+        assert_eq!(hop(302, "ftp://x/y"), None, "not http");
+
+        let (mut out, mut body) = (Vec::new(), Vec::new());
+        t.write_h1_hop(b"1", &other, &mut out, &mut body).expect("fits");
+        let text = String::from_utf8(out.clone()).expect("utf-8");
+        assert!(text.starts_with("GET /z HTTP/1.1\r\nhost: other.example\r\n"), "{text}");
+        assert!(!text.contains("authorization"), "credentials stay home: {text}");
+        assert!(!text.contains("content-length"), "{text}");
+        t.write_h1_hop(b"1", &same, &mut out, &mut body).expect("fits");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.starts_with("POST /a/c?x=1 HTTP/1.1\r\nhost: h:8\r\nauthorization: Bearer x\r\n"), "{text}");
+        assert!(text.ends_with("content-length: 1\r\n\r\n1"), "{text}");
     }
 }

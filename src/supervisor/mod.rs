@@ -97,6 +97,9 @@ fn output_path(output: &Output) -> PathBuf {
 /// Runs a whole scrape.
 pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     limits::raise_nofile(cfg.shards, cfg.concurrency)?;
+    if cfg.trust.insecure {
+        eprintln!("ringscrape: warning: --insecure: TLS certificates are not verified");
+    }
     // Before any other thread exists, so that they all inherit the blocked signals.
     let stop = signals::watch().map_err(SupervisorError::Signals)?;
     let path = output_path(&cfg.output);
@@ -266,6 +269,7 @@ fn start_workers(
             request: cfg.request.clone(),
             trust: cfg.trust.clone(),
             schema: cfg.schema.clone(),
+            follow_redirects: cfg.follow_redirects,
             ids: part.ids,
             concurrency: cfg.concurrency,
             grace: cfg.grace,

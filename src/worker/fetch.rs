@@ -9,6 +9,7 @@
 //! that sits the retry policy (`retry.rs`).
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,8 @@ use super::h1::{Answer, H1Conn, Wants};
 use super::retry::Verdict;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record, RequestLimits, RetryPolicy, Schema};
 use crate::output::bodies::BodiesDir;
-use crate::request::RequestTemplate;
+use crate::request::{Origin, RequestTemplate};
+use crate::tls::Trust;
 
 /// What every slot of a worker shares: how to build, send and keep.
 pub struct Plan {
@@ -31,6 +33,31 @@ pub struct Plan {
     pub bodies: Option<RefCell<BodiesDir>>,
     pub limits: RequestLimits,
     pub retry: RetryPolicy,
+    /// Redirect hops followed per attempt (`--follow-redirects`).
+    pub follow_redirects: u32,
+    pub trust: Trust,
+    /// Openers for other origins that redirects led to, made as first needed.
+    pub elsewhere: RefCell<HashMap<Origin, Rc<Dialer>>>,
+}
+
+impl Plan {
+    /// The opener for `origin`, another than the run's.
+    fn dialer_for(&self, origin: &Origin) -> Result<Rc<Dialer>, Failure> {
+        if let Some(dialer) = self.elsewhere.borrow().get(origin) {
+            return Ok(dialer.clone());
+        }
+        let dialer = Dialer::new(origin.clone(), &self.trust, self.limits.connect_timeout).map_err(
+            |e| Failure {
+                kind: ErrorKind::Tls,
+                answered: false,
+                detail: e.to_string(),
+            },
+        )?;
+        self.elsewhere
+            .borrow_mut()
+            .insert(origin.clone(), dialer.clone());
+        Ok(dialer)
+    }
 }
 
 /// What one attempt got.
@@ -170,20 +197,15 @@ impl Slot {
             .write_h1(key, &mut self.request, &mut self.body_scratch)
             .is_err()
         {
-            let failure = Failure {
-                kind: ErrorKind::Request,
-                answered: false,
-                detail: "the key would break a header line".into(),
-            };
             return Attempt::Failed {
-                failure,
+                failure: key_breaks_header(),
                 latency: started.elapsed(),
                 stale: false,
             };
         }
         let reused = self.conn.is_some();
         let deadline = self.plan.limits.timeout;
-        let result = monoio::time::timeout(deadline, self.exchange()).await;
+        let result = monoio::time::timeout(deadline, self.exchange(key)).await;
         let latency = started.elapsed();
         match result {
             Ok(Ok(())) => {
@@ -220,25 +242,94 @@ impl Slot {
         }
     }
 
-    /// Sends the prepared request on the slot's connection (opening one if needed) and reads
-    /// the answer into `self.answer`.
-    async fn exchange(&mut self) -> Result<(), Failure> {
+    /// Sends the prepared request on the slot's connection and reads the answer into
+    /// `self.answer`; then follows up to `--follow-redirects` redirects.
+    async fn exchange(&mut self, key: &[u8]) -> Result<(), Failure> {
+        let plan = self.plan.clone();
+        let template = &plan.template;
+        self.send_on_own_conn(&template.method).await?;
+        if plan.follow_redirects == 0 {
+            return Ok(());
+        }
+        let mut origin = template.origin.clone();
+        let mut target = request_target(&self.request).to_vec();
+        let mut method = template.method.clone();
+        for _ in 0..plan.follow_redirects {
+            let Some(location) = self.answer.location.take() else {
+                break;
+            };
+            let status = self.answer.status;
+            let Some(hop) = template.redirect(&origin, &target, &method, status, &location) else {
+                break;
+            };
+            template
+                .write_h1_hop(key, &hop, &mut self.request, &mut self.body_scratch)
+                .map_err(|_| key_breaks_header())?;
+            if hop.origin == template.origin {
+                self.send_on_own_conn(&hop.method).await?;
+            } else {
+                self.send_elsewhere(&hop.origin, &hop.method).await?;
+            }
+            (origin, target, method) = (hop.origin, hop.target, hop.method);
+        }
+        Ok(())
+    }
+
+    /// What the answer to a `method` request must be read for.
+    fn wants<'a>(plan: &'a Plan, method: &http::Method) -> Wants<'a> {
+        Wants {
+            capture: &plan.schema.capture_headers,
+            keep_body: plan.schema.keeps_body(),
+            head_request: method == http::Method::HEAD,
+            max_body: plan.limits.max_body_bytes,
+        }
+    }
+
+    async fn send_on_own_conn(&mut self, method: &http::Method) -> Result<(), Failure> {
         if self.conn.is_none() {
             self.conn = Some(H1Conn::new(self.plan.dialer.dial().await?));
         }
         let conn = self.conn.as_mut().expect("a connection was just opened");
-        let plan = &self.plan;
-        let wants = Wants {
-            capture: &plan.schema.capture_headers,
-            keep_body: plan.schema.keeps_body(),
-            head_request: plan.template.method == http::Method::HEAD,
-            max_body: plan.limits.max_body_bytes,
-        };
+        let wants = Self::wants(&self.plan, method);
+        let (request, result) = conn
+            .exchange(std::mem::take(&mut self.request), &wants, &mut self.answer)
+            .await;
+        self.request = request;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
+    }
+
+    /// A redirect to another origin: one connection for this one request.
+    async fn send_elsewhere(
+        &mut self,
+        origin: &Origin,
+        method: &http::Method,
+    ) -> Result<(), Failure> {
+        let dialer = self.plan.dialer_for(origin)?;
+        let mut conn = H1Conn::new(dialer.dial().await?);
+        let wants = Self::wants(&self.plan, method);
         let (request, result) = conn
             .exchange(std::mem::take(&mut self.request), &wants, &mut self.answer)
             .await;
         self.request = request;
         result
+    }
+}
+
+/// The request target (path and query) of an HTTP/1.1 request: between the first two spaces.
+fn request_target(request: &[u8]) -> &[u8] {
+    let mut parts = request.splitn(3, |&b| b == b' ');
+    parts.next();
+    parts.next().unwrap_or(b"/")
+}
+
+fn key_breaks_header() -> Failure {
+    Failure {
+        kind: ErrorKind::Request,
+        answered: false,
+        detail: "the key would break a header line".into(),
     }
 }
 

@@ -47,6 +47,7 @@ pub struct WorkerSpec {
     pub request: RequestSpec,
     pub trust: Trust,
     pub schema: Schema,
+    pub follow_redirects: u32,
     pub ids: IdRange,
     pub concurrency: usize,
     pub grace: Duration,
@@ -216,6 +217,9 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         schema: spec.schema.clone(),
         limits: spec.limits,
         retry: spec.retry,
+        follow_redirects: spec.follow_redirects,
+        trust: spec.trust.clone(),
+        elsewhere: RefCell::default(),
     })
 }
 
@@ -352,6 +356,7 @@ mod tests {
                 capture_headers: vec!["etag".into()],
                 body: BodyColumn::Files("/tmp/bodies".into()),
             },
+            follow_redirects: 3,
             ids: IdRange::new(10, 20),
             concurrency: 64,
             grace: Duration::from_millis(2500),

@@ -5,6 +5,7 @@
   /chunked?id=N  200, {"id":N} sent with Transfer-Encoding: chunked, in pieces
   /empty?id=N    204, no body
   /notmod?id=N   304, no body
+  /echo          200, JSON {"method", "headers": [[name, value], ...], "body"} of the request
 
 Prints "listening on http://127.0.0.1:PORT" once it accepts connections.
 """
@@ -43,10 +44,20 @@ async def notmod(request):
     return web.Response(status=304)
 
 
+async def echo(request):
+    data = await request.read()
+    return web.json_response({
+        "method": request.method,
+        "headers": [[k, v] for k, v in request.headers.items()],
+        "body": data.decode("utf-8", "replace"),
+    })
+
+
 async def main():
     app = web.Application()
     app.add_routes([web.get("/log", log), web.get("/chunked", chunked),
-                    web.get("/empty", empty), web.get("/notmod", notmod)])
+                    web.get("/empty", empty), web.get("/notmod", notmod),
+                    web.route("*", "/echo", echo)])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sock = socket.socket()
