@@ -379,7 +379,8 @@ fn resolve_location(origin: &Origin, target: &[u8], location: &str) -> Option<(O
     };
     let next = parse_origin(&absolute).ok()?;
     let rest = &absolute[origin_len(&absolute)..];
-    let target = http::uri::PathAndQuery::try_from(if rest.is_empty() { "/" } else { rest }).ok()?;
+    let target =
+        http::uri::PathAndQuery::try_from(if rest.is_empty() { "/" } else { rest }).ok()?;
     Some((next, target.as_str().as_bytes().to_vec()))
 }
 
@@ -525,26 +526,51 @@ mod tests {
         s.body = Some(b"{id}".to_vec());
         let t = RequestTemplate::compile(&s).expect("valid");
         let post = http::Method::POST;
-        let hop = |status, location: &str| t.redirect(&t.origin, b"/a/b?id=1", &post, status, location.as_bytes());
+        let hop = |status, location: &str| {
+            t.redirect(&t.origin, b"/a/b?id=1", &post, status, location.as_bytes())
+        };
         let same = hop(307, "c?x=1").expect("relative");
-        assert_eq!((same.target.as_slice(), same.with_body), (&b"/a/c?x=1"[..], true));
+        assert_eq!(
+            (same.target.as_slice(), same.with_body),
+            (&b"/a/c?x=1"[..], true)
+        );
         assert_eq!(same.origin, t.origin);
         let other = hop(302, "https://other.example/z").expect("absolute");
-        assert_eq!((other.origin.port, other.method.clone(), other.with_body), (443, http::Method::GET, false));
+        assert_eq!(
+            (other.origin.port, other.method.clone(), other.with_body),
+            (443, http::Method::GET, false)
+        );
         assert_eq!(hop(303, "/root").expect("absolute path").target, b"/root");
-        assert_eq!(hop(301, "//cdn.example/p").expect("scheme-relative").origin.host, "cdn.example");
+        assert_eq!(
+            hop(301, "//cdn.example/p")
+                .expect("scheme-relative")
+                .origin
+                .host,
+            "cdn.example"
+        );
         assert_eq!(hop(200, "/x"), None, "not a redirect");
         assert_eq!(hop(302, "ftp://x/y"), None, "not http");
 
         let (mut out, mut body) = (Vec::new(), Vec::new());
-        t.write_h1_hop(b"1", &other, &mut out, &mut body).expect("fits");
+        t.write_h1_hop(b"1", &other, &mut out, &mut body)
+            .expect("fits");
         let text = String::from_utf8(out.clone()).expect("utf-8");
-        assert!(text.starts_with("GET /z HTTP/1.1\r\nhost: other.example\r\n"), "{text}");
-        assert!(!text.contains("authorization"), "credentials stay home: {text}");
+        assert!(
+            text.starts_with("GET /z HTTP/1.1\r\nhost: other.example\r\n"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("authorization"),
+            "credentials stay home: {text}"
+        );
         assert!(!text.contains("content-length"), "{text}");
-        t.write_h1_hop(b"1", &same, &mut out, &mut body).expect("fits");
+        t.write_h1_hop(b"1", &same, &mut out, &mut body)
+            .expect("fits");
         let text = String::from_utf8(out).expect("utf-8");
-        assert!(text.starts_with("POST /a/c?x=1 HTTP/1.1\r\nhost: h:8\r\nauthorization: Bearer x\r\n"), "{text}");
+        assert!(
+            text.starts_with("POST /a/c?x=1 HTTP/1.1\r\nhost: h:8\r\nauthorization: Bearer x\r\n"),
+            "{text}"
+        );
         assert!(text.ends_with("content-length: 1\r\n\r\n1"), "{text}");
     }
 }

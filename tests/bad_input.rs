@@ -6,9 +6,14 @@ use common::*;
 
 fn assert_refused(args: &[&str], expect_in_message: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
+    assert_refused_in(dir.path(), args, expect_in_message);
+}
+
+/// Like [`assert_refused`], run in `dir` (which may hold files the arguments name).
+fn assert_refused_in(dir: &std::path::Path, args: &[&str], expect_in_message: &str) {
     let mut full = vec!["run", "-o", "out.csv"];
     full.extend_from_slice(args);
-    let out = ringscrape(dir.path(), &full);
+    let out = ringscrape(dir, &full);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {err}");
     assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
@@ -17,10 +22,7 @@ fn assert_refused(args: &[&str], expect_in_message: &str) {
         !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
         "{err}"
     );
-    assert!(
-        !dir.path().join("out.csv").exists(),
-        "{args:?}: no output file"
-    );
+    assert!(!dir.join("out.csv").exists(), "{args:?}: no output file");
 }
 
 const URL: &str = "http://127.0.0.1:9/log?id={id}";
@@ -252,5 +254,115 @@ fn resume_to_stdout_is_refused() {
     assert_eq!(
         stderr(&out),
         "error: --resume needs --output FILE (it reads the rows already written)\n"
+    );
+}
+
+#[test]
+fn bad_request_shaping_and_capture_flags_name_the_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "-H", "@missing.txt"],
+        "--header @missing.txt",
+    );
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "-d", "@missing.bin"],
+        "--data @missing.bin",
+    );
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "-H", "NoColonHere"],
+        "--header \"NoColonHere\"",
+    );
+    std::fs::write(d.join("bad-headers.txt"), "X-Ok: 1\nbroken line\n").expect("write");
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "-H", "@bad-headers.txt"],
+        "--header \"broken line\"",
+    );
+    assert_refused_in(d, &["-u", URL, "-i", "0..10", "-X", "GE T"], "--method");
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "--save-body", "--bodies-dir", "b"],
+        "'--save-body' cannot be used with '--bodies-dir <DIR>'",
+    );
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "--capture-header", "bad name"],
+        "--capture-header",
+    );
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "--capture-header", "status"],
+        "--capture-header status",
+    );
+    assert_refused_in(
+        d,
+        &[
+            "-u",
+            URL,
+            "-i",
+            "0..10",
+            "--body-encoding",
+            "hex",
+            "--save-body",
+        ],
+        "--body-encoding",
+    );
+    assert_refused_in(
+        d,
+        &["-u", "http://{id}.example/x", "-i", "0..10"],
+        "may stand in the path or query",
+    );
+}
+
+#[test]
+fn bad_trust_and_output_directories_name_the_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "--ca-cert", "missing.pem"],
+        "--ca-cert missing.pem",
+    );
+    std::fs::write(d.join("empty.pem"), "no certificate here\n").expect("write");
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "--ca-cert", "empty.pem"],
+        "--ca-cert empty.pem: no PEM certificate",
+    );
+    // A directory under a regular file can't be made, even by root.
+    std::fs::write(d.join("plain-file"), "x").expect("write");
+    assert_refused_in(
+        d,
+        &[
+            "-u",
+            URL,
+            "-i",
+            "0..10",
+            "--bodies-dir",
+            "plain-file/bodies",
+        ],
+        "--bodies-dir plain-file/bodies: cannot write there",
+    );
+}
+
+#[test]
+fn a_config_file_with_an_unknown_key_or_bad_value_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("typo.toml"), "concurency = 4\n").expect("write");
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "--config", "typo.toml"],
+        "config file typo.toml: unknown key `concurency`",
+    );
+    std::fs::write(d.join("bad.toml"), "timeout = 'soon'\n").expect("write");
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "--config", "bad.toml"],
+        "config file bad.toml",
     );
 }

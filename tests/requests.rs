@@ -42,9 +42,15 @@ fn assert_shaped_put_rows(rows: &[Row], authority: &str) {
         assert_eq!(echo["target"], format!("/echo?id={id}"));
         assert_eq!(echo["body"], format!("{{\"k\":\"{id}\"}}"));
         let headers = echoed_headers(&echo);
-        assert!(has_header(&headers, "authorization", &format!("Bearer tok-{id}")), "{headers:?}");
+        assert!(
+            has_header(&headers, "authorization", &format!("Bearer tok-{id}")),
+            "{headers:?}"
+        );
         assert!(has_header(&headers, "x-from-file", "yes"), "{headers:?}");
-        assert!(has_header(&headers, "x-second", &id.to_string()), "{headers:?}");
+        assert!(
+            has_header(&headers, "x-second", &id.to_string()),
+            "{headers:?}"
+        );
         assert!(has_header(&headers, "user-agent", "agent/1"), "{headers:?}");
         assert!(has_header(&headers, "host", authority), "{headers:?}");
     }
@@ -58,7 +64,11 @@ fn authority(base: &str) -> &str {
 fn method_headers_header_file_body_and_captures_reach_the_csv() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("hdrs.txt"), "X-From-File: yes\n\nX-Second: {id}\n").expect("write");
+    std::fs::write(
+        dir.path().join("hdrs.txt"),
+        "X-From-File: yes\n\nX-Second: {id}\n",
+    )
+    .expect("write");
     let url = format!("{}/echo?id={{id}}", server.base);
     let rows = scrape_ok(
         dir.path(),
@@ -67,21 +77,39 @@ fn method_headers_header_file_body_and_captures_reach_the_csv() {
         300,
         8,
         &[
-            "-X", "PUT", "-H", "Authorization: Bearer tok-{id}", "-H", "@hdrs.txt",
-            "-d", "{\"k\":\"{id}\"}", "--user-agent", "agent/1",
-            "--capture-header", "ETag", "--capture-header", "x-echo-method", "--save-body",
+            "-X",
+            "PUT",
+            "-H",
+            "Authorization: Bearer tok-{id}",
+            "-H",
+            "@hdrs.txt",
+            "-d",
+            "{\"k\":\"{id}\"}",
+            "--user-agent",
+            "agent/1",
+            "--capture-header",
+            "ETag",
+            "--capture-header",
+            "x-echo-method",
+            "--save-body",
         ],
     );
     assert_shaped_put_rows(&rows, authority(&server.base));
     let header = std::fs::read_to_string(dir.path().join("out.csv")).expect("csv");
-    assert!(header.starts_with("id,status,bytes,latency_ms,attempts,error,etag,x-echo-method,body\n"));
+    assert!(
+        header.starts_with("id,status,bytes,latency_ms,attempts,error,etag,x-echo-method,body\n")
+    );
 }
 
 #[test]
 fn the_same_run_from_the_config_file() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("hdrs.txt"), "X-From-File: yes\nX-Second: {id}\n").expect("write");
+    std::fs::write(
+        dir.path().join("hdrs.txt"),
+        "X-From-File: yes\nX-Second: {id}\n",
+    )
+    .expect("write");
     std::fs::write(
         dir.path().join("run.toml"),
         "method = 'PUT'\nheaders = ['Authorization: Bearer tok-{id}', '@hdrs.txt']\n\
@@ -105,7 +133,15 @@ fn aiohttp_receives_the_method_headers_and_body() {
         0,
         200,
         8,
-        &["-d", "payload {id}", "-H", "X-Token: t-{id}", "--save-body", "--timeout", "5"],
+        &[
+            "-d",
+            "payload {id}",
+            "-H",
+            "X-Token: t-{id}",
+            "--save-body",
+            "--timeout",
+            "5",
+        ],
     );
     for row in &rows {
         assert_eq!(row.status, Some(200), "{row:?}");
@@ -113,9 +149,16 @@ fn aiohttp_receives_the_method_headers_and_body() {
         assert_eq!(echo["method"], "POST", "-d makes a POST");
         assert_eq!(echo["body"], format!("payload {}", row.id));
         let headers = echoed_headers(&echo);
-        assert!(has_header(&headers, "x-token", &format!("t-{}", row.id)), "{headers:?}");
         assert!(
-            has_header(&headers, "user-agent", concat!("ringscrape/", env!("CARGO_PKG_VERSION"))),
+            has_header(&headers, "x-token", &format!("t-{}", row.id)),
+            "{headers:?}"
+        );
+        assert!(
+            has_header(
+                &headers,
+                "user-agent",
+                concat!("ringscrape/", env!("CARGO_PKG_VERSION"))
+            ),
             "{headers:?}"
         );
     }
@@ -149,20 +192,45 @@ fn binary_bodies_are_never_mangled_inline_or_in_files() {
     let url = format!("{}/bin?id={{id}}", nginx.base);
     let b64 = base64::engine::general_purpose::STANDARD.encode(blob());
 
-    let rows = scrape_ok(dir.path(), &url, 0, 100, 8, &["--save-body", "--capture-header", "x-id"]);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        100,
+        8,
+        &["--save-body", "--capture-header", "x-id"],
+    );
     for row in &rows {
-        assert_eq!(row.extra, vec![row.id.to_string(), format!("base64:{b64}")], "{row:?}");
+        assert_eq!(
+            row.extra,
+            vec![row.id.to_string(), format!("base64:{b64}")],
+            "{row:?}"
+        );
         assert_eq!(row.bytes, 256);
     }
-    let rows = scrape_ok(dir.path(), &url, 0, 100, 8, &["--save-body", "--body-encoding", "base64"]);
-    assert!(rows.iter().all(|r| r.extra == vec![b64.clone()]), "{:?}", rows[0]);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        100,
+        8,
+        &["--save-body", "--body-encoding", "base64"],
+    );
+    assert!(
+        rows.iter().all(|r| r.extra == vec![b64.clone()]),
+        "{:?}",
+        rows[0]
+    );
 
     let bodies = dir.path().join("bodies");
     let rows = scrape_ok(dir.path(), &url, 0, 100, 8, &["--bodies-dir", "bodies"]);
     for row in &rows {
         let relative = &row.extra[0];
         assert!(relative.ends_with(&format!("/{}", row.id)), "{relative}");
-        assert_eq!(std::fs::read(bodies.join(relative)).expect("body file"), blob());
+        assert_eq!(
+            std::fs::read(bodies.join(relative)).expect("body file"),
+            blob()
+        );
     }
 }
 
@@ -173,8 +241,20 @@ fn redirects_are_rows_by_default_and_followed_on_request() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let rows = scrape_ok(dir.path(), &format!("{}/r?id={{id}}", nginx.base), 0, 100, 8, &[]);
-    assert!(rows.iter().all(|r| r.status == Some(301) && r.attempts == 1), "{:?}", rows[0]);
+    let rows = scrape_ok(
+        dir.path(),
+        &format!("{}/r?id={{id}}", nginx.base),
+        0,
+        100,
+        8,
+        &[],
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.status == Some(301) && r.attempts == 1),
+        "{:?}",
+        rows[0]
+    );
 
     let rows = scrape_ok(
         dir.path(),
@@ -202,7 +282,10 @@ fn redirects_are_rows_by_default_and_followed_on_request() {
     // To another origin: ringscrape serve's redirect fault, then nginx sends us to serve.
     let cross = Nginx::start(
         "",
-        &format!("location /away {{ return 307 {}/log?id=$arg_id; }}", server.base),
+        &format!(
+            "location /away {{ return 307 {}/log?id=$arg_id; }}",
+            server.base
+        ),
     );
     let rows = scrape_ok(
         dir.path(),
@@ -213,7 +296,8 @@ fn redirects_are_rows_by_default_and_followed_on_request() {
         &["--follow-redirects", "1"],
     );
     assert!(
-        rows.iter().all(|r| r.status == Some(200) && r.bytes == demo_body_len(r.id)),
+        rows.iter()
+            .all(|r| r.status == Some(200) && r.bytes == demo_body_len(r.id)),
         "{:?}",
         rows.iter().find(|r| r.bytes != demo_body_len(r.id))
     );
@@ -223,11 +307,29 @@ fn redirects_are_rows_by_default_and_followed_on_request() {
 fn no_process_command_line_holds_a_header_from_a_file() {
     let server = Server::start(&["--delay-ms", "20..40"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("secret.txt"), "Authorization: Bearer SECRET-4c1d\n").expect("write");
+    std::fs::write(
+        dir.path().join("secret.txt"),
+        "Authorization: Bearer SECRET-4c1d\n",
+    )
+    .expect("write");
     let url = server.url();
     let mut run = spawn_ringscrape(
         dir.path(),
-        &["run", "-u", &url, "-i", "0..4000", "-s", "2", "-c", "16", "-o", "out.csv", "-H", "@secret.txt"],
+        &[
+            "run",
+            "-u",
+            &url,
+            "-i",
+            "0..4000",
+            "-s",
+            "2",
+            "-c",
+            "16",
+            "-o",
+            "out.csv",
+            "-H",
+            "@secret.txt",
+        ],
     );
     let workers = wait_for_workers(&run, 2, |_| true);
     for pid in workers.iter().copied().chain([run.id()]) {

@@ -46,13 +46,12 @@ impl Plan {
         if let Some(dialer) = self.elsewhere.borrow().get(origin) {
             return Ok(dialer.clone());
         }
-        let dialer = Dialer::new(origin.clone(), &self.trust, self.limits.connect_timeout).map_err(
-            |e| Failure {
+        let dialer = Dialer::new(origin.clone(), &self.trust, self.limits.connect_timeout)
+            .map_err(|e| Failure {
                 kind: ErrorKind::Tls,
                 answered: false,
                 detail: e.to_string(),
-            },
-        )?;
+            })?;
         self.elsewhere
             .borrow_mut()
             .insert(origin.clone(), dialer.clone());

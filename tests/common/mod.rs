@@ -175,6 +175,16 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(http_directives: &str, server_body: &str) -> Nginx {
+        Self::start_listening("", http_directives, server_body)
+    }
+
+    /// Like [`Nginx::start`], with options on the `listen` line (`ssl`, `http2`); `base` then
+    /// starts with `https://` when `ssl` is among them.
+    pub fn start_listening(
+        listen_options: &str,
+        http_directives: &str,
+        server_body: &str,
+    ) -> Nginx {
         let nginx = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -187,7 +197,7 @@ impl Nginx {
              events {{ worker_connections 4096; }}\n\
              http {{\n access_log off;\n client_body_temp_path {d}/cb;\n proxy_temp_path {d}/px;\n\
              fastcgi_temp_path {d}/fc;\n uwsgi_temp_path {d}/uw;\n scgi_temp_path {d}/sc;\n{http_directives}\n\
-             server {{\n listen 127.0.0.1:{port};\n{server_body}\n }}\n}}\n"
+             server {{\n listen 127.0.0.1:{port} {listen_options};\n{server_body}\n }}\n}}\n"
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
         let child = Command::new(nginx)
@@ -200,10 +210,15 @@ impl Nginx {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
         assert!(up.is_some(), "nginx did not start listening on {port}");
+        let scheme = if listen_options.contains("ssl") {
+            "https"
+        } else {
+            "http"
+        };
         Nginx {
             child,
             _dir: dir,
-            base: format!("http://127.0.0.1:{port}"),
+            base: format!("{scheme}://127.0.0.1:{port}"),
         }
     }
 }
@@ -320,4 +335,82 @@ pub fn holds_io_uring(pid: u32) -> bool {
         fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
             .any(|link| link.to_string_lossy() == "anon_inode:[io_uring]")
     })
+}
+
+/// A test CA and a server certificate it signed for `localhost` and 127.0.0.1 (made with the
+/// openssl command line, which `make test` installs): `ca.pem`, `server.pem`, `server.key`.
+pub fn make_test_pki(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl (make test installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=ringscrape test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("write ext.cnf");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
 }

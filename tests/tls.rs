@@ -1,0 +1,143 @@
+//! HTTPS trust against nginx with a certificate from a CA this test makes: verified by default
+//! (untrusted → error kind `tls`, not retried), `--ca-cert` adds the CA, `--insecure` accepts
+//! anything and says so once.
+
+mod common;
+
+use common::*;
+
+fn https_nginx(pki: &std::path::Path) -> Nginx {
+    Nginx::start_listening(
+        "ssl",
+        &format!(
+            "ssl_certificate {d}/server.pem;\nssl_certificate_key {d}/server.key;",
+            d = pki.display()
+        ),
+        "location /log { default_type application/json; return 200 '{\"id\":$arg_id}'; }",
+    )
+}
+
+#[test]
+fn a_private_ca_is_trusted_with_ca_cert_and_refused_without() {
+    let pki = tempfile::tempdir().expect("tempdir");
+    make_test_pki(pki.path());
+    let nginx = https_nginx(pki.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = pki.path().join("ca.pem");
+    let url = format!("{}/log?id={{id}}", nginx.base);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        2000,
+        16,
+        &["--ca-cert", ca.to_str().expect("utf-8")],
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.status == Some(200) && r.bytes == plain_body_len(r.id)),
+        "{:?}",
+        rows[0]
+    );
+    // By name too: the certificate names localhost.
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let rows = scrape_ok(
+        dir.path(),
+        &by_name,
+        0,
+        200,
+        8,
+        &["--ca-cert", ca.to_str().expect("utf-8")],
+    );
+    assert!(rows.iter().all(|r| r.status == Some(200)));
+
+    // The test CA is not among the bundled or system roots: every row is a tls error, not
+    // retried (another attempt would fail the same way).
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &url,
+            "-i",
+            "0..100",
+            "-s",
+            "2",
+            "-c",
+            "8",
+            "-o",
+            "untrusted.csv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("untrusted.csv"));
+    assert_one_row_per_id(&rows, 0, 100);
+    for row in &rows {
+        assert_eq!(
+            (row.status, row.error.as_str(), row.attempts),
+            (None, "tls", 1),
+            "{row:?}"
+        );
+    }
+}
+
+#[test]
+fn insecure_accepts_the_certificate_and_warns_once() {
+    let pki = tempfile::tempdir().expect("tempdir");
+    make_test_pki(pki.path());
+    let nginx = https_nginx(pki.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/log?id={{id}}", nginx.base);
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &url,
+            "-i",
+            "0..500",
+            "-s",
+            "2",
+            "-c",
+            "8",
+            "-o",
+            "out.csv",
+            "--insecure",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("--insecure").count(), 1, "{err}");
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 500);
+    assert!(rows.iter().all(|r| r.status == Some(200)));
+}
+
+#[test]
+fn a_plain_http_server_behind_an_https_url_is_a_tls_error() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url().replace("http://", "https://");
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &url,
+            "-i",
+            "0..50",
+            "-s",
+            "1",
+            "-c",
+            "4",
+            "-o",
+            "out.csv",
+            "--timeout",
+            "5",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 50);
+    assert!(rows.iter().all(|r| r.error == "tls"), "{:?}", rows[0]);
+}
