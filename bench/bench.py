@@ -4,8 +4,10 @@
 Every tool fetches the same tiny JSON record at /log?id=N from the same nginx (one worker,
 pinned to the last core) with the same total concurrency, for N requests (wrk cannot stop at a
 count, so it runs for a duration sized from a short calibration run to about N requests).
-Each tool runs ROUNDS times, interleaved; the table shows the median req/s, rows written, the
-peak RSS of the tool's whole process tree, and each ratio to ringscrape. Then ringscrape alone at
+Each tool runs ROUNDS times, interleaved; the table shows the median req/s, the client CPU per
+request (user+sys of the tool's whole process tree: the figure that carries from one machine to
+another), rows written, the peak RSS of the tree, and each ratio to ringscrape. ringscrape also
+runs with --save-body (every body kept in the CSV) beside the plain run. Then ringscrape alone at
 BIG_N ids checks that its memory does not grow with the range.
 
 Environment: N (500000), BIG_N (5000000), CONCURRENCY (256), ROUNDS (3), SHARDS ("1 2": one
@@ -13,6 +15,7 @@ ringscrape row per value), TOOLS (all). Results also go to bench/out/latest.md.
 """
 import json
 import os
+import resource
 import re
 import shutil
 import socket
@@ -71,9 +74,16 @@ def tree_rss_kb(root_pid):
     return total
 
 
+def children_cpu():
+    """user+sys seconds of every waited-for descendant so far (workers roll up to their parent)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(cmd, **kw):
-    """Runs cmd; returns (wall seconds, stdout text, peak tree RSS in MB)."""
+    """Runs cmd; returns (wall seconds, stdout text, stderr text, peak tree RSS in MB, CPU s)."""
     peak = [0]
+    cpu_before = children_cpu()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
     done = threading.Event()
@@ -89,9 +99,10 @@ def measure(cmd, **kw):
     wall = time.perf_counter() - start
     done.set()
     sampler.join()
+    cpu = children_cpu() - cpu_before
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {err.strip()[-500:]}")
-    return wall, out, err, peak[0] / 1024
+    return wall, out, err, peak[0] / 1024, cpu
 
 
 def csv_rows(path):
@@ -131,58 +142,58 @@ class Nginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_ringscrape(base, n, shards):
+def run_ringscrape(base, n, shards, extra=()):
     out = OUT / f"ringscrape-s{shards}.csv"
     cmd = [str(BIN), "run", "-u", f"{base}/log?id={{id}}", "-i", f"0..{n}", "-s", str(shards),
-           "-c", str(CONCURRENCY // shards), "-o", str(out), "--overwrite", "--no-progress"]
-    wall, _, err, rss = measure(cmd)
+           "-c", str(CONCURRENCY // shards), "-o", str(out), "--overwrite", "--no-progress", *extra]
+    wall, _, err, rss, cpu = measure(cmd)
     rows = csv_rows(out)
-    return {"wall": wall, "requests": rows, "rows": rows, "rss": rss}
+    return {"wall": wall, "requests": rows, "rows": rows, "rss": rss, "cpu": cpu}
 
 
 def run_wrk(base, n, state={}):
     env = dict(os.environ, WRK_N=str(10**12), WRK_THREADS="2")
     script = str(HERE / "wrk-ids.lua")
     if "rate" not in state:  # calibrate once: wrk stops on a duration, not a count
-        _, out, _, _ = measure(["wrk", "-t2", f"-c{CONCURRENCY}", "-d2s", "-s", script, base], env=env)
+        _, out, _, _, _ = measure(["wrk", "-t2", f"-c{CONCURRENCY}", "-d2s", "-s", script, base], env=env)
         state["rate"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     seconds = max(1, round(n / state["rate"]))
-    wall, out, _, rss = measure(["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{seconds}s", "-s", script, base], env=env)
+    wall, out, _, rss, cpu = measure(["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{seconds}s", "-s", script, base], env=env)
     requests = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"wall": wall, "requests": requests, "rows": None, "rss": rss}
+    return {"wall": wall, "requests": requests, "rows": None, "rss": rss, "cpu": cpu}
 
 
 def run_oha(base, n):
     url = base + r"/log\?id=[0-9]{1,7}"
-    wall, out, _, rss = measure(["oha", "-n", str(n), "-c", str(CONCURRENCY), "--no-tui",
+    wall, out, _, rss, cpu = measure(["oha", "-n", str(n), "-c", str(CONCURRENCY), "--no-tui",
                                  "--output-format", "json", "--rand-regex-url", url])
     codes = json.loads(out).get("statusCodeDistribution", {})
-    return {"wall": wall, "requests": sum(codes.values()), "rows": None, "rss": rss}
+    return {"wall": wall, "requests": sum(codes.values()), "rows": None, "rss": rss, "cpu": cpu}
 
 
 def run_hey(base, n):
-    wall, out, _, rss = measure(["hey", "-n", str(n), "-c", str(CONCURRENCY), f"{base}/log?id=1"])
+    wall, out, _, rss, cpu = measure(["hey", "-n", str(n), "-c", str(CONCURRENCY), f"{base}/log?id=1"])
     ok = re.search(r"\[200\]\s+(\d+) responses", out)
-    return {"wall": wall, "requests": int(ok.group(1)) if ok else 0, "rows": None, "rss": rss}
+    return {"wall": wall, "requests": int(ok.group(1)) if ok else 0, "rows": None, "rss": rss, "cpu": cpu}
 
 
 def run_ffuf(base, n):
     words = OUT / f"ids-{n}.txt"
     if not words.exists():
         words.write_text("".join(f"{i}\n" for i in range(n)))
-    wall, out, _, rss = measure(["ffuf", "-u", f"{base}/log?id=FUZZ", "-w", str(words),
+    wall, out, _, rss, cpu = measure(["ffuf", "-u", f"{base}/log?id=FUZZ", "-w", str(words),
                                  "-t", str(CONCURRENCY), "-s", "-mc", "all"])
     lines = out.count("\n")
-    return {"wall": wall, "requests": lines, "rows": None, "rss": rss}
+    return {"wall": wall, "requests": lines, "rows": None, "rss": rss, "cpu": cpu}
 
 
 def run_aiohttp(base, n):
     out = OUT / "aiohttp.csv"
-    wall, _, _, rss = measure([sys.executable, str(HERE / "aiohttp_scrape.py"), "--url", f"{base}/log?id={{id}}",
+    wall, _, _, rss, cpu = measure([sys.executable, str(HERE / "aiohttp_scrape.py"), "--url", f"{base}/log?id={{id}}",
                                "--ids", f"0..{n}", "--procs", str(os.cpu_count() or 2),
                                "--concurrency", str(CONCURRENCY), "--out", str(out)])
     rows = csv_rows(out)
-    return {"wall": wall, "requests": rows, "rows": rows, "rss": rss}
+    return {"wall": wall, "requests": rows, "rows": rows, "rss": rss, "cpu": cpu}
 
 
 def main():
@@ -194,6 +205,9 @@ def main():
         if tool == "ringscrape":
             for s in SHARDS:
                 runners.append((f"ringscrape -s {s} -c {CONCURRENCY // s}", lambda b, n, s=s: run_ringscrape(b, n, s)))
+            s = SHARDS[0]
+            runners.append((f"ringscrape -s {s} -c {CONCURRENCY // s} --save-body",
+                            lambda b, n, s=s: run_ringscrape(b, n, s, ["--save-body"])))
         elif tool == "aiohttp" or shutil.which(tool):
             label = {"wrk": "wrk (Lua, id per request)", "oha": "oha (random id URLs)",
                      "hey": "hey (one fixed URL)", "ffuf": "ffuf (id wordlist)",
@@ -209,7 +223,9 @@ def main():
                 res = runner(nginx.base, N)
                 res["rate"] = res["requests"] / res["wall"]
                 results[label].append(res)
+                res["cpu_us"] = res["cpu"] / max(res["requests"], 1) * 1e6
                 print(f"round {r + 1}/{ROUNDS}  {label:45s} {res['rate']:>10.0f} req/s  "
+                      f"{res['cpu_us']:.2f} µs CPU/req  "
                       f"{res['requests']} requests in {res['wall']:.2f} s  rss {res['rss']:.1f} MB", file=sys.stderr)
         big = small = None
         if "ringscrape" in TOOLS:
@@ -225,8 +241,8 @@ def main():
         f"N = {N} requests per tool, total concurrency {CONCURRENCY}, {ROUNDS} rounds (median), "
         f"nginx 1 worker on the last core, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}",
         "",
-        "| tool | req/s (median) | ratio to ringscrape | rows written | peak RSS (MB) |",
-        "|---|---:|---:|---:|---:|",
+        "| tool | req/s (median) | ratio to ringscrape | client CPU µs/request (median) | rows written | peak RSS (MB) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for label, _ in runners:
         runs = results[label]
@@ -234,7 +250,9 @@ def main():
         rows = runs[-1]["rows"]
         rss = statistics.median(x["rss"] for x in runs)
         ratio = f"{rate / ref:.2f}x" if ref else "-"
-        lines.append(f"| {label} | {rate:,.0f} | {ratio} | {rows if rows is not None else '- (none)'} | {rss:.1f} |")
+        cpu_us = statistics.median(x["cpu_us"] for x in runs)
+        lines.append(f"| {label} | {rate:,.0f} | {ratio} | {cpu_us:.2f} | "
+                     f"{rows if rows is not None else '- (none)'} | {rss:.1f} |")
     if big is not None:
         lines += ["", f"ringscrape peak RSS (whole process tree): {small:.1f} MB at N={N:,}, "
                       f"{big:.1f} MB at N={BIG_N:,} ({(big / small - 1) * 100:+.1f}%)"]
