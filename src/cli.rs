@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Half-open id range START..END, e.g. 0..1000000 (one million ids)
     #[arg(short, long, value_name = "START..END")]
     pub ids: Option<String>,
+    /// File of keys, one per line, instead of --ids: {id} is the line (percent-encoded in the
+    /// URL); - reads standard input (one shard). Empty lines are skipped
+    #[arg(long, value_name = "FILE", conflicts_with = "ids")]
+    pub ids_file: Option<PathBuf>,
     /// HTTP method [default: GET, or POST with --data]
     #[arg(short = 'X', long, value_name = "METHOD")]
     pub method: Option<String>,

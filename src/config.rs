@@ -2,10 +2,12 @@
 //! [`RunConfig`]. All input checks live here; deeper code trusts what it is handed.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::RunArgs;
 use crate::ids::{IdRange, IdRangeError};
+use crate::job::{self, KeyFile};
 use crate::model::{BodyColumn, BodyEncoding, FIXED_COLUMNS, RequestLimits, RetryPolicy, Schema};
 use crate::output::bodies;
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
@@ -47,7 +49,12 @@ pub struct RunConfig {
     pub trust: Trust,
     pub schema: Schema,
     pub follow_redirects: u32,
+    /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`.
     pub ids: IdRange,
+    /// `--ids-file`, scanned.
+    pub key_file: Option<KeyFile>,
+    /// Standard input copied to a file for `--ids-file -`; deleted when the run ends.
+    pub stdin_spool: Option<Arc<tempfile::TempPath>>,
     pub shards: usize,
     pub concurrency: usize,
     pub output: Output,
@@ -62,8 +69,12 @@ pub struct RunConfig {
 pub enum ConfigError {
     #[error("--url is required (or `url` in the config file)")]
     MissingUrl,
-    #[error("--ids is required (or `ids` in the config file), e.g. --ids 0..1000000")]
+    #[error("--ids or --ids-file is required, e.g. --ids 0..1000000")]
     MissingIds,
+    #[error("--ids-file {0}: {1}")]
+    IdsFile(PathBuf, std::io::Error),
+    #[error("--ids-file {0}: no keys in it (every line is empty)")]
+    NoKeys(PathBuf),
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
@@ -129,15 +140,14 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         insecure: args.insecure,
     };
     tls::check(&trust)?;
-    let schema = schema(args)?;
+    let mut schema = schema(args)?;
+    schema.line = args.ids_file.is_some();
     if matches!(schema.body, BodyColumn::Inline(_)) && args.max_body > MAX_INLINE_BODY {
         return Err(ConfigError::InlineBody(args.max_body));
     }
-    let ids: IdRange = args
-        .ids
-        .as_deref()
-        .ok_or(ConfigError::MissingIds)?
-        .parse()?;
+    if args.ids.is_none() && args.ids_file.is_none() {
+        return Err(ConfigError::MissingIds);
+    }
     let shards = at_least_one("shards", args.shards.unwrap_or_else(default_shards))?;
     let concurrency = at_least_one("concurrency", args.concurrency)?;
     if concurrency > MAX_CONCURRENCY {
@@ -175,6 +185,14 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         Output::File(args.output.clone())
     };
     check_output(&output, mode)?;
+    // Last, as it may read a large file (or all of standard input).
+    let Items {
+        ids,
+        key_file,
+        stdin_spool,
+    } = job_items(args)?;
+    // Standard input is one stream: one shard reads it.
+    let shards = if stdin_spool.is_some() { 1 } else { shards };
     Ok(RunConfig {
         request,
         template,
@@ -182,6 +200,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         schema,
         follow_redirects: args.follow_redirects,
         ids,
+        key_file,
+        stdin_spool,
         // More shards than ids would only start idle processes.
         shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
         concurrency,
@@ -192,6 +212,46 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         retry,
         grace: seconds("grace", args.grace)?,
     })
+}
+
+/// The items: an id range, or the lines of a file of keys (standard input is copied to a
+/// temporary file first, streamed).
+fn job_items(args: &RunArgs) -> Result<Items, ConfigError> {
+    let Some(path) = &args.ids_file else {
+        let ids: IdRange = args
+            .ids
+            .as_deref()
+            .ok_or(ConfigError::MissingIds)?
+            .parse()?;
+        return Ok(Items {
+            ids,
+            key_file: None,
+            stdin_spool: None,
+        });
+    };
+    let fail = |e| ConfigError::IdsFile(path.clone(), e);
+    let (scan_path, spool) = if path.as_os_str() == "-" {
+        let spool = job::spool_stdin().map_err(fail)?.into_temp_path();
+        (spool.to_path_buf(), Some(Arc::new(spool)))
+    } else {
+        (path.clone(), None)
+    };
+    let keys = KeyFile::scan(&scan_path).map_err(fail)?;
+    if keys.empty.count() == keys.lines {
+        return Err(ConfigError::NoKeys(path.clone()));
+    }
+    Ok(Items {
+        ids: keys.range(),
+        key_file: Some(keys),
+        stdin_spool: spool,
+    })
+}
+
+/// What [`job_items`] found (the fields of [`RunConfig`] of the same names).
+struct Items {
+    ids: IdRange,
+    key_file: Option<KeyFile>,
+    stdin_spool: Option<Arc<tempfile::TempPath>>,
 }
 
 /// The optional columns: captured headers (checked, lower case), then the body or its path.
@@ -221,6 +281,7 @@ fn schema(args: &RunArgs) -> Result<Schema, ConfigError> {
         BodyColumn::None
     };
     Ok(Schema {
+        line: false,
         capture_headers,
         body,
     })

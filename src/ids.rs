@@ -141,6 +141,14 @@ impl IdSet {
         self.words.iter().map(|w| u64::from(w.count_ones())).sum()
     }
 
+    /// Adds every id of `other`, a set over the same range.
+    pub fn union_with(&mut self, other: &IdSet) {
+        debug_assert_eq!(self.range, other.range);
+        for (mine, theirs) in self.words.iter_mut().zip(&other.words) {
+            *mine |= theirs;
+        }
+    }
+
     /// Ids of `sub` that are in the set, as a new set over `sub`.
     pub fn restrict(&self, sub: IdRange) -> IdSet {
         let mut out = IdSet::new(sub);

@@ -105,18 +105,30 @@ pub enum BodyColumn {
     Files(std::path::PathBuf),
 }
 
-/// The columns of a run's rows: the fixed ones, then the captured headers (lower-case names,
+/// The columns of a run's rows: the fixed ones, then `line` for keys from a file, then the
+/// captured headers (lower-case names,
 /// in the order given), then `body` or `body_path`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Schema {
+    /// Items are lines of a file: a `line` column (the index) follows the fixed ones, and the
+    /// `id` column holds the key.
+    pub line: bool,
     pub capture_headers: Vec<String>,
     pub body: BodyColumn,
 }
 
 impl Schema {
+    /// The column that identifies a row's item: `line` for keys from a file, else `id`.
+    pub fn index_column(&self) -> usize {
+        if self.line { FIXED_COLUMNS.len() } else { 0 }
+    }
+
     /// Every column name, in order.
     pub fn columns(&self) -> Vec<String> {
         let mut columns: Vec<String> = FIXED_COLUMNS.iter().map(|c| c.to_string()).collect();
+        if self.line {
+            columns.push("line".into());
+        }
         columns.extend(self.capture_headers.iter().cloned());
         match self.body {
             BodyColumn::None => {}
@@ -153,6 +165,8 @@ pub struct Captured {
     pub headers: Vec<Option<Vec<u8>>>,
     /// The body (inline bodies), or the body's path relative to the bodies directory.
     pub body: Option<Vec<u8>>,
+    /// The item's key when it is not the index itself (keys from a file); the `id` column.
+    pub key: Option<Vec<u8>>,
 }
 
 impl Record {

@@ -5,7 +5,8 @@
 //! ```text
 //! frame  = len:u32le  tag:u8  payload[len]
 //! tag 1  = record: index:u64 status:u16 attempts:u16 error:u8 latency_us:u32 bytes:u64
-//!                  [n:u16 (value)[n] value]   captured headers, then the body (or its path)
+//!                  [n:u16 (value)[n] value value]   captured headers, the body (or its path),
+//!                                                    the key (ids from a file)
 //!                  value = 0:u8 (absent) | 1:u8 len:u32 bytes[len]
 //! tag 2  = stats:  rows ok_2xx other_status errors bytes (u64 each)
 //!                  n:u8 errors_by_kind[n]:u64  latency histogram (HdrHistogram V2 encoding)
@@ -77,12 +78,13 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
     out.extend_from_slice(&record.latency_us.to_le_bytes());
     out.extend_from_slice(&record.bytes.to_le_bytes());
     let captured = &record.captured;
-    if !captured.headers.is_empty() || captured.body.is_some() {
+    if *captured != Captured::default() {
         out.extend_from_slice(&(captured.headers.len() as u16).to_le_bytes());
         for value in &captured.headers {
             encode_value(value.as_deref(), out);
         }
         encode_value(captured.body.as_deref(), out);
+        encode_value(captured.key.as_deref(), out);
     }
     end_frame(out, at);
 }
@@ -177,7 +179,8 @@ impl Fields<'_> {
         let n = usize::from(self.u16()?);
         let headers = (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?;
         let body = self.value()?;
-        Some(Captured { headers, body })
+        let key = self.value()?;
+        Some(Captured { headers, body, key })
     }
 }
 
@@ -415,6 +418,7 @@ mod tests {
         captured.captured = Captured {
             headers: vec![Some(b"v".to_vec()), None],
             body: Some(b"\x00body".to_vec()),
+            key: Some(b"a key".to_vec()),
         };
         let record_at = buf.len();
         encode_record(&captured, &mut buf);

@@ -125,8 +125,20 @@ impl RawRow<'_> {
 
     /// The `id` column as a whole number (ids of a range).
     pub fn id_number(&self) -> Result<u64, ReadError> {
-        self.number(ID)
-            .map_err(|_| self.fail("id is not a whole number"))
+        self.index(ID)
+    }
+
+    /// Column `column` (`id` or `line`) as a whole number: the item's index.
+    pub fn index(&self, column: usize) -> Result<u64, ReadError> {
+        let name = if column == ID { "id" } else { "line" };
+        let text = self
+            .record
+            .get(column)
+            .ok_or_else(|| self.fail(format!("no {name} column")))?;
+        std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| self.fail(format!("{name} is not a whole number")))
     }
 
     fn status(&self) -> Result<Option<u16>, ReadError> {

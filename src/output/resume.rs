@@ -64,6 +64,7 @@ fn each_row(
     reader: impl Read,
     range: IdRange,
     columns: &[String],
+    index_column: usize,
     mut row: impl FnMut(u64, bool, &csv::ByteRecord) -> io::Result<()>,
 ) -> Result<(), ResumeError> {
     let bad_row = |e: ReadError| match e {
@@ -79,7 +80,7 @@ fn each_row(
         ));
     }
     while let Some(raw) = rows.next_row().map_err(bad_row)? {
-        let id = raw.id_number().map_err(bad_row)?;
+        let id = raw.index(index_column).map_err(bad_row)?;
         if !range.contains(id) {
             return Err(ResumeError::OutOfRange(path.into(), raw.line, id, range));
         }
@@ -94,6 +95,7 @@ pub fn prepare(
     path: &Path,
     range: IdRange,
     columns: &[String],
+    index_column: usize,
     retry_failed: bool,
 ) -> Result<Option<Resumed>, ResumeError> {
     let io_err = |e| ResumeError::Io(path.into(), e);
@@ -115,6 +117,7 @@ pub fn prepare(
         BufReader::new((&file).take(complete)),
         range,
         columns,
+        index_column,
         |id, succeeded, _| {
             if retry_failed && !succeeded {
                 failed += 1;
@@ -133,7 +136,15 @@ pub fn prepare(
             dropped_rows: 0,
         }));
     }
-    rewrite_keeping(path, &mut file, complete, &done, columns, retry_failed)?;
+    rewrite_keeping(
+        path,
+        &mut file,
+        complete,
+        &done,
+        columns,
+        index_column,
+        retry_failed,
+    )?;
     Ok(Some(Resumed {
         done,
         torn_bytes,
@@ -149,6 +160,7 @@ fn rewrite_keeping(
     complete: u64,
     keep: &IdSet,
     columns: &[String],
+    index_column: usize,
     retry_failed: bool,
 ) -> Result<(), ResumeError> {
     let io_err = |e| ResumeError::Io(path.into(), e);
@@ -165,6 +177,7 @@ fn rewrite_keeping(
         BufReader::new((&*file).take(complete)),
         keep.range(),
         columns,
+        index_column,
         |id, succeeded, record| {
             if keep.contains(id) && (!retry_failed || succeeded) && written.insert(id) {
                 out.write_byte_record(record)?;
@@ -202,7 +215,7 @@ mod tests {
     #[test]
     fn a_torn_last_line_is_cut_and_its_id_is_not_done() {
         let (_dir, path) = file_with(&format!("{HEAD}0,200,9,1.000,1,\n2,200,9,1.000,1,\n1,20"));
-        let resumed = prepare(&path, IdRange::new(0, 3), &fixed(), false)
+        let resumed = prepare(&path, IdRange::new(0, 3), &fixed(), 0, false)
             .expect("ok")
             .expect("resumable");
         assert_eq!(resumed.torn_bytes, 4);
@@ -218,7 +231,7 @@ mod tests {
         let rows =
             "0,200,9,1.000,1,\n1,,0,30000.000,3,timeout\n2,503,0,1.000,3,\n3,204,0,1.000,1,\n";
         let (_dir, path) = file_with(&format!("{HEAD}{rows}"));
-        let resumed = prepare(&path, IdRange::new(0, 4), &fixed(), true)
+        let resumed = prepare(&path, IdRange::new(0, 4), &fixed(), 0, true)
             .expect("ok")
             .expect("resumable");
         assert_eq!(resumed.dropped_rows, 2);
@@ -233,7 +246,7 @@ mod tests {
     #[test]
     fn duplicate_rows_are_collapsed_to_the_first() {
         let (_dir, path) = file_with(&format!("{HEAD}0,200,9,1.000,1,\n0,200,9,2.000,1,\n"));
-        let resumed = prepare(&path, IdRange::new(0, 2), &fixed(), false)
+        let resumed = prepare(&path, IdRange::new(0, 2), &fixed(), 0, false)
             .expect("ok")
             .expect("resumable");
         assert_eq!((resumed.dropped_rows, resumed.done.count()), (1, 1));
@@ -247,17 +260,17 @@ mod tests {
     fn refuses_a_file_that_is_not_ours_or_not_this_range() {
         let (_dir, path) = file_with("a,b,c\n1,2,3\n");
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), &fixed(), false),
+            prepare(&path, IdRange::new(0, 5), &fixed(), 0, false),
             Err(ResumeError::Header(..))
         ));
         let (_dir, path) = file_with(&format!("{HEAD}7,200,9,1.000,1,\n"));
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), &fixed(), false),
+            prepare(&path, IdRange::new(0, 5), &fixed(), 0, false),
             Err(ResumeError::OutOfRange(..))
         ));
         let (_dir, path) = file_with(&format!("{HEAD}x,200,9,1.000,1,\n"));
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), &fixed(), false),
+            prepare(&path, IdRange::new(0, 5), &fixed(), 0, false),
             Err(ResumeError::Row(..))
         ));
     }
@@ -266,13 +279,13 @@ mod tests {
     fn nothing_to_resume_without_a_complete_header() {
         let (_dir, path) = file_with("id,sta");
         assert!(
-            prepare(&path, IdRange::new(0, 5), &fixed(), false)
+            prepare(&path, IdRange::new(0, 5), &fixed(), 0, false)
                 .expect("ok")
                 .is_none()
         );
         let missing = path.with_file_name("missing.csv");
         assert!(
-            prepare(&missing, IdRange::new(0, 5), &fixed(), false)
+            prepare(&missing, IdRange::new(0, 5), &fixed(), 0, false)
                 .expect("ok")
                 .is_none()
         );
@@ -283,12 +296,12 @@ mod tests {
         let (_dir, path) =
             file_with("id,status,bytes,latency_ms,attempts,error,body\n0,200,1,1.0,1,,x\n");
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), &fixed(), false),
+            prepare(&path, IdRange::new(0, 5), &fixed(), 0, false),
             Err(ResumeError::Columns(..))
         ));
         let mut with_body = fixed();
         with_body.push("body".into());
-        let resumed = prepare(&path, IdRange::new(0, 5), &with_body, false)
+        let resumed = prepare(&path, IdRange::new(0, 5), &with_body, 0, false)
             .expect("ok")
             .expect("resumable");
         assert!(resumed.done.contains(0));

@@ -70,15 +70,20 @@ impl<W: Write> RowWriter<W> {
     }
 
     pub fn write(&mut self, record: &Record) -> csv::Result<()> {
-        let (mut id, mut status, mut bytes, mut attempts) = (
+        let (mut id, mut status, mut bytes, mut attempts, mut line) = (
+            itoa::Buffer::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
         );
         format_millis(record.latency_us, &mut self.latency);
+        let id_field = match &record.captured.key {
+            Some(key) => key.as_slice(),
+            None => id.format(record.index).as_bytes(),
+        };
         for field in [
-            id.format(record.index).as_bytes(),
+            id_field,
             record
                 .status
                 .map_or(&b""[..], |s| status.format(s).as_bytes()),
@@ -88,6 +93,9 @@ impl<W: Write> RowWriter<W> {
             record.error.map_or("", |kind| kind.as_str()).as_bytes(),
         ] {
             self.csv.write_field(field)?;
+        }
+        if self.schema.line {
+            self.csv.write_field(line.format(record.index))?;
         }
         // Error rows carry no captured values: their optional columns stay empty.
         let headers = &record.captured.headers;
@@ -237,6 +245,7 @@ mod tests {
     #[test]
     fn optional_columns_follow_with_quoting_and_bodies_are_never_mangled() {
         let schema = Schema {
+            line: false,
             capture_headers: vec!["etag".into(), "x-missing".into()],
             body: BodyColumn::Inline(BodyEncoding::Text),
         };
@@ -253,6 +262,7 @@ mod tests {
                 captured: crate::model::Captured {
                     headers: vec![Some(b"\"v1\"".to_vec()), None],
                     body: Some(body.to_vec()),
+                    key: None,
                 },
             };
             rows.write(&row(1, b"line one\nline, two")).expect("row");

@@ -20,6 +20,7 @@ pub use signals::exit_code as signal_exit_code;
 
 use crate::config::{Output, RunConfig, WriteMode};
 use crate::ids::{IdRange, IdSet};
+use crate::job::Keys;
 use crate::model::Batch;
 use crate::output::resume::{self, ResumeError};
 use crate::output::writer::{self, RowWriter, Sink, WriterReport};
@@ -105,7 +106,21 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     let path = output_path(&cfg.output);
     let (rows, done) = open_rows(cfg, &path)?;
     let kept = done.as_ref().map_or(0, IdSet::count);
-    let plan = plan_shards(cfg, done.as_ref());
+    // Empty lines of a key file are not items: skipped like items that already have a row.
+    let empties = cfg.key_file.as_ref().map_or(0, |keys| keys.empty.count());
+    let skip = match (done, &cfg.key_file) {
+        (Some(mut done), Some(keys)) => {
+            done.union_with(&keys.empty);
+            Some(done)
+        }
+        (None, Some(keys)) => Some(keys.empty.clone()),
+        (done, None) => done,
+    };
+    if empties > 0 {
+        eprintln!("ringscrape: skipping {empties} empty lines of the --ids-file");
+    }
+    let items = cfg.ids.len() - empties;
+    let plan = plan_shards(cfg, skip.as_ref());
     if plan.is_empty() {
         eprintln!(
             "ringscrape: nothing to do: every id of {} has a row in {}",
@@ -124,7 +139,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     let workers = start_workers(cfg, &plan, &tx, &board, &stop)?;
     drop(tx);
 
-    let progress = Progress::new(cfg.ids.len() - kept, cfg.progress);
+    let progress = Progress::new(items - kept, cfg.progress);
     let written = writer::write_rows(rx, rows, &progress, plan.len());
     progress.finish();
     let mut workers = workers;
@@ -150,9 +165,9 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
         }
     );
     let have_rows = kept + report.rows;
-    let complete = failed_shards == 0 && have_rows == cfg.ids.len();
+    let complete = failed_shards == 0 && have_rows == items;
     if !complete {
-        report_incomplete(cfg, have_rows);
+        report_incomplete(cfg, have_rows, items);
     }
     Ok(RunReport {
         complete,
@@ -169,7 +184,9 @@ fn open_rows(
     // `config` refuses --resume with stdout, so here `path` is the output file.
     let resumed = match cfg.mode {
         WriteMode::Resume { retry_failed } => {
-            resume::prepare(path, cfg.ids, &cfg.schema.columns(), retry_failed)?
+            let columns = cfg.schema.columns();
+            let index_column = cfg.schema.index_column();
+            resume::prepare(path, cfg.ids, &columns, index_column, retry_failed)?
         }
         WriteMode::New | WriteMode::Overwrite => None,
     };
@@ -199,17 +216,20 @@ fn open_rows(
 }
 
 /// Says how far the run got and the exact command that completes it.
-fn report_incomplete(cfg: &RunConfig, have_rows: u64) {
+fn report_incomplete(cfg: &RunConfig, have_rows: u64, items: u64) {
+    let stdin = if cfg.stdin_spool.is_some() {
+        " (with the same keys on standard input)"
+    } else {
+        ""
+    };
     match &cfg.output {
         Output::File(path) => eprintln!(
-            "ringscrape: {have_rows} of {} ids have rows in {}; resume with: {}",
-            cfg.ids.len(),
+            "ringscrape: {have_rows} of {items} ids have rows in {}; resume with: {}{stdin}",
             path.display(),
             resume_command()
         ),
         Output::Stdout => eprintln!(
-            "ringscrape: {have_rows} of {} ids have rows (written to stdout, which cannot be resumed)",
-            cfg.ids.len()
+            "ringscrape: {have_rows} of {items} ids have rows (written to stdout, which cannot be resumed)"
         ),
     }
 }
@@ -271,6 +291,17 @@ fn start_workers(
             schema: cfg.schema.clone(),
             follow_redirects: cfg.follow_redirects,
             ids: part.ids,
+            keys: match &cfg.key_file {
+                None => Keys::Numbers,
+                Some(file) => {
+                    let (line, offset) = file.start_for(part.ids.start);
+                    Keys::Lines {
+                        path: file.path.clone(),
+                        line,
+                        offset,
+                    }
+                }
+            },
             concurrency: cfg.concurrency,
             grace: cfg.grace,
             limits: cfg.limits,

@@ -176,7 +176,11 @@ impl Slot {
             }
             _ => None,
         };
-        Ok(Captured { headers, body })
+        Ok(Captured {
+            headers,
+            body,
+            key: None,
+        })
     }
 
     /// One attempt; a failure on a reused connection before any answer is repeated at once on

@@ -24,6 +24,7 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdRange, IdSet};
+use crate::job::{KeyReader, Keys};
 use crate::model::{BodyColumn, ErrorKind, RequestLimits, RetryPolicy, Schema};
 use crate::output::bodies::BodiesDir;
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
@@ -48,7 +49,10 @@ pub struct WorkerSpec {
     pub trust: Trust,
     pub schema: Schema,
     pub follow_redirects: u32,
+    /// Item indexes of this shard.
     pub ids: IdRange,
+    /// Where the keys of those items come from.
+    pub keys: Keys,
     pub concurrency: usize,
     pub grace: Duration,
     pub limits: RequestLimits,
@@ -65,6 +69,8 @@ pub enum WorkerError {
     Tls(#[from] TlsError),
     #[error("building the runtime: {0}")]
     Runtime(io::Error),
+    #[error("opening the --ids-file: {0}")]
+    Keys(io::Error),
     #[error("signal handling: {0}")]
     Signal(#[from] nix::Error),
     #[error("writing results to the supervisor: {0}")]
@@ -81,26 +87,29 @@ pub struct Failure {
     pub detail: String,
 }
 
-/// Hands out the shard's ids one at a time, skipping those already done; `stop` makes it hand
-/// out no more.
+/// Hands out the shard's items one at a time, with their keys, skipping those already done
+/// (and, for a file of keys, the empty lines); `stop` makes it hand out no more.
 struct Cursor {
     next: Cell<u64>,
     end: u64,
     skip: Option<IdSet>,
+    keys: RefCell<KeyReader>,
     stopped: Cell<bool>,
 }
 
 impl Cursor {
-    fn new(ids: IdRange, skip: Option<IdSet>) -> Self {
+    fn new(ids: IdRange, skip: Option<IdSet>, keys: KeyReader) -> Self {
         Self {
             next: Cell::new(ids.start),
             end: ids.end,
             skip,
+            keys: RefCell::new(keys),
             stopped: Cell::new(false),
         }
     }
 
-    fn next(&self) -> Option<u64> {
+    /// The next item's index, its key written into `key`.
+    fn next(&self, key: &mut Vec<u8>) -> Option<u64> {
         let mut id = self.next.get();
         while let Some(skip) = &self.skip
             && id < self.end
@@ -113,7 +122,19 @@ impl Cursor {
             return None;
         }
         self.next.set(id + 1);
-        Some(id)
+        match self.keys.borrow_mut().key_for(id, key) {
+            Ok(true) => Some(id),
+            Ok(false) => {
+                eprintln!("ringscrape: the --ids-file ended before line {id}; was it changed?");
+                self.stop();
+                None
+            }
+            Err(e) => {
+                eprintln!("ringscrape: reading the --ids-file: {e}");
+                self.stop();
+                None
+            }
+        }
     }
 
     fn stop(&self) {
@@ -124,6 +145,8 @@ impl Cursor {
 /// State the worker's tasks share (all on one thread).
 struct Shared {
     cursor: Cursor,
+    /// Keys come from a file: records carry them (the CSV's `id` column).
+    keys_are_lines: bool,
     sink: RefCell<FrameSink<std::fs::File>>,
     stats: RefCell<WorkerStats>,
     pipe_error: RefCell<Option<io::Error>>,
@@ -233,7 +256,12 @@ pub fn run() -> Result<(), WorkerError> {
     let plan = Rc::new(plan_for(spec)?);
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
     let shared = Rc::new(Shared {
-        cursor: Cursor::new(spec.ids, skip),
+        cursor: Cursor::new(
+            spec.ids,
+            skip,
+            KeyReader::open(&spec.keys).map_err(WorkerError::Keys)?,
+        ),
+        keys_are_lines: matches!(spec.keys, Keys::Lines { .. }),
         sink: RefCell::new(FrameSink::new(std::fs::File::from(stdout))),
         stats: RefCell::new(WorkerStats::new()),
         pipe_error: RefCell::new(None),
@@ -301,9 +329,12 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration) {
 
 /// One in-flight slot: takes the next id until there are none, one request at a time.
 async fn fetch_loop(mut slot: Slot, shared: Rc<Shared>) {
-    let mut key = itoa::Buffer::new();
-    while let Some(index) = shared.cursor.next() {
-        let record = slot.fetch(index, key.format(index).as_bytes()).await;
+    let mut key = Vec::with_capacity(32);
+    while let Some(index) = shared.cursor.next(&mut key) {
+        let mut record = slot.fetch(index, &key).await;
+        if shared.keys_are_lines {
+            record.captured.key = Some(key.clone());
+        }
         shared.stats.borrow_mut().record(&record);
         if let Err(error) = shared.sink.borrow_mut().push_record(&record) {
             shared.fail_pipe(error);
@@ -316,16 +347,44 @@ async fn fetch_loop(mut slot: Slot, shared: Rc<Shared>) {
 mod tests {
     use super::*;
 
+    fn all(cursor: &Cursor) -> Vec<(u64, String)> {
+        let mut key = Vec::new();
+        std::iter::from_fn(|| {
+            let id = cursor.next(&mut key)?;
+            Some((id, String::from_utf8_lossy(&key).into_owned()))
+        })
+        .collect()
+    }
+
     #[test]
     fn cursor_hands_out_each_id_once_and_stops_on_request() {
-        let cursor = Cursor::new(IdRange::new(5, 9), None);
-        assert_eq!(cursor.next(), Some(5));
-        assert_eq!(cursor.next(), Some(6));
+        let cursor = Cursor::new(IdRange::new(5, 9), None, KeyReader::Numbers);
+        let mut key = Vec::new();
+        assert_eq!(cursor.next(&mut key), Some(5));
+        assert_eq!(
+            (cursor.next(&mut key), key.as_slice()),
+            (Some(6), &b"6"[..])
+        );
         cursor.stop();
-        assert_eq!(cursor.next(), None);
-        let cursor = Cursor::new(IdRange::new(0, 2), None);
-        let all: Vec<u64> = std::iter::from_fn(|| cursor.next()).collect();
-        assert_eq!(all, vec![0, 1]);
+        assert_eq!(cursor.next(&mut key), None);
+        let cursor = Cursor::new(IdRange::new(0, 2), None, KeyReader::Numbers);
+        assert_eq!(all(&cursor), vec![(0, "0".into()), (1, "1".into())]);
+    }
+
+    #[test]
+    fn cursor_reads_its_lines_of_a_key_file_skipping_done_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys.txt");
+        std::fs::write(&path, "a\nb b\n\nd/e\nf\n").expect("write");
+        let file = crate::job::KeyFile::scan(&path).expect("scan");
+        // Lines 2..=5 of the file; line 3 is empty, line 5 already done.
+        let range = IdRange::new(2, 6);
+        let mut skip = file.empty.restrict(range);
+        skip.insert(5);
+        let (line, offset) = file.start_for(2);
+        let keys = KeyReader::open(&Keys::Lines { path, line, offset }).expect("open");
+        let cursor = Cursor::new(range, Some(skip), keys);
+        assert_eq!(all(&cursor), vec![(2, "b b".into()), (4, "d/e".into())]);
     }
 
     #[test]
@@ -335,9 +394,9 @@ mod tests {
         for id in [10, 11, 14, 19] {
             done.insert(id);
         }
-        let cursor = Cursor::new(range, Some(done));
-        let all: Vec<u64> = std::iter::from_fn(|| cursor.next()).collect();
-        assert_eq!(all, vec![12, 13, 15, 16, 17, 18]);
+        let cursor = Cursor::new(range, Some(done), KeyReader::Numbers);
+        let ids: Vec<u64> = all(&cursor).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec![12, 13, 15, 16, 17, 18]);
     }
 
     #[test]
@@ -353,10 +412,16 @@ mod tests {
             },
             trust: Trust::default(),
             schema: Schema {
+                line: true,
                 capture_headers: vec!["etag".into()],
                 body: BodyColumn::Files("/tmp/bodies".into()),
             },
             follow_redirects: 3,
+            keys: Keys::Lines {
+                path: "/tmp/keys.txt".into(),
+                line: 65_537,
+                offset: 1_234_567,
+            },
             ids: IdRange::new(10, 20),
             concurrency: 64,
             grace: Duration::from_millis(2500),

@@ -1,0 +1,223 @@
+//! What a run fetches: its items, each with an index (its place in the job, what shards split
+//! and resume tracks) and a key (what replaces `{id}`). An id range's items are its ids, the key
+//! being the id's decimal form. A file of keys (`--ids-file`) has one item per line: the index is
+//! the 1-based line number, the key the line (without its line end). Empty lines are not items.
+//!
+//! The file is never loaded whole: one scan counts its lines, notes which are empty, and keeps
+//! the byte offset of every [`INDEX_STRIDE`]-th line, so that each shard can seek near its first
+//! line and read only its own lines, without coordinating with the others.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{IdRange, IdSet};
+
+/// Lines between two remembered offsets: a shard reads at most this many lines it does not own.
+pub const INDEX_STRIDE: u64 = 1 << 16;
+
+/// A scanned file of keys.
+#[derive(Debug, Clone)]
+pub struct KeyFile {
+    pub path: PathBuf,
+    /// Number of lines (a last line without a line end counts).
+    pub lines: u64,
+    /// The empty lines (no item, no row).
+    pub empty: IdSet,
+    /// Byte offset of line `1 + k × INDEX_STRIDE`, for each k.
+    offsets: Vec<u64>,
+}
+
+impl KeyFile {
+    /// Reads `path` once, streaming.
+    pub fn scan(path: &Path) -> io::Result<KeyFile> {
+        let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+        let mut offsets = Vec::new();
+        let mut empty_lines = Vec::new();
+        let (mut line, mut offset) = (0u64, 0u64);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            let n = reader.read_until(b'\n', &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            if line.is_multiple_of(INDEX_STRIDE) {
+                offsets.push(offset);
+            }
+            line += 1;
+            offset += n as u64;
+            if trim_line_end(&buf).is_empty() {
+                empty_lines.push(line);
+            }
+        }
+        let mut empty = IdSet::new(IdRange::new(1, line + 1));
+        for at in empty_lines {
+            empty.insert(at);
+        }
+        Ok(KeyFile {
+            path: path.to_path_buf(),
+            lines: line,
+            empty,
+            offsets,
+        })
+    }
+
+    /// The indexes of the file's items: line numbers `1..=lines`.
+    pub fn range(&self) -> IdRange {
+        IdRange::new(1, self.lines + 1)
+    }
+
+    /// Where a reader that wants line `line` starts: a line at or before it, and its offset.
+    pub fn start_for(&self, line: u64) -> (u64, u64) {
+        let k = ((line.max(1) - 1) / INDEX_STRIDE) as usize;
+        let k = k.min(self.offsets.len().saturating_sub(1));
+        (
+            1 + k as u64 * INDEX_STRIDE,
+            self.offsets.get(k).copied().unwrap_or(0),
+        )
+    }
+}
+
+/// A line without its `\n` or `\r\n`.
+pub fn trim_line_end(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// How a worker gets the keys of its items (part of its spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Keys {
+    /// The index is the id; the key is its decimal form.
+    Numbers,
+    /// Lines of a file, read from `offset`, where line number `line` starts.
+    Lines {
+        path: PathBuf,
+        line: u64,
+        offset: u64,
+    },
+}
+
+/// Reads a worker's keys in index order.
+pub enum KeyReader {
+    Numbers,
+    Lines {
+        reader: BufReader<File>,
+        /// Number of the line the next read returns.
+        next_line: u64,
+    },
+}
+
+impl KeyReader {
+    pub fn open(keys: &Keys) -> io::Result<KeyReader> {
+        Ok(match keys {
+            Keys::Numbers => KeyReader::Numbers,
+            Keys::Lines { path, line, offset } => {
+                let mut file = File::open(path)?;
+                file.seek(SeekFrom::Start(*offset))?;
+                KeyReader::Lines {
+                    reader: BufReader::with_capacity(64 << 10, file),
+                    next_line: *line,
+                }
+            }
+        })
+    }
+
+    /// The key of item `index` into `key` (cleared first). Indexes must be asked for in
+    /// increasing order. `Ok(false)`: the file ended before that line.
+    pub fn key_for(&mut self, index: u64, key: &mut Vec<u8>) -> io::Result<bool> {
+        key.clear();
+        match self {
+            KeyReader::Numbers => {
+                key.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
+                Ok(true)
+            }
+            KeyReader::Lines { reader, next_line } => {
+                while *next_line <= index {
+                    key.clear();
+                    if reader.read_until(b'\n', key)? == 0 {
+                        return Ok(false);
+                    }
+                    *next_line += 1;
+                }
+                let len = trim_line_end(key).len();
+                key.truncate(len);
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// Copies standard input to a temporary file (streamed, never held in memory), so that `-`
+/// can be scanned and read like any file of keys.
+pub fn spool_stdin() -> io::Result<tempfile::NamedTempFile> {
+    let mut spool = tempfile::Builder::new()
+        .prefix("ringscrape-keys-")
+        .tempfile()?;
+    io::copy(&mut io::stdin().lock().take(u64::MAX), &mut spool)?;
+    Ok(spool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(text: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys.txt");
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    #[test]
+    fn scan_counts_lines_and_empty_ones() {
+        let (_dir, path) = file_with(b"a\n\nb c\r\n\nlast");
+        let keys = KeyFile::scan(&path).expect("scan");
+        assert_eq!(keys.lines, 5);
+        assert_eq!(keys.range(), IdRange::new(1, 6));
+        assert!(keys.empty.contains(2) && keys.empty.contains(4) && !keys.empty.contains(1));
+        assert_eq!(keys.empty.count(), 2);
+    }
+
+    #[test]
+    fn a_reader_started_anywhere_returns_each_line_by_number() {
+        let text: Vec<u8> = (1..=200_000u64)
+            .flat_map(|n| format!("key {n}\n").into_bytes())
+            .collect();
+        let (_dir, path) = file_with(&text);
+        let file = KeyFile::scan(&path).expect("scan");
+        assert_eq!(file.lines, 200_000);
+        let mut key = Vec::new();
+        for first in [1, 65_536, 65_537, 150_000, 200_000] {
+            let (line, offset) = file.start_for(first);
+            assert!(line <= first && first - line < INDEX_STRIDE);
+            let mut reader = KeyReader::open(&Keys::Lines {
+                path: path.clone(),
+                line,
+                offset,
+            })
+            .expect("open");
+            assert!(reader.key_for(first, &mut key).expect("read"));
+            assert_eq!(key, format!("key {first}").into_bytes());
+            if first < 200_000 {
+                assert!(reader.key_for(first + 1, &mut key).expect("read"));
+                assert_eq!(key, format!("key {}", first + 1).into_bytes());
+            }
+        }
+        let mut reader = KeyReader::open(&Keys::Lines {
+            path,
+            line: 1,
+            offset: 0,
+        })
+        .expect("open");
+        assert!(
+            !reader.key_for(200_001, &mut key).expect("read"),
+            "past the end"
+        );
+        let mut numbers = KeyReader::open(&Keys::Numbers).expect("numbers");
+        assert!(numbers.key_for(42, &mut key).expect("number"));
+        assert_eq!(key, b"42");
+    }
+}
