@@ -366,3 +366,27 @@ fn a_config_file_with_an_unknown_key_or_bad_value_is_named() {
         "config file bad.toml",
     );
 }
+
+#[test]
+fn ids_and_ids_file_together_or_a_missing_file_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("keys.txt"), "a\n").expect("write");
+    assert_refused_in(
+        d,
+        &["-u", URL, "-i", "0..10", "--ids-file", "keys.txt"],
+        "cannot be used with",
+    );
+    assert_refused_in(
+        d,
+        &["-u", URL, "--ids-file", "missing.txt"],
+        "--ids-file missing.txt",
+    );
+    std::fs::write(d.join("blank.txt"), "\n\n").expect("write");
+    assert_refused_in(
+        d,
+        &["-u", URL, "--ids-file", "blank.txt"],
+        "--ids-file blank.txt: no keys",
+    );
+    assert_refused_in(d, &["-u", URL], "--ids or --ids-file is required");
+}
