@@ -70,6 +70,10 @@ pub struct RunArgs {
     /// Follow up to N redirects (3xx with Location) per request; the row keeps the final status
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub follow_redirects: u32,
+    /// Speak HTTP/2: offered by ALPN over TLS (HTTP/1.1 if the server declines), with prior
+    /// knowledge (h2c) for http:// URLs; many requests share each connection
+    #[arg(long)]
+    pub http2: bool,
     /// PEM file of CA certificates to trust besides the bundled and system roots (https)
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,

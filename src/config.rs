@@ -49,6 +49,7 @@ pub struct RunConfig {
     pub trust: Trust,
     pub schema: Schema,
     pub follow_redirects: u32,
+    pub http2: bool,
     /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`.
     pub ids: IdRange,
     /// `--ids-file`, scanned.
@@ -199,6 +200,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         trust,
         schema,
         follow_redirects: args.follow_redirects,
+        http2: args.http2,
         ids,
         key_file,
         stdin_spool,

@@ -232,26 +232,49 @@ impl RequestTemplate {
         Ok(())
     }
 
-    /// The request for `key` as an `http::Request` (HTTP/2), with its body.
-    pub fn build_h2(&self, key: &[u8]) -> Result<http::Request<Vec<u8>>, KeyBreaksHeader> {
+    /// The request target (path and query) for `key`.
+    pub fn target(&self, key: &[u8]) -> Vec<u8> {
+        self.path.expand(key)
+    }
+
+    /// The request for `key` (or for a redirect's next hop) as an `http::Request` for HTTP/2,
+    /// with its body.
+    pub fn build_h2(
+        &self,
+        key: &[u8],
+        hop: Option<&Hop>,
+    ) -> Result<http::Request<Vec<u8>>, KeyBreaksHeader> {
         self.check_key(key)?;
-        let scheme = match self.origin.scheme {
+        let origin = hop.map_or(&self.origin, |h| &h.origin);
+        let scheme = match origin.scheme {
             Scheme::Http => "http",
             Scheme::Https => "https",
         };
-        let mut uri = format!("{scheme}://{}", self.origin.authority).into_bytes();
-        self.path.expand_into(key, &mut uri);
+        let mut uri = format!("{scheme}://{}", origin.authority).into_bytes();
+        match hop {
+            Some(hop) => uri.extend_from_slice(&hop.target),
+            None => self.path.expand_into(key, &mut uri),
+        }
         let mut request = http::Request::builder()
-            .method(self.method.clone())
+            .method(hop.map_or(&self.method, |h| &h.method).clone())
             .uri(uri)
             .version(http::Version::HTTP_2);
+        let elsewhere = *origin != self.origin;
         for (name, value) in &self.headers {
             // HTTP/2 carries the host as :authority (RFC 9113 §8.3.1).
-            if name != http::header::HOST {
+            if name != http::header::HOST && !(elsewhere && CREDENTIALS.contains(name)) {
                 request = request.header(name, value.expand(key));
             }
         }
-        let body = self.body.as_ref().map_or_else(Vec::new, |t| t.expand(key));
+        let with_body = hop.is_none_or(|h| h.with_body);
+        let body = match &self.body {
+            Some(template) if with_body => template.expand(key),
+            _ => Vec::new(),
+        };
+        // As over HTTP/1.1: servers read the length from the header (RFC 9113 §8.1.1 allows it).
+        if !body.is_empty() || method_expects_body(request.method_ref().unwrap_or(&self.method)) {
+            request = request.header(http::header::CONTENT_LENGTH, body.len());
+        }
         request.body(body).map_err(|_| KeyBreaksHeader)
     }
 
@@ -451,7 +474,7 @@ mod tests {
             t.write_h1(b"x\r\ny: 1", &mut out, &mut body),
             Err(KeyBreaksHeader)
         );
-        let request = t.build_h2(b"7").expect("h2 request");
+        let request = t.build_h2(b"7", None).expect("h2 request");
         assert_eq!(request.uri(), "http://h/items");
         assert_eq!(request.headers()["x-item"], "7");
         assert!(request.headers().get("host").is_none());

@@ -290,6 +290,7 @@ fn start_workers(
             trust: cfg.trust.clone(),
             schema: cfg.schema.clone(),
             follow_redirects: cfg.follow_redirects,
+            http2: cfg.http2,
             ids: part.ids,
             keys: match &cfg.key_file {
                 None => Keys::Numbers,

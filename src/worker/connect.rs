@@ -1,6 +1,7 @@
 //! Opening connections to the run's origin: resolve once, connect with the connect deadline,
-//! and for `https://` do the TLS handshake with the run's trust settings. A failure before the
-//! TCP connection is up is `connect`; a failed handshake or an untrusted certificate is `tls`.
+//! and for `https://` do the TLS handshake with the run's trust settings (offering `h2` by ALPN
+//! with `--http2`). A failure before the TCP connection is up is `connect`; a failed handshake
+//! or an untrusted certificate is `tls`.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -23,6 +24,8 @@ pub struct Dialer {
     addrs: RefCell<Vec<SocketAddr>>,
     tls: Option<(monoio_rustls::TlsConnector, rustls::ServerName)>,
     connect_timeout: Duration,
+    /// `--http2`: offer `h2` over TLS; over plain TCP, speak it with prior knowledge.
+    http2: bool,
     /// Connections opened so far.
     pub opened: Cell<u64>,
 }
@@ -32,11 +35,13 @@ impl Dialer {
         origin: Origin,
         trust: &Trust,
         connect_timeout: Duration,
+        http2: bool,
     ) -> Result<Rc<Self>, tls::TlsError> {
         let tls = match origin.scheme {
             Scheme::Http => None,
             Scheme::Https => {
-                let config = tls::client_config(trust, &[])?;
+                let alpn: &[&[u8]] = if http2 { &[b"h2", b"http/1.1"] } else { &[] };
+                let config = tls::client_config(trust, alpn)?;
                 // `Origin` hosts come from a parsed URL, so this only fails for odd hosts;
                 // those then fail each connection as `tls`.
                 let name = rustls::ServerName::try_from(origin.host.as_str())
@@ -49,12 +54,29 @@ impl Dialer {
             addrs: RefCell::new(Vec::new()),
             tls,
             connect_timeout,
+            http2,
             opened: Cell::new(0),
         }))
     }
 
     /// A new connection, within the connect deadline.
     pub async fn dial(&self) -> Result<UnifiedTransportConnection, Failure> {
+        self.dial_choosing().await.map(|(stream, _)| stream)
+    }
+
+    /// A new connection, and whether to speak HTTP/2 on it: with `--http2`, when the server
+    /// chose `h2` by ALPN, or always over plain TCP (h2c with prior knowledge).
+    pub async fn dial_choosing(&self) -> Result<(UnifiedTransportConnection, bool), Failure> {
+        let stream = self.dial_once().await?;
+        let h2 = self.http2
+            && match &stream {
+                UnifiedTransportConnection::TcpTls(tls) => tls.alpn_protocol() == Some(b"h2"),
+                _ => true,
+            };
+        Ok((stream, h2))
+    }
+
+    async fn dial_once(&self) -> Result<UnifiedTransportConnection, Failure> {
         self.opened.set(self.opened.get() + 1);
         match monoio::time::timeout(self.connect_timeout, self.dial_now()).await {
             Ok(result) => result,

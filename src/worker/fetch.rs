@@ -18,10 +18,11 @@ use monoio_http_client::unified::UnifiedTransportConnection;
 use super::Failure;
 use super::connect::Dialer;
 use super::h1::{Answer, H1Conn, Wants};
+use super::h2::{self, Acquired, Lanes};
 use super::retry::Verdict;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record, RequestLimits, RetryPolicy, Schema};
 use crate::output::bodies::BodiesDir;
-use crate::request::{Origin, RequestTemplate};
+use crate::request::{Hop, Origin, RequestTemplate};
 use crate::tls::Trust;
 
 /// What every slot of a worker shares: how to build, send and keep.
@@ -36,6 +37,8 @@ pub struct Plan {
     /// Redirect hops followed per attempt (`--follow-redirects`).
     pub follow_redirects: u32,
     pub trust: Trust,
+    /// `--http2`: the worker's HTTP/2 connections.
+    pub h2: Option<Lanes>,
     /// Openers for other origins that redirects led to, made as first needed.
     pub elsewhere: RefCell<HashMap<Origin, Rc<Dialer>>>,
 }
@@ -46,12 +49,18 @@ impl Plan {
         if let Some(dialer) = self.elsewhere.borrow().get(origin) {
             return Ok(dialer.clone());
         }
-        let dialer = Dialer::new(origin.clone(), &self.trust, self.limits.connect_timeout)
-            .map_err(|e| Failure {
-                kind: ErrorKind::Tls,
-                answered: false,
-                detail: e.to_string(),
-            })?;
+        // Other origins are spoken to over HTTP/1.1, one connection per request.
+        let dialer = Dialer::new(
+            origin.clone(),
+            &self.trust,
+            self.limits.connect_timeout,
+            false,
+        )
+        .map_err(|e| Failure {
+            kind: ErrorKind::Tls,
+            answered: false,
+            detail: e.to_string(),
+        })?;
         self.elsewhere
             .borrow_mut()
             .insert(origin.clone(), dialer.clone());
@@ -80,6 +89,8 @@ pub struct Slot {
     request: Vec<u8>,
     body_scratch: Vec<u8>,
     answer: Answer,
+    /// The last request went on a connection that had carried requests before.
+    reused: bool,
 }
 
 impl Slot {
@@ -91,6 +102,7 @@ impl Slot {
             request: Vec::with_capacity(512),
             body_scratch: Vec::new(),
             answer: Answer::default(),
+            reused: false,
         }
     }
 
@@ -194,19 +206,7 @@ impl Slot {
 
     async fn attempt(&mut self, key: &[u8]) -> Attempt {
         let started = Instant::now();
-        if self
-            .plan
-            .template
-            .write_h1(key, &mut self.request, &mut self.body_scratch)
-            .is_err()
-        {
-            return Attempt::Failed {
-                failure: key_breaks_header(),
-                latency: started.elapsed(),
-                stale: false,
-            };
-        }
-        let reused = self.conn.is_some();
+        self.reused = false;
         let deadline = self.plan.limits.timeout;
         let result = monoio::time::timeout(deadline, self.exchange(key)).await;
         let latency = started.elapsed();
@@ -219,7 +219,7 @@ impl Slot {
             }
             Ok(Err(failure)) => {
                 self.conn = None;
-                let stale = reused
+                let stale = self.reused
                     && !failure.answered
                     && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset);
                 Attempt::Failed {
@@ -229,7 +229,8 @@ impl Slot {
                 }
             }
             Err(_elapsed) => {
-                // The connection is mid-exchange: never use it again.
+                // The connection is mid-exchange: never use it again. (An HTTP/2 stream is
+                // reset when its request is dropped; the lane lives on.)
                 self.conn = None;
                 let failure = Failure {
                     kind: ErrorKind::Timeout,
@@ -245,17 +246,14 @@ impl Slot {
         }
     }
 
-    /// Sends the prepared request on the slot's connection and reads the answer into
-    /// `self.answer`; then follows up to `--follow-redirects` redirects.
+    /// Sends the request for `key` and reads the answer into `self.answer`; then follows up to
+    /// `--follow-redirects` redirects.
     async fn exchange(&mut self, key: &[u8]) -> Result<(), Failure> {
         let plan = self.plan.clone();
         let template = &plan.template;
-        self.send_on_own_conn(&template.method).await?;
-        if plan.follow_redirects == 0 {
-            return Ok(());
-        }
+        self.send(key, None).await?;
         let mut origin = template.origin.clone();
-        let mut target = request_target(&self.request).to_vec();
+        let mut target = template.target(key);
         let mut method = template.method.clone();
         for _ in 0..plan.follow_redirects {
             let Some(location) = self.answer.location.take() else {
@@ -265,17 +263,45 @@ impl Slot {
             let Some(hop) = template.redirect(&origin, &target, &method, status, &location) else {
                 break;
             };
-            template
-                .write_h1_hop(key, &hop, &mut self.request, &mut self.body_scratch)
-                .map_err(|_| key_breaks_header())?;
-            if hop.origin == template.origin {
-                self.send_on_own_conn(&hop.method).await?;
-            } else {
-                self.send_elsewhere(&hop.origin, &hop.method).await?;
-            }
+            self.send(key, Some(&hop)).await?;
             (origin, target, method) = (hop.origin, hop.target, hop.method);
         }
         Ok(())
+    }
+
+    /// One request (the template's, or a redirect's next hop) and its answer: over HTTP/2 when
+    /// the run asked for it and the server agreed, else over HTTP/1.1 on the slot's connection,
+    /// or on a connection of its own for another origin.
+    async fn send(&mut self, key: &[u8], hop: Option<&Hop>) -> Result<(), Failure> {
+        let plan = self.plan.clone();
+        let template = &plan.template;
+        let method = hop.map_or(&template.method, |h| &h.method);
+        let wants = Self::wants(&plan, method);
+        let elsewhere = hop.is_some_and(|h| h.origin != template.origin);
+        if let Some(lanes) = plan.h2.as_ref().filter(|l| !l.declined())
+            && !elsewhere
+            && self.conn.is_none()
+        {
+            match lanes.acquire(&plan.dialer).await? {
+                Acquired::Lane(held) => {
+                    self.reused = held.reused;
+                    let request = template
+                        .build_h2(key, hop)
+                        .map_err(|_| key_breaks_header())?;
+                    return h2::exchange(&held, request, &wants, &mut self.answer).await;
+                }
+                Acquired::Declined(stream) => self.conn = Some(H1Conn::new(stream)),
+            }
+        }
+        let written = match hop {
+            None => template.write_h1(key, &mut self.request, &mut self.body_scratch),
+            Some(hop) => template.write_h1_hop(key, hop, &mut self.request, &mut self.body_scratch),
+        };
+        written.map_err(|_| key_breaks_header())?;
+        match hop {
+            Some(hop) if elsewhere => self.send_elsewhere(&hop.origin, &wants).await,
+            _ => self.send_on_own_conn(&wants).await,
+        }
     }
 
     /// What the answer to a `method` request must be read for.
@@ -288,14 +314,14 @@ impl Slot {
         }
     }
 
-    async fn send_on_own_conn(&mut self, method: &http::Method) -> Result<(), Failure> {
-        if self.conn.is_none() {
-            self.conn = Some(H1Conn::new(self.plan.dialer.dial().await?));
+    async fn send_on_own_conn(&mut self, wants: &Wants<'_>) -> Result<(), Failure> {
+        match &self.conn {
+            Some(_) => self.reused = true,
+            None => self.conn = Some(H1Conn::new(self.plan.dialer.dial().await?)),
         }
         let conn = self.conn.as_mut().expect("a connection was just opened");
-        let wants = Self::wants(&self.plan, method);
         let (request, result) = conn
-            .exchange(std::mem::take(&mut self.request), &wants, &mut self.answer)
+            .exchange(std::mem::take(&mut self.request), wants, &mut self.answer)
             .await;
         self.request = request;
         if result.is_err() {
@@ -305,27 +331,15 @@ impl Slot {
     }
 
     /// A redirect to another origin: one connection for this one request.
-    async fn send_elsewhere(
-        &mut self,
-        origin: &Origin,
-        method: &http::Method,
-    ) -> Result<(), Failure> {
+    async fn send_elsewhere(&mut self, origin: &Origin, wants: &Wants<'_>) -> Result<(), Failure> {
         let dialer = self.plan.dialer_for(origin)?;
         let mut conn = H1Conn::new(dialer.dial().await?);
-        let wants = Self::wants(&self.plan, method);
         let (request, result) = conn
-            .exchange(std::mem::take(&mut self.request), &wants, &mut self.answer)
+            .exchange(std::mem::take(&mut self.request), wants, &mut self.answer)
             .await;
         self.request = request;
         result
     }
-}
-
-/// The request target (path and query) of an HTTP/1.1 request: between the first two spaces.
-fn request_target(request: &[u8]) -> &[u8] {
-    let mut parts = request.splitn(3, |&b| b == b' ');
-    parts.next();
-    parts.next().unwrap_or(b"/")
 }
 
 fn key_breaks_header() -> Failure {

@@ -207,7 +207,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
             self.fill_or_fail(true).await?;
         }
         let n = (self.buf.len() - self.pos).min(usize::try_from(up_to).unwrap_or(usize::MAX));
-        keep(&self.buf[self.pos..self.pos + n], wants, answer)?;
+        keep_body_bytes(&self.buf[self.pos..self.pos + n], wants, answer)?;
         self.pos += n;
         Ok(())
     }
@@ -234,7 +234,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
     ) -> Result<(), Failure> {
         loop {
             if self.pos < self.buf.len() {
-                keep(&self.buf[self.pos..], wants, answer)?;
+                keep_body_bytes(&self.buf[self.pos..], wants, answer)?;
                 self.pos = self.buf.len();
             }
             match self.fill().await {
@@ -310,7 +310,11 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
 }
 
 /// Counts (and, if wanted, keeps) body bytes, enforcing the body limit.
-fn keep(bytes: &[u8], wants: &Wants<'_>, answer: &mut Answer) -> Result<(), Failure> {
+pub(super) fn keep_body_bytes(
+    bytes: &[u8],
+    wants: &Wants<'_>,
+    answer: &mut Answer,
+) -> Result<(), Failure> {
     answer.body_len += bytes.len() as u64;
     if answer.body_len > wants.max_body as u64 {
         return Err(too_large(wants));
@@ -338,20 +342,7 @@ fn protocol(detail: &str) -> Failure {
 }
 
 fn io_failure(error: &io::Error, answered: bool) -> Failure {
-    use io::ErrorKind as K;
-    let kind = match error.kind() {
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::Reset,
-        K::UnexpectedEof => ErrorKind::Closed,
-        K::TimedOut => ErrorKind::Timeout,
-        // TLS records that don't decrypt, alerts.
-        K::InvalidData => ErrorKind::Tls,
-        _ => ErrorKind::Io,
-    };
-    Failure {
-        kind,
-        answered,
-        detail: error.to_string(),
-    }
+    Failure::from_io(error, answered)
 }
 
 /// `1a;name=value` → 26. Hex digits, optional whitespace, optional extensions (ignored).

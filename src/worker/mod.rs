@@ -10,6 +10,7 @@
 mod connect;
 mod fetch;
 mod h1;
+mod h2;
 mod retry;
 mod sink;
 
@@ -49,6 +50,8 @@ pub struct WorkerSpec {
     pub trust: Trust,
     pub schema: Schema,
     pub follow_redirects: u32,
+    /// `--http2`.
+    pub http2: bool,
     /// Item indexes of this shard.
     pub ids: IdRange,
     /// Where the keys of those items come from.
@@ -85,6 +88,26 @@ pub struct Failure {
     pub answered: bool,
     /// What went wrong, in words (for debugging; the CSV has the kind).
     pub detail: String,
+}
+
+impl Failure {
+    /// An I/O error on a connection, as the CSV names it.
+    pub fn from_io(error: &io::Error, answered: bool) -> Failure {
+        use io::ErrorKind as K;
+        let kind = match error.kind() {
+            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::Reset,
+            K::UnexpectedEof => ErrorKind::Closed,
+            K::TimedOut => ErrorKind::Timeout,
+            // TLS records that don't decrypt, alerts.
+            K::InvalidData => ErrorKind::Tls,
+            _ => ErrorKind::Io,
+        };
+        Failure {
+            kind,
+            answered,
+            detail: error.to_string(),
+        }
+    }
 }
 
 /// Hands out the shard's items one at a time, with their keys, skipping those already done
@@ -229,6 +252,7 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         template.origin.clone(),
         &spec.trust,
         spec.limits.connect_timeout,
+        spec.http2,
     )?;
     Ok(Plan {
         dialer,
@@ -242,6 +266,7 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         retry: spec.retry,
         follow_redirects: spec.follow_redirects,
         trust: spec.trust.clone(),
+        h2: spec.http2.then(h2::Lanes::default),
         elsewhere: RefCell::default(),
     })
 }
@@ -417,6 +442,7 @@ mod tests {
                 body: BodyColumn::Files("/tmp/bodies".into()),
             },
             follow_redirects: 3,
+            http2: true,
             keys: Keys::Lines {
                 path: "/tmp/keys.txt".into(),
                 line: 65_537,

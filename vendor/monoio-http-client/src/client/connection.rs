@@ -244,19 +244,27 @@ impl<IO: AsyncReadRent + AsyncWriteRent + Split> HttpConnection<IO> {
                     }
                 };
 
-                let (resp_fut, send_stream) = match ready_handle.send_request(request, false) {
-                    Ok(ok) => ok,
-                    Err(e) => {
-                        #[cfg(feature = "logging")]
-                        tracing::debug!("client send request error: {e}");
-                        return (Err(e.into()), false);
-                    }
-                };
+                // ringscrape patch: a request without a body ends its stream with its HEADERS
+                // frame. Upstream always left the stream open and sent an empty DATA frame after;
+                // a server that answers first (nginx) then resets the half-open stream, and the
+                // answer already received was lost (8-25% of GETs failed).
+                let end_of_stream = matches!(body.stream_hint(), StreamHint::None);
+                let (resp_fut, send_stream) =
+                    match ready_handle.send_request(request, end_of_stream) {
+                        Ok(ok) => ok,
+                        Err(e) => {
+                            #[cfg(feature = "logging")]
+                            tracing::debug!("client send request error: {e}");
+                            return (Err(e.into()), false);
+                        }
+                    };
 
-                monoio::spawn(async move {
-                    let mut stream_task = StreamBodyTask::new(send_stream, body);
-                    stream_task.drive().await;
-                });
+                if !end_of_stream {
+                    monoio::spawn(async move {
+                        let mut stream_task = StreamBodyTask::new(send_stream, body);
+                        stream_task.drive().await;
+                    });
+                }
 
                 match resp_fut.await {
                     Ok(resp) => {

@@ -180,10 +180,10 @@ impl HttpConnector {
             Version::HTTP_11 => Ok(HttpConnection::H1(ClientCodec::new(io))),
             Version::HTTP_2 => {
                 let (send_request, h2_conn) = self.conn_config.h2_builder.handshake(io).await?;
+                // ringscrape patch: no println! here — a worker's stdout is its frame pipe, and
+                // a connection error is reported to the requests on it anyway.
                 monoio::spawn(async move {
-                    if let Err(e) = h2_conn.await {
-                        println!("H2 CONN ERR={:?}", e);
-                    }
+                    let _ = h2_conn.await;
                 });
                 Ok(HttpConnection::H2(send_request))
             }

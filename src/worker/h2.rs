@@ -1,0 +1,265 @@
+//! HTTP/2 for `--http2`: many streams share a few connections. A worker keeps a list of
+//! connections ("lanes"); a slot takes the first lane with fewer than [`STREAMS_PER_LANE`]
+//! requests in flight and opens a new lane only when all are full, one opening at a time — so
+//! 256 requests in flight use 3 connections, not 256 (monoio-http-client's pool opens one per
+//! waiting task). Requests go through monoio-http-client's `HttpConnection` (patched, see
+//! vendor/monoio-http-client/PATCHED.md). A lane whose connection failed or got GOAWAY takes no
+//! new requests; its requests end as error rows, retried as the policy says, never as hangs.
+//!
+//! Over TLS the server may decline `h2` by ALPN: the connection then goes back to the slot as an
+//! HTTP/1.1 connection, and the worker speaks HTTP/1.1 from then on.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use monoio_http::common::body::{Body, FixedBody, HttpBody};
+use monoio_http::common::error::HttpError;
+use monoio_http::h2::client::SendRequest;
+use monoio_http_client::HttpConnection;
+use monoio_http_client::unified::UnifiedTransportConnection;
+
+use super::Failure;
+use super::connect::Dialer;
+use super::h1::{Answer, Wants, keep_body_bytes};
+use super::retry::parse_retry_after;
+use crate::model::ErrorKind;
+
+/// Requests in flight on one connection before another is opened: below nginx's default
+/// `http2_max_concurrent_streams` (128); a server that allows fewer makes the h2 layer queue.
+pub const STREAMS_PER_LANE: usize = 100;
+
+/// One HTTP/2 connection.
+pub struct Lane {
+    send: SendRequest<Bytes>,
+    in_flight: Cell<usize>,
+    broken: Cell<bool>,
+    /// Requests this lane has carried (0: the first request on it is under way).
+    carried: Cell<u64>,
+}
+
+/// A request's hold on a lane; releases its place when the request ends, however it ends.
+pub struct Held {
+    pub lane: Rc<Lane>,
+    /// The lane had carried requests before this one (a failure before any answer then says
+    /// the connection had gone stale, not that this request failed).
+    pub reused: bool,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.lane.in_flight.set(self.lane.in_flight.get() - 1);
+    }
+}
+
+/// What [`Lanes::acquire`] got.
+pub enum Acquired {
+    Lane(Held),
+    /// The server chose HTTP/1.1: this connection is to be used as such.
+    Declined(UnifiedTransportConnection),
+}
+
+/// A worker's HTTP/2 connections.
+#[derive(Default)]
+pub struct Lanes {
+    lanes: RefCell<Vec<Rc<Lane>>>,
+    opening: Cell<bool>,
+    /// The server declined `h2`: the worker speaks HTTP/1.1.
+    declined: Cell<bool>,
+}
+
+impl Lanes {
+    pub fn declined(&self) -> bool {
+        self.declined.get()
+    }
+
+    /// A place on a lane with room, opening a lane when none has room.
+    pub async fn acquire(&self, dialer: &Dialer) -> Result<Acquired, Failure> {
+        loop {
+            if let Some(held) = self.take_room() {
+                return Ok(Acquired::Lane(held));
+            }
+            if self.opening.get() {
+                // Another slot is opening a lane; its room will do for us too.
+                monoio::time::sleep(Duration::from_millis(1)).await;
+                continue;
+            }
+            self.opening.set(true);
+            let opened = self.open(dialer).await;
+            self.opening.set(false);
+            match opened? {
+                Opened::Lane(lane) => self.lanes.borrow_mut().push(lane),
+                Opened::Declined(stream) => return Ok(Acquired::Declined(stream)),
+            }
+        }
+    }
+
+    fn take_room(&self) -> Option<Held> {
+        let mut lanes = self.lanes.borrow_mut();
+        lanes.retain(|lane| !lane.broken.get() && !lane.send.has_conn_error());
+        let lane = lanes
+            .iter()
+            .find(|lane| lane.in_flight.get() < STREAMS_PER_LANE)?
+            .clone();
+        lane.in_flight.set(lane.in_flight.get() + 1);
+        let carried = lane.carried.get();
+        lane.carried.set(carried + 1);
+        Some(Held {
+            lane,
+            reused: carried > 0,
+        })
+    }
+
+    /// Opens a lane, unless the server declines h2.
+    async fn open(&self, dialer: &Dialer) -> Result<Opened, Failure> {
+        let (stream, h2) = dialer.dial_choosing().await?;
+        if !h2 {
+            self.declined.set(true);
+            return Ok(Opened::Declined(stream));
+        }
+        let (send, connection) = monoio_http::h2::client::Builder::new()
+            .handshake::<_, Bytes>(stream)
+            .await
+            .map_err(|e| h2_failure(&e, false))?;
+        // The connection's frames are read and written by this task until it ends.
+        monoio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Opened::Lane(Rc::new(Lane {
+            send,
+            in_flight: Cell::new(0),
+            broken: Cell::new(false),
+            carried: Cell::new(0),
+        })))
+    }
+}
+
+enum Opened {
+    Lane(Rc<Lane>),
+    Declined(UnifiedTransportConnection),
+}
+
+/// Sends `request` on `held`'s lane and reads the answer into `answer`.
+pub async fn exchange(
+    held: &Held,
+    request: http::Request<Vec<u8>>,
+    wants: &Wants<'_>,
+    answer: &mut Answer,
+) -> Result<(), Failure> {
+    answer.body.clear();
+    answer.body_len = 0;
+    let (parts, body) = request.into_parts();
+    let body = if body.is_empty() {
+        HttpBody::fixed_body(None)
+    } else {
+        HttpBody::fixed_body(Some(Bytes::from(body)))
+    };
+    let mut connection: HttpConnection<UnifiedTransportConnection> =
+        HttpConnection::H2(held.lane.send.clone());
+    let (result, _) = connection
+        .send_request(http::Request::from_parts(parts, body))
+        .await;
+    let response = result.map_err(|e| {
+        let failure = client_failure(&e, false);
+        if failure.kind != ErrorKind::Protocol {
+            held.lane.broken.set(true);
+        }
+        failure
+    })?;
+    let (head, mut body) = response.into_parts();
+    answer.status = head.status.as_u16();
+    read_head(&head.headers, wants, answer);
+    if wants.head_request {
+        return Ok(());
+    }
+    while let Some(chunk) = body.next_data().await {
+        let chunk = chunk.map_err(|e| {
+            let failure = http_failure(&e, true);
+            if is_connection_error(&e) {
+                held.lane.broken.set(true);
+            }
+            failure
+        })?;
+        keep_body_bytes(&chunk, wants, answer)?;
+    }
+    Ok(())
+}
+
+/// Captured headers, `Retry-After` and `Location` from a response head.
+fn read_head(headers: &http::HeaderMap, wants: &Wants<'_>, answer: &mut Answer) {
+    answer.captured.clear();
+    for name in wants.capture {
+        let mut values = headers.get_all(name.as_str()).iter();
+        answer.captured.push(values.next().map(|first| {
+            let mut joined = first.as_bytes().to_vec();
+            for more in values {
+                joined.extend_from_slice(b", ");
+                joined.extend_from_slice(more.as_bytes());
+            }
+            joined
+        }));
+    }
+    answer.retry_after = headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    answer.location = headers
+        .get(http::header::LOCATION)
+        .map(|v| v.as_bytes().to_vec());
+}
+
+fn is_connection_error(error: &HttpError) -> bool {
+    match error {
+        HttpError::H2Error(e) => e.is_io() || e.is_go_away(),
+        HttpError::IOError(_) => true,
+        _ => false,
+    }
+}
+
+fn client_failure(error: &monoio_http_client::Error, answered: bool) -> Failure {
+    match error {
+        monoio_http_client::Error::H2Error(e) => h2_failure(e, answered),
+        monoio_http_client::Error::HttpError(e) => http_failure(e, answered),
+        monoio_http_client::Error::Io(e) => io_failure(e, answered),
+        other => Failure {
+            kind: ErrorKind::Protocol,
+            answered,
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn http_failure(error: &HttpError, answered: bool) -> Failure {
+    match error {
+        HttpError::H2Error(e) => h2_failure(e, answered),
+        HttpError::IOError(e) => io_failure(e, answered),
+        other => Failure {
+            kind: ErrorKind::Protocol,
+            answered,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// A stream reset or GOAWAY is `reset` (retried: the server may take it next time); a broken
+/// connection is what its I/O error says; anything else is `protocol`.
+fn h2_failure(error: &monoio_http::h2::Error, answered: bool) -> Failure {
+    if let Some(io) = error.get_io() {
+        return io_failure(io, answered);
+    }
+    let kind = if error.is_reset() || error.is_go_away() {
+        ErrorKind::Reset
+    } else {
+        ErrorKind::Protocol
+    };
+    Failure {
+        kind,
+        answered,
+        detail: error.to_string(),
+    }
+}
+
+fn io_failure(error: &std::io::Error, answered: bool) -> Failure {
+    Failure::from_io(error, answered)
+}

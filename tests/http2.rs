@@ -1,0 +1,219 @@
+//! `--http2` against nginx: h2c with prior knowledge and h2 over TLS by ALPN, many streams per
+//! connection, fallback to HTTP/1.1 when the server declines, and GOAWAY, stream resets and
+//! closed connections ending as rows (retried), never as hangs or lost rows.
+
+mod common;
+
+use std::collections::HashSet;
+
+use common::*;
+
+/// nginx variables that tell how a request came: `$connection` (its serial number) and
+/// `$http2` ("h2", "h2c", or empty for HTTP/1.1).
+const LOCATIONS: &str = "location /log { default_type application/json; add_header X-Conn $connection; \
+     add_header X-Proto $http2; add_header X-Method $request_method; add_header X-Length $content_length; \
+     return 200 '{\"id\":$arg_id}'; }\n\
+     location /drop { if ($arg_id ~ 0$) { return 444; } return 200 '{\"id\":$arg_id}'; }";
+
+fn h2_args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "--http2",
+        "--capture-header",
+        "x-conn",
+        "--capture-header",
+        "x-proto",
+        "--save-body",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Every row answered with its own body over `proto`, on at most `max_conns` connections.
+fn assert_multiplexed(rows: &[Row], proto: &str, max_conns: usize) {
+    let mut conns = HashSet::new();
+    for row in rows {
+        assert_eq!(
+            (row.status, row.error.as_str(), row.attempts),
+            (Some(200), "", 1),
+            "{row:?}"
+        );
+        assert_eq!(row.extra[1], proto, "{row:?}");
+        assert_eq!(row.extra[2], format!("{{\"id\":{}}}", row.id), "{row:?}");
+        conns.insert(row.extra[0].clone());
+    }
+    assert!(
+        !conns.is_empty() && conns.len() <= max_conns,
+        "{} connections for {} rows",
+        conns.len(),
+        rows.len()
+    );
+}
+
+#[test]
+fn h2c_prior_knowledge_runs_256_streams_on_a_few_connections_without_error() {
+    let nginx = Nginx::start_listening("http2", "", LOCATIONS);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/log?id={{id}}", nginx.base);
+    let out = ringscrape(
+        dir.path(),
+        &[
+            &[
+                "run", "-u", &url, "-i", "0..20000", "-s", "1", "-c", "256", "-o", "out.csv",
+            ][..],
+            &h2_args(&[]),
+        ]
+        .concat(),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 20_000);
+    // 256 in flight at 100 streams per connection: 3 connections; the issue's bound is 32.
+    assert_multiplexed(&rows, "h2c", 32);
+}
+
+#[test]
+fn h2_over_tls_by_alpn_and_http1_when_the_server_declines() {
+    let pki = tempfile::tempdir().expect("tempdir");
+    make_test_pki(pki.path());
+    let certs = format!(
+        "ssl_certificate {d}/server.pem;\nssl_certificate_key {d}/server.key;",
+        d = pki.path().display()
+    );
+    let ca = pki.path().join("ca.pem");
+    let ca = ca.to_str().expect("utf-8");
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let h2 = Nginx::start_listening("ssl http2", &certs, LOCATIONS);
+    let url = format!("{}/log?id={{id}}", h2.base);
+    let rows = scrape_ok(dir.path(), &url, 0, 5000, 128, &h2_args(&["--ca-cert", ca]));
+    // Two shards × 128 in flight: 2 connections each.
+    assert_multiplexed(&rows, "h2", 32);
+
+    let h1_only = Nginx::start_listening("ssl", &certs, LOCATIONS);
+    let url = format!("{}/log?id={{id}}", h1_only.base);
+    let rows = scrape_ok(dir.path(), &url, 0, 2000, 16, &h2_args(&["--ca-cert", ca]));
+    for row in &rows {
+        assert_eq!(
+            (row.status, row.extra[1].as_str()),
+            (Some(200), ""),
+            "HTTP/1.1: {row:?}"
+        );
+    }
+}
+
+#[test]
+fn a_body_and_method_travel_over_h2() {
+    // nginx reads the HTTP/2 request and passes it on to `ringscrape serve`'s echo.
+    let server = Server::start(&[]);
+    let locations = format!(
+        "{LOCATIONS}\nlocation /echo {{ proxy_pass {}; }}",
+        server.base
+    );
+    let nginx = Nginx::start_listening("http2", "", &locations);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/log?id={{id}}", nginx.base);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        500,
+        32,
+        &[
+            "--http2",
+            "-X",
+            "PUT",
+            "-d",
+            "body-{id}",
+            "--capture-header",
+            "x-method",
+            "--capture-header",
+            "x-length",
+        ],
+    );
+    for row in &rows {
+        let length = format!("body-{}", row.id).len().to_string();
+        assert_eq!(row.extra, vec!["PUT".to_string(), length], "{row:?}");
+    }
+    let url = format!("{}/echo?id={{id}}", nginx.base);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        300,
+        32,
+        &["--http2", "-X", "PUT", "-d", "body-{id}", "--save-body"],
+    );
+    for row in &rows {
+        let echo: serde_json::Value = serde_json::from_str(&row.extra[0]).expect("echo json");
+        assert_eq!(
+            (echo["method"].as_str(), echo["body"].as_str()),
+            (Some("PUT"), Some(format!("body-{}", row.id).as_str())),
+            "{row:?}"
+        );
+    }
+}
+
+#[test]
+fn goaway_after_a_few_requests_loses_no_row() {
+    // nginx ends each HTTP/2 connection with GOAWAY after 50 requests.
+    let nginx = Nginx::start_listening("http2", "keepalive_requests 50;", LOCATIONS);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/log?id={{id}}", nginx.base);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        10_000,
+        64,
+        &h2_args(&["--timeout", "10"]),
+    );
+    for row in &rows {
+        assert_eq!((row.status, row.error.as_str()), (Some(200), ""), "{row:?}");
+        assert_eq!(row.extra[2], format!("{{\"id\":{}}}", row.id), "{row:?}");
+    }
+    let conns: HashSet<&String> = rows.iter().map(|r| &r.extra[0]).collect();
+    assert!(
+        conns.len() >= 10_000 / 50,
+        "GOAWAY did happen: {} connections",
+        conns.len()
+    );
+}
+
+#[test]
+fn closed_connections_end_as_error_rows_not_hangs() {
+    // Every id ending in 0 gets its connection closed (nginx `return 444`), taking the other
+    // streams on it along: those are retried, the 444 ids end as errors after their retries.
+    let nginx = Nginx::start_listening("http2", "", LOCATIONS);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/drop?id={{id}}", nginx.base);
+    let started = std::time::Instant::now();
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        2000,
+        32,
+        &[
+            "--http2",
+            "--timeout",
+            "20",
+            "--retries",
+            "5",
+            "--retry-base",
+            "0.01",
+        ],
+    );
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "took {:?}",
+        started.elapsed()
+    );
+    for row in &rows {
+        if row.id % 10 == 0 {
+            assert!(row.status.is_none() && !row.error.is_empty(), "{row:?}");
+            assert_ne!(row.error, "timeout", "{row:?}");
+        } else {
+            assert_eq!(row.status, Some(200), "{row:?}");
+        }
+    }
+}
