@@ -290,7 +290,7 @@ impl Slot {
                         .map_err(|_| key_breaks_header())?;
                     return h2::exchange(&held, request, &wants, &mut self.answer).await;
                 }
-                Acquired::Declined(stream) => self.conn = Some(H1Conn::new(stream)),
+                Acquired::Declined(stream) => self.conn = Some(H1Conn::new(*stream)),
             }
         }
         let written = match hop {

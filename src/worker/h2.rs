@@ -56,8 +56,9 @@ impl Drop for Held {
 /// What [`Lanes::acquire`] got.
 pub enum Acquired {
     Lane(Held),
-    /// The server chose HTTP/1.1: this connection is to be used as such.
-    Declined(UnifiedTransportConnection),
+    /// The server chose HTTP/1.1: this connection is to be used as such (boxed: a TLS stream
+    /// is large, and this happens once per worker).
+    Declined(Box<UnifiedTransportConnection>),
 }
 
 /// A worker's HTTP/2 connections.
@@ -116,7 +117,7 @@ impl Lanes {
         let (stream, h2) = dialer.dial_choosing().await?;
         if !h2 {
             self.declined.set(true);
-            return Ok(Opened::Declined(stream));
+            return Ok(Opened::Declined(Box::new(stream)));
         }
         let (send, connection) = monoio_http::h2::client::Builder::new()
             .handshake::<_, Bytes>(stream)
@@ -137,7 +138,7 @@ impl Lanes {
 
 enum Opened {
     Lane(Rc<Lane>),
-    Declined(UnifiedTransportConnection),
+    Declined(Box<UnifiedTransportConnection>),
 }
 
 /// Sends `request` on `held`'s lane and reads the answer into `answer`.
