@@ -217,3 +217,21 @@ fn closed_connections_end_as_error_rows_not_hangs() {
         }
     }
 }
+
+#[test]
+fn http2_from_the_config_file() {
+    let nginx = Nginx::start_listening("http2", "", LOCATIONS);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("run.toml"),
+        "http2 = true\ncapture_header = ['x-proto']\n",
+    )
+    .expect("write");
+    let url = format!("{}/log?id={{id}}", nginx.base);
+    let rows = scrape_ok(dir.path(), &url, 0, 200, 16, &["--config", "run.toml"]);
+    assert!(
+        rows.iter().all(|r| r.extra == vec!["h2c".to_string()]),
+        "{:?}",
+        rows[0]
+    );
+}

@@ -65,8 +65,8 @@ fn answer(path: &str, id: u64) -> (Vec<u8>, bool) {
     }
 }
 
-fn body_len(id: u64) -> u64 {
-    format!("record {id}: {}", "z".repeat((id % 5) as usize)).len() as u64
+fn body(id: u64) -> String {
+    format!("record {id}: {}", "z".repeat((id % 5) as usize))
 }
 
 fn serve_connection(stream: TcpStream) {
@@ -116,7 +116,7 @@ fn start_raw_server() -> String {
 }
 
 #[test]
-fn each_kind_of_real_answer_gives_its_status_and_exact_body_length() {
+fn each_kind_of_real_answer_gives_its_status_and_exact_body() {
     let base = start_raw_server();
     let dir = tempfile::tempdir().expect("tempdir");
     for path in [
@@ -134,14 +134,16 @@ fn each_kind_of_real_answer_gives_its_status_and_exact_body_length() {
             0,
             300,
             8,
-            &["--timeout", "3", "--retries", "0"],
+            &["--timeout", "3", "--retries", "0", "--save-body"],
         );
         for row in &rows {
+            let expected = body(row.id);
             assert_eq!(
                 (row.status, row.bytes, row.error.as_str(), row.attempts),
-                (Some(200), body_len(row.id), "", 1),
+                (Some(200), expected.len() as u64, "", 1),
                 "{path}: {row:?}"
             );
+            assert_eq!(row.extra, vec![expected], "{path}: the exact body");
         }
     }
 }

@@ -343,3 +343,103 @@ fn no_process_command_line_holds_a_header_from_a_file() {
     let _ = run.kill();
     let _ = run.wait();
 }
+
+#[test]
+fn max_body_bounds_kept_bodies_over_http1_and_http2() {
+    let site = tempfile::tempdir().expect("tempdir");
+    let nginx = nginx_with_blob(site.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/bin?id={{id}}", nginx.base);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        50,
+        8,
+        &["--save-body", "--max-body", "100"],
+    );
+    for row in &rows {
+        assert_eq!(
+            (row.status, row.error.as_str()),
+            (None, "body-too-large"),
+            "{row:?}"
+        );
+        assert_eq!(row.extra, vec![String::new()], "no partial body kept");
+    }
+    let h2 = Nginx::start_listening(
+        "http2",
+        "",
+        &format!(
+            "location /bin {{ default_type application/octet-stream; alias {}/blob.bin; }}",
+            site.path().display()
+        ),
+    );
+    let url = format!("{}/bin?id={{id}}", h2.base);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        50,
+        8,
+        &["--http2", "--bodies-dir", "b", "--max-body", "255"],
+    );
+    assert!(
+        rows.iter().all(|r| r.error == "body-too-large"),
+        "{:?}",
+        rows[0]
+    );
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        50,
+        8,
+        &["--http2", "--bodies-dir", "b", "--max-body", "256"],
+    );
+    assert!(
+        rows.iter().all(|r| r.status == Some(200) && r.bytes == 256),
+        "{:?}",
+        rows[0]
+    );
+}
+
+#[test]
+fn every_new_flag_works_from_the_config_file() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("keys.txt"), "a b\n\nc/d\n").expect("write");
+    let redirect = Nginx::start(
+        "",
+        &format!(
+            "location /go {{ return 302 {}/echo?k=$arg_k; }}",
+            server.base
+        ),
+    );
+    std::fs::write(
+        dir.path().join("run.toml"),
+        format!(
+            "url = '{}/go?k={{id}}'\nids_file = 'keys.txt'\nfollow_redirects = 1\n\
+             bodies_dir = 'bodies'\ncapture_header = ['x-echo-method']\noutput = 'out.csv'\n",
+            redirect.base
+        ),
+    )
+    .expect("write");
+    let out = ringscrape(dir.path(), &["run", "--config", "run.toml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(dir.path().join("out.csv")).expect("csv");
+    let mut lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.remove(0),
+        "id,status,bytes,latency_ms,attempts,error,line,x-echo-method,body_path"
+    );
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with("a b,200,") && lines[0].contains(",1,GET,"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("c/d,200,") && lines[1].contains(",3,GET,"),
+        "{text}"
+    );
+}

@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use monoio_http::common::body::{Body, FixedBody, HttpBody};
 use monoio_http::common::error::HttpError;
+use monoio_http::h2::Reason;
 use monoio_http::h2::client::SendRequest;
 use monoio_http_client::HttpConnection;
 use monoio_http_client::unified::UnifiedTransportConnection;
@@ -162,11 +163,12 @@ pub async fn exchange(
         .send_request(http::Request::from_parts(parts, body))
         .await;
     let response = result.map_err(|e| {
-        let failure = client_failure(&e, false);
-        if failure.kind != ErrorKind::Protocol {
+        if matches!(&e, monoio_http_client::Error::H2Error(h2) if h2.is_io() || h2.is_go_away())
+            || matches!(&e, monoio_http_client::Error::HttpError(http) if is_connection_error(http))
+        {
             held.lane.broken.set(true);
         }
-        failure
+        client_failure(&e, false)
     })?;
     let (head, mut body) = response.into_parts();
     answer.status = head.status.as_u16();
@@ -175,13 +177,20 @@ pub async fn exchange(
         return Ok(());
     }
     while let Some(chunk) = body.next_data().await {
-        let chunk = chunk.map_err(|e| {
-            let failure = http_failure(&e, true);
-            if is_connection_error(&e) {
-                held.lane.broken.set(true);
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            // RFC 9113 §8.1: a server may end a stream with RST_STREAM(NO_ERROR) once its
+            // response is complete (nginx does, when it answered without reading the request
+            // body); the client must keep that response. The h2 layer reports the reset after
+            // the last data instead of the end of the stream.
+            Err(HttpError::H2Error(e)) if e.reason() == Some(Reason::NO_ERROR) => break,
+            Err(e) => {
+                if is_connection_error(&e) {
+                    held.lane.broken.set(true);
+                }
+                return Err(http_failure(&e, true));
             }
-            failure
-        })?;
+        };
         keep_body_bytes(&chunk, wants, answer)?;
     }
     Ok(())
