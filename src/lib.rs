@@ -1,14 +1,19 @@
-//! ringscrape fetches a URL template over a huge id range and streams one CSV row per id.
+//! ringscrape fetches a URL template over a huge id range (or the keys of a file) and streams one
+//! CSV row per id, keeping the response's headers and body on request.
 //!
-//! The pipeline, in the order data flows: [`cli`] parses flags; [`config`] merges them with the
-//! config file into one validated [`config::RunConfig`]; the [`supervisor`] raises the open-files
-//! limit, splits the [`ids`] range into shards and starts one pinned [`worker`] process per shard;
-//! each worker runs a monoio [`runtime`] (io_uring, epoll fallback) with `concurrency` tasks that
-//! expand the URL [`template`] per id and fetch it; records travel back as [`wire`] frames over
-//! the worker's stdout pipe; the supervisor's pipe readers feed a bounded channel into the
-//! [`output`] writer (run on the supervisor's main thread), which writes the CSV and drives the
-//! [`progress`] line; [`stats`] sent by each worker are merged for the closing summary.
-//! [`output`] also holds the CSV reader, which `--resume` uses to read what an interrupted run left behind. [`serve`] is the built-in demo target.
+//! The pipeline, in the order data flows: [`cli`] parses flags (the config file is a layer of
+//! flags under the command line); [`config`] checks them into one [`config::RunConfig`]; the
+//! [`supervisor`] raises the open-files limit, splits the [`job`]'s items (an [`ids`] range or
+//! the lines of a key file) into shards and starts one pinned [`worker`] process per shard, its
+//! assignment sent as frames on its stdin; each worker runs a monoio [`runtime`] (io_uring, epoll
+//! fallback) with `concurrency` tasks that build each item's request from the [`request`]
+//! template (holes compiled by [`template`]) and fetch it over HTTP/1.1 or HTTP/2, trusting
+//! what [`tls`] says; records travel back as [`wire`] frames over the worker's stdout pipe; the
+//! supervisor's pipe readers feed a bounded channel into the [`output`] writer (run on the
+//! supervisor's main thread), which writes the CSV and drives the [`progress`] line; [`stats`]
+//! sent by each worker are merged for the closing summary. [`model`] holds the data every stage
+//! shares (records, error kinds, the row schema), below all of them. [`output`] also holds the
+//! CSV reader, which `--resume` uses. [`serve`] is the built-in demo target.
 
 pub mod cli;
 pub mod config;

@@ -53,25 +53,7 @@ fn a_private_ca_is_trusted_with_ca_cert_and_refused_without() {
 
     // The test CA is not among the bundled or system roots: every row is a tls error, not
     // retried (another attempt would fail the same way).
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..100",
-            "-s",
-            "2",
-            "-c",
-            "8",
-            "-o",
-            "untrusted.csv",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let rows = read_rows(&dir.path().join("untrusted.csv"));
-    assert_one_row_per_id(&rows, 0, 100);
+    let rows = scrape_ok(dir.path(), &url, 0, 100, 8, &[]);
     for row in &rows {
         assert_eq!(
             (row.status, row.error.as_str(), row.attempts),
@@ -118,26 +100,6 @@ fn a_plain_http_server_behind_an_https_url_is_a_tls_error() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = server.url().replace("http://", "https://");
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..50",
-            "-s",
-            "1",
-            "-c",
-            "4",
-            "-o",
-            "out.csv",
-            "--timeout",
-            "5",
-        ],
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let rows = read_rows(&dir.path().join("out.csv"));
-    assert_one_row_per_id(&rows, 0, 50);
+    let rows = scrape_ok(dir.path(), &url, 0, 50, 4, &["--timeout", "5"]);
     assert!(rows.iter().all(|r| r.error == "tls"), "{:?}", rows[0]);
 }

@@ -3,7 +3,7 @@
 //! with `--http2`). A failure before the TCP connection is up is `connect`; a failed handshake
 //! or an untrusted certificate is `tls`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -26,8 +26,6 @@ pub struct Dialer {
     connect_timeout: Duration,
     /// `--http2`: offer `h2` over TLS; over plain TCP, speak it with prior knowledge.
     http2: bool,
-    /// Connections opened so far.
-    pub opened: Cell<u64>,
 }
 
 impl Dialer {
@@ -55,7 +53,6 @@ impl Dialer {
             tls,
             connect_timeout,
             http2,
-            opened: Cell::new(0),
         }))
     }
 
@@ -77,7 +74,6 @@ impl Dialer {
     }
 
     async fn dial_once(&self) -> Result<UnifiedTransportConnection, Failure> {
-        self.opened.set(self.opened.get() + 1);
         match monoio::time::timeout(self.connect_timeout, self.dial_now()).await {
             Ok(result) => result,
             Err(_) => Err(connect_failure(&io::Error::new(

@@ -1,0 +1,120 @@
+//! Hands out a shard's items one at a time, with their keys: ids of a range, or lines of a file
+//! of keys, skipping those already done (and empty lines). All on the worker's one thread.
+
+use std::cell::{Cell, RefCell};
+
+use crate::ids::{IdRange, IdSet};
+use crate::job::KeyReader;
+
+/// Hands out the shard's items one at a time, with their keys, skipping those already done
+/// (and, for a file of keys, the empty lines); `stop` makes it hand out no more.
+pub struct Cursor {
+    next: Cell<u64>,
+    end: u64,
+    skip: Option<IdSet>,
+    keys: RefCell<KeyReader>,
+    stopped: Cell<bool>,
+}
+
+impl Cursor {
+    pub fn new(ids: IdRange, skip: Option<IdSet>, keys: KeyReader) -> Self {
+        Self {
+            next: Cell::new(ids.start),
+            end: ids.end,
+            skip,
+            keys: RefCell::new(keys),
+            stopped: Cell::new(false),
+        }
+    }
+
+    /// The next item's index, its key written into `key`.
+    pub fn next(&self, key: &mut Vec<u8>) -> Option<u64> {
+        let mut id = self.next.get();
+        while let Some(skip) = &self.skip
+            && id < self.end
+            && skip.contains(id)
+        {
+            id += 1;
+        }
+        if self.stopped.get() || id >= self.end {
+            self.next.set(id);
+            return None;
+        }
+        self.next.set(id + 1);
+        match self.keys.borrow_mut().key_for(id, key) {
+            Ok(true) => Some(id),
+            Ok(false) => {
+                eprintln!("ringscrape: the --ids-file ended before line {id}; was it changed?");
+                self.stop();
+                None
+            }
+            Err(e) => {
+                eprintln!("ringscrape: reading the --ids-file: {e}");
+                self.stop();
+                None
+            }
+        }
+    }
+
+    pub fn stop(&self) {
+        self.stopped.set(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::Keys;
+
+    fn all(cursor: &Cursor) -> Vec<(u64, String)> {
+        let mut key = Vec::new();
+        std::iter::from_fn(|| {
+            let id = cursor.next(&mut key)?;
+            Some((id, String::from_utf8_lossy(&key).into_owned()))
+        })
+        .collect()
+    }
+
+    #[test]
+    fn cursor_hands_out_each_id_once_and_stops_on_request() {
+        let cursor = Cursor::new(IdRange::new(5, 9), None, KeyReader::Numbers);
+        let mut key = Vec::new();
+        assert_eq!(cursor.next(&mut key), Some(5));
+        assert_eq!(
+            (cursor.next(&mut key), key.as_slice()),
+            (Some(6), &b"6"[..])
+        );
+        cursor.stop();
+        assert_eq!(cursor.next(&mut key), None);
+        let cursor = Cursor::new(IdRange::new(0, 2), None, KeyReader::Numbers);
+        assert_eq!(all(&cursor), vec![(0, "0".into()), (1, "1".into())]);
+    }
+
+    #[test]
+    fn cursor_reads_its_lines_of_a_key_file_skipping_done_ones() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("keys.txt");
+        std::fs::write(&path, "a\nb b\n\nd/e\nf\n").expect("write");
+        let file = crate::job::KeyFile::scan(&path).expect("scan");
+        // Lines 2..=5 of the file; line 3 is empty, line 5 already done.
+        let range = IdRange::new(2, 6);
+        let mut skip = file.empty.restrict(range);
+        skip.insert(5);
+        let (line, offset) = file.start_for(2);
+        let keys = KeyReader::open(&Keys::Lines { path, line, offset }).expect("open");
+        let cursor = Cursor::new(range, Some(skip), keys);
+        assert_eq!(all(&cursor), vec![(2, "b b".into()), (4, "d/e".into())]);
+    }
+
+    #[test]
+    fn cursor_skips_ids_already_done() {
+        let range = IdRange::new(10, 20);
+        let mut done = IdSet::new(range);
+        for id in [10, 11, 14, 19] {
+            done.insert(id);
+        }
+        let cursor = Cursor::new(range, Some(done), KeyReader::Numbers);
+        let ids: Vec<u64> = all(&cursor).into_iter().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec![12, 13, 15, 16, 17, 18]);
+    }
+}

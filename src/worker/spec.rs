@@ -1,0 +1,138 @@
+//! A worker's assignment and how it travels: the [`WorkerSpec`] as TOML in a spec frame on the
+//! worker's stdin, then the ids to skip (when resuming) in skip frames — never on argv, which any
+//! user can read in /proc, and headers may hold secrets.
+
+use std::io::Read;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::WorkerError;
+use crate::ids::{IdRange, IdSet};
+use crate::job::Keys;
+use crate::model::{RequestLimits, RetryPolicy, Schema};
+use crate::request::RequestSpec;
+use crate::tls::Trust;
+use crate::wire::{self, Frame, FrameReader};
+
+/// What the supervisor hands a worker: TOML in a spec frame on the worker's stdin, followed by
+/// the skip set (when resuming) in skip frames. Never on argv: headers may hold secrets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSpec {
+    pub shard: usize,
+    pub request: RequestSpec,
+    pub trust: Trust,
+    pub schema: Schema,
+    pub follow_redirects: u32,
+    /// `--http2`.
+    pub http2: bool,
+    /// Item indexes of this shard.
+    pub ids: IdRange,
+    /// Where the keys of those items come from.
+    pub keys: Keys,
+    pub concurrency: usize,
+    pub grace: Duration,
+    pub limits: RequestLimits,
+    pub retry: RetryPolicy,
+}
+
+/// Largest skip frame: a skip set is sent in pieces so that no frame nears the wire's limit.
+const SKIP_FRAME_BYTES: usize = 4 << 20;
+
+/// The frames that hand `spec` (and the ids to skip) to a worker, as written to its stdin.
+pub fn encode_assignment(spec: &WorkerSpec, skip: Option<&IdSet>) -> Vec<u8> {
+    let text = toml::to_string(spec).expect("a WorkerSpec always serialises");
+    let mut out = Vec::new();
+    wire::encode_spec(text.as_bytes(), &mut out);
+    if let Some(skip) = skip {
+        for piece in skip.to_bytes().chunks(SKIP_FRAME_BYTES) {
+            wire::encode_skip(piece, &mut out);
+        }
+    }
+    out
+}
+
+/// Reads what [`encode_assignment`] wrote, to the end of `input`.
+pub fn read_assignment(input: impl Read) -> Result<(WorkerSpec, Option<IdSet>), WorkerError> {
+    let bad = |message: String| WorkerError::Spec(message);
+    let mut reader = FrameReader::new(input);
+    let mut spec = None;
+    let mut skip: Option<Vec<u8>> = None;
+    while let Some(frame) = reader.next_frame().map_err(|e| bad(e.to_string()))? {
+        match frame {
+            Frame::Spec(bytes) => {
+                let text = String::from_utf8(bytes).map_err(|e| bad(e.to_string()))?;
+                spec = Some(toml::from_str::<WorkerSpec>(&text).map_err(|e| bad(e.to_string()))?);
+            }
+            Frame::Skip(bytes) => skip.get_or_insert_with(Vec::new).extend_from_slice(&bytes),
+            _ => return Err(bad("unexpected frame".into())),
+        }
+    }
+    let spec = spec.ok_or_else(|| bad("no spec frame".into()))?;
+    let skip = match skip {
+        Some(bytes) => Some(
+            IdSet::from_bytes(spec.ids, &bytes)
+                .ok_or_else(|| bad("skip set of the wrong length".into()))?,
+        ),
+        None => None,
+    };
+    Ok((spec, skip))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BodyColumn;
+
+    #[test]
+    fn assignment_round_trips_through_frames() {
+        let spec = WorkerSpec {
+            shard: 3,
+            request: RequestSpec {
+                url: "http://h/{id}".into(),
+                method: None,
+                headers: vec!["Authorization: Bearer secret".into()],
+                body: Some(b"\x00binary{id}".to_vec()),
+                user_agent: "ringscrape/test".into(),
+            },
+            trust: Trust::default(),
+            schema: Schema {
+                line: true,
+                capture_headers: vec!["etag".into()],
+                body: BodyColumn::Files("/tmp/bodies".into()),
+            },
+            follow_redirects: 3,
+            http2: true,
+            keys: Keys::Lines {
+                path: "/tmp/keys.txt".into(),
+                line: 65_537,
+                offset: 1_234_567,
+            },
+            ids: IdRange::new(10, 20),
+            concurrency: 64,
+            grace: Duration::from_millis(2500),
+            limits: RequestLimits {
+                timeout: Duration::from_secs(30),
+                connect_timeout: Duration::from_millis(1500),
+                max_body_bytes: 1 << 24,
+            },
+            retry: RetryPolicy {
+                retries: 2,
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(10),
+                max_retry_after: Duration::from_secs(60),
+            },
+        };
+        let mut skip = IdSet::new(spec.ids);
+        skip.insert(12);
+        let bytes = encode_assignment(&spec, Some(&skip));
+        let (read, read_skip) = read_assignment(bytes.as_slice()).expect("round trip");
+        assert_eq!((read, read_skip), (spec.clone(), Some(skip)));
+        let bytes = encode_assignment(&spec, None);
+        assert_eq!(read_assignment(bytes.as_slice()).expect("no skip").1, None);
+        assert!(
+            read_assignment(&bytes[..bytes.len() - 1]).is_err(),
+            "torn spec"
+        );
+    }
+}
