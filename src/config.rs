@@ -9,7 +9,7 @@ use crate::cli::RunArgs;
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile};
 use crate::model::{BodyColumn, BodyEncoding, FIXED_COLUMNS, RequestLimits, RetryPolicy, Schema};
-use crate::output::bodies;
+use crate::output::{Output, bodies};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::tls::{self, TlsError, Trust};
 
@@ -21,13 +21,6 @@ const MAX_INLINE_BODY: u64 = 1 << 30;
 const MAX_RETRIES: u32 = 1000;
 /// Far above what one core can drive; a typo guard, the fd limit check does the real work.
 const MAX_CONCURRENCY: usize = 1 << 20;
-
-/// Where rows go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    Stdout,
-    File(PathBuf),
-}
 
 /// What to do with an output file that already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -95,6 +95,8 @@ impl WorkerStats {
 pub struct Summary<'a> {
     pub stats: &'a WorkerStats,
     pub rows_written: u64,
+    /// Empty lines of an `--ids-file`: not items, no rows.
+    pub empty_lines: u64,
     pub wall: Duration,
 }
 
@@ -121,6 +123,13 @@ impl fmt::Display for Summary<'_> {
             writeln!(f, "  errors     {}", kinds.join(", "))?;
         }
         writeln!(f, "  rows       {} written", self.rows_written)?;
+        if self.empty_lines > 0 {
+            writeln!(
+                f,
+                "  skipped    {} empty lines of the --ids-file",
+                self.empty_lines
+            )?;
+        }
         writeln!(
             f,
             "  wall       {:.2} s, {:.0} req/s",
@@ -185,11 +194,13 @@ mod tests {
         let text = Summary {
             stats: &a,
             rows_written: 4,
+            empty_lines: 3,
             wall: Duration::from_secs(2),
         }
         .to_string();
         assert!(text.contains("requests   4"), "{text}");
         assert!(text.contains("timeout 1"), "{text}");
         assert!(text.contains("2 req/s"), "{text}");
+        assert!(text.contains("skipped    3 empty lines"), "{text}");
     }
 }

@@ -119,6 +119,7 @@ fn keys_from_a_file_over_three_shards_are_encoded_in_the_url_and_raw_in_headers(
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("skipping 300 empty lines"), "{err}");
+    assert!(err.contains("skipped    300 empty lines"), "summary: {err}");
     let rows = read_key_rows(&dir.path().join("out.csv"));
     assert_rows_match_keys(&rows, &by_line);
     for row in &rows {
@@ -251,6 +252,8 @@ fn a_killed_run_over_keys_resumes_to_every_line_exactly_once() {
         "16",
         "-o",
         "out.csv",
+        "--bodies-dir",
+        "bodies",
     ];
     let mut run = spawn_ringscrape(dir.path(), &args);
     let workers = wait_for_workers(&run, 3, |_| true);
@@ -288,4 +291,9 @@ fn a_killed_run_over_keys_resumes_to_every_line_exactly_once() {
     let rows = read_key_rows(&dir.path().join("out.csv"));
     assert_rows_match_keys(&rows, &by_line);
     assert!(rows.iter().all(|r| r.status == Some(200)));
+    // No row points at a missing or partial body file, before or after the kill.
+    for row in &rows {
+        let body = std::fs::read(dir.path().join("bodies").join(&row.extra[0])).expect("body file");
+        assert_eq!(body, b"{\"id\":null}", "{row:?}");
+    }
 }

@@ -443,3 +443,64 @@ fn every_new_flag_works_from_the_config_file() {
         "{text}"
     );
 }
+
+#[test]
+fn head_requests_read_no_body_whatever_the_length_says() {
+    let site = tempfile::tempdir().expect("tempdir");
+    let nginx = nginx_with_blob(site.path());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/bin?id={{id}}", nginx.base);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        500,
+        8,
+        &[
+            "-X",
+            "HEAD",
+            "--capture-header",
+            "content-length",
+            "--timeout",
+            "5",
+        ],
+    );
+    for row in &rows {
+        // The length of the body a GET would get, and none read: no hang, connection reused.
+        assert_eq!(
+            (row.status, row.bytes, row.attempts),
+            (Some(200), 0, 1),
+            "{row:?}"
+        );
+        assert_eq!(row.extra, vec!["256".to_string()], "{row:?}");
+        assert!(row.latency_ms < 1000.0, "{row:?}");
+    }
+}
+
+#[test]
+fn a_body_from_a_file_expands_the_key_and_keeps_its_bytes() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("body.json"),
+        "{\n  \"id\": {id},\n  \"tag\": \"é\"\n}\n",
+    )
+    .expect("write");
+    let url = format!("{}/echo?id={{id}}", server.base);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        100,
+        8,
+        &["-d", "@body.json", "--save-body"],
+    );
+    for row in &rows {
+        let echo: Value = serde_json::from_str(&row.extra[0]).expect("json");
+        assert_eq!(echo["method"], "POST");
+        assert_eq!(
+            echo["body"],
+            format!("{{\n  \"id\": {},\n  \"tag\": \"é\"\n}}\n", row.id)
+        );
+    }
+}

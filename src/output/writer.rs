@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::config::Output;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use super::Output;
 use crate::model::{Batch, BodyColumn, BodyEncoding, Record, Schema};
 use crate::progress::Progress;
 

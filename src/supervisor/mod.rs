@@ -18,10 +18,11 @@ use std::time::Instant;
 pub use limits::LimitError;
 pub use signals::exit_code as signal_exit_code;
 
-use crate::config::{Output, RunConfig, WriteMode};
+use crate::config::{RunConfig, WriteMode};
 use crate::ids::{IdRange, IdSet};
 use crate::job::Keys;
 use crate::model::Batch;
+use crate::output::Output;
 use crate::output::resume::{self, ResumeError};
 use crate::output::writer::{self, RowWriter, Sink, WriterReport};
 use crate::progress::Progress;
@@ -161,6 +162,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
         Summary {
             stats: &total,
             rows_written: report.rows,
+            empty_lines: empties,
             wall: started.elapsed(),
         }
     );
