@@ -189,6 +189,13 @@ impl IdSet {
         cuts.windows(2).map(|w| IdRange::new(w[0], w[1])).collect()
     }
 
+    /// A set over `range` from its words (bit k of word w: id `range.start + 64w + k`), as built
+    /// by a reader that did not know the range's length up front. Missing words are empty.
+    pub fn from_words(range: IdRange, mut words: Vec<u64>) -> IdSet {
+        words.resize(range.len().div_ceil(64) as usize, 0);
+        IdSet { range, words }
+    }
+
     /// The set as little-endian 64-bit words (what a worker receives on stdin).
     pub fn to_bytes(&self) -> Vec<u8> {
         self.words.iter().flat_map(|w| w.to_le_bytes()).collect()

@@ -8,7 +8,7 @@
 //! line and read only its own lines, without coordinating with the others.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +35,8 @@ impl KeyFile {
     pub fn scan(path: &Path) -> io::Result<KeyFile> {
         let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
         let mut offsets = Vec::new();
-        let mut empty_lines = Vec::new();
+        // One bit per line, grown as lines are read (the line count is not known up front).
+        let mut empty_words: Vec<u64> = Vec::new();
         let (mut line, mut offset) = (0u64, 0u64);
         let mut buf = Vec::new();
         loop {
@@ -49,14 +50,17 @@ impl KeyFile {
             }
             line += 1;
             offset += n as u64;
-            if trim_line_end(&buf).is_empty() {
-                empty_lines.push(line);
+            let bit = line - 1;
+            if bit.is_multiple_of(64) {
+                empty_words.push(0);
+            }
+            if trim_line_end(&buf).is_empty()
+                && let Some(word) = empty_words.last_mut()
+            {
+                *word |= 1 << (bit % 64);
             }
         }
-        let mut empty = IdSet::new(IdRange::new(1, line + 1));
-        for at in empty_lines {
-            empty.insert(at);
-        }
+        let empty = IdSet::from_words(IdRange::new(1, line + 1), empty_words);
         Ok(KeyFile {
             path: path.to_path_buf(),
             lines: line,
@@ -156,7 +160,7 @@ pub fn spool_stdin() -> io::Result<tempfile::NamedTempFile> {
     let mut spool = tempfile::Builder::new()
         .prefix("ringscrape-keys-")
         .tempfile()?;
-    io::copy(&mut io::stdin().lock().take(u64::MAX), &mut spool)?;
+    io::copy(&mut io::stdin().lock(), &mut spool)?;
     Ok(spool)
 }
 
@@ -179,6 +183,24 @@ mod tests {
         assert_eq!(keys.range(), IdRange::new(1, 6));
         assert!(keys.empty.contains(2) && keys.empty.contains(4) && !keys.empty.contains(1));
         assert_eq!(keys.empty.count(), 2);
+    }
+
+    #[test]
+    fn empty_lines_are_found_across_word_boundaries() {
+        let text: String = (1..=130u64)
+            .map(|n| {
+                if [1, 64, 65, 128, 130].contains(&n) {
+                    "\n".to_string()
+                } else {
+                    format!("k{n}\n")
+                }
+            })
+            .collect();
+        let (_dir, path) = file_with(text.as_bytes());
+        let keys = KeyFile::scan(&path).expect("scan");
+        assert_eq!(keys.lines, 130);
+        let empty: Vec<u64> = (1..=130).filter(|&n| keys.empty.contains(n)).collect();
+        assert_eq!(empty, vec![1, 64, 65, 128, 130]);
     }
 
     #[test]
