@@ -132,32 +132,24 @@ impl Slot {
 
     fn record(&mut self, index: u64, key: &[u8], attempts: u32, attempt: Attempt) -> Record {
         let attempts = u16::try_from(attempts).unwrap_or(u16::MAX);
-        let attempt = match attempt {
-            Attempt::Answered { latency } => match self.keep_answer(key) {
-                Ok(captured) => {
-                    return Record {
-                        index,
-                        status: Some(self.answer.status),
-                        bytes: self.answer.body_len,
-                        latency_us: micros(latency),
-                        attempts,
-                        error: None,
-                        captured,
-                    };
-                }
-                Err(failure) => Attempt::Failed {
-                    failure,
-                    latency,
-                    stale: false,
-                },
-            },
-            failed => failed,
-        };
-        match attempt {
-            Attempt::Answered { .. } => unreachable!("answers returned above"),
+        let (latency, kept) = match attempt {
+            Attempt::Answered { latency } => (latency, self.keep_answer(key)),
             Attempt::Failed {
                 failure, latency, ..
-            } => Record {
+            } => (latency, Err(failure)),
+        };
+        match kept {
+            Ok(captured) => Record {
+                index,
+                status: Some(self.answer.status),
+                bytes: self.answer.body_len,
+                latency_us: micros(latency),
+                attempts,
+                error: None,
+                captured,
+            },
+            // Failed, or answered but the body could not be kept (its file not written).
+            Err(failure) => Record {
                 index,
                 status: None,
                 bytes: 0,

@@ -172,6 +172,11 @@ pub async fn exchange(
     })?;
     let (head, mut body) = response.into_parts();
     answer.status = head.status.as_u16();
+    let length: Option<u64> = head
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
     read_head(&head.headers, wants, answer);
     if wants.head_request {
         return Ok(());
@@ -182,8 +187,15 @@ pub async fn exchange(
             // RFC 9113 §8.1: a server may end a stream with RST_STREAM(NO_ERROR) once its
             // response is complete (nginx does, when it answered without reading the request
             // body); the client must keep that response. The h2 layer reports the reset after
-            // the last data instead of the end of the stream.
-            Err(HttpError::H2Error(e)) if e.reason() == Some(Reason::NO_ERROR) => break,
+            // the last data instead of the end of the stream. (Only a stream reset: a GOAWAY
+            // does not say the response was complete; nor does a short body.)
+            Err(HttpError::H2Error(e))
+                if e.is_reset()
+                    && e.reason() == Some(Reason::NO_ERROR)
+                    && length.is_none_or(|n| n == answer.body_len) =>
+            {
+                break;
+            }
             Err(e) => {
                 if is_connection_error(&e) {
                     held.lane.broken.set(true);
