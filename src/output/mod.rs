@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 pub mod bodies;
+pub mod lock;
 pub mod reader;
 pub mod resume;
 pub mod writer;

@@ -22,7 +22,9 @@ use crate::config::{RunConfig, WriteMode};
 use crate::ids::{IdRange, IdSet};
 use crate::job::Keys;
 use crate::model::Batch;
+use crate::model::BodyColumn;
 use crate::output::Output;
+use crate::output::lock::{self, LockError, OutputLock};
 use crate::output::resume::{self, ResumeError};
 use crate::output::writer::{self, RowWriter, Sink, WriterReport};
 use crate::progress::Progress;
@@ -40,6 +42,8 @@ pub enum SupervisorError {
     Limits(#[from] LimitError),
     #[error(transparent)]
     Resume(#[from] ResumeError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
     #[error("--output {0}: {1}")]
     OpenOutput(PathBuf, io::Error),
     #[error("starting the worker for shard {0}: {1}")]
@@ -57,6 +61,7 @@ impl SupervisorError {
             self,
             SupervisorError::Limits(LimitError::PerWorker { .. } | LimitError::System { .. })
                 | SupervisorError::OpenOutput(..)
+                | SupervisorError::Lock(..)
                 | SupervisorError::Resume(
                     ResumeError::Header(..)
                         | ResumeError::Columns(..)
@@ -104,6 +109,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     }
     // Before any other thread exists, so that they all inherit the blocked signals.
     let stop = signals::watch().map_err(SupervisorError::Signals)?;
+    let _locks = lock_outputs(cfg)?;
     let path = output_path(&cfg.output);
     let (rows, done) = open_rows(cfg, &path)?;
     let kept = done.as_ref().map_or(0, IdSet::count);
@@ -175,6 +181,27 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
         complete,
         interrupted: stop.signal(),
     })
+}
+
+/// Takes the locks on the output file and the bodies directory, held until the run ends: a
+/// second run on either is refused before it writes anything.
+fn lock_outputs(cfg: &RunConfig) -> Result<Vec<OutputLock>, LockError> {
+    let mut locks = Vec::new();
+    if let Output::File(path) = &cfg.output {
+        locks.push(lock::acquire(
+            "--output",
+            path,
+            &lock::lock_path_for_file(path),
+        )?);
+    }
+    if let BodyColumn::Files(dir) = &cfg.schema.body {
+        locks.push(lock::acquire(
+            "--bodies-dir",
+            dir,
+            &dir.join(".ringscrape.lock"),
+        )?);
+    }
+    Ok(locks)
 }
 
 /// Opens the CSV for this run: a new file with a header, or — resuming — the existing file,
