@@ -43,6 +43,8 @@ pub struct RunConfig {
     pub schema: Schema,
     pub follow_redirects: u32,
     pub http2: bool,
+    /// `--abort-after`: stop after this many ids in a row end in transport errors (0: never).
+    pub abort_after: u64,
     /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`.
     pub ids: IdRange,
     /// `--ids-file`, scanned.
@@ -194,6 +196,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         schema,
         follow_redirects: args.follow_redirects,
         http2: args.http2,
+        abort_after: args.abort_after,
         ids,
         key_file,
         stdin_spool,

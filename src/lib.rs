@@ -51,6 +51,8 @@ pub enum Error {
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code for bad usage or configuration: nothing was fetched.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code for a run stopped by `--abort-after`: the target looked down.
+pub const EXIT_ABORTED: u8 = 3;
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
@@ -83,7 +85,9 @@ fn run(args: &RunArgs) -> Result<u8, Error> {
     let report = supervisor::run(&cfg)?;
     Ok(match report.interrupted {
         Some(signal) => supervisor::signal_exit_code(signal),
-        None if report.complete => 0,
+        None if report.aborted => EXIT_ABORTED,
+        // A closed stdout ends the run quietly, as `yes | head` and ripgrep do.
+        None if report.complete || report.stdout_closed => 0,
         None => EXIT_FAILED,
     })
 }

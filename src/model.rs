@@ -62,6 +62,15 @@ impl ErrorKind {
         Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
+    /// The target could not be reached or did not answer at all (what `--abort-after` counts):
+    /// as opposed to an answer that was wrong, too large, or a request that could not be built.
+    pub fn is_transport(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Reset | ErrorKind::Tls
+        )
+    }
+
     /// Position in [`ErrorKind::ALL`], for per-kind counters.
     pub fn slot(self) -> usize {
         self as usize - 1

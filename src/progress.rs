@@ -41,6 +41,14 @@ impl Progress {
         }
     }
 
+    /// Runs `f` (which prints to stderr) with the progress line out of its way.
+    pub fn suspend(&self, f: impl FnOnce()) {
+        match &self.bar {
+            Some(bar) => bar.suspend(f),
+            None => f(),
+        }
+    }
+
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();

@@ -159,25 +159,75 @@ fn format_millis(us: u32, out: &mut Vec<u8>) {
     ]);
 }
 
-/// What the writer wrote.
-#[derive(Debug, Default, Clone)]
+/// What the writer wrote, and why it stopped if it stopped early.
+#[derive(Debug, Default)]
 pub struct WriterReport {
+    /// Rows handed to the CSV writer (after a write error, some may not have reached the file).
     pub rows: u64,
     pub rows_by_shard: Vec<u64>,
     pub errors: u64,
+    /// Writing failed (a full disk, a closed stdout): nothing more could be recorded.
+    pub failed: Option<io::Error>,
+    /// `--abort-after` fired: that many ids in a row ended in transport errors.
+    pub aborted: bool,
+}
+
+/// Counts ids that end in transport errors one after another (in the order rows arrive) and
+/// says when there have been `limit` of them.
+pub struct AbortWatch {
+    limit: Option<u64>,
+    run: u64,
+}
+
+impl AbortWatch {
+    /// `limit` 0 never fires.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit: (limit > 0).then_some(limit),
+            run: 0,
+        }
+    }
+
+    /// Counts `record`; true when this record completes a run of `limit`.
+    fn fires_on(&mut self, record: &Record) -> bool {
+        if record.error.is_some_and(|kind| kind.is_transport()) {
+            self.run += 1;
+        } else {
+            self.run = 0;
+        }
+        self.limit == Some(self.run)
+    }
 }
 
 /// Writes every batch until all senders are gone; flushes at least every [`FLUSH_EVERY`].
+/// Calls `abort` once when `watch` fires (and goes on writing what the workers still send).
+/// Stops at the first write error, which the report carries.
 pub fn write_rows<W: Write>(
     rx: Receiver<Batch>,
     mut rows: RowWriter<W>,
     progress: &Progress,
     shards: usize,
-) -> Result<WriterReport, csv::Error> {
+    watch: &mut AbortWatch,
+    abort: impl Fn(),
+) -> WriterReport {
     let mut report = WriterReport {
         rows_by_shard: vec![0; shards],
         ..WriterReport::default()
     };
+    if let Err(e) = drain(&rx, &mut rows, progress, watch, &abort, &mut report) {
+        report.failed = Some(csv_io_error(e));
+    }
+    report
+}
+
+fn drain<W: Write>(
+    rx: &Receiver<Batch>,
+    rows: &mut RowWriter<W>,
+    progress: &Progress,
+    watch: &mut AbortWatch,
+    abort: &impl Fn(),
+    report: &mut WriterReport,
+) -> csv::Result<()> {
     let mut last_flush = Instant::now();
     loop {
         match rx.recv_timeout(FLUSH_EVERY) {
@@ -186,6 +236,10 @@ pub fn write_rows<W: Write>(
                 for record in &batch.records {
                     rows.write(record)?;
                     report.errors += u64::from(record.error.is_some());
+                    if watch.fires_on(record) && !report.aborted {
+                        report.aborted = true;
+                        abort();
+                    }
                 }
                 let n = batch.records.len() as u64;
                 report.rows += n;
@@ -201,7 +255,15 @@ pub fn write_rows<W: Write>(
         }
     }
     rows.flush()?;
-    Ok(report)
+    Ok(())
+}
+
+/// The I/O error inside a CSV error (a write can fail no other way).
+fn csv_io_error(error: csv::Error) -> io::Error {
+    match error.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use crate::model::BodyColumn;
 use crate::output::Output;
 use crate::output::lock::{self, LockError, OutputLock};
 use crate::output::resume::{self, ResumeError};
-use crate::output::writer::{self, RowWriter, Sink, WriterReport};
+use crate::output::writer::{self, AbortWatch, RowWriter, Sink, WriterReport};
 use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
 use crate::worker::WorkerSpec;
@@ -79,6 +79,10 @@ pub struct RunReport {
     pub complete: bool,
     /// The stop signal (Ctrl-C, SIGTERM) that ended the run early, if any.
     pub interrupted: Option<nix::sys::signal::Signal>,
+    /// `--abort-after` stopped the run: the target looked down.
+    pub aborted: bool,
+    /// Standard output was closed by its reader (`… -o - | head`): the run stopped quietly.
+    pub stdout_closed: bool,
 }
 
 /// One worker's share: its ids, and (when resuming) those of them that already have a row.
@@ -137,6 +141,8 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
         return Ok(RunReport {
             complete: true,
             interrupted: None,
+            aborted: false,
+            stdout_closed: false,
         });
     }
 
@@ -147,17 +153,33 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     drop(tx);
 
     let progress = Progress::new(items - kept, cfg.progress);
-    let written = writer::write_rows(rx, rows, &progress, plan.len());
+    let mut watch = AbortWatch::new(cfg.abort_after);
+    let report = writer::write_rows(rx, rows, &progress, plan.len(), &mut watch, || {
+        progress.suspend(|| {
+            eprintln!(
+                "ringscrape: stopping: the last {} ids in a row ended in connect, timeout, reset or tls errors (the target looks down; --abort-after)",
+                cfg.abort_after
+            );
+        });
+        stop.terminate_workers();
+    });
     progress.finish();
+    let stdout_closed = cfg.output == Output::Stdout
+        && report
+            .failed
+            .as_ref()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
     let mut workers = workers;
-    if written.is_err() {
-        // Nothing can be recorded any more: stop fetching.
+    if let Some(error) = &report.failed {
+        // Nothing can be recorded any more: stop fetching. The workers are not to blame.
+        if !stdout_closed {
+            eprintln!("error: writing {}: {error}", path.display());
+        }
         for worker in &mut workers {
             let _ = worker.child.kill();
         }
     }
-    let failed_shards = collect_workers(workers, written.as_ref().ok());
-    let report = written?;
+    let failed_shards = collect_workers(workers, &report);
 
     let mut total = WorkerStats::new();
     if let Ok(board) = board.lock() {
@@ -173,13 +195,15 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
         }
     );
     let have_rows = kept + report.rows;
-    let complete = failed_shards == 0 && have_rows == items;
-    if !complete {
-        report_incomplete(cfg, have_rows, items);
+    let complete = report.failed.is_none() && failed_shards == 0 && have_rows == items;
+    if !complete && !stdout_closed {
+        report_incomplete(cfg, have_rows, items, report.failed.is_some());
     }
     Ok(RunReport {
         complete,
         interrupted: stop.signal(),
+        aborted: report.aborted,
+        stdout_closed,
     })
 }
 
@@ -245,13 +269,19 @@ fn open_rows(
 }
 
 /// Says how far the run got and the exact command that completes it.
-fn report_incomplete(cfg: &RunConfig, have_rows: u64, items: u64) {
+fn report_incomplete(cfg: &RunConfig, have_rows: u64, items: u64, write_failed: bool) {
     let stdin = if cfg.stdin_spool.is_some() {
         " (with the same keys on standard input)"
     } else {
         ""
     };
     match &cfg.output {
+        // How many rows reached the file is not known after a failed write; resume counts them.
+        Output::File(path) if write_failed => eprintln!(
+            "ringscrape: the rows written to {} end with a whole row; resume with: {}{stdin}",
+            path.display(),
+            resume_command()
+        ),
         Output::File(path) => eprintln!(
             "ringscrape: {have_rows} of {items} ids have rows in {}; resume with: {}{stdin}",
             path.display(),
@@ -375,7 +405,7 @@ fn start_workers(
 }
 
 /// Waits for every worker and reports each that did not finish cleanly; returns how many failed.
-fn collect_workers(workers: Vec<Worker>, written: Option<&WriterReport>) -> usize {
+fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
     let mut failed = 0;
     for mut worker in workers {
         let status = worker.child.wait();
@@ -383,7 +413,11 @@ fn collect_workers(workers: Vec<Worker>, written: Option<&WriterReport>) -> usiz
             records: 0,
             error: Some("pipe reader panicked".into()),
         });
-        let rows = written.map_or(pipe.records, |w| w.rows_by_shard[worker.shard]);
+        if written.failed.is_some() {
+            // Stopped by us because nothing could be written any more: not the worker's fault.
+            continue;
+        }
+        let rows = written.rows_by_shard[worker.shard];
         let problem = match (&status, &pipe.error) {
             (Ok(status), None) if status.success() => None,
             (Ok(status), pipe_error) => Some(describe_exit(*status, pipe_error.as_deref())),

@@ -37,6 +37,12 @@ impl Stop {
         }
     }
 
+    /// Asks every worker to stop as after Ctrl-C (no new ids, the grace period for in-flight
+    /// requests), without counting as an interruption by a signal.
+    pub fn terminate_workers(&self) {
+        self.signal_workers(Signal::SIGTERM);
+    }
+
     fn signal_workers(&self, signal: Signal) {
         if let Ok(workers) = self.workers.lock() {
             for pid in workers.iter() {

@@ -1,0 +1,243 @@
+//! Runs that cannot go on: a target that is down (`--abort-after`, exit 3), a disk that is full
+//! (exit 1, the cause named first, the resume command last, no worker blamed), and a reader of
+//! stdout that went away (`-o - | head`: a quiet exit 0).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::*;
+
+#[test]
+fn a_target_that_is_down_stops_the_run_with_exit_3_and_a_resume_command() {
+    let port = free_port(); // nothing listens there
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("http://127.0.0.1:{port}/log?id={{id}}");
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &url,
+            "-i",
+            "0..100000",
+            "-s",
+            "2",
+            "-c",
+            "8",
+            "-o",
+            "out.csv",
+            "--retries",
+            "0",
+            "--abort-after",
+            "50",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(
+            "stopping: the last 50 ids in a row ended in connect, timeout, reset or tls errors"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.trim_end()
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains("resume with: ")),
+        "{err}"
+    );
+    let rows = read_rows(&dir.path().join("out.csv"));
+    // Refused connects take microseconds: the workers are a few batches ahead of the writer
+    // when it sees the 50th, but far from the end.
+    assert!(
+        rows.len() >= 50 && rows.len() < 20_000,
+        "{} rows",
+        rows.len()
+    );
+    assert!(rows.iter().all(|r| r.error == "connect"));
+
+    // 0 never stops.
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &url,
+            "-i",
+            "0..300",
+            "-s",
+            "1",
+            "-c",
+            "8",
+            "-o",
+            "all.csv",
+            "--retries",
+            "0",
+            "--abort-after",
+            "0",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(read_rows(&dir.path().join("all.csv")).len(), 300);
+}
+
+#[test]
+fn a_full_disk_names_the_cause_first_and_the_resume_command_last() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &server.url(),
+            "-i",
+            "0..200000",
+            "-s",
+            "2",
+            "-c",
+            "32",
+            "-o",
+            "/dev/full",
+            "--overwrite",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(
+        lines.first().copied(),
+        Some("error: writing /dev/full: No space left on device (os error 28)"),
+        "{err}"
+    );
+    assert!(
+        lines.last().is_some_and(|l| l.contains("resume with: ")),
+        "{err}"
+    );
+    assert!(
+        !err.contains("failed") && !err.contains("killed by signal"),
+        "no shard blamed: {err}"
+    );
+}
+
+#[test]
+fn a_full_tmpfs_then_resume_completes_the_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!(
+            "SKIPPED a_full_tmpfs_then_resume_completes_the_csv: cannot mount a tmpfs here (needs root)"
+        );
+        return;
+    }
+    let server = Server::start(&[]);
+    let out = ringscrape(
+        &mnt,
+        &[
+            "run",
+            "-u",
+            &server.url(),
+            "-i",
+            "0..20000",
+            "-s",
+            "2",
+            "-c",
+            "16",
+            "-o",
+            "out.csv",
+            "--save-body",
+        ],
+    );
+    let err = stderr(&out);
+    let remounted = Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    let resumed = if remounted {
+        Some(ringscrape(
+            &mnt,
+            &[
+                "run",
+                "-u",
+                &server.url(),
+                "-i",
+                "0..20000",
+                "-s",
+                "2",
+                "-c",
+                "16",
+                "-o",
+                "out.csv",
+                "--save-body",
+                "--resume",
+            ],
+        ))
+    } else {
+        None
+    };
+    let rows = remounted.then(|| read_rows(&mnt.join("out.csv")));
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.starts_with("error: writing out.csv: No space left on device"),
+        "{err}"
+    );
+    let resumed = resumed.expect("remount to a larger size");
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    let rows = rows.expect("rows");
+    assert_one_row_per_id(&rows, 0, 20_000);
+    assert!(
+        rows.iter()
+            .all(|r| r.status == Some(200) && r.extra[0].len() as u64 == r.bytes)
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_the_run_quietly_with_exit_0() {
+    let server = Server::start(&[]);
+    let mut run = Command::new(BIN)
+        .args([
+            "run",
+            "-u",
+            &server.url(),
+            "-i",
+            "0..2000000",
+            "-s",
+            "2",
+            "-c",
+            "32",
+            "-o",
+            "-",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let stdout = run.stdout.take().expect("stdout");
+    let head: Vec<String> = BufReader::new(stdout)
+        .lines()
+        .take(10)
+        .map(|l| l.expect("line"))
+        .collect();
+    assert_eq!(head[0], "id,status,bytes,latency_ms,attempts,error");
+    // The reader goes away, as `head` does.
+    let out = run.wait_with_output().expect("wait");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("failed") && !err.contains("killed by signal"),
+        "{err}"
+    );
+    assert!(!err.lines().any(|l| l.starts_with("error")), "{err}");
+    assert!(err.contains("Summary:"), "{err}");
+}
