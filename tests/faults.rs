@@ -241,3 +241,37 @@ fn a_connect_that_never_completes_ends_at_the_connect_deadline_as_a_connect_row(
     // 40 ids over 8 slots, each ending at the 0.3 s connect deadline.
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
 }
+
+#[test]
+fn retries_wait_in_a_queue_and_free_their_slot() {
+    // Every id is answered 503 + Retry-After: 1 twice. With each waiting retry holding its slot,
+    // 200 ids over 16 slots took 26 s; queued, the slots go on and the run takes about 2 s.
+    let server = Server::start(&["--fail-first", "2"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let started = std::time::Instant::now();
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &server.url(),
+            "-i",
+            "0..200",
+            "-s",
+            "1",
+            "-c",
+            "16",
+            "-o",
+            "out.csv",
+        ],
+    );
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 200);
+    for row in &rows {
+        assert_eq!((row.status, row.attempts), (Some(200), 3), "{row:?}");
+        assert_eq!(row.bytes, demo_body_len(row.id), "{row:?}");
+    }
+    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+}

@@ -168,7 +168,11 @@ fn goaway_after_a_few_requests_loses_no_row() {
         &h2_args(&["--timeout", "10"]),
     );
     for row in &rows {
-        assert_eq!((row.status, row.error.as_str()), (Some(200), ""), "{row:?}");
+        assert_eq!(
+            (row.status, row.error.as_str(), row.attempts),
+            (Some(200), "", 1),
+            "refused streams are sent again, not counted: {row:?}"
+        );
         assert_eq!(row.extra[2], format!("{{\"id\":{}}}", row.id), "{row:?}");
     }
     let conns: HashSet<&String> = rows.iter().map(|r| &r.extra[0]).collect();

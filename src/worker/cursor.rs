@@ -59,6 +59,10 @@ impl Cursor {
     pub fn stop(&self) {
         self.stopped.set(true);
     }
+
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.get()
+    }
 }
 
 #[cfg(test)]

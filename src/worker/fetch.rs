@@ -6,7 +6,7 @@
 //! again; see `shared/NOTES-monoio-http-client.md`). A request that fails on a *reused*
 //! connection before any answer byte arrived is sent once more at once on a fresh connection and
 //! not counted as an attempt: the server closed an idle connection, it did not answer. Around
-//! that sits the retry policy (`retry.rs`).
+//! that sits the retry policy (`retry.rs`); a retry waits in the worker's queue (`queue.rs`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -68,6 +68,17 @@ impl Plan {
     }
 }
 
+/// Times a refused HTTP/2 request is sent again within one attempt.
+const MAX_REFUSED_RESENDS: u32 = 8;
+
+/// What became of an item after an attempt.
+pub enum Outcome {
+    /// Final: its row.
+    Done(Record),
+    /// To be tried again after this wait.
+    RetryAfter(Duration),
+}
+
 /// What one attempt got.
 enum Attempt {
     Answered {
@@ -91,6 +102,8 @@ pub struct Slot {
     answer: Answer,
     /// The last request went on a connection that had carried requests before.
     reused: bool,
+    /// The last request was refused by an HTTP/2 server without being processed.
+    refused: bool,
 }
 
 impl Slot {
@@ -103,30 +116,26 @@ impl Slot {
             body_scratch: Vec::new(),
             answer: Answer::default(),
             reused: false,
+            refused: false,
         }
     }
 
-    /// Fetches item `index` (whose key is `key`), retrying as the policy says; always yields
-    /// one record, whose `attempts` is the number of attempts made and whose outcome is the
-    /// last one's.
-    pub async fn fetch(&mut self, index: u64, key: &[u8]) -> Record {
-        let mut attempts = 1;
-        loop {
-            let attempt = self.attempt_once_fresh_if_stale(key).await;
-            let verdict = match &attempt {
-                Attempt::Answered { .. } => Verdict::Status {
-                    status: self.answer.status,
-                    retry_after: self.answer.retry_after,
-                },
-                Attempt::Failed { failure, .. } => Verdict::Error(failure.kind),
-            };
-            match self.plan.retry.next_delay(verdict, attempts, &mut self.rng) {
-                Some(wait) => {
-                    monoio::time::sleep(wait).await;
-                    attempts += 1;
-                }
-                None => return self.record(index, key, attempts, attempt),
-            }
+    /// One attempt at item `index` (whose key is `key`) after `attempts_before` earlier ones:
+    /// its record when the outcome is final, else how long to wait before the next attempt
+    /// (the policy decides; the wait happens in the worker's retry queue, not in this slot).
+    pub async fn try_once(&mut self, index: u64, key: &[u8], attempts_before: u32) -> Outcome {
+        let attempts = attempts_before + 1;
+        let attempt = self.attempt_once_fresh_if_stale(key).await;
+        let verdict = match &attempt {
+            Attempt::Answered { .. } => Verdict::Status {
+                status: self.answer.status,
+                retry_after: self.answer.retry_after,
+            },
+            Attempt::Failed { failure, .. } => Verdict::Error(failure.kind),
+        };
+        match self.plan.retry.next_delay(verdict, attempts, &mut self.rng) {
+            Some(wait) => Outcome::RetryAfter(wait),
+            None => Outcome::Done(self.record(index, key, attempts, attempt)),
         }
     }
 
@@ -188,17 +197,27 @@ impl Slot {
     }
 
     /// One attempt; a failure on a reused connection before any answer is repeated at once on
-    /// a fresh connection, and the pair counts as one attempt.
+    /// a fresh connection, and the pair counts as one attempt. An HTTP/2 stream the server
+    /// refused unprocessed (it had sent GOAWAY, e.g. after its per-connection request limit) is
+    /// sent again too, up to [`MAX_REFUSED_RESENDS`] times: with 100 streams per connection and
+    /// nginx's GOAWAY every 50 requests, half the streams of each connection are refused.
     async fn attempt_once_fresh_if_stale(&mut self, key: &[u8]) -> Attempt {
-        match self.attempt(key).await {
-            Attempt::Failed { stale: true, .. } => self.attempt(key).await,
-            other => other,
+        let mut attempt = self.attempt(key).await;
+        if matches!(attempt, Attempt::Failed { stale: true, .. }) {
+            attempt = self.attempt(key).await;
         }
+        let mut resends = 0;
+        while self.refused && resends < MAX_REFUSED_RESENDS {
+            attempt = self.attempt(key).await;
+            resends += 1;
+        }
+        attempt
     }
 
     async fn attempt(&mut self, key: &[u8]) -> Attempt {
         let started = Instant::now();
         self.reused = false;
+        self.refused = false;
         let deadline = self.plan.limits.timeout;
         let result = monoio::time::timeout(deadline, self.exchange(key)).await;
         let latency = started.elapsed();
@@ -280,7 +299,12 @@ impl Slot {
                     let request = template
                         .build_h2(key, hop)
                         .map_err(|_| key_breaks_header())?;
-                    return h2::exchange(&held, request, &wants, &mut self.answer).await;
+                    let result = h2::exchange(&held, request, &wants, &mut self.answer).await;
+                    self.refused = held.refused.get();
+                    if self.refused {
+                        lanes.learn_from_refusal(&held);
+                    }
+                    return result;
                 }
                 Acquired::Declined(stream) => self.conn = Some(H1Conn::new(*stream)),
             }

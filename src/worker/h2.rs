@@ -38,6 +38,8 @@ pub struct Lane {
     broken: Cell<bool>,
     /// Requests this lane has carried (0: the first request on it is under way).
     carried: Cell<u64>,
+    /// Requests answered on this lane.
+    answered: Cell<u64>,
 }
 
 /// A request's hold on a lane; releases its place when the request ends, however it ends.
@@ -46,6 +48,9 @@ pub struct Held {
     /// The lane had carried requests before this one (a failure before any answer then says
     /// the connection had gone stale, not that this request failed).
     pub reused: bool,
+    /// The server refused the stream without processing it (REFUSED_STREAM, or after its
+    /// GOAWAY): safe to send again, and not an attempt.
+    pub refused: Cell<bool>,
 }
 
 impl Drop for Held {
@@ -69,11 +74,25 @@ pub struct Lanes {
     opening: Cell<bool>,
     /// The server declined `h2`: the worker speaks HTTP/1.1.
     declined: Cell<bool>,
+    /// Requests a connection takes before the server ends it with GOAWAY (nginx's
+    /// `keepalive_requests`, 1000 by default), learnt from the first GOAWAY: a lane is given no
+    /// more than that, so few streams are refused.
+    budget: Cell<Option<u64>>,
 }
 
 impl Lanes {
     pub fn declined(&self) -> bool {
         self.declined.get()
+    }
+
+    /// After `held` was refused: the server ends connections after about as many requests as
+    /// that lane had answered.
+    pub fn learn_from_refusal(&self, held: &Held) {
+        let answered = held.lane.answered.get();
+        if answered > 0 {
+            let budget = self.budget.get().map_or(answered, |b| b.min(answered));
+            self.budget.set(Some(budget));
+        }
     }
 
     /// A place on a lane with room, opening a lane when none has room.
@@ -100,9 +119,10 @@ impl Lanes {
     fn take_room(&self) -> Option<Held> {
         let mut lanes = self.lanes.borrow_mut();
         lanes.retain(|lane| !lane.broken.get() && !lane.send.has_conn_error());
+        let budget = self.budget.get().unwrap_or(u64::MAX);
         let lane = lanes
             .iter()
-            .find(|lane| lane.in_flight.get() < STREAMS_PER_LANE)?
+            .find(|lane| lane.in_flight.get() < STREAMS_PER_LANE && lane.carried.get() < budget)?
             .clone();
         lane.in_flight.set(lane.in_flight.get() + 1);
         let carried = lane.carried.get();
@@ -110,6 +130,7 @@ impl Lanes {
         Some(Held {
             lane,
             reused: carried > 0,
+            refused: Cell::new(false),
         })
     }
 
@@ -133,6 +154,7 @@ impl Lanes {
             in_flight: Cell::new(0),
             broken: Cell::new(false),
             carried: Cell::new(0),
+            answered: Cell::new(0),
         })))
     }
 }
@@ -163,7 +185,18 @@ pub async fn exchange(
         .send_request(http::Request::from_parts(parts, body))
         .await;
     let response = result.map_err(|e| {
-        if matches!(&e, monoio_http_client::Error::H2Error(h2) if h2.is_io() || h2.is_go_away())
+        let h2 = match &e {
+            monoio_http_client::Error::H2Error(h2)
+            | monoio_http_client::Error::HttpError(HttpError::H2Error(h2)) => Some(h2),
+            _ => None,
+        };
+        // Refused (REFUSED_STREAM, or above a GOAWAY's last stream): the server did not
+        // process it, and the lane takes no more.
+        let refused =
+            h2.is_some_and(|h2| h2.is_go_away() || h2.reason() == Some(Reason::REFUSED_STREAM));
+        held.refused.set(refused);
+        if refused
+            || h2.is_some_and(|h2| h2.is_io())
             || matches!(&e, monoio_http_client::Error::HttpError(http) if is_connection_error(http))
         {
             held.lane.broken.set(true);
@@ -171,6 +204,7 @@ pub async fn exchange(
         client_failure(&e, false)
     })?;
     let (head, mut body) = response.into_parts();
+    held.lane.answered.set(held.lane.answered.get() + 1);
     answer.status = head.status.as_u16();
     let length: Option<u64> = head
         .headers

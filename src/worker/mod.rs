@@ -4,7 +4,7 @@
 //! Memory does not depend on the range: items come from a shared cursor one at a time, each
 //! task reuses its request buffer and its connection (HTTP/1.1), or shares the worker's few
 //! HTTP/2 connections, and records leave through a bounded batch buffer.
-//! SIGTERM or SIGINT (sent by the supervisor) stops the cursor; in-flight requests get the grace
+//! SIGTERM or SIGINT (sent by the supervisor) stops the work queue; in-flight requests get the grace
 //! period, then the worker flushes what it has and exits 0. Ids it never finished have no row,
 //! which is what `--resume` looks for.
 
@@ -13,6 +13,7 @@ mod cursor;
 mod fetch;
 mod h1;
 mod h2;
+mod queue;
 mod retry;
 mod sink;
 mod spec;
@@ -38,8 +39,12 @@ pub use spec::{WorkerSpec, encode_assignment, read_assignment};
 
 use connect::Dialer;
 use cursor::Cursor;
-use fetch::{Plan, Slot};
+use fetch::{Outcome, Plan, Slot};
+use queue::{Work, WorkQueue};
 use sink::{FLUSH_EVERY, FrameSink};
+
+/// Retries that may wait in the queue per slot before new items wait for them.
+const MAX_WAITING_PER_SLOT: usize = 64;
 
 /// How often a worker sends its cumulative stats to the supervisor.
 const STATS_EVERY: Duration = Duration::from_secs(1);
@@ -94,7 +99,7 @@ impl Failure {
 
 /// State the worker's tasks share (all on one thread).
 struct Shared {
-    cursor: Cursor,
+    work: WorkQueue,
     /// Keys come from a file: records carry them (the CSV's `id` column).
     keys_are_lines: bool,
     sink: RefCell<FrameSink<std::fs::File>>,
@@ -106,7 +111,7 @@ struct Shared {
 
 impl Shared {
     fn fail_pipe(&self, error: io::Error) {
-        self.cursor.stop();
+        self.work.stop();
         self.pipe_error.borrow_mut().get_or_insert(error);
     }
 }
@@ -165,10 +170,13 @@ pub fn run() -> Result<(), WorkerError> {
     let plan = Rc::new(plan_for(spec)?);
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
     let shared = Rc::new(Shared {
-        cursor: Cursor::new(
-            spec.ids,
-            skip,
-            KeyReader::open(&spec.keys).map_err(WorkerError::Keys)?,
+        work: WorkQueue::new(
+            Cursor::new(
+                spec.ids,
+                skip,
+                KeyReader::open(&spec.keys).map_err(WorkerError::Keys)?,
+            ),
+            MAX_WAITING_PER_SLOT * spec.concurrency,
         ),
         keys_are_lines: matches!(spec.keys, Keys::Lines { .. }),
         sink: RefCell::new(FrameSink::new(std::fs::File::from(stdout))),
@@ -216,7 +224,7 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration) {
     let mut give_up_at: Option<Instant> = None;
     while shared.live.get() > 0 {
         if give_up_at.is_none() && stop.load(Ordering::SeqCst) {
-            shared.cursor.stop();
+            shared.work.stop();
             give_up_at = Some(Instant::now() + grace);
         }
         if give_up_at.is_some_and(|t| Instant::now() >= t) {
@@ -239,8 +247,18 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration) {
 /// One in-flight slot: takes the next id until there are none, one request at a time.
 async fn fetch_loop(mut slot: Slot, shared: Rc<Shared>) {
     let mut key = Vec::with_capacity(32);
-    while let Some(index) = shared.cursor.next(&mut key) {
-        let mut record = slot.fetch(index, &key).await;
+    while let Some(work) = shared.work.next(&mut key).await {
+        let mut record = match slot.try_once(work.index, &key, work.attempts).await {
+            Outcome::Done(record) => record,
+            Outcome::RetryAfter(wait) => {
+                let again = Work {
+                    index: work.index,
+                    attempts: work.attempts + 1,
+                };
+                shared.work.retry_at(Instant::now() + wait, again, &key);
+                continue;
+            }
+        };
         if shared.keys_are_lines {
             record.captured.key = Some(key.clone());
         }
