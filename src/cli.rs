@@ -165,6 +165,10 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub max_retry_after: f64,
+    /// At most R requests per second across all shards, retries included, evenly paced
+    /// [default: none; a 429 slows the run down by itself]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub rate: Option<f64>,
     /// Stop the run (exit 3, resumable) after N ids in a row end in connect, timeout, reset or
     /// tls errors: the target looks down. 0 never stops
     #[arg(long, value_name = "N", default_value_t = 1000)]

@@ -43,6 +43,8 @@ pub struct RunConfig {
     pub schema: Schema,
     pub follow_redirects: u32,
     pub http2: bool,
+    /// `--rate`: requests per second across all shards.
+    pub rate: Option<f64>,
     /// `--abort-after`: stop after this many ids in a row end in transport errors (0: never).
     pub abort_after: u64,
     /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`.
@@ -103,6 +105,8 @@ pub enum ConfigError {
     ResumeStdout,
     #[error("--max-body {0}: must be between 1 and {MAX_BODY_LIMIT} bytes")]
     MaxBody(u64),
+    #[error("--rate {0}: must be a positive number of requests per second")]
+    Rate(f64),
     #[error("--retries {0}: at most {MAX_RETRIES}")]
     Retries(u32),
 }
@@ -112,6 +116,14 @@ fn seconds(flag: &'static str, secs: f64) -> Result<Duration, ConfigError> {
         Ok(Duration::from_secs_f64(secs))
     } else {
         Err(ConfigError::BadDuration(flag, secs))
+    }
+}
+
+fn positive_rate(rate: f64) -> Result<f64, ConfigError> {
+    if rate.is_finite() && rate > 0.0 && rate <= 1e9 {
+        Ok(rate)
+    } else {
+        Err(ConfigError::Rate(rate))
     }
 }
 
@@ -196,6 +208,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         schema,
         follow_redirects: args.follow_redirects,
         http2: args.http2,
+        rate: args.rate.map(positive_rate).transpose()?,
         abort_after: args.abort_after,
         ids,
         key_file,

@@ -21,6 +21,8 @@ pub struct WorkerStats {
     pub errors: u64,
     pub bytes: u64,
     pub errors_by_kind: [u64; ErrorKind::ALL.len()],
+    /// Time some request waited at the worker's rate gate (`--rate`, or slowed down by 429s).
+    pub throttled_us: u64,
     /// Latency of requests that got a response, in microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -40,6 +42,7 @@ impl WorkerStats {
             errors: 0,
             bytes: 0,
             errors_by_kind: [0; ErrorKind::ALL.len()],
+            throttled_us: 0,
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("static histogram bounds are valid"),
         }
@@ -69,6 +72,7 @@ impl WorkerStats {
         self.other_status += other.other_status;
         self.errors += other.errors;
         self.bytes += other.bytes;
+        self.throttled_us += other.throttled_us;
         for (mine, theirs) in self.errors_by_kind.iter_mut().zip(other.errors_by_kind) {
             *mine += theirs;
         }
@@ -123,6 +127,13 @@ impl fmt::Display for Summary<'_> {
             writeln!(f, "  errors     {}", kinds.join(", "))?;
         }
         writeln!(f, "  rows       {} written", self.rows_written)?;
+        if s.throttled_us > 0 {
+            writeln!(
+                f,
+                "  throttled  {:.2} s (requests waiting at the rate gate; summed over shards)",
+                s.throttled_us as f64 / 1e6
+            )?;
+        }
         if self.empty_lines > 0 {
             writeln!(
                 f,

@@ -390,3 +390,12 @@ fn ids_and_ids_file_together_or_a_missing_file_are_refused() {
     );
     assert_refused_in(d, &["-u", URL], "--ids or --ids-file is required");
 }
+
+#[test]
+fn a_rate_that_is_not_positive_is_refused() {
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--rate", "0"],
+        "--rate 0: must be a positive number",
+    );
+    assert_refused(&["-u", URL, "-i", "0..10", "--rate", "-5"], "--rate -5");
+}

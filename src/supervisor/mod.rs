@@ -350,6 +350,7 @@ fn start_workers(
             schema: cfg.schema.clone(),
             follow_redirects: cfg.follow_redirects,
             http2: cfg.http2,
+            rate: cfg.rate.map(|r| r / plan.len() as f64),
             ids: part.ids,
             keys: match &cfg.key_file {
                 None => Keys::Numbers,

@@ -17,6 +17,7 @@ use monoio_http_client::unified::UnifiedTransportConnection;
 
 use super::Failure;
 use super::connect::Dialer;
+use super::gate::Gate;
 use super::h1::{Answer, H1Conn, Wants};
 use super::h2::{self, Acquired, Lanes};
 use super::retry::Verdict;
@@ -37,6 +38,8 @@ pub struct Plan {
     /// Redirect hops followed per attempt (`--follow-redirects`).
     pub follow_redirects: u32,
     pub trust: Trust,
+    /// Paces the worker's requests (`--rate`, 429s).
+    pub gate: Gate,
     /// `--http2`: the worker's HTTP/2 connections.
     pub h2: Option<Lanes>,
     /// Openers for other origins that redirects led to, made as first needed.
@@ -215,6 +218,7 @@ impl Slot {
     }
 
     async fn attempt(&mut self, key: &[u8]) -> Attempt {
+        self.plan.gate.pass().await;
         let started = Instant::now();
         self.reused = false;
         self.refused = false;
@@ -225,6 +229,16 @@ impl Slot {
             Ok(Ok(())) => {
                 if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
                     self.conn = None;
+                }
+                let now = Instant::now();
+                if self.answer.status == 429 {
+                    let pause = self
+                        .answer
+                        .retry_after
+                        .map(|wait| wait.min(self.plan.retry.max_retry_after));
+                    self.plan.gate.too_many(now, pause);
+                } else {
+                    self.plan.gate.answered(now);
                 }
                 Attempt::Answered { latency }
             }

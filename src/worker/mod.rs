@@ -11,6 +11,7 @@
 mod connect;
 mod cursor;
 mod fetch;
+mod gate;
 mod h1;
 mod h2;
 mod queue;
@@ -110,6 +111,13 @@ struct Shared {
 }
 
 impl Shared {
+    /// The worker's counters, with the time spent at the rate gate so far.
+    fn stats_with(&self, gate: &gate::Gate) -> std::cell::Ref<'_, WorkerStats> {
+        self.stats.borrow_mut().throttled_us =
+            u64::try_from(gate.throttled().as_micros()).unwrap_or(u64::MAX);
+        self.stats.borrow()
+    }
+
     fn fail_pipe(&self, error: io::Error) {
         self.work.stop();
         self.pipe_error.borrow_mut().get_or_insert(error);
@@ -155,6 +163,7 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         retry: spec.retry,
         follow_redirects: spec.follow_redirects,
         trust: spec.trust.clone(),
+        gate: gate::Gate::new(spec.rate),
         h2: spec.http2.then(h2::Lanes::default),
         elsewhere: RefCell::default(),
     })
@@ -205,11 +214,11 @@ async fn fetch_shard(
         shared.live.set(shared.live.get() + 1);
         monoio::spawn(fetch_loop(slot, shared.clone()));
     }
-    tend(&shared, &stop, spec.grace).await;
+    tend(&shared, &stop, spec.grace, &plan.gate).await;
     // Tasks still running past the grace period are dropped with the runtime: their ids get no
     // row here, and a resumed run fetches them.
     let mut sink = shared.sink.borrow_mut();
-    sink.push_stats(&shared.stats.borrow());
+    sink.push_stats(&shared.stats_with(&plan.gate));
     let flushed = sink.flush();
     if let Some(error) = shared.pipe_error.borrow_mut().take() {
         return Err(WorkerError::Pipe(error));
@@ -219,7 +228,7 @@ async fn fetch_shard(
 
 /// Until the fetch tasks are done (or the grace period after a stop signal has passed): flushes
 /// buffered records every few milliseconds and sends a stats snapshot every second.
-async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration) {
+async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, gate: &gate::Gate) {
     let mut last_stats = Instant::now();
     let mut give_up_at: Option<Instant> = None;
     while shared.live.get() > 0 {
@@ -233,7 +242,7 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration) {
         monoio::time::sleep(FLUSH_EVERY).await;
         let mut sink = shared.sink.borrow_mut();
         if last_stats.elapsed() >= STATS_EVERY {
-            sink.push_stats(&shared.stats.borrow());
+            sink.push_stats(&shared.stats_with(gate));
             last_stats = Instant::now();
         }
         if let Err(error) = sink.flush() {

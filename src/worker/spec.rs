@@ -26,6 +26,8 @@ pub struct WorkerSpec {
     pub follow_redirects: u32,
     /// `--http2`.
     pub http2: bool,
+    /// This worker's share of `--rate` (requests per second); `None`: adaptive on 429.
+    pub rate: Option<f64>,
     /// Item indexes of this shard.
     pub ids: IdRange,
     /// Where the keys of those items come from.
@@ -103,6 +105,7 @@ mod tests {
             },
             follow_redirects: 3,
             http2: true,
+            rate: Some(500.0),
             keys: Keys::Lines {
                 path: "/tmp/keys.txt".into(),
                 line: 65_537,
