@@ -27,6 +27,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Scrape URL for every id in a range, writing one CSV row per id
@@ -169,6 +171,10 @@ pub struct RunArgs {
     /// [default: none; a 429 slows the run down by itself]
     #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub rate: Option<f64>,
+    /// Write the closing summary as JSON to FILE too (rows, requests, status and error counts,
+    /// retries, throttled time, wall time, rate, bytes, latency percentiles)
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
     /// Stop the run (exit 3, resumable) after N ids in a row end in connect, timeout, reset or
     /// tls errors: the target looks down. 0 never stops
     #[arg(long, value_name = "N", default_value_t = 1000)]

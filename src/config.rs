@@ -45,6 +45,8 @@ pub struct RunConfig {
     pub http2: bool,
     /// `--rate`: requests per second across all shards.
     pub rate: Option<f64>,
+    /// `--summary-json`: where the closing figures go as JSON.
+    pub summary_json: Option<PathBuf>,
     /// `--abort-after`: stop after this many ids in a row end in transport errors (0: never).
     pub abort_after: u64,
     /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`.
@@ -105,6 +107,8 @@ pub enum ConfigError {
     ResumeStdout,
     #[error("--max-body {0}: must be between 1 and {MAX_BODY_LIMIT} bytes")]
     MaxBody(u64),
+    #[error("--summary-json {0}: directory {1} does not exist")]
+    SummaryDir(PathBuf, PathBuf),
     #[error("--rate {0}: must be a positive number of requests per second")]
     Rate(f64),
     #[error("--retries {0}: at most {MAX_RETRIES}")]
@@ -193,6 +197,15 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         Output::File(args.output.clone())
     };
     check_output(&output, mode)?;
+    if let Some(path) = &args.summary_json {
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        if !dir.is_dir() {
+            return Err(ConfigError::SummaryDir(path.clone(), dir.to_path_buf()));
+        }
+    }
     // Last, as it may read a large file (or all of standard input).
     let Items {
         ids,
@@ -210,6 +223,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         http2: args.http2,
         rate: args.rate.map(positive_rate).transpose()?,
         abort_after: args.abort_after,
+        summary_json: args.summary_json.clone(),
         ids,
         key_file,
         stdin_spool,

@@ -1,6 +1,7 @@
 //! Counters and the latency histogram a worker keeps for its own requests, merged across shards
 //! in the supervisor, and the end-of-run summary printed from them.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ pub struct WorkerStats {
     pub errors_by_kind: [u64; ErrorKind::ALL.len()],
     /// Time some request waited at the worker's rate gate (`--rate`, or slowed down by 429s).
     pub throttled_us: u64,
+    /// Requests made (every attempt of every row; tallied where rows are, not sent on the wire).
+    pub requests: u64,
+    /// Rows by status code (tallied where rows are, not sent on the wire).
+    pub statuses: BTreeMap<u16, u64>,
     /// Latency of requests that got a response, in microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -43,6 +48,8 @@ impl WorkerStats {
             bytes: 0,
             errors_by_kind: [0; ErrorKind::ALL.len()],
             throttled_us: 0,
+            requests: 0,
+            statuses: BTreeMap::new(),
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("static histogram bounds are valid"),
         }
@@ -51,6 +58,10 @@ impl WorkerStats {
     pub fn record(&mut self, record: &Record) {
         self.rows += 1;
         self.bytes += record.bytes;
+        self.requests += u64::from(record.attempts);
+        if let Some(status) = record.status {
+            *self.statuses.entry(status).or_default() += 1;
+        }
         match (record.status, record.error) {
             (_, Some(kind)) => {
                 self.errors += 1;
@@ -73,6 +84,10 @@ impl WorkerStats {
         self.errors += other.errors;
         self.bytes += other.bytes;
         self.throttled_us += other.throttled_us;
+        self.requests += other.requests;
+        for (status, count) in &other.statuses {
+            *self.statuses.entry(*status).or_default() += count;
+        }
         for (mine, theirs) in self.errors_by_kind.iter_mut().zip(other.errors_by_kind) {
             *mine += theirs;
         }
@@ -92,6 +107,57 @@ impl WorkerStats {
             .deserialize(&mut bytes)
             .map_err(|e| format!("{e:?}"))?;
         self.latency_us.add(&decoded).map_err(|e| format!("{e:?}"))
+    }
+}
+
+impl Summary<'_> {
+    /// The `--summary-json` document: the same figures as the text summary.
+    pub fn to_json(&self) -> serde_json::Value {
+        let s = self.stats;
+        let wall = self.wall.as_secs_f64();
+        let h = &s.latency_us;
+        let ms = |us: u64| us as f64 / 1000.0;
+        let latency = if h.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!({
+                "min": ms(h.min()),
+                "mean": h.mean() / 1000.0,
+                "p50": ms(h.value_at_quantile(0.5)),
+                "p90": ms(h.value_at_quantile(0.9)),
+                "p99": ms(h.value_at_quantile(0.99)),
+                "p999": ms(h.value_at_quantile(0.999)),
+                "max": ms(h.max()),
+            })
+        };
+        let status: serde_json::Map<String, serde_json::Value> = s
+            .statuses
+            .iter()
+            .map(|(code, n)| (code.to_string(), (*n).into()))
+            .collect();
+        let errors: serde_json::Map<String, serde_json::Value> = ErrorKind::ALL
+            .iter()
+            .filter(|kind| s.errors_by_kind[kind.slot()] > 0)
+            .map(|kind| {
+                (
+                    kind.as_str().to_string(),
+                    s.errors_by_kind[kind.slot()].into(),
+                )
+            })
+            .collect();
+        serde_json::json!({
+            "rows": self.rows_written,
+            "requests": s.requests,
+            "status": status,
+            "errors": errors,
+            "retries": s.requests.saturating_sub(s.rows),
+            "empty_lines": self.empty_lines,
+            "throttled_s": s.throttled_us as f64 / 1e6,
+            "wall_s": wall,
+            "req_per_s": s.requests as f64 / wall.max(1e-9),
+            "bytes": s.bytes,
+            "latency_ms": latency,
+        })
     }
 }
 
@@ -127,6 +193,9 @@ impl fmt::Display for Summary<'_> {
             writeln!(f, "  errors     {}", kinds.join(", "))?;
         }
         writeln!(f, "  rows       {} written", self.rows_written)?;
+        if s.requests > s.rows {
+            writeln!(f, "  retries    {}", s.requests - s.rows)?;
+        }
         if s.throttled_us > 0 {
             writeln!(
                 f,

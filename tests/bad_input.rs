@@ -399,3 +399,18 @@ fn a_rate_that_is_not_positive_is_refused() {
     );
     assert_refused(&["-u", URL, "-i", "0..10", "--rate", "-5"], "--rate -5");
 }
+
+#[test]
+fn a_summary_json_in_a_missing_directory_is_refused() {
+    assert_refused(
+        &[
+            "-u",
+            URL,
+            "-i",
+            "0..10",
+            "--summary-json",
+            "no/such/dir/s.json",
+        ],
+        "--summary-json no/such/dir/s.json: directory no/such/dir does not exist",
+    );
+}

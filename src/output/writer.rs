@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use super::Output;
 use crate::model::{Batch, BodyColumn, BodyEncoding, Record, Schema};
 use crate::progress::Progress;
+use crate::stats::WorkerStats;
 
 /// Longest time a finished row may sit in memory before it reaches the file.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -170,6 +171,8 @@ pub struct WriterReport {
     pub failed: Option<io::Error>,
     /// `--abort-after` fired: that many ids in a row ended in transport errors.
     pub aborted: bool,
+    /// Counts and latencies of the rows written (exactly what the CSV holds).
+    pub tally: WorkerStats,
 }
 
 /// Counts ids that end in transport errors one after another (in the order rows arrive) and
@@ -235,6 +238,7 @@ fn drain<W: Write>(
                 let errors_before = report.errors;
                 for record in &batch.records {
                     rows.write(record)?;
+                    report.tally.record(record);
                     report.errors += u64::from(record.error.is_some());
                     if watch.fires_on(record) && !report.aborted {
                         report.aborted = true;

@@ -154,7 +154,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
 
     let progress = Progress::new(items - kept, cfg.progress);
     let mut watch = AbortWatch::new(cfg.abort_after);
-    let report = writer::write_rows(rx, rows, &progress, plan.len(), &mut watch, || {
+    let mut report = writer::write_rows(rx, rows, &progress, plan.len(), &mut watch, || {
         progress.suspend(|| {
             eprintln!(
                 "ringscrape: stopping: the last {} ids in a row ended in connect, timeout, reset or tls errors (the target looks down; --abort-after)",
@@ -181,19 +181,25 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     }
     let failed_shards = collect_workers(workers, &report);
 
-    let mut total = WorkerStats::new();
+    // Counts and latencies are the rows' own (tallied by the writer: exactly the CSV's); the
+    // time spent at the rate gate is the workers'.
+    let mut tally = std::mem::take(&mut report.tally);
     if let Ok(board) = board.lock() {
-        board.iter().for_each(|stats| total.merge(stats));
+        tally.throttled_us = board.iter().map(|stats| stats.throttled_us).sum();
     }
-    eprintln!(
-        "{}",
-        Summary {
-            stats: &total,
-            rows_written: report.rows,
-            empty_lines: empties,
-            wall: started.elapsed(),
+    let summary = Summary {
+        stats: &tally,
+        rows_written: report.rows,
+        empty_lines: empties,
+        wall: started.elapsed(),
+    };
+    eprintln!("{summary}");
+    if let Some(path) = &cfg.summary_json {
+        let text = summary.to_json().to_string() + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("ringscrape: --summary-json {}: {e}", path.display());
         }
-    );
+    }
     let have_rows = kept + report.rows;
     let complete = report.failed.is_none() && failed_shards == 0 && have_rows == items;
     if !complete && !stdout_closed {
