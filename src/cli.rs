@@ -36,6 +36,8 @@ pub enum Command {
     Run(RunArgs),
     /// Serve the built-in demo target (JSON record per id, optional delays)
     Serve(ServeArgs),
+    /// Print a shell completion script (e.g. `ringscrape completions bash > ~/.local/share/bash-completion/completions/ringscrape`)
+    Completions(CompletionsArgs),
     /// Internal: one worker process of a run (started by `run`)
     #[command(hide = true)]
     Worker(WorkerArgs),
@@ -47,10 +49,10 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     /// URL template; every {id} is replaced by the id, e.g. http://host/log?id={id}
-    #[arg(short, long, value_name = "TEMPLATE")]
+    #[arg(short, long, value_name = "TEMPLATE", env = "RINGSCRAPE_URL")]
     pub url: Option<String>,
     /// Half-open id range START..END, e.g. 0..1000000 (one million ids)
-    #[arg(short, long, value_name = "START..END")]
+    #[arg(short, long, value_name = "START..END", env = "RINGSCRAPE_IDS")]
     pub ids: Option<String>,
     /// File of keys, one per line, instead of --ids: {id} is the line (percent-encoded in the
     /// URL); - reads standard input (one shard). Empty lines are skipped
@@ -97,17 +99,29 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub bodies_dir: Option<PathBuf>,
     /// Worker processes, each pinned to a core [default: online cores]
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", env = "RINGSCRAPE_SHARDS")]
     pub shards: Option<usize>,
     /// In-flight requests per worker (per core)
-    #[arg(short, long, value_name = "N", default_value_t = 256)]
+    #[arg(
+        short,
+        long,
+        value_name = "N",
+        default_value_t = 256,
+        env = "RINGSCRAPE_CONCURRENCY"
+    )]
     pub concurrency: usize,
     /// CSV file to write, or - for stdout
-    #[arg(short, long, value_name = "FILE", default_value = "results.csv")]
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        default_value = "results.csv",
+        env = "RINGSCRAPE_OUTPUT"
+    )]
     pub output: PathBuf,
     /// TOML config file of flags (`concurrency = 64`); command-line flags win over it
     /// [default: config/default.toml if present]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "RINGSCRAPE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Don't draw the progress line (it is only drawn on a terminal anyway)
     #[arg(long)]
@@ -126,7 +140,8 @@ pub struct RunArgs {
         long,
         value_name = "SECS",
         default_value_t = 30.0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        env = "RINGSCRAPE_TIMEOUT"
     )]
     pub timeout: f64,
     /// Deadline for opening a connection, in seconds
@@ -141,7 +156,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     pub max_body: u64,
     /// Retries per id after the first attempt (errors, 429/502/503/504)
-    #[arg(long, value_name = "N", default_value_t = 2)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        env = "RINGSCRAPE_RETRIES"
+    )]
     pub retries: u32,
     /// First backoff step in seconds; doubles per retry, full jitter
     #[arg(
@@ -169,7 +189,12 @@ pub struct RunArgs {
     pub max_retry_after: f64,
     /// At most R requests per second across all shards, retries included, evenly paced
     /// [default: none; a 429 slows the run down by itself]
-    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "R",
+        allow_negative_numbers = true,
+        env = "RINGSCRAPE_RATE"
+    )]
     pub rate: Option<f64>,
     /// Write the closing summary as JSON to FILE too (rows, requests, status and error counts,
     /// retries, throttled time, wall time, rate, bytes, latency percentiles)
@@ -238,6 +263,19 @@ pub struct ServeArgs {
     pub close_every: Option<u64>,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Writes the completion script for `shell` to stdout.
+pub fn print_completions(shell: clap_complete::Shell) {
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "ringscrape", &mut std::io::stdout());
+}
+
 /// A worker's assignment arrives as frames on its stdin, never on argv, which any user can read
 /// in /proc and which is capped in size. Only the shard number is here, so `ps` tells them apart.
 #[derive(Args, Debug, Clone)]
@@ -267,7 +305,10 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
         None if Path::new(DEFAULT_CONFIG_PATH).exists() => PathBuf::from(DEFAULT_CONFIG_PATH),
         None => return Ok(cli),
     };
-    let layer = config_file_args(&path)?;
+    let mut layer = config_file_args(&path)?;
+    // Precedence is flag, environment variable, config file, default: a file value for a flag
+    // whose RINGSCRAPE_* variable is set gives way to it.
+    layer.retain(|arg| !set_by_environment(arg));
     let program = argv.first().cloned().unwrap_or_else(|| "ringscrape".into());
     // The file's flags alone first, so that a bad value in it is blamed on the file.
     let alone = [program.clone(), "run".into()]
@@ -281,6 +322,26 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
         .chain(layer)
         .chain(argv.into_iter().skip(2));
     Ok(Cli::try_parse_from(merged)?)
+}
+
+/// True when `arg` (`--name=value` from the config file) is a flag whose environment variable
+/// is set.
+fn set_by_environment(arg: &OsString) -> bool {
+    let Some(name) = arg
+        .to_str()
+        .and_then(|a| a.strip_prefix("--"))
+        .map(|a| a.split('=').next().unwrap_or(a))
+    else {
+        return false;
+    };
+    let command = Cli::command();
+    let run = command
+        .find_subcommand("run")
+        .expect("the run subcommand exists");
+    run.get_arguments()
+        .filter(|a| a.get_long() == Some(name))
+        .filter_map(|a| a.get_env())
+        .any(|var| std::env::var_os(var).is_some())
 }
 
 /// The flags a config file stands for, as `--name=value` arguments in the file's order.

@@ -73,6 +73,10 @@ pub fn execute(command: Command) -> Result<u8, Error> {
             serve::serve(serve::ServeOptions::from_args(&args)?)?;
             Ok(0)
         }
+        Command::Completions(args) => {
+            cli::print_completions(args.shell);
+            Ok(0)
+        }
         Command::Worker(_) => {
             worker::run()?;
             Ok(0)

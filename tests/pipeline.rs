@@ -310,3 +310,55 @@ fn a_reader_that_stops_reading_stalls_the_workers_instead_of_growing_memory() {
     std::fs::write(&path, csv).expect("write");
     assert_one_row_per_id(&read_rows(&path), 0, 300_000);
 }
+
+#[test]
+fn environment_variables_sit_between_flags_and_the_config_file() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "output = 'from-file.csv'\nids = '0..50'\n",
+    )
+    .expect("write");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(["run", "--config", "c.toml", "-u", &server.url()])
+            .args(args)
+            .env("RINGSCRAPE_OUTPUT", "from-env.csv")
+            .env("RINGSCRAPE_IDS", "0..20")
+            .current_dir(dir.path())
+            .output()
+            .expect("run")
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !dir.path().join("from-file.csv").exists(),
+        "the variable wins over the file"
+    );
+    assert_one_row_per_id(&read_rows(&dir.path().join("from-env.csv")), 0, 20);
+    let out = run(&["-o", "from-flag.csv", "-i", "0..5"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_one_row_per_id(&read_rows(&dir.path().join("from-flag.csv")), 0, 5);
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN)
+            .args(["completions", shell])
+            .output()
+            .expect("run");
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("ringscrape") && script.contains("ids-file"),
+            "{shell}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["completions", "cmd.exe"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
