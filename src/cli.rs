@@ -196,6 +196,9 @@ pub struct RunArgs {
         env = "RINGSCRAPE_RATE"
     )]
     pub rate: Option<f64>,
+    /// Serve live Prometheus metrics on http://ADDR/metrics during the run (e.g. 127.0.0.1:9184)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
     /// Write the closing summary as JSON to FILE too (rows, requests, status and error counts,
     /// retries, throttled time, wall time, rate, bytes, latency percentiles)
     #[arg(long, value_name = "FILE")]

@@ -45,6 +45,8 @@ pub struct RunConfig {
     pub http2: bool,
     /// `--rate`: requests per second across all shards.
     pub rate: Option<f64>,
+    /// `--metrics`: where to serve Prometheus text during the run.
+    pub metrics: Option<String>,
     /// `--summary-json`: where the closing figures go as JSON.
     pub summary_json: Option<PathBuf>,
     /// `--abort-after`: stop after this many ids in a row end in transport errors (0: never).
@@ -107,6 +109,8 @@ pub enum ConfigError {
     ResumeStdout,
     #[error("--max-body {0}: must be between 1 and {MAX_BODY_LIMIT} bytes")]
     MaxBody(u64),
+    #[error("--metrics {0}: expected IP:PORT, e.g. 127.0.0.1:9184")]
+    MetricsAddr(String),
     #[error("--summary-json {0}: directory {1} does not exist")]
     SummaryDir(PathBuf, PathBuf),
     #[error("--rate {0}: must be a positive number of requests per second")]
@@ -197,6 +201,11 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         Output::File(args.output.clone())
     };
     check_output(&output, mode)?;
+    if let Some(addr) = &args.metrics
+        && addr.parse::<std::net::SocketAddr>().is_err()
+    {
+        return Err(ConfigError::MetricsAddr(addr.clone()));
+    }
     if let Some(path) = &args.summary_json {
         let dir = match path.parent() {
             Some(dir) if !dir.as_os_str().is_empty() => dir,
@@ -224,6 +233,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         rate: args.rate.map(positive_rate).transpose()?,
         abort_after: args.abort_after,
         summary_json: args.summary_json.clone(),
+        metrics: args.metrics.clone(),
         ids,
         key_file,
         stdin_spool,

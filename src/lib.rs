@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod ids;
 pub mod job;
+pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod progress;

@@ -24,6 +24,8 @@ pub struct WorkerStats {
     pub errors_by_kind: [u64; ErrorKind::ALL.len()],
     /// Time some request waited at the worker's rate gate (`--rate`, or slowed down by 429s).
     pub throttled_us: u64,
+    /// Requests in flight when the snapshot was taken.
+    pub in_flight: u64,
     /// Requests made (every attempt of every row; tallied where rows are, not sent on the wire).
     pub requests: u64,
     /// Rows by status code (tallied where rows are, not sent on the wire).
@@ -48,6 +50,7 @@ impl WorkerStats {
             bytes: 0,
             errors_by_kind: [0; ErrorKind::ALL.len()],
             throttled_us: 0,
+            in_flight: 0,
             requests: 0,
             statuses: BTreeMap::new(),
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)

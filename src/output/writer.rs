@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::Output;
+use crate::metrics::Metrics;
 use crate::model::{Batch, BodyColumn, BodyEncoding, Record, Schema};
 use crate::progress::Progress;
 use crate::stats::WorkerStats;
@@ -212,23 +213,35 @@ pub fn write_rows<W: Write>(
     shards: usize,
     watch: &mut AbortWatch,
     abort: impl Fn(),
+    metrics: Option<&Metrics>,
 ) -> WriterReport {
     let mut report = WriterReport {
         rows_by_shard: vec![0; shards],
         ..WriterReport::default()
     };
-    if let Err(e) = drain(&rx, &mut rows, progress, watch, &abort, &mut report) {
+    let seen = Seen {
+        watch,
+        abort: &abort,
+        metrics,
+    };
+    if let Err(e) = drain(&rx, &mut rows, progress, seen, &mut report) {
         report.failed = Some(csv_io_error(e));
     }
     report
 }
 
-fn drain<W: Write>(
+/// Who else looks at each row as it is written.
+struct Seen<'a, A> {
+    watch: &'a mut AbortWatch,
+    abort: &'a A,
+    metrics: Option<&'a Metrics>,
+}
+
+fn drain<W: Write, A: Fn()>(
     rx: &Receiver<Batch>,
     rows: &mut RowWriter<W>,
     progress: &Progress,
-    watch: &mut AbortWatch,
-    abort: &impl Fn(),
+    seen: Seen<'_, A>,
     report: &mut WriterReport,
 ) -> csv::Result<()> {
     let mut last_flush = Instant::now();
@@ -240,9 +253,12 @@ fn drain<W: Write>(
                     rows.write(record)?;
                     report.tally.record(record);
                     report.errors += u64::from(record.error.is_some());
-                    if watch.fires_on(record) && !report.aborted {
+                    if let Some(metrics) = seen.metrics {
+                        metrics.record(batch.shard, record);
+                    }
+                    if seen.watch.fires_on(record) && !report.aborted {
                         report.aborted = true;
-                        abort();
+                        (seen.abort)();
                     }
                 }
                 let n = batch.records.len() as u64;

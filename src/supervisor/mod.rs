@@ -21,6 +21,7 @@ pub use signals::exit_code as signal_exit_code;
 use crate::config::{RunConfig, WriteMode};
 use crate::ids::{IdRange, IdSet};
 use crate::job::Keys;
+use crate::metrics::{self, Metrics};
 use crate::model::Batch;
 use crate::model::BodyColumn;
 use crate::output::Output;
@@ -44,6 +45,8 @@ pub enum SupervisorError {
     Resume(#[from] ResumeError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error("--metrics {0}: {1}")]
+    Metrics(String, io::Error),
     #[error("--output {0}: {1}")]
     OpenOutput(PathBuf, io::Error),
     #[error("starting the worker for shard {0}: {1}")]
@@ -62,6 +65,7 @@ impl SupervisorError {
             SupervisorError::Limits(LimitError::PerWorker { .. } | LimitError::System { .. })
                 | SupervisorError::OpenOutput(..)
                 | SupervisorError::Lock(..)
+                | SupervisorError::Metrics(..)
                 | SupervisorError::Resume(
                     ResumeError::Header(..)
                         | ResumeError::Columns(..)
@@ -114,6 +118,12 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     // Before any other thread exists, so that they all inherit the blocked signals.
     let stop = signals::watch().map_err(SupervisorError::Signals)?;
     let _locks = lock_outputs(cfg)?;
+    let metrics_listener = match &cfg.metrics {
+        Some(addr) => {
+            Some(metrics::bind(addr).map_err(|e| SupervisorError::Metrics(addr.clone(), e))?)
+        }
+        None => None,
+    };
     let path = output_path(&cfg.output);
     let (rows, done) = open_rows(cfg, &path)?;
     let kept = done.as_ref().map_or(0, IdSet::count);
@@ -148,21 +158,36 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
 
     let started = Instant::now();
     let board: StatsBoard = Arc::new(Mutex::new(vec![WorkerStats::new(); plan.len()]));
+    let metrics =
+        match metrics_listener {
+            Some(listener) => Some(start_metrics(listener, &board).map_err(|e| {
+                SupervisorError::Metrics(cfg.metrics.clone().unwrap_or_default(), e)
+            })?),
+            None => None,
+        };
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
     let workers = start_workers(cfg, &plan, &tx, &board, &stop)?;
     drop(tx);
 
     let progress = Progress::new(items - kept, cfg.progress);
     let mut watch = AbortWatch::new(cfg.abort_after);
-    let mut report = writer::write_rows(rx, rows, &progress, plan.len(), &mut watch, || {
-        progress.suspend(|| {
-            eprintln!(
-                "ringscrape: stopping: the last {} ids in a row ended in connect, timeout, reset or tls errors (the target looks down; --abort-after)",
-                cfg.abort_after
-            );
-        });
-        stop.terminate_workers();
-    });
+    let mut report = writer::write_rows(
+        rx,
+        rows,
+        &progress,
+        plan.len(),
+        &mut watch,
+        || {
+            progress.suspend(|| {
+                eprintln!(
+                    "ringscrape: stopping: the last {} ids in a row ended in connect, timeout, reset or tls errors (the target looks down; --abort-after)",
+                    cfg.abort_after
+                );
+            });
+            stop.terminate_workers();
+        },
+        metrics.as_deref(),
+    );
     progress.finish();
     let stdout_closed = cfg.output == Output::Stdout
         && report
@@ -211,6 +236,21 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
         aborted: report.aborted,
         stdout_closed,
     })
+}
+
+/// Serves `--metrics` on its bound listener, the workers' figures read from the board.
+fn start_metrics(listener: std::net::TcpListener, board: &StatsBoard) -> io::Result<Arc<Metrics>> {
+    let metrics = Arc::new(Metrics::new());
+    let board = board.clone();
+    let bound = metrics::serve(listener, metrics.clone(), move |m| {
+        if let Ok(board) = board.lock() {
+            let inflight = board.iter().map(|s| s.in_flight).sum();
+            let throttled = board.iter().map(|s| s.throttled_us).sum();
+            m.set_workers(inflight, throttled);
+        }
+    })?;
+    eprintln!("ringscrape: metrics on http://{bound}/metrics");
+    Ok(metrics)
 }
 
 /// Takes the locks on the output file and the bodies directory, held until the run ends: a

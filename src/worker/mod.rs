@@ -108,13 +108,17 @@ struct Shared {
     pipe_error: RefCell<Option<io::Error>>,
     /// Fetch tasks still running.
     live: Cell<usize>,
+    /// Items being tried right now.
+    in_flight: Cell<u64>,
 }
 
 impl Shared {
     /// The worker's counters, with the time spent at the rate gate so far.
     fn stats_with(&self, gate: &gate::Gate) -> std::cell::Ref<'_, WorkerStats> {
-        self.stats.borrow_mut().throttled_us =
-            u64::try_from(gate.throttled().as_micros()).unwrap_or(u64::MAX);
+        let mut stats = self.stats.borrow_mut();
+        stats.throttled_us = u64::try_from(gate.throttled().as_micros()).unwrap_or(u64::MAX);
+        stats.in_flight = self.in_flight.get();
+        drop(stats);
         self.stats.borrow()
     }
 
@@ -192,6 +196,7 @@ pub fn run() -> Result<(), WorkerError> {
         stats: RefCell::new(WorkerStats::new()),
         pipe_error: RefCell::new(None),
         live: Cell::new(0),
+        in_flight: Cell::new(0),
     });
     let entries = (spec.concurrency as u32 * 4)
         .next_power_of_two()
@@ -257,7 +262,10 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, gate: &gate::
 async fn fetch_loop(mut slot: Slot, shared: Rc<Shared>) {
     let mut key = Vec::with_capacity(32);
     while let Some(work) = shared.work.next(&mut key).await {
-        let mut record = match slot.try_once(work.index, &key, work.attempts).await {
+        shared.in_flight.set(shared.in_flight.get() + 1);
+        let outcome = slot.try_once(work.index, &key, work.attempts).await;
+        shared.in_flight.set(shared.in_flight.get() - 1);
+        let mut record = match outcome {
             Outcome::Done(record) => record,
             Outcome::RetryAfter(wait) => {
                 let again = Work {

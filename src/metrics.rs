@@ -1,0 +1,231 @@
+//! `--metrics ADDR`: live figures in Prometheus' text format on `http://ADDR/metrics`, served by
+//! the supervisor for as long as the run lasts. Row counts are taken as the writer writes rows
+//! (so they match the CSV); requests in flight and time throttled come from the workers' stats.
+//!
+//! Metrics: `ringscrape_requests_total{outcome}` (rows by status class `2xx`…`5xx` or error
+//! kind), `ringscrape_rows_total`, `ringscrape_retries_total`, `ringscrape_inflight`,
+//! `ringscrape_throttled_seconds`, `ringscrape_latency_seconds` (histogram of answered rows),
+//! `ringscrape_shard_rows_total{shard}`.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::model::Record;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ShardLabel {
+    shard: String,
+}
+
+/// The run's live figures.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<OutcomeLabel, Counter>,
+    rows: Counter,
+    retries: Counter,
+    inflight: Gauge,
+    throttled: Gauge<f64, AtomicU64>,
+    latency: Histogram,
+    shard_rows: Family<ShardLabel, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("ringscrape");
+        let requests = Family::<OutcomeLabel, Counter>::default();
+        let rows = Counter::default();
+        let retries = Counter::default();
+        let inflight = Gauge::default();
+        let throttled = Gauge::<f64, AtomicU64>::default();
+        // 100 µs to ~100 s.
+        let latency = Histogram::new(exponential_buckets(0.0001, 2.0, 21));
+        let shard_rows = Family::<ShardLabel, Counter>::default();
+        registry.register(
+            "requests",
+            "Rows by outcome: status class or error kind",
+            requests.clone(),
+        );
+        registry.register("rows", "Rows written to the CSV", rows.clone());
+        registry.register("retries", "Attempts beyond the first", retries.clone());
+        registry.register("inflight", "Requests in flight", inflight.clone());
+        registry.register(
+            "throttled_seconds",
+            "Time requests waited at the rate gate, summed over shards",
+            throttled.clone(),
+        );
+        registry.register(
+            "latency_seconds",
+            "Latency of answered rows",
+            latency.clone(),
+        );
+        registry.register("shard_rows", "Rows written per shard", shard_rows.clone());
+        Self {
+            registry,
+            requests,
+            rows,
+            retries,
+            inflight,
+            throttled,
+            latency,
+            shard_rows,
+        }
+    }
+
+    /// Counts one row as it is written.
+    pub fn record(&self, shard: usize, record: &Record) {
+        let outcome = match (record.error, record.status) {
+            (Some(kind), _) => kind.as_str(),
+            (None, Some(status)) => match status / 100 {
+                1 => "1xx",
+                2 => "2xx",
+                3 => "3xx",
+                4 => "4xx",
+                _ => "5xx",
+            },
+            (None, None) => "none",
+        };
+        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
+        self.rows.inc();
+        self.retries
+            .inc_by(u64::from(record.attempts.saturating_sub(1)));
+        if record.status.is_some() {
+            self.latency.observe(f64::from(record.latency_us) / 1e6);
+        }
+        self.shard_rows
+            .get_or_create(&ShardLabel {
+                shard: shard.to_string(),
+            })
+            .inc();
+    }
+
+    /// The workers' latest figures.
+    pub fn set_workers(&self, inflight: u64, throttled_us: u64) {
+        self.inflight
+            .set(i64::try_from(inflight).unwrap_or(i64::MAX));
+        self.throttled.set(throttled_us as f64 / 1e6);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Binds `addr`: first thing in a run, so a bad or busy address fails before any file or
+/// request.
+pub fn bind(addr: &str) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+}
+
+/// Serves `/metrics` on `listener` from a thread for the rest of the process; `refresh` runs
+/// before each scrape.
+pub fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    refresh: impl Fn(&Metrics) + Send + 'static,
+) -> io::Result<SocketAddr> {
+    let bound = listener.local_addr()?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for stream in listener.incoming().flatten() {
+                refresh(&metrics);
+                // A scraper that misbehaves only loses its own answer.
+                let _ = answer(stream, &metrics);
+            }
+        })?;
+    Ok(bound)
+}
+
+fn answer(stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
+            break;
+        }
+    }
+    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
+    let (status, content_type, body) = if path == "/metrics" {
+        (
+            "200 OK",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        )
+    } else {
+        ("404 Not Found", "text/plain", "try /metrics\n".to_string())
+    };
+    let mut stream = stream;
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ErrorKind;
+
+    #[test]
+    fn rows_are_counted_by_outcome_and_shard() {
+        let metrics = Metrics::new();
+        let row = |status, error, attempts| Record {
+            status,
+            error,
+            attempts,
+            latency_us: 1500,
+            ..Record::default()
+        };
+        metrics.record(0, &row(Some(200), None, 1));
+        metrics.record(1, &row(Some(503), None, 3));
+        metrics.record(1, &row(None, Some(ErrorKind::Timeout), 3));
+        metrics.set_workers(7, 1_500_000);
+        let text = metrics.encode();
+        assert!(
+            text.contains("ringscrape_requests_total{outcome=\"2xx\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringscrape_requests_total{outcome=\"timeout\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("ringscrape_rows_total 3"), "{text}");
+        assert!(text.contains("ringscrape_retries_total 4"), "{text}");
+        assert!(text.contains("ringscrape_inflight 7"), "{text}");
+        assert!(
+            text.contains("ringscrape_shard_rows_total{shard=\"1\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringscrape_latency_seconds_count 2"),
+            "{text}"
+        );
+    }
+}
