@@ -123,6 +123,12 @@ pub struct RunArgs {
     /// [default: config/default.toml if present]
     #[arg(long, value_name = "FILE", env = "RINGSCRAPE_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Say nothing on stderr but errors (no progress line, no summary)
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also say when each shard starts and ends, and each retry
+    #[arg(short, long)]
+    pub verbose: bool,
     /// Don't draw the progress line (it is only drawn on a terminal anyway)
     #[arg(long)]
     pub no_progress: bool,

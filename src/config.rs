@@ -12,6 +12,7 @@ use crate::model::{BodyColumn, BodyEncoding, FIXED_COLUMNS, RequestLimits, Retry
 use crate::output::{Output, bodies};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::tls::{self, TlsError, Trust};
+use crate::verbosity::Verbosity;
 
 /// A body limit beyond this is a typo: bodies are held in memory, one per in-flight request.
 const MAX_BODY_LIMIT: u64 = 1 << 32;
@@ -45,6 +46,8 @@ pub struct RunConfig {
     pub http2: bool,
     /// `--rate`: requests per second across all shards.
     pub rate: Option<f64>,
+    /// `-q` / `-v`.
+    pub verbosity: Verbosity,
     /// `--metrics`: where to serve Prometheus text during the run.
     pub metrics: Option<String>,
     /// `--summary-json`: where the closing figures go as JSON.
@@ -234,6 +237,13 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         abort_after: args.abort_after,
         summary_json: args.summary_json.clone(),
         metrics: args.metrics.clone(),
+        verbosity: if args.quiet {
+            Verbosity::Quiet
+        } else if args.verbose {
+            Verbosity::Verbose
+        } else {
+            Verbosity::Normal
+        },
         ids,
         key_file,
         stdin_spool,
@@ -242,7 +252,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         concurrency,
         output,
         mode,
-        progress: !args.no_progress,
+        progress: !args.no_progress && !args.quiet,
         limits,
         retry,
         grace: seconds("grace", args.grace)?,

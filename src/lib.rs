@@ -30,6 +30,7 @@ pub mod stats;
 pub mod supervisor;
 pub mod template;
 pub mod tls;
+pub mod verbosity;
 pub mod wire;
 pub mod worker;
 

@@ -362,3 +362,83 @@ fn completions_for_each_shell() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn quiet_says_nothing_on_success_and_verbose_names_the_shards() {
+    let server = Server::start(&["--fail-first", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let base = [
+        "run",
+        "-u",
+        url.as_str(),
+        "-i",
+        "0..40",
+        "-s",
+        "2",
+        "-c",
+        "4",
+        "--retry-base",
+        "0.01",
+    ];
+    let quiet = ringscrape(dir.path(), &[&base[..], &["-o", "q.csv", "-q"]].concat());
+    assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
+    assert_eq!(stderr(&quiet), "", "errors only");
+    assert_one_row_per_id(&read_rows(&dir.path().join("q.csv")), 0, 40);
+
+    let loud = ringscrape(dir.path(), &[&base[..], &["-o", "v.csv", "-v"]].concat());
+    let err = stderr(&loud);
+    assert_eq!(loud.status.code(), Some(0), "{err}");
+    for shard in [
+        "shard 0: started",
+        "shard 1: started",
+        "shard 0: done, 20 rows",
+        "shard 1: done, 20 rows",
+    ] {
+        assert!(err.contains(shard), "{shard}: {err}");
+    }
+    assert!(err.contains("Summary:"), "{err}");
+    let out = ringscrape(
+        dir.path(),
+        &["run", "-u", &url, "-i", "0..10", "-o", "x.csv", "-q", "-v"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "-q and -v together: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn verbose_names_each_retry() {
+    let server = Server::start(&["--fail-first", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            &server.url(),
+            "-i",
+            "0..10",
+            "-s",
+            "1",
+            "-c",
+            "2",
+            "-o",
+            "out.csv",
+            "-v",
+            "--retry-base",
+            "0.01",
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    for id in 0..10 {
+        assert!(
+            err.contains(&format!("id {id}: attempt 1 ended in status 503; again in")),
+            "{id}: {err}"
+        );
+    }
+}

@@ -111,9 +111,10 @@ fn output_path(output: &Output) -> PathBuf {
 
 /// Runs a whole scrape.
 pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
+    crate::verbosity::set(cfg.verbosity);
     limits::raise_nofile(cfg.shards, cfg.concurrency)?;
     if cfg.trust.insecure {
-        eprintln!("ringscrape: warning: --insecure: TLS certificates are not verified");
+        crate::note!("ringscrape: warning: --insecure: TLS certificates are not verified");
     }
     // Before any other thread exists, so that they all inherit the blocked signals.
     let stop = signals::watch().map_err(SupervisorError::Signals)?;
@@ -138,12 +139,12 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
         (done, None) => done,
     };
     if empties > 0 {
-        eprintln!("ringscrape: skipping {empties} empty lines of the --ids-file");
+        crate::note!("ringscrape: skipping {empties} empty lines of the --ids-file");
     }
     let items = cfg.ids.len() - empties;
     let plan = plan_shards(cfg, skip.as_ref());
     if plan.is_empty() {
-        eprintln!(
+        crate::note!(
             "ringscrape: nothing to do: every id of {} has a row in {}",
             cfg.ids,
             path.display()
@@ -218,7 +219,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
         empty_lines: empties,
         wall: started.elapsed(),
     };
-    eprintln!("{summary}");
+    crate::note!("{summary}");
     if let Some(path) = &cfg.summary_json {
         let text = summary.to_json().to_string() + "\n";
         if let Err(e) = std::fs::write(path, text) {
@@ -249,7 +250,7 @@ fn start_metrics(listener: std::net::TcpListener, board: &StatsBoard) -> io::Res
             m.set_workers(inflight, throttled);
         }
     })?;
-    eprintln!("ringscrape: metrics on http://{bound}/metrics");
+    crate::note!("ringscrape: metrics on http://{bound}/metrics");
     Ok(metrics)
 }
 
@@ -310,7 +311,7 @@ fn open_rows(
     if resumed.dropped_rows > 0 {
         note += &format!("; dropped {} rows to fetch again", resumed.dropped_rows);
     }
-    eprintln!("{note}");
+    crate::note!("{note}");
     Ok((rows, Some(resumed.done)))
 }
 
@@ -397,6 +398,7 @@ fn start_workers(
             follow_redirects: cfg.follow_redirects,
             http2: cfg.http2,
             rate: cfg.rate.map(|r| r / plan.len() as f64),
+            verbosity: cfg.verbosity,
             ids: part.ids,
             keys: match &cfg.key_file {
                 None => Keys::Numbers,
@@ -426,6 +428,11 @@ fn start_workers(
         if let Err(e) = spawn::pin_to_core(child.id(), core) {
             eprintln!("ringscrape: could not pin shard {shard} to core {core}: {e}");
         }
+        crate::detail!(
+            "ringscrape: shard {shard}: started, pid {}, core {core}, ids {}",
+            child.id(),
+            part.ids
+        );
         let pipe = child.stdout.take().expect("worker stdout is piped");
         let (tx, board) = (tx.clone(), board.clone());
         // A record frame holds at most one body of --max-body plus its captured headers.
@@ -480,6 +487,8 @@ fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
                 rows,
                 worker.ids.len()
             );
+        } else {
+            crate::detail!("ringscrape: shard {}: done, {rows} rows", worker.shard);
         }
     }
     failed

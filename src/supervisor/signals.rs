@@ -67,7 +67,7 @@ pub fn watch() -> nix::Result<Arc<Stop>> {
                     .compare_exchange(0, signal as i32, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok();
                 if first {
-                    eprintln!("\nringscrape: {signal}: stopping (in-flight requests get the grace period; again to stop now)");
+                    crate::note!("\nringscrape: {signal}: stopping (in-flight requests get the grace period; again to stop now)");
                     handler.signal_workers(Signal::SIGTERM);
                 } else {
                     eprintln!("\nringscrape: {signal} again: stopping now");

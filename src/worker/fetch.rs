@@ -78,8 +78,8 @@ const MAX_REFUSED_RESENDS: u32 = 8;
 pub enum Outcome {
     /// Final: its row.
     Done(Record),
-    /// To be tried again after this wait.
-    RetryAfter(Duration),
+    /// To be tried again after `wait`, because of `why`.
+    RetryAfter { wait: Duration, why: Verdict },
 }
 
 /// What one attempt got.
@@ -137,7 +137,7 @@ impl Slot {
             Attempt::Failed { failure, .. } => Verdict::Error(failure.kind),
         };
         match self.plan.retry.next_delay(verdict, attempts, &mut self.rng) {
-            Some(wait) => Outcome::RetryAfter(wait),
+            Some(wait) => Outcome::RetryAfter { wait, why: verdict },
             None => Outcome::Done(self.record(index, key, attempts, attempt)),
         }
     }

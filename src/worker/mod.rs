@@ -179,6 +179,7 @@ pub fn run() -> Result<(), WorkerError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
     let stop = watch_stop_signals()?;
     let (spec, skip) = read_assignment(io::stdin().lock())?;
+    crate::verbosity::set(spec.verbosity);
     let spec = &spec;
     let plan = Rc::new(plan_for(spec)?);
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
@@ -267,7 +268,13 @@ async fn fetch_loop(mut slot: Slot, shared: Rc<Shared>) {
         shared.in_flight.set(shared.in_flight.get() - 1);
         let mut record = match outcome {
             Outcome::Done(record) => record,
-            Outcome::RetryAfter(wait) => {
+            Outcome::RetryAfter { wait, why } => {
+                crate::detail!(
+                    "ringscrape: id {}: attempt {} ended in {why}; again in {:.2} s",
+                    String::from_utf8_lossy(&key),
+                    work.attempts + 1,
+                    wait.as_secs_f64()
+                );
                 let again = Work {
                     index: work.index,
                     attempts: work.attempts + 1,

@@ -18,6 +18,15 @@ pub enum Verdict {
     Error(ErrorKind),
 }
 
+impl std::fmt::Display for Verdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Verdict::Status { status, .. } => write!(f, "status {status}"),
+            Verdict::Error(kind) => write!(f, "{}", kind.as_str()),
+        }
+    }
+}
+
 impl RetryPolicy {
     /// The wait before attempt `attempts + 1`, or `None` when the outcome is final.
     pub fn next_delay(

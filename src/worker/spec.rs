@@ -13,6 +13,7 @@ use crate::job::Keys;
 use crate::model::{RequestLimits, RetryPolicy, Schema};
 use crate::request::RequestSpec;
 use crate::tls::Trust;
+use crate::verbosity::Verbosity;
 use crate::wire::{self, Frame, FrameReader};
 
 /// What the supervisor hands a worker: TOML in a spec frame on the worker's stdin, followed by
@@ -28,6 +29,8 @@ pub struct WorkerSpec {
     pub http2: bool,
     /// This worker's share of `--rate` (requests per second); `None`: adaptive on 429.
     pub rate: Option<f64>,
+    /// `-q` / `-v`, for what the worker says on stderr.
+    pub verbosity: Verbosity,
     /// Item indexes of this shard.
     pub ids: IdRange,
     /// Where the keys of those items come from.
@@ -106,6 +109,7 @@ mod tests {
             follow_redirects: 3,
             http2: true,
             rate: Some(500.0),
+            verbosity: Verbosity::Verbose,
             keys: Keys::Lines {
                 path: "/tmp/keys.txt".into(),
                 line: 65_537,
