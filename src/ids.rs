@@ -5,6 +5,8 @@
 //! form; later id sources (a file of lines) keep the same index-based splitting and resume bitmap.
 
 use std::fmt;
+
+use roaring::RoaringTreemap;
 use std::str::FromStr;
 
 /// A half-open range of ids, `start..end`, never empty once parsed.
@@ -93,20 +95,21 @@ impl FromStr for IdRange {
     }
 }
 
-/// A set of ids within a range, one bit per id: 50 million ids take 6.25 MB. Resume uses it for
-/// the ids that already have a row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A set of ids within a range, compressed (a roaring bitmap): memory follows the ids in the
+/// set, not the width of the range, so `--resume` works over `0..2^64-1` as over `0..1000`
+/// (50 million consecutive ids take about 6 MB, a few scattered ones a few bytes). Resume uses
+/// it for the ids that already have a row; workers get it compressed.
+#[derive(Debug, Clone, PartialEq)]
 pub struct IdSet {
     range: IdRange,
-    words: Vec<u64>,
+    ids: RoaringTreemap,
 }
 
 impl IdSet {
     pub fn new(range: IdRange) -> Self {
-        let words = usize::try_from(range.len().div_ceil(64)).expect("range fits in memory");
         Self {
             range,
-            words: vec![0; words],
+            ids: RoaringTreemap::new(),
         }
     }
 
@@ -114,108 +117,123 @@ impl IdSet {
         self.range
     }
 
-    fn slot(&self, id: u64) -> (usize, u64) {
-        let offset = id - self.range.start;
-        ((offset / 64) as usize, 1 << (offset % 64))
-    }
-
     /// Adds `id` (which must be in the range); returns false if it was already there.
     pub fn insert(&mut self, id: u64) -> bool {
         debug_assert!(self.range.contains(id));
-        let (word, bit) = self.slot(id);
-        let fresh = self.words[word] & bit == 0;
-        self.words[word] |= bit;
-        fresh
+        self.ids.insert(id)
     }
 
     pub fn contains(&self, id: u64) -> bool {
-        if !self.range.contains(id) {
-            return false;
-        }
-        let (word, bit) = self.slot(id);
-        self.words[word] & bit != 0
+        self.range.contains(id) && self.ids.contains(id)
     }
 
     /// Number of ids in the set.
     pub fn count(&self) -> u64 {
-        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+        self.ids.len()
     }
 
     /// Adds every id of `other`, a set over the same range.
     pub fn union_with(&mut self, other: &IdSet) {
         debug_assert_eq!(self.range, other.range);
-        for (mine, theirs) in self.words.iter_mut().zip(&other.words) {
-            *mine |= theirs;
-        }
+        self.ids |= &other.ids;
     }
 
     /// Ids of `sub` that are in the set, as a new set over `sub`.
     pub fn restrict(&self, sub: IdRange) -> IdSet {
-        let mut out = IdSet::new(sub);
-        for id in sub.start..sub.end {
-            if self.contains(id) {
-                out.insert(id);
+        let inside = self
+            .ids
+            .iter()
+            .skip_while(|&id| id < sub.start)
+            .take_while(|&id| id < sub.end);
+        IdSet {
+            range: sub,
+            ids: RoaringTreemap::from_sorted_iter(inside).expect("ids come out sorted"),
+        }
+    }
+
+    /// Ids of the range not in the set, up to and including `id`.
+    fn missing_through(&self, id: u64) -> u64 {
+        let before_start = if self.range.start == 0 {
+            0
+        } else {
+            self.ids.rank(self.range.start - 1)
+        };
+        (id - self.range.start + 1) - (self.ids.rank(id) - before_start)
+    }
+
+    /// The smallest id with `n` ids of the range not in the set up to and including it.
+    fn nth_missing(&self, n: u64) -> u64 {
+        let (mut low, mut high) = (self.range.start, self.range.end - 1);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.missing_through(mid) >= n {
+                high = mid;
+            } else {
+                low = mid + 1;
             }
         }
-        out
+        low
     }
 
     /// Splits the range into `parts` contiguous sub-ranges holding about the same number of ids
     /// *not* in the set, so a resumed run spreads the remaining work evenly over its shards.
+    /// Works from ranks (a binary search per cut), never id by id.
     pub fn split_remaining(&self, parts: usize) -> Vec<IdRange> {
         let parts = parts.max(1) as u64;
         let remaining = self.range.len() - self.count();
         let mut cuts = Vec::with_capacity(parts as usize + 1);
         cuts.push(self.range.start);
-        let mut seen = 0u64;
-        let mut next_part = 1u64;
-        for id in self.range.start..self.range.end {
-            if next_part >= parts {
-                break;
-            }
-            if !self.contains(id) {
-                seen += 1;
-                // Cut after the id that completes this part's share.
-                if seen == remaining * next_part / parts {
-                    cuts.push(id + 1);
-                    next_part += 1;
-                }
-            }
-        }
-        while cuts.len() < parts as usize {
-            cuts.push(self.range.end);
+        for part in 1..parts {
+            // The share of the first `part` parts, in 128 bits: `remaining × part` can pass 2^64.
+            let share = (u128::from(remaining) * u128::from(part) / u128::from(parts)) as u64;
+            let cut = if share == 0 {
+                self.range.start
+            } else {
+                // Cut after the id that completes this share.
+                self.nth_missing(share) + 1
+            };
+            cuts.push(cut.max(*cuts.last().unwrap_or(&self.range.start)));
         }
         cuts.push(self.range.end);
         cuts.windows(2).map(|w| IdRange::new(w[0], w[1])).collect()
     }
 
-    /// A set over `range` from its words (bit k of word w: id `range.start + 64w + k`), as built
-    /// by a reader that did not know the range's length up front. Missing words are empty.
-    pub fn from_words(range: IdRange, mut words: Vec<u64>) -> IdSet {
-        words.resize(range.len().div_ceil(64) as usize, 0);
-        IdSet { range, words }
-    }
-
-    /// The set as little-endian 64-bit words (what a worker receives on stdin).
+    /// The set, compressed (roaring's portable format): what a worker receives on stdin.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.words.iter().flat_map(|w| w.to_le_bytes()).collect()
+        let mut out = Vec::with_capacity(self.ids.serialized_size());
+        self.ids
+            .serialize_into(&mut out)
+            .expect("writing to a Vec cannot fail");
+        out
     }
 
-    /// Rebuilds a set over `range` from [`IdSet::to_bytes`]; `None` if the length is wrong.
+    /// Rebuilds a set over `range` from [`IdSet::to_bytes`]; `None` if the bytes are not one,
+    /// or hold an id outside the range.
     pub fn from_bytes(range: IdRange, bytes: &[u8]) -> Option<IdSet> {
-        let mut set = IdSet::new(range);
-        if bytes.len() != set.words.len() * 8 {
-            return None;
-        }
-        for (word, chunk) in set.words.iter_mut().zip(bytes.chunks_exact(8)) {
-            *word = u64::from_le_bytes(chunk.try_into().ok()?);
-        }
-        Some(set)
+        let ids = RoaringTreemap::deserialize_from(bytes).ok()?;
+        let inside = ids
+            .min()
+            .zip(ids.max())
+            .is_none_or(|(min, max)| range.contains(min) && range.contains(max));
+        inside.then_some(IdSet { range, ids })
     }
 
-    /// Byte length of [`IdSet::to_bytes`] for a set over `range`.
-    pub fn byte_len(range: IdRange) -> usize {
-        range.len().div_ceil(64) as usize * 8
+    /// A set over `range` from words of bits (bit k of word w: id `range.start + 64w + k`), as
+    /// built by a reader that did not know the range's length up front.
+    pub fn from_words(range: IdRange, words: &[u64]) -> IdSet {
+        let mut set = IdSet::new(range);
+        for (w, word) in words.iter().enumerate() {
+            let mut bits = *word;
+            while bits != 0 {
+                let k = u64::from(bits.trailing_zeros());
+                let id = range.start + 64 * w as u64 + k;
+                if range.contains(id) {
+                    set.ids.insert(id);
+                }
+                bits &= bits - 1;
+            }
+        }
+        set
     }
 }
 
@@ -290,9 +308,17 @@ mod tests {
         assert!(set.contains(299) && !set.contains(150) && !set.contains(5));
         assert_eq!(set.count(), 2);
         let bytes = set.to_bytes();
-        assert_eq!(bytes.len(), IdSet::byte_len(range));
         assert_eq!(IdSet::from_bytes(range, &bytes), Some(set.clone()));
-        assert_eq!(IdSet::from_bytes(range, &bytes[1..]), None);
+        assert_eq!(
+            IdSet::from_bytes(range, &bytes[..bytes.len() - 1]),
+            None,
+            "torn"
+        );
+        assert_eq!(
+            IdSet::from_bytes(IdRange::new(0, 200), &bytes),
+            None,
+            "299 is outside"
+        );
         let sub = set.restrict(IdRange::new(250, 300));
         assert_eq!((sub.count(), sub.contains(299)), (1, true));
     }
@@ -324,5 +350,35 @@ mod tests {
         });
         let parts = full.split_remaining(3);
         assert_eq!((parts.len(), parts[0].start, parts[2].end), (3, 0, 10));
+    }
+
+    #[test]
+    fn a_set_over_the_widest_range_stays_small_and_splits_by_rank() {
+        let range = IdRange::new(0, u64::MAX);
+        let mut set = IdSet::new(range);
+        for id in 0..1000 {
+            set.insert(id);
+        }
+        set.insert(u64::MAX - 1);
+        assert!(
+            set.to_bytes().len() < 4096,
+            "{} bytes",
+            set.to_bytes().len()
+        );
+        let parts = set.split_remaining(4);
+        assert_eq!((parts[0].start, parts[3].end), (0, u64::MAX));
+        for pair in parts.windows(2) {
+            assert_eq!(pair[0].end, pair[1].start);
+        }
+        // The first part starts with the 1000 done ids, then a quarter of the rest.
+        let remaining = u64::MAX - 1001;
+        let first = parts[0].len() - 1000;
+        assert!(
+            first.abs_diff(remaining / 4) <= 1,
+            "{first} vs {}",
+            remaining / 4
+        );
+        assert_eq!(set.restrict(parts[0]).count(), 1000);
+        assert!(set.restrict(parts[3]).contains(u64::MAX - 1));
     }
 }

@@ -60,7 +60,7 @@ impl KeyFile {
                 *word |= 1 << (bit % 64);
             }
         }
-        let empty = IdSet::from_words(IdRange::new(1, line + 1), empty_words);
+        let empty = IdSet::from_words(IdRange::new(1, line + 1), &empty_words);
         Ok(KeyFile {
             path: path.to_path_buf(),
             lines: line,

@@ -195,6 +195,14 @@ impl fmt::Display for Summary<'_> {
                 .collect();
             writeln!(f, "  errors     {}", kinds.join(", "))?;
         }
+        if !s.statuses.is_empty() {
+            let codes: Vec<String> = s
+                .statuses
+                .iter()
+                .map(|(code, n)| format!("{code} {n}"))
+                .collect();
+            writeln!(f, "  status     {}", codes.join(", "))?;
+        }
         writeln!(f, "  rows       {} written", self.rows_written)?;
         if s.requests > s.rows {
             writeln!(f, "  retries    {}", s.requests - s.rows)?;
@@ -231,10 +239,13 @@ impl fmt::Display for Summary<'_> {
         } else {
             write!(
                 f,
-                "  latency    p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                "  latency    min {:.2} ms, mean {:.2} ms, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+                millis(h.min()),
+                h.mean() / 1000.0,
                 millis(h.value_at_quantile(0.5)),
                 millis(h.value_at_quantile(0.9)),
                 millis(h.value_at_quantile(0.99)),
+                millis(h.value_at_quantile(0.999)),
                 millis(h.max())
             )
         }

@@ -305,3 +305,64 @@ fn after_the_grace_period_unanswered_requests_are_abandoned_and_left_to_resume()
         "{err}"
     );
 }
+
+/// Resident memory of process `pid`, in kB.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn resume_works_over_the_widest_range_in_small_memory() {
+    let server = Server::start(&["--delay-ms", "20..40"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let args = [
+        "run",
+        "-u",
+        &url,
+        "-i",
+        "0..18446744073709551615",
+        "-s",
+        "2",
+        "-c",
+        "8",
+        "-o",
+        "out.csv",
+    ];
+    for round in 0..2 {
+        let mut full: Vec<&str> = args.to_vec();
+        if round == 1 {
+            full.push("--resume");
+        }
+        let run = spawn_ringscrape(dir.path(), &full);
+        let workers = wait_for_workers(&run, 2, |_| true);
+        std::thread::sleep(Duration::from_millis(1500));
+        for pid in workers.iter().copied().chain([run.id()]) {
+            let kb = rss_kb(pid);
+            assert!(
+                kb > 0 && kb < 100_000,
+                "process {pid}: {kb} kB (round {round})"
+            );
+        }
+        signal(run.id(), Signal::SIGINT);
+        let (code, err) = finish(run);
+        assert_eq!(code, Some(130), "round {round}: {err}");
+        if round == 1 {
+            assert!(err.contains("resuming out.csv:"), "{err}");
+        }
+    }
+    let rows = read_rows(&dir.path().join("out.csv"));
+    let ids: std::collections::HashSet<u64> = rows.iter().map(|r| r.id).collect();
+    assert_eq!(ids.len(), rows.len(), "no duplicates");
+    // The resumed run's shards start where the done ids leave off and halfway through the range.
+    assert!(
+        rows.iter().any(|r| r.id >= u64::MAX / 2),
+        "the second shard's ids"
+    );
+}

@@ -42,7 +42,11 @@ fn two_shards_write_exactly_one_row_per_id_all_200_with_right_byte_counts() {
         err.contains("requests   20000  (2xx 20000"),
         "summary missing: {err}"
     );
-    assert!(err.contains("latency    p50"), "summary missing: {err}");
+    assert!(err.contains("latency    min "), "summary missing: {err}");
+    assert!(
+        err.contains("status     200 20000"),
+        "summary missing: {err}"
+    );
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! `--resume`: what an earlier run of the same command already wrote. Reads the output CSV as a
-//! stream (it may hold 50 million rows) into a bitmap of done ids, drops a torn last line, and —
+//! stream (it may hold 50 million rows) into a compressed set of done ids, drops a torn last line, and —
 //! with `--retry-failed`, or if it finds duplicate rows — rewrites the file beside itself and
 //! renames it into place, so that every id keeps exactly one row whatever happens meanwhile.
 

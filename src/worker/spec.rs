@@ -77,7 +77,7 @@ pub fn read_assignment(input: impl Read) -> Result<(WorkerSpec, Option<IdSet>), 
     let skip = match skip {
         Some(bytes) => Some(
             IdSet::from_bytes(spec.ids, &bytes)
-                .ok_or_else(|| bad("skip set of the wrong length".into()))?,
+                .ok_or_else(|| bad("skip set that does not decode for this range".into()))?,
         ),
         None => None,
     };
