@@ -96,9 +96,8 @@ impl FromStr for IdRange {
 }
 
 /// A set of ids within a range, compressed (a roaring bitmap): memory follows the ids in the
-/// set, not the width of the range, so `--resume` works over `0..2^64-1` as over `0..1000`
-/// (50 million consecutive ids take about 6 MB, a few scattered ones a few bytes). Resume uses
-/// it for the ids that already have a row; workers get it compressed.
+/// set, not the width of the range, so `--resume` works over `0..2^64-1` as over `0..1000`.
+/// Resume uses it for the ids that already have a row; workers get it compressed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IdSet {
     range: IdRange,
