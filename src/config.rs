@@ -13,6 +13,7 @@ use crate::output::{Output, bodies};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::tls::{self, TlsError, Trust};
 use crate::verbosity::Verbosity;
+use crate::worker::Fetch;
 
 /// A body limit beyond this is a typo: bodies are held in memory, one per in-flight request.
 const MAX_BODY_LIMIT: u64 = 1 << 32;
@@ -37,17 +38,12 @@ pub enum WriteMode {
 /// A run that has passed every check.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub request: RequestSpec,
-    /// `request` compiled: where the run goes.
+    /// What every worker is told alike (request, trust, columns, limits, retries…).
+    pub fetch: Fetch,
+    /// `fetch.request` compiled: where the run goes.
     pub template: RequestTemplate,
-    pub trust: Trust,
-    pub schema: Schema,
-    pub follow_redirects: u32,
-    pub http2: bool,
     /// `--rate`: requests per second across all shards.
     pub rate: Option<f64>,
-    /// `-q` / `-v`.
-    pub verbosity: Verbosity,
     /// `--metrics`: where to serve Prometheus text during the run.
     pub metrics: Option<String>,
     /// `--summary-json`: where the closing figures go as JSON.
@@ -61,13 +57,9 @@ pub struct RunConfig {
     /// Standard input copied to a file for `--ids-file -`; deleted when the run ends.
     pub stdin_spool: Option<Arc<tempfile::TempPath>>,
     pub shards: usize,
-    pub concurrency: usize,
     pub output: Output,
     pub mode: WriteMode,
     pub progress: bool,
-    pub limits: RequestLimits,
-    pub retry: RetryPolicy,
-    pub grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -227,35 +219,37 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     // Standard input is one stream: one shard reads it.
     let shards = if stdin_spool.is_some() { 1 } else { shards };
     Ok(RunConfig {
-        request,
+        fetch: Fetch {
+            request,
+            trust,
+            schema,
+            follow_redirects: args.follow_redirects,
+            http2: args.http2,
+            concurrency,
+            grace: seconds("grace", args.grace)?,
+            limits,
+            retry,
+            verbosity: if args.quiet {
+                Verbosity::Quiet
+            } else if args.verbose {
+                Verbosity::Verbose
+            } else {
+                Verbosity::Normal
+            },
+        },
         template,
-        trust,
-        schema,
-        follow_redirects: args.follow_redirects,
-        http2: args.http2,
         rate: args.rate.map(positive_rate).transpose()?,
         abort_after: args.abort_after,
         summary_json: args.summary_json.clone(),
         metrics: args.metrics.clone(),
-        verbosity: if args.quiet {
-            Verbosity::Quiet
-        } else if args.verbose {
-            Verbosity::Verbose
-        } else {
-            Verbosity::Normal
-        },
         ids,
         key_file,
         stdin_spool,
         // More shards than ids would only start idle processes.
         shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
-        concurrency,
         output,
         mode,
         progress: !args.no_progress && !args.quiet,
-        limits,
-        retry,
-        grace: seconds("grace", args.grace)?,
     })
 }
 
@@ -424,11 +418,11 @@ mod tests {
     #[test]
     fn defaults_come_from_the_flag_declarations() {
         let cfg = resolve(&args(&[])).expect("valid config");
-        assert_eq!(cfg.concurrency, 256);
-        assert_eq!(cfg.limits.timeout, Duration::from_secs(30));
-        assert_eq!(cfg.limits.connect_timeout, Duration::from_secs(10));
-        assert_eq!(cfg.limits.max_body_bytes, 16 << 20);
-        assert_eq!(cfg.retry.retries, 2);
+        assert_eq!(cfg.fetch.concurrency, 256);
+        assert_eq!(cfg.fetch.limits.timeout, Duration::from_secs(30));
+        assert_eq!(cfg.fetch.limits.connect_timeout, Duration::from_secs(10));
+        assert_eq!(cfg.fetch.limits.max_body_bytes, 16 << 20);
+        assert_eq!(cfg.fetch.retry.retries, 2);
         assert_eq!(cfg.output, Output::Stdout);
         assert!(cfg.progress);
     }

@@ -111,9 +111,9 @@ fn output_path(output: &Output) -> PathBuf {
 
 /// Runs a whole scrape.
 pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
-    crate::verbosity::set(cfg.verbosity);
-    limits::raise_nofile(cfg.shards, cfg.concurrency)?;
-    if cfg.trust.insecure {
+    crate::verbosity::set(cfg.fetch.verbosity);
+    limits::raise_nofile(cfg.shards, cfg.fetch.concurrency)?;
+    if cfg.fetch.trust.insecure {
         crate::note!("ringscrape: warning: --insecure: TLS certificates are not verified");
     }
     // Before any other thread exists, so that they all inherit the blocked signals.
@@ -265,7 +265,7 @@ fn lock_outputs(cfg: &RunConfig) -> Result<Vec<OutputLock>, LockError> {
             &lock::lock_path_for_file(path),
         )?);
     }
-    if let BodyColumn::Files(dir) = &cfg.schema.body {
+    if let BodyColumn::Files(dir) = &cfg.fetch.schema.body {
         locks.push(lock::acquire(
             "--bodies-dir",
             dir,
@@ -284,8 +284,8 @@ fn open_rows(
     // `config` refuses --resume with stdout, so here `path` is the output file.
     let resumed = match cfg.mode {
         WriteMode::Resume { retry_failed } => {
-            let columns = cfg.schema.columns();
-            let index_column = cfg.schema.index_column();
+            let columns = cfg.fetch.schema.columns();
+            let index_column = cfg.fetch.schema.index_column();
             resume::prepare(path, cfg.ids, &columns, index_column, retry_failed)?
         }
         WriteMode::New | WriteMode::Overwrite => None,
@@ -295,7 +295,7 @@ fn open_rows(
         None => writer::open_output(&cfg.output, cfg.mode != WriteMode::New),
     }
     .map_err(|e| SupervisorError::OpenOutput(path.to_path_buf(), e))?;
-    let rows = RowWriter::new(out, cfg.schema.clone(), resumed.is_none())?;
+    let rows = RowWriter::new(out, cfg.fetch.schema.clone(), resumed.is_none())?;
     let Some(resumed) = resumed else {
         return Ok((rows, None));
     };
@@ -392,13 +392,8 @@ fn start_workers(
     for (shard, part) in plan.iter().enumerate() {
         let spec = WorkerSpec {
             shard,
-            request: cfg.request.clone(),
-            trust: cfg.trust.clone(),
-            schema: cfg.schema.clone(),
-            follow_redirects: cfg.follow_redirects,
-            http2: cfg.http2,
+            fetch: cfg.fetch.clone(),
             rate: cfg.rate.map(|r| r / plan.len() as f64),
-            verbosity: cfg.verbosity,
             ids: part.ids,
             keys: match &cfg.key_file {
                 None => Keys::Numbers,
@@ -411,10 +406,6 @@ fn start_workers(
                     }
                 }
             },
-            concurrency: cfg.concurrency,
-            grace: cfg.grace,
-            limits: cfg.limits,
-            retry: cfg.retry,
         };
         let mut child = match spawn::spawn_worker(&spec, part.skip.as_ref()) {
             Ok(child) => child,
@@ -436,7 +427,7 @@ fn start_workers(
         let pipe = child.stdout.take().expect("worker stdout is piped");
         let (tx, board) = (tx.clone(), board.clone());
         // A record frame holds at most one body of --max-body plus its captured headers.
-        let max_frame = crate::wire::MAX_FRAME_LEN + cfg.limits.max_body_bytes;
+        let max_frame = crate::wire::MAX_FRAME_LEN + cfg.fetch.limits.max_body_bytes;
         let reader = match thread::Builder::new()
             .name(format!("pipe-{shard}"))
             .spawn(move || read_worker_pipe(shard, pipe, max_frame, tx, board))

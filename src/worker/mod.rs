@@ -36,7 +36,7 @@ use crate::runtime;
 use crate::stats::WorkerStats;
 use crate::tls::TlsError;
 
-pub use spec::{WorkerSpec, encode_assignment, read_assignment};
+pub use spec::{Fetch, WorkerSpec, encode_assignment, read_assignment};
 
 use connect::Dialer;
 use cursor::Cursor;
@@ -148,27 +148,27 @@ fn watch_stop_signals() -> Result<Arc<AtomicBool>, WorkerError> {
 /// What every slot shares, built from the spec: the compiled request, the connection opener
 /// (TLS set-up included), what to keep and where.
 fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
-    let template = RequestTemplate::compile(&spec.request)?;
+    let template = RequestTemplate::compile(&spec.fetch.request)?;
     let dialer = Dialer::new(
         template.origin.clone(),
-        &spec.trust,
-        spec.limits.connect_timeout,
-        spec.http2,
+        &spec.fetch.trust,
+        spec.fetch.limits.connect_timeout,
+        spec.fetch.http2,
     )?;
     Ok(Plan {
         dialer,
         template,
-        bodies: match &spec.schema.body {
+        bodies: match &spec.fetch.schema.body {
             BodyColumn::Files(dir) => Some(RefCell::new(BodiesDir::new(dir.clone()))),
             _ => None,
         },
-        schema: spec.schema.clone(),
-        limits: spec.limits,
-        retry: spec.retry,
-        follow_redirects: spec.follow_redirects,
-        trust: spec.trust.clone(),
+        schema: spec.fetch.schema.clone(),
+        limits: spec.fetch.limits,
+        retry: spec.fetch.retry,
+        follow_redirects: spec.fetch.follow_redirects,
+        trust: spec.fetch.trust.clone(),
         gate: gate::Gate::new(spec.rate),
-        h2: spec.http2.then(h2::Lanes::default),
+        h2: spec.fetch.http2.then(h2::Lanes::default),
         elsewhere: RefCell::default(),
     })
 }
@@ -179,7 +179,7 @@ pub fn run() -> Result<(), WorkerError> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
     let stop = watch_stop_signals()?;
     let (spec, skip) = read_assignment(io::stdin().lock())?;
-    crate::verbosity::set(spec.verbosity);
+    crate::verbosity::set(spec.fetch.verbosity);
     let spec = &spec;
     let plan = Rc::new(plan_for(spec)?);
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
@@ -190,7 +190,7 @@ pub fn run() -> Result<(), WorkerError> {
                 skip,
                 KeyReader::open(&spec.keys).map_err(WorkerError::Keys)?,
             ),
-            MAX_WAITING_PER_SLOT * spec.concurrency,
+            MAX_WAITING_PER_SLOT * spec.fetch.concurrency,
         ),
         keys_are_lines: matches!(spec.keys, Keys::Lines { .. }),
         sink: RefCell::new(FrameSink::new(std::fs::File::from(stdout))),
@@ -199,7 +199,7 @@ pub fn run() -> Result<(), WorkerError> {
         live: Cell::new(0),
         in_flight: Cell::new(0),
     });
-    let entries = (spec.concurrency as u32 * 4)
+    let entries = (spec.fetch.concurrency as u32 * 4)
         .next_power_of_two()
         .clamp(256, 32_768);
     let (_driver, result) = runtime::block_on(entries, |_driver| {
@@ -215,12 +215,12 @@ async fn fetch_shard(
     stop: Arc<AtomicBool>,
     plan: Rc<Plan>,
 ) -> Result<(), WorkerError> {
-    for _ in 0..spec.concurrency {
+    for _ in 0..spec.fetch.concurrency {
         let slot = Slot::new(plan.clone());
         shared.live.set(shared.live.get() + 1);
         monoio::spawn(fetch_loop(slot, shared.clone()));
     }
-    tend(&shared, &stop, spec.grace, &plan.gate).await;
+    tend(&shared, &stop, spec.fetch.grace, &plan.gate).await;
     // Tasks still running past the grace period are dropped with the runtime: their ids get no
     // row here, and a resumed run fetches them.
     let mut sink = shared.sink.borrow_mut();

@@ -21,24 +21,34 @@ use crate::wire::{self, Frame, FrameReader};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerSpec {
     pub shard: usize,
+    /// What every worker of the run gets alike.
+    pub fetch: Fetch,
+    /// This worker's share of `--rate` (requests per second); `None`: adaptive on 429.
+    pub rate: Option<f64>,
+    /// Item indexes of this shard.
+    pub ids: IdRange,
+    /// Where the keys of those items come from.
+    pub keys: Keys,
+}
+
+/// What every worker of a run is told alike: how to build, send, keep and retry its requests.
+/// Part of the run's config as it is, so a new setting of this kind is one field here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fetch {
     pub request: RequestSpec,
     pub trust: Trust,
     pub schema: Schema,
     pub follow_redirects: u32,
     /// `--http2`.
     pub http2: bool,
-    /// This worker's share of `--rate` (requests per second); `None`: adaptive on 429.
-    pub rate: Option<f64>,
-    /// `-q` / `-v`, for what the worker says on stderr.
-    pub verbosity: Verbosity,
-    /// Item indexes of this shard.
-    pub ids: IdRange,
-    /// Where the keys of those items come from.
-    pub keys: Keys,
+    /// In-flight requests per worker.
     pub concurrency: usize,
+    /// After a stop signal, time in-flight requests get.
     pub grace: Duration,
     pub limits: RequestLimits,
     pub retry: RetryPolicy,
+    /// `-q` / `-v`, for what the worker says on stderr.
+    pub verbosity: Verbosity,
 }
 
 /// Largest skip frame: a skip set is sent in pieces so that no frame nears the wire's limit.
@@ -93,42 +103,44 @@ mod tests {
     fn assignment_round_trips_through_frames() {
         let spec = WorkerSpec {
             shard: 3,
-            request: RequestSpec {
-                url: "http://h/{id}".into(),
-                method: None,
-                headers: vec!["Authorization: Bearer secret".into()],
-                body: Some(b"\x00binary{id}".to_vec()),
-                user_agent: "ringscrape/test".into(),
+            fetch: Fetch {
+                request: RequestSpec {
+                    url: "http://h/{id}".into(),
+                    method: None,
+                    headers: vec!["Authorization: Bearer secret".into()],
+                    body: Some(b"\x00binary{id}".to_vec()),
+                    user_agent: "ringscrape/test".into(),
+                },
+                trust: Trust::default(),
+                schema: Schema {
+                    line: true,
+                    capture_headers: vec!["etag".into()],
+                    body: BodyColumn::Files("/tmp/bodies".into()),
+                },
+                follow_redirects: 3,
+                http2: true,
+                concurrency: 64,
+                grace: Duration::from_millis(2500),
+                limits: RequestLimits {
+                    timeout: Duration::from_secs(30),
+                    connect_timeout: Duration::from_millis(1500),
+                    max_body_bytes: 1 << 24,
+                },
+                retry: RetryPolicy {
+                    retries: 2,
+                    base: Duration::from_millis(100),
+                    cap: Duration::from_secs(10),
+                    max_retry_after: Duration::from_secs(60),
+                },
+                verbosity: Verbosity::Verbose,
             },
-            trust: Trust::default(),
-            schema: Schema {
-                line: true,
-                capture_headers: vec!["etag".into()],
-                body: BodyColumn::Files("/tmp/bodies".into()),
-            },
-            follow_redirects: 3,
-            http2: true,
             rate: Some(500.0),
-            verbosity: Verbosity::Verbose,
             keys: Keys::Lines {
                 path: "/tmp/keys.txt".into(),
                 line: 65_537,
                 offset: 1_234_567,
             },
             ids: IdRange::new(10, 20),
-            concurrency: 64,
-            grace: Duration::from_millis(2500),
-            limits: RequestLimits {
-                timeout: Duration::from_secs(30),
-                connect_timeout: Duration::from_millis(1500),
-                max_body_bytes: 1 << 24,
-            },
-            retry: RetryPolicy {
-                retries: 2,
-                base: Duration::from_millis(100),
-                cap: Duration::from_secs(10),
-                max_retry_after: Duration::from_secs(60),
-            },
         };
         let mut skip = IdSet::new(spec.ids);
         skip.insert(12);
