@@ -202,10 +202,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         return Err(ConfigError::MetricsAddr(addr.clone()));
     }
     if let Some(path) = &args.summary_json {
-        let dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
+        let dir = directory_of(path);
         if !dir.is_dir() {
             return Err(ConfigError::SummaryDir(path.clone(), dir.to_path_buf()));
         }
@@ -366,6 +363,14 @@ fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
     })
 }
 
+/// The directory a file named `path` goes in (`.` for a bare file name).
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// Refuses to clobber an existing file by accident, and catches a missing directory before any
 /// request is made. (Whether the file can really be created is learnt by creating it.)
 fn check_output(output: &Output, mode: WriteMode) -> Result<(), ConfigError> {
@@ -379,10 +384,7 @@ fn check_output(output: &Output, mode: WriteMode) -> Result<(), ConfigError> {
     if path.exists() && mode == WriteMode::New {
         return Err(ConfigError::OutputExists(path.clone()));
     }
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let dir = directory_of(path);
     if !dir.is_dir() {
         return Err(ConfigError::NoOutputDir(path.clone(), dir.to_path_buf()));
     }

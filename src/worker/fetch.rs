@@ -350,26 +350,28 @@ impl Slot {
             None => self.conn = Some(H1Conn::new(self.plan.dialer.dial().await?)),
         }
         let conn = self.conn.as_mut().expect("a connection was just opened");
-        let (request, result) = conn
-            .exchange(std::mem::take(&mut self.request), wants, &mut self.answer)
-            .await;
-        self.request = request;
-        if result.is_err() {
-            self.conn = None;
-        }
-        result
+        // On failure `attempt` drops the connection.
+        exchange_on(conn, &mut self.request, wants, &mut self.answer).await
     }
 
     /// A redirect to another origin: one connection for this one request.
     async fn send_elsewhere(&mut self, origin: &Origin, wants: &Wants<'_>) -> Result<(), Failure> {
         let dialer = self.plan.dialer_for(origin)?;
         let mut conn = H1Conn::new(dialer.dial().await?);
-        let (request, result) = conn
-            .exchange(std::mem::take(&mut self.request), wants, &mut self.answer)
-            .await;
-        self.request = request;
-        result
+        exchange_on(&mut conn, &mut self.request, wants, &mut self.answer).await
     }
+}
+
+/// Sends the prepared `request` on `conn` and reads the answer; the buffer comes back for reuse.
+async fn exchange_on(
+    conn: &mut H1Conn<UnifiedTransportConnection>,
+    request: &mut Vec<u8>,
+    wants: &Wants<'_>,
+    answer: &mut Answer,
+) -> Result<(), Failure> {
+    let (buf, result) = conn.exchange(std::mem::take(request), wants, answer).await;
+    *request = buf;
+    result
 }
 
 fn key_breaks_header() -> Failure {

@@ -108,7 +108,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
         let (written, request) = self.stream.write_all(request).await;
         if let Err(e) = written {
             self.reusable = false;
-            return (request, Err(io_failure(&e, false)));
+            return (request, Err(Failure::from_io(&e, false)));
         }
         let result = self.read_answer(wants, answer).await;
         if result.is_err() {
@@ -178,7 +178,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
                 detail: "connection closed before the answer was complete".into(),
             }),
             Ok(_) => Ok(()),
-            Err(e) => Err(io_failure(&e, answered)),
+            Err(e) => Err(Failure::from_io(&e, answered)),
         }
     }
 
@@ -240,7 +240,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
             match self.fill().await {
                 Ok(0) => return Ok(()),
                 Ok(_) => {}
-                Err(e) => return Err(io_failure(&e, true)),
+                Err(e) => return Err(Failure::from_io(&e, true)),
             }
         }
     }
@@ -339,10 +339,6 @@ fn protocol(detail: &str) -> Failure {
         answered: true,
         detail: detail.into(),
     }
-}
-
-fn io_failure(error: &io::Error, answered: bool) -> Failure {
-    Failure::from_io(error, answered)
 }
 
 /// `1a;name=value` → 26. Hex digits, optional whitespace, optional extensions (ignored).

@@ -277,7 +277,7 @@ fn client_failure(error: &monoio_http_client::Error, answered: bool) -> Failure 
     match error {
         monoio_http_client::Error::H2Error(e) => h2_failure(e, answered),
         monoio_http_client::Error::HttpError(e) => http_failure(e, answered),
-        monoio_http_client::Error::Io(e) => io_failure(e, answered),
+        monoio_http_client::Error::Io(e) => Failure::from_io(e, answered),
         other => Failure {
             kind: ErrorKind::Protocol,
             answered,
@@ -289,7 +289,7 @@ fn client_failure(error: &monoio_http_client::Error, answered: bool) -> Failure 
 fn http_failure(error: &HttpError, answered: bool) -> Failure {
     match error {
         HttpError::H2Error(e) => h2_failure(e, answered),
-        HttpError::IOError(e) => io_failure(e, answered),
+        HttpError::IOError(e) => Failure::from_io(e, answered),
         other => Failure {
             kind: ErrorKind::Protocol,
             answered,
@@ -302,7 +302,7 @@ fn http_failure(error: &HttpError, answered: bool) -> Failure {
 /// connection is what its I/O error says; anything else is `protocol`.
 fn h2_failure(error: &monoio_http::h2::Error, answered: bool) -> Failure {
     if let Some(io) = error.get_io() {
-        return io_failure(io, answered);
+        return Failure::from_io(io, answered);
     }
     let kind = if error.is_reset() || error.is_go_away() {
         ErrorKind::Reset
@@ -314,8 +314,4 @@ fn h2_failure(error: &monoio_http::h2::Error, answered: bool) -> Failure {
         answered,
         detail: error.to_string(),
     }
-}
-
-fn io_failure(error: &std::io::Error, answered: bool) -> Failure {
-    Failure::from_io(error, answered)
 }
