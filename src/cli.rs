@@ -34,6 +34,9 @@ pub enum Command {
     /// Scrape URL for every id in a range, writing one CSV row per id
     #[command(args_override_self = true)]
     Run(RunArgs),
+    /// Merge the CSVs of a job's nodes into one, proving that every id has exactly one row
+    /// (exit 0), else naming the missing and duplicated ids (exit 1)
+    Merge(MergeArgs),
     /// Serve the built-in demo target (JSON record per id, optional delays)
     Serve(ServeArgs),
     /// Print a shell completion script (e.g. `ringscrape completions bash > ~/.local/share/bash-completion/completions/ringscrape`)
@@ -95,9 +98,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "ENCODING", value_parser = ["text", "base64"], requires = "save_body")]
     pub body_encoding: Option<String>,
     /// Write each body to its own file under DIR (DIR/ab/cd/NAME); a body_path column holds
-    /// the path relative to DIR
+    /// the path relative to DIR. {node} becomes the node index (see --node-index)
     #[arg(long, value_name = "DIR")]
     pub bodies_dir: Option<PathBuf>,
+    /// This machine is node K (0-based) of --node-count: it takes slice K of the ids (or of the
+    /// --ids-file lines). Without it, read from a Slurm job array (SLURM_ARRAY_TASK_ID…) or a
+    /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX with RINGSCRAPE_NODE_COUNT)
+    #[arg(long, value_name = "K", requires = "node_count")]
+    pub node_index: Option<u64>,
+    /// Number of nodes the job is split over (see --node-index)
+    #[arg(long, value_name = "M", requires = "node_index")]
+    pub node_count: Option<u64>,
     /// Worker processes, each pinned to a core [default: online cores]
     #[arg(short, long, value_name = "N", env = "RINGSCRAPE_SHARDS")]
     pub shards: Option<usize>,
@@ -110,7 +121,7 @@ pub struct RunArgs {
         env = "RINGSCRAPE_CONCURRENCY"
     )]
     pub concurrency: usize,
-    /// CSV file to write, or - for stdout
+    /// CSV file to write, or - for stdout; {node} becomes the node index (see --node-index)
     #[arg(
         short,
         long,
@@ -270,6 +281,33 @@ pub struct ServeArgs {
     /// Fault: close each connection after every K responses, without Connection: close
     #[arg(long, value_name = "K")]
     pub close_every: Option<u64>,
+}
+
+/// Flags of `merge`.
+#[derive(Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// The whole job's id range START..END, as given to every node
+    #[arg(short, long, value_name = "START..END", required_unless_present = "ids_file")]
+    pub ids: Option<String>,
+    /// The whole job's file of keys, as given to every node (rows are matched by line)
+    #[arg(long, value_name = "FILE", conflicts_with = "ids")]
+    pub ids_file: Option<PathBuf>,
+    /// When an id has rows in several inputs (a retried slice overlapped), keep the row of the
+    /// input listed first or last, and accept it
+    #[arg(long, value_name = "WHICH", value_enum)]
+    pub allow_duplicates: Option<crate::merge::Keep>,
+    /// Replace OUT if it already exists
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Say nothing on stderr but problems
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// The merged CSV to write
+    #[arg(value_name = "OUT.csv")]
+    pub out: PathBuf,
+    /// The nodes' CSVs
+    #[arg(value_name = "IN.csv", required = true)]
+    pub inputs: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::cli::RunArgs;
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile};
+use crate::nodes::{self, Node, NodeError};
 use crate::model::{BodyColumn, BodyEncoding, FIXED_COLUMNS, RequestLimits, RetryPolicy, Schema};
 use crate::output::{Output, bodies};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
@@ -50,8 +51,11 @@ pub struct RunConfig {
     pub summary_json: Option<PathBuf>,
     /// `--abort-after`: stop after this many ids in a row end in transport errors (0: never).
     pub abort_after: u64,
-    /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`.
+    /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`; only this node's
+    /// slice of them when the job spans several nodes.
     pub ids: IdRange,
+    /// This machine's place when the job spans several nodes.
+    pub node: Option<Node>,
     /// `--ids-file`, scanned.
     pub key_file: Option<KeyFile>,
     /// Standard input copied to a file for `--ids-file -`; deleted when the run ends.
@@ -90,6 +94,8 @@ pub enum ConfigError {
     BodiesDir(PathBuf, std::io::Error),
     #[error(transparent)]
     Ids(#[from] IdRangeError),
+    #[error(transparent)]
+    Node(#[from] NodeError),
     #[error("--{0} {1}: must be at least 1")]
     Zero(&'static str, usize),
     #[error("--concurrency {0}: more than {MAX_CONCURRENCY} in-flight requests per worker")]
@@ -151,7 +157,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         insecure: args.insecure,
     };
     tls::check(&trust)?;
-    let mut schema = schema(args)?;
+    let node = Node::find(args.node_index, args.node_count, |name| std::env::var(name).ok())?;
+    let mut schema = schema(args, node.as_ref())?;
     schema.line = args.ids_file.is_some();
     if matches!(schema.body, BodyColumn::Inline(_)) && args.max_body > MAX_INLINE_BODY {
         return Err(ConfigError::InlineBody(args.max_body));
@@ -193,7 +200,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let output = if args.output.as_os_str() == "-" {
         Output::Stdout
     } else {
-        Output::File(args.output.clone())
+        Output::File(nodes::expand_path("output", &args.output, node.as_ref())?)
     };
     check_output(&output, mode)?;
     if let Some(addr) = &args.metrics
@@ -209,10 +216,16 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     }
     // Last, as it may read a large file (or all of standard input).
     let Items {
-        ids,
-        key_file,
+        mut ids,
+        mut key_file,
         stdin_spool,
     } = job_items(args)?;
+    if let Some(node) = &node {
+        ids = node.slice(ids)?;
+        if let Some(keys) = &mut key_file {
+            keys.empty = keys.empty.restrict(ids);
+        }
+    }
     // Standard input is one stream: one shard reads it.
     let shards = if stdin_spool.is_some() { 1 } else { shards };
     Ok(RunConfig {
@@ -240,6 +253,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         summary_json: args.summary_json.clone(),
         metrics: args.metrics.clone(),
         ids,
+        node,
         key_file,
         stdin_spool,
         // More shards than ids would only start idle processes.
@@ -291,7 +305,7 @@ struct Items {
 }
 
 /// The optional columns: captured headers (checked, lower case), then the body or its path.
-fn schema(args: &RunArgs) -> Result<Schema, ConfigError> {
+fn schema(args: &RunArgs, node: Option<&Node>) -> Result<Schema, ConfigError> {
     let mut capture_headers: Vec<String> = Vec::new();
     for name in &args.capture_header {
         let header = http::HeaderName::from_bytes(name.trim().as_bytes())
@@ -311,8 +325,9 @@ fn schema(args: &RunArgs) -> Result<Schema, ConfigError> {
             _ => BodyEncoding::Text,
         })
     } else if let Some(dir) = &args.bodies_dir {
-        bodies::check_writable(dir).map_err(|e| ConfigError::BodiesDir(dir.clone(), e))?;
-        BodyColumn::Files(dir.clone())
+        let dir = nodes::expand_path("bodies-dir", dir, node)?;
+        bodies::check_writable(&dir).map_err(|e| ConfigError::BodiesDir(dir.clone(), e))?;
+        BodyColumn::Files(dir)
     } else {
         BodyColumn::None
     };

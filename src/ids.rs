@@ -51,17 +51,17 @@ impl IdRange {
     /// caller decides whether to run them (the supervisor never spawns more shards than ids).
     pub fn split(&self, parts: usize) -> Vec<IdRange> {
         let parts = parts.max(1) as u64;
-        let base = self.len() / parts;
-        let extra = self.len() % parts;
-        let mut start = self.start;
-        (0..parts)
-            .map(|k| {
-                let size = base + u64::from(k < extra);
-                let part = IdRange::new(start, start + size);
-                start += size;
-                part
-            })
-            .collect()
+        (0..parts).map(|k| self.part(k, parts)).collect()
+    }
+
+    /// Part `k` of `parts` (`k < parts`) as [`IdRange::split`] cuts it, without cutting the
+    /// others: what one node of many takes.
+    pub fn part(&self, k: u64, parts: u64) -> IdRange {
+        let parts = parts.max(1);
+        let (base, extra) = (self.len() / parts, self.len() % parts);
+        // The parts before `k`: `k` of size `base`, plus one extra id for each of them below `extra`.
+        let start = self.start + k * base + k.min(extra);
+        IdRange::new(start, start + base + u64::from(k < extra))
     }
 }
 
@@ -195,6 +195,44 @@ impl IdSet {
         }
         cuts.push(self.range.end);
         cuts.windows(2).map(|w| IdRange::new(w[0], w[1])).collect()
+    }
+
+    /// The ids of the set as maximal runs of consecutive ids, in order.
+    pub fn runs(&self) -> impl Iterator<Item = IdRange> + '_ {
+        let mut ids = self.ids.iter().peekable();
+        std::iter::from_fn(move || {
+            let start = ids.next()?;
+            let mut end = start + 1;
+            while ids.next_if(|&id| id == end).is_some() {
+                end += 1;
+            }
+            Some(IdRange::new(start, end))
+        })
+    }
+
+    /// The ids of the range *not* in the set, as maximal runs, in order.
+    pub fn gaps(&self) -> impl Iterator<Item = IdRange> + '_ {
+        let range = self.range;
+        let mut next = range.start;
+        let mut runs = self.runs().fuse();
+        std::iter::from_fn(move || {
+            loop {
+                match runs.next() {
+                    Some(run) if run.start > next => {
+                        let gap = IdRange::new(next, run.start);
+                        next = run.end;
+                        return Some(gap);
+                    }
+                    Some(run) => next = run.end,
+                    None if next < range.end => {
+                        let gap = IdRange::new(next, range.end);
+                        next = range.end;
+                        return Some(gap);
+                    }
+                    None => return None,
+                }
+            }
+        })
     }
 
     /// The set, compressed (roaring's portable format): what a worker receives on stdin.
@@ -379,5 +417,31 @@ mod tests {
         );
         assert_eq!(set.restrict(parts[0]).count(), 1000);
         assert!(set.restrict(parts[3]).contains(u64::MAX - 1));
+    }
+
+    #[test]
+    fn a_part_is_what_split_cuts() {
+        for (start, len, parts) in [(0u64, 10u64, 3u64), (7, 1000, 7), (0, 2, 5), (u64::MAX - 9, 9, 4)] {
+            let range = IdRange::new(start, start + len);
+            let split = range.split(parts as usize);
+            for k in 0..parts {
+                assert_eq!(range.part(k, parts), split[k as usize], "{range} part {k} of {parts}");
+            }
+        }
+    }
+
+    #[test]
+    fn runs_and_gaps_partition_the_range() {
+        let mut set = IdSet::new(IdRange::new(10, 30));
+        for id in [10, 11, 12, 15, 20, 21, 29] {
+            set.insert(id);
+        }
+        let runs: Vec<String> = set.runs().map(|r| r.to_string()).collect();
+        assert_eq!(runs, ["10..13", "15..16", "20..22", "29..30"]);
+        let gaps: Vec<String> = set.gaps().map(|r| r.to_string()).collect();
+        assert_eq!(gaps, ["13..15", "16..20", "22..29"]);
+        let empty = IdSet::new(IdRange::new(0, 5));
+        assert_eq!(empty.gaps().collect::<Vec<_>>(), [IdRange::new(0, 5)]);
+        assert_eq!(empty.runs().count(), 0);
     }
 }

@@ -19,8 +19,10 @@ pub mod cli;
 pub mod config;
 pub mod ids;
 pub mod job;
+pub mod merge;
 pub mod metrics;
 pub mod model;
+pub mod nodes;
 pub mod output;
 pub mod progress;
 pub mod request;
@@ -34,7 +36,7 @@ pub mod verbosity;
 pub mod wire;
 pub mod worker;
 
-use cli::{Command, RunArgs};
+use cli::{Command, MergeArgs, RunArgs};
 
 /// Every way a command can fail, each turned into one line and an exit code by `main`.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,8 @@ pub enum Error {
     Worker(#[from] worker::WorkerError),
     #[error(transparent)]
     Serve(#[from] serve::ServeError),
+    #[error(transparent)]
+    Merge(#[from] merge::MergeError),
 }
 
 /// Exit code for a run where some id has no row (a worker died, the writer failed).
@@ -62,6 +66,7 @@ impl Error {
             Error::Config(_) => EXIT_USAGE,
             Error::Supervisor(e) if e.is_usage() => EXIT_USAGE,
             Error::Serve(e) if e.is_usage() => EXIT_USAGE,
+            Error::Merge(e) if e.is_usage() => EXIT_USAGE,
             _ => EXIT_FAILED,
         }
     }
@@ -71,6 +76,7 @@ impl Error {
 pub fn execute(command: Command) -> Result<u8, Error> {
     match command {
         Command::Run(args) => run(&args),
+        Command::Merge(args) => merge(&args),
         Command::Serve(args) => {
             serve::serve(serve::ServeOptions::from_args(&args)?)?;
             Ok(0)
@@ -84,6 +90,29 @@ pub fn execute(command: Command) -> Result<u8, Error> {
             Ok(0)
         }
     }
+}
+
+/// `merge`: exit 0 only when every item of the job has exactly one row.
+fn merge(args: &MergeArgs) -> Result<u8, Error> {
+    let job = merge::MergeJob::new(
+        args.ids.as_deref(),
+        args.ids_file.as_deref(),
+        args.out.clone(),
+        args.inputs.clone(),
+        args.allow_duplicates,
+        args.overwrite,
+    )?;
+    let report = job.run()?;
+    let complete = report.is_complete();
+    let lines = report.lines(&job.out);
+    // The first line and the verdict are news; the rest are problems, said even with -q.
+    for (n, line) in lines.iter().enumerate() {
+        let news = n == 0 || (complete && n == lines.len() - 1);
+        if !(args.quiet && news) {
+            eprintln!("{line}");
+        }
+    }
+    Ok(if complete { 0 } else { EXIT_FAILED })
 }
 
 fn run(args: &RunArgs) -> Result<u8, Error> {

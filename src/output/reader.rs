@@ -2,7 +2,8 @@
 //! `merge` all go through [`RowReader`]. The header must start with the fixed columns; columns
 //! after them (captured headers, bodies, line numbers) are allowed and reached by name.
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 
 use crate::model::{ErrorKind, FIXED_COLUMNS, is_success};
 
@@ -181,6 +182,25 @@ impl RawRow<'_> {
                 .collect(),
         })
     }
+}
+
+/// Length of the file up to and including its last newline: anything after it is a torn line
+/// (the writer was killed mid-row), which `--resume` cuts off and `merge` leaves out.
+pub fn complete_len(file: &mut File) -> io::Result<u64> {
+    let len = file.metadata()?.len();
+    let mut end = len;
+    let mut buf = [0u8; 64 << 10];
+    while end > 0 {
+        let start = end.saturating_sub(buf.len() as u64);
+        let chunk = &mut buf[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + pos as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 #[cfg(test)]

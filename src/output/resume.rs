@@ -7,7 +7,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::reader::{ReadError, RowReader};
+use super::reader::{ReadError, RowReader, complete_len};
 use super::writer::Sink;
 use crate::ids::{IdRange, IdSet};
 
@@ -38,24 +38,6 @@ pub enum ResumeError {
     OutOfRange(PathBuf, u64, u64, IdRange),
     #[error("--resume {0}: {1}")]
     Io(PathBuf, io::Error),
-}
-
-/// Length of the file up to and including its last newline: anything after it is a torn line.
-fn complete_len(file: &mut File) -> io::Result<u64> {
-    let len = file.metadata()?.len();
-    let mut end = len;
-    let mut buf = [0u8; 64 << 10];
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
-        let chunk = &mut buf[..(end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(chunk)?;
-        if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
-            return Ok(start + pos as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(0)
 }
 
 /// One pass over the rows of `reader`: checks the header, then calls `row` per row with its id.

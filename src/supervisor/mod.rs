@@ -113,6 +113,16 @@ fn output_path(output: &Output) -> PathBuf {
 pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     crate::verbosity::set(cfg.fetch.verbosity);
     limits::raise_nofile(cfg.shards, cfg.fetch.concurrency)?;
+    if let Some(node) = &cfg.node {
+        let items = if cfg.key_file.is_some() { "lines" } else { "ids" };
+        crate::note!(
+            "ringscrape: node {} of {} (from {}): {items} {}",
+            node.index,
+            node.count,
+            node.source,
+            cfg.ids
+        );
+    }
     if cfg.fetch.trust.insecure {
         crate::note!("ringscrape: warning: --insecure: TLS certificates are not verified");
     }

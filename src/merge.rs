@@ -1,0 +1,470 @@
+//! `ringscrape merge`: joins the CSVs of a job's nodes into one and proves coverage — every item
+//! of the job (an id range, or the non-empty lines of a key file) has exactly one row.
+//!
+//! Inputs are streamed row by row; what is remembered is a compressed bitmap of the indexes seen
+//! (the same [`IdSet`] as `--resume`) and one of the duplicates per input, never the rows. A
+//! torn last line (a node killed mid-row) is left out, as `--resume` would cut it. The merged
+//! file is written beside OUT and renamed into place, so OUT is never half a merge.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::ids::{IdRange, IdRangeError, IdSet};
+use crate::job::KeyFile;
+use crate::output::reader::{ReadError, RowReader, complete_len};
+
+/// How many ranges a report lists before it says how many more there are.
+const LISTED_RANGES: usize = 10;
+
+/// Which row is kept for an id that has several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Keep {
+    /// The row of the input listed first.
+    First,
+    /// The row of the input listed last.
+    Last,
+}
+
+/// A merge, checked.
+#[derive(Debug)]
+pub struct MergeJob {
+    /// The job's item indexes: ids, or line numbers of the key file.
+    pub items: IdRange,
+    /// Indexes that are not items (empty lines of the key file): no row is expected.
+    pub exempt: IdSet,
+    /// `line` for a key file, else `id`.
+    pub index_column: &'static str,
+    pub out: PathBuf,
+    pub inputs: Vec<PathBuf>,
+    pub allow_duplicates: Option<Keep>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error(transparent)]
+    Ids(#[from] IdRangeError),
+    #[error("--ids or --ids-file is required: the whole job's, as given to every node")]
+    MissingIds,
+    #[error("--ids-file {0}: {1}")]
+    IdsFile(PathBuf, io::Error),
+    #[error("{0}: exists; pass --overwrite to replace it")]
+    OutExists(PathBuf),
+    #[error("{0}: is both the output and an input")]
+    OutIsInput(PathBuf),
+    #[error("{0}: {1}")]
+    OpenInput(PathBuf, io::Error),
+    #[error("{0}: {1}")]
+    ReadInput(PathBuf, ReadError),
+    #[error("{0}: {1}")]
+    Write(PathBuf, io::Error),
+}
+
+impl MergeError {
+    /// True for mistakes in the command itself (exit 2), as opposed to inputs that turn out
+    /// broken, or a failed write (exit 1).
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, MergeError::ReadInput(..) | MergeError::Write(..))
+    }
+}
+
+/// What one input held.
+#[derive(Debug, Default)]
+pub struct InputReport {
+    pub path: PathBuf,
+    pub rows: u64,
+    /// Bytes of a torn last line left out.
+    pub torn_bytes: u64,
+    /// Its header, when it differs from the first input's (its rows were not merged).
+    pub other_header: Option<String>,
+    /// Rows whose index is not an item of the job, and the first such index.
+    pub outside: u64,
+    pub first_outside: Option<u64>,
+    /// Items this input had a row for that an earlier one already had.
+    pub duplicates: Option<IdSet>,
+}
+
+/// What the merge found.
+#[derive(Debug)]
+pub struct MergeReport {
+    pub items: IdRange,
+    /// Rows written to OUT.
+    pub written: u64,
+    /// Items with a row, and indexes that need none: its gaps are the missing items.
+    pub covered: IdSet,
+    pub missing_count: u64,
+    pub inputs: Vec<InputReport>,
+    pub allow_duplicates: Option<Keep>,
+}
+
+impl MergeReport {
+    /// Every item has exactly one row (or at least one, duplicates being allowed), and every
+    /// input was ours and of this job.
+    pub fn is_complete(&self) -> bool {
+        self.missing_count == 0
+            && self.inputs.iter().all(|input| {
+                input.other_header.is_none()
+                    && input.outside == 0
+                    && (self.allow_duplicates.is_some() || input.duplicates.is_none())
+            })
+    }
+}
+
+impl MergeJob {
+    /// The job from `--ids` or `--ids-file`, with the output and inputs checked.
+    pub fn new(
+        ids: Option<&str>,
+        ids_file: Option<&Path>,
+        out: PathBuf,
+        inputs: Vec<PathBuf>,
+        allow_duplicates: Option<Keep>,
+        overwrite: bool,
+    ) -> Result<MergeJob, MergeError> {
+        let (items, exempt, index_column) = match (ids, ids_file) {
+            (_, Some(path)) => {
+                let keys =
+                    KeyFile::scan(path).map_err(|e| MergeError::IdsFile(path.to_path_buf(), e))?;
+                (keys.range(), keys.empty, "line")
+            }
+            (Some(ids), None) => {
+                let items: IdRange = ids.parse()?;
+                (items, IdSet::new(items), "id")
+            }
+            (None, None) => return Err(MergeError::MissingIds),
+        };
+        if out.exists() && !overwrite {
+            return Err(MergeError::OutExists(out));
+        }
+        for input in &inputs {
+            File::open(input).map_err(|e| MergeError::OpenInput(input.clone(), e))?;
+            if same_file(input, &out) {
+                return Err(MergeError::OutIsInput(out));
+            }
+        }
+        Ok(MergeJob {
+            items,
+            exempt,
+            index_column,
+            out,
+            inputs,
+            allow_duplicates,
+        })
+    }
+
+    /// Streams every input into OUT, keeping one row per item.
+    pub fn run(&self) -> Result<MergeReport, MergeError> {
+        let write_err = |e| MergeError::Write(self.out.clone(), e);
+        let dir = match self.out.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        let staged = tempfile::Builder::new()
+            .prefix(".ringscrape-merge")
+            .tempfile_in(dir)
+            .map_err(write_err)?;
+        let mut csv = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, staged));
+        let mut seen = IdSet::new(self.items);
+        let mut header: Option<(PathBuf, csv::ByteRecord)> = None;
+        let mut order: Vec<&PathBuf> = self.inputs.iter().collect();
+        // The last input's row wins when the inputs are read last to first.
+        if self.allow_duplicates == Some(Keep::Last) {
+            order.reverse();
+        }
+        let mut inputs = Vec::with_capacity(order.len());
+        let mut written = 0;
+        for path in order {
+            let report = self.merge_one(path, &mut header, &mut seen, &mut csv, &mut written)?;
+            inputs.push(report);
+        }
+        if header.is_none() {
+            // No input had a header: OUT still gets the fixed columns, so it reads as ours.
+            csv.write_record(crate::model::FIXED_COLUMNS)
+                .map_err(|e| write_err(e.into()))?;
+        }
+        if self.allow_duplicates == Some(Keep::Last) {
+            inputs.reverse();
+        }
+        let staged = csv
+            .into_inner()
+            .map_err(|e| write_err(e.into_error()))?
+            .into_inner()
+            .map_err(|e| write_err(e.into_error()))?;
+        staged.as_file().sync_all().map_err(write_err)?;
+        staged
+            .persist(&self.out)
+            .map_err(|e| write_err(e.error))?;
+        let mut covered = seen;
+        covered.union_with(&self.exempt);
+        let missing_count = self.items.len() - covered.count();
+        Ok(MergeReport {
+            items: self.items,
+            written,
+            covered,
+            missing_count,
+            inputs,
+            allow_duplicates: self.allow_duplicates,
+        })
+    }
+
+    /// Copies the rows of one input whose item has no row yet.
+    fn merge_one(
+        &self,
+        path: &Path,
+        header: &mut Option<(PathBuf, csv::ByteRecord)>,
+        seen: &mut IdSet,
+        csv: &mut csv::Writer<impl Write>,
+        written: &mut u64,
+    ) -> Result<InputReport, MergeError> {
+        let read_err = |e| MergeError::ReadInput(path.to_path_buf(), e);
+        let io_err = |e: io::Error| {
+            read_err(ReadError::Row {
+                line: 0,
+                message: e.to_string(),
+            })
+        };
+        let mut report = InputReport {
+            path: path.to_path_buf(),
+            ..InputReport::default()
+        };
+        let mut file = File::open(path).map_err(io_err)?;
+        let complete = complete_len(&mut file).map_err(io_err)?;
+        report.torn_bytes = file.metadata().map_err(io_err)?.len() - complete;
+        if complete == 0 {
+            return Ok(report);
+        }
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        let reader = BufReader::with_capacity(1 << 20, (&file).take(complete));
+        let mut rows = match RowReader::new(reader) {
+            Ok(rows) => rows,
+            Err(ReadError::Header(text)) => {
+                report.other_header = Some(text);
+                return Ok(report);
+            }
+            Err(e) => return Err(read_err(e)),
+        };
+        let columns = csv::ByteRecord::from(rows.columns().to_vec());
+        match header {
+            Some((_, first)) if *first != columns => {
+                report.other_header = Some(rows.columns().join(","));
+                return Ok(report);
+            }
+            Some(_) => {}
+            None => {
+                let Some(_) = rows.column(self.index_column) else {
+                    report.other_header = Some(rows.columns().join(","));
+                    return Ok(report);
+                };
+                csv.write_byte_record(&columns)
+                    .map_err(|e| MergeError::Write(self.out.clone(), e.into()))?;
+                *header = Some((path.to_path_buf(), columns));
+            }
+        }
+        let index_column = rows.column(self.index_column).unwrap_or(0);
+        let mut duplicates = IdSet::new(self.items);
+        while let Some(raw) = rows.next_row().map_err(read_err)? {
+            report.rows += 1;
+            let index = raw.index(index_column).map_err(read_err)?;
+            if !self.items.contains(index) || self.exempt.contains(index) {
+                report.outside += 1;
+                report.first_outside.get_or_insert(index);
+            } else if seen.insert(index) {
+                csv.write_byte_record(raw.record)
+                    .map_err(|e| MergeError::Write(self.out.clone(), e.into()))?;
+                *written += 1;
+            } else {
+                duplicates.insert(index);
+            }
+        }
+        if duplicates.count() > 0 {
+            report.duplicates = Some(duplicates);
+        }
+        Ok(report)
+    }
+}
+
+/// True when both paths name one file (an input given as OUT by mistake).
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Up to [`LISTED_RANGES`] ranges, then how many more.
+fn list_ranges(ranges: impl Iterator<Item = IdRange>) -> String {
+    let mut ranges = ranges.peekable();
+    let mut listed: Vec<String> = Vec::new();
+    while listed.len() < LISTED_RANGES {
+        match ranges.next() {
+            Some(range) => listed.push(range.to_string()),
+            None => break,
+        }
+    }
+    let more = ranges.count();
+    if more > 0 {
+        listed.push(format!("and {more} more ranges"));
+    }
+    listed.join(", ")
+}
+
+impl MergeReport {
+    /// The report as lines for stderr: what was written, then each problem, then the verdict.
+    pub fn lines(&self, out: &Path) -> Vec<String> {
+        let mut lines = vec![format!(
+            "ringscrape merge: {} rows from {} inputs written to {}",
+            self.written,
+            self.inputs.len(),
+            out.display()
+        )];
+        let first = self.inputs.iter().find(|i| i.other_header.is_none());
+        for input in &self.inputs {
+            let name = input.path.display();
+            if input.torn_bytes > 0 {
+                lines.push(format!(
+                    "ringscrape merge: {name}: left out a torn last line ({} bytes)",
+                    input.torn_bytes
+                ));
+            }
+            if let Some(header) = &input.other_header {
+                let reference = first.map_or("the fixed columns".into(), |f| {
+                    format!("{}'s", f.path.display())
+                });
+                lines.push(format!(
+                    "ringscrape merge: {name}: its header {header:?} differs from {reference}; its rows were not merged"
+                ));
+            }
+            if input.outside > 0 {
+                lines.push(format!(
+                    "ringscrape merge: {name}: {} rows are not items of this job (the first: {}); was it written for another --ids?",
+                    input.outside,
+                    input.first_outside.unwrap_or_default()
+                ));
+            }
+            if let Some(duplicates) = &input.duplicates {
+                let kept = match self.allow_duplicates {
+                    Some(Keep::First) => "kept the earlier input's row",
+                    Some(Keep::Last) => "kept this input's row",
+                    None => "kept the earlier input's row; --allow-duplicates first|last accepts this",
+                };
+                lines.push(format!(
+                    "ringscrape merge: {name}: {} duplicate ids, also in an earlier input: {} ({kept})",
+                    duplicates.count(),
+                    list_ranges(duplicates.runs())
+                ));
+            }
+        }
+        if self.missing_count > 0 {
+            lines.push(format!(
+                "ringscrape merge: missing {} of {} ids: {}",
+                self.missing_count,
+                self.items.len(),
+                list_ranges(self.covered.gaps())
+            ));
+        }
+        if self.is_complete() {
+            lines.push(format!(
+                "ringscrape merge: complete: every id of {} has exactly one row",
+                self.items
+            ));
+        }
+        lines
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "id,status,bytes,latency_ms,attempts,error\n";
+
+    fn csv_of(dir: &Path, name: &str, ids: impl Iterator<Item = u64>) -> PathBuf {
+        let mut text = HEAD.to_string();
+        for id in ids {
+            text += &format!("{id},200,2,1.000,1,\n");
+        }
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write input");
+        path
+    }
+
+    fn merge(dir: &Path, inputs: Vec<PathBuf>, keep: Option<Keep>) -> MergeReport {
+        let out = dir.join("out.csv");
+        MergeJob::new(Some("0..10"), None, out, inputs, keep, true)
+            .expect("valid job")
+            .run()
+            .expect("merged")
+    }
+
+    #[test]
+    fn disjoint_slices_cover_the_job() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = csv_of(dir.path(), "a.csv", 0..4);
+        let b = csv_of(dir.path(), "b.csv", (4..10).rev());
+        let report = merge(dir.path(), vec![a, b], None);
+        assert!(report.is_complete());
+        assert_eq!(report.written, 10);
+        let text = std::fs::read_to_string(dir.path().join("out.csv")).expect("out");
+        assert_eq!(text.lines().count(), 11);
+        assert!(text.starts_with(HEAD));
+    }
+
+    #[test]
+    fn gaps_and_duplicates_are_named_as_ranges() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = csv_of(dir.path(), "a.csv", 0..5);
+        let b = csv_of(dir.path(), "b.csv", 3..6);
+        let report = merge(dir.path(), vec![a, b], None);
+        assert!(!report.is_complete());
+        assert_eq!(report.missing_count, 4);
+        let lines = report.lines(Path::new("out.csv")).join("\n");
+        assert!(lines.contains("missing 4 of 10 ids: 6..10"), "{lines}");
+        assert!(lines.contains("b.csv: 2 duplicate ids, also in an earlier input: 3..5"), "{lines}");
+        assert_eq!(report.written, 6);
+    }
+
+    #[test]
+    fn allowed_duplicates_keep_the_chosen_row() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = csv_of(dir.path(), "a.csv", 0..10);
+        let b = dir.path().join("b.csv");
+        std::fs::write(&b, format!("{HEAD}3,404,0,1.000,1,\n")).expect("write");
+        let report = merge(dir.path(), vec![a.clone(), b.clone()], Some(Keep::Last));
+        assert!(report.is_complete(), "{:?}", report.lines(Path::new("o")));
+        let text = std::fs::read_to_string(dir.path().join("out.csv")).expect("out");
+        assert!(text.contains("3,404,") && !text.contains("3,200,"), "{text}");
+        assert_eq!(text.lines().count(), 11);
+        merge(dir.path(), vec![a, b], Some(Keep::First));
+        let text = std::fs::read_to_string(dir.path().join("out.csv")).expect("out");
+        assert!(text.contains("3,200,") && !text.contains("3,404,"), "{text}");
+    }
+
+    #[test]
+    fn another_header_or_range_and_a_torn_line_are_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = csv_of(dir.path(), "a.csv", 0..10);
+        let other = dir.path().join("other.csv");
+        std::fs::write(&other, format!("{}", HEAD.replace('\n', ",x-a\n"))).expect("write");
+        let far = csv_of(dir.path(), "far.csv", 20..21);
+        let torn = dir.path().join("torn.csv");
+        std::fs::write(&torn, format!("{HEAD}9,200,2,1.0")).expect("write");
+        let report = merge(dir.path(), vec![a, other, far, torn], None);
+        assert!(!report.is_complete());
+        assert!(report.inputs[1].other_header.is_some());
+        assert_eq!((report.inputs[2].outside, report.inputs[2].first_outside), (1, Some(20)));
+        assert_eq!(report.inputs[3].torn_bytes, "9,200,2,1.0".len() as u64);
+        assert!(report.inputs[3].duplicates.is_none(), "the torn row is not read");
+    }
+
+    #[test]
+    fn refuses_to_clobber_or_to_read_its_own_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = csv_of(dir.path(), "a.csv", 0..10);
+        let err = MergeJob::new(Some("0..10"), None, a.clone(), vec![a.clone()], None, false)
+            .expect_err("exists");
+        assert!(matches!(err, MergeError::OutExists(_)) && err.is_usage());
+        let err = MergeJob::new(Some("0..10"), None, a.clone(), vec![a], None, true)
+            .expect_err("same file");
+        assert!(matches!(err, MergeError::OutIsInput(_)));
+    }
+}
