@@ -287,7 +287,12 @@ pub struct ServeArgs {
 #[derive(Args, Debug, Clone)]
 pub struct MergeArgs {
     /// The whole job's id range START..END, as given to every node
-    #[arg(short, long, value_name = "START..END", required_unless_present = "ids_file")]
+    #[arg(
+        short,
+        long,
+        value_name = "START..END",
+        required_unless_present = "ids_file"
+    )]
     pub ids: Option<String>,
     /// The whole job's file of keys, as given to every node (rows are matched by line)
     #[arg(long, value_name = "FILE", conflicts_with = "ids")]

@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::cli::RunArgs;
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile};
-use crate::nodes::{self, Node, NodeError};
 use crate::model::{BodyColumn, BodyEncoding, FIXED_COLUMNS, RequestLimits, RetryPolicy, Schema};
+use crate::nodes::{self, Node, NodeError};
 use crate::output::{Output, bodies};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::tls::{self, TlsError, Trust};
@@ -157,7 +157,9 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         insecure: args.insecure,
     };
     tls::check(&trust)?;
-    let node = Node::find(args.node_index, args.node_count, |name| std::env::var(name).ok())?;
+    let node = Node::find(args.node_index, args.node_count, |name| {
+        std::env::var(name).ok()
+    })?;
     let mut schema = schema(args, node.as_ref())?;
     schema.line = args.ids_file.is_some();
     if matches!(schema.body, BodyColumn::Inline(_)) && args.max_body > MAX_INLINE_BODY {

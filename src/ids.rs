@@ -421,11 +421,20 @@ mod tests {
 
     #[test]
     fn a_part_is_what_split_cuts() {
-        for (start, len, parts) in [(0u64, 10u64, 3u64), (7, 1000, 7), (0, 2, 5), (u64::MAX - 9, 9, 4)] {
+        for (start, len, parts) in [
+            (0u64, 10u64, 3u64),
+            (7, 1000, 7),
+            (0, 2, 5),
+            (u64::MAX - 9, 9, 4),
+        ] {
             let range = IdRange::new(start, start + len);
             let split = range.split(parts as usize);
             for k in 0..parts {
-                assert_eq!(range.part(k, parts), split[k as usize], "{range} part {k} of {parts}");
+                assert_eq!(
+                    range.part(k, parts),
+                    split[k as usize],
+                    "{range} part {k} of {parts}"
+                );
             }
         }
     }

@@ -190,9 +190,7 @@ impl MergeJob {
             .into_inner()
             .map_err(|e| write_err(e.into_error()))?;
         staged.as_file().sync_all().map_err(write_err)?;
-        staged
-            .persist(&self.out)
-            .map_err(|e| write_err(e.error))?;
+        staged.persist(&self.out).map_err(|e| write_err(e.error))?;
         let mut covered = seen;
         covered.union_with(&self.exempt);
         let missing_count = self.items.len() - covered.count();
@@ -345,7 +343,9 @@ impl MergeReport {
                 let kept = match self.allow_duplicates {
                     Some(Keep::First) => "kept the earlier input's row",
                     Some(Keep::Last) => "kept this input's row",
-                    None => "kept the earlier input's row; --allow-duplicates first|last accepts this",
+                    None => {
+                        "kept the earlier input's row; --allow-duplicates first|last accepts this"
+                    }
                 };
                 lines.push(format!(
                     "ringscrape merge: {name}: {} duplicate ids, also in an earlier input: {} ({kept})",
@@ -419,7 +419,10 @@ mod tests {
         assert_eq!(report.missing_count, 4);
         let lines = report.lines(Path::new("out.csv")).join("\n");
         assert!(lines.contains("missing 4 of 10 ids: 6..10"), "{lines}");
-        assert!(lines.contains("b.csv: 2 duplicate ids, also in an earlier input: 3..5"), "{lines}");
+        assert!(
+            lines.contains("b.csv: 2 duplicate ids, also in an earlier input: 3..5"),
+            "{lines}"
+        );
         assert_eq!(report.written, 6);
     }
 
@@ -432,11 +435,17 @@ mod tests {
         let report = merge(dir.path(), vec![a.clone(), b.clone()], Some(Keep::Last));
         assert!(report.is_complete(), "{:?}", report.lines(Path::new("o")));
         let text = std::fs::read_to_string(dir.path().join("out.csv")).expect("out");
-        assert!(text.contains("3,404,") && !text.contains("3,200,"), "{text}");
+        assert!(
+            text.contains("3,404,") && !text.contains("3,200,"),
+            "{text}"
+        );
         assert_eq!(text.lines().count(), 11);
         merge(dir.path(), vec![a, b], Some(Keep::First));
         let text = std::fs::read_to_string(dir.path().join("out.csv")).expect("out");
-        assert!(text.contains("3,200,") && !text.contains("3,404,"), "{text}");
+        assert!(
+            text.contains("3,200,") && !text.contains("3,404,"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -451,9 +460,15 @@ mod tests {
         let report = merge(dir.path(), vec![a, other, far, torn], None);
         assert!(!report.is_complete());
         assert!(report.inputs[1].other_header.is_some());
-        assert_eq!((report.inputs[2].outside, report.inputs[2].first_outside), (1, Some(20)));
+        assert_eq!(
+            (report.inputs[2].outside, report.inputs[2].first_outside),
+            (1, Some(20))
+        );
         assert_eq!(report.inputs[3].torn_bytes, "9,200,2,1.0".len() as u64);
-        assert!(report.inputs[3].duplicates.is_none(), "the torn row is not read");
+        assert!(
+            report.inputs[3].duplicates.is_none(),
+            "the torn row is not read"
+        );
     }
 
     #[test]

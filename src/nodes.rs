@@ -35,7 +35,10 @@ pub struct Node {
 pub enum Source {
     Flags,
     /// Slurm job array; the task id and the array's lowest id, for the note.
-    Slurm { task_id: u64, min: u64 },
+    Slurm {
+        task_id: u64,
+        min: u64,
+    },
     Kubernetes,
 }
 
@@ -57,7 +60,11 @@ pub enum NodeError {
         hint: &'static str,
     },
     #[error("node count {count} (from {from}): more nodes than the job's {items} items")]
-    TooMany { count: u64, items: u64, from: String },
+    TooMany {
+        count: u64,
+        items: u64,
+        from: String,
+    },
     #[error("--{0} contains {NODE_HOLE} but this run is not one node of many (see --node-index)")]
     HoleWithoutNode(&'static str),
 }
@@ -221,8 +228,13 @@ mod tests {
 
     #[test]
     fn flags_win_and_must_come_in_pairs() {
-        let slurm = env(&[("SLURM_ARRAY_TASK_ID", "1"), ("SLURM_ARRAY_TASK_COUNT", "3")]);
-        let node = Node::find(Some(2), Some(4), &slurm).expect("valid").expect("a node");
+        let slurm = env(&[
+            ("SLURM_ARRAY_TASK_ID", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ]);
+        let node = Node::find(Some(2), Some(4), &slurm)
+            .expect("valid")
+            .expect("a node");
         assert_eq!((node.index, node.count, node.source), (2, 4, Source::Flags));
         assert_eq!(
             Node::find(Some(2), None, env(&[])),
@@ -250,7 +262,9 @@ mod tests {
             ("SLURM_ARRAY_TASK_MIN", "5"),
             ("SLURM_ARRAY_TASK_COUNT", "3"),
         ]);
-        let node = Node::find(None, None, vars).expect("valid").expect("a node");
+        let node = Node::find(None, None, vars)
+            .expect("valid")
+            .expect("a node");
         assert_eq!((node.index, node.count), (2, 3));
         let stepped = env(&[
             ("SLURM_ARRAY_TASK_ID", "4"),
@@ -258,9 +272,14 @@ mod tests {
             ("SLURM_ARRAY_TASK_STEP", "2"),
             ("SLURM_ARRAY_TASK_COUNT", "3"),
         ]);
-        let node = Node::find(None, None, stepped).expect("valid").expect("a node");
+        let node = Node::find(None, None, stepped)
+            .expect("valid")
+            .expect("a node");
         assert_eq!(node.index, 2);
-        let gappy = env(&[("SLURM_ARRAY_TASK_ID", "9"), ("SLURM_ARRAY_TASK_COUNT", "3")]);
+        let gappy = env(&[
+            ("SLURM_ARRAY_TASK_ID", "9"),
+            ("SLURM_ARRAY_TASK_COUNT", "3"),
+        ]);
         let err = Node::find(None, None, gappy).expect_err("9 of 3");
         assert!(err.to_string().contains("--array=0-(M-1)"), "{err}");
         let half = env(&[("SLURM_ARRAY_TASK_ID", "1")]);
@@ -273,14 +292,23 @@ mod tests {
     #[test]
     fn kubernetes_needs_the_count_variable() {
         let vars = env(&[("JOB_COMPLETION_INDEX", "1"), (K8S_COUNT_VAR, "3")]);
-        let node = Node::find(None, None, vars).expect("valid").expect("a node");
-        assert_eq!((node.index, node.count, node.source), (1, 3, Source::Kubernetes));
-        let err = Node::find(None, None, env(&[("JOB_COMPLETION_INDEX", "1")]))
-            .expect_err("no count");
+        let node = Node::find(None, None, vars)
+            .expect("valid")
+            .expect("a node");
+        assert_eq!(
+            (node.index, node.count, node.source),
+            (1, 3, Source::Kubernetes)
+        );
+        let err =
+            Node::find(None, None, env(&[("JOB_COMPLETION_INDEX", "1")])).expect_err("no count");
         assert!(err.to_string().contains(K8S_COUNT_VAR), "{err}");
         assert!(Node::find(None, None, env(&[(K8S_COUNT_VAR, "3")])).is_err());
         assert!(matches!(
-            Node::find(None, None, env(&[("JOB_COMPLETION_INDEX", "x"), (K8S_COUNT_VAR, "3")])),
+            Node::find(
+                None,
+                None,
+                env(&[("JOB_COMPLETION_INDEX", "x"), (K8S_COUNT_VAR, "3")])
+            ),
             Err(NodeError::Number("JOB_COMPLETION_INDEX", _))
         ));
     }
@@ -290,20 +318,39 @@ mod tests {
         let job = IdRange::new(0, 10);
         let slices: Vec<IdRange> = (0..3)
             .map(|index| {
-                Node { index, count: 3, source: Source::Flags }
-                    .slice(job)
-                    .expect("fits")
+                Node {
+                    index,
+                    count: 3,
+                    source: Source::Flags,
+                }
+                .slice(job)
+                .expect("fits")
             })
             .collect();
-        assert_eq!(slices, [IdRange::new(0, 4), IdRange::new(4, 7), IdRange::new(7, 10)]);
-        let crowded = Node { index: 0, count: 11, source: Source::Flags };
+        assert_eq!(
+            slices,
+            [IdRange::new(0, 4), IdRange::new(4, 7), IdRange::new(7, 10)]
+        );
+        let crowded = Node {
+            index: 0,
+            count: 11,
+            source: Source::Flags,
+        };
         assert!(matches!(crowded.slice(job), Err(NodeError::TooMany { .. })));
     }
 
     #[test]
     fn the_node_hole_is_filled_in_paths() {
-        let node = Node { index: 2, count: 3, source: Source::Flags };
-        let path = expand_path("output", Path::new("out/{node}/part-{node}.csv"), Some(&node));
+        let node = Node {
+            index: 2,
+            count: 3,
+            source: Source::Flags,
+        };
+        let path = expand_path(
+            "output",
+            Path::new("out/{node}/part-{node}.csv"),
+            Some(&node),
+        );
         assert_eq!(path, Ok(PathBuf::from("out/2/part-2.csv")));
         assert_eq!(
             expand_path("output", Path::new("plain.csv"), None),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need when it is missing, so `make test` is the only set-up
 # on a fresh machine: nginx (Debian) and aiohttp (PyPI) as servers nobody here wrote, openssl to
-# make the test CA and certificates, prometheus_client (PyPI) to parse /metrics as Prometheus does. Needs root (or sudo) only when something is missing.
+# make the test CA and certificates, prometheus_client (PyPI) to parse /metrics as Prometheus does, the Kubernetes client (PyPI, pinned)
+# to check the Indexed Job manifest against the API types. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 need_apt=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
@@ -12,9 +13,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-for module in aiohttp prometheus_client; do
-  if ! python3 -c "import $module" 2>/dev/null; then
-    echo "tests/setup.sh: installing $module" >&2
-    python3 -m pip install -q "$module"
+# module to import, then what pip installs for it
+pip_need() {
+  if ! python3 -c "$1" 2>/dev/null; then
+    echo "tests/setup.sh: installing $2" >&2
+    python3 -m pip install -q "$2"
   fi
-done
+}
+pip_need "import aiohttp" aiohttp
+pip_need "import prometheus_client" prometheus_client
+pip_need "import kubernetes, sys; sys.exit(kubernetes.__version__ != '37.0.2')" kubernetes==37.0.2

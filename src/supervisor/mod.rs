@@ -114,7 +114,11 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     crate::verbosity::set(cfg.fetch.verbosity);
     limits::raise_nofile(cfg.shards, cfg.fetch.concurrency)?;
     if let Some(node) = &cfg.node {
-        let items = if cfg.key_file.is_some() { "lines" } else { "ids" };
+        let items = if cfg.key_file.is_some() {
+            "lines"
+        } else {
+            "ids"
+        };
         crate::note!(
             "ringscrape: node {} of {} (from {}): {items} {}",
             node.index,
