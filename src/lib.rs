@@ -13,7 +13,9 @@
 //! supervisor's main thread), which writes the CSV and drives the [`progress`] line; [`stats`]
 //! sent by each worker are merged for the closing summary. [`model`] holds the data every stage
 //! shares (records, error kinds, the row schema), below all of them. [`output`] also holds the
-//! CSV reader, which `--resume` uses. [`serve`] is the built-in demo target.
+//! CSV reader, which `--resume` and [`merge`] use. When a job spans several machines, [`nodes`]
+//! picks this machine's slice of the items before any of that; `merge` joins the machines' CSVs
+//! afterwards and proves every item has one row. [`serve`] is the built-in demo target.
 
 pub mod cli;
 pub mod config;

@@ -453,7 +453,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = csv_of(dir.path(), "a.csv", 0..10);
         let other = dir.path().join("other.csv");
-        std::fs::write(&other, format!("{}", HEAD.replace('\n', ",x-a\n"))).expect("write");
+        std::fs::write(&other, HEAD.replace('\n', ",x-a\n")).expect("write");
         let far = csv_of(dir.path(), "far.csv", 20..21);
         let torn = dir.path().join("torn.csv");
         std::fs::write(&torn, format!("{HEAD}9,200,2,1.0")).expect("write");

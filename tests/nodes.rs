@@ -298,7 +298,9 @@ fn bad_node_settings_exit_2_with_one_line() {
         "-o",
         "p-{node}.csv",
     ];
-    let cases: [(&[&str], Vec<(String, String)>, &str); 6] = [
+    /// Flags, scheduler variables, and what the one-line error must say.
+    type Case<'a> = (&'a [&'a str], Vec<(String, String)>, &'a str);
+    let cases: [Case; 6] = [
         (
             &["--node-index", "3", "--node-count", "3"],
             vec![],

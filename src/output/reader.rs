@@ -1,4 +1,4 @@
-//! Reading a ringscrape CSV back, the one place that does: `--resume`, the tests and (later)
+//! Reading a ringscrape CSV back, the one place that does: `--resume`, the tests and
 //! `merge` all go through [`RowReader`]. The header must start with the fixed columns; columns
 //! after them (captured headers, bodies, line numbers) are allowed and reached by name.
 
