@@ -251,6 +251,10 @@ pub struct ServeArgs {
     /// Server threads [default: online cores]
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+    /// Work on at most N requests at a time (each for its --delay-ms) and queue the rest in
+    /// arrival order, like a backend with N workers: a server with a capacity to find
+    #[arg(long, value_name = "N")]
+    pub max_inflight: Option<usize>,
     /// Fault: answer 503 + Retry-After: 1 to the first N requests for each id
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub fail_first: u32,

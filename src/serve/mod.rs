@@ -7,6 +7,7 @@
 //! HTTP is parsed by hand on purpose (`http.rs`) (with `httparse`): the target must be able to misbehave at
 //! the byte level on request (fault injection), which a server framework would not allow.
 
+mod capacity;
 mod echo;
 mod faults;
 mod http;
@@ -15,13 +16,14 @@ use std::io::{self, Write};
 use std::net::TcpListener;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use crate::cli::ServeArgs;
 use crate::runtime;
+use capacity::Capacity;
 use faults::{AttemptCounter, Fault, Faults, inject};
 use http::{Parsed, parse_request, write_response};
 
@@ -36,6 +38,8 @@ pub struct ServeOptions {
     pub seed: u64,
     pub body_bytes: Option<usize>,
     pub threads: usize,
+    /// `--max-inflight`: requests worked on at once; the rest queue.
+    pub max_inflight: Option<usize>,
     pub faults: Faults,
 }
 
@@ -45,6 +49,8 @@ pub enum ServeError {
     Delay(String),
     #[error("--threads 0: must be at least 1")]
     Threads,
+    #[error("--max-inflight 0: must be at least 1")]
+    MaxInflight,
     #[error("--listen {0}: {1}")]
     Listen(String, io::Error),
     #[error("serve: {0}")]
@@ -57,7 +63,10 @@ impl ServeError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            ServeError::Delay(_) | ServeError::Threads | ServeError::Listen(..)
+            ServeError::Delay(_)
+                | ServeError::Threads
+                | ServeError::MaxInflight
+                | ServeError::Listen(..)
         )
     }
 }
@@ -79,12 +88,16 @@ impl ServeOptions {
         if threads == 0 {
             return Err(ServeError::Threads);
         }
+        if args.max_inflight == Some(0) {
+            return Err(ServeError::MaxInflight);
+        }
         Ok(Self {
             listen: args.listen.clone(),
             delay_ms: (min, max),
             seed: args.seed,
             body_bytes: args.body_bytes,
             threads,
+            max_inflight: args.max_inflight,
             faults: Faults {
                 fail_first: args.fail_first,
                 drop_every: args.drop_every,
@@ -160,14 +173,19 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     let stop = runtime::block_stop_signals()?;
     let body = opts.body_bytes.map(|n| Arc::new(text_body(n)));
     let attempts = Arc::new(AttemptCounter::default());
+    let capacity = opts
+        .max_inflight
+        .map(|n| Arc::new(Capacity::new(n, Instant::now())));
     for _ in 0..opts.threads {
         let listener = listener.try_clone()?;
-        let opts = opts.clone();
-        let body = body.clone();
-        let attempts = attempts.clone();
+        let shared = Shared {
+            opts: opts.clone(),
+            body: body.clone(),
+            attempts: attempts.clone(),
+            capacity: capacity.clone(),
+        };
         std::thread::spawn(move || {
-            let served =
-                runtime::block_on(1024, move |_| accept_loop(listener, opts, body, attempts));
+            let served = runtime::block_on(1024, move |_| accept_loop(listener, shared));
             if let Err(e) | Ok((_, Err(e))) = served {
                 eprintln!("serve: {e}");
             }
@@ -181,11 +199,20 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// What every server thread shares.
+struct Shared {
+    opts: ServeOptions,
+    body: Option<Arc<Vec<u8>>>,
+    attempts: Arc<AttemptCounter>,
+    capacity: Option<Arc<Capacity>>,
+}
+
 /// What one server thread's connections share.
 struct Target {
     opts: ServeOptions,
     text: Option<Rc<[u8]>>,
     attempts: Arc<AttemptCounter>,
+    capacity: Option<Arc<Capacity>>,
 }
 
 impl Target {
@@ -203,17 +230,13 @@ impl Target {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    opts: ServeOptions,
-    body: Option<Arc<Vec<u8>>>,
-    attempts: Arc<AttemptCounter>,
-) -> io::Result<()> {
+async fn accept_loop(listener: TcpListener, shared: Shared) -> io::Result<()> {
     let listener = monoio::net::TcpListener::from_std(listener)?;
     let target = Rc::new(Target {
-        opts,
-        text: body.map(|b| Rc::from(b.as_slice())),
-        attempts,
+        opts: shared.opts,
+        text: shared.body.map(|b| Rc::from(b.as_slice())),
+        attempts: shared.attempts,
+        capacity: shared.capacity,
     });
     loop {
         match listener.accept().await {
@@ -320,8 +343,14 @@ async fn answer(
     body: &mut Vec<u8>,
 ) -> bool {
     let delay = target.opts.delay_for(id.unwrap_or(0));
-    if !delay.is_zero() {
-        monoio::time::sleep(delay).await;
+    match &target.capacity {
+        Some(capacity) => {
+            let now = Instant::now();
+            let done = capacity.finish_time(now, delay);
+            monoio::time::sleep(done - now).await;
+        }
+        None if !delay.is_zero() => monoio::time::sleep(delay).await,
+        None => {}
     }
     if !get {
         write_response(
