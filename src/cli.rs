@@ -37,6 +37,9 @@ pub enum Command {
     /// Merge the CSVs of a job's nodes into one, proving that every id has exactly one row
     /// (exit 0), else naming the missing and duplicated ids (exit 1)
     Merge(MergeArgs),
+    /// Find the concurrency to use: short runs at each concurrency, a table of req/s and
+    /// latency, the knee marked, the run command printed
+    Tune(TuneArgs),
     /// Serve the built-in demo target (JSON record per id, optional delays)
     Serve(ServeArgs),
     /// Print a shell completion script (e.g. `ringscrape completions bash > ~/.local/share/bash-completion/completions/ringscrape`)
@@ -112,15 +115,17 @@ pub struct RunArgs {
     /// Worker processes, each pinned to a core [default: online cores]
     #[arg(short, long, value_name = "N", env = "RINGSCRAPE_SHARDS")]
     pub shards: Option<usize>,
-    /// In-flight requests per worker (per core)
+    /// In-flight requests per worker (per core), or `auto`: found during the run from the
+    /// answers' latency (grows while answers stay fast, backs off when they queue), up to 1024
     #[arg(
         short,
         long,
-        value_name = "N",
-        default_value_t = 256,
+        value_name = "N|auto",
+        default_value = "256",
+        value_parser = concurrency_value,
         env = "RINGSCRAPE_CONCURRENCY"
     )]
-    pub concurrency: usize,
+    pub concurrency: String,
     /// CSV file to write, or - for stdout; {node} becomes the node index (see --node-index)
     #[arg(
         short,
@@ -287,6 +292,37 @@ pub struct ServeArgs {
     pub close_every: Option<u64>,
 }
 
+/// Flags of `tune`.
+#[derive(Args, Debug, Clone)]
+pub struct TuneArgs {
+    /// URL template, as for run
+    #[arg(short, long, value_name = "TEMPLATE")]
+    pub url: String,
+    /// Ids to spend: each step scrapes its own stripe of them, so every request is fresh
+    #[arg(short, long, value_name = "START..END")]
+    pub ids: String,
+    /// Worker processes [default: online cores]
+    #[arg(short, long, value_name = "N")]
+    pub shards: Option<usize>,
+    /// Per-worker concurrencies to try, in order; `auto` tries --concurrency auto
+    #[arg(
+        short,
+        long,
+        value_name = "LIST",
+        default_value = "16,64,256,1024,auto"
+    )]
+    pub concurrency: String,
+    /// Seconds each step runs (less if its ids run out)
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub per_step: f64,
+    /// Latency budget: the knee's p99 must be at most this many milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 200.0)]
+    pub p99_budget: f64,
+    /// More `ringscrape run` flags for every step (headers, TLS, …), after --
+    #[arg(last = true, value_name = "RUN-FLAGS")]
+    pub run_flags: Vec<String>,
+}
+
 /// Flags of `merge`.
 #[derive(Args, Debug, Clone)]
 pub struct MergeArgs {
@@ -317,6 +353,16 @@ pub struct MergeArgs {
     /// The nodes' CSVs
     #[arg(value_name = "IN.csv", required = true)]
     pub inputs: Vec<PathBuf>,
+}
+
+/// `--concurrency`: a whole number or `auto`, checked while parsing so that a bad value in the
+/// config file is blamed on the file.
+fn concurrency_value(text: &str) -> Result<String, String> {
+    if text == "auto" || text.parse::<usize>().is_ok() {
+        Ok(text.to_string())
+    } else {
+        Err("expected a whole number of requests per worker, or auto".into())
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -494,7 +540,7 @@ mod tests {
             file("concurrency = 64\nshards = 3\ntimeout = 5.5\nno_progress = true\noutput = '-'\n");
         let config = path.to_str().expect("utf-8 path");
         let run = run_args(&["rs", "run", "--config", config, "-c", "128"]);
-        assert_eq!(run.concurrency, 128, "flag wins");
+        assert_eq!(run.concurrency, "128", "flag wins");
         assert_eq!(run.shards, Some(3), "file value when no flag");
         assert_eq!(run.timeout, 5.5);
         assert_eq!(run.connect_timeout, 10.0, "default when neither");

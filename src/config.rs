@@ -24,6 +24,8 @@ const MAX_INLINE_BODY: u64 = 1 << 30;
 const MAX_RETRIES: u32 = 1000;
 /// Far above what one core can drive; a typo guard, the fd limit check does the real work.
 const MAX_CONCURRENCY: usize = 1 << 20;
+/// The most `--concurrency auto` lets one worker reach.
+pub const AUTO_CONCURRENCY_MAX: usize = 1024;
 
 /// What to do with an output file that already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +100,8 @@ pub enum ConfigError {
     Node(#[from] NodeError),
     #[error("--{0} {1}: must be at least 1")]
     Zero(&'static str, usize),
+    #[error("--concurrency {0}: expected a whole number of requests per worker, or auto")]
+    Concurrency(String),
     #[error("--concurrency {0}: more than {MAX_CONCURRENCY} in-flight requests per worker")]
     TooMuchConcurrency(usize),
     #[error("--{0} {1}: must be a positive number of seconds")]
@@ -169,7 +173,15 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         return Err(ConfigError::MissingIds);
     }
     let shards = at_least_one("shards", args.shards.unwrap_or_else(default_shards))?;
-    let concurrency = at_least_one("concurrency", args.concurrency)?;
+    let (concurrency, auto_concurrency) = match args.concurrency.trim() {
+        "auto" => (AUTO_CONCURRENCY_MAX, true),
+        text => (
+            text.parse()
+                .map_err(|_| ConfigError::Concurrency(text.to_string()))?,
+            false,
+        ),
+    };
+    let concurrency = at_least_one("concurrency", concurrency)?;
     if concurrency > MAX_CONCURRENCY {
         return Err(ConfigError::TooMuchConcurrency(concurrency));
     }
@@ -238,6 +250,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             follow_redirects: args.follow_redirects,
             http2: args.http2,
             concurrency,
+            auto_concurrency,
             grace: seconds("grace", args.grace)?,
             limits,
             retry,

@@ -34,11 +34,12 @@ pub mod stats;
 pub mod supervisor;
 pub mod template;
 pub mod tls;
+pub mod tune;
 pub mod verbosity;
 pub mod wire;
 pub mod worker;
 
-use cli::{Command, MergeArgs, RunArgs};
+use cli::{Command, MergeArgs, RunArgs, TuneArgs};
 
 /// Every way a command can fail, each turned into one line and an exit code by `main`.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,8 @@ pub enum Error {
     Serve(#[from] serve::ServeError),
     #[error(transparent)]
     Merge(#[from] merge::MergeError),
+    #[error(transparent)]
+    Tune(#[from] tune::TuneError),
 }
 
 /// Exit code for a run where some id has no row (a worker died, the writer failed).
@@ -69,6 +72,7 @@ impl Error {
             Error::Supervisor(e) if e.is_usage() => EXIT_USAGE,
             Error::Serve(e) if e.is_usage() => EXIT_USAGE,
             Error::Merge(e) if e.is_usage() => EXIT_USAGE,
+            Error::Tune(e) if e.is_usage() => EXIT_USAGE,
             _ => EXIT_FAILED,
         }
     }
@@ -79,6 +83,7 @@ pub fn execute(command: Command) -> Result<u8, Error> {
     match command {
         Command::Run(args) => run(&args),
         Command::Merge(args) => merge(&args),
+        Command::Tune(args) => tune(&args),
         Command::Serve(args) => {
             serve::serve(serve::ServeOptions::from_args(&args)?)?;
             Ok(0)
@@ -115,6 +120,52 @@ fn merge(args: &MergeArgs) -> Result<u8, Error> {
         }
     }
     Ok(if complete { 0 } else { EXIT_FAILED })
+}
+
+/// `tune`: the steps as they finish, then the table and the advice.
+fn tune(args: &TuneArgs) -> Result<u8, Error> {
+    if !(args.per_step.is_finite() && args.per_step > 0.0 && args.per_step < 1e6) {
+        return Err(tune::TuneError::PerStep(args.per_step).into());
+    }
+    let session = tune::Tune {
+        url: args.url.clone(),
+        ids: args.ids.parse().map_err(tune::TuneError::Ids)?,
+        shards: args.shards,
+        steps: tune::parse_steps(&args.concurrency)?,
+        per_step: std::time::Duration::from_secs_f64(args.per_step),
+        p99_budget_ms: args.p99_budget,
+        run_flags: args.run_flags.clone(),
+    };
+    let measured = session.measure(|m| {
+        eprintln!(
+            "ringscrape tune: concurrency {}: {:.0} req/s, p99 {:.1} ms",
+            m.step, m.req_per_s, m.p99_ms
+        );
+    })?;
+    let advice = tune::advice(&measured, args.p99_budget);
+    print!("{}", tune::table(&measured, advice));
+    let Some(step) = advice else {
+        println!(
+            "no concurrency kept p99 within {} ms without errors; try lower ones or a larger --p99-budget",
+            args.p99_budget
+        );
+        return Ok(EXIT_FAILED);
+    };
+    let mut command = vec![
+        "ringscrape".to_string(),
+        "run".into(),
+        "--url".into(),
+        args.url.clone(),
+        "--ids".into(),
+        "START..END".into(),
+    ];
+    if let Some(shards) = args.shards {
+        command.extend(["--shards".into(), shards.to_string()]);
+    }
+    command.extend(["--concurrency".into(), step.to_string()]);
+    command.extend(args.run_flags.iter().cloned());
+    println!("run: {}", shell_words::join(command));
+    Ok(0)
 }
 
 fn run(args: &RunArgs) -> Result<u8, Error> {

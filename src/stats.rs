@@ -26,6 +26,8 @@ pub struct WorkerStats {
     pub throttled_us: u64,
     /// Requests in flight when the snapshot was taken.
     pub in_flight: u64,
+    /// Slots allowed a request in flight (the found limit, with `--concurrency auto`).
+    pub concurrency_limit: u64,
     /// Requests made (every attempt of every row; tallied where rows are, not sent on the wire).
     pub requests: u64,
     /// Rows by status code (tallied where rows are, not sent on the wire).
@@ -51,6 +53,7 @@ impl WorkerStats {
             errors_by_kind: [0; ErrorKind::ALL.len()],
             throttled_us: 0,
             in_flight: 0,
+            concurrency_limit: 0,
             requests: 0,
             statuses: BTreeMap::new(),
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
@@ -160,6 +163,7 @@ impl Summary<'_> {
             "req_per_s": s.requests as f64 / wall.max(1e-9),
             "bytes": s.bytes,
             "latency_ms": latency,
+            "concurrency_auto": self.auto_concurrency,
         })
     }
 }
@@ -171,6 +175,8 @@ pub struct Summary<'a> {
     /// Empty lines of an `--ids-file`: not items, no rows.
     pub empty_lines: u64,
     pub wall: Duration,
+    /// With `--concurrency auto`: the limit each worker settled on, by shard (else empty).
+    pub auto_concurrency: Vec<u64>,
 }
 
 fn millis(us: u64) -> f64 {
@@ -212,6 +218,14 @@ impl fmt::Display for Summary<'_> {
                 f,
                 "  throttled  {:.2} s (requests waiting at the rate gate; summed over shards)",
                 s.throttled_us as f64 / 1e6
+            )?;
+        }
+        if !self.auto_concurrency.is_empty() {
+            let limits: Vec<String> = self.auto_concurrency.iter().map(u64::to_string).collect();
+            writeln!(
+                f,
+                "  concurrency auto: settled at {} in flight per worker (shard by shard)",
+                limits.join(", ")
             )?;
         }
         if self.empty_lines > 0 {
@@ -290,11 +304,13 @@ mod tests {
             rows_written: 4,
             empty_lines: 3,
             wall: Duration::from_secs(2),
+            auto_concurrency: vec![60, 58],
         }
         .to_string();
         assert!(text.contains("requests   4"), "{text}");
         assert!(text.contains("timeout 1"), "{text}");
         assert!(text.contains("2 req/s"), "{text}");
+        assert!(text.contains("settled at 60, 58 in flight"), "{text}");
         assert!(text.contains("skipped    3 empty lines"), "{text}");
     }
 }

@@ -9,7 +9,7 @@
 //!                                                    the key (ids from a file)
 //!                  value = 0:u8 (absent) | 1:u8 len:u32 bytes[len]
 //! tag 2  = stats:  rows ok_2xx other_status errors bytes (u64 each)
-//!                  n:u8 errors_by_kind[n]:u64  throttled_us:u64 in_flight:u64
+//!                  n:u8 errors_by_kind[n]:u64  throttled_us:u64 in_flight:u64 concurrency_limit:u64
 //!                  latency histogram (HdrHistogram V2 encoding)
 //! tag 3  = spec:   the worker's assignment (TOML text, see `worker::WorkerSpec`)
 //! tag 4  = skip:   the ids to skip when resuming (an `IdSet`'s bytes)
@@ -119,6 +119,7 @@ pub fn encode_stats(stats: &WorkerStats, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&stats.throttled_us.to_le_bytes());
     out.extend_from_slice(&stats.in_flight.to_le_bytes());
+    out.extend_from_slice(&stats.concurrency_limit.to_le_bytes());
     stats.encode_latency(out);
     end_frame(out, at);
 }
@@ -236,6 +237,7 @@ fn decode_stats(payload: &[u8]) -> Result<WorkerStats, WireError> {
         }
         stats.throttled_us = f.u64()?;
         stats.in_flight = f.u64()?;
+        stats.concurrency_limit = f.u64()?;
         stats.decode_latency(f.0).ok()?;
         Some(stats)
     };

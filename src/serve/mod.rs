@@ -382,6 +382,7 @@ mod tests {
             seed: 0,
             body_bytes: None,
             threads: None,
+            max_inflight: None,
             fail_first: 0,
             drop_every: None,
             stall_every: None,

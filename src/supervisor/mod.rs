@@ -224,14 +224,19 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     // Counts and latencies are the rows' own (tallied by the writer: exactly the CSV's); the
     // time spent at the rate gate is the workers'.
     let mut tally = std::mem::take(&mut report.tally);
+    let mut auto_concurrency = Vec::new();
     if let Ok(board) = board.lock() {
         tally.throttled_us = board.iter().map(|stats| stats.throttled_us).sum();
+        if cfg.fetch.auto_concurrency {
+            auto_concurrency = board.iter().map(|stats| stats.concurrency_limit).collect();
+        }
     }
     let summary = Summary {
         stats: &tally,
         rows_written: report.rows,
         empty_lines: empties,
         wall: started.elapsed(),
+        auto_concurrency,
     };
     crate::note!("{summary}");
     if let Some(path) = &cfg.summary_json {

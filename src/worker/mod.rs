@@ -14,6 +14,7 @@ mod fetch;
 mod gate;
 mod h1;
 mod h2;
+mod limit;
 mod queue;
 mod retry;
 mod sink;
@@ -41,6 +42,7 @@ pub use spec::{Fetch, WorkerSpec, encode_assignment, read_assignment};
 use connect::Dialer;
 use cursor::Cursor;
 use fetch::{Outcome, Plan, Slot};
+use limit::Limiter;
 use queue::{Work, WorkQueue};
 use sink::{FLUSH_EVERY, FrameSink};
 
@@ -110,6 +112,8 @@ struct Shared {
     live: Cell<usize>,
     /// Items being tried right now.
     in_flight: Cell<u64>,
+    /// How many slots may have a request in flight.
+    limiter: Limiter,
 }
 
 impl Shared {
@@ -118,6 +122,7 @@ impl Shared {
         let mut stats = self.stats.borrow_mut();
         stats.throttled_us = u64::try_from(gate.throttled().as_micros()).unwrap_or(u64::MAX);
         stats.in_flight = self.in_flight.get();
+        stats.concurrency_limit = self.limiter.current() as u64;
         drop(stats);
         self.stats.borrow()
     }
@@ -198,6 +203,11 @@ pub fn run() -> Result<(), WorkerError> {
         pipe_error: RefCell::new(None),
         live: Cell::new(0),
         in_flight: Cell::new(0),
+        limiter: if spec.fetch.auto_concurrency {
+            Limiter::adaptive(spec.fetch.concurrency, Instant::now())
+        } else {
+            Limiter::fixed(spec.fetch.concurrency)
+        },
     });
     let entries = (spec.fetch.concurrency as u32 * 4)
         .next_power_of_two()
@@ -215,10 +225,10 @@ async fn fetch_shard(
     stop: Arc<AtomicBool>,
     plan: Rc<Plan>,
 ) -> Result<(), WorkerError> {
-    for _ in 0..spec.fetch.concurrency {
+    for index in 0..spec.fetch.concurrency {
         let slot = Slot::new(plan.clone());
         shared.live.set(shared.live.get() + 1);
-        monoio::spawn(fetch_loop(slot, shared.clone()));
+        monoio::spawn(fetch_loop(slot, index, shared.clone()));
     }
     tend(&shared, &stop, spec.fetch.grace, &plan.gate).await;
     // Tasks still running past the grace period are dropped with the runtime: their ids get no
@@ -240,6 +250,8 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, gate: &gate::
     while shared.live.get() > 0 {
         if give_up_at.is_none() && stop.load(Ordering::SeqCst) {
             shared.work.stop();
+            // Parked slots must run to see that there is no more work.
+            shared.limiter.release();
             give_up_at = Some(Instant::now() + grace);
         }
         if give_up_at.is_some_and(|t| Instant::now() >= t) {
@@ -259,15 +271,26 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, gate: &gate::
     }
 }
 
-/// One in-flight slot: takes the next id until there are none, one request at a time.
-async fn fetch_loop(mut slot: Slot, shared: Rc<Shared>) {
+/// One in-flight slot (number `index`): takes the next id until there are none, one request at
+/// a time, while the limiter lets it.
+async fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) {
     let mut key = Vec::with_capacity(32);
-    while let Some(work) = shared.work.next(&mut key).await {
+    loop {
+        shared.limiter.admit(index).await;
+        let Some(work) = shared.work.next(&mut key).await else {
+            break;
+        };
         shared.in_flight.set(shared.in_flight.get() + 1);
         let outcome = slot.try_once(work.index, &key, work.attempts).await;
         shared.in_flight.set(shared.in_flight.get() - 1);
         let mut record = match outcome {
-            Outcome::Done(record) => record,
+            Outcome::Done(record) => {
+                if record.status.is_some() {
+                    let latency = Duration::from_micros(u64::from(record.latency_us));
+                    shared.limiter.answered(latency, Instant::now());
+                }
+                record
+            }
             Outcome::RetryAfter { wait, why } => {
                 crate::detail!(
                     "ringscrape: id {}: attempt {} ended in {why}; again in {:.2} s",
@@ -291,5 +314,7 @@ async fn fetch_loop(mut slot: Slot, shared: Rc<Shared>) {
             shared.fail_pipe(error);
         }
     }
+    // No work is left for this slot, so none for the parked ones either: let them end.
+    shared.limiter.release();
     shared.live.set(shared.live.get() - 1);
 }

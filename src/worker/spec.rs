@@ -41,8 +41,10 @@ pub struct Fetch {
     pub follow_redirects: u32,
     /// `--http2`.
     pub http2: bool,
-    /// In-flight requests per worker.
+    /// In-flight requests per worker; with `auto_concurrency`, the most it may reach.
     pub concurrency: usize,
+    /// `--concurrency auto`: find the limit from the answers' latency.
+    pub auto_concurrency: bool,
     /// After a stop signal, time in-flight requests get.
     pub grace: Duration,
     pub limits: RequestLimits,
@@ -120,6 +122,7 @@ mod tests {
                 follow_redirects: 3,
                 http2: true,
                 concurrency: 64,
+                auto_concurrency: true,
                 grace: Duration::from_millis(2500),
                 limits: RequestLimits {
                     timeout: Duration::from_secs(30),

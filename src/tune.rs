@@ -1,0 +1,306 @@
+//! `ringscrape tune`: finds the per-worker concurrency to use against a target. For each
+//! concurrency asked for, a bounded `ringscrape run` (this same binary, rows thrown away, the
+//! closing summary read back as JSON) scrapes its own stripe of fresh ids for a fixed time; the
+//! table shows throughput and latency per step, marks the knee — the smallest concurrency within
+//! 5% of the best throughput whose p99 fits the budget — and prints the `run` command to use.
+//! A step may be `auto` (the run finds its own limit); it is advised when it beats the knee.
+
+use std::io;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::ids::{IdRange, IdRangeError};
+
+/// Steps within this share of the best throughput count as reaching it.
+const NEAR_BEST: f64 = 0.95;
+
+/// One step's setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Fixed(usize),
+    Auto,
+}
+
+/// What one step measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measured {
+    pub step: Step,
+    pub req_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+    /// With `auto`: the limits the workers settled on.
+    pub settled: Vec<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TuneError {
+    #[error(
+        "--concurrency {0:?}: expected a comma-separated list of whole numbers (or auto), e.g. 16,64,256,1024"
+    )]
+    Steps(String),
+    #[error(transparent)]
+    Ids(#[from] IdRangeError),
+    #[error("--ids {0}: {1} ids cannot give each of the {2} steps a stripe of its own")]
+    TooFewIds(IdRange, u64, usize),
+    #[error("--per-step {0}: must be a positive number of seconds")]
+    PerStep(f64),
+    #[error("step --concurrency {0}: {1}")]
+    Run(String, String),
+    #[error("tune: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl TuneError {
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            TuneError::Steps(_)
+                | TuneError::Ids(_)
+                | TuneError::TooFewIds(..)
+                | TuneError::PerStep(_)
+        )
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Step::Fixed(n) => write!(f, "{n}"),
+            Step::Auto => write!(f, "auto"),
+        }
+    }
+}
+
+/// Parses `16,64,256,auto`.
+pub fn parse_steps(text: &str) -> Result<Vec<Step>, TuneError> {
+    let bad = || TuneError::Steps(text.to_string());
+    let steps = text
+        .split(',')
+        .map(str::trim)
+        .map(|item| match item {
+            "auto" => Ok(Step::Auto),
+            n => match n.parse::<usize>() {
+                Ok(n) if n > 0 => Ok(Step::Fixed(n)),
+                _ => Err(bad()),
+            },
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if steps.is_empty() {
+        return Err(bad());
+    }
+    Ok(steps)
+}
+
+/// A tuning session, checked.
+pub struct Tune {
+    pub url: String,
+    pub ids: IdRange,
+    pub shards: Option<usize>,
+    pub steps: Vec<Step>,
+    pub per_step: Duration,
+    pub p99_budget_ms: f64,
+    /// More `run` flags for every step (headers, TLS, …).
+    pub run_flags: Vec<String>,
+}
+
+impl Tune {
+    /// Runs every step in order, calling `done` after each.
+    pub fn measure(&self, mut done: impl FnMut(&Measured)) -> Result<Vec<Measured>, TuneError> {
+        let stripes = self.ids.split(self.steps.len());
+        if stripes.iter().any(IdRange::is_empty) {
+            return Err(TuneError::TooFewIds(
+                self.ids,
+                self.ids.len(),
+                self.steps.len(),
+            ));
+        }
+        let dir = tempfile::tempdir()?;
+        let mut measured = Vec::with_capacity(self.steps.len());
+        for (step, stripe) in self.steps.iter().zip(stripes) {
+            let result = self.run_step(*step, stripe, dir.path())?;
+            done(&result);
+            measured.push(result);
+        }
+        Ok(measured)
+    }
+
+    /// One bounded run: stopped with SIGINT after `per_step` if its stripe is not done by then.
+    fn run_step(&self, step: Step, stripe: IdRange, dir: &Path) -> Result<Measured, TuneError> {
+        let summary = dir.join(format!("step-{step}.json"));
+        let exe = std::env::current_exe()?;
+        let mut command = Command::new(exe);
+        command
+            .args(["run", "--url", &self.url, "--ids", &stripe.to_string()])
+            .args(["--concurrency", &step.to_string(), "--output", "-", "-q"])
+            .args(["--grace", "0.2", "--summary-json"])
+            .arg(&summary)
+            .args(&self.run_flags)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(shards) = self.shards {
+            command.args(["--shards", &shards.to_string()]);
+        }
+        let mut child = command.spawn()?;
+        let finished = wait_up_to(&mut child, self.per_step)?;
+        if !finished {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        }
+        let output = child.wait_with_output()?;
+        let failed = |why: String| TuneError::Run(step.to_string(), why);
+        let text = std::fs::read_to_string(&summary).map_err(|_| {
+            failed(
+                String::from_utf8_lossy(&output.stderr)
+                    .lines()
+                    .next()
+                    .unwrap_or("no summary")
+                    .to_string(),
+            )
+        })?;
+        parse_summary(step, &text).ok_or_else(|| failed(format!("unreadable summary {text:?}")))
+    }
+}
+
+/// Waits for `child` to exit, at most `limit`; true when it did.
+fn wait_up_to(child: &mut std::process::Child, limit: Duration) -> io::Result<bool> {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if child.try_wait()?.is_some() {
+            return Ok(true);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(false)
+}
+
+/// The figures of a `--summary-json` file.
+fn parse_summary(step: Step, text: &str) -> Option<Measured> {
+    let json: serde_json::Value = serde_json::from_str(text).ok()?;
+    let latency = &json["latency_ms"];
+    let errors = json["errors"]
+        .as_object()
+        .map_or(0, |kinds| kinds.values().filter_map(|v| v.as_u64()).sum());
+    Some(Measured {
+        step,
+        req_per_s: json["req_per_s"].as_f64()?,
+        p50_ms: latency["p50"].as_f64().unwrap_or(f64::NAN),
+        p99_ms: latency["p99"].as_f64().unwrap_or(f64::NAN),
+        errors,
+        settled: json["concurrency_auto"]
+            .as_array()
+            .map(|limits| limits.iter().filter_map(|v| v.as_u64()).collect())
+            .unwrap_or_default(),
+    })
+}
+
+/// The advice: the knee among fixed steps (the smallest concurrency within 5% of the best
+/// throughput whose p99 fits the budget), or `auto` when it does better than the knee.
+pub fn advice(measured: &[Measured], p99_budget_ms: f64) -> Option<Step> {
+    let fits = |m: &&Measured| m.p99_ms <= p99_budget_ms && m.errors == 0;
+    let best = measured
+        .iter()
+        .filter(|m| m.step != Step::Auto)
+        .map(|m| m.req_per_s)
+        .fold(0.0, f64::max);
+    let knee = measured
+        .iter()
+        .filter(|m| matches!(m.step, Step::Fixed(_)))
+        .filter(fits)
+        .filter(|m| m.req_per_s >= NEAR_BEST * best)
+        .min_by_key(|m| match m.step {
+            Step::Fixed(n) => n,
+            Step::Auto => usize::MAX,
+        });
+    let auto = measured.iter().filter(|m| m.step == Step::Auto).find(fits);
+    match (knee, auto) {
+        (Some(knee), Some(auto)) if auto.req_per_s > knee.req_per_s / NEAR_BEST => Some(Step::Auto),
+        (Some(knee), _) => Some(knee.step),
+        (None, Some(_)) => Some(Step::Auto),
+        (None, None) => None,
+    }
+}
+
+/// The table printed after the steps.
+pub fn table(measured: &[Measured], advice: Option<Step>) -> String {
+    let mut out = format!(
+        "{:>12} {:>10} {:>10} {:>10} {:>8}\n",
+        "concurrency", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for m in measured {
+        let mark = if Some(m.step) == advice {
+            "  <- knee"
+        } else {
+            ""
+        };
+        let settled = if m.settled.is_empty() {
+            String::new()
+        } else {
+            let limits: Vec<String> = m.settled.iter().map(u64::to_string).collect();
+            format!("  (settled at {})", limits.join(", "))
+        };
+        out += &format!(
+            "{:>12} {:>10.0} {:>10.1} {:>10.1} {:>8}{mark}{settled}\n",
+            m.step.to_string(),
+            m.req_per_s,
+            m.p50_ms,
+            m.p99_ms,
+            m.errors
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(n: usize, req_per_s: f64, p99_ms: f64) -> Measured {
+        Measured {
+            step: if n == 0 { Step::Auto } else { Step::Fixed(n) },
+            req_per_s,
+            p50_ms: p99_ms / 2.0,
+            p99_ms,
+            errors: 0,
+            settled: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn parses_steps_and_refuses_nonsense() {
+        assert_eq!(
+            parse_steps("16, 64,auto").expect("valid"),
+            [Step::Fixed(16), Step::Fixed(64), Step::Auto]
+        );
+        for bad in ["", "0", "16,,64", "many"] {
+            assert!(parse_steps(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_knee_is_the_smallest_step_near_the_best_within_budget() {
+        let steps = [
+            step(16, 600.0, 52.0),
+            step(64, 1240.0, 60.0),
+            step(256, 1270.0, 410.0),
+            step(1024, 1265.0, 1600.0),
+        ];
+        // 256 is the best but misses the budget; 64 is within 5% of it and fits.
+        assert_eq!(advice(&steps, 200.0), Some(Step::Fixed(64)));
+        // Nothing fits a budget of 10 ms.
+        assert_eq!(advice(&steps, 10.0), None);
+        let mut with_auto = steps.to_vec();
+        with_auto.push(step(0, 1275.0, 120.0));
+        assert_eq!(
+            advice(&with_auto, 200.0),
+            Some(Step::Fixed(64)),
+            "auto not 5% better"
+        );
+        with_auto[1].req_per_s = 1000.0;
+        with_auto[2].p99_ms = 100.0;
+        with_auto[2].req_per_s = 1100.0;
+        assert_eq!(advice(&with_auto, 200.0), Some(Step::Auto));
+    }
+}

@@ -1,0 +1,160 @@
+//! `--concurrency auto` and `ringscrape tune` against `serve --max-inflight 64 --delay-ms 50..50`:
+//! a server that works on 64 requests at a time (50 ms each, so 1,280 req/s at most) and queues
+//! the rest, so more concurrency only buys latency.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+/// The server's capacity: 64 at a time, 50 ms each.
+const CAPACITY_REQ_PER_S: f64 = 64.0 / 0.050;
+
+fn capped_server() -> Server {
+    Server::start(&["--delay-ms", "50..50", "--max-inflight", "64"])
+}
+
+#[test]
+fn auto_concurrency_reaches_the_servers_capacity_without_queueing_much() {
+    let server = capped_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let args = [
+        "run",
+        "-u",
+        &url,
+        "-i",
+        "0..16000",
+        "-s",
+        "2",
+        "-c",
+        "auto",
+        "-o",
+        "out.csv",
+        "--summary-json",
+        "summary.json",
+        "--no-progress",
+    ];
+    let out = ringscrape(dir.path(), &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 16000);
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("summary.json")).expect("summary"),
+    )
+    .expect("json");
+    let req_per_s = summary["req_per_s"].as_f64().expect("req/s");
+    let p50 = summary["latency_ms"]["p50"].as_f64().expect("p50");
+    // The whole run counts, ramp-up included.
+    assert!(
+        req_per_s >= 0.9 * CAPACITY_REQ_PER_S,
+        "{req_per_s:.0} req/s of {CAPACITY_REQ_PER_S}"
+    );
+    assert!(p50 <= 120.0, "median latency {p50} ms");
+    let settled: Vec<u64> = summary["concurrency_auto"]
+        .as_array()
+        .expect("settled limits")
+        .iter()
+        .filter_map(|v| v.as_u64())
+        .collect();
+    assert_eq!(settled.len(), 2, "{settled:?}");
+    // Together the workers keep the server's 64 busy, far below the 2 × 1024 they may reach.
+    let total: u64 = settled.iter().sum();
+    assert!((64..=400).contains(&total), "{settled:?}");
+    assert!(
+        stderr(&out).contains("concurrency auto: settled at"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn tune_marks_the_knee_and_prints_the_command() {
+    let server = capped_server();
+    let url = server.url();
+    let out = Command::new(BIN)
+        .args(["tune", "-u", &url, "-i", "0..1000000", "-s", "2"])
+        .args([
+            "-c",
+            "8,32,128,auto",
+            "--per-step",
+            "3",
+            "--p99-budget",
+            "150",
+        ])
+        .output()
+        .expect("tune");
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{table}{}", stderr(&out));
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip(1)
+        .take(4)
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    let req_per_s = |n: usize| rows[n][1].parse::<f64>().expect("req/s");
+    let p99 = |n: usize| rows[n][3].parse::<f64>().expect("p99");
+    // 8 per worker: 16 in flight, a quarter of the capacity.
+    assert!(req_per_s(0) < 0.4 * CAPACITY_REQ_PER_S, "{table}");
+    // 32: the server's 64 busy, no queue.
+    assert!(
+        req_per_s(1) > 0.85 * CAPACITY_REQ_PER_S && p99(1) < 100.0,
+        "{table}"
+    );
+    // 128: no faster, and queued: p99 near 4 × 50 ms, over the budget.
+    assert!(p99(2) > 150.0, "{table}");
+    assert!(rows[1].contains(&"<-"), "the knee is 32:\n{table}");
+    assert!(
+        table.contains("run: ringscrape run --url") && table.contains("--concurrency 32"),
+        "{table}"
+    );
+    assert!(
+        rows[3][0] == "auto" && table.contains("settled at"),
+        "{table}"
+    );
+}
+
+#[test]
+fn bad_tune_and_serve_settings_exit_2() {
+    let cases: [&[&str]; 4] = [
+        &[
+            "tune",
+            "-u",
+            "http://127.0.0.1:9/{id}",
+            "-i",
+            "0..100",
+            "-c",
+            "16,x",
+        ],
+        &[
+            "tune",
+            "-u",
+            "http://127.0.0.1:9/{id}",
+            "-i",
+            "0..2",
+            "-c",
+            "1,2,3",
+        ],
+        &[
+            "tune",
+            "-u",
+            "http://127.0.0.1:9/{id}",
+            "-i",
+            "0..100",
+            "--per-step",
+            "0",
+        ],
+        &["serve", "--max-inflight", "0"],
+    ];
+    for args in cases {
+        let out = Command::new(BIN).args(args).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            stderr(&out).trim().lines().count(),
+            1,
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
