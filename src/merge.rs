@@ -94,6 +94,8 @@ pub struct MergeReport {
     pub covered: IdSet,
     pub missing_count: u64,
     pub inputs: Vec<InputReport>,
+    /// The input whose header OUT took (the first read that had one).
+    pub reference: Option<PathBuf>,
     pub allow_duplicates: Option<Keep>,
 }
 
@@ -200,6 +202,7 @@ impl MergeJob {
             covered,
             missing_count,
             inputs,
+            reference: header.map(|(path, _)| path),
             allow_duplicates: self.allow_duplicates,
         })
     }
@@ -315,7 +318,6 @@ impl MergeReport {
             self.inputs.len(),
             out.display()
         )];
-        let first = self.inputs.iter().find(|i| i.other_header.is_none());
         for input in &self.inputs {
             let name = input.path.display();
             if input.torn_bytes > 0 {
@@ -325,9 +327,12 @@ impl MergeReport {
                 ));
             }
             if let Some(header) = &input.other_header {
-                let reference = first.map_or("the fixed columns".into(), |f| {
-                    format!("{}'s", f.path.display())
-                });
+                let reference = self
+                    .reference
+                    .as_ref()
+                    .map_or("the fixed columns".into(), |path| {
+                        format!("{}'s", path.display())
+                    });
                 lines.push(format!(
                     "ringscrape merge: {name}: its header {header:?} differs from {reference}; its rows were not merged"
                 ));
@@ -460,6 +465,11 @@ mod tests {
         let report = merge(dir.path(), vec![a, other, far, torn], None);
         assert!(!report.is_complete());
         assert!(report.inputs[1].other_header.is_some());
+        let lines = report.lines(Path::new("out.csv")).join("\n");
+        assert!(
+            lines.contains("other.csv: its header") && lines.contains("a.csv's"),
+            "{lines}"
+        );
         assert_eq!(
             (report.inputs[2].outside, report.inputs[2].first_outside),
             (1, Some(20))
