@@ -107,10 +107,10 @@ pub struct RunArgs {
     /// This machine is node K (0-based) of --node-count: it takes slice K of the ids (or of the
     /// --ids-file lines). Without it, read from a Slurm job array (SLURM_ARRAY_TASK_ID…) or a
     /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX with RINGSCRAPE_NODE_COUNT)
-    #[arg(long, value_name = "K", requires = "node_count")]
+    #[arg(long, value_name = "K")]
     pub node_index: Option<u64>,
     /// Number of nodes the job is split over (see --node-index)
-    #[arg(long, value_name = "M", requires = "node_index")]
+    #[arg(long, value_name = "M")]
     pub node_count: Option<u64>,
     /// Worker processes, each pinned to a core [default: online cores]
     #[arg(short, long, value_name = "N", env = "RINGSCRAPE_SHARDS")]
@@ -122,10 +122,10 @@ pub struct RunArgs {
         long,
         value_name = "N|auto",
         default_value = "256",
-        value_parser = concurrency_value,
+        value_parser = Concurrency::parse,
         env = "RINGSCRAPE_CONCURRENCY"
     )]
-    pub concurrency: String,
+    pub concurrency: Concurrency,
     /// CSV file to write, or - for stdout; {node} becomes the node index (see --node-index)
     #[arg(
         short,
@@ -355,13 +355,23 @@ pub struct MergeArgs {
     pub inputs: Vec<PathBuf>,
 }
 
-/// `--concurrency`: a whole number or `auto`, checked while parsing so that a bad value in the
-/// config file is blamed on the file.
-fn concurrency_value(text: &str) -> Result<String, String> {
-    if text == "auto" || text.parse::<usize>().is_ok() {
-        Ok(text.to_string())
-    } else {
-        Err("expected a whole number of requests per worker, or auto".into())
+/// `--concurrency`: a fixed number of in-flight requests per worker, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Concurrency {
+    Fixed(usize),
+    Auto,
+}
+
+impl Concurrency {
+    /// Parsed by clap, so that a bad value in the config file is blamed on the file.
+    fn parse(text: &str) -> Result<Concurrency, String> {
+        match text.trim() {
+            "auto" => Ok(Concurrency::Auto),
+            n => n
+                .parse()
+                .map(Concurrency::Fixed)
+                .map_err(|_| "expected a whole number of requests per worker, or auto".into()),
+        }
     }
 }
 
@@ -540,7 +550,7 @@ mod tests {
             file("concurrency = 64\nshards = 3\ntimeout = 5.5\nno_progress = true\noutput = '-'\n");
         let config = path.to_str().expect("utf-8 path");
         let run = run_args(&["rs", "run", "--config", config, "-c", "128"]);
-        assert_eq!(run.concurrency, "128", "flag wins");
+        assert_eq!(run.concurrency, Concurrency::Fixed(128), "flag wins");
         assert_eq!(run.shards, Some(3), "file value when no flag");
         assert_eq!(run.timeout, 5.5);
         assert_eq!(run.connect_timeout, 10.0, "default when neither");

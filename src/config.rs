@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::RunArgs;
+use crate::cli::{Concurrency, RunArgs};
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile};
 use crate::model::{BodyColumn, BodyEncoding, FIXED_COLUMNS, RequestLimits, RetryPolicy, Schema};
@@ -100,8 +100,6 @@ pub enum ConfigError {
     Node(#[from] NodeError),
     #[error("--{0} {1}: must be at least 1")]
     Zero(&'static str, usize),
-    #[error("--concurrency {0}: expected a whole number of requests per worker, or auto")]
-    Concurrency(String),
     #[error("--concurrency {0}: more than {MAX_CONCURRENCY} in-flight requests per worker")]
     TooMuchConcurrency(usize),
     #[error("--{0} {1}: must be a positive number of seconds")]
@@ -124,7 +122,7 @@ pub enum ConfigError {
     Retries(u32),
 }
 
-fn seconds(flag: &'static str, secs: f64) -> Result<Duration, ConfigError> {
+pub fn seconds(flag: &'static str, secs: f64) -> Result<Duration, ConfigError> {
     if secs.is_finite() && secs > 0.0 && secs < 1e9 {
         Ok(Duration::from_secs_f64(secs))
     } else {
@@ -173,13 +171,9 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         return Err(ConfigError::MissingIds);
     }
     let shards = at_least_one("shards", args.shards.unwrap_or_else(default_shards))?;
-    let (concurrency, auto_concurrency) = match args.concurrency.trim() {
-        "auto" => (AUTO_CONCURRENCY_MAX, true),
-        text => (
-            text.parse()
-                .map_err(|_| ConfigError::Concurrency(text.to_string()))?,
-            false,
-        ),
+    let (concurrency, auto_concurrency) = match args.concurrency {
+        Concurrency::Auto => (AUTO_CONCURRENCY_MAX, true),
+        Concurrency::Fixed(n) => (n, false),
     };
     let concurrency = at_least_one("concurrency", concurrency)?;
     if concurrency > MAX_CONCURRENCY {
@@ -394,7 +388,7 @@ fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
 }
 
 /// The directory a file named `path` goes in (`.` for a bare file name).
-fn directory_of(path: &Path) -> &Path {
+pub fn directory_of(path: &Path) -> &Path {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),

@@ -124,15 +124,12 @@ fn merge(args: &MergeArgs) -> Result<u8, Error> {
 
 /// `tune`: the steps as they finish, then the table and the advice.
 fn tune(args: &TuneArgs) -> Result<u8, Error> {
-    if !(args.per_step.is_finite() && args.per_step > 0.0 && args.per_step < 1e6) {
-        return Err(tune::TuneError::PerStep(args.per_step).into());
-    }
     let session = tune::Tune {
         url: args.url.clone(),
         ids: args.ids.parse().map_err(tune::TuneError::Ids)?,
         shards: args.shards,
         steps: tune::parse_steps(&args.concurrency)?,
-        per_step: std::time::Duration::from_secs_f64(args.per_step),
+        per_step: config::seconds("per-step", args.per_step)?,
         p99_budget_ms: args.p99_budget,
         run_flags: args.run_flags.clone(),
     };

@@ -156,13 +156,9 @@ impl MergeJob {
     /// Streams every input into OUT, keeping one row per item.
     pub fn run(&self) -> Result<MergeReport, MergeError> {
         let write_err = |e| MergeError::Write(self.out.clone(), e);
-        let dir = match self.out.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir,
-            _ => Path::new("."),
-        };
         let staged = tempfile::Builder::new()
             .prefix(".ringscrape-merge")
-            .tempfile_in(dir)
+            .tempfile_in(crate::config::directory_of(&self.out))
             .map_err(write_err)?;
         let mut csv = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, staged));
         let mut seen = IdSet::new(self.items);

@@ -44,8 +44,6 @@ pub enum TuneError {
     Ids(#[from] IdRangeError),
     #[error("--ids {0}: {1} ids cannot give each of the {2} steps a stripe of its own")]
     TooFewIds(IdRange, u64, usize),
-    #[error("--per-step {0}: must be a positive number of seconds")]
-    PerStep(f64),
     #[error("step --concurrency {0}: {1}")]
     Run(String, String),
     #[error("tune: {0}")]
@@ -56,10 +54,7 @@ impl TuneError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            TuneError::Steps(_)
-                | TuneError::Ids(_)
-                | TuneError::TooFewIds(..)
-                | TuneError::PerStep(_)
+            TuneError::Steps(_) | TuneError::Ids(_) | TuneError::TooFewIds(..)
         )
     }
 }
