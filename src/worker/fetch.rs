@@ -274,9 +274,18 @@ impl Slot {
     /// Sends the request for `key` and reads the answer into `self.answer`; then follows up to
     /// `--follow-redirects` redirects.
     async fn exchange(&mut self, key: &[u8]) -> Result<(), Failure> {
+        self.send(key, None).await?;
+        if self.plan.follow_redirects == 0 || self.answer.location.is_none() {
+            return Ok(());
+        }
+        // Boxed: the redirect state would otherwise make every request's future larger.
+        Box::pin(self.follow_redirects(key)).await
+    }
+
+    /// Follows the `Location` of the last answer, hop by hop, up to `--follow-redirects` hops.
+    async fn follow_redirects(&mut self, key: &[u8]) -> Result<(), Failure> {
         let plan = self.plan.clone();
         let template = &plan.template;
-        self.send(key, None).await?;
         let mut origin = template.origin.clone();
         let mut target = template.target(key);
         let mut method = template.method.clone();
@@ -307,13 +316,14 @@ impl Slot {
             && !elsewhere
             && self.conn.is_none()
         {
-            match lanes.acquire(&plan.dialer).await? {
+            match Box::pin(lanes.acquire(&plan.dialer)).await? {
                 Acquired::Lane(held) => {
                     self.reused = held.reused;
                     let request = template
                         .build_h2(key, hop)
                         .map_err(|_| key_breaks_header())?;
-                    let result = h2::exchange(&held, request, &wants, &mut self.answer).await;
+                    let result =
+                        Box::pin(h2::exchange(&held, request, &wants, &mut self.answer)).await;
                     self.refused = held.refused.get();
                     if self.refused {
                         lanes.learn_from_refusal(&held);
@@ -329,7 +339,7 @@ impl Slot {
         };
         written.map_err(|_| key_breaks_header())?;
         match hop {
-            Some(hop) if elsewhere => self.send_elsewhere(&hop.origin, &wants).await,
+            Some(hop) if elsewhere => Box::pin(self.send_elsewhere(&hop.origin, &wants)).await,
             _ => self.send_on_own_conn(&wants).await,
         }
     }
@@ -347,7 +357,7 @@ impl Slot {
     async fn send_on_own_conn(&mut self, wants: &Wants<'_>) -> Result<(), Failure> {
         match &self.conn {
             Some(_) => self.reused = true,
-            None => self.conn = Some(H1Conn::new(self.plan.dialer.dial().await?)),
+            None => self.conn = Some(H1Conn::new(Box::pin(self.plan.dialer.dial()).await?)),
         }
         let conn = self.conn.as_mut().expect("a connection was just opened");
         // On failure `attempt` drops the connection.
