@@ -12,6 +12,7 @@
 //! as bytes arrive. The read buffer and the body buffer are reused from one request to the next.
 
 use std::io;
+use std::mem::MaybeUninit;
 use std::time::{Duration, SystemTime};
 
 use monoio::buf::IoBufMut;
@@ -97,18 +98,19 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
         self.reusable
     }
 
-    /// Sends `request` (whole, head and body) and reads the answer into `answer`. Returns the
-    /// request buffer for reuse. After a failure the connection must be dropped.
+    /// Sends `request` (whole, head and body) and reads the answer into `answer`; the request
+    /// buffer is handed back in place for reuse. After a failure the connection must be dropped.
     pub async fn exchange(
         &mut self,
-        request: Vec<u8>,
+        request: &mut Vec<u8>,
         wants: &Wants<'_>,
         answer: &mut Answer,
-    ) -> (Vec<u8>, Result<(), Failure>) {
-        let (written, request) = self.stream.write_all(request).await;
+    ) -> Result<(), Failure> {
+        let (written, buf) = self.stream.write_all(std::mem::take(request)).await;
+        *request = buf;
         if let Err(e) = written {
             self.reusable = false;
-            return (request, Err(Failure::from_io(&e, false)));
+            return Err(Failure::from_io(&e, false));
         }
         let result = self.read_answer(wants, answer).await;
         if result.is_err() {
@@ -116,35 +118,31 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
         } else {
             self.served += 1;
         }
-        (request, result)
+        result
     }
 
+    /// Feeds the decoder what is buffered, reading more until the answer is complete. One
+    /// loop around one read keeps this future small: a request's futures are moved (copied)
+    /// as they are built, and nested ones for each framing cost more than the parsing.
     async fn read_answer(&mut self, wants: &Wants<'_>, answer: &mut Answer) -> Result<(), Failure> {
         answer.body.clear();
         answer.body_len = 0;
-        let head = loop {
-            let head = self.read_head(wants, answer).await?;
-            match head.status {
-                101 => {
-                    return Err(protocol(
-                        "101 Switching Protocols to a request that asked for no upgrade",
-                    ));
-                }
-                // Interim answers (100 Continue, 103 Early Hints): the real one follows.
-                100..=199 => self.pos += head.len,
-                _ => break head,
+        let mut decoder = Decoder::default();
+        loop {
+            self.pos += decoder.feed(&self.buf[self.pos..], wants, answer)?;
+            if let Some(keep_alive) = decoder.done() {
+                self.reusable = keep_alive;
+                return Ok(());
             }
-        };
-        self.pos += head.len;
-        answer.status = head.status;
-        self.reusable = head.keep_alive;
-        match head.framing {
-            Framing::Empty => Ok(()),
-            Framing::Length(n) => self.read_length(n, wants, answer).await,
-            Framing::Chunked => self.read_chunked(wants, answer).await,
-            Framing::UntilClose => {
-                self.reusable = false;
-                self.read_until_close(wants, answer).await
+            let answered = decoder.answered || self.pos < self.buf.len();
+            match self.fill().await {
+                Ok(0) => {
+                    decoder.end_of_stream(answered)?;
+                    self.reusable = false;
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(e) => return Err(Failure::from_io(&e, answered)),
             }
         }
     }
@@ -167,141 +165,216 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
         self.buf = slice.into_inner();
         read
     }
+}
 
-    /// Reads more, turning the end of the stream into `closed` (`answered`: whether any byte of
-    /// this answer had arrived).
-    async fn fill_or_fail(&mut self, answered: bool) -> Result<(), Failure> {
-        match self.fill().await {
-            Ok(0) => Err(Failure {
-                kind: ErrorKind::Closed,
-                answered,
-                detail: "connection closed before the answer was complete".into(),
-            }),
-            Ok(_) => Ok(()),
-            Err(e) => Err(Failure::from_io(&e, answered)),
+/// Where the decoder is within one answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Stage {
+    /// Status line and headers (of an interim 1xx answer, or of the real one).
+    #[default]
+    Head,
+    /// `left` more body bytes of a `Content-Length` body.
+    Length { left: u64 },
+    /// A chunk-size line (with extensions).
+    ChunkSize,
+    /// `left` more bytes of the current chunk.
+    ChunkData { left: u64 },
+    /// The line end after a chunk's data.
+    ChunkEnd,
+    /// Trailer lines after the last chunk, `seen` bytes so far, up to an empty line.
+    Trailers { seen: usize },
+    /// Everything until the server closes.
+    UntilClose,
+    /// The answer is complete; `keep_alive`: the connection may carry the next request.
+    Done { keep_alive: bool },
+}
+
+/// Reads one answer from bytes as they arrive (RFC 9112), without doing I/O: the caller
+/// hands it what is buffered and reads more when it has used everything it can.
+#[derive(Debug, Default)]
+struct Decoder {
+    stage: Stage,
+    keep_alive: bool,
+    /// Some byte of this exchange's answer (an interim 1xx included) has been used.
+    answered: bool,
+}
+
+impl Decoder {
+    /// `Some(keep_alive)` once the answer is complete.
+    fn done(&self) -> Option<bool> {
+        match self.stage {
+            Stage::Done { keep_alive } => Some(keep_alive),
+            _ => None,
         }
     }
 
-    async fn read_head(&mut self, wants: &Wants<'_>, answer: &mut Answer) -> Result<Head, Failure> {
+    /// Uses what it can of `data`; returns how many bytes it used. Stops when the answer is
+    /// complete or when it needs more bytes than `data` has.
+    fn feed(
+        &mut self,
+        data: &[u8],
+        wants: &Wants<'_>,
+        answer: &mut Answer,
+    ) -> Result<usize, Failure> {
+        let mut used = 0;
         loop {
-            let data = &self.buf[self.pos..];
-            if let Some(head) = parse_head(data, wants, answer)? {
-                return Ok(head);
+            let rest = &data[used..];
+            let step = match self.stage {
+                Stage::Done { .. } => return Ok(used),
+                Stage::Head => self.head(rest, wants, answer)?,
+                Stage::Length { left } => {
+                    let n = take(rest, left, wants, answer)?;
+                    self.stage = if n as u64 == left {
+                        Stage::Done {
+                            keep_alive: self.keep_alive,
+                        }
+                    } else {
+                        Stage::Length {
+                            left: left - n as u64,
+                        }
+                    };
+                    n
+                }
+                Stage::ChunkSize => match line(rest, MAX_CHUNK_LINE)? {
+                    None => 0,
+                    Some((text, len)) => {
+                        let size = parse_chunk_size(text)?;
+                        if answer.body_len + size > wants.max_body as u64 {
+                            return Err(too_large(wants));
+                        }
+                        self.stage = if size == 0 {
+                            Stage::Trailers { seen: 0 }
+                        } else {
+                            Stage::ChunkData { left: size }
+                        };
+                        len
+                    }
+                },
+                Stage::ChunkData { left } => {
+                    let n = take(rest, left, wants, answer)?;
+                    self.stage = if n as u64 == left {
+                        Stage::ChunkEnd
+                    } else {
+                        Stage::ChunkData {
+                            left: left - n as u64,
+                        }
+                    };
+                    n
+                }
+                Stage::ChunkEnd => match line(rest, MAX_CHUNK_LINE)? {
+                    None => 0,
+                    Some((text, _)) if !text.is_empty() => {
+                        return Err(protocol("chunk data longer than its size"));
+                    }
+                    Some((_, len)) => {
+                        self.stage = Stage::ChunkSize;
+                        len
+                    }
+                },
+                // Trailer lines are read and dropped.
+                Stage::Trailers { seen } => match line(rest, MAX_HEAD_BYTES)? {
+                    None => 0,
+                    Some((text, len)) => {
+                        let seen = seen + text.len();
+                        if seen > MAX_HEAD_BYTES {
+                            return Err(protocol("trailer section larger than 100 KiB"));
+                        }
+                        self.stage = if text.is_empty() {
+                            Stage::Done {
+                                keep_alive: self.keep_alive,
+                            }
+                        } else {
+                            Stage::Trailers { seen }
+                        };
+                        len
+                    }
+                },
+                Stage::UntilClose => {
+                    keep_body_bytes(rest, wants, answer)?;
+                    rest.len()
+                }
+            };
+            if step == 0 {
+                return Ok(used);
             }
+            self.answered = true;
+            used += step;
+        }
+    }
+
+    /// The head stage: a complete head moves on to the body (or, for an interim 1xx answer,
+    /// to the next head); returns the bytes used, 0 when the head is not all there yet.
+    fn head(
+        &mut self,
+        data: &[u8],
+        wants: &Wants<'_>,
+        answer: &mut Answer,
+    ) -> Result<usize, Failure> {
+        let Some(head) = parse_head(data, wants, answer)? else {
             if data.len() > MAX_HEAD_BYTES {
                 return Err(protocol("answer head larger than 100 KiB"));
             }
-            let answered = !data.is_empty();
-            self.fill_or_fail(answered).await?;
+            return Ok(0);
+        };
+        match head.status {
+            101 => {
+                return Err(protocol(
+                    "101 Switching Protocols to a request that asked for no upgrade",
+                ));
+            }
+            // Interim answers (100 Continue, 103 Early Hints): the real one follows.
+            100..=199 => return Ok(head.len),
+            _ => {}
         }
+        answer.status = head.status;
+        self.keep_alive = head.keep_alive;
+        self.stage = match head.framing {
+            Framing::Empty | Framing::Length(0) => Stage::Done {
+                keep_alive: head.keep_alive,
+            },
+            Framing::Length(n) if n > wants.max_body as u64 => return Err(too_large(wants)),
+            Framing::Length(n) => Stage::Length { left: n },
+            Framing::Chunked => Stage::ChunkSize,
+            Framing::UntilClose => {
+                self.keep_alive = false;
+                Stage::UntilClose
+            }
+        };
+        Ok(head.len)
     }
 
-    /// Hands the next `up_to` body bytes (at most) to `answer`, reading if none are buffered.
-    async fn take_body(
-        &mut self,
-        up_to: u64,
-        wants: &Wants<'_>,
-        answer: &mut Answer,
-    ) -> Result<(), Failure> {
-        if self.pos == self.buf.len() {
-            self.fill_or_fail(true).await?;
+    /// The stream ended: that completes a body that runs until close; anything else was cut.
+    fn end_of_stream(&mut self, answered: bool) -> Result<(), Failure> {
+        if self.stage == Stage::UntilClose {
+            self.stage = Stage::Done { keep_alive: false };
+            return Ok(());
         }
-        let n = (self.buf.len() - self.pos).min(usize::try_from(up_to).unwrap_or(usize::MAX));
-        keep_body_bytes(&self.buf[self.pos..self.pos + n], wants, answer)?;
-        self.pos += n;
-        Ok(())
+        Err(Failure {
+            kind: ErrorKind::Closed,
+            answered,
+            detail: "connection closed before the answer was complete".into(),
+        })
     }
+}
 
-    async fn read_length(
-        &mut self,
-        n: u64,
-        wants: &Wants<'_>,
-        answer: &mut Answer,
-    ) -> Result<(), Failure> {
-        if n > wants.max_body as u64 {
-            return Err(too_large(wants));
-        }
-        while answer.body_len < n {
-            self.take_body(n - answer.body_len, wants, answer).await?;
-        }
-        Ok(())
-    }
+/// Hands up to `left` body bytes of `data` to the answer; returns how many.
+fn take(data: &[u8], left: u64, wants: &Wants<'_>, answer: &mut Answer) -> Result<usize, Failure> {
+    let n = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+    keep_body_bytes(&data[..n], wants, answer)?;
+    Ok(n)
+}
 
-    async fn read_until_close(
-        &mut self,
-        wants: &Wants<'_>,
-        answer: &mut Answer,
-    ) -> Result<(), Failure> {
-        loop {
-            if self.pos < self.buf.len() {
-                keep_body_bytes(&self.buf[self.pos..], wants, answer)?;
-                self.pos = self.buf.len();
-            }
-            match self.fill().await {
-                Ok(0) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(Failure::from_io(&e, true)),
-            }
+/// The first line of `data` without its CR LF (or bare LF), and the bytes it takes up with its
+/// line end; `None` when the line end has not arrived (an error past `limit` bytes).
+fn line(data: &[u8], limit: usize) -> Result<Option<(&[u8], usize)>, Failure> {
+    match memchr(b'\n', data) {
+        Some(lf) => {
+            let text = &data[..lf];
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            Ok(Some((text, lf + 1)))
         }
-    }
-
-    /// The next line (without its CR LF or bare LF) as a range of the buffer, reading as needed.
-    async fn read_line(&mut self, limit: usize) -> Result<(usize, usize), Failure> {
-        loop {
-            let data = &self.buf[self.pos..];
-            if let Some(lf) = memchr(b'\n', data) {
-                let start = self.pos;
-                let end = if lf > 0 && data[lf - 1] == b'\r' {
-                    lf - 1
-                } else {
-                    lf
-                };
-                self.pos += lf + 1;
-                return Ok((start, start + end));
-            }
-            if data.len() > limit {
-                return Err(protocol("chunked framing line too long"));
-            }
-            self.fill_or_fail(true).await?;
-        }
-    }
-
-    async fn read_chunked(
-        &mut self,
-        wants: &Wants<'_>,
-        answer: &mut Answer,
-    ) -> Result<(), Failure> {
-        loop {
-            let (start, end) = self.read_line(MAX_CHUNK_LINE).await?;
-            let size = parse_chunk_size(&self.buf[start..end])?;
-            if size == 0 {
-                break;
-            }
-            if answer.body_len + size > wants.max_body as u64 {
-                return Err(too_large(wants));
-            }
-            let until = answer.body_len + size;
-            while answer.body_len < until {
-                self.take_body(until - answer.body_len, wants, answer)
-                    .await?;
-            }
-            let (start, end) = self.read_line(MAX_CHUNK_LINE).await?;
-            if start != end {
-                return Err(protocol("chunk data longer than its size"));
-            }
-        }
-        // Trailer section: header lines up to an empty line, read and dropped.
-        let mut trailer_bytes = 0;
-        loop {
-            let (start, end) = self.read_line(MAX_HEAD_BYTES).await?;
-            if start == end {
-                return Ok(());
-            }
-            trailer_bytes += end - start;
-            if trailer_bytes > MAX_HEAD_BYTES {
-                return Err(protocol("trailer section larger than 100 KiB"));
-            }
-        }
+        None if data.len() > limit => Err(protocol("chunked framing line too long")),
+        None => Ok(None),
     }
 }
 
@@ -365,11 +438,14 @@ fn parse_head(
     wants: &Wants<'_>,
     answer: &mut Answer,
 ) -> Result<Option<Head>, Failure> {
-    let mut inline = [httparse::EMPTY_HEADER; INLINE_HEADERS];
+    // Left uninitialised: httparse writes only the entries it fills, and zeroing 64 of them
+    // per answer cost more than parsing a short head.
+    let mut inline = [const { MaybeUninit::uninit() }; INLINE_HEADERS];
     match parse_head_with(data, &mut inline, wants, answer) {
         Err(Some(httparse::Error::TooManyHeaders)) => {
             // A long head: every line of it fits in a header array this large.
-            let mut many = vec![httparse::EMPTY_HEADER; data.len().min(MAX_HEAD_BYTES) / 3 + 1];
+            let mut many = Vec::new();
+            many.resize_with(data.len().min(MAX_HEAD_BYTES) / 3 + 1, MaybeUninit::uninit);
             parse_head_with(data, &mut many, wants, answer)
                 .map_err(|_| protocol("malformed answer head"))
         }
@@ -378,14 +454,56 @@ fn parse_head(
     }
 }
 
+/// The headers that shape how an answer is read.
+enum Known {
+    ContentLength,
+    TransferEncoding,
+    Connection,
+    RetryAfter,
+    Location,
+    Other,
+}
+
+impl Known {
+    fn of(name: &str) -> Known {
+        let is = |known: &str| name.eq_ignore_ascii_case(known);
+        // The length first: most header lines are none of these, and differ in length.
+        match name.len() {
+            14 if is("content-length") => Known::ContentLength,
+            17 if is("transfer-encoding") => Known::TransferEncoding,
+            10 if is("connection") => Known::Connection,
+            11 if is("retry-after") => Known::RetryAfter,
+            8 if is("location") => Known::Location,
+            _ => Known::Other,
+        }
+    }
+}
+
+/// `  42 ` → 42: decimal digits between optional blanks, no sign, no overflow.
+fn parse_decimal(value: &[u8]) -> Option<u64> {
+    let digits = value.trim_ascii();
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
+}
+
 fn parse_head_with<'d>(
     data: &'d [u8],
-    headers: &mut [httparse::Header<'d>],
+    headers: &mut [MaybeUninit<httparse::Header<'d>>],
     wants: &Wants<'_>,
     answer: &mut Answer,
 ) -> Result<Option<Head>, Option<httparse::Error>> {
-    let mut response = httparse::Response::new(headers);
-    let len = match response.parse(data) {
+    let mut response = httparse::Response::new(&mut []);
+    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        data,
+        headers,
+    );
+    let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(e) => return Err(Some(e)),
@@ -406,37 +524,39 @@ fn parse_head_with<'d>(
     for header in response.headers.iter() {
         let name = header.name;
         let value = header.value;
-        if name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or(None)?;
-            // Repeated lengths must agree (RFC 9112 §6.3, item 5).
-            if length.is_some_and(|m| m != n) {
-                return Err(None);
+        match Known::of(name) {
+            Known::ContentLength => {
+                let n = parse_decimal(value).ok_or(None)?;
+                // Repeated lengths must agree (RFC 9112 §6.3, item 5).
+                if length.is_some_and(|m| m != n) {
+                    return Err(None);
+                }
+                length = Some(n);
             }
-            length = Some(n);
-        } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            transfer_encoding = true;
-            // The final coding decides (§6.3, item 4); a later header line may add codings.
-            chunked = value
-                .rsplit(|&b| b == b',')
-                .next()
-                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if name.eq_ignore_ascii_case("connection") {
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
-                    keep_alive = true;
+            Known::TransferEncoding => {
+                transfer_encoding = true;
+                // The final coding decides (§6.3, item 4); a later header line may add codings.
+                chunked = value
+                    .rsplit(|&b| b == b',')
+                    .next()
+                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            }
+            Known::Connection => {
+                for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if token.eq_ignore_ascii_case(b"close") {
+                        keep_alive = false;
+                    } else if token.eq_ignore_ascii_case(b"keep-alive") && !http11 {
+                        keep_alive = true;
+                    }
                 }
             }
-        } else if name.eq_ignore_ascii_case("retry-after") {
-            answer.retry_after = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        } else if name.eq_ignore_ascii_case("location") {
-            answer.location = Some(value.to_vec());
+            Known::RetryAfter => {
+                answer.retry_after = std::str::from_utf8(value)
+                    .ok()
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            }
+            Known::Location => answer.location = Some(value.to_vec()),
+            Known::Other => {}
         }
         for (slot, wanted) in wants.capture.iter().enumerate() {
             if name.eq_ignore_ascii_case(wanted) {
@@ -487,6 +607,120 @@ mod tests {
             head_request: false,
             max_body: 1 << 20,
         }
+    }
+
+    /// What the decoder makes of `wire` arriving in pieces of `piece` bytes, as the read loop
+    /// drives it: (status, body, keep-alive, bytes left for the next answer), or the failure.
+    fn decode_in_pieces(
+        wire: &[u8],
+        piece: usize,
+    ) -> Result<(u16, Vec<u8>, bool, usize), ErrorKind> {
+        let capture = [];
+        let wants = wants(&capture);
+        let mut answer = Answer::default();
+        let mut decoder = Decoder::default();
+        let (mut buf, mut pos) = (Vec::new(), 0);
+        let mut pieces = wire.chunks(piece);
+        loop {
+            pos += decoder
+                .feed(&buf[pos..], &wants, &mut answer)
+                .map_err(|f| f.kind)?;
+            if let Some(keep_alive) = decoder.done() {
+                return Ok((answer.status, answer.body, keep_alive, buf.len() - pos));
+            }
+            match pieces.next() {
+                Some(bytes) => buf.extend_from_slice(bytes),
+                None => {
+                    decoder.end_of_stream(true).map_err(|f| f.kind)?;
+                    return Ok((answer.status, answer.body, false, buf.len() - pos));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn answers_decode_alike_however_the_bytes_arrive() {
+        let next = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        let cases: &[(&[u8], u16, &[u8], bool)] = &[
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+                200,
+                b"hello",
+                true,
+            ),
+            (
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+                201,
+                b"ok",
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n",
+                200,
+                b"abcde",
+                true,
+            ),
+            (
+                b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n1\nz\n0\n\n",
+                200,
+                b"z",
+                true,
+            ),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", 204, b"", true),
+            (
+                b"HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 3\r\n\r\nnop",
+                404,
+                b"nop",
+                false,
+            ),
+        ];
+        for &(answer, status, body, keep_alive) in cases {
+            let mut wire = answer.to_vec();
+            wire.extend_from_slice(next);
+            for piece in 1..=wire.len() {
+                let decoded = decode_in_pieces(&wire, piece);
+                let text = String::from_utf8_lossy(answer);
+                let (got_status, got_body, got_alive, left) =
+                    decoded.unwrap_or_else(|e| panic!("{text} in pieces of {piece}: {e:?}"));
+                assert_eq!(got_status, status, "{text} / {piece}");
+                assert_eq!(got_body, body, "{text} / {piece}");
+                assert_eq!(got_alive, keep_alive, "{text} / {piece}");
+                // The next answer's bytes are left, never eaten (those that have arrived).
+                assert!(left <= next.len(), "{text} / {piece}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_body_until_close_ends_with_the_stream_and_a_cut_one_fails() {
+        let until_close = b"HTTP/1.0 200 OK\r\n\r\nall of it";
+        for piece in 1..=until_close.len() {
+            assert_eq!(
+                decode_in_pieces(until_close, piece),
+                Ok((200, b"all of it".to_vec(), false, 0))
+            );
+        }
+        let cut: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+            b"HTTP/1.1 200 OK\r\nContent-Le",
+        ];
+        for wire in cut {
+            assert_eq!(decode_in_pieces(wire, 3), Err(ErrorKind::Closed));
+        }
+        let garbage = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n";
+        assert_eq!(decode_in_pieces(garbage, 4), Err(ErrorKind::Protocol));
+    }
+
+    #[test]
+    fn content_length_is_plain_decimal() {
+        assert_eq!(parse_decimal(b" 42 "), Some(42));
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"+1"), None);
+        assert_eq!(parse_decimal(b"1 2"), None);
+        assert_eq!(parse_decimal(b""), None);
+        assert_eq!(parse_decimal(b"99999999999999999999999"), None);
     }
 
     fn head_of(text: &[u8]) -> Result<Option<Head>, Failure> {
