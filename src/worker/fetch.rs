@@ -220,22 +220,21 @@ impl Slot {
     }
 
     async fn attempt(&mut self, key: &[u8]) -> Attempt {
-        self.plan.gate.pass().await;
-        let started = Instant::now();
+        let started = self.plan.gate.pass().await;
         self.reused = false;
         self.refused = false;
         let deadline = self.plan.limits.timeout;
         let result = {
             let exchange = std::pin::pin!(self.exchange(key));
-            before(deadline, exchange).await
+            before(started + deadline, exchange).await
         };
-        let latency = started.elapsed();
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(started);
         match result {
             Some(Ok(())) => {
                 if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
                     self.conn = None;
                 }
-                let now = Instant::now();
                 if self.answer.status == 429 {
                     let pause = self
                         .answer
@@ -383,8 +382,10 @@ impl Slot {
 /// takes the future by value and moves it twice more, this polls it where the caller pinned it:
 /// a request's future is several hundred bytes, and copying it was the largest user-space cost
 /// per request (callgrind).
-async fn before<F: Future>(deadline: Duration, mut work: Pin<&mut F>) -> Option<F::Output> {
-    let mut expiry = std::pin::pin!(monoio::time::sleep(deadline));
+async fn before<F: Future>(deadline: Instant, mut work: Pin<&mut F>) -> Option<F::Output> {
+    let mut expiry = std::pin::pin!(monoio::time::sleep_until(monoio::time::Instant::from_std(
+        deadline
+    )));
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = work.as_mut().poll(cx) {
             return Poll::Ready(Some(output));

@@ -84,19 +84,21 @@ impl Gate {
         self.throttled.get() + now_waiting
     }
 
-    /// Waits until this worker may send one more request.
-    pub async fn pass(&self) {
+    /// Waits until this worker may send one more request; returns the time it passed (read
+    /// once here, so that the caller need not read the clock again to time the request).
+    pub async fn pass(&self) -> Instant {
         let now = Instant::now();
         if self.started.get().is_none() {
             self.started.set(Some(now));
             self.bucket_at.set(now);
         }
         let Some(at) = self.reserve(now) else {
-            return;
+            return now;
         };
         self.begin_wait();
-        monoio::time::sleep(at.saturating_duration_since(Instant::now())).await;
+        monoio::time::sleep_until(monoio::time::Instant::from_std(at.max(now))).await;
         self.end_wait();
+        Instant::now()
     }
 
     /// The time this request may go, if it must wait; takes its place in the schedule.

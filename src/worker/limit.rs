@@ -83,6 +83,13 @@ impl Limiter {
     }
 
     /// Takes in one answered request's latency; may move the limit.
+    /// Whether the limit moves with latency (`--concurrency auto`), i.e. wants [`answered`].
+    ///
+    /// [`answered`]: Limiter::answered
+    pub fn adapts(&self) -> bool {
+        self.adaptive.is_some()
+    }
+
     pub fn answered(&self, latency: Duration, now: Instant) {
         let Some(gradient) = &self.adaptive else {
             return;

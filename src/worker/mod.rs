@@ -285,7 +285,7 @@ async fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) {
         shared.in_flight.set(shared.in_flight.get() - 1);
         let mut record = match outcome {
             Outcome::Done(record) => {
-                if record.status.is_some() {
+                if record.status.is_some() && shared.limiter.adapts() {
                     let latency = Duration::from_micros(u64::from(record.latency_us));
                     shared.limiter.answered(latency, Instant::now());
                 }

@@ -103,7 +103,13 @@ impl WorkQueue {
     /// the queue was stopped); a retry queued later by another slot is that slot's to take.
     pub async fn next(&self, key: &mut Vec<u8>) -> Option<Work> {
         loop {
-            match self.poll(key, Instant::now()) {
+            // The clock is read only when a retry waits: most items are new ones.
+            let now = if self.retries.borrow().is_empty() {
+                None
+            } else {
+                Some(Instant::now())
+            };
+            match self.poll(key, now) {
                 Next::Work(work) => return Some(work),
                 Next::Done => return None,
                 Next::WaitUntil(at) => {
@@ -114,12 +120,15 @@ impl WorkQueue {
         }
     }
 
-    fn poll(&self, key: &mut Vec<u8>, now: Instant) -> Next {
+    /// `now` may be `None` when no retry waits.
+    fn poll(&self, key: &mut Vec<u8>, now: Option<Instant>) -> Next {
         if self.cursor.is_stopped() {
             return Next::Done;
         }
         let mut retries = self.retries.borrow_mut();
-        if retries.peek().is_some_and(|Reverse(due)| due.at <= now)
+        if retries
+            .peek()
+            .is_some_and(|Reverse(due)| now.is_some_and(|now| due.at <= now))
             && let Some(Reverse(due)) = retries.pop()
         {
             key.clear();
@@ -154,7 +163,7 @@ mod tests {
         let now = Instant::now();
         let mut key = Vec::new();
         assert!(matches!(
-            q.poll(&mut key, now),
+            q.poll(&mut key, Some(now)),
             Next::Work(Work {
                 index: 0,
                 attempts: 0
@@ -177,7 +186,7 @@ mod tests {
             b"seven",
         );
         assert!(matches!(
-            q.poll(&mut key, now),
+            q.poll(&mut key, Some(now)),
             Next::Work(Work {
                 index: 7,
                 attempts: 2
@@ -185,26 +194,26 @@ mod tests {
         ));
         assert_eq!(key, b"seven", "the retry's own key");
         assert!(matches!(
-            q.poll(&mut key, now),
+            q.poll(&mut key, Some(now)),
             Next::Work(Work { index: 1, .. })
         ));
         assert!(matches!(
-            q.poll(&mut key, now),
+            q.poll(&mut key, Some(now)),
             Next::Work(Work { index: 2, .. })
         ));
         // Only the retry that is not due yet is left: wait for it, then take it.
         assert!(
-            matches!(q.poll(&mut key, now), Next::WaitUntil(at) if at == now + Duration::from_secs(1))
+            matches!(q.poll(&mut key, Some(now)), Next::WaitUntil(at) if at == now + Duration::from_secs(1))
         );
         let later = now + Duration::from_secs(2);
         assert!(matches!(
-            q.poll(&mut key, later),
+            q.poll(&mut key, Some(later)),
             Next::Work(Work {
                 index: 0,
                 attempts: 1
             })
         ));
-        assert!(matches!(q.poll(&mut key, later), Next::Done));
+        assert!(matches!(q.poll(&mut key, Some(later)), Next::Done));
     }
 
     #[test]
@@ -217,18 +226,21 @@ mod tests {
         }
         let mut key = Vec::new();
         assert!(
-            matches!(q.poll(&mut key, now), Next::WaitUntil(at) if at == later),
+            matches!(q.poll(&mut key, Some(now)), Next::WaitUntil(at) if at == later),
             "4 waiting: no new item"
         );
         assert!(matches!(
-            q.poll(&mut key, later),
+            q.poll(&mut key, Some(later)),
             Next::Work(Work {
                 index: 50,
                 attempts: 1
             })
         ));
         assert!(
-            matches!(q.poll(&mut key, later), Next::Work(Work { index: 51, .. })),
+            matches!(
+                q.poll(&mut key, Some(later)),
+                Next::Work(Work { index: 51, .. })
+            ),
             "due retries first"
         );
     }
