@@ -258,7 +258,7 @@ mod tests {
             b"3",
         );
         q.stop();
-        assert!(matches!(q.poll(&mut Vec::new(), now), Next::Done));
+        assert!(matches!(q.poll(&mut Vec::new(), Some(now)), Next::Done));
         assert_eq!(q.waiting(), 1, "left for --resume");
     }
 }
