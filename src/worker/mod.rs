@@ -15,6 +15,7 @@ mod gate;
 mod h1;
 mod h2;
 mod limit;
+mod pace;
 mod queue;
 mod retry;
 mod sink;
@@ -231,6 +232,17 @@ async fn fetch_shard(
         monoio::spawn(fetch_loop(slot, index, shared.clone()));
     }
     tend(&shared, &stop, spec.fetch.grace, &plan.gate).await;
+    let pacer = &plan.dialer.pacer;
+    if pacer.backoffs.get() > 0 {
+        crate::note!(
+            "ringscrape: shard {}: {} connects took over {} ms or failed, so new connections \
+             were paced; connect window now {}",
+            spec.shard,
+            pacer.backoffs.get(),
+            pace::SLOW_CONNECT.as_millis(),
+            pacer.window()
+        );
+    }
     // Tasks still running past the grace period are dropped with the runtime: their ids get no
     // row here, and a resumed run fetches them.
     let mut sink = shared.sink.borrow_mut();
