@@ -134,8 +134,6 @@ mod tests {
         assert_eq!(port_advice(1 << 20, None), None);
     }
 
-    use super::*;
-
     #[test]
     fn need_grows_with_concurrency_and_shards() {
         assert_eq!(per_worker_need(256), 576);
