@@ -318,6 +318,9 @@ pub struct TuneArgs {
     /// Latency budget: the knee's p99 must be at most this many milliseconds
     #[arg(long, value_name = "MS", default_value_t = 200.0)]
     pub p99_budget: f64,
+    /// Also draw throughput and p99 against concurrency into this SVG file
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
     /// More `ringscrape run` flags for every step (headers, TLS, …), after --
     #[arg(last = true, value_name = "RUN-FLAGS")]
     pub run_flags: Vec<String>,

@@ -141,6 +141,10 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
     })?;
     let advice = tune::advice(&measured, args.p99_budget);
     print!("{}", tune::table(&measured, advice));
+    if let Some(path) = &args.plot {
+        tune::plot(path, &measured, advice, args.p99_budget).map_err(tune::TuneError::from)?;
+        println!("plot: {}", path.display());
+    }
     let Some(step) = advice else {
         println!(
             "no concurrency kept p99 within {} ms without errors; try lower ones or a larger --p99-budget",

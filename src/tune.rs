@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use crate::ids::{IdRange, IdRangeError};
 
+mod plot;
+
+pub use plot::{PlotError, draw as plot};
+
 /// Steps within this share of the best throughput count as reaching it.
 const NEAR_BEST: f64 = 0.95;
 
@@ -48,6 +52,8 @@ pub enum TuneError {
     Run(String, String),
     #[error("tune: {0}")]
     Io(#[from] io::Error),
+    #[error(transparent)]
+    Plot(#[from] PlotError),
 }
 
 impl TuneError {
@@ -249,10 +255,11 @@ pub fn table(measured: &[Measured], advice: Option<Step>) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::tune) mod tests {
     use super::*;
 
-    fn step(n: usize, req_per_s: f64, p99_ms: f64) -> Measured {
+    /// A measured step; `n` 0 is `auto`.
+    pub(in crate::tune) fn step(n: usize, req_per_s: f64, p99_ms: f64) -> Measured {
         Measured {
             step: if n == 0 { Step::Auto } else { Step::Fixed(n) },
             req_per_s,

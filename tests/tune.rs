@@ -73,8 +73,12 @@ fn auto_concurrency_reaches_the_servers_capacity_without_queueing_much() {
 fn tune_marks_the_knee_and_prints_the_command() {
     let server = capped_server();
     let url = server.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plot = dir.path().join("tune.svg");
     let out = Command::new(BIN)
         .args(["tune", "-u", &url, "-i", "0..1000000", "-s", "2"])
+        .arg("--plot")
+        .arg(&plot)
         .args([
             "-c",
             "8,32,128,auto",
@@ -113,6 +117,8 @@ fn tune_marks_the_knee_and_prints_the_command() {
         rows[3][0] == "auto" && table.contains("settled at"),
         "{table}"
     );
+    let svg = std::fs::read_to_string(&plot).expect("--plot wrote the file");
+    assert!(svg.starts_with("<svg") && svg.contains("knee") && svg.contains("budget 150 ms"));
 }
 
 #[test]
