@@ -10,8 +10,22 @@ another), rows written, the peak RSS of the tree, and each ratio to ringscrape. 
 runs with --save-body (every body kept in the CSV) beside the plain run. Then ringscrape alone at
 BIG_N ids checks that its memory does not grow with the range.
 
+Beside them, "wrk -t1 (one URL)" fetches one fixed URL with one thread: the server's ceiling
+and the leanest client there is, the reference for CPU per request.
+
+Then a concurrency sweep (SWEEP, per worker, one worker/thread each, ROUNDS rounds, median): CPU
+per request and req/s of ringscrape -s 1 and wrk -t1 (ids script) as connections grow.
+
+Then many in flight (DELAY_C total connections, 0 to skip): ringscrape -s 2 against `ringscrape
+serve --delay-ms 0..900` (mean 0.45 s) for DELAY_N ids: req/s as a share of Little's law
+(connections / 0.45 s), p99, peak RSS of the tree, and the kernel's listen-queue overflows and
+SYN retransmits (nstat). Once on this machine as it is, and once in a network namespace of its
+own with net.ipv4.ip_local_port_range widened to 1024-65535 (root only): past half the default
+range, the kernel's search for a free local port makes connects slow (see README).
+
 Environment: N (500000), BIG_N (5000000), CONCURRENCY (256), ROUNDS (3), SHARDS ("1 2": one
-ringscrape row per value), TOOLS (all). Results also go to bench/out/latest.md.
+ringscrape row per value), TOOLS (all), SWEEP ("64 256 1024 4096"), SWEEP_N (300000),
+DELAY_C (16384), DELAY_N (600000). Results also go to bench/out/latest.md.
 """
 import json
 import os
@@ -38,6 +52,11 @@ CONCURRENCY = int(os.environ.get("CONCURRENCY", "256"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SHARDS = [int(s) for s in os.environ.get("SHARDS", "1 2").split()]
 TOOLS = os.environ.get("TOOLS", "ringscrape wrk oha hey ffuf aiohttp").split()
+SWEEP = [int(c) for c in os.environ.get("SWEEP", "64 256 1024 4096").split()]
+SWEEP_N = int(os.environ.get("SWEEP_N", "300000"))
+DELAY_C = int(os.environ.get("DELAY_C", "16384"))
+DELAY_N = int(os.environ.get("DELAY_N", "600000"))
+DELAY_MEAN_S = 0.45
 
 
 def free_port():
@@ -142,13 +161,39 @@ class Nginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_ringscrape(base, n, shards, extra=()):
+def run_ringscrape(base, n, shards, extra=(), per_worker=None, prefix=()):
     out = OUT / f"ringscrape-s{shards}.csv"
-    cmd = [str(BIN), "run", "-u", f"{base}/log?id={{id}}", "-i", f"0..{n}", "-s", str(shards),
-           "-c", str(CONCURRENCY // shards), "-o", str(out), "--overwrite", "--no-progress", *extra]
+    summary = OUT / "summary.json"
+    per_worker = per_worker or CONCURRENCY // shards
+    cmd = [*prefix, str(BIN), "run", "-u", f"{base}/log?id={{id}}", "-i", f"0..{n}", "-s", str(shards),
+           "-c", str(per_worker), "-o", str(out), "--overwrite", "--no-progress",
+           "--summary-json", str(summary), *extra]
     wall, _, err, rss, cpu = measure(cmd)
     rows = csv_rows(out)
-    return {"wall": wall, "requests": rows, "rows": rows, "rss": rss, "cpu": cpu}
+    return {"wall": wall, "requests": rows, "rows": rows, "rss": rss, "cpu": cpu,
+            "summary": json.loads(summary.read_text())}
+
+
+def run_wrk_one_url(base, n, connections=None, state={}):
+    """wrk -t1 on one fixed URL for about n requests: the server's ceiling."""
+    connections = connections or CONCURRENCY
+    url = f"{base}/log?id=1"
+    if "rate" not in state:
+        _, out, _, _, _ = measure(["wrk", "-t1", f"-c{connections}", "-d2s", url])
+        state["rate"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    seconds = max(1, round(n / state["rate"]))
+    wall, out, _, rss, cpu = measure(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url])
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"wall": wall, "requests": requests, "rows": None, "rss": rss, "cpu": cpu}
+
+
+def run_wrk_ids_t1(base, seconds, connections):
+    """wrk -t1 with the id script for a fixed time (the sweep's peer)."""
+    env = dict(os.environ, WRK_N=str(10**12), WRK_THREADS="1")
+    wall, out, _, rss, cpu = measure(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s",
+                                      str(HERE / "wrk-ids.lua"), base], env=env)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"wall": wall, "requests": requests, "rss": rss, "cpu": cpu}
 
 
 def run_wrk(base, n, state={}):
@@ -213,6 +258,8 @@ def main():
                      "hey": "hey (one fixed URL)", "ffuf": "ffuf (id wordlist)",
                      "aiohttp": "Python aiohttp (procs x bounded session)"}[tool]
             runners.append((label, globals()[f"run_{tool}"]))
+            if tool == "wrk":
+                runners.append(("wrk -t1 (one URL: the server's ceiling)", run_wrk_one_url))
         else:
             print(f"bench: {tool} not installed, skipped", file=sys.stderr)
     nginx = Nginx()
@@ -232,8 +279,10 @@ def main():
             s = SHARDS[0]
             small = max(run_ringscrape(nginx.base, N, s)["rss"] for _ in range(2))
             big = max(run_ringscrape(nginx.base, BIG_N, s)["rss"] for _ in range(1))
+        sweep = run_sweep(nginx.base) if SWEEP and "ringscrape" in TOOLS and shutil.which("wrk") else []
     finally:
         nginx.stop()
+    delay = run_delay() if DELAY_C else []
 
     ref_label = next((l for l, _ in runners if l.startswith("ringscrape")), None)
     ref = statistics.median(x["rate"] for x in results[ref_label]) if ref_label else None
@@ -256,9 +305,109 @@ def main():
     if big is not None:
         lines += ["", f"ringscrape peak RSS (whole process tree): {small:.1f} MB at N={N:,}, "
                       f"{big:.1f} MB at N={BIG_N:,} ({(big / small - 1) * 100:+.1f}%)"]
+    if sweep:
+        lines += ["", f"Concurrency sweep: one worker / one thread, {SWEEP_N} requests per point, "
+                      f"{ROUNDS} rounds (median)", "",
+                  "| connections | ringscrape req/s | ringscrape µs CPU/req | wrk -t1 (ids) req/s | wrk µs CPU/req | CPU ratio |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        lines += sweep
+    if delay:
+        lines += ["", f"Many in flight: ringscrape -s 2, {DELAY_C} connections, serve --delay-ms 0..900 "
+                      f"(mean {DELAY_MEAN_S} s), {DELAY_N} ids; Little's law = {DELAY_C / DELAY_MEAN_S:,.0f} req/s", "",
+                  "| where | req/s | share of Little's law | p50 ms | p99 ms | peak tree RSS (MB) | listen overflows | SYN retransmits |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += delay
     text = "\n".join(lines)
     print(text)
     (OUT / "latest.md").write_text(text + "\n")
+
+
+def run_sweep(base):
+    rows = []
+    for c in SWEEP:
+        rs, wrk = [], []
+        for r in range(ROUNDS):
+            res = run_ringscrape(base, SWEEP_N, 1, per_worker=c)
+            rs.append((res["requests"] / res["wall"], res["cpu"] / res["requests"] * 1e6))
+            seconds = max(1, round(SWEEP_N / rs[-1][0]))
+            w = run_wrk_ids_t1(base, seconds, c)
+            wrk.append((w["requests"] / w["wall"], w["cpu"] / max(w["requests"], 1) * 1e6))
+            print(f"sweep c={c} round {r + 1}: ringscrape {rs[-1][0]:.0f} req/s {rs[-1][1]:.2f} µs; "
+                  f"wrk {wrk[-1][0]:.0f} req/s {wrk[-1][1]:.2f} µs", file=sys.stderr)
+        med = lambda xs, i: statistics.median(x[i] for x in xs)
+        rows.append(f"| {c} | {med(rs, 0):,.0f} | {med(rs, 1):.2f} | {med(wrk, 0):,.0f} | {med(wrk, 1):.2f} | "
+                    f"{med(rs, 1) / med(wrk, 1):.2f}x |")
+    return rows
+
+
+def nstat_counters(prefix=()):
+    """The kernel's TCP counters that moved since the last call (the first, `nstat -n`, resets)."""
+    out = subprocess.run([*prefix, "nstat"], capture_output=True, text=True).stdout
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+class Serve:
+    """`ringscrape serve --delay-ms 0..900`, optionally inside a network namespace."""
+
+    def __init__(self, prefix=()):
+        port = free_port()
+        self.proc = subprocess.Popen([*prefix, str(BIN), "serve", "--listen", f"127.0.0.1:{port}",
+                                      "--delay-ms", "0..900"], stdout=subprocess.PIPE, text=True,
+                                     preexec_fn=raise_nofile)
+        self.base = self.proc.stdout.readline().split()[-1]
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def private_netns():
+    """A network namespace with loopback up and the local port range widened; None if not root."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        return None
+    name = "ringscrape-bench"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    for cmd in (["ip", "netns", "add", name], ["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+                ["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_local_port_range=1024 65535"]):
+        if subprocess.run(cmd, capture_output=True).returncode != 0:
+            return None
+    return name
+
+
+def run_delay():
+    rows = []
+    netns = private_netns()
+    places = [("this machine", ())] + ([("own netns, ports 1024-65535", ("ip", "netns", "exec", netns))] if netns else [])
+    for where, prefix in places:
+        serve = Serve(prefix)
+        try:
+            subprocess.run([*prefix, "nstat", "-n"], capture_output=True)
+            res = run_ringscrape(serve.base, DELAY_N, 2, per_worker=DELAY_C // 2, prefix=prefix)
+            counts = nstat_counters(prefix)
+        finally:
+            serve.stop()
+        summary = res["summary"]
+        rate = summary["req_per_s"]
+        little = DELAY_C / DELAY_MEAN_S
+        lat = summary["latency_ms"]
+        print(f"delay ({where}): {rate:.0f} req/s = {rate / little:.3f} of Little, p99 {lat['p99']:.0f} ms, "
+              f"rss {res['rss']:.1f} MB, {counts}", file=sys.stderr)
+        rows.append(f"| {where} | {rate:,.0f} | {rate / little:.3f} | {lat['p50']:.0f} | {lat['p99']:.0f} | "
+                    f"{res['rss']:.1f} | {counts.get('TcpExtListenOverflows', 0)} | "
+                    f"{counts.get('TcpExtTCPSynRetrans', 0)} |")
+    if netns:
+        subprocess.run(["ip", "netns", "del", netns], capture_output=True)
+    return rows
 
 
 if __name__ == "__main__":
