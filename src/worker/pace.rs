@@ -10,8 +10,10 @@
 //! a SYN must have been dropped ([`SLOW_CONNECT`]).
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::task::{Poll, Waker};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 /// Connects in flight at the start.
@@ -27,7 +29,7 @@ pub const SLOW_CONNECT: Duration = Duration::from_millis(500);
 pub struct Pacer {
     window: Cell<usize>,
     in_flight: Cell<usize>,
-    waiting: RefCell<VecDeque<Waker>>,
+    waiting: RefCell<Waiting>,
     /// Times the window was halved, for the log.
     pub backoffs: Cell<u64>,
 }
@@ -39,6 +41,81 @@ impl Default for Pacer {
             in_flight: Cell::new(0),
             waiting: RefCell::default(),
             backoffs: Cell::new(0),
+        }
+    }
+}
+
+/// Connects waiting for room, in arrival order. A waiter that gives up (its request's deadline
+/// passed) leaves at once, so that a wake-up is never spent on it while others wait.
+#[derive(Debug, Default)]
+struct Waiting {
+    order: VecDeque<u64>,
+    wakers: HashMap<u64, Waker>,
+    next_ticket: u64,
+}
+
+impl Waiting {
+    /// Queues a new waiter, or refreshes the waker of one still queued; returns its ticket.
+    fn wait(&mut self, ticket: Option<u64>, waker: &Waker) -> u64 {
+        if let Some(ticket) = ticket
+            && let Some(queued) = self.wakers.get_mut(&ticket)
+        {
+            queued.clone_from(waker);
+            return ticket;
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.order.push_back(ticket);
+        self.wakers.insert(ticket, waker.clone());
+        ticket
+    }
+
+    fn forget(&mut self, ticket: u64) {
+        self.wakers.remove(&ticket);
+    }
+
+    /// Wakes up to `n` waiters, the longest waiting first.
+    fn wake(&mut self, mut n: usize) {
+        while n > 0
+            && let Some(ticket) = self.order.pop_front()
+        {
+            // Tickets of waiters that gave up have no waker left: skipped.
+            if let Some(waker) = self.wakers.remove(&ticket) {
+                waker.wake();
+                n -= 1;
+            }
+        }
+    }
+}
+
+/// Waits for room in the window (see [`Pacer::enter`]).
+struct Enter<'a> {
+    pacer: &'a Pacer,
+    ticket: Option<u64>,
+}
+
+impl Future for Enter<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let pacer = self.pacer;
+        if pacer.in_flight.get() < pacer.window.get() {
+            if let Some(ticket) = self.ticket.take() {
+                pacer.waiting.borrow_mut().forget(ticket);
+            }
+            pacer.in_flight.set(pacer.in_flight.get() + 1);
+            return Poll::Ready(());
+        }
+        let ticket = pacer.waiting.borrow_mut().wait(self.ticket, cx.waker());
+        self.ticket = Some(ticket);
+        Poll::Pending
+    }
+}
+
+impl Drop for Enter<'_> {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket {
+            self.pacer.waiting.borrow_mut().forget(ticket);
         }
     }
 }
@@ -55,15 +132,10 @@ impl Pacer {
 
     /// Waits for room in the window.
     pub async fn enter(&self) -> Permit<'_> {
-        std::future::poll_fn(|cx| {
-            if self.in_flight.get() < self.window.get() {
-                self.in_flight.set(self.in_flight.get() + 1);
-                Poll::Ready(())
-            } else {
-                self.waiting.borrow_mut().push_back(cx.waker().clone());
-                Poll::Pending
-            }
-        })
+        Enter {
+            pacer: self,
+            ticket: None,
+        }
         .await;
         Permit { pacer: self }
     }
@@ -82,11 +154,7 @@ impl Pacer {
         self.in_flight.set(self.in_flight.get() - 1);
         // Wake as many as there is room for; a woken slot that finds no room waits again.
         let room = self.window.get().saturating_sub(self.in_flight.get());
-        let mut waiting = self.waiting.borrow_mut();
-        let woken = room.min(waiting.len());
-        for waker in waiting.drain(..woken) {
-            waker.wake();
-        }
+        self.waiting.borrow_mut().wake(room);
     }
 }
 
@@ -108,9 +176,9 @@ impl Drop for Permit<'_> {
 mod tests {
     use super::*;
 
-    fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
+    fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
         let mut future = std::pin::pin!(future);
-        let mut cx = std::task::Context::from_waker(Waker::noop());
+        let mut cx = Context::from_waker(Waker::noop());
         match future.as_mut().poll(&mut cx) {
             Poll::Ready(output) => Some(output),
             Poll::Pending => None,
@@ -150,5 +218,48 @@ mod tests {
         drop(held);
         assert_eq!(pacer.window(), INITIAL_WINDOW, "cancelled: no verdict");
         assert!(now_or_never(pacer.enter()).is_some());
+    }
+
+    /// A waker that counts its wake-ups.
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Count {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_waiter_that_gives_up_never_takes_a_wake_up_from_one_still_waiting() {
+        let pacer = Pacer::default();
+        let mut held: Vec<_> = (0..INITIAL_WINDOW)
+            .map(|_| now_or_never(pacer.enter()).expect("room"))
+            .collect();
+        let poll_with = |future: Pin<&mut Enter<'_>>, count: &std::sync::Arc<Count>| {
+            let waker = Waker::from(count.clone());
+            future.poll(&mut Context::from_waker(&waker))
+        };
+        let (gave_up, waits) = (
+            std::sync::Arc::new(Count(0.into())),
+            std::sync::Arc::new(Count(0.into())),
+        );
+        let mut first = Box::pin(Enter {
+            pacer: &pacer,
+            ticket: None,
+        });
+        let mut second = Box::pin(Enter {
+            pacer: &pacer,
+            ticket: None,
+        });
+        assert!(poll_with(first.as_mut(), &gave_up).is_pending());
+        assert!(poll_with(second.as_mut(), &waits).is_pending());
+        // Polled again (woken by something else): still one place in the queue.
+        assert!(poll_with(second.as_mut(), &waits).is_pending());
+        drop(first);
+        // One place frees up: it goes to the one still waiting, not to the one that gave up.
+        drop(held.pop());
+        let woken = |c: &Count| c.0.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!((woken(&gave_up), woken(&waits)), (0, 1));
+        assert!(poll_with(second.as_mut(), &waits).is_ready());
     }
 }
