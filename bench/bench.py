@@ -174,38 +174,34 @@ def run_ringscrape(base, n, shards, extra=(), per_worker=None, prefix=()):
             "summary": json.loads(summary.read_text())}
 
 
-def run_wrk_one_url(base, n, connections=None, state={}):
-    """wrk -t1 on one fixed URL for about n requests: the server's ceiling."""
-    connections = connections or CONCURRENCY
-    url = f"{base}/log?id=1"
-    if "rate" not in state:
-        _, out, _, _, _ = measure(["wrk", "-t1", f"-c{connections}", "-d2s", url])
-        state["rate"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    seconds = max(1, round(n / state["rate"]))
-    wall, out, _, rss, cpu = measure(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url])
+def wrk(threads, connections, seconds, url, ids):
+    """One wrk run; with `ids`, the id-per-request Lua script, else the one URL given."""
+    env = dict(os.environ, WRK_N=str(10**12), WRK_THREADS=str(threads))
+    script = ["-s", str(HERE / "wrk-ids.lua")] if ids else []
+    wall, out, _, rss, cpu = measure(["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s",
+                                      *script, url], env=env)
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     return {"wall": wall, "requests": requests, "rows": None, "rss": rss, "cpu": cpu}
 
 
-def run_wrk_ids_t1(base, seconds, connections):
-    """wrk -t1 with the id script for a fixed time (the sweep's peer)."""
-    env = dict(os.environ, WRK_N=str(10**12), WRK_THREADS="1")
-    wall, out, _, rss, cpu = measure(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s",
-                                      str(HERE / "wrk-ids.lua"), base], env=env)
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"wall": wall, "requests": requests, "rss": rss, "cpu": cpu}
+def seconds_for(n, kind, run, rates={}):
+    """wrk stops on a duration, not a count: the seconds for about n requests, from one 2 s
+    calibration run per kind of wrk run."""
+    if kind not in rates:
+        calibration = run(2)
+        rates[kind] = calibration["requests"] / calibration["wall"]
+    return max(1, round(n / rates[kind]))
 
 
-def run_wrk(base, n, state={}):
-    env = dict(os.environ, WRK_N=str(10**12), WRK_THREADS="2")
-    script = str(HERE / "wrk-ids.lua")
-    if "rate" not in state:  # calibrate once: wrk stops on a duration, not a count
-        _, out, _, _, _ = measure(["wrk", "-t2", f"-c{CONCURRENCY}", "-d2s", "-s", script, base], env=env)
-        state["rate"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    seconds = max(1, round(n / state["rate"]))
-    wall, out, _, rss, cpu = measure(["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{seconds}s", "-s", script, base], env=env)
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"wall": wall, "requests": requests, "rows": None, "rss": rss, "cpu": cpu}
+def run_wrk(base, n):
+    go = lambda seconds: wrk(2, CONCURRENCY, seconds, base, ids=True)
+    return go(seconds_for(n, "ids", go))
+
+
+def run_wrk_one_url(base, n):
+    """wrk -t1 on one fixed URL: the server's ceiling."""
+    go = lambda seconds: wrk(1, CONCURRENCY, seconds, f"{base}/log?id=1", ids=False)
+    return go(seconds_for(n, "one URL", go))
 
 
 def run_oha(base, n):
@@ -325,18 +321,18 @@ def main():
 def run_sweep(base):
     rows = []
     for c in SWEEP:
-        rs, wrk = [], []
+        rs, peer = [], []
         for r in range(ROUNDS):
             res = run_ringscrape(base, SWEEP_N, 1, per_worker=c)
             rs.append((res["requests"] / res["wall"], res["cpu"] / res["requests"] * 1e6))
             seconds = max(1, round(SWEEP_N / rs[-1][0]))
-            w = run_wrk_ids_t1(base, seconds, c)
-            wrk.append((w["requests"] / w["wall"], w["cpu"] / max(w["requests"], 1) * 1e6))
+            w = wrk(1, c, seconds, base, ids=True)
+            peer.append((w["requests"] / w["wall"], w["cpu"] / max(w["requests"], 1) * 1e6))
             print(f"sweep c={c} round {r + 1}: ringscrape {rs[-1][0]:.0f} req/s {rs[-1][1]:.2f} µs; "
-                  f"wrk {wrk[-1][0]:.0f} req/s {wrk[-1][1]:.2f} µs", file=sys.stderr)
+                  f"wrk {peer[-1][0]:.0f} req/s {peer[-1][1]:.2f} µs", file=sys.stderr)
         med = lambda xs, i: statistics.median(x[i] for x in xs)
-        rows.append(f"| {c} | {med(rs, 0):,.0f} | {med(rs, 1):.2f} | {med(wrk, 0):,.0f} | {med(wrk, 1):.2f} | "
-                    f"{med(rs, 1) / med(wrk, 1):.2f}x |")
+        rows.append(f"| {c} | {med(rs, 0):,.0f} | {med(rs, 1):.2f} | {med(peer, 0):,.0f} | {med(peer, 1):.2f} | "
+                    f"{med(rs, 1) / med(peer, 1):.2f}x |")
     return rows
 
 
