@@ -446,3 +446,58 @@ fn verbose_names_each_retry() {
         );
     }
 }
+
+/// A run whose connections pass half the local port range says so before it starts (and still
+/// writes every row): past half, the kernel's search for a free port makes connects slow.
+#[test]
+fn a_run_past_half_the_local_port_range_is_told_to_widen_it() {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").expect("range");
+    let bounds: Vec<u64> = range
+        .split_whitespace()
+        .map(|b| b.parse().expect("port"))
+        .collect();
+    let ports = bounds[1] - bounds[0] + 1;
+    let shards = 4_u64;
+    let per_worker = ports / 2 / shards + 1;
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).expect("rlimit");
+    if 2 * per_worker + 64 > hard {
+        println!("SKIPPED: {per_worker} connections per worker need more than {hard} open files");
+        return;
+    }
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (shards, per_worker) = (shards.to_string(), per_worker.to_string());
+    let args = [
+        "run",
+        "-u",
+        &server.url(),
+        "-i",
+        "0..100",
+        "-s",
+        &shards,
+        "-c",
+        &per_worker,
+    ];
+    let out = ringscrape(dir.path(), &[&args[..], &["-o", "out.csv"]].concat());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    let advice = format!("{ports} local ports (net.ipv4.ip_local_port_range");
+    assert!(stderr(&out).contains(&advice), "{}", stderr(&out));
+    assert_one_row_per_id(&read_rows(&dir.path().join("out.csv")), 0, 100);
+    // Half the range or fewer: no advice.
+    let below = (ports / 2 / 4).to_string();
+    let args = [
+        "run",
+        "-u",
+        &server.url(),
+        "-i",
+        "0..100",
+        "-s",
+        "4",
+        "-c",
+        &below,
+    ];
+    let out = ringscrape(dir.path(), &[&args[..], &["-o", "below.csv"]].concat());
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    assert!(!stderr(&out).contains("local ports"), "{}", stderr(&out));
+}
