@@ -467,37 +467,29 @@ fn a_run_past_half_the_local_port_range_is_told_to_widen_it() {
     }
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let (shards, per_worker) = (shards.to_string(), per_worker.to_string());
-    let args = [
-        "run",
-        "-u",
-        &server.url(),
-        "-i",
-        "0..100",
-        "-s",
-        &shards,
-        "-c",
-        &per_worker,
-    ];
-    let out = ringscrape(dir.path(), &[&args[..], &["-o", "out.csv"]].concat());
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    // 100 ids over `shards` workers of `per_worker` slots each, rows into `out`; its stderr.
+    let run = |per_worker: u64, out: &str| {
+        let (url, shards, per_worker) = (server.url(), shards.to_string(), per_worker.to_string());
+        let args = [
+            "run",
+            "-u",
+            &url,
+            "-i",
+            "0..100",
+            "-s",
+            &shards,
+            "-c",
+            &per_worker,
+        ];
+        let output = ringscrape(dir.path(), &[&args[..], &["-o", out]].concat());
+        assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
+        stderr(&output)
+    };
+    let told = run(per_worker, "out.csv");
     let advice = format!("{ports} local ports (net.ipv4.ip_local_port_range");
-    assert!(stderr(&out).contains(&advice), "{}", stderr(&out));
+    assert!(told.contains(&advice), "{told}");
     assert_one_row_per_id(&read_rows(&dir.path().join("out.csv")), 0, 100);
     // Half the range or fewer: no advice.
-    let below = (ports / 2 / 4).to_string();
-    let args = [
-        "run",
-        "-u",
-        &server.url(),
-        "-i",
-        "0..100",
-        "-s",
-        "4",
-        "-c",
-        &below,
-    ];
-    let out = ringscrape(dir.path(), &[&args[..], &["-o", "below.csv"]].concat());
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    assert!(!stderr(&out).contains("local ports"), "{}", stderr(&out));
+    let quiet = run(ports / 2 / shards, "below.csv");
+    assert!(!quiet.contains("local ports"), "{quiet}");
 }

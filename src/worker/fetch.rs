@@ -380,8 +380,8 @@ impl Slot {
 
 /// What `work` comes to, or `None` if `deadline` passes first. Unlike monoio's `timeout`, which
 /// takes the future by value and moves it twice more, this polls it where the caller pinned it:
-/// a request's future is several hundred bytes, and copying it was the largest user-space cost
-/// per request (callgrind).
+/// a request's future is over a kilobyte, and copying it was the largest user-space cost per
+/// request (callgrind).
 async fn before<F: Future>(deadline: Instant, mut work: Pin<&mut F>) -> Option<F::Output> {
     let mut expiry = std::pin::pin!(monoio::time::sleep_until(monoio::time::Instant::from_std(
         deadline
