@@ -96,6 +96,10 @@ pub struct RunArgs {
     /// Keep each response body in a `body` column
     #[arg(long, conflicts_with = "bodies_dir")]
     pub save_body: bool,
+    /// A field of the body into a column NAME (repeatable, columns in the order given): EXPR is
+    /// a JSON Pointer (/user/name), jq:FILTER (jq:.items | length) or re:REGEX (its first group)
+    #[arg(long, value_name = "NAME=EXPR")]
+    pub extract: Vec<String>,
     /// How the body column holds a body: text (as is when valid UTF-8, else `base64:` and the
     /// base64), or base64 [default: text]
     #[arg(long, value_name = "ENCODING", value_parser = ["text", "base64"], requires = "save_body")]
@@ -174,9 +178,14 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub connect_timeout: f64,
-    /// Largest response body read, in bytes; a larger one ends as error body-too-large
+    /// Largest response body, in bytes, received and decoded alike; a larger one ends as error
+    /// body-too-large
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
     pub max_body: u64,
+    /// Keep bodies as they came: send no Accept-Encoding of ours and decode no
+    /// Content-Encoding (by default gzip, deflate, br and zstd are asked for and decoded)
+    #[arg(long)]
+    pub raw_body: bool,
     /// Retries per id after the first attempt (errors, 429/502/503/504)
     #[arg(
         long,

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::{Concurrency, RunArgs};
+use crate::extract::ExtractSpec;
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile};
-use crate::model::{BodyColumn, BodyEncoding, FIXED_COLUMNS, RequestLimits, RetryPolicy, Schema};
+use crate::model::{BodyColumn, BodyEncoding, RequestLimits, RetryPolicy, Schema};
 use crate::nodes::{self, Node, NodeError};
 use crate::output::{Output, bodies};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
@@ -86,8 +87,10 @@ pub enum ConfigError {
     ReadArg(&'static str, PathBuf, std::io::Error),
     #[error("--capture-header {0:?}: not a header name")]
     CaptureName(String),
-    #[error("--capture-header {0}: its column would clash with another column of that name")]
-    CaptureClash(String),
+    #[error(transparent)]
+    Columns(#[from] crate::model::ColumnClash),
+    #[error(transparent)]
+    Extract(#[from] crate::extract::ExtractError),
     #[error(
         "--max-body {0} with --save-body: at most {MAX_INLINE_BODY} bytes (use --bodies-dir for larger bodies)"
     )]
@@ -162,8 +165,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let node = Node::find(args.node_index, args.node_count, |name| {
         std::env::var(name).ok()
     })?;
-    let mut schema = schema(args, node.as_ref())?;
-    schema.line = args.ids_file.is_some();
+    let schema = schema(args, node.as_ref())?;
     if matches!(schema.body, BodyColumn::Inline(_)) && args.max_body > MAX_INLINE_BODY {
         return Err(ConfigError::InlineBody(args.max_body));
     }
@@ -245,6 +247,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             http2: args.http2,
             concurrency,
             auto_concurrency,
+            raw_body: args.raw_body,
             grace: seconds("grace", args.grace)?,
             limits,
             retry,
@@ -313,21 +316,20 @@ struct Items {
     stdin_spool: Option<Arc<tempfile::TempPath>>,
 }
 
-/// The optional columns: captured headers (checked, lower case), then the body or its path.
+/// The optional columns: `line` for keys from a file, captured headers (checked, lower case),
+/// extracted fields (compiled once to check them), then the body or its path; no two of one name.
 fn schema(args: &RunArgs, node: Option<&Node>) -> Result<Schema, ConfigError> {
     let mut capture_headers: Vec<String> = Vec::new();
     for name in &args.capture_header {
         let header = http::HeaderName::from_bytes(name.trim().as_bytes())
             .map_err(|_| ConfigError::CaptureName(name.clone()))?;
-        let column = header.as_str().to_string();
-        let clashes = FIXED_COLUMNS.contains(&column.as_str())
-            || ["body", "body_path"].contains(&column.as_str())
-            || capture_headers.contains(&column);
-        if clashes {
-            return Err(ConfigError::CaptureClash(column));
-        }
-        capture_headers.push(column);
+        capture_headers.push(header.as_str().to_string());
     }
+    let extract = args
+        .extract
+        .iter()
+        .map(|text| ExtractSpec::parse(text))
+        .collect::<Result<Vec<_>, _>>()?;
     let body = if args.save_body {
         BodyColumn::Inline(match args.body_encoding.as_deref() {
             Some("base64") => BodyEncoding::Base64,
@@ -340,11 +342,14 @@ fn schema(args: &RunArgs, node: Option<&Node>) -> Result<Schema, ConfigError> {
     } else {
         BodyColumn::None
     };
-    Ok(Schema {
-        line: false,
+    let schema = Schema {
+        line: args.ids_file.is_some(),
         capture_headers,
+        extract,
         body,
-    })
+    };
+    schema.check()?;
+    Ok(schema)
 }
 
 /// The request flags, with `@FILE` arguments read.
@@ -384,6 +389,7 @@ fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
             .user_agent
             .clone()
             .unwrap_or_else(|| concat!("ringscrape/", env!("CARGO_PKG_VERSION")).into()),
+        accept_encoding: (!args.raw_body).then(|| crate::request::ACCEPT_ENCODING.into()),
     })
 }
 

@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod extract;
 pub mod ids;
 pub mod job;
 pub mod merge;

@@ -29,10 +29,13 @@ pub enum ErrorKind {
     /// The request could not be built from the template for this item (e.g. a header value
     /// with a line break once `{id}` is filled in). Never retried: it would fail the same way.
     Request = 9,
+    /// The body's `Content-Encoding` (gzip, deflate, br, zstd) did not decode: a corrupt or
+    /// cut stream. Not retried.
+    Decode = 10,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 9] = [
+    pub const ALL: [ErrorKind; 10] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Reset,
@@ -42,6 +45,7 @@ impl ErrorKind {
         ErrorKind::BodyTooLarge,
         ErrorKind::Io,
         ErrorKind::Request,
+        ErrorKind::Decode,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +59,7 @@ impl ErrorKind {
             ErrorKind::BodyTooLarge => "body-too-large",
             ErrorKind::Io => "io",
             ErrorKind::Request => "request",
+            ErrorKind::Decode => "decode",
         }
     }
 
@@ -115,15 +120,27 @@ pub enum BodyColumn {
 }
 
 /// The columns of a run's rows: the fixed ones, then `line` for keys from a file, then the
-/// captured headers (lower-case names,
-/// in the order given), then `body` or `body_path`.
+/// captured headers (lower-case names, in the order given), then the extracted fields (in the
+/// order given), then `body` or `body_path`. The one owner of column names: [`Schema::check`]
+/// refuses two columns of one name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Schema {
     /// Items are lines of a file: a `line` column (the index) follows the fixed ones, and the
     /// `id` column holds the key.
     pub line: bool,
     pub capture_headers: Vec<String>,
+    #[serde(default)]
+    pub extract: Vec<crate::extract::ExtractSpec>,
     pub body: BodyColumn,
+}
+
+/// Two columns of one name, and the flags that asked for them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{second}: column `{name}` is also written by {first}; give it another name")]
+pub struct ColumnClash {
+    pub name: String,
+    pub first: String,
+    pub second: String,
 }
 
 impl Schema {
@@ -134,17 +151,59 @@ impl Schema {
 
     /// Every column name, in order.
     pub fn columns(&self) -> Vec<String> {
-        let mut columns: Vec<String> = FIXED_COLUMNS.iter().map(|c| c.to_string()).collect();
+        self.columns_by_flag()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
+    /// Every column name, in order, with the flag (or reason) that puts it there.
+    fn columns_by_flag(&self) -> Vec<(String, String)> {
+        let mut columns: Vec<(String, String)> = FIXED_COLUMNS
+            .iter()
+            .map(|c| {
+                (
+                    c.to_string(),
+                    "ringscrape itself (a fixed column)".to_string(),
+                )
+            })
+            .collect();
         if self.line {
-            columns.push("line".into());
+            columns.push(("line".into(), "--ids-file (its line column)".into()));
         }
-        columns.extend(self.capture_headers.iter().cloned());
+        for name in &self.capture_headers {
+            columns.push((name.clone(), format!("--capture-header {name}")));
+        }
+        for spec in &self.extract {
+            let flag = format!("--extract {}={}", spec.name, spec.expr);
+            columns.push((spec.name.clone(), flag));
+        }
         match self.body {
             BodyColumn::None => {}
-            BodyColumn::Inline(_) => columns.push("body".into()),
-            BodyColumn::Files(_) => columns.push("body_path".into()),
+            BodyColumn::Inline(_) => columns.push(("body".into(), "--save-body".into())),
+            BodyColumn::Files(_) => columns.push(("body_path".into(), "--bodies-dir".into())),
         }
         columns
+    }
+
+    /// Refuses a schema with two columns of one name, naming both flags.
+    pub fn check(&self) -> Result<(), ColumnClash> {
+        let columns = self.columns_by_flag();
+        for (at, (name, flag)) in columns.iter().enumerate() {
+            if let Some((_, first)) = columns[..at].iter().find(|(other, _)| other == name) {
+                return Err(ColumnClash {
+                    name: name.clone(),
+                    first: first.clone(),
+                    second: flag.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// True when workers must read body bytes: to keep them, or to extract from them.
+    pub fn reads_body(&self) -> bool {
+        self.keeps_body() || !self.extract.is_empty()
     }
 
     /// True when workers must keep body bytes.
@@ -176,6 +235,8 @@ pub struct Captured {
     pub body: Option<Vec<u8>>,
     /// The item's key when it is not the index itself (keys from a file); the `id` column.
     pub key: Option<Vec<u8>>,
+    /// One value per `--extract` (absent: a miss).
+    pub extracted: Vec<Option<Vec<u8>>>,
 }
 
 impl Record {
@@ -186,7 +247,8 @@ impl Record {
     /// Bytes held by the captured values (what batching must bound besides the row count).
     pub fn captured_bytes(&self) -> usize {
         let headers: usize = self.captured.headers.iter().flatten().map(Vec::len).sum();
-        headers + self.captured.body.as_ref().map_or(0, Vec::len)
+        let extracted: usize = self.captured.extracted.iter().flatten().map(Vec::len).sum();
+        headers + extracted + self.captured.body.as_ref().map_or(0, Vec::len)
     }
 }
 
@@ -226,6 +288,54 @@ mod tests {
             assert_eq!(ErrorKind::ALL[kind.slot()], kind);
         }
         assert_eq!(ErrorKind::parse("nope"), None);
+    }
+
+    #[test]
+    fn a_clash_of_column_names_names_both_flags() {
+        let extract = |name: &str| crate::extract::ExtractSpec {
+            name: name.into(),
+            expr: "/a".into(),
+        };
+        let mut schema = Schema {
+            line: true,
+            capture_headers: vec!["line".into()],
+            ..Schema::default()
+        };
+        let clash = schema.check().expect_err("two line columns");
+        assert_eq!(
+            clash.to_string(),
+            "--capture-header line: column `line` is also written by --ids-file (its line column); give it another name"
+        );
+        schema.capture_headers = vec!["etag".into()];
+        schema.extract = vec![extract("name"), extract("etag")];
+        let clash = schema.check().expect_err("extract named like a capture");
+        assert_eq!(
+            (clash.first.as_str(), clash.second.as_str()),
+            ("--capture-header etag", "--extract etag=/a")
+        );
+        schema.extract = vec![extract("status")];
+        assert!(
+            schema
+                .check()
+                .expect_err("fixed")
+                .to_string()
+                .contains("by ringscrape itself (a fixed column)")
+        );
+        schema.extract = vec![extract("body")];
+        schema.body = BodyColumn::Inline(BodyEncoding::Text);
+        assert!(
+            schema
+                .check()
+                .expect_err("body")
+                .to_string()
+                .starts_with("--save-body: column `body`")
+        );
+        schema.extract = vec![extract("name")];
+        assert_eq!(schema.check(), Ok(()));
+        assert_eq!(
+            schema.columns()[6..],
+            ["line", "etag", "name", "body"].map(String::from)
+        );
     }
 
     #[test]

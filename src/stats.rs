@@ -28,6 +28,13 @@ pub struct WorkerStats {
     pub in_flight: u64,
     /// Slots allowed a request in flight (the found limit, with `--concurrency auto`).
     pub concurrency_limit: u64,
+    /// Body bytes of every answer as they came off the connection (before decoding; every
+    /// attempt, counted by the worker).
+    pub wire_bytes: u64,
+    /// Answers whose `Content-Encoding` was not one ringscrape decodes (kept as received).
+    pub unknown_coding: u64,
+    /// `--extract` cells left empty: the body was not JSON, or the expression found nothing.
+    pub extract_misses: u64,
     /// Requests made (every attempt of every row; tallied where rows are, not sent on the wire).
     pub requests: u64,
     /// Rows by status code (tallied where rows are, not sent on the wire).
@@ -54,6 +61,9 @@ impl WorkerStats {
             throttled_us: 0,
             in_flight: 0,
             concurrency_limit: 0,
+            wire_bytes: 0,
+            unknown_coding: 0,
+            extract_misses: 0,
             requests: 0,
             statuses: BTreeMap::new(),
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
@@ -90,6 +100,9 @@ impl WorkerStats {
         self.errors += other.errors;
         self.bytes += other.bytes;
         self.throttled_us += other.throttled_us;
+        self.wire_bytes += other.wire_bytes;
+        self.unknown_coding += other.unknown_coding;
+        self.extract_misses += other.extract_misses;
         self.requests += other.requests;
         for (status, count) in &other.statuses {
             *self.statuses.entry(*status).or_default() += count;
@@ -162,6 +175,9 @@ impl Summary<'_> {
             "wall_s": wall,
             "req_per_s": s.requests as f64 / wall.max(1e-9),
             "bytes": s.bytes,
+            "bytes_wire": s.wire_bytes,
+            "unknown_coding": s.unknown_coding,
+            "extract_misses": s.extract_misses,
             "latency_ms": latency,
             "concurrency_auto": self.auto_concurrency,
         })
@@ -243,10 +259,25 @@ impl fmt::Display for Summary<'_> {
         )?;
         writeln!(
             f,
-            "  bytes      {} ({:.2} MB/s)",
+            "  bytes      {} decoded ({:.2} MB/s), {} on the wire",
             s.bytes,
-            s.bytes as f64 / 1e6 / secs
+            s.bytes as f64 / 1e6 / secs,
+            s.wire_bytes
         )?;
+        if s.unknown_coding > 0 {
+            writeln!(
+                f,
+                "  codings    {} bodies in a Content-Encoding ringscrape does not decode, kept as received",
+                s.unknown_coding
+            )?;
+        }
+        if s.extract_misses > 0 {
+            writeln!(
+                f,
+                "  extract    {} cells left empty (body not JSON, or nothing found)",
+                s.extract_misses
+            )?;
+        }
         let h = &s.latency_us;
         if h.is_empty() {
             write!(f, "  latency    no responses")

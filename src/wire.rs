@@ -5,11 +5,12 @@
 //! ```text
 //! frame  = len:u32le  tag:u8  payload[len]
 //! tag 1  = record: index:u64 status:u16 attempts:u16 error:u8 latency_us:u32 bytes:u64
-//!                  [n:u16 (value)[n] value value]   captured headers, the body (or its path),
-//!                                                    the key (ids from a file)
+//!                  [n:u16 (value)[n] value value    captured headers, the body (or its path),
+//!                   m:u16 (value)[m]]               the key (ids from a file), extracted fields
 //!                  value = 0:u8 (absent) | 1:u8 len:u32 bytes[len]
 //! tag 2  = stats:  rows ok_2xx other_status errors bytes (u64 each)
 //!                  n:u8 errors_by_kind[n]:u64  throttled_us:u64 in_flight:u64 concurrency_limit:u64
+//!                  wire_bytes:u64 unknown_coding:u64 extract_misses:u64
 //!                  latency histogram (HdrHistogram V2 encoding)
 //! tag 3  = spec:   the worker's assignment (TOML text, see `worker::WorkerSpec`)
 //! tag 4  = skip:   the ids to skip when resuming (an `IdSet`'s bytes)
@@ -86,6 +87,10 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
         }
         encode_value(captured.body.as_deref(), out);
         encode_value(captured.key.as_deref(), out);
+        out.extend_from_slice(&(captured.extracted.len() as u16).to_le_bytes());
+        for value in &captured.extracted {
+            encode_value(value.as_deref(), out);
+        }
     }
     end_frame(out, at);
 }
@@ -120,6 +125,9 @@ pub fn encode_stats(stats: &WorkerStats, out: &mut Vec<u8>) {
     out.extend_from_slice(&stats.throttled_us.to_le_bytes());
     out.extend_from_slice(&stats.in_flight.to_le_bytes());
     out.extend_from_slice(&stats.concurrency_limit.to_le_bytes());
+    for value in [stats.wire_bytes, stats.unknown_coding, stats.extract_misses] {
+        out.extend_from_slice(&value.to_le_bytes());
+    }
     stats.encode_latency(out);
     end_frame(out, at);
 }
@@ -184,7 +192,14 @@ impl Fields<'_> {
         let headers = (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?;
         let body = self.value()?;
         let key = self.value()?;
-        Some(Captured { headers, body, key })
+        let n = usize::from(self.u16()?);
+        let extracted = (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?;
+        Some(Captured {
+            headers,
+            body,
+            key,
+            extracted,
+        })
     }
 }
 
@@ -238,6 +253,9 @@ fn decode_stats(payload: &[u8]) -> Result<WorkerStats, WireError> {
         stats.throttled_us = f.u64()?;
         stats.in_flight = f.u64()?;
         stats.concurrency_limit = f.u64()?;
+        stats.wire_bytes = f.u64()?;
+        stats.unknown_coding = f.u64()?;
+        stats.extract_misses = f.u64()?;
         stats.decode_latency(f.0).ok()?;
         Some(stats)
     };
@@ -358,8 +376,16 @@ mod tests {
 
     #[test]
     fn records_round_trip_through_frames() {
+        let mut captured = sample(5);
+        captured.captured = Captured {
+            headers: vec![Some(b"etag".to_vec()), None],
+            body: Some(b"{\"a\":1}".to_vec()),
+            key: Some(b"key 5".to_vec()),
+            extracted: vec![None, Some(b"1".to_vec()), Some(Vec::new())],
+        };
         let records = [
             sample(0),
+            captured,
             failed(u64::MAX, ErrorKind::Timeout),
             failed(9, ErrorKind::BodyTooLarge),
         ];
@@ -426,6 +452,7 @@ mod tests {
             headers: vec![Some(b"v".to_vec()), None],
             body: Some(b"\x00body".to_vec()),
             key: Some(b"a key".to_vec()),
+            extracted: vec![Some(b"x".to_vec())],
         };
         let record_at = buf.len();
         encode_record(&captured, &mut buf);

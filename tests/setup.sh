@@ -2,7 +2,8 @@
 # Installs what the integration tests need when it is missing, so `make test` is the only set-up
 # on a fresh machine: nginx (Debian) and aiohttp (PyPI) as servers nobody here wrote, openssl to
 # make the test CA and certificates, prometheus_client (PyPI) to parse /metrics as Prometheus does, the Kubernetes client (PyPI, pinned)
-# to check the Indexed Job manifest against the API types. Needs root (or sudo) only when something is missing.
+# to check the Indexed Job manifest against the API types, brotli and zstandard (PyPI) to encode
+# answers as real servers do. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 need_apt=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
@@ -22,4 +23,6 @@ pip_need() {
 }
 pip_need "import aiohttp" aiohttp
 pip_need "import prometheus_client" prometheus_client
+pip_need "import brotli" brotli
+pip_need "import zstandard" zstandard
 pip_need "import kubernetes, sys; sys.exit(kubernetes.__version__ != '37.0.2')" kubernetes==37.0.2

@@ -105,6 +105,11 @@ impl<W: Write> RowWriter<W> {
             let value = headers.get(slot).and_then(Option::as_deref);
             self.csv.write_field(value.unwrap_or_default())?;
         }
+        let extracted = &record.captured.extracted;
+        for slot in 0..self.schema.extract.len() {
+            let value = extracted.get(slot).and_then(Option::as_deref);
+            self.csv.write_field(value.unwrap_or_default())?;
+        }
         let body = record.captured.body.as_deref();
         match self.schema.body {
             BodyColumn::None => {}
@@ -329,6 +334,10 @@ mod tests {
         let schema = Schema {
             line: false,
             capture_headers: vec!["etag".into(), "x-missing".into()],
+            extract: vec![crate::extract::ExtractSpec {
+                name: "n".into(),
+                expr: "/n".into(),
+            }],
             body: BodyColumn::Inline(BodyEncoding::Text),
         };
         let mut out = Vec::new();
@@ -345,6 +354,7 @@ mod tests {
                     headers: vec![Some(b"\"v1\"".to_vec()), None],
                     body: Some(body.to_vec()),
                     key: None,
+                    extracted: vec![Some(b"4,2".to_vec())],
                 },
             };
             rows.write(&row(1, b"line one\nline, two")).expect("row");
@@ -359,10 +369,10 @@ mod tests {
         }
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "id,status,bytes,latency_ms,attempts,error,etag,x-missing,body\n\
-             1,200,18,1.000,1,,\"\"\"v1\"\"\",,\"line one\nline, two\"\n\
-             2,200,5,1.000,1,,\"\"\"v1\"\"\",,base64:/wBiaW4=\n\
-             3,,0,0.000,0,timeout,,,\n"
+            "id,status,bytes,latency_ms,attempts,error,etag,x-missing,n,body\n\
+             1,200,18,1.000,1,,\"\"\"v1\"\"\",,\"4,2\",\"line one\nline, two\"\n\
+             2,200,5,1.000,1,,\"\"\"v1\"\"\",,\"4,2\",base64:/wBiaW4=\n\
+             3,,0,0.000,0,timeout,,,,\n"
         );
         let mut encoded = Vec::new();
         encode_body(b"plain", BodyEncoding::Base64, &mut encoded);

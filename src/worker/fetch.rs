@@ -8,7 +8,7 @@
 //! not counted as an attempt: the server closed an idle connection, it did not answer. Around
 //! that sits the retry policy (`retry.rs`); a retry waits in the worker's queue (`queue.rs`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -23,6 +23,7 @@ use super::gate::Gate;
 use super::h1::{Answer, H1Conn, Wants};
 use super::h2::{self, Acquired, Lanes};
 use super::retry::Verdict;
+use crate::extract::Extractor;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record, RequestLimits, RetryPolicy, Schema};
 use crate::output::bodies::BodiesDir;
 use crate::request::{Hop, Origin, RequestTemplate};
@@ -36,6 +37,8 @@ pub struct Plan {
     /// `--bodies-dir`: where bodies are written.
     pub bodies: Option<RefCell<BodiesDir>>,
     pub limits: RequestLimits,
+    /// Undo content codings (not `--raw-body`).
+    pub decode: bool,
     pub retry: RetryPolicy,
     /// Redirect hops followed per attempt (`--follow-redirects`).
     pub follow_redirects: u32,
@@ -46,6 +49,24 @@ pub struct Plan {
     pub h2: Option<Lanes>,
     /// Openers for other origins that redirects led to, made as first needed.
     pub elsewhere: RefCell<HashMap<Origin, Rc<Dialer>>>,
+    /// What the slots saw of the answers, for the worker's stats.
+    pub seen: Seen,
+    /// `--extract`: fields taken from each body.
+    pub extractor: Extractor,
+}
+
+/// Counts of the answers themselves (rows are counted where they are written).
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub wire_bytes: Cell<u64>,
+    pub unknown_coding: Cell<u64>,
+    pub extract_misses: Cell<u64>,
+}
+
+impl Seen {
+    fn add(counter: &Cell<u64>, n: u64) {
+        counter.set(counter.get() + n);
+    }
 }
 
 impl Plan {
@@ -179,6 +200,12 @@ impl Slot {
     /// written to its file first, so the row never points at a file that is not complete).
     fn keep_answer(&mut self, key: &[u8]) -> Result<Captured, Failure> {
         let headers = std::mem::take(&mut self.answer.captured);
+        let mut extracted = Vec::new();
+        if !self.plan.extractor.is_empty() {
+            let misses;
+            (extracted, misses) = self.plan.extractor.run(&self.answer.body);
+            Seen::add(&self.plan.seen.extract_misses, misses);
+        }
         let body = match (&self.plan.schema.body, &self.plan.bodies) {
             (BodyColumn::Inline(_), _) => Some(std::mem::take(&mut self.answer.body)),
             (BodyColumn::Files(_), Some(bodies)) => {
@@ -198,6 +225,7 @@ impl Slot {
             headers,
             body,
             key: None,
+            extracted,
         })
     }
 
@@ -232,6 +260,11 @@ impl Slot {
         let latency = now.saturating_duration_since(started);
         match result {
             Some(Ok(())) => {
+                Seen::add(&self.plan.seen.wire_bytes, self.answer.wire_len);
+                Seen::add(
+                    &self.plan.seen.unknown_coding,
+                    u64::from(self.answer.coding_unknown),
+                );
                 if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
                     self.conn = None;
                 }
@@ -352,9 +385,10 @@ impl Slot {
     fn wants<'a>(plan: &'a Plan, method: &http::Method) -> Wants<'a> {
         Wants {
             capture: &plan.schema.capture_headers,
-            keep_body: plan.schema.keeps_body(),
+            keep_body: plan.schema.reads_body(),
             head_request: method == http::Method::HEAD,
             max_body: plan.limits.max_body_bytes,
+            decode: plan.decode,
         }
     }
 

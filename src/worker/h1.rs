@@ -19,6 +19,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::Failure;
+use super::decode::{BodyDecoder, Codings, DecodeError};
 use super::retry::parse_retry_after;
 use crate::model::ErrorKind;
 
@@ -45,13 +46,22 @@ pub struct Wants<'a> {
     /// The request was a HEAD: the answer has no body whatever its headers say.
     pub head_request: bool,
     pub max_body: usize,
+    /// Undo the `Content-Encoding` of the answer (not `--raw-body`).
+    pub decode: bool,
 }
 
 /// The answer to one request.
 #[derive(Debug, Default)]
 pub struct Answer {
     pub status: u16,
+    /// Body bytes after decoding (what the `bytes` column says).
     pub body_len: u64,
+    /// Body bytes as they came off the connection (framing not counted).
+    pub wire_len: u64,
+    /// The answer had a `Content-Encoding` this client cannot undo: the body is as received.
+    pub coding_unknown: bool,
+    /// Undoes the answer's content codings while its body arrives.
+    pub decoding: Option<BodyDecoder>,
     pub retry_after: Option<Duration>,
     pub location: Option<Vec<u8>>,
     /// One entry per [`Wants::capture`] name: the value (repeated headers joined by ", ").
@@ -130,21 +140,20 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
     /// loop around one read keeps this future small: a request's futures are moved (copied)
     /// as they are built, and nested ones for each framing cost more than the parsing.
     async fn read_answer(&mut self, wants: &Wants<'_>, answer: &mut Answer) -> Result<(), Failure> {
-        answer.body.clear();
-        answer.body_len = 0;
+        answer.start();
         let mut decoder = Decoder::default();
         loop {
             self.pos += decoder.feed(&self.buf[self.pos..], wants, answer)?;
             if let Some(keep_alive) = decoder.done() {
                 self.reusable = keep_alive;
-                return Ok(());
+                return answer.finish_body();
             }
             let answered = decoder.answered || self.pos < self.buf.len();
             match self.fill().await {
                 Ok(0) => {
                     decoder.end_of_stream(answered)?;
                     self.reusable = false;
-                    return Ok(());
+                    return answer.finish_body();
                 }
                 Ok(_) => {}
                 Err(e) => return Err(Failure::from_io(&e, answered)),
@@ -251,7 +260,7 @@ impl Decoder {
                     None => 0,
                     Some((text, len)) => {
                         let size = parse_chunk_size(text)?;
-                        if answer.body_len + size > wants.max_body as u64 {
+                        if answer.wire_len + size > wants.max_body as u64 {
                             return Err(too_large(wants));
                         }
                         self.stage = if size == 0 {
@@ -394,20 +403,72 @@ fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
     haystack.iter().position(|&b| b == needle)
 }
 
-/// Counts (and, if wanted, keeps) body bytes, enforcing the body limit.
+/// Counts (and, if wanted, keeps) body bytes as they came, or decodes them; enforces the body
+/// limit on both the bytes received and the decoded ones.
 pub(super) fn keep_body_bytes(
     bytes: &[u8],
     wants: &Wants<'_>,
     answer: &mut Answer,
 ) -> Result<(), Failure> {
-    answer.body_len += bytes.len() as u64;
-    if answer.body_len > wants.max_body as u64 {
+    answer.wire_len += bytes.len() as u64;
+    if answer.wire_len > wants.max_body as u64 {
         return Err(too_large(wants));
     }
+    if let Some(decoding) = &mut answer.decoding {
+        return decoding.feed(bytes).map_err(decode_failure);
+    }
+    answer.body_len += bytes.len() as u64;
     if wants.keep_body {
         answer.body.extend_from_slice(bytes);
     }
     Ok(())
+}
+
+impl Answer {
+    /// Clears what the last answer left (the body buffer is kept for reuse).
+    pub(super) fn start(&mut self) {
+        self.body.clear();
+        self.body_len = 0;
+        self.wire_len = 0;
+        self.coding_unknown = false;
+        self.decoding = None;
+    }
+
+    /// Sets up decoding for a body in `codings` (what `Content-Encoding` said), if wanted.
+    pub(super) fn expect_codings(&mut self, codings: Codings, wants: &Wants<'_>) {
+        match codings {
+            Codings::Known(codings) if wants.decode => {
+                let reuse = std::mem::take(&mut self.body);
+                let max = wants.max_body as u64;
+                self.decoding = Some(BodyDecoder::new(&codings, wants.keep_body, max, reuse));
+            }
+            Codings::Unknown => self.coding_unknown = true,
+            _ => {}
+        }
+    }
+
+    /// The body has ended: a decoded one must end where its coding says.
+    pub(super) fn finish_body(&mut self) -> Result<(), Failure> {
+        let Some(mut decoding) = self.decoding.take() else {
+            return Ok(());
+        };
+        decoding.finish().map_err(decode_failure)?;
+        self.body_len = decoding.len();
+        self.body = decoding.take_body();
+        Ok(())
+    }
+}
+
+fn decode_failure(error: DecodeError) -> Failure {
+    let kind = match error {
+        DecodeError::TooLarge(_) => ErrorKind::BodyTooLarge,
+        DecodeError::Corrupt { .. } => ErrorKind::Decode,
+    };
+    Failure {
+        kind,
+        answered: true,
+        detail: error.to_string(),
+    }
 }
 
 fn too_large(wants: &Wants<'_>) -> Failure {
@@ -473,6 +534,7 @@ enum Known {
     Connection,
     RetryAfter,
     Location,
+    ContentEncoding,
     Other,
 }
 
@@ -485,6 +547,7 @@ impl Known {
             17 if is("transfer-encoding") => Known::TransferEncoding,
             10 if is("connection") => Known::Connection,
             11 if is("retry-after") => Known::RetryAfter,
+            16 if is("content-encoding") => Known::ContentEncoding,
             8 if is("location") => Known::Location,
             _ => Known::Other,
         }
@@ -533,6 +596,8 @@ fn parse_head_with<'d>(
     answer.captured.resize(wants.capture.len(), None);
     answer.retry_after = None;
     answer.location = None;
+    // Rare (and then one line): no allocation for the answers that have none.
+    let mut encodings: Vec<&[u8]> = Vec::new();
     for header in response.headers.iter() {
         let name = header.name;
         let value = header.value;
@@ -568,6 +633,7 @@ fn parse_head_with<'d>(
                     .and_then(|v| parse_retry_after(v, SystemTime::now()));
             }
             Known::Location => answer.location = Some(value.to_vec()),
+            Known::ContentEncoding => encodings.push(value),
             Known::Other => {}
         }
         for (slot, wanted) in wants.capture.iter().enumerate() {
@@ -600,6 +666,10 @@ fn parse_head_with<'d>(
             None => Framing::UntilClose,
         }
     };
+    // Only a final answer with a body has a coding to undo (1xx heads carry none).
+    if !encodings.is_empty() && !matches!(framing, Framing::Empty | Framing::Length(0)) {
+        answer.expect_codings(Codings::parse(encodings), wants);
+    }
     Ok(Some(Head {
         len,
         status,
@@ -618,6 +688,7 @@ mod tests {
             keep_body: true,
             head_request: false,
             max_body: 1 << 20,
+            decode: true,
         }
     }
 

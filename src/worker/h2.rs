@@ -23,6 +23,7 @@ use monoio_http_client::unified::UnifiedTransportConnection;
 
 use super::Failure;
 use super::connect::Dialer;
+use super::decode::Codings;
 use super::h1::{Answer, Wants, keep_body_bytes};
 use super::retry::parse_retry_after;
 use crate::model::ErrorKind;
@@ -171,8 +172,7 @@ pub async fn exchange(
     wants: &Wants<'_>,
     answer: &mut Answer,
 ) -> Result<(), Failure> {
-    answer.body.clear();
-    answer.body_len = 0;
+    answer.start();
     let (parts, body) = request.into_parts();
     let body = if body.is_empty() {
         HttpBody::fixed_body(None)
@@ -215,6 +215,12 @@ pub async fn exchange(
     if wants.head_request {
         return Ok(());
     }
+    // As for HTTP/1.1: no coding to undo on an answer that has no body.
+    let bodiless = matches!(answer.status, 204 | 304) || length == Some(0);
+    if !bodiless && head.headers.contains_key(http::header::CONTENT_ENCODING) {
+        let values = head.headers.get_all(http::header::CONTENT_ENCODING);
+        answer.expect_codings(Codings::parse(values.iter().map(|v| v.as_bytes())), wants);
+    }
     while let Some(chunk) = body.next_data().await {
         let chunk = match chunk {
             Ok(chunk) => chunk,
@@ -226,7 +232,7 @@ pub async fn exchange(
             Err(HttpError::H2Error(e))
                 if e.is_reset()
                     && e.reason() == Some(Reason::NO_ERROR)
-                    && length.is_none_or(|n| n == answer.body_len) =>
+                    && length.is_none_or(|n| n == answer.wire_len) =>
             {
                 break;
             }
@@ -239,7 +245,7 @@ pub async fn exchange(
         };
         keep_body_bytes(&chunk, wants, answer)?;
     }
-    Ok(())
+    answer.finish_body()
 }
 
 /// Captured headers, `Retry-After` and `Location` from a response head.

@@ -10,6 +10,7 @@
 
 mod connect;
 mod cursor;
+mod decode;
 mod fetch;
 mod gate;
 mod h1;
@@ -30,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::extract::Extractor;
 use crate::job::{KeyReader, Keys};
 use crate::model::{BodyColumn, ErrorKind};
 use crate::output::bodies::BodiesDir;
@@ -61,6 +63,8 @@ pub enum WorkerError {
     Request(#[from] RequestError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Extract(#[from] crate::extract::ExtractError),
     #[error("building the runtime: {0}")]
     Runtime(io::Error),
     #[error("opening the --ids-file: {0}")]
@@ -119,9 +123,13 @@ struct Shared {
 
 impl Shared {
     /// The worker's counters, with the time spent at the rate gate so far.
-    fn stats_with(&self, gate: &gate::Gate) -> std::cell::Ref<'_, WorkerStats> {
+    fn stats_with(&self, plan: &Plan) -> std::cell::Ref<'_, WorkerStats> {
         let mut stats = self.stats.borrow_mut();
-        stats.throttled_us = u64::try_from(gate.throttled().as_micros()).unwrap_or(u64::MAX);
+        let throttled = plan.gate.throttled().as_micros();
+        stats.throttled_us = u64::try_from(throttled).unwrap_or(u64::MAX);
+        stats.wire_bytes = plan.seen.wire_bytes.get();
+        stats.unknown_coding = plan.seen.unknown_coding.get();
+        stats.extract_misses = plan.seen.extract_misses.get();
         stats.in_flight = self.in_flight.get();
         stats.concurrency_limit = self.limiter.current() as u64;
         drop(stats);
@@ -170,12 +178,15 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         },
         schema: spec.fetch.schema.clone(),
         limits: spec.fetch.limits,
+        decode: !spec.fetch.raw_body,
         retry: spec.fetch.retry,
         follow_redirects: spec.fetch.follow_redirects,
         trust: spec.fetch.trust.clone(),
         gate: gate::Gate::new(spec.rate),
         h2: spec.fetch.http2.then(h2::Lanes::default),
         elsewhere: RefCell::default(),
+        seen: Default::default(),
+        extractor: Extractor::compile(&spec.fetch.schema.extract)?,
     })
 }
 
@@ -231,7 +242,7 @@ async fn fetch_shard(
         shared.live.set(shared.live.get() + 1);
         monoio::spawn(fetch_loop(slot, index, shared.clone()));
     }
-    tend(&shared, &stop, spec.fetch.grace, &plan.gate).await;
+    tend(&shared, &stop, spec.fetch.grace, &plan).await;
     let pacer = &plan.dialer.pacer;
     if pacer.backoffs.get() > 0 {
         crate::note!(
@@ -246,7 +257,7 @@ async fn fetch_shard(
     // Tasks still running past the grace period are dropped with the runtime: their ids get no
     // row here, and a resumed run fetches them.
     let mut sink = shared.sink.borrow_mut();
-    sink.push_stats(&shared.stats_with(&plan.gate));
+    sink.push_stats(&shared.stats_with(&plan));
     let flushed = sink.flush();
     if let Some(error) = shared.pipe_error.borrow_mut().take() {
         return Err(WorkerError::Pipe(error));
@@ -256,7 +267,7 @@ async fn fetch_shard(
 
 /// Until the fetch tasks are done (or the grace period after a stop signal has passed): flushes
 /// buffered records every few milliseconds and sends a stats snapshot every second.
-async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, gate: &gate::Gate) {
+async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) {
     let mut last_stats = Instant::now();
     let mut give_up_at: Option<Instant> = None;
     while shared.live.get() > 0 {
@@ -272,7 +283,7 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, gate: &gate::
         monoio::time::sleep(FLUSH_EVERY).await;
         let mut sink = shared.sink.borrow_mut();
         if last_stats.elapsed() >= STATS_EVERY {
-            sink.push_stats(&shared.stats_with(gate));
+            sink.push_stats(&shared.stats_with(plan));
             last_stats = Instant::now();
         }
         if let Err(error) = sink.flush() {

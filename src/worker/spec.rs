@@ -48,6 +48,8 @@ pub struct Fetch {
     /// After a stop signal, time in-flight requests get.
     pub grace: Duration,
     pub limits: RequestLimits,
+    /// `--raw-body`: keep bodies as they came (no `Accept-Encoding` of ours, nothing decoded).
+    pub raw_body: bool,
     pub retry: RetryPolicy,
     /// `-q` / `-v`, for what the worker says on stderr.
     pub verbosity: Verbosity,
@@ -112,17 +114,23 @@ mod tests {
                     headers: vec!["Authorization: Bearer secret".into()],
                     body: Some(b"\x00binary{id}".to_vec()),
                     user_agent: "ringscrape/test".into(),
+                    accept_encoding: Some(crate::request::ACCEPT_ENCODING.into()),
                 },
                 trust: Trust::default(),
                 schema: Schema {
                     line: true,
                     capture_headers: vec!["etag".into()],
+                    extract: vec![crate::extract::ExtractSpec {
+                        name: "n".into(),
+                        expr: "jq:.items | length".into(),
+                    }],
                     body: BodyColumn::Files("/tmp/bodies".into()),
                 },
                 follow_redirects: 3,
                 http2: true,
                 concurrency: 64,
                 auto_concurrency: true,
+                raw_body: false,
                 grace: Duration::from_millis(2500),
                 limits: RequestLimits {
                     timeout: Duration::from_secs(30),

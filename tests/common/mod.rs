@@ -241,10 +241,12 @@ pub struct AiohttpTarget {
 
 impl AiohttpTarget {
     pub fn start() -> AiohttpTarget {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/servers/aiohttp_target.py"
-        );
+        Self::start_script("aiohttp_target.py")
+    }
+
+    /// Another aiohttp server of tests/servers (e.g. `coded_target.py`).
+    pub fn start_script(name: &str) -> AiohttpTarget {
+        let script = format!("{}/tests/servers/{name}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
             .arg(script)
             .stdout(Stdio::piped())
@@ -260,7 +262,7 @@ impl AiohttpTarget {
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| {
-                panic!("aiohttp target did not start (pip install aiohttp): {line:?}")
+                panic!("{name} did not start (make test installs its packages): {line:?}")
             })
             .to_string();
         AiohttpTarget { child, base }

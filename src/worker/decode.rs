@@ -1,0 +1,466 @@
+//! Content codings undone as the body arrives: `gzip`, `deflate`, `br` and `zstd`, stacked
+//! ones included (`Content-Encoding: gzip, br` is decoded br first, then gzip).
+//!
+//! Push-based: the HTTP/1.1 decoder and the HTTP/2 reader hand each piece of body to
+//! [`BodyDecoder::feed`] as it comes off the connection, and the decoded bytes land in one
+//! buffer that counts them against `--max-body` as they are produced. So a small answer that
+//! inflates without end (a gzip bomb) fails at the limit, after at most one decoder buffer past
+//! it, and the compressed body is never held whole. monoio-http's own encoding support buffers
+//! whole bodies without a limit, which is why this is not it.
+
+use std::io::{self, Write};
+
+use brotli_decompressor::DecompressorWriter;
+use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
+
+/// Output buffer of the brotli decoder (the others bring their own of 32–128 KiB).
+const BROTLI_BUFFER: usize = 16 << 10;
+
+/// One content coding this client can undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    /// `deflate` is zlib-wrapped by the RFC, raw deflate by some servers: told apart by the
+    /// first two bytes, as curl and browsers do.
+    Deflate,
+    Brotli,
+    Zstd,
+}
+
+/// What a `Content-Encoding` header asks of the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Codings {
+    /// Nothing (absent, or only `identity`).
+    Identity,
+    /// Decode these, in the order they were applied (the header's order).
+    Known(Vec<Coding>),
+    /// A coding this client does not know: the body is kept as it came.
+    Unknown,
+}
+
+impl Codings {
+    /// Parses the values of every `Content-Encoding` header line, in order.
+    pub fn parse<'a>(values: impl IntoIterator<Item = &'a [u8]>) -> Codings {
+        let mut codings = Vec::new();
+        for token in values
+            .into_iter()
+            .flat_map(|value| value.split(|&b| b == b','))
+            .map(<[u8]>::trim_ascii)
+            .filter(|token| !token.is_empty())
+        {
+            let is = |name: &str| token.eq_ignore_ascii_case(name.as_bytes());
+            let coding = if is("gzip") || is("x-gzip") {
+                Coding::Gzip
+            } else if is("deflate") {
+                Coding::Deflate
+            } else if is("br") {
+                Coding::Brotli
+            } else if is("zstd") {
+                Coding::Zstd
+            } else if is("identity") {
+                continue;
+            } else {
+                return Codings::Unknown;
+            };
+            codings.push(coding);
+        }
+        if codings.is_empty() {
+            Codings::Identity
+        } else {
+            Codings::Known(codings)
+        }
+    }
+}
+
+/// Why a body could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The decoded body passed the limit.
+    #[error("decoded body larger than {0} bytes")]
+    TooLarge(u64),
+    /// The stream is not valid for its coding, or ends before its end.
+    #[error("{coding} body could not be decoded: {error}")]
+    Corrupt { coding: &'static str, error: String },
+}
+
+/// Where decoded bytes end up: counted against the limit, kept if asked.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    pub body: Vec<u8>,
+    pub len: u64,
+    keep: bool,
+    max: u64,
+    over: bool,
+}
+
+impl Write for Decoded {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.len += bytes.len() as u64;
+        if self.len > self.max {
+            self.over = true;
+            return Err(io::Error::other("over the body limit"));
+        }
+        if self.keep {
+            self.body.extend_from_slice(bytes);
+        }
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One stage of the chain: a decoder writing into the next, or the [`Decoded`] buffer last.
+trait Stage: Write {
+    /// Checks the stream ended where its coding says it ends, and passes everything on.
+    fn finish(&mut self) -> io::Result<()>;
+    /// The buffer at the end of the chain.
+    fn decoded(&mut self) -> &mut Decoded;
+}
+
+type Next = Box<dyn Stage>;
+
+impl Stage for Decoded {
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    fn decoded(&mut self) -> &mut Decoded {
+        self
+    }
+}
+
+impl Stage for GzDecoder<Next> {
+    fn finish(&mut self) -> io::Result<()> {
+        self.try_finish()?;
+        self.get_mut().finish()
+    }
+    fn decoded(&mut self) -> &mut Decoded {
+        self.get_mut().decoded()
+    }
+}
+
+impl Stage for DecompressorWriter<Next> {
+    fn finish(&mut self) -> io::Result<()> {
+        self.close()?;
+        self.get_mut().finish()
+    }
+    fn decoded(&mut self) -> &mut Decoded {
+        self.get_mut().decoded()
+    }
+}
+
+impl Stage for zstd::stream::write::Decoder<'static, Next> {
+    fn finish(&mut self) -> io::Result<()> {
+        self.do_finish()?;
+        self.get_mut().finish()
+    }
+    fn decoded(&mut self) -> &mut Decoded {
+        self.get_mut().decoded()
+    }
+}
+
+/// `deflate` in either framing, chosen once the first two bytes are in.
+enum Deflate {
+    /// Fewer than two bytes seen so far.
+    Sniffing {
+        first: Vec<u8>,
+        next: Option<Next>,
+    },
+    Zlib(ZlibDecoder<Next>),
+    Raw(DeflateDecoder<Next>),
+}
+
+impl Deflate {
+    /// A zlib header: compression method 8 and a check sum over both bytes (RFC 1950 §2.2).
+    fn is_zlib(b0: u8, b1: u8) -> bool {
+        b0 & 0x0f == 8 && (u16::from(b0) << 8 | u16::from(b1)) % 31 == 0
+    }
+}
+
+impl Write for Deflate {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            Deflate::Zlib(z) => z.write(bytes),
+            Deflate::Raw(r) => r.write(bytes),
+            Deflate::Sniffing { first, next } => {
+                first.extend_from_slice(bytes);
+                if first.len() < 2 {
+                    return Ok(bytes.len());
+                }
+                let seen = std::mem::take(first);
+                let next = next
+                    .take()
+                    .expect("a sniffing decoder holds its next stage");
+                *self = if Deflate::is_zlib(seen[0], seen[1]) {
+                    Deflate::Zlib(ZlibDecoder::new(next))
+                } else {
+                    Deflate::Raw(DeflateDecoder::new(next))
+                };
+                self.write_all(&seen)?;
+                Ok(bytes.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Deflate::Zlib(z) => z.flush(),
+            Deflate::Raw(r) => r.flush(),
+            Deflate::Sniffing { .. } => Ok(()),
+        }
+    }
+}
+
+impl Stage for Deflate {
+    fn finish(&mut self) -> io::Result<()> {
+        match self {
+            Deflate::Zlib(z) => {
+                z.try_finish()?;
+                z.get_mut().finish()
+            }
+            Deflate::Raw(r) => {
+                r.try_finish()?;
+                r.get_mut().finish()
+            }
+            Deflate::Sniffing { .. } => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "stream ended in its header",
+            )),
+        }
+    }
+    fn decoded(&mut self) -> &mut Decoded {
+        match self {
+            Deflate::Zlib(z) => z.get_mut().decoded(),
+            Deflate::Raw(r) => r.get_mut().decoded(),
+            Deflate::Sniffing { next, .. } => next
+                .as_mut()
+                .expect("a sniffing decoder holds its next stage")
+                .decoded(),
+        }
+    }
+}
+
+/// Decodes one body, as it arrives, into a buffer bounded by the body limit.
+pub struct BodyDecoder {
+    top: Next,
+    /// The outermost coding (the one undone first), for messages.
+    outer: Coding,
+    max: u64,
+}
+
+impl std::fmt::Debug for BodyDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BodyDecoder({})", self.outer.name())
+    }
+}
+
+impl BodyDecoder {
+    /// A decoder for `codings` (in the order applied; at least one), keeping the decoded bytes
+    /// in `reuse` (cleared first) when `keep`, failing past `max` decoded bytes.
+    pub fn new(codings: &[Coding], keep: bool, max: u64, reuse: Vec<u8>) -> BodyDecoder {
+        let mut body = reuse;
+        body.clear();
+        let mut top: Next = Box::new(Decoded {
+            body,
+            len: 0,
+            keep,
+            max,
+            over: false,
+        });
+        for coding in codings {
+            top = match coding {
+                Coding::Gzip => Box::new(GzDecoder::new(top)),
+                Coding::Deflate => Box::new(Deflate::Sniffing {
+                    first: Vec::new(),
+                    next: Some(top),
+                }),
+                Coding::Brotli => Box::new(DecompressorWriter::new(top, BROTLI_BUFFER)),
+                Coding::Zstd => Box::new(
+                    zstd::stream::write::Decoder::new(top)
+                        .expect("a zstd decoding context can be created"),
+                ),
+            };
+        }
+        BodyDecoder {
+            top,
+            outer: *codings.last().expect("at least one coding"),
+            max,
+        }
+    }
+
+    /// Decodes the next piece of the encoded body.
+    pub fn feed(&mut self, encoded: &[u8]) -> Result<(), DecodeError> {
+        let result = self.top.write_all(encoded);
+        self.check(result)
+    }
+
+    /// The encoded body has ended: checks that its streams ended too.
+    pub fn finish(&mut self) -> Result<(), DecodeError> {
+        let result = self.top.finish();
+        self.check(result)
+    }
+
+    /// Decoded bytes so far.
+    pub fn len(&mut self) -> u64 {
+        self.top.decoded().len
+    }
+
+    /// Hands out the decoded body (and the buffer with it).
+    pub fn take_body(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.top.decoded().body)
+    }
+
+    fn check(&mut self, result: io::Result<()>) -> Result<(), DecodeError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(_) if self.top.decoded().over => Err(DecodeError::TooLarge(self.max)),
+            Err(error) => Err(DecodeError::Corrupt {
+                coding: self.outer.name(),
+                error: error.to_string(),
+            }),
+        }
+    }
+}
+
+impl Coding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Deflate => "deflate",
+            Coding::Brotli => "br",
+            Coding::Zstd => "zstd",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).expect("gzip");
+        e.finish().expect("gzip")
+    }
+
+    fn zlib(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).expect("zlib");
+        e.finish().expect("zlib")
+    }
+
+    fn raw_deflate(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::DeflateEncoder::new(Vec::new(), Compression::default());
+        e.write_all(data).expect("deflate");
+        e.finish().expect("deflate")
+    }
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        zstd::encode_all(data, 3).expect("zstd")
+    }
+
+    /// Feeds `encoded` in pieces of `piece` bytes; the decoded body or the error.
+    fn decode(codings: &[Coding], encoded: &[u8], piece: usize) -> Result<Vec<u8>, DecodeError> {
+        let mut decoder = BodyDecoder::new(codings, true, 1 << 20, Vec::new());
+        for part in encoded.chunks(piece.max(1)) {
+            decoder.feed(part)?;
+        }
+        decoder.finish()?;
+        let body = decoder.take_body();
+        assert_eq!(decoder.len(), body.len() as u64);
+        Ok(body)
+    }
+
+    fn sample() -> Vec<u8> {
+        (0..5000u32)
+            .flat_map(|i| format!("{{\"id\":{i},\"name\":\"row {i}\"}}\n").into_bytes())
+            .collect()
+    }
+
+    #[test]
+    fn each_coding_decodes_whole_and_byte_by_byte() {
+        let data = sample();
+        let cases = [
+            (Coding::Gzip, gzip(&data)),
+            (Coding::Deflate, zlib(&data)),
+            (Coding::Deflate, raw_deflate(&data)),
+            (Coding::Zstd, zstd(&data)),
+        ];
+        for (coding, encoded) in cases {
+            for piece in [1, 7, 4096, encoded.len()] {
+                let got = decode(&[coding], &encoded, piece).expect("decodes");
+                assert!(got == data, "{coding:?} in pieces of {piece}");
+            }
+        }
+    }
+
+    #[test]
+    fn stacked_codings_are_undone_last_first() {
+        let data = sample();
+        let encoded = zstd(&gzip(&data));
+        let got = decode(&[Coding::Gzip, Coding::Zstd], &encoded, 1000).expect("decodes");
+        assert!(got == data);
+        assert!(decode(&[Coding::Zstd, Coding::Gzip], &encoded, 1000).is_err());
+    }
+
+    #[test]
+    fn a_cut_or_garbled_stream_is_corrupt() {
+        let data = sample();
+        for coding in [Coding::Gzip, Coding::Deflate, Coding::Zstd] {
+            let encoded = match coding {
+                Coding::Gzip => gzip(&data),
+                Coding::Deflate => zlib(&data),
+                _ => zstd(&data),
+            };
+            let cut = &encoded[..encoded.len() / 2];
+            assert!(
+                matches!(
+                    decode(&[coding], cut, 100),
+                    Err(DecodeError::Corrupt { .. })
+                ),
+                "{coding:?} cut"
+            );
+        }
+        let garbage = b"this is not compressed at all, not even a little".repeat(20);
+        for coding in [Coding::Gzip, Coding::Brotli, Coding::Zstd] {
+            assert!(
+                matches!(
+                    decode(&[coding], &garbage, 64),
+                    Err(DecodeError::Corrupt { .. })
+                ),
+                "{coding:?} garbage"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_limit() {
+        let zeros = vec![0u8; 64 << 20];
+        let bomb = gzip(&zeros);
+        assert!(bomb.len() < 200 << 10, "{}", bomb.len());
+        let mut decoder = BodyDecoder::new(&[Coding::Gzip], true, 1 << 20, Vec::new());
+        let result = bomb
+            .chunks(16 << 10)
+            .try_for_each(|part| decoder.feed(part));
+        assert!(
+            matches!(result, Err(DecodeError::TooLarge(_))),
+            "{result:?}"
+        );
+        let body = decoder.take_body();
+        assert!(body.len() <= 1 << 20, "kept {} bytes", body.len());
+        assert!(body.capacity() <= 4 << 20, "grew to {}", body.capacity());
+    }
+
+    #[test]
+    fn codings_parse_in_order_with_identity_skipped() {
+        assert_eq!(Codings::parse([]), Codings::Identity);
+        assert_eq!(Codings::parse([&b"identity"[..]]), Codings::Identity);
+        assert_eq!(
+            Codings::parse([&b"GZIP , br"[..], b"zstd"]),
+            Codings::Known(vec![Coding::Gzip, Coding::Brotli, Coding::Zstd])
+        );
+        assert_eq!(Codings::parse([&b"gzip, compress"[..]]), Codings::Unknown);
+    }
+}

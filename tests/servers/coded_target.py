@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""A target that answers in every content coding, encoded by the reference libraries (zlib, PyPI
+brotli and zstandard), for the decoding and extraction tests. aiohttp serves it.
+
+  /doc?id=N&coding=C[&chunked=1]  200, the JSON document of N (below), encoded with C:
+                                  gzip, deflate (zlib), rawdeflate (sent as `deflate`), br,
+                                  zstd, identity, or a stack such as gzip,br (applied in order)
+  /bomb                           200, gzip: 250 KB on the wire, 256 MiB decoded
+  /corrupt?id=N                   200, Content-Encoding: gzip, a gzip header then garbage
+  /unknown?id=N                   200, Content-Encoding: compress, the document as is
+  /text?id=N                      200, text/plain `id N is here`, not JSON
+  /echo                           200, the request's headers as JSON
+
+The document of N:
+  {"id":N,"user":{"name":"user N","admin":B},"items":[{"id":10N},{"id":10N+1},{"id":10N+2}],
+   "score":N.5,"pad":"ab" * (N % 40)}    with B true for even N, false for odd
+
+Prints "listening on http://127.0.0.1:PORT" once it accepts connections.
+"""
+import asyncio
+import gzip
+import json
+import socket
+import sys
+import zlib
+
+import brotli
+import zstandard
+from aiohttp import web
+
+
+def document(n):
+    doc = {
+        "id": n,
+        "user": {"name": f"user {n}", "admin": n % 2 == 0},
+        "items": [{"id": 10 * n + k} for k in range(3)],
+        "score": n + 0.5,
+        "pad": "ab" * (n % 40),
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def encode(data, coding):
+    if coding == "gzip":
+        return gzip.compress(data)
+    if coding == "deflate":
+        return zlib.compress(data)
+    if coding == "rawdeflate":
+        c = zlib.compressobj(wbits=-15)
+        return c.compress(data) + c.flush()
+    if coding == "br":
+        return brotli.compress(data)
+    if coding == "zstd":
+        return zstandard.ZstdCompressor().compress(data)
+    if coding == "identity":
+        return data
+    raise ValueError(coding)
+
+
+def ident(request):
+    return int(request.query.get("id", "0"))
+
+
+async def send(request, body, coding_header, chunked=False):
+    if not chunked:
+        headers = {"Content-Encoding": coding_header} if coding_header else {}
+        return web.Response(body=body, headers=headers, content_type="application/json")
+    resp = web.StreamResponse()
+    if coding_header:
+        resp.headers["Content-Encoding"] = coding_header
+    resp.content_type = "application/json"
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    for i in range(0, len(body), 7):
+        await resp.write(body[i : i + 7])
+    await resp.write_eof()
+    return resp
+
+
+async def doc(request):
+    codings = request.query.get("coding", "identity").split(",")
+    body = document(ident(request))
+    for coding in codings:
+        body = encode(body, coding)
+    header = ", ".join("deflate" if c == "rawdeflate" else c for c in codings if c != "identity")
+    return await send(request, body, header, request.query.get("chunked") == "1")
+
+
+BOMB = gzip.compress(b"\0" * (256 << 20), compresslevel=9)
+
+
+async def bomb(request):
+    return web.Response(body=BOMB, headers={"Content-Encoding": "gzip"})
+
+
+async def corrupt(request):
+    body = gzip.compress(document(ident(request)))[:10] + b"this is not deflate data" * 8
+    return web.Response(body=body, headers={"Content-Encoding": "gzip"})
+
+
+async def unknown(request):
+    return web.Response(body=document(ident(request)), headers={"Content-Encoding": "compress"})
+
+
+async def text(request):
+    return web.Response(text=f"id {ident(request)} is here")
+
+
+async def echo(request):
+    return web.json_response({"headers": [[k, v] for k, v in request.headers.items()]})
+
+
+async def main():
+    app = web.Application()
+    app.add_routes([web.get("/doc", doc), web.get("/bomb", bomb), web.get("/corrupt", corrupt),
+                    web.get("/unknown", unknown), web.get("/text", text), web.get("/echo", echo)])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    site = web.SockSite(runner, sock)
+    await site.start()
+    print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
