@@ -23,6 +23,12 @@ SYN retransmits (nstat). Once on this machine as it is, and once in a network na
 own with net.ipv4.ip_local_port_range widened to 1024-65535 (root only): past half the default
 range, the kernel's search for a free local port makes connects slow (see README).
 
+Then what is kept of the answers (ANSWERS_N ids each, ROUNDS rounds, median; ANSWERS=0 skips):
+/gz (about 1 KB of JSON) through nginx `gzip on`, decoded (the default) against --raw-body
+(nginx then sends it plain) and against gzip received but not decoded; /log with three
+--extract pointers against plain; and FORMATS_N ids with --save-body written as CSV and as JSON
+Lines (req/s, CPU per request, file size).
+
 Environment: N (500000), BIG_N (5000000), CONCURRENCY (256), ROUNDS (3), SHARDS ("1 2": one
 ringscrape row per value), TOOLS (all), SWEEP ("64 256 1024 4096"), SWEEP_N (300000),
 DELAY_C (16384), DELAY_N (600000). Results also go to bench/out/latest.md.
@@ -57,6 +63,9 @@ SWEEP_N = int(os.environ.get("SWEEP_N", "300000"))
 DELAY_C = int(os.environ.get("DELAY_C", "16384"))
 DELAY_N = int(os.environ.get("DELAY_N", "600000"))
 DELAY_MEAN_S = 0.45
+ANSWERS = os.environ.get("ANSWERS", "1") != "0"
+ANSWERS_N = int(os.environ.get("ANSWERS_N", "300000"))
+FORMATS_N = int(os.environ.get("FORMATS_N", "1000000"))
 
 
 def free_port():
@@ -161,17 +170,18 @@ class Nginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_ringscrape(base, n, shards, extra=(), per_worker=None, prefix=()):
-    out = OUT / f"ringscrape-s{shards}.csv"
+def run_ringscrape(base, n, shards, extra=(), per_worker=None, prefix=(), path="/log", out=None):
+    out = out or OUT / f"ringscrape-s{shards}.csv"
     summary = OUT / "summary.json"
     per_worker = per_worker or CONCURRENCY // shards
-    cmd = [*prefix, str(BIN), "run", "-u", f"{base}/log?id={{id}}", "-i", f"0..{n}", "-s", str(shards),
+    cmd = [*prefix, str(BIN), "run", "-u", f"{base}{path}?id={{id}}", "-i", f"0..{n}", "-s", str(shards),
            "-c", str(per_worker), "-o", str(out), "--overwrite", "--no-progress",
            "--summary-json", str(summary), *extra]
     wall, _, err, rss, cpu = measure(cmd)
-    rows = csv_rows(out)
+    summary = json.loads(summary.read_text())
+    rows = summary["rows"]
     return {"wall": wall, "requests": rows, "rows": rows, "rss": rss, "cpu": cpu,
-            "summary": json.loads(summary.read_text())}
+            "summary": summary, "size": out.stat().st_size}
 
 
 def wrk(threads, connections, seconds, url, ids):
@@ -276,6 +286,7 @@ def main():
             small = max(run_ringscrape(nginx.base, N, s)["rss"] for _ in range(2))
             big = max(run_ringscrape(nginx.base, BIG_N, s)["rss"] for _ in range(1))
         sweep = run_sweep(nginx.base) if SWEEP and "ringscrape" in TOOLS and shutil.which("wrk") else []
+        answers = run_answers(nginx.base) if ANSWERS else []
     finally:
         nginx.stop()
     delay = run_delay() if DELAY_C else []
@@ -313,9 +324,50 @@ def main():
                   "| where | req/s | share of Little's law | p50 ms | p99 ms | peak tree RSS (MB) | listen overflows | SYN retransmits |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         lines += delay
+    if answers:
+        lines += ["", f"What is kept of the answers: ringscrape -s 1 -c {CONCURRENCY}, {ROUNDS} rounds (median); "
+                      f"decoding and extraction {ANSWERS_N} ids, formats {FORMATS_N} ids", "",
+                  "| run | req/s | client CPU µs/request | ratio of CPU to its baseline | bytes decoded / on the wire | file (MB) |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += answers
     text = "\n".join(lines)
     print(text)
     (OUT / "latest.md").write_text(text + "\n")
+
+
+def run_answers(base):
+    """Decoding, extraction and row formats: each against its baseline, interleaved."""
+    c = CONCURRENCY
+    gz, log = "/gz", "/log"
+    pointers = ["--extract", "id=/id", "--extract", "source=/source", "--extract", "value=/value"]
+    cases = [
+        ("/gz, gzip decoded (default)", gz, ANSWERS_N, [], "csv", "/gz plain (--raw-body)"),
+        ("/gz plain (--raw-body)", gz, ANSWERS_N, ["--raw-body"], "csv", None),
+        ("/gz, gzip received, not decoded", gz, ANSWERS_N,
+         ["--raw-body", "-H", "Accept-Encoding: gzip"], "csv", "/gz plain (--raw-body)"),
+        ("/log plain", log, ANSWERS_N, [], "csv", None),
+        ("/log, --extract with three pointers", log, ANSWERS_N, pointers, "csv", "/log plain"),
+        ("--save-body as CSV", log, FORMATS_N, ["--save-body"], "csv", None),
+        ("--save-body as JSON Lines", log, FORMATS_N, ["--save-body"], "jsonl", "--save-body as CSV"),
+    ]
+    results = {label: [] for label, *_ in cases}
+    for r in range(ROUNDS):
+        for label, path, n, extra, fmt, _ in cases:
+            res = run_ringscrape(base, n, 1, extra, per_worker=c, path=path, out=OUT / f"answers.{fmt}")
+            res["cpu_us"] = res["cpu"] / res["requests"] * 1e6
+            res["rate"] = res["requests"] / res["wall"]
+            results[label].append(res)
+            print(f"answers round {r + 1}: {label:40s} {res['rate']:.0f} req/s {res['cpu_us']:.2f} µs",
+                  file=sys.stderr)
+    rows = []
+    med = lambda label, key: statistics.median(x[key] for x in results[label])
+    for label, _, _, _, _, baseline in cases:
+        last = results[label][-1]
+        ratio = f"{med(label, 'cpu_us') / med(baseline, 'cpu_us'):.2f}x" if baseline else "1.00x"
+        rows.append(f"| {label} | {med(label, 'rate'):,.0f} | {med(label, 'cpu_us'):.2f} | {ratio} | "
+                    f"{last['summary']['bytes']:,} / {last['summary']['bytes_wire']:,} | "
+                    f"{last['size'] / 1e6:.1f} |")
+    return rows
 
 
 def run_sweep(base):

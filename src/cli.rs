@@ -139,6 +139,10 @@ pub struct RunArgs {
         env = "RINGSCRAPE_OUTPUT"
     )]
     pub output: PathBuf,
+    /// Row format: csv, or jsonl (JSON Lines); by default from the output's extension
+    /// (.jsonl, .ndjson), else csv
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub format: Option<crate::output::RowFormat>,
     /// TOML config file of flags (`concurrency = 64`); command-line flags win over it
     /// [default: config/default.toml if present]
     #[arg(long, value_name = "FILE", env = "RINGSCRAPE_CONFIG")]

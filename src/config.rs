@@ -11,6 +11,7 @@ use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile};
 use crate::model::{BodyColumn, BodyEncoding, RequestLimits, RetryPolicy, Schema};
 use crate::nodes::{self, Node, NodeError};
+use crate::output::RowFormat;
 use crate::output::{Output, bodies};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::tls::{self, TlsError, Trust};
@@ -65,6 +66,8 @@ pub struct RunConfig {
     pub stdin_spool: Option<Arc<tempfile::TempPath>>,
     pub shards: usize,
     pub output: Output,
+    /// `--format`, else from the output's extension (CSV for stdout).
+    pub format: RowFormat,
     pub mode: WriteMode,
     pub progress: bool,
 }
@@ -213,6 +216,10 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         Output::File(nodes::expand_path("output", &args.output, node.as_ref())?)
     };
     check_output(&output, mode)?;
+    let format = args.format.unwrap_or(match &output {
+        Output::File(path) => RowFormat::of_path(path),
+        Output::Stdout => RowFormat::Csv,
+    });
     if let Some(addr) = &args.metrics
         && addr.parse::<std::net::SocketAddr>().is_err()
     {
@@ -271,6 +278,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         // More shards than ids would only start idle processes.
         shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
         output,
+        format,
         mode,
         progress: !args.no_progress && !args.quiet,
     })

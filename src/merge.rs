@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use crate::ids::{IdRange, IdRangeError, IdSet};
 use crate::job::KeyFile;
-use crate::output::reader::{ReadError, RowReader, complete_len};
+use crate::output::RowFormat;
+use crate::output::reader::{ReadError, RowCopier, RowReader, complete_len};
 
 /// How many ranges a report lists before it says how many more there are.
 const LISTED_RANGES: usize = 10;
@@ -160,9 +161,11 @@ impl MergeJob {
             .prefix(".ringscrape-merge")
             .tempfile_in(crate::config::directory_of(&self.out))
             .map_err(write_err)?;
-        let mut csv = csv::Writer::from_writer(BufWriter::with_capacity(1 << 20, staged));
+        // Every file in the format of OUT (by its extension).
+        let format = RowFormat::of_path(&self.out);
+        let mut csv = RowCopier::new(BufWriter::with_capacity(1 << 20, staged), format);
         let mut seen = IdSet::new(self.items);
-        let mut header: Option<(PathBuf, csv::ByteRecord)> = None;
+        let mut header: Option<(PathBuf, Vec<String>)> = None;
         let mut order: Vec<&PathBuf> = self.inputs.iter().collect();
         // The last input's row wins when the inputs are read last to first.
         if self.allow_duplicates == Some(Keep::Last) {
@@ -171,20 +174,21 @@ impl MergeJob {
         let mut inputs = Vec::with_capacity(order.len());
         let mut written = 0;
         for path in order {
-            let report = self.merge_one(path, &mut header, &mut seen, &mut csv, &mut written)?;
+            let report =
+                self.merge_one(path, format, &mut header, &mut seen, &mut csv, &mut written)?;
             inputs.push(report);
         }
         if header.is_none() {
             // No input had a header: OUT still gets the fixed columns, so it reads as ours.
-            csv.write_record(crate::model::FIXED_COLUMNS)
-                .map_err(|e| write_err(e.into()))?;
+            let fixed = crate::model::FIXED_COLUMNS.map(String::from);
+            csv.header(&fixed).map_err(write_err)?;
         }
         if self.allow_duplicates == Some(Keep::Last) {
             inputs.reverse();
         }
         let staged = csv
             .into_inner()
-            .map_err(|e| write_err(e.into_error()))?
+            .map_err(write_err)?
             .into_inner()
             .map_err(|e| write_err(e.into_error()))?;
         staged.as_file().sync_all().map_err(write_err)?;
@@ -207,9 +211,10 @@ impl MergeJob {
     fn merge_one(
         &self,
         path: &Path,
-        header: &mut Option<(PathBuf, csv::ByteRecord)>,
+        format: RowFormat,
+        header: &mut Option<(PathBuf, Vec<String>)>,
         seen: &mut IdSet,
-        csv: &mut csv::Writer<impl Write>,
+        csv: &mut RowCopier<impl Write>,
         written: &mut u64,
     ) -> Result<InputReport, MergeError> {
         let read_err = |e| MergeError::ReadInput(path.to_path_buf(), e);
@@ -231,15 +236,17 @@ impl MergeJob {
         }
         file.seek(SeekFrom::Start(0)).map_err(io_err)?;
         let reader = BufReader::with_capacity(1 << 20, (&file).take(complete));
-        let mut rows = match RowReader::new(reader) {
-            Ok(rows) => rows,
+        let mut rows = match RowReader::of_format(reader, format) {
+            Ok(Some(rows)) => rows,
+            // JSON Lines without a row: nothing to merge from it.
+            Ok(None) => return Ok(report),
             Err(ReadError::Header(text)) => {
                 report.other_header = Some(text);
                 return Ok(report);
             }
             Err(e) => return Err(read_err(e)),
         };
-        let columns = csv::ByteRecord::from(rows.columns().to_vec());
+        let columns = rows.columns().to_vec();
         match header {
             Some((_, first)) if *first != columns => {
                 report.other_header = Some(rows.columns().join(","));
@@ -251,8 +258,8 @@ impl MergeJob {
                     report.other_header = Some(rows.columns().join(","));
                     return Ok(report);
                 };
-                csv.write_byte_record(&columns)
-                    .map_err(|e| MergeError::Write(self.out.clone(), e.into()))?;
+                csv.header(&columns)
+                    .map_err(|e| MergeError::Write(self.out.clone(), e))?;
                 *header = Some((path.to_path_buf(), columns));
             }
         }
@@ -265,8 +272,8 @@ impl MergeJob {
                 report.outside += 1;
                 report.first_outside.get_or_insert(index);
             } else if seen.insert(index) {
-                csv.write_byte_record(raw.record)
-                    .map_err(|e| MergeError::Write(self.out.clone(), e.into()))?;
+                csv.copy(&raw)
+                    .map_err(|e| MergeError::Write(self.out.clone(), e))?;
                 *written += 1;
             } else {
                 duplicates.insert(index);

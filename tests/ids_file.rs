@@ -24,7 +24,8 @@ struct KeyRow {
 }
 
 fn read_key_rows(path: &Path) -> Vec<KeyRow> {
-    let mut reader = RowReader::new(std::fs::File::open(path).expect("open")).expect("header");
+    let file = std::io::BufReader::new(std::fs::File::open(path).expect("open"));
+    let mut reader = RowReader::new(file).expect("header");
     assert_eq!(reader.columns()[6], "line");
     let mut rows = Vec::new();
     while let Some(raw) = reader.next_row().expect("row") {

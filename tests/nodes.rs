@@ -271,15 +271,16 @@ fn nodes_over_a_key_file_merge_by_line() {
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let mut reader = ringscrape::output::reader::RowReader::new(
+    let mut reader = ringscrape::output::reader::RowReader::new(std::io::BufReader::new(
         std::fs::File::open(dir.path().join("all.csv")).expect("open"),
-    )
+    ))
     .expect("header");
     let line_column = reader.column("line").expect("line column");
     let mut lines = Vec::new();
     while let Some(row) = reader.next_row().expect("row") {
         let line = row.index(line_column).expect("line number");
-        assert_eq!(&row.record[0], format!("key-{line}").as_bytes());
+        let id = row.typed().expect("typed").id;
+        assert_eq!(id, format!("key-{line}"));
         lines.push(line);
     }
     lines.sort_unstable();

@@ -5,10 +5,37 @@
 use std::path::PathBuf;
 
 pub mod bodies;
+pub mod csv_rows;
+pub mod jsonl;
 pub mod lock;
 pub mod reader;
 pub mod resume;
 pub mod writer;
+
+/// How rows are written: chosen by `--format`, else by the output's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RowFormat {
+    /// RFC 4180 CSV with a header line.
+    #[default]
+    Csv,
+    /// One JSON object per line, keys = the CSV's column names, typed.
+    #[value(name = "jsonl")]
+    JsonLines,
+}
+
+impl RowFormat {
+    /// `.jsonl` / `.ndjson` → JSON Lines; anything else → CSV.
+    pub fn of_path(path: &std::path::Path) -> RowFormat {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some(ext)
+                if ext.eq_ignore_ascii_case("jsonl") || ext.eq_ignore_ascii_case("ndjson") =>
+            {
+                RowFormat::JsonLines
+            }
+            _ => RowFormat::Csv,
+        }
+    }
+}
 
 /// Where rows go.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,10 +1,13 @@
-//! Reading a ringscrape CSV back, the one place that does: `--resume`, the tests and
-//! `merge` all go through [`RowReader`]. The header must start with the fixed columns; columns
-//! after them (captured headers, bodies, line numbers) are allowed and reached by name.
+//! Reading ringscrape's rows back, the one place that does: `--resume`, the tests and `merge`
+//! all go through [`RowReader`], whatever the format (CSV, JSON Lines), and write what they keep
+//! through [`RowCopier`]. The columns must start with the fixed ones; columns after them
+//! (captured headers, extracted fields, bodies, line numbers) are allowed and reached by name.
 
+use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 
+use super::RowFormat;
 use crate::model::{ErrorKind, FIXED_COLUMNS, is_success};
 
 /// Column positions of the fixed columns.
@@ -23,18 +26,44 @@ pub enum ReadError {
     Row { line: u64, message: String },
 }
 
-/// Streams the rows of a CSV whose header has been checked.
+/// Streams the rows of a file whose columns have been checked: a CSV (columns from its header)
+/// or JSON Lines (columns from the keys of its first object).
 pub struct RowReader<R> {
-    csv: csv::Reader<R>,
+    format: Format<R>,
     columns: Vec<String>,
-    record: csv::ByteRecord,
+}
+
+enum Format<R> {
+    Csv {
+        csv: csv::Reader<R>,
+        record: csv::ByteRecord,
+    },
+    JsonLines {
+        input: R,
+        /// Lines read so far (the current row's line number).
+        line: u64,
+        text: Vec<u8>,
+        values: Vec<serde_json::Value>,
+        /// The first line was read to learn the columns and is still to be handed out.
+        pending: bool,
+    },
 }
 
 /// The current row of a [`RowReader`], parsed only as far as asked.
 pub struct RawRow<'a> {
-    /// Line of the file where the row starts (the header is line 1).
+    /// Line of the file where the row starts (a CSV's header is line 1).
     pub line: u64,
-    pub record: &'a csv::ByteRecord,
+    pub fields: RawFields<'a>,
+}
+
+/// A row's fields as the file holds them.
+pub enum RawFields<'a> {
+    Csv(&'a csv::ByteRecord),
+    /// The line (without its line end) and its values in column order.
+    Json {
+        text: &'a [u8],
+        values: &'a [serde_json::Value],
+    },
 }
 
 /// One row, every fixed column typed; optional columns as text, in header order.
@@ -49,8 +78,16 @@ pub struct Row {
     pub extra: Vec<String>,
 }
 
+fn check_fixed(columns: &[String], shown: impl FnOnce() -> String) -> Result<(), ReadError> {
+    let fixed = columns.iter().zip(FIXED_COLUMNS).all(|(a, b)| a == b);
+    if columns.len() < FIXED_COLUMNS.len() || !fixed {
+        return Err(ReadError::Header(shown()));
+    }
+    Ok(())
+}
+
 impl<R: Read> RowReader<R> {
-    /// Reads and checks the header.
+    /// Reads and checks a CSV's header.
     pub fn new(input: R) -> Result<Self, ReadError> {
         let mut csv = csv::ReaderBuilder::new()
             .has_headers(true)
@@ -59,23 +96,97 @@ impl<R: Read> RowReader<R> {
             line: 1,
             message: e.to_string(),
         })?;
-        let fixed = FIXED_COLUMNS.iter().map(|c| c.as_bytes());
-        if header.len() < FIXED_COLUMNS.len() || header.iter().zip(fixed).any(|(a, b)| a != b) {
-            return Err(ReadError::Header(
-                String::from_utf8_lossy(header.as_slice()).into_owned(),
-            ));
-        }
-        let columns = header
+        let columns: Vec<String> = header
             .iter()
             .map(|c| String::from_utf8_lossy(c).into_owned())
             .collect();
+        check_fixed(&columns, || {
+            String::from_utf8_lossy(header.as_slice()).into_owned()
+        })?;
         Ok(Self {
-            csv,
+            format: Format::Csv {
+                csv,
+                record: csv::ByteRecord::new(),
+            },
             columns,
-            record: csv::ByteRecord::new(),
         })
     }
+}
 
+impl<R: BufRead> RowReader<R> {
+    /// A reader of `format`: JSON Lines learns its columns from the first object (`None` when
+    /// there is none).
+    pub fn of_format(input: R, format: RowFormat) -> Result<Option<Self>, ReadError> {
+        match format {
+            RowFormat::Csv => Self::new(input).map(Some),
+            RowFormat::JsonLines => Self::json_lines(input),
+        }
+    }
+
+    fn json_lines(input: R) -> Result<Option<Self>, ReadError> {
+        let mut reader = Self {
+            format: Format::JsonLines {
+                input,
+                line: 0,
+                text: Vec::new(),
+                values: Vec::new(),
+                pending: false,
+            },
+            columns: Vec::new(),
+        };
+        let Format::JsonLines {
+            input,
+            line,
+            text,
+            values,
+            pending,
+        } = &mut reader.format
+        else {
+            unreachable!("built as JSON Lines just above");
+        };
+        let Some(object) = next_json_line(input, line, text)? else {
+            return Ok(None);
+        };
+        reader.columns = object.keys().cloned().collect();
+        check_fixed(&reader.columns, || reader.columns.join(","))?;
+        *values = object.into_iter().map(|(_, v)| v).collect();
+        *pending = true;
+        Ok(Some(reader))
+    }
+}
+
+/// The next non-empty line of JSON Lines as an object; `None` at the end.
+fn next_json_line(
+    input: &mut impl BufRead,
+    line: &mut u64,
+    text: &mut Vec<u8>,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ReadError> {
+    loop {
+        text.clear();
+        let read = input.read_until(b'\n', text).map_err(|e| ReadError::Row {
+            line: *line + 1,
+            message: e.to_string(),
+        })?;
+        if read == 0 {
+            return Ok(None);
+        }
+        *line += 1;
+        while text.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            text.pop();
+        }
+        if text.is_empty() {
+            continue;
+        }
+        return serde_json::from_slice(text)
+            .map(Some)
+            .map_err(|e| ReadError::Row {
+                line: *line,
+                message: format!("not a JSON object: {e}"),
+            });
+    }
+}
+
+impl<R: Read> RowReader<R> {
     /// Every column name, the fixed ones first.
     pub fn columns(&self) -> &[String] {
         &self.columns
@@ -85,24 +196,52 @@ impl<R: Read> RowReader<R> {
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|c| c == name)
     }
+}
 
-    /// The next row; `None` at the end. A row with the wrong number of fields is an error.
+impl<R: BufRead> RowReader<R> {
+    /// The next row; `None` at the end. A row with other columns than the file's is an error.
     pub fn next_row(&mut self) -> Result<Option<RawRow<'_>>, ReadError> {
-        let more = self
-            .csv
-            .read_byte_record(&mut self.record)
-            .map_err(|e| ReadError::Row {
-                line: e.position().map_or(0, |p| p.line()),
-                message: e.to_string(),
-            })?;
-        if !more {
-            return Ok(None);
+        match &mut self.format {
+            Format::Csv { csv, record } => {
+                let more = csv.read_byte_record(record).map_err(|e| ReadError::Row {
+                    line: e.position().map_or(0, |p| p.line()),
+                    message: e.to_string(),
+                })?;
+                if !more {
+                    return Ok(None);
+                }
+                let line = record.position().map_or(0, |p| p.line());
+                Ok(Some(RawRow {
+                    line,
+                    fields: RawFields::Csv(record),
+                }))
+            }
+            Format::JsonLines {
+                input,
+                line,
+                text,
+                values,
+                pending,
+            } => {
+                if !std::mem::take(pending) {
+                    let Some(object) = next_json_line(input, line, text)? else {
+                        return Ok(None);
+                    };
+                    if !object.keys().eq(self.columns.iter()) {
+                        return Err(ReadError::Row {
+                            line: *line,
+                            message: "its keys are not those of the first line".into(),
+                        });
+                    }
+                    values.clear();
+                    values.extend(object.into_iter().map(|(_, v)| v));
+                }
+                Ok(Some(RawRow {
+                    line: *line,
+                    fields: RawFields::Json { text, values },
+                }))
+            }
         }
-        let line = self.record.position().map_or(0, |p| p.line());
-        Ok(Some(RawRow {
-            line,
-            record: &self.record,
-        }))
     }
 }
 
@@ -114,12 +253,32 @@ impl RawRow<'_> {
         }
     }
 
-    fn text(&self, column: usize) -> Result<&str, ReadError> {
-        std::str::from_utf8(&self.record[column]).map_err(|_| self.fail("not UTF-8"))
+    /// Column `column` as text: JSON `null` is empty, a number its JSON text.
+    fn field(&self, column: usize) -> Result<Cow<'_, str>, ReadError> {
+        match &self.fields {
+            RawFields::Csv(record) => {
+                let bytes = record
+                    .get(column)
+                    .ok_or_else(|| self.fail("too few fields"))?;
+                std::str::from_utf8(bytes)
+                    .map(Cow::Borrowed)
+                    .map_err(|_| self.fail("not UTF-8"))
+            }
+            RawFields::Json { values, .. } => {
+                match values
+                    .get(column)
+                    .ok_or_else(|| self.fail("too few fields"))?
+                {
+                    serde_json::Value::Null => Ok(Cow::Borrowed("")),
+                    serde_json::Value::String(text) => Ok(Cow::Borrowed(text)),
+                    other => Ok(Cow::Owned(other.to_string())),
+                }
+            }
+        }
     }
 
     fn number<T: std::str::FromStr>(&self, column: usize) -> Result<T, ReadError> {
-        self.text(column)?
+        self.field(column)?
             .parse()
             .map_err(|_| self.fail(format!("{} is not a number", FIXED_COLUMNS[column])))
     }
@@ -133,17 +292,14 @@ impl RawRow<'_> {
     pub fn index(&self, column: usize) -> Result<u64, ReadError> {
         let name = if column == ID { "id" } else { "line" };
         let text = self
-            .record
-            .get(column)
-            .ok_or_else(|| self.fail(format!("no {name} column")))?;
-        std::str::from_utf8(text)
-            .ok()
-            .and_then(|t| t.parse().ok())
-            .ok_or_else(|| self.fail(format!("{name} is not a whole number")))
+            .field(column)
+            .map_err(|_| self.fail(format!("no {name} column")))?;
+        text.parse()
+            .map_err(|_| self.fail(format!("{name} is not a whole number")))
     }
 
     fn status(&self) -> Result<Option<u16>, ReadError> {
-        if self.record[STATUS].is_empty() {
+        if self.field(STATUS)?.is_empty() {
             Ok(None)
         } else {
             self.number(STATUS).map(Some)
@@ -151,11 +307,11 @@ impl RawRow<'_> {
     }
 
     fn error(&self) -> Result<Option<ErrorKind>, ReadError> {
-        let text = self.text(ERROR)?;
+        let text = self.field(ERROR)?;
         if text.is_empty() {
             return Ok(None);
         }
-        ErrorKind::parse(text)
+        ErrorKind::parse(&text)
             .map(Some)
             .ok_or_else(|| self.fail(format!("unknown error kind {text:?}")))
     }
@@ -167,20 +323,73 @@ impl RawRow<'_> {
 
     /// Every column parsed.
     pub fn typed(&self) -> Result<Row, ReadError> {
+        let columns = match &self.fields {
+            RawFields::Csv(record) => record.len(),
+            RawFields::Json { values, .. } => values.len(),
+        };
         Ok(Row {
-            id: self.text(ID)?.to_string(),
+            id: self.field(ID)?.into_owned(),
             status: self.status()?,
             bytes: self.number(BYTES)?,
             latency_ms: self.number(LATENCY)?,
             attempts: self.number(ATTEMPTS)?,
             error: self.error()?,
-            extra: self
-                .record
-                .iter()
-                .skip(FIXED_COLUMNS.len())
-                .map(|v| String::from_utf8_lossy(v).into_owned())
+            extra: (FIXED_COLUMNS.len()..columns)
+                .map(|c| match &self.fields {
+                    RawFields::Csv(record) => String::from_utf8_lossy(&record[c]).into_owned(),
+                    RawFields::Json { .. } => {
+                        self.field(c).map(Cow::into_owned).unwrap_or_default()
+                    }
+                })
                 .collect(),
         })
+    }
+}
+
+/// Writes rows read by a [`RowReader`] as they were, in the same format (resume's rewrite, merge).
+pub enum RowCopier<W: Write> {
+    Csv(Box<csv::Writer<W>>),
+    JsonLines(W),
+}
+
+impl<W: Write> RowCopier<W> {
+    pub fn new(out: W, format: RowFormat) -> Self {
+        match format {
+            RowFormat::Csv => RowCopier::Csv(Box::new(csv::Writer::from_writer(out))),
+            RowFormat::JsonLines => RowCopier::JsonLines(out),
+        }
+    }
+
+    /// The header line (CSV only: JSON Lines names its columns in every row).
+    pub fn header(&mut self, columns: &[String]) -> io::Result<()> {
+        match self {
+            RowCopier::Csv(csv) => csv.write_record(columns).map_err(io::Error::from),
+            RowCopier::JsonLines(_) => Ok(()),
+        }
+    }
+
+    pub fn copy(&mut self, row: &RawRow<'_>) -> io::Result<()> {
+        match (self, &row.fields) {
+            (RowCopier::Csv(csv), RawFields::Csv(record)) => {
+                csv.write_byte_record(record).map_err(io::Error::from)
+            }
+            (RowCopier::JsonLines(out), RawFields::Json { text, .. }) => {
+                out.write_all(text)?;
+                out.write_all(b"\n")
+            }
+            _ => Err(io::Error::other("a row copied into another format")),
+        }
+    }
+
+    /// Flushes and hands back the writer.
+    pub fn into_inner(self) -> io::Result<W> {
+        match self {
+            RowCopier::Csv(csv) => csv.into_inner().map_err(|e| e.into_error()),
+            RowCopier::JsonLines(mut out) => {
+                out.flush()?;
+                Ok(out)
+            }
+        }
     }
 }
 

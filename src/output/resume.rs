@@ -4,10 +4,11 @@
 //! renames it into place, so that every id keeps exactly one row whatever happens meanwhile.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::reader::{ReadError, RowReader, complete_len};
+use super::RowFormat;
+use super::reader::{RawRow, ReadError, RowCopier, RowReader, complete_len};
 use super::writer::Sink;
 use crate::ids::{IdRange, IdSet};
 
@@ -40,20 +41,32 @@ pub enum ResumeError {
     Io(PathBuf, io::Error),
 }
 
-/// One pass over the rows of `reader`: checks the header, then calls `row` per row with its id.
+/// What a resumed file is and holds: its format, the columns this run writes, and which column
+/// identifies a row's item.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout<'a> {
+    pub format: RowFormat,
+    pub columns: &'a [String],
+    pub index_column: usize,
+}
+
+/// One pass over the rows of `reader`: checks the columns, then calls `row` per row with its id.
 fn each_row(
     path: &Path,
-    reader: impl Read,
+    reader: impl BufRead,
     range: IdRange,
-    columns: &[String],
-    index_column: usize,
-    mut row: impl FnMut(u64, bool, &csv::ByteRecord) -> io::Result<()>,
+    layout: Layout<'_>,
+    mut row: impl FnMut(u64, bool, &RawRow<'_>) -> io::Result<()>,
 ) -> Result<(), ResumeError> {
+    let columns = layout.columns;
     let bad_row = |e: ReadError| match e {
         ReadError::Row { line, message } => ResumeError::Row(path.into(), line, message),
         header => ResumeError::Header(path.into(), header),
     };
-    let mut rows = RowReader::new(reader).map_err(bad_row)?;
+    // A JSON Lines file without a row names no columns: nothing to check, nothing done.
+    let Some(mut rows) = RowReader::of_format(reader, layout.format).map_err(bad_row)? else {
+        return Ok(());
+    };
     if rows.columns() != columns {
         return Err(ResumeError::Columns(
             path.into(),
@@ -62,11 +75,11 @@ fn each_row(
         ));
     }
     while let Some(raw) = rows.next_row().map_err(bad_row)? {
-        let id = raw.index(index_column).map_err(bad_row)?;
+        let id = raw.index(layout.index_column).map_err(bad_row)?;
         if !range.contains(id) {
             return Err(ResumeError::OutOfRange(path.into(), raw.line, id, range));
         }
-        row(id, raw.succeeded(), raw.record).map_err(|e| ResumeError::Io(path.into(), e))?;
+        row(id, raw.succeeded(), &raw).map_err(|e| ResumeError::Io(path.into(), e))?;
     }
     Ok(())
 }
@@ -76,8 +89,7 @@ fn each_row(
 pub fn prepare(
     path: &Path,
     range: IdRange,
-    columns: &[String],
-    index_column: usize,
+    layout: Layout<'_>,
     retry_failed: bool,
 ) -> Result<Option<Resumed>, ResumeError> {
     let io_err = |e| ResumeError::Io(path.into(), e);
@@ -98,8 +110,7 @@ pub fn prepare(
         path,
         BufReader::new((&file).take(complete)),
         range,
-        columns,
-        index_column,
+        layout,
         |id, succeeded, _| {
             if retry_failed && !succeeded {
                 failed += 1;
@@ -118,15 +129,7 @@ pub fn prepare(
             dropped_rows: 0,
         }));
     }
-    rewrite_keeping(
-        path,
-        &mut file,
-        complete,
-        &done,
-        columns,
-        index_column,
-        retry_failed,
-    )?;
+    rewrite_keeping(path, &mut file, complete, &done, layout, retry_failed)?;
     Ok(Some(Resumed {
         done,
         torn_bytes,
@@ -141,8 +144,7 @@ fn rewrite_keeping(
     file: &mut File,
     complete: u64,
     keep: &IdSet,
-    columns: &[String],
-    index_column: usize,
+    layout: Layout<'_>,
     retry_failed: bool,
 ) -> Result<(), ResumeError> {
     let io_err = |e| ResumeError::Io(path.into(), e);
@@ -150,24 +152,30 @@ fn rewrite_keeping(
         .file_name()
         .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
     let aside = path.with_file_name(format!(".{name}.resume-tmp"));
-    let mut out = csv::Writer::from_writer(File::create(&aside).map_err(io_err)?);
-    out.write_record(columns).map_err(|e| io_err(e.into()))?;
+    let mut out = RowCopier::new(
+        io::BufWriter::new(File::create(&aside).map_err(io_err)?),
+        layout.format,
+    );
+    out.header(layout.columns).map_err(io_err)?;
     let mut written = IdSet::new(keep.range());
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     each_row(
         path,
         BufReader::new((&*file).take(complete)),
         keep.range(),
-        columns,
-        index_column,
-        |id, succeeded, record| {
+        layout,
+        |id, succeeded, row| {
             if keep.contains(id) && (!retry_failed || succeeded) && written.insert(id) {
-                out.write_byte_record(record)?;
+                out.copy(row)?;
             }
             Ok(())
         },
     )?;
-    let aside_file = out.into_inner().map_err(|e| io_err(e.into_error()))?;
+    let aside_file = out
+        .into_inner()
+        .map_err(io_err)?
+        .into_inner()
+        .map_err(|e| io_err(e.into_error()))?;
     aside_file.sync_all().map_err(io_err)?;
     fs::rename(&aside, path).map_err(io_err)
 }
@@ -187,6 +195,14 @@ mod tests {
         crate::model::Schema::default().columns()
     }
 
+    fn csv(columns: &[String]) -> Layout<'_> {
+        Layout {
+            format: RowFormat::Csv,
+            columns,
+            index_column: 0,
+        }
+    }
+
     fn file_with(text: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("out.csv");
@@ -197,7 +213,7 @@ mod tests {
     #[test]
     fn a_torn_last_line_is_cut_and_its_id_is_not_done() {
         let (_dir, path) = file_with(&format!("{HEAD}0,200,9,1.000,1,\n2,200,9,1.000,1,\n1,20"));
-        let resumed = prepare(&path, IdRange::new(0, 3), &fixed(), 0, false)
+        let resumed = prepare(&path, IdRange::new(0, 3), csv(&fixed()), false)
             .expect("ok")
             .expect("resumable");
         assert_eq!(resumed.torn_bytes, 4);
@@ -213,7 +229,7 @@ mod tests {
         let rows =
             "0,200,9,1.000,1,\n1,,0,30000.000,3,timeout\n2,503,0,1.000,3,\n3,204,0,1.000,1,\n";
         let (_dir, path) = file_with(&format!("{HEAD}{rows}"));
-        let resumed = prepare(&path, IdRange::new(0, 4), &fixed(), 0, true)
+        let resumed = prepare(&path, IdRange::new(0, 4), csv(&fixed()), true)
             .expect("ok")
             .expect("resumable");
         assert_eq!(resumed.dropped_rows, 2);
@@ -228,7 +244,7 @@ mod tests {
     #[test]
     fn duplicate_rows_are_collapsed_to_the_first() {
         let (_dir, path) = file_with(&format!("{HEAD}0,200,9,1.000,1,\n0,200,9,2.000,1,\n"));
-        let resumed = prepare(&path, IdRange::new(0, 2), &fixed(), 0, false)
+        let resumed = prepare(&path, IdRange::new(0, 2), csv(&fixed()), false)
             .expect("ok")
             .expect("resumable");
         assert_eq!((resumed.dropped_rows, resumed.done.count()), (1, 1));
@@ -242,17 +258,17 @@ mod tests {
     fn refuses_a_file_that_is_not_ours_or_not_this_range() {
         let (_dir, path) = file_with("a,b,c\n1,2,3\n");
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), &fixed(), 0, false),
+            prepare(&path, IdRange::new(0, 5), csv(&fixed()), false),
             Err(ResumeError::Header(..))
         ));
         let (_dir, path) = file_with(&format!("{HEAD}7,200,9,1.000,1,\n"));
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), &fixed(), 0, false),
+            prepare(&path, IdRange::new(0, 5), csv(&fixed()), false),
             Err(ResumeError::OutOfRange(..))
         ));
         let (_dir, path) = file_with(&format!("{HEAD}x,200,9,1.000,1,\n"));
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), &fixed(), 0, false),
+            prepare(&path, IdRange::new(0, 5), csv(&fixed()), false),
             Err(ResumeError::Row(..))
         ));
     }
@@ -261,13 +277,13 @@ mod tests {
     fn nothing_to_resume_without_a_complete_header() {
         let (_dir, path) = file_with("id,sta");
         assert!(
-            prepare(&path, IdRange::new(0, 5), &fixed(), 0, false)
+            prepare(&path, IdRange::new(0, 5), csv(&fixed()), false)
                 .expect("ok")
                 .is_none()
         );
         let missing = path.with_file_name("missing.csv");
         assert!(
-            prepare(&missing, IdRange::new(0, 5), &fixed(), 0, false)
+            prepare(&missing, IdRange::new(0, 5), csv(&fixed()), false)
                 .expect("ok")
                 .is_none()
         );
@@ -278,12 +294,12 @@ mod tests {
         let (_dir, path) =
             file_with("id,status,bytes,latency_ms,attempts,error,body\n0,200,1,1.0,1,,x\n");
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), &fixed(), 0, false),
+            prepare(&path, IdRange::new(0, 5), csv(&fixed()), false),
             Err(ResumeError::Columns(..))
         ));
         let mut with_body = fixed();
         with_body.push("body".into());
-        let resumed = prepare(&path, IdRange::new(0, 5), &with_body, 0, false)
+        let resumed = prepare(&path, IdRange::new(0, 5), csv(&with_body), false)
             .expect("ok")
             .expect("resumable");
         assert!(resumed.done.contains(0));

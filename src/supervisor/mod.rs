@@ -25,9 +25,12 @@ use crate::metrics::{self, Metrics};
 use crate::model::Batch;
 use crate::model::BodyColumn;
 use crate::output::Output;
+use crate::output::RowFormat;
+use crate::output::csv_rows::CsvRows;
+use crate::output::jsonl::JsonlRows;
 use crate::output::lock::{self, LockError, OutputLock};
 use crate::output::resume::{self, ResumeError};
-use crate::output::writer::{self, AbortWatch, RowWriter, Sink, WriterReport};
+use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
 use crate::worker::WorkerSpec;
@@ -53,8 +56,8 @@ pub enum SupervisorError {
     Spawn(usize, io::Error),
     #[error("setting up signal handling: {0}")]
     Signals(nix::Error),
-    #[error("writing the CSV: {0}")]
-    Write(#[from] csv::Error),
+    #[error("writing {0}: {1}")]
+    Write(PathBuf, io::Error),
 }
 
 impl SupervisorError {
@@ -304,18 +307,22 @@ fn lock_outputs(cfg: &RunConfig) -> Result<Vec<OutputLock>, LockError> {
     Ok(locks)
 }
 
-/// Opens the CSV for this run: a new file with a header, or — resuming — the existing file,
+/// Opens the rows' file for this run: a new file with a header, or — resuming — the existing file,
 /// prepared and appended to, with the set of ids that already have a row.
 fn open_rows(
     cfg: &RunConfig,
     path: &Path,
-) -> Result<(RowWriter<Sink>, Option<IdSet>), SupervisorError> {
+) -> Result<(Box<dyn WriteRows>, Option<IdSet>), SupervisorError> {
     // `config` refuses --resume with stdout, so here `path` is the output file.
     let resumed = match cfg.mode {
         WriteMode::Resume { retry_failed } => {
             let columns = cfg.fetch.schema.columns();
-            let index_column = cfg.fetch.schema.index_column();
-            resume::prepare(path, cfg.ids, &columns, index_column, retry_failed)?
+            let layout = resume::Layout {
+                format: cfg.format,
+                columns: &columns,
+                index_column: cfg.fetch.schema.index_column(),
+            };
+            resume::prepare(path, cfg.ids, layout, retry_failed)?
         }
         WriteMode::New | WriteMode::Overwrite => None,
     };
@@ -324,7 +331,14 @@ fn open_rows(
         None => writer::open_output(&cfg.output, cfg.mode != WriteMode::New),
     }
     .map_err(|e| SupervisorError::OpenOutput(path.to_path_buf(), e))?;
-    let rows = RowWriter::new(out, cfg.fetch.schema.clone(), resumed.is_none())?;
+    let schema = cfg.fetch.schema.clone();
+    let rows: Box<dyn WriteRows> = match cfg.format {
+        RowFormat::Csv => Box::new(
+            CsvRows::new(out, schema, resumed.is_none())
+                .map_err(|e| SupervisorError::Write(path.to_path_buf(), e))?,
+        ),
+        RowFormat::JsonLines => Box::new(JsonlRows::new(out, schema)),
+    };
     let Some(resumed) = resumed else {
         return Ok((rows, None));
     };

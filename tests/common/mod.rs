@@ -79,7 +79,7 @@ pub struct Row {
 /// malformed row.
 pub fn read_rows(path: &Path) -> Vec<Row> {
     let file = std::fs::File::open(path).expect("open csv");
-    let mut reader = RowReader::new(file).expect("ringscrape header");
+    let mut reader = RowReader::new(std::io::BufReader::new(file)).expect("ringscrape header");
     let mut rows = Vec::new();
     while let Some(raw) = reader.next_row().expect("well-formed row") {
         let row = raw.typed().expect("typed row");

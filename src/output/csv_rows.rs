@@ -1,0 +1,194 @@
+//! CSV rows (RFC 4180): the default format, with a header line, one row per record.
+
+use std::io::{self, Write};
+
+use super::writer::{WriteRows, encode_body, format_millis};
+use crate::model::{BodyColumn, Record, Schema};
+
+const BUFFER_BYTES: usize = 256 << 10;
+
+/// Formats records as CSV rows (RFC 4180 quoting: a field with a comma, quote or line break
+/// is quoted), reusing its buffers.
+pub struct CsvRows<W: Write> {
+    csv: csv::Writer<W>,
+    schema: Schema,
+    latency: Vec<u8>,
+    encoded: Vec<u8>,
+}
+
+impl<W: Write> CsvRows<W> {
+    pub fn new(out: W, schema: Schema, write_header: bool) -> io::Result<Self> {
+        let mut csv = csv::WriterBuilder::new()
+            .buffer_capacity(BUFFER_BYTES)
+            .from_writer(out);
+        if write_header {
+            csv.write_record(schema.columns()).map_err(csv_io_error)?;
+        }
+        Ok(Self {
+            csv,
+            schema,
+            latency: Vec::with_capacity(16),
+            encoded: Vec::new(),
+        })
+    }
+
+    fn write_row(&mut self, record: &Record) -> csv::Result<()> {
+        let (mut id, mut status, mut bytes, mut attempts, mut line) = (
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+        );
+        format_millis(record.latency_us, &mut self.latency);
+        let id_field = match &record.captured.key {
+            Some(key) => key.as_slice(),
+            None => id.format(record.index).as_bytes(),
+        };
+        for field in [
+            id_field,
+            record
+                .status
+                .map_or(&b""[..], |s| status.format(s).as_bytes()),
+            bytes.format(record.bytes).as_bytes(),
+            &self.latency,
+            attempts.format(record.attempts).as_bytes(),
+            record.error.map_or("", |kind| kind.as_str()).as_bytes(),
+        ] {
+            self.csv.write_field(field)?;
+        }
+        if self.schema.line {
+            self.csv.write_field(line.format(record.index))?;
+        }
+        // Error rows carry no captured values: their optional columns stay empty.
+        let headers = &record.captured.headers;
+        for slot in 0..self.schema.capture_headers.len() {
+            let value = headers.get(slot).and_then(Option::as_deref);
+            self.csv.write_field(value.unwrap_or_default())?;
+        }
+        let extracted = &record.captured.extracted;
+        for slot in 0..self.schema.extract.len() {
+            let value = extracted.get(slot).and_then(Option::as_deref);
+            self.csv.write_field(value.unwrap_or_default())?;
+        }
+        let body = record.captured.body.as_deref();
+        match self.schema.body {
+            BodyColumn::None => {}
+            BodyColumn::Files(_) => self.csv.write_field(body.unwrap_or_default())?,
+            BodyColumn::Inline(encoding) => {
+                encode_body(body.unwrap_or_default(), encoding, &mut self.encoded);
+                self.csv.write_field(&self.encoded)?;
+            }
+        }
+        self.csv.write_record(std::iter::empty::<&[u8]>())
+    }
+}
+
+impl<W: Write> WriteRows for CsvRows<W> {
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        self.write_row(record).map_err(csv_io_error)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.csv.flush()
+    }
+}
+
+/// The I/O error inside a CSV error (a write can fail no other way).
+fn csv_io_error(error: csv::Error) -> io::Error {
+    match error.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::BodyEncoding;
+    use crate::model::ErrorKind;
+    use crate::output::writer::WriteRows;
+
+    #[test]
+    fn rows_follow_the_header_with_empty_status_on_error() {
+        let mut out = Vec::new();
+        {
+            let mut rows = CsvRows::new(&mut out, Schema::default(), true).expect("header");
+            rows.write(&Record {
+                index: 7,
+                status: Some(200),
+                bytes: 71,
+                latency_us: 1_234_567,
+                attempts: 1,
+                error: None,
+                captured: Default::default(),
+            })
+            .expect("row");
+            rows.write(&Record {
+                index: 8,
+                status: None,
+                bytes: 0,
+                latency_us: 5,
+                attempts: 3,
+                error: Some(ErrorKind::Timeout),
+                captured: Default::default(),
+            })
+            .expect("row");
+            rows.flush().expect("flush");
+        }
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "id,status,bytes,latency_ms,attempts,error\n7,200,71,1234.567,1,\n8,,0,0.005,3,timeout\n"
+        );
+    }
+
+    #[test]
+    fn optional_columns_follow_with_quoting_and_bodies_are_never_mangled() {
+        let schema = Schema {
+            line: false,
+            capture_headers: vec!["etag".into(), "x-missing".into()],
+            extract: vec![crate::extract::ExtractSpec {
+                name: "n".into(),
+                expr: "/n".into(),
+            }],
+            body: BodyColumn::Inline(BodyEncoding::Text),
+        };
+        let mut out = Vec::new();
+        {
+            let mut rows = CsvRows::new(&mut out, schema.clone(), true).expect("header");
+            let row = |index, body: &[u8]| Record {
+                index,
+                status: Some(200),
+                bytes: body.len() as u64,
+                latency_us: 1000,
+                attempts: 1,
+                error: None,
+                captured: crate::model::Captured {
+                    headers: vec![Some(b"\"v1\"".to_vec()), None],
+                    body: Some(body.to_vec()),
+                    key: None,
+                    extracted: vec![Some(b"4,2".to_vec())],
+                },
+            };
+            rows.write(&row(1, b"line one\nline, two")).expect("row");
+            rows.write(&row(2, b"\xff\x00bin")).expect("row");
+            rows.write(&Record {
+                index: 3,
+                error: Some(ErrorKind::Timeout),
+                ..Record::default()
+            })
+            .expect("row");
+            rows.flush().expect("flush");
+        }
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "id,status,bytes,latency_ms,attempts,error,etag,x-missing,n,body\n\
+             1,200,18,1.000,1,,\"\"\"v1\"\"\",,\"4,2\",\"line one\nline, two\"\n\
+             2,200,5,1.000,1,,\"\"\"v1\"\"\",,\"4,2\",base64:/wBiaW4=\n\
+             3,,0,0.000,0,timeout,,,,\n"
+        );
+        let mut encoded = Vec::new();
+        encode_body(b"plain", BodyEncoding::Base64, &mut encoded);
+        assert_eq!(encoded, b"cGxhaW4=");
+    }
+}

@@ -1,0 +1,208 @@
+//! JSON Lines rows: one object per record, keys = the CSV's column names in the same order,
+//! typed: `id` (a number for an id range, the key as a string for an `--ids-file`), `status`,
+//! `bytes`, `latency_ms`, `attempts` and `line` as numbers, `error` a string; `null` wherever the
+//! CSV cell is empty. Captured headers, extracted fields and bodies are strings (a body or
+//! header that is not UTF-8 as `base64:…`, as in the CSV's text mode).
+//!
+//! A string never holds a raw line break, so a torn last line is cut by `--resume` as in CSV.
+
+use std::io::{self, Write};
+
+use super::writer::{WriteRows, encode_body, format_millis};
+use crate::model::{BodyColumn, BodyEncoding, Record, Schema};
+
+const BUFFER_BYTES: usize = 256 << 10;
+
+/// Formats records as JSON Lines, reusing its buffers.
+pub struct JsonlRows<W: Write> {
+    out: io::BufWriter<W>,
+    schema: Schema,
+    /// Each column's key, already quoted with its colon and the comma before it.
+    keys: Vec<Vec<u8>>,
+    line: Vec<u8>,
+    scratch: Vec<u8>,
+}
+
+impl<W: Write> JsonlRows<W> {
+    pub fn new(out: W, schema: Schema) -> Self {
+        let keys = schema
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(at, name)| {
+                let mut key = if at == 0 {
+                    b"{".to_vec()
+                } else {
+                    b",".to_vec()
+                };
+                serde_json::to_writer(&mut key, name).expect("a Vec takes any write");
+                key.push(b':');
+                key
+            })
+            .collect();
+        Self {
+            out: io::BufWriter::with_capacity(BUFFER_BYTES, out),
+            schema,
+            keys,
+            line: Vec::with_capacity(256),
+            scratch: Vec::new(),
+        }
+    }
+
+    fn format(&mut self, record: &Record) {
+        let line = &mut self.line;
+        line.clear();
+        let mut keys = self.keys.iter();
+        let mut key =
+            |line: &mut Vec<u8>| line.extend_from_slice(keys.next().expect("a key per column"));
+        let mut number = itoa::Buffer::new();
+        key(line);
+        match &record.captured.key {
+            Some(text) => string(line, text, &mut self.scratch),
+            None => line.extend_from_slice(number.format(record.index).as_bytes()),
+        }
+        key(line);
+        match record.status {
+            Some(status) => line.extend_from_slice(number.format(status).as_bytes()),
+            None => line.extend_from_slice(b"null"),
+        }
+        key(line);
+        line.extend_from_slice(number.format(record.bytes).as_bytes());
+        key(line);
+        format_millis(record.latency_us, &mut self.scratch);
+        line.extend_from_slice(&self.scratch);
+        key(line);
+        line.extend_from_slice(number.format(record.attempts).as_bytes());
+        key(line);
+        match record.error {
+            Some(kind) => {
+                line.push(b'"');
+                line.extend_from_slice(kind.as_str().as_bytes());
+                line.push(b'"');
+            }
+            None => line.extend_from_slice(b"null"),
+        }
+        if self.schema.line {
+            key(line);
+            line.extend_from_slice(number.format(record.index).as_bytes());
+        }
+        let captured = &record.captured;
+        for slot in 0..self.schema.capture_headers.len() {
+            key(line);
+            optional(line, captured.headers.get(slot), &mut self.scratch);
+        }
+        for slot in 0..self.schema.extract.len() {
+            key(line);
+            optional(line, captured.extracted.get(slot), &mut self.scratch);
+        }
+        match self.schema.body {
+            BodyColumn::None => {}
+            BodyColumn::Files(_) => {
+                key(line);
+                optional(line, Some(&captured.body), &mut self.scratch);
+            }
+            BodyColumn::Inline(encoding) => {
+                key(line);
+                match &captured.body {
+                    Some(body) => {
+                        let mut encoded = Vec::new();
+                        encode_body(body, encoding, &mut encoded);
+                        string(line, &encoded, &mut self.scratch);
+                    }
+                    None => line.extend_from_slice(b"null"),
+                }
+            }
+        }
+        line.extend_from_slice(b"}\n");
+    }
+}
+
+/// A value that may be absent (`null`), written as a string.
+fn optional(line: &mut Vec<u8>, value: Option<&Option<Vec<u8>>>, scratch: &mut Vec<u8>) {
+    match value.and_then(Option::as_ref) {
+        Some(bytes) => string(line, bytes, scratch),
+        None => line.extend_from_slice(b"null"),
+    }
+}
+
+/// `bytes` as a JSON string: as text when UTF-8, else `base64:…` (never mangled).
+fn string(line: &mut Vec<u8>, bytes: &[u8], scratch: &mut Vec<u8>) {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            encode_body(bytes, BodyEncoding::Text, scratch);
+            std::str::from_utf8(scratch).expect("base64 is ASCII")
+        }
+    };
+    serde_json::to_writer(line, text).expect("a Vec takes any write");
+}
+
+impl<W: Write> WriteRows for JsonlRows<W> {
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        self.format(record);
+        self.out.write_all(&self.line)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Captured, ErrorKind};
+
+    #[test]
+    fn rows_are_typed_objects_in_column_order_with_nulls_for_empty_cells() {
+        let schema = Schema {
+            line: true,
+            capture_headers: vec!["etag".into()],
+            extract: vec![crate::extract::ExtractSpec {
+                name: "n".into(),
+                expr: "/n".into(),
+            }],
+            body: BodyColumn::Inline(BodyEncoding::Text),
+        };
+        let mut out = Vec::new();
+        {
+            let mut rows = JsonlRows::new(&mut out, schema);
+            rows.write(&Record {
+                index: 3,
+                status: Some(200),
+                bytes: 5,
+                latency_us: 1500,
+                attempts: 1,
+                error: None,
+                captured: Captured {
+                    headers: vec![Some(b"\"v\"".to_vec())],
+                    body: Some(b"a\nb\xff".to_vec()),
+                    key: Some(b"k\"ey".to_vec()),
+                    extracted: vec![None],
+                },
+            })
+            .expect("row");
+            rows.write(&Record {
+                index: 4,
+                error: Some(ErrorKind::Timeout),
+                captured: Captured {
+                    key: Some(b"k2".to_vec()),
+                    ..Captured::default()
+                },
+                ..Record::default()
+            })
+            .expect("row");
+            rows.flush().expect("flush");
+        }
+        let text = String::from_utf8(out).expect("utf-8");
+        assert_eq!(
+            text,
+            "{\"id\":\"k\\\"ey\",\"status\":200,\"bytes\":5,\"latency_ms\":1.500,\"attempts\":1,\"error\":null,\"line\":3,\"etag\":\"\\\"v\\\"\",\"n\":null,\"body\":\"base64:YQpi/w==\"}\n\
+             {\"id\":\"k2\",\"status\":null,\"bytes\":0,\"latency_ms\":0.000,\"attempts\":0,\"error\":\"timeout\",\"line\":4,\"etag\":null,\"n\":null,\"body\":null}\n"
+        );
+        for line in text.lines() {
+            let value: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
+            assert!(value.is_object());
+        }
+    }
+}

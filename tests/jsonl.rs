@@ -1,0 +1,223 @@
+//! JSON Lines output: read back by Python's `json` (a reader nobody here wrote) row by row against
+//! the CSV of the same scrape; kill -9 mid-run then `--resume`; `merge` of per-node files.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Rows of a JSON Lines file as Python's `json` reads them, checked for types there:
+/// id → [status, bytes, attempts, error, latency_ms > 0, the optional columns].
+fn python_rows(path: &Path) -> BTreeMap<u64, serde_json::Value> {
+    let script = r#"
+import json, sys
+out = {}
+for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
+    row = json.loads(line)
+    assert isinstance(row["id"], int), (n, row)
+    assert row["status"] is None or isinstance(row["status"], int), (n, row)
+    assert isinstance(row["bytes"], int) and isinstance(row["attempts"], int), (n, row)
+    assert isinstance(row["latency_ms"], float), (n, row)
+    assert row["error"] is None or isinstance(row["error"], str), (n, row)
+    assert str(row["id"]) not in out, ("duplicate", row["id"])
+    keys = list(row)
+    out[str(row["id"])] = [row["status"], row["bytes"], row["attempts"], row["error"] or "",
+                           row["latency_ms"] > 0] + [row[k] for k in keys[6:]]
+print(json.dumps(out))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let map: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&out.stdout).expect("python's json");
+    map.into_iter()
+        .map(|(id, v)| (id.parse().expect("id"), v))
+        .collect()
+}
+
+fn run_ok(dir: &Path, args: &[&str]) {
+    let out = ringscrape(dir, args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn json_lines_hold_what_the_csv_of_the_same_scrape_holds() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let common = [
+        "-u",
+        &url,
+        "-i",
+        "0..3000",
+        "-s",
+        "2",
+        "-c",
+        "16",
+        "--save-body",
+        "--capture-header",
+        "content-type",
+        "--extract",
+        "v=/v",
+        "--no-progress",
+    ];
+    run_ok(
+        dir.path(),
+        &[&["run", "-o", "out.csv"][..], &common].concat(),
+    );
+    run_ok(
+        dir.path(),
+        &[&["run", "-o", "out.jsonl"][..], &common].concat(),
+    );
+    let csv: BTreeMap<u64, Row> = read_rows(&dir.path().join("out.csv"))
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    let jsonl = python_rows(&dir.path().join("out.jsonl"));
+    assert_eq!(jsonl.len(), 3000);
+    assert_eq!(
+        csv.keys().collect::<Vec<_>>(),
+        jsonl.keys().collect::<Vec<_>>()
+    );
+    for (id, row) in &csv {
+        let mut want = vec![
+            row.status.map_or(serde_json::Value::Null, Into::into),
+            row.bytes.into(),
+            row.attempts.into(),
+            row.error.clone().into(),
+            true.into(),
+        ];
+        want.extend(
+            row.extra
+                .iter()
+                .map(|text| serde_json::Value::from(text.as_str())),
+        );
+        assert_eq!(jsonl[id], serde_json::Value::from(want), "id {id}");
+    }
+}
+
+#[test]
+fn kill_9_mid_run_then_resume_leaves_one_json_line_per_id() {
+    let server = Server::start(&["--delay-ms", "1..4"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let args = [
+        "run",
+        "-u",
+        &url,
+        "-i",
+        "0..20000",
+        "-s",
+        "2",
+        "-c",
+        "16",
+        "-o",
+        "out.jsonl",
+        "--save-body",
+        "--no-progress",
+    ];
+    let run = spawn_ringscrape(dir.path(), &args);
+    let path = dir.path().join("out.jsonl");
+    let started = wait_for(Duration::from_secs(10), || {
+        let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+        (len > 50_000).then_some(())
+    });
+    assert!(started.is_some(), "no rows written");
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGKILL).expect("kill");
+    let mut run = run;
+    let _ = run.wait();
+    // The workers notice their supervisor is gone; give them a moment to stop writing.
+    std::thread::sleep(Duration::from_millis(300));
+    let partial = python_rows_allowing_torn_end(&path);
+    assert!(partial < 20_000, "killed before the end: {partial}");
+    run_ok(dir.path(), &[&args[..], &["--resume"]].concat());
+    let rows = python_rows(&path);
+    assert_eq!(rows.len(), 20_000);
+    assert!(rows.keys().copied().eq(0..20_000));
+    for (id, row) in &rows {
+        assert_eq!(row[0], 200, "id {id}: {row}");
+        assert_eq!(row[1].as_u64(), Some(demo_body_len(*id)));
+    }
+}
+
+/// Whole lines before a torn last one, counted.
+fn python_rows_allowing_torn_end(path: &Path) -> usize {
+    let text = std::fs::read(path).expect("read");
+    let whole = &text[..text.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)];
+    for line in whole.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        serde_json::from_slice::<serde_json::Value>(line).expect("a whole line is whole JSON");
+    }
+    whole.iter().filter(|b| **b == b'\n').count()
+}
+
+#[test]
+fn merge_joins_per_node_json_lines_files() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    for k in 0..3 {
+        let (index, out) = (k.to_string(), format!("part-{k}.jsonl"));
+        run_ok(
+            dir.path(),
+            &[
+                "run",
+                "-u",
+                &url,
+                "-i",
+                "0..3000",
+                "-s",
+                "1",
+                "-c",
+                "8",
+                "-o",
+                &out,
+                "--node-index",
+                &index,
+                "--node-count",
+                "3",
+                "--no-progress",
+            ],
+        );
+    }
+    let merged = ringscrape(
+        dir.path(),
+        &[
+            "merge",
+            "-i",
+            "0..3000",
+            "all.jsonl",
+            "part-0.jsonl",
+            "part-1.jsonl",
+            "part-2.jsonl",
+        ],
+    );
+    assert_eq!(merged.status.code(), Some(0), "{}", stderr(&merged));
+    let rows = python_rows(&dir.path().join("all.jsonl"));
+    assert!(rows.keys().copied().eq(0..3000));
+    let missing = ringscrape(
+        dir.path(),
+        &[
+            "merge",
+            "-i",
+            "0..3000",
+            "two.jsonl",
+            "part-0.jsonl",
+            "part-2.jsonl",
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(1), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("missing"), "{}", stderr(&missing));
+}
