@@ -143,6 +143,10 @@ pub struct RunArgs {
     /// (.jsonl, .ndjson), else csv
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub format: Option<crate::output::RowFormat>,
+    /// Parquet: rows per part file (a part is also closed 10 s after its first row, and at the
+    /// end); rows not yet in a closed part are fetched again by --resume after a crash
+    #[arg(long, value_name = "N", default_value_t = crate::output::parquet::PART_ROWS)]
+    pub part_rows: usize,
     /// TOML config file of flags (`concurrency = 64`); command-line flags win over it
     /// [default: config/default.toml if present]
     #[arg(long, value_name = "FILE", env = "RINGSCRAPE_CONFIG")]

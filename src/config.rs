@@ -68,6 +68,8 @@ pub struct RunConfig {
     pub output: Output,
     /// `--format`, else from the output's extension (CSV for stdout).
     pub format: RowFormat,
+    /// `--part-rows`: rows per Parquet part.
+    pub part_rows: usize,
     pub mode: WriteMode,
     pub progress: bool,
 }
@@ -94,6 +96,10 @@ pub enum ConfigError {
     Columns(#[from] crate::model::ColumnClash),
     #[error(transparent)]
     Extract(#[from] crate::extract::ExtractError),
+    #[error(
+        "--format parquet: Parquet is a directory of part files; give it a path with -o, not stdout"
+    )]
+    ParquetStdout,
     #[error(
         "--max-body {0} with --save-body: at most {MAX_INLINE_BODY} bytes (use --bodies-dir for larger bodies)"
     )]
@@ -220,6 +226,9 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         Output::File(path) => RowFormat::of_path(path),
         Output::Stdout => RowFormat::Csv,
     });
+    if format == RowFormat::Parquet && output == Output::Stdout {
+        return Err(ConfigError::ParquetStdout);
+    }
     if let Some(addr) = &args.metrics
         && addr.parse::<std::net::SocketAddr>().is_err()
     {
@@ -279,6 +288,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
         output,
         format,
+        part_rows: at_least_one("part-rows", args.part_rows)?,
         mode,
         progress: !args.no_progress && !args.quiet,
     })

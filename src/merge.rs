@@ -7,12 +7,13 @@
 //! file is written beside OUT and renamed into place, so OUT is never half a merge.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::ids::{IdRange, IdRangeError, IdSet};
 use crate::job::KeyFile;
 use crate::output::RowFormat;
+use crate::output::parquet::{self, PartWriter};
 use crate::output::reader::{ReadError, RowCopier, RowReader, complete_len};
 
 /// How many ranges a report lists before it says how many more there are.
@@ -154,16 +155,52 @@ impl MergeJob {
         })
     }
 
-    /// Streams every input into OUT, keeping one row per item.
+    /// Streams every input into OUT, keeping one row per item. Every file is in OUT's format
+    /// (by its extension): CSV, JSON Lines, or a directory of Parquet parts.
     pub fn run(&self) -> Result<MergeReport, MergeError> {
         let write_err = |e| MergeError::Write(self.out.clone(), e);
+        let format = RowFormat::of_path(&self.out);
+        let beside = crate::config::directory_of(&self.out);
+        if format == RowFormat::Parquet {
+            let staged = tempfile::Builder::new()
+                .prefix(".ringscrape-merge")
+                .tempdir_in(beside)
+                .map_err(write_err)?;
+            let parts = PartWriter::new(staged.path(), None).map_err(write_err)?;
+            let (report, copier) = self.copy_all(format, RowCopier::parquet(parts))?;
+            copier.into_inner().map_err(write_err)?;
+            if self.out.is_dir() {
+                std::fs::remove_dir_all(&self.out).map_err(write_err)?;
+            } else if self.out.exists() {
+                std::fs::remove_file(&self.out).map_err(write_err)?;
+            }
+            std::fs::rename(staged.keep(), &self.out).map_err(write_err)?;
+            return Ok(report);
+        }
         let staged = tempfile::Builder::new()
             .prefix(".ringscrape-merge")
-            .tempfile_in(crate::config::directory_of(&self.out))
+            .tempfile_in(beside)
             .map_err(write_err)?;
-        // Every file in the format of OUT (by its extension).
-        let format = RowFormat::of_path(&self.out);
-        let mut csv = RowCopier::new(BufWriter::with_capacity(1 << 20, staged), format);
+        let copier = RowCopier::new(BufWriter::with_capacity(1 << 20, staged), format);
+        let (report, copier) = self.copy_all(format, copier)?;
+        let staged = copier
+            .into_inner()
+            .map_err(write_err)?
+            .expect("a stream format hands its writer back")
+            .into_inner()
+            .map_err(|e| write_err(e.into_error()))?;
+        staged.as_file().sync_all().map_err(write_err)?;
+        staged.persist(&self.out).map_err(|e| write_err(e.error))?;
+        Ok(report)
+    }
+
+    /// Copies every input's rows of items without a row yet into `out`.
+    fn copy_all<W: Write>(
+        &self,
+        format: RowFormat,
+        mut out: RowCopier<W>,
+    ) -> Result<(MergeReport, RowCopier<W>), MergeError> {
+        let write_err = |e| MergeError::Write(self.out.clone(), e);
         let mut seen = IdSet::new(self.items);
         let mut header: Option<(PathBuf, Vec<String>)> = None;
         let mut order: Vec<&PathBuf> = self.inputs.iter().collect();
@@ -174,29 +211,26 @@ impl MergeJob {
         let mut inputs = Vec::with_capacity(order.len());
         let mut written = 0;
         for path in order {
-            let report =
-                self.merge_one(path, format, &mut header, &mut seen, &mut csv, &mut written)?;
-            inputs.push(report);
+            let mut into = MergeInto {
+                header: &mut header,
+                seen: &mut seen,
+                out: &mut out,
+                written: &mut written,
+            };
+            inputs.push(self.merge_one(path, format, &mut into)?);
         }
         if header.is_none() {
             // No input had a header: OUT still gets the fixed columns, so it reads as ours.
             let fixed = crate::model::FIXED_COLUMNS.map(String::from);
-            csv.header(&fixed).map_err(write_err)?;
+            out.header(&fixed).map_err(write_err)?;
         }
         if self.allow_duplicates == Some(Keep::Last) {
             inputs.reverse();
         }
-        let staged = csv
-            .into_inner()
-            .map_err(write_err)?
-            .into_inner()
-            .map_err(|e| write_err(e.into_error()))?;
-        staged.as_file().sync_all().map_err(write_err)?;
-        staged.persist(&self.out).map_err(|e| write_err(e.error))?;
         let mut covered = seen;
         covered.union_with(&self.exempt);
         let missing_count = self.items.len() - covered.count();
-        Ok(MergeReport {
+        let report = MergeReport {
             items: self.items,
             written,
             covered,
@@ -204,18 +238,16 @@ impl MergeJob {
             inputs,
             reference: header.map(|(path, _)| path),
             allow_duplicates: self.allow_duplicates,
-        })
+        };
+        Ok((report, out))
     }
 
-    /// Copies the rows of one input whose item has no row yet.
-    fn merge_one(
+    /// Opens one input in `format` and copies its rows of items that have no row yet.
+    fn merge_one<W: Write>(
         &self,
         path: &Path,
         format: RowFormat,
-        header: &mut Option<(PathBuf, Vec<String>)>,
-        seen: &mut IdSet,
-        csv: &mut RowCopier<impl Write>,
-        written: &mut u64,
+        into: &mut MergeInto<'_, W>,
     ) -> Result<InputReport, MergeError> {
         let read_err = |e| MergeError::ReadInput(path.to_path_buf(), e);
         let io_err = |e: io::Error| {
@@ -228,6 +260,19 @@ impl MergeJob {
             path: path.to_path_buf(),
             ..InputReport::default()
         };
+        if format == RowFormat::Parquet {
+            // Only closed parts count; a node's unfinished part is what its resume refetches.
+            let parts = parquet::parts(path).map_err(io_err)?;
+            return match RowReader::parquet(parts) {
+                Ok(Some(rows)) => self.copy_rows(rows, report, into),
+                Ok(None) => Ok(report),
+                Err(ReadError::Header(text)) => {
+                    report.other_header = Some(text);
+                    Ok(report)
+                }
+                Err(e) => Err(read_err(e)),
+            };
+        }
         let mut file = File::open(path).map_err(io_err)?;
         let complete = complete_len(&mut file).map_err(io_err)?;
         report.torn_bytes = file.metadata().map_err(io_err)?.len() - complete;
@@ -236,18 +281,28 @@ impl MergeJob {
         }
         file.seek(SeekFrom::Start(0)).map_err(io_err)?;
         let reader = BufReader::with_capacity(1 << 20, (&file).take(complete));
-        let mut rows = match RowReader::of_format(reader, format) {
-            Ok(Some(rows)) => rows,
+        match RowReader::of_format(reader, format) {
+            Ok(Some(rows)) => self.copy_rows(rows, report, into),
             // JSON Lines without a row: nothing to merge from it.
-            Ok(None) => return Ok(report),
+            Ok(None) => Ok(report),
             Err(ReadError::Header(text)) => {
                 report.other_header = Some(text);
-                return Ok(report);
+                Ok(report)
             }
-            Err(e) => return Err(read_err(e)),
-        };
+            Err(e) => Err(read_err(e)),
+        }
+    }
+
+    /// Copies the rows of one input whose item has no row yet.
+    fn copy_rows<R: BufRead, W: Write>(
+        &self,
+        mut rows: RowReader<R>,
+        mut report: InputReport,
+        into: &mut MergeInto<'_, W>,
+    ) -> Result<InputReport, MergeError> {
+        let read_err = |e| MergeError::ReadInput(report.path.clone(), e);
         let columns = rows.columns().to_vec();
-        match header {
+        match &into.header {
             Some((_, first)) if *first != columns => {
                 report.other_header = Some(rows.columns().join(","));
                 return Ok(report);
@@ -258,9 +313,10 @@ impl MergeJob {
                     report.other_header = Some(rows.columns().join(","));
                     return Ok(report);
                 };
-                csv.header(&columns)
+                into.out
+                    .header(&columns)
                     .map_err(|e| MergeError::Write(self.out.clone(), e))?;
-                *header = Some((path.to_path_buf(), columns));
+                *into.header = Some((report.path.clone(), columns));
             }
         }
         let index_column = rows.column(self.index_column).unwrap_or(0);
@@ -271,10 +327,11 @@ impl MergeJob {
             if !self.items.contains(index) || self.exempt.contains(index) {
                 report.outside += 1;
                 report.first_outside.get_or_insert(index);
-            } else if seen.insert(index) {
-                csv.copy(&raw)
+            } else if into.seen.insert(index) {
+                into.out
+                    .copy(&raw)
                     .map_err(|e| MergeError::Write(self.out.clone(), e))?;
-                *written += 1;
+                *into.written += 1;
             } else {
                 duplicates.insert(index);
             }
@@ -284,6 +341,14 @@ impl MergeJob {
         }
         Ok(report)
     }
+}
+
+/// Where the rows of the inputs go, and what was kept so far.
+struct MergeInto<'a, W: Write> {
+    header: &'a mut Option<(PathBuf, Vec<String>)>,
+    seen: &'a mut IdSet,
+    out: &'a mut RowCopier<W>,
+    written: &'a mut u64,
 }
 
 /// True when both paths name one file (an input given as OUT by mistake).

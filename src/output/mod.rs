@@ -8,6 +8,7 @@ pub mod bodies;
 pub mod csv_rows;
 pub mod jsonl;
 pub mod lock;
+pub mod parquet;
 pub mod reader;
 pub mod resume;
 pub mod writer;
@@ -21,10 +22,12 @@ pub enum RowFormat {
     /// One JSON object per line, keys = the CSV's column names, typed.
     #[value(name = "jsonl")]
     JsonLines,
+    /// A directory of Parquet part files, typed columns, zstd.
+    Parquet,
 }
 
 impl RowFormat {
-    /// `.jsonl` / `.ndjson` → JSON Lines; anything else → CSV.
+    /// `.jsonl` / `.ndjson` → JSON Lines, `.parquet` → Parquet; anything else → CSV.
     pub fn of_path(path: &std::path::Path) -> RowFormat {
         match path.extension().and_then(|e| e.to_str()) {
             Some(ext)
@@ -32,6 +35,7 @@ impl RowFormat {
             {
                 RowFormat::JsonLines
             }
+            Some(ext) if ext.eq_ignore_ascii_case("parquet") => RowFormat::Parquet,
             _ => RowFormat::Csv,
         }
     }

@@ -7,7 +7,14 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 
+use std::path::PathBuf;
+
+use ::parquet::arrow::arrow_reader::ParquetRecordBatchReader;
+use arrow_array::RecordBatch;
+use arrow_array::RecordBatchReader;
+
 use super::RowFormat;
+use super::parquet::{self, PartWriter};
 use crate::model::{ErrorKind, FIXED_COLUMNS, is_success};
 
 /// Column positions of the fixed columns.
@@ -47,6 +54,16 @@ enum Format<R> {
         /// The first line was read to learn the columns and is still to be handed out.
         pending: bool,
     },
+    Parquet {
+        /// Parts still to read, in order.
+        parts: std::vec::IntoIter<PathBuf>,
+        part: Option<ParquetRecordBatchReader>,
+        batch: Option<RecordBatch>,
+        /// Batches read so far (tells one batch from the next).
+        seq: u64,
+        /// The next row of `batch`.
+        row: usize,
+    },
 }
 
 /// The current row of a [`RowReader`], parsed only as far as asked.
@@ -59,6 +76,12 @@ pub struct RawRow<'a> {
 /// A row's fields as the file holds them.
 pub enum RawFields<'a> {
     Csv(&'a csv::ByteRecord),
+    /// Row `row` of the `seq`-th batch read.
+    Parquet {
+        batch: &'a RecordBatch,
+        seq: u64,
+        row: usize,
+    },
     /// The line (without its line end) and its values in column order.
     Json {
         text: &'a [u8],
@@ -120,6 +143,10 @@ impl<R: BufRead> RowReader<R> {
         match format {
             RowFormat::Csv => Self::new(input).map(Some),
             RowFormat::JsonLines => Self::json_lines(input),
+            RowFormat::Parquet => Err(ReadError::Row {
+                line: 0,
+                message: "Parquet is read from its directory, not a stream".into(),
+            }),
         }
     }
 
@@ -152,6 +179,38 @@ impl<R: BufRead> RowReader<R> {
         *values = object.into_iter().map(|(_, v)| v).collect();
         *pending = true;
         Ok(Some(reader))
+    }
+}
+
+impl RowReader<io::Empty> {
+    /// The rows of Parquet `parts`, one after the other (their columns must agree); `None` when
+    /// there is no part. A row's `line` is its number across the parts, from 1.
+    pub fn parquet(parts: Vec<PathBuf>) -> Result<Option<Self>, ReadError> {
+        let Some(first) = parts.first() else {
+            return Ok(None);
+        };
+        let fail = |e: io::Error| ReadError::Row {
+            line: 0,
+            message: e.to_string(),
+        };
+        let reader = parquet::open_part(first).map_err(fail)?;
+        let columns: Vec<String> = reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        check_fixed(&columns, || columns.join(","))?;
+        Ok(Some(Self {
+            format: Format::Parquet {
+                parts: parts.into_iter(),
+                part: None,
+                batch: None,
+                seq: 0,
+                row: 0,
+            },
+            columns,
+        }))
     }
 }
 
@@ -241,6 +300,55 @@ impl<R: BufRead> RowReader<R> {
                     fields: RawFields::Json { text, values },
                 }))
             }
+            Format::Parquet {
+                parts,
+                part,
+                batch,
+                seq,
+                row,
+            } => {
+                let fail = |message: String| ReadError::Row { line: 0, message };
+                // The next batch with a row left: from this part, else from the next part.
+                while batch.as_ref().is_none_or(|b| *row >= b.num_rows()) {
+                    if let Some(reader) = part {
+                        match reader.next() {
+                            Some(Ok(next)) => {
+                                if next
+                                    .schema()
+                                    .fields()
+                                    .iter()
+                                    .map(|f| f.name())
+                                    .ne(self.columns.iter())
+                                {
+                                    return Err(fail(
+                                        "a part with other columns than the first".into(),
+                                    ));
+                                }
+                                *batch = Some(next);
+                                *seq += 1;
+                                *row = 0;
+                                continue;
+                            }
+                            Some(Err(e)) => return Err(fail(e.to_string())),
+                            None => *part = None,
+                        }
+                    }
+                    let Some(path) = parts.next() else {
+                        return Ok(None);
+                    };
+                    *part = Some(parquet::open_part(&path).map_err(|e| fail(e.to_string()))?);
+                }
+                let batch = batch.as_ref().expect("a batch with a row left");
+                *row += 1;
+                Ok(Some(RawRow {
+                    line: *seq * 1_000_000_000 + *row as u64,
+                    fields: RawFields::Parquet {
+                        batch,
+                        seq: *seq,
+                        row: *row - 1,
+                    },
+                }))
+            }
         }
     }
 }
@@ -273,6 +381,15 @@ impl RawRow<'_> {
                     serde_json::Value::String(text) => Ok(Cow::Borrowed(text)),
                     other => Ok(Cow::Owned(other.to_string())),
                 }
+            }
+            RawFields::Parquet { batch, row, .. } => {
+                let array = batch
+                    .columns()
+                    .get(column)
+                    .ok_or_else(|| self.fail("too few fields"))?;
+                parquet::cell(array.as_ref(), *row)
+                    .map(Cow::Owned)
+                    .ok_or_else(|| self.fail("a column of a type ringscrape does not write"))
             }
         }
     }
@@ -326,6 +443,7 @@ impl RawRow<'_> {
         let columns = match &self.fields {
             RawFields::Csv(record) => record.len(),
             RawFields::Json { values, .. } => values.len(),
+            RawFields::Parquet { batch, .. } => batch.num_columns(),
         };
         Ok(Row {
             id: self.field(ID)?.into_owned(),
@@ -337,9 +455,7 @@ impl RawRow<'_> {
             extra: (FIXED_COLUMNS.len()..columns)
                 .map(|c| match &self.fields {
                     RawFields::Csv(record) => String::from_utf8_lossy(&record[c]).into_owned(),
-                    RawFields::Json { .. } => {
-                        self.field(c).map(Cow::into_owned).unwrap_or_default()
-                    }
+                    _ => self.field(c).map(Cow::into_owned).unwrap_or_default(),
                 })
                 .collect(),
         })
@@ -350,13 +466,34 @@ impl RawRow<'_> {
 pub enum RowCopier<W: Write> {
     Csv(Box<csv::Writer<W>>),
     JsonLines(W),
+    Parquet(Box<ParquetCopy>),
+}
+
+/// Parquet parts being written, and the rows kept of the current batch (written, filtered,
+/// when the next batch begins).
+pub struct ParquetCopy {
+    parts: PartWriter,
+    current: Option<(u64, RecordBatch, Vec<bool>)>,
+}
+
+impl RowCopier<io::Sink> {
+    /// Rows copied into the parts `parts` writes.
+    pub fn parquet(parts: PartWriter) -> Self {
+        RowCopier::Parquet(Box::new(ParquetCopy {
+            parts,
+            current: None,
+        }))
+    }
 }
 
 impl<W: Write> RowCopier<W> {
+    /// A copier of a stream format (CSV, JSON Lines).
     pub fn new(out: W, format: RowFormat) -> Self {
         match format {
-            RowFormat::Csv => RowCopier::Csv(Box::new(csv::Writer::from_writer(out))),
             RowFormat::JsonLines => RowCopier::JsonLines(out),
+            RowFormat::Csv | RowFormat::Parquet => {
+                RowCopier::Csv(Box::new(csv::Writer::from_writer(out)))
+            }
         }
     }
 
@@ -364,7 +501,7 @@ impl<W: Write> RowCopier<W> {
     pub fn header(&mut self, columns: &[String]) -> io::Result<()> {
         match self {
             RowCopier::Csv(csv) => csv.write_record(columns).map_err(io::Error::from),
-            RowCopier::JsonLines(_) => Ok(()),
+            RowCopier::JsonLines(_) | RowCopier::Parquet(_) => Ok(()),
         }
     }
 
@@ -377,20 +514,50 @@ impl<W: Write> RowCopier<W> {
                 out.write_all(text)?;
                 out.write_all(b"\n")
             }
+            (RowCopier::Parquet(copy), RawFields::Parquet { batch, seq, row }) => {
+                let ParquetCopy { parts, current } = copy.as_mut();
+                if current.as_ref().is_some_and(|(at, _, _)| at != seq) {
+                    write_kept(parts, current.take())?;
+                }
+                let (_, _, keep) = current
+                    .get_or_insert_with(|| (*seq, (*batch).clone(), vec![false; batch.num_rows()]));
+                keep[*row] = true;
+                Ok(())
+            }
             _ => Err(io::Error::other("a row copied into another format")),
         }
     }
 
-    /// Flushes and hands back the writer.
-    pub fn into_inner(self) -> io::Result<W> {
+    /// Flushes and hands back the writer (`None` for Parquet: its last part is closed in place).
+    pub fn into_inner(self) -> io::Result<Option<W>> {
         match self {
-            RowCopier::Csv(csv) => csv.into_inner().map_err(|e| e.into_error()),
+            RowCopier::Csv(csv) => csv.into_inner().map(Some).map_err(|e| e.into_error()),
             RowCopier::JsonLines(mut out) => {
                 out.flush()?;
-                Ok(out)
+                Ok(Some(out))
+            }
+            RowCopier::Parquet(copy) => {
+                let ParquetCopy { mut parts, current } = *copy;
+                write_kept(&mut parts, current)?;
+                parts.close_part()?;
+                Ok(None)
             }
         }
     }
+}
+
+/// The kept rows of one batch, into the open part.
+fn write_kept(
+    parts: &mut PartWriter,
+    current: Option<(u64, RecordBatch, Vec<bool>)>,
+) -> io::Result<()> {
+    let Some((_, batch, keep)) = current else {
+        return Ok(());
+    };
+    let mask = arrow_array::BooleanArray::from(keep);
+    let kept =
+        arrow_select::filter::filter_record_batch(&batch, &mask).map_err(io::Error::other)?;
+    parts.write(&kept)
 }
 
 /// Length of the file up to and including its last newline: anything after it is a torn line

@@ -8,6 +8,7 @@ use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::RowFormat;
+use super::parquet;
 use super::reader::{RawRow, ReadError, RowCopier, RowReader, complete_len};
 use super::writer::Sink;
 use crate::ids::{IdRange, IdSet};
@@ -21,6 +22,8 @@ pub struct Resumed {
     pub torn_bytes: u64,
     /// Rows dropped by the rewrite (failed rows with `--retry-failed`, duplicates).
     pub dropped_rows: u64,
+    /// Parquet: unfinished parts a crash left, removed.
+    pub removed_parts: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -51,9 +54,9 @@ pub struct Layout<'a> {
 }
 
 /// One pass over the rows of `reader`: checks the columns, then calls `row` per row with its id.
-fn each_row(
+fn each_row<R: BufRead>(
     path: &Path,
-    reader: impl BufRead,
+    rows: Result<Option<RowReader<R>>, ReadError>,
     range: IdRange,
     layout: Layout<'_>,
     mut row: impl FnMut(u64, bool, &RawRow<'_>) -> io::Result<()>,
@@ -63,8 +66,9 @@ fn each_row(
         ReadError::Row { line, message } => ResumeError::Row(path.into(), line, message),
         header => ResumeError::Header(path.into(), header),
     };
-    // A JSON Lines file without a row names no columns: nothing to check, nothing done.
-    let Some(mut rows) = RowReader::of_format(reader, layout.format).map_err(bad_row)? else {
+    // A JSON Lines file (or Parquet directory) without a row names no columns: nothing to
+    // check, nothing done.
+    let Some(mut rows) = rows.map_err(bad_row)? else {
         return Ok(());
     };
     if rows.columns() != columns {
@@ -92,6 +96,9 @@ pub fn prepare(
     layout: Layout<'_>,
     retry_failed: bool,
 ) -> Result<Option<Resumed>, ResumeError> {
+    if layout.format == RowFormat::Parquet {
+        return prepare_parquet(path, range, layout, retry_failed);
+    }
     let io_err = |e| ResumeError::Io(path.into(), e);
     let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(file) => file,
@@ -106,9 +113,10 @@ pub fn prepare(
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let mut done = IdSet::new(range);
     let (mut duplicates, mut failed) = (0u64, 0u64);
+    let reader = BufReader::new((&file).take(complete));
     each_row(
         path,
-        BufReader::new((&file).take(complete)),
+        RowReader::of_format(reader, layout.format),
         range,
         layout,
         |id, succeeded, _| {
@@ -127,6 +135,7 @@ pub fn prepare(
             done,
             torn_bytes,
             dropped_rows: 0,
+            removed_parts: 0,
         }));
     }
     rewrite_keeping(path, &mut file, complete, &done, layout, retry_failed)?;
@@ -134,6 +143,71 @@ pub fn prepare(
         done,
         torn_bytes,
         dropped_rows: failed + duplicates,
+        removed_parts: 0,
+    }))
+}
+
+/// [`prepare`] for a directory of Parquet parts: removes what a crash left (a part without its
+/// footer), reads the closed parts, and — with `--retry-failed`, or if it finds duplicates —
+/// rewrites each part in place (a rename per part: a crash leaves each part old or new, and
+/// both are valid: the first row of an id is the one kept).
+fn prepare_parquet(
+    dir: &Path,
+    range: IdRange,
+    layout: Layout<'_>,
+    retry_failed: bool,
+) -> Result<Option<Resumed>, ResumeError> {
+    let io_err = |e| ResumeError::Io(dir.into(), e);
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let removed_parts = parquet::clean(dir).map_err(io_err)?;
+    let parts = parquet::parts(dir).map_err(io_err)?;
+    let mut done = IdSet::new(range);
+    let (mut duplicates, mut failed) = (0u64, 0u64);
+    each_row(
+        dir,
+        RowReader::parquet(parts.clone()),
+        range,
+        layout,
+        |id, succeeded, _| {
+            if retry_failed && !succeeded {
+                failed += 1;
+            } else if !done.insert(id) {
+                duplicates += 1;
+            }
+            Ok(())
+        },
+    )?;
+    if failed + duplicates > 0 {
+        let mut written = IdSet::new(range);
+        for part in &parts {
+            let mut out = RowCopier::parquet(parquet::PartWriter::replacing(part));
+            let mut kept = 0u64;
+            each_row(
+                dir,
+                RowReader::parquet(vec![part.clone()]),
+                range,
+                layout,
+                |id, succeeded, row| {
+                    if done.contains(id) && (!retry_failed || succeeded) && written.insert(id) {
+                        kept += 1;
+                        out.copy(row)?;
+                    }
+                    Ok(())
+                },
+            )?;
+            out.into_inner().map_err(io_err)?;
+            if kept == 0 {
+                fs::remove_file(part).map_err(io_err)?;
+            }
+        }
+    }
+    Ok(Some(Resumed {
+        done,
+        torn_bytes: 0,
+        dropped_rows: failed + duplicates,
+        removed_parts,
     }))
 }
 
@@ -159,9 +233,10 @@ fn rewrite_keeping(
     out.header(layout.columns).map_err(io_err)?;
     let mut written = IdSet::new(keep.range());
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let reader = BufReader::new((&*file).take(complete));
     each_row(
         path,
-        BufReader::new((&*file).take(complete)),
+        RowReader::of_format(reader, layout.format),
         keep.range(),
         layout,
         |id, succeeded, row| {
@@ -174,6 +249,7 @@ fn rewrite_keeping(
     let aside_file = out
         .into_inner()
         .map_err(io_err)?
+        .expect("a stream format hands its writer back")
         .into_inner()
         .map_err(|e| io_err(e.into_error()))?;
     aside_file.sync_all().map_err(io_err)?;

@@ -42,11 +42,17 @@ pub fn open_output(output: &Output, replace: bool) -> io::Result<Sink> {
 /// Where rows go: a file or stdout, chosen at run time.
 pub type Sink = Box<dyn Write + Send>;
 
-/// A row format: CSV ([`CsvRows`]) or JSON Lines ([`JsonlRows`]). The row loop below and its
+/// A row format: CSV, JSON Lines or Parquet (`csv_rows`, `jsonl`, `parquet`). The row loop below and its
 /// observers never know which.
 pub trait WriteRows {
     fn write(&mut self, record: &Record) -> io::Result<()>;
+    /// Makes what was written durable enough that a crash loses at most [`FLUSH_EVERY`] (or
+    /// what the format says).
     fn flush(&mut self) -> io::Result<()>;
+    /// The last rows are in: everything goes to the output.
+    fn finish(&mut self) -> io::Result<()> {
+        self.flush()
+    }
 }
 
 /// Prefix of a body written as base64 in text mode because it is not valid UTF-8.
@@ -204,6 +210,5 @@ fn drain<A: Fn()>(
             last_flush = Instant::now();
         }
     }
-    rows.flush()?;
-    Ok(())
+    rows.finish()
 }

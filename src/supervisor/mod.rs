@@ -29,6 +29,7 @@ use crate::output::RowFormat;
 use crate::output::csv_rows::CsvRows;
 use crate::output::jsonl::JsonlRows;
 use crate::output::lock::{self, LockError, OutputLock};
+use crate::output::parquet::{self, ParquetRows};
 use crate::output::resume::{self, ResumeError};
 use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::progress::Progress;
@@ -326,18 +327,30 @@ fn open_rows(
         }
         WriteMode::New | WriteMode::Overwrite => None,
     };
-    let out = match &resumed {
-        Some(_) => resume::open_for_append(path),
-        None => writer::open_output(&cfg.output, cfg.mode != WriteMode::New),
-    }
-    .map_err(|e| SupervisorError::OpenOutput(path.to_path_buf(), e))?;
+    let open_stream = || {
+        match &resumed {
+            Some(_) => resume::open_for_append(path),
+            None => writer::open_output(&cfg.output, cfg.mode != WriteMode::New),
+        }
+        .map_err(|e| SupervisorError::OpenOutput(path.to_path_buf(), e))
+    };
     let schema = cfg.fetch.schema.clone();
     let rows: Box<dyn WriteRows> = match cfg.format {
         RowFormat::Csv => Box::new(
-            CsvRows::new(out, schema, resumed.is_none())
+            CsvRows::new(open_stream()?, schema, resumed.is_none())
                 .map_err(|e| SupervisorError::Write(path.to_path_buf(), e))?,
         ),
-        RowFormat::JsonLines => Box::new(JsonlRows::new(out, schema)),
+        RowFormat::JsonLines => Box::new(JsonlRows::new(open_stream()?, schema)),
+        // `config` refuses Parquet on stdout: `path` is the directory of parts.
+        RowFormat::Parquet => {
+            let open = || {
+                if resumed.is_none() && cfg.mode == WriteMode::Overwrite {
+                    parquet::remove_output(path)?;
+                }
+                ParquetRows::new(path, schema, cfg.part_rows)
+            };
+            Box::new(open().map_err(|e| SupervisorError::OpenOutput(path.to_path_buf(), e))?)
+        }
     };
     let Some(resumed) = resumed else {
         return Ok((rows, None));
@@ -353,6 +366,12 @@ fn open_rows(
     }
     if resumed.dropped_rows > 0 {
         note += &format!("; dropped {} rows to fetch again", resumed.dropped_rows);
+    }
+    if resumed.removed_parts > 0 {
+        note += &format!(
+            "; removed {} unfinished Parquet parts (their rows are fetched again)",
+            resumed.removed_parts
+        );
     }
     crate::note!("{note}");
     Ok((rows, Some(resumed.done)))

@@ -1,0 +1,447 @@
+//! Parquet rows: `-o out.parquet` is a directory of part files (`part-000000.parquet`, …), each a
+//! complete Parquet file (footer written) once it has its name, so that a crash loses nothing that
+//! was acknowledged. DuckDB (`read_parquet('out.parquet/*.parquet')`), pyarrow and polars read the
+//! directory as one table.
+//!
+//! A part is written as `.part-N.parquet.tmp` and renamed into place when closed: every
+//! [`PART_ROWS`] rows, [`PART_BYTES`] of buffered values, or [`PART_EVERY`] after its first row,
+//! and at the end of the run. Rows not yet in a closed part are fetched again by `--resume`,
+//! which removes what a crash left (`.tmp` files, a part whose footer does not read).
+//!
+//! Columns are typed: `id` UInt64 (Utf8: the key, for an `--ids-file`), `status` UInt16,
+//! `bytes` UInt64, `latency_ms` Float64, `attempts` UInt16, `error` Utf8, `line` UInt64, and
+//! captured headers, extracted fields, `body` / `body_path` as Utf8 (not UTF-8: `base64:…`, as the
+//! CSV's text mode); null where the CSV cell is empty. zstd compressed.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::builder::{Float64Builder, StringBuilder, UInt16Builder, UInt64Builder};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use super::writer::{WriteRows, encode_body};
+use crate::model::{BodyColumn, BodyEncoding, Record, Schema};
+
+/// Rows in one part at most, unless `--part-rows` says otherwise.
+pub const PART_ROWS: usize = 100_000;
+/// Buffered captured values (bodies, headers, fields) in one part at most.
+pub const PART_BYTES: usize = 64 << 20;
+/// Longest a row waits in an open part before the part is closed.
+pub const PART_EVERY: Duration = Duration::from_secs(10);
+
+/// The Arrow schema of a run's rows.
+pub fn arrow_schema(schema: &Schema) -> SchemaRef {
+    let columns = schema.columns();
+    let fields: Vec<Field> = columns
+        .iter()
+        .enumerate()
+        .map(|(at, name)| {
+            let (kind, nullable) = match (at, name.as_str()) {
+                (0, _) if schema.line => (DataType::Utf8, false),
+                (0, _) => (DataType::UInt64, false),
+                (1, _) => (DataType::UInt16, true),
+                (2, _) => (DataType::UInt64, false),
+                (3, _) => (DataType::Float64, false),
+                (4, _) => (DataType::UInt16, false),
+                (5, _) => (DataType::Utf8, true),
+                (6, "line") if schema.line => (DataType::UInt64, false),
+                _ => (DataType::Utf8, true),
+            };
+            Field::new(name, kind, nullable)
+        })
+        .collect();
+    Arc::new(ArrowSchema::new(fields))
+}
+
+/// Removes an earlier output at `path` (`--overwrite`): a directory of parts, or a file.
+pub fn remove_output(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The closed parts of `dir`, in order.
+pub fn parts(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut parts: Vec<PathBuf> = fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+        })
+        .collect();
+    parts.sort();
+    Ok(parts)
+}
+
+/// Removes what a crash left in `dir`: unfinished `.tmp` parts, and parts whose footer does not
+/// read. Returns how many files it removed.
+pub fn clean(dir: &Path) -> io::Result<u64> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let unfinished = name.starts_with(".part-") && name.ends_with(".tmp");
+        let unreadable = name.starts_with("part-") && open_part(&path).is_err();
+        if unfinished || unreadable {
+            fs::remove_file(&path)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// A reader of one part's record batches.
+pub fn open_part(path: &Path) -> io::Result<ParquetRecordBatchReader> {
+    let file = File::open(path)?;
+    ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|builder| builder.build())
+        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
+}
+
+/// Writes record batches into numbered parts of a directory, each renamed into place when closed.
+pub struct PartWriter {
+    dir: PathBuf,
+    /// The columns; taken from the first batch when not given.
+    schema: Option<SchemaRef>,
+    /// Write one part under this name instead of numbered ones (a part rewritten in place).
+    replacing: Option<PathBuf>,
+    next: u64,
+    open: Option<(ArrowWriter<File>, PathBuf)>,
+}
+
+impl PartWriter {
+    /// Parts of `dir` numbered after those already there.
+    pub fn new(dir: &Path, schema: Option<SchemaRef>) -> io::Result<Self> {
+        let next = parts(dir)?
+            .iter()
+            .filter_map(|p| part_number(p))
+            .max()
+            .map_or(0, |n| n + 1);
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            schema,
+            replacing: None,
+            next,
+            open: None,
+        })
+    }
+
+    /// One part that takes the place of `part` when closed (atomically, by rename).
+    pub fn replacing(part: &Path) -> Self {
+        Self {
+            dir: crate::config::directory_of(part).to_path_buf(),
+            schema: None,
+            replacing: Some(part.to_path_buf()),
+            next: 0,
+            open: None,
+        }
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> io::Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if self.open.is_none() {
+            let temp = self.dir.join(format!(".part-{:06}.parquet.tmp", self.next));
+            let props = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .build();
+            let schema = self.schema.get_or_insert_with(|| batch.schema()).clone();
+            let writer = ArrowWriter::try_new(File::create(&temp)?, schema, Some(props))
+                .map_err(io::Error::other)?;
+            self.open = Some((writer, temp));
+        }
+        let (writer, _) = self.open.as_mut().expect("opened just above");
+        writer.write(batch).map_err(io::Error::other)
+    }
+
+    /// Writes the footer of the open part, makes it durable and gives it its name.
+    pub fn close_part(&mut self) -> io::Result<()> {
+        let Some((writer, temp)) = self.open.take() else {
+            return Ok(());
+        };
+        let file = writer.into_inner().map_err(io::Error::other)?;
+        file.sync_all()?;
+        let name = match &self.replacing {
+            Some(part) => part.clone(),
+            None => self.dir.join(format!("part-{:06}.parquet", self.next)),
+        };
+        fs::rename(&temp, &name)?;
+        self.next += 1;
+        Ok(())
+    }
+}
+
+fn part_number(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("part-")?
+        .strip_suffix(".parquet")?
+        .parse()
+        .ok()
+}
+
+/// Formats records into typed columns, closing a part as [`PART_ROWS`], [`PART_BYTES`] or
+/// [`PART_EVERY`] says.
+pub struct ParquetRows {
+    parts: PartWriter,
+    part_rows: usize,
+    schema: Schema,
+    columns: Columns,
+    rows: usize,
+    bytes: usize,
+    first_row_at: Option<Instant>,
+    scratch: Vec<u8>,
+}
+
+/// One builder per column.
+struct Columns {
+    id_number: UInt64Builder,
+    id_key: StringBuilder,
+    status: UInt16Builder,
+    bytes: UInt64Builder,
+    latency_ms: Float64Builder,
+    attempts: UInt16Builder,
+    error: StringBuilder,
+    line: UInt64Builder,
+    /// Captured headers, extracted fields, then the body or its path.
+    texts: Vec<StringBuilder>,
+}
+
+impl ParquetRows {
+    /// Rows into the directory `dir` (created when missing), after the parts already there.
+    pub fn new(dir: &Path, schema: Schema, part_rows: usize) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        let texts = schema.capture_headers.len()
+            + schema.extract.len()
+            + usize::from(schema.body != BodyColumn::None);
+        Ok(Self {
+            parts: PartWriter::new(dir, Some(arrow_schema(&schema)))?,
+            part_rows,
+            schema,
+            columns: Columns {
+                id_number: UInt64Builder::new(),
+                id_key: StringBuilder::new(),
+                status: UInt16Builder::new(),
+                bytes: UInt64Builder::new(),
+                latency_ms: Float64Builder::new(),
+                attempts: UInt16Builder::new(),
+                error: StringBuilder::new(),
+                line: UInt64Builder::new(),
+                texts: (0..texts).map(|_| StringBuilder::new()).collect(),
+            },
+            rows: 0,
+            bytes: 0,
+            first_row_at: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    fn append(&mut self, record: &Record) {
+        let c = &mut self.columns;
+        if self.schema.line {
+            let key = record.captured.key.as_deref().unwrap_or_default();
+            c.id_key.append_value(text(key, &mut self.scratch));
+            c.line.append_value(record.index);
+        } else {
+            c.id_number.append_value(record.index);
+        }
+        c.status.append_option(record.status);
+        c.bytes.append_value(record.bytes);
+        c.latency_ms
+            .append_value(f64::from(record.latency_us) / 1000.0);
+        c.attempts.append_value(record.attempts);
+        c.error
+            .append_option(record.error.map(|kind| kind.as_str()));
+        let captured = &record.captured;
+        let headers = (0..self.schema.capture_headers.len()).map(|slot| captured.headers.get(slot));
+        let fields = (0..self.schema.extract.len()).map(|slot| captured.extracted.get(slot));
+        let mut builders = c.texts.iter_mut();
+        for value in headers.chain(fields) {
+            let builder = builders.next().expect("a builder per text column");
+            match value.and_then(Option::as_deref) {
+                Some(bytes) => builder.append_value(text(bytes, &mut self.scratch)),
+                None => builder.append_null(),
+            }
+        }
+        if let Some(builder) = builders.next() {
+            match (&self.schema.body, &captured.body) {
+                (BodyColumn::Inline(encoding), Some(body)) => {
+                    encode_body(body, *encoding, &mut self.scratch);
+                    let encoded =
+                        std::str::from_utf8(&self.scratch).expect("encoded bodies are UTF-8");
+                    builder.append_value(encoded);
+                }
+                (_, Some(path)) => builder.append_value(text(path, &mut self.scratch)),
+                (_, None) => builder.append_null(),
+            }
+        }
+        self.rows += 1;
+        self.bytes += record.captured_bytes();
+        self.first_row_at.get_or_insert_with(Instant::now);
+    }
+
+    /// Writes the buffered rows as the next part and closes it.
+    fn close_part(&mut self) -> io::Result<()> {
+        if self.rows == 0 {
+            return Ok(());
+        }
+        let c = &mut self.columns;
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        if self.schema.line {
+            arrays.push(Arc::new(c.id_key.finish()));
+        } else {
+            arrays.push(Arc::new(c.id_number.finish()));
+        }
+        arrays.push(Arc::new(c.status.finish()));
+        arrays.push(Arc::new(c.bytes.finish()));
+        arrays.push(Arc::new(c.latency_ms.finish()));
+        arrays.push(Arc::new(c.attempts.finish()));
+        arrays.push(Arc::new(c.error.finish()));
+        if self.schema.line {
+            arrays.push(Arc::new(c.line.finish()));
+        }
+        for builder in &mut c.texts {
+            arrays.push(Arc::new(builder.finish()));
+        }
+        let schema = arrow_schema(&self.schema);
+        let batch = RecordBatch::try_new(schema, arrays).map_err(io::Error::other)?;
+        self.parts.write(&batch)?;
+        self.parts.close_part()?;
+        self.rows = 0;
+        self.bytes = 0;
+        self.first_row_at = None;
+        Ok(())
+    }
+}
+
+/// `bytes` as text: as it is when UTF-8, else `base64:…`.
+fn text<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            encode_body(bytes, BodyEncoding::Text, scratch);
+            std::str::from_utf8(scratch).expect("base64 is ASCII")
+        }
+    }
+}
+
+impl WriteRows for ParquetRows {
+    fn write(&mut self, record: &Record) -> io::Result<()> {
+        self.append(record);
+        if self.rows >= self.part_rows || self.bytes >= PART_BYTES {
+            self.close_part()?;
+        }
+        Ok(())
+    }
+
+    /// Called every second by the writer: closes a part whose first row waited long enough.
+    fn flush(&mut self) -> io::Result<()> {
+        if self.first_row_at.is_some_and(|t| t.elapsed() >= PART_EVERY) {
+            self.close_part()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.close_part()
+    }
+}
+
+/// A value of a Parquet column as text: null is empty, a float with three decimals.
+pub fn cell(array: &dyn Array, row: usize) -> Option<String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, UInt16Type, UInt64Type};
+    if array.is_null(row) {
+        return Some(String::new());
+    }
+    Some(match array.data_type() {
+        DataType::UInt64 => array.as_primitive::<UInt64Type>().value(row).to_string(),
+        DataType::UInt16 => array.as_primitive::<UInt16Type>().value(row).to_string(),
+        DataType::Float64 => format!("{:.3}", array.as_primitive::<Float64Type>().value(row)),
+        DataType::Utf8 => array.as_string::<i32>().value(row).to_string(),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Captured, ErrorKind};
+
+    #[test]
+    fn parts_are_complete_files_with_typed_columns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("out.parquet");
+        let schema = Schema {
+            capture_headers: vec!["etag".into()],
+            body: BodyColumn::Inline(BodyEncoding::Text),
+            ..Schema::default()
+        };
+        let mut rows = ParquetRows::new(&out, schema, PART_ROWS).expect("dir");
+        for index in 0..5 {
+            rows.write(&Record {
+                index,
+                status: Some(200),
+                bytes: 2,
+                latency_us: 1500,
+                attempts: 1,
+                error: None,
+                captured: Captured {
+                    headers: vec![None],
+                    body: Some(b"\xffx".to_vec()),
+                    ..Captured::default()
+                },
+            })
+            .expect("row");
+        }
+        rows.write(&Record {
+            index: 5,
+            error: Some(ErrorKind::Timeout),
+            ..Record::default()
+        })
+        .expect("row");
+        assert!(parts(&out).expect("parts").is_empty(), "nothing closed yet");
+        rows.finish().expect("finish");
+        let found = parts(&out).expect("parts");
+        assert_eq!(found.len(), 1);
+        let batches: Vec<RecordBatch> = open_part(&found[0])
+            .expect("footer reads")
+            .collect::<Result<_, _>>()
+            .expect("batches");
+        let batch = &batches[0];
+        assert_eq!(batch.num_rows(), 6);
+        assert_eq!(batch.schema().field(0).data_type(), &DataType::UInt64);
+        assert_eq!(cell(batch.column(3).as_ref(), 0).as_deref(), Some("1.500"));
+        assert_eq!(cell(batch.column(6).as_ref(), 0).as_deref(), Some(""));
+        assert_eq!(
+            cell(batch.column(7).as_ref(), 0).as_deref(),
+            Some("base64:/3g=")
+        );
+        assert_eq!(
+            cell(batch.column(5).as_ref(), 5).as_deref(),
+            Some("timeout")
+        );
+        assert!(batch.column(1).is_null(5));
+        // A part cut short and a leftover .tmp are what `clean` removes.
+        fs::write(out.join("part-000009.parquet"), b"PAR1 cut").expect("write");
+        fs::write(out.join(".part-000010.parquet.tmp"), b"PAR1").expect("write");
+        assert_eq!(clean(&out).expect("clean"), 2);
+        assert_eq!(parts(&out).expect("parts"), found);
+    }
+}

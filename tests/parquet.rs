@@ -1,0 +1,309 @@
+//! Parquet output: a directory of part files read back by pyarrow and DuckDB (readers nobody
+//! here wrote) row by row against the CSV of the same scrape; kill -9 mid-run then `--resume`;
+//! `--resume --retry-failed`; `merge` of per-node directories.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// Runs a Python snippet with `path` as its argument; its stdout parsed as JSON.
+fn python(script: &str, path: &Path) -> serde_json::Value {
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("json from python")
+}
+
+/// The directory as pyarrow reads it (types checked there): id → [status, bytes, attempts,
+/// error, latency_ms > 0, the optional columns].
+fn pyarrow_rows(dir: &Path) -> BTreeMap<u64, serde_json::Value> {
+    let script = r#"
+import json, sys
+import pyarrow as pa, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1])
+types = {f.name: str(f.type) for f in t.schema}
+assert types["id"] == "uint64" and types["status"] == "uint16", types
+assert types["bytes"] == "uint64" and types["latency_ms"] == "double", types
+assert types["attempts"] == "uint16" and types["error"] == "string", types
+out = {}
+names = t.column_names
+for row in t.to_pylist():
+    assert str(row["id"]) not in out, ("duplicate", row["id"])
+    out[str(row["id"])] = [row["status"], row["bytes"], row["attempts"], row["error"] or "",
+                           row["latency_ms"] > 0] + [row[k] for k in names[6:]]
+print(json.dumps(out))
+"#;
+    let map: BTreeMap<String, serde_json::Value> =
+        serde_json::from_value(python(script, dir)).expect("a map");
+    map.into_iter()
+        .map(|(id, v)| (id.parse().expect("id"), v))
+        .collect()
+}
+
+/// DuckDB over the directory's parts: [rows, distinct ids, min id, max id].
+fn duckdb_counts(dir: &Path) -> serde_json::Value {
+    let script = r#"
+import json, sys, duckdb
+q = f"select count(*), count(distinct id), min(id), max(id) from read_parquet('{sys.argv[1]}/*.parquet')"
+print(json.dumps(list(duckdb.sql(q).fetchall()[0])))
+"#;
+    python(script, dir)
+}
+
+fn run_ok(dir: &Path, args: &[&str]) -> String {
+    let out = ringscrape(dir, args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stderr(&out)
+}
+
+#[test]
+fn parquet_holds_what_the_csv_of_the_same_scrape_holds() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let common = [
+        "-u",
+        &url,
+        "-i",
+        "0..5000",
+        "-s",
+        "2",
+        "-c",
+        "16",
+        "--save-body",
+        "--capture-header",
+        "content-type",
+        "--extract",
+        "v=/v",
+        "--no-progress",
+        "--part-rows",
+        "700",
+    ];
+    run_ok(
+        dir.path(),
+        &[&["run", "-o", "out.csv"][..], &common].concat(),
+    );
+    run_ok(
+        dir.path(),
+        &[&["run", "-o", "out.parquet"][..], &common].concat(),
+    );
+    let parts = std::fs::read_dir(dir.path().join("out.parquet"))
+        .expect("a directory")
+        .count();
+    assert!(parts >= 5000 / 700, "{parts} parts");
+    let csv: BTreeMap<u64, Row> = read_rows(&dir.path().join("out.csv"))
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    let parquet = pyarrow_rows(&dir.path().join("out.parquet"));
+    assert!(parquet.keys().eq(csv.keys()));
+    for (id, row) in &csv {
+        let mut want = vec![
+            row.status.map_or(serde_json::Value::Null, Into::into),
+            row.bytes.into(),
+            row.attempts.into(),
+            row.error.clone().into(),
+            true.into(),
+        ];
+        want.extend(
+            row.extra
+                .iter()
+                .map(|text| serde_json::Value::from(text.as_str())),
+        );
+        assert_eq!(parquet[id], serde_json::Value::from(want), "id {id}");
+    }
+    assert_eq!(
+        duckdb_counts(&dir.path().join("out.parquet")),
+        serde_json::json!([5000, 5000, 0, 4999])
+    );
+}
+
+#[test]
+fn kill_9_mid_run_then_resume_leaves_one_row_per_id_in_the_parts() {
+    let server = Server::start(&["--delay-ms", "1..3"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let args = [
+        "run",
+        "-u",
+        &url,
+        "-i",
+        "0..200000",
+        "-s",
+        "2",
+        "-c",
+        "32",
+        "-o",
+        "out.parquet",
+        "--part-rows",
+        "15000",
+        "--no-progress",
+    ];
+    let out = dir.path().join("out.parquet");
+    let run = spawn_ringscrape(dir.path(), &args);
+    let closed = wait_for(Duration::from_secs(20), || {
+        let parts = std::fs::read_dir(&out).ok()?.count();
+        (parts >= 3).then_some(())
+    });
+    assert!(closed.is_some(), "no parts closed");
+    kill(Pid::from_raw(run.id() as i32), Signal::SIGKILL).expect("kill");
+    let mut run = run;
+    let _ = run.wait();
+    std::thread::sleep(Duration::from_millis(300));
+    // What a crash leaves besides the closed parts: a part without its footer.
+    std::fs::write(out.join(".part-000099.parquet.tmp"), b"PAR1 half").expect("write");
+    let partial = duckdb_counts(&out);
+    assert!(
+        partial[0].as_u64().is_some_and(|n| n < 200_000),
+        "{partial}"
+    );
+    let said = run_ok(dir.path(), &[&args[..], &["--resume"]].concat());
+    assert!(
+        said.contains("removed 1 unfinished Parquet parts"),
+        "{said}"
+    );
+    assert_eq!(
+        duckdb_counts(&out),
+        serde_json::json!([200000, 200000, 0, 199999])
+    );
+}
+
+#[test]
+fn retry_failed_rewrites_the_parts_and_merge_joins_node_directories() {
+    let server = Server::start(&["--fail-first", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let args = [
+        "run",
+        "-u",
+        &url,
+        "-i",
+        "0..3000",
+        "-s",
+        "2",
+        "-c",
+        "8",
+        "-o",
+        "f.parquet",
+        "--retries",
+        "0",
+        "--part-rows",
+        "1000",
+        "--no-progress",
+    ];
+    run_ok(dir.path(), &args);
+    let rows = pyarrow_rows(&dir.path().join("f.parquet"));
+    assert!(rows.values().all(|row| row[0] == 503));
+    run_ok(
+        dir.path(),
+        &[&args[..], &["--resume", "--retry-failed"]].concat(),
+    );
+    let rows = pyarrow_rows(&dir.path().join("f.parquet"));
+    assert_eq!(rows.len(), 3000);
+    assert!(
+        rows.values().all(|row| row[0] == 200),
+        "every id fetched again"
+    );
+
+    let plain = Server::start(&[]);
+    let url = plain.url();
+    for k in 0..3 {
+        let (index, out) = (k.to_string(), format!("part-{k}.parquet"));
+        run_ok(
+            dir.path(),
+            &[
+                "run",
+                "-u",
+                &url,
+                "-i",
+                "0..9000",
+                "-s",
+                "1",
+                "-c",
+                "8",
+                "-o",
+                &out,
+                "--node-index",
+                &index,
+                "--node-count",
+                "3",
+                "--part-rows",
+                "1000",
+                "--no-progress",
+            ],
+        );
+    }
+    let merged = ringscrape(
+        dir.path(),
+        &[
+            "merge",
+            "-i",
+            "0..9000",
+            "all.parquet",
+            "part-0.parquet",
+            "part-1.parquet",
+            "part-2.parquet",
+        ],
+    );
+    assert_eq!(merged.status.code(), Some(0), "{}", stderr(&merged));
+    assert_eq!(
+        duckdb_counts(&dir.path().join("all.parquet")),
+        serde_json::json!([9000, 9000, 0, 8999])
+    );
+    let missing = ringscrape(
+        dir.path(),
+        &[
+            "merge",
+            "-i",
+            "0..9000",
+            "two.parquet",
+            "part-0.parquet",
+            "part-2.parquet",
+        ],
+    );
+    assert_eq!(missing.status.code(), Some(1), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("3000..6000"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn parquet_on_stdout_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ringscrape(
+        dir.path(),
+        &[
+            "run",
+            "-u",
+            "http://127.0.0.1:9/{id}",
+            "-i",
+            "0..5",
+            "-o",
+            "-",
+            "--format",
+            "parquet",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("error: --format parquet: Parquet is a directory of part files"),
+        "{}",
+        stderr(&out)
+    );
+}
