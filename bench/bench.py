@@ -26,8 +26,8 @@ range, the kernel's search for a free local port makes connects slow (see README
 Then what is kept of the answers (ANSWERS_N ids each, ROUNDS rounds, median; ANSWERS=0 skips):
 /gz (about 1 KB of JSON) through nginx `gzip on`, decoded (the default) against --raw-body
 (nginx then sends it plain) and against gzip received but not decoded; /log with three
---extract pointers against plain; and FORMATS_N ids with --save-body written as CSV and as JSON
-Lines (req/s, CPU per request, file size).
+--extract pointers against plain; and FORMATS_N ids with --save-body written as CSV, JSON Lines
+and Parquet (req/s, CPU per request, file size).
 
 Environment: N (500000), BIG_N (5000000), CONCURRENCY (256), ROUNDS (3), SHARDS ("1 2": one
 ringscrape row per value), TOOLS (all), SWEEP ("64 256 1024 4096"), SWEEP_N (300000),
@@ -180,8 +180,9 @@ def run_ringscrape(base, n, shards, extra=(), per_worker=None, prefix=(), path="
     wall, _, err, rss, cpu = measure(cmd)
     summary = json.loads(summary.read_text())
     rows = summary["rows"]
+    size = sum(p.stat().st_size for p in out.iterdir()) if out.is_dir() else out.stat().st_size
     return {"wall": wall, "requests": rows, "rows": rows, "rss": rss, "cpu": cpu,
-            "summary": summary, "size": out.stat().st_size}
+            "summary": summary, "size": size}
 
 
 def wrk(threads, connections, seconds, url, ids):
@@ -337,6 +338,7 @@ def main():
 
 def run_answers(base):
     """Decoding, extraction and row formats: each against its baseline, interleaved."""
+
     c = CONCURRENCY
     gz, log = "/gz", "/log"
     pointers = ["--extract", "id=/id", "--extract", "source=/source", "--extract", "value=/value"]
@@ -349,6 +351,7 @@ def run_answers(base):
         ("/log, --extract with three pointers", log, ANSWERS_N, pointers, "csv", "/log plain"),
         ("--save-body as CSV", log, FORMATS_N, ["--save-body"], "csv", None),
         ("--save-body as JSON Lines", log, FORMATS_N, ["--save-body"], "jsonl", "--save-body as CSV"),
+        ("--save-body as Parquet", log, FORMATS_N, ["--save-body"], "parquet", "--save-body as CSV"),
     ]
     results = {label: [] for label, *_ in cases}
     for r in range(ROUNDS):

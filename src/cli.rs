@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
+use crate::merge::Keep;
+use crate::output::RowFormat;
+
 /// Read by `run` when no `--config` is given, if it exists (relative to the working directory).
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 
@@ -142,7 +145,7 @@ pub struct RunArgs {
     /// Row format: csv, or jsonl (JSON Lines); by default from the output's extension
     /// (.jsonl, .ndjson), else csv
     #[arg(long, value_name = "FORMAT", value_enum)]
-    pub format: Option<crate::output::RowFormat>,
+    pub format: Option<FormatArg>,
     /// Parquet: rows per part file (a part is also closed 10 s after its first row, and at the
     /// end); rows not yet in a closed part are fetched again by --resume after a crash
     #[arg(long, value_name = "N", default_value_t = crate::output::parquet::PART_ROWS)]
@@ -360,7 +363,7 @@ pub struct MergeArgs {
     /// When an id has rows in several inputs (a retried slice overlapped), keep the row of the
     /// input listed first or last, and accept it
     #[arg(long, value_name = "WHICH", value_enum)]
-    pub allow_duplicates: Option<crate::merge::Keep>,
+    pub allow_duplicates: Option<KeepArg>,
     /// Replace OUT if it already exists
     #[arg(long)]
     pub overwrite: bool,
@@ -415,6 +418,42 @@ pub struct WorkerArgs {
     /// Which shard of the run this worker fetches (informational; the spec says it too)
     #[arg(long, value_name = "N")]
     pub shard: usize,
+}
+
+/// `--format`: the row formats by their flag names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FormatArg {
+    Csv,
+    Jsonl,
+    Parquet,
+}
+
+impl From<FormatArg> for RowFormat {
+    fn from(format: FormatArg) -> RowFormat {
+        match format {
+            FormatArg::Csv => RowFormat::Csv,
+            FormatArg::Jsonl => RowFormat::JsonLines,
+            FormatArg::Parquet => RowFormat::Parquet,
+        }
+    }
+}
+
+/// `merge --allow-duplicates`: which input's row is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeepArg {
+    /// The row of the input listed first.
+    First,
+    /// The row of the input listed last.
+    Last,
+}
+
+impl From<KeepArg> for Keep {
+    fn from(keep: KeepArg) -> Keep {
+        match keep {
+            KeepArg::First => Keep::First,
+            KeepArg::Last => Keep::Last,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Flags (the command line over the config file, merged in `cli`) → one validated
 //! [`RunConfig`]. All input checks live here; deeper code trusts what it is handed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +11,8 @@ use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile};
 use crate::model::{BodyColumn, BodyEncoding, RequestLimits, RetryPolicy, Schema};
 use crate::nodes::{self, Node, NodeError};
-use crate::output::RowFormat;
 use crate::output::{Output, bodies};
+use crate::output::{RowFormat, directory_of};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::tls::{self, TlsError, Trust};
 use crate::verbosity::Verbosity;
@@ -45,8 +45,6 @@ pub enum WriteMode {
 pub struct RunConfig {
     /// What every worker is told alike (request, trust, columns, limits, retries…).
     pub fetch: Fetch,
-    /// `fetch.request` compiled: where the run goes.
-    pub template: RequestTemplate,
     /// `--rate`: requests per second across all shards.
     pub rate: Option<f64>,
     /// `--metrics`: where to serve Prometheus text during the run.
@@ -165,7 +163,9 @@ fn default_shards() -> usize {
 /// Checks every flag and converts it into the run's settings.
 pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let request = request_spec(args)?;
-    let template = RequestTemplate::compile(&request)?;
+    // Compiled here to refuse a bad template before any worker starts (each worker compiles it
+    // again from the spec).
+    RequestTemplate::compile(&request)?;
     let trust = Trust {
         ca_cert: args.ca_cert.clone(),
         insecure: args.insecure,
@@ -222,7 +222,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         Output::File(nodes::expand_path("output", &args.output, node.as_ref())?)
     };
     check_output(&output, mode)?;
-    let format = args.format.unwrap_or(match &output {
+    let format = args.format.map(RowFormat::from).unwrap_or(match &output {
         Output::File(path) => RowFormat::of_path(path),
         Output::Stdout => RowFormat::Csv,
     });
@@ -275,7 +275,6 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
                 Verbosity::Normal
             },
         },
-        template,
         rate: args.rate.map(positive_rate).transpose()?,
         abort_after: args.abort_after,
         summary_json: args.summary_json.clone(),
@@ -409,14 +408,6 @@ fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
             .unwrap_or_else(|| concat!("ringscrape/", env!("CARGO_PKG_VERSION")).into()),
         accept_encoding: (!args.raw_body).then(|| crate::request::ACCEPT_ENCODING.into()),
     })
-}
-
-/// The directory a file named `path` goes in (`.` for a bare file name).
-pub fn directory_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
 }
 
 /// Refuses to clobber an existing file by accident, and catches a missing directory before any

@@ -18,27 +18,27 @@
 //! afterwards and proves every item has one row. [`serve`] is the built-in demo target.
 
 pub mod cli;
-pub mod config;
-pub mod extract;
-pub mod ids;
-pub mod job;
-pub mod merge;
-pub mod metrics;
-pub mod model;
-pub mod nodes;
+pub(crate) mod config;
+pub(crate) mod extract;
+pub(crate) mod ids;
+pub(crate) mod job;
+pub(crate) mod merge;
+pub(crate) mod metrics;
+pub(crate) mod model;
+pub(crate) mod nodes;
 pub mod output;
-pub mod progress;
-pub mod request;
-pub mod runtime;
-pub mod serve;
-pub mod stats;
-pub mod supervisor;
-pub mod template;
-pub mod tls;
-pub mod tune;
-pub mod verbosity;
-pub mod wire;
-pub mod worker;
+pub(crate) mod progress;
+pub(crate) mod request;
+pub(crate) mod runtime;
+pub(crate) mod serve;
+pub(crate) mod stats;
+pub(crate) mod supervisor;
+pub(crate) mod template;
+pub(crate) mod tls;
+pub(crate) mod tune;
+pub(crate) mod verbosity;
+pub(crate) mod wire;
+pub(crate) mod worker;
 
 use cli::{Command, MergeArgs, RunArgs, TuneArgs};
 
@@ -107,7 +107,7 @@ fn merge(args: &MergeArgs) -> Result<u8, Error> {
         args.ids_file.as_deref(),
         args.out.clone(),
         args.inputs.clone(),
-        args.allow_duplicates,
+        args.allow_duplicates.map(Into::into),
         args.overwrite,
     )?;
     let report = job.run()?;
@@ -131,7 +131,6 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
         shards: args.shards,
         steps: tune::parse_steps(&args.concurrency)?,
         per_step: config::seconds("per-step", args.per_step)?,
-        p99_budget_ms: args.p99_budget,
         run_flags: args.run_flags.clone(),
     };
     let measured = session.measure(|m| {

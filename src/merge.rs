@@ -20,7 +20,7 @@ use crate::output::reader::{ReadError, RowCopier, RowReader, complete_len};
 const LISTED_RANGES: usize = 10;
 
 /// Which row is kept for an id that has several.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Keep {
     /// The row of the input listed first.
     First,
@@ -160,7 +160,7 @@ impl MergeJob {
     pub fn run(&self) -> Result<MergeReport, MergeError> {
         let write_err = |e| MergeError::Write(self.out.clone(), e);
         let format = RowFormat::of_path(&self.out);
-        let beside = crate::config::directory_of(&self.out);
+        let beside = crate::output::directory_of(&self.out);
         if format == RowFormat::Parquet {
             let staged = tempfile::Builder::new()
                 .prefix(".ringscrape-merge")

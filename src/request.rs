@@ -170,11 +170,6 @@ impl RequestTemplate {
             .map_err(|e| RequestError::Url(url.to_string(), e.to_string()))
     }
 
-    /// True when requests carry a body (its length may differ per key).
-    pub fn has_body(&self) -> bool {
-        self.body.is_some()
-    }
-
     /// Writes the whole HTTP/1.1 request for `key` into `out` (cleared first); `body` is scratch.
     pub fn write_h1(
         &self,

@@ -101,7 +101,6 @@ pub struct Tune {
     pub shards: Option<usize>,
     pub steps: Vec<Step>,
     pub per_step: Duration,
-    pub p99_budget_ms: f64,
     /// More `run` flags for every step (headers, TLS, …).
     pub run_flags: Vec<String>,
 }

@@ -2,7 +2,7 @@
 //! (the only place they are read back), the [`bodies`] directory of `--bodies-dir`, and
 //! [`resume`], which uses the reader to prepare an interrupted run's file for appending.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub mod bodies;
 pub mod csv_rows;
@@ -14,13 +14,12 @@ pub mod resume;
 pub mod writer;
 
 /// How rows are written: chosen by `--format`, else by the output's extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RowFormat {
     /// RFC 4180 CSV with a header line.
     #[default]
     Csv,
     /// One JSON object per line, keys = the CSV's column names, typed.
-    #[value(name = "jsonl")]
     JsonLines,
     /// A directory of Parquet part files, typed columns, zstd.
     Parquet,
@@ -38,6 +37,14 @@ impl RowFormat {
             Some(ext) if ext.eq_ignore_ascii_case("parquet") => RowFormat::Parquet,
             _ => RowFormat::Csv,
         }
+    }
+}
+
+/// The directory a file named `path` goes in (`.` for a bare file name).
+pub fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     }
 }
 

@@ -54,7 +54,10 @@ pub fn read_worker_pipe(
                 }
             }
             // Only records and stats travel this way; anything else is skipped.
-            Ok(Some(Frame::Unknown(_) | Frame::Spec(_) | Frame::Skip(_))) => {}
+            Ok(Some(Frame::Unknown(tag))) => {
+                crate::detail!("ringscrape: shard {shard}: skipped a frame with unknown tag {tag}");
+            }
+            Ok(Some(Frame::Spec(_) | Frame::Skip(_))) => {}
             Ok(None) => break,
             Err(e) => {
                 end.error = Some(e.to_string());

@@ -2,10 +2,12 @@
 //! own connection with a deadline, and turns whatever happens into a [`Record`].
 //!
 //! Each slot owns at most one connection and drops it after any failure or an answer that
-//! ends it: a failed connection is never used again (monoio-http-client's pool would hand it out
-//! again; see `shared/NOTES-monoio-http-client.md`). A request that fails on a *reused*
-//! connection before any answer byte arrived is sent once more at once on a fresh connection and
-//! not counted as an attempt: the server closed an idle connection, it did not answer. Around
+//! ends it: a failed connection is never used again. (monoio-http-client 0.3.3's pool would hand
+//! it out again: after a transport error it still marks the connection reusable, and it keeps
+//! handing out idle connections the server has closed, so the next healthy request fails too.)
+//! A request that fails on a *reused* connection before any answer byte arrived is sent once
+//! more at once on a fresh connection and not counted as an attempt: the server closed an idle
+//! connection, it did not answer. Around
 //! that sits the retry policy (`retry.rs`); a retry waits in the worker's queue (`queue.rs`).
 
 use std::cell::{Cell, RefCell};
@@ -184,15 +186,23 @@ impl Slot {
                 captured,
             },
             // Failed, or answered but the body could not be kept (its file not written).
-            Err(failure) => Record {
-                index,
-                status: None,
-                bytes: 0,
-                latency_us: micros(latency),
-                attempts,
-                error: Some(failure.kind),
-                captured: Captured::default(),
-            },
+            Err(failure) => {
+                crate::detail!(
+                    "ringscrape: id {}: {}: {}",
+                    String::from_utf8_lossy(key),
+                    failure.kind.as_str(),
+                    failure.detail
+                );
+                Record {
+                    index,
+                    status: None,
+                    bytes: 0,
+                    latency_us: micros(latency),
+                    attempts,
+                    error: Some(failure.kind),
+                    captured: Captured::default(),
+                }
+            }
         }
     }
 
