@@ -1,5 +1,6 @@
 //! ringscrape fetches a URL template over a huge id range (or the keys of a file) and streams one
-//! CSV row per id, keeping the response's headers and body on request.
+//! row per id (CSV, JSON Lines or Parquet), keeping the response's headers, fields of its body,
+//! and the body itself on request.
 //!
 //! The pipeline, in the order data flows: [`cli`] parses flags (the config file is a layer of
 //! flags under the command line); [`config`] checks them into one [`config::RunConfig`]; the
@@ -8,12 +9,15 @@
 //! assignment sent as frames on its stdin; each worker runs a monoio [`runtime`] (io_uring, epoll
 //! fallback) with `concurrency` tasks that build each item's request from the [`request`]
 //! template (holes compiled by [`template`]) and fetch it over HTTP/1.1 or HTTP/2, trusting
-//! what [`tls`] says; records travel back as [`wire`] frames over the worker's stdout pipe; the
-//! supervisor's pipe readers feed a bounded channel into the [`output`] writer (run on the
-//! supervisor's main thread), which writes the CSV and drives the [`progress`] line; [`stats`]
-//! sent by each worker are merged for the closing summary. [`model`] holds the data every stage
-//! shares (records, error kinds, the row schema), below all of them. [`output`] also holds the
-//! CSV reader, which `--resume` and [`merge`] use. When a job spans several machines, [`nodes`]
+//! what [`tls`] says, undoing the answer's content coding as it arrives and taking the fields
+//! of [`extract`] out of the body; records travel back as [`wire`] frames over the worker's
+//! stdout pipe; the supervisor's pipe readers feed a bounded channel into the [`output`] writer
+//! (run on the supervisor's main thread), whose row loop hands each record to the row format
+//! (CSV, JSON Lines, Parquet) and drives the [`progress`] line; [`stats`] sent by each worker
+//! are merged for the closing summary, which the supervisor returns with the rest of the run's
+//! outcome for `run` below to print. [`model`] holds the data every stage shares (records,
+//! error kinds, the row schema), below all of them. [`output`] also holds the reader of every
+//! format, which `--resume` and [`merge`] use. When a job spans several machines, [`nodes`]
 //! picks this machine's slice of the items before any of that; `merge` joins the machines' CSVs
 //! afterwards and proves every item has one row. [`serve`] is the built-in demo target.
 
@@ -41,6 +45,8 @@ pub(crate) mod wire;
 pub(crate) mod worker;
 
 use cli::{Command, MergeArgs, RunArgs, TuneArgs};
+pub use stats::Summary;
+pub use supervisor::{Launch, Missing, RunOutcome, Stop};
 
 /// Every way a command can fail, each turned into one line and an exit code by `main`.
 #[derive(Debug, thiserror::Error)]
@@ -171,12 +177,43 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
 
 fn run(args: &RunArgs) -> Result<u8, Error> {
     let cfg = config::resolve(args)?;
-    let report = supervisor::run(&cfg)?;
-    Ok(match report.interrupted {
+    // Before any other thread exists, so that they all inherit the blocked stop signals.
+    let launch = supervisor::Launch::from_process()?;
+    let outcome = supervisor::run(&cfg, &launch)?;
+    report(&outcome, cfg.summary_json.as_deref());
+    Ok(exit_code(&outcome))
+}
+
+/// `run` with the given launch (worker program, stop source, command line): the outcome as a
+/// value, nothing printed but the notes on the way. For tests that run a scrape in-process.
+pub fn scrape(args: &RunArgs, launch: &Launch) -> Result<RunOutcome, Error> {
+    let cfg = config::resolve(args)?;
+    Ok(supervisor::run(&cfg, launch)?)
+}
+
+/// The closing summary on stderr and in `--summary-json`, and what is missing if anything.
+fn report(outcome: &RunOutcome, summary_json: Option<&std::path::Path>) {
+    if let Some(summary) = &outcome.summary {
+        note!("{summary}");
+        if let Some(path) = summary_json {
+            let text = summary.to_json().to_string() + "\n";
+            if let Err(e) = std::fs::write(path, text) {
+                eprintln!("ringscrape: --summary-json {}: {e}", path.display());
+            }
+        }
+    }
+    if let Some(missing) = &outcome.missing {
+        eprintln!("{missing}");
+    }
+}
+
+/// The exit code a run's outcome stands for.
+pub fn exit_code(outcome: &RunOutcome) -> u8 {
+    match outcome.interrupted {
         Some(signal) => supervisor::signal_exit_code(signal),
-        None if report.aborted => EXIT_ABORTED,
+        None if outcome.aborted => EXIT_ABORTED,
         // A closed stdout ends the run quietly, as `yes | head` and ripgrep do.
-        None if report.complete || report.stdout_closed => 0,
+        None if outcome.complete || outcome.stdout_closed => 0,
         None => EXIT_FAILED,
-    })
+    }
 }

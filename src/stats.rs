@@ -129,10 +129,10 @@ impl WorkerStats {
     }
 }
 
-impl Summary<'_> {
+impl Summary {
     /// The `--summary-json` document: the same figures as the text summary.
     pub fn to_json(&self) -> serde_json::Value {
-        let s = self.stats;
+        let s = &self.stats;
         let wall = self.wall.as_secs_f64();
         let h = &s.latency_us;
         let ms = |us: u64| us as f64 / 1000.0;
@@ -185,8 +185,9 @@ impl Summary<'_> {
 }
 
 /// What the run did, for the closing summary on stderr.
-pub struct Summary<'a> {
-    pub stats: &'a WorkerStats,
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub stats: WorkerStats,
     pub rows_written: u64,
     /// Empty lines of an `--ids-file`: not items, no rows.
     pub empty_lines: u64,
@@ -199,9 +200,9 @@ fn millis(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-impl fmt::Display for Summary<'_> {
+impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.stats;
+        let s = &self.stats;
         let secs = self.wall.as_secs_f64().max(1e-9);
         writeln!(f, "Summary:")?;
         writeln!(
@@ -331,7 +332,7 @@ mod tests {
         assert_eq!(a.latency_us.len(), 3);
         assert!(a.latency_us.max() < 3_100);
         let text = Summary {
-            stats: &a,
+            stats: a,
             rows_written: 4,
             empty_lines: 3,
             wall: Duration::from_secs(2),

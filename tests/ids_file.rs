@@ -7,7 +7,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use common::*;
@@ -147,7 +147,8 @@ fn keys_from_standard_input() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (text, by_line) = awkward_keys(500);
     let url = format!("{}/echo?k={{id}}", server.base);
-    let mut run = Command::new(BIN)
+    let mut run = TestCommand::new(std::path::Path::new("."))
+        .into_command()
         .args([
             "run",
             "-u",

@@ -10,30 +10,12 @@ use std::time::Duration;
 
 use common::*;
 
-/// Variables a scheduler sets; removed from every simulated node first, so that a test run from
-/// inside a Slurm job does not leak its own.
-const SCHEDULER_VARS: [&str; 7] = [
-    "SLURM_ARRAY_TASK_ID",
-    "SLURM_ARRAY_TASK_MIN",
-    "SLURM_ARRAY_TASK_MAX",
-    "SLURM_ARRAY_TASK_COUNT",
-    "SLURM_ARRAY_TASK_STEP",
-    "JOB_COMPLETION_INDEX",
-    "RINGSCRAPE_NODE_COUNT",
-];
-
-/// `ringscrape run <args>` in `dir` as one node, with `vars` set.
+/// `ringscrape run <args>` in `dir` as one node, with `vars` set (and no scheduler variable of
+/// the test's own environment: [`TestCommand`] removes them).
 fn node_command(dir: &Path, vars: &[(String, String)], args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
-    for var in SCHEDULER_VARS {
-        command.env_remove(var);
-    }
+    let mut command = TestCommand::new(dir).arg("run").args(args).into_command();
     command
-        .arg("run")
-        .args(args)
         .envs(vars.iter().cloned())
-        .current_dir(dir)
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     command

@@ -3,7 +3,6 @@
 mod common;
 
 use std::collections::HashSet;
-use std::process::Command;
 
 use common::*;
 
@@ -151,7 +150,8 @@ fn open_files_limit(pid: &str) -> (String, String) {
 fn epoll_fallback_is_announced_and_still_writes_every_row() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = Command::new(BIN)
+    let out = TestCommand::new(std::path::Path::new("."))
+        .into_command()
         .args([
             "run",
             "-u",
@@ -266,7 +266,8 @@ fn tree_rss_kib(pid: u32) -> u64 {
 fn a_reader_that_stops_reading_stalls_the_workers_instead_of_growing_memory() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut run = Command::new(BIN)
+    let mut run = TestCommand::new(std::path::Path::new("."))
+        .into_command()
         .args([
             "run",
             "-u",
@@ -325,7 +326,8 @@ fn environment_variables_sit_between_flags_and_the_config_file() {
     )
     .expect("write");
     let run = |args: &[&str]| {
-        Command::new(BIN)
+        TestCommand::new(std::path::Path::new("."))
+            .into_command()
             .args(["run", "--config", "c.toml", "-u", &server.url()])
             .args(args)
             .env("RINGSCRAPE_OUTPUT", "from-env.csv")
@@ -349,7 +351,8 @@ fn environment_variables_sit_between_flags_and_the_config_file() {
 #[test]
 fn completions_for_each_shell() {
     for shell in ["bash", "zsh", "fish"] {
-        let out = Command::new(BIN)
+        let out = TestCommand::new(std::path::Path::new("."))
+            .into_command()
             .args(["completions", shell])
             .output()
             .expect("run");
@@ -360,7 +363,8 @@ fn completions_for_each_shell() {
             "{shell}"
         );
     }
-    let out = Command::new(BIN)
+    let out = TestCommand::new(std::path::Path::new("."))
+        .into_command()
         .args(["completions", "cmd.exe"])
         .output()
         .expect("run");

@@ -205,7 +205,8 @@ fn a_full_tmpfs_then_resume_completes_the_csv() {
 #[test]
 fn a_closed_stdout_ends_the_run_quietly_with_exit_0() {
     let server = Server::start(&[]);
-    let mut run = Command::new(BIN)
+    let mut run = TestCommand::new(std::path::Path::new("."))
+        .into_command()
         .args([
             "run",
             "-u",

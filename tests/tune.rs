@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 /// The server's capacity: 64 at a time, 50 ms each.
@@ -75,7 +73,8 @@ fn tune_marks_the_knee_and_prints_the_command() {
     let url = server.url();
     let dir = tempfile::tempdir().expect("temp dir");
     let plot = dir.path().join("tune.svg");
-    let out = Command::new(BIN)
+    let out = TestCommand::new(std::path::Path::new("."))
+        .into_command()
         .args(["tune", "-u", &url, "-i", "0..1000000", "-s", "2"])
         .arg("--plot")
         .arg(&plot)
@@ -154,7 +153,11 @@ fn bad_tune_and_serve_settings_exit_2() {
         &["serve", "--max-inflight", "0"],
     ];
     for args in cases {
-        let out = Command::new(BIN).args(args).output().expect("run");
+        let out = TestCommand::new(std::path::Path::new("."))
+            .into_command()
+            .args(args)
+            .output()
+            .expect("run");
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert_eq!(
             stderr(&out).trim().lines().count(),

@@ -36,7 +36,7 @@ use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
 use crate::worker::WorkerSpec;
 use pipes::{PipeEnd, StatsBoard, read_worker_pipe};
-use signals::Stop;
+pub use signals::Stop;
 
 /// Batches in flight between pipe readers and the writer (×1024 rows): the backpressure bound.
 const CHANNEL_BATCHES: usize = 64;
@@ -80,9 +80,10 @@ impl SupervisorError {
     }
 }
 
-/// How a run ended.
+/// How a run ended, as a value: `main`'s caller prints it (the summary, what is missing) and
+/// picks the exit code from it.
 #[derive(Debug)]
-pub struct RunReport {
+pub struct RunOutcome {
     /// Every id of the range has exactly one row.
     pub complete: bool,
     /// The stop signal (Ctrl-C, SIGTERM) that ended the run early, if any.
@@ -91,6 +92,72 @@ pub struct RunReport {
     pub aborted: bool,
     /// Standard output was closed by its reader (`… -o - | head`): the run stopped quietly.
     pub stdout_closed: bool,
+    /// The closing figures; `None` when there was nothing to do.
+    pub summary: Option<Summary>,
+    /// Some ids have no row: how many do, and how to complete the run.
+    pub missing: Option<Missing>,
+}
+
+/// What an incomplete run leaves, for the closing message.
+#[derive(Debug, Clone)]
+pub struct Missing {
+    pub have_rows: u64,
+    pub items: u64,
+    pub output: Output,
+    /// Writing failed: how many rows reached the file is not known (resume counts them).
+    pub write_failed: bool,
+    /// The keys came on standard input: the resume needs them again.
+    pub keys_on_stdin: bool,
+    /// The command line that completes the run.
+    pub resume_command: String,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stdin = if self.keys_on_stdin {
+            " (with the same keys on standard input)"
+        } else {
+            ""
+        };
+        let (have, items, resume) = (self.have_rows, self.items, &self.resume_command);
+        match &self.output {
+            Output::File(path) if self.write_failed => write!(
+                f,
+                "ringscrape: the rows written to {} end with a whole row; resume with: {resume}{stdin}",
+                path.display()
+            ),
+            Output::File(path) => write!(
+                f,
+                "ringscrape: {have} of {items} ids have rows in {}; resume with: {resume}{stdin}",
+                path.display()
+            ),
+            Output::Stdout => write!(
+                f,
+                "ringscrape: {have} of {items} ids have rows (written to stdout, which cannot be resumed)"
+            ),
+        }
+    }
+}
+
+/// What a run is given by its environment: where the worker program is, where stop requests
+/// come from, and the command line to repeat when telling how to resume. A test can run a scrape
+/// in its own process with the built binary as the worker and a stop of its own.
+pub struct Launch {
+    pub worker_exe: PathBuf,
+    pub stop: Arc<Stop>,
+    pub argv: Vec<String>,
+}
+
+impl Launch {
+    /// This process's: its own executable, Ctrl-C and SIGTERM, its command line. Call before
+    /// any other thread is started (the stop signals are blocked in every thread).
+    pub fn from_process() -> Result<Launch, SupervisorError> {
+        Ok(Launch {
+            worker_exe: std::env::current_exe().map_err(|e| SupervisorError::Spawn(0, e))?,
+            stop: signals::watch().map_err(SupervisorError::Signals)?,
+            argv: std::env::args().collect(),
+        })
+    }
 }
 
 /// One worker's share: its ids, and (when resuming) those of them that already have a row.
@@ -114,7 +181,7 @@ fn output_path(output: &Output) -> PathBuf {
 }
 
 /// Runs a whole scrape.
-pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
+pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorError> {
     crate::verbosity::set(cfg.fetch.verbosity);
     limits::raise_nofile(cfg.shards, cfg.fetch.concurrency)?;
     // HTTP/2 multiplexes: a few connections whatever the concurrency.
@@ -141,8 +208,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
     if cfg.fetch.trust.insecure {
         crate::note!("ringscrape: warning: --insecure: TLS certificates are not verified");
     }
-    // Before any other thread exists, so that they all inherit the blocked signals.
-    let stop = signals::watch().map_err(SupervisorError::Signals)?;
+    let stop = &launch.stop;
     let _locks = lock_outputs(cfg)?;
     let metrics_listener = match &cfg.metrics {
         Some(addr) => {
@@ -174,11 +240,13 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
             cfg.ids,
             path.display()
         );
-        return Ok(RunReport {
+        return Ok(RunOutcome {
             complete: true,
             interrupted: None,
             aborted: false,
             stdout_closed: false,
+            summary: None,
+            missing: None,
         });
     }
 
@@ -192,7 +260,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
             None => None,
         };
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
-    let workers = start_workers(cfg, &plan, &tx, &board, &stop)?;
+    let workers = start_workers(cfg, launch, &plan, &tx, &board)?;
     drop(tx);
 
     let progress = Progress::new(items - kept, cfg.progress);
@@ -246,29 +314,29 @@ pub fn run(cfg: &RunConfig) -> Result<RunReport, SupervisorError> {
         }
     }
     let summary = Summary {
-        stats: &tally,
+        stats: tally,
         rows_written: report.rows,
         empty_lines: empties,
         wall: started.elapsed(),
         auto_concurrency,
     };
-    crate::note!("{summary}");
-    if let Some(path) = &cfg.summary_json {
-        let text = summary.to_json().to_string() + "\n";
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("ringscrape: --summary-json {}: {e}", path.display());
-        }
-    }
     let have_rows = kept + report.rows;
     let complete = report.failed.is_none() && failed_shards == 0 && have_rows == items;
-    if !complete && !stdout_closed {
-        report_incomplete(cfg, have_rows, items, report.failed.is_some());
-    }
-    Ok(RunReport {
+    let missing = (!complete && !stdout_closed).then(|| Missing {
+        have_rows,
+        items,
+        output: cfg.output.clone(),
+        write_failed: report.failed.is_some(),
+        keys_on_stdin: cfg.stdin_spool.is_some(),
+        resume_command: resume_command(&launch.argv),
+    });
+    Ok(RunOutcome {
         complete,
         interrupted: stop.signal(),
         aborted: report.aborted,
         stdout_closed,
+        summary: Some(summary),
+        missing,
     })
 }
 
@@ -377,31 +445,6 @@ fn open_rows(
     Ok((rows, Some(resumed.done)))
 }
 
-/// Says how far the run got and the exact command that completes it.
-fn report_incomplete(cfg: &RunConfig, have_rows: u64, items: u64, write_failed: bool) {
-    let stdin = if cfg.stdin_spool.is_some() {
-        " (with the same keys on standard input)"
-    } else {
-        ""
-    };
-    match &cfg.output {
-        // How many rows reached the file is not known after a failed write; resume counts them.
-        Output::File(path) if write_failed => eprintln!(
-            "ringscrape: the rows written to {} end with a whole row; resume with: {}{stdin}",
-            path.display(),
-            resume_command()
-        ),
-        Output::File(path) => eprintln!(
-            "ringscrape: {have_rows} of {items} ids have rows in {}; resume with: {}{stdin}",
-            path.display(),
-            resume_command()
-        ),
-        Output::Stdout => eprintln!(
-            "ringscrape: {have_rows} of {items} ids have rows (written to stdout, which cannot be resumed)"
-        ),
-    }
-}
-
 /// Splits the work: the whole range evenly, or, when resuming, the ids still without a row
 /// evenly (shards with nothing left are not started).
 fn plan_shards(cfg: &RunConfig, done: Option<&IdSet>) -> Vec<ShardPlan> {
@@ -427,10 +470,14 @@ fn plan_shards(cfg: &RunConfig, done: Option<&IdSet>) -> Vec<ShardPlan> {
         .collect()
 }
 
-/// This process's command line, made to resume: `--overwrite` dropped, `--resume` added, quoted
+/// The run's command line, made to resume: `--overwrite` dropped, `--resume` added, quoted
 /// for a POSIX shell.
-fn resume_command() -> String {
-    let mut args: Vec<String> = std::env::args().filter(|a| a != "--overwrite").collect();
+fn resume_command(argv: &[String]) -> String {
+    let mut args: Vec<String> = argv
+        .iter()
+        .filter(|a| *a != "--overwrite")
+        .cloned()
+        .collect();
     if !args.iter().any(|a| a == "--resume") {
         args.push("--resume".into());
     }
@@ -439,11 +486,12 @@ fn resume_command() -> String {
 
 fn start_workers(
     cfg: &RunConfig,
+    launch: &Launch,
     plan: &[ShardPlan],
     tx: &crossbeam_channel::Sender<Batch>,
     board: &StatsBoard,
-    stop: &Stop,
 ) -> Result<Vec<Worker>, SupervisorError> {
+    let stop = &launch.stop;
     let cores = spawn::allowed_cores();
     let mut workers: Vec<Worker> = Vec::with_capacity(plan.len());
     let kill_started = |workers: &mut Vec<Worker>| {
@@ -469,7 +517,7 @@ fn start_workers(
                 }
             },
         };
-        let mut child = match spawn::spawn_worker(&spec, part.skip.as_ref()) {
+        let mut child = match spawn::spawn_worker(&launch.worker_exe, &spec, part.skip.as_ref()) {
             Ok(child) => child,
             Err(e) => {
                 kill_started(&mut workers);

@@ -43,6 +43,24 @@ impl Stop {
         self.signal_workers(Signal::SIGTERM);
     }
 
+    /// A stop as Ctrl-C asks for it: the first asks every worker to stop (the grace period for
+    /// in-flight requests), the next kills them. (The signal thread calls it; so can a test.)
+    pub fn request(&self, signal: Signal) {
+        let first = self
+            .signal
+            .compare_exchange(0, signal as i32, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if first {
+            crate::note!(
+                "\nringscrape: {signal}: stopping (in-flight requests get the grace period; again to stop now)"
+            );
+            self.signal_workers(Signal::SIGTERM);
+        } else {
+            eprintln!("\nringscrape: {signal} again: stopping now");
+            self.signal_workers(Signal::SIGKILL);
+        }
+    }
+
     fn signal_workers(&self, signal: Signal) {
         if let Ok(workers) = self.workers.lock() {
             for pid in workers.iter() {
@@ -62,17 +80,7 @@ pub fn watch() -> nix::Result<Arc<Stop>> {
         .name("signals".into())
         .spawn(move || {
             while let Ok(signal) = signals.wait() {
-                let first = handler
-                    .signal
-                    .compare_exchange(0, signal as i32, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok();
-                if first {
-                    crate::note!("\nringscrape: {signal}: stopping (in-flight requests get the grace period; again to stop now)");
-                    handler.signal_workers(Signal::SIGTERM);
-                } else {
-                    eprintln!("\nringscrape: {signal} again: stopping now");
-                    handler.signal_workers(Signal::SIGKILL);
-                }
+                handler.request(signal);
             }
         })
         .map_err(|_| nix::Error::EAGAIN)?;

@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
@@ -24,8 +25,7 @@ pub fn allowed_cores() -> Vec<usize> {
 
 /// Starts one worker in its own process group (so a terminal's Ctrl-C reaches only the
 /// supervisor, which relays it), and hands it `spec` and the ids to skip on its stdin.
-pub fn spawn_worker(spec: &WorkerSpec, skip: Option<&IdSet>) -> io::Result<Child> {
-    let exe = std::env::current_exe()?;
+pub fn spawn_worker(exe: &Path, spec: &WorkerSpec, skip: Option<&IdSet>) -> io::Result<Child> {
     let mut child = Command::new(exe)
         .args(["worker", "--shard", &spec.shard.to_string()])
         .process_group(0)

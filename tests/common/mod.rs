@@ -52,14 +52,97 @@ impl Drop for Server {
     }
 }
 
-/// `ringscrape <args>` run to completion in `dir` (so no config/default.toml is picked up).
+/// Variables that change what `ringscrape run` does without a flag: a test must not inherit
+/// them (run inside a Slurm array job or a Kubernetes Indexed Job, every test would otherwise
+/// take a node's slice of its ids).
+const INHERITED_SETTINGS: [&str; 3] = ["RINGSCRAPE_", "SLURM_ARRAY_", "JOB_COMPLETION_INDEX"];
+
+/// The built binary as a test runs it, after ripgrep's `TestCommand`: in its own directory
+/// (so no config/default.toml is picked up), stdin closed, and none of the environment
+/// variables that would steer it ([`INHERITED_SETTINGS`]); flags added by name.
+pub struct TestCommand {
+    cmd: Command,
+}
+
+impl TestCommand {
+    pub fn new(dir: &Path) -> TestCommand {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(dir).stdin(Stdio::null());
+        for (name, _) in std::env::vars_os() {
+            let text = name.to_string_lossy();
+            if INHERITED_SETTINGS
+                .iter()
+                .any(|prefix| text.starts_with(prefix))
+            {
+                cmd.env_remove(&name);
+            }
+        }
+        TestCommand { cmd }
+    }
+
+    /// `run -u URL -i IDS`.
+    pub fn run(dir: &Path, url: &str, ids: &str) -> TestCommand {
+        Self::new(dir).args(["run", "-u", url, "-i", ids])
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> TestCommand {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<S: AsRef<std::ffi::OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn shards(self, n: u32) -> TestCommand {
+        self.args(["-s", &n.to_string()])
+    }
+
+    pub fn concurrency(self, n: u32) -> TestCommand {
+        self.args(["-c", &n.to_string()])
+    }
+
+    /// `-o FILE`.
+    pub fn output(self, file: &str) -> TestCommand {
+        self.args(["-o", file])
+    }
+
+    pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> TestCommand {
+        self.cmd.env(name, value);
+        self
+    }
+
+    /// Runs to completion.
+    pub fn output_of(mut self) -> Output {
+        self.cmd.output().expect("run ringscrape")
+    }
+
+    /// Runs to completion; asserts exit 0 and returns stderr.
+    pub fn ok(self) -> String {
+        let out = self.output_of();
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+        stderr(&out)
+    }
+
+    /// Starts it without waiting (stdout discarded, stderr piped).
+    pub fn spawn(mut self) -> Child {
+        self.cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ringscrape")
+    }
+
+    /// The underlying command, for what the builder does not cover (pipes, process groups).
+    pub fn into_command(self) -> Command {
+        self.cmd
+    }
+}
+
+/// `ringscrape <args>` run to completion in `dir` (see [`TestCommand`]).
 pub fn ringscrape(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run ringscrape")
+    TestCommand::new(dir).args(args).output_of()
 }
 
 /// One CSV row, typed, with the id as a number (the ids of a range).
@@ -286,25 +369,13 @@ pub fn scrape_ok(
     concurrency: u32,
     extra: &[&str],
 ) -> Vec<Row> {
-    let ids = format!("{start}..{end}");
-    let c = concurrency.to_string();
-    let mut args = vec![
-        "run",
-        "-u",
-        url,
-        "-i",
-        &ids,
-        "-s",
-        "2",
-        "-c",
-        &c,
-        "-o",
-        "out.csv",
-        "--overwrite",
-    ];
-    args.extend_from_slice(extra);
-    let out = ringscrape(dir, &args);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
+    TestCommand::run(dir, url, &format!("{start}..{end}"))
+        .shards(2)
+        .concurrency(concurrency)
+        .output("out.csv")
+        .arg("--overwrite")
+        .args(extra)
+        .ok();
     let rows = read_rows(&dir.join("out.csv"));
     assert_one_row_per_id(&rows, start, end);
     rows
@@ -312,14 +383,7 @@ pub fn scrape_ok(
 
 /// Starts `ringscrape <args>` in `dir` without waiting for it (stdout discarded, stderr piped).
 pub fn spawn_ringscrape(dir: &Path, args: &[&str]) -> Child {
-    Command::new(BIN)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ringscrape")
+    TestCommand::new(dir).args(args).spawn()
 }
 
 /// Waits until `run` has `n` child processes for which `ready` holds; returns their pids.
