@@ -130,27 +130,18 @@ fn a_corrupt_stream_is_a_decode_row_and_an_unknown_coding_is_kept_as_received() 
         );
     }
     let url = format!("{}/unknown?id={{id}}", target.base);
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..40",
-            "-s",
-            "1",
-            "-c",
-            "4",
-            "-o",
-            "out.csv",
+    let out = TestCommand::run(dir.path(), &url, "0..40")
+        .shards(1)
+        .concurrency(4)
+        .output("out.csv")
+        .args([
             "--overwrite",
             "--save-body",
             "--no-progress",
             "--summary-json",
             "s.json",
-        ],
-    );
+        ])
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains(

@@ -126,17 +126,10 @@ fn a_bad_expression_or_a_clashing_name_is_exit_2_before_any_request() {
             "error: --save-body: column `body` is also written by --extract body=/b",
         ),
     ] {
-        let mut args = vec![
-            "run",
-            "-u",
-            "http://127.0.0.1:9/{id}",
-            "-i",
-            "0..5",
-            "-o",
-            "o.csv",
-        ];
-        args.extend(flags);
-        let out = ringscrape(dir.path(), &args);
+        let out = TestCommand::run(dir.path(), "http://127.0.0.1:9/{id}", "0..5")
+            .output("o.csv")
+            .args(flags)
+            .output_of();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert!(err.starts_with(want), "{err}");
@@ -144,20 +137,17 @@ fn a_bad_expression_or_a_clashing_name_is_exit_2_before_any_request() {
         assert!(!dir.path().join("o.csv").exists());
     }
     std::fs::write(dir.path().join("keys.txt"), "a\nb\n").expect("keys");
-    let out = ringscrape(
-        dir.path(),
-        &[
+    let out = TestCommand::new(dir.path())
+        .args([
             "run",
             "-u",
             "http://127.0.0.1:9/{id}",
             "--ids-file",
             "keys.txt",
-            "-o",
-            "o.csv",
-            "--capture-header",
-            "line",
-        ],
-    );
+        ])
+        .output("o.csv")
+        .args(["--capture-header", "line"])
+        .output_of();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).starts_with(

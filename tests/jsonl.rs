@@ -48,40 +48,22 @@ print(json.dumps(out))
         .collect()
 }
 
-fn run_ok(dir: &Path, args: &[&str]) {
-    let out = ringscrape(dir, args);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-}
-
 #[test]
 fn json_lines_hold_what_the_csv_of_the_same_scrape_holds() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = server.url();
-    let common = [
-        "-u",
-        &url,
-        "-i",
-        "0..3000",
-        "-s",
-        "2",
-        "-c",
-        "16",
-        "--save-body",
-        "--capture-header",
-        "content-type",
-        "--extract",
-        "v=/v",
-        "--no-progress",
-    ];
-    run_ok(
-        dir.path(),
-        &[&["run", "-o", "out.csv"][..], &common].concat(),
-    );
-    run_ok(
-        dir.path(),
-        &[&["run", "-o", "out.jsonl"][..], &common].concat(),
-    );
+    let scrape_into = |out: &str| {
+        TestCommand::run(dir.path(), &url, "0..3000")
+            .shards(2)
+            .concurrency(16)
+            .output(out)
+            .args(["--save-body", "--capture-header", "content-type"])
+            .args(["--extract", "v=/v", "--no-progress"])
+            .ok()
+    };
+    scrape_into("out.csv");
+    scrape_into("out.jsonl");
     let csv: BTreeMap<u64, Row> = read_rows(&dir.path().join("out.csv"))
         .into_iter()
         .map(|row| (row.id, row))
@@ -114,28 +96,28 @@ fn kill_9_mid_run_then_resume_leaves_one_json_line_per_id() {
     let server = Server::start(&["--delay-ms", "1..4"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = server.url();
-    let args = [
-        "run",
-        "-u",
-        &url,
-        "-i",
-        "0..20000",
-        "-s",
-        "2",
-        "-c",
-        "16",
-        "-o",
-        "out.jsonl",
-        "--save-body",
-        "--no-progress",
-    ];
-    let run = spawn_ringscrape(dir.path(), &args);
+    let scrape = || {
+        TestCommand::run(dir.path(), &url, "0..20000")
+            .shards(2)
+            .concurrency(16)
+            .output("out.jsonl")
+            .args(["--save-body", "--no-progress"])
+    };
+    let run = scrape().spawn();
     let path = dir.path().join("out.jsonl");
     let started = wait_for(Duration::from_secs(10), || {
         let len = std::fs::metadata(&path).map_or(0, |m| m.len());
         (len > 50_000).then_some(())
     });
     assert!(started.is_some(), "no rows written");
+    // The output is locked while the run holds it.
+    let second = scrape().arg("--resume").output_of();
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("in use by another ringscrape run"),
+        "{}",
+        stderr(&second)
+    );
     kill(Pid::from_raw(run.id() as i32), Signal::SIGKILL).expect("kill");
     let mut run = run;
     let _ = run.wait();
@@ -143,7 +125,7 @@ fn kill_9_mid_run_then_resume_leaves_one_json_line_per_id() {
     std::thread::sleep(Duration::from_millis(300));
     let partial = python_rows_allowing_torn_end(&path);
     assert!(partial < 20_000, "killed before the end: {partial}");
-    run_ok(dir.path(), &[&args[..], &["--resume"]].concat());
+    scrape().arg("--resume").ok();
     let rows = python_rows(&path);
     assert_eq!(rows.len(), 20_000);
     assert!(rows.keys().copied().eq(0..20_000));
@@ -170,27 +152,12 @@ fn merge_joins_per_node_json_lines_files() {
     let url = server.url();
     for k in 0..3 {
         let (index, out) = (k.to_string(), format!("part-{k}.jsonl"));
-        run_ok(
-            dir.path(),
-            &[
-                "run",
-                "-u",
-                &url,
-                "-i",
-                "0..3000",
-                "-s",
-                "1",
-                "-c",
-                "8",
-                "-o",
-                &out,
-                "--node-index",
-                &index,
-                "--node-count",
-                "3",
-                "--no-progress",
-            ],
-        );
+        TestCommand::run(dir.path(), &url, "0..3000")
+            .shards(1)
+            .concurrency(8)
+            .output(&out)
+            .args(["--node-index", &index, "--node-count", "3", "--no-progress"])
+            .ok();
     }
     let merged = ringscrape(
         dir.path(),

@@ -64,43 +64,28 @@ print(json.dumps(list(duckdb.sql(q).fetchall()[0])))
     python(script, dir)
 }
 
-fn run_ok(dir: &Path, args: &[&str]) -> String {
-    let out = ringscrape(dir, args);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    stderr(&out)
-}
-
 #[test]
 fn parquet_holds_what_the_csv_of_the_same_scrape_holds() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = server.url();
-    let common = [
-        "-u",
-        &url,
-        "-i",
-        "0..5000",
-        "-s",
-        "2",
-        "-c",
-        "16",
-        "--save-body",
-        "--capture-header",
-        "content-type",
-        "--extract",
-        "v=/v",
-        "--no-progress",
-        "--part-rows",
-        "700",
-    ];
-    run_ok(
-        dir.path(),
-        &[&["run", "-o", "out.csv"][..], &common].concat(),
-    );
-    run_ok(
-        dir.path(),
-        &[&["run", "-o", "out.parquet"][..], &common].concat(),
-    );
+    let scrape_into = |out: &str| {
+        TestCommand::run(dir.path(), &url, "0..5000")
+            .shards(2)
+            .concurrency(16)
+            .output(out)
+            .args([
+                "--save-body",
+                "--capture-header",
+                "content-type",
+                "--extract",
+                "v=/v",
+            ])
+            .args(["--no-progress", "--part-rows", "700"])
+            .ok()
+    };
+    scrape_into("out.csv");
+    scrape_into("out.parquet");
     let parts = std::fs::read_dir(dir.path().join("out.parquet"))
         .expect("a directory")
         .count();
@@ -137,29 +122,28 @@ fn kill_9_mid_run_then_resume_leaves_one_row_per_id_in_the_parts() {
     let server = Server::start(&["--delay-ms", "1..3"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = server.url();
-    let args = [
-        "run",
-        "-u",
-        &url,
-        "-i",
-        "0..200000",
-        "-s",
-        "2",
-        "-c",
-        "32",
-        "-o",
-        "out.parquet",
-        "--part-rows",
-        "15000",
-        "--no-progress",
-    ];
+    let scrape = || {
+        TestCommand::run(dir.path(), &url, "0..200000")
+            .shards(2)
+            .concurrency(32)
+            .output("out.parquet")
+            .args(["--part-rows", "15000", "--no-progress"])
+    };
     let out = dir.path().join("out.parquet");
-    let run = spawn_ringscrape(dir.path(), &args);
+    let run = scrape().spawn();
     let closed = wait_for(Duration::from_secs(20), || {
         let parts = std::fs::read_dir(&out).ok()?.count();
         (parts >= 3).then_some(())
     });
     assert!(closed.is_some(), "no parts closed");
+    // The output is locked while the run holds it.
+    let second = scrape().arg("--resume").output_of();
+    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains("in use by another ringscrape run"),
+        "{}",
+        stderr(&second)
+    );
     kill(Pid::from_raw(run.id() as i32), Signal::SIGKILL).expect("kill");
     let mut run = run;
     let _ = run.wait();
@@ -171,7 +155,7 @@ fn kill_9_mid_run_then_resume_leaves_one_row_per_id_in_the_parts() {
         partial[0].as_u64().is_some_and(|n| n < 200_000),
         "{partial}"
     );
-    let said = run_ok(dir.path(), &[&args[..], &["--resume"]].concat());
+    let said = scrape().arg("--resume").ok();
     // Ours, and the part the killed run had open (unless it was killed between two parts).
     assert!(
         said.contains("removed 1 unfinished Parquet parts")
@@ -195,31 +179,17 @@ fn retry_failed_rewrites_the_parts_and_merge_joins_node_directories() {
     let server = Server::start(&["--fail-first", "1"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = server.url();
-    let args = [
-        "run",
-        "-u",
-        &url,
-        "-i",
-        "0..3000",
-        "-s",
-        "2",
-        "-c",
-        "8",
-        "-o",
-        "f.parquet",
-        "--retries",
-        "0",
-        "--part-rows",
-        "1000",
-        "--no-progress",
-    ];
-    run_ok(dir.path(), &args);
+    let scrape = || {
+        TestCommand::run(dir.path(), &url, "0..3000")
+            .shards(2)
+            .concurrency(8)
+            .output("f.parquet")
+            .args(["--retries", "0", "--part-rows", "1000", "--no-progress"])
+    };
+    scrape().ok();
     let rows = pyarrow_rows(&dir.path().join("f.parquet"));
     assert!(rows.values().all(|row| row[0] == 503));
-    run_ok(
-        dir.path(),
-        &[&args[..], &["--resume", "--retry-failed"]].concat(),
-    );
+    scrape().args(["--resume", "--retry-failed"]).ok();
     let rows = pyarrow_rows(&dir.path().join("f.parquet"));
     assert_eq!(rows.len(), 3000);
     assert!(
@@ -231,29 +201,20 @@ fn retry_failed_rewrites_the_parts_and_merge_joins_node_directories() {
     let url = plain.url();
     for k in 0..3 {
         let (index, out) = (k.to_string(), format!("part-{k}.parquet"));
-        run_ok(
-            dir.path(),
-            &[
-                "run",
-                "-u",
-                &url,
-                "-i",
-                "0..9000",
-                "-s",
-                "1",
-                "-c",
-                "8",
-                "-o",
-                &out,
+        TestCommand::run(dir.path(), &url, "0..9000")
+            .shards(1)
+            .concurrency(8)
+            .output(&out)
+            .args([
                 "--node-index",
                 &index,
                 "--node-count",
                 "3",
                 "--part-rows",
                 "1000",
-                "--no-progress",
-            ],
-        );
+            ])
+            .arg("--no-progress")
+            .ok();
     }
     let merged = ringscrape(
         dir.path(),
@@ -294,20 +255,10 @@ fn retry_failed_rewrites_the_parts_and_merge_joins_node_directories() {
 #[test]
 fn parquet_on_stdout_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            "http://127.0.0.1:9/{id}",
-            "-i",
-            "0..5",
-            "-o",
-            "-",
-            "--format",
-            "parquet",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), "http://127.0.0.1:9/{id}", "0..5")
+        .output("-")
+        .args(["--format", "parquet"])
+        .output_of();
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).starts_with("error: --format parquet: Parquet is a directory of part files"),
