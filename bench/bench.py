@@ -341,7 +341,7 @@ def run_answers(base):
 
     c = CONCURRENCY
     gz, log = "/gz", "/log"
-    pointers = ["--extract", "id=/id", "--extract", "source=/source", "--extract", "value=/value"]
+    pointers = ["--extract", "rid=/id", "--extract", "source=/source", "--extract", "value=/value"]
     cases = [
         ("/gz, gzip decoded (default)", gz, ANSWERS_N, [], "csv", "/gz plain (--raw-body)"),
         ("/gz plain (--raw-body)", gz, ANSWERS_N, ["--raw-body"], "csv", None),
