@@ -263,15 +263,7 @@ impl MergeJob {
         if format == RowFormat::Parquet {
             // Only closed parts count; a node's unfinished part is what its resume refetches.
             let parts = parquet::parts(path).map_err(io_err)?;
-            return match RowReader::parquet(parts) {
-                Ok(Some(rows)) => self.copy_rows(rows, report, into),
-                Ok(None) => Ok(report),
-                Err(ReadError::Header(text)) => {
-                    report.other_header = Some(text);
-                    Ok(report)
-                }
-                Err(e) => Err(read_err(e)),
-            };
+            return self.copy_opened(RowReader::parquet(parts), report, into);
         }
         let mut file = File::open(path).map_err(io_err)?;
         let complete = complete_len(&mut file).map_err(io_err)?;
@@ -281,15 +273,25 @@ impl MergeJob {
         }
         file.seek(SeekFrom::Start(0)).map_err(io_err)?;
         let reader = BufReader::with_capacity(1 << 20, (&file).take(complete));
-        match RowReader::of_format(reader, format) {
+        self.copy_opened(RowReader::of_format(reader, format), report, into)
+    }
+
+    /// Copies the rows of an input just opened; one with other columns is reported, not read.
+    fn copy_opened<R: BufRead, W: Write>(
+        &self,
+        opened: Result<Option<RowReader<R>>, ReadError>,
+        mut report: InputReport,
+        into: &mut MergeInto<'_, W>,
+    ) -> Result<InputReport, MergeError> {
+        match opened {
             Ok(Some(rows)) => self.copy_rows(rows, report, into),
-            // JSON Lines without a row: nothing to merge from it.
+            // JSON Lines (or Parquet parts) without a row: nothing to merge from it.
             Ok(None) => Ok(report),
             Err(ReadError::Header(text)) => {
                 report.other_header = Some(text);
                 Ok(report)
             }
-            Err(e) => Err(read_err(e)),
+            Err(e) => Err(MergeError::ReadInput(report.path.clone(), e)),
         }
     }
 

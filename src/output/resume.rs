@@ -88,6 +88,28 @@ fn each_row<R: BufRead>(
     Ok(())
 }
 
+/// The ids whose rows are kept, and how many rows are dropped: failed ones (with
+/// `--retry-failed`) and duplicates after an id's first row.
+fn tally<R: BufRead>(
+    path: &Path,
+    rows: Result<Option<RowReader<R>>, ReadError>,
+    range: IdRange,
+    layout: Layout<'_>,
+    retry_failed: bool,
+) -> Result<(IdSet, u64, u64), ResumeError> {
+    let mut done = IdSet::new(range);
+    let (mut failed, mut duplicates) = (0u64, 0u64);
+    each_row(path, rows, range, layout, |id, succeeded, _| {
+        if retry_failed && !succeeded {
+            failed += 1;
+        } else if !done.insert(id) {
+            duplicates += 1;
+        }
+        Ok(())
+    })?;
+    Ok((done, failed, duplicates))
+}
+
 /// Reads `path` and prepares it for appending. `None` when there is nothing to resume (no file,
 /// or not even a complete header): the run then starts the file afresh.
 pub fn prepare(
@@ -111,23 +133,9 @@ pub fn prepare(
         return Ok(None);
     }
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-    let mut done = IdSet::new(range);
-    let (mut duplicates, mut failed) = (0u64, 0u64);
     let reader = BufReader::new((&file).take(complete));
-    each_row(
-        path,
-        RowReader::of_format(reader, layout.format),
-        range,
-        layout,
-        |id, succeeded, _| {
-            if retry_failed && !succeeded {
-                failed += 1;
-            } else if !done.insert(id) {
-                duplicates += 1;
-            }
-            Ok(())
-        },
-    )?;
+    let rows = RowReader::of_format(reader, layout.format);
+    let (done, failed, duplicates) = tally(path, rows, range, layout, retry_failed)?;
     if failed + duplicates == 0 {
         file.set_len(complete).map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
@@ -163,22 +171,8 @@ fn prepare_parquet(
     }
     let removed_parts = parquet::clean(dir).map_err(io_err)?;
     let parts = parquet::parts(dir).map_err(io_err)?;
-    let mut done = IdSet::new(range);
-    let (mut duplicates, mut failed) = (0u64, 0u64);
-    each_row(
-        dir,
-        RowReader::parquet(parts.clone()),
-        range,
-        layout,
-        |id, succeeded, _| {
-            if retry_failed && !succeeded {
-                failed += 1;
-            } else if !done.insert(id) {
-                duplicates += 1;
-            }
-            Ok(())
-        },
-    )?;
+    let rows = RowReader::parquet(parts.clone());
+    let (done, failed, duplicates) = tally(dir, rows, range, layout, retry_failed)?;
     if failed + duplicates > 0 {
         let mut written = IdSet::new(range);
         for part in &parts {
