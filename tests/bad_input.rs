@@ -11,9 +11,11 @@ fn assert_refused(args: &[&str], expect_in_message: &str) {
 
 /// Like [`assert_refused`], run in `dir` (which may hold files the arguments name).
 fn assert_refused_in(dir: &std::path::Path, args: &[&str], expect_in_message: &str) {
-    let mut full = vec!["run", "-o", "out.csv"];
-    full.extend_from_slice(args);
-    let out = ringscrape(dir, &full);
+    let out = TestCommand::new(dir)
+        .arg("run")
+        .output("out.csv")
+        .args(args)
+        .output_of();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {err}");
     assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
@@ -83,10 +85,9 @@ fn unknown_flag() {
 #[test]
 fn unwritable_output_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ringscrape(
-        dir.path(),
-        &["run", "-u", URL, "-i", "0..10", "-o", "no/such/dir/out.csv"],
-    );
+    let out = TestCommand::run(dir.path(), URL, "0..10")
+        .output("no/such/dir/out.csv")
+        .output_of();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(stderr(&out).contains("does not exist"));
@@ -105,10 +106,9 @@ fn output_in_a_read_only_directory() {
     if std::fs::File::create(ro.join("probe")).is_ok() {
         return;
     }
-    let out = ringscrape(
-        dir.path(),
-        &["run", "-u", URL, "-i", "0..10", "-o", "ro/out.csv"],
-    );
+    let out = TestCommand::run(dir.path(), URL, "0..10")
+        .output("ro/out.csv")
+        .output_of();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1);
     assert!(!ro.join("out.csv").exists());
@@ -118,19 +118,10 @@ fn output_in_a_read_only_directory() {
 fn output_is_a_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::create_dir(dir.path().join("taken")).expect("mkdir");
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            URL,
-            "-i",
-            "0..10",
-            "-o",
-            "taken",
-            "--overwrite",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), URL, "0..10")
+        .output("taken")
+        .args(["--overwrite"])
+        .output_of();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(
@@ -144,10 +135,9 @@ fn output_is_a_directory() {
 fn existing_output_is_never_clobbered_without_overwrite() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("out.csv"), "precious\n").expect("write");
-    let out = ringscrape(
-        dir.path(),
-        &["run", "-u", URL, "-i", "0..10", "-o", "out.csv"],
-    );
+    let out = TestCommand::run(dir.path(), URL, "0..10")
+        .output("out.csv")
+        .output_of();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("file exists"), "{}", stderr(&out));
     assert_eq!(
@@ -174,7 +164,9 @@ fn concurrency_beyond_the_open_files_limit_is_refused_before_any_request() {
 #[test]
 fn help_explains_every_run_flag() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ringscrape(dir.path(), &["run", "--help"]);
+    let out = TestCommand::new(dir.path())
+        .args(["run", "--help"])
+        .output_of();
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in [
@@ -194,10 +186,10 @@ fn help_explains_every_run_flag() {
 fn resume_refuses_a_file_that_is_not_a_ringscrape_csv_and_leaves_it_untouched() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("out.csv"), "name,age\nann,3\n").expect("write");
-    let out = ringscrape(
-        dir.path(),
-        &["run", "-u", URL, "-i", "0..10", "-o", "out.csv", "--resume"],
-    );
+    let out = TestCommand::run(dir.path(), URL, "0..10")
+        .output("out.csv")
+        .args(["--resume"])
+        .output_of();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(
@@ -246,10 +238,10 @@ fn bad_failure_handling_values() {
 #[test]
 fn resume_to_stdout_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ringscrape(
-        dir.path(),
-        &["run", "-u", URL, "-i", "0..10", "-o", "-", "--resume"],
-    );
+    let out = TestCommand::run(dir.path(), URL, "0..10")
+        .output("-")
+        .args(["--resume"])
+        .output_of();
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         stderr(&out),

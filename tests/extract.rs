@@ -137,14 +137,7 @@ fn a_bad_expression_or_a_clashing_name_is_exit_2_before_any_request() {
         assert!(!dir.path().join("o.csv").exists());
     }
     std::fs::write(dir.path().join("keys.txt"), "a\nb\n").expect("keys");
-    let out = TestCommand::new(dir.path())
-        .args([
-            "run",
-            "-u",
-            "http://127.0.0.1:9/{id}",
-            "--ids-file",
-            "keys.txt",
-        ])
+    let out = TestCommand::keys(dir.path(), "http://127.0.0.1:9/{id}", "keys.txt")
         .output("o.csv")
         .args(["--capture-header", "line"])
         .output_of();

@@ -249,22 +249,11 @@ fn retries_wait_in_a_queue_and_free_their_slot() {
     let server = Server::start(&["--fail-first", "2"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let started = std::time::Instant::now();
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..200",
-            "-s",
-            "1",
-            "-c",
-            "16",
-            "-o",
-            "out.csv",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &server.url(), "0..200")
+        .shards(1)
+        .concurrency(16)
+        .output("out.csv")
+        .output_of();
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = read_rows(&dir.path().join("out.csv"));

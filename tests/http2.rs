@@ -54,16 +54,12 @@ fn h2c_prior_knowledge_runs_256_streams_on_a_few_connections_without_error() {
     let nginx = Nginx::start_listening("http2", "", LOCATIONS);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("{}/log?id={{id}}", nginx.base);
-    let out = ringscrape(
-        dir.path(),
-        &[
-            &[
-                "run", "-u", &url, "-i", "0..20000", "-s", "1", "-c", "256", "-o", "out.csv",
-            ][..],
-            &h2_args(&[]),
-        ]
-        .concat(),
-    );
+    let out = TestCommand::run(dir.path(), &url, "0..20000")
+        .shards(1)
+        .concurrency(256)
+        .output("out.csv")
+        .args(h2_args(&[]))
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = read_rows(&dir.path().join("out.csv"));
     assert_one_row_per_id(&rows, 0, 20_000);

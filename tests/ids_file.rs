@@ -98,25 +98,12 @@ fn keys_from_a_file_over_three_shards_are_encoded_in_the_url_and_raw_in_headers(
     let (text, by_line) = awkward_keys(3000);
     std::fs::write(dir.path().join("keys.txt"), text).expect("write");
     let url = format!("{}/echo?k={{id}}", server.base);
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "--ids-file",
-            "keys.txt",
-            "-s",
-            "3",
-            "-c",
-            "8",
-            "-o",
-            "out.csv",
-            "-H",
-            "X-Key: {id}",
-            "--save-body",
-        ],
-    );
+    let out = TestCommand::keys(dir.path(), &url, "keys.txt")
+        .shards(3)
+        .concurrency(8)
+        .output("out.csv")
+        .args(["-H", "X-Key: {id}", "--save-body"])
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("skipping 300 empty lines"), "{err}");
@@ -147,20 +134,10 @@ fn keys_from_standard_input() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (text, by_line) = awkward_keys(500);
     let url = format!("{}/echo?k={{id}}", server.base);
-    let mut run = TestCommand::new(std::path::Path::new("."))
+    let mut run = TestCommand::keys(dir.path(), &url, "-")
+        .output("out.csv")
+        .concurrency(8)
         .into_command()
-        .args([
-            "run",
-            "-u",
-            &url,
-            "--ids-file",
-            "-",
-            "-o",
-            "out.csv",
-            "-c",
-            "8",
-        ])
-        .current_dir(dir.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -193,24 +170,12 @@ fn hostile_keys_keep_their_bodies_inside_the_bodies_dir() {
     ];
     std::fs::write(dir.path().join("keys.txt"), keys.join("\n")).expect("write");
     let url = format!("{}/echo?k={{id}}", server.base);
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "--ids-file",
-            "keys.txt",
-            "-s",
-            "2",
-            "-c",
-            "4",
-            "-o",
-            "out.csv",
-            "--bodies-dir",
-            "bodies",
-        ],
-    );
+    let out = TestCommand::keys(dir.path(), &url, "keys.txt")
+        .shards(2)
+        .concurrency(4)
+        .output("out.csv")
+        .args(["--bodies-dir", "bodies"])
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = read_key_rows(&dir.path().join("out.csv"));
     assert_eq!(rows.len(), keys.len());
@@ -242,22 +207,14 @@ fn a_killed_run_over_keys_resumes_to_every_line_exactly_once() {
     std::fs::write(dir.path().join("keys.txt"), text).expect("write");
     // /log (not /echo) takes the 20–40 ms delay, so the run is still going when killed.
     let url = format!("{}/log?k={{id}}", server.base);
-    let args = [
-        "run",
-        "-u",
-        &url,
-        "--ids-file",
-        "keys.txt",
-        "-s",
-        "3",
-        "-c",
-        "16",
-        "-o",
-        "out.csv",
-        "--bodies-dir",
-        "bodies",
-    ];
-    let mut run = spawn_ringscrape(dir.path(), &args);
+    let scrape = || {
+        TestCommand::keys(dir.path(), &url, "keys.txt")
+            .shards(3)
+            .concurrency(16)
+            .output("out.csv")
+            .args(["--bodies-dir", "bodies"])
+    };
+    let mut run = scrape().spawn();
     let workers = wait_for_workers(&run, 3, |_| true);
     std::thread::sleep(Duration::from_millis(1500));
     // kill -9 of the supervisor: the workers die with it (PDEATHSIG), the CSV may end torn.
@@ -281,9 +238,7 @@ fn a_killed_run_over_keys_resumes_to_every_line_exactly_once() {
         "killed mid-run: {before} rows"
     );
 
-    let mut resume: Vec<&str> = args.to_vec();
-    resume.push("--resume");
-    let out = ringscrape(dir.path(), &resume);
+    let out = scrape().arg("--resume").output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("resuming out.csv"),

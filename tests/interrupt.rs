@@ -21,12 +21,12 @@ fn signal(pid: u32, sig: Signal) {
 fn start_slow_run(dir: &Path, extra: &[&str]) -> (Server, Child, Vec<u32>) {
     let server = Server::start(&["--delay-ms", "20..40"]);
     let url = server.url();
-    let ids = format!("0..{IDS}");
-    let mut args = vec![
-        "run", "-u", &url, "-i", &ids, "-s", "2", "-c", "32", "-o", "out.csv",
-    ];
-    args.extend_from_slice(extra);
-    let run = spawn_ringscrape(dir, &args);
+    let run = TestCommand::run(dir, &url, &format!("0..{IDS}"))
+        .shards(2)
+        .concurrency(32)
+        .output("out.csv")
+        .args(extra)
+        .spawn();
     let workers = wait_for_workers(&run, 2, |_| true);
     // Let rows reach the file (the writer flushes at least every second).
     std::thread::sleep(Duration::from_millis(1500));
@@ -39,26 +39,14 @@ fn start_stalled_run(dir: &Path, ids: u64, grace: &str) -> (Server, Child) {
     let server = Server::start(&["--stall-every", "1"]);
     let url = server.url();
     let ids = format!("0..{ids}");
-    let run = spawn_ringscrape(
-        dir,
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            &ids,
-            "-s",
-            "2",
-            "-c",
-            "4",
-            "-o",
-            "out.csv",
-            "--grace",
-            grace,
-            "--timeout",
-            "60",
-        ],
-    );
+    let run = TestCommand::run(dir, &url, &ids)
+        .shards(2)
+        .concurrency(4)
+        .output("out.csv")
+        .args(["--grace"])
+        .arg(grace)
+        .args(["--timeout", "60"])
+        .spawn();
     wait_for_workers(&run, 2, |_| true);
     std::thread::sleep(Duration::from_millis(300));
     (server, run)
@@ -212,12 +200,12 @@ fn sigkill_of_the_supervisor_leaves_no_worker_and_resume_completes_exactly() {
     partial_rows_allowing_torn_end(dir.path());
     let ids = format!("0..{IDS}");
     let url = server.url();
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run", "-u", &url, "-i", &ids, "-s", "2", "-c", "32", "-o", "out.csv", "--resume",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &url, &ids)
+        .shards(2)
+        .concurrency(32)
+        .output("out.csv")
+        .args(["--resume"])
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_complete(dir.path());
 }
@@ -239,22 +227,14 @@ fn resume_with_retry_failed_refetches_failed_rows_and_keeps_one_row_per_id() {
     let server = Server::start(&["--fail-first", "1"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = server.url();
-    let first = [
-        "run",
-        "-u",
-        &url,
-        "-i",
-        "0..500",
-        "-s",
-        "2",
-        "-c",
-        "16",
-        "-o",
-        "out.csv",
-        "--retries",
-        "0",
-    ];
-    let out = ringscrape(dir.path(), &first);
+    let first = || {
+        TestCommand::run(dir.path(), &url, "0..500")
+            .shards(2)
+            .concurrency(16)
+            .output("out.csv")
+            .args(["--retries", "0"])
+    };
+    let out = first().output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = read_rows(&dir.path().join("out.csv"));
     assert!(
@@ -263,14 +243,11 @@ fn resume_with_retry_failed_refetches_failed_rows_and_keeps_one_row_per_id() {
     );
 
     // Plain --resume: every id has a row, nothing to do.
-    let mut again: Vec<&str> = first.to_vec();
-    again.push("--resume");
-    let out = ringscrape(dir.path(), &again);
+    let out = first().arg("--resume").output_of();
     assert_eq!(out.status.code(), Some(0));
     assert!(stderr(&out).contains("nothing to do"), "{}", stderr(&out));
 
-    again.push("--retry-failed");
-    let out = ringscrape(dir.path(), &again);
+    let out = first().args(["--resume", "--retry-failed"]).output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = read_rows(&dir.path().join("out.csv"));
     assert_one_row_per_id(&rows, 0, 500);
@@ -322,25 +299,15 @@ fn resume_works_over_the_widest_range_in_small_memory() {
     let server = Server::start(&["--delay-ms", "20..40"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = server.url();
-    let args = [
-        "run",
-        "-u",
-        &url,
-        "-i",
-        "0..18446744073709551615",
-        "-s",
-        "2",
-        "-c",
-        "8",
-        "-o",
-        "out.csv",
-    ];
     for round in 0..2 {
-        let mut full: Vec<&str> = args.to_vec();
+        let mut run = TestCommand::run(dir.path(), &url, "0..18446744073709551615")
+            .shards(2)
+            .concurrency(8)
+            .output("out.csv");
         if round == 1 {
-            full.push("--resume");
+            run = run.arg("--resume");
         }
-        let run = spawn_ringscrape(dir.path(), &full);
+        let run = run.spawn();
         let workers = wait_for_workers(&run, 2, |_| true);
         std::thread::sleep(Duration::from_millis(1500));
         for pid in workers.iter().copied().chain([run.id()]) {

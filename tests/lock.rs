@@ -10,10 +10,11 @@ use std::time::Duration;
 use common::*;
 
 fn slow_run(dir: &Path, server: &Server, extra: &[&str]) -> std::process::Child {
-    let url = server.url();
-    let mut args = vec!["run", "-u", &url, "-i", "0..20000", "-s", "2", "-c", "16"];
-    args.extend_from_slice(extra);
-    let run = spawn_ringscrape(dir, &args);
+    let run = TestCommand::run(dir, &server.url(), "0..20000")
+        .shards(2)
+        .concurrency(16)
+        .args(extra)
+        .spawn();
     wait_for_workers(&run, 2, |_| true);
     std::thread::sleep(Duration::from_millis(1200));
     run
@@ -26,19 +27,10 @@ fn a_second_run_on_a_held_output_is_refused_and_a_killed_run_leaves_no_lock() {
     let mut first = slow_run(dir.path(), &server, &["-o", "out.csv"]);
     let before = std::fs::read(dir.path().join("out.csv")).expect("partial csv");
     for mode in ["--resume", "--overwrite"] {
-        let out = ringscrape(
-            dir.path(),
-            &[
-                "run",
-                "-u",
-                &server.url(),
-                "-i",
-                "0..20000",
-                "-o",
-                "out.csv",
-                mode,
-            ],
-        );
+        let out = TestCommand::run(dir.path(), &server.url(), "0..20000")
+            .output("out.csv")
+            .arg(mode)
+            .output_of();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{mode}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
@@ -62,23 +54,12 @@ fn a_second_run_on_a_held_output_is_refused_and_a_killed_run_leaves_no_lock() {
     )
     .expect("kill");
     let _ = first.wait();
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..20000",
-            "-s",
-            "2",
-            "-c",
-            "64",
-            "-o",
-            "out.csv",
-            "--resume",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &server.url(), "0..20000")
+        .shards(2)
+        .concurrency(64)
+        .output("out.csv")
+        .args(["--resume"])
+        .output_of();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -98,20 +79,10 @@ fn a_held_bodies_dir_is_refused_too() {
         &server,
         &["-o", "a.csv", "--bodies-dir", "bodies"],
     );
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..10",
-            "-o",
-            "b.csv",
-            "--bodies-dir",
-            "bodies",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &server.url(), "0..10")
+        .output("b.csv")
+        .args(["--bodies-dir", "bodies"])
+        .output_of();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(

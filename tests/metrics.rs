@@ -33,24 +33,13 @@ fn live_metrics_follow_the_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     let addr = format!("127.0.0.1:{}", free_port());
     let url = server.url();
-    let mut run = spawn_ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..4000",
-            "-s",
-            "2",
-            "-c",
-            "16",
-            "-o",
-            "out.csv",
-            "--metrics",
-            &addr,
-        ],
-    );
+    let mut run = TestCommand::run(dir.path(), &url, "0..4000")
+        .shards(2)
+        .concurrency(16)
+        .output("out.csv")
+        .args(["--metrics"])
+        .arg(&addr)
+        .spawn();
     wait_for_workers(&run, 2, |_| true);
     std::thread::sleep(Duration::from_millis(1500));
     let endpoint = format!("http://{addr}/metrics");
@@ -97,20 +86,11 @@ fn a_busy_or_bad_metrics_address_refuses_the_run() {
         (addr.as_str(), "Address already in use"),
         ("nowhere", "expected IP:PORT"),
     ] {
-        let out = ringscrape(
-            dir.path(),
-            &[
-                "run",
-                "-u",
-                "http://127.0.0.1:9/{id}",
-                "-i",
-                "0..10",
-                "-o",
-                "out.csv",
-                "--metrics",
-                value,
-            ],
-        );
+        let out = TestCommand::run(dir.path(), "http://127.0.0.1:9/{id}", "0..10")
+            .output("out.csv")
+            .args(["--metrics"])
+            .arg(value)
+            .output_of();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{err}");
         assert_eq!(err.lines().count(), 1, "{err}");

@@ -10,22 +10,11 @@ use common::*;
 fn two_shards_write_exactly_one_row_per_id_all_200_with_right_byte_counts() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..20000",
-            "-s",
-            "2",
-            "-c",
-            "64",
-            "-o",
-            "out.csv",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &server.url(), "0..20000")
+        .shards(2)
+        .concurrency(64)
+        .output("out.csv")
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let rows = read_rows(&dir.path().join("out.csv"));
     assert_one_row_per_id(&rows, 0, 20_000);
@@ -52,20 +41,10 @@ fn two_shards_write_exactly_one_row_per_id_all_200_with_right_byte_counts() {
 fn a_range_not_starting_at_zero_and_stdout_output() {
     let server = Server::start(&["--body-bytes", "1000"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "1000..1500",
-            "-s",
-            "3",
-            "-o",
-            "-",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &server.url(), "1000..1500")
+        .shards(3)
+        .output("-")
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let path = dir.path().join("stdout.csv");
     std::fs::write(&path, &out.stdout).expect("write");
@@ -82,22 +61,11 @@ fn workers_are_pinned_processes_with_io_uring_and_the_raised_open_files_limit() 
     // Slow answers keep the run going long enough to look at its workers.
     let server = Server::start(&["--delay-ms", "20..40"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut run = spawn_ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..20000",
-            "-s",
-            "2",
-            "-c",
-            "64",
-            "-o",
-            "out.csv",
-        ],
-    );
+    let mut run = TestCommand::run(dir.path(), &server.url(), "0..20000")
+        .shards(2)
+        .concurrency(64)
+        .output("out.csv")
+        .spawn();
     let workers = wait_for_workers(&run, 2, holds_io_uring);
 
     let cpus: HashSet<String> = workers
@@ -150,25 +118,12 @@ fn open_files_limit(pid: &str) -> (String, String) {
 fn epoll_fallback_is_announced_and_still_writes_every_row() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = TestCommand::new(std::path::Path::new("."))
-        .into_command()
-        .args([
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..3000",
-            "-s",
-            "2",
-            "-c",
-            "16",
-            "-o",
-            "out.csv",
-        ])
+    let out = TestCommand::run(dir.path(), &server.url(), "0..3000")
+        .shards(2)
+        .concurrency(16)
+        .output("out.csv")
         .env("RINGSCRAPE_DRIVER", "epoll")
-        .current_dir(dir.path())
-        .output()
-        .expect("run");
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert!(
         stderr(&out).contains("using the epoll driver"),
@@ -189,12 +144,11 @@ fn unreachable_target_gives_connect_error_rows_not_a_crash() {
         .port();
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("http://127.0.0.1:{port}/log?id={{id}}");
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run", "-u", &url, "-i", "0..200", "-s", "2", "-c", "8", "-o", "out.csv",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &url, "0..200")
+        .shards(2)
+        .concurrency(8)
+        .output("out.csv")
+        .output_of();
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -224,10 +178,9 @@ fn config_file_values_apply_and_flags_override_them() {
         ),
     )
     .expect("write config");
-    let out = ringscrape(
-        dir.path(),
-        &["run", "--config", "scrape.toml", "--ids", "0..50"],
-    );
+    let out = TestCommand::new(dir.path())
+        .args(["run", "--config", "scrape.toml", "--ids", "0..50"])
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     assert_one_row_per_id(&read_rows(&dir.path().join("from-config.csv")), 0, 50);
 }
@@ -266,22 +219,11 @@ fn tree_rss_kib(pid: u32) -> u64 {
 fn a_reader_that_stops_reading_stalls_the_workers_instead_of_growing_memory() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut run = TestCommand::new(std::path::Path::new("."))
+    let mut run = TestCommand::run(dir.path(), &server.url(), "0..300000")
+        .shards(2)
+        .concurrency(64)
+        .output("-")
         .into_command()
-        .args([
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..300000",
-            "-s",
-            "2",
-            "-c",
-            "64",
-            "-o",
-            "-",
-        ])
-        .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -326,15 +268,12 @@ fn environment_variables_sit_between_flags_and_the_config_file() {
     )
     .expect("write");
     let run = |args: &[&str]| {
-        TestCommand::new(std::path::Path::new("."))
-            .into_command()
+        TestCommand::new(dir.path())
             .args(["run", "--config", "c.toml", "-u", &server.url()])
             .args(args)
             .env("RINGSCRAPE_OUTPUT", "from-env.csv")
             .env("RINGSCRAPE_IDS", "0..20")
-            .current_dir(dir.path())
-            .output()
-            .expect("run")
+            .output_of()
     };
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -352,10 +291,8 @@ fn environment_variables_sit_between_flags_and_the_config_file() {
 fn completions_for_each_shell() {
     for shell in ["bash", "zsh", "fish"] {
         let out = TestCommand::new(std::path::Path::new("."))
-            .into_command()
             .args(["completions", shell])
-            .output()
-            .expect("run");
+            .output_of();
         assert_eq!(out.status.code(), Some(0), "{shell}");
         let script = String::from_utf8_lossy(&out.stdout);
         assert!(
@@ -364,10 +301,8 @@ fn completions_for_each_shell() {
         );
     }
     let out = TestCommand::new(std::path::Path::new("."))
-        .into_command()
         .args(["completions", "cmd.exe"])
-        .output()
-        .expect("run");
+        .output_of();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -376,25 +311,18 @@ fn quiet_says_nothing_on_success_and_verbose_names_the_shards() {
     let server = Server::start(&["--fail-first", "1"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = server.url();
-    let base = [
-        "run",
-        "-u",
-        url.as_str(),
-        "-i",
-        "0..40",
-        "-s",
-        "2",
-        "-c",
-        "4",
-        "--retry-base",
-        "0.01",
-    ];
-    let quiet = ringscrape(dir.path(), &[&base[..], &["-o", "q.csv", "-q"]].concat());
+    let base = || {
+        TestCommand::run(dir.path(), &url, "0..40")
+            .shards(2)
+            .concurrency(4)
+            .args(["--retry-base", "0.01"])
+    };
+    let quiet = base().output("q.csv").arg("-q").output_of();
     assert_eq!(quiet.status.code(), Some(0), "{}", stderr(&quiet));
     assert_eq!(stderr(&quiet), "", "errors only");
     assert_one_row_per_id(&read_rows(&dir.path().join("q.csv")), 0, 40);
 
-    let loud = ringscrape(dir.path(), &[&base[..], &["-o", "v.csv", "-v"]].concat());
+    let loud = base().output("v.csv").arg("-v").output_of();
     let err = stderr(&loud);
     assert_eq!(loud.status.code(), Some(0), "{err}");
     for shard in [
@@ -406,10 +334,10 @@ fn quiet_says_nothing_on_success_and_verbose_names_the_shards() {
         assert!(err.contains(shard), "{shard}: {err}");
     }
     assert!(err.contains("Summary:"), "{err}");
-    let out = ringscrape(
-        dir.path(),
-        &["run", "-u", &url, "-i", "0..10", "-o", "x.csv", "-q", "-v"],
-    );
+    let out = TestCommand::run(dir.path(), &url, "0..10")
+        .output("x.csv")
+        .args(["-q", "-v"])
+        .output_of();
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -422,25 +350,12 @@ fn quiet_says_nothing_on_success_and_verbose_names_the_shards() {
 fn verbose_names_each_retry() {
     let server = Server::start(&["--fail-first", "1"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..10",
-            "-s",
-            "1",
-            "-c",
-            "2",
-            "-o",
-            "out.csv",
-            "-v",
-            "--retry-base",
-            "0.01",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &server.url(), "0..10")
+        .shards(1)
+        .concurrency(2)
+        .output("out.csv")
+        .args(["-v", "--retry-base", "0.01"])
+        .output_of();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     for id in 0..10 {
@@ -473,21 +388,11 @@ fn a_run_past_half_the_local_port_range_is_told_to_widen_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     // 100 ids over `shards` workers of `per_worker` slots each, rows into `out`; its stderr.
     let run = |per_worker: u64, out: &str| {
-        let (url, shards, per_worker) = (server.url(), shards.to_string(), per_worker.to_string());
-        let args = [
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..100",
-            "-s",
-            &shards,
-            "-c",
-            &per_worker,
-        ];
-        let output = ringscrape(dir.path(), &[&args[..], &["-o", out]].concat());
-        assert_eq!(output.status.code(), Some(0), "stderr: {}", stderr(&output));
-        stderr(&output)
+        TestCommand::run(dir.path(), &server.url(), "0..100")
+            .shards(shards)
+            .concurrency(per_worker)
+            .output(out)
+            .ok()
     };
     let told = run(per_worker, "out.csv");
     let advice = format!("{ports} local ports (net.ipv4.ip_local_port_range");

@@ -313,24 +313,12 @@ fn no_process_command_line_holds_a_header_from_a_file() {
     )
     .expect("write");
     let url = server.url();
-    let mut run = spawn_ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..4000",
-            "-s",
-            "2",
-            "-c",
-            "16",
-            "-o",
-            "out.csv",
-            "-H",
-            "@secret.txt",
-        ],
-    );
+    let mut run = TestCommand::run(dir.path(), &url, "0..4000")
+        .shards(2)
+        .concurrency(16)
+        .output("out.csv")
+        .args(["-H", "@secret.txt"])
+        .spawn();
     let workers = wait_for_workers(&run, 2, |_| true);
     for pid in workers.iter().copied().chain([run.id()]) {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
@@ -424,7 +412,9 @@ fn every_new_flag_works_from_the_config_file() {
         ),
     )
     .expect("write");
-    let out = ringscrape(dir.path(), &["run", "--config", "run.toml"]);
+    let out = TestCommand::new(dir.path())
+        .args(["run", "--config", "run.toml"])
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = std::fs::read_to_string(dir.path().join("out.csv")).expect("csv");
     let mut lines: Vec<&str> = text.lines().collect();

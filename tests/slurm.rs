@@ -148,9 +148,8 @@ fn a_slurm_array_scrapes_its_slices_a_requeued_task_resumes_and_merge_proves_cov
     );
     assert_one_row_per_id(&read_rows(&part(1)), 1000, 2000);
 
-    let merged = ringscrape(
-        dir.path(),
-        &[
+    let merged = TestCommand::new(dir.path())
+        .args([
             "merge",
             "-i",
             "0..3000",
@@ -158,8 +157,8 @@ fn a_slurm_array_scrapes_its_slices_a_requeued_task_resumes_and_merge_proves_cov
             "part-0.csv",
             "part-1.csv",
             "part-2.csv",
-        ],
-    );
+        ])
+        .output_of();
     assert_eq!(merged.status.code(), Some(0), "{}", stderr(&merged));
     let rows = read_rows(&dir.path().join("all.csv"));
     assert_one_row_per_id(&rows, 0, 3000);

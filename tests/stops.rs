@@ -14,26 +14,12 @@ fn a_target_that_is_down_stops_the_run_with_exit_3_and_a_resume_command() {
     let port = free_port(); // nothing listens there
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("http://127.0.0.1:{port}/log?id={{id}}");
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..100000",
-            "-s",
-            "2",
-            "-c",
-            "8",
-            "-o",
-            "out.csv",
-            "--retries",
-            "0",
-            "--abort-after",
-            "50",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &url, "0..100000")
+        .shards(2)
+        .concurrency(8)
+        .output("out.csv")
+        .args(["--retries", "0", "--abort-after", "50"])
+        .output_of();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
@@ -60,26 +46,12 @@ fn a_target_that_is_down_stops_the_run_with_exit_3_and_a_resume_command() {
     assert!(rows.iter().all(|r| r.error == "connect"));
 
     // 0 never stops.
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..300",
-            "-s",
-            "1",
-            "-c",
-            "8",
-            "-o",
-            "all.csv",
-            "--retries",
-            "0",
-            "--abort-after",
-            "0",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &url, "0..300")
+        .shards(1)
+        .concurrency(8)
+        .output("all.csv")
+        .args(["--retries", "0", "--abort-after", "0"])
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(read_rows(&dir.path().join("all.csv")).len(), 300);
 }
@@ -88,23 +60,12 @@ fn a_target_that_is_down_stops_the_run_with_exit_3_and_a_resume_command() {
 fn a_full_disk_names_the_cause_first_and_the_resume_command_last() {
     let server = Server::start(&[]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..200000",
-            "-s",
-            "2",
-            "-c",
-            "32",
-            "-o",
-            "/dev/full",
-            "--overwrite",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &server.url(), "0..200000")
+        .shards(2)
+        .concurrency(32)
+        .output("/dev/full")
+        .args(["--overwrite"])
+        .output_of();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     let lines: Vec<&str> = err.lines().collect();
@@ -140,23 +101,12 @@ fn a_full_tmpfs_then_resume_completes_the_csv() {
         return;
     }
     let server = Server::start(&[]);
-    let out = ringscrape(
-        &mnt,
-        &[
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..20000",
-            "-s",
-            "2",
-            "-c",
-            "16",
-            "-o",
-            "out.csv",
-            "--save-body",
-        ],
-    );
+    let out = TestCommand::run(&mnt, &server.url(), "0..20000")
+        .shards(2)
+        .concurrency(16)
+        .output("out.csv")
+        .args(["--save-body"])
+        .output_of();
     let err = stderr(&out);
     let remounted = Command::new("mount")
         .args(["-o", "remount,size=64m"])
@@ -164,24 +114,14 @@ fn a_full_tmpfs_then_resume_completes_the_csv() {
         .status()
         .is_ok_and(|s| s.success());
     let resumed = if remounted {
-        Some(ringscrape(
-            &mnt,
-            &[
-                "run",
-                "-u",
-                &server.url(),
-                "-i",
-                "0..20000",
-                "-s",
-                "2",
-                "-c",
-                "16",
-                "-o",
-                "out.csv",
-                "--save-body",
-                "--resume",
-            ],
-        ))
+        Some(
+            TestCommand::run(&mnt, &server.url(), "0..20000")
+                .shards(2)
+                .concurrency(16)
+                .output("out.csv")
+                .args(["--save-body", "--resume"])
+                .output_of(),
+        )
     } else {
         None
     };
@@ -205,21 +145,11 @@ fn a_full_tmpfs_then_resume_completes_the_csv() {
 #[test]
 fn a_closed_stdout_ends_the_run_quietly_with_exit_0() {
     let server = Server::start(&[]);
-    let mut run = TestCommand::new(std::path::Path::new("."))
+    let mut run = TestCommand::run(std::path::Path::new("."), &server.url(), "0..2000000")
+        .shards(2)
+        .concurrency(32)
+        .output("-")
         .into_command()
-        .args([
-            "run",
-            "-u",
-            &server.url(),
-            "-i",
-            "0..2000000",
-            "-s",
-            "2",
-            "-c",
-            "32",
-            "-o",
-            "-",
-        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -121,12 +121,11 @@ fn connections_nginx_closed_while_idle_are_replaced_without_error_rows() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("{}/log?id={{id}}", nginx.base);
-    let mut run = spawn_ringscrape(
-        dir.path(),
-        &[
-            "run", "-u", &url, "-i", "0..3000", "-s", "2", "-c", "8", "-o", "out.csv",
-        ],
-    );
+    let mut run = TestCommand::run(dir.path(), &url, "0..3000")
+        .shards(2)
+        .concurrency(8)
+        .output("out.csv")
+        .spawn();
     let workers = wait_for_workers(&run, 2, |_| true);
     std::thread::sleep(Duration::from_millis(500));
     for pid in &workers {

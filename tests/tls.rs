@@ -70,23 +70,12 @@ fn insecure_accepts_the_certificate_and_warns_once() {
     let nginx = https_nginx(pki.path());
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("{}/log?id={{id}}", nginx.base);
-    let out = ringscrape(
-        dir.path(),
-        &[
-            "run",
-            "-u",
-            &url,
-            "-i",
-            "0..500",
-            "-s",
-            "2",
-            "-c",
-            "8",
-            "-o",
-            "out.csv",
-            "--insecure",
-        ],
-    );
+    let out = TestCommand::run(dir.path(), &url, "0..500")
+        .shards(2)
+        .concurrency(8)
+        .output("out.csv")
+        .args(["--insecure"])
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let err = stderr(&out);
     assert_eq!(err.matches("--insecure").count(), 1, "{err}");

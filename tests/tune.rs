@@ -18,23 +18,12 @@ fn auto_concurrency_reaches_the_servers_capacity_without_queueing_much() {
     let server = capped_server();
     let dir = tempfile::tempdir().expect("tempdir");
     let url = server.url();
-    let args = [
-        "run",
-        "-u",
-        &url,
-        "-i",
-        "0..16000",
-        "-s",
-        "2",
-        "-c",
-        "auto",
-        "-o",
-        "out.csv",
-        "--summary-json",
-        "summary.json",
-        "--no-progress",
-    ];
-    let out = ringscrape(dir.path(), &args);
+    let out = TestCommand::run(dir.path(), &url, "0..16000")
+        .shards(2)
+        .args(["-c", "auto"])
+        .output("out.csv")
+        .args(["--summary-json", "summary.json", "--no-progress"])
+        .output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = read_rows(&dir.path().join("out.csv"));
     assert_one_row_per_id(&rows, 0, 16000);
@@ -73,8 +62,7 @@ fn tune_marks_the_knee_and_prints_the_command() {
     let url = server.url();
     let dir = tempfile::tempdir().expect("temp dir");
     let plot = dir.path().join("tune.svg");
-    let out = TestCommand::new(std::path::Path::new("."))
-        .into_command()
+    let out = TestCommand::new(dir.path())
         .args(["tune", "-u", &url, "-i", "0..1000000", "-s", "2"])
         .arg("--plot")
         .arg(&plot)
@@ -86,8 +74,7 @@ fn tune_marks_the_knee_and_prints_the_command() {
             "--p99-budget",
             "150",
         ])
-        .output()
-        .expect("tune");
+        .output_of();
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{table}{}", stderr(&out));
     let rows: Vec<Vec<&str>> = table
@@ -154,10 +141,8 @@ fn bad_tune_and_serve_settings_exit_2() {
     ];
     for args in cases {
         let out = TestCommand::new(std::path::Path::new("."))
-            .into_command()
             .args(args)
-            .output()
-            .expect("run");
+            .output_of();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert_eq!(
             stderr(&out).trim().lines().count(),

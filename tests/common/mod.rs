@@ -85,6 +85,11 @@ impl TestCommand {
         Self::new(dir).args(["run", "-u", url, "-i", ids])
     }
 
+    /// `run -u URL --ids-file FILE`.
+    pub fn keys(dir: &Path, url: &str, file: &str) -> TestCommand {
+        Self::new(dir).args(["run", "-u", url, "--ids-file", file])
+    }
+
     pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> TestCommand {
         self.cmd.arg(arg);
         self
@@ -95,11 +100,11 @@ impl TestCommand {
         self
     }
 
-    pub fn shards(self, n: u32) -> TestCommand {
+    pub fn shards(self, n: u64) -> TestCommand {
         self.args(["-s", &n.to_string()])
     }
 
-    pub fn concurrency(self, n: u32) -> TestCommand {
+    pub fn concurrency(self, n: u64) -> TestCommand {
         self.args(["-c", &n.to_string()])
     }
 
@@ -371,7 +376,7 @@ pub fn scrape_ok(
 ) -> Vec<Row> {
     TestCommand::run(dir, url, &format!("{start}..{end}"))
         .shards(2)
-        .concurrency(concurrency)
+        .concurrency(concurrency.into())
         .output("out.csv")
         .arg("--overwrite")
         .args(extra)
@@ -381,10 +386,6 @@ pub fn scrape_ok(
     rows
 }
 
-/// Starts `ringscrape <args>` in `dir` without waiting for it (stdout discarded, stderr piped).
-pub fn spawn_ringscrape(dir: &Path, args: &[&str]) -> Child {
-    TestCommand::new(dir).args(args).spawn()
-}
 
 /// Waits until `run` has `n` child processes for which `ready` holds; returns their pids.
 pub fn wait_for_workers(run: &Child, n: usize, ready: impl Fn(u32) -> bool) -> Vec<u32> {
