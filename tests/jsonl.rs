@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -31,18 +30,9 @@ for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
                            row["latency_ms"] > 0] + [row[k] for k in keys[6:]]
 print(json.dumps(out))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(path)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let path = path.to_str().expect("a UTF-8 path");
     let map: BTreeMap<String, serde_json::Value> =
-        serde_json::from_slice(&out.stdout).expect("python's json");
+        serde_json::from_value(python_json(["-c", script, path])).expect("a map");
     map.into_iter()
         .map(|(id, v)| (id.parse().expect("id"), v))
         .collect()
@@ -75,19 +65,7 @@ fn json_lines_hold_what_the_csv_of_the_same_scrape_holds() {
         jsonl.keys().collect::<Vec<_>>()
     );
     for (id, row) in &csv {
-        let mut want = vec![
-            row.status.map_or(serde_json::Value::Null, Into::into),
-            row.bytes.into(),
-            row.attempts.into(),
-            row.error.clone().into(),
-            true.into(),
-        ];
-        want.extend(
-            row.extra
-                .iter()
-                .map(|text| serde_json::Value::from(text.as_str())),
-        );
-        assert_eq!(jsonl[id], serde_json::Value::from(want), "id {id}");
+        assert_eq!(jsonl[id], row_values(row), "id {id}");
     }
 }
 

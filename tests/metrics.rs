@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -14,17 +13,7 @@ fn scrape(url: &str) -> HashMap<String, f64> {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/servers/parse_metrics.py"
     );
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(url)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json")
+    serde_json::from_value(python_json([script, url])).expect("a map of figures")
 }
 
 #[test]

@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -15,17 +14,11 @@ use nix::unistd::Pid;
 
 /// Runs a Python snippet with `path` as its argument; its stdout parsed as JSON.
 fn python(script: &str, path: &Path) -> serde_json::Value {
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(path)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("json from python")
+    python_json([
+        std::ffi::OsStr::new("-c"),
+        script.as_ref(),
+        path.as_os_str(),
+    ])
 }
 
 /// The directory as pyarrow reads it (types checked there): id → [status, bytes, attempts,
@@ -97,19 +90,7 @@ fn parquet_holds_what_the_csv_of_the_same_scrape_holds() {
     let parquet = pyarrow_rows(&dir.path().join("out.parquet"));
     assert!(parquet.keys().eq(csv.keys()));
     for (id, row) in &csv {
-        let mut want = vec![
-            row.status.map_or(serde_json::Value::Null, Into::into),
-            row.bytes.into(),
-            row.attempts.into(),
-            row.error.clone().into(),
-            true.into(),
-        ];
-        want.extend(
-            row.extra
-                .iter()
-                .map(|text| serde_json::Value::from(text.as_str())),
-        );
-        assert_eq!(parquet[id], serde_json::Value::from(want), "id {id}");
+        assert_eq!(parquet[id], row_values(row), "id {id}");
     }
     assert_eq!(
         duckdb_counts(&dir.path().join("out.parquet")),

@@ -213,6 +213,41 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs `python3 ARGS…` and parses what it prints as JSON; a failing script fails the test
+/// with its stderr.
+pub fn python_json<S: AsRef<std::ffi::OsStr>>(
+    args: impl IntoIterator<Item = S>,
+) -> serde_json::Value {
+    let out = Command::new("python3")
+        .args(args)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from python")
+}
+
+/// A CSV row as the readers of the other formats are asked to give it back: status, bytes,
+/// attempts, error (`""` for none), `true` (a positive latency), then the optional columns.
+pub fn row_values(row: &Row) -> serde_json::Value {
+    let mut values = vec![
+        row.status.map_or(serde_json::Value::Null, Into::into),
+        row.bytes.into(),
+        row.attempts.into(),
+        row.error.clone().into(),
+        true.into(),
+    ];
+    values.extend(
+        row.extra
+            .iter()
+            .map(|text| serde_json::Value::from(text.as_str())),
+    );
+    serde_json::Value::from(values)
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
@@ -385,7 +420,6 @@ pub fn scrape_ok(
     assert_one_row_per_id(&rows, start, end);
     rows
 }
-
 
 /// Waits until `run` has `n` child processes for which `ready` holds; returns their pids.
 pub fn wait_for_workers(run: &Child, n: usize, ready: impl Fn(u32) -> bool) -> Vec<u32> {
