@@ -266,7 +266,7 @@ impl MergeJob {
             return self.copy_opened(RowReader::parquet(parts), report, into);
         }
         let mut file = File::open(path).map_err(io_err)?;
-        let complete = complete_len(&mut file).map_err(io_err)?;
+        let complete = complete_len(&mut file, format).map_err(io_err)?;
         report.torn_bytes = file.metadata().map_err(io_err)?.len() - complete;
         if complete == 0 {
             return Ok(report);

@@ -333,3 +333,46 @@ fn resume_works_over_the_widest_range_in_small_memory() {
         "the second shard's ids"
     );
 }
+
+/// Bodies of many lines (indented JSON) are quoted fields over several lines of the CSV: a kill
+/// -9 can tear a row inside one. Four kills at different moments, each followed by `--resume`,
+/// then a last `--resume`: one whole row per id, every body the document of its id.
+#[test]
+fn kill_9_inside_multi_line_bodies_then_resume_leaves_one_whole_row_per_id() {
+    let target = AiohttpTarget::start_script("coded_target.py");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/pretty?id={{id}}", target.base);
+    let scrape = || {
+        TestCommand::run(dir.path(), &url, "0..20000")
+            .shards(2)
+            .concurrency(16)
+            .output("out.csv")
+            .args(["--save-body", "--no-progress"])
+    };
+    let csv = dir.path().join("out.csv");
+    for (round, after_ms) in [350u64, 700, 1100, 1500].into_iter().enumerate() {
+        let run = if round == 0 {
+            scrape()
+        } else {
+            scrape().arg("--resume")
+        };
+        let run = run.spawn();
+        std::thread::sleep(Duration::from_millis(after_ms));
+        signal(run.id(), Signal::SIGKILL);
+        let mut run = run;
+        let _ = run.wait();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(csv.exists(), "round {round}: the file was created");
+    }
+    let err = scrape().arg("--resume").ok();
+    assert!(err.contains("resuming out.csv"), "{err}");
+    let rows = read_rows(&csv);
+    assert_one_row_per_id(&rows, 0, 20_000);
+    for row in &rows {
+        let body: serde_json::Value = serde_json::from_str(&row.extra[0])
+            .unwrap_or_else(|e| panic!("id {}: body is not the document: {e}", row.id));
+        assert_eq!(body["id"], row.id, "{row:?}");
+        assert_eq!(body["items"][2]["id"], 10 * row.id + 2, "{row:?}");
+        assert!(row.extra[0].contains('\n'), "a body of many lines");
+    }
+}

@@ -560,23 +560,31 @@ fn write_kept(
     parts.write(&kept)
 }
 
-/// Length of the file up to and including its last newline: anything after it is a torn line
-/// (the writer was killed mid-row), which `--resume` cuts off and `merge` leaves out.
-pub fn complete_len(file: &mut File) -> io::Result<u64> {
-    let len = file.metadata()?.len();
-    let mut end = len;
-    let mut buf = [0u8; 64 << 10];
-    while end > 0 {
-        let start = end.saturating_sub(buf.len() as u64);
-        let chunk = &mut buf[..(end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(chunk)?;
-        if let Some(pos) = chunk.iter().rposition(|&b| b == b'\n') {
-            return Ok(start + pos as u64 + 1);
+/// Length of the file up to the end of its last whole row: anything after it is a torn row (the
+/// writer was killed mid-row, or the disk filled), which `--resume` cuts off and `merge` leaves
+/// out. For JSON Lines that is the last newline (a JSON string holds no raw line break). For CSV
+/// it is the last newline *outside quotes*: a body with line breaks is one quoted field over
+/// several lines, and a row torn inside it must not be cut at one of its own line breaks. The
+/// quote state is found by one pass from the start (a quote toggles it; an escaped `""` toggles
+/// it twice; an unquoted field never holds a quote, as the writer quotes any field that does).
+pub fn complete_len(file: &mut File, format: RowFormat) -> io::Result<u64> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; 256 << 10];
+    let (mut at, mut complete, mut quoted) = (0u64, 0u64, false);
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(complete);
         }
-        end = start;
+        for (offset, &byte) in buf[..n].iter().enumerate() {
+            match byte {
+                b'"' if format == RowFormat::Csv => quoted = !quoted,
+                b'\n' if !quoted => complete = at + offset as u64 + 1,
+                _ => {}
+            }
+        }
+        at += n as u64;
     }
-    Ok(0)
 }
 
 #[cfg(test)]
@@ -602,6 +610,43 @@ mod tests {
         assert_eq!((row.status, row.error), (None, Some(ErrorKind::Timeout)));
         assert!(!second.succeeded());
         assert!(reader.next_row().expect("ok").is_none());
+    }
+
+    #[test]
+    fn a_row_torn_inside_a_multi_line_body_is_cut_at_the_row_before_it() {
+        let whole = format!("{HEAD},body\n1,200,3,1.0,1,,\"{{\n  \"\"a\"\": 1\n}}\"\n");
+        let torn = format!("{whole}2,200,3,1.0,1,,\"{{\n  \"\"a\"\": 2,\n");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.csv");
+        for (text, want) in [(&whole, whole.len()), (&torn, whole.len())] {
+            std::fs::write(&path, text).expect("write");
+            let mut file = File::open(&path).expect("open");
+            assert_eq!(
+                complete_len(&mut file, RowFormat::Csv).expect("scan"),
+                want as u64
+            );
+        }
+        // Cut anywhere, the kept part parses into whole rows with every field.
+        for cut in 0..=torn.len() {
+            std::fs::write(&path, &torn.as_bytes()[..cut]).expect("write");
+            let mut file = File::open(&path).expect("open");
+            let keep = complete_len(&mut file, RowFormat::Csv).expect("scan") as usize;
+            let kept = &torn.as_bytes()[..keep];
+            if keep == 0 {
+                continue;
+            }
+            let mut reader = RowReader::new(kept).expect("header");
+            while let Some(row) = reader.next_row().expect("a whole row") {
+                row.typed().expect("every field");
+            }
+        }
+        // JSON Lines: the last newline.
+        std::fs::write(&path, "{\"id\":1}\n{\"id\":").expect("write");
+        let mut file = File::open(&path).expect("open");
+        assert_eq!(
+            complete_len(&mut file, RowFormat::JsonLines).expect("scan"),
+            9
+        );
     }
 
     #[test]

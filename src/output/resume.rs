@@ -127,7 +127,7 @@ pub fn prepare(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(e)),
     };
-    let complete = complete_len(&mut file).map_err(io_err)?;
+    let complete = complete_len(&mut file, layout.format).map_err(io_err)?;
     let torn_bytes = file.metadata().map_err(io_err)?.len() - complete;
     if complete == 0 {
         return Ok(None);

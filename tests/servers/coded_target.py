@@ -2,6 +2,7 @@
 """A target that answers in every content coding, encoded by the reference libraries (zlib, PyPI
 brotli and zstandard), for the decoding and extraction tests. aiohttp serves it.
 
+  /pretty?id=N                    200, the JSON document of N indented (a body of many lines)
   /doc?id=N&coding=C[&chunked=1]  200, the JSON document of N (below), encoded with C:
                                   gzip, deflate (zlib), rawdeflate (sent as `deflate`), br,
                                   zstd, identity, or a stack such as gzip,br (applied in order)
@@ -102,6 +103,11 @@ async def unknown(request):
     return web.Response(body=document(ident(request)), headers={"Content-Encoding": "compress"})
 
 
+async def pretty(request):
+    doc = json.loads(document(ident(request)))
+    return web.Response(body=json.dumps(doc, indent=2).encode(), content_type="application/json")
+
+
 async def text(request):
     return web.Response(text=f"id {ident(request)} is here")
 
@@ -113,7 +119,8 @@ async def echo(request):
 async def main():
     app = web.Application()
     app.add_routes([web.get("/doc", doc), web.get("/bomb", bomb), web.get("/corrupt", corrupt),
-                    web.get("/unknown", unknown), web.get("/text", text), web.get("/echo", echo)])
+                    web.get("/unknown", unknown), web.get("/text", text), web.get("/echo", echo),
+                    web.get("/pretty", pretty)])
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sock = socket.socket()
