@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 use monoio_http_client::unified::UnifiedTransportConnection;
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, recv};
 
 use super::Failure;
 use super::pace::{Pacer, SLOW_CONNECT};
@@ -127,6 +129,22 @@ impl Dialer {
         }
         Err(last)
     }
+}
+
+/// True when an idle connection is no longer fit for a request: the server sent something no
+/// request asked for (a stray answer, HAProxy's `408` before it closes) or closed it. One
+/// `recv(MSG_PEEK | MSG_DONTWAIT)`, as curl checks a connection before it reuses it.
+pub fn spoiled_while_idle(conn: &UnifiedTransportConnection) -> bool {
+    use std::os::fd::AsRawFd;
+    let fd = match conn {
+        UnifiedTransportConnection::Tcp(tcp) => tcp.as_raw_fd(),
+        UnifiedTransportConnection::TcpTls(tls) => tls.get_ref().as_raw_fd(),
+        UnifiedTransportConnection::Unix(unix) => unix.as_raw_fd(),
+        UnifiedTransportConnection::UnixTls(tls) => tls.get_ref().as_raw_fd(),
+    };
+    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+    let mut byte = [0u8; 1];
+    !matches!(recv(fd, &mut byte, flags), Err(Errno::EAGAIN))
 }
 
 fn connect_failure(error: &io::Error) -> Failure {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use monoio_http_client::unified::UnifiedTransportConnection;
 
 use super::Failure;
-use super::connect::Dialer;
+use super::connect::{Dialer, spoiled_while_idle};
 use super::gate::Gate;
 use super::h1::{Answer, H1Conn, Wants};
 use super::h2::{self, Acquired, Lanes};
@@ -278,6 +278,21 @@ impl Slot {
                 if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
                     self.conn = None;
                 }
+                // A 408 on a connection that had been idle is the server (HAProxy, nginx)
+                // closing it, sent before our request arrived: not an answer to it. Sent again
+                // on a fresh connection, as a stale one is, and not counted as an attempt.
+                if self.answer.status == 408 && self.reused {
+                    self.conn = None;
+                    return Attempt::Failed {
+                        failure: Failure {
+                            kind: ErrorKind::Closed,
+                            answered: false,
+                            detail: "408 on a reused connection: closed while idle".into(),
+                        },
+                        latency,
+                        stale: true,
+                    };
+                }
                 if self.answer.status == 429 {
                     let pause = self
                         .answer
@@ -403,6 +418,14 @@ impl Slot {
     }
 
     async fn send_on_own_conn(&mut self, wants: &Wants<'_>) -> Result<(), Failure> {
+        // What an idle connection received is no answer to the request about to go: it goes.
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|conn| spoiled_while_idle(conn.stream()))
+        {
+            self.conn = None;
+        }
         match &self.conn {
             Some(_) => self.reused = true,
             None => self.conn = Some(H1Conn::new(Box::pin(self.plan.dialer.dial()).await?)),

@@ -108,9 +108,14 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
         }
     }
 
-    /// False once an answer said `Connection: close`, ended at close, or anything failed.
+    /// False once an answer said `Connection: close`, ended at close, was followed by bytes no
+    /// request asked for, or anything failed.
     pub fn reusable(&self) -> bool {
         self.reusable
+    }
+
+    pub fn stream(&self) -> &S {
+        &self.stream
     }
 
     /// Sends `request` (whole, head and body) and reads the answer into `answer`; the request
@@ -145,7 +150,11 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
         loop {
             self.pos += decoder.feed(&self.buf[self.pos..], wants, answer)?;
             if let Some(keep_alive) = decoder.done() {
-                self.reusable = keep_alive;
+                // Bytes after a complete answer are never the next answer (RFC 9112 §6.3): a
+                // server that sends them (two answers to one request, a body longer than its
+                // Content-Length) would have them read as another id's answer. Drop it, as curl
+                // does ("Excess found").
+                self.reusable = keep_alive && self.pos == self.buf.len();
                 return answer.finish_body();
             }
             let answered = decoder.answered || self.pos < self.buf.len();

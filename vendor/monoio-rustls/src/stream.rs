@@ -66,6 +66,13 @@ impl<IO, C> Stream<IO, C> {
         (self.io, self.session)
     }
 
+    // ringscrape patch: the transport underneath, to look at the socket (is an idle connection
+    // still quiet?) without taking the stream apart.
+    #[inline]
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
     pub(crate) fn map_conn<C2, F: FnOnce(C) -> C2>(self, f: F) -> Stream<IO, C2> {
         Stream {
             io: self.io,
