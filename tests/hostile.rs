@@ -1,6 +1,7 @@
 //! Servers that send what no request asked for, from a raw-socket server of this test: bytes
 //! after a complete answer are never read as the next id's answer (RFC 9112 §6.3), and what an
-//! idle connection received (HAProxy's `408` before it closes) is not an answer either.
+//! idle connection received (HAProxy's `408` before it closes) is not an answer either. And a
+//! key that repeats in a key file keeps each of its answers.
 
 mod common;
 
@@ -16,6 +17,9 @@ fn answer(body: &str) -> String {
         body.len()
     )
 }
+
+/// Answers sent in "counter" mode.
+static ANSWERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Answers each request on `stream` as `mode` says, until the client closes.
 fn serve_connection(stream: TcpStream, mode: &str) {
@@ -43,6 +47,11 @@ fn serve_connection(stream: TcpStream, mode: &str) {
             .to_string();
         let body = format!("body of {id}");
         let sent = match mode {
+            // Each answer different: the key and the answer's number.
+            "counter" => {
+                let n = ANSWERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                stream.write_all(answer(&format!("{id} #{n}")).as_bytes())
+            }
             // Two answers to one request, in one write.
             "double" => {
                 stream.write_all(format!("{}{}", answer(&body), answer("stray")).as_bytes())
@@ -143,4 +152,40 @@ fn a_408_an_idle_connection_received_is_not_an_answer() {
             "{row:?}"
         );
     }
+}
+
+#[test]
+fn a_key_repeated_in_the_key_file_keeps_a_body_file_per_line() {
+    let base = start("counter");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys: Vec<String> = (0..300).map(|line| format!("key-{}", line % 50)).collect();
+    std::fs::write(dir.path().join("keys.txt"), keys.join("\n")).expect("keys");
+    TestCommand::keys(dir.path(), &format!("{base}/x?id={{id}}"), "keys.txt")
+        .shards(2)
+        .concurrency(4)
+        .output("out.csv")
+        .args(["--bodies-dir", "bodies"])
+        .ok();
+    let file =
+        std::io::BufReader::new(std::fs::File::open(dir.path().join("out.csv")).expect("csv"));
+    let mut reader = ringscrape::output::reader::RowReader::new(file).expect("header");
+    let path_column = reader.column("body_path").expect("body_path") - 6;
+    let mut paths = std::collections::HashSet::new();
+    let mut bodies = std::collections::HashSet::new();
+    let mut rows = 0;
+    while let Some(raw) = reader.next_row().expect("row") {
+        let row = raw.typed().expect("typed");
+        let body = std::fs::read_to_string(dir.path().join("bodies").join(&row.extra[path_column]))
+            .expect("the row's body file");
+        assert!(
+            body.starts_with(&format!("{} #", row.id)),
+            "{row:?}: {body}"
+        );
+        paths.insert(row.extra[path_column].clone());
+        bodies.insert(body);
+        rows += 1;
+    }
+    assert_eq!(rows, 300);
+    assert_eq!(paths.len(), 300, "a file per row");
+    assert_eq!(bodies.len(), 300, "no answer lost");
 }

@@ -8,6 +8,10 @@
 //! A body's file is written whole before its record leaves the worker, so a row never points at
 //! a file that is not complete; a file without a row (the run was killed in between) is written
 //! again when `--resume` fetches its key.
+//!
+//! Keys from a file may repeat. Each row still gets its own file: the first body of a key takes
+//! NAME (created exclusively, so two workers cannot both take it), and a later one — another line
+//! with the same key, or the same line fetched again by `--resume` — takes `NAME~L<line>`.
 
 use std::collections::HashSet;
 use std::io;
@@ -61,19 +65,23 @@ pub fn check_writable(dir: &Path) -> io::Result<()> {
 pub struct BodiesDir {
     root: PathBuf,
     made: HashSet<[u8; 5]>,
+    /// Keys come from a file and may repeat: a taken name is not overwritten.
+    keys_repeat: bool,
 }
 
 impl BodiesDir {
-    pub fn new(root: PathBuf) -> Self {
+    pub fn new(root: PathBuf, keys_repeat: bool) -> Self {
         Self {
             root,
             made: HashSet::new(),
+            keys_repeat,
         }
     }
 
-    /// Writes `body` as `key`'s file; returns its relative path.
-    pub fn write(&mut self, key: &[u8], body: &[u8]) -> io::Result<String> {
-        let relative = relative_path(key);
+    /// Writes `body` as the file of `key` (item `index`: its line, for keys from a file);
+    /// returns its relative path.
+    pub fn write(&mut self, key: &[u8], index: u64, body: &[u8]) -> io::Result<String> {
+        let mut relative = relative_path(key);
         let path = self.root.join(&relative);
         let subdir: [u8; 5] = relative.as_bytes()[..5].try_into().expect("ab/cd prefix");
         if !self.made.contains(&subdir) {
@@ -82,7 +90,23 @@ impl BodiesDir {
             }
             self.made.insert(subdir);
         }
-        std::fs::write(&path, body)?;
+        if !self.keys_repeat {
+            std::fs::write(&path, body)?;
+            return Ok(relative);
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut file) => io::Write::write_all(&mut file, body)?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // `~` is never in a name made from a key (it is percent-encoded there).
+                relative = format!("{relative}~L{index}");
+                std::fs::write(self.root.join(&relative), body)?;
+            }
+            Err(e) => return Err(e),
+        }
         Ok(relative)
     }
 }
@@ -139,12 +163,28 @@ mod tests {
     fn writes_files_under_the_root_only() {
         let dir = tempfile::tempdir().expect("tempdir");
         check_writable(dir.path()).expect("writable");
-        let mut bodies = BodiesDir::new(dir.path().to_path_buf());
-        let relative = bodies.write(b"../../escape", b"hello").expect("write");
+        let mut bodies = BodiesDir::new(dir.path().to_path_buf(), false);
+        let relative = bodies.write(b"../../escape", 0, b"hello").expect("write");
         assert_eq!(
             std::fs::read(dir.path().join(&relative)).expect("read"),
             b"hello"
         );
         assert!(!dir.path().join("../../escape").exists());
+    }
+
+    #[test]
+    fn a_repeated_key_from_a_file_gets_a_file_per_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut bodies = BodiesDir::new(dir.path().to_path_buf(), true);
+        let first = bodies.write(b"k", 3, b"one").expect("write");
+        let second = bodies.write(b"k", 9, b"two").expect("write");
+        let again = bodies.write(b"k", 9, b"three").expect("write");
+        assert_eq!(second, format!("{first}~L9"));
+        assert_eq!(again, second, "the same line again replaces its own file");
+        let read = |p: &str| std::fs::read(dir.path().join(p)).expect("read");
+        assert_eq!(
+            (read(&first), read(&second)),
+            (b"one".to_vec(), b"three".to_vec())
+        );
     }
 }

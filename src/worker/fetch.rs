@@ -170,7 +170,7 @@ impl Slot {
     fn record(&mut self, index: u64, key: &[u8], attempts: u32, attempt: Attempt) -> Record {
         let attempts = u16::try_from(attempts).unwrap_or(u16::MAX);
         let (latency, kept) = match attempt {
-            Attempt::Answered { latency } => (latency, self.keep_answer(key)),
+            Attempt::Answered { latency } => (latency, self.keep_answer(index, key)),
             Attempt::Failed {
                 failure, latency, ..
             } => (latency, Err(failure)),
@@ -208,7 +208,7 @@ impl Slot {
 
     /// What the schema keeps of the last answer: captured headers, and the body (inline, or
     /// written to its file first, so the row never points at a file that is not complete).
-    fn keep_answer(&mut self, key: &[u8]) -> Result<Captured, Failure> {
+    fn keep_answer(&mut self, index: u64, key: &[u8]) -> Result<Captured, Failure> {
         let headers = std::mem::take(&mut self.answer.captured);
         let mut extracted = Vec::new();
         if !self.plan.extractor.is_empty() {
@@ -221,7 +221,7 @@ impl Slot {
             (BodyColumn::Files(_), Some(bodies)) => {
                 let path = bodies
                     .borrow_mut()
-                    .write(key, &self.answer.body)
+                    .write(key, index, &self.answer.body)
                     .map_err(|e| Failure {
                         kind: ErrorKind::Io,
                         answered: true,

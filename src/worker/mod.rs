@@ -173,7 +173,10 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         dialer,
         template,
         bodies: match &spec.fetch.schema.body {
-            BodyColumn::Files(dir) => Some(RefCell::new(BodiesDir::new(dir.clone()))),
+            BodyColumn::Files(dir) => Some(RefCell::new(BodiesDir::new(
+                dir.clone(),
+                matches!(spec.keys, Keys::Lines { .. }),
+            ))),
             _ => None,
         },
         schema: spec.fetch.schema.clone(),
