@@ -54,7 +54,7 @@ impl KeyFile {
             if bit.is_multiple_of(64) {
                 empty_words.push(0);
             }
-            if trim_line_end(&buf).is_empty()
+            if key_of_line(line, &buf).is_empty()
                 && let Some(word) = empty_words.last_mut()
             {
                 *word |= 1 << (bit % 64);
@@ -82,6 +82,19 @@ impl KeyFile {
             1 + k as u64 * INDEX_STRIDE,
             self.offsets.get(k).copied().unwrap_or(0),
         )
+    }
+}
+
+/// The UTF-8 byte order mark Windows Notepad puts at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The key on line number `line` (from 1): the line without its end, and without a byte order
+/// mark on the first line (it is no part of the key).
+pub fn key_of_line(line: u64, text: &[u8]) -> &[u8] {
+    let key = trim_line_end(text);
+    match line {
+        1 => key.strip_prefix(BOM).unwrap_or(key),
+        _ => key,
     }
 }
 
@@ -146,8 +159,10 @@ impl KeyReader {
                     }
                     *next_line += 1;
                 }
-                let len = trim_line_end(key).len();
-                key.truncate(len);
+                let end = trim_line_end(key).len();
+                key.truncate(end);
+                let bom = key.len() - key_of_line(index, key).len();
+                key.drain(..bom);
                 Ok(true)
             }
         }
@@ -173,6 +188,30 @@ mod tests {
         let path = dir.path().join("keys.txt");
         std::fs::write(&path, text).expect("write");
         (dir, path)
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_no_part_of_the_first_key() {
+        let (_dir, path) = file_with(b"\xEF\xBB\xBFalpha\r\n\xEF\xBB\xBFbeta\n");
+        let keys = KeyFile::scan(&path).expect("scan");
+        let mut reader = KeyReader::open(&Keys::Lines {
+            path: keys.path.clone(),
+            line: 1,
+            offset: 0,
+        })
+        .expect("open");
+        let mut key = Vec::new();
+        assert!(reader.key_for(1, &mut key).expect("line 1"));
+        assert_eq!(key, b"alpha");
+        // Only the file's start: elsewhere the bytes are the key's own.
+        assert!(reader.key_for(2, &mut key).expect("line 2"));
+        assert_eq!(key, b"\xEF\xBB\xBFbeta");
+        let (_dir, path) = file_with(b"\xEF\xBB\xBF\nx\n");
+        let keys = KeyFile::scan(&path).expect("scan");
+        assert!(
+            keys.empty.contains(1),
+            "a first line of only a BOM is empty"
+        );
     }
 
     #[test]

@@ -254,3 +254,39 @@ fn a_killed_run_over_keys_resumes_to_every_line_exactly_once() {
         assert_eq!(body, b"{\"id\":null}", "{row:?}");
     }
 }
+
+#[test]
+fn a_byte_order_mark_at_the_start_of_the_key_file_is_no_part_of_the_first_key() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // As Windows Notepad saves a file: a UTF-8 byte order mark, CRLF line ends.
+    std::fs::write(
+        dir.path().join("keys.txt"),
+        b"\xEF\xBB\xBFalpha\r\nbeta\r\n",
+    )
+    .expect("keys");
+    let url = format!("{}/echo?k={{id}}", server.base);
+    TestCommand::keys(dir.path(), &url, "keys.txt")
+        .output("out.csv")
+        .arg("--save-body")
+        .ok();
+    let rows = read_key_rows(&dir.path().join("out.csv"));
+    let mut targets: Vec<(String, String)> = rows
+        .iter()
+        .map(|row| {
+            let echo: Value = serde_json::from_str(&row.extra[0]).expect("echo json");
+            (
+                row.key.clone(),
+                echo["target"].as_str().expect("target").to_string(),
+            )
+        })
+        .collect();
+    targets.sort();
+    assert_eq!(
+        targets,
+        [
+            ("alpha".to_string(), "/echo?k=alpha".to_string()),
+            ("beta".to_string(), "/echo?k=beta".to_string())
+        ]
+    );
+}
