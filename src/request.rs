@@ -76,6 +76,8 @@ pub enum RequestError {
     HeaderSyntax(String),
     #[error("--header {0:?}: {1}")]
     Header(String, String),
+    #[error("--user-agent {0:?}: not a valid header value (a line break, NUL or control byte)")]
+    UserAgent(String),
 }
 
 /// A redirect to follow: where it points and how the request changes (RFC 9110 §15.4).
@@ -137,6 +139,9 @@ impl RequestTemplate {
             headers.insert(0, (http::header::HOST, host));
         }
         if !has(&http::header::USER_AGENT, &headers) {
+            // Checked as -H values are: a CR or LF would put a header line of its own on the wire.
+            http::HeaderValue::from_str(&spec.user_agent)
+                .map_err(|_| RequestError::UserAgent(spec.user_agent.clone()))?;
             let agent = Template::new(spec.user_agent.as_bytes(), Escape::Raw);
             headers.push((http::header::USER_AGENT, agent));
         }

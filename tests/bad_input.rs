@@ -406,3 +406,11 @@ fn a_summary_json_in_a_missing_directory_is_refused() {
         "--summary-json no/such/dir/s.json: directory no/such/dir does not exist",
     );
 }
+
+#[test]
+fn a_user_agent_with_a_line_break_would_add_a_header_line() {
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--user-agent", "x\r\nX-Evil: 1"],
+        "--user-agent \"x\\r\\nX-Evil: 1\": not a valid header value",
+    );
+}
