@@ -126,7 +126,7 @@ pub enum ConfigError {
     MetricsAddr(String),
     #[error("--summary-json {0}: directory {1} does not exist")]
     SummaryDir(PathBuf, PathBuf),
-    #[error("--rate {0}: must be a positive number of requests per second")]
+    #[error("--rate {0}: must be a number of requests per second from 0.001 to 1e9")]
     Rate(f64),
     #[error("--retries {0}: at most {MAX_RETRIES}")]
     Retries(u32),
@@ -140,8 +140,12 @@ pub fn seconds(flag: &'static str, secs: f64) -> Result<Duration, ConfigError> {
     }
 }
 
+/// Fewest requests per second `--rate` takes: one every 1,000 s. (Below, the pause between two
+/// requests is no time a clock can add.)
+const MIN_RATE: f64 = 1e-3;
+
 fn positive_rate(rate: f64) -> Result<f64, ConfigError> {
-    if rate.is_finite() && rate > 0.0 && rate <= 1e9 {
+    if rate.is_finite() && (MIN_RATE..=1e9).contains(&rate) {
         Ok(rate)
     } else {
         Err(ConfigError::Rate(rate))

@@ -40,7 +40,7 @@ pub(crate) mod supervisor;
 pub(crate) mod template;
 pub(crate) mod tls;
 pub(crate) mod tune;
-pub(crate) mod verbosity;
+pub mod verbosity;
 pub(crate) mod wire;
 pub(crate) mod worker;
 
@@ -123,7 +123,7 @@ fn merge(args: &MergeArgs) -> Result<u8, Error> {
     for (n, line) in lines.iter().enumerate() {
         let news = n == 0 || (complete && n == lines.len() - 1);
         if !(args.quiet && news) {
-            eprintln!("{line}");
+            crate::say!("{line}");
         }
     }
     Ok(if complete { 0 } else { EXIT_FAILED })
@@ -140,9 +140,11 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
         run_flags: args.run_flags.clone(),
     };
     let measured = session.measure(|m| {
-        eprintln!(
+        crate::say!(
             "ringscrape tune: concurrency {}: {:.0} req/s, p99 {:.1} ms",
-            m.step, m.req_per_s, m.p99_ms
+            m.step,
+            m.req_per_s,
+            m.p99_ms
         );
     })?;
     let advice = tune::advice(&measured, args.p99_budget);
@@ -198,12 +200,12 @@ fn report(outcome: &RunOutcome, summary_json: Option<&std::path::Path>) {
         if let Some(path) = summary_json {
             let text = summary.to_json().to_string() + "\n";
             if let Err(e) = std::fs::write(path, text) {
-                eprintln!("ringscrape: --summary-json {}: {e}", path.display());
+                crate::say!("ringscrape: --summary-json {}: {e}", path.display());
             }
         }
     }
     if let Some(missing) = &outcome.missing {
-        eprintln!("{missing}");
+        crate::say!("{missing}");
     }
 }
 

@@ -14,14 +14,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("{e} (see --help)");
+            ringscrape::say!("{e} (see --help)");
             return ExitCode::from(ringscrape::EXIT_USAGE);
         }
     };
     match ringscrape::execute(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e}");
+            ringscrape::say!("error: {e}");
             ExitCode::from(e.exit_code())
         }
     }

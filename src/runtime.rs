@@ -32,10 +32,10 @@ where
             Ok(mut runtime) => {
                 return Ok((Driver::IoUring, runtime.block_on(make(Driver::IoUring))));
             }
-            Err(e) => eprintln!("ringscrape: io_uring unavailable ({e}); falling back to epoll"),
+            Err(e) => crate::say!("ringscrape: io_uring unavailable ({e}); falling back to epoll"),
         }
     } else {
-        eprintln!("ringscrape: {DRIVER_ENV}=epoll; using the epoll driver");
+        crate::say!("ringscrape: {DRIVER_ENV}=epoll; using the epoll driver");
     }
     let mut runtime = RuntimeBuilder::<LegacyDriver>::new()
         .enable_timer()

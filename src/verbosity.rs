@@ -25,12 +25,30 @@ pub fn says(level: Verbosity) -> bool {
     LEVEL.load(Ordering::Relaxed) >= level as u8
 }
 
+/// Writes `text` and a line end to stderr in one `write` (so that the lines of many workers
+/// sharing one stderr never interleave mid-line), and ignores a failure: a closed stderr (`2>&1 |
+/// head`, a log reader gone) must not end a run that is writing its rows.
+pub fn say_line(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut line = text.to_string();
+    line.push('\n');
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// A line on stderr, always (errors, what a failed run leaves).
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::verbosity::say_line(format_args!($($arg)*))
+    };
+}
+
 /// A line on stderr that `-q` leaves out (progress notes, the summary).
 #[macro_export]
 macro_rules! note {
     ($($arg:tt)*) => {
         if $crate::verbosity::says($crate::verbosity::Verbosity::Normal) {
-            eprintln!($($arg)*);
+            $crate::say!($($arg)*);
         }
     };
 }
@@ -40,7 +58,7 @@ macro_rules! note {
 macro_rules! detail {
     ($($arg:tt)*) => {
         if $crate::verbosity::says($crate::verbosity::Verbosity::Verbose) {
-            eprintln!($($arg)*);
+            $crate::say!($($arg)*);
         }
     };
 }

@@ -384,12 +384,17 @@ fn ids_and_ids_file_together_or_a_missing_file_are_refused() {
 }
 
 #[test]
-fn a_rate_that_is_not_positive_is_refused() {
+fn a_rate_that_is_not_positive_or_too_small_to_pace_is_refused() {
     assert_refused(
         &["-u", URL, "-i", "0..10", "--rate", "0"],
-        "--rate 0: must be a positive number",
+        "--rate 0: must be a number of requests per second from 0.001 to 1e9",
     );
     assert_refused(&["-u", URL, "-i", "0..10", "--rate", "-5"], "--rate -5");
+    // Before: a worker panicked turning 1e20 s into a pause.
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--rate", "1e-20"],
+        "--rate 0.00000000000000000001",
+    );
 }
 
 #[test]

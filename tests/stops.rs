@@ -172,3 +172,23 @@ fn a_closed_stdout_ends_the_run_quietly_with_exit_0() {
     assert!(!err.lines().any(|l| l.starts_with("error")), "{err}");
     assert!(err.contains("Summary:"), "{err}");
 }
+
+#[test]
+fn a_closed_stderr_does_not_end_the_run() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // As `ringscrape … 2>&1 | head -1`: the reader of stderr is gone before the first line.
+    let mut run = TestCommand::run(dir.path(), &server.url(), "0..20000")
+        .shards(2)
+        .output("out.csv")
+        .arg("-v")
+        .into_command()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    drop(run.stderr.take());
+    let status = run.wait().expect("wait");
+    assert_eq!(status.code(), Some(0), "not a panic (101)");
+    assert_one_row_per_id(&read_rows(&dir.path().join("out.csv")), 0, 20_000);
+}

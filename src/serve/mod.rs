@@ -187,7 +187,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
         std::thread::spawn(move || {
             let served = runtime::block_on(1024, move |_| accept_loop(listener, shared));
             if let Err(e) | Ok((_, Err(e))) = served {
-                eprintln!("serve: {e}");
+                crate::say!("serve: {e}");
             }
         });
     }
@@ -195,7 +195,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
     writeln!(stdout, "listening on http://{addr}")?;
     stdout.flush()?;
     let signal = stop.wait()?;
-    eprintln!("serve: {signal}, stopping");
+    crate::say!("serve: {signal}, stopping");
     Ok(())
 }
 
@@ -246,7 +246,7 @@ async fn accept_loop(listener: TcpListener, shared: Shared) -> io::Result<()> {
             }
             // Out of descriptors or similar: keep serving the connections we have.
             Err(e) => {
-                eprintln!("serve: accept: {e}");
+                crate::say!("serve: accept: {e}");
                 monoio::time::sleep(Duration::from_millis(10)).await;
             }
         }

@@ -273,7 +273,7 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
         &mut watch,
         || {
             progress.suspend(|| {
-                eprintln!(
+                crate::say!(
                     "ringscrape: stopping: the last {} ids in a row ended in connect, timeout, reset or tls errors (the target looks down; --abort-after)",
                     cfg.abort_after
                 );
@@ -292,7 +292,7 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
     if let Some(error) = &report.failed {
         // Nothing can be recorded any more: stop fetching. The workers are not to blame.
         if !stdout_closed {
-            eprintln!("error: writing {}: {error}", path.display());
+            crate::say!("error: writing {}: {error}", path.display());
         }
         for worker in &mut workers {
             let _ = worker.child.kill();
@@ -527,7 +527,7 @@ fn start_workers(
         stop.add_worker(child.id());
         let core = cores[shard % cores.len()];
         if let Err(e) = spawn::pin_to_core(child.id(), core) {
-            eprintln!("ringscrape: could not pin shard {shard} to core {core}: {e}");
+            crate::say!("ringscrape: could not pin shard {shard} to core {core}: {e}");
         }
         crate::detail!(
             "ringscrape: shard {shard}: started, pid {}, core {core}, ids {}",
@@ -580,7 +580,7 @@ fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
         };
         if let Some(problem) = problem {
             failed += 1;
-            eprintln!(
+            crate::say!(
                 "ringscrape: shard {} (ids {}) failed: {}; {} of its {} ids have rows",
                 worker.shard,
                 worker.ids,

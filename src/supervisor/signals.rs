@@ -56,7 +56,7 @@ impl Stop {
             );
             self.signal_workers(Signal::SIGTERM);
         } else {
-            eprintln!("\nringscrape: {signal} again: stopping now");
+            crate::say!("\nringscrape: {signal} again: stopping now");
             self.signal_workers(Signal::SIGKILL);
         }
     }

@@ -44,12 +44,12 @@ impl Cursor {
         match self.keys.borrow_mut().key_for(id, key) {
             Ok(true) => Some(id),
             Ok(false) => {
-                eprintln!("ringscrape: the --ids-file ended before line {id}; was it changed?");
+                crate::say!("ringscrape: the --ids-file ended before line {id}; was it changed?");
                 self.stop();
                 None
             }
             Err(e) => {
-                eprintln!("ringscrape: reading the --ids-file: {e}");
+                crate::say!("ringscrape: reading the --ids-file: {e}");
                 self.stop();
                 None
             }
