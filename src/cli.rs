@@ -176,6 +176,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "SECS",
+        value_parser = seconds_arg,
         default_value_t = 30.0,
         allow_negative_numbers = true,
         env = "RINGSCRAPE_TIMEOUT"
@@ -185,6 +186,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "SECS",
+        value_parser = seconds_arg,
         default_value_t = 10.0,
         allow_negative_numbers = true
     )]
@@ -209,6 +211,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "SECS",
+        value_parser = seconds_arg,
         default_value_t = 0.1,
         allow_negative_numbers = true
     )]
@@ -217,6 +220,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "SECS",
+        value_parser = seconds_arg,
         default_value_t = 10.0,
         allow_negative_numbers = true
     )]
@@ -225,6 +229,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "SECS",
+        value_parser = seconds_arg,
         default_value_t = 60.0,
         allow_negative_numbers = true
     )]
@@ -253,6 +258,7 @@ pub struct RunArgs {
     #[arg(
         long,
         value_name = "SECS",
+        value_parser = seconds_arg,
         default_value_t = 2.0,
         allow_negative_numbers = true
     )]
@@ -333,10 +339,10 @@ pub struct TuneArgs {
     )]
     pub concurrency: String,
     /// Seconds each step runs (less if its ids run out)
-    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = seconds_arg)]
     pub per_step: f64,
     /// Latency budget: the knee's p99 must be at most this many milliseconds
-    #[arg(long, value_name = "MS", default_value_t = 200.0)]
+    #[arg(long, value_name = "MS", default_value_t = 200.0, value_parser = millis_arg)]
     pub p99_budget: f64,
     /// Also draw throughput and p99 against concurrency into this SVG file
     #[arg(long, value_name = "FILE.svg")]
@@ -454,6 +460,40 @@ impl From<KeepArg> for Keep {
             KeepArg::Last => Keep::Last,
         }
     }
+}
+
+/// A duration as wrk, oha and hey take it: a number with a unit (`ms`, `s`, `m`, `h`), or a bare
+/// number in the flag's own unit (seconds for most, milliseconds for `--p99-budget`); in units
+/// of `bare` seconds. Range checks are `config`'s.
+fn duration_arg(text: &str, bare: f64) -> Result<f64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| c.is_ascii_alphabetic())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a duration such as 30, 500ms, 2.5s or 2m, not {text:?}"))?;
+    let unit_secs = match unit {
+        "" => bare,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("unknown unit {other:?} (ms, s, m or h)")),
+    };
+    Ok(number * unit_secs / bare)
+}
+
+/// A duration in seconds (a bare number is seconds).
+fn seconds_arg(text: &str) -> Result<f64, String> {
+    duration_arg(text, 1.0)
+}
+
+/// A duration in milliseconds (a bare number is milliseconds).
+fn millis_arg(text: &str) -> Result<f64, String> {
+    duration_arg(text, 1e-3)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -634,6 +674,31 @@ mod tests {
         let err = parse(argv.iter().map(OsString::from).collect()).expect_err("bad value");
         assert!(matches!(err, CliError::ConfigFile(..)), "{err}");
         assert!(err.to_string().contains("'many'"), "{err}");
+    }
+
+    #[test]
+    fn durations_take_units_and_a_bare_number_keeps_the_flags_unit() {
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        for (text, secs) in [
+            ("30", 30.0),
+            ("500ms", 0.5),
+            ("2.5s", 2.5),
+            ("2m", 120.0),
+            (" 1h", 3600.0),
+        ] {
+            assert!(close(seconds_arg(text).expect(text), secs), "{text}");
+        }
+        assert!(close(millis_arg("200").expect("bare"), 200.0));
+        assert!(close(millis_arg("1.5s").expect("s"), 1500.0));
+        assert!(
+            close(seconds_arg("-1").expect("negative"), -1.0),
+            "config refuses it, naming the flag"
+        );
+        for bad in ["", "fast", "5 parsecs", "5d", "ms"] {
+            assert!(seconds_arg(bad).is_err(), "{bad:?}");
+        }
+        let run = run_args(&["rs", "run", "--timeout", "500ms", "--grace", "1m"]);
+        assert!(close(run.timeout, 0.5) && close(run.grace, 60.0));
     }
 
     #[test]

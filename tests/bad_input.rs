@@ -419,3 +419,15 @@ fn a_user_agent_with_a_line_break_would_add_a_header_line() {
         "--user-agent \"x\\r\\nX-Evil: 1\": not a valid header value",
     );
 }
+
+#[test]
+fn a_duration_without_a_number_or_with_an_unknown_unit_is_refused() {
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--timeout", "fast"],
+        "expected a duration such as 30, 500ms, 2.5s or 2m",
+    );
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "--grace", "5d"],
+        "unknown unit \"d\" (ms, s, m or h)",
+    );
+}

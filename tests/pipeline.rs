@@ -41,9 +41,18 @@ fn two_shards_write_exactly_one_row_per_id_all_200_with_right_byte_counts() {
 fn a_range_not_starting_at_zero_and_stdout_output() {
     let server = Server::start(&["--body-bytes", "1000"]);
     let dir = tempfile::tempdir().expect("tempdir");
+    // Durations with units, as wrk and oha take them.
     let out = TestCommand::run(dir.path(), &server.url(), "1000..1500")
         .shards(3)
         .output("-")
+        .args([
+            "--timeout",
+            "2500ms",
+            "--connect-timeout",
+            "1s",
+            "--grace",
+            "1m",
+        ])
         .output_of();
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let path = dir.path().join("stdout.csv");

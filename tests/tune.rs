@@ -70,9 +70,9 @@ fn tune_marks_the_knee_and_prints_the_command() {
             "-c",
             "8,32,128,auto",
             "--per-step",
-            "3",
+            "3s",
             "--p99-budget",
-            "150",
+            "150ms",
         ])
         .output_of();
     let table = String::from_utf8_lossy(&out.stdout).into_owned();
