@@ -19,7 +19,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::Failure;
-use super::decode::{BodyDecoder, Codings, DecodeError};
+use super::decode::{BodyDecoder, Coding, Codings, DecodeError};
 use super::retry::parse_retry_after;
 use crate::model::ErrorKind;
 
@@ -85,6 +85,11 @@ struct Head {
     status: u16,
     framing: Framing,
     keep_alive: bool,
+    /// What `Content-Encoding` says.
+    content: Codings,
+    /// The transfer codings under `chunked` (gzip, deflate), in order; or why they cannot be
+    /// undone.
+    transfer: Result<Vec<Coding>, String>,
 }
 
 /// One connection's HTTP/1.1 state: the stream and bytes read but not yet used.
@@ -358,6 +363,15 @@ impl Decoder {
         }
         answer.status = head.status;
         self.keep_alive = head.keep_alive;
+        if !matches!(head.framing, Framing::Empty | Framing::Length(0)) {
+            // A transfer coding that cannot be undone leaves no body to keep (curl: error 61).
+            let transfer = head.transfer.map_err(|detail| Failure {
+                kind: ErrorKind::Decode,
+                answered: true,
+                detail,
+            })?;
+            answer.expect_codings(head.content, transfer, wants);
+        }
         self.stage = match head.framing {
             Framing::Empty | Framing::Length(0) => Stage::Done {
                 keep_alive: head.keep_alive,
@@ -443,16 +457,27 @@ impl Answer {
         self.decoding = None;
     }
 
-    /// Sets up decoding for a body in `codings` (what `Content-Encoding` said), if wanted.
-    pub(super) fn expect_codings(&mut self, codings: Codings, wants: &Wants<'_>) {
-        match codings {
-            Codings::Known(codings) if wants.decode => {
-                let reuse = std::mem::take(&mut self.body);
-                let max = wants.max_body as u64;
-                self.decoding = Some(BodyDecoder::new(&codings, wants.keep_body, max, reuse));
+    /// Sets up decoding for a body in `content` codings (what `Content-Encoding` said: undone
+    /// if wanted) under `transfer` codings (hop by hop: always undone, first).
+    pub(super) fn expect_codings(
+        &mut self,
+        content: Codings,
+        transfer: Vec<Coding>,
+        wants: &Wants<'_>,
+    ) {
+        let mut chain = match content {
+            Codings::Known(codings) if wants.decode => codings,
+            Codings::Unknown => {
+                self.coding_unknown = true;
+                Vec::new()
             }
-            Codings::Unknown => self.coding_unknown = true,
-            _ => {}
+            _ => Vec::new(),
+        };
+        chain.extend(transfer);
+        if !chain.is_empty() {
+            let reuse = std::mem::take(&mut self.body);
+            let max = wants.max_body as u64;
+            self.decoding = Some(BodyDecoder::new(&chain, wants.keep_body, max, reuse));
         }
     }
 
@@ -582,11 +607,10 @@ fn parse_head_with<'d>(
     answer: &mut Answer,
 ) -> Result<Option<Head>, Option<httparse::Error>> {
     let mut response = httparse::Response::new(&mut []);
-    let parsed = httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut response,
-        data,
-        headers,
-    );
+    // An obsolete folded header line is joined to the one before (RFC 9112 §5.2), not refused.
+    let parsed = httparse::ParserConfig::default()
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .parse_response_with_uninit_headers(&mut response, data, headers);
     let len = match parsed {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
@@ -599,13 +623,12 @@ fn parse_head_with<'d>(
     let http11 = response.version == Some(1);
     let mut keep_alive = http11;
     let mut length: Option<u64> = None;
-    let mut chunked = false;
-    let mut transfer_encoding = false;
+    // Rare (and then one line): no allocation for the answers that have none.
+    let mut transfer_values: Vec<&[u8]> = Vec::new();
     answer.captured.clear();
     answer.captured.resize(wants.capture.len(), None);
     answer.retry_after = None;
     answer.location = None;
-    // Rare (and then one line): no allocation for the answers that have none.
     let mut encodings: Vec<&[u8]> = Vec::new();
     for header in response.headers.iter() {
         let name = header.name;
@@ -619,14 +642,7 @@ fn parse_head_with<'d>(
                 }
                 length = Some(n);
             }
-            Known::TransferEncoding => {
-                transfer_encoding = true;
-                // The final coding decides (§6.3, item 4); a later header line may add codings.
-                chunked = value
-                    .rsplit(|&b| b == b',')
-                    .next()
-                    .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            }
+            Known::TransferEncoding => transfer_values.push(value),
             Known::Connection => {
                 for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                     if token.eq_ignore_ascii_case(b"close") {
@@ -648,19 +664,19 @@ fn parse_head_with<'d>(
         for (slot, wanted) in wants.capture.iter().enumerate() {
             if name.eq_ignore_ascii_case(wanted) {
                 let captured = &mut answer.captured[slot];
-                match captured {
-                    Some(joined) => {
-                        joined.extend_from_slice(b", ");
-                        joined.extend_from_slice(value);
-                    }
-                    None => *captured = Some(value.to_vec()),
+                let joined = captured.get_or_insert_with(Vec::new);
+                if !joined.is_empty() {
+                    joined.extend_from_slice(b", ");
                 }
+                unfold_into(value, joined);
             }
         }
     }
+    let transfer = transfer_codings(&transfer_values);
+    let chunked = transfer.as_ref().is_ok_and(|t| t.chunked);
     let framing = if wants.head_request || status < 200 || status == 204 || status == 304 {
         Framing::Empty
-    } else if transfer_encoding {
+    } else if !transfer_values.is_empty() {
         // A length beside a transfer coding is ignored, and such a connection is not reused
         // (§6.1); a coding other than chunked last means the body ends at close.
         keep_alive &= length.is_none();
@@ -675,16 +691,75 @@ fn parse_head_with<'d>(
             None => Framing::UntilClose,
         }
     };
-    // Only a final answer with a body has a coding to undo (1xx heads carry none).
-    if !encodings.is_empty() && !matches!(framing, Framing::Empty | Framing::Length(0)) {
-        answer.expect_codings(Codings::parse(encodings), wants);
-    }
+    let content = if encodings.is_empty() {
+        Codings::Identity
+    } else {
+        Codings::parse(encodings)
+    };
     Ok(Some(Head {
         len,
         status,
         framing,
         keep_alive,
+        content,
+        transfer: transfer.map(|t| t.codings),
     }))
+}
+
+/// Appends a header value with each obsolete line fold (a line end and the blanks after it)
+/// replaced by one space, as RFC 9112 §5.2 tells a user agent to.
+fn unfold_into(value: &[u8], out: &mut Vec<u8>) {
+    let mut rest = value;
+    while let Some(end) = rest.iter().position(|&b| b == b'\r' || b == b'\n') {
+        out.extend_from_slice(&rest[..end]);
+        out.push(b' ');
+        let blanks = rest[end..]
+            .iter()
+            .take_while(|&&b| matches!(b, b'\r' | b'\n' | b' ' | b'\t'))
+            .count();
+        rest = &rest[end + blanks..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// What `Transfer-Encoding` lines say (RFC 9112 §6.1, §7).
+struct Transfer {
+    /// `chunked` is the final coding: the body is framed in chunks.
+    chunked: bool,
+    /// The codings applied before (gzip, deflate), in order.
+    codings: Vec<Coding>,
+}
+
+/// Reads the `Transfer-Encoding` values, in order. A coding this client cannot undo, or
+/// `chunked` anywhere but last (once), is an error: the body could not be read as sent, as curl
+/// refuses it.
+fn transfer_codings(values: &[&[u8]]) -> Result<Transfer, String> {
+    let tokens: Vec<&[u8]> = values
+        .iter()
+        .flat_map(|value| value.split(|&b| b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !token.is_empty())
+        .collect();
+    let mut transfer = Transfer {
+        chunked: false,
+        codings: Vec::new(),
+    };
+    for (at, token) in tokens.iter().enumerate() {
+        let is = |name: &str| token.eq_ignore_ascii_case(name.as_bytes());
+        if is("chunked") && at + 1 == tokens.len() {
+            transfer.chunked = true;
+        } else if is("chunked") {
+            return Err("transfer coding chunked before another one".into());
+        } else if is("gzip") || is("x-gzip") {
+            transfer.codings.push(Coding::Gzip);
+        } else if is("deflate") {
+            transfer.codings.push(Coding::Deflate);
+        } else {
+            let name = String::from_utf8_lossy(token);
+            return Err(format!("transfer coding {name:?} cannot be decoded"));
+        }
+    }
+    Ok(transfer)
 }
 
 #[cfg(test)]
@@ -718,12 +793,14 @@ mod tests {
                 .feed(&buf[pos..], &wants, &mut answer)
                 .map_err(|f| f.kind)?;
             if let Some(keep_alive) = decoder.done() {
+                answer.finish_body().map_err(|f| f.kind)?;
                 return Ok((answer.status, answer.body, keep_alive, buf.len() - pos));
             }
             match pieces.next() {
                 Some(bytes) => buf.extend_from_slice(bytes),
                 None => {
                     decoder.end_of_stream(true).map_err(|f| f.kind)?;
+                    answer.finish_body().map_err(|f| f.kind)?;
                     return Ok((answer.status, answer.body, false, buf.len() - pos));
                 }
             }
@@ -782,6 +859,66 @@ mod tests {
                 assert!(left <= next.len(), "{text} / {piece}");
             }
         }
+    }
+
+    fn chunked(body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in body.chunks(7) {
+            out.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            out.extend_from_slice(part);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    }
+
+    #[test]
+    fn transfer_codings_under_chunked_are_undone_and_others_refused() {
+        use std::io::Write;
+        let text = b"the record, gzip as a transfer coding".repeat(3);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&text).expect("gzip");
+        let gz = gz.finish().expect("gzip");
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        zlib.write_all(&text).expect("zlib");
+        let zlib = zlib.finish().expect("zlib");
+        for (codings, encoded) in [("gzip, chunked", &gz), ("deflate, chunked", &zlib)] {
+            let mut wire =
+                format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {codings}\r\n\r\n").into_bytes();
+            wire.extend_from_slice(&chunked(encoded));
+            for piece in [1, 5, wire.len()] {
+                let (status, body, keep_alive, _) = decode_in_pieces(&wire, piece).expect(codings);
+                assert_eq!((status, &body, keep_alive), (200, &text, true), "{codings}");
+            }
+        }
+        for codings in [
+            "chunked, gzip",
+            "chunked, chunked",
+            "bogus, chunked",
+            "identityx",
+        ] {
+            let mut wire =
+                format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {codings}\r\n\r\n").into_bytes();
+            wire.extend_from_slice(&chunked(b"raw bytes"));
+            assert_eq!(
+                decode_in_pieces(&wire, wire.len()),
+                Err(ErrorKind::Decode),
+                "{codings}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_obsolete_folded_header_line_is_joined_with_a_space() {
+        let capture = ["x-long".to_string()];
+        let wants = wants(&capture);
+        let mut answer = Answer::default();
+        let wire = b"HTTP/1.1 200 OK\r\nX-Long: first\r\n \t second\r\nContent-Length: 2\r\n\r\nok";
+        let mut decoder = Decoder::default();
+        let used = decoder.feed(wire, &wants, &mut answer).expect("accepted");
+        assert_eq!(used, wire.len());
+        assert_eq!((answer.status, answer.body.as_slice()), (200, &b"ok"[..]));
+        assert_eq!(answer.captured, [Some(b"first second".to_vec())]);
     }
 
     #[test]

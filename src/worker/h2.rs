@@ -219,7 +219,8 @@ pub async fn exchange(
     let bodiless = matches!(answer.status, 204 | 304) || length == Some(0);
     if !bodiless && head.headers.contains_key(http::header::CONTENT_ENCODING) {
         let values = head.headers.get_all(http::header::CONTENT_ENCODING);
-        answer.expect_codings(Codings::parse(values.iter().map(|v| v.as_bytes())), wants);
+        let content = Codings::parse(values.iter().map(|v| v.as_bytes()));
+        answer.expect_codings(content, Vec::new(), wants);
     }
     while let Some(chunk) = body.next_data().await {
         let chunk = match chunk {
