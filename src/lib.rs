@@ -173,7 +173,7 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
     }
     command.extend(["--concurrency".into(), step.to_string()]);
     command.extend(args.run_flags.iter().cloned());
-    println!("run: {}", shell_words::join(command));
+    println!("run: {}", shell_words::join(request::redact_args(&command)));
     Ok(0)
 }
 

@@ -421,16 +421,73 @@ fn resolve_location(origin: &Origin, target: &[u8], location: &str) -> Option<(O
 
 /// `Name: value` → a checked header name and a value template (the value with `{id}` filled in
 /// by a digit must be a valid header value).
+/// What a redacted value is shown as.
+const REDACTED: &str = "<redacted>";
+
+/// True for a header whose value is a secret: `Authorization`, `Proxy-Authorization`, `Cookie`,
+/// and any name with `key`, `token`, `secret`, `auth` or `session` in it (`X-Api-Key`).
+pub fn is_credential(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    name == "cookie"
+        || ["key", "token", "secret", "auth", "session"]
+            .iter()
+            .any(|part| name.contains(part))
+}
+
+/// A `Name: value` line as a message may show it: the value of a credential header redacted. A
+/// line without a colon may be a secret pasted whole: it is redacted too.
+pub fn redact_header(line: &str) -> String {
+    match line.split_once(':') {
+        Some((name, _)) if is_credential(name) => format!("{name}: {REDACTED}"),
+        Some(_) => line.to_string(),
+        None => REDACTED.to_string(),
+    }
+}
+
+/// A command line as a message may show it (the resume command, `tune`'s run line): the values
+/// of credential headers given with `-H`/`--header` redacted; `-H @FILE` stays as given.
+pub fn redact_args(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut header_next = false;
+    for arg in args {
+        let shown = if header_next {
+            header_next = false;
+            redact_value_arg(arg)
+        } else if arg == "-H" || arg == "--header" || arg == "--headers" {
+            header_next = true;
+            arg.clone()
+        } else if let Some(line) = arg.strip_prefix("--header=") {
+            format!("--header={}", redact_value_arg(line))
+        } else if let Some(line) = arg.strip_prefix("--headers=") {
+            format!("--headers={}", redact_value_arg(line))
+        } else if let Some(line) = arg.strip_prefix("-H").filter(|l| !l.is_empty()) {
+            format!("-H{}", redact_value_arg(line))
+        } else {
+            arg.clone()
+        };
+        out.push(shown);
+    }
+    out
+}
+
+fn redact_value_arg(line: &str) -> String {
+    if line.starts_with('@') {
+        line.to_string()
+    } else {
+        redact_header(line)
+    }
+}
+
 fn parse_header(line: &str) -> Result<(http::HeaderName, Template), RequestError> {
     let (name, value) = line
         .split_once(':')
-        .ok_or_else(|| RequestError::HeaderSyntax(line.to_string()))?;
+        .ok_or_else(|| RequestError::HeaderSyntax(redact_header(line)))?;
     let name = http::HeaderName::from_bytes(name.trim().as_bytes())
-        .map_err(|e| RequestError::Header(line.to_string(), e.to_string()))?;
+        .map_err(|e| RequestError::Header(redact_header(line), e.to_string()))?;
     let value = value.trim();
     let template = Template::new(value.as_bytes(), Escape::Raw);
     http::HeaderValue::from_bytes(&template.expand(b"0"))
-        .map_err(|_| RequestError::Header(line.to_string(), "invalid value".into()))?;
+        .map_err(|_| RequestError::Header(redact_header(line), "invalid value".into()))?;
     Ok((name, template))
 }
 
@@ -517,6 +574,44 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("x-key: a/b?c&d é\r\n"), "{text}");
+    }
+
+    #[test]
+    fn credentials_never_reach_a_message() {
+        let args: Vec<String> = [
+            "ringscrape",
+            "run",
+            "-H",
+            "Authorization: Bearer s3cret",
+            "--header=X-Api-Key: k3y",
+            "-HCookie: c00kie",
+            "-H",
+            "Accept: text/plain",
+            "-H",
+            "@headers.txt",
+            "--headers",
+            "X-Session-Id: sess1",
+            "-u",
+            "http://h/{id}",
+        ]
+        .map(String::from)
+        .to_vec();
+        let shown = redact_args(&args).join(" ");
+        for secret in ["s3cret", "k3y", "c00kie", "sess1"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("-H Accept: text/plain") && shown.contains("-H @headers.txt"),
+            "{shown}"
+        );
+        assert!(shown.contains("Authorization: <redacted>"), "{shown}");
+        assert_eq!(redact_header("X-Token no colon secret"), "<redacted>");
+        let mut s = spec("http://h/{id}");
+        s.headers = vec!["Authorization Bearer s3cret".into()];
+        let err = RequestTemplate::compile(&s)
+            .expect_err("no colon")
+            .to_string();
+        assert!(!err.contains("s3cret"), "{err}");
     }
 
     #[test]

@@ -192,3 +192,50 @@ fn a_closed_stderr_does_not_end_the_run() {
     assert_eq!(status.code(), Some(0), "not a panic (101)");
     assert_one_row_per_id(&read_rows(&dir.path().join("out.csv")), 0, 20_000);
 }
+
+#[test]
+fn no_credential_reaches_stderr_and_a_header_file_is_shown_as_given() {
+    let port = free_port(); // nothing listens there
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("h.txt"), "X-Session: sess-in-file\n").expect("headers");
+    let out = TestCommand::run(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}/{{id}}"),
+        "0..5000",
+    )
+    .output("out.csv")
+    .args([
+        "-H",
+        "Authorization: Bearer s3cret-token",
+        "--header=X-Api-Key: k3y",
+    ])
+    .args([
+        "-H",
+        "@h.txt",
+        "--retries",
+        "0",
+        "--abort-after",
+        "20",
+        "-v",
+    ])
+    .output_of();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("resume with:"), "{err}");
+    for secret in ["s3cret-token", "k3y", "sess-in-file"] {
+        assert!(!err.contains(secret), "{secret} on stderr: {err}");
+    }
+    assert!(
+        err.contains("'Authorization: <redacted>'") && err.contains("@h.txt"),
+        "{err}"
+    );
+
+    // A malformed line of a header file is not echoed with its secret.
+    std::fs::write(dir.path().join("bad.txt"), "X-Api-Key k3y-without-colon\n").expect("headers");
+    let out = TestCommand::run(dir.path(), "http://127.0.0.1:9/{id}", "0..5")
+        .output("o.csv")
+        .args(["-H", "@bad.txt"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains("k3y"), "{}", stderr(&out));
+}

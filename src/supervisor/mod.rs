@@ -481,7 +481,8 @@ fn resume_command(argv: &[String]) -> String {
     if !args.iter().any(|a| a == "--resume") {
         args.push("--resume".into());
     }
-    shell_words::join(args)
+    // Resume lines land in Slurm .out files and CI logs: no secret in them.
+    shell_words::join(crate::request::redact_args(&args))
 }
 
 fn start_workers(
