@@ -99,6 +99,10 @@ pub enum ConfigError {
     )]
     ParquetStdout,
     #[error(
+        "--output {0}: is a directory; give the file for the rows (or --format parquet for a directory of parts)"
+    )]
+    OutputIsDir(PathBuf),
+    #[error(
         "--max-body {0} with --save-body: at most {MAX_INLINE_BODY} bytes (use --bodies-dir for larger bodies)"
     )]
     InlineBody(u64),
@@ -225,7 +229,6 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     } else {
         Output::File(nodes::expand_path("output", &args.output, node.as_ref())?)
     };
-    check_output(&output, mode)?;
     let format = args.format.map(RowFormat::from).unwrap_or(match &output {
         Output::File(path) => RowFormat::of_path(path),
         Output::Stdout => RowFormat::Csv,
@@ -233,6 +236,14 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     if format == RowFormat::Parquet && output == Output::Stdout {
         return Err(ConfigError::ParquetStdout);
     }
+    // Rows go into a file; only Parquet's parts go into a directory.
+    if let Output::File(path) = &output
+        && format != RowFormat::Parquet
+        && path.is_dir()
+    {
+        return Err(ConfigError::OutputIsDir(path.clone()));
+    }
+    check_output(&output, mode)?;
     if let Some(addr) = &args.metrics
         && addr.parse::<std::net::SocketAddr>().is_err()
     {

@@ -431,3 +431,27 @@ fn a_duration_without_a_number_or_with_an_unknown_unit_is_refused() {
         "unknown unit \"d\" (ms, s, m or h)",
     );
 }
+
+#[test]
+fn an_output_that_is_a_directory_is_refused_whatever_the_mode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("rows")).expect("mkdir");
+    for mode in [&[][..], &["--resume"], &["--overwrite"]] {
+        let out = TestCommand::run(dir.path(), URL, "0..10")
+            .output("rows")
+            .args(mode)
+            .output_of();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{mode:?}: {err}");
+        assert!(
+            err.starts_with("error: --output rows: is a directory"),
+            "{mode:?}: {err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["rows"], "{mode:?}: nothing created (no lock file)");
+    }
+}
