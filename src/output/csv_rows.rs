@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::writer::{WriteRows, encode_body, format_millis};
-use crate::model::{BodyColumn, Record, Schema};
+use crate::model::{BodyColumn, BodyEncoding, Record, Schema};
 
 const BUFFER_BYTES: usize = 256 << 10;
 
@@ -61,15 +61,27 @@ impl<W: Write> CsvRows<W> {
             self.csv.write_field(line.format(record.index))?;
         }
         // Error rows carry no captured values: their optional columns stay empty.
+        // A header value in Latin-1 (or a regex match of bytes) would make the whole file
+        // unreadable as UTF-8: written as bodies are in text mode, `base64:` when not UTF-8.
         let headers = &record.captured.headers;
         for slot in 0..self.schema.capture_headers.len() {
             let value = headers.get(slot).and_then(Option::as_deref);
-            self.csv.write_field(value.unwrap_or_default())?;
+            encode_body(
+                value.unwrap_or_default(),
+                BodyEncoding::Text,
+                &mut self.encoded,
+            );
+            self.csv.write_field(&self.encoded)?;
         }
         let extracted = &record.captured.extracted;
         for slot in 0..self.schema.extract.len() {
             let value = extracted.get(slot).and_then(Option::as_deref);
-            self.csv.write_field(value.unwrap_or_default())?;
+            encode_body(
+                value.unwrap_or_default(),
+                BodyEncoding::Text,
+                &mut self.encoded,
+            );
+            self.csv.write_field(&self.encoded)?;
         }
         let body = record.captured.body.as_deref();
         match self.schema.body {
@@ -140,6 +152,31 @@ mod tests {
             String::from_utf8(out).expect("utf8"),
             "id,status,bytes,latency_ms,attempts,error\n7,200,71,1234.567,1,\n8,,0,0.005,3,timeout\n"
         );
+    }
+
+    #[test]
+    fn a_header_value_that_is_not_utf8_is_written_as_base64_text() {
+        let schema = Schema {
+            capture_headers: vec!["x-name".into()],
+            ..Schema::default()
+        };
+        let mut out = Vec::new();
+        {
+            let mut rows = CsvRows::new(&mut out, schema, true).expect("header");
+            rows.write(&Record {
+                index: 1,
+                status: Some(200),
+                captured: crate::model::Captured {
+                    headers: vec![Some(b"caf\xe9".to_vec())],
+                    ..Default::default()
+                },
+                ..Record::default()
+            })
+            .expect("row");
+            rows.flush().expect("flush");
+        }
+        let text = String::from_utf8(out).expect("the whole file is UTF-8");
+        assert!(text.ends_with(",base64:Y2Fm6Q==\n"), "{text}");
     }
 
     #[test]
