@@ -61,7 +61,14 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "TEMPLATE", env = "RINGSCRAPE_URL")]
     pub url: Option<String>,
     /// Half-open id range START..END, e.g. 0..1000000 (one million ids)
-    #[arg(short, long, value_name = "START..END", env = "RINGSCRAPE_IDS")]
+    // A range that starts with `-` (`-1..5`) is a value, refused by `config` naming --ids.
+    #[arg(
+        short,
+        long,
+        value_name = "START..END",
+        env = "RINGSCRAPE_IDS",
+        allow_hyphen_values = true
+    )]
     pub ids: Option<String>,
     /// File of keys, one per line, instead of --ids: {id} is the line (percent-encoded in the
     /// URL); - reads standard input (one shard). Empty lines are skipped
@@ -325,7 +332,7 @@ pub struct TuneArgs {
     #[arg(short, long, value_name = "TEMPLATE")]
     pub url: String,
     /// Ids to spend: each step scrapes its own stripe of them, so every request is fresh
-    #[arg(short, long, value_name = "START..END")]
+    #[arg(short, long, value_name = "START..END", allow_hyphen_values = true)]
     pub ids: String,
     /// Worker processes [default: online cores]
     #[arg(short, long, value_name = "N")]
@@ -360,7 +367,8 @@ pub struct MergeArgs {
         short,
         long,
         value_name = "START..END",
-        required_unless_present = "ids_file"
+        required_unless_present = "ids_file",
+        allow_hyphen_values = true
     )]
     pub ids: Option<String>,
     /// The whole job's file of keys, as given to every node (rows are matched by line)

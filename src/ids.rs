@@ -79,6 +79,9 @@ impl FromStr for IdRange {
             .split_once("..")
             .ok_or_else(|| IdRangeError::Syntax(text.to_string()))?;
         let number = |s: &str| {
+            if s.trim().is_empty() {
+                return Err(IdRangeError::Syntax(text.to_string()));
+            }
             s.trim()
                 .replace('_', "")
                 .parse::<u64>()

@@ -434,13 +434,16 @@ pub fn is_credential(name: &str) -> bool {
             .any(|part| name.contains(part))
 }
 
-/// A `Name: value` line as a message may show it: the value of a credential header redacted. A
-/// line without a colon may be a secret pasted whole: it is redacted too.
+/// A `Name: value` line as a message may show it: the value of a credential header redacted,
+/// also when the colon is missing (`Authorization Bearer …`: the first word is the name).
 pub fn redact_header(line: &str) -> String {
     match line.split_once(':') {
         Some((name, _)) if is_credential(name) => format!("{name}: {REDACTED}"),
         Some(_) => line.to_string(),
-        None => REDACTED.to_string(),
+        None => match line.trim().split_once(char::is_whitespace) {
+            Some((name, _)) if is_credential(name) => format!("{name} {REDACTED}"),
+            _ => line.to_string(),
+        },
     }
 }
 
@@ -605,7 +608,8 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("Authorization: <redacted>"), "{shown}");
-        assert_eq!(redact_header("X-Token no colon secret"), "<redacted>");
+        assert_eq!(redact_header("X-Token no-colon-secret"), "X-Token <redacted>");
+        assert_eq!(redact_header("NoColonHere"), "NoColonHere");
         let mut s = spec("http://h/{id}");
         s.headers = vec!["Authorization Bearer s3cret".into()];
         let err = RequestTemplate::compile(&s)

@@ -455,3 +455,15 @@ fn an_output_that_is_a_directory_is_refused_whatever_the_mode() {
         assert_eq!(left, ["rows"], "{mode:?}: nothing created (no lock file)");
     }
 }
+
+#[test]
+fn an_id_range_below_zero_or_without_an_end_names_the_flag() {
+    assert_refused(
+        &["-u", URL, "--ids", "-1..5"],
+        "--ids -1..5: -1 is not a whole number",
+    );
+    assert_refused(
+        &["-u", URL, "--ids", "0.."],
+        "--ids 0..: expected START..END, e.g. 0..1000000",
+    );
+}

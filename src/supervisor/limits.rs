@@ -28,7 +28,8 @@ pub enum LimitError {
          lower --concurrency or raise the limit (check `ulimit -Hn`, set `ulimit -n {need}` as root or in limits.conf)"
     )]
     PerWorker {
-        concurrency: usize,
+        /// As given: a number, or `auto (up to N)`.
+        concurrency: String,
         need: u64,
         hard: u64,
     },
@@ -38,7 +39,7 @@ pub enum LimitError {
     )]
     System {
         shards: usize,
-        concurrency: usize,
+        concurrency: String,
         need: u64,
         max: u64,
     },
@@ -46,17 +47,27 @@ pub enum LimitError {
     Sys(#[from] nix::Error),
 }
 
-/// Checks the arithmetic against a hard limit and the system-wide maximum.
+/// `--concurrency` as the user gave it, for messages: `auto` is not the most it may reach.
+fn shown(concurrency: usize, auto: bool) -> String {
+    if auto {
+        format!("auto (up to {concurrency})")
+    } else {
+        concurrency.to_string()
+    }
+}
+
+/// Checks the arithmetic against a hard limit and the system-wide maximum; `auto`: the
+/// concurrency is `--concurrency auto`'s most.
 pub fn check(
     shards: usize,
-    concurrency: usize,
+    (concurrency, auto): (usize, bool),
     hard: u64,
     system_max: u64,
 ) -> Result<(), LimitError> {
     let need = per_worker_need(concurrency);
     if need > hard {
         return Err(LimitError::PerWorker {
-            concurrency,
+            concurrency: shown(concurrency, auto),
             need,
             hard,
         });
@@ -65,7 +76,7 @@ pub fn check(
     if total > system_max {
         return Err(LimitError::System {
             shards,
-            concurrency,
+            concurrency: shown(concurrency, auto),
             need: total,
             max: system_max,
         });
@@ -82,7 +93,7 @@ fn system_file_max() -> u64 {
 
 /// Raises the soft limit to the hard limit (what children inherit) after checking the run fits.
 /// Returns the new soft limit.
-pub fn raise_nofile(shards: usize, concurrency: usize) -> Result<u64, LimitError> {
+pub fn raise_nofile(shards: usize, concurrency: (usize, bool)) -> Result<u64, LimitError> {
     let (_soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
     check(shards, concurrency, hard, system_file_max())?;
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
@@ -142,22 +153,28 @@ mod tests {
 
     #[test]
     fn refuses_a_worker_that_cannot_fit_the_hard_limit() {
-        assert_eq!(check(4, 256, 1024, u64::MAX), Ok(()));
-        let err = check(1, 1000, 1024, u64::MAX).expect_err("2064 > 1024");
+        assert_eq!(check(4, (256, false), 1024, u64::MAX), Ok(()));
+        let err = check(1, (1000, false), 1024, u64::MAX).expect_err("2064 > 1024");
         assert_eq!(
             err,
             LimitError::PerWorker {
-                concurrency: 1000,
+                concurrency: "1000".into(),
                 need: 2064,
                 hard: 1024
             }
         );
         assert!(err.to_string().contains("ulimit -Hn"));
+        let auto = check(1, (1024, true), 1024, u64::MAX).expect_err("auto's most");
+        assert!(
+            auto.to_string()
+                .starts_with("--concurrency auto (up to 1024): "),
+            "{auto}"
+        );
     }
 
     #[test]
     fn refuses_a_run_that_cannot_fit_the_system() {
-        let err = check(8, 1000, 1 << 20, 10_000).expect_err("8 workers × 2064 > 10000");
+        let err = check(8, (1000, false), 1 << 20, 10_000).expect_err("8 workers × 2064 > 10000");
         assert!(matches!(err, LimitError::System { need: 16_576, .. }));
     }
 }

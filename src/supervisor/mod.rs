@@ -183,7 +183,8 @@ fn output_path(output: &Output) -> PathBuf {
 /// Runs a whole scrape.
 pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorError> {
     crate::verbosity::set(cfg.fetch.verbosity);
-    limits::raise_nofile(cfg.shards, cfg.fetch.concurrency)?;
+    let concurrency = (cfg.fetch.concurrency, cfg.fetch.auto_concurrency);
+    limits::raise_nofile(cfg.shards, concurrency)?;
     // HTTP/2 multiplexes: a few connections whatever the concurrency.
     let connections = (cfg.shards * cfg.fetch.concurrency) as u64;
     if !cfg.fetch.http2
