@@ -608,7 +608,10 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("Authorization: <redacted>"), "{shown}");
-        assert_eq!(redact_header("X-Token no-colon-secret"), "X-Token <redacted>");
+        assert_eq!(
+            redact_header("X-Token no-colon-secret"),
+            "X-Token <redacted>"
+        );
         assert_eq!(redact_header("NoColonHere"), "NoColonHere");
         let mut s = spec("http://h/{id}");
         s.headers = vec!["Authorization Bearer s3cret".into()];

@@ -34,8 +34,16 @@ pub struct OutputLock {
     _file: Flock<File>,
 }
 
-/// The lock file of the CSV `path`: `.NAME.lock` beside it.
+/// The lock file of the output `path`: `.NAME.lock` beside the file itself — through symbolic
+/// links, so that `-o link.csv` and `-o file.csv` take one lock.
 pub fn lock_path_for_file(path: &Path) -> PathBuf {
+    let path = std::fs::canonicalize(path)
+        .or_else(|_| {
+            // Not created yet: its directory, resolved, and its name.
+            let dir = std::fs::canonicalize(super::directory_of(path))?;
+            Ok::<_, std::io::Error>(dir.join(path.file_name().unwrap_or_default()))
+        })
+        .unwrap_or_else(|_| path.to_path_buf());
     let name = path
         .file_name()
         .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
@@ -106,5 +114,17 @@ mod tests {
         );
         drop(held);
         assert!(acquire("--output", &csv, &lock).is_ok(), "released on drop");
+    }
+
+    #[test]
+    fn a_link_to_the_output_takes_the_outputs_own_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("file.csv");
+        std::fs::write(&file, "").expect("write");
+        let link = dir.path().join("link.csv");
+        std::os::unix::fs::symlink(&file, &link).expect("symlink");
+        assert_eq!(lock_path_for_file(&link), lock_path_for_file(&file));
+        let _held = acquire("--output", &file, &lock_path_for_file(&file)).expect("first");
+        assert!(acquire("--output", &link, &lock_path_for_file(&link)).is_err());
     }
 }

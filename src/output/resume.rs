@@ -216,14 +216,17 @@ fn rewrite_keeping(
     retry_failed: bool,
 ) -> Result<(), ResumeError> {
     let io_err = |e| ResumeError::Io(path.into(), e);
-    let name = path
+    // Through a symbolic link to the file itself, and with its permissions: the rewrite replaces
+    // the file's content, not what the user made of the path.
+    let target = fs::canonicalize(path).map_err(io_err)?;
+    let permissions = fs::metadata(&target).map_err(io_err)?.permissions();
+    let name = target
         .file_name()
         .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned());
-    let aside = path.with_file_name(format!(".{name}.resume-tmp"));
-    let mut out = RowCopier::new(
-        io::BufWriter::new(File::create(&aside).map_err(io_err)?),
-        layout.format,
-    );
+    let aside = target.with_file_name(format!(".{name}.resume-tmp"));
+    let aside_file = File::create(&aside).map_err(io_err)?;
+    aside_file.set_permissions(permissions).map_err(io_err)?;
+    let mut out = RowCopier::new(io::BufWriter::new(aside_file), layout.format);
     out.header(layout.columns).map_err(io_err)?;
     let mut written = IdSet::new(keep.range());
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
@@ -247,7 +250,7 @@ fn rewrite_keeping(
         .into_inner()
         .map_err(|e| io_err(e.into_error()))?;
     aside_file.sync_all().map_err(io_err)?;
-    fs::rename(&aside, path).map_err(io_err)
+    fs::rename(&aside, &target).map_err(io_err)
 }
 
 /// Appends to a prepared file (no header: it has one).
@@ -291,6 +294,32 @@ mod tests {
         assert_eq!(
             fs::read_to_string(&path).expect("read"),
             format!("{HEAD}0,200,9,1.000,1,\n2,200,9,1.000,1,\n")
+        );
+    }
+
+    #[test]
+    fn a_rewrite_keeps_the_files_mode_and_writes_through_a_link() {
+        use std::os::unix::fs::{PermissionsExt, symlink};
+        let rows = "0,200,9,1.000,1,\n1,,0,30000.000,3,timeout\n";
+        let (dir, file) = file_with(&format!("{HEAD}{rows}"));
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod");
+        let link = dir.path().join("link.csv");
+        symlink(&file, &link).expect("symlink");
+        let resumed = prepare(&link, IdRange::new(0, 2), csv(&fixed()), true)
+            .expect("ok")
+            .expect("resumable");
+        assert_eq!(resumed.dropped_rows, 1);
+        assert!(
+            fs::symlink_metadata(&link)
+                .expect("link")
+                .file_type()
+                .is_symlink()
+        );
+        let mode = fs::metadata(&file).expect("file").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            fs::read_to_string(&file).expect("read"),
+            format!("{HEAD}0,200,9,1.000,1,\n")
         );
     }
 
