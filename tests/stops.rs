@@ -108,6 +108,9 @@ fn a_full_tmpfs_then_resume_completes_the_csv() {
         .args(["--save-body"])
         .output_of();
     let err = stderr(&out);
+    // What the file holds, before it grows again: the summary and the closing line say so.
+    let on_disk =
+        ringscrape::output::rows_on_disk(&mnt.join("out.csv"), ringscrape::output::RowFormat::Csv);
     let remounted = Command::new("mount")
         .args(["-o", "remount,size=64m"])
         .arg(&mnt)
@@ -132,6 +135,19 @@ fn a_full_tmpfs_then_resume_completes_the_csv() {
         err.starts_with("error: writing out.csv: No space left on device"),
         "{err}"
     );
+    let (rows_on_disk, torn) = on_disk.expect("count the file's rows");
+    assert!(
+        err.contains(&format!("rows       {rows_on_disk} written")),
+        "the summary counts the file's {rows_on_disk} rows: {err}"
+    );
+    let closing = if torn > 0 {
+        format!(
+            "{rows_on_disk} of 20000 ids have whole rows in out.csv, then {torn} bytes of a torn row"
+        )
+    } else {
+        format!("{rows_on_disk} of 20000 ids have rows in out.csv")
+    };
+    assert!(err.contains(&closing), "{closing}: {err}");
     let resumed = resumed.expect("remount to a larger size");
     assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
     let rows = rows.expect("rows");

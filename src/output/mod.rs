@@ -48,6 +48,24 @@ pub fn directory_of(path: &Path) -> &Path {
     }
 }
 
+/// The whole rows of the CSV or JSON Lines file `path`, and the bytes after the last of them
+/// (a row torn by a full disk or a kill).
+pub fn rows_on_disk(path: &Path, format: RowFormat) -> std::io::Result<(u64, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path)?;
+    let complete = reader::complete_len(&mut file, format)?;
+    let torn = file.metadata()?.len() - complete;
+    file.seek(SeekFrom::Start(0))?;
+    let input = std::io::BufReader::new((&file).take(complete));
+    let mut rows = 0;
+    if let Ok(Some(mut reader)) = reader::RowReader::of_format(input, format) {
+        while let Ok(Some(_)) = reader.next_row() {
+            rows += 1;
+        }
+    }
+    Ok((rows, torn))
+}
+
 /// Where rows go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {

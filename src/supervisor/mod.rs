@@ -104,8 +104,9 @@ pub struct Missing {
     pub have_rows: u64,
     pub items: u64,
     pub output: Output,
-    /// Writing failed: how many rows reached the file is not known (resume counts them).
-    pub write_failed: bool,
+    /// Writing failed (a full disk): the bytes after the file's last whole row, which
+    /// `--resume` cuts; `None` when writing did not fail.
+    pub torn_after_failure: Option<u64>,
     /// The keys came on standard input: the resume needs them again.
     pub keys_on_stdin: bool,
     /// The command line that completes the run.
@@ -121,10 +122,11 @@ impl std::fmt::Display for Missing {
         };
         let (have, items, resume) = (self.have_rows, self.items, &self.resume_command);
         match &self.output {
-            Output::File(path) if self.write_failed => write!(
+            Output::File(path) if self.torn_after_failure.is_some_and(|torn| torn > 0) => write!(
                 f,
-                "ringscrape: the rows written to {} end with a whole row; resume with: {resume}{stdin}",
-                path.display()
+                "ringscrape: {have} of {items} ids have whole rows in {}, then {} bytes of a torn row that --resume cuts; resume with: {resume}{stdin}",
+                path.display(),
+                self.torn_after_failure.unwrap_or_default()
             ),
             Output::File(path) => write!(
                 f,
@@ -300,6 +302,17 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
         }
     }
     let failed_shards = collect_workers(workers, &report);
+    // After a failed write (a full disk) the rows handed to the writer are not those on disk:
+    // count the file's whole rows, so that the summary and the closing line say what it holds.
+    let mut torn_after_failure = None;
+    if report.failed.is_some()
+        && let Output::File(path) = &cfg.output
+        && cfg.format != RowFormat::Parquet
+        && let Ok((rows, torn)) = crate::output::rows_on_disk(path, cfg.format)
+    {
+        report.rows = rows.saturating_sub(kept);
+        torn_after_failure = Some(torn);
+    }
 
     // Counts and latencies are the rows' own (tallied by the writer: exactly the CSV's); the
     // time spent at the rate gate is the workers'.
@@ -327,7 +340,7 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
         have_rows,
         items,
         output: cfg.output.clone(),
-        write_failed: report.failed.is_some(),
+        torn_after_failure,
         keys_on_stdin: cfg.stdin_spool.is_some(),
         resume_command: resume_command(&launch.argv),
     });
