@@ -6,6 +6,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use common::*;
 
@@ -254,4 +255,28 @@ fn no_credential_reaches_stderr_and_a_header_file_is_shown_as_given() {
         .output_of();
     assert_eq!(out.status.code(), Some(2));
     assert!(!stderr(&out).contains("k3y"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_stopped_supervisor_pauses_new_ids_and_freezes_no_request_into_a_timeout() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = TestCommand::run(dir.path(), &server.url(), "0..300000")
+        .shards(2)
+        .concurrency(64)
+        .output("out.csv")
+        .args(["--timeout", "1", "--retries", "0", "--no-progress"])
+        .spawn();
+    let pid = nix::unistd::Pid::from_raw(run.id() as i32);
+    std::thread::sleep(Duration::from_millis(700));
+    // Longer than --timeout: the workers' pipes fill while the supervisor reads nothing.
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("stop");
+    std::thread::sleep(Duration::from_millis(3000));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("continue");
+    let out = run.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 300_000);
+    let timeouts = rows.iter().filter(|r| r.error == "timeout").count();
+    assert_eq!(timeouts, 0, "answered requests frozen into timeouts");
 }

@@ -203,6 +203,8 @@ pub fn run() -> Result<(), WorkerError> {
     let spec = &spec;
     let plan = Rc::new(plan_for(spec)?);
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
+    // Non-blocking: a full pipe must not stop the event loop (see `sink`).
+    set_nonblocking(&stdout, true).map_err(|e| WorkerError::Pipe(e.into()))?;
     let shared = Rc::new(Shared {
         work: WorkQueue::new(
             Cursor::new(
@@ -261,7 +263,10 @@ async fn fetch_shard(
     // row here, and a resumed run fetches them.
     let mut sink = shared.sink.borrow_mut();
     sink.push_stats(&shared.stats_with(&plan));
-    let flushed = sink.flush();
+    // The last frames go whole: nothing is left to answer, so the worker may wait on the pipe.
+    let flushed = set_nonblocking(sink.get_ref(), false)
+        .map_err(io::Error::from)
+        .and_then(|()| sink.flush());
     if let Some(error) = shared.pipe_error.borrow_mut().take() {
         return Err(WorkerError::Pipe(error));
     }
@@ -297,11 +302,34 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
     }
 }
 
+/// Sets or clears `O_NONBLOCK` on `fd`.
+fn set_nonblocking(fd: &impl std::os::fd::AsFd, on: bool) -> nix::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    let flags = if on {
+        flags | OFlag::O_NONBLOCK
+    } else {
+        flags - OFlag::O_NONBLOCK
+    };
+    fcntl(fd, FcntlArg::F_SETFL(flags)).map(|_| ())
+}
+
+/// Waits while the pipe to the supervisor is backed up (a slow disk, a stopped supervisor):
+/// no new id until it drains. Requests in flight go on meanwhile.
+async fn wait_for_the_pipe(shared: &Shared) {
+    while shared.sink.borrow().backlog() >= sink::PAUSE_AT_BYTES
+        && shared.pipe_error.borrow().is_none()
+    {
+        monoio::time::sleep(FLUSH_EVERY).await;
+    }
+}
+
 /// One in-flight slot (number `index`): takes the next id until there are none, one request at
 /// a time, while the limiter lets it.
 async fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) {
     let mut key = Vec::with_capacity(32);
     loop {
+        wait_for_the_pipe(&shared).await;
         shared.limiter.admit(index).await;
         let Some(work) = shared.work.next(&mut key).await else {
             break;

@@ -1,6 +1,9 @@
 //! Batches a worker's frames and writes them to its stdout pipe: one `write` per 64 KiB or per
-//! few milliseconds instead of one per record. A full pipe blocks the worker's thread — that is
-//! the backpressure from a slow CSV writer, and it bounds memory.
+//! few milliseconds instead of one per record. The pipe is non-blocking: a full one (a slow disk,
+//! a stopped supervisor) leaves the frames buffered here, and the worker stops handing out new
+//! ids while the backlog is over [`PAUSE_AT_BYTES`] — that is the backpressure, and it bounds
+//! memory — but requests already in flight are answered and recorded, never frozen into
+//! timeouts by a blocked event loop.
 
 use std::io::{self, Write};
 use std::time::Duration;
@@ -13,9 +16,13 @@ use crate::wire;
 const FLUSH_AT_BYTES: usize = 64 << 10;
 /// …or at least this often, so rows reach the CSV soon after they are fetched.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(5);
+/// No new id is handed out while this much waits for the pipe.
+pub const PAUSE_AT_BYTES: usize = 256 << 10;
 
 pub struct FrameSink<W> {
     buf: Vec<u8>,
+    /// Bytes of `buf` already written.
+    sent: usize,
     out: W,
 }
 
@@ -23,28 +30,46 @@ impl<W: Write> FrameSink<W> {
     pub fn new(out: W) -> Self {
         Self {
             buf: Vec::with_capacity(FLUSH_AT_BYTES + 1024),
+            sent: 0,
             out,
         }
     }
 
     pub fn push_record(&mut self, record: &Record) -> io::Result<()> {
         wire::encode_record(record, &mut self.buf);
-        if self.buf.len() >= FLUSH_AT_BYTES {
+        if self.backlog() >= FLUSH_AT_BYTES {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Bytes waiting for the pipe.
+    pub fn backlog(&self) -> usize {
+        self.buf.len() - self.sent
     }
 
     pub fn push_stats(&mut self, stats: &WorkerStats) {
         wire::encode_stats(stats, &mut self.buf);
     }
 
+    /// Writes what the pipe takes now; the rest waits (a non-blocking pipe that is full).
     pub fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            self.out.write_all(&self.buf)?;
-            self.buf.clear();
+        while self.sent < self.buf.len() {
+            match self.out.write(&self.buf[self.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
         }
+        self.buf.clear();
+        self.sent = 0;
         Ok(())
+    }
+
+    pub fn get_ref(&self) -> &W {
+        &self.out
     }
 }
 
