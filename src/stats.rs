@@ -13,6 +13,47 @@ use crate::model::{ErrorKind, Record};
 /// Latencies above an hour are clamped; the deadline ends requests long before that.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
 
+/// TLS failure reasons kept apart at most; more are counted as "other".
+const MAX_TLS_REASONS: usize = 32;
+
+/// What a worker saw of the answers themselves, counted where they arrive (every attempt), as
+/// opposed to the rows, which are counted where they are written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnswerCounts {
+    /// Body bytes as they came off the connection (before decoding).
+    pub wire_bytes: u64,
+    /// Answers whose `Content-Encoding` was not one ringscrape decodes (kept as received).
+    pub unknown_coding: u64,
+    /// `--extract` cells left empty: the body was not JSON, or the expression found nothing.
+    pub extract_misses: u64,
+    /// Attempts whose last hop was still a redirect when `--follow-redirects` ran out.
+    pub redirect_limit: u64,
+    /// Failed TLS handshakes by reason (unknown issuer, expired, wrong name, …).
+    pub tls_reasons: BTreeMap<String, u64>,
+}
+
+impl AnswerCounts {
+    pub fn merge(&mut self, other: &AnswerCounts) {
+        self.wire_bytes += other.wire_bytes;
+        self.unknown_coding += other.unknown_coding;
+        self.extract_misses += other.extract_misses;
+        self.redirect_limit += other.redirect_limit;
+        for (reason, n) in &other.tls_reasons {
+            self.add_tls_reason(reason, *n);
+        }
+    }
+
+    pub fn add_tls_reason(&mut self, reason: &str, n: u64) {
+        let reason =
+            if self.tls_reasons.len() < MAX_TLS_REASONS || self.tls_reasons.contains_key(reason) {
+                reason
+            } else {
+                "other"
+            };
+        *self.tls_reasons.entry(reason.to_string()).or_default() += n;
+    }
+}
+
 /// One worker's counters (cumulative). Sent over the pipe now and then, and at the end.
 #[derive(Debug, Clone)]
 pub struct WorkerStats {
@@ -28,13 +69,8 @@ pub struct WorkerStats {
     pub in_flight: u64,
     /// Slots allowed a request in flight (the found limit, with `--concurrency auto`).
     pub concurrency_limit: u64,
-    /// Body bytes of every answer as they came off the connection (before decoding; every
-    /// attempt, counted by the worker).
-    pub wire_bytes: u64,
-    /// Answers whose `Content-Encoding` was not one ringscrape decodes (kept as received).
-    pub unknown_coding: u64,
-    /// `--extract` cells left empty: the body was not JSON, or the expression found nothing.
-    pub extract_misses: u64,
+    /// What the worker saw of the answers themselves.
+    pub answers: AnswerCounts,
     /// Requests made (every attempt of every row; tallied where rows are, not sent on the wire).
     pub requests: u64,
     /// Rows by status code (tallied where rows are, not sent on the wire).
@@ -61,9 +97,7 @@ impl WorkerStats {
             throttled_us: 0,
             in_flight: 0,
             concurrency_limit: 0,
-            wire_bytes: 0,
-            unknown_coding: 0,
-            extract_misses: 0,
+            answers: AnswerCounts::default(),
             requests: 0,
             statuses: BTreeMap::new(),
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
@@ -100,9 +134,7 @@ impl WorkerStats {
         self.errors += other.errors;
         self.bytes += other.bytes;
         self.throttled_us += other.throttled_us;
-        self.wire_bytes += other.wire_bytes;
-        self.unknown_coding += other.unknown_coding;
-        self.extract_misses += other.extract_misses;
+        self.answers.merge(&other.answers);
         self.requests += other.requests;
         for (status, count) in &other.statuses {
             *self.statuses.entry(*status).or_default() += count;
@@ -175,9 +207,11 @@ impl Summary {
             "wall_s": wall,
             "req_per_s": s.requests as f64 / wall.max(1e-9),
             "bytes": s.bytes,
-            "bytes_wire": s.wire_bytes,
-            "unknown_coding": s.unknown_coding,
-            "extract_misses": s.extract_misses,
+            "bytes_wire": s.answers.wire_bytes,
+            "unknown_coding": s.answers.unknown_coding,
+            "extract_misses": s.answers.extract_misses,
+            "redirect_limit": s.answers.redirect_limit,
+            "tls_reasons": s.answers.tls_reasons,
             "latency_ms": latency,
             "concurrency_auto": self.auto_concurrency,
         })
@@ -263,20 +297,36 @@ impl fmt::Display for Summary {
             "  bytes      {} decoded ({:.2} MB/s), {} on the wire",
             s.bytes,
             s.bytes as f64 / 1e6 / secs,
-            s.wire_bytes
+            s.answers.wire_bytes
         )?;
-        if s.unknown_coding > 0 {
+        let a = &s.answers;
+        if !a.tls_reasons.is_empty() {
+            let reasons: Vec<String> = a
+                .tls_reasons
+                .iter()
+                .map(|(reason, n)| format!("{reason} {n}"))
+                .collect();
+            writeln!(f, "  tls        {}", reasons.join(", "))?;
+        }
+        if a.redirect_limit > 0 {
+            writeln!(
+                f,
+                "  redirects  {} answers were still redirects when --follow-redirects ran out (their rows hold the last 3xx)",
+                a.redirect_limit
+            )?;
+        }
+        if s.answers.unknown_coding > 0 {
             writeln!(
                 f,
                 "  codings    {} bodies in a Content-Encoding ringscrape does not decode, kept as received",
-                s.unknown_coding
+                s.answers.unknown_coding
             )?;
         }
-        if s.extract_misses > 0 {
+        if s.answers.extract_misses > 0 {
             writeln!(
                 f,
                 "  extract    {} cells left empty (body not JSON, or nothing found)",
-                s.extract_misses
+                s.answers.extract_misses
             )?;
         }
         let h = &s.latency_us;

@@ -10,7 +10,8 @@
 //!                  value = 0:u8 (absent) | 1:u8 len:u32 bytes[len]
 //! tag 2  = stats:  rows ok_2xx other_status errors bytes (u64 each)
 //!                  n:u8 errors_by_kind[n]:u64  throttled_us:u64 in_flight:u64 concurrency_limit:u64
-//!                  wire_bytes:u64 unknown_coding:u64 extract_misses:u64
+//!                  wire_bytes:u64 unknown_coding:u64 extract_misses:u64 redirect_limit:u64
+//!                  n:u16 (len:u16 tls_reason[len] count:u64)[n]
 //!                  latency histogram (HdrHistogram V2 encoding)
 //! tag 3  = spec:   the worker's assignment (TOML text, see `worker::WorkerSpec`)
 //! tag 4  = skip:   the ids to skip when resuming (an `IdSet`'s bytes)
@@ -125,8 +126,21 @@ pub fn encode_stats(stats: &WorkerStats, out: &mut Vec<u8>) {
     out.extend_from_slice(&stats.throttled_us.to_le_bytes());
     out.extend_from_slice(&stats.in_flight.to_le_bytes());
     out.extend_from_slice(&stats.concurrency_limit.to_le_bytes());
-    for value in [stats.wire_bytes, stats.unknown_coding, stats.extract_misses] {
+    let answers = &stats.answers;
+    for value in [
+        answers.wire_bytes,
+        answers.unknown_coding,
+        answers.extract_misses,
+        answers.redirect_limit,
+    ] {
         out.extend_from_slice(&value.to_le_bytes());
+    }
+    out.extend_from_slice(&(answers.tls_reasons.len() as u16).to_le_bytes());
+    for (reason, n) in &answers.tls_reasons {
+        let reason = &reason.as_bytes()[..reason.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(reason.len() as u16).to_le_bytes());
+        out.extend_from_slice(reason);
+        out.extend_from_slice(&n.to_le_bytes());
     }
     stats.encode_latency(out);
     end_frame(out, at);
@@ -253,9 +267,16 @@ fn decode_stats(payload: &[u8]) -> Result<WorkerStats, WireError> {
         stats.throttled_us = f.u64()?;
         stats.in_flight = f.u64()?;
         stats.concurrency_limit = f.u64()?;
-        stats.wire_bytes = f.u64()?;
-        stats.unknown_coding = f.u64()?;
-        stats.extract_misses = f.u64()?;
+        let answers = &mut stats.answers;
+        answers.wire_bytes = f.u64()?;
+        answers.unknown_coding = f.u64()?;
+        answers.extract_misses = f.u64()?;
+        answers.redirect_limit = f.u64()?;
+        for _ in 0..f.u16()? {
+            let len = usize::from(f.u16()?);
+            let reason = String::from_utf8_lossy(f.bytes(len)?).into_owned();
+            answers.add_tls_reason(&reason, f.u64()?);
+        }
         stats.decode_latency(f.0).ok()?;
         Some(stats)
     };
@@ -409,6 +430,11 @@ mod tests {
         let mut stats = WorkerStats::new();
         stats.record(&sample(1));
         stats.record(&failed(2, ErrorKind::Reset));
+        stats.answers.wire_bytes = 7;
+        stats.answers.redirect_limit = 2;
+        stats
+            .answers
+            .add_tls_reason("invalid peer certificate: UnknownIssuer", 3);
         let mut buf = Vec::new();
         encode_stats(&stats, &mut buf);
         let frames = read_all(&buf).expect("well-formed stream");
@@ -420,6 +446,7 @@ mod tests {
         assert_eq!(decoded.errors, 1);
         assert_eq!(decoded.errors_by_kind[ErrorKind::Reset.slot()], 1);
         assert_eq!(decoded.latency_us.len(), 1);
+        assert_eq!(decoded.answers, stats.answers);
     }
 
     #[test]

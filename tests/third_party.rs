@@ -152,3 +152,20 @@ fn connections_nginx_closed_while_idle_are_replaced_without_error_rows() {
         "no request spanned the pause"
     );
 }
+
+#[test]
+fn a_redirect_chain_longer_than_the_limit_is_named_in_the_summary() {
+    let nginx = Nginx::start("", "location /loop { return 302 /loop?next=$arg_id; }");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/loop?id={{id}}", nginx.base);
+    let err = TestCommand::run(dir.path(), &url, "0..50")
+        .output("out.csv")
+        .args(["--follow-redirects", "2", "--summary-json", "s.json"])
+        .ok();
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert!(rows.iter().all(|r| r.status == Some(302)), "{:?}", rows[0]);
+    assert!(
+        err.contains("redirects  50 answers were still redirects when --follow-redirects ran out"),
+        "{err}"
+    );
+}

@@ -53,7 +53,7 @@ fn a_private_ca_is_trusted_with_ca_cert_and_refused_without() {
 
     // The test CA is not among the bundled or system roots: every row is a tls error, not
     // retried (another attempt would fail the same way).
-    let rows = scrape_ok(dir.path(), &url, 0, 100, 8, &[]);
+    let rows = scrape_ok(dir.path(), &url, 0, 100, 8, &["--summary-json", "s.json"]);
     for row in &rows {
         assert_eq!(
             (row.status, row.error.as_str(), row.attempts),
@@ -61,6 +61,22 @@ fn a_private_ca_is_trusted_with_ca_cert_and_refused_without() {
             "{row:?}"
         );
     }
+    // The summary says why, as curl does (the reason is rustls's).
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).expect("summary"))
+            .expect("json");
+    let reasons = summary["tls_reasons"].as_object().expect("reasons");
+    assert_eq!(
+        reasons.values().filter_map(|n| n.as_u64()).sum::<u64>(),
+        100,
+        "{reasons:?}"
+    );
+    assert!(
+        reasons
+            .keys()
+            .all(|reason| reason.contains("UnknownIssuer")),
+        "{reasons:?}"
+    );
 }
 
 #[test]

@@ -320,9 +320,9 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
     let mut auto_concurrency = Vec::new();
     if let Ok(board) = board.lock() {
         tally.throttled_us = board.iter().map(|stats| stats.throttled_us).sum();
-        tally.wire_bytes = board.iter().map(|stats| stats.wire_bytes).sum();
-        tally.unknown_coding = board.iter().map(|stats| stats.unknown_coding).sum();
-        tally.extract_misses = board.iter().map(|stats| stats.extract_misses).sum();
+        for stats in board.iter() {
+            tally.answers.merge(&stats.answers);
+        }
         if cfg.fetch.auto_concurrency {
             auto_concurrency = board.iter().map(|stats| stats.concurrency_limit).collect();
         }

@@ -10,7 +10,7 @@
 //! connection, it did not answer. Around
 //! that sits the retry policy (`retry.rs`); a retry waits in the worker's queue (`queue.rs`).
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -29,6 +29,7 @@ use crate::extract::Extractor;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record, RequestLimits, RetryPolicy, Schema};
 use crate::output::bodies::BodiesDir;
 use crate::request::{Hop, Origin, RequestTemplate};
+use crate::stats::AnswerCounts;
 use crate::tls::Trust;
 
 /// What every slot of a worker shares: how to build, send and keep.
@@ -52,23 +53,9 @@ pub struct Plan {
     /// Openers for other origins that redirects led to, made as first needed.
     pub elsewhere: RefCell<HashMap<Origin, Rc<Dialer>>>,
     /// What the slots saw of the answers, for the worker's stats.
-    pub seen: Seen,
+    pub seen: RefCell<AnswerCounts>,
     /// `--extract`: fields taken from each body.
     pub extractor: Extractor,
-}
-
-/// Counts of the answers themselves (rows are counted where they are written).
-#[derive(Debug, Default)]
-pub struct Seen {
-    pub wire_bytes: Cell<u64>,
-    pub unknown_coding: Cell<u64>,
-    pub extract_misses: Cell<u64>,
-}
-
-impl Seen {
-    fn add(counter: &Cell<u64>, n: u64) {
-        counter.set(counter.get() + n);
-    }
 }
 
 impl Plan {
@@ -187,6 +174,10 @@ impl Slot {
             },
             // Failed, or answered but the body could not be kept (its file not written).
             Err(failure) => {
+                if failure.kind == ErrorKind::Tls {
+                    let mut seen = self.plan.seen.borrow_mut();
+                    seen.add_tls_reason(&failure.detail, 1);
+                }
                 crate::detail!(
                     "ringscrape: id {}: {}: {}",
                     String::from_utf8_lossy(key),
@@ -214,7 +205,7 @@ impl Slot {
         if !self.plan.extractor.is_empty() {
             let misses;
             (extracted, misses) = self.plan.extractor.run(&self.answer.body);
-            Seen::add(&self.plan.seen.extract_misses, misses);
+            self.plan.seen.borrow_mut().extract_misses += misses;
         }
         let body = match (&self.plan.schema.body, &self.plan.bodies) {
             (BodyColumn::Inline(_), _) => Some(std::mem::take(&mut self.answer.body)),
@@ -270,11 +261,10 @@ impl Slot {
         let latency = now.saturating_duration_since(started);
         match result {
             Some(Ok(())) => {
-                Seen::add(&self.plan.seen.wire_bytes, self.answer.wire_len);
-                Seen::add(
-                    &self.plan.seen.unknown_coding,
-                    u64::from(self.answer.coding_unknown),
-                );
+                let mut seen = self.plan.seen.borrow_mut();
+                seen.wire_bytes += self.answer.wire_len;
+                seen.unknown_coding += u64::from(self.answer.coding_unknown);
+                drop(seen);
                 if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
                     self.conn = None;
                 }
@@ -361,6 +351,9 @@ impl Slot {
             };
             self.send(key, Some(&hop)).await?;
             (origin, target, method) = (hop.origin, hop.target, hop.method);
+        }
+        if (300..400).contains(&self.answer.status) && self.answer.location.is_some() {
+            self.plan.seen.borrow_mut().redirect_limit += 1;
         }
         Ok(())
     }

@@ -127,9 +127,7 @@ impl Shared {
         let mut stats = self.stats.borrow_mut();
         let throttled = plan.gate.throttled().as_micros();
         stats.throttled_us = u64::try_from(throttled).unwrap_or(u64::MAX);
-        stats.wire_bytes = plan.seen.wire_bytes.get();
-        stats.unknown_coding = plan.seen.unknown_coding.get();
-        stats.extract_misses = plan.seen.extract_misses.get();
+        stats.answers = plan.seen.borrow().clone();
         stats.in_flight = self.in_flight.get();
         stats.concurrency_limit = self.limiter.current() as u64;
         drop(stats);
