@@ -147,16 +147,22 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
             m.p99_ms
         );
     })?;
-    let advice = tune::advice(&measured, args.p99_budget);
+    let (budget, why) = tune::judged_budget(&measured, args.p99_budget);
+    let advice = tune::advice(&measured, budget);
     print!("{}", tune::table(&measured, advice));
+    if let Some(why) = why {
+        println!("{why}");
+    }
+    if let Some(growing) = tune::still_growing(&measured) {
+        println!("{growing}");
+    }
     if let Some(path) = &args.plot {
-        tune::plot(path, &measured, advice, args.p99_budget).map_err(tune::TuneError::from)?;
+        tune::plot(path, &measured, advice, budget).map_err(tune::TuneError::from)?;
         println!("plot: {}", path.display());
     }
     let Some(step) = advice else {
         println!(
-            "no concurrency kept p99 within {} ms without errors; try lower ones or a larger --p99-budget",
-            args.p99_budget
+            "no concurrency kept p99 within {budget:.0} ms without errors; try lower ones or a larger --p99-budget"
         );
         return Ok(EXIT_FAILED);
     };

@@ -223,6 +223,61 @@ pub fn advice(measured: &[Measured], p99_budget_ms: f64) -> Option<Step> {
     }
 }
 
+/// The lowest fixed step's own p99 above the budget is the target's latency, not queueing: the
+/// knee is then judged against it plus this share.
+const OWN_LATENCY_SLACK: f64 = 1.2;
+/// Throughput that grew by more than this share from the step before the highest one still
+/// grows: larger steps may do better.
+const STILL_GROWING: f64 = 1.2;
+
+/// The p99 budget the knee is judged against, and why it is not the one given: when the
+/// target's own latency (the p99 at the lowest fixed step) is already above the budget, no
+/// concurrency can meet it, so the knee is judged against that latency plus a fifth.
+pub fn judged_budget(measured: &[Measured], p99_budget_ms: f64) -> (f64, Option<String>) {
+    let lowest = measured
+        .iter()
+        .filter_map(|m| match m.step {
+            Step::Fixed(n) => Some((n, m.p99_ms)),
+            Step::Auto => None,
+        })
+        .min_by_key(|(n, _)| *n);
+    match lowest {
+        Some((n, own)) if own.is_finite() && own > p99_budget_ms => {
+            let budget = own * OWN_LATENCY_SLACK;
+            let why = format!(
+                "the target's own p99 at concurrency {n} is {own:.0} ms, above the {p99_budget_ms:.0} ms budget: \
+                 judging the knee against {budget:.0} ms (its latency plus a fifth) instead"
+            );
+            (budget, Some(why))
+        }
+        _ => (p99_budget_ms, None),
+    }
+}
+
+/// When throughput still grew at the highest fixed step: what to try next.
+pub fn still_growing(measured: &[Measured]) -> Option<String> {
+    let mut fixed: Vec<(usize, f64)> = measured
+        .iter()
+        .filter_map(|m| match m.step {
+            Step::Fixed(n) => Some((n, m.req_per_s)),
+            Step::Auto => None,
+        })
+        .collect();
+    fixed.sort_by_key(|(n, _)| *n);
+    let [.., (before, slower), (top, faster)] = fixed[..] else {
+        return None;
+    };
+    (faster > slower * STILL_GROWING).then(|| {
+        format!(
+            "throughput still grows at the highest step ({before} -> {top}: {slower:.0} -> {faster:.0} req/s); \
+             try larger steps: --concurrency {},{},{}",
+            top,
+            top * 2,
+            top * 4
+        )
+    })
+}
+
 /// The table printed after the steps.
 pub fn table(measured: &[Measured], advice: Option<Step>) -> String {
     let mut out = format!(
@@ -267,6 +322,29 @@ pub(in crate::tune) mod tests {
             errors: 0,
             settled: Vec::new(),
         }
+    }
+
+    #[test]
+    fn a_slow_target_is_judged_against_its_own_latency_and_growth_is_told() {
+        let slow = [
+            step(16, 35.0, 900.0),
+            step(64, 140.0, 905.0),
+            step(256, 560.0, 910.0),
+            step(1024, 2170.0, 930.0),
+        ];
+        assert_eq!(advice(&slow, 200.0), None, "nothing fits 200 ms");
+        let (budget, why) = judged_budget(&slow, 200.0);
+        assert!((budget - 1080.0).abs() < 1e-9, "{budget}");
+        assert!(
+            why.expect("said")
+                .contains("own p99 at concurrency 16 is 900 ms")
+        );
+        assert_eq!(advice(&slow, budget), Some(Step::Fixed(1024)));
+        let grows = still_growing(&slow).expect("still growing");
+        assert!(grows.ends_with("--concurrency 1024,2048,4096"), "{grows}");
+        let flat = [step(16, 100.0, 5.0), step(64, 110.0, 6.0)];
+        assert_eq!(judged_budget(&flat, 200.0), (200.0, None));
+        assert_eq!(still_growing(&flat), None);
     }
 
     #[test]

@@ -152,3 +152,28 @@ fn bad_tune_and_serve_settings_exit_2() {
         );
     }
 }
+
+#[test]
+fn a_target_slower_than_the_budget_is_judged_by_its_own_latency() {
+    let server = Server::start(&["--delay-ms", "300..300"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = TestCommand::new(dir.path())
+        .args(["tune", "-u", &server.url(), "-i", "0..1000000", "-s", "1"])
+        .args(["-c", "4,16", "--per-step", "2s", "--p99-budget", "100ms"])
+        .output_of();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("above the 100 ms budget: judging the knee against"),
+        "{text}"
+    );
+    assert!(
+        text.contains("throughput still grows at the highest step"),
+        "{text}"
+    );
+    assert!(
+        text.contains("try larger steps: --concurrency 16,32,64"),
+        "{text}"
+    );
+    assert!(text.contains("--concurrency 16"), "{text}");
+}

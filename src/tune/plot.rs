@@ -54,6 +54,7 @@ fn chart<'a>(
     chart
         .configure_mesh()
         .x_desc("concurrency per worker")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_desc(y_desc)
         .draw()?;
     Ok(chart)
