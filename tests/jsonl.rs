@@ -166,3 +166,28 @@ fn merge_joins_per_node_json_lines_files() {
     assert_eq!(missing.status.code(), Some(1), "{}", stderr(&missing));
     assert!(stderr(&missing).contains("missing"), "{}", stderr(&missing));
 }
+
+#[test]
+fn json_lines_go_to_stdout_and_the_summary_counts_the_lines() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = TestCommand::run(dir.path(), &server.url(), "0..2000")
+        .shards(2)
+        .output("-")
+        .args([
+            "--format",
+            "jsonl",
+            "--summary-json",
+            "s.json",
+            "--no-progress",
+        ])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let path = dir.path().join("stdout.jsonl");
+    std::fs::write(&path, &out.stdout).expect("write");
+    let rows = python_rows(&path);
+    assert!(rows.keys().copied().eq(0..2000));
+    let summary = std::fs::read_to_string(dir.path().join("s.json")).expect("summary");
+    let summary: serde_json::Value = serde_json::from_str(&summary).expect("json");
+    assert_eq!(summary["rows"], 2000);
+}
