@@ -8,8 +8,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
 /// Rows of a JSON Lines file as Python's `json` reads them, checked for types there:
 /// id → [status, bytes, attempts, error, latency_ms > 0, the optional columns].
@@ -88,19 +86,7 @@ fn kill_9_mid_run_then_resume_leaves_one_json_line_per_id() {
         (len > 50_000).then_some(())
     });
     assert!(started.is_some(), "no rows written");
-    // The output is locked while the run holds it.
-    let second = scrape().arg("--resume").output_of();
-    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
-    assert!(
-        stderr(&second).contains("in use by another ringscrape run"),
-        "{}",
-        stderr(&second)
-    );
-    kill(Pid::from_raw(run.id() as i32), Signal::SIGKILL).expect("kill");
-    let mut run = run;
-    let _ = run.wait();
-    // The workers notice their supervisor is gone; give them a moment to stop writing.
-    std::thread::sleep(Duration::from_millis(300));
+    assert_locked_then_kill_9(run, scrape().arg("--resume"));
     let partial = python_rows_allowing_torn_end(&path);
     assert!(partial < 20_000, "killed before the end: {partial}");
     scrape().arg("--resume").ok();

@@ -9,8 +9,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 
 /// Runs a Python snippet with `path` as its argument; its stdout parsed as JSON.
 fn python(script: &str, path: &Path) -> serde_json::Value {
@@ -117,18 +115,7 @@ fn kill_9_mid_run_then_resume_leaves_one_row_per_id_in_the_parts() {
         (parts >= 3).then_some(())
     });
     assert!(closed.is_some(), "no parts closed");
-    // The output is locked while the run holds it.
-    let second = scrape().arg("--resume").output_of();
-    assert_eq!(second.status.code(), Some(2), "{}", stderr(&second));
-    assert!(
-        stderr(&second).contains("in use by another ringscrape run"),
-        "{}",
-        stderr(&second)
-    );
-    kill(Pid::from_raw(run.id() as i32), Signal::SIGKILL).expect("kill");
-    let mut run = run;
-    let _ = run.wait();
-    std::thread::sleep(Duration::from_millis(300));
+    assert_locked_then_kill_9(run, scrape().arg("--resume"));
     // What a crash leaves besides the closed parts: a part without its footer.
     std::fs::write(out.join(".part-000099.parquet.tmp"), b"PAR1 half").expect("write");
     let partial = duckdb_counts(&out);

@@ -248,6 +248,22 @@ pub fn row_values(row: &Row) -> serde_json::Value {
     serde_json::Value::from(values)
 }
 
+/// While `run` holds its output, `second` (another run on the same output) is refused with exit
+/// 2; then `run` is killed with SIGKILL, reaped, and its workers given a moment to notice.
+pub fn assert_locked_then_kill_9(mut run: Child, second: TestCommand) {
+    let out = second.output_of();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("in use by another ringscrape run"),
+        "{}",
+        stderr(&out)
+    );
+    let pid = nix::unistd::Pid::from_raw(run.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
+    let _ = run.wait();
+    std::thread::sleep(Duration::from_millis(300));
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
