@@ -53,6 +53,9 @@ pub fn directory_of(path: &Path) -> &Path {
 pub fn rows_on_disk(path: &Path, format: RowFormat) -> std::io::Result<(u64, u64)> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
     let complete = reader::complete_len(&mut file, format)?;
     let torn = file.metadata()?.len() - complete;
     file.seek(SeekFrom::Start(0))?;

@@ -568,11 +568,14 @@ fn write_kept(
 /// quote state is found by one pass from the start (a quote toggles it; an escaped `""` toggles
 /// it twice; an unquoted field never holds a quote, as the writer quotes any field that does).
 pub fn complete_len(file: &mut File, format: RowFormat) -> io::Result<u64> {
+    // Only what the file holds now: a device (`-o /dev/full`) would read without end.
+    let len = file.metadata()?.len();
     file.seek(SeekFrom::Start(0))?;
+    let mut input = (&*file).take(len);
     let mut buf = vec![0u8; 256 << 10];
     let (mut at, mut complete, mut quoted) = (0u64, 0u64, false);
     loop {
-        let n = file.read(&mut buf)?;
+        let n = input.read(&mut buf)?;
         if n == 0 {
             return Ok(complete);
         }
