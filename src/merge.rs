@@ -1,5 +1,6 @@
-//! `ringscrape merge`: joins the CSVs of a job's nodes into one and proves coverage — every item
-//! of the job (an id range, or the non-empty lines of a key file) has exactly one row.
+//! `ringscrape merge`: joins the outputs of a job's nodes into one (CSV, JSON Lines or Parquet
+//! directories, in OUT's format) and proves coverage — every item of the job (an id range, or
+//! the non-empty lines of a key file) has exactly one row.
 //!
 //! Inputs are streamed row by row; what is remembered is a compressed bitmap of the indexes seen
 //! (the same [`IdSet`] as `--resume`) and one of the duplicates per input, never the rows. A

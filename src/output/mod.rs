@@ -1,6 +1,7 @@
-//! Where rows end up: the CSV [`writer`] (the only place rows are written), the CSV [`reader`]
-//! (the only place they are read back), the [`bodies`] directory of `--bodies-dir`, and
-//! [`resume`], which uses the reader to prepare an interrupted run's file for appending.
+//! Where rows end up: the [`writer`]'s row loop (the only place rows are written) over a row
+//! format — [`csv_rows`], [`jsonl`] or [`parquet`] — the [`reader`] of every format (the only
+//! place rows are read back), the [`bodies`] directory of `--bodies-dir`, the output [`lock`],
+//! and [`resume`], which uses the reader to prepare an interrupted run's output for appending.
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,8 @@
-//! `--resume`: what an earlier run of the same command already wrote. Reads the output CSV as a
-//! stream (it may hold 50 million rows) into a compressed set of done ids, drops a torn last line, and —
-//! with `--retry-failed`, or if it finds duplicate rows — rewrites the file beside itself and
-//! renames it into place, so that every id keeps exactly one row whatever happens meanwhile.
+//! `--resume`: what an earlier run of the same command already wrote. Reads the output (CSV, JSON
+//! Lines, or Parquet parts) as a stream (it may hold 50 million rows) into a compressed set of
+//! done ids, drops a torn last row (Parquet: an unfinished part), and — with `--retry-failed`, or
+//! if it finds duplicate rows — rewrites the file beside itself (Parquet: each part) and renames
+//! it into place, so that every id keeps exactly one row whatever happens meanwhile.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};

@@ -1,6 +1,6 @@
 //! The supervisor: checks and raises the open-files limit, splits the range into shards, starts
-//! one pinned worker process per shard, turns their pipes into CSV rows (its main thread is the
-//! writer), and decides the exit status from how every worker ended.
+//! one pinned worker process per shard, turns their pipes into rows (its main thread is the
+//! writer), and returns the run's outcome (the summary, what is missing) for the caller to print.
 
 mod limits;
 mod pipes;

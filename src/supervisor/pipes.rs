@@ -1,5 +1,5 @@
 //! One thread per worker pipe: decodes frames, forwards records in batches over the bounded
-//! channel to the CSV writer, and keeps the worker's latest stats snapshot.
+//! channel to the writer, and keeps the worker's latest stats snapshot.
 
 use std::io::Read;
 use std::sync::{Arc, Mutex};
