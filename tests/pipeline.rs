@@ -411,3 +411,25 @@ fn a_run_past_half_the_local_port_range_is_told_to_widen_it() {
     let quiet = run(ports / 2 / shards, "below.csv");
     assert!(!quiet.contains("local ports"), "{quiet}");
 }
+
+#[test]
+fn the_lines_of_many_workers_on_one_stderr_stay_whole() {
+    let server = Server::start(&["--fail-first", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Eight workers, each saying a line per retry at once, all on one stderr.
+    let err = TestCommand::run(dir.path(), &server.url(), "0..4000")
+        .shards(8)
+        .concurrency(16)
+        .output("out.csv")
+        .args(["-v", "--retry-base", "0.001", "--no-progress"])
+        .ok();
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.len() > 4000, "a line per retry: {}", lines.len());
+    for line in &lines {
+        let whole = line.is_empty()
+            || line.starts_with("  ")
+            || *line == "Summary:"
+            || (line.starts_with("ringscrape: ") && line.matches("ringscrape: ").count() == 1);
+        assert!(whole, "a line cut into or run into another: {line:?}");
+    }
+}
