@@ -8,8 +8,8 @@
 
 use std::io::{self, Write};
 
-use super::writer::{WriteRows, encode_body, format_millis};
-use crate::model::{BodyColumn, BodyEncoding, Record, Schema};
+use super::writer::{WriteRows, as_text, encode_body, format_millis};
+use crate::model::{BodyColumn, Record, Schema};
 
 const BUFFER_BYTES: usize = 256 << 10;
 
@@ -105,9 +105,10 @@ impl<W: Write> JsonlRows<W> {
                 key(line);
                 match &captured.body {
                     Some(body) => {
-                        let mut encoded = Vec::new();
-                        encode_body(body, encoding, &mut encoded);
-                        string(line, &encoded, &mut self.scratch);
+                        encode_body(body, encoding, &mut self.scratch);
+                        let text =
+                            std::str::from_utf8(&self.scratch).expect("encoded bodies are UTF-8");
+                        serde_json::to_writer(&mut *line, text).expect("a Vec takes any write");
                     }
                     None => line.extend_from_slice(b"null"),
                 }
@@ -127,14 +128,7 @@ fn optional(line: &mut Vec<u8>, value: Option<&Option<Vec<u8>>>, scratch: &mut V
 
 /// `bytes` as a JSON string: as text when UTF-8, else `base64:…` (never mangled).
 fn string(line: &mut Vec<u8>, bytes: &[u8], scratch: &mut Vec<u8>) {
-    let text = match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(_) => {
-            encode_body(bytes, BodyEncoding::Text, scratch);
-            std::str::from_utf8(scratch).expect("base64 is ASCII")
-        }
-    };
-    serde_json::to_writer(line, text).expect("a Vec takes any write");
+    serde_json::to_writer(line, as_text(bytes, scratch)).expect("a Vec takes any write");
 }
 
 impl<W: Write> WriteRows for JsonlRows<W> {
@@ -151,7 +145,7 @@ impl<W: Write> WriteRows for JsonlRows<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Captured, ErrorKind};
+    use crate::model::{BodyEncoding, Captured, ErrorKind};
 
     #[test]
     fn rows_are_typed_objects_in_column_order_with_nulls_for_empty_cells() {

@@ -27,8 +27,8 @@ use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchR
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use super::writer::{WriteRows, encode_body};
-use crate::model::{BodyColumn, BodyEncoding, Record, Schema};
+use super::writer::{WriteRows, as_text, encode_body};
+use crate::model::{BodyColumn, Record, Schema};
 
 /// Rows in one part at most, unless `--part-rows` says otherwise.
 pub const PART_ROWS: usize = 100_000;
@@ -256,7 +256,7 @@ impl ParquetRows {
         let c = &mut self.columns;
         if self.schema.line {
             let key = record.captured.key.as_deref().unwrap_or_default();
-            c.id_key.append_value(text(key, &mut self.scratch));
+            c.id_key.append_value(as_text(key, &mut self.scratch));
             c.line.append_value(record.index);
         } else {
             c.id_number.append_value(record.index);
@@ -275,7 +275,7 @@ impl ParquetRows {
         for value in headers.chain(fields) {
             let builder = builders.next().expect("a builder per text column");
             match value.and_then(Option::as_deref) {
-                Some(bytes) => builder.append_value(text(bytes, &mut self.scratch)),
+                Some(bytes) => builder.append_value(as_text(bytes, &mut self.scratch)),
                 None => builder.append_null(),
             }
         }
@@ -287,7 +287,7 @@ impl ParquetRows {
                         std::str::from_utf8(&self.scratch).expect("encoded bodies are UTF-8");
                     builder.append_value(encoded);
                 }
-                (_, Some(path)) => builder.append_value(text(path, &mut self.scratch)),
+                (_, Some(path)) => builder.append_value(as_text(path, &mut self.scratch)),
                 (_, None) => builder.append_null(),
             }
         }
@@ -327,17 +327,6 @@ impl ParquetRows {
         self.bytes = 0;
         self.first_row_at = None;
         Ok(())
-    }
-}
-
-/// `bytes` as text: as it is when UTF-8, else `base64:…`.
-fn text<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a str {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(_) => {
-            encode_body(bytes, BodyEncoding::Text, scratch);
-            std::str::from_utf8(scratch).expect("base64 is ASCII")
-        }
     }
 }
 
@@ -382,7 +371,7 @@ pub fn cell(array: &dyn Array, row: usize) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Captured, ErrorKind};
+    use crate::model::{BodyEncoding, Captured, ErrorKind};
 
     #[test]
     fn parts_are_complete_files_with_typed_columns() {

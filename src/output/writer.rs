@@ -72,6 +72,18 @@ pub(super) fn encode_body(body: &[u8], encoding: BodyEncoding, out: &mut Vec<u8>
     }
 }
 
+/// `bytes` as text, for a text column of any format: as they are when UTF-8, else `base64:…` in
+/// `scratch` (never mangled).
+pub(super) fn as_text<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a str {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            encode_body(bytes, BodyEncoding::Text, scratch);
+            std::str::from_utf8(scratch).expect("base64 is ASCII")
+        }
+    }
+}
+
 fn base64_into(bytes: &[u8], out: &mut Vec<u8>) {
     let start = out.len();
     out.resize(
