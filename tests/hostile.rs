@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::time::Duration;
 
 use common::*;
@@ -21,30 +20,10 @@ fn answer(body: &str) -> String {
 /// Answers sent in "counter" mode.
 static ANSWERS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// Answers each request on `stream` as `mode` says, until the client closes.
-fn serve_connection(stream: TcpStream, mode: &str) {
-    let Ok(read_half) = stream.try_clone() else {
-        return;
-    };
-    let mut reader = BufReader::new(read_half);
-    let mut stream = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                break;
-            }
-        }
-        let id = request_line
-            .split("id=")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .unwrap_or("?")
-            .to_string();
+/// A raw server answering each request as `mode` says; its base URL.
+fn start(mode: &'static str) -> String {
+    raw_server(move |target, stream| {
+        let id = target.split("id=").nth(1).unwrap_or("?").to_string();
         let body = format!("body of {id}");
         let sent = match mode {
             // Each answer different: the key and the answer's number.
@@ -67,26 +46,12 @@ fn serve_connection(stream: TcpStream, mode: &str) {
                 let _ = stream.write_all(
                     b"HTTP/1.1 408 Request Time-out\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
                 );
-                return;
+                return false;
             }
-            _ => return,
+            _ => return false,
         };
-        if sent.is_err() {
-            return;
-        }
-    }
-}
-
-/// A raw server answering as `mode` says; its base URL.
-fn start(mode: &'static str) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve_connection(stream, mode));
-        }
-    });
-    base
+        sent.is_ok()
+    })
 }
 
 #[test]

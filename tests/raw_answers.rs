@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 
 use common::*;
 
@@ -69,50 +68,17 @@ fn body(id: u64) -> String {
     format!("record {id}: {}", "z".repeat((id % 5) as usize))
 }
 
-fn serve_connection(stream: TcpStream) {
-    let mut reader = BufReader::new(match stream.try_clone() {
-        Ok(s) => s,
-        Err(_) => return,
-    });
-    let mut stream = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        // Skip the rest of the head.
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" || line == "\n" {
-                break;
-            }
-        }
-        let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+/// A raw-socket server answering each request as its path says (see [`answer`]).
+fn start_raw_server() -> String {
+    raw_server(|target, stream| {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         let id = query
             .strip_prefix("id=")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let (bytes, close) = answer(path, id);
-        if stream.write_all(&bytes).is_err() || close {
-            return;
-        }
-    }
-}
-
-/// A raw-socket server on loopback; its threads die with the test process.
-fn start_raw_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || serve_connection(stream));
-        }
-    });
-    format!("http://{addr}")
+        stream.write_all(&bytes).is_ok() && !close
+    })
 }
 
 #[test]

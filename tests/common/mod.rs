@@ -264,6 +264,55 @@ pub fn assert_locked_then_kill_9(mut run: Child, second: TestCommand) {
     std::thread::sleep(Duration::from_millis(300));
 }
 
+/// A raw-socket HTTP/1.1 server on loopback, for answers no real server would send: each
+/// request's head is read, then `answer(target, stream)` writes whatever it likes; `false` ends
+/// the connection. Its threads die with the test process. Returns the base URL.
+pub fn raw_server<F>(answer: F) -> String
+where
+    F: Fn(&str, &mut std::net::TcpStream) -> bool + Send + Sync + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let answer = answer.clone();
+            std::thread::spawn(move || serve_raw_connection(stream, answer.as_ref()));
+        }
+    });
+    base
+}
+
+fn serve_raw_connection(
+    mut stream: std::net::TcpStream,
+    answer: &dyn Fn(&str, &mut std::net::TcpStream) -> bool,
+) {
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        // Skip the rest of the head.
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            if line == "\r\n" || line == "\n" {
+                break;
+            }
+        }
+        let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+        if !answer(target, &mut stream) {
+            return;
+        }
+    }
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
