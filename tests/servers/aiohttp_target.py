@@ -53,11 +53,9 @@ async def echo(request):
     })
 
 
-async def main():
+async def listen(routes):
     app = web.Application()
-    app.add_routes([web.get("/log", log), web.get("/chunked", chunked),
-                    web.get("/empty", empty), web.get("/notmod", notmod),
-                    web.route("*", "/echo", echo)])
+    app.add_routes(routes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sock = socket.socket()
@@ -68,8 +66,15 @@ async def main():
     await asyncio.Event().wait()
 
 
-if __name__ == "__main__":
+def serve(routes):
+    """Serves `routes` on a free loopback port until interrupted (the other targets use it too)."""
     try:
-        asyncio.run(main())
+        asyncio.run(listen(routes))
     except KeyboardInterrupt:
         sys.exit(0)
+
+
+if __name__ == "__main__":
+    serve([web.get("/log", log), web.get("/chunked", chunked),
+           web.get("/empty", empty), web.get("/notmod", notmod),
+           web.route("*", "/echo", echo)])

@@ -18,16 +18,15 @@ The document of N:
 
 Prints "listening on http://127.0.0.1:PORT" once it accepts connections.
 """
-import asyncio
 import gzip
 import json
-import socket
-import sys
 import zlib
 
 import brotli
 import zstandard
 from aiohttp import web
+
+from aiohttp_target import serve  # beside this file
 
 
 def document(n):
@@ -116,23 +115,7 @@ async def echo(request):
     return web.json_response({"headers": [[k, v] for k, v in request.headers.items()]})
 
 
-async def main():
-    app = web.Application()
-    app.add_routes([web.get("/doc", doc), web.get("/bomb", bomb), web.get("/corrupt", corrupt),
-                    web.get("/unknown", unknown), web.get("/text", text), web.get("/echo", echo),
-                    web.get("/pretty", pretty)])
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    site = web.SockSite(runner, sock)
-    await site.start()
-    print(f"listening on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
-    await asyncio.Event().wait()
-
-
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except KeyboardInterrupt:
-        sys.exit(0)
+    serve([web.get("/doc", doc), web.get("/bomb", bomb), web.get("/corrupt", corrupt),
+           web.get("/unknown", unknown), web.get("/text", text), web.get("/echo", echo),
+           web.get("/pretty", pretty)])
