@@ -63,12 +63,15 @@ enum Format<R> {
         seq: u64,
         /// The next row of `batch`.
         row: usize,
+        /// Rows handed out so far, over every part (a row's number in messages).
+        read: u64,
     },
 }
 
 /// The current row of a [`RowReader`], parsed only as far as asked.
 pub struct RawRow<'a> {
-    /// Line of the file where the row starts (a CSV's header is line 1).
+    /// Line of the file where the row starts (a CSV's header is line 1); for Parquet parts, the
+    /// row's number over every part, from 1.
     pub line: u64,
     pub fields: RawFields<'a>,
 }
@@ -208,6 +211,7 @@ impl RowReader<io::Empty> {
                 batch: None,
                 seq: 0,
                 row: 0,
+                read: 0,
             },
             columns,
         }))
@@ -306,8 +310,12 @@ impl<R: BufRead> RowReader<R> {
                 batch,
                 seq,
                 row,
+                read,
             } => {
-                let fail = |message: String| ReadError::Row { line: 0, message };
+                let fail = |message: String| ReadError::Row {
+                    line: *read + 1,
+                    message,
+                };
                 // The next batch with a row left: from this part, else from the next part.
                 while batch.as_ref().is_none_or(|b| *row >= b.num_rows()) {
                     if let Some(reader) = part {
@@ -340,8 +348,9 @@ impl<R: BufRead> RowReader<R> {
                 }
                 let batch = batch.as_ref().expect("a batch with a row left");
                 *row += 1;
+                *read += 1;
                 Ok(Some(RawRow {
-                    line: *seq * 1_000_000_000 + *row as u64,
+                    line: *read,
                     fields: RawFields::Parquet {
                         batch,
                         seq: *seq,
