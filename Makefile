@@ -14,7 +14,7 @@ URL         ?=
 # Extra flags for `ringscrape run`, e.g. ARGS='--resume' or ARGS='--timeout 5'.
 ARGS        ?=
 
-.PHONY: build run test bench fmt lint clean
+.PHONY: build run test bench fmt lint audit clean
 
 build:
 	cargo build --release
@@ -52,6 +52,12 @@ fmt:
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+
+# Known vulnerabilities in Cargo.lock, offline: the team's RustSec copy when it is there, else
+# the one in .ci/ (needs `cargo install cargo-audit --locked`; .ci/run installs it).
+ADVISORY_DB := $(firstword $(wildcard ../shared/advisory-db) .ci/advisory-db)
+audit:
+	cargo audit --db $(ADVISORY_DB) --no-fetch
 
 clean:
 	cargo clean

@@ -4,13 +4,14 @@
 //! `--insecure` accepts any certificate. Built here rather than by monoio-http-client, whose
 //! TLS connector can only use the bundled roots.
 
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use rustls::client::{ServerCertVerified, ServerCertVerifier};
-use rustls::{Certificate, ClientConfig, OwnedTrustAnchor, RootCertStore, ServerName};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use serde::{Deserialize, Serialize};
 
 /// What a run says about trust; travels in the worker spec.
@@ -30,37 +31,42 @@ pub enum TlsError {
     NoCertificate(PathBuf),
     #[error("--ca-cert {0}: certificate {1} is not valid: {2}")]
     BadCertificate(PathBuf, usize, String),
+    #[error("TLS: {0}")]
+    Provider(String),
 }
 
 /// Reads the certificates of a PEM file; at least one.
-pub fn read_pem_certificates(path: &Path) -> Result<Vec<Certificate>, TlsError> {
-    let file = std::fs::File::open(path).map_err(|e| TlsError::Read(path.into(), e))?;
-    let ders = rustls_pemfile::certs(&mut BufReader::new(file))
-        .map_err(|e| TlsError::Read(path.into(), e))?;
+pub fn read_pem_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let unreadable = |e: pem::Error| match e {
+        pem::Error::Io(e) => TlsError::Read(path.into(), e),
+        other => TlsError::Read(path.into(), std::io::Error::other(other.to_string())),
+    };
+    let ders = CertificateDer::pem_file_iter(path)
+        .map_err(unreadable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unreadable)?;
     if ders.is_empty() {
         return Err(TlsError::NoCertificate(path.into()));
     }
-    Ok(ders.into_iter().map(Certificate).collect())
+    Ok(ders)
+}
+
+/// The cryptography every connection uses: rustls' `ring` provider, named here rather than
+/// installed as a process-wide default.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The root store for `trust`: bundled roots, system roots, then the `--ca-cert` file's.
 fn root_store(trust: &Trust) -> Result<RootCertStore, TlsError> {
-    let mut roots = RootCertStore::empty();
-    roots.add_trust_anchors(webpki_roots::TLS_SERVER_ROOTS.iter().map(|ta| {
-        OwnedTrustAnchor::from_subject_spki_name_constraints(
-            ta.subject,
-            ta.spki,
-            ta.name_constraints,
-        )
-    }));
-    // A missing or unreadable system store is not an error: the bundled roots remain.
-    if let Ok(system) = rustls_native_certs::load_native_certs() {
-        for cert in system {
-            let _ = roots.add(&Certificate(cert.0));
-        }
-    }
+    let mut roots = RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    // A missing or unreadable system store (or a bad certificate in it) is not an error: the
+    // bundled roots remain.
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     if let Some(path) = &trust.ca_cert {
-        for (k, cert) in read_pem_certificates(path)?.iter().enumerate() {
+        for (k, cert) in read_pem_certificates(path)?.into_iter().enumerate() {
             roots
                 .add(cert)
                 .map_err(|e| TlsError::BadCertificate(path.clone(), k + 1, e.to_string()))?;
@@ -80,10 +86,15 @@ pub fn check(trust: &Trust) -> Result<(), TlsError> {
 
 /// The client configuration for `trust`, offering `alpn` protocols (empty: none).
 pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
-    let builder = ClientConfig::builder().with_safe_defaults();
+    let provider = provider();
+    let algorithms = provider.signature_verification_algorithms;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Provider(e.to_string()))?;
     let mut config = if trust.insecure {
         builder
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate))
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(algorithms)))
             .with_no_client_auth()
     } else {
         builder
@@ -94,20 +105,43 @@ pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>,
     Ok(Arc::new(config))
 }
 
-/// `--insecure`: every certificate passes (the handshake itself is still checked).
-struct AcceptAnyCertificate;
+/// `--insecure`: every certificate passes. The handshake's signatures are still checked, with
+/// the provider's algorithms, so the peer must hold the key of the certificate it sent.
+#[derive(Debug)]
+struct AcceptAnyCertificate(WebPkiSupportedAlgorithms);
 
 impl ServerCertVerifier for AcceptAnyCertificate {
     fn verify_server_cert(
         &self,
-        _end_entity: &Certificate,
-        _intermediates: &[Certificate],
-        _server_name: &ServerName,
-        _scts: &mut dyn Iterator<Item = &[u8]>,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
-        _now: SystemTime,
+        _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
     }
 }
 

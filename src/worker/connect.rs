@@ -13,6 +13,7 @@ use monoio::net::TcpStream;
 use monoio_http_client::unified::UnifiedTransportConnection;
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, recv};
+use rustls::pki_types::ServerName;
 
 use super::Failure;
 use super::pace::{Pacer, SLOW_CONNECT};
@@ -25,7 +26,7 @@ pub struct Dialer {
     origin: Origin,
     /// Resolved at the first dial and kept; resolution is blocking, so it is done once.
     addrs: RefCell<Vec<SocketAddr>>,
-    tls: Option<(monoio_rustls::TlsConnector, rustls::ServerName)>,
+    tls: Option<(monoio_rustls::TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
     /// `--http2`: offer `h2` over TLS; over plain TCP, speak it with prior knowledge.
     http2: bool,
@@ -47,8 +48,9 @@ impl Dialer {
                 let config = tls::client_config(trust, alpn)?;
                 // `Origin` hosts come from a parsed URL, so this only fails for odd hosts;
                 // those then fail each connection as `tls`.
-                let name = rustls::ServerName::try_from(origin.host.as_str())
-                    .unwrap_or_else(|_| rustls::ServerName::IpAddress([0, 0, 0, 0].into()));
+                let name = ServerName::try_from(origin.host.clone()).unwrap_or_else(|_| {
+                    ServerName::IpAddress(std::net::Ipv4Addr::UNSPECIFIED.into())
+                });
                 Some((monoio_rustls::TlsConnector::from(config), name))
             }
         };
@@ -73,7 +75,9 @@ impl Dialer {
         let stream = self.dial_once().await?;
         let h2 = self.http2
             && match &stream {
-                UnifiedTransportConnection::TcpTls(tls) => tls.alpn_protocol() == Some(b"h2"),
+                UnifiedTransportConnection::TcpTls(tls) => {
+                    tls.alpn_protocol().as_deref() == Some(b"h2")
+                }
                 _ => true,
             };
         Ok((stream, h2))

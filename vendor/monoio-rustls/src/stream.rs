@@ -9,7 +9,7 @@ use monoio::{
     BufResult,
 };
 use monoio_io_wrapper::{ReadBuffer, WriteBuffer};
-use rustls::{ConnectionCommon, ServerConnection, SideData};
+use rustls::{ClientConnection, ConnectionCommon, ServerConnection, SideData};
 
 #[derive(Debug)]
 pub struct Stream<IO, C> {
@@ -21,18 +21,15 @@ pub struct Stream<IO, C> {
 
 impl<IO> Stream<IO, ServerConnection> {
     #[inline]
-    pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.session.alpn_protocol()
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.session.alpn_protocol().map(|s| s.to_vec())
     }
 }
 
-// ringscrape patch: the protocol the server chose by ALPN, on the client side too (upstream
-// only has it for servers; taking the stream apart to ask the session would lose buffered
-// bytes).
-impl<IO> Stream<IO, rustls::ClientConnection> {
+impl<IO> Stream<IO, ClientConnection> {
     #[inline]
-    pub fn alpn_protocol(&self) -> Option<&[u8]> {
-        self.session.alpn_protocol()
+    pub fn alpn_protocol(&self) -> Option<Vec<u8>> {
+        self.session.alpn_protocol().map(|s| s.to_vec())
     }
 }
 
@@ -62,15 +59,15 @@ impl<IO, C> Stream<IO, C> {
         }
     }
 
-    pub fn into_parts(self) -> (IO, C) {
-        (self.io, self.session)
-    }
-
     // ringscrape patch: the transport underneath, to look at the socket (is an idle connection
     // still quiet?) without taking the stream apart.
     #[inline]
     pub fn get_ref(&self) -> &IO {
         &self.io
+    }
+
+    pub fn into_parts(self) -> (IO, C) {
+        (self.io, self.session)
     }
 
     pub(crate) fn map_conn<C2, F: FnOnce(C) -> C2>(self, f: F) -> Stream<IO, C2> {

@@ -9,7 +9,7 @@ use thiserror::Error as ThisError;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerName(pub SmolStr);
 #[cfg(not(feature = "native-tls"))]
-pub use rustls::ServerName;
+pub type ServerName = rustls::pki_types::ServerName<'static>;
 
 use super::unified::UnifiedTransportAddr;
 
@@ -116,7 +116,7 @@ impl Param<UnifiedTransportAddr> for Key {
 #[derive(ThisError, Debug)]
 pub enum FromUriError {
     #[error("Invalid dns name")]
-    InvalidDnsName(#[from] rustls::client::InvalidDnsNameError),
+    InvalidDnsName(#[from] rustls::pki_types::InvalidDnsNameError),
     #[error("Scheme not supported")]
     UnsupportScheme,
     #[error("Missing authority in uri")]
@@ -166,7 +166,7 @@ impl TryFrom<Uri> for Key {
 // host, sni, port
 impl TryFrom<(&str, Option<&str>, u16)> for Key {
     #[cfg(not(feature = "native-tls"))]
-    type Error = rustls::client::InvalidDnsNameError;
+    type Error = rustls::pki_types::InvalidDnsNameError;
     #[cfg(feature = "native-tls")]
     type Error = std::convert::Infallible;
 
@@ -184,7 +184,7 @@ impl TryFrom<(&str, Option<&str>, u16)> for Key {
         };
 
         #[cfg(not(feature = "native-tls"))]
-        let server_name = Some(ServerName::try_from(server_name)?);
+        let server_name = Some(ServerName::try_from(server_name.to_owned())?);
         #[cfg(feature = "native-tls")]
         let server_name = Some(ServerName(server_name.into()));
 
