@@ -47,7 +47,7 @@ use cursor::Cursor;
 use fetch::{Outcome, Plan, Slot};
 use limit::Limiter;
 use queue::{Work, WorkQueue};
-use sink::{FLUSH_EVERY, FrameSink};
+use sink::{DRAIN_EVERY, FLUSH_EVERY, FrameSink};
 
 /// Retries that may wait in the queue per slot before new items wait for them.
 const MAX_WAITING_PER_SLOT: usize = 64;
@@ -203,6 +203,7 @@ pub fn run() -> Result<(), WorkerError> {
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
     // Non-blocking: a full pipe must not stop the event loop (see `sink`).
     set_nonblocking(&stdout, true).map_err(|e| WorkerError::Pipe(e.into()))?;
+    sink::widen_pipe(&stdout);
     let shared = Rc::new(Shared {
         work: WorkQueue::new(
             Cursor::new(
@@ -286,7 +287,8 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
         if give_up_at.is_some_and(|t| Instant::now() >= t) {
             return;
         }
-        monoio::time::sleep(FLUSH_EVERY).await;
+        let backed_up = shared.sink.borrow().backlog() > 0;
+        monoio::time::sleep(if backed_up { DRAIN_EVERY } else { FLUSH_EVERY }).await;
         let mut sink = shared.sink.borrow_mut();
         if last_stats.elapsed() >= STATS_EVERY {
             sink.push_stats(&shared.stats_with(plan));
@@ -318,7 +320,7 @@ async fn wait_for_the_pipe(shared: &Shared) {
     while shared.sink.borrow().backlog() >= sink::PAUSE_AT_BYTES
         && shared.pipe_error.borrow().is_none()
     {
-        monoio::time::sleep(FLUSH_EVERY).await;
+        monoio::time::sleep(DRAIN_EVERY).await;
     }
 }
 
