@@ -198,10 +198,16 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub connect_timeout: f64,
-    /// Largest response body, in bytes, received and decoded alike; a larger one ends as error
-    /// body-too-large
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    /// Largest response body, in bytes (or with K, M, G: 512K, 16M), received and decoded
+    /// alike; a larger one ends as error body-too-large
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, value_parser = bytes_arg)]
     pub max_body: u64,
+    /// Bytes of bodies a worker holds in memory at once (bodies it is receiving for
+    /// --save-body or --extract, and rows waiting for the supervisor); a request whose body
+    /// would pass it waits. One body may always go on, so it needs no room for --max-body.
+    /// --bodies-dir writes bodies to their files as they arrive
+    #[arg(long, value_name = "BYTES", default_value_t = 128 << 20, value_parser = bytes_arg)]
+    pub body_memory: u64,
     /// Keep bodies as they came: send no Accept-Encoding of ours and decode no
     /// Content-Encoding (by default gzip, deflate, br and zstd are asked for and decoded)
     #[arg(long)]
@@ -494,6 +500,33 @@ fn duration_arg(text: &str, bare: f64) -> Result<f64, String> {
     Ok(number * unit_secs / bare)
 }
 
+/// A size in bytes: a whole number, or one followed by K, M or G (KiB, MiB, GiB; `KiB`, `MB`
+/// and lower case are read the same).
+fn bytes_arg(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size (bytes, or a number with K, M or G)"
+            ));
+        }
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (bytes, or a number with K, M or G)"))?;
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
 /// A duration in seconds (a bare number is seconds).
 fn seconds_arg(text: &str) -> Result<f64, String> {
     duration_arg(text, 1.0)
@@ -682,6 +715,22 @@ mod tests {
         let err = parse(argv.iter().map(OsString::from).collect()).expect_err("bad value");
         assert!(matches!(err, CliError::ConfigFile(..)), "{err}");
         assert!(err.to_string().contains("'many'"), "{err}");
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        for (text, bytes) in [
+            ("4096", 4096),
+            ("512K", 512 << 10),
+            ("16M", 16 << 20),
+            ("16 MiB", 16 << 20),
+            ("1g", 1 << 30),
+        ] {
+            assert_eq!(bytes_arg(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "M", "1.5M", "-1", "3T", "99999999999999999999G"] {
+            assert!(bytes_arg(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -205,6 +205,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         timeout: seconds("timeout", args.timeout)?,
         connect_timeout: seconds("connect-timeout", args.connect_timeout)?,
         max_body_bytes: args.max_body as usize,
+        body_memory_bytes: usize::try_from(args.body_memory).unwrap_or(usize::MAX),
     };
     if args.retries > MAX_RETRIES {
         return Err(ConfigError::Retries(args.retries));

@@ -210,6 +210,12 @@ impl Schema {
     pub fn keeps_body(&self) -> bool {
         self.body != BodyColumn::None
     }
+
+    /// True when workers must hold whole bodies in memory: inline in the row, or to extract
+    /// from them. (`--bodies-dir` alone writes them to their files as they arrive.)
+    pub fn keeps_body_in_memory(&self) -> bool {
+        matches!(self.body, BodyColumn::Inline(_)) || !self.extract.is_empty()
+    }
 }
 
 /// The outcome for one item: exactly one per requested item ends up as one CSV row.
@@ -256,6 +262,9 @@ impl Record {
 pub struct Batch {
     pub shard: usize,
     pub records: Vec<Record>,
+    /// The batch's captured bytes, counted against the supervisor's bound until the writer
+    /// drops the batch.
+    pub held: crate::supervisor::HeldBytes,
 }
 
 /// Per-request deadlines and size limit.
@@ -264,6 +273,8 @@ pub struct RequestLimits {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub max_body_bytes: usize,
+    /// Bytes of bodies a worker holds in memory at once (`--body-memory`).
+    pub body_memory_bytes: usize,
 }
 
 /// When to try an item again (see `worker::retry` for the decision itself).

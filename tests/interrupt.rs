@@ -283,17 +283,6 @@ fn after_the_grace_period_unanswered_requests_are_abandoned_and_left_to_resume()
     );
 }
 
-/// Resident memory of process `pid`, in kB.
-fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn resume_works_over_the_widest_range_in_small_memory() {
     let server = Server::start(&["--delay-ms", "20..40"]);
@@ -311,7 +300,7 @@ fn resume_works_over_the_widest_range_in_small_memory() {
         let workers = wait_for_workers(&run, 2, |_| true);
         std::thread::sleep(Duration::from_millis(1500));
         for pid in workers.iter().copied().chain([run.id()]) {
-            let kb = rss_kb(pid);
+            let kb = rss_kib(pid);
             assert!(
                 kb > 0 && kb < 100_000,
                 "process {pid}: {kb} kB (round {round})"

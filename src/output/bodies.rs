@@ -5,13 +5,15 @@
 //! the hex SHA-256. Keys come from users' files and may be hostile: no key (`../../x`, `/etc/x`,
 //! a NUL, 4,000 bytes) can name a path outside DIR, and distinct keys get distinct names.
 //!
-//! A body's file is written whole before its record leaves the worker, so a row never points at
-//! a file that is not complete; a file without a row (the run was killed in between) is written
+//! A body is written, as it arrives, to a file of the slot's own (`worker::spool`), and that file
+//! is moved to the body's name before its record leaves the worker, so a row never points at a
+//! file that is not complete; a file without a row (the run was killed in between) is written
 //! again when `--resume` fetches its key.
 //!
 //! Keys from a file may repeat. Each row still gets its own file: the first body of a key takes
-//! NAME (created exclusively, so two workers cannot both take it), and a later one — another line
-//! with the same key, or the same line fetched again by `--resume` — takes `NAME~L<line>`.
+//! NAME (by a hard link, which fails when NAME exists, so two workers cannot both take it), and a
+//! later one — another line with the same key, or the same line fetched again by `--resume` —
+//! takes `NAME~L<line>`.
 
 use std::collections::HashSet;
 use std::io;
@@ -61,12 +63,14 @@ pub fn check_writable(dir: &Path) -> io::Result<()> {
     std::fs::remove_file(&probe)
 }
 
-/// Writes bodies under one directory, creating its subdirectories as they are first needed.
+/// Places bodies under one directory, creating its subdirectories as they are first needed.
 pub struct BodiesDir {
     root: PathBuf,
     made: HashSet<[u8; 5]>,
     /// Keys come from a file and may repeat: a taken name is not overwritten.
     keys_repeat: bool,
+    /// Spool files handed out so far (they are numbered).
+    spools: u64,
 }
 
 impl BodiesDir {
@@ -75,12 +79,21 @@ impl BodiesDir {
             root,
             made: HashSet::new(),
             keys_repeat,
+            spools: 0,
         }
     }
 
-    /// Writes `body` as the file of `key` (item `index`: its line, for keys from a file);
-    /// returns its relative path.
-    pub fn write(&mut self, key: &[u8], index: u64, body: &[u8]) -> io::Result<String> {
+    /// A new name for a slot's spool file: `.partial-PID-N` in the root, never a key's name
+    /// (those are in the `ab/cd/` subdirectories).
+    pub fn spool_path(&mut self) -> PathBuf {
+        self.spools += 1;
+        let name = format!(".partial-{}-{}", std::process::id(), self.spools);
+        self.root.join(name)
+    }
+
+    /// Moves the complete body in `file` (in the root) to the name of `key` (item `index`: its
+    /// line, for keys from a file); returns its relative path.
+    pub fn place(&mut self, file: &Path, key: &[u8], index: u64) -> io::Result<String> {
         let mut relative = relative_path(key);
         let path = self.root.join(&relative);
         let subdir: [u8; 5] = relative.as_bytes()[..5].try_into().expect("ab/cd prefix");
@@ -91,19 +104,15 @@ impl BodiesDir {
             self.made.insert(subdir);
         }
         if !self.keys_repeat {
-            std::fs::write(&path, body)?;
+            std::fs::rename(file, &path)?;
             return Ok(relative);
         }
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
-            Ok(mut file) => io::Write::write_all(&mut file, body)?,
+        match std::fs::hard_link(file, &path) {
+            Ok(()) => std::fs::remove_file(file)?,
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 // `~` is never in a name made from a key (it is percent-encoded there).
                 relative = format!("{relative}~L{index}");
-                std::fs::write(self.root.join(&relative), body)?;
+                std::fs::rename(file, self.root.join(&relative))?;
             }
             Err(e) => return Err(e),
         }
@@ -164,21 +173,34 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         check_writable(dir.path()).expect("writable");
         let mut bodies = BodiesDir::new(dir.path().to_path_buf(), false);
-        let relative = bodies.write(b"../../escape", 0, b"hello").expect("write");
+        let relative = write(&mut bodies, b"../../escape", 0, b"hello");
         assert_eq!(
             std::fs::read(dir.path().join(&relative)).expect("read"),
             b"hello"
         );
         assert!(!dir.path().join("../../escape").exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path()).expect("list").collect();
+        assert_eq!(
+            left.len(),
+            1,
+            "only the ab/ directory: the spool file moved"
+        );
+    }
+
+    /// A body as a slot leaves it: in a spool file, then placed.
+    fn write(bodies: &mut BodiesDir, key: &[u8], index: u64, body: &[u8]) -> String {
+        let spool = bodies.spool_path();
+        std::fs::write(&spool, body).expect("write the spool file");
+        bodies.place(&spool, key, index).expect("place")
     }
 
     #[test]
     fn a_repeated_key_from_a_file_gets_a_file_per_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut bodies = BodiesDir::new(dir.path().to_path_buf(), true);
-        let first = bodies.write(b"k", 3, b"one").expect("write");
-        let second = bodies.write(b"k", 9, b"two").expect("write");
-        let again = bodies.write(b"k", 9, b"three").expect("write");
+        let first = write(&mut bodies, b"k", 3, b"one");
+        let second = write(&mut bodies, b"k", 9, b"two");
+        let again = write(&mut bodies, b"k", 9, b"three");
         assert_eq!(second, format!("{first}~L9"));
         assert_eq!(again, second, "the same line again replaces its own file");
         let read = |p: &str| std::fs::read(dir.path().join(p)).expect("read");

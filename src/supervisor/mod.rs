@@ -35,7 +35,8 @@ use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
 use crate::worker::WorkerSpec;
-use pipes::{PipeEnd, StatsBoard, read_worker_pipe};
+pub(crate) use pipes::HeldBytes;
+use pipes::{BYTES_IN_FLIGHT, BytesInFlight, PipeEnd, StatsBoard, read_worker_pipe};
 pub use signals::Stop;
 
 /// Batches in flight between pipe readers and the writer (×1024 rows): the backpressure bound.
@@ -508,6 +509,7 @@ fn start_workers(
 ) -> Result<Vec<Worker>, SupervisorError> {
     let stop = &launch.stop;
     let cores = spawn::allowed_cores();
+    let in_flight = BytesInFlight::new(BYTES_IN_FLIGHT);
     let mut workers: Vec<Worker> = Vec::with_capacity(plan.len());
     let kill_started = |workers: &mut Vec<Worker>| {
         for worker in workers.iter_mut() {
@@ -550,12 +552,12 @@ fn start_workers(
             part.ids
         );
         let pipe = child.stdout.take().expect("worker stdout is piped");
-        let (tx, board) = (tx.clone(), board.clone());
+        let (tx, board, in_flight) = (tx.clone(), board.clone(), in_flight.clone());
         // A record frame holds at most one body of --max-body plus its captured headers.
         let max_frame = crate::wire::MAX_FRAME_LEN + cfg.fetch.limits.max_body_bytes;
         let reader = match thread::Builder::new()
             .name(format!("pipe-{shard}"))
-            .spawn(move || read_worker_pipe(shard, pipe, max_frame, tx, board))
+            .spawn(move || read_worker_pipe(shard, pipe, max_frame, tx, board, in_flight))
         {
             Ok(reader) => reader,
             Err(e) => {

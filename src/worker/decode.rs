@@ -306,6 +306,11 @@ impl BodyDecoder {
         self.top.decoded().len
     }
 
+    /// The decoded bytes kept so far (a spool writes them out and clears them).
+    pub fn body_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.top.decoded().body
+    }
+
     /// Hands out the decoded body (and the buffer with it).
     pub fn take_body(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.top.decoded().body)

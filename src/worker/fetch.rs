@@ -12,6 +12,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -24,7 +25,9 @@ use super::connect::{Dialer, spoiled_while_idle};
 use super::gate::Gate;
 use super::h1::{Answer, H1Conn, Wants};
 use super::h2::{self, Acquired, Lanes};
+use super::memory::BodyBudget;
 use super::retry::Verdict;
+use super::spool::Spool;
 use crate::extract::Extractor;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record, RequestLimits, RetryPolicy, Schema};
 use crate::output::bodies::BodiesDir;
@@ -56,6 +59,8 @@ pub struct Plan {
     pub seen: RefCell<AnswerCounts>,
     /// `--extract`: fields taken from each body.
     pub extractor: Extractor,
+    /// `--body-memory`: bodies held in memory at once, when bodies are read.
+    pub memory: Option<BodyBudget>,
 }
 
 impl Plan {
@@ -85,6 +90,9 @@ impl Plan {
 
 /// Times a refused HTTP/2 request is sent again within one attempt.
 const MAX_REFUSED_RESENDS: u32 = 8;
+/// A body buffer larger than this is not kept for the slot's next answer: idle slots that once
+/// received a large body would hold it for the rest of the run.
+const REUSED_BODY_BUFFER: usize = 64 << 10;
 
 /// What became of an item after an attempt.
 pub enum Outcome {
@@ -135,6 +143,10 @@ impl Slot {
         }
     }
 
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
     /// One attempt at item `index` (whose key is `key`) after `attempts_before` earlier ones:
     /// its record when the outcome is final, else how long to wait before the next attempt
     /// (the policy decides; the wait happens in the worker's retry queue, not in this slot).
@@ -148,9 +160,24 @@ impl Slot {
             },
             Attempt::Failed { failure, .. } => Verdict::Error(failure.kind),
         };
-        match self.plan.retry.next_delay(verdict, attempts, &mut self.rng) {
+        let outcome = match self.plan.retry.next_delay(verdict, attempts, &mut self.rng) {
             Some(wait) => Outcome::RetryAfter { wait, why: verdict },
             None => Outcome::Done(self.record(index, key, attempts, attempt)),
+        };
+        self.let_go_of_the_body();
+        outcome
+    }
+
+    /// The answer's body has been handed on (or is not wanted): a large buffer is dropped,
+    /// and the memory budget learns what the slot still holds.
+    fn let_go_of_the_body(&mut self) {
+        let answer = &mut self.answer;
+        answer.decoding = None;
+        if answer.body.capacity() > REUSED_BODY_BUFFER {
+            answer.body = Vec::new();
+        }
+        if let Some(memory) = &self.plan.memory {
+            memory.settle(&mut answer.hold, answer.body.capacity());
         }
     }
 
@@ -210,9 +237,10 @@ impl Slot {
         let body = match (&self.plan.schema.body, &self.plan.bodies) {
             (BodyColumn::Inline(_), _) => Some(std::mem::take(&mut self.answer.body)),
             (BodyColumn::Files(_), Some(bodies)) => {
-                let path = bodies
-                    .borrow_mut()
-                    .write(key, index, &self.answer.body)
+                let spool = self.answer.spool.take().map(Spool::finish);
+                let path = spool
+                    .ok_or_else(|| io::Error::other("no body file was written"))
+                    .and_then(|file| bodies.borrow_mut().place(&file, key, index))
                     .map_err(|e| Failure {
                         kind: ErrorKind::Io,
                         answered: true,
@@ -363,6 +391,7 @@ impl Slot {
     /// or on a connection of its own for another origin.
     async fn send(&mut self, key: &[u8], hop: Option<&Hop>) -> Result<(), Failure> {
         let plan = self.plan.clone();
+        self.start_spool()?;
         let template = &plan.template;
         let method = hop.map_or(&template.method, |h| &h.method);
         let wants = Self::wants(&plan, method);
@@ -403,11 +432,29 @@ impl Slot {
     fn wants<'a>(plan: &'a Plan, method: &http::Method) -> Wants<'a> {
         Wants {
             capture: &plan.schema.capture_headers,
-            keep_body: plan.schema.reads_body(),
+            keep_body: plan.schema.keeps_body_in_memory(),
+            memory: plan.memory.as_ref(),
             head_request: method == http::Method::HEAD,
             max_body: plan.limits.max_body_bytes,
             decode: plan.decode,
         }
+    }
+
+    /// `--bodies-dir`: an empty spool file for the answer about to come.
+    fn start_spool(&mut self) -> Result<(), Failure> {
+        let Some(bodies) = &self.plan.bodies else {
+            return Ok(());
+        };
+        let started = match &mut self.answer.spool {
+            Some(spool) => spool.restart(),
+            None => Spool::create(bodies.borrow_mut().spool_path())
+                .map(|spool| self.answer.spool = Some(spool)),
+        };
+        started.map_err(|e| Failure {
+            kind: ErrorKind::Io,
+            answered: false,
+            detail: format!("writing the body file: {e}"),
+        })
     }
 
     async fn send_on_own_conn(&mut self, wants: &Wants<'_>) -> Result<(), Failure> {

@@ -20,7 +20,9 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::Failure;
 use super::decode::{BodyDecoder, Coding, Codings, DecodeError};
+use super::memory::{BodyBudget, Hold};
 use super::retry::parse_retry_after;
+use super::spool::Spool;
 use crate::model::ErrorKind;
 
 /// Largest response head read (status line and header lines), as curl allows.
@@ -41,8 +43,11 @@ const MAX_CHUNK_LINE: usize = 4 << 10;
 pub struct Wants<'a> {
     /// Header names to capture, lower case; values land in [`Answer::captured`] in this order.
     pub capture: &'a [String],
-    /// Keep the body bytes (in [`Answer::body`]) rather than only count them.
+    /// Keep the body bytes in memory (in [`Answer::body`]) rather than only count them (or
+    /// only write them to [`Answer::spool`]).
     pub keep_body: bool,
+    /// The worker's budget for bodies in memory, when bodies are kept or spooled.
+    pub memory: Option<&'a BodyBudget>,
     /// The request was a HEAD: the answer has no body whatever its headers say.
     pub head_request: bool,
     pub max_body: usize,
@@ -68,6 +73,10 @@ pub struct Answer {
     pub captured: Vec<Option<Vec<u8>>>,
     /// The body, when [`Wants::keep_body`]; reused, so take it before the next exchange.
     pub body: Vec<u8>,
+    /// `--bodies-dir`: the file the body is written to as it arrives.
+    pub spool: Option<Spool>,
+    /// What the body buffers hold of the worker's [`BodyBudget`].
+    pub hold: Hold,
 }
 
 /// How the body of an answer is delimited (RFC 9112 §6.3).
@@ -160,14 +169,19 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
                 // Content-Length) would have them read as another id's answer. Drop it, as curl
                 // does ("Excess found").
                 self.reusable = keep_alive && self.pos == self.buf.len();
-                return answer.finish_body();
+                return answer.finish_body(wants);
             }
             let answered = decoder.answered || self.pos < self.buf.len();
+            if let Some(memory) = wants.memory {
+                // Room for what is held and one more read, or wait (the server waits too).
+                let wanted = answer.held_after_read(MAX_READ_BUFFER);
+                memory.grow(&mut answer.hold, wanted).await;
+            }
             match self.fill().await {
                 Ok(0) => {
                     decoder.end_of_stream(answered)?;
                     self.reusable = false;
-                    return answer.finish_body();
+                    return answer.finish_body(wants);
                 }
                 Ok(_) => {}
                 Err(e) => return Err(Failure::from_io(&e, answered)),
@@ -437,17 +451,61 @@ pub(super) fn keep_body_bytes(
     if answer.wire_len > wants.max_body as u64 {
         return Err(too_large(wants));
     }
-    if let Some(decoding) = &mut answer.decoding {
-        return decoding.feed(bytes).map_err(decode_failure);
+    let body = match &mut answer.decoding {
+        Some(decoding) => {
+            decoding.feed(bytes).map_err(decode_failure)?;
+            decoding.body_mut()
+        }
+        None => {
+            answer.body_len += bytes.len() as u64;
+            if wants.keep_body || answer.spool.is_some() {
+                answer.body.extend_from_slice(bytes);
+            }
+            &mut answer.body
+        }
+    };
+    match &mut answer.spool {
+        Some(spool) => spool
+            .write_out(body, !wants.keep_body)
+            .map_err(spool_failure),
+        None => Ok(()),
     }
-    answer.body_len += bytes.len() as u64;
-    if wants.keep_body {
-        answer.body.extend_from_slice(bytes);
+}
+
+fn spool_failure(error: io::Error) -> Failure {
+    Failure {
+        kind: ErrorKind::Io,
+        answered: true,
+        detail: format!("writing the body file: {error}"),
     }
-    Ok(())
 }
 
 impl Answer {
+    /// Bytes the body buffers take (what the memory budget counts).
+    pub(super) fn held_bytes(&mut self) -> usize {
+        self.body.capacity()
+            + self
+                .decoding
+                .as_mut()
+                .map_or(0, |decoding| decoding.body_mut().capacity())
+    }
+
+    /// Bytes the body buffers may take once `read` more bytes are kept: a `Vec` that must grow
+    /// doubles, so 8 MiB of body and one more read hold 16 MiB.
+    pub(super) fn held_after_read(&mut self, read: usize) -> usize {
+        let body = match &mut self.decoding {
+            Some(decoding) => decoding.body_mut(),
+            None => &mut self.body,
+        };
+        let (len, capacity) = (body.len(), body.capacity());
+        let grown = if len + read > capacity {
+            (2 * capacity).max(len + read)
+        } else {
+            capacity
+        };
+        self.held_bytes() - capacity + grown
+    }
+
     /// Clears what the last answer left (the body buffer is kept for reuse).
     pub(super) fn start(&mut self) {
         self.body.clear();
@@ -477,16 +535,23 @@ impl Answer {
         if !chain.is_empty() {
             let reuse = std::mem::take(&mut self.body);
             let max = wants.max_body as u64;
-            self.decoding = Some(BodyDecoder::new(&chain, wants.keep_body, max, reuse));
+            let keep = wants.keep_body || self.spool.is_some();
+            self.decoding = Some(BodyDecoder::new(&chain, keep, max, reuse));
         }
     }
 
-    /// The body has ended: a decoded one must end where its coding says.
-    pub(super) fn finish_body(&mut self) -> Result<(), Failure> {
+    /// The body has ended: a decoded one must end where its coding says (and what its
+    /// decoders still held goes to the spool).
+    pub(super) fn finish_body(&mut self, wants: &Wants<'_>) -> Result<(), Failure> {
         let Some(mut decoding) = self.decoding.take() else {
             return Ok(());
         };
         decoding.finish().map_err(decode_failure)?;
+        if let Some(spool) = &mut self.spool {
+            spool
+                .write_out(decoding.body_mut(), !wants.keep_body)
+                .map_err(spool_failure)?;
+        }
         self.body_len = decoding.len();
         self.body = decoding.take_body();
         Ok(())
@@ -770,6 +835,7 @@ mod tests {
         Wants {
             capture,
             keep_body: true,
+            memory: None,
             head_request: false,
             max_body: 1 << 20,
             decode: true,
@@ -793,14 +859,14 @@ mod tests {
                 .feed(&buf[pos..], &wants, &mut answer)
                 .map_err(|f| f.kind)?;
             if let Some(keep_alive) = decoder.done() {
-                answer.finish_body().map_err(|f| f.kind)?;
+                answer.finish_body(&wants).map_err(|f| f.kind)?;
                 return Ok((answer.status, answer.body, keep_alive, buf.len() - pos));
             }
             match pieces.next() {
                 Some(bytes) => buf.extend_from_slice(bytes),
                 None => {
                     decoder.end_of_stream(true).map_err(|f| f.kind)?;
-                    answer.finish_body().map_err(|f| f.kind)?;
+                    answer.finish_body(&wants).map_err(|f| f.kind)?;
                     return Ok((answer.status, answer.body, false, buf.len() - pos));
                 }
             }

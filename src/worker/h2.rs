@@ -245,8 +245,14 @@ pub async fn exchange(
             }
         };
         keep_body_bytes(&chunk, wants, answer)?;
+        // Counted, not waited for: a stream that stopped reading would hold the connection's
+        // flow-control window from its other streams (see `memory`).
+        if let Some(memory) = wants.memory {
+            let held = answer.held_bytes();
+            memory.settle(&mut answer.hold, held);
+        }
     }
-    answer.finish_body()
+    answer.finish_body(wants)
 }
 
 /// Captured headers, `Retry-After` and `Location` from a response head.

@@ -16,11 +16,13 @@ mod gate;
 mod h1;
 mod h2;
 mod limit;
+mod memory;
 mod pace;
 mod queue;
 mod retry;
 mod sink;
 mod spec;
+mod spool;
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -188,6 +190,11 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         elsewhere: RefCell::default(),
         seen: Default::default(),
         extractor: Extractor::compile(&spec.fetch.schema.extract)?,
+        memory: spec
+            .fetch
+            .schema
+            .reads_body()
+            .then(|| memory::BodyBudget::new(spec.fetch.limits.body_memory_bytes)),
     })
 }
 
@@ -247,6 +254,14 @@ async fn fetch_shard(
         monoio::spawn(fetch_loop(slot, index, shared.clone()));
     }
     tend(&shared, &stop, spec.fetch.grace, &plan).await;
+    if let Some(memory) = plan.memory.as_ref().filter(|m| m.waits.get() > 0) {
+        crate::detail!(
+            "ringscrape: shard {}: {} reads of a body waited for --body-memory ({} bytes)",
+            spec.shard,
+            memory.waits.get(),
+            spec.fetch.limits.body_memory_bytes
+        );
+    }
     let pacer = &plan.dialer.pacer;
     if pacer.backoffs.get() > 0 {
         crate::note!(
@@ -294,7 +309,11 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
             sink.push_stats(&shared.stats_with(plan));
             last_stats = Instant::now();
         }
-        if let Err(error) = sink.flush() {
+        let flushed = sink.flush();
+        if let Some(memory) = &plan.memory {
+            memory.set_backlog(sink.backlog());
+        }
+        if let Err(error) = flushed {
             drop(sink);
             shared.fail_pipe(error);
             return;
@@ -330,6 +349,9 @@ async fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) {
     let mut key = Vec::with_capacity(32);
     loop {
         wait_for_the_pipe(&shared).await;
+        if let Some(memory) = &slot.plan().memory {
+            memory.admit().await;
+        }
         shared.limiter.admit(index).await;
         let Some(work) = shared.work.next(&mut key).await else {
             break;
@@ -364,7 +386,13 @@ async fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) {
             record.captured.key = Some(key.clone());
         }
         shared.stats.borrow_mut().record(&record);
-        if let Err(error) = shared.sink.borrow_mut().push_record(&record) {
+        let mut sink = shared.sink.borrow_mut();
+        let pushed = sink.push_record(&record);
+        if let Some(memory) = &slot.plan().memory {
+            memory.set_backlog(sink.backlog());
+        }
+        drop(sink);
+        if let Err(error) = pushed {
             shared.fail_pipe(error);
         }
     }

@@ -136,6 +136,7 @@ mod tests {
                     timeout: Duration::from_secs(30),
                     connect_timeout: Duration::from_millis(1500),
                     max_body_bytes: 1 << 24,
+                    body_memory_bytes: 1 << 27,
                 },
                 retry: RetryPolicy {
                     retries: 2,

@@ -345,6 +345,45 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Resident memory of `pid` in KiB (0 once it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits for `run` (spawned with [`TestCommand::spawn`]), sampling the resident memory of it
+/// and all its descendants together every 10 ms; returns its exit code, stderr and the peak in
+/// MB (10^6 bytes).
+pub fn wait_measuring_tree_rss(mut run: Child) -> (Option<i32>, String, f64) {
+    let mut err = run.stderr.take().expect("stderr piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut err, &mut text);
+        text
+    });
+    let mut peak_kib = 0;
+    let status = loop {
+        let mut tree = vec![run.id()];
+        let mut kib = 0;
+        while let Some(pid) = tree.pop() {
+            kib += rss_kib(pid);
+            tree.extend(children_of(pid));
+        }
+        peak_kib = peak_kib.max(kib);
+        if let Some(status) = run.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stderr = reader.join().expect("stderr reader");
+    (status.code(), stderr, peak_kib as f64 * 1024.0 / 1e6)
+}
+
 /// A free loopback port (bound, then released: a small race, fine for tests).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -11,6 +11,8 @@ brotli and zstandard), for the decoding and extraction tests. aiohttp serves it.
   /unknown?id=N                   200, Content-Encoding: compress, the document as is
   /text?id=N                      200, text/plain `id N is here`, not JSON
   /echo                           200, the request's headers as JSON
+  /big?id=N&mb=M[&coding=gzip]    200, chunked: M MB (10^6 bytes) of big_body(N, M), sent in
+                                  64 KiB writes; gzip-coded (compressed as one stream) if asked
 
 The document of N:
   {"id":N,"user":{"name":"user N","admin":B},"items":[{"id":10N},{"id":10N+1},{"id":10N+2}],
@@ -111,6 +113,29 @@ async def text(request):
     return web.Response(text=f"id {ident(request)} is here")
 
 
+def big_body(n, mb):
+    """M MB that differ per id: a line naming the id, repeated."""
+    line = f"id {n} big body line\n".encode()
+    size = mb * 1_000_000
+    return (line * (size // len(line) + 1))[:size]
+
+
+async def big(request):
+    body = big_body(ident(request), int(request.query.get("mb", "1")))
+    coding = request.query.get("coding", "identity")
+    if coding == "gzip":
+        body = gzip.compress(body, compresslevel=1)
+    resp = web.StreamResponse()
+    if coding == "gzip":
+        resp.headers["Content-Encoding"] = "gzip"
+    resp.enable_chunked_encoding()
+    await resp.prepare(request)
+    for i in range(0, len(body), 64 << 10):
+        await resp.write(body[i : i + (64 << 10)])
+    await resp.write_eof()
+    return resp
+
+
 async def echo(request):
     return web.json_response({"headers": [[k, v] for k, v in request.headers.items()]})
 
@@ -118,4 +143,4 @@ async def echo(request):
 if __name__ == "__main__":
     serve([web.get("/doc", doc), web.get("/bomb", bomb), web.get("/corrupt", corrupt),
            web.get("/unknown", unknown), web.get("/text", text), web.get("/echo", echo),
-           web.get("/pretty", pretty)])
+           web.get("/pretty", pretty), web.get("/big", big)])
