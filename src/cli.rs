@@ -208,6 +208,19 @@ pub struct RunArgs {
     /// --bodies-dir writes bodies to their files as they arrive
     #[arg(long, value_name = "BYTES", default_value_t = 128 << 20, value_parser = bytes_arg)]
     pub body_memory: u64,
+    /// Source addresses to spread connections over, comma-separated, CIDR blocks allowed
+    /// (127.0.0.0/29, 2001:db8::/125); each gives the whole local port range again. Past about
+    /// 28,000 connections to one server port one source address runs out of ports
+    #[arg(long, value_name = "LIST")]
+    pub local_addr: Vec<String>,
+    /// Use these addresses for HOST at PORT instead of asking DNS (curl's syntax; PORT may be
+    /// `*`); repeatable
+    #[arg(long, value_name = "HOST:PORT:ADDR[,ADDR]")]
+    pub resolve: Vec<String>,
+    /// Connect to HOST2:PORT2 whenever HOST:PORT is asked for, keeping Host and the TLS name
+    /// (curl's syntax; empty parts match any / keep the original); repeatable
+    #[arg(long, value_name = "HOST:PORT:HOST2:PORT2")]
+    pub connect_to: Vec<String>,
     /// Keep bodies as they came: send no Accept-Encoding of ours and decode no
     /// Content-Encoding (by default gzip, deflate, br and zstd are asked for and decoded)
     #[arg(long)]

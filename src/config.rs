@@ -10,6 +10,7 @@ use crate::extract::ExtractSpec;
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile};
 use crate::model::{BodyColumn, BodyEncoding, RequestLimits, RetryPolicy, Schema};
+use crate::net::NetSpec;
 use crate::nodes::{self, Node, NodeError};
 use crate::output::{Output, bodies};
 use crate::output::{RowFormat, directory_of};
@@ -74,6 +75,8 @@ pub struct RunConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error(transparent)]
+    Net(#[from] crate::net::NetError),
     #[error("--url is required (or `url` in the config file)")]
     MissingUrl,
     #[error("--ids or --ids-file is required, e.g. --ids 0..1000000")]
@@ -280,6 +283,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             concurrency,
             auto_concurrency,
             raw_body: args.raw_body,
+            net: NetSpec::parse(&args.local_addr, &args.resolve, &args.connect_to)?,
             grace: seconds("grace", args.grace)?,
             limits,
             retry,

@@ -29,6 +29,7 @@ pub(crate) mod job;
 pub(crate) mod merge;
 pub(crate) mod metrics;
 pub(crate) mod model;
+pub(crate) mod net;
 pub(crate) mod nodes;
 pub mod output;
 pub(crate) mod progress;

@@ -10,7 +10,7 @@ use std::time::Duration;
 /// Why a request produced no response, as written in the CSV `error` column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// Could not open a connection (refused, unreachable, DNS, connect timeout).
+    /// Could not open a connection (refused, unreachable, connect timeout).
     Connect = 1,
     /// The request's deadline passed.
     Timeout = 2,
@@ -32,10 +32,12 @@ pub enum ErrorKind {
     /// The body's `Content-Encoding` (gzip, deflate, br, zstd) did not decode: a corrupt or
     /// cut stream. Not retried.
     Decode = 10,
+    /// The target's host name did not resolve (no address, or the resolver failed).
+    Dns = 11,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 10] = [
+    pub const ALL: [ErrorKind; 11] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Reset,
@@ -46,6 +48,7 @@ impl ErrorKind {
         ErrorKind::Io,
         ErrorKind::Request,
         ErrorKind::Decode,
+        ErrorKind::Dns,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +63,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Request => "request",
             ErrorKind::Decode => "decode",
+            ErrorKind::Dns => "dns",
         }
     }
 
@@ -72,7 +76,11 @@ impl ErrorKind {
     pub fn is_transport(self) -> bool {
         matches!(
             self,
-            ErrorKind::Connect | ErrorKind::Timeout | ErrorKind::Reset | ErrorKind::Tls
+            ErrorKind::Connect
+                | ErrorKind::Dns
+                | ErrorKind::Timeout
+                | ErrorKind::Reset
+                | ErrorKind::Tls
         )
     }
 

@@ -19,6 +19,17 @@ pub enum Driver {
     Epoll,
 }
 
+thread_local! {
+    /// The driver of the runtime this thread runs, once [`block_on`] has chosen it.
+    static DRIVER: std::cell::Cell<Option<Driver>> = const { std::cell::Cell::new(None) };
+}
+
+/// The driver of this thread's runtime (`None` outside one). Sockets made by hand must suit it:
+/// io_uring runs them blocking, epoll non-blocking.
+pub fn current_driver() -> Option<Driver> {
+    DRIVER.with(|d| d.get())
+}
+
 /// Runs `make()`'s future to completion on a fresh runtime with timers enabled (the HTTP client's
 /// pool and every request deadline need them). `ring_entries` sizes the io_uring queue.
 pub fn block_on<F, Fut>(ring_entries: u32, make: F) -> io::Result<(Driver, Fut::Output)>
@@ -30,6 +41,7 @@ where
     if !forced_epoll {
         match io_uring_runtime(ring_entries) {
             Ok(mut runtime) => {
+                DRIVER.with(|d| d.set(Some(Driver::IoUring)));
                 return Ok((Driver::IoUring, runtime.block_on(make(Driver::IoUring))));
             }
             Err(e) => crate::say!("ringscrape: io_uring unavailable ({e}); falling back to epoll"),
@@ -40,6 +52,7 @@ where
     let mut runtime = RuntimeBuilder::<LegacyDriver>::new()
         .enable_timer()
         .build()?;
+    DRIVER.with(|d| d.set(Some(Driver::Epoll)));
     Ok((Driver::Epoll, runtime.block_on(make(Driver::Epoll))))
 }
 

@@ -91,10 +91,27 @@ fn system_file_max() -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// The most a process may raise its hard limit to, when it may raise it at all (`fs.nr_open`).
+fn nr_open() -> Option<u64> {
+    std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Raises the soft limit to the hard limit (what children inherit) after checking the run fits.
-/// Returns the new soft limit.
+/// When a worker needs more than the hard limit, a process that may (root) raises the hard
+/// limit too, as far as `fs.nr_open` allows. Returns the new soft limit.
 pub fn raise_nofile(shards: usize, concurrency: (usize, bool)) -> Result<u64, LimitError> {
-    let (_soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let (_soft, mut hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let need = per_worker_need(concurrency.0);
+    if need > hard
+        && let Some(most) = nr_open()
+        && setrlimit(Resource::RLIMIT_NOFILE, need.min(most), need.min(most)).is_ok()
+    {
+        hard = need.min(most);
+    }
     check(shards, concurrency, hard, system_file_max())?;
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     Ok(hard)
@@ -121,8 +138,9 @@ pub fn port_advice(connections: u64, range: Option<(u32, u32)>) -> Option<String
         format!(
             "ringscrape: {connections} connections to one address need more than half of the \
              {ports} local ports (net.ipv4.ip_local_port_range = {low} {high}), and connects slow \
-             down past half; widen the range (sysctl -w net.ipv4.ip_local_port_range='1024 65535') \
-             or lower --concurrency"
+             down past half; spread them over several source addresses (--local-addr \
+             127.0.0.0/29 on loopback), widen the range (sysctl -w \
+             net.ipv4.ip_local_port_range='1024 65535') or lower --concurrency"
         )
     })
 }
@@ -141,6 +159,7 @@ mod tests {
         assert_eq!(port_advice(14_000, Some((32768, 60999))), None);
         let advice = port_advice(16_384, Some((32768, 60999))).expect("past half of 28232");
         assert!(advice.contains("28232 local ports"), "{advice}");
+        assert!(advice.contains("--local-addr"), "{advice}");
         assert_eq!(port_advice(16_384, Some((1024, 65535))), None);
         assert_eq!(port_advice(1 << 20, None), None);
     }

@@ -188,8 +188,10 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
     crate::verbosity::set(cfg.fetch.verbosity);
     let concurrency = (cfg.fetch.concurrency, cfg.fetch.auto_concurrency);
     limits::raise_nofile(cfg.shards, concurrency)?;
-    // HTTP/2 multiplexes: a few connections whatever the concurrency.
-    let connections = (cfg.shards * cfg.fetch.concurrency) as u64;
+    // HTTP/2 multiplexes: a few connections whatever the concurrency. Each source address has
+    // the port range to itself.
+    let sources = cfg.fetch.net.local_addrs.len().max(1);
+    let connections = (cfg.shards * cfg.fetch.concurrency / sources) as u64;
     if !cfg.fetch.http2
         && let Some(advice) = limits::port_advice_here(connections)
     {

@@ -1,31 +1,60 @@
-//! Opening connections to the run's origin: resolve once, connect with the connect deadline,
-//! and for `https://` do the TLS handshake with the run's trust settings (offering `h2` by ALPN
-//! with `--http2`). A failure before the TCP connection is up is `connect`; a failed handshake
-//! or an untrusted certificate is `tls`.
+//! Opening connections to an origin: where to (`--connect-to`, `--resolve`, or the name's
+//! addresses), from where (`--local-addr`), within the connect deadline, and for `https://` the
+//! TLS handshake with the run's trust settings (offering `h2` by ALPN with `--http2`).
+//!
+//! No name is resolved on the event loop: a resolver thread asks the system (every A and AAAA
+//! record) when the dialer is made, and for the run's own origin again every
+//! [`REFRESH_EVERY`] (the system resolver does not tell a record's TTL). Connections are spread
+//! over all the addresses, starting each connect one further; an address that refused a
+//! connection is skipped for [`SKIP_REFUSING`]. With `--local-addr`, each socket is bound to the
+//! next source address before it connects, with `IP_BIND_ADDRESS_NO_PORT` so that the kernel
+//! picks the port per destination and each source address has the whole port range.
+//!
+//! A name that does not resolve is `dns`; a failure before the TCP connection is up is
+//! `connect`; a failed handshake or an untrusted certificate is `tls`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 use monoio_http_client::unified::UnifiedTransportConnection;
 use nix::errno::Errno;
-use nix::sys::socket::{MsgFlags, recv};
+use nix::sys::socket::{
+    AddressFamily, MsgFlags, SockFlag, SockType, SockaddrStorage, bind, connect, getsockopt, recv,
+    setsockopt, socket, sockopt,
+};
 use rustls::pki_types::ServerName;
 
 use super::Failure;
 use super::pace::{Pacer, SLOW_CONNECT};
 use crate::model::ErrorKind;
+use crate::net::NetSpec;
 use crate::request::{Origin, Scheme};
+use crate::runtime::{Driver, current_driver};
 use crate::tls::{self, Trust};
+
+/// How often the run's own origin is resolved again.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// …and how soon after a failed resolution.
+const RETRY_RESOLVE_AFTER: Duration = Duration::from_secs(5);
+/// How long an address that refused a connection is left out.
+pub const SKIP_REFUSING: Duration = Duration::from_secs(10);
+/// How often a first connect looks for the resolver thread's first answer.
+const LOOK_AGAIN: Duration = Duration::from_millis(1);
 
 /// Opens connections for every slot of a worker (all on one thread).
 pub struct Dialer {
-    origin: Origin,
-    /// Resolved at the first dial and kept; resolution is blocking, so it is done once.
-    addrs: RefCell<Vec<SocketAddr>>,
+    targets: Targets,
+    /// `--local-addr`: source addresses, taken in turn.
+    local: Rc<[IpAddr]>,
+    next_local: Cell<usize>,
     tls: Option<(monoio_rustls::TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
     /// `--http2`: offer `h2` over TLS; over plain TCP, speak it with prior knowledge.
@@ -35,11 +64,15 @@ pub struct Dialer {
 }
 
 impl Dialer {
+    /// A dialer for `origin`; `refresh`: resolve its name again while the run lasts (the run's
+    /// own origin; a redirect's other origins are resolved once).
     pub fn new(
-        origin: Origin,
+        origin: &Origin,
         trust: &Trust,
+        net: &NetSpec,
         connect_timeout: Duration,
         http2: bool,
+        refresh: bool,
     ) -> Result<Rc<Self>, tls::TlsError> {
         let tls = match origin.scheme {
             Scheme::Http => None,
@@ -54,9 +87,18 @@ impl Dialer {
                 Some((monoio_rustls::TlsConnector::from(config), name))
             }
         };
+        let (host, port) = net.destination(&origin.host, origin.port);
+        let targets = match net.pinned(host, port) {
+            Some(addrs) => Targets::fixed(addrs.iter().map(|ip| SocketAddr::new(*ip, port))),
+            None => match host.parse::<IpAddr>() {
+                Ok(ip) => Targets::fixed([SocketAddr::new(ip, port)]),
+                Err(_) => Targets::resolving(host.to_string(), port, refresh),
+            },
+        };
         Ok(Rc::new(Self {
-            origin,
-            addrs: RefCell::new(Vec::new()),
+            targets,
+            local: net.local_addrs.clone().into(),
+            next_local: Cell::new(0),
             tls,
             connect_timeout,
             http2,
@@ -94,7 +136,7 @@ impl Dialer {
     }
 
     async fn dial_now(&self) -> Result<UnifiedTransportConnection, Failure> {
-        let tcp = self.connect_tcp().await.map_err(|e| connect_failure(&e))?;
+        let tcp = self.connect_tcp().await?;
         let _ = tcp.set_nodelay(true);
         let Some((connector, name)) = &self.tls else {
             return Ok(UnifiedTransportConnection::Tcp(tcp));
@@ -112,26 +154,215 @@ impl Dialer {
         }
     }
 
-    async fn connect_tcp(&self) -> io::Result<TcpStream> {
-        if self.addrs.borrow().is_empty() {
-            let found: Vec<SocketAddr> = (self.origin.host.as_str(), self.origin.port)
-                .to_socket_addrs()?
-                .collect();
-            *self.addrs.borrow_mut() = found;
-        }
-        let addrs = self.addrs.borrow().clone();
+    /// Tries the destination's addresses in turn, from the next one on, until one connects.
+    async fn connect_tcp(&self) -> Result<TcpStream, Failure> {
+        let addrs = self.targets.in_turn().await?;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
         for addr in addrs {
             let permit = self.pacer.enter().await;
             let started = Instant::now();
-            let connected = TcpStream::connect_addr(addr).await;
+            let connected = match self.next_local_for(addr) {
+                None => TcpStream::connect_addr(addr).await,
+                Some(Ok(local)) => connect_from(local, addr).await,
+                Some(Err(e)) => Err(e),
+            };
             permit.done(connected.is_ok() && started.elapsed() < SLOW_CONNECT);
             match connected {
                 Ok(stream) => return Ok(stream),
-                Err(e) => last = e,
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::ConnectionRefused {
+                        self.targets.refused(addr);
+                    }
+                    last = e;
+                }
             }
         }
-        Err(last)
+        Err(connect_failure(&last))
+    }
+
+    /// The next `--local-addr` of `addr`'s family (`None`: none were given).
+    fn next_local_for(&self, addr: SocketAddr) -> Option<io::Result<IpAddr>> {
+        if self.local.is_empty() {
+            return None;
+        }
+        for _ in 0..self.local.len() {
+            let k = self.next_local.get();
+            self.next_local.set((k + 1) % self.local.len());
+            if self.local[k].is_ipv4() == addr.is_ipv4() {
+                return Some(Ok(self.local[k]));
+            }
+        }
+        Some(Err(io::Error::new(
+            io::ErrorKind::AddrNotAvailable,
+            format!("no --local-addr of {addr}'s address family"),
+        )))
+    }
+}
+
+/// A TCP connection to `addr` from `local` (port picked by the kernel at connect): the socket
+/// is made and bound by hand, connected without blocking, then handed to monoio.
+async fn connect_from(local: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
+    let fd = socket(family, SockType::Stream, flags, None)?;
+    setsockopt(&fd, sockopt::IpBindAddressNoPort, &true)?;
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrStorage::from(SocketAddr::new(local, 0)),
+    )?;
+    match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
+        Ok(()) | Err(Errno::EINPROGRESS) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let stream = TcpStream::from_std(std::net::TcpStream::from(fd))?;
+    stream.writable(false).await?;
+    // SAFETY: the descriptor is `stream`'s, open for as long as this borrow.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    match getsockopt(&borrowed, sockopt::SocketError)? {
+        0 => {}
+        code => return Err(io::Error::from_raw_os_error(code)),
+    }
+    // monoio's io_uring driver runs sockets blocking (the ring waits, not the thread); its
+    // epoll driver needs them non-blocking.
+    if current_driver() == Some(Driver::IoUring) {
+        super::set_nonblocking(&borrowed.as_fd(), false)?;
+    }
+    Ok(stream)
+}
+
+/// What a resolver thread found for a name, and how many times it has answered.
+struct Found {
+    addrs: Mutex<Result<Vec<SocketAddr>, String>>,
+    answers: AtomicU64,
+}
+
+/// The destination's addresses: fixed (an IP address, `--resolve`), or a name's, as its
+/// resolver thread last found them.
+struct Targets {
+    addrs: RefCell<Vec<SocketAddr>>,
+    /// Where the next connect starts.
+    next: Cell<usize>,
+    refused_until: RefCell<HashMap<SocketAddr, Instant>>,
+    found: Option<Arc<Found>>,
+    /// Answers of the resolver thread already taken.
+    taken: Cell<u64>,
+    /// Why the name did not resolve, when it did not.
+    dns_error: RefCell<Option<String>>,
+}
+
+impl Targets {
+    fn fixed(addrs: impl IntoIterator<Item = SocketAddr>) -> Targets {
+        Targets {
+            addrs: RefCell::new(addrs.into_iter().collect()),
+            next: Cell::new(0),
+            refused_until: RefCell::default(),
+            found: None,
+            taken: Cell::new(0),
+            dns_error: RefCell::new(None),
+        }
+    }
+
+    /// Starts a thread resolving `host` (and again while the run lasts, if `refresh`).
+    fn resolving(host: String, port: u16, refresh: bool) -> Targets {
+        let found = Arc::new(Found {
+            addrs: Mutex::new(Ok(Vec::new())),
+            answers: AtomicU64::new(0),
+        });
+        let shared = found.clone();
+        let spawned = std::thread::Builder::new()
+            .name("resolve".into())
+            .spawn(move || resolve_loop(&host, port, refresh, &shared));
+        if let Err(e) = spawned {
+            *found.addrs.lock().unwrap_or_else(|p| p.into_inner()) =
+                Err(format!("could not start a resolver thread: {e}"));
+            found.answers.store(1, Ordering::Release);
+        }
+        Targets {
+            found: Some(found),
+            ..Targets::fixed([])
+        }
+    }
+
+    /// The addresses to try for one connect, in order: all of them, from the next one on,
+    /// those that refused lately last. Waits (without blocking the loop) for the resolver's
+    /// first answer; a name that did not resolve is `dns`.
+    async fn in_turn(&self) -> Result<Vec<SocketAddr>, Failure> {
+        if let Some(found) = &self.found {
+            while found.answers.load(Ordering::Acquire) == 0 {
+                monoio::time::sleep(LOOK_AGAIN).await;
+            }
+            let answers = found.answers.load(Ordering::Acquire);
+            if answers != self.taken.get() {
+                self.taken.set(answers);
+                match &*found.addrs.lock().unwrap_or_else(|p| p.into_inner()) {
+                    Ok(addrs) => {
+                        *self.addrs.borrow_mut() = addrs.clone();
+                        *self.dns_error.borrow_mut() = None;
+                    }
+                    // Addresses found earlier stay in use while the resolver fails.
+                    Err(e) => *self.dns_error.borrow_mut() = Some(e.clone()),
+                }
+            }
+        }
+        let addrs = self.addrs.borrow();
+        if addrs.is_empty() {
+            let why = self.dns_error.borrow().clone();
+            return Err(Failure {
+                kind: ErrorKind::Dns,
+                answered: false,
+                detail: why.unwrap_or_else(|| "no address".into()),
+            });
+        }
+        let start = self.next.get() % addrs.len();
+        self.next.set(start + 1);
+        let now = Instant::now();
+        let refused = self.refused_until.borrow();
+        let (mut ready, skipped): (Vec<_>, Vec<_>) = (0..addrs.len())
+            .map(|k| addrs[(start + k) % addrs.len()])
+            .partition(|addr| refused.get(addr).is_none_or(|until| *until <= now));
+        ready.extend(skipped);
+        Ok(ready)
+    }
+
+    fn refused(&self, addr: SocketAddr) {
+        let mut refused = self.refused_until.borrow_mut();
+        refused.insert(addr, Instant::now() + SKIP_REFUSING);
+    }
+}
+
+/// The resolver thread: asks the system for every address of `host`, publishes the answer,
+/// and (if `refresh`) asks again while the dialer lives.
+fn resolve_loop(host: &str, port: u16, refresh: bool, found: &Arc<Found>) {
+    loop {
+        let answer = match (host, port).to_socket_addrs() {
+            Ok(addrs) => {
+                let addrs: Vec<SocketAddr> = addrs.collect();
+                if addrs.is_empty() {
+                    Err(format!("{host}: no address"))
+                } else {
+                    Ok(addrs)
+                }
+            }
+            Err(e) => Err(format!("{host}: {e}")),
+        };
+        let failed = answer.is_err();
+        *found.addrs.lock().unwrap_or_else(|p| p.into_inner()) = answer;
+        found.answers.fetch_add(1, Ordering::AcqRel);
+        // The dialer is gone, or the name is to be resolved once.
+        if !refresh || Arc::strong_count(found) == 1 {
+            return;
+        }
+        std::thread::sleep(if failed {
+            RETRY_RESOLVE_AFTER
+        } else {
+            REFRESH_EVERY
+        });
+        if Arc::strong_count(found) == 1 {
+            return;
+        }
     }
 }
 

@@ -30,6 +30,7 @@ use super::retry::Verdict;
 use super::spool::Spool;
 use crate::extract::Extractor;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record, RequestLimits, RetryPolicy, Schema};
+use crate::net::NetSpec;
 use crate::output::bodies::BodiesDir;
 use crate::request::{Hop, Origin, RequestTemplate};
 use crate::stats::AnswerCounts;
@@ -49,6 +50,8 @@ pub struct Plan {
     /// Redirect hops followed per attempt (`--follow-redirects`).
     pub follow_redirects: u32,
     pub trust: Trust,
+    /// Where connections go and come from.
+    pub net: NetSpec,
     /// Paces the worker's requests (`--rate`, 429s).
     pub gate: Gate,
     /// `--http2`: the worker's HTTP/2 connections.
@@ -71,9 +74,11 @@ impl Plan {
         }
         // Other origins are spoken to over HTTP/1.1, one connection per request.
         let dialer = Dialer::new(
-            origin.clone(),
+            origin,
             &self.trust,
+            &self.net,
             self.limits.connect_timeout,
+            false,
             false,
         )
         .map_err(|e| Failure {

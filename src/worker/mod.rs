@@ -164,10 +164,12 @@ fn watch_stop_signals() -> Result<Arc<AtomicBool>, WorkerError> {
 fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
     let template = RequestTemplate::compile(&spec.fetch.request)?;
     let dialer = Dialer::new(
-        template.origin.clone(),
+        &template.origin,
         &spec.fetch.trust,
+        &spec.fetch.net,
         spec.fetch.limits.connect_timeout,
         spec.fetch.http2,
+        true,
     )?;
     Ok(Plan {
         dialer,
@@ -185,6 +187,7 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         retry: spec.fetch.retry,
         follow_redirects: spec.fetch.follow_redirects,
         trust: spec.fetch.trust.clone(),
+        net: spec.fetch.net.clone(),
         gate: gate::Gate::new(spec.rate),
         h2: spec.fetch.http2.then(h2::Lanes::default),
         elsewhere: RefCell::default(),

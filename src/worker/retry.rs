@@ -67,6 +67,7 @@ fn is_transient(kind: ErrorKind) -> bool {
     matches!(
         kind,
         ErrorKind::Connect
+            | ErrorKind::Dns
             | ErrorKind::Timeout
             | ErrorKind::Reset
             | ErrorKind::Closed

@@ -11,6 +11,7 @@ use super::WorkerError;
 use crate::ids::{IdRange, IdSet};
 use crate::job::Keys;
 use crate::model::{RequestLimits, RetryPolicy, Schema};
+use crate::net::NetSpec;
 use crate::request::RequestSpec;
 use crate::tls::Trust;
 use crate::verbosity::Verbosity;
@@ -50,6 +51,8 @@ pub struct Fetch {
     pub limits: RequestLimits,
     /// `--raw-body`: keep bodies as they came (no `Accept-Encoding` of ours, nothing decoded).
     pub raw_body: bool,
+    /// `--local-addr`, `--resolve`, `--connect-to`.
+    pub net: NetSpec,
     pub retry: RetryPolicy,
     /// `-q` / `-v`, for what the worker says on stderr.
     pub verbosity: Verbosity,
@@ -131,6 +134,12 @@ mod tests {
                 concurrency: 64,
                 auto_concurrency: true,
                 raw_body: false,
+                net: NetSpec::parse(
+                    &["127.0.0.0/30".into()],
+                    &["a.test:*:127.0.0.1".into()],
+                    &["b.test:80:a.test:8080".into()],
+                )
+                .expect("valid"),
                 grace: Duration::from_millis(2500),
                 limits: RequestLimits {
                     timeout: Duration::from_secs(30),
