@@ -208,6 +208,17 @@ pub struct RunArgs {
     /// --bodies-dir writes bodies to their files as they arrive
     #[arg(long, value_name = "BYTES", default_value_t = 128 << 20, value_parser = bytes_arg)]
     pub body_memory: u64,
+    /// Reach the target through this proxy: http://[user:pass@]host:port (plain HTTP forwarded,
+    /// anything else through CONNECT), socks5:// (the target's name resolved here) or
+    /// socks5h:// (resolved by the proxy). Without it, http_proxy, https_proxy, all_proxy and
+    /// no_proxy are read as curl reads them (upper case too). Credentials are never shown
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RINGSCRAPE_PROXY",
+        hide_env_values = true
+    )]
+    pub proxy: Option<String>,
     /// Source addresses to spread connections over, comma-separated, CIDR blocks allowed
     /// (127.0.0.0/29, 2001:db8::/125); each gives the whole local port range again. Past about
     /// 28,000 connections to one server port one source address runs out of ports

@@ -283,7 +283,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             concurrency,
             auto_concurrency,
             raw_body: args.raw_body,
-            net: NetSpec::parse(&args.local_addr, &args.resolve, &args.connect_to)?,
+            net: NetSpec::parse(&args.local_addr, &args.resolve, &args.connect_to)?
+                .with_proxies(args.proxy.as_deref(), |name| std::env::var(name).ok())?,
             grace: seconds("grace", args.grace)?,
             limits,
             retry,

@@ -34,10 +34,13 @@ pub enum ErrorKind {
     Decode = 10,
     /// The target's host name did not resolve (no address, or the resolver failed).
     Dns = 11,
+    /// The proxy failed: refused or timed out, `407`, a `CONNECT` answered with no 2xx, a
+    /// SOCKS5 failure. Never blamed on the target.
+    Proxy = 12,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Reset,
@@ -49,6 +52,7 @@ impl ErrorKind {
         ErrorKind::Request,
         ErrorKind::Decode,
         ErrorKind::Dns,
+        ErrorKind::Proxy,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +68,7 @@ impl ErrorKind {
             ErrorKind::Request => "request",
             ErrorKind::Decode => "decode",
             ErrorKind::Dns => "dns",
+            ErrorKind::Proxy => "proxy",
         }
     }
 
@@ -78,6 +83,7 @@ impl ErrorKind {
             self,
             ErrorKind::Connect
                 | ErrorKind::Dns
+                | ErrorKind::Proxy
                 | ErrorKind::Timeout
                 | ErrorKind::Reset
                 | ErrorKind::Tls

@@ -1,6 +1,7 @@
 //! Where connections go and come from, as the user said it: `--local-addr` (source addresses,
 //! CIDR blocks expanded), `--resolve HOST:PORT:ADDR[,ADDR…]` and `--connect-to
-//! HOST:PORT:HOST2:PORT2` (curl's syntax and meaning). Parsed and checked here, once, into a
+//! HOST:PORT:HOST2:PORT2` (curl's syntax and meaning), and the proxy (`--proxy`, or the
+//! variables every HTTP tool reads, with `NO_PROXY`). Parsed and checked here, once, into a
 //! [`NetSpec`] that travels to the workers; the workers' dialer applies it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -19,6 +20,128 @@ pub struct NetSpec {
     pub resolve: Vec<Pin>,
     /// `--connect-to`: names and ports whose connections go elsewhere.
     pub connect_to: Vec<ConnectTo>,
+    /// The proxy for `http://` targets, and for `https://` ones.
+    pub http_proxy: Option<Proxy>,
+    pub https_proxy: Option<Proxy>,
+    /// `NO_PROXY`: hosts reached directly (names match their subdomains too; `*`: all).
+    pub no_proxy: Vec<String>,
+}
+
+/// How a proxy is spoken to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProxyKind {
+    /// `http://`: a forward proxy for plain HTTP, a `CONNECT` tunnel for the rest.
+    Http,
+    /// `socks5://`: this client resolves the target's name.
+    Socks5,
+    /// `socks5h://`: the proxy resolves it.
+    Socks5h,
+}
+
+/// A proxy, credentials included (never shown: see its `Debug` and [`Proxy::shown`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proxy {
+    pub kind: ProxyKind,
+    pub host: String,
+    pub port: u16,
+    pub user: Option<String>,
+    pub pass: Option<String>,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+impl Proxy {
+    /// `http://[user:pass@]host[:port]`, `socks5://…` or `socks5h://…` (user and password
+    /// percent-decoded; ports default to 1080 for SOCKS and 3128 for HTTP, as curl's do not:
+    /// curl says 1080 for both).
+    pub fn parse(text: &str) -> Result<Proxy, NetError> {
+        let bad = || NetError::Proxy(redact_url(text));
+        let (scheme, rest) = text.split_once("://").unwrap_or(("http", text));
+        let kind = match scheme.to_ascii_lowercase().as_str() {
+            "http" => ProxyKind::Http,
+            "socks5" => ProxyKind::Socks5,
+            "socks5h" => ProxyKind::Socks5h,
+            _ => return Err(bad()),
+        };
+        let authority = rest.split('/').next().unwrap_or("");
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((userinfo, hostport)) => (Some(userinfo), hostport),
+            None => (None, authority),
+        };
+        let (user, pass) = match userinfo {
+            Some(info) => {
+                let (user, pass) = info.split_once(':').unwrap_or((info, ""));
+                (Some(percent_decode(user)), Some(percent_decode(pass)))
+            }
+            None => (None, None),
+        };
+        let default_port = if kind == ProxyKind::Http { 3128 } else { 1080 };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => {
+                (host, port.parse::<u16>().map_err(|_| bad())?)
+            }
+            _ => (hostport, default_port),
+        };
+        let host = unbracket(host);
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(Proxy {
+            kind,
+            host: host.to_string(),
+            port,
+            user,
+            pass,
+        })
+    }
+
+    /// The proxy as it may be shown: scheme, host and port, credentials as `***`.
+    pub fn shown(&self) -> String {
+        let scheme = match self.kind {
+            ProxyKind::Http => "http",
+            ProxyKind::Socks5 => "socks5",
+            ProxyKind::Socks5h => "socks5h",
+        };
+        let auth = if self.user.is_some() { "***@" } else { "" };
+        format!("{scheme}://{auth}{}:{}", self.host, self.port)
+    }
+}
+
+/// A proxy URL with its user name and password replaced by `***`.
+pub fn redact_url(text: &str) -> String {
+    let (scheme, rest) = match text.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), text),
+    };
+    let end = rest.find('/').unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
+        None => text.to_string(),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut k = 0;
+    while k < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[k] == b'%'
+            && k + 2 < bytes.len()
+            && let (Some(hi), Some(lo)) = (hex(bytes[k + 1]), hex(bytes[k + 2]))
+        {
+            out.push((hi * 16 + lo) as u8);
+            k += 3;
+        } else {
+            out.push(bytes[k]);
+            k += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `--resolve HOST:PORT:ADDR[,ADDR…]`: HOST at PORT (any port: `None`, written `*`) is these
@@ -51,6 +174,8 @@ pub enum NetError {
     Resolve(String),
     #[error("--connect-to {0}: expected HOST:PORT:HOST2:PORT2 (any part may be empty)")]
     ConnectTo(String),
+    #[error("proxy {0}: expected http://, socks5:// or socks5h://[user:pass@]host[:port]")]
+    Proxy(String),
 }
 
 impl NetSpec {
@@ -77,6 +202,63 @@ impl NetSpec {
             spec.connect_to.push(parse_connect_to(text)?);
         }
         Ok(spec)
+    }
+
+    /// Sets the proxies: `flag` (`--proxy`, `RINGSCRAPE_PROXY`, the config file) for every
+    /// target, else what `env` says as curl reads it: `http_proxy` for `http://`,
+    /// `https_proxy` for `https://`, `all_proxy` for either (each in lower or upper case, lower
+    /// first), and `no_proxy`.
+    pub fn with_proxies(
+        mut self,
+        flag: Option<&str>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<NetSpec, NetError> {
+        let var = |name: &str| {
+            env(name)
+                .or_else(|| env(&name.to_ascii_uppercase()))
+                .filter(|v| !v.trim().is_empty())
+        };
+        let parse = |text: Option<String>| text.as_deref().map(Proxy::parse).transpose();
+        match flag.filter(|f| !f.trim().is_empty()) {
+            Some(flag) => {
+                let proxy = Proxy::parse(flag)?;
+                self.http_proxy = Some(proxy.clone());
+                self.https_proxy = Some(proxy);
+            }
+            None => {
+                let all = var("all_proxy");
+                self.http_proxy = parse(var("http_proxy").or(all.clone()))?;
+                self.https_proxy = parse(var("https_proxy").or(all))?;
+            }
+        }
+        self.no_proxy = var("no_proxy")
+            .map(|list| {
+                list.split(',')
+                    .map(|h| h.trim().trim_start_matches('.').to_ascii_lowercase())
+                    .filter(|h| !h.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(self)
+    }
+
+    /// The proxy for a connection to `host` (`https`: an `https://` target), unless
+    /// `NO_PROXY` names it: `*`, the host itself, a domain it is in, or its IP address.
+    pub fn proxy_for(&self, host: &str, https: bool) -> Option<&Proxy> {
+        let proxy = if https {
+            self.https_proxy.as_ref()
+        } else {
+            self.http_proxy.as_ref()
+        }?;
+        let host = unbracket(host).to_ascii_lowercase();
+        let bypassed = self.no_proxy.iter().any(|entry| {
+            entry == "*"
+                || *entry == host
+                || host
+                    .strip_suffix(entry.as_str())
+                    .is_some_and(|prefix| prefix.ends_with('.'))
+        });
+        (!bypassed).then_some(proxy)
     }
 
     /// Where a connection for `host:port` goes: `--connect-to`'s first match, else itself.
@@ -264,5 +446,70 @@ mod tests {
             assert!(NetSpec::parse(&[], &strings(&[bad]), &[]).is_err(), "{bad}");
         }
         assert!(NetSpec::parse(&[], &[], &strings(&["a:80:b"])).is_err());
+    }
+
+    #[test]
+    fn proxies_come_from_the_flag_or_the_environment_as_curl_reads_it() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let spec = NetSpec::default()
+            .with_proxies(
+                None,
+                env(&[
+                    ("HTTPS_PROXY", "socks5h://u%40x:p%3Aw@proxy.test"),
+                    ("http_proxy", "proxy.test:8080"),
+                    ("NO_PROXY", "internal.test, .corp.test,10.1.2.3"),
+                ]),
+            )
+            .expect("valid");
+        let https = spec.proxy_for("api.test", true).expect("https proxy");
+        assert_eq!(
+            (
+                https.kind,
+                https.port,
+                https.user.as_deref(),
+                https.pass.as_deref()
+            ),
+            (ProxyKind::Socks5h, 1080, Some("u@x"), Some("p:w"))
+        );
+        assert_eq!(https.shown(), "socks5h://***@proxy.test:1080");
+        assert!(!format!("{https:?}").contains("p:w"));
+        let http = spec.proxy_for("api.test", false).expect("http proxy");
+        assert_eq!((http.kind, http.port), (ProxyKind::Http, 8080));
+        for direct in [
+            "internal.test",
+            "a.internal.test",
+            "corp.test",
+            "x.corp.test",
+            "10.1.2.3",
+        ] {
+            assert!(spec.proxy_for(direct, true).is_none(), "{direct}");
+        }
+        assert!(spec.proxy_for("notinternal.test", true).is_some());
+        // The flag wins over the environment, for both schemes.
+        let flagged = NetSpec::default()
+            .with_proxies(
+                Some("socks5://127.0.0.1:9"),
+                env(&[("ALL_PROXY", "http://x:1")]),
+            )
+            .expect("valid");
+        assert_eq!(flagged.proxy_for("a", false).map(|p| p.port), Some(9));
+        assert_eq!(flagged.proxy_for("a", true).map(|p| p.port), Some(9));
+        let all = NetSpec::default()
+            .with_proxies(None, env(&[("ALL_PROXY", "http://x:1"), ("no_proxy", "*")]))
+            .expect("valid");
+        assert!(all.proxy_for("a", false).is_none());
+        assert_eq!(
+            Proxy::parse("ftp://u:secret@x:1")
+                .expect_err("scheme")
+                .to_string(),
+            "proxy ftp://***@x:1: expected http://, socks5:// or socks5h://[user:pass@]host[:port]"
+        );
+        assert_eq!(redact_url("http://u:p@h:1/x"), "http://***@h:1/x");
     }
 }

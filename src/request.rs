@@ -452,6 +452,7 @@ pub fn redact_header(line: &str) -> String {
 pub fn redact_args(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     let mut header_next = false;
+    let mut proxy_next = false;
     for arg in args {
         let shown = if header_next {
             header_next = false;
@@ -465,6 +466,14 @@ pub fn redact_args(args: &[String]) -> Vec<String> {
             format!("--headers={}", redact_value_arg(line))
         } else if let Some(line) = arg.strip_prefix("-H").filter(|l| !l.is_empty()) {
             format!("-H{}", redact_value_arg(line))
+        } else if proxy_next {
+            proxy_next = false;
+            crate::net::redact_url(arg)
+        } else if arg == "--proxy" {
+            proxy_next = true;
+            arg.clone()
+        } else if let Some(url) = arg.strip_prefix("--proxy=") {
+            format!("--proxy={}", crate::net::redact_url(url))
         } else {
             arg.clone()
         };
@@ -596,11 +605,18 @@ mod tests {
             "X-Session-Id: sess1",
             "-u",
             "http://h/{id}",
+            "--proxy",
+            "socks5://alice:pr0xy@127.0.0.1:1080",
+            "--proxy=http://bob:pr0xy2@p:3128",
         ]
         .map(String::from)
         .to_vec();
         let shown = redact_args(&args).join(" ");
-        for secret in ["s3cret", "k3y", "c00kie", "sess1"] {
+        assert!(
+            shown.contains("--proxy socks5://***@127.0.0.1:1080"),
+            "{shown}"
+        );
+        for secret in ["s3cret", "k3y", "c00kie", "sess1", "pr0xy", "alice", "bob"] {
             assert!(!shown.contains(secret), "{shown}");
         }
         assert!(

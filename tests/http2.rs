@@ -71,21 +71,17 @@ fn h2c_prior_knowledge_runs_256_streams_on_a_few_connections_without_error() {
 fn h2_over_tls_by_alpn_and_http1_when_the_server_declines() {
     let pki = tempfile::tempdir().expect("tempdir");
     make_test_pki(pki.path());
-    let certs = format!(
-        "ssl_certificate {d}/server.pem;\nssl_certificate_key {d}/server.key;",
-        d = pki.path().display()
-    );
     let ca = pki.path().join("ca.pem");
     let ca = ca.to_str().expect("utf-8");
     let dir = tempfile::tempdir().expect("tempdir");
 
-    let h2 = Nginx::start_listening("ssl http2", &certs, LOCATIONS);
+    let h2 = nginx_with_test_certs("ssl http2", pki.path(), LOCATIONS);
     let url = format!("{}/log?id={{id}}", h2.base);
     let rows = scrape_ok(dir.path(), &url, 0, 5000, 128, &h2_args(&["--ca-cert", ca]));
     // Two shards × 128 in flight: 2 connections each.
     assert_multiplexed(&rows, "h2", 32);
 
-    let h1_only = Nginx::start_listening("ssl", &certs, LOCATIONS);
+    let h1_only = nginx_with_test_certs("ssl", pki.path(), LOCATIONS);
     let url = format!("{}/log?id={{id}}", h1_only.base);
     let rows = scrape_ok(dir.path(), &url, 0, 2000, 16, &h2_args(&["--ca-cert", ca]));
     for row in &rows {

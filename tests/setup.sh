@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need when it is missing, so `make test` is the only set-up
-# on a fresh machine: nginx (Debian) and aiohttp (PyPI) as servers nobody here wrote, openssl to
+# on a fresh machine: nginx, tinyproxy and microsocks (Debian) and aiohttp (PyPI) as servers
+# nobody here wrote, openssl to
 # make the test CA and certificates, prometheus_client (PyPI) to parse /metrics as Prometheus does, the Kubernetes client (PyPI, pinned)
 # to check the Indexed Job manifest against the API types, brotli and zstandard (PyPI) to encode
 # answers as real servers do, pyarrow and duckdb (PyPI) to read the Parquet output. Needs root (or sudo) only when something is missing.
@@ -8,6 +9,9 @@ set -euo pipefail
 need_apt=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 command -v openssl >/dev/null || need_apt+=(openssl)
+# Proxies nobody here wrote: HTTP (forward and CONNECT) and SOCKS5.
+command -v tinyproxy >/dev/null || need_apt+=(tinyproxy)
+command -v microsocks >/dev/null || need_apt+=(microsocks)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "tests/setup.sh: installing ${need_apt[*]}" >&2

@@ -7,12 +7,9 @@ mod common;
 use common::*;
 
 fn https_nginx(pki: &std::path::Path) -> Nginx {
-    Nginx::start_listening(
+    nginx_with_test_certs(
         "ssl",
-        &format!(
-            "ssl_certificate {d}/server.pem;\nssl_certificate_key {d}/server.key;",
-            d = pki.display()
-        ),
+        pki,
         "location /log { default_type application/json; return 200 '{\"id\":$arg_id}'; }",
     )
 }

@@ -10,8 +10,14 @@
 //! next source address before it connects, with `IP_BIND_ADDRESS_NO_PORT` so that the kernel
 //! picks the port per destination and each source address has the whole port range.
 //!
+//! Through a proxy (`proxy.rs`), the TCP connection goes to the proxy, which then carries it to
+//! the target: a SOCKS5 request, an HTTP `CONNECT` tunnel, or (plain HTTP through an HTTP proxy)
+//! requests in absolute form on the proxy's connection, which [`Dialer::forward`] tells the
+//! slots to write.
+//!
 //! A name that does not resolve is `dns`; a failure before the TCP connection is up is
-//! `connect`; a failed handshake or an untrusted certificate is `tls`.
+//! `connect`, or `proxy` for any failure to reach the target through the proxy; a failed
+//! handshake or an untrusted certificate is `tls`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -34,8 +40,9 @@ use rustls::pki_types::ServerName;
 
 use super::Failure;
 use super::pace::{Pacer, SLOW_CONNECT};
+use super::proxy::{self, SocksTarget};
 use crate::model::ErrorKind;
-use crate::net::NetSpec;
+use crate::net::{NetSpec, Proxy, ProxyKind};
 use crate::request::{Origin, Scheme};
 use crate::runtime::{Driver, current_driver};
 use crate::tls::{self, Trust};
@@ -49,9 +56,38 @@ pub const SKIP_REFUSING: Duration = Duration::from_secs(10);
 /// How often a first connect looks for the resolver thread's first answer.
 const LOOK_AGAIN: Duration = Duration::from_millis(1);
 
+/// How connections reach the target.
+enum Via {
+    Direct,
+    /// Plain HTTP through an HTTP proxy: requests go to it in absolute form.
+    Forward {
+        /// `http://authority`, put before each request's path.
+        prefix: Vec<u8>,
+        auth: Option<Vec<u8>>,
+    },
+    /// A `CONNECT` tunnel through an HTTP proxy to `authority`.
+    Connect {
+        authority: String,
+        auth: Option<String>,
+    },
+    /// A SOCKS5 proxy, told the target's address (`socks5://`, resolved here) or its name
+    /// (`socks5h://`).
+    Socks {
+        proxy: Proxy,
+        target: SocksVia,
+    },
+}
+
+enum SocksVia {
+    Resolved(Targets),
+    Name(String, u16),
+}
+
 /// Opens connections for every slot of a worker (all on one thread).
 pub struct Dialer {
+    /// The addresses connections go to: the target's, or the proxy's.
     targets: Targets,
+    via: Via,
     /// `--local-addr`: source addresses, taken in turn.
     local: Rc<[IpAddr]>,
     next_local: Cell<usize>,
@@ -88,15 +124,35 @@ impl Dialer {
             }
         };
         let (host, port) = net.destination(&origin.host, origin.port);
-        let targets = match net.pinned(host, port) {
-            Some(addrs) => Targets::fixed(addrs.iter().map(|ip| SocketAddr::new(*ip, port))),
-            None => match host.parse::<IpAddr>() {
-                Ok(ip) => Targets::fixed([SocketAddr::new(ip, port)]),
-                Err(_) => Targets::resolving(host.to_string(), port, refresh),
-            },
+        let https = origin.scheme == Scheme::Https;
+        let (targets, via) = match net.proxy_for(&origin.host, https) {
+            None => (Targets::of(net, host, port, refresh), Via::Direct),
+            Some(proxy) => {
+                let proxy_targets = Targets::of(net, &proxy.host, proxy.port, refresh);
+                let via = match proxy.kind {
+                    ProxyKind::Http if !https && !http2 => Via::Forward {
+                        prefix: format!("http://{}", origin.authority).into_bytes(),
+                        auth: proxy::basic_auth(proxy).map(String::into_bytes),
+                    },
+                    ProxyKind::Http => Via::Connect {
+                        authority: authority(host, port),
+                        auth: proxy::basic_auth(proxy),
+                    },
+                    ProxyKind::Socks5 => Via::Socks {
+                        proxy: proxy.clone(),
+                        target: SocksVia::Resolved(Targets::of(net, host, port, refresh)),
+                    },
+                    ProxyKind::Socks5h => Via::Socks {
+                        proxy: proxy.clone(),
+                        target: SocksVia::Name(host.to_string(), port),
+                    },
+                };
+                (proxy_targets, via)
+            }
         };
         Ok(Rc::new(Self {
             targets,
+            via,
             local: net.local_addrs.clone().into(),
             next_local: Cell::new(0),
             tls,
@@ -104,6 +160,26 @@ impl Dialer {
             http2,
             pacer: Pacer::default(),
         }))
+    }
+
+    /// For plain HTTP through an HTTP proxy: what each request on this dialer's connections
+    /// needs (see [`proxy::to_absolute_form`]): the origin to put before its path, and the
+    /// proxy's credentials.
+    pub fn forward(&self) -> Option<(&[u8], Option<&[u8]>)> {
+        match &self.via {
+            Via::Forward { prefix, auth } => Some((prefix, auth.as_deref())),
+            _ => None,
+        }
+    }
+
+    /// A failure to reach the target through a proxy is the proxy's.
+    fn blame(&self, mut failure: Failure) -> Failure {
+        if !matches!(self.via, Via::Direct)
+            && matches!(failure.kind, ErrorKind::Connect | ErrorKind::Dns)
+        {
+            failure.kind = ErrorKind::Proxy;
+        }
+        failure
     }
 
     /// A new connection, within the connect deadline.
@@ -127,17 +203,18 @@ impl Dialer {
 
     async fn dial_once(&self) -> Result<UnifiedTransportConnection, Failure> {
         match monoio::time::timeout(self.connect_timeout, self.dial_now()).await {
-            Ok(result) => result,
-            Err(_) => Err(connect_failure(&io::Error::new(
+            Ok(result) => result.map_err(|f| self.blame(f)),
+            Err(_) => Err(self.blame(connect_failure(&io::Error::new(
                 io::ErrorKind::TimedOut,
                 "connect deadline passed",
-            ))),
+            )))),
         }
     }
 
     async fn dial_now(&self) -> Result<UnifiedTransportConnection, Failure> {
-        let tcp = self.connect_tcp().await?;
+        let mut tcp = self.connect_tcp().await?;
         let _ = tcp.set_nodelay(true);
+        self.through_proxy(&mut tcp).await?;
         let Some((connector, name)) = &self.tls else {
             return Ok(UnifiedTransportConnection::Tcp(tcp));
         };
@@ -152,6 +229,31 @@ impl Dialer {
                 },
             }),
         }
+    }
+
+    /// Asks the proxy, if any, to carry `tcp` on to the target.
+    async fn through_proxy(&self, tcp: &mut TcpStream) -> Result<(), Failure> {
+        let carried = match &self.via {
+            Via::Direct | Via::Forward { .. } => return Ok(()),
+            Via::Connect { authority, auth } => {
+                proxy::http_connect(tcp, authority, auth.as_deref()).await
+            }
+            Via::Socks { proxy, target } => {
+                let target = match target {
+                    SocksVia::Resolved(targets) => {
+                        let addrs = targets.in_turn().await?;
+                        SocksTarget::Addr(addrs[0])
+                    }
+                    SocksVia::Name(name, port) => SocksTarget::Name(name, *port),
+                };
+                proxy::socks5(tcp, proxy, target).await
+            }
+        };
+        carried.map_err(|e| Failure {
+            kind: ErrorKind::Proxy,
+            answered: false,
+            detail: e.to_string(),
+        })
     }
 
     /// Tries the destination's addresses in turn, from the next one on, until one connects.
@@ -254,6 +356,17 @@ struct Targets {
 }
 
 impl Targets {
+    /// The addresses of `host` at `port`: pinned by `--resolve`, an IP address, or a name.
+    fn of(net: &NetSpec, host: &str, port: u16, refresh: bool) -> Targets {
+        match net.pinned(host, port) {
+            Some(addrs) => Targets::fixed(addrs.iter().map(|ip| SocketAddr::new(*ip, port))),
+            None => match host.parse::<IpAddr>() {
+                Ok(ip) => Targets::fixed([SocketAddr::new(ip, port)]),
+                Err(_) => Targets::resolving(host.to_string(), port, refresh),
+            },
+        }
+    }
+
     fn fixed(addrs: impl IntoIterator<Item = SocketAddr>) -> Targets {
         Targets {
             addrs: RefCell::new(addrs.into_iter().collect()),
@@ -380,6 +493,15 @@ pub fn spoiled_while_idle(conn: &UnifiedTransportConnection) -> bool {
     let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
     let mut byte = [0u8; 1];
     !matches!(recv(fd, &mut byte, flags), Err(Errno::EAGAIN))
+}
+
+/// `host:port` as a request target names it (an IPv6 address in brackets).
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 fn connect_failure(error: &io::Error) -> Failure {

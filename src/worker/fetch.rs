@@ -26,6 +26,7 @@ use super::gate::Gate;
 use super::h1::{Answer, H1Conn, Wants};
 use super::h2::{self, Acquired, Lanes};
 use super::memory::BodyBudget;
+use super::proxy;
 use super::retry::Verdict;
 use super::spool::Spool;
 use crate::extract::Extractor;
@@ -316,6 +317,19 @@ impl Slot {
                         stale: true,
                     };
                 }
+                // Only a proxy answers 407 (RFC 9110 §15.5.8): the target was never asked.
+                if self.answer.status == 407 {
+                    self.conn = None;
+                    return Attempt::Failed {
+                        failure: Failure {
+                            kind: ErrorKind::Proxy,
+                            answered: false,
+                            detail: "the proxy wants credentials (407)".into(),
+                        },
+                        latency,
+                        stale: false,
+                    };
+                }
                 if self.answer.status == 429 {
                     let pause = self
                         .answer
@@ -429,7 +443,12 @@ impl Slot {
         written.map_err(|_| key_breaks_header())?;
         match hop {
             Some(hop) if elsewhere => Box::pin(self.send_elsewhere(&hop.origin, &wants)).await,
-            _ => self.send_on_own_conn(&wants).await,
+            _ => {
+                if let Some((prefix, auth)) = plan.dialer.forward() {
+                    proxy::to_absolute_form(&mut self.request, prefix, auth);
+                }
+                self.send_on_own_conn(&wants).await
+            }
         }
     }
 
@@ -484,6 +503,9 @@ impl Slot {
     /// A redirect to another origin: one connection for this one request.
     async fn send_elsewhere(&mut self, origin: &Origin, wants: &Wants<'_>) -> Result<(), Failure> {
         let dialer = self.plan.dialer_for(origin)?;
+        if let Some((prefix, auth)) = dialer.forward() {
+            proxy::to_absolute_form(&mut self.request, prefix, auth);
+        }
         let mut conn = H1Conn::new(dialer.dial().await?);
         conn.exchange(&mut self.request, wants, &mut self.answer)
             .await

@@ -18,6 +18,7 @@ mod h2;
 mod limit;
 mod memory;
 mod pace;
+mod proxy;
 mod queue;
 mod retry;
 mod sink;

@@ -68,6 +68,7 @@ fn is_transient(kind: ErrorKind) -> bool {
         kind,
         ErrorKind::Connect
             | ErrorKind::Dns
+            | ErrorKind::Proxy
             | ErrorKind::Timeout
             | ErrorKind::Reset
             | ErrorKind::Closed

@@ -55,7 +55,20 @@ impl Drop for Server {
 /// Variables that change what `ringscrape run` does without a flag: a test must not inherit
 /// them (run inside a Slurm array job or a Kubernetes Indexed Job, every test would otherwise
 /// take a node's slice of its ids).
-const INHERITED_SETTINGS: [&str; 3] = ["RINGSCRAPE_", "SLURM_ARRAY_", "JOB_COMPLETION_INDEX"];
+const INHERITED_SETTINGS: [&str; 11] = [
+    "RINGSCRAPE_",
+    "SLURM_ARRAY_",
+    "JOB_COMPLETION_INDEX",
+    // The proxy variables every HTTP tool reads, ringscrape included.
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+];
 
 /// The built binary as a test runs it, after ripgrep's `TestCommand`: in its own directory
 /// (so no config/default.toml is picked up), stdin closed, and none of the environment
@@ -540,6 +553,29 @@ pub fn holds_io_uring(pid: u32) -> bool {
         fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
             .any(|link| link.to_string_lossy() == "anon_inode:[io_uring]")
     })
+}
+
+/// nginx over TLS (`listen_options` include `ssl`) with the server certificate that
+/// [`make_test_pki`] made in `pki`.
+pub fn nginx_with_test_certs(listen_options: &str, pki: &Path, server_body: &str) -> Nginx {
+    let certs = format!(
+        "ssl_certificate {d}/server.pem;\nssl_certificate_key {d}/server.key;",
+        d = pki.display()
+    );
+    Nginx::start_listening(listen_options, &certs, server_body)
+}
+
+/// The first optional column (`body` with `--save-body`) of every row of `csv`, after
+/// checking there is one row per id of `0..ids` and each is a 200.
+pub fn ok_bodies(csv: &Path, ids: u64) -> Vec<String> {
+    let rows = read_rows(csv);
+    assert_one_row_per_id(&rows, 0, ids);
+    rows.iter()
+        .map(|row| {
+            assert_eq!((row.status, row.error.as_str()), (Some(200), ""), "{row:?}");
+            row.extra[0].clone()
+        })
+        .collect()
 }
 
 /// A test CA and a server certificate it signed for `localhost` and 127.0.0.1 (made with the

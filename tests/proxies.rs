@@ -1,0 +1,210 @@
+//! Through proxies nobody here wrote: Debian's tinyproxy (plain HTTP forwarded, `CONNECT` for
+//! https) and microsocks (SOCKS5, with and without a password). Each proxy connects onward from
+//! a loopback address of its own, and the target (nginx) answers with the address each request
+//! came from: so every row proves it came through its proxy, or directly.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+/// A proxy process, killed on drop.
+struct ProxyServer {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for ProxyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn started(child: Child, port: u16, dir: tempfile::TempDir) -> ProxyServer {
+    let up = wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    assert!(up.is_some(), "the proxy did not listen on {port}");
+    ProxyServer {
+        child,
+        port,
+        _dir: dir,
+    }
+}
+
+/// tinyproxy with user `alice`, password `s3cret`, connecting onward from 127.0.0.5.
+fn tinyproxy() -> ProxyServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let conf = dir.path().join("tinyproxy.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "Port {port}\nListen 127.0.0.1\nBind 127.0.0.5\nTimeout 30\nMaxClients 100\n\
+             Allow 127.0.0.1\nDisableViaHeader Yes\nLogLevel Critical\nBasicAuth alice s3cret\n"
+        ),
+    )
+    .expect("write tinyproxy.conf");
+    let child = Command::new("tinyproxy")
+        .arg("-d")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start tinyproxy (make test installs it)");
+    started(child, port, dir)
+}
+
+/// microsocks connecting onward from `bind`, with user `bob` and password `pw` if `auth`.
+fn microsocks(bind: &str, auth: bool) -> ProxyServer {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut cmd = Command::new("microsocks");
+    cmd.args(["-i", "127.0.0.1", "-p", &port.to_string(), "-b", bind]);
+    if auth {
+        cmd.args(["-u", "bob", "-P", "pw"]);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start microsocks (make test installs it)");
+    started(child, port, dir)
+}
+
+const WHO: &str = "location /who { return 200 \"$remote_addr\"; }";
+
+/// Runs `ids` through the extra flags; returns each row's body (the address nginx saw), after
+/// checking every row is a 200.
+fn sources(dir: &Path, url: &str, ids: u64, extra: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    let mut run = TestCommand::run(dir, url, &format!("0..{ids}"))
+        .output("out.csv")
+        .args([
+            "--save-body",
+            "--no-progress",
+            "--overwrite",
+            "--retries",
+            "0",
+        ])
+        .args(extra);
+    for (name, value) in env {
+        run = run.env(name, value);
+    }
+    let stderr = run.ok();
+    assert!(
+        !stderr.contains("s3cret") && !stderr.contains(":pw@"),
+        "a password on stderr: {stderr}"
+    );
+    ok_bodies(&dir.join("out.csv"), ids)
+}
+
+fn all_from(sources: &[String], address: &str) {
+    assert!(
+        sources.iter().all(|s| s == address),
+        "not all from {address}: {:?}",
+        sources.iter().find(|s| *s != address)
+    );
+}
+
+#[test]
+fn every_proxy_kind_carries_http_https_and_h2() {
+    let pki = tempfile::tempdir().expect("tempdir");
+    make_test_pki(pki.path());
+    let ca = pki.path().join("ca.pem");
+    let ca = ca.to_str().expect("utf-8");
+    let plain = Nginx::start("", WHO);
+    let tls = nginx_with_test_certs("ssl http2", pki.path(), WHO);
+    let tiny = tinyproxy();
+    let socks = microsocks("127.0.0.6", false);
+    let socks_auth = microsocks("127.0.0.7", true);
+    let proxies = [
+        (
+            format!("http://alice:s3cret@127.0.0.1:{}", tiny.port),
+            "127.0.0.5",
+        ),
+        (format!("socks5://127.0.0.1:{}", socks.port), "127.0.0.6"),
+        (
+            format!("socks5h://bob:pw@127.0.0.1:{}", socks_auth.port),
+            "127.0.0.7",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (proxy, from) in &proxies {
+        let http = format!("{}/who?id={{id}}", plain.base);
+        all_from(
+            &sources(dir.path(), &http, 200, &["--proxy", proxy], &[]),
+            from,
+        );
+        let https = format!("{}/who?id={{id}}", tls.base);
+        let trusted = ["--proxy", proxy, "--ca-cert", ca];
+        all_from(&sources(dir.path(), &https, 200, &trusted, &[]), from);
+        let h2 = [&trusted[..], &["--http2", "-c", "32"]].concat();
+        all_from(&sources(dir.path(), &https, 200, &h2, &[]), from);
+    }
+}
+
+#[test]
+fn the_environment_names_the_proxy_and_no_proxy_bypasses_it() {
+    let plain = Nginx::start("", WHO);
+    let socks = microsocks("127.0.0.6", false);
+    let url = format!("{}/who?id={{id}}", plain.base);
+    let proxy = format!("socks5://127.0.0.1:{}", socks.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["http_proxy", "HTTP_PROXY", "ALL_PROXY", "RINGSCRAPE_PROXY"] {
+        let through = sources(dir.path(), &url, 20, &[], &[(name, &proxy)]);
+        all_from(&through, "127.0.0.6");
+    }
+    // An https proxy variable is not for an http:// target.
+    let direct = sources(dir.path(), &url, 20, &[], &[("HTTPS_PROXY", &proxy)]);
+    all_from(&direct, "127.0.0.1");
+    for no_proxy in ["127.0.0.1", "*", "localhost,127.0.0.1"] {
+        let env = [("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", no_proxy)];
+        all_from(&sources(dir.path(), &url, 20, &[], &env), "127.0.0.1");
+    }
+    // The flag wins over the environment.
+    let dead = format!("socks5://127.0.0.1:{}", free_port());
+    let flagged = sources(
+        dir.path(),
+        &url,
+        20,
+        &["--proxy", &proxy],
+        &[("ALL_PROXY", &dead)],
+    );
+    all_from(&flagged, "127.0.0.6");
+}
+
+#[test]
+fn a_failing_proxy_is_error_kind_proxy_never_the_targets() {
+    let plain = Nginx::start("", WHO);
+    let socks_auth = microsocks("127.0.0.7", true);
+    let url = format!("{}/who?id={{id}}", plain.base);
+    let dead = free_port();
+    for proxy in [
+        format!("socks5://bob:wrong@127.0.0.1:{}", socks_auth.port),
+        format!("socks5://127.0.0.1:{}", socks_auth.port),
+        format!("socks5://127.0.0.1:{dead}"),
+        format!("http://127.0.0.1:{dead}"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = TestCommand::run(dir.path(), &url, "0..20")
+            .output("out.csv")
+            .args(["--proxy", &proxy, "--retries", "0", "--no-progress", "-v"])
+            .output_of();
+        assert!(!stderr(&out).contains("wrong"), "{}", stderr(&out));
+        let rows = read_rows(&dir.path().join("out.csv"));
+        assert_one_row_per_id(&rows, 0, 20);
+        for row in &rows {
+            assert_eq!(
+                (row.status, row.error.as_str()),
+                (None, "proxy"),
+                "{proxy}: {row:?}"
+            );
+        }
+    }
+}
