@@ -219,6 +219,10 @@ pub struct RunArgs {
         hide_env_values = true
     )]
     pub proxy: Option<String>,
+    /// Spread connections over the proxies of FILE (one URL a line, `#` comments); one that
+    /// fails sits out (1 s, doubling to 60 s) and its ids go through the others
+    #[arg(long, value_name = "FILE")]
+    pub proxy_file: Option<PathBuf>,
     /// Source addresses to spread connections over, comma-separated, CIDR blocks allowed
     /// (127.0.0.0/29, 2001:db8::/125); each gives the whole local port range again. Past about
     /// 28,000 connections to one server port one source address runs out of ports

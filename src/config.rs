@@ -284,7 +284,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             auto_concurrency,
             raw_body: args.raw_body,
             net: NetSpec::parse(&args.local_addr, &args.resolve, &args.connect_to)?
-                .with_proxies(args.proxy.as_deref(), |name| std::env::var(name).ok())?,
+                .with_proxies(args.proxy.as_deref(), |name| std::env::var(name).ok())?
+                .with_proxy_file(args.proxy_file.as_deref(), args.proxy.as_deref())?,
             grace: seconds("grace", args.grace)?,
             limits,
             retry,

@@ -31,6 +31,12 @@ struct ShardLabel {
     shard: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProxyLabel {
+    /// The proxy as shown: credentials left out.
+    proxy: String,
+}
+
 /// The run's live figures.
 pub struct Metrics {
     registry: Registry,
@@ -41,6 +47,9 @@ pub struct Metrics {
     throttled: Gauge<f64, AtomicU64>,
     latency: Histogram,
     shard_rows: Family<ShardLabel, Counter>,
+    proxy_rows: Family<ProxyLabel, Gauge>,
+    proxy_failures: Family<ProxyLabel, Gauge>,
+    proxy_benched: Family<ProxyLabel, Gauge<f64, AtomicU64>>,
 }
 
 impl Default for Metrics {
@@ -79,6 +88,24 @@ impl Metrics {
             latency.clone(),
         );
         registry.register("shard_rows", "Rows written per shard", shard_rows.clone());
+        let proxy_rows = Family::<ProxyLabel, Gauge>::default();
+        let proxy_failures = Family::<ProxyLabel, Gauge>::default();
+        let proxy_benched = Family::<ProxyLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "proxy_rows",
+            "Rows answered through each proxy (HTTP/1.1)",
+            proxy_rows.clone(),
+        );
+        registry.register(
+            "proxy_failures",
+            "Times each proxy failed",
+            proxy_failures.clone(),
+        );
+        registry.register(
+            "proxy_benched_seconds",
+            "Time each proxy sat out after failing",
+            proxy_benched.clone(),
+        );
         Self {
             registry,
             requests,
@@ -88,6 +115,9 @@ impl Metrics {
             throttled,
             latency,
             shard_rows,
+            proxy_rows,
+            proxy_failures,
+            proxy_benched,
         }
     }
 
@@ -123,6 +153,26 @@ impl Metrics {
         self.inflight
             .set(i64::try_from(inflight).unwrap_or(i64::MAX));
         self.throttled.set(throttled_us as f64 / 1e6);
+    }
+
+    /// What each proxy carried so far, over all workers.
+    pub fn set_proxies<'a>(
+        &self,
+        proxies: impl IntoIterator<Item = (&'a String, &'a crate::stats::ProxyTally)>,
+    ) {
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        for (proxy, t) in proxies {
+            let label = ProxyLabel {
+                proxy: proxy.clone(),
+            };
+            self.proxy_rows.get_or_create(&label).set(gauge(t.rows));
+            self.proxy_failures
+                .get_or_create(&label)
+                .set(gauge(t.failures));
+            self.proxy_benched
+                .get_or_create(&label)
+                .set(t.bench_ms as f64 / 1e3);
+        }
     }
 
     pub fn encode(&self) -> String {

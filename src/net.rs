@@ -23,6 +23,8 @@ pub struct NetSpec {
     /// The proxy for `http://` targets, and for `https://` ones.
     pub http_proxy: Option<Proxy>,
     pub https_proxy: Option<Proxy>,
+    /// `--proxy-file`: proxies to spread connections over (for every target).
+    pub proxy_pool: Vec<Proxy>,
     /// `NO_PROXY`: hosts reached directly (names match their subdomains too; `*`: all).
     pub no_proxy: Vec<String>,
 }
@@ -176,6 +178,12 @@ pub enum NetError {
     ConnectTo(String),
     #[error("proxy {0}: expected http://, socks5:// or socks5h://[user:pass@]host[:port]")]
     Proxy(String),
+    #[error("--proxy-file {0}: {1}")]
+    ProxyFile(String, String),
+    #[error("--proxy-file {0}: line {1}: {2}")]
+    ProxyFileLine(String, usize, Box<NetError>),
+    #[error("--proxy and --proxy-file: give one")]
+    TwoProxySources,
 }
 
 impl NetSpec {
@@ -242,23 +250,74 @@ impl NetSpec {
         Ok(self)
     }
 
+    /// `--proxy-file`: one proxy URL a line (blank lines and `#` comments skipped).
+    pub fn with_proxy_file(
+        mut self,
+        path: Option<&std::path::Path>,
+        flag: Option<&str>,
+    ) -> Result<NetSpec, NetError> {
+        let Some(path) = path else {
+            return Ok(self);
+        };
+        let shown = path.display().to_string();
+        if flag.is_some_and(|f| !f.trim().is_empty()) {
+            return Err(NetError::TwoProxySources);
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| NetError::ProxyFile(shown.clone(), e.to_string()))?;
+        for (k, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let proxy = Proxy::parse(line)
+                .map_err(|e| NetError::ProxyFileLine(shown.clone(), k + 1, Box::new(e)))?;
+            self.proxy_pool.push(proxy);
+        }
+        if self.proxy_pool.is_empty() {
+            return Err(NetError::ProxyFile(shown, "no proxy in it".into()));
+        }
+        // The file replaces a proxy from the environment.
+        self.http_proxy = None;
+        self.https_proxy = None;
+        Ok(self)
+    }
+
+    /// The proxies for a connection to `host` (`https`: an `https://` target): the
+    /// `--proxy-file` pool, or the one proxy; none when `NO_PROXY` names the host.
+    pub fn proxies_for(&self, host: &str, https: bool) -> Vec<&Proxy> {
+        if !self.proxy_pool.is_empty() {
+            return if self.bypasses(host) {
+                Vec::new()
+            } else {
+                self.proxy_pool.iter().collect()
+            };
+        }
+        self.proxy_for(host, https).into_iter().collect()
+    }
+
+    /// True when `NO_PROXY` names `host`: `*`, the host itself, a domain it is in, or its IP
+    /// address.
+    fn bypasses(&self, host: &str) -> bool {
+        let host = unbracket(host).to_ascii_lowercase();
+        self.no_proxy.iter().any(|entry| {
+            entry == "*"
+                || *entry == host
+                || host
+                    .strip_suffix(entry.as_str())
+                    .is_some_and(|prefix| prefix.ends_with('.'))
+        })
+    }
+
     /// The proxy for a connection to `host` (`https`: an `https://` target), unless
-    /// `NO_PROXY` names it: `*`, the host itself, a domain it is in, or its IP address.
+    /// `NO_PROXY` names it.
     pub fn proxy_for(&self, host: &str, https: bool) -> Option<&Proxy> {
         let proxy = if https {
             self.https_proxy.as_ref()
         } else {
             self.http_proxy.as_ref()
         }?;
-        let host = unbracket(host).to_ascii_lowercase();
-        let bypassed = self.no_proxy.iter().any(|entry| {
-            entry == "*"
-                || *entry == host
-                || host
-                    .strip_suffix(entry.as_str())
-                    .is_some_and(|prefix| prefix.ends_with('.'))
-        });
-        (!bypassed).then_some(proxy)
+        (!self.bypasses(host)).then_some(proxy)
     }
 
     /// Where a connection for `host:port` goes: `--connect-to`'s first match, else itself.

@@ -30,6 +30,30 @@ pub struct AnswerCounts {
     pub redirect_limit: u64,
     /// Failed TLS handshakes by reason (unknown issuer, expired, wrong name, …).
     pub tls_reasons: BTreeMap<String, u64>,
+    /// What each proxy carried, by the proxy as shown (credentials left out).
+    pub proxies: BTreeMap<String, ProxyTally>,
+}
+
+/// One proxy's share of the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ProxyTally {
+    /// Connections it carried to the target.
+    pub connections: u64,
+    /// Rows answered over those connections (HTTP/1.1; HTTP/2 rows are not told apart).
+    pub rows: u64,
+    /// Times it failed (refused, timed out, 407, CONNECT or SOCKS refused).
+    pub failures: u64,
+    /// Time it was benched after failing, in milliseconds.
+    pub bench_ms: u64,
+}
+
+impl ProxyTally {
+    pub fn add(&mut self, other: &ProxyTally) {
+        self.connections += other.connections;
+        self.rows += other.rows;
+        self.failures += other.failures;
+        self.bench_ms += other.bench_ms;
+    }
 }
 
 impl AnswerCounts {
@@ -40,6 +64,9 @@ impl AnswerCounts {
         self.redirect_limit += other.redirect_limit;
         for (reason, n) in &other.tls_reasons {
             self.add_tls_reason(reason, *n);
+        }
+        for (proxy, tally) in &other.proxies {
+            self.proxies.entry(proxy.clone()).or_default().add(tally);
         }
     }
 
@@ -212,6 +239,7 @@ impl Summary {
             "extract_misses": s.answers.extract_misses,
             "redirect_limit": s.answers.redirect_limit,
             "tls_reasons": s.answers.tls_reasons,
+            "proxies": s.answers.proxies,
             "latency_ms": latency,
             "concurrency_auto": self.auto_concurrency,
         })
@@ -307,6 +335,16 @@ impl fmt::Display for Summary {
                 .map(|(reason, n)| format!("{reason} {n}"))
                 .collect();
             writeln!(f, "  tls        {}", reasons.join(", "))?;
+        }
+        for (proxy, t) in &a.proxies {
+            writeln!(
+                f,
+                "  proxy      {proxy}: {} connections, {} rows, {} failures, benched {:.1} s",
+                t.connections,
+                t.rows,
+                t.failures,
+                t.bench_ms as f64 / 1e3
+            )?;
         }
         if a.redirect_limit > 0 {
             writeln!(

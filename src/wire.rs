@@ -142,6 +142,15 @@ pub fn encode_stats(stats: &WorkerStats, out: &mut Vec<u8>) {
         out.extend_from_slice(reason);
         out.extend_from_slice(&n.to_le_bytes());
     }
+    out.extend_from_slice(&(answers.proxies.len() as u16).to_le_bytes());
+    for (proxy, t) in &answers.proxies {
+        let proxy = &proxy.as_bytes()[..proxy.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(proxy.len() as u16).to_le_bytes());
+        out.extend_from_slice(proxy);
+        for value in [t.connections, t.rows, t.failures, t.bench_ms] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
     stats.encode_latency(out);
     end_frame(out, at);
 }
@@ -276,6 +285,17 @@ fn decode_stats(payload: &[u8]) -> Result<WorkerStats, WireError> {
             let len = usize::from(f.u16()?);
             let reason = String::from_utf8_lossy(f.bytes(len)?).into_owned();
             answers.add_tls_reason(&reason, f.u64()?);
+        }
+        for _ in 0..f.u16()? {
+            let len = usize::from(f.u16()?);
+            let proxy = String::from_utf8_lossy(f.bytes(len)?).into_owned();
+            let tally = crate::stats::ProxyTally {
+                connections: f.u64()?,
+                rows: f.u64()?,
+                failures: f.u64()?,
+                bench_ms: f.u64()?,
+            };
+            answers.proxies.insert(proxy, tally);
         }
         stats.decode_latency(f.0).ok()?;
         Some(stats)
@@ -435,6 +455,15 @@ mod tests {
         stats
             .answers
             .add_tls_reason("invalid peer certificate: UnknownIssuer", 3);
+        stats.answers.proxies.insert(
+            "socks5://***@127.0.0.1:1080".into(),
+            crate::stats::ProxyTally {
+                connections: 4,
+                rows: 30,
+                failures: 2,
+                bench_ms: 3000,
+            },
+        );
         let mut buf = Vec::new();
         encode_stats(&stats, &mut buf);
         let frames = read_all(&buf).expect("well-formed stream");

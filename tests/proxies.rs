@@ -208,3 +208,78 @@ fn a_failing_proxy_is_error_kind_proxy_never_the_targets() {
         }
     }
 }
+
+#[test]
+fn a_proxy_file_spreads_over_the_healthy_proxies_and_benches_a_dead_one() {
+    let plain = Nginx::start("", WHO);
+    let (a, b) = (
+        microsocks("127.0.0.6", false),
+        microsocks("127.0.0.7", true),
+    );
+    let dead = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("proxies.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "# two that work and one that does not\nsocks5://127.0.0.1:{}\n\
+             socks5://127.0.0.1:{dead}\nsocks5h://bob:pw@127.0.0.1:{}\n",
+            a.port, b.port
+        ),
+    )
+    .expect("write the list");
+    let url = format!("{}/who?id={{id}}", plain.base);
+    let list = list.to_str().expect("utf-8");
+    let flags = ["--proxy-file", list, "-s", "2", "-c", "8"];
+    let from = sources(
+        dir.path(),
+        &url,
+        600,
+        &[&flags[..], &["--summary-json", "summary.json"]].concat(),
+        &[],
+    );
+    let through = |addr: &str| from.iter().filter(|s| *s == addr).count();
+    let (via_a, via_b) = (through("127.0.0.6"), through("127.0.0.7"));
+    assert_eq!(via_a + via_b, 600, "every row through a working proxy");
+    assert!(via_a >= 150 && via_b >= 150, "shared: {via_a} and {via_b}");
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).expect("read"))
+            .expect("json");
+    let proxies = summary["proxies"].as_object().expect("per-proxy figures");
+    let dead_one = &proxies[&format!("socks5://127.0.0.1:{dead}")];
+    assert!(dead_one["failures"].as_u64() >= Some(1), "{proxies:?}");
+    assert_eq!(dead_one["rows"].as_u64(), Some(0), "{proxies:?}");
+    let rows: u64 = proxies.values().filter_map(|p| p["rows"].as_u64()).sum();
+    assert_eq!(rows, 600, "{proxies:?}");
+    assert!(
+        proxies.contains_key(&format!("socks5h://***@127.0.0.1:{}", b.port)),
+        "{proxies:?}"
+    );
+}
+
+#[test]
+fn every_proxy_failing_stops_the_run_as_abort_after_does() {
+    let plain = Nginx::start("", WHO);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("proxies.txt");
+    let (p1, p2) = (free_port(), free_port());
+    std::fs::write(
+        &list,
+        format!("socks5://127.0.0.1:{p1}\nhttp://127.0.0.1:{p2}\n"),
+    )
+    .expect("write the list");
+    let url = format!("{}/who?id={{id}}", plain.base);
+    let out = TestCommand::run(dir.path(), &url, "0..5000")
+        .output("out.csv")
+        .args(["--proxy-file", list.to_str().expect("utf-8")])
+        .args(["--abort-after", "100", "--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert!(
+        rows.len() >= 100 && rows.len() < 5000,
+        "{} rows",
+        rows.len()
+    );
+    assert!(rows.iter().all(|r| r.error == "proxy"), "{rows:?}");
+}

@@ -366,6 +366,11 @@ fn start_metrics(listener: std::net::TcpListener, board: &StatsBoard) -> io::Res
             let inflight = board.iter().map(|s| s.in_flight).sum();
             let throttled = board.iter().map(|s| s.throttled_us).sum();
             m.set_workers(inflight, throttled);
+            let mut proxies = crate::stats::AnswerCounts::default();
+            for stats in board.iter() {
+                proxies.merge(&stats.answers);
+            }
+            m.set_proxies(&proxies.proxies);
         }
     })?;
     crate::note!("ringscrape: metrics on http://{bound}/metrics");

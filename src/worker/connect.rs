@@ -45,6 +45,7 @@ use crate::model::ErrorKind;
 use crate::net::{NetSpec, Proxy, ProxyKind};
 use crate::request::{Origin, Scheme};
 use crate::runtime::{Driver, current_driver};
+use crate::stats::ProxyTally;
 use crate::tls::{self, Trust};
 
 /// How often the run's own origin is resolved again.
@@ -83,11 +84,86 @@ enum SocksVia {
     Name(String, u16),
 }
 
-/// Opens connections for every slot of a worker (all on one thread).
-pub struct Dialer {
+/// One way to the target: directly, or through one proxy, whose health it keeps.
+struct Route {
     /// The addresses connections go to: the target's, or the proxy's.
     targets: Targets,
     via: Via,
+    /// The proxy as shown (credentials left out); empty for a direct route.
+    label: String,
+    /// Failures in a row, and until when the proxy sits out after the last.
+    streak: Cell<u32>,
+    benched_until: Cell<Option<Instant>>,
+    tally: RefCell<ProxyTally>,
+}
+
+impl Route {
+    fn new(targets: Targets, via: Via, label: String) -> Route {
+        Route {
+            targets,
+            via,
+            label,
+            streak: Cell::new(0),
+            benched_until: Cell::new(None),
+            tally: RefCell::default(),
+        }
+    }
+
+    fn proxied(&self) -> bool {
+        !matches!(self.via, Via::Direct)
+    }
+
+    fn benched(&self, now: Instant) -> bool {
+        self.benched_until.get().is_some_and(|until| until > now)
+    }
+
+    /// A failure to reach the target through a proxy is the proxy's, and benches it: for 1 s
+    /// after one failure, doubling with each in a row, up to [`MAX_BENCH`].
+    fn blame(&self, mut failure: Failure) -> Failure {
+        if !self.proxied() {
+            return failure;
+        }
+        if matches!(failure.kind, ErrorKind::Connect | ErrorKind::Dns) {
+            failure.kind = ErrorKind::Proxy;
+        }
+        if failure.kind == ErrorKind::Proxy {
+            let streak = self.streak.get().saturating_add(1);
+            self.streak.set(streak);
+            let doubling = 2u32.saturating_pow(streak.saturating_sub(1).min(16));
+            let bench = FIRST_BENCH.saturating_mul(doubling).min(MAX_BENCH);
+            let now = Instant::now();
+            let until = now + bench;
+            // Time on the bench is counted once where benches overlap (slots that dialed it
+            // together fail together).
+            let from = self.benched_until.get().filter(|u| *u > now).unwrap_or(now);
+            let mut tally = self.tally.borrow_mut();
+            tally.failures += 1;
+            tally.bench_ms += until.saturating_duration_since(from).as_millis() as u64;
+            self.benched_until.set(Some(until.max(from)));
+        }
+        failure
+    }
+
+    fn carried(&self) {
+        self.streak.set(0);
+        self.tally.borrow_mut().connections += 1;
+    }
+}
+
+/// How long a proxy sits out after its first failure in a row, and at most.
+const FIRST_BENCH: Duration = Duration::from_secs(1);
+const MAX_BENCH: Duration = Duration::from_secs(60);
+
+/// Which of a dialer's routes a connection took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RouteId(usize);
+
+/// Opens connections for every slot of a worker (all on one thread).
+pub struct Dialer {
+    /// The ways to the target: one (direct, or one proxy), or one per `--proxy-file` proxy.
+    routes: Vec<Route>,
+    /// Where the next connection's search for a route starts.
+    next_route: Cell<usize>,
     /// `--local-addr`: source addresses, taken in turn.
     local: Rc<[IpAddr]>,
     next_local: Cell<usize>,
@@ -125,11 +201,39 @@ impl Dialer {
         };
         let (host, port) = net.destination(&origin.host, origin.port);
         let https = origin.scheme == Scheme::Https;
-        let (targets, via) = match net.proxy_for(&origin.host, https) {
-            None => (Targets::of(net, host, port, refresh), Via::Direct),
-            Some(proxy) => {
-                let proxy_targets = Targets::of(net, &proxy.host, proxy.port, refresh);
-                let via = match proxy.kind {
+        let proxies = net.proxies_for(&origin.host, https);
+        let routes = if proxies.is_empty() {
+            let direct = Targets::of(net, host, port, refresh);
+            vec![Route::new(direct, Via::Direct, String::new())]
+        } else {
+            proxies
+                .into_iter()
+                .map(|proxy| {
+                    let targets = Targets::of(net, &proxy.host, proxy.port, refresh);
+                    let via = Self::via(proxy, origin, net, refresh, http2);
+                    Route::new(targets, via, proxy.shown())
+                })
+                .collect()
+        };
+        Ok(Rc::new(Self {
+            routes,
+            next_route: Cell::new(0),
+            local: net.local_addrs.clone().into(),
+            next_local: Cell::new(0),
+            tls,
+            connect_timeout,
+            http2,
+            pacer: Pacer::default(),
+        }))
+    }
+
+    /// How `proxy` carries connections to `origin`.
+    fn via(proxy: &Proxy, origin: &Origin, net: &NetSpec, refresh: bool, http2: bool) -> Via {
+        let (host, port) = net.destination(&origin.host, origin.port);
+        let https = origin.scheme == Scheme::Https;
+        {
+            {
+                match proxy.kind {
                     ProxyKind::Http if !https && !http2 => Via::Forward {
                         prefix: format!("http://{}", origin.authority).into_bytes(),
                         auth: proxy::basic_auth(proxy).map(String::into_bytes),
@@ -146,51 +250,92 @@ impl Dialer {
                         proxy: proxy.clone(),
                         target: SocksVia::Name(host.to_string(), port),
                     },
-                };
-                (proxy_targets, via)
+                }
             }
-        };
-        Ok(Rc::new(Self {
-            targets,
-            via,
-            local: net.local_addrs.clone().into(),
-            next_local: Cell::new(0),
-            tls,
-            connect_timeout,
-            http2,
-            pacer: Pacer::default(),
-        }))
+        }
     }
 
-    /// For plain HTTP through an HTTP proxy: what each request on this dialer's connections
+    /// For plain HTTP through an HTTP proxy: what each request on a connection of `route`
     /// needs (see [`proxy::to_absolute_form`]): the origin to put before its path, and the
     /// proxy's credentials.
-    pub fn forward(&self) -> Option<(&[u8], Option<&[u8]>)> {
-        match &self.via {
+    pub fn forward(&self, route: RouteId) -> Option<(&[u8], Option<&[u8]>)> {
+        match &self.routes.get(route.0)?.via {
             Via::Forward { prefix, auth } => Some((prefix, auth.as_deref())),
             _ => None,
         }
     }
 
-    /// A failure to reach the target through a proxy is the proxy's.
-    fn blame(&self, mut failure: Failure) -> Failure {
-        if !matches!(self.via, Via::Direct)
-            && matches!(failure.kind, ErrorKind::Connect | ErrorKind::Dns)
-        {
-            failure.kind = ErrorKind::Proxy;
+    /// One more row answered over a connection of `route`.
+    pub fn count_row(&self, route: RouteId) {
+        if let Some(route) = self.routes.get(route.0).filter(|r| r.proxied()) {
+            route.tally.borrow_mut().rows += 1;
         }
-        failure
     }
 
-    /// A new connection, within the connect deadline.
-    pub async fn dial(&self) -> Result<UnifiedTransportConnection, Failure> {
-        self.dial_choosing().await.map(|(stream, _)| stream)
+    /// True when a new connection has a way to go: a route not benched. After a proxy
+    /// failed (and was benched), a request that failed there is sent again at once if so.
+    pub fn has_a_route_up(&self) -> bool {
+        let now = Instant::now();
+        self.routes.iter().any(|r| !r.benched(now))
     }
 
-    /// A new connection, and whether to speak HTTP/2 on it: with `--http2`, when the server
-    /// chose `h2` by ALPN, or always over plain TCP (h2c with prior knowledge).
-    pub async fn dial_choosing(&self) -> Result<(UnifiedTransportConnection, bool), Failure> {
-        let stream = self.dial_once().await?;
+    /// What each proxy carried so far, by the proxy as shown; its bench time up to now.
+    pub fn proxy_tallies(&self) -> impl Iterator<Item = (&str, ProxyTally)> {
+        let now = Instant::now();
+        self.routes.iter().filter(|r| r.proxied()).map(move |r| {
+            let mut tally = *r.tally.borrow();
+            let ahead = r
+                .benched_until
+                .get()
+                .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+            tally.bench_ms = tally.bench_ms.saturating_sub(ahead.as_millis() as u64);
+            (r.label.as_str(), tally)
+        })
+    }
+
+    /// The next route not benched, from where the last search ended; the next one at all when
+    /// the only one is a proxy (it is tried again), and a `proxy` failure when every proxy of
+    /// several sits out.
+    fn pick_route(&self) -> Result<RouteId, Failure> {
+        let n = self.routes.len();
+        let start = self.next_route.get();
+        self.next_route.set((start + 1) % n);
+        if n == 1 {
+            return Ok(RouteId(0));
+        }
+        let now = Instant::now();
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&k| !self.routes[k].benched(now))
+            .map(RouteId)
+            .ok_or_else(|| Failure {
+                kind: ErrorKind::Proxy,
+                answered: false,
+                detail: format!("every one of the {n} proxies failed lately and sits out"),
+            })
+    }
+
+    /// A new connection, within the connect deadline, and the route it took.
+    pub async fn dial(&self) -> Result<(UnifiedTransportConnection, RouteId), Failure> {
+        self.dial_choosing()
+            .await
+            .map(|(stream, _, route)| (stream, route))
+    }
+
+    /// A new connection, whether to speak HTTP/2 on it (with `--http2`, when the server chose
+    /// `h2` by ALPN, or always over plain TCP: h2c with prior knowledge), and its route.
+    pub async fn dial_choosing(
+        &self,
+    ) -> Result<(UnifiedTransportConnection, bool, RouteId), Failure> {
+        let id = self.pick_route()?;
+        let route = &self.routes[id.0];
+        let stream = match self.dial_once(route).await {
+            Ok(stream) => {
+                route.carried();
+                stream
+            }
+            Err(failure) => return Err(route.blame(failure)),
+        };
         let h2 = self.http2
             && match &stream {
                 UnifiedTransportConnection::TcpTls(tls) => {
@@ -198,23 +343,23 @@ impl Dialer {
                 }
                 _ => true,
             };
-        Ok((stream, h2))
+        Ok((stream, h2, id))
     }
 
-    async fn dial_once(&self) -> Result<UnifiedTransportConnection, Failure> {
-        match monoio::time::timeout(self.connect_timeout, self.dial_now()).await {
-            Ok(result) => result.map_err(|f| self.blame(f)),
-            Err(_) => Err(self.blame(connect_failure(&io::Error::new(
+    async fn dial_once(&self, route: &Route) -> Result<UnifiedTransportConnection, Failure> {
+        match monoio::time::timeout(self.connect_timeout, self.dial_now(route)).await {
+            Ok(result) => result,
+            Err(_) => Err(connect_failure(&io::Error::new(
                 io::ErrorKind::TimedOut,
                 "connect deadline passed",
-            )))),
+            ))),
         }
     }
 
-    async fn dial_now(&self) -> Result<UnifiedTransportConnection, Failure> {
-        let mut tcp = self.connect_tcp().await?;
+    async fn dial_now(&self, route: &Route) -> Result<UnifiedTransportConnection, Failure> {
+        let mut tcp = self.connect_tcp(&route.targets).await?;
         let _ = tcp.set_nodelay(true);
-        self.through_proxy(&mut tcp).await?;
+        through_proxy(&route.via, &mut tcp).await?;
         let Some((connector, name)) = &self.tls else {
             return Ok(UnifiedTransportConnection::Tcp(tcp));
         };
@@ -230,10 +375,12 @@ impl Dialer {
             }),
         }
     }
+}
 
-    /// Asks the proxy, if any, to carry `tcp` on to the target.
-    async fn through_proxy(&self, tcp: &mut TcpStream) -> Result<(), Failure> {
-        let carried = match &self.via {
+/// Asks the proxy of `via`, if any, to carry `tcp` on to the target.
+async fn through_proxy(via: &Via, tcp: &mut TcpStream) -> Result<(), Failure> {
+    {
+        let carried = match via {
             Via::Direct | Via::Forward { .. } => return Ok(()),
             Via::Connect { authority, auth } => {
                 proxy::http_connect(tcp, authority, auth.as_deref()).await
@@ -255,10 +402,12 @@ impl Dialer {
             detail: e.to_string(),
         })
     }
+}
 
-    /// Tries the destination's addresses in turn, from the next one on, until one connects.
-    async fn connect_tcp(&self) -> Result<TcpStream, Failure> {
-        let addrs = self.targets.in_turn().await?;
+impl Dialer {
+    /// Tries `targets`' addresses in turn, from the next one on, until one connects.
+    async fn connect_tcp(&self, targets: &Targets) -> Result<TcpStream, Failure> {
+        let addrs = targets.in_turn().await?;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
         for addr in addrs {
             let permit = self.pacer.enter().await;
@@ -273,7 +422,7 @@ impl Dialer {
                 Ok(stream) => return Ok(stream),
                 Err(e) => {
                     if e.kind() == io::ErrorKind::ConnectionRefused {
-                        self.targets.refused(addr);
+                        targets.refused(addr);
                     }
                     last = e;
                 }

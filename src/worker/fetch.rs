@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use monoio_http_client::unified::UnifiedTransportConnection;
 
 use super::Failure;
-use super::connect::{Dialer, spoiled_while_idle};
+use super::connect::{Dialer, RouteId, spoiled_while_idle};
 use super::gate::Gate;
 use super::h1::{Answer, H1Conn, Wants};
 use super::h2::{self, Acquired, Lanes};
@@ -133,6 +133,10 @@ pub struct Slot {
     reused: bool,
     /// The last request was refused by an HTTP/2 server without being processed.
     refused: bool,
+    /// The route (direct, or which proxy) of the slot's own connection.
+    route: RouteId,
+    /// The route of the connection the last answer came over, when it was the slot's own.
+    answered_via: Option<RouteId>,
 }
 
 impl Slot {
@@ -146,6 +150,8 @@ impl Slot {
             answer: Answer::default(),
             reused: false,
             refused: false,
+            route: RouteId::default(),
+            answered_via: None,
         }
     }
 
@@ -190,7 +196,12 @@ impl Slot {
     fn record(&mut self, index: u64, key: &[u8], attempts: u32, attempt: Attempt) -> Record {
         let attempts = u16::try_from(attempts).unwrap_or(u16::MAX);
         let (latency, kept) = match attempt {
-            Attempt::Answered { latency } => (latency, self.keep_answer(index, key)),
+            Attempt::Answered { latency } => {
+                if let Some(route) = self.answered_via {
+                    self.plan.dialer.count_row(route);
+                }
+                (latency, self.keep_answer(index, key))
+            }
             Attempt::Failed {
                 failure, latency, ..
             } => (latency, Err(failure)),
@@ -285,6 +296,7 @@ impl Slot {
     async fn attempt(&mut self, key: &[u8]) -> Attempt {
         let started = self.plan.gate.pass().await;
         self.reused = false;
+        self.answered_via = None;
         self.refused = false;
         let deadline = self.plan.limits.timeout;
         let result = {
@@ -343,9 +355,12 @@ impl Slot {
             }
             Some(Err(failure)) => {
                 self.conn = None;
-                let stale = self.reused
+                // A proxy of several that failed sits out: the request goes again at once
+                // through another, as it never reached the target.
+                let stale = (self.reused
                     && !failure.answered
-                    && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset);
+                    && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset))
+                    || (failure.kind == ErrorKind::Proxy && self.plan.dialer.has_a_route_up());
                 Attempt::Failed {
                     failure,
                     latency,
@@ -443,12 +458,7 @@ impl Slot {
         written.map_err(|_| key_breaks_header())?;
         match hop {
             Some(hop) if elsewhere => Box::pin(self.send_elsewhere(&hop.origin, &wants)).await,
-            _ => {
-                if let Some((prefix, auth)) = plan.dialer.forward() {
-                    proxy::to_absolute_form(&mut self.request, prefix, auth);
-                }
-                self.send_on_own_conn(&wants).await
-            }
+            _ => self.send_on_own_conn(&wants).await,
         }
     }
 
@@ -492,8 +502,16 @@ impl Slot {
         }
         match &self.conn {
             Some(_) => self.reused = true,
-            None => self.conn = Some(H1Conn::new(Box::pin(self.plan.dialer.dial()).await?)),
+            None => {
+                let (stream, route) = Box::pin(self.plan.dialer.dial()).await?;
+                self.conn = Some(H1Conn::new(stream));
+                self.route = route;
+            }
         }
+        if let Some((prefix, auth)) = self.plan.dialer.forward(self.route) {
+            proxy::to_absolute_form(&mut self.request, prefix, auth);
+        }
+        self.answered_via = Some(self.route);
         let conn = self.conn.as_mut().expect("a connection was just opened");
         // On failure `attempt` drops the connection.
         conn.exchange(&mut self.request, wants, &mut self.answer)
@@ -503,10 +521,11 @@ impl Slot {
     /// A redirect to another origin: one connection for this one request.
     async fn send_elsewhere(&mut self, origin: &Origin, wants: &Wants<'_>) -> Result<(), Failure> {
         let dialer = self.plan.dialer_for(origin)?;
-        if let Some((prefix, auth)) = dialer.forward() {
+        let (stream, route) = dialer.dial().await?;
+        if let Some((prefix, auth)) = dialer.forward(route) {
             proxy::to_absolute_form(&mut self.request, prefix, auth);
         }
-        let mut conn = H1Conn::new(dialer.dial().await?);
+        let mut conn = H1Conn::new(stream);
         conn.exchange(&mut self.request, wants, &mut self.answer)
             .await
     }

@@ -137,7 +137,7 @@ impl Lanes {
 
     /// Opens a lane, unless the server declines h2.
     async fn open(&self, dialer: &Dialer) -> Result<Opened, Failure> {
-        let (stream, h2) = dialer.dial_choosing().await?;
+        let (stream, h2, _route) = dialer.dial_choosing().await?;
         if !h2 {
             self.declined.set(true);
             return Ok(Opened::Declined(Box::new(stream)));
