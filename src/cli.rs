@@ -228,6 +228,15 @@ pub struct RunArgs {
     /// 28,000 connections to one server port one source address runs out of ports
     #[arg(long, value_name = "LIST")]
     pub local_addr: Vec<String>,
+    /// Resolve the target's host name again this often while the run lasts (it is resolved off
+    /// the event loop, all its addresses)
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60.0,
+        value_parser = seconds_arg
+    )]
+    pub dns_refresh: f64,
     /// Use these addresses for HOST at PORT instead of asking DNS (curl's syntax; PORT may be
     /// `*`); repeatable
     #[arg(long, value_name = "HOST:PORT:ADDR[,ADDR]")]

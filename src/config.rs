@@ -285,7 +285,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             raw_body: args.raw_body,
             net: NetSpec::parse(&args.local_addr, &args.resolve, &args.connect_to)?
                 .with_proxies(args.proxy.as_deref(), |name| std::env::var(name).ok())?
-                .with_proxy_file(args.proxy_file.as_deref(), args.proxy.as_deref())?,
+                .with_proxy_file(args.proxy_file.as_deref(), args.proxy.as_deref())?
+                .with_dns_refresh(seconds("dns-refresh", args.dns_refresh)?),
             grace: seconds("grace", args.grace)?,
             limits,
             retry,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub const MAX_LOCAL_ADDRS: usize = 1 << 16;
 
 /// The run's connection routing.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetSpec {
     /// Source addresses to spread connections over (empty: the kernel picks).
     pub local_addrs: Vec<IpAddr>,
@@ -27,6 +27,8 @@ pub struct NetSpec {
     pub proxy_pool: Vec<Proxy>,
     /// `NO_PROXY`: hosts reached directly (names match their subdomains too; `*`: all).
     pub no_proxy: Vec<String>,
+    /// `--dns-refresh`: how often the target's name is resolved again while the run lasts.
+    pub dns_refresh: std::time::Duration,
 }
 
 /// How a proxy is spoken to.
@@ -146,6 +148,25 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+impl Default for NetSpec {
+    fn default() -> Self {
+        NetSpec {
+            local_addrs: Vec::new(),
+            resolve: Vec::new(),
+            connect_to: Vec::new(),
+            http_proxy: None,
+            https_proxy: None,
+            proxy_pool: Vec::new(),
+            no_proxy: Vec::new(),
+            dns_refresh: DNS_REFRESH,
+        }
+    }
+}
+
+/// How often a name is resolved again by default: the system resolver does not say a
+/// record's TTL.
+pub const DNS_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// `--resolve HOST:PORT:ADDR[,ADDR…]`: HOST at PORT (any port: `None`, written `*`) is these
 /// addresses, DNS unasked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +269,11 @@ impl NetSpec {
             })
             .unwrap_or_default();
         Ok(self)
+    }
+
+    pub fn with_dns_refresh(mut self, every: std::time::Duration) -> NetSpec {
+        self.dns_refresh = every;
+        self
     }
 
     /// `--proxy-file`: one proxy URL a line (blank lines and `#` comments skipped).

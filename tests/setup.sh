@@ -12,6 +12,9 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 # Proxies nobody here wrote: HTTP (forward and CONNECT) and SOCKS5.
 command -v tinyproxy >/dev/null || need_apt+=(tinyproxy)
 command -v microsocks >/dev/null || need_apt+=(microsocks)
+# A resolver nobody here wrote, for the DNS tests (run in network namespaces: iproute2).
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "tests/setup.sh: installing ${need_apt[*]}" >&2

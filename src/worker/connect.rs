@@ -3,8 +3,8 @@
 //! TLS handshake with the run's trust settings (offering `h2` by ALPN with `--http2`).
 //!
 //! No name is resolved on the event loop: a resolver thread asks the system (every A and AAAA
-//! record) when the dialer is made, and for the run's own origin again every
-//! [`REFRESH_EVERY`] (the system resolver does not tell a record's TTL). Connections are spread
+//! record) when the dialer is made, and for the run's own origin again every `--dns-refresh`
+//! (60 s by default: the system resolver does not tell a record's TTL). Connections are spread
 //! over all the addresses, starting each connect one further; an address that refused a
 //! connection is skipped for [`SKIP_REFUSING`]. With `--local-addr`, each socket is bound to the
 //! next source address before it connects, with `IP_BIND_ADDRESS_NO_PORT` so that the kernel
@@ -48,9 +48,7 @@ use crate::runtime::{Driver, current_driver};
 use crate::stats::ProxyTally;
 use crate::tls::{self, Trust};
 
-/// How often the run's own origin is resolved again.
-pub const REFRESH_EVERY: Duration = Duration::from_secs(60);
-/// …and how soon after a failed resolution.
+/// How soon a failed resolution is tried again (or `--dns-refresh`, if sooner).
 const RETRY_RESOLVE_AFTER: Duration = Duration::from_secs(5);
 /// How long an address that refused a connection is left out.
 pub const SKIP_REFUSING: Duration = Duration::from_secs(10);
@@ -511,7 +509,10 @@ impl Targets {
             Some(addrs) => Targets::fixed(addrs.iter().map(|ip| SocketAddr::new(*ip, port))),
             None => match host.parse::<IpAddr>() {
                 Ok(ip) => Targets::fixed([SocketAddr::new(ip, port)]),
-                Err(_) => Targets::resolving(host.to_string(), port, refresh),
+                Err(_) => {
+                    let every = refresh.then_some(net.dns_refresh);
+                    Targets::resolving(host.to_string(), port, every)
+                }
             },
         }
     }
@@ -527,8 +528,8 @@ impl Targets {
         }
     }
 
-    /// Starts a thread resolving `host` (and again while the run lasts, if `refresh`).
-    fn resolving(host: String, port: u16, refresh: bool) -> Targets {
+    /// Starts a thread resolving `host` (and again while the run lasts, `every` so often).
+    fn resolving(host: String, port: u16, every: Option<Duration>) -> Targets {
         let found = Arc::new(Found {
             addrs: Mutex::new(Ok(Vec::new())),
             answers: AtomicU64::new(0),
@@ -536,7 +537,7 @@ impl Targets {
         let shared = found.clone();
         let spawned = std::thread::Builder::new()
             .name("resolve".into())
-            .spawn(move || resolve_loop(&host, port, refresh, &shared));
+            .spawn(move || resolve_loop(&host, port, every, &shared));
         if let Err(e) = spawned {
             *found.addrs.lock().unwrap_or_else(|p| p.into_inner()) =
                 Err(format!("could not start a resolver thread: {e}"));
@@ -565,7 +566,15 @@ impl Targets {
                         *self.dns_error.borrow_mut() = None;
                     }
                     // Addresses found earlier stay in use while the resolver fails.
-                    Err(e) => *self.dns_error.borrow_mut() = Some(e.clone()),
+                    Err(e) => {
+                        let kept = self.addrs.borrow().len();
+                        if kept > 0 {
+                            crate::detail!(
+                                "ringscrape: resolving {e}; keeping the {kept} addresses found before"
+                            );
+                        }
+                        *self.dns_error.borrow_mut() = Some(e.clone());
+                    }
                 }
             }
         }
@@ -596,8 +605,8 @@ impl Targets {
 }
 
 /// The resolver thread: asks the system for every address of `host`, publishes the answer,
-/// and (if `refresh`) asks again while the dialer lives.
-fn resolve_loop(host: &str, port: u16, refresh: bool, found: &Arc<Found>) {
+/// and (`every` so often) asks again while the dialer lives.
+fn resolve_loop(host: &str, port: u16, every: Option<Duration>, found: &Arc<Found>) {
     loop {
         let answer = match (host, port).to_socket_addrs() {
             Ok(addrs) => {
@@ -614,13 +623,13 @@ fn resolve_loop(host: &str, port: u16, refresh: bool, found: &Arc<Found>) {
         *found.addrs.lock().unwrap_or_else(|p| p.into_inner()) = answer;
         found.answers.fetch_add(1, Ordering::AcqRel);
         // The dialer is gone, or the name is to be resolved once.
-        if !refresh || Arc::strong_count(found) == 1 {
+        let Some(every) = every.filter(|_| Arc::strong_count(found) > 1) else {
             return;
-        }
+        };
         std::thread::sleep(if failed {
-            RETRY_RESOLVE_AFTER
+            RETRY_RESOLVE_AFTER.min(every)
         } else {
-            REFRESH_EVERY
+            every
         });
         if Arc::strong_count(found) == 1 {
             return;

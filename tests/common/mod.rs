@@ -79,7 +79,17 @@ pub struct TestCommand {
 
 impl TestCommand {
     pub fn new(dir: &Path) -> TestCommand {
-        let mut cmd = Command::new(BIN);
+        Self::from_command(Command::new(BIN), dir)
+    }
+
+    /// The binary run inside network namespace `netns` (`ip netns exec`, root only).
+    pub fn in_netns(dir: &Path, netns: &str) -> TestCommand {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", netns, BIN]);
+        Self::from_command(cmd, dir)
+    }
+
+    fn from_command(mut cmd: Command, dir: &Path) -> TestCommand {
         cmd.current_dir(dir).stdin(Stdio::null());
         for (name, _) in std::env::vars_os() {
             let text = name.to_string_lossy();
@@ -425,27 +435,15 @@ impl Nginx {
         http_directives: &str,
         server_body: &str,
     ) -> Nginx {
-        let nginx = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
-            .into_iter()
-            .find(|p| Path::new(p).exists())
-            .expect("nginx is not installed: run `make test` (tests/setup.sh installs it)");
-        let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
-        let d = dir.path().display();
-        let conf = format!(
-            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{\n access_log off;\n client_body_temp_path {d}/cb;\n proxy_temp_path {d}/px;\n\
-             fastcgi_temp_path {d}/fc;\n uwsgi_temp_path {d}/uw;\n scgi_temp_path {d}/sc;\n{http_directives}\n\
-             server {{\n listen 127.0.0.1:{port} {listen_options};\n{server_body}\n }}\n}}\n"
+        let (child, dir) = Self::spawn(
+            None,
+            &["127.0.0.1"],
+            port,
+            listen_options,
+            http_directives,
+            server_body,
         );
-        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
-        let child = Command::new(nginx)
-            .args(["-c", &format!("{d}/nginx.conf"), "-p", &d.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
         let up = wait_for(Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
@@ -460,6 +458,64 @@ impl Nginx {
             _dir: dir,
             base: format!("{scheme}://127.0.0.1:{port}"),
         }
+    }
+
+    /// Plain nginx inside network namespace `netns`, listening on `port` of each address of
+    /// `addrs`; `base` names the first.
+    pub fn start_in_netns(netns: &str, addrs: &[&str], port: u16, server_body: &str) -> Nginx {
+        let (child, dir) = Self::spawn(Some(netns), addrs, port, "", "", server_body);
+        // nginx writes its pid file once its sockets listen.
+        let pid = dir.path().join("nginx.pid");
+        let up = wait_for(Duration::from_secs(10), || pid.exists().then_some(()));
+        assert!(up.is_some(), "nginx did not start in {netns}");
+        Nginx {
+            child,
+            _dir: dir,
+            base: format!("http://{}:{port}", addrs[0]),
+        }
+    }
+
+    fn spawn(
+        netns: Option<&str>,
+        addrs: &[&str],
+        port: u16,
+        listen_options: &str,
+        http_directives: &str,
+        server_body: &str,
+    ) -> (Child, tempfile::TempDir) {
+        let nginx = ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"]
+            .into_iter()
+            .find(|p| Path::new(p).exists())
+            .expect("nginx is not installed: run `make test` (tests/setup.sh installs it)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display();
+        let listens: String = addrs
+            .iter()
+            .map(|addr| format!(" listen {addr}:{port} {listen_options};\n"))
+            .collect();
+        let conf = format!(
+            "worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 4096; }}\n\
+             http {{\n access_log off;\n client_body_temp_path {d}/cb;\n proxy_temp_path {d}/px;\n\
+             fastcgi_temp_path {d}/fc;\n uwsgi_temp_path {d}/uw;\n scgi_temp_path {d}/sc;\n{http_directives}\n\
+             server {{\n{listens}{server_body}\n }}\n}}\n"
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns, nginx]);
+                cmd
+            }
+            None => Command::new(nginx),
+        };
+        let child = cmd
+            .args(["-c", &format!("{d}/nginx.conf"), "-p", &d.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nginx");
+        (child, dir)
     }
 }
 
