@@ -19,9 +19,23 @@ per request and req/s of ringscrape -s 1 and wrk -t1 (ids script) as connections
 Then many in flight (DELAY_C total connections, 0 to skip): ringscrape -s 2 against `ringscrape
 serve --delay-ms 0..900` (mean 0.45 s) for DELAY_N ids: req/s as a share of Little's law
 (connections / 0.45 s), p99, peak RSS of the tree, and the kernel's listen-queue overflows and
-SYN retransmits (nstat). Once on this machine as it is, and once in a network namespace of its
+SYN retransmits (nstat). Once on this machine as it is, once with --local-addr 127.0.0.8/29
+(eight source addresses, the default port range each), and once in a network namespace of its
 own with net.ipv4.ip_local_port_range widened to 1024-65535 (root only): past half the default
-range, the kernel's search for a free local port makes connects slow (see README).
+range, the kernel's search for a free local port makes connects slow (see README). Goals: with
+--local-addr, at least 0.95 of Little's law, p99 at most 1.2 s, tree RSS at most 160 MB.
+
+Then MANY_C connections open at once to one server port (40000, 0 skips): ringscrape -s 5
+-c MANY_C/5 --local-addr 127.0.0.8/29 against nginx with 4 workers (keep-alive: each slot holds
+its connection for the run) for 10 x MANY_C ids; the most connections seen established at once
+(ss, every 100 ms) and whether every row is a 200. Five workers, because a process may hold no
+more descriptors than the hard limit (20,000 here, which root cannot raise on this machine: no
+CAP_SYS_RESOURCE); a worker needs two per slot.
+
+Then through proxies (PROXY_N ids, 0 skips; when tinyproxy and microsocks are installed):
+ringscrape -s 1 -c 64 against nginx /log directly, through tinyproxy (forward proxy) and through
+microsocks (SOCKS5), ROUNDS rounds interleaved (median): req/s, ringscrape's CPU per request,
+and the proxy's own CPU per request.
 
 Then what is kept of the answers (ANSWERS_N ids each, ROUNDS rounds, median; ANSWERS=0 skips):
 /gz (about 1 KB of JSON) through nginx `gzip on`, decoded (the default) against --raw-body
@@ -31,7 +45,8 @@ and Parquet (req/s, CPU per request, file size).
 
 Environment: N (500000), BIG_N (5000000), CONCURRENCY (256), ROUNDS (3), SHARDS ("1 2": one
 ringscrape row per value), TOOLS (all), SWEEP ("64 256 1024 4096"), SWEEP_N (300000),
-DELAY_C (16384), DELAY_N (600000). Results also go to bench/out/latest.md.
+DELAY_C (16384), DELAY_N (600000), MANY_C (40000), PROXY_N (200000). Results also go to
+bench/out/latest.md.
 """
 import json
 import os
@@ -63,6 +78,9 @@ SWEEP_N = int(os.environ.get("SWEEP_N", "300000"))
 DELAY_C = int(os.environ.get("DELAY_C", "16384"))
 DELAY_N = int(os.environ.get("DELAY_N", "600000"))
 DELAY_MEAN_S = 0.45
+MANY_C = int(os.environ.get("MANY_C", "40000"))
+PROXY_N = int(os.environ.get("PROXY_N", "200000"))
+LOCAL_ADDRS = "127.0.0.8/29"
 ANSWERS = os.environ.get("ANSWERS", "1") != "0"
 ANSWERS_N = int(os.environ.get("ANSWERS_N", "300000"))
 FORMATS_N = int(os.environ.get("FORMATS_N", "1000000"))
@@ -139,12 +157,12 @@ def csv_rows(path):
 
 
 class Nginx:
-    def __init__(self):
+    def __init__(self, workers=1):
         self.dir = Path(tempfile.mkdtemp(prefix="ringscrape-bench-nginx-"))
         self.port = free_port()
         conf = (HERE / "nginx.conf.in").read_text()
         conf = conf.replace("@PORT@", str(self.port)).replace("@DIR@", str(self.dir))
-        conf = conf.replace("@WORKERS@", "1")
+        conf = conf.replace("@WORKERS@", str(workers))
         (self.dir / "nginx.conf").write_text(conf)
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.proc = subprocess.Popen([nginx, "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)])
@@ -288,9 +306,11 @@ def main():
             big = max(run_ringscrape(nginx.base, BIG_N, s)["rss"] for _ in range(1))
         sweep = run_sweep(nginx.base) if SWEEP and "ringscrape" in TOOLS and shutil.which("wrk") else []
         answers = run_answers(nginx.base) if ANSWERS else []
+        proxied = run_proxied(nginx.base) if PROXY_N and shutil.which("tinyproxy") and shutil.which("microsocks") else []
     finally:
         nginx.stop()
     delay = run_delay() if DELAY_C else []
+    many = run_many() if MANY_C else []
 
     ref_label = next((l for l, _ in runners if l.startswith("ringscrape")), None)
     ref = statistics.median(x["rate"] for x in results[ref_label]) if ref_label else None
@@ -325,6 +345,17 @@ def main():
                   "| where | req/s | share of Little's law | p50 ms | p99 ms | peak tree RSS (MB) | listen overflows | SYN retransmits |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|"]
         lines += delay
+    if many:
+        lines += ["", f"Connections open at once to one server port: ringscrape -s 5 -c {MANY_C // 5} "
+                      f"--local-addr {LOCAL_ADDRS}, nginx 4 workers, {10 * MANY_C} ids", "",
+                  "| connections asked | most established at once | rows | 200s | wall s | peak tree RSS (MB) |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        lines += many
+    if proxied:
+        lines += ["", f"Through proxies: ringscrape -s 1 -c 64, nginx /log, {PROXY_N} ids, {ROUNDS} rounds (median)", "",
+                  "| route | req/s | ringscrape CPU µs/request | proxy CPU µs/request |",
+                  "|---|---:|---:|---:|"]
+        lines += proxied
     if answers:
         lines += ["", f"What is kept of the answers: ringscrape -s 1 -c {CONCURRENCY}, {ROUNDS} rounds (median); "
                       f"decoding and extraction {ANSWERS_N} ids, formats {FORMATS_N} ids", "",
@@ -403,12 +434,13 @@ def nstat_counters(prefix=()):
 
 
 class Serve:
-    """`ringscrape serve --delay-ms 0..900`, optionally inside a network namespace."""
+    """`ringscrape serve --delay-ms 0..900` (or `delay`), optionally inside a network namespace."""
 
-    def __init__(self, prefix=()):
+    def __init__(self, prefix=(), delay="0..900"):
         port = free_port()
+        self.port = port
         self.proc = subprocess.Popen([*prefix, str(BIN), "serve", "--listen", f"127.0.0.1:{port}",
-                                      "--delay-ms", "0..900"], stdout=subprocess.PIPE, text=True,
+                                      "--delay-ms", delay], stdout=subprocess.PIPE, text=True,
                                      preexec_fn=raise_nofile)
         self.base = self.proc.stdout.readline().split()[-1]
 
@@ -418,8 +450,99 @@ class Serve:
 
 
 def raise_nofile():
+    """The soft open-files limit to the hard one; as root, both as far as fs.nr_open allows."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if os.geteuid() == 0:
+        most = min(int(Path("/proc/sys/fs/nr_open").read_text()), 1 << 20)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (most, most))
+            return
+        except (ValueError, OSError):
+            pass  # no CAP_SYS_RESOURCE: the hard limit stays
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def established(port):
+    """TCP connections established to 127.0.0.1:port, as the server sees them."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True).stdout
+    return out.count("\n")
+
+
+def run_many():
+    """MANY_C connections open at once to one port, from eight source addresses."""
+    nginx = Nginx(workers=4)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], established(nginx.port))
+            done.wait(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        res = run_ringscrape(nginx.base, 10 * MANY_C, 5, ["--local-addr", LOCAL_ADDRS, "--timeout", "60"],
+                             per_worker=MANY_C // 5)
+    finally:
+        done.set()
+        sampler.join()
+        nginx.stop()
+    summary = res["summary"]
+    ok = summary["status"].get("200", 0)
+    print(f"many: {peak[0]} established at once, {summary['rows']} rows, {ok} 200s, "
+          f"{res['wall']:.1f} s, rss {res['rss']:.1f} MB", file=sys.stderr)
+    return [f"| {MANY_C:,} | {peak[0]:,} | {summary['rows']:,} | {ok:,} | {res['wall']:.1f} | {res['rss']:.1f} |"]
+
+
+def process_cpu(pid):
+    """user+sys seconds of a running process (and its waited-for children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def run_proxied(base):
+    """Direct, through tinyproxy and through microsocks, interleaved."""
+    tmp = Path(tempfile.mkdtemp(prefix="ringscrape-bench-proxy-"))
+    tiny_port, socks_port = free_port(), free_port()
+    (tmp / "tinyproxy.conf").write_text(
+        f"Port {tiny_port}\nListen 127.0.0.1\nTimeout 60\nMaxClients 1000\nAllow 127.0.0.1\n"
+        "DisableViaHeader Yes\nLogLevel Critical\n")
+    procs = {
+        "tinyproxy": subprocess.Popen(["tinyproxy", "-d", "-c", str(tmp / "tinyproxy.conf")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+        "microsocks": subprocess.Popen(["microsocks", "-i", "127.0.0.1", "-p", str(socks_port)],
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL),
+    }
+    time.sleep(0.5)
+    routes = [("direct", [], None),
+              ("tinyproxy (HTTP forward proxy)", ["--proxy", f"http://127.0.0.1:{tiny_port}"], "tinyproxy"),
+              ("microsocks (SOCKS5)", ["--proxy", f"socks5://127.0.0.1:{socks_port}"], "microsocks")]
+    runs = {label: [] for label, _, _ in routes}
+    try:
+        for _ in range(ROUNDS):
+            for label, extra, proxy in routes:
+                before = process_cpu(procs[proxy].pid) if proxy else 0.0
+                res = run_ringscrape(base, PROXY_N, 1, extra, per_worker=64)
+                res["proxy_cpu"] = (process_cpu(procs[proxy].pid) - before) if proxy else 0.0
+                runs[label].append(res)
+                print(f"proxied {label}: {res['requests'] / res['wall']:.0f} req/s, "
+                      f"{res['cpu'] / res['requests'] * 1e6:.2f} µs CPU/req", file=sys.stderr)
+    finally:
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+    rows = []
+    for label, _, proxy in routes:
+        r = runs[label]
+        rate = statistics.median(x["requests"] / x["wall"] for x in r)
+        cpu = statistics.median(x["cpu"] / x["requests"] * 1e6 for x in r)
+        proxy_cpu = statistics.median(x["proxy_cpu"] / x["requests"] * 1e6 for x in r) if proxy else None
+        rows.append(f"| {label} | {rate:,.0f} | {cpu:.2f} | {'-' if proxy_cpu is None else f'{proxy_cpu:.2f}'} |")
+    return rows
 
 
 def private_netns():
@@ -439,11 +562,13 @@ def run_delay():
     rows = []
     netns = private_netns()
     places = [("this machine", ())] + ([("own netns, ports 1024-65535", ("ip", "netns", "exec", netns))] if netns else [])
+    places.insert(1, (f"this machine, --local-addr {LOCAL_ADDRS}", ()))
     for where, prefix in places:
         serve = Serve(prefix)
+        extra = ["--local-addr", LOCAL_ADDRS] if "--local-addr" in where else []
         try:
             subprocess.run([*prefix, "nstat", "-n"], capture_output=True)
-            res = run_ringscrape(serve.base, DELAY_N, 2, per_worker=DELAY_C // 2, prefix=prefix)
+            res = run_ringscrape(serve.base, DELAY_N, 2, extra, per_worker=DELAY_C // 2, prefix=prefix)
             counts = nstat_counters(prefix)
         finally:
             serve.stop()

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
-for tool in wrk hey ffuf; do command -v "$tool" >/dev/null || need_apt+=("$tool"); done
+for tool in wrk hey ffuf tinyproxy microsocks; do command -v "$tool" >/dev/null || need_apt+=("$tool"); done
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi

@@ -362,7 +362,7 @@ impl Dialer {
             return Ok(UnifiedTransportConnection::Tcp(tcp));
         };
         match connector.connect(name.clone(), tcp).await {
-            Ok(stream) => Ok(UnifiedTransportConnection::TcpTls(stream)),
+            Ok(stream) => Ok(UnifiedTransportConnection::TcpTls(Box::new(stream))),
             Err(e) => Err(Failure {
                 kind: ErrorKind::Tls,
                 answered: false,
