@@ -3,9 +3,10 @@
 //! reused buffers: the whole HTTP/1.1 request in one buffer, or its parts for HTTP/2.
 //!
 //! `{id}` may stand in the path and query (percent-encoded there), in header values and in the
-//! body (as it is); not in the scheme or the host, since each slot keeps one connection to one
-//! origin. A key that would break a header (CR, LF or NUL) fails that item with error kind
-//! `request`, never retried.
+//! body (as it is), and in the host (one name per key, as mass probing does: each request then
+//! goes to its own host, on a connection of its own); not in the scheme or the port. A key that
+//! would break a header (CR, LF or NUL), or cannot be part of a host name, fails that item with
+//! error kind `request`, never retried.
 
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +59,9 @@ pub struct RequestTemplate {
     body: Option<Template>,
     /// Whether a key lands in a header value (and must then be checked for line breaks).
     key_in_headers: bool,
+    /// `{id}` in the host (one name per key, as mass probing does): the host with its hole;
+    /// `origin` then names no real host, and [`RequestTemplate::origin_of`] gives each key's.
+    host: Option<Template>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -66,7 +70,9 @@ pub enum RequestError {
     Scheme(String),
     #[error("--url {0}: not a valid URL once {{id}} is filled in ({1})")]
     Url(String, String),
-    #[error("--url {0}: {{id}} may stand in the path or query, not in the scheme or host")]
+    #[error(
+        "--url {0}: {{id}} may stand in the host, the path or the query, not in the scheme or port"
+    )]
     HoleInOrigin(String),
     #[error("--url {0}: must contain {{id}} (or use {{id}} in a header or the body)")]
     NoPlaceholder(String),
@@ -105,10 +111,29 @@ pub struct KeyBreaksHeader;
 impl RequestTemplate {
     pub fn compile(spec: &RequestSpec) -> Result<Self, RequestError> {
         let origin_end = origin_len(&spec.url);
-        if spec.url[..origin_end].contains(PLACEHOLDER) {
-            return Err(RequestError::HoleInOrigin(spec.url.clone()));
-        }
-        let origin = parse_origin(&spec.url)?;
+        let origin_text = &spec.url[..origin_end];
+        let (origin, host) = if origin_text.contains(PLACEHOLDER) {
+            // In the host only: not in the scheme, nor after the host's last colon (the port).
+            let after_scheme = origin_text.find("://").map_or(0, |at| at + 3);
+            let port_at = origin_text.rfind(':').filter(|&at| at >= after_scheme);
+            if origin_text[..after_scheme].contains(PLACEHOLDER)
+                || port_at.is_some_and(|at| origin_text[at..].contains(PLACEHOLDER))
+            {
+                return Err(RequestError::HoleInOrigin(spec.url.clone()));
+            }
+            // Parsed with a stand-in name to check the rest of the URL.
+            let probe = spec.url.replacen(PLACEHOLDER, "0", usize::MAX);
+            let mut origin = parse_origin(&probe)?;
+            let host_end = port_at.unwrap_or(origin_end);
+            let host_text = &origin_text[after_scheme..host_end];
+            origin.authority = origin_text[after_scheme..].to_string();
+            (
+                origin,
+                Some(Template::new(host_text.as_bytes(), Escape::Raw)),
+            )
+        } else {
+            (parse_origin(&spec.url)?, None)
+        };
         let mut path_text = &spec.url[origin_end..];
         if let Some(hash) = path_text.find('#') {
             path_text = &path_text[..hash];
@@ -153,7 +178,11 @@ impl RequestTemplate {
         }
         let key_in_headers = headers.iter().any(|(_, v)| v.has_hole());
         let body = spec.body.as_deref().map(|b| Template::new(b, Escape::Raw));
-        if !path.has_hole() && !key_in_headers && !body.as_ref().is_some_and(Template::has_hole) {
+        if !path.has_hole()
+            && !key_in_headers
+            && host.is_none()
+            && !body.as_ref().is_some_and(Template::has_hole)
+        {
             return Err(RequestError::NoPlaceholder(spec.url.clone()));
         }
         let template = RequestTemplate {
@@ -163,9 +192,46 @@ impl RequestTemplate {
             headers,
             body,
             key_in_headers,
+            host,
         };
         template.check_path(&spec.url)?;
         Ok(template)
+    }
+
+    /// True when each key names its own host (`{id}` in the host).
+    pub fn host_varies(&self) -> bool {
+        self.host.is_some()
+    }
+
+    /// The origin of `key`'s request: the run's, or with `{id}` in the host, the key's own (a
+    /// key that cannot be part of a host name is refused).
+    pub fn origin_of(&self, key: &[u8]) -> Result<Origin, KeyBreaksHeader> {
+        let Some(host) = &self.host else {
+            return Ok(self.origin.clone());
+        };
+        let host = host.expand(key);
+        let label_byte = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+        let empty_label = host.first() == Some(&b'.') || host.windows(2).any(|w| w == b"..");
+        if host.is_empty() || host.len() > 253 || empty_label || !host.iter().all(label_byte) {
+            return Err(KeyBreaksHeader);
+        }
+        let host = String::from_utf8(host).map_err(|_| KeyBreaksHeader)?;
+        let explicit_port = self
+            .origin
+            .authority
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let authority = if explicit_port {
+            format!("{host}:{}", self.origin.port)
+        } else {
+            host.clone()
+        };
+        Ok(Origin {
+            scheme: self.origin.scheme,
+            host,
+            port: self.origin.port,
+            authority,
+        })
     }
 
     fn check_path(&self, url: &str) -> Result<(), RequestError> {
@@ -638,6 +704,36 @@ mod tests {
     }
 
     #[test]
+    fn id_in_the_host_gives_each_key_its_own_origin_and_host_header() {
+        let template = RequestTemplate::compile(&spec("https://{id}.example.com:8443/a"))
+            .expect("a hole in the host");
+        assert!(template.host_varies());
+        let origin = template.origin_of(b"shop-7").expect("a host name");
+        assert_eq!(
+            (origin.host.as_str(), origin.port, origin.authority.as_str()),
+            ("shop-7.example.com", 8443, "shop-7.example.com:8443")
+        );
+        assert_eq!(origin.scheme, Scheme::Https);
+        let mut out = Vec::new();
+        template
+            .write_h1(b"shop-7", &mut out, &mut Vec::new())
+            .expect("written");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.starts_with("GET /a HTTP/1.1\r\nhost: shop-7.example.com:8443\r\n"),
+            "{text}"
+        );
+        for bad in [&b"a/b"[..], b"a b", b"", b"x\r\ny"] {
+            assert!(template.origin_of(bad).is_err(), "{bad:?}");
+        }
+        let plain = RequestTemplate::compile(&spec("http://{id}/")).expect("the whole host");
+        assert_eq!(
+            plain.origin_of(b"10.0.0.1").expect("an address").authority,
+            "10.0.0.1"
+        );
+    }
+
+    #[test]
     fn bad_templates_are_refused() {
         let bad = |url: &str| RequestTemplate::compile(&spec(url)).expect_err(url);
         assert!(matches!(
@@ -647,7 +743,11 @@ mod tests {
         assert!(matches!(bad("ftp://h/{id}"), RequestError::Scheme(_)));
         assert!(matches!(bad("/log?id={id}"), RequestError::Scheme(_)));
         assert!(matches!(
-            bad("http://{id}.h/x"),
+            bad("http://h:8{id}/x"),
+            RequestError::HoleInOrigin(_)
+        ));
+        assert!(matches!(
+            bad("http{id}://h/x"),
             RequestError::HoleInOrigin(_)
         ));
         assert!(matches!(

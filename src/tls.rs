@@ -84,8 +84,37 @@ pub fn check(trust: &Trust) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// The client configuration for `trust`, offering `alpn` protocols (empty: none).
+/// A configuration made for a trust setting and ALPN list.
+type Made = (Trust, Vec<Vec<u8>>, Arc<ClientConfig>);
+
+thread_local! {
+    /// Configurations made on this thread: building one reads the root stores (milliseconds),
+    /// and with `{id}` in the host every key's host needs one.
+    static MADE: std::cell::RefCell<Vec<Made>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The client configuration for `trust`, offering `alpn` protocols (empty: none); made once
+/// per thread for each pair.
 pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+    let alpn_owned: Vec<Vec<u8>> = alpn.iter().map(|p| p.to_vec()).collect();
+    let made = MADE.with(|made| {
+        made.borrow()
+            .iter()
+            .find(|(t, a, _)| t == trust && *a == alpn_owned)
+            .map(|(_, _, config)| config.clone())
+    });
+    if let Some(config) = made {
+        return Ok(config);
+    }
+    let config = make_client_config(trust, alpn)?;
+    MADE.with(|made| {
+        made.borrow_mut()
+            .push((trust.clone(), alpn_owned, config.clone()))
+    });
+    Ok(config)
+}
+
+fn make_client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();
     let algorithms = provider.signature_verification_algorithms;
     let builder = ClientConfig::builder_with_provider(provider)

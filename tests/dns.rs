@@ -172,3 +172,34 @@ fn a_name_that_stops_resolving_mid_run_keeps_its_addresses() {
         "{stderr}"
     );
 }
+
+#[test]
+fn id_in_the_host_resolves_each_name_and_a_name_that_does_not_is_dns() {
+    // Hosts 0.many.test to 9.many.test resolve; 10 to 19 do not.
+    let hosts: String = (0..10)
+        .map(|k| format!("127.0.0.1 {k}.many.test\n"))
+        .collect();
+    let netns = Netns::new(&format!("127.0.0.1 ready.test\n{hosts}"));
+    let port = free_port();
+    let body = "location /host { return 200 \"$host\"; }";
+    let _nginx = Nginx::start_in_netns(&netns.name, &["127.0.0.1"], port, body);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("http://{{id}}.many.test:{port}/host");
+    TestCommand::in_netns(dir.path(), &netns.name)
+        .args(["run", "-u", &url, "-i", "0..20", "-o", "out.csv"])
+        .args(["--save-body", "--no-progress", "--retries", "0", "-c", "4"])
+        .ok();
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 20);
+    for row in &rows {
+        if row.id < 10 {
+            assert_eq!(
+                (row.status, row.extra[0].as_str()),
+                (Some(200), format!("{}.many.test", row.id).as_str()),
+                "{row:?}"
+            );
+        } else {
+            assert_eq!((row.status, row.error.as_str()), (None, "dns"), "{row:?}");
+        }
+    }
+}

@@ -87,13 +87,19 @@ impl Plan {
             answered: false,
             detail: e.to_string(),
         })?;
-        self.elsewhere
-            .borrow_mut()
-            .insert(origin.clone(), dialer.clone());
+        let mut elsewhere = self.elsewhere.borrow_mut();
+        // With `{id}` in the host every key has an origin of its own: keep the last few
+        // thousand, not every one of millions.
+        if elsewhere.len() >= MAX_OTHER_ORIGINS {
+            elsewhere.clear();
+        }
+        elsewhere.insert(origin.clone(), dialer.clone());
         Ok(dialer)
     }
 }
 
+/// Openers for other origins kept at once.
+const MAX_OTHER_ORIGINS: usize = 4096;
 /// Times a refused HTTP/2 request is sent again within one attempt.
 const MAX_REFUSED_RESENDS: u32 = 8;
 /// A body buffer larger than this is not kept for the slot's next answer: idle slots that once
@@ -400,7 +406,7 @@ impl Slot {
     async fn follow_redirects(&mut self, key: &[u8]) -> Result<(), Failure> {
         let plan = self.plan.clone();
         let template = &plan.template;
-        let mut origin = template.origin.clone();
+        let mut origin = template.origin_of(key).map_err(|_| key_not_a_host())?;
         let mut target = template.target(key);
         let mut method = template.method.clone();
         for _ in 0..plan.follow_redirects {
@@ -429,7 +435,15 @@ impl Slot {
         let template = &plan.template;
         let method = hop.map_or(&template.method, |h| &h.method);
         let wants = Self::wants(&plan, method);
-        let elsewhere = hop.is_some_and(|h| h.origin != template.origin);
+        // With `{id}` in the host, every request goes to its key's own host, on a connection
+        // of its own.
+        let own_host = match hop {
+            None if template.host_varies() => {
+                Some(template.origin_of(key).map_err(|_| key_not_a_host())?)
+            }
+            _ => None,
+        };
+        let elsewhere = own_host.is_some() || hop.is_some_and(|h| h.origin != template.origin);
         if let Some(lanes) = plan.h2.as_ref().filter(|l| !l.declined())
             && !elsewhere
             && self.conn.is_none()
@@ -456,8 +470,11 @@ impl Slot {
             Some(hop) => template.write_h1_hop(key, hop, &mut self.request, &mut self.body_scratch),
         };
         written.map_err(|_| key_breaks_header())?;
-        match hop {
-            Some(hop) if elsewhere => Box::pin(self.send_elsewhere(&hop.origin, &wants)).await,
+        match (hop, own_host) {
+            (_, Some(origin)) => Box::pin(self.send_elsewhere(&origin, &wants)).await,
+            (Some(hop), None) if elsewhere => {
+                Box::pin(self.send_elsewhere(&hop.origin, &wants)).await
+            }
             _ => self.send_on_own_conn(&wants).await,
         }
     }
@@ -546,6 +563,14 @@ async fn before<F: Future>(deadline: Instant, mut work: Pin<&mut F>) -> Option<F
         expiry.as_mut().poll(cx).map(|()| None)
     })
     .await
+}
+
+fn key_not_a_host() -> Failure {
+    Failure {
+        kind: ErrorKind::Request,
+        answered: false,
+        detail: "the key cannot be part of a host name".into(),
+    }
 }
 
 fn key_breaks_header() -> Failure {

@@ -167,8 +167,14 @@ fn watch_stop_signals() -> Result<Arc<AtomicBool>, WorkerError> {
 /// (TLS set-up included), what to keep and where.
 fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
     let template = RequestTemplate::compile(&spec.fetch.request)?;
+    // With `{id}` in the host, the run's own origin names no host and is never dialed (each
+    // request goes to its key's host): an IP address keeps it from being resolved.
+    let mut own = template.origin.clone();
+    if template.host_varies() {
+        own.host = std::net::Ipv4Addr::UNSPECIFIED.to_string();
+    }
     let dialer = Dialer::new(
-        &template.origin,
+        &own,
         &spec.fetch.trust,
         &spec.fetch.net,
         spec.fetch.limits.connect_timeout,
