@@ -257,7 +257,21 @@ mod tests {
         metrics.record(1, &row(Some(503), None, 3));
         metrics.record(1, &row(None, Some(ErrorKind::Timeout), 3));
         metrics.set_workers(7, 1_500_000);
+        let tally = crate::stats::ProxyTally {
+            connections: 3,
+            rows: 40,
+            failures: 2,
+            bench_ms: 1500,
+        };
+        metrics.set_proxies([(&"socks5://***@127.0.0.1:1080".to_string(), &tally)]);
         let text = metrics.encode();
+        for line in [
+            "ringscrape_proxy_rows{proxy=\"socks5://***@127.0.0.1:1080\"} 40",
+            "ringscrape_proxy_failures{proxy=\"socks5://***@127.0.0.1:1080\"} 2",
+            "ringscrape_proxy_benched_seconds{proxy=\"socks5://***@127.0.0.1:1080\"} 1.5",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
         assert!(
             text.contains("ringscrape_requests_total{outcome=\"2xx\"} 1"),
             "{text}"

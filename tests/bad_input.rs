@@ -305,8 +305,8 @@ fn bad_request_shaping_and_capture_flags_name_the_flag() {
     );
     assert_refused_in(
         d,
-        &["-u", "http://{id}.example/x", "-i", "0..10"],
-        "may stand in the path or query",
+        &["-u", "http://example:8{id}/x", "-i", "0..10"],
+        "not in the scheme or port",
     );
 }
 

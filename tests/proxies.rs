@@ -283,3 +283,24 @@ fn every_proxy_failing_stops_the_run_as_abort_after_does() {
     );
     assert!(rows.iter().all(|r| r.error == "proxy"), "{rows:?}");
 }
+
+#[test]
+fn the_config_file_names_the_proxy_and_the_proxy_file() {
+    let plain = Nginx::start("", WHO);
+    let socks = microsocks("127.0.0.6", true);
+    let url = format!("{}/who?id={{id}}", plain.base);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let proxy = format!("socks5://bob:pw@127.0.0.1:{}", socks.port);
+    std::fs::write(
+        dir.path().join("proxy.toml"),
+        format!("proxy = \"{proxy}\"\n"),
+    )
+    .expect("write config");
+    let through = sources(dir.path(), &url, 20, &["--config", "proxy.toml"], &[]);
+    all_from(&through, "127.0.0.6");
+    std::fs::write(dir.path().join("list.txt"), format!("{proxy}\n")).expect("write list");
+    std::fs::write(dir.path().join("file.toml"), "proxy_file = \"list.txt\"\n")
+        .expect("write config");
+    let through = sources(dir.path(), &url, 20, &["--config", "file.toml"], &[]);
+    all_from(&through, "127.0.0.6");
+}
