@@ -126,29 +126,40 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
+class Peak:
+    """The largest value `read()` gives, sampled every 100 ms while the `with` block runs."""
+
+    def __init__(self, read):
+        self.read, self.value = read, 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.sample)
+
+    def sample(self):
+        while not self.done.is_set():
+            self.value = max(self.value, self.read())
+            self.done.wait(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+
 def measure(cmd, **kw):
     """Runs cmd; returns (wall seconds, stdout text, stderr text, peak tree RSS in MB, CPU s)."""
-    peak = [0]
     cpu_before = children_cpu()
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
-            done.wait(0.1)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    out, err = proc.communicate()
-    wall = time.perf_counter() - start
-    done.set()
-    sampler.join()
+    with Peak(lambda: tree_rss_kb(proc.pid)) as peak:
+        out, err = proc.communicate()
+        wall = time.perf_counter() - start
     cpu = children_cpu() - cpu_before
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} exited {proc.returncode}: {err.strip()[-500:]}")
-    return wall, out, err, peak[0] / 1024, cpu
+    return wall, out, err, peak.value / 1024, cpu
 
 
 def csv_rows(path):
@@ -472,28 +483,17 @@ def established(port):
 def run_many():
     """MANY_C connections open at once to one port, from eight source addresses."""
     nginx = Nginx(workers=4)
-    peak = [0]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], established(nginx.port))
-            done.wait(0.1)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
     try:
-        res = run_ringscrape(nginx.base, 10 * MANY_C, 5, ["--local-addr", LOCAL_ADDRS, "--timeout", "60"],
-                             per_worker=MANY_C // 5)
+        with Peak(lambda: established(nginx.port)) as peak:
+            res = run_ringscrape(nginx.base, 10 * MANY_C, 5, ["--local-addr", LOCAL_ADDRS, "--timeout", "60"],
+                                 per_worker=MANY_C // 5)
     finally:
-        done.set()
-        sampler.join()
         nginx.stop()
     summary = res["summary"]
     ok = summary["status"].get("200", 0)
-    print(f"many: {peak[0]} established at once, {summary['rows']} rows, {ok} 200s, "
+    print(f"many: {peak.value} established at once, {summary['rows']} rows, {ok} 200s, "
           f"{res['wall']:.1f} s, rss {res['rss']:.1f} MB", file=sys.stderr)
-    return [f"| {MANY_C:,} | {peak[0]:,} | {summary['rows']:,} | {ok:,} | {res['wall']:.1f} | {res['rss']:.1f} |"]
+    return [f"| {MANY_C:,} | {peak.value:,} | {summary['rows']:,} | {ok:,} | {res['wall']:.1f} | {res['rss']:.1f} |"]
 
 
 def process_cpu(pid):

@@ -17,7 +17,7 @@ const BATCH_BYTES: usize = 1 << 20;
 
 /// Captured bytes (bodies) in batches between the pipe readers and the writer, all shards
 /// together. The channel bounds batches, not bytes: 64 batches of one 15 MB row each is 1 GB.
-pub const BYTES_IN_FLIGHT: usize = 64 << 20;
+pub const BYTES_IN_FLIGHT: usize = 32 << 20;
 
 /// The bound on captured bytes on their way to the writer: a pipe reader waits before sending a
 /// batch that would pass it (its worker's pipe then fills, and the worker's `--body-memory`

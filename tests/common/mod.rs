@@ -379,22 +379,34 @@ pub fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Peak resident memory of a run, in MB (10^6 bytes).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeakRss {
+    /// The run and all its descendants together.
+    pub tree: f64,
+    /// The largest one descendant reached (for `ringscrape run`: a worker).
+    pub descendant: f64,
+}
+
 /// Waits for `run` (spawned with [`TestCommand::spawn`]), sampling the resident memory of it
-/// and all its descendants together every 10 ms; returns its exit code, stderr and the peak in
-/// MB (10^6 bytes).
-pub fn wait_measuring_tree_rss(mut run: Child) -> (Option<i32>, String, f64) {
+/// and all its descendants every 10 ms; returns its exit code, stderr and the peaks.
+pub fn wait_measuring_tree_rss(mut run: Child) -> (Option<i32>, String, PeakRss) {
     let mut err = run.stderr.take().expect("stderr piped");
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
         let _ = std::io::Read::read_to_string(&mut err, &mut text);
         text
     });
-    let mut peak_kib = 0;
+    let (mut peak_kib, mut descendant_kib) = (0, 0);
     let status = loop {
         let mut tree = vec![run.id()];
         let mut kib = 0;
         while let Some(pid) = tree.pop() {
-            kib += rss_kib(pid);
+            let one = rss_kib(pid);
+            if pid != run.id() {
+                descendant_kib = descendant_kib.max(one);
+            }
+            kib += one;
             tree.extend(children_of(pid));
         }
         peak_kib = peak_kib.max(kib);
@@ -404,7 +416,12 @@ pub fn wait_measuring_tree_rss(mut run: Child) -> (Option<i32>, String, f64) {
         std::thread::sleep(Duration::from_millis(10));
     };
     let stderr = reader.join().expect("stderr reader");
-    (status.code(), stderr, peak_kib as f64 * 1024.0 / 1e6)
+    let mb = |kib: u64| kib as f64 * 1024.0 / 1e6;
+    let peak = PeakRss {
+        tree: mb(peak_kib),
+        descendant: mb(descendant_kib),
+    };
+    (status.code(), stderr, peak)
 }
 
 /// A free loopback port (bound, then released: a small race, fine for tests).
