@@ -93,7 +93,7 @@ impl Metrics {
         let proxy_benched = Family::<ProxyLabel, Gauge<f64, AtomicU64>>::default();
         registry.register(
             "proxy_rows",
-            "Rows answered through each proxy (HTTP/1.1)",
+            "Rows answered through each proxy",
             proxy_rows.clone(),
         );
         registry.register(

@@ -39,7 +39,7 @@ pub struct AnswerCounts {
 pub struct ProxyTally {
     /// Connections it carried to the target.
     pub connections: u64,
-    /// Rows answered over those connections (HTTP/1.1; HTTP/2 rows are not told apart).
+    /// Rows answered through it (HTTP/1.1 and HTTP/2).
     pub rows: u64,
     /// Times it failed (refused, timed out, 407, CONNECT or SOCKS refused).
     pub failures: u64,

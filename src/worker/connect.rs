@@ -82,12 +82,10 @@ enum SocksVia {
     Name(String, u16),
 }
 
-/// One way to the target: directly, or through one proxy, whose health it keeps.
-struct Route {
-    /// The addresses connections go to: the target's, or the proxy's.
-    targets: Targets,
-    via: Via,
-    /// The proxy as shown (credentials left out); empty for a direct route.
+/// One proxy's health, shared by every dialer of a worker (the run's origin, a redirect's,
+/// each `{id}` host's): a proxy benched for one is benched for all.
+pub struct ProxyHealth {
+    /// The proxy as shown (credentials left out).
     label: String,
     /// Failures in a row, and until when the proxy sits out after the last.
     streak: Cell<u32>,
@@ -95,56 +93,128 @@ struct Route {
     tally: RefCell<ProxyTally>,
 }
 
-impl Route {
-    fn new(targets: Targets, via: Via, label: String) -> Route {
-        Route {
-            targets,
-            via,
-            label,
-            streak: Cell::new(0),
-            benched_until: Cell::new(None),
-            tally: RefCell::default(),
-        }
-    }
-
-    fn proxied(&self) -> bool {
-        !matches!(self.via, Via::Direct)
-    }
-
+impl ProxyHealth {
     fn benched(&self, now: Instant) -> bool {
         self.benched_until.get().is_some_and(|until| until > now)
     }
 
-    /// A failure to reach the target through a proxy is the proxy's, and benches it: for 1 s
-    /// after one failure, doubling with each in a row, up to [`MAX_BENCH`].
-    fn blame(&self, mut failure: Failure) -> Failure {
-        if !self.proxied() {
-            return failure;
-        }
-        if matches!(failure.kind, ErrorKind::Connect | ErrorKind::Dns) {
-            failure.kind = ErrorKind::Proxy;
-        }
-        if failure.kind == ErrorKind::Proxy {
-            let streak = self.streak.get().saturating_add(1);
-            self.streak.set(streak);
-            let doubling = 2u32.saturating_pow(streak.saturating_sub(1).min(16));
-            let bench = FIRST_BENCH.saturating_mul(doubling).min(MAX_BENCH);
-            let now = Instant::now();
-            let until = now + bench;
-            // Time on the bench is counted once where benches overlap (slots that dialed it
-            // together fail together).
-            let from = self.benched_until.get().filter(|u| *u > now).unwrap_or(now);
-            let mut tally = self.tally.borrow_mut();
-            tally.failures += 1;
-            tally.bench_ms += until.saturating_duration_since(from).as_millis() as u64;
-            self.benched_until.set(Some(until.max(from)));
-        }
-        failure
+    /// Benches the proxy after a failure: for 1 s after one failure, doubling with each in a
+    /// row, up to [`MAX_BENCH`].
+    fn failed(&self) {
+        let streak = self.streak.get().saturating_add(1);
+        self.streak.set(streak);
+        let doubling = 2u32.saturating_pow(streak.saturating_sub(1).min(16));
+        let bench = FIRST_BENCH.saturating_mul(doubling).min(MAX_BENCH);
+        let now = Instant::now();
+        let until = now + bench;
+        // Time on the bench is counted once where benches overlap (slots that dialed it
+        // together fail together).
+        let from = self.benched_until.get().filter(|u| *u > now).unwrap_or(now);
+        let mut tally = self.tally.borrow_mut();
+        tally.failures += 1;
+        tally.bench_ms += until.saturating_duration_since(from).as_millis() as u64;
+        self.benched_until.set(Some(until.max(from)));
     }
 
     fn carried(&self) {
         self.streak.set(0);
         self.tally.borrow_mut().connections += 1;
+    }
+
+    /// One more row answered through this proxy.
+    pub fn count_row(&self) {
+        self.tally.borrow_mut().rows += 1;
+    }
+
+    /// What it carried so far; its bench time up to now.
+    fn tally(&self, now: Instant) -> ProxyTally {
+        let mut tally = *self.tally.borrow();
+        let ahead = self
+            .benched_until
+            .get()
+            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
+        tally.bench_ms = tally.bench_ms.saturating_sub(ahead.as_millis() as u64);
+        tally
+    }
+}
+
+/// The health of every proxy the run names, one entry each, for all of a worker's dialers.
+#[derive(Default)]
+pub struct ProxyBoard {
+    entries: Vec<(Proxy, Rc<ProxyHealth>)>,
+}
+
+impl ProxyBoard {
+    pub fn new(net: &NetSpec) -> ProxyBoard {
+        let mut board = ProxyBoard::default();
+        let named = net
+            .proxy_pool
+            .iter()
+            .chain(&net.http_proxy)
+            .chain(&net.https_proxy);
+        for proxy in named {
+            if !board.entries.iter().any(|(p, _)| p == proxy) {
+                let health = ProxyHealth {
+                    label: proxy.shown(),
+                    streak: Cell::new(0),
+                    benched_until: Cell::new(None),
+                    tally: RefCell::default(),
+                };
+                board.entries.push((proxy.clone(), Rc::new(health)));
+            }
+        }
+        board
+    }
+
+    fn health_of(&self, proxy: &Proxy) -> Rc<ProxyHealth> {
+        match self.entries.iter().find(|(p, _)| p == proxy) {
+            Some((_, health)) => health.clone(),
+            // Every proxy a dialer is given comes from the run's spec, so from this board.
+            None => unreachable!("a proxy not on the board: {proxy:?}"),
+        }
+    }
+
+    /// What each proxy carried so far, by the proxy as shown.
+    pub fn tallies(&self) -> impl Iterator<Item = (&str, ProxyTally)> {
+        let now = Instant::now();
+        self.entries
+            .iter()
+            .map(move |(_, health)| (health.label.as_str(), health.tally(now)))
+    }
+}
+
+/// One way to the target: directly, or through one proxy.
+struct Route {
+    /// The addresses connections go to: the target's, or the proxy's.
+    targets: Targets,
+    via: Via,
+    /// The proxy's health (`None`: direct).
+    health: Option<Rc<ProxyHealth>>,
+}
+
+impl Route {
+    fn benched(&self, now: Instant) -> bool {
+        self.health.as_ref().is_some_and(|h| h.benched(now))
+    }
+
+    /// A failure to reach the target through a proxy is the proxy's, and benches it.
+    fn blame(&self, mut failure: Failure) -> Failure {
+        let Some(health) = &self.health else {
+            return failure;
+        };
+        if matches!(failure.kind, ErrorKind::Connect | ErrorKind::Dns) {
+            failure.kind = ErrorKind::Proxy;
+        }
+        if failure.kind == ErrorKind::Proxy {
+            health.failed();
+        }
+        failure
+    }
+
+    fn carried(&self) {
+        if let Some(health) = &self.health {
+            health.carried();
+        }
     }
 }
 
@@ -183,6 +253,7 @@ impl Dialer {
         connect_timeout: Duration,
         http2: bool,
         refresh: bool,
+        board: &ProxyBoard,
     ) -> Result<Rc<Self>, tls::TlsError> {
         let tls = match origin.scheme {
             Scheme::Http => None,
@@ -201,15 +272,23 @@ impl Dialer {
         let https = origin.scheme == Scheme::Https;
         let proxies = net.proxies_for(&origin.host, https);
         let routes = if proxies.is_empty() {
-            let direct = Targets::of(net, host, port, refresh);
-            vec![Route::new(direct, Via::Direct, String::new())]
+            let targets = Targets::of(net, host, port, refresh);
+            vec![Route {
+                targets,
+                via: Via::Direct,
+                health: None,
+            }]
         } else {
             proxies
                 .into_iter()
                 .map(|proxy| {
                     let targets = Targets::of(net, &proxy.host, proxy.port, refresh);
                     let via = Self::via(proxy, origin, net, refresh, http2);
-                    Route::new(targets, via, proxy.shown())
+                    Route {
+                        targets,
+                        via,
+                        health: Some(board.health_of(proxy)),
+                    }
                 })
                 .collect()
         };
@@ -263,11 +342,9 @@ impl Dialer {
         }
     }
 
-    /// One more row answered over a connection of `route`.
-    pub fn count_row(&self, route: RouteId) {
-        if let Some(route) = self.routes.get(route.0).filter(|r| r.proxied()) {
-            route.tally.borrow_mut().rows += 1;
-        }
+    /// The health of the proxy `route` goes through (`None`: direct).
+    pub fn proxy_of(&self, route: RouteId) -> Option<Rc<ProxyHealth>> {
+        self.routes.get(route.0)?.health.clone()
     }
 
     /// True when a new connection has a way to go: a route not benched. After a proxy
@@ -275,20 +352,6 @@ impl Dialer {
     pub fn has_a_route_up(&self) -> bool {
         let now = Instant::now();
         self.routes.iter().any(|r| !r.benched(now))
-    }
-
-    /// What each proxy carried so far, by the proxy as shown; its bench time up to now.
-    pub fn proxy_tallies(&self) -> impl Iterator<Item = (&str, ProxyTally)> {
-        let now = Instant::now();
-        self.routes.iter().filter(|r| r.proxied()).map(move |r| {
-            let mut tally = *r.tally.borrow();
-            let ahead = r
-                .benched_until
-                .get()
-                .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
-            tally.bench_ms = tally.bench_ms.saturating_sub(ahead.as_millis() as u64);
-            (r.label.as_str(), tally)
-        })
     }
 
     /// The next route not benched, from where the last search ended; the next one at all when

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use monoio_http_client::unified::UnifiedTransportConnection;
 
 use super::Failure;
-use super::connect::{Dialer, RouteId, spoiled_while_idle};
+use super::connect::{Dialer, ProxyBoard, ProxyHealth, RouteId, spoiled_while_idle};
 use super::gate::Gate;
 use super::h1::{Answer, H1Conn, Wants};
 use super::h2::{self, Acquired, Lanes};
@@ -53,6 +53,8 @@ pub struct Plan {
     pub trust: Trust,
     /// Where connections go and come from.
     pub net: NetSpec,
+    /// The health of each proxy, for every dialer of the worker.
+    pub proxies: ProxyBoard,
     /// Paces the worker's requests (`--rate`, 429s).
     pub gate: Gate,
     /// `--http2`: the worker's HTTP/2 connections.
@@ -81,6 +83,7 @@ impl Plan {
             self.limits.connect_timeout,
             false,
             false,
+            &self.proxies,
         )
         .map_err(|e| Failure {
             kind: ErrorKind::Tls,
@@ -141,8 +144,8 @@ pub struct Slot {
     refused: bool,
     /// The route (direct, or which proxy) of the slot's own connection.
     route: RouteId,
-    /// The route of the connection the last answer came over, when it was the slot's own.
-    answered_via: Option<RouteId>,
+    /// The proxy the last answer came through, if any.
+    answered_through: Option<Rc<ProxyHealth>>,
 }
 
 impl Slot {
@@ -157,7 +160,7 @@ impl Slot {
             reused: false,
             refused: false,
             route: RouteId::default(),
-            answered_via: None,
+            answered_through: None,
         }
     }
 
@@ -203,8 +206,8 @@ impl Slot {
         let attempts = u16::try_from(attempts).unwrap_or(u16::MAX);
         let (latency, kept) = match attempt {
             Attempt::Answered { latency } => {
-                if let Some(route) = self.answered_via {
-                    self.plan.dialer.count_row(route);
+                if let Some(proxy) = self.answered_through.take() {
+                    proxy.count_row();
                 }
                 (latency, self.keep_answer(index, key))
             }
@@ -302,7 +305,7 @@ impl Slot {
     async fn attempt(&mut self, key: &[u8]) -> Attempt {
         let started = self.plan.gate.pass().await;
         self.reused = false;
-        self.answered_via = None;
+        self.answered_through = None;
         self.refused = false;
         let deadline = self.plan.limits.timeout;
         let result = {
@@ -451,6 +454,7 @@ impl Slot {
             match Box::pin(lanes.acquire(&plan.dialer)).await? {
                 Acquired::Lane(held) => {
                     self.reused = held.reused;
+                    self.answered_through = plan.dialer.proxy_of(held.lane.route);
                     let request = template
                         .build_h2(key, hop)
                         .map_err(|_| key_breaks_header())?;
@@ -462,7 +466,10 @@ impl Slot {
                     }
                     return result;
                 }
-                Acquired::Declined(stream) => self.conn = Some(H1Conn::new(*stream)),
+                Acquired::Declined(stream, route) => {
+                    self.conn = Some(H1Conn::new(*stream));
+                    self.route = route;
+                }
             }
         }
         let written = match hop {
@@ -528,7 +535,7 @@ impl Slot {
         if let Some((prefix, auth)) = self.plan.dialer.forward(self.route) {
             proxy::to_absolute_form(&mut self.request, prefix, auth);
         }
-        self.answered_via = Some(self.route);
+        self.answered_through = self.plan.dialer.proxy_of(self.route);
         let conn = self.conn.as_mut().expect("a connection was just opened");
         // On failure `attempt` drops the connection.
         conn.exchange(&mut self.request, wants, &mut self.answer)
@@ -542,6 +549,7 @@ impl Slot {
         if let Some((prefix, auth)) = dialer.forward(route) {
             proxy::to_absolute_form(&mut self.request, prefix, auth);
         }
+        self.answered_through = dialer.proxy_of(route);
         let mut conn = H1Conn::new(stream);
         conn.exchange(&mut self.request, wants, &mut self.answer)
             .await

@@ -22,7 +22,7 @@ use monoio_http_client::HttpConnection;
 use monoio_http_client::unified::UnifiedTransportConnection;
 
 use super::Failure;
-use super::connect::Dialer;
+use super::connect::{Dialer, RouteId};
 use super::decode::Codings;
 use super::h1::{Answer, Wants, keep_body_bytes};
 use super::retry::parse_retry_after;
@@ -41,6 +41,8 @@ pub struct Lane {
     carried: Cell<u64>,
     /// Requests answered on this lane.
     answered: Cell<u64>,
+    /// The route (direct, or which proxy) of its connection.
+    pub route: RouteId,
 }
 
 /// A request's hold on a lane; releases its place when the request ends, however it ends.
@@ -65,7 +67,7 @@ pub enum Acquired {
     Lane(Held),
     /// The server chose HTTP/1.1: this connection is to be used as such (boxed: a TLS stream
     /// is large, and this happens once per worker).
-    Declined(Box<UnifiedTransportConnection>),
+    Declined(Box<UnifiedTransportConnection>, RouteId),
 }
 
 /// A worker's HTTP/2 connections.
@@ -112,7 +114,7 @@ impl Lanes {
             self.opening.set(false);
             match opened? {
                 Opened::Lane(lane) => self.lanes.borrow_mut().push(lane),
-                Opened::Declined(stream) => return Ok(Acquired::Declined(stream)),
+                Opened::Declined(stream, route) => return Ok(Acquired::Declined(stream, route)),
             }
         }
     }
@@ -137,10 +139,10 @@ impl Lanes {
 
     /// Opens a lane, unless the server declines h2.
     async fn open(&self, dialer: &Dialer) -> Result<Opened, Failure> {
-        let (stream, h2, _route) = dialer.dial_choosing().await?;
+        let (stream, h2, route) = dialer.dial_choosing().await?;
         if !h2 {
             self.declined.set(true);
-            return Ok(Opened::Declined(Box::new(stream)));
+            return Ok(Opened::Declined(Box::new(stream), route));
         }
         let (send, connection) = monoio_http::h2::client::Builder::new()
             .handshake::<_, Bytes>(stream)
@@ -156,13 +158,14 @@ impl Lanes {
             broken: Cell::new(false),
             carried: Cell::new(0),
             answered: Cell::new(0),
+            route,
         })))
     }
 }
 
 enum Opened {
     Lane(Rc<Lane>),
-    Declined(Box<UnifiedTransportConnection>),
+    Declined(Box<UnifiedTransportConnection>, RouteId),
 }
 
 /// Sends `request` on `held`'s lane and reads the answer into `answer`.

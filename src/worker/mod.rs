@@ -45,7 +45,7 @@ use crate::tls::TlsError;
 
 pub use spec::{Fetch, WorkerSpec, encode_assignment, read_assignment};
 
-use connect::Dialer;
+use connect::{Dialer, ProxyBoard};
 use cursor::Cursor;
 use fetch::{Outcome, Plan, Slot};
 use limit::Limiter;
@@ -131,7 +131,7 @@ impl Shared {
         let throttled = plan.gate.throttled().as_micros();
         stats.throttled_us = u64::try_from(throttled).unwrap_or(u64::MAX);
         stats.answers = plan.seen.borrow().clone();
-        for (proxy, tally) in plan.dialer.proxy_tallies() {
+        for (proxy, tally) in plan.proxies.tallies() {
             stats.answers.proxies.insert(proxy.to_string(), tally);
         }
         stats.in_flight = self.in_flight.get();
@@ -173,6 +173,7 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
     if template.host_varies() {
         own.host = std::net::Ipv4Addr::UNSPECIFIED.to_string();
     }
+    let proxies = ProxyBoard::new(&spec.fetch.net);
     let dialer = Dialer::new(
         &own,
         &spec.fetch.trust,
@@ -180,6 +181,7 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         spec.fetch.limits.connect_timeout,
         spec.fetch.http2,
         true,
+        &proxies,
     )?;
     Ok(Plan {
         dialer,
@@ -198,6 +200,7 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         follow_redirects: spec.fetch.follow_redirects,
         trust: spec.fetch.trust.clone(),
         net: spec.fetch.net.clone(),
+        proxies,
         gate: gate::Gate::new(spec.rate),
         h2: spec.fetch.http2.then(h2::Lanes::default),
         elsewhere: RefCell::default(),
