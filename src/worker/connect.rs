@@ -141,45 +141,47 @@ impl ProxyHealth {
 /// The health of every proxy the run names, one entry each, for all of a worker's dialers.
 #[derive(Default)]
 pub struct ProxyBoard {
-    entries: Vec<(Proxy, Rc<ProxyHealth>)>,
+    entries: RefCell<Vec<(Proxy, Rc<ProxyHealth>)>>,
 }
 
 impl ProxyBoard {
     pub fn new(net: &NetSpec) -> ProxyBoard {
-        let mut board = ProxyBoard::default();
+        let board = ProxyBoard::default();
         let named = net
             .proxy_pool
             .iter()
             .chain(&net.http_proxy)
             .chain(&net.https_proxy);
         for proxy in named {
-            if !board.entries.iter().any(|(p, _)| p == proxy) {
-                let health = ProxyHealth {
-                    label: proxy.shown(),
-                    streak: Cell::new(0),
-                    benched_until: Cell::new(None),
-                    tally: RefCell::default(),
-                };
-                board.entries.push((proxy.clone(), Rc::new(health)));
-            }
+            board.health_of(proxy);
         }
         board
     }
 
+    /// The health of `proxy`, shared with every other dialer that goes through it.
     fn health_of(&self, proxy: &Proxy) -> Rc<ProxyHealth> {
-        match self.entries.iter().find(|(p, _)| p == proxy) {
-            Some((_, health)) => health.clone(),
-            // Every proxy a dialer is given comes from the run's spec, so from this board.
-            None => unreachable!("a proxy not on the board: {proxy:?}"),
+        let mut entries = self.entries.borrow_mut();
+        if let Some((_, health)) = entries.iter().find(|(p, _)| p == proxy) {
+            return health.clone();
         }
+        let health = Rc::new(ProxyHealth {
+            label: proxy.shown(),
+            streak: Cell::new(0),
+            benched_until: Cell::new(None),
+            tally: RefCell::default(),
+        });
+        entries.push((proxy.clone(), health.clone()));
+        health
     }
 
     /// What each proxy carried so far, by the proxy as shown.
-    pub fn tallies(&self) -> impl Iterator<Item = (&str, ProxyTally)> {
+    pub fn tallies(&self) -> Vec<(String, ProxyTally)> {
         let now = Instant::now();
         self.entries
+            .borrow()
             .iter()
-            .map(move |(_, health)| (health.label.as_str(), health.tally(now)))
+            .map(|(_, health)| (health.label.clone(), health.tally(now)))
+            .collect()
     }
 }
 
@@ -308,27 +310,23 @@ impl Dialer {
     fn via(proxy: &Proxy, origin: &Origin, net: &NetSpec, refresh: bool, http2: bool) -> Via {
         let (host, port) = net.destination(&origin.host, origin.port);
         let https = origin.scheme == Scheme::Https;
-        {
-            {
-                match proxy.kind {
-                    ProxyKind::Http if !https && !http2 => Via::Forward {
-                        prefix: format!("http://{}", origin.authority).into_bytes(),
-                        auth: proxy::basic_auth(proxy).map(String::into_bytes),
-                    },
-                    ProxyKind::Http => Via::Connect {
-                        authority: authority(host, port),
-                        auth: proxy::basic_auth(proxy),
-                    },
-                    ProxyKind::Socks5 => Via::Socks {
-                        proxy: proxy.clone(),
-                        target: SocksVia::Resolved(Targets::of(net, host, port, refresh)),
-                    },
-                    ProxyKind::Socks5h => Via::Socks {
-                        proxy: proxy.clone(),
-                        target: SocksVia::Name(host.to_string(), port),
-                    },
-                }
-            }
+        match proxy.kind {
+            ProxyKind::Http if !https && !http2 => Via::Forward {
+                prefix: format!("http://{}", origin.authority).into_bytes(),
+                auth: proxy::basic_auth(proxy).map(String::into_bytes),
+            },
+            ProxyKind::Http => Via::Connect {
+                authority: authority(host, port),
+                auth: proxy::basic_auth(proxy),
+            },
+            ProxyKind::Socks5 => Via::Socks {
+                proxy: proxy.clone(),
+                target: SocksVia::Resolved(Targets::of(net, host, port, refresh)),
+            },
+            ProxyKind::Socks5h => Via::Socks {
+                proxy: proxy.clone(),
+                target: SocksVia::Name(host.to_string(), port),
+            },
         }
     }
 
@@ -436,36 +434,7 @@ impl Dialer {
             }),
         }
     }
-}
 
-/// Asks the proxy of `via`, if any, to carry `tcp` on to the target.
-async fn through_proxy(via: &Via, tcp: &mut TcpStream) -> Result<(), Failure> {
-    {
-        let carried = match via {
-            Via::Direct | Via::Forward { .. } => return Ok(()),
-            Via::Connect { authority, auth } => {
-                proxy::http_connect(tcp, authority, auth.as_deref()).await
-            }
-            Via::Socks { proxy, target } => {
-                let target = match target {
-                    SocksVia::Resolved(targets) => {
-                        let addrs = targets.in_turn().await?;
-                        SocksTarget::Addr(addrs[0])
-                    }
-                    SocksVia::Name(name, port) => SocksTarget::Name(name, *port),
-                };
-                proxy::socks5(tcp, proxy, target).await
-            }
-        };
-        carried.map_err(|e| Failure {
-            kind: ErrorKind::Proxy,
-            answered: false,
-            detail: e.to_string(),
-        })
-    }
-}
-
-impl Dialer {
     /// Tries `targets`' addresses in turn, from the next one on, until one connects.
     async fn connect_tcp(&self, targets: &Targets) -> Result<TcpStream, Failure> {
         let addrs = targets.in_turn().await?;
@@ -509,6 +478,31 @@ impl Dialer {
             format!("no --local-addr of {addr}'s address family"),
         )))
     }
+}
+
+/// Asks the proxy of `via`, if any, to carry `tcp` on to the target.
+async fn through_proxy(via: &Via, tcp: &mut TcpStream) -> Result<(), Failure> {
+    let carried = match via {
+        Via::Direct | Via::Forward { .. } => return Ok(()),
+        Via::Connect { authority, auth } => {
+            proxy::http_connect(tcp, authority, auth.as_deref()).await
+        }
+        Via::Socks { proxy, target } => {
+            let target = match target {
+                SocksVia::Resolved(targets) => {
+                    let addrs = targets.in_turn().await?;
+                    SocksTarget::Addr(addrs[0])
+                }
+                SocksVia::Name(name, port) => SocksTarget::Name(name, *port),
+            };
+            proxy::socks5(tcp, proxy, target).await
+        }
+    };
+    carried.map_err(|e| Failure {
+        kind: ErrorKind::Proxy,
+        answered: false,
+        detail: e.to_string(),
+    })
 }
 
 /// A TCP connection to `addr` from `local` (port picked by the kernel at connect): the socket

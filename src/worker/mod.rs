@@ -131,9 +131,7 @@ impl Shared {
         let throttled = plan.gate.throttled().as_micros();
         stats.throttled_us = u64::try_from(throttled).unwrap_or(u64::MAX);
         stats.answers = plan.seen.borrow().clone();
-        for (proxy, tally) in plan.proxies.tallies() {
-            stats.answers.proxies.insert(proxy.to_string(), tally);
-        }
+        stats.answers.proxies.extend(plan.proxies.tallies());
         stats.in_flight = self.in_flight.get();
         stats.concurrency_limit = self.limiter.current() as u64;
         drop(stats);
