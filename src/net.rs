@@ -312,14 +312,18 @@ impl NetSpec {
     /// The proxies for a connection to `host` (`https`: an `https://` target): the
     /// `--proxy-file` pool, or the one proxy; none when `NO_PROXY` names the host.
     pub fn proxies_for(&self, host: &str, https: bool) -> Vec<&Proxy> {
-        if !self.proxy_pool.is_empty() {
-            return if self.bypasses(host) {
-                Vec::new()
-            } else {
-                self.proxy_pool.iter().collect()
-            };
+        if self.bypasses(host) {
+            return Vec::new();
         }
-        self.proxy_for(host, https).into_iter().collect()
+        if !self.proxy_pool.is_empty() {
+            return self.proxy_pool.iter().collect();
+        }
+        let one = if https {
+            self.https_proxy.as_ref()
+        } else {
+            self.http_proxy.as_ref()
+        };
+        one.into_iter().collect()
     }
 
     /// True when `NO_PROXY` names `host`: `*`, the host itself, a domain it is in, or its IP
@@ -333,17 +337,6 @@ impl NetSpec {
                     .strip_suffix(entry.as_str())
                     .is_some_and(|prefix| prefix.ends_with('.'))
         })
-    }
-
-    /// The proxy for a connection to `host` (`https`: an `https://` target), unless
-    /// `NO_PROXY` names it.
-    pub fn proxy_for(&self, host: &str, https: bool) -> Option<&Proxy> {
-        let proxy = if https {
-            self.https_proxy.as_ref()
-        } else {
-            self.http_proxy.as_ref()
-        }?;
-        (!self.bypasses(host)).then_some(proxy)
     }
 
     /// Where a connection for `host:port` goes: `--connect-to`'s first match, else itself.
@@ -533,6 +526,13 @@ mod tests {
         assert!(NetSpec::parse(&[], &[], &strings(&["a:80:b"])).is_err());
     }
 
+    /// The one proxy for `host`, if any.
+    fn one<'a>(spec: &'a NetSpec, host: &str, https: bool) -> Option<&'a Proxy> {
+        let proxies = spec.proxies_for(host, https);
+        assert!(proxies.len() <= 1, "{proxies:?}");
+        proxies.first().copied()
+    }
+
     #[test]
     fn proxies_come_from_the_flag_or_the_environment_as_curl_reads_it() {
         let env = |vars: &'static [(&'static str, &'static str)]| {
@@ -552,7 +552,7 @@ mod tests {
                 ]),
             )
             .expect("valid");
-        let https = spec.proxy_for("api.test", true).expect("https proxy");
+        let https = one(&spec, "api.test", true).expect("https proxy");
         assert_eq!(
             (
                 https.kind,
@@ -564,7 +564,7 @@ mod tests {
         );
         assert_eq!(https.shown(), "socks5h://***@proxy.test:1080");
         assert!(!format!("{https:?}").contains("p:w"));
-        let http = spec.proxy_for("api.test", false).expect("http proxy");
+        let http = one(&spec, "api.test", false).expect("http proxy");
         assert_eq!((http.kind, http.port), (ProxyKind::Http, 8080));
         for direct in [
             "internal.test",
@@ -573,9 +573,9 @@ mod tests {
             "x.corp.test",
             "10.1.2.3",
         ] {
-            assert!(spec.proxy_for(direct, true).is_none(), "{direct}");
+            assert!(one(&spec, direct, true).is_none(), "{direct}");
         }
-        assert!(spec.proxy_for("notinternal.test", true).is_some());
+        assert!(one(&spec, "notinternal.test", true).is_some());
         // The flag wins over the environment, for both schemes.
         let flagged = NetSpec::default()
             .with_proxies(
@@ -583,12 +583,12 @@ mod tests {
                 env(&[("ALL_PROXY", "http://x:1")]),
             )
             .expect("valid");
-        assert_eq!(flagged.proxy_for("a", false).map(|p| p.port), Some(9));
-        assert_eq!(flagged.proxy_for("a", true).map(|p| p.port), Some(9));
+        assert_eq!(one(&flagged, "a", false).map(|p| p.port), Some(9));
+        assert_eq!(one(&flagged, "a", true).map(|p| p.port), Some(9));
         let all = NetSpec::default()
             .with_proxies(None, env(&[("ALL_PROXY", "http://x:1"), ("no_proxy", "*")]))
             .expect("valid");
-        assert!(all.proxy_for("a", false).is_none());
+        assert!(one(&all, "a", false).is_none());
         assert_eq!(
             Proxy::parse("ftp://u:secret@x:1")
                 .expect_err("scheme")

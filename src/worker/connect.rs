@@ -52,8 +52,6 @@ use crate::tls::{self, Trust};
 const RETRY_RESOLVE_AFTER: Duration = Duration::from_secs(5);
 /// How long an address that refused a connection is left out.
 pub const SKIP_REFUSING: Duration = Duration::from_secs(10);
-/// How often a first connect looks for the resolver thread's first answer.
-const LOOK_AGAIN: Duration = Duration::from_millis(1);
 
 /// How connections reach the target.
 enum Via {
@@ -611,9 +609,7 @@ impl Targets {
     /// first answer; a name that did not resolve is `dns`.
     async fn in_turn(&self) -> Result<Vec<SocketAddr>, Failure> {
         if let Some(found) = &self.found {
-            while found.answers.load(Ordering::Acquire) == 0 {
-                monoio::time::sleep(LOOK_AGAIN).await;
-            }
+            super::until(|| found.answers.load(Ordering::Acquire) > 0).await;
             let answers = found.answers.load(Ordering::Acquire);
             if answers != self.taken.get() {
                 self.taken.set(answers);

@@ -18,11 +18,8 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
-use std::time::Duration;
 
-/// How often a waiting slot looks again: bytes are let go by other slots and by the pipe, which
-/// wake no one.
-const LOOK_AGAIN: Duration = Duration::from_millis(1);
+use super::until;
 
 /// What one slot holds of the budget.
 #[derive(Debug, Default)]
@@ -72,9 +69,7 @@ impl BodyBudget {
     /// Before a new request: waits while the budget is spent. Those holding it go on, and the
     /// pipe drains, so this ends.
     pub async fn admit(&self) {
-        while self.in_use() >= self.limit {
-            monoio::time::sleep(LOOK_AGAIN).await;
-        }
+        until(|| self.in_use() < self.limit).await;
     }
 
     /// `hold` is to become `bytes`: at once when that fits, or when `hold` is the oldest
@@ -83,14 +78,10 @@ impl BodyBudget {
         if bytes <= hold.bytes {
             return;
         }
-        let mut waited = false;
-        while !self.fits(hold, bytes) {
-            if !waited {
-                waited = true;
-                self.waits.set(self.waits.get() + 1);
-            }
+        if !self.fits(hold, bytes) {
+            self.waits.set(self.waits.get() + 1);
             // Holding something already, it keeps its place in the line while it waits.
-            monoio::time::sleep(LOOK_AGAIN).await;
+            until(|| self.fits(hold, bytes)).await;
         }
         self.settle(hold, bytes);
     }
@@ -131,6 +122,7 @@ impl BodyBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn run<F: Future>(work: F) -> F::Output {
         monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()

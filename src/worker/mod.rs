@@ -347,14 +347,25 @@ fn set_nonblocking(fd: &impl std::os::fd::AsFd, on: bool) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETFL(flags)).map(|_| ())
 }
 
+/// How often a task waiting for something that wakes no task (the pipe draining, memory let
+/// go by other slots, a resolver thread's answer) looks again.
+const LOOK_AGAIN: Duration = Duration::from_millis(1);
+
+/// Waits until `ready()` holds, looking again every [`LOOK_AGAIN`].
+async fn until(mut ready: impl FnMut() -> bool) {
+    while !ready() {
+        monoio::time::sleep(LOOK_AGAIN).await;
+    }
+}
+
 /// Waits while the pipe to the supervisor is backed up (a slow disk, a stopped supervisor):
 /// no new id until it drains. Requests in flight go on meanwhile.
 async fn wait_for_the_pipe(shared: &Shared) {
-    while shared.sink.borrow().backlog() >= sink::PAUSE_AT_BYTES
-        && shared.pipe_error.borrow().is_none()
-    {
-        monoio::time::sleep(DRAIN_EVERY).await;
-    }
+    until(|| {
+        shared.sink.borrow().backlog() < sink::PAUSE_AT_BYTES
+            || shared.pipe_error.borrow().is_some()
+    })
+    .await;
 }
 
 /// One in-flight slot (number `index`): takes the next id until there are none, one request at
