@@ -467,3 +467,55 @@ fn an_id_range_below_zero_or_without_an_end_names_the_flag() {
         "--ids 0..: expected START..END, e.g. 0..1000000",
     );
 }
+
+#[test]
+fn bad_routing_proxy_and_memory_flags_name_the_flag() {
+    let run = |flag: &'static str, value: &'static str| ["-u", URL, "-i", "0..10", flag, value];
+    for (args, message) in [
+        (
+            run("--local-addr", "nope"),
+            "--local-addr nope: not an IP address or CIDR block",
+        ),
+        (
+            run("--local-addr", "10.0.0.0/8"),
+            "--local-addr 10.0.0.0/8: more than 65536",
+        ),
+        (
+            run("--resolve", "a.test:80"),
+            "--resolve a.test:80: expected HOST:PORT:ADDR",
+        ),
+        (
+            run("--connect-to", "a:b"),
+            "--connect-to a:b: expected HOST:PORT:HOST2:PORT2",
+        ),
+        (
+            run("--dns-refresh", "0"),
+            "--dns-refresh 0: must be a positive number",
+        ),
+        (run("--body-memory", "1.5M"), "`1.5M` is not a size"),
+        (
+            run("--proxy-file", "missing.txt"),
+            "--proxy-file missing.txt:",
+        ),
+        // The password is not echoed.
+        (
+            run("--proxy", "ftp://u:s3cret@h:1"),
+            "proxy ftp://***@h:1: expected http://",
+        ),
+    ] {
+        assert_refused(&args, message);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("list.txt"), "socks5://127.0.0.1:1\n").expect("write");
+    let both = [
+        "--proxy",
+        "socks5://127.0.0.1:2",
+        "--proxy-file",
+        "list.txt",
+    ];
+    assert_refused_in(
+        dir.path(),
+        &[&["-u", URL, "-i", "0..10"][..], &both].concat(),
+        "--proxy and --proxy-file: give one",
+    );
+}
