@@ -74,8 +74,10 @@ fn bodies_stream_to_their_files_whatever_their_size() {
             .collect();
         assert!(partial.is_empty(), "{partial:?} left behind");
         eprintln!("{coding}: peak tree RSS {peak_mb:.0} MB");
-        // Held whole, 16 bodies would be 134 MB (8 MiB buffers) in the worker alone.
-        assert!(peak_mb < 80.0, "{coding}: peak {peak_mb:.0} MB");
+        // Held whole, 16 bodies would be 134 MB (8 MiB buffers) in the worker alone. Both
+        // codings peak near 20 MB; gzip reached 90 MB when the decoded bytes of one read (up
+        // to megabytes) were buffered before the file took them.
+        assert!(peak_mb < 50.0, "{coding}: peak {peak_mb:.0} MB");
     }
 }
 

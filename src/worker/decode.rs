@@ -81,9 +81,16 @@ pub enum DecodeError {
     /// The stream is not valid for its coding, or ends before its end.
     #[error("{coding} body could not be decoded: {error}")]
     Corrupt { coding: &'static str, error: String },
+    /// The decoded bytes could not be written to the body's file.
+    #[error("writing the body file: {0}")]
+    Spill(io::Error),
 }
 
-/// Where decoded bytes end up: counted against the limit, kept if asked.
+/// Where decoded bytes end up: counted against the limit, then kept if asked, or written
+/// straight to the body's file (`--bodies-dir`). The file is written to as the decoder
+/// produces, because one read of a compressed body can decode to megabytes (a deflate stream
+/// to 1,032 times its size, zstd and brotli to far more): buffered, 16 slots of 8 MB gzip
+/// bodies took 90 MB where plain ones took 21.
 #[derive(Debug, Default)]
 pub struct Decoded {
     pub body: Vec<u8>,
@@ -91,6 +98,8 @@ pub struct Decoded {
     keep: bool,
     max: u64,
     over: bool,
+    spill: Option<std::fs::File>,
+    spill_failed: Option<io::Error>,
 }
 
 impl Write for Decoded {
@@ -100,7 +109,12 @@ impl Write for Decoded {
             self.over = true;
             return Err(io::Error::other("over the body limit"));
         }
-        if self.keep {
+        if let Some(file) = &mut self.spill {
+            if let Err(error) = file.write_all(bytes) {
+                let error = self.spill_failed.insert(error);
+                return Err(io::Error::new(error.kind(), "writing the body file"));
+            }
+        } else if self.keep {
             self.body.extend_from_slice(bytes);
         }
         Ok(bytes.len())
@@ -261,13 +275,28 @@ impl BodyDecoder {
     pub fn new(codings: &[Coding], keep: bool, max: u64, reuse: Vec<u8>) -> BodyDecoder {
         let mut body = reuse;
         body.clear();
-        let mut top: Next = Box::new(Decoded {
+        let decoded = Decoded {
             body,
-            len: 0,
             keep,
             max,
-            over: false,
-        });
+            ..Decoded::default()
+        };
+        BodyDecoder::ending_in(codings, decoded, max)
+    }
+
+    /// A decoder for `codings` that writes the decoded bytes to `file` as they are produced,
+    /// keeping none, failing past `max` decoded bytes.
+    pub fn into_file(codings: &[Coding], file: std::fs::File, max: u64) -> BodyDecoder {
+        let decoded = Decoded {
+            max,
+            spill: Some(file),
+            ..Decoded::default()
+        };
+        BodyDecoder::ending_in(codings, decoded, max)
+    }
+
+    fn ending_in(codings: &[Coding], decoded: Decoded, max: u64) -> BodyDecoder {
+        let mut top: Next = Box::new(decoded);
         for coding in codings {
             top = match coding {
                 Coding::Gzip => Box::new(GzDecoder::new(top)),
@@ -320,6 +349,9 @@ impl BodyDecoder {
         match result {
             Ok(()) => Ok(()),
             Err(_) if self.top.decoded().over => Err(DecodeError::TooLarge(self.max)),
+            Err(error) if self.top.decoded().spill_failed.is_some() => Err(DecodeError::Spill(
+                self.top.decoded().spill_failed.take().unwrap_or(error),
+            )),
             Err(error) => Err(DecodeError::Corrupt {
                 coding: self.outer.name(),
                 error: error.to_string(),
@@ -456,6 +488,32 @@ mod tests {
         let body = decoder.take_body();
         assert!(body.len() <= 1 << 20, "kept {} bytes", body.len());
         assert!(body.capacity() <= 4 << 20, "grew to {}", body.capacity());
+    }
+
+    #[test]
+    fn a_decoder_into_a_file_writes_as_it_decodes_and_holds_nothing() {
+        let data = b"id 7 big body line\n".repeat(400_000);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("body");
+        let file = std::fs::File::create(&path).expect("create");
+        let encoded = gzip(&data);
+        let mut decoder = BodyDecoder::into_file(&[Coding::Gzip], file, 64 << 20);
+        // One piece of a few KiB decodes to megabytes; none of it stays in memory.
+        for part in encoded.chunks(4 << 10) {
+            decoder.feed(part).expect("decodes");
+            assert_eq!(decoder.body_mut().capacity(), 0);
+        }
+        decoder.finish().expect("ends");
+        assert_eq!(decoder.len(), data.len() as u64);
+        assert!(std::fs::read(&path).expect("read") == data);
+    }
+
+    #[test]
+    fn a_decoder_into_a_file_that_cannot_be_written_says_so() {
+        let file = std::fs::File::open("/dev/null").expect("open");
+        let mut decoder = BodyDecoder::into_file(&[Coding::Gzip], file, 1 << 20);
+        let result = decoder.feed(&gzip(&sample()));
+        assert!(matches!(result, Err(DecodeError::Spill(_))), "{result:?}");
     }
 
     #[test]

@@ -384,7 +384,7 @@ impl Decoder {
                 answered: true,
                 detail,
             })?;
-            answer.expect_codings(head.content, transfer, wants);
+            answer.expect_codings(head.content, transfer, wants)?;
         }
         self.stage = match head.framing {
             Framing::Empty | Framing::Length(0) => Stage::Done {
@@ -522,7 +522,7 @@ impl Answer {
         content: Codings,
         transfer: Vec<Coding>,
         wants: &Wants<'_>,
-    ) {
+    ) -> Result<(), Failure> {
         let mut chain = match content {
             Codings::Known(codings) if wants.decode => codings,
             Codings::Unknown => {
@@ -532,12 +532,21 @@ impl Answer {
             _ => Vec::new(),
         };
         chain.extend(transfer);
-        if !chain.is_empty() {
-            let reuse = std::mem::take(&mut self.body);
-            let max = wants.max_body as u64;
-            let keep = wants.keep_body || self.spool.is_some();
-            self.decoding = Some(BodyDecoder::new(&chain, keep, max, reuse));
+        if chain.is_empty() {
+            return Ok(());
         }
+        let max = wants.max_body as u64;
+        self.decoding = Some(match &mut self.spool {
+            Some(spool) if !wants.keep_body => {
+                BodyDecoder::into_file(&chain, spool.writer().map_err(spool_failure)?, max)
+            }
+            spool => {
+                let reuse = std::mem::take(&mut self.body);
+                let keep = wants.keep_body || spool.is_some();
+                BodyDecoder::new(&chain, keep, max, reuse)
+            }
+        });
+        Ok(())
     }
 
     /// The body has ended: a decoded one must end where its coding says (and what its
@@ -553,7 +562,11 @@ impl Answer {
                 .map_err(spool_failure)?;
         }
         self.body_len = decoding.len();
-        self.body = decoding.take_body();
+        let body = decoding.take_body();
+        // A decoder writing to a file kept nothing; the slot's own buffer stays for reuse.
+        if body.capacity() > 0 || self.body.capacity() == 0 {
+            self.body = body;
+        }
         Ok(())
     }
 }
@@ -562,6 +575,7 @@ fn decode_failure(error: DecodeError) -> Failure {
     let kind = match error {
         DecodeError::TooLarge(_) => ErrorKind::BodyTooLarge,
         DecodeError::Corrupt { .. } => ErrorKind::Decode,
+        DecodeError::Spill(_) => ErrorKind::Io,
     };
     Failure {
         kind,

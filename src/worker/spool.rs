@@ -46,6 +46,13 @@ impl Spool {
         Ok(())
     }
 
+    /// A second handle on the file, for a decoder that writes decoded bytes as it produces
+    /// them. It shares the file's offset, so what it writes lands after what came before.
+    pub fn writer(&mut self) -> io::Result<File> {
+        self.dirty = true;
+        self.file.try_clone()
+    }
+
     /// Empties the file for the next answer.
     pub fn restart(&mut self) -> io::Result<()> {
         if self.dirty {
