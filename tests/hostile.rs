@@ -1,7 +1,8 @@
 //! Servers that send what no request asked for, from a raw-socket server of this test: bytes
 //! after a complete answer are never read as the next id's answer (RFC 9112 §6.3), and what an
 //! idle connection received (HAProxy's `408` before it closes) is not an answer either. And a
-//! key that repeats in a key file keeps each of its answers.
+//! key that repeats in a key file keeps each of its answers, and a body file holds only the
+//! answer that completed.
 
 mod common;
 
@@ -153,4 +154,75 @@ fn a_key_repeated_in_the_key_file_keeps_a_body_file_per_line() {
     assert_eq!(rows, 300);
     assert_eq!(paths.len(), 300, "a file per row");
     assert_eq!(bodies.len(), 300, "no answer lost");
+}
+
+/// A JSON body of about 300 KB for `id`, different for each id.
+fn large_json(id: &str) -> Vec<u8> {
+    let numbers: Vec<String> = (0..50_000u64)
+        .map(|i| (i * 7919 % 100_003).to_string())
+        .collect();
+    format!("{{\"id\":\"{id}\",\"numbers\":[{}]}}", numbers.join(",")).into_bytes()
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(data).expect("gzip");
+    encoder.finish().expect("gzip")
+}
+
+/// A raw server that cuts each id's first answer off after half its body, then closes, and
+/// sends the whole answer (gzip-encoded if `gzipped`) to the id's next request.
+fn start_cutting_once(gzipped: bool) -> String {
+    let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+    raw_server(move |target, stream| {
+        let id = target.split("id=").nth(1).unwrap_or("?").to_string();
+        let (body, coding) = match gzipped {
+            true => (gzip(&large_json(&id)), "Content-Encoding: gzip\r\n"),
+            false => (large_json(&id), ""),
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\n{coding}Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let first = seen.lock().map(|mut seen| seen.insert(id)).unwrap_or(false);
+        let sent = match first {
+            true => &body[..body.len() / 2],
+            false => &body[..],
+        };
+        let written = stream
+            .write_all(head.as_bytes())
+            .and_then(|()| stream.write_all(sent));
+        written.is_ok() && !first
+    })
+}
+
+#[test]
+fn a_body_file_holds_only_the_retry_when_the_first_answer_was_cut_off() {
+    for (gzipped, extract) in [(false, false), (true, false), (false, true), (true, true)] {
+        let base = start_cutting_once(gzipped);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut args = vec!["--bodies-dir", "bodies", "--retries", "2"];
+        if extract {
+            args.extend(["--extract", "key=/id"]);
+        }
+        let rows = scrape_ok(dir.path(), &format!("{base}/x?id={{id}}"), 0, 40, 2, &args);
+        let case = format!("gzip {gzipped}, extract {extract}");
+        for row in &rows {
+            let id = row.id.to_string();
+            assert_eq!(
+                (row.status, row.attempts, row.error.as_str()),
+                (Some(200), 2, ""),
+                "{case}: {row:?}"
+            );
+            let path = row.extra.last().expect("body_path");
+            let body = std::fs::read(dir.path().join("bodies").join(path)).expect("body file");
+            assert!(
+                body == large_json(&id),
+                "{case}: {path} is not id {id}'s whole body"
+            );
+            if extract {
+                assert_eq!(row.extra[0], id, "{case}: {row:?}");
+            }
+        }
+    }
 }

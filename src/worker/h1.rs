@@ -458,8 +458,13 @@ pub(super) fn keep_body_bytes(
         }
         None => {
             answer.body_len += bytes.len() as u64;
-            if wants.keep_body || answer.spool.is_some() {
-                answer.body.extend_from_slice(bytes);
+            match &mut answer.spool {
+                // Only to its file: straight there, not through the slot's buffer.
+                Some(spool) if !wants.keep_body => {
+                    return spool.write(bytes).map_err(spool_failure);
+                }
+                _ if wants.keep_body => answer.body.extend_from_slice(bytes),
+                _ => {}
             }
             &mut answer.body
         }

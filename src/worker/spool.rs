@@ -46,6 +46,12 @@ impl Spool {
         Ok(())
     }
 
+    /// Writes body bytes that are not kept in memory.
+    pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.dirty = true;
+        self.file.write_all(bytes)
+    }
+
     /// A second handle on the file, for a decoder that writes decoded bytes as it produces
     /// them. It shares the file's offset, so what it writes lands after what came before.
     pub fn writer(&mut self) -> io::Result<File> {
