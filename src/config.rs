@@ -102,6 +102,10 @@ pub enum ConfigError {
     )]
     ParquetStdout,
     #[error(
+        "--http2 with {{id}} in the URL's host: each key's host gets a connection of its own, over HTTP/1.1; drop --http2"
+    )]
+    Http2PerHost,
+    #[error(
         "--output {0}: is a directory; give the file for the rows (or --format parquet for a directory of parts)"
     )]
     OutputIsDir(PathBuf),
@@ -176,7 +180,10 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let request = request_spec(args)?;
     // Compiled here to refuse a bad template before any worker starts (each worker compiles it
     // again from the spec).
-    RequestTemplate::compile(&request)?;
+    let template = RequestTemplate::compile(&request)?;
+    if args.http2 && template.host_varies() {
+        return Err(ConfigError::Http2PerHost);
+    }
     let trust = Trust {
         ca_cert: args.ca_cert.clone(),
         insecure: args.insecure,

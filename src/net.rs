@@ -326,16 +326,19 @@ impl NetSpec {
         one.into_iter().collect()
     }
 
-    /// True when `NO_PROXY` names `host`: `*`, the host itself, a domain it is in, or its IP
-    /// address.
+    /// True when `NO_PROXY` names `host`: `*`, the host itself, a domain it is in, its IP
+    /// address, or a CIDR block its IP address is in (as curl 7.86 and later read it: an
+    /// address written in the URL, never one a name resolves to).
     fn bypasses(&self, host: &str) -> bool {
         let host = unbracket(host).to_ascii_lowercase();
+        let ip: Option<IpAddr> = host.parse().ok();
         self.no_proxy.iter().any(|entry| {
             entry == "*"
                 || *entry == host
                 || host
                     .strip_suffix(entry.as_str())
                     .is_some_and(|prefix| prefix.ends_with('.'))
+                || ip.is_some_and(|ip| block(entry).is_some_and(|block| block.holds(ip)))
         })
     }
 
@@ -365,29 +368,60 @@ impl NetSpec {
     }
 }
 
+/// A CIDR block: `127.0.0.0/29`, `2001:db8::/125`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Block {
+    addr: IpAddr,
+    /// Bits of the address that vary inside the block.
+    host_bits: u32,
+}
+
+impl Block {
+    fn base(self) -> u128 {
+        bits_of(self.addr) & !self.mask()
+    }
+
+    fn mask(self) -> u128 {
+        u128::MAX.checked_shr(128 - self.host_bits).unwrap_or(0)
+    }
+
+    fn holds(self, ip: IpAddr) -> bool {
+        ip.is_ipv4() == self.addr.is_ipv4() && bits_of(ip) & !self.mask() == self.base()
+    }
+}
+
+fn bits_of(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// `text` as a CIDR block, if it is one (an address, a slash, a prefix length that fits).
+fn block(text: &str) -> Option<Block> {
+    let (addr, bits) = text.split_once('/')?;
+    let addr: IpAddr = unbracket(addr).parse().ok()?;
+    let bits: u32 = bits.parse().ok()?;
+    let width: u32 = if addr.is_ipv4() { 32 } else { 128 };
+    Some(Block {
+        addr,
+        host_bits: width.checked_sub(bits)?,
+    })
+}
+
 /// One address, or every address of a CIDR block (`127.0.0.0/29`: eight).
 fn expand_cidr(text: &str) -> Result<Vec<IpAddr>, NetError> {
     let bad = || NetError::LocalAddr(text.into());
-    let Some((addr, bits)) = text.split_once('/') else {
+    if !text.contains('/') {
         return Ok(vec![text.parse().map_err(|_| bad())?]);
-    };
-    let addr: IpAddr = addr.parse().map_err(|_| bad())?;
-    let bits: u32 = bits.parse().map_err(|_| bad())?;
-    let width = if addr.is_ipv4() { 32 } else { 128 };
-    if bits > width {
-        return Err(bad());
     }
-    let host_bits = width - bits;
-    if host_bits > 16 {
+    let block = block(text).ok_or_else(bad)?;
+    if block.host_bits > 16 {
         return Err(NetError::TooManyLocalAddrs(text.into()));
     }
-    let count = 1u128 << host_bits;
-    let base = match addr {
-        IpAddr::V4(v4) => u128::from(u32::from(v4)),
-        IpAddr::V6(v6) => u128::from(v6),
-    } & !(count - 1);
-    Ok((0..count)
-        .map(|k| match addr {
+    let base = block.base();
+    Ok((0..=block.mask())
+        .map(|k| match block.addr {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from((base + k) as u32)),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(base + k)),
         })
@@ -548,7 +582,10 @@ mod tests {
                 env(&[
                     ("HTTPS_PROXY", "socks5h://u%40x:p%3Aw@proxy.test"),
                     ("http_proxy", "proxy.test:8080"),
-                    ("NO_PROXY", "internal.test, .corp.test,10.1.2.3"),
+                    (
+                        "NO_PROXY",
+                        "internal.test, .corp.test,10.1.2.3,192.168.8.0/22,[fd00::]/16",
+                    ),
                 ]),
             )
             .expect("valid");
@@ -572,10 +609,21 @@ mod tests {
             "corp.test",
             "x.corp.test",
             "10.1.2.3",
+            "192.168.8.1",
+            "192.168.11.255",
+            "[fd00::1]",
         ] {
             assert!(one(&spec, direct, true).is_none(), "{direct}");
         }
-        assert!(one(&spec, "notinternal.test", true).is_some());
+        for proxied in [
+            "notinternal.test",
+            "10.1.2.4",
+            "192.168.12.0",
+            "192.168.7.255",
+            "[fd01::1]",
+        ] {
+            assert!(one(&spec, proxied, true).is_some(), "{proxied}");
+        }
         // The flag wins over the environment, for both schemes.
         let flagged = NetSpec::default()
             .with_proxies(

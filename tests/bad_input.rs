@@ -277,6 +277,11 @@ fn bad_request_shaping_and_capture_flags_name_the_flag() {
     assert_refused_in(d, &["-u", URL, "-i", "0..10", "-X", "GE T"], "--method");
     assert_refused_in(
         d,
+        &["-u", "http://{id}.test/", "-i", "0..10", "--http2"],
+        "--http2 with {id} in the URL's host",
+    );
+    assert_refused_in(
+        d,
         &["-u", URL, "-i", "0..10", "--save-body", "--bodies-dir", "b"],
         "'--save-body' cannot be used with '--bodies-dir <DIR>'",
     );

@@ -163,7 +163,7 @@ fn the_environment_names_the_proxy_and_no_proxy_bypasses_it() {
     // An https proxy variable is not for an http:// target.
     let direct = sources(dir.path(), &url, 20, &[], &[("HTTPS_PROXY", &proxy)]);
     all_from(&direct, "127.0.0.1");
-    for no_proxy in ["127.0.0.1", "*", "localhost,127.0.0.1"] {
+    for no_proxy in ["127.0.0.1", "*", "localhost,127.0.0.1", "127.0.0.0/30"] {
         let env = [("HTTP_PROXY", proxy.as_str()), ("NO_PROXY", no_proxy)];
         all_from(&sources(dir.path(), &url, 20, &[], &env), "127.0.0.1");
     }
