@@ -146,6 +146,10 @@ pub struct Slot {
     route: RouteId,
     /// The proxy the last answer came through, if any.
     answered_through: Option<Rc<ProxyHealth>>,
+    /// The request timeout's timer, kept from one request to the next: boxed, because monoio's
+    /// timer is 640 bytes aligned to 128 (see `pause`), and reset rather than made anew, which
+    /// for a later deadline only moves a number.
+    timer: Option<Pin<Box<monoio::time::Sleep>>>,
 }
 
 impl Slot {
@@ -161,6 +165,7 @@ impl Slot {
             refused: false,
             route: RouteId::default(),
             answered_through: None,
+            timer: None,
         }
     }
 
@@ -307,11 +312,19 @@ impl Slot {
         self.reused = false;
         self.answered_through = None;
         self.refused = false;
-        let deadline = self.plan.limits.timeout;
+        let deadline = monoio::time::Instant::from_std(started + self.plan.limits.timeout);
+        let mut timer = match self.timer.take() {
+            Some(mut timer) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => Box::pin(monoio::time::sleep_until(deadline)),
+        };
         let result = {
             let exchange = std::pin::pin!(self.exchange(key));
-            before(started + deadline, exchange).await
+            before(timer.as_mut(), exchange).await
         };
+        self.timer = Some(timer);
         let now = Instant::now();
         let latency = now.saturating_duration_since(started);
         match result {
@@ -556,14 +569,14 @@ impl Slot {
     }
 }
 
-/// What `work` comes to, or `None` if `deadline` passes first. Unlike monoio's `timeout`, which
+/// What `work` comes to, or `None` if `expiry` fires first. Unlike monoio's `timeout`, which
 /// takes the future by value and moves it twice more, this polls it where the caller pinned it:
 /// a request's future is over a kilobyte, and copying it was the largest user-space cost per
 /// request (callgrind).
-async fn before<F: Future>(deadline: Instant, mut work: Pin<&mut F>) -> Option<F::Output> {
-    let mut expiry = std::pin::pin!(monoio::time::sleep_until(monoio::time::Instant::from_std(
-        deadline
-    )));
+async fn before<F: Future>(
+    mut expiry: Pin<&mut monoio::time::Sleep>,
+    mut work: Pin<&mut F>,
+) -> Option<F::Output> {
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = work.as_mut().poll(cx) {
             return Poll::Ready(Some(output));

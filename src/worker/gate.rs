@@ -96,7 +96,7 @@ impl Gate {
             return now;
         };
         self.begin_wait();
-        monoio::time::sleep_until(monoio::time::Instant::from_std(at.max(now))).await;
+        super::pause_until(at.max(now)).await;
         self.end_wait();
         Instant::now()
     }

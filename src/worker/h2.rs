@@ -106,7 +106,7 @@ impl Lanes {
             }
             if self.opening.get() {
                 // Another slot is opening a lane; its room will do for us too.
-                monoio::time::sleep(Duration::from_millis(1)).await;
+                super::pause(Duration::from_millis(1)).await;
                 continue;
             }
             self.opening.set(true);

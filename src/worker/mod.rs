@@ -26,6 +26,7 @@ mod spec;
 mod spool;
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -317,7 +318,7 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
             return;
         }
         let backed_up = shared.sink.borrow().backlog() > 0;
-        monoio::time::sleep(if backed_up { DRAIN_EVERY } else { FLUSH_EVERY }).await;
+        pause(if backed_up { DRAIN_EVERY } else { FLUSH_EVERY }).await;
         let mut sink = shared.sink.borrow_mut();
         if last_stats.elapsed() >= STATS_EVERY {
             sink.push_stats(&shared.stats_with(plan));
@@ -353,9 +354,38 @@ const LOOK_AGAIN: Duration = Duration::from_millis(1);
 
 /// Waits until `ready()` holds, looking again every [`LOOK_AGAIN`].
 async fn until(mut ready: impl FnMut() -> bool) {
-    while !ready() {
-        monoio::time::sleep(LOOK_AGAIN).await;
+    if ready() {
+        return;
     }
+    // One timer for the whole wait (boxed, see `pause`), set again each time.
+    let mut timer = Box::pin(monoio::time::sleep(LOOK_AGAIN));
+    loop {
+        timer.as_mut().await;
+        if ready() {
+            return;
+        }
+        let next = monoio::time::Instant::now() + LOOK_AGAIN;
+        timer.as_mut().reset(next);
+    }
+}
+
+/// Sleeps for `duration`: what a slot's task awaits instead of `monoio::time::sleep`.
+///
+/// monoio's `Sleep` is 640 bytes aligned to 128 (its timer entry is cache-padded for threads a
+/// single-threaded runtime never has). Held inline anywhere in a slot's future, it made the
+/// whole future 128-aligned and padded at every level: boxed, each slot's task is smaller by
+/// more than a kilobyte, which thousands of slots pay for at once. Only waits (rare: a rate
+/// gate, a backed-up pipe) pay for the box.
+pub(crate) async fn pause(duration: Duration) {
+    Box::pin(monoio::time::sleep(duration)).await
+}
+
+/// [`pause`] until `at`.
+pub(crate) async fn pause_until(at: Instant) {
+    Box::pin(monoio::time::sleep_until(monoio::time::Instant::from_std(
+        at,
+    )))
+    .await
 }
 
 /// Waits while the pipe to the supervisor is backed up (a slow disk, a stopped supervisor):
@@ -370,58 +400,64 @@ async fn wait_for_the_pipe(shared: &Shared) {
 
 /// One in-flight slot (number `index`): takes the next id until there are none, one request at
 /// a time, while the limiter lets it.
-async fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) {
-    let mut key = Vec::with_capacity(32);
-    loop {
-        wait_for_the_pipe(&shared).await;
-        if let Some(memory) = &slot.plan().memory {
-            memory.admit().await;
-        }
-        shared.limiter.admit(index).await;
-        let Some(work) = shared.work.next(&mut key).await else {
-            break;
-        };
-        shared.in_flight.set(shared.in_flight.get() + 1);
-        let outcome = slot.try_once(work.index, &key, work.attempts).await;
-        shared.in_flight.set(shared.in_flight.get() - 1);
-        let mut record = match outcome {
-            Outcome::Done(record) => {
-                if record.status.is_some() && shared.limiter.adapts() {
-                    let latency = Duration::from_micros(u64::from(record.latency_us));
-                    shared.limiter.answered(latency, Instant::now());
+///
+/// An `async` block, not an `async fn`: the latter keeps its arguments twice in its future (the
+/// captured ones and the moved-in locals), and the slot is 432 bytes.
+#[allow(clippy::manual_async_fn)]
+fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<Output = ()> {
+    async move {
+        let mut key = Vec::with_capacity(32);
+        loop {
+            wait_for_the_pipe(&shared).await;
+            if let Some(memory) = &slot.plan().memory {
+                memory.admit().await;
+            }
+            shared.limiter.admit(index).await;
+            let Some(work) = shared.work.next(&mut key).await else {
+                break;
+            };
+            shared.in_flight.set(shared.in_flight.get() + 1);
+            let outcome = slot.try_once(work.index, &key, work.attempts).await;
+            shared.in_flight.set(shared.in_flight.get() - 1);
+            let mut record = match outcome {
+                Outcome::Done(record) => {
+                    if record.status.is_some() && shared.limiter.adapts() {
+                        let latency = Duration::from_micros(u64::from(record.latency_us));
+                        shared.limiter.answered(latency, Instant::now());
+                    }
+                    record
                 }
-                record
+                Outcome::RetryAfter { wait, why } => {
+                    crate::detail!(
+                        "ringscrape: id {}: attempt {} ended in {why}; again in {:.2} s",
+                        String::from_utf8_lossy(&key),
+                        work.attempts + 1,
+                        wait.as_secs_f64()
+                    );
+                    let again = Work {
+                        index: work.index,
+                        attempts: work.attempts + 1,
+                    };
+                    shared.work.retry_at(Instant::now() + wait, again, &key);
+                    continue;
+                }
+            };
+            if shared.keys_are_lines {
+                record.captured.key = Some(key.clone());
             }
-            Outcome::RetryAfter { wait, why } => {
-                crate::detail!(
-                    "ringscrape: id {}: attempt {} ended in {why}; again in {:.2} s",
-                    String::from_utf8_lossy(&key),
-                    work.attempts + 1,
-                    wait.as_secs_f64()
-                );
-                let again = Work {
-                    index: work.index,
-                    attempts: work.attempts + 1,
-                };
-                shared.work.retry_at(Instant::now() + wait, again, &key);
-                continue;
+            shared.stats.borrow_mut().record(&record);
+            let mut sink = shared.sink.borrow_mut();
+            let pushed = sink.push_record(&record);
+            if let Some(memory) = &slot.plan().memory {
+                memory.set_backlog(sink.backlog());
             }
-        };
-        if shared.keys_are_lines {
-            record.captured.key = Some(key.clone());
+            drop(sink);
+            if let Err(error) = pushed {
+                shared.fail_pipe(error);
+            }
         }
-        shared.stats.borrow_mut().record(&record);
-        let mut sink = shared.sink.borrow_mut();
-        let pushed = sink.push_record(&record);
-        if let Some(memory) = &slot.plan().memory {
-            memory.set_backlog(sink.backlog());
-        }
-        drop(sink);
-        if let Err(error) = pushed {
-            shared.fail_pipe(error);
-        }
+        // No work is left for this slot, so none for the parked ones either: let them end.
+        shared.limiter.release();
+        shared.live.set(shared.live.get() - 1);
     }
-    // No work is left for this slot, so none for the parked ones either: let them end.
-    shared.limiter.release();
-    shared.live.set(shared.live.get() - 1);
 }
