@@ -159,6 +159,23 @@ fn concurrency_beyond_the_open_files_limit_is_refused_before_any_request() {
         return; // an unlimited-looking hard limit: nothing to exceed under the concurrency cap
     }
     assert_refused(&["-u", URL, "-i", "0..10", "-c", &too_many], "ulimit -Hn");
+    // Under --bodies-dir each slot also holds its body's spool file.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bodies = dir.path().join("b");
+    let too_many_spooling = (hard / 3 + 64).to_string();
+    assert_refused(
+        &[
+            "-u",
+            URL,
+            "-i",
+            "0..10",
+            "-c",
+            &too_many_spooling,
+            "--bodies-dir",
+            bodies.to_str().expect("utf-8"),
+        ],
+        "ulimit -Hn",
+    );
 }
 
 #[test]

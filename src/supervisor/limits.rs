@@ -2,23 +2,38 @@
 //! and refuse a run whose sockets can't fit before any request is made.
 //!
 //! The limit is per process, so what must fit is one worker's share: `concurrency` sockets (plus
-//! one being replaced after an error) and a margin for the runtime, pipes and std streams. The
-//! whole run (`shards × concurrency`) must also fit the kernel's system-wide `fs.file-max`.
+//! one being replaced after an error, and with `--bodies-dir` the file a body is spooled to) and
+//! a margin for the runtime, pipes and std streams. The whole run (`shards × concurrency`) must
+//! also fit the kernel's system-wide `fs.file-max`.
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
 /// Descriptors a worker needs besides its sockets: io_uring, pipes, std streams, DNS, slack.
 pub const MARGIN_PER_PROCESS: u64 = 64;
 
-/// Descriptors one worker needs at `concurrency` in-flight requests.
-pub fn per_worker_need(concurrency: usize) -> u64 {
-    // A slot may briefly hold its old socket while opening a fresh one.
-    2 * concurrency as u64 + MARGIN_PER_PROCESS
+/// Descriptors one slot may hold at once: its socket, an old one it may briefly hold while
+/// opening a fresh one, and (`spools_bodies`, under `--bodies-dir`) its body's spool file.
+pub fn files_per_slot(spools_bodies: bool) -> u64 {
+    2 + u64::from(spools_bodies)
+}
+
+/// What the run asks for: in-flight requests per worker (`auto`: `--concurrency auto`'s most),
+/// and the descriptors each holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Slots {
+    pub concurrency: usize,
+    pub auto: bool,
+    pub files_each: u64,
+}
+
+/// Descriptors one worker needs.
+pub fn per_worker_need(slots: Slots) -> u64 {
+    slots.files_each * slots.concurrency as u64 + MARGIN_PER_PROCESS
 }
 
 /// Descriptors the whole run holds at once.
-pub fn run_need(shards: usize, concurrency: usize) -> u64 {
-    shards as u64 * per_worker_need(concurrency) + MARGIN_PER_PROCESS
+pub fn run_need(shards: usize, slots: Slots) -> u64 {
+    shards as u64 * per_worker_need(slots) + MARGIN_PER_PROCESS
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -56,27 +71,21 @@ fn shown(concurrency: usize, auto: bool) -> String {
     }
 }
 
-/// Checks the arithmetic against a hard limit and the system-wide maximum; `auto`: the
-/// concurrency is `--concurrency auto`'s most.
-pub fn check(
-    shards: usize,
-    (concurrency, auto): (usize, bool),
-    hard: u64,
-    system_max: u64,
-) -> Result<(), LimitError> {
-    let need = per_worker_need(concurrency);
+/// Checks the arithmetic against a hard limit and the system-wide maximum.
+pub fn check(shards: usize, slots: Slots, hard: u64, system_max: u64) -> Result<(), LimitError> {
+    let need = per_worker_need(slots);
     if need > hard {
         return Err(LimitError::PerWorker {
-            concurrency: shown(concurrency, auto),
+            concurrency: shown(slots.concurrency, slots.auto),
             need,
             hard,
         });
     }
-    let total = run_need(shards, concurrency);
+    let total = run_need(shards, slots);
     if total > system_max {
         return Err(LimitError::System {
             shards,
-            concurrency: shown(concurrency, auto),
+            concurrency: shown(slots.concurrency, slots.auto),
             need: total,
             max: system_max,
         });
@@ -103,16 +112,16 @@ fn nr_open() -> Option<u64> {
 /// Raises the soft limit to the hard limit (what children inherit) after checking the run fits.
 /// When a worker needs more than the hard limit, a process that may (root) raises the hard
 /// limit too, as far as `fs.nr_open` allows. Returns the new soft limit.
-pub fn raise_nofile(shards: usize, concurrency: (usize, bool)) -> Result<u64, LimitError> {
+pub fn raise_nofile(shards: usize, slots: Slots) -> Result<u64, LimitError> {
     let (_soft, mut hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    let need = per_worker_need(concurrency.0);
+    let need = per_worker_need(slots);
     if need > hard
         && let Some(most) = nr_open()
         && setrlimit(Resource::RLIMIT_NOFILE, need.min(most), need.min(most)).is_ok()
     {
         hard = need.min(most);
     }
-    check(shards, concurrency, hard, system_file_max())?;
+    check(shards, slots, hard, system_file_max())?;
     setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
     Ok(hard)
 }
@@ -166,14 +175,28 @@ mod tests {
 
     #[test]
     fn need_grows_with_concurrency_and_shards() {
-        assert_eq!(per_worker_need(256), 576);
-        assert_eq!(run_need(4, 256), 4 * 576 + 64);
+        assert_eq!(per_worker_need(plain(256)), 576);
+        assert_eq!(run_need(4, plain(256)), 4 * 576 + 64);
+        let spooling = Slots {
+            files_each: files_per_slot(true),
+            ..plain(256)
+        };
+        assert_eq!(per_worker_need(spooling), 3 * 256 + 64);
+    }
+
+    /// `concurrency` slots of a run without `--bodies-dir`.
+    fn plain(concurrency: usize) -> Slots {
+        Slots {
+            concurrency,
+            auto: false,
+            files_each: files_per_slot(false),
+        }
     }
 
     #[test]
     fn refuses_a_worker_that_cannot_fit_the_hard_limit() {
-        assert_eq!(check(4, (256, false), 1024, u64::MAX), Ok(()));
-        let err = check(1, (1000, false), 1024, u64::MAX).expect_err("2064 > 1024");
+        assert_eq!(check(4, plain(256), 1024, u64::MAX), Ok(()));
+        let err = check(1, plain(1000), 1024, u64::MAX).expect_err("2064 > 1024");
         assert_eq!(
             err,
             LimitError::PerWorker {
@@ -183,7 +206,11 @@ mod tests {
             }
         );
         assert!(err.to_string().contains("ulimit -Hn"));
-        let auto = check(1, (1024, true), 1024, u64::MAX).expect_err("auto's most");
+        let most = Slots {
+            auto: true,
+            ..plain(1024)
+        };
+        let auto = check(1, most, 1024, u64::MAX).expect_err("auto's most");
         assert!(
             auto.to_string()
                 .starts_with("--concurrency auto (up to 1024): "),
@@ -193,7 +220,7 @@ mod tests {
 
     #[test]
     fn refuses_a_run_that_cannot_fit_the_system() {
-        let err = check(8, (1000, false), 1 << 20, 10_000).expect_err("8 workers × 2064 > 10000");
+        let err = check(8, plain(1000), 1 << 20, 10_000).expect_err("8 workers × 2064 > 10000");
         assert!(matches!(err, LimitError::System { need: 16_576, .. }));
     }
 }

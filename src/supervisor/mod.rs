@@ -186,8 +186,12 @@ fn output_path(output: &Output) -> PathBuf {
 /// Runs a whole scrape.
 pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorError> {
     crate::verbosity::set(cfg.fetch.verbosity);
-    let concurrency = (cfg.fetch.concurrency, cfg.fetch.auto_concurrency);
-    limits::raise_nofile(cfg.shards, concurrency)?;
+    let slots = limits::Slots {
+        concurrency: cfg.fetch.concurrency,
+        auto: cfg.fetch.auto_concurrency,
+        files_each: limits::files_per_slot(matches!(cfg.fetch.schema.body, BodyColumn::Files(_))),
+    };
+    limits::raise_nofile(cfg.shards, slots)?;
     // HTTP/2 multiplexes: a few connections whatever the concurrency. Each source address has
     // the port range to itself.
     let sources = cfg.fetch.net.local_addrs.len().max(1);

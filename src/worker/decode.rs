@@ -9,6 +9,7 @@
 //! whole bodies without a limit, which is why this is not it.
 
 use std::io::{self, Write};
+use std::rc::Rc;
 
 use brotli_decompressor::DecompressorWriter;
 use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
@@ -98,7 +99,7 @@ pub struct Decoded {
     keep: bool,
     max: u64,
     over: bool,
-    spill: Option<std::fs::File>,
+    spill: Option<Rc<std::fs::File>>,
     spill_failed: Option<io::Error>,
 }
 
@@ -109,8 +110,8 @@ impl Write for Decoded {
             self.over = true;
             return Err(io::Error::other("over the body limit"));
         }
-        if let Some(file) = &mut self.spill {
-            if let Err(error) = file.write_all(bytes) {
+        if let Some(file) = &self.spill {
+            if let Err(error) = file.as_ref().write_all(bytes) {
                 let error = self.spill_failed.insert(error);
                 return Err(io::Error::new(error.kind(), "writing the body file"));
             }
@@ -286,7 +287,7 @@ impl BodyDecoder {
 
     /// A decoder for `codings` that writes the decoded bytes to `file` as they are produced,
     /// keeping none, failing past `max` decoded bytes.
-    pub fn into_file(codings: &[Coding], file: std::fs::File, max: u64) -> BodyDecoder {
+    pub fn into_file(codings: &[Coding], file: Rc<std::fs::File>, max: u64) -> BodyDecoder {
         let decoded = Decoded {
             max,
             spill: Some(file),
@@ -495,7 +496,7 @@ mod tests {
         let data = b"id 7 big body line\n".repeat(400_000);
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("body");
-        let file = std::fs::File::create(&path).expect("create");
+        let file = Rc::new(std::fs::File::create(&path).expect("create"));
         let encoded = gzip(&data);
         let mut decoder = BodyDecoder::into_file(&[Coding::Gzip], file, 64 << 20);
         // One piece of a few KiB decodes to megabytes; none of it stays in memory.
@@ -510,7 +511,7 @@ mod tests {
 
     #[test]
     fn a_decoder_into_a_file_that_cannot_be_written_says_so() {
-        let file = std::fs::File::open("/dev/null").expect("open");
+        let file = Rc::new(std::fs::File::open("/dev/null").expect("open"));
         let mut decoder = BodyDecoder::into_file(&[Coding::Gzip], file, 1 << 20);
         let result = decoder.feed(&gzip(&sample()));
         assert!(matches!(result, Err(DecodeError::Spill(_))), "{result:?}");

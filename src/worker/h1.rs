@@ -384,7 +384,7 @@ impl Decoder {
                 answered: true,
                 detail,
             })?;
-            answer.expect_codings(head.content, transfer, wants)?;
+            answer.expect_codings(head.content, transfer, wants);
         }
         self.stage = match head.framing {
             Framing::Empty | Framing::Length(0) => Stage::Done {
@@ -527,7 +527,7 @@ impl Answer {
         content: Codings,
         transfer: Vec<Coding>,
         wants: &Wants<'_>,
-    ) -> Result<(), Failure> {
+    ) {
         let mut chain = match content {
             Codings::Known(codings) if wants.decode => codings,
             Codings::Unknown => {
@@ -538,20 +538,17 @@ impl Answer {
         };
         chain.extend(transfer);
         if chain.is_empty() {
-            return Ok(());
+            return;
         }
         let max = wants.max_body as u64;
         self.decoding = Some(match &mut self.spool {
-            Some(spool) if !wants.keep_body => {
-                BodyDecoder::into_file(&chain, spool.writer().map_err(spool_failure)?, max)
-            }
+            Some(spool) if !wants.keep_body => BodyDecoder::into_file(&chain, spool.writer(), max),
             spool => {
                 let reuse = std::mem::take(&mut self.body);
                 let keep = wants.keep_body || spool.is_some();
                 BodyDecoder::new(&chain, keep, max, reuse)
             }
         });
-        Ok(())
     }
 
     /// The body has ended: a decoded one must end where its coding says (and what its

@@ -9,9 +9,12 @@
 use std::fs::File;
 use std::io::{self, Seek, Write};
 use std::path::PathBuf;
+use std::rc::Rc;
 
 pub struct Spool {
-    file: File,
+    /// Shared with a decoder writing into it (`writer`): one descriptor for both, since every
+    /// slot holds a socket and its spool file at once and open files are counted per slot.
+    file: Rc<File>,
     /// `None` once the file has been moved to its body's name.
     path: Option<PathBuf>,
     /// Bytes of the body buffer already written, when the buffer is kept (for `--extract`).
@@ -23,7 +26,7 @@ pub struct Spool {
 impl Spool {
     pub fn create(path: PathBuf) -> io::Result<Spool> {
         Ok(Spool {
-            file: File::create(&path)?,
+            file: Rc::new(File::create(&path)?),
             path: Some(path),
             written: 0,
             dirty: false,
@@ -34,7 +37,7 @@ impl Spool {
     /// not also wanted in memory).
     pub fn write_out(&mut self, body: &mut Vec<u8>, clear: bool) -> io::Result<()> {
         if body.len() > self.written {
-            self.file.write_all(&body[self.written..])?;
+            self.file.as_ref().write_all(&body[self.written..])?;
             self.dirty = true;
         }
         if clear {
@@ -49,21 +52,21 @@ impl Spool {
     /// Writes body bytes that are not kept in memory.
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.dirty = true;
-        self.file.write_all(bytes)
+        self.file.as_ref().write_all(bytes)
     }
 
-    /// A second handle on the file, for a decoder that writes decoded bytes as it produces
-    /// them. It shares the file's offset, so what it writes lands after what came before.
-    pub fn writer(&mut self) -> io::Result<File> {
+    /// The file, for a decoder that writes decoded bytes as it produces them, after what came
+    /// before.
+    pub fn writer(&mut self) -> Rc<File> {
         self.dirty = true;
-        self.file.try_clone()
+        self.file.clone()
     }
 
     /// Empties the file for the next answer.
     pub fn restart(&mut self) -> io::Result<()> {
         if self.dirty {
             self.file.set_len(0)?;
-            self.file.rewind()?;
+            self.file.as_ref().rewind()?;
             self.dirty = false;
         }
         self.written = 0;
