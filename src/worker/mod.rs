@@ -117,6 +117,9 @@ struct Shared {
     sink: RefCell<FrameSink<std::fs::File>>,
     stats: RefCell<WorkerStats>,
     pipe_error: RefCell<Option<io::Error>>,
+    /// Slots waiting for the pipe to drain, woken by `tend` once it has (or by a pipe error):
+    /// parked, not polling, so a stalled reader costs the worker no CPU.
+    pipe_waiters: RefCell<Vec<std::task::Waker>>,
     /// Fetch tasks still running.
     live: Cell<usize>,
     /// Items being tried right now.
@@ -142,6 +145,18 @@ impl Shared {
     fn fail_pipe(&self, error: io::Error) {
         self.work.stop();
         self.pipe_error.borrow_mut().get_or_insert(error);
+        self.wake_pipe_waiters();
+    }
+
+    /// The pipe takes rows again (or never will): no more waiting for it.
+    fn pipe_open(&self) -> bool {
+        self.sink.borrow().backlog() < sink::PAUSE_AT_BYTES || self.pipe_error.borrow().is_some()
+    }
+
+    fn wake_pipe_waiters(&self) {
+        for waker in self.pipe_waiters.take() {
+            waker.wake();
+        }
     }
 }
 
@@ -239,6 +254,7 @@ pub fn run() -> Result<(), WorkerError> {
         sink: RefCell::new(FrameSink::new(std::fs::File::from(stdout))),
         stats: RefCell::new(WorkerStats::new()),
         pipe_error: RefCell::new(None),
+        pipe_waiters: RefCell::default(),
         live: Cell::new(0),
         in_flight: Cell::new(0),
         limiter: if spec.fetch.auto_concurrency {
@@ -307,6 +323,8 @@ async fn fetch_shard(
 async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) {
     let mut last_stats = Instant::now();
     let mut give_up_at: Option<Instant> = None;
+    let mut drain_every = DRAIN_EVERY;
+    let mut refused = 0u32;
     while shared.live.get() > 0 {
         if give_up_at.is_none() && stop.load(Ordering::SeqCst) {
             shared.work.stop();
@@ -318,20 +336,38 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
             return;
         }
         let backed_up = shared.sink.borrow().backlog() > 0;
-        pause(if backed_up { DRAIN_EVERY } else { FLUSH_EVERY }).await;
+        pause(if backed_up { drain_every } else { FLUSH_EVERY }).await;
         let mut sink = shared.sink.borrow_mut();
         if last_stats.elapsed() >= STATS_EVERY {
             sink.push_stats(&shared.stats_with(plan));
             last_stats = Instant::now();
         }
+        let before = sink.backlog();
         let flushed = sink.flush();
+        // A pipe that took nothing for a while has a reader that stopped reading (a supervisor
+        // writing a large row pauses for a few milliseconds only): offered the backlog less and
+        // less often (up to `STUCK_DRAIN_EVERY`), and every millisecond again as soon as it
+        // takes anything.
+        let left = sink.backlog();
+        refused = if left > 0 && left == before {
+            refused + 1
+        } else {
+            0
+        };
+        drain_every = match refused {
+            0..STUCK_AFTER => DRAIN_EVERY,
+            _ => (drain_every * 2).min(STUCK_DRAIN_EVERY),
+        };
         if let Some(memory) = &plan.memory {
             memory.set_backlog(sink.backlog());
         }
+        drop(sink);
         if let Err(error) = flushed {
-            drop(sink);
             shared.fail_pipe(error);
             return;
+        }
+        if shared.pipe_open() {
+            shared.wake_pipe_waiters();
         }
     }
 }
@@ -348,8 +384,13 @@ fn set_nonblocking(fd: &impl std::os::fd::AsFd, on: bool) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETFL(flags)).map(|_| ())
 }
 
-/// How often a task waiting for something that wakes no task (the pipe draining, memory let
-/// go by other slots, a resolver thread's answer) looks again.
+/// Offers of the backlog the pipe refused in a row before `tend` offers it less often.
+const STUCK_AFTER: u32 = 32;
+/// The longest `tend` waits before offering a backlog to a pipe that takes nothing.
+const STUCK_DRAIN_EVERY: Duration = Duration::from_millis(32);
+
+/// How often a task waiting for something that wakes no task (memory let go by other slots, a
+/// resolver thread's answer) looks again.
 const LOOK_AGAIN: Duration = Duration::from_millis(1);
 
 /// Waits until `ready()` holds, looking again every [`LOOK_AGAIN`].
@@ -391,9 +432,12 @@ pub(crate) async fn pause_until(at: Instant) {
 /// Waits while the pipe to the supervisor is backed up (a slow disk, a stopped supervisor):
 /// no new id until it drains. Requests in flight go on meanwhile.
 async fn wait_for_the_pipe(shared: &Shared) {
-    until(|| {
-        shared.sink.borrow().backlog() < sink::PAUSE_AT_BYTES
-            || shared.pipe_error.borrow().is_some()
+    std::future::poll_fn(|cx| {
+        if shared.pipe_open() {
+            return std::task::Poll::Ready(());
+        }
+        shared.pipe_waiters.borrow_mut().push(cx.waker().clone());
+        std::task::Poll::Pending
     })
     .await;
 }
