@@ -19,7 +19,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 
-use super::until;
+use super::Parked;
 
 /// What one slot holds of the budget.
 #[derive(Debug, Default)]
@@ -40,6 +40,11 @@ pub struct BodyBudget {
     /// Tickets of the slots holding bytes; the first is the oldest.
     holders: RefCell<BTreeSet<u64>>,
     next_ticket: Cell<u64>,
+    /// Slots waiting for room: woken to look again when bytes are let go (a hold shrinks, or
+    /// the pipe's backlog does), the only changes that can make room. Parked, not polling: with
+    /// hundreds of slots waiting, a look every millisecond each was hundreds of thousands of
+    /// wake-ups a second.
+    waiters: Parked,
     /// Times a slot waited before reading more.
     pub waits: Cell<u64>,
 }
@@ -52,6 +57,7 @@ impl BodyBudget {
             backlog: Cell::new(0),
             holders: RefCell::default(),
             next_ticket: Cell::new(0),
+            waiters: Parked::default(),
             waits: Cell::new(0),
         }
     }
@@ -63,13 +69,15 @@ impl BodyBudget {
 
     /// Bytes of records waiting for the pipe, as the sink says after each push or write.
     pub fn set_backlog(&self, bytes: usize) {
-        self.backlog.set(bytes);
+        if bytes < self.backlog.replace(bytes) {
+            self.waiters.wake_all();
+        }
     }
 
     /// Before a new request: waits while the budget is spent. Those holding it go on, and the
     /// pipe drains, so this ends.
     pub async fn admit(&self) {
-        until(|| self.in_use() < self.limit).await;
+        self.waiters.until(|| self.in_use() < self.limit).await;
     }
 
     /// `hold` is to become `bytes`: at once when that fits, or when `hold` is the oldest
@@ -81,7 +89,7 @@ impl BodyBudget {
         if !self.fits(hold, bytes) {
             self.waits.set(self.waits.get() + 1);
             // Holding something already, it keeps its place in the line while it waits.
-            until(|| self.fits(hold, bytes)).await;
+            self.waiters.until(|| self.fits(hold, bytes)).await;
         }
         self.settle(hold, bytes);
     }
@@ -90,6 +98,7 @@ impl BodyBudget {
     /// handed on, or a buffer dropped, lets go).
     pub fn settle(&self, hold: &mut Hold, bytes: usize) {
         self.held.set(self.held.get() - hold.bytes + bytes);
+        let shrank = bytes < hold.bytes;
         hold.bytes = bytes;
         match (hold.ticket, bytes) {
             (None, 1..) => {
@@ -103,6 +112,10 @@ impl BodyBudget {
                 hold.ticket = None;
             }
             _ => {}
+        }
+        // Room for others, and maybe a new oldest holder.
+        if shrank {
+            self.waiters.wake_all();
         }
     }
 

@@ -119,7 +119,7 @@ struct Shared {
     pipe_error: RefCell<Option<io::Error>>,
     /// Slots waiting for the pipe to drain, woken by `tend` once it has (or by a pipe error):
     /// parked, not polling, so a stalled reader costs the worker no CPU.
-    pipe_waiters: RefCell<Vec<std::task::Waker>>,
+    pipe_waiters: Parked,
     /// Fetch tasks still running.
     live: Cell<usize>,
     /// Items being tried right now.
@@ -145,18 +145,12 @@ impl Shared {
     fn fail_pipe(&self, error: io::Error) {
         self.work.stop();
         self.pipe_error.borrow_mut().get_or_insert(error);
-        self.wake_pipe_waiters();
+        self.pipe_waiters.wake_all();
     }
 
     /// The pipe takes rows again (or never will): no more waiting for it.
     fn pipe_open(&self) -> bool {
         self.sink.borrow().backlog() < sink::PAUSE_AT_BYTES || self.pipe_error.borrow().is_some()
-    }
-
-    fn wake_pipe_waiters(&self) {
-        for waker in self.pipe_waiters.take() {
-            waker.wake();
-        }
     }
 }
 
@@ -254,7 +248,7 @@ pub fn run() -> Result<(), WorkerError> {
         sink: RefCell::new(FrameSink::new(std::fs::File::from(stdout))),
         stats: RefCell::new(WorkerStats::new()),
         pipe_error: RefCell::new(None),
-        pipe_waiters: RefCell::default(),
+        pipe_waiters: Parked::default(),
         live: Cell::new(0),
         in_flight: Cell::new(0),
         limiter: if spec.fetch.auto_concurrency {
@@ -367,7 +361,7 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
             return;
         }
         if shared.pipe_open() {
-            shared.wake_pipe_waiters();
+            shared.pipe_waiters.wake_all();
         }
     }
 }
@@ -389,8 +383,8 @@ const STUCK_AFTER: u32 = 32;
 /// The longest `tend` waits before offering a backlog to a pipe that takes nothing.
 const STUCK_DRAIN_EVERY: Duration = Duration::from_millis(32);
 
-/// How often a task waiting for something that wakes no task (memory let go by other slots, a
-/// resolver thread's answer) looks again.
+/// How often a task waiting for something that wakes no task (a resolver thread's answer)
+/// looks again.
 const LOOK_AGAIN: Duration = Duration::from_millis(1);
 
 /// Waits until `ready()` holds, looking again every [`LOOK_AGAIN`].
@@ -432,14 +426,32 @@ pub(crate) async fn pause_until(at: Instant) {
 /// Waits while the pipe to the supervisor is backed up (a slow disk, a stopped supervisor):
 /// no new id until it drains. Requests in flight go on meanwhile.
 async fn wait_for_the_pipe(shared: &Shared) {
-    std::future::poll_fn(|cx| {
-        if shared.pipe_open() {
-            return std::task::Poll::Ready(());
+    shared.pipe_waiters.until(|| shared.pipe_open()).await;
+}
+
+/// Tasks waiting for a condition that only certain events change (the pipe draining, bodies let
+/// go): each such event wakes them all to look again. Parked, not polling on a timer.
+#[derive(Debug, Default)]
+pub(crate) struct Parked(RefCell<Vec<std::task::Waker>>);
+
+impl Parked {
+    /// Waits until `ready()` holds, looking again each time [`Parked::wake_all`] is called.
+    pub(crate) async fn until(&self, mut ready: impl FnMut() -> bool) {
+        std::future::poll_fn(|cx| {
+            if ready() {
+                return std::task::Poll::Ready(());
+            }
+            self.0.borrow_mut().push(cx.waker().clone());
+            std::task::Poll::Pending
+        })
+        .await;
+    }
+
+    pub(crate) fn wake_all(&self) {
+        for waker in self.0.take() {
+            waker.wake();
         }
-        shared.pipe_waiters.borrow_mut().push(cx.waker().clone());
-        std::task::Poll::Pending
-    })
-    .await;
+    }
 }
 
 /// One in-flight slot (number `index`): takes the next id until there are none, one request at
@@ -503,5 +515,42 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
         // No work is left for this slot, so none for the parked ones either: let them end.
         shared.limiter.release();
         shared.live.set(shared.live.get() - 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parked_task_looks_again_only_when_woken() {
+        let parked = Rc::new(Parked::default());
+        let ready = Rc::new(Cell::new(false));
+        let done = Rc::new(Cell::new(false));
+        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        runtime.block_on({
+            let (parked, ready, done) = (parked.clone(), ready.clone(), done.clone());
+            async move {
+                let waiter = {
+                    let (parked, ready, done) = (parked.clone(), ready.clone(), done.clone());
+                    monoio::spawn(async move {
+                        parked.until(|| ready.get()).await;
+                        done.set(true);
+                    })
+                };
+                monoio::time::sleep(Duration::from_millis(5)).await;
+                assert!(!done.get(), "not ready yet");
+                // Ready, but nobody said so: a parked task does not poll.
+                ready.set(true);
+                monoio::time::sleep(Duration::from_millis(5)).await;
+                assert!(!done.get(), "looked again without being woken");
+                parked.wake_all();
+                waiter.await;
+                assert!(done.get());
+            }
+        });
     }
 }
