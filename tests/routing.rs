@@ -102,3 +102,35 @@ fn a_name_that_does_not_resolve_is_error_kind_dns() {
     }
     assert!(stderr(&out).contains("dns"), "{}", stderr(&out));
 }
+
+#[test]
+fn source_addresses_and_pinned_names_work_from_the_config_file() {
+    let nginx = who_nginx();
+    let port = port_of(&nginx.base);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("net.toml"),
+        format!(
+            "local_addr = [\"127.0.0.20/30\"]\n\
+             resolve = [\"config.test:{port}:127.0.0.1\"]\n\
+             dns_refresh = 30\n"
+        ),
+    )
+    .expect("config");
+    let url = format!("http://config.test:{port}/who?id={{id}}");
+    TestCommand::run(dir.path(), &url, "0..200")
+        .shards(1)
+        .concurrency(8)
+        .output("out.csv")
+        .args(["--save-body", "--no-progress", "--config", "net.toml"])
+        .ok();
+    let mut sources = std::collections::BTreeSet::new();
+    for body in bodies(dir.path(), 200) {
+        let (source, host) = body.split_once(' ').expect("address and host");
+        assert_eq!(host, "config.test");
+        sources.insert(source.to_string());
+    }
+    let expected: std::collections::BTreeSet<String> =
+        (20..24).map(|k| format!("127.0.0.{k}")).collect();
+    assert_eq!(sources, expected);
+}
