@@ -317,8 +317,7 @@ async fn fetch_shard(
 async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) {
     let mut last_stats = Instant::now();
     let mut give_up_at: Option<Instant> = None;
-    let mut drain_every = DRAIN_EVERY;
-    let mut refused = 0u32;
+    let mut pace = DrainPace::default();
     while shared.live.get() > 0 {
         if give_up_at.is_none() && stop.load(Ordering::SeqCst) {
             shared.work.stop();
@@ -329,8 +328,8 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
         if give_up_at.is_some_and(|t| Instant::now() >= t) {
             return;
         }
-        let backed_up = shared.sink.borrow().backlog() > 0;
-        pause(if backed_up { drain_every } else { FLUSH_EVERY }).await;
+        let backlog = shared.sink.borrow().backlog();
+        pause(pace.next_look(backlog)).await;
         let mut sink = shared.sink.borrow_mut();
         if last_stats.elapsed() >= STATS_EVERY {
             sink.push_stats(&shared.stats_with(plan));
@@ -338,20 +337,7 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
         }
         let before = sink.backlog();
         let flushed = sink.flush();
-        // A pipe that took nothing for a while has a reader that stopped reading (a supervisor
-        // writing a large row pauses for a few milliseconds only): offered the backlog less and
-        // less often (up to `STUCK_DRAIN_EVERY`), and every millisecond again as soon as it
-        // takes anything.
-        let left = sink.backlog();
-        refused = if left > 0 && left == before {
-            refused + 1
-        } else {
-            0
-        };
-        drain_every = match refused {
-            0..STUCK_AFTER => DRAIN_EVERY,
-            _ => (drain_every * 2).min(STUCK_DRAIN_EVERY),
-        };
+        pace.flushed(before, sink.backlog());
         if let Some(memory) = &plan.memory {
             memory.set_backlog(sink.backlog());
         }
@@ -382,6 +368,46 @@ fn set_nonblocking(fd: &impl std::os::fd::AsFd, on: bool) -> nix::Result<()> {
 const STUCK_AFTER: u32 = 32;
 /// The longest `tend` waits before offering a backlog to a pipe that takes nothing.
 const STUCK_DRAIN_EVERY: Duration = Duration::from_millis(32);
+
+/// How often `tend` offers the backlog to the pipe. A pipe that took nothing for a while has a
+/// reader that stopped reading (a supervisor writing a large row pauses for a few milliseconds
+/// only): the backlog is offered less and less often, up to every [`STUCK_DRAIN_EVERY`], and
+/// every [`DRAIN_EVERY`] again as soon as the pipe takes anything.
+#[derive(Debug)]
+struct DrainPace {
+    every: Duration,
+    /// Offers refused in a row.
+    refused: u32,
+}
+
+impl Default for DrainPace {
+    fn default() -> Self {
+        Self {
+            every: DRAIN_EVERY,
+            refused: 0,
+        }
+    }
+}
+
+impl DrainPace {
+    /// How long to wait before the next flush, with `backlog` bytes waiting.
+    fn next_look(&self, backlog: usize) -> Duration {
+        if backlog > 0 { self.every } else { FLUSH_EVERY }
+    }
+
+    /// A flush took the backlog from `before` to `left` bytes.
+    fn flushed(&mut self, before: usize, left: usize) {
+        if left > 0 && left == before {
+            self.refused += 1;
+        } else {
+            self.refused = 0;
+        }
+        self.every = match self.refused {
+            0..STUCK_AFTER => DRAIN_EVERY,
+            _ => (self.every * 2).min(STUCK_DRAIN_EVERY),
+        };
+    }
+}
 
 /// How often a task waiting for something that wakes no task (a resolver thread's answer)
 /// looks again.
@@ -521,6 +547,30 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pipe_that_takes_nothing_is_offered_the_backlog_less_often_until_it_takes_some() {
+        let mut pace = DrainPace::default();
+        assert_eq!(pace.next_look(0), FLUSH_EVERY);
+        assert_eq!(pace.next_look(10), DRAIN_EVERY);
+        for _ in 0..STUCK_AFTER - 1 {
+            pace.flushed(10, 10);
+        }
+        assert_eq!(
+            pace.next_look(10),
+            DRAIN_EVERY,
+            "a short pause is not a stop"
+        );
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            pace.flushed(10, 10);
+            waits.push(pace.next_look(10).as_millis());
+        }
+        assert_eq!(waits, [2, 4, 8, 16, 32, 32, 32, 32]);
+        pace.flushed(10, 4);
+        assert_eq!(pace.next_look(4), DRAIN_EVERY);
+        assert_eq!(pace.refused, 0);
+    }
 
     #[test]
     fn a_parked_task_looks_again_only_when_woken() {
