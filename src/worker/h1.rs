@@ -543,11 +543,8 @@ impl Answer {
         let max = wants.max_body as u64;
         self.decoding = Some(match &mut self.spool {
             Some(spool) if !wants.keep_body => BodyDecoder::into_file(&chain, spool.writer(), max),
-            spool => {
-                let reuse = std::mem::take(&mut self.body);
-                let keep = wants.keep_body || spool.is_some();
-                BodyDecoder::new(&chain, keep, max, reuse)
-            }
+            // Kept in memory (and, with a spool, written out from there as it grows).
+            _ => BodyDecoder::new(&chain, wants.keep_body, max, std::mem::take(&mut self.body)),
         });
     }
 

@@ -329,7 +329,8 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
             return;
         }
         let backlog = shared.sink.borrow().backlog();
-        pause(pace.next_look(backlog)).await;
+        // Not a slot: its own future's size does not matter, so no box every tick.
+        monoio::time::sleep(pace.next_look(backlog)).await;
         let mut sink = shared.sink.borrow_mut();
         if last_stats.elapsed() >= STATS_EVERY {
             sink.push_stats(&shared.stats_with(plan));
@@ -436,7 +437,7 @@ async fn until(mut ready: impl FnMut() -> bool) {
 /// single-threaded runtime never has). Held inline anywhere in a slot's future, it made the
 /// whole future 128-aligned and padded at every level: boxed, each slot's task is smaller by
 /// more than a kilobyte, which thousands of slots pay for at once. Only waits (rare: a rate
-/// gate, a backed-up pipe) pay for the box.
+/// gate, a retry not due yet) pay for the box.
 pub(crate) async fn pause(duration: Duration) {
     Box::pin(monoio::time::sleep(duration)).await
 }
