@@ -83,6 +83,17 @@ const WHO: &str = "location /who { return 200 \"$remote_addr\"; }";
 /// Runs `ids` through the extra flags; returns each row's body (the address nginx saw), after
 /// checking every row is a 200.
 fn sources(dir: &Path, url: &str, ids: u64, extra: &[&str], env: &[(&str, &str)]) -> Vec<String> {
+    sources_and_stderr(dir, url, ids, extra, env).0
+}
+
+/// [`sources`], and what the run said on stderr.
+fn sources_and_stderr(
+    dir: &Path,
+    url: &str,
+    ids: u64,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (Vec<String>, String) {
     let mut run = TestCommand::run(dir, url, &format!("0..{ids}"))
         .output("out.csv")
         .args([
@@ -101,7 +112,7 @@ fn sources(dir: &Path, url: &str, ids: u64, extra: &[&str], env: &[(&str, &str)]
         !stderr.contains("s3cret") && !stderr.contains(":pw@"),
         "a password on stderr: {stderr}"
     );
-    ok_bodies(&dir.join("out.csv"), ids)
+    (ok_bodies(&dir.join("out.csv"), ids), stderr)
 }
 
 fn all_from(sources: &[String], address: &str) {
@@ -231,7 +242,7 @@ fn a_proxy_file_spreads_over_the_healthy_proxies_and_benches_a_dead_one() {
     let url = format!("{}/who?id={{id}}", plain.base);
     let list = list.to_str().expect("utf-8");
     let flags = ["--proxy-file", list, "-s", "2", "-c", "8"];
-    let from = sources(
+    let (from, stderr) = sources_and_stderr(
         dir.path(),
         &url,
         600,
@@ -249,6 +260,16 @@ fn a_proxy_file_spreads_over_the_healthy_proxies_and_benches_a_dead_one() {
     let dead_one = &proxies[&format!("socks5://127.0.0.1:{dead}")];
     assert!(dead_one["failures"].as_u64() >= Some(1), "{proxies:?}");
     assert_eq!(dead_one["rows"].as_u64(), Some(0), "{proxies:?}");
+    assert!(dead_one["bench_ms"].as_u64() > Some(0), "{proxies:?}");
+    // The summary on stderr has a line per proxy, the dead one's with its failures.
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("proxy      socks5://127.0.0.1:{dead}: ")))
+        .unwrap_or_else(|| panic!("no summary line for the dead proxy: {stderr}"));
+    assert!(
+        line.contains(" 0 rows, ") && line.contains(" benched "),
+        "{line}"
+    );
     let rows: u64 = proxies.values().filter_map(|p| p["rows"].as_u64()).sum();
     assert_eq!(rows, 600, "{proxies:?}");
     assert!(

@@ -336,32 +336,31 @@ impl Slot {
                 if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
                     self.conn = None;
                 }
-                // A 408 on a connection that had been idle is the server (HAProxy, nginx)
-                // closing it, sent before our request arrived: not an answer to it. Sent again
-                // on a fresh connection, as a stale one is, and not counted as an attempt.
-                if self.answer.status == 408 && self.reused {
+                // Statuses that are not the target's answer to this request: the connection
+                // goes, and the request is not counted as answered.
+                let not_answered = match self.answer.status {
+                    // A 408 on a connection that had been idle is the server (HAProxy, nginx)
+                    // closing it, sent before our request arrived. Sent again on a fresh
+                    // connection, as a stale one is, and not counted as an attempt.
+                    408 if self.reused => Some((
+                        ErrorKind::Closed,
+                        "408 on a reused connection: closed while idle",
+                        true,
+                    )),
+                    // Only a proxy answers 407 (RFC 9110 §15.5.8): the target was never asked.
+                    407 => Some((ErrorKind::Proxy, "the proxy wants credentials (407)", false)),
+                    _ => None,
+                };
+                if let Some((kind, detail, stale)) = not_answered {
                     self.conn = None;
                     return Attempt::Failed {
                         failure: Failure {
-                            kind: ErrorKind::Closed,
+                            kind,
                             answered: false,
-                            detail: "408 on a reused connection: closed while idle".into(),
+                            detail: detail.into(),
                         },
                         latency,
-                        stale: true,
-                    };
-                }
-                // Only a proxy answers 407 (RFC 9110 §15.5.8): the target was never asked.
-                if self.answer.status == 407 {
-                    self.conn = None;
-                    return Attempt::Failed {
-                        failure: Failure {
-                            kind: ErrorKind::Proxy,
-                            answered: false,
-                            detail: "the proxy wants credentials (407)".into(),
-                        },
-                        latency,
-                        stale: false,
+                        stale,
                     };
                 }
                 if self.answer.status == 429 {
