@@ -196,11 +196,19 @@ fn a_failing_proxy_is_error_kind_proxy_never_the_targets() {
     let socks_auth = microsocks("127.0.0.7", true);
     let url = format!("{}/who?id={{id}}", plain.base);
     let dead = free_port();
+    // A forward proxy that wants credentials: its 407 is never the target's answer.
+    let wants_credentials = raw_server(|_, stream| {
+        use std::io::Write;
+        let answer = "HTTP/1.1 407 Proxy Authentication Required\r\n\
+                      Proxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 0\r\n\r\n";
+        stream.write_all(answer.as_bytes()).is_ok()
+    });
     for proxy in [
         format!("socks5://bob:wrong@127.0.0.1:{}", socks_auth.port),
         format!("socks5://127.0.0.1:{}", socks_auth.port),
         format!("socks5://127.0.0.1:{dead}"),
         format!("http://127.0.0.1:{dead}"),
+        wants_credentials,
     ] {
         let dir = tempfile::tempdir().expect("tempdir");
         let out = TestCommand::run(dir.path(), &url, "0..20")
