@@ -12,7 +12,7 @@ use crate::job::{self, KeyFile};
 use crate::model::{BodyColumn, BodyEncoding, RequestLimits, RetryPolicy, Schema};
 use crate::net::NetSpec;
 use crate::nodes::{self, Node, NodeError};
-use crate::output::{Output, bodies};
+use crate::output::{Output, bodies, parquet};
 use crate::output::{RowFormat, directory_of};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::tls::{self, TlsError, Trust};
@@ -129,6 +129,8 @@ pub enum ConfigError {
     NoOutputDir(PathBuf, PathBuf),
     #[error("--output {0}: file exists; pass --resume to complete it or --overwrite to replace it")]
     OutputExists(PathBuf),
+    #[error("--output {0} --overwrite: {1}")]
+    NotOurs(PathBuf, parquet::NotOurs),
     #[error("--resume needs --output FILE (it reads the rows already written)")]
     ResumeStdout,
     #[error("--max-body {0}: must be between 1 and {MAX_BODY_LIMIT} bytes")]
@@ -255,6 +257,12 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         return Err(ConfigError::OutputIsDir(path.clone()));
     }
     check_output(&output, mode)?;
+    if let Output::File(path) = &output
+        && format == RowFormat::Parquet
+        && mode == WriteMode::Overwrite
+    {
+        parquet::check_replaceable(path).map_err(|e| ConfigError::NotOurs(path.clone(), e))?;
+    }
     if let Some(addr) = &args.metrics
         && addr.parse::<std::net::SocketAddr>().is_err()
     {

@@ -53,6 +53,8 @@ pub enum MergeError {
     IdsFile(PathBuf, io::Error),
     #[error("{0}: exists; pass --overwrite to replace it")]
     OutExists(PathBuf),
+    #[error("{0}: {1}")]
+    NotOurs(PathBuf, parquet::NotOurs),
     #[error("{0}: is both the output and an input")]
     OutIsInput(PathBuf),
     #[error("{0}: {1}")]
@@ -140,6 +142,9 @@ impl MergeJob {
         if out.exists() && !overwrite {
             return Err(MergeError::OutExists(out));
         }
+        if RowFormat::of_path(&out) == RowFormat::Parquet {
+            parquet::check_replaceable(&out).map_err(|e| MergeError::NotOurs(out.clone(), e))?;
+        }
         for input in &inputs {
             File::open(input).map_err(|e| MergeError::OpenInput(input.clone(), e))?;
             if same_file(input, &out) {
@@ -170,10 +175,10 @@ impl MergeJob {
             let parts = PartWriter::new(staged.path(), None).map_err(write_err)?;
             let (report, copier) = self.copy_all(format, RowCopier::parquet(parts))?;
             copier.into_inner().map_err(write_err)?;
+            // Only what ringscrape wrote goes: `new` refused a directory holding more.
+            parquet::remove_output(&self.out).map_err(|e| write_err(io::Error::other(e)))?;
             if self.out.is_dir() {
-                std::fs::remove_dir_all(&self.out).map_err(write_err)?;
-            } else if self.out.exists() {
-                std::fs::remove_file(&self.out).map_err(write_err)?;
+                std::fs::remove_dir(&self.out).map_err(write_err)?;
             }
             std::fs::rename(staged.keep(), &self.out).map_err(write_err)?;
             return Ok(report);

@@ -234,3 +234,66 @@ fn parquet_on_stdout_is_refused() {
         stderr(&out)
     );
 }
+
+#[test]
+fn overwrite_replaces_only_parts_and_refuses_a_directory_with_other_files() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let scrape = |out: &str, cwd: &Path| {
+        TestCommand::run(cwd, &url, "0..300")
+            .shards(1)
+            .concurrency(8)
+            .output(out)
+            .args(["--format", "parquet", "--part-rows", "100", "--no-progress"])
+            .arg("--overwrite")
+            .output_of()
+    };
+    // A directory of parts from an earlier run, and a stray unfinished part: replaced.
+    let v = dir.path().join("v.parquet");
+    assert_eq!(scrape("v.parquet", dir.path()).status.code(), Some(0));
+    std::fs::write(v.join(".part-000009.parquet.tmp"), b"torn").expect("tmp");
+    let again = scrape("v.parquet", dir.path());
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert_eq!(duckdb_counts(&v), serde_json::json!([300, 300, 0, 299]));
+    assert!(!v.join(".part-000009.parquet.tmp").exists());
+
+    // The user's files beside the parts: refused, nothing removed.
+    std::fs::write(v.join("notes.txt"), b"mine").expect("notes");
+    std::fs::create_dir(v.join("sub")).expect("sub");
+    std::fs::write(v.join("sub/keep"), b"mine").expect("keep");
+    let refused = scrape("v.parquet", dir.path());
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("notes.txt, which ringscrape did not write"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(v.join("notes.txt").exists() && v.join("sub/keep").exists());
+    assert_eq!(duckdb_counts(&v), serde_json::json!([300, 300, 0, 299]));
+
+    // The working directory, or one above it: refused before anything is touched.
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).expect("work");
+    std::fs::write(work.join("part-000000.parquet"), b"looks like a part").expect("fake");
+    for out in [".", "..", "../work"] {
+        let refused = scrape(out, &work);
+        assert_eq!(refused.status.code(), Some(2), "{out}: {}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains("holds the current directory"),
+            "{out}: {}",
+            stderr(&refused)
+        );
+    }
+    assert!(work.join("part-000000.parquet").exists());
+    assert!(v.join("notes.txt").exists());
+
+    // merge --overwrite into a directory with the user's files: refused the same way.
+    assert_eq!(scrape("w.parquet", dir.path()).status.code(), Some(0));
+    let merged = ringscrape(
+        dir.path(),
+        &["merge", "-i", "0..300", "v.parquet", "--overwrite", "w.parquet"],
+    );
+    assert_eq!(merged.status.code(), Some(2), "{}", stderr(&merged));
+    assert!(v.join("notes.txt").exists() && v.join("sub/keep").exists());
+}

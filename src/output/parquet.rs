@@ -61,13 +61,65 @@ pub fn arrow_schema(schema: &Schema) -> SchemaRef {
     Arc::new(ArrowSchema::new(fields))
 }
 
-/// Removes an earlier output at `path` (`--overwrite`): a directory of parts, or a file.
-pub fn remove_output(path: &Path) -> io::Result<()> {
+/// Why `--overwrite` may not replace a path with a directory of parts.
+#[derive(Debug, thiserror::Error)]
+pub enum NotOurs {
+    #[error("holds the current directory; name a directory of parts of its own")]
+    HoldsWorkingDir,
+    #[error("holds {0}, which ringscrape did not write; move it away or name another directory")]
+    Foreign(PathBuf),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// A file name ringscrape writes in a directory of parts: a part, or one being written.
+fn is_ours(name: &str) -> bool {
+    (name.starts_with("part-") && name.ends_with(".parquet"))
+        || (name.starts_with(".part-") && name.ends_with(".tmp"))
+}
+
+/// Checks that `--overwrite` may replace `path`: a file, nothing, or a directory holding only
+/// parts (never `.` or a directory above it, where the user's work is).
+pub fn check_replaceable(path: &Path) -> Result<(), NotOurs> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if !meta.is_dir() {
+        return Ok(());
+    }
+    let here = std::env::current_dir()?.canonicalize()?;
+    if here.starts_with(path.canonicalize()?) {
+        return Err(NotOurs::HoldsWorkingDir);
+    }
+    let mut names: Vec<_> = fs::read_dir(path)?
+        .map(|entry| entry.map(|e| (e.file_name(), e.file_type())))
+        .collect::<io::Result<_>>()?;
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, kind) in names {
+        let ours = kind?.is_file() && name.to_str().is_some_and(is_ours);
+        if !ours {
+            return Err(NotOurs::Foreign(path.join(name)));
+        }
+    }
+    Ok(())
+}
+
+/// Removes an earlier output at `path` (`--overwrite`): the parts of a directory (nothing
+/// else: [`check_replaceable`] refused a directory holding anything else), or a file.
+pub fn remove_output(path: &Path) -> Result<(), NotOurs> {
+    check_replaceable(path)?;
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
+        Ok(meta) if meta.is_dir() => {
+            for entry in fs::read_dir(path)? {
+                fs::remove_file(entry?.path())?;
+            }
+            Ok(())
+        }
+        Ok(_) => Ok(fs::remove_file(path)?),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
+        Err(e) => Err(e.into()),
     }
 }
 

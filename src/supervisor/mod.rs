@@ -439,7 +439,7 @@ fn open_rows(
         RowFormat::Parquet => {
             let open = || {
                 if resumed.is_none() && cfg.mode == WriteMode::Overwrite {
-                    parquet::remove_output(path)?;
+                    parquet::remove_output(path).map_err(io::Error::other)?;
                 }
                 ParquetRows::new(path, schema, cfg.part_rows)
             };
