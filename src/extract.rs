@@ -165,7 +165,13 @@ impl Extractor {
                     .and_then(|doc| doc.pointer(pointer))
                     .and_then(serde_text),
                 Expr::Jq(filter) => jaq_doc
-                    .get_or_insert_with(|| jaq_json::read::parse_single(body).ok())
+                    .get_or_insert_with(|| {
+                        // jaq's reader recurses once per level: 10,000 of them overflowed
+                        // the worker's stack and lost its whole shard.
+                        nested_within(body, MAX_DEPTH)
+                            .then(|| jaq_json::read::parse_single(body).ok())
+                            .flatten()
+                    })
                     .as_ref()
                     .and_then(|doc| first_output(filter, doc.clone())),
                 Expr::Regex(re) => re.captures(body).and_then(|found| {
@@ -177,6 +183,40 @@ impl Extractor {
         let misses = values.iter().filter(|v| v.is_none()).count() as u64;
         (values, misses)
     }
+}
+
+/// Deepest nesting of arrays and objects a JSON body may have to be read: serde_json's own
+/// limit (it reads 127 levels, refuses 128), so that pointers and jq filters miss on the same
+/// bodies.
+const MAX_DEPTH: usize = 127;
+
+/// Whether the arrays and objects of `json` nest at most `limit` deep (brackets inside strings
+/// do not count). Bytes that are not JSON are left for the parser to refuse.
+fn nested_within(json: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return false;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    true
 }
 
 fn serde_text(value: &serde_json::Value) -> Option<Vec<u8>> {
@@ -252,6 +292,27 @@ mod tests {
             .map(|s| Some(s.to_string()))
         );
         assert_eq!(misses, 0);
+    }
+
+    #[test]
+    fn a_body_nested_past_the_limit_is_a_miss_not_a_crash() {
+        let deep_object = "{\"a\":".repeat(20_000) + "1" + &"}".repeat(20_000);
+        let deep_array = "[".repeat(10_000) + &"]".repeat(10_000);
+        let extractor = extractor(&["x=jq:.id", "y=jq:.", "z=/a"]);
+        for body in [deep_object, deep_array] {
+            let (values, misses) = extractor.run(body.as_bytes());
+            assert_eq!(text(&values), vec![None, None, None]);
+            assert_eq!(misses, 3);
+        }
+        // At the limit it is read; brackets in strings do not count.
+        let at_limit = "[".repeat(126) + "{\"id\":\"[[[{\"}" + &"]".repeat(126);
+        let (values, misses) = extractor.run(at_limit.as_bytes());
+        assert_eq!(misses, 2, "{:?}", text(&values));
+        assert!(text(&values)[1].as_deref().is_some_and(|v| v.starts_with("[[[")));
+        assert!(nested_within(br#"{"a":"\\\"[[["}"#, 1));
+        let over = "[".repeat(127) + "{}" + &"]".repeat(127);
+        assert_eq!(extractor.run(over.as_bytes()).1, 3);
+        assert!(!nested_within(b"[[", 1));
     }
 
     #[test]

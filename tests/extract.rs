@@ -150,3 +150,41 @@ fn a_bad_expression_or_a_clashing_name_is_exit_2_before_any_request() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_body_nested_too_deep_for_jq_is_a_miss_and_the_worker_lives() {
+    use std::io::Write;
+    // Odd ids: 20,000 nested objects, gzip (211 bytes on the wire); even ids: a small document.
+    let gzip = |text: &str| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        encoder.write_all(text.as_bytes()).expect("gzip");
+        encoder.finish().expect("gzip")
+    };
+    let deep = gzip(&("{\"a\":".repeat(20_000) + "1" + &"}".repeat(20_000)));
+    let base = raw_server(move |target, stream| {
+        let id: u64 = target.rsplit('=').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        let body = if id % 2 == 1 { deep.clone() } else { gzip(&format!("{{\"id\":{id}}}")) };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).is_ok() && stream.write_all(&body).is_ok()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{base}/doc?id={{id}}");
+    let args = ["--extract", "x=jq:.id", "--extract", "y=jq:.", "--summary-json", "s.json"];
+    let rows = scrape_ok(dir.path(), &url, 0, 200, 4, &args);
+    for row in &rows {
+        assert_eq!((row.status, row.error.as_str()), (Some(200), ""), "{row:?}");
+        if row.id % 2 == 1 {
+            assert_eq!(row.extra, ["", ""], "id {}", row.id);
+        } else {
+            let doc = format!("{{\"id\":{}}}", row.id);
+            assert_eq!(row.extra, [row.id.to_string(), doc], "id {}", row.id);
+        }
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).expect("json"))
+            .expect("valid");
+    assert_eq!(summary["extract_misses"], 200, "two misses for each of 100 deep bodies");
+}
