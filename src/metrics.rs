@@ -138,7 +138,7 @@ impl Metrics {
         self.rows.inc();
         self.retries
             .inc_by(u64::from(record.attempts.saturating_sub(1)));
-        if record.status.is_some() {
+        if record.status.is_some() && record.error.is_none() {
             self.latency.observe(f64::from(record.latency_us) / 1e6);
         }
         self.shard_rows

@@ -136,7 +136,10 @@ impl WorkerStats {
         self.rows += 1;
         self.bytes += record.bytes;
         self.requests += u64::from(record.attempts);
-        if let Some(status) = record.status {
+        // A row keeps the status of an answer whose body then failed; the tallies count it
+        // as an error only, as before rows kept it.
+        let answered = record.status.filter(|_| record.error.is_none());
+        if let Some(status) = answered {
             *self.statuses.entry(status).or_default() += 1;
         }
         match (record.status, record.error) {
@@ -148,7 +151,7 @@ impl WorkerStats {
             (Some(_), None) => self.other_status += 1,
             (None, None) => {}
         }
-        if record.status.is_some() {
+        if answered.is_some() {
             self.latency_us
                 .saturating_record(u64::from(record.latency_us).clamp(1, MAX_LATENCY_US));
         }

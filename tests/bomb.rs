@@ -28,7 +28,7 @@ fn a_gzip_bomb_ends_at_the_body_limit_in_bounded_memory() {
     for row in &rows {
         assert_eq!(
             (row.status, row.error.as_str(), row.attempts),
-            (None, "body-too-large", 1),
+            (Some(200), "body-too-large", 1),
             "{row:?}"
         );
     }

@@ -125,8 +125,8 @@ fn a_corrupt_stream_is_a_decode_row_and_an_unknown_coding_is_kept_as_received() 
     for row in &rows {
         assert_eq!(
             (row.status, row.error.as_str(), row.attempts),
-            (None, "decode", 1),
-            "not retried: {row:?}"
+            (Some(200), "decode", 1),
+            "not retried, the status kept: {row:?}"
         );
     }
     let url = format!("{}/unknown?id={{id}}", target.base);

@@ -23,7 +23,7 @@ fn scrape_faulty(
 
 /// Healthy rows carry the body of their own id: no response was attributed to another id.
 fn assert_own_body(rows: &[Row]) {
-    for row in rows.iter().filter(|r| r.status == Some(200)) {
+    for row in rows.iter().filter(|r| r.status == Some(200) && r.error.is_empty()) {
         assert_eq!(
             row.bytes,
             demo_body_len(row.id),
@@ -38,14 +38,15 @@ fn every(k: u64, id: u64) -> bool {
 
 #[test]
 fn each_fault_alone_ends_as_one_row_per_id_with_its_error_kind() {
-    // (serve flag, error kind, attempts: transient faults are retried, a huge body is not)
-    for (flag, kind, attempts) in [
-        ("--drop-every", "closed", 2),
-        ("--stall-every", "timeout", 2),
-        ("--garbage-every", "protocol", 2),
-        ("--reset-mid-body-every", "reset", 2),
-        ("--bad-chunk-every", "protocol", 2),
-        ("--huge-every", "body-too-large", 1),
+    // (serve flag, status (kept when the head came), error kind, attempts: transient faults
+    // are retried, a huge body is not)
+    for (flag, status, kind, attempts) in [
+        ("--drop-every", None, "closed", 2),
+        ("--stall-every", None, "timeout", 2),
+        ("--garbage-every", None, "protocol", 2),
+        ("--reset-mid-body-every", Some(200), "reset", 2),
+        ("--bad-chunk-every", Some(200), "protocol", 2),
+        ("--huge-every", Some(200), "body-too-large", 1),
     ] {
         let (rows, elapsed) = scrape_faulty(
             &[flag, "10"],
@@ -57,7 +58,7 @@ fn each_fault_alone_ends_as_one_row_per_id_with_its_error_kind() {
             if every(10, row.id) {
                 assert_eq!(
                     (row.status, row.error.as_str(), row.attempts),
-                    (None, kind, attempts),
+                    (status, kind, attempts),
                     "{flag}: {row:?}"
                 );
             } else {
@@ -126,9 +127,9 @@ fn all_faults_mixed_still_give_exactly_one_row_per_id() {
         } else if every(13, id) {
             (None, "protocol", 3)
         } else if every(17, id) {
-            (None, "reset", 3)
+            (Some(200), "reset", 3)
         } else if every(19, id) {
-            (None, "body-too-large", 1)
+            (Some(200), "body-too-large", 1)
         } else {
             (Some(200), "", 2)
         };
@@ -190,7 +191,7 @@ fn max_body_cuts_off_large_bodies_without_reading_them() {
     let (rows, _) = scrape_faulty(&["--body-bytes", "5000"], 300, 8, &["--max-body", "4096"]);
     assert!(
         rows.iter()
-            .all(|r| r.error == "body-too-large" && r.attempts == 1 && r.status.is_none())
+            .all(|r| r.error == "body-too-large" && r.attempts == 1 && r.status == Some(200))
     );
     let (rows, _) = scrape_faulty(&["--body-bytes", "4096"], 300, 8, &["--max-body", "4096"]);
     assert!(

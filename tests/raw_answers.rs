@@ -113,3 +113,37 @@ fn each_kind_of_real_answer_gives_its_status_and_exact_body() {
         }
     }
 }
+
+#[test]
+fn an_empty_coded_body_is_empty_and_a_failed_body_keeps_its_status() {
+    let base = raw_server(|target, stream| {
+        let answer: &[u8] = if target.starts_with("/chunked") {
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+        } else if target.starts_with("/close") {
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nConnection: close\r\n\r\n"
+        } else if target.starts_with("/corrupt") {
+            b"HTTP/1.1 404 Not Found\r\nContent-Encoding: gzip\r\nContent-Length: 12\r\n\r\nnot gzip at all"
+        } else {
+            b"HTTP/1.1 410 Gone\r\nContent-Length: 9000\r\n\r\n"
+        };
+        stream.write_all(answer).is_ok() && target.starts_with("/chunked")
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (path, expected) in [
+        ("/chunked", (Some(200), 0, "")),
+        ("/close", (Some(200), 0, "")),
+        ("/corrupt", (Some(404), 0, "decode")),
+        ("/large", (Some(410), 0, "body-too-large")),
+    ] {
+        let url = format!("{base}{path}?id={{id}}");
+        let args = ["--retries", "0", "--save-body", "--max-body", "4096"];
+        let rows = scrape_ok(dir.path(), &url, 0, 40, 4, &args);
+        for row in &rows {
+            assert_eq!(
+                (row.status, row.bytes, row.error.as_str()),
+                expected,
+                "{path}: {row:?}"
+            );
+        }
+    }
+}

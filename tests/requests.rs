@@ -349,8 +349,8 @@ fn max_body_bounds_kept_bodies_over_http1_and_http2() {
     for row in &rows {
         assert_eq!(
             (row.status, row.error.as_str()),
-            (None, "body-too-large"),
-            "{row:?}"
+            (Some(200), "body-too-large"),
+            "the status nginx sent is kept: {row:?}"
         );
         assert_eq!(row.extra, vec![String::new()], "no partial body kept");
     }

@@ -259,6 +259,8 @@ impl Stage for Deflate {
 /// Decodes one body, as it arrives, into a buffer bounded by the body limit.
 pub struct BodyDecoder {
     top: Next,
+    /// Encoded bytes fed so far: none at all is an empty body, not a cut stream.
+    fed: u64,
     /// The outermost coding (the one undone first), for messages.
     outer: Coding,
     max: u64,
@@ -314,6 +316,7 @@ impl BodyDecoder {
         }
         BodyDecoder {
             top,
+            fed: 0,
             outer: *codings.last().expect("at least one coding"),
             max,
         }
@@ -321,12 +324,18 @@ impl BodyDecoder {
 
     /// Decodes the next piece of the encoded body.
     pub fn feed(&mut self, encoded: &[u8]) -> Result<(), DecodeError> {
+        self.fed += encoded.len() as u64;
         let result = self.top.write_all(encoded);
         self.check(result)
     }
 
-    /// The encoded body has ended: checks that its streams ended too.
+    /// The encoded body has ended: checks that its streams ended too. An empty body is empty
+    /// whatever its coding (as curl and browsers read it: `Content-Encoding: gzip` over
+    /// `0\r\n\r\n` is no gzip stream at all).
     pub fn finish(&mut self) -> Result<(), DecodeError> {
+        if self.fed == 0 {
+            return Ok(());
+        }
         let result = self.top.finish();
         self.check(result)
     }
@@ -471,6 +480,18 @@ mod tests {
                 "{coding:?} garbage"
             );
         }
+    }
+
+    #[test]
+    fn an_empty_body_is_empty_whatever_its_coding() {
+        for coding in [Coding::Gzip, Coding::Deflate, Coding::Brotli, Coding::Zstd] {
+            assert_eq!(decode(&[coding], b"", 1).expect("empty"), b"");
+            let mut decoder = BodyDecoder::new(&[coding], true, 100, Vec::new());
+            decoder.feed(b"").expect("nothing fed");
+            decoder.finish().expect("still empty");
+        }
+        // One byte of a stream that then ends is still cut.
+        assert!(decode(&[Coding::Gzip], &gzip(b"x")[..1], 1).is_err());
     }
 
     #[test]

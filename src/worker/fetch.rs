@@ -232,6 +232,12 @@ impl Slot {
             },
             // Failed, or answered but the body could not be kept (its file not written).
             Err(failure) => {
+                // The status the server sent, when its head came before the failure (a body
+                // that did not decode or was too large, cut off, or timed out): a 404 with a
+                // corrupt body is not "no response". A proxy's own 407 is no status of the
+                // target's.
+                let status = (self.answer.status != 0 && failure.kind != ErrorKind::Proxy)
+                    .then_some(self.answer.status);
                 if failure.kind == ErrorKind::Tls {
                     let mut seen = self.plan.seen.borrow_mut();
                     seen.add_tls_reason(&failure.detail, 1);
@@ -244,7 +250,7 @@ impl Slot {
                 );
                 Record {
                     index,
-                    status: None,
+                    status,
                     bytes: 0,
                     latency_us: micros(latency),
                     attempts,
@@ -446,6 +452,9 @@ impl Slot {
     /// or on a connection of its own for another origin.
     async fn send(&mut self, key: &[u8], hop: Option<&Hop>) -> Result<(), Failure> {
         let plan = self.plan.clone();
+        // No status until this request's answer says one (a redirect's 3xx is not the answer
+        // of the hop after it).
+        self.answer.status = 0;
         self.start_spool()?;
         let template = &plan.template;
         let method = hop.map_or(&template.method, |h| &h.method);
