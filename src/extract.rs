@@ -308,7 +308,11 @@ mod tests {
         let at_limit = "[".repeat(126) + "{\"id\":\"[[[{\"}" + &"]".repeat(126);
         let (values, misses) = extractor.run(at_limit.as_bytes());
         assert_eq!(misses, 2, "{:?}", text(&values));
-        assert!(text(&values)[1].as_deref().is_some_and(|v| v.starts_with("[[[")));
+        assert!(
+            text(&values)[1]
+                .as_deref()
+                .is_some_and(|v| v.starts_with("[[["))
+        );
         assert!(nested_within(br#"{"a":"\\\"[[["}"#, 1));
         let over = "[".repeat(127) + "{}" + &"]".repeat(127);
         assert_eq!(extractor.run(over.as_bytes()).1, 3);

@@ -339,12 +339,14 @@ impl fmt::Display for Summary {
                 .collect();
             writeln!(f, "  tls        {}", reasons.join(", "))?;
         }
+        let proxied: u64 = a.proxies.values().map(|t| t.rows).sum();
         for (proxy, t) in &a.proxies {
             writeln!(
                 f,
-                "  proxy      {proxy}: {} connections, {} rows, {} failures, benched {:.1} s",
-                t.connections,
+                "  proxy      {proxy}: {} rows ({:.1}%), {} connections, {} failures, benched {:.1} s",
                 t.rows,
+                100.0 * t.rows as f64 / proxied.max(1) as f64,
+                t.connections,
                 t.failures,
                 t.bench_ms as f64 / 1e3
             )?;

@@ -162,8 +162,16 @@ fn a_body_nested_too_deep_for_jq_is_a_miss_and_the_worker_lives() {
     };
     let deep = gzip(&("{\"a\":".repeat(20_000) + "1" + &"}".repeat(20_000)));
     let base = raw_server(move |target, stream| {
-        let id: u64 = target.rsplit('=').next().and_then(|n| n.parse().ok()).unwrap_or(0);
-        let body = if id % 2 == 1 { deep.clone() } else { gzip(&format!("{{\"id\":{id}}}")) };
+        let id: u64 = target
+            .rsplit('=')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let body = if id % 2 == 1 {
+            deep.clone()
+        } else {
+            gzip(&format!("{{\"id\":{id}}}"))
+        };
         let head = format!(
             "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
             body.len()
@@ -172,7 +180,14 @@ fn a_body_nested_too_deep_for_jq_is_a_miss_and_the_worker_lives() {
     });
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("{base}/doc?id={{id}}");
-    let args = ["--extract", "x=jq:.id", "--extract", "y=jq:.", "--summary-json", "s.json"];
+    let args = [
+        "--extract",
+        "x=jq:.id",
+        "--extract",
+        "y=jq:.",
+        "--summary-json",
+        "s.json",
+    ];
     let rows = scrape_ok(dir.path(), &url, 0, 200, 4, &args);
     for row in &rows {
         assert_eq!((row.status, row.error.as_str()), (Some(200), ""), "{row:?}");
@@ -186,5 +201,8 @@ fn a_body_nested_too_deep_for_jq_is_a_miss_and_the_worker_lives() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("s.json")).expect("json"))
             .expect("valid");
-    assert_eq!(summary["extract_misses"], 200, "two misses for each of 100 deep bodies");
+    assert_eq!(
+        summary["extract_misses"], 200,
+        "two misses for each of 100 deep bodies"
+    );
 }

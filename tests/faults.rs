@@ -23,7 +23,10 @@ fn scrape_faulty(
 
 /// Healthy rows carry the body of their own id: no response was attributed to another id.
 fn assert_own_body(rows: &[Row]) {
-    for row in rows.iter().filter(|r| r.status == Some(200) && r.error.is_empty()) {
+    for row in rows
+        .iter()
+        .filter(|r| r.status == Some(200) && r.error.is_empty())
+    {
         assert_eq!(
             row.bytes,
             demo_body_len(row.id),

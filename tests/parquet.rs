@@ -278,7 +278,12 @@ fn overwrite_replaces_only_parts_and_refuses_a_directory_with_other_files() {
     std::fs::write(work.join("part-000000.parquet"), b"looks like a part").expect("fake");
     for out in [".", "..", "../work"] {
         let refused = scrape(out, &work);
-        assert_eq!(refused.status.code(), Some(2), "{out}: {}", stderr(&refused));
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{out}: {}",
+            stderr(&refused)
+        );
         assert!(
             stderr(&refused).contains("holds the current directory"),
             "{out}: {}",
@@ -292,7 +297,14 @@ fn overwrite_replaces_only_parts_and_refuses_a_directory_with_other_files() {
     assert_eq!(scrape("w.parquet", dir.path()).status.code(), Some(0));
     let merged = ringscrape(
         dir.path(),
-        &["merge", "-i", "0..300", "v.parquet", "--overwrite", "w.parquet"],
+        &[
+            "merge",
+            "-i",
+            "0..300",
+            "v.parquet",
+            "--overwrite",
+            "w.parquet",
+        ],
     );
     assert_eq!(merged.status.code(), Some(2), "{}", stderr(&merged));
     assert!(v.join("notes.txt").exists() && v.join("sub/keep").exists());

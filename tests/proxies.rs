@@ -275,7 +275,7 @@ fn a_proxy_file_spreads_over_the_healthy_proxies_and_benches_a_dead_one() {
         .find(|l| l.contains(&format!("proxy      socks5://127.0.0.1:{dead}: ")))
         .unwrap_or_else(|| panic!("no summary line for the dead proxy: {stderr}"));
     assert!(
-        line.contains(" 0 rows, ") && line.contains(" benched "),
+        line.contains(" 0 rows (0.0%), ") && line.contains(" benched "),
         "{line}"
     );
     let rows: u64 = proxies.values().filter_map(|p| p["rows"].as_u64()).sum();
@@ -332,4 +332,104 @@ fn the_config_file_names_the_proxy_and_the_proxy_file() {
         .expect("write config");
     let through = sources(dir.path(), &url, 20, &["--config", "file.toml"], &[]);
     all_from(&through, "127.0.0.6");
+}
+
+/// A raw-socket stand-in for a forwarding HTTP proxy that answers every request itself with
+/// `name` as the body: kept alive, or closed after each answer (as tinyproxy does).
+fn answering_proxy(name: &'static str, close: bool) -> String {
+    raw_server(move |_, stream| {
+        use std::io::Write;
+        let connection = if close { "close" } else { "keep-alive" };
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nConnection: {connection}\r\nContent-Length: {}\r\n\r\n{name}",
+            name.len()
+        );
+        stream.write_all(answer.as_bytes()).is_ok() && !close
+    })
+}
+
+/// `--proxy-file` of `proxies` (base URLs), `ids` ids through it: the bodies (which proxy
+/// answered) and the summary JSON's `proxies`.
+fn through_proxy_file(proxies: &[String], ids: u64) -> (Vec<String>, serde_json::Value, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list = dir.path().join("proxies.txt");
+    std::fs::write(&list, proxies.join("\n") + "\n").expect("write the list");
+    let list = list.to_str().expect("utf-8");
+    let flags = ["--proxy-file", list, "-s", "1", "-c", "16"];
+    let url = "http://198.51.100.1/who?id={id}";
+    let (bodies, stderr) = sources_and_stderr(
+        dir.path(),
+        url,
+        ids,
+        &[&flags[..], &["--summary-json", "summary.json"]].concat(),
+        &[],
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("summary.json")).expect("read"))
+            .expect("json");
+    (bodies, summary["proxies"].clone(), stderr)
+}
+
+#[test]
+fn a_forwarding_proxy_that_fails_is_benched_and_the_request_goes_through_another() {
+    use std::io::Write;
+    let wants_credentials = raw_server(|_, stream| {
+        let answer = "HTTP/1.1 407 Proxy Authentication Required\r\n\
+                      Proxy-Authenticate: Basic realm=\"p\"\r\nContent-Length: 0\r\n\r\n";
+        stream.write_all(answer.as_bytes()).is_ok()
+    });
+    let closes_at_once = raw_server(|_, _| false);
+    for bad in [wants_credentials, closes_at_once] {
+        let good = answering_proxy("good", false);
+        let (bodies, proxies, _) = through_proxy_file(&[bad.clone(), good], 1000);
+        assert!(
+            bodies.iter().all(|b| b == "good"),
+            "{bad}: every id answered through the good proxy, none a `proxy` row"
+        );
+        let failing = &proxies[bad.as_str()];
+        assert!(failing["failures"].as_u64() >= Some(1), "{proxies}");
+        assert!(failing["bench_ms"].as_u64() > Some(0), "{proxies}");
+        assert_eq!(failing["rows"].as_u64(), Some(0), "{proxies}");
+    }
+}
+
+#[test]
+fn proxies_share_requests_even_when_one_closes_after_every_answer() {
+    let (kept, closing) = (
+        answering_proxy("kept", false),
+        answering_proxy("closing", true),
+    );
+    let (bodies, proxies, stderr) = through_proxy_file(&[kept.clone(), closing.clone()], 4000);
+    let via_closing = bodies.iter().filter(|b| *b == "closing").count();
+    assert_eq!(bodies.len(), 4000);
+    assert!(
+        (1600..=2400).contains(&via_closing),
+        "about half through each: {via_closing} of 4000 through the closing one; {proxies}"
+    );
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("proxy      {closing}: ")))
+        .unwrap_or_else(|| panic!("no summary line for the proxy: {stderr}"));
+    assert!(line.contains(&format!("{via_closing} rows (")), "{line}");
+}
+
+#[test]
+fn a_407_from_the_target_itself_is_a_status() {
+    let base = raw_server(|_, stream| {
+        use std::io::Write;
+        let answer = "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n";
+        stream.write_all(answer.as_bytes()).is_ok()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows = scrape_ok(
+        dir.path(),
+        &format!("{base}/status/407?id={{id}}"),
+        0,
+        50,
+        4,
+        &["--retries", "0"],
+    );
+    for row in &rows {
+        assert_eq!((row.status, row.error.as_str()), (Some(407), ""), "{row:?}");
+    }
 }

@@ -146,6 +146,9 @@ pub struct Slot {
     route: RouteId,
     /// The proxy the last answer came through, if any.
     answered_through: Option<Rc<ProxyHealth>>,
+    /// The last request went to an HTTP proxy in absolute form (plain HTTP forwarded): what
+    /// goes wrong before the target's answer is the proxy's.
+    forwarded: bool,
     /// The request timeout's timer, kept from one request to the next: boxed, because monoio's
     /// timer is 640 bytes aligned to 128 (see `pause`), and reset rather than made anew, which
     /// for a later deadline only moves a number.
@@ -165,6 +168,7 @@ impl Slot {
             refused: false,
             route: RouteId::default(),
             answered_through: None,
+            forwarded: false,
             timer: None,
         }
     }
@@ -353,8 +357,14 @@ impl Slot {
                         "408 on a reused connection: closed while idle",
                         true,
                     )),
-                    // Only a proxy answers 407 (RFC 9110 §15.5.8): the target was never asked.
-                    407 => Some((ErrorKind::Proxy, "the proxy wants credentials (407)", false)),
+                    // A forwarding proxy's 407 (RFC 9110 §15.5.8): the target was never asked.
+                    // The proxy sits out and the request goes again through another, not
+                    // counted as an attempt. A 407 from the target itself is a status.
+                    407 if self.forwarded => Some((
+                        ErrorKind::Proxy,
+                        "the proxy wants credentials (407)",
+                        self.proxy_failed(),
+                    )),
                     _ => None,
                 };
                 if let Some((kind, detail, stale)) = not_answered {
@@ -380,8 +390,19 @@ impl Slot {
                 }
                 Attempt::Answered { latency }
             }
-            Some(Err(failure)) => {
+            Some(Err(mut failure)) => {
                 self.conn = None;
+                // A forwarding proxy that closes or resets a fresh connection before any answer
+                // failed itself: a target it could not reach would have been a 502.
+                if self.forwarded
+                    && !self.reused
+                    && !failure.answered
+                    && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset)
+                {
+                    failure.kind = ErrorKind::Proxy;
+                    failure.detail = format!("the proxy {}", failure.detail);
+                    self.proxy_failed();
+                }
                 // A proxy of several that failed sits out: the request goes again at once
                 // through another, as it never reached the target.
                 let stale = (self.reused
@@ -410,6 +431,15 @@ impl Slot {
                 }
             }
         }
+    }
+
+    /// The proxy the last request went through failed: it sits out. True when another route
+    /// is up to send the request through at once.
+    fn proxy_failed(&self) -> bool {
+        if let Some(proxy) = &self.answered_through {
+            proxy.failed();
+        }
+        self.plan.dialer.has_a_route_up()
     }
 
     /// Sends the request for `key` and reads the answer into `self.answer`; then follows up to
@@ -475,7 +505,7 @@ impl Slot {
             match Box::pin(lanes.acquire(&plan.dialer)).await? {
                 Acquired::Lane(held) => {
                     self.reused = held.reused;
-                    self.answered_through = plan.dialer.proxy_of(held.lane.route);
+                    self.going_through(plan.dialer.proxy_of(held.lane.route));
                     let request = template
                         .build_h2(key, hop)
                         .map_err(|_| key_breaks_header())?;
@@ -545,6 +575,11 @@ impl Slot {
         {
             self.conn = None;
         }
+        // Proxies share requests, not connections: a slot whose kept-alive connection goes
+        // through a proxy that carried more than its share leaves it for the least used one.
+        if self.conn.is_some() && self.plan.dialer.over_share(self.route) {
+            self.conn = None;
+        }
         match &self.conn {
             Some(_) => self.reused = true,
             None => {
@@ -553,24 +588,37 @@ impl Slot {
                 self.route = route;
             }
         }
-        if let Some((prefix, auth)) = self.plan.dialer.forward(self.route) {
-            proxy::to_absolute_form(&mut self.request, prefix, auth);
-        }
-        self.answered_through = self.plan.dialer.proxy_of(self.route);
+        let plan = self.plan.clone();
+        self.write_for_route(&plan.dialer, self.route);
         let conn = self.conn.as_mut().expect("a connection was just opened");
         // On failure `attempt` drops the connection.
         conn.exchange(&mut self.request, wants, &mut self.answer)
             .await
     }
 
+    /// The request as `route` of `dialer` carries it: in absolute form, through a forwarding
+    /// proxy.
+    fn write_for_route(&mut self, dialer: &Dialer, route: RouteId) {
+        if let Some((prefix, auth)) = dialer.forward(route) {
+            proxy::to_absolute_form(&mut self.request, prefix, auth);
+            self.forwarded = true;
+        }
+        self.going_through(dialer.proxy_of(route));
+    }
+
+    /// The request goes through `proxy` (or directly): counted there.
+    fn going_through(&mut self, proxy: Option<Rc<ProxyHealth>>) {
+        if let Some(proxy) = &proxy {
+            proxy.sending();
+        }
+        self.answered_through = proxy;
+    }
+
     /// A redirect to another origin: one connection for this one request.
     async fn send_elsewhere(&mut self, origin: &Origin, wants: &Wants<'_>) -> Result<(), Failure> {
         let dialer = self.plan.dialer_for(origin)?;
         let (stream, route) = dialer.dial().await?;
-        if let Some((prefix, auth)) = dialer.forward(route) {
-            proxy::to_absolute_form(&mut self.request, prefix, auth);
-        }
-        self.answered_through = dialer.proxy_of(route);
+        self.write_for_route(&dialer, route);
         let mut conn = H1Conn::new(stream);
         conn.exchange(&mut self.request, wants, &mut self.answer)
             .await
