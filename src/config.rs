@@ -299,6 +299,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             auto_concurrency,
             raw_body: args.raw_body,
             net: NetSpec::parse(&args.local_addr, &args.resolve, &args.connect_to)?
+                .check_local_addrs()?
                 .with_proxies(args.proxy.as_deref(), |name| std::env::var(name).ok())?
                 .with_proxy_file(args.proxy_file.as_deref(), args.proxy.as_deref())?
                 .with_dns_refresh(seconds("dns-refresh", args.dns_refresh)?),

@@ -193,6 +193,8 @@ pub enum NetError {
     LocalAddr(String),
     #[error("--local-addr {0}: more than {MAX_LOCAL_ADDRS} addresses")]
     TooManyLocalAddrs(String),
+    #[error("--local-addr {0}: not an address of this machine ({1})")]
+    LocalAddrAbsent(IpAddr, String),
     #[error("--resolve {0}: expected HOST:PORT:ADDR[,ADDR...] (PORT may be *)")]
     Resolve(String),
     #[error("--connect-to {0}: expected HOST:PORT:HOST2:PORT2 (any part may be empty)")]
@@ -231,6 +233,17 @@ impl NetSpec {
             spec.connect_to.push(parse_connect_to(text)?);
         }
         Ok(spec)
+    }
+
+    /// Checks that every `--local-addr` is an address of this machine, by binding it once
+    /// (a UDP socket, port chosen by the kernel): an address that is not would fail every
+    /// connection as if the target were down.
+    pub fn check_local_addrs(self) -> Result<NetSpec, NetError> {
+        for &addr in &self.local_addrs {
+            std::net::UdpSocket::bind((addr, 0))
+                .map_err(|e| NetError::LocalAddrAbsent(addr, e.to_string()))?;
+        }
+        Ok(self)
     }
 
     /// Sets the proxies: `flag` (`--proxy`, `RINGSCRAPE_PROXY`, the config file) for every

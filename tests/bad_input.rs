@@ -503,6 +503,10 @@ fn bad_routing_proxy_and_memory_flags_name_the_flag() {
             "--local-addr 10.0.0.0/8: more than 65536",
         ),
         (
+            run("--local-addr", "127.0.3.7,192.0.2.1"),
+            "--local-addr 192.0.2.1: not an address of this machine",
+        ),
+        (
             run("--resolve", "a.test:80"),
             "--resolve a.test:80: expected HOST:PORT:ADDR",
         ),

@@ -134,3 +134,88 @@ fn source_addresses_and_pinned_names_work_from_the_config_file() {
         (20..24).map(|k| format!("127.0.0.{k}")).collect();
     assert_eq!(sources, expected);
 }
+
+/// Runs `ip ARGS`, which must succeed.
+fn ip(args: &[&str]) {
+    let status = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .expect("run ip");
+    assert!(status.success(), "ip {args:?}");
+}
+
+#[test]
+fn a_source_address_taken_away_mid_run_leaves_the_rotation_and_costs_no_row() {
+    let ns = format!("rs-gone-{}", std::process::id());
+    ip(&["netns", "add", &ns]);
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["netns", "del", &self.0])
+                .status();
+        }
+    }
+    let _gone = Gone(ns.clone());
+    ip(&["-n", &ns, "link", "set", "lo", "up"]);
+    for addr in ["10.77.0.1/32", "10.77.0.2/32", "10.77.0.3/32"] {
+        ip(&["-n", &ns, "addr", "add", addr, "dev", "lo"]);
+    }
+    let mut serve = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            BIN,
+            "serve",
+            "--listen",
+            "10.77.0.1:18777",
+        ])
+        .args(["--threads", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Every request on a new connection (Connection: close), 1,000 a second for 3 s; the
+    // second source address goes away after 1 s.
+    let run = TestCommand::in_netns(dir.path(), &ns)
+        .args([
+            "run",
+            "-u",
+            "http://10.77.0.1:18777/log?id={id}",
+            "-i",
+            "0..3000",
+        ])
+        .args(["-s", "1", "-c", "4", "-o", "out.csv", "--no-progress"])
+        .args([
+            "-H",
+            "Connection: close",
+            "--rate",
+            "1000",
+            "--retries",
+            "1",
+        ])
+        .args(["--local-addr", "10.77.0.2,10.77.0.3", "--timeout", "2"])
+        .spawn();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    ip(&["-n", &ns, "addr", "del", "10.77.0.3/32", "dev", "lo"]);
+    let out = run.wait_with_output().expect("wait");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("--local-addr 10.77.0.3: ") && stderr.contains("left out from now on"),
+        "{stderr}"
+    );
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 3000);
+    let failed: Vec<&Row> = rows.iter().filter(|r| r.status != Some(200)).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, e.g. {:?}",
+        failed.len(),
+        failed.first()
+    );
+}

@@ -23,7 +23,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -259,6 +259,8 @@ pub struct Dialer {
     /// `--local-addr`: source addresses, taken in turn.
     local: Rc<[IpAddr]>,
     next_local: Cell<usize>,
+    /// Indexes of source addresses that failed to bind: out of the rotation.
+    local_gone: RefCell<std::collections::HashSet<usize>>,
     tls: Option<(monoio_rustls::TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
     /// `--http2`: offer `h2` over TLS; over plain TCP, speak it with prior knowledge.
@@ -321,6 +323,7 @@ impl Dialer {
             next_route: Cell::new(0),
             local: net.local_addrs.clone().into(),
             next_local: Cell::new(0),
+            local_gone: RefCell::default(),
             tls,
             connect_timeout,
             http2,
@@ -482,12 +485,12 @@ impl Dialer {
         let addrs = targets.in_turn().await?;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
         for addr in addrs {
+            let socket = self.bound_socket_for(addr)?;
             let permit = self.pacer.enter().await;
             let started = Instant::now();
-            let connected = match self.next_local_for(addr) {
+            let connected = match socket {
                 None => TcpStream::connect_addr(addr).await,
-                Some(Ok(local)) => connect_from(local, addr).await,
-                Some(Err(e)) => Err(e),
+                Some(socket) => connect_bound(socket, addr).await,
             };
             permit.done(connected.is_ok() && started.elapsed() < SLOW_CONNECT);
             match connected {
@@ -503,22 +506,34 @@ impl Dialer {
         Err(connect_failure(&last))
     }
 
-    /// The next `--local-addr` of `addr`'s family (`None`: none were given).
-    fn next_local_for(&self, addr: SocketAddr) -> Option<io::Result<IpAddr>> {
+    /// With `--local-addr`, a socket for `addr` bound to the next source address of its family
+    /// (`None`: none were given). An address that no longer binds (taken off the machine
+    /// mid-run) leaves the rotation, said once; when none is left the failure is `io`, ours,
+    /// never the target's `connect`.
+    fn bound_socket_for(&self, addr: SocketAddr) -> Result<Option<OwnedFd>, Failure> {
         if self.local.is_empty() {
-            return None;
+            return Ok(None);
         }
         for _ in 0..self.local.len() {
             let k = self.next_local.get();
             self.next_local.set((k + 1) % self.local.len());
-            if self.local[k].is_ipv4() == addr.is_ipv4() {
-                return Some(Ok(self.local[k]));
+            let local = self.local[k];
+            if local.is_ipv4() != addr.is_ipv4() || self.local_gone.borrow().contains(&k) {
+                continue;
+            }
+            match bound_socket(local, addr) {
+                Ok(socket) => return Ok(Some(socket)),
+                Err(e) => {
+                    crate::say!("ringscrape: --local-addr {local}: {e}; left out from now on");
+                    self.local_gone.borrow_mut().insert(k);
+                }
             }
         }
-        Some(Err(io::Error::new(
-            io::ErrorKind::AddrNotAvailable,
-            format!("no --local-addr of {addr}'s address family"),
-        )))
+        Err(Failure {
+            kind: ErrorKind::Io,
+            answered: false,
+            detail: format!("no --local-addr of {addr}'s address family binds"),
+        })
     }
 }
 
@@ -549,7 +564,9 @@ async fn through_proxy(via: &Via, tcp: &mut TcpStream) -> Result<(), Failure> {
 
 /// A TCP connection to `addr` from `local` (port picked by the kernel at connect): the socket
 /// is made and bound by hand, connected without blocking, then handed to monoio.
-async fn connect_from(local: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+/// A TCP socket for `addr` bound to `local`, with `IP_BIND_ADDRESS_NO_PORT` so that the kernel
+/// picks the port at connect time, per destination.
+fn bound_socket(local: IpAddr, addr: SocketAddr) -> io::Result<OwnedFd> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
@@ -561,6 +578,11 @@ async fn connect_from(local: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> 
         fd.as_raw_fd(),
         &SockaddrStorage::from(SocketAddr::new(local, 0)),
     )?;
+    Ok(fd)
+}
+
+/// Connects the bound socket `fd` to `addr`.
+async fn connect_bound(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
     match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
         Ok(()) | Err(Errno::EINPROGRESS) => {}
         Err(e) => return Err(e.into()),
