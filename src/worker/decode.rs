@@ -16,6 +16,13 @@ use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
 
 /// Output buffer of the brotli decoder (the others bring their own of 32–128 KiB).
 const BROTLI_BUFFER: usize = 16 << 10;
+/// Largest zstd window decoded, as a power of two: 8 MiB, what RFC 9659 asks HTTP decoders to
+/// support at least and encoders to stay within. A frame asking for more is `decode`; at 2^27
+/// (128 MiB, what `zstd --long` writes) 256 answers in flight took 3.8 GB.
+const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+/// A decoder's own buffers and tables besides its window (zstd's context and block buffers,
+/// brotli's tables, inflate's state): a rounded-up allowance.
+const DECODER_STATE: usize = 256 << 10;
 
 /// One content coding this client can undo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +268,12 @@ pub struct BodyDecoder {
     top: Next,
     /// Encoded bytes fed so far: none at all is an empty body, not a cut stream.
     fed: u64,
+    /// What the decoders will hold (their windows), once sized from the body's first bytes.
+    window: Option<usize>,
+    /// The memory budget has room for the window (see [`BodyDecoder::grant`]).
+    granted: bool,
+    /// The codings in the order applied (the last is undone first).
+    codings: Vec<Coding>,
     /// The outermost coding (the one undone first), for messages.
     outer: Coding,
     max: u64,
@@ -308,15 +321,22 @@ impl BodyDecoder {
                     next: Some(top),
                 }),
                 Coding::Brotli => Box::new(DecompressorWriter::new(top, BROTLI_BUFFER)),
-                Coding::Zstd => Box::new(
-                    zstd::stream::write::Decoder::new(top)
-                        .expect("a zstd decoding context can be created"),
-                ),
+                Coding::Zstd => {
+                    let mut decoder = zstd::stream::write::Decoder::new(top)
+                        .expect("a zstd decoding context can be created");
+                    decoder
+                        .window_log_max(ZSTD_WINDOW_LOG_MAX)
+                        .expect("the window limit is a valid zstd parameter");
+                    Box::new(decoder)
+                }
             };
         }
         BodyDecoder {
             top,
             fed: 0,
+            window: None,
+            granted: false,
+            codings: codings.to_vec(),
             outer: *codings.last().expect("at least one coding"),
             max,
         }
@@ -324,6 +344,9 @@ impl BodyDecoder {
 
     /// Decodes the next piece of the encoded body.
     pub fn feed(&mut self, encoded: &[u8]) -> Result<(), DecodeError> {
+        if self.window.is_none() && !encoded.is_empty() {
+            self.size_window(encoded);
+        }
         self.fed += encoded.len() as u64;
         let result = self.top.write_all(encoded);
         self.check(result)
@@ -338,6 +361,36 @@ impl BodyDecoder {
         }
         let result = self.top.finish();
         self.check(result)
+    }
+
+    /// Sizes what the decoders will hold from `first`, the first bytes of the encoded body:
+    /// the outer coding's window as its stream header declares it, the inner ones' largest.
+    pub fn size_window(&mut self, first: &[u8]) {
+        let (outer, inner) = self.codings.split_last().expect("at least one coding");
+        let outer = declared_window(*outer, first).unwrap_or_else(|| largest_window(*outer));
+        let inner: usize = inner.iter().map(|c| largest_window(*c)).sum();
+        self.window = Some(outer + inner);
+    }
+
+    /// Bytes the decoders hold or will hold besides the decoded body (0 until sized).
+    pub fn window(&self) -> usize {
+        self.window.unwrap_or(0)
+    }
+
+    /// True until the memory budget had room for the window (the decoders take it with their
+    /// first bytes, so over HTTP/1.1 a slot waits before it feeds them).
+    pub fn awaits_room(&self) -> bool {
+        !self.granted
+    }
+
+    /// True once the window is sized and waits for room.
+    pub fn window_to_grant(&self) -> bool {
+        self.window.is_some() && !self.granted
+    }
+
+    /// The memory budget has room for the window.
+    pub fn grant(&mut self) {
+        self.granted = true;
     }
 
     /// Decoded bytes so far.
@@ -367,6 +420,74 @@ impl BodyDecoder {
                 error: error.to_string(),
             }),
         }
+    }
+}
+
+/// The most a decoder of `coding` holds besides the decoded body, whatever the stream says.
+fn largest_window(coding: Coding) -> usize {
+    DECODER_STATE
+        + match coding {
+            Coding::Gzip | Coding::Deflate => 32 << 10,
+            // RFC 7932's largest window (24 bits; the large-window extension is refused).
+            Coding::Brotli => 16 << 20,
+            Coding::Zstd => 1 << ZSTD_WINDOW_LOG_MAX,
+        }
+}
+
+/// What a decoder of `coding` will hold for a stream that begins with `first`, as the stream's
+/// header declares it: a zstd frame's window (or, for a single-segment frame, its size), a
+/// brotli stream's window bits (RFC 7932 §9.1). `None` when `first` does not tell (too short,
+/// a skippable zstd frame, deflate, which has no header that says).
+fn declared_window(coding: Coding, first: &[u8]) -> Option<usize> {
+    let window = match coding {
+        Coding::Zstd => zstd_window(first)?,
+        Coding::Brotli => 1 << brotli_window_bits(*first.first()?)?,
+        Coding::Gzip | Coding::Deflate => return None,
+    };
+    // A window past the largest is refused at once by the decoder: it takes nothing.
+    Some(DECODER_STATE + window.min(largest_window(coding) - DECODER_STATE))
+}
+
+/// A zstd frame header's window size (RFC 8878 §3.1.1.1).
+fn zstd_window(first: &[u8]) -> Option<usize> {
+    if first.get(..4)? != [0x28, 0xb5, 0x2f, 0xfd] {
+        return None;
+    }
+    let descriptor = *first.get(4)?;
+    if descriptor & 0x20 == 0 {
+        let byte = *first.get(5)?;
+        let log = 10 + u32::from(byte >> 3);
+        let base = 1usize.checked_shl(log)?;
+        return Some(base + base / 8 * usize::from(byte & 7));
+    }
+    // Single segment: the window is the frame's content size, after the dictionary id.
+    let dictionary = [0, 1, 2, 4][usize::from(descriptor & 3)];
+    let size_bytes = [1, 2, 4, 8][usize::from(descriptor >> 6)];
+    let at = 5 + dictionary;
+    let field = first.get(at..at + size_bytes)?;
+    let mut size = field
+        .iter()
+        .rev()
+        .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    if size_bytes == 2 {
+        size += 256;
+    }
+    Some(usize::try_from(size).unwrap_or(usize::MAX))
+}
+
+/// A brotli stream's window bits from its first byte (RFC 7932 §9.1); the large-window
+/// extension (which the decoder refuses) counts as the standard largest.
+fn brotli_window_bits(byte: u8) -> Option<u32> {
+    if byte & 1 == 0 {
+        return Some(16);
+    }
+    match (byte >> 1) & 7 {
+        0 => match (byte >> 4) & 7 {
+            0 => Some(17),
+            1 => Some(24),
+            m => Some(8 + u32::from(m)),
+        },
+        n => Some(17 + u32::from(n)),
     }
 }
 
@@ -480,6 +601,57 @@ mod tests {
                 "{coding:?} garbage"
             );
         }
+    }
+
+    #[test]
+    fn windows_are_read_from_stream_headers_and_zstd_past_8_mib_is_refused() {
+        let data = sample();
+        let with_window = |log: i32| {
+            let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
+            encoder
+                .set_parameter(zstd::stream::raw::CParameter::WindowLog(log as u32))
+                .expect("window");
+            encoder.include_contentsize(false).expect("no size");
+            encoder.write_all(&data).expect("write");
+            encoder.finish().expect("finish")
+        };
+        // A frame with its size in one segment: the window is its size.
+        let small = zstd::bulk::compress(&data, 3).expect("zstd");
+        assert_eq!(
+            declared_window(Coding::Zstd, &small),
+            Some(DECODER_STATE + data.len())
+        );
+        assert_eq!(
+            declared_window(Coding::Zstd, &with_window(20)),
+            Some(DECODER_STATE + (1 << 20))
+        );
+        assert_eq!(
+            declared_window(Coding::Zstd, &with_window(23)),
+            Some(DECODER_STATE + (1 << 23))
+        );
+        assert_eq!(
+            decode(&[Coding::Zstd], &with_window(23), 999).expect("8 MiB"),
+            data
+        );
+        let huge = with_window(27);
+        assert!(matches!(
+            decode(&[Coding::Zstd], &huge, 999),
+            Err(DecodeError::Corrupt { .. })
+        ));
+        // Brotli: window bits from the first byte (RFC 7932 §9.1): 0x0B is lgwin 22 (brotli's
+        // default), 0x0F lgwin 24, an even byte 16, 0x21 10; 0x11 the large-window extension.
+        for (byte, bits) in [(0x0b, 22), (0x1b, 22), (0x0f, 24), (0x00, 16), (0x21, 10)] {
+            assert_eq!(brotli_window_bits(byte), Some(bits), "{byte:#x}");
+        }
+        assert_eq!(brotli_window_bits(0x11), Some(24));
+        // Too short to tell, or deflate: the largest.
+        assert_eq!(declared_window(Coding::Zstd, &small[..3]), None);
+        let mut decoder = BodyDecoder::new(&[Coding::Gzip, Coding::Zstd], true, 1 << 20, vec![]);
+        decoder.size_window(&small[..3]);
+        assert_eq!(
+            decoder.window(),
+            largest_window(Coding::Zstd) + largest_window(Coding::Gzip)
+        );
     }
 
     #[test]

@@ -173,9 +173,21 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
             }
             let answered = decoder.answered || self.pos < self.buf.len();
             if let Some(memory) = wants.memory {
-                // Room for what is held and one more read, or wait (the server waits too).
-                let wanted = answer.held_after_read(MAX_READ_BUFFER);
+                // Room for what is held and one more read, or wait (the server waits too); a
+                // decoder about to take its window waits for room for it before its first
+                // bytes, which are buffered already: fed without another read.
+                let window_first = answer
+                    .decoding
+                    .as_ref()
+                    .is_some_and(BodyDecoder::window_to_grant);
+                let wanted = answer.held_after_read(MAX_READ_BUFFER, wants.keep_body);
                 memory.grow(&mut answer.hold, wanted).await;
+                if window_first {
+                    if let Some(decoding) = &mut answer.decoding {
+                        decoding.grant();
+                    }
+                    continue;
+                }
             }
             match self.fill().await {
                 Ok(0) => {
@@ -338,6 +350,7 @@ impl Decoder {
                         len
                     }
                 },
+                Stage::UntilClose if answer.awaits_room(rest, wants) => 0,
                 Stage::UntilClose => {
                     keep_body_bytes(rest, wants, answer)?;
                     rest.len()
@@ -415,9 +428,13 @@ impl Decoder {
     }
 }
 
-/// Hands up to `left` body bytes of `data` to the answer; returns how many.
+/// Hands up to `left` body bytes of `data` to the answer; returns how many (none while a
+/// decoder waits for room for its window).
 fn take(data: &[u8], left: u64, wants: &Wants<'_>, answer: &mut Answer) -> Result<usize, Failure> {
     let n = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+    if answer.awaits_room(&data[..n], wants) {
+        return Ok(0);
+    }
     keep_body_bytes(&data[..n], wants, answer)?;
     Ok(n)
 }
@@ -486,24 +503,38 @@ fn spool_failure(error: io::Error) -> Failure {
 }
 
 impl Answer {
-    /// Bytes the body buffers take (what the memory budget counts).
+    /// Bytes the body buffers and the decoders' windows take (what the memory budget counts).
     pub(super) fn held_bytes(&mut self) -> usize {
         self.body.capacity()
-            + self
-                .decoding
-                .as_mut()
-                .map_or(0, |decoding| decoding.body_mut().capacity())
+            + self.decoding.as_mut().map_or(0, |decoding| {
+                decoding.body_mut().capacity() + decoding.window()
+            })
     }
 
-    /// Bytes the body buffers may take once `read` more bytes are kept: a `Vec` that must grow
-    /// doubles, so 8 MiB of body and one more read hold 16 MiB.
-    pub(super) fn held_after_read(&mut self, read: usize) -> usize {
+    /// Before the first body bytes reach the decoders: sizes their windows from `first` and
+    /// says whether the slot must first wait for room in the memory budget.
+    fn awaits_room(&mut self, first: &[u8], wants: &Wants<'_>) -> bool {
+        match &mut self.decoding {
+            Some(decoding) if wants.memory.is_some() && decoding.awaits_room() => {
+                if !first.is_empty() {
+                    decoding.size_window(first);
+                }
+                !first.is_empty()
+            }
+            _ => false,
+        }
+    }
+
+    /// Bytes the body buffers may take once `read` more bytes arrive: a kept body's `Vec` that
+    /// must grow doubles, so 8 MiB of body and one more read hold 16 MiB; a body not kept
+    /// (counted, or written to its file) takes none.
+    pub(super) fn held_after_read(&mut self, read: usize, keep: bool) -> usize {
         let body = match &mut self.decoding {
             Some(decoding) => decoding.body_mut(),
             None => &mut self.body,
         };
         let (len, capacity) = (body.len(), body.capacity());
-        let grown = if len + read > capacity {
+        let grown = if keep && len + read > capacity {
             (2 * capacity).max(len + read)
         } else {
             capacity

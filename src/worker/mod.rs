@@ -214,11 +214,8 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         elsewhere: RefCell::default(),
         seen: Default::default(),
         extractor: Extractor::compile(&spec.fetch.schema.extract)?,
-        memory: spec
-            .fetch
-            .schema
-            .reads_body()
-            .then(|| memory::BodyBudget::new(spec.fetch.limits.body_memory_bytes)),
+        // Always: besides kept bodies, decoders' windows take memory (8 MiB for a zstd frame).
+        memory: Some(memory::BodyBudget::new(spec.fetch.limits.body_memory_bytes)),
     })
 }
 
