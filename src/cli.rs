@@ -203,8 +203,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, value_parser = bytes_arg)]
     pub max_body: u64,
     /// Bytes of bodies a worker holds in memory at once (bodies it is receiving for
-    /// --save-body or --extract, and rows waiting for the supervisor); a request whose body
-    /// would pass it waits. One body may always go on, so it needs no room for --max-body.
+    /// --save-body or --extract, the windows of zstd and brotli decoders, and rows waiting for
+    /// the supervisor); a request whose body would pass it waits. One body may always go on, so it needs no room for --max-body.
     /// --bodies-dir writes bodies to their files as they arrive
     #[arg(long, value_name = "BYTES", default_value_t = 128 << 20, value_parser = bytes_arg)]
     pub body_memory: u64,

@@ -129,3 +129,52 @@ fn bodies_in_the_rows_stay_within_the_body_memory_budget() {
         );
     }
 }
+
+/// 128 answers in flight, each a body that decodes with a large window and stalls before its
+/// end: the windows stay within `--body-memory` (before, each took its window: 1.7 GB for
+/// 256), and a zstd frame past 8 MiB (RFC 9659) is `decode` at once, its status kept.
+#[test]
+fn decoder_windows_stay_within_the_body_memory() {
+    let target = AiohttpTarget::start_script("coded_target.py");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (coding, window, error) in [
+        ("zstd", 27, "decode"),
+        ("zstd", 23, "timeout"),
+        ("br", 24, "timeout"),
+    ] {
+        let url = format!(
+            "{}/stall?id={{id}}&coding={coding}&window={window}",
+            target.base
+        );
+        let run = TestCommand::run(dir.path(), &url, "0..128")
+            .shards(1)
+            .concurrency(128)
+            .output("out.csv")
+            .args([
+                "--overwrite",
+                "--no-progress",
+                "--retries",
+                "0",
+                "--timeout",
+                "2",
+            ])
+            .args(["--body-memory", "16M"])
+            .spawn();
+        let (code, stderr, peak) = wait_measuring_tree_rss(run);
+        assert_eq!(code, Some(0), "{stderr}");
+        let rows = read_rows(&dir.path().join("out.csv"));
+        assert_one_row_per_id(&rows, 0, 128);
+        for row in &rows {
+            assert_eq!(
+                (row.status, row.error.as_str()),
+                (Some(200), error),
+                "{coding} {window}: {row:?}"
+            );
+        }
+        assert!(
+            peak.tree < 100.0,
+            "{coding} window 2^{window}: peak tree RSS {:.0} MB",
+            peak.tree
+        );
+    }
+}

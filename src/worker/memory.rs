@@ -1,5 +1,7 @@
 //! The worker's budget for answer bodies held in memory (`--body-memory`): the bodies its
-//! slots are receiving plus the records waiting for the pipe to the supervisor. Without it a
+//! slots are receiving, the windows their decoders hold (a zstd frame's up to 8 MiB, a brotli
+//! stream's up to 16 MiB: sized from the stream's header, waited for before the first bytes
+//! are decoded), plus the records waiting for the pipe to the supervisor. Without it a
 //! worker holds concurrency × `--max-body` (256 slots × 16 MiB = 4 GiB by default).
 //!
 //! A slot asks before it reads more of a body over HTTP/1.1 ([`BodyBudget::grow`]); while the

@@ -13,6 +13,9 @@ brotli and zstandard), for the decoding and extraction tests. aiohttp serves it.
   /echo                           200, the request's headers as JSON
   /big?id=N&mb=M[&coding=gzip]    200, chunked: M MB (10^6 bytes) of big_body(N, M), sent in
                                   64 KiB writes; gzip-coded (compressed as one stream) if asked
+  /stall?coding=C&window=W        200, Content-Length: ~15 MB that decodes with a window of 2^W
+                                  (zstd, no content size; br, lgwin W), sent but for its last 64
+                                  bytes, then nothing for 60 s: each answer holds its window
 
 The document of N:
   {"id":N,"user":{"name":"user N","admin":B},"items":[{"id":10N},{"id":10N+1},{"id":10N+2}],
@@ -20,6 +23,7 @@ The document of N:
 
 Prints "listening on http://127.0.0.1:PORT" once it accepts connections.
 """
+import asyncio
 import gzip
 import json
 import zlib
@@ -136,6 +140,35 @@ async def big(request):
     return resp
 
 
+_stalled = {}
+
+
+def stalled_body(coding, window):
+    if (coding, window) not in _stalled:
+        data = b"".join(b"%09d,%s\n" % (i, b"abcdefgh"[i % 8:] * 3) for i in range(400_000))
+        data = data[:15_000_000]
+        if coding == "zstd":
+            params = zstandard.ZstdCompressionParameters.from_level(
+                3, window_log=window, write_content_size=False)
+            blob = zstandard.ZstdCompressor(compression_params=params).compress(data)
+        else:
+            blob = brotli.compress(data, lgwin=window, quality=5)
+        _stalled[coding, window] = blob
+    return _stalled[coding, window]
+
+
+async def stall(request):
+    coding = request.query["coding"]
+    blob = stalled_body(coding, int(request.query["window"]))
+    resp = web.StreamResponse()
+    resp.headers["Content-Encoding"] = coding
+    resp.content_length = len(blob)
+    await resp.prepare(request)
+    await resp.write(blob[:-64])
+    await asyncio.sleep(60)
+    return resp
+
+
 async def echo(request):
     return web.json_response({"headers": [[k, v] for k, v in request.headers.items()]})
 
@@ -143,4 +176,4 @@ async def echo(request):
 if __name__ == "__main__":
     serve([web.get("/doc", doc), web.get("/bomb", bomb), web.get("/corrupt", corrupt),
            web.get("/unknown", unknown), web.get("/text", text), web.get("/echo", echo),
-           web.get("/pretty", pretty), web.get("/big", big)])
+           web.get("/pretty", pretty), web.get("/big", big), web.get("/stall", stall)])
