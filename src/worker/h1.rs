@@ -783,9 +783,11 @@ fn parse_head_with<'d>(
     }
     let transfer = transfer_codings(&transfer_values);
     let chunked = transfer.as_ref().is_ok_and(|t| t.chunked);
+    // Only `identity` named: as if there were no Transfer-Encoding.
+    let transfer_named = !matches!(&transfer, Ok(t) if !t.named);
     let framing = if wants.head_request || status < 200 || status == 204 || status == 304 {
         Framing::Empty
-    } else if !transfer_values.is_empty() {
+    } else if transfer_named {
         // A length beside a transfer coding is ignored, and such a connection is not reused
         // (§6.1); a coding other than chunked last means the body ends at close.
         keep_alive &= length.is_none();
@@ -837,21 +839,29 @@ struct Transfer {
     chunked: bool,
     /// The codings applied before (gzip, deflate), in order.
     codings: Vec<Coding>,
+    /// Some coding was named besides `identity`: the body is framed by them, not its length.
+    named: bool,
 }
 
-/// Reads the `Transfer-Encoding` values, in order. A coding this client cannot undo, or
-/// `chunked` anywhere but last (once), is an error: the body could not be read as sent, as curl
-/// refuses it.
+/// Reads the `Transfer-Encoding` values, in order. `identity` is no coding and is skipped, and
+/// `chunked` repeated at the end (`chunked, chunked`, or on two header lines) is one: curl reads
+/// both so. A coding this client cannot undo, or `chunked` before another coding, is an error:
+/// the body could not be read as sent, as curl refuses it.
 fn transfer_codings(values: &[&[u8]]) -> Result<Transfer, String> {
-    let tokens: Vec<&[u8]> = values
+    let is_chunked = |token: &&[u8]| token.eq_ignore_ascii_case(b"chunked");
+    let mut tokens: Vec<&[u8]> = values
         .iter()
         .flat_map(|value| value.split(|&b| b == b','))
         .map(<[u8]>::trim_ascii)
-        .filter(|token| !token.is_empty())
+        .filter(|token| !token.is_empty() && !token.eq_ignore_ascii_case(b"identity"))
         .collect();
+    while tokens.len() > 1 && tokens.iter().rev().take(2).all(is_chunked) {
+        tokens.pop();
+    }
     let mut transfer = Transfer {
         chunked: false,
         codings: Vec::new(),
+        named: !tokens.is_empty(),
     };
     for (at, token) in tokens.iter().enumerate() {
         let is = |name: &str| token.eq_ignore_ascii_case(name.as_bytes());
@@ -992,7 +1002,15 @@ mod tests {
         let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
         zlib.write_all(&text).expect("zlib");
         let zlib = zlib.finish().expect("zlib");
-        for (codings, encoded) in [("gzip, chunked", &gz), ("deflate, chunked", &zlib)] {
+        for (codings, encoded) in [
+            ("gzip, chunked", &gz),
+            ("deflate, chunked", &zlib),
+            // As curl reads them (its tests 1277, 1940s): identity skipped, chunked once.
+            ("identity, chunked", &text),
+            ("chunked, chunked", &text),
+            ("chunked\r\nTransfer-Encoding: chunked", &text),
+            ("identity, gzip, identity, chunked", &gz),
+        ] {
             let mut wire =
                 format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: {codings}\r\n\r\n").into_bytes();
             wire.extend_from_slice(&chunked(encoded));
@@ -1001,9 +1019,13 @@ mod tests {
                 assert_eq!((status, &body, keep_alive), (200, &text, true), "{codings}");
             }
         }
+        // Only identity: framed by its length, as with no Transfer-Encoding.
+        let wire = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\nabcde";
+        let (status, body, keep_alive, _) = decode_in_pieces(wire, 3).expect("identity twice");
+        assert_eq!((status, &body[..], keep_alive), (200, &b"abcde"[..], true));
         for codings in [
             "chunked, gzip",
-            "chunked, chunked",
+            "chunked, gzip, chunked",
             "bogus, chunked",
             "identityx",
         ] {
