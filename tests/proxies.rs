@@ -433,3 +433,108 @@ fn a_407_from_the_target_itself_is_a_status() {
         assert_eq!((row.status, row.error.as_str()), (Some(407), ""), "{row:?}");
     }
 }
+
+/// A `CONNECT` proxy of a few lines answering with `head`: it connects to the authority asked
+/// for, waits up to 300 ms for the target's first bytes (an HTTP/2 server's SETTINGS) and sends
+/// them in the same write as its answer, then relays both ways. Counts the early bytes.
+fn eager_connect_proxy(
+    head: &'static str,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, Read, Write};
+    use std::sync::atomic::Ordering;
+    let early = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = early.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let early = counted.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(client.try_clone().expect("clone"));
+                let mut line = String::new();
+                reader.read_line(&mut line).expect("request line");
+                let authority = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                        break;
+                    }
+                }
+                let Ok(mut target) = std::net::TcpStream::connect(&authority) else {
+                    return;
+                };
+                target
+                    .set_read_timeout(Some(Duration::from_millis(300)))
+                    .expect("timeout");
+                let mut first = vec![0u8; 4096];
+                let n = target.read(&mut first).unwrap_or(0);
+                early.fetch_add(n, Ordering::SeqCst);
+                target.set_read_timeout(None).expect("no timeout");
+                let mut answer = head.as_bytes().to_vec();
+                answer.extend_from_slice(&first[..n]);
+                let mut client = client;
+                if client.write_all(&answer).is_err() || !head.contains(" 200 ") {
+                    return;
+                }
+                let (mut from_client, mut to_target) = (reader, target.try_clone().expect("clone"));
+                std::thread::spawn(move || std::io::copy(&mut from_client, &mut to_target));
+                let _ = std::io::copy(&mut target, &mut client);
+            });
+        }
+    });
+    (base, early)
+}
+
+#[test]
+fn a_connect_answer_is_read_as_any_answer_and_what_follows_it_is_the_tunnels() {
+    let target = AiohttpTarget::start_script("h2c_target.py");
+    let url = format!("{}/who?id={{id}}", target.base);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The target's SETTINGS in the same write as the 200; then an answer with bare LF ends.
+    for head in [
+        "HTTP/1.1 200 Connection established\r\n\r\n",
+        "HTTP/1.1 200 Connection established\nVia: test\n\n",
+    ] {
+        let (proxy, early) = eager_connect_proxy(head);
+        let flags = [
+            "--proxy",
+            &proxy,
+            "--http2",
+            "-c",
+            "8",
+            "--connect-timeout",
+            "3",
+        ];
+        let bodies = sources(dir.path(), &url, 100, &flags, &[]);
+        all_from(&bodies, "h2c");
+        assert!(
+            early.load(std::sync::atomic::Ordering::SeqCst) > 0,
+            "the target's first bytes came with the proxy's answer"
+        );
+    }
+    // A 407 with a body is the proxy's refusal, said as such.
+    let (proxy, _) = eager_connect_proxy(
+        "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 5\r\n\r\nnope!",
+    );
+    let out = TestCommand::run(dir.path(), &url, "0..10")
+        .output("out.csv")
+        .args([
+            "--proxy",
+            &proxy,
+            "--http2",
+            "--retries",
+            "0",
+            "-v",
+            "--overwrite",
+        ])
+        .args(["--no-progress"])
+        .output_of();
+    assert!(
+        stderr(&out).contains("CONNECT answered 407"),
+        "{}",
+        stderr(&out)
+    );
+    for row in read_rows(&dir.path().join("out.csv")) {
+        assert_eq!((row.status, row.error.as_str()), (None, "proxy"), "{row:?}");
+    }
+}

@@ -4,7 +4,8 @@
 # nobody here wrote, openssl to
 # make the test CA and certificates, prometheus_client (PyPI) to parse /metrics as Prometheus does, the Kubernetes client (PyPI, pinned)
 # to check the Indexed Job manifest against the API types, brotli and zstandard (PyPI) to encode
-# answers as real servers do, pyarrow and duckdb (PyPI) to read the Parquet output. Needs root (or sudo) only when something is missing.
+# answers as real servers do, pyarrow and duckdb (PyPI) to read the Parquet output, h2 (PyPI)
+# for an h2c server that speaks first. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 need_apt=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
@@ -34,4 +35,5 @@ pip_need "import brotli" brotli
 pip_need "import zstandard" zstandard
 pip_need "import pyarrow" pyarrow
 pip_need "import duckdb" duckdb
+pip_need "import h2" h2
 pip_need "import kubernetes, sys; sys.exit(kubernetes.__version__ != '37.0.2')" kubernetes==37.0.2

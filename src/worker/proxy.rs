@@ -7,7 +7,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use base64::Engine;
-use monoio::io::{AsyncReadRent, AsyncReadRentExt, AsyncWriteRentExt};
+use monoio::io::{AsyncReadRentExt, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
 use crate::net::Proxy;
@@ -151,23 +151,7 @@ pub async fn http_connect(
     }
     request.push_str("\r\n");
     write(stream, request.into_bytes()).await?;
-    // Nothing comes after the head until this side speaks (TLS starts with the client), so
-    // reading to the end of the head reads nothing of the tunnel.
-    let mut head = Vec::with_capacity(512);
-    while !head.ends_with(b"\r\n\r\n") {
-        if head.len() >= MAX_CONNECT_HEAD {
-            return Err(refused("CONNECT answer head too large"));
-        }
-        let (read, buf) = stream.read(vec![0u8; 512]).await;
-        let n = read?;
-        if n == 0 {
-            return Err(refused("closed the connection after CONNECT"));
-        }
-        head.extend_from_slice(&buf[..n]);
-        if head.windows(4).any(|w| w == b"\r\n\r\n") && !head.ends_with(b"\r\n\r\n") {
-            return Err(refused("sent bytes after its CONNECT answer"));
-        }
-    }
+    let head = read_connect_head(stream).await?;
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut response = httparse::Response::new(&mut headers);
     match response.parse(&head) {
@@ -181,6 +165,60 @@ pub async fn http_connect(
         },
         _ => Err(refused("CONNECT answer is not HTTP")),
     }
+}
+
+/// Reads the head of the answer to `CONNECT`, and nothing after it: what follows a `200` is
+/// the tunnel's (an h2c server's SETTINGS can come in the same packet), what follows a `407`
+/// its body. The socket is peeked at, and only the head taken from it.
+async fn read_connect_head(stream: &mut TcpStream) -> Result<Vec<u8>, ProxyError> {
+    let mut peeked = vec![0u8; MAX_CONNECT_HEAD];
+    let mut seen = 0;
+    loop {
+        stream.readable(false).await?;
+        let n = match peek(stream, &mut peeked) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Err(refused("closed the connection after CONNECT"));
+        }
+        if let Some(end) = head_end(&peeked[..n]) {
+            let head = read_exact(stream, end).await?;
+            return Ok(head);
+        }
+        if n >= MAX_CONNECT_HEAD {
+            return Err(refused("CONNECT answer head too large"));
+        }
+        if n == seen {
+            // Part of a head, and no more yet: the socket stays readable while bytes sit in
+            // it, so wait a little instead of peeking again at once.
+            monoio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        seen = n;
+    }
+}
+
+/// The bytes waiting on `stream`, left there.
+fn peek(stream: &TcpStream, into: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let flags = nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT;
+    nix::sys::socket::recv(stream.as_raw_fd(), into, flags).map_err(io::Error::from)
+}
+
+/// Where a head ends in `bytes`: after its first empty line, whose line ends may be CR LF or a
+/// bare LF (RFC 9112 §2.2, as plain answers are read).
+fn head_end(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().enumerate().find_map(|(at, &b)| {
+        if b != b'\n' {
+            return None;
+        }
+        match &bytes[at + 1..] {
+            [b'\n', ..] => Some(at + 2),
+            [b'\r', b'\n', ..] => Some(at + 3),
+            _ => None,
+        }
+    })
 }
 
 /// Turns an HTTP/1.1 request written for the origin (`GET /path HTTP/1.1`) into one for a
@@ -217,6 +255,14 @@ async fn read_exact(stream: &mut TcpStream, n: usize) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_ends_at_its_first_empty_line_whatever_its_line_ends() {
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\n\r\nSETTINGS"), Some(19));
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\n\n"), Some(17));
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\nVia: p\r\n\r\nx"), Some(26));
+        assert_eq!(head_end(b"HTTP/1.1 200 OK\r\nVia: p\r\n"), None);
+    }
 
     #[test]
     fn a_forward_proxy_gets_the_absolute_form_and_the_credentials() {
