@@ -538,3 +538,33 @@ fn a_connect_answer_is_read_as_any_answer_and_what_follows_it_is_the_tunnels() {
         assert_eq!((row.status, row.error.as_str()), (None, "proxy"), "{row:?}");
     }
 }
+
+#[test]
+fn a_proxy_that_never_answers_under_http2_is_proxy_for_every_row() {
+    let silent = raw_server(|_, _| {
+        std::thread::sleep(Duration::from_secs(30));
+        false
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = TestCommand::run(dir.path(), "http://127.0.0.1:9/who?id={id}", "0..40")
+        .output("out.csv")
+        .args([
+            "--proxy",
+            &silent,
+            "--http2",
+            "-s",
+            "1",
+            "-c",
+            "8",
+            "--retries",
+            "0",
+        ])
+        .args(["--connect-timeout", "1", "--timeout", "2", "--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 40);
+    for row in &rows {
+        assert_eq!((row.status, row.error.as_str()), (None, "proxy"), "{row:?}");
+    }
+}

@@ -75,6 +75,11 @@ pub enum Acquired {
 pub struct Lanes {
     lanes: RefCell<Vec<Rc<Lane>>>,
     opening: Cell<bool>,
+    /// Lanes whose opening began so far, and how the last one that failed did (its number,
+    /// kind and words): slots that waited on it fail alike, at once, rather than each waiting
+    /// out its own deadline behind a proxy that never answers.
+    opened: Cell<u64>,
+    last_failed: RefCell<Option<(u64, Failure)>>,
     /// The server declined `h2`: the worker speaks HTTP/1.1.
     declined: Cell<bool>,
     /// Requests a connection takes before the server ends it with GOAWAY (nginx's
@@ -105,13 +110,25 @@ impl Lanes {
                 return Ok(Acquired::Lane(held));
             }
             if self.opening.get() {
-                // Another slot is opening a lane; its room will do for us too.
+                // Another slot is opening a lane; its room will do for us too, and its failure
+                // is ours.
+                let waited_on = self.opened.get();
                 super::pause(Duration::from_millis(1)).await;
+                if let Some((number, failure)) = &*self.last_failed.borrow()
+                    && *number == waited_on
+                {
+                    return Err(failure.clone());
+                }
                 continue;
             }
             self.opening.set(true);
+            let number = self.opened.get() + 1;
+            self.opened.set(number);
             let opened = self.open(dialer).await;
             self.opening.set(false);
+            if let Err(failure) = &opened {
+                *self.last_failed.borrow_mut() = Some((number, failure.clone()));
+            }
             match opened? {
                 Opened::Lane(lane) => self.lanes.borrow_mut().push(lane),
                 Opened::Declined(stream, route) => return Ok(Acquired::Declined(stream, route)),

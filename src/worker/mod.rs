@@ -81,7 +81,7 @@ pub enum WorkerError {
 
 /// Why an attempt got no answer, and whether any byte of an answer had arrived (a failure on a
 /// reused connection before that means the server had closed it while idle).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Failure {
     pub kind: ErrorKind,
     pub answered: bool,
