@@ -237,8 +237,8 @@ pub struct RunArgs {
         value_parser = seconds_arg
     )]
     pub dns_refresh: f64,
-    /// Use these addresses for HOST at PORT instead of asking DNS (curl's syntax; PORT may be
-    /// `*`); repeatable
+    /// Use these addresses for HOST at PORT instead of asking DNS (curl's syntax: PORT may be
+    /// `*`, HOST `*` for every name, `+HOST` is HOST); repeatable
     #[arg(long, value_name = "HOST:PORT:ADDR[,ADDR]")]
     pub resolve: Vec<String>,
     /// Connect to HOST2:PORT2 whenever HOST:PORT is asked for, keeping Host and the TLS name

@@ -372,11 +372,16 @@ impl NetSpec {
         }
     }
 
-    /// The addresses `--resolve` pins `host:port` to, if any.
+    /// The addresses `--resolve` pins `host:port` to, if any: a pin of the name itself before
+    /// one of every name (`*`), as curl picks them.
     pub fn pinned(&self, host: &str, port: u16) -> Option<&[IpAddr]> {
-        self.resolve
-            .iter()
-            .find(|pin| pin.host.eq_ignore_ascii_case(host) && pin.port.is_none_or(|p| p == port))
+        let pin_for = |name: &str| {
+            self.resolve.iter().find(|pin| {
+                pin.host.eq_ignore_ascii_case(name) && pin.port.is_none_or(|p| p == port)
+            })
+        };
+        pin_for(host)
+            .or_else(|| pin_for(ANY_HOST))
             .map(|pin| pin.addrs.as_slice())
     }
 }
@@ -466,12 +471,18 @@ fn unbracket(text: &str) -> &str {
         .unwrap_or(text)
 }
 
+/// `--resolve`'s host that stands for every name.
+const ANY_HOST: &str = "*";
+
 fn parse_pin(text: &str) -> Result<Pin, NetError> {
     let bad = || NetError::Resolve(text.into());
     let parts = fields(text);
     let [host, port, addrs] = parts[..] else {
         return Err(bad());
     };
+    // curl's `+HOST` asks to resolve lazily, when first needed: this client resolves nothing
+    // before a connection needs it, so it is HOST.
+    let host = host.strip_prefix('+').unwrap_or(host);
     if host.is_empty() {
         return Err(bad());
     }
@@ -560,6 +571,21 @@ mod tests {
         assert_eq!(spec.pinned("other.test", 1234).map(<[_]>::len), Some(1));
         assert_eq!(spec.destination("a.test", 80), ("127.0.0.1", 8080));
         assert_eq!(spec.destination("c.test", 5), ("::1", 5));
+        // `*` pins every name (after a pin of the name itself); `+HOST` is HOST.
+        let wild = NetSpec::parse(
+            &[],
+            &strings(&["*:8080:10.0.0.9", "+named.test:8080:10.0.0.1"]),
+            &[],
+        )
+        .expect("valid");
+        let addr = |text: &str| -> IpAddr { text.parse().expect("ip") };
+        assert_eq!(wild.pinned("any.test", 8080), Some(&[addr("10.0.0.9")][..]));
+        assert_eq!(
+            wild.pinned("named.test", 8080),
+            Some(&[addr("10.0.0.1")][..])
+        );
+        assert_eq!(wild.pinned("any.test", 80), None);
+        assert!(NetSpec::parse(&[], &strings(&["+:80:10.0.0.1"]), &[]).is_err());
         // The last rule takes any host and port: only the host changes.
         assert_eq!(spec.destination("a.test", 81), ("b.test", 81));
         for bad in [

@@ -119,7 +119,7 @@ impl RequestTemplate {
             if origin_text[..after_scheme].contains(PLACEHOLDER)
                 || port_at.is_some_and(|at| origin_text[at..].contains(PLACEHOLDER))
             {
-                return Err(RequestError::HoleInOrigin(spec.url.clone()));
+                return Err(RequestError::HoleInOrigin(shown(&spec.url)));
             }
             // Parsed with a stand-in name to check the rest of the URL.
             let probe = spec.url.replacen(PLACEHOLDER, "0", usize::MAX);
@@ -183,7 +183,7 @@ impl RequestTemplate {
             && host.is_none()
             && !body.as_ref().is_some_and(Template::has_hole)
         {
-            return Err(RequestError::NoPlaceholder(spec.url.clone()));
+            return Err(RequestError::NoPlaceholder(shown(&spec.url)));
         }
         let template = RequestTemplate {
             origin,
@@ -238,7 +238,7 @@ impl RequestTemplate {
         let path = self.path.expand(b"0");
         http::uri::PathAndQuery::try_from(path.as_slice())
             .map(|_| ())
-            .map_err(|e| RequestError::Url(url.to_string(), e.to_string()))
+            .map_err(|e| RequestError::Url(shown(url), e.to_string()))
     }
 
     /// Writes the whole HTTP/1.1 request for `key` into `out` (cleared first); `body` is scratch.
@@ -412,26 +412,31 @@ fn origin_len(url: &str) -> usize {
             .unwrap_or(url.len() - after_scheme)
 }
 
+/// `url` as a message may show it: a password in it (`user:PASS@host`) left out.
+fn shown(url: &str) -> String {
+    crate::net::redact_url(url)
+}
+
 fn parse_origin(url: &str) -> Result<Origin, RequestError> {
     if !url.contains("://") {
-        return Err(RequestError::Scheme(url.to_string()));
+        return Err(RequestError::Scheme(shown(url)));
     }
     let origin = &url[..origin_len(url)];
     let uri: http::Uri = origin
         .parse()
-        .map_err(|e: http::uri::InvalidUri| RequestError::Url(url.to_string(), e.to_string()))?;
+        .map_err(|e: http::uri::InvalidUri| RequestError::Url(shown(url), e.to_string()))?;
     let scheme = match uri.scheme_str() {
         Some("http") => Scheme::Http,
         Some("https") => Scheme::Https,
-        _ => return Err(RequestError::Scheme(url.to_string())),
+        _ => return Err(RequestError::Scheme(shown(url))),
     };
     let authority = uri
         .authority()
         .filter(|a| !a.host().is_empty())
-        .ok_or_else(|| RequestError::Scheme(url.to_string()))?;
+        .ok_or_else(|| RequestError::Scheme(shown(url)))?;
     if authority.as_str().contains('@') {
         return Err(RequestError::Url(
-            url.to_string(),
+            shown(url),
             "user:password@ is not supported; send an Authorization header with -H".into(),
         ));
     }

@@ -545,3 +545,22 @@ fn bad_routing_proxy_and_memory_flags_name_the_flag() {
         "--proxy and --proxy-file: give one",
     );
 }
+
+#[test]
+fn a_url_with_a_password_is_refused_without_showing_it() {
+    for url in [
+        "http://user:PASS@127.0.0.1/{id}",
+        "http://user:PASS@127.0.0.1/x",
+        "ftp://user:PASS@127.0.0.1/{id}",
+        "http://user:PASS@ho st/{id}",
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = TestCommand::new(dir.path())
+            .args(["run", "-u", url, "-i", "0..3", "-o", "out.csv"])
+            .output_of();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{url}: {err}");
+        assert!(!err.contains("PASS"), "{url}: the password shown: {err}");
+        assert!(err.contains("***@"), "{url}: {err}");
+    }
+}

@@ -66,15 +66,22 @@ fn resolve_and_connect_to_send_a_name_elsewhere_keeping_its_host() {
     let nginx = who_nginx();
     let port = port_of(&nginx.base);
     let dir = tempfile::tempdir().expect("tempdir");
-    // A name no resolver knows, pinned to loopback.
+    // A name no resolver knows, pinned to loopback; as curl writes it, also for every name
+    // (`*`) and to be resolved lazily (`+`).
     let url = format!("http://ringscrape.test:{port}/who?id={{id}}");
-    TestCommand::run(dir.path(), &url, "0..20")
-        .output("out.csv")
-        .args(["--save-body", "--no-progress"])
-        .args(["--resolve", &format!("ringscrape.test:{port}:127.0.0.1")])
-        .ok();
-    for body in bodies(dir.path(), 20) {
-        assert_eq!(body, "127.0.0.1 ringscrape.test");
+    for pin in [
+        format!("ringscrape.test:{port}:127.0.0.1"),
+        format!("*:{port}:127.0.0.1"),
+        format!("+ringscrape.test:{port}:127.0.0.1"),
+    ] {
+        TestCommand::run(dir.path(), &url, "0..20")
+            .output("out.csv")
+            .args(["--save-body", "--no-progress", "--overwrite"])
+            .args(["--resolve", &pin])
+            .ok();
+        for body in bodies(dir.path(), 20) {
+            assert_eq!(body, "127.0.0.1 ringscrape.test", "{pin}");
+        }
     }
     // Port 80 of another unknown name, connected to nginx's port on loopback.
     let dir = tempfile::tempdir().expect("tempdir");
