@@ -208,9 +208,10 @@ pub struct RunArgs {
     /// --bodies-dir writes bodies to their files as they arrive
     #[arg(long, value_name = "BYTES", default_value_t = 128 << 20, value_parser = bytes_arg)]
     pub body_memory: u64,
-    /// Reach the target through this proxy: http://[user:pass@]host:port (plain HTTP forwarded,
-    /// anything else through CONNECT), socks5:// (the target's name resolved here) or
-    /// socks5h:// (resolved by the proxy). Without it, http_proxy, https_proxy, all_proxy and
+    /// Reach the target through this proxy: http://[user:pass@]host[:port] (plain HTTP
+    /// forwarded, anything else through CONNECT; port 3128 if none, where curl says 1080),
+    /// socks5:// (the target's name resolved here) or socks5h:// (resolved by the proxy; port
+    /// 1080 if none). Without it, http_proxy, https_proxy, all_proxy and
     /// no_proxy are read as curl reads them (upper case too). Credentials are never shown
     #[arg(
         long,

@@ -60,8 +60,8 @@ impl std::fmt::Debug for Proxy {
 
 impl Proxy {
     /// `http://[user:pass@]host[:port]`, `socks5://…` or `socks5h://…` (user and password
-    /// percent-decoded; ports default to 1080 for SOCKS and 3128 for HTTP, as curl's do not:
-    /// curl says 1080 for both).
+    /// percent-decoded; ports default to 1080 for SOCKS and 3128 for HTTP, squid's and
+    /// tinyproxy's, where curl says 1080 for every scheme).
     pub fn parse(text: &str) -> Result<Proxy, NetError> {
         let bad = || NetError::Proxy(redact_url(text));
         let (scheme, rest) = text.split_once("://").unwrap_or(("http", text));
@@ -84,16 +84,11 @@ impl Proxy {
             None => (None, None),
         };
         let default_port = if kind == ProxyKind::Http { 3128 } else { 1080 };
-        let (host, port) = match hostport.rsplit_once(':') {
-            Some((host, port)) if !port.contains(']') => {
-                (host, port.parse::<u16>().map_err(|_| bad())?)
-            }
-            _ => (hostport, default_port),
+        let (host, port) = split_host_port(hostport).ok_or_else(bad)?;
+        let port = match port {
+            Some(port) => port.parse::<u16>().map_err(|_| bad())?,
+            None => default_port,
         };
-        let host = unbracket(host);
-        if host.is_empty() {
-            return Err(bad());
-        }
         Ok(Proxy {
             kind,
             host: host.to_string(),
@@ -113,6 +108,25 @@ impl Proxy {
         let auth = if self.user.is_some() { "***@" } else { "" };
         format!("{scheme}://{auth}{}:{}", self.host, self.port)
     }
+}
+
+/// `host[:port]` or `[v6]:port` split, the host unbracketed; `None` when it is neither (an
+/// open bracket, a second colon, characters no host name has).
+fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        v6.parse::<Ipv6Addr>().ok()?;
+        return match after {
+            "" => Some((v6, None)),
+            _ => Some((v6, Some(after.strip_prefix(':')?))),
+        };
+    }
+    let (host, port) = match text.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (text, None),
+    };
+    let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+    (!host.is_empty() && host.chars().all(name_like)).then_some((host, port))
 }
 
 /// A proxy URL with its user name and password replaced by `***`.
@@ -683,5 +697,22 @@ mod tests {
             "proxy ftp://***@x:1: expected http://, socks5:// or socks5h://[user:pass@]host[:port]"
         );
         assert_eq!(redact_url("http://u:p@h:1/x"), "http://***@h:1/x");
+        // No port: squid's 3128 for HTTP, 1080 for SOCKS; an IPv6 address in brackets.
+        assert_eq!(Proxy::parse("http://p.test").map(|p| p.port), Ok(3128));
+        assert_eq!(Proxy::parse("socks5://p.test").map(|p| p.port), Ok(1080));
+        let v6 = Proxy::parse("http://[::1]:8080").expect("v6");
+        assert_eq!((v6.host.as_str(), v6.port), ("::1", 8080));
+        assert_eq!(Proxy::parse("http://[::1]").map(|p| p.port), Ok(3128));
+        for bad in [
+            "http://u:p@[::1",
+            "host:1:2",
+            "http://[::1]x",
+            "http://[nope]:1",
+            "http://a b:1",
+            "http://:8080",
+            "http://h:",
+        ] {
+            assert!(Proxy::parse(bad).is_err(), "{bad}");
+        }
     }
 }

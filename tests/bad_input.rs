@@ -503,6 +503,14 @@ fn bad_routing_proxy_and_memory_flags_name_the_flag() {
             "--local-addr 10.0.0.0/8: more than 65536",
         ),
         (
+            run("--proxy", "host:1:2"),
+            "proxy http://host:1:2: expected",
+        ),
+        (
+            run("--proxy", "http://u:p@[::1"),
+            "proxy http://***@[::1: expected",
+        ),
+        (
             run("--local-addr", "127.0.3.7,192.0.2.1"),
             "--local-addr 192.0.2.1: not an address of this machine",
         ),
