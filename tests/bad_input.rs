@@ -504,7 +504,7 @@ fn bad_routing_proxy_and_memory_flags_name_the_flag() {
         ),
         (
             run("--proxy", "host:1:2"),
-            "proxy http://host:1:2: expected",
+            "proxy host:1:2: expected",
         ),
         (
             run("--proxy", "http://u:p@[::1"),
