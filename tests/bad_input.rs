@@ -502,10 +502,7 @@ fn bad_routing_proxy_and_memory_flags_name_the_flag() {
             run("--local-addr", "10.0.0.0/8"),
             "--local-addr 10.0.0.0/8: more than 65536",
         ),
-        (
-            run("--proxy", "host:1:2"),
-            "proxy host:1:2: expected",
-        ),
+        (run("--proxy", "host:1:2"), "proxy host:1:2: expected"),
         (
             run("--proxy", "http://u:p@[::1"),
             "proxy http://***@[::1: expected",

@@ -280,3 +280,61 @@ fn a_stopped_supervisor_pauses_new_ids_and_freezes_no_request_into_a_timeout() {
     let timeouts = rows.iter().filter(|r| r.error == "timeout").count();
     assert_eq!(timeouts, 0, "answered requests frozen into timeouts");
 }
+
+#[test]
+fn a_full_tmpfs_under_parquet_counts_the_rows_a_reader_finds_then_resume_completes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=192k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "mount a tmpfs (the tests run as root)");
+    let server = Server::start(&[]);
+    let scrape = || {
+        TestCommand::run(&mnt, &server.url(), "0..20000")
+            .shards(2)
+            .concurrency(16)
+            .output("out.parquet")
+            .args(["--save-body", "--part-rows", "300", "--no-progress"])
+    };
+    let out = scrape().output_of();
+    let err = stderr(&out);
+    let readable = ringscrape::output::rows_on_disk(
+        &mnt.join("out.parquet"),
+        ringscrape::output::RowFormat::Parquet,
+    );
+    let remounted = Command::new("mount")
+        .args(["-o", "remount,size=64m"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    let resumed = remounted.then(|| scrape().arg("--resume").output_of());
+    let merged = remounted.then(|| {
+        ringscrape(
+            &mnt,
+            &["merge", "-i", "0..20000", "all.parquet", "out.parquet"],
+        )
+    });
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    let (readable, _) = readable.expect("count the parts' rows");
+    assert!(
+        readable < 20_000,
+        "the disk filled before the end: {readable}"
+    );
+    let closing = format!("{readable} of 20000 ids have rows in out.parquet");
+    assert!(err.contains(&closing), "{closing}: {err}");
+    let resumed = resumed.expect("remount to a larger size");
+    assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
+    let merged = merged.expect("merge");
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "every id once: {}",
+        stderr(&merged)
+    );
+}

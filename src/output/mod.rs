@@ -50,9 +50,12 @@ pub fn directory_of(path: &Path) -> &Path {
 }
 
 /// The whole rows of the CSV or JSON Lines file `path`, and the bytes after the last of them
-/// (a row torn by a full disk or a kill).
+/// (a row torn by a full disk or a kill); for Parquet, the rows of its readable parts.
 pub fn rows_on_disk(path: &Path, format: RowFormat) -> std::io::Result<(u64, u64)> {
     use std::io::{Read, Seek, SeekFrom};
+    if format == RowFormat::Parquet {
+        return Ok((parquet::readable_rows(path)?, 0));
+    }
     let mut file = std::fs::File::open(path)?;
     if !file.metadata()?.is_file() {
         return Err(std::io::Error::other("not a regular file"));

@@ -157,6 +157,21 @@ pub fn clean(dir: &Path) -> io::Result<u64> {
     Ok(removed)
 }
 
+/// Rows a reader finds in `dir`: those of its closed parts whose footer reads (a part still
+/// being written when the disk filled holds none a reader can see).
+pub fn readable_rows(dir: &Path) -> io::Result<u64> {
+    let mut rows = 0;
+    for part in parts(dir)? {
+        let Ok(builder) = File::open(&part).map(ParquetRecordBatchReaderBuilder::try_new) else {
+            continue;
+        };
+        if let Ok(builder) = builder {
+            rows += u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        }
+    }
+    Ok(rows)
+}
+
 /// A reader of one part's record batches.
 pub fn open_part(path: &Path) -> io::Result<ParquetRecordBatchReader> {
     let file = File::open(path)?;

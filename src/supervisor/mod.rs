@@ -310,11 +310,11 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
     }
     let failed_shards = collect_workers(workers, &report);
     // After a failed write (a full disk) the rows handed to the writer are not those on disk:
-    // count the file's whole rows, so that the summary and the closing line say what it holds.
+    // count the file's whole rows (Parquet: its readable parts' rows), so that the summary and
+    // the closing line say what a reader finds.
     let mut torn_after_failure = None;
     if report.failed.is_some()
         && let Output::File(path) = &cfg.output
-        && cfg.format != RowFormat::Parquet
         && let Ok((rows, torn)) = crate::output::rows_on_disk(path, cfg.format)
     {
         report.rows = rows.saturating_sub(kept);
