@@ -55,6 +55,15 @@ pub enum MergeError {
     OutExists(PathBuf),
     #[error("{0}: {1}")]
     NotOurs(PathBuf, parquet::NotOurs),
+    #[error(
+        "{out} is {format} (by its extension) but {input} is {given}: merge inputs of one format into an OUT of that format"
+    )]
+    MixedFormats {
+        out: PathBuf,
+        format: &'static str,
+        input: PathBuf,
+        given: &'static str,
+    },
     #[error("{0}: is both the output and an input")]
     OutIsInput(PathBuf),
     #[error("{0}: {1}")]
@@ -145,8 +154,18 @@ impl MergeJob {
         if RowFormat::of_path(&out) == RowFormat::Parquet {
             parquet::check_replaceable(&out).map_err(|e| MergeError::NotOurs(out.clone(), e))?;
         }
+        let format = RowFormat::of_path(&out);
         for input in &inputs {
             File::open(input).map_err(|e| MergeError::OpenInput(input.clone(), e))?;
+            let given = RowFormat::of_existing(input);
+            if given != format {
+                return Err(MergeError::MixedFormats {
+                    out: out.clone(),
+                    format: format.name(),
+                    input: input.clone(),
+                    given: given.name(),
+                });
+            }
             if same_file(input, &out) {
                 return Err(MergeError::OutIsInput(out));
             }

@@ -309,3 +309,31 @@ fn overwrite_replaces_only_parts_and_refuses_a_directory_with_other_files() {
     assert_eq!(merged.status.code(), Some(2), "{}", stderr(&merged));
     assert!(v.join("notes.txt").exists() && v.join("sub/keep").exists());
 }
+
+#[test]
+fn a_merge_of_mixed_formats_is_a_usage_error_naming_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for out in ["a.parquet", "b.csv"] {
+        // A dead target: every row an error, quickly; the files are what matters.
+        let run = TestCommand::run(dir.path(), "http://127.0.0.1:9/{id}", "0..3")
+            .output(out)
+            .args(["--retries", "0", "--no-progress"])
+            .output_of();
+        assert!(dir.path().join(out).exists(), "{}", stderr(&run));
+    }
+    for (args, message) in [
+        (
+            ["out.csv", "a.parquet"],
+            "out.csv is CSV (by its extension) but a.parquet is Parquet",
+        ),
+        (
+            ["out.parquet", "b.csv"],
+            "out.parquet is Parquet (by its extension) but b.csv is CSV",
+        ),
+    ] {
+        let merged = ringscrape(dir.path(), &[&["merge", "-i", "0..3"][..], &args].concat());
+        assert_eq!(merged.status.code(), Some(2), "{}", stderr(&merged));
+        assert!(stderr(&merged).contains(message), "{}", stderr(&merged));
+        assert!(!dir.path().join(args[0]).exists());
+    }
+}

@@ -39,6 +39,24 @@ impl RowFormat {
             _ => RowFormat::Csv,
         }
     }
+
+    /// The format of rows already at `path`: a directory is Parquet's parts, a file by its
+    /// extension.
+    pub fn of_existing(path: &std::path::Path) -> RowFormat {
+        if path.is_dir() {
+            RowFormat::Parquet
+        } else {
+            RowFormat::of_path(path)
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            RowFormat::Csv => "CSV",
+            RowFormat::JsonLines => "JSON Lines",
+            RowFormat::Parquet => "Parquet",
+        }
+    }
 }
 
 /// The directory a file named `path` goes in (`.` for a bare file name).
