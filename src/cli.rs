@@ -1,5 +1,6 @@
-//! Command-line definitions (clap derive): `run`, `serve`, and the hidden `worker`; and the
-//! config file, which is a layer of `run` flags under the command line.
+//! Command-line definitions (clap derive): `run` (rows as CSV, JSON Lines or Parquet), `merge`,
+//! `tune`, `serve`, `completions` and the hidden `worker`; and the config file, which is a
+//! layer of `run` flags under the command line.
 //!
 //! The config file holds flags by their long names (`concurrency = 64`, `headers = [...]` for a
 //! repeatable flag, `no_progress = true` for a switch). It is read as if its flags were typed
@@ -22,7 +23,7 @@ pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 #[command(
     name = "ringscrape",
     version,
-    about = "Fetch a URL template over a huge id range and stream one CSV row per id",
+    about = "Fetch a URL template over a huge id range and stream one row per id (CSV, JSON Lines or Parquet)",
     long_about = None
 )]
 pub struct Cli {
@@ -34,10 +35,11 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Scrape URL for every id in a range, writing one CSV row per id
+    /// Scrape URL for every id in a range, writing one row per id (CSV, JSON Lines or Parquet)
     #[command(args_override_self = true)]
     Run(RunArgs),
-    /// Merge the CSVs of a job's nodes into one, proving that every id has exactly one row
+    /// Merge the outputs of a job's nodes (CSV, JSON Lines or Parquet) into one, proving that
+    /// every id has exactly one row
     /// (exit 0), else naming the missing and duplicated ids (exit 1)
     Merge(MergeArgs),
     /// Find the concurrency to use: short runs at each concurrency, a table of req/s and
@@ -140,7 +142,8 @@ pub struct RunArgs {
         env = "RINGSCRAPE_CONCURRENCY"
     )]
     pub concurrency: Concurrency,
-    /// CSV file to write, or - for stdout; {node} becomes the node index (see --node-index)
+    /// Where rows go: a file (CSV, or JSON Lines), a directory of parts (Parquet), or - for
+    /// stdout; {node} becomes the node index (see --node-index)
     #[arg(
         short,
         long,
@@ -149,8 +152,8 @@ pub struct RunArgs {
         env = "RINGSCRAPE_OUTPUT"
     )]
     pub output: PathBuf,
-    /// Row format: csv, or jsonl (JSON Lines); by default from the output's extension
-    /// (.jsonl, .ndjson), else csv
+    /// Row format: csv, jsonl (JSON Lines) or parquet (a directory of part files, typed
+    /// columns); by default from the output's extension (.jsonl, .ndjson, .parquet), else csv
     #[arg(long, value_name = "FORMAT", value_enum)]
     pub format: Option<FormatArg>,
     /// Parquet: rows per part file (a part is also closed 10 s after its first row, and at the

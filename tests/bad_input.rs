@@ -197,6 +197,20 @@ fn help_explains_every_run_flag() {
     ] {
         assert!(help.contains(flag), "{flag} missing from help");
     }
+    // Every row format is named where the format is chosen, and no help says CSV only.
+    let format = help.split("--format").nth(1).expect("--format in help");
+    assert!(
+        format.contains("parquet") && format.contains(".parquet"),
+        "{format}"
+    );
+    let top = TestCommand::new(dir.path()).arg("--help").output_of();
+    for text in [
+        help.to_string(),
+        String::from_utf8_lossy(&top.stdout).to_string(),
+    ] {
+        assert!(!text.contains("one CSV row per id"), "{text}");
+        assert!(text.contains("JSON Lines or Parquet"), "{text}");
+    }
 }
 
 #[test]

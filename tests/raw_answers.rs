@@ -147,3 +147,19 @@ fn an_empty_coded_body_is_empty_and_a_failed_body_keeps_its_status() {
         }
     }
 }
+
+#[test]
+fn a_header_value_with_control_bytes_keeps_the_answer_and_the_value() {
+    let base = raw_server(|_, stream| {
+        let answer = b"HTTP/1.1 200 OK\r\nX-Odd: a\x01b\x7fc\r\nContent-Length: 2\r\n\r\nok";
+        stream.write_all(answer).is_ok()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{base}/control?id={{id}}");
+    let args = ["--retries", "0", "--capture-header", "x-odd"];
+    let rows = scrape_ok(dir.path(), &url, 0, 20, 4, &args);
+    for row in &rows {
+        assert_eq!((row.status, row.error.as_str()), (Some(200), ""), "{row:?}");
+        assert_eq!(row.extra, ["a\u{1}b\u{7f}c"], "{row:?}");
+    }
+}

@@ -657,17 +657,42 @@ fn parse_head(
     // Left uninitialised: httparse writes only the entries it fills, and zeroing 64 of them
     // per answer cost more than parsing a short head.
     let mut inline = [const { MaybeUninit::uninit() }; INLINE_HEADERS];
-    match parse_head_with(data, &mut inline, wants, answer) {
+    match parse_head_with(data, data, &mut inline, wants, answer) {
         Err(Some(httparse::Error::TooManyHeaders)) => {
             // A long head: every line of it fits in a header array this large.
             let mut many = Vec::new();
             many.resize_with(data.len().min(MAX_HEAD_BYTES) / 3 + 1, MaybeUninit::uninit);
-            parse_head_with(data, &mut many, wants, answer)
+            parse_head_with(data, data, &mut many, wants, answer)
                 .map_err(|_| protocol("malformed answer head"))
         }
+        Err(Some(httparse::Error::HeaderValue)) => parse_head_with_controls(data, wants, answer),
         Err(_) => Err(protocol("malformed answer head")),
         Ok(head) => Ok(head),
     }
+}
+
+/// A head whose header values hold control bytes (0x01, 0x7F…), which httparse refuses and
+/// curl keeps: parsed from a copy with each such byte made a space, its values taken from
+/// the bytes as sent (a captured value keeps them; the writer shows one that is not text as
+/// `base64:`).
+fn parse_head_with_controls(
+    data: &[u8],
+    wants: &Wants<'_>,
+    answer: &mut Answer,
+) -> Result<Option<Head>, Failure> {
+    let data = &data[..data.len().min(MAX_HEAD_BYTES + 4)];
+    let blanked: Vec<u8> = data
+        .iter()
+        .map(|&b| match b {
+            b'\t' | b'\r' | b'\n' => b,
+            0..=0x1f | 0x7f => b' ',
+            _ => b,
+        })
+        .collect();
+    let mut headers = Vec::new();
+    headers.resize_with(data.len() / 3 + 1, MaybeUninit::uninit);
+    parse_head_with(&blanked, data, &mut headers, wants, answer)
+        .map_err(|_| protocol("malformed answer head"))
 }
 
 /// The headers that shape how an answer is read.
@@ -709,8 +734,11 @@ fn parse_decimal(value: &[u8]) -> Option<u64> {
     })
 }
 
+/// Parses the head in `data`; header values are taken from the same place of `sent` (the
+/// bytes as they came, when `data` is a copy made parseable).
 fn parse_head_with<'d>(
     data: &'d [u8],
+    sent: &'d [u8],
     headers: &mut [MaybeUninit<httparse::Header<'d>>],
     wants: &Wants<'_>,
     answer: &mut Answer,
@@ -741,7 +769,8 @@ fn parse_head_with<'d>(
     let mut encodings: Vec<&[u8]> = Vec::new();
     for header in response.headers.iter() {
         let name = header.name;
-        let value = header.value;
+        let at = header.value.as_ptr() as usize - data.as_ptr() as usize;
+        let value = &sent[at..at + header.value.len()];
         match Known::of(name) {
             Known::ContentLength => {
                 let n = parse_decimal(value).ok_or(None)?;
@@ -1051,6 +1080,30 @@ mod tests {
         assert_eq!(used, wire.len());
         assert_eq!((answer.status, answer.body.as_slice()), (200, &b"ok"[..]));
         assert_eq!(answer.captured, [Some(b"first second".to_vec())]);
+    }
+
+    #[test]
+    fn control_bytes_in_a_header_value_keep_the_answer_and_the_value() {
+        let capture = ["x-odd".to_string()];
+        let wants = wants(&capture);
+        let wire = b"HTTP/1.1 200 OK\r\nX-Odd: a\x01b\x7fc\r\nContent-Length: 2\r\n\r\nok";
+        for piece in [1, 7, wire.len()] {
+            let mut answer = Answer::default();
+            let mut decoder = Decoder::default();
+            let mut used = 0;
+            for end in (piece..wire.len() + piece).step_by(piece) {
+                used += decoder
+                    .feed(&wire[used..end.min(wire.len())], &wants, &mut answer)
+                    .expect("accepted");
+            }
+            assert_eq!(used, wire.len(), "in pieces of {piece}");
+            assert_eq!((answer.status, answer.body.as_slice()), (200, &b"ok"[..]));
+            assert_eq!(answer.captured, [Some(b"a\x01b\x7fc".to_vec())]);
+        }
+        // A control byte in a header name is still no HTTP.
+        let mut answer = Answer::default();
+        let name = b"HTTP/1.1 200 OK\r\nX-O\x01dd: a\r\nContent-Length: 2\r\n\r\nok";
+        assert!(Decoder::default().feed(name, &wants, &mut answer).is_err());
     }
 
     #[test]
