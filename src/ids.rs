@@ -129,6 +129,16 @@ impl IdSet {
         self.range.contains(id) && self.ids.contains(id)
     }
 
+    /// Every id of `range` but those of `left_out`.
+    pub fn all_but(range: IdRange, left_out: &[u64]) -> IdSet {
+        let mut ids = RoaringTreemap::new();
+        ids.insert_range(range.start..range.end);
+        for id in left_out {
+            ids.remove(*id);
+        }
+        IdSet { range, ids }
+    }
+
     /// Number of ids in the set.
     pub fn count(&self) -> u64 {
         self.ids.len()

@@ -25,6 +25,7 @@ pub mod cli;
 pub(crate) mod config;
 pub(crate) mod extract;
 pub(crate) mod ids;
+pub(crate) mod inflight;
 pub(crate) mod job;
 pub(crate) mod merge;
 pub(crate) mod metrics;

@@ -37,10 +37,14 @@ pub enum ErrorKind {
     /// The proxy failed: refused or timed out, `407`, a `CONNECT` answered with no 2xx, a
     /// SOCKS5 failure. Never blamed on the target.
     Proxy = 12,
+    /// The worker fetching it died while it was the one item in flight (a jq filter that
+    /// recursed without end, say): the answer killed the process, so it is not known. Written
+    /// by the supervisor; never retried.
+    Crash = 13,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Reset,
@@ -53,6 +57,7 @@ impl ErrorKind {
         ErrorKind::Decode,
         ErrorKind::Dns,
         ErrorKind::Proxy,
+        ErrorKind::Crash,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +74,7 @@ impl ErrorKind {
             ErrorKind::Decode => "decode",
             ErrorKind::Dns => "dns",
             ErrorKind::Proxy => "proxy",
+            ErrorKind::Crash => "crash",
         }
     }
 

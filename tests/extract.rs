@@ -206,3 +206,49 @@ fn a_body_nested_too_deep_for_jq_is_a_miss_and_the_worker_lives() {
         "two misses for each of 100 deep bodies"
     );
 }
+
+/// A jq filter that recurses without end on some answers overflows the worker's stack, which
+/// nothing can catch: the shard's keeper finds each such item (a worker of one slot over the
+/// items that were in flight), writes it as a `crash` row, and finishes the shard.
+#[test]
+fn an_answer_that_kills_its_worker_is_one_crash_row_and_the_shard_finishes() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let filter = "x=jq:if .id % 500 == 7 then (def f: 1 + f; f) else .id end";
+    let rows = scrape_ok(
+        dir.path(),
+        &server.url(),
+        0,
+        3000,
+        32,
+        &["--extract", filter],
+    );
+    for row in &rows {
+        if row.id % 500 == 7 {
+            assert_eq!((row.status, row.error.as_str()), (None, "crash"), "{row:?}");
+        } else {
+            assert_eq!((row.status, row.error.as_str()), (Some(200), ""), "{row:?}");
+            assert_eq!(row.extra, [row.id.to_string()], "{row:?}");
+        }
+    }
+    // Keys from a file: the crash row names its key.
+    let keys: String = (0..200).map(|k| format!("k{k}\n")).collect();
+    std::fs::write(dir.path().join("keys.txt"), keys).expect("keys");
+    let base = raw_server(|target, stream| {
+        use std::io::Write;
+        let key = target.rsplit('=').next().unwrap_or("");
+        let body = format!("{{\"key\":\"{key}\"}}");
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        stream.write_all((head + &body).as_bytes()).is_ok()
+    });
+    let filter = "x=jq:if .key == \"k42\" then (def f: 1 + f; f) else .key end";
+    TestCommand::keys(dir.path(), &format!("{base}/doc?key={{id}}"), "keys.txt")
+        .output("keys.csv")
+        .args(["-s", "1", "-c", "16", "--no-progress", "--extract", filter])
+        .ok();
+    let csv = std::fs::read_to_string(dir.path().join("keys.csv")).expect("csv");
+    let crashed: Vec<&str> = csv.lines().filter(|l| l.contains(",crash,")).collect();
+    assert_eq!(crashed.len(), 1, "{crashed:?}");
+    assert!(crashed[0].starts_with("k42,"), "{crashed:?}");
+    assert_eq!(csv.lines().count(), 201, "a header and a row per key");
+}

@@ -2,6 +2,7 @@
 //! one pinned worker process per shard, turns their pipes into rows (its main thread is the
 //! writer), and returns the run's outcome (the summary, what is missing) for the caller to print.
 
+mod keeper;
 mod limits;
 mod pipes;
 mod signals;
@@ -10,7 +11,7 @@ mod spawn;
 use std::io;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ExitStatus};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -20,6 +21,7 @@ pub use signals::exit_code as signal_exit_code;
 
 use crate::config::{RunConfig, WriteMode};
 use crate::ids::{IdRange, IdSet};
+use crate::inflight::InFlightTable;
 use crate::job::Keys;
 use crate::metrics::{self, Metrics};
 use crate::model::Batch;
@@ -35,8 +37,9 @@ use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
 use crate::worker::WorkerSpec;
+use keeper::{Keeper, ShardEnd};
 pub(crate) use pipes::HeldBytes;
-use pipes::{BYTES_IN_FLIGHT, BytesInFlight, PipeEnd, StatsBoard, read_worker_pipe};
+use pipes::{BYTES_IN_FLIGHT, BytesInFlight, StatsBoard};
 pub use signals::Stop;
 
 /// Batches in flight between pipe readers and the writer (×1024 rows): the backpressure bound.
@@ -172,8 +175,8 @@ struct ShardPlan {
 struct Worker {
     shard: usize,
     ids: IdRange,
-    child: Child,
-    reader: JoinHandle<PipeEnd>,
+    /// Follows the shard's workers to its end (see `keeper`).
+    keeper: JoinHandle<ShardEnd>,
 }
 
 fn output_path(output: &Output) -> PathBuf {
@@ -298,15 +301,12 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
             .failed
             .as_ref()
             .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
-    let mut workers = workers;
     if let Some(error) = &report.failed {
         // Nothing can be recorded any more: stop fetching. The workers are not to blame.
         if !stdout_closed {
             crate::say!("error: writing {}: {error}", path.display());
         }
-        for worker in &mut workers {
-            let _ = worker.child.kill();
-        }
+        stop.kill_workers();
     }
     let failed_shards = collect_workers(workers, &report);
     // After a failed write (a full disk) the rows handed to the writer are not those on disk:
@@ -522,14 +522,15 @@ fn start_workers(
     let cores = spawn::allowed_cores();
     let in_flight = BytesInFlight::new(BYTES_IN_FLIGHT);
     let mut workers: Vec<Worker> = Vec::with_capacity(plan.len());
-    let kill_started = |workers: &mut Vec<Worker>| {
-        for worker in workers.iter_mut() {
-            let _ = worker.child.kill();
-        }
-    };
     for (shard, part) in plan.iter().enumerate() {
+        let failed = |e| {
+            stop.kill_workers();
+            SupervisorError::Spawn(shard, e)
+        };
+        let table = InFlightTable::create(cfg.fetch.concurrency).map_err(failed)?;
         let spec = WorkerSpec {
             shard,
+            in_flight_table: Some(table.path()),
             fetch: cfg.fetch.clone(),
             rate: cfg.rate.map(|r| r / plan.len() as f64),
             ids: part.ids,
@@ -545,13 +546,8 @@ fn start_workers(
                 }
             },
         };
-        let mut child = match spawn::spawn_worker(&launch.worker_exe, &spec, part.skip.as_ref()) {
-            Ok(child) => child,
-            Err(e) => {
-                kill_started(&mut workers);
-                return Err(SupervisorError::Spawn(shard, e));
-            }
-        };
+        let child =
+            spawn::spawn_worker(&launch.worker_exe, &spec, part.skip.as_ref()).map_err(failed)?;
         stop.add_worker(child.id());
         let core = cores[shard % cores.len()];
         if let Err(e) = spawn::pin_to_core(child.id(), core) {
@@ -562,26 +558,27 @@ fn start_workers(
             child.id(),
             part.ids
         );
-        let pipe = child.stdout.take().expect("worker stdout is piped");
-        let (tx, board, in_flight) = (tx.clone(), board.clone(), in_flight.clone());
-        // A record frame holds at most one body of --max-body plus its captured headers.
-        let max_frame = crate::wire::MAX_FRAME_LEN + cfg.fetch.limits.max_body_bytes;
-        let reader = match thread::Builder::new()
-            .name(format!("pipe-{shard}"))
-            .spawn(move || read_worker_pipe(shard, pipe, max_frame, tx, board, in_flight))
-        {
-            Ok(reader) => reader,
-            Err(e) => {
-                let _ = child.kill();
-                kill_started(&mut workers);
-                return Err(SupervisorError::Spawn(shard, e));
-            }
+        let keeper = Keeper {
+            spec,
+            skip: part.skip.clone(),
+            exe: launch.worker_exe.clone(),
+            core,
+            stop: stop.clone(),
+            table,
+            // A record frame holds at most one body of --max-body plus its captured headers.
+            max_frame: crate::wire::MAX_FRAME_LEN + cfg.fetch.limits.max_body_bytes,
+            tx: tx.clone(),
+            board: board.clone(),
+            in_flight: in_flight.clone(),
         };
+        let keeper = thread::Builder::new()
+            .name(format!("shard-{shard}"))
+            .spawn(move || keeper.run(child))
+            .map_err(failed)?;
         workers.push(Worker {
             shard,
             ids: part.ids,
-            child,
-            reader,
+            keeper,
         });
     }
     Ok(workers)
@@ -590,18 +587,25 @@ fn start_workers(
 /// Waits for every worker and reports each that did not finish cleanly; returns how many failed.
 fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
     let mut failed = 0;
-    for mut worker in workers {
-        let status = worker.child.wait();
-        let pipe = worker.reader.join().unwrap_or_else(|_| PipeEnd {
-            records: 0,
-            error: Some("pipe reader panicked".into()),
+    for worker in workers {
+        let end = worker.keeper.join().unwrap_or_else(|_| ShardEnd {
+            exit: Err(io::Error::other("its keeper thread panicked")),
+            pipe_error: None,
+            crashes: 0,
         });
         if written.failed.is_some() {
             // Stopped by us because nothing could be written any more: not the worker's fault.
             continue;
         }
         let rows = written.rows_by_shard[worker.shard];
-        let problem = match (&status, &pipe.error) {
+        if end.crashes > 0 {
+            crate::say!(
+                "ringscrape: shard {}: {} ids killed the worker that fetched them: rows with error `crash`",
+                worker.shard,
+                end.crashes
+            );
+        }
+        let problem = match (&end.exit, &end.pipe_error) {
             (Ok(status), None) if status.success() => None,
             (Ok(status), pipe_error) => Some(describe_exit(*status, pipe_error.as_deref())),
             (Err(e), _) => Some(format!("could not be waited for: {e}")),
@@ -623,7 +627,7 @@ fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
     failed
 }
 
-fn describe_exit(status: ExitStatus, pipe_error: Option<&str>) -> String {
+pub(super) fn describe_exit(status: ExitStatus, pipe_error: Option<&str>) -> String {
     let how = match (status.code(), status.signal()) {
         (Some(0), _) => "exited cleanly".to_string(),
         (Some(code), _) => format!("exited with status {code}"),

@@ -6,6 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use crossbeam_channel::Sender;
 
+use crate::ids::IdSet;
 use crate::model::{Batch, Record};
 use crate::stats::WorkerStats;
 use crate::wire::{Frame, FrameReader};
@@ -81,17 +82,32 @@ pub type StatsBoard = Arc<Mutex<Vec<WorkerStats>>>;
 pub struct PipeEnd {
     pub records: u64,
     pub error: Option<String>,
+    /// The writer stopped taking rows (the run is failing anyway).
+    pub writer_gone: bool,
+}
+
+/// Where a pipe's records and stats go.
+pub struct PipeSinks<'a> {
+    pub shard: usize,
+    pub tx: &'a Sender<Batch>,
+    pub board: &'a StatsBoard,
+    pub in_flight: &'a Arc<BytesInFlight>,
+    /// What earlier workers of the shard counted: each snapshot of this one is added to it.
+    pub carried: &'a WorkerStats,
+    /// The indexes of the records forwarded, added to as they go.
+    pub forwarded: &'a mut IdSet,
 }
 
 /// Reads `pipe` to its end. Stops early if the writer is gone (the run is failing anyway).
-pub fn read_worker_pipe(
-    shard: usize,
-    pipe: impl Read,
-    max_frame: usize,
-    tx: Sender<Batch>,
-    board: StatsBoard,
-    in_flight: Arc<BytesInFlight>,
-) -> PipeEnd {
+pub fn read_worker_pipe(pipe: impl Read, max_frame: usize, sinks: PipeSinks<'_>) -> PipeEnd {
+    let PipeSinks {
+        shard,
+        tx,
+        board,
+        in_flight,
+        carried,
+        forwarded,
+    } = sinks;
     let mut reader = FrameReader::with_max_frame(pipe, max_frame);
     let mut batch = Vec::with_capacity(BATCH_RECORDS);
     let mut batch_bytes = 0;
@@ -109,13 +125,20 @@ pub fn read_worker_pipe(
     loop {
         match reader.next_frame() {
             Ok(Some(Frame::Record(record))) => {
+                if forwarded.range().contains(record.index) {
+                    forwarded.insert(record.index);
+                }
                 batch_bytes += record.captured_bytes();
                 batch.push(record);
                 end.records += 1;
             }
             Ok(Some(Frame::Stats(stats))) => {
                 if let Ok(mut board) = board.lock() {
-                    board[shard] = *stats;
+                    let mut sum = carried.clone();
+                    sum.merge(&stats);
+                    sum.in_flight = stats.in_flight;
+                    sum.concurrency_limit = stats.concurrency_limit;
+                    board[shard] = sum;
                 }
             }
             // Only records and stats travel this way; anything else is skipped.
@@ -134,11 +157,12 @@ pub fn read_worker_pipe(
         let full = batch.len() >= BATCH_RECORDS || batch_bytes >= BATCH_BYTES;
         let due = full || (reader.drained() && !batch.is_empty());
         if due && !send(&mut batch, std::mem::take(&mut batch_bytes)) {
+            end.writer_gone = true;
             return end;
         }
     }
-    if !batch.is_empty() {
-        send(&mut batch, batch_bytes);
+    if !batch.is_empty() && !send(&mut batch, batch_bytes) {
+        end.writer_gone = true;
     }
     end
 }

@@ -6,7 +6,7 @@
 //! Workers run in their own process group, so a terminal's Ctrl-C reaches only the supervisor,
 //! which relays it exactly once.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::{Signal, kill};
@@ -17,6 +17,8 @@ use nix::unistd::Pid;
 pub struct Stop {
     /// The first stop signal received (0 = none).
     signal: AtomicI32,
+    /// The workers were asked to stop without a signal (`--abort-after`, a failed write).
+    terminated: AtomicBool,
     workers: Mutex<Vec<Pid>>,
 }
 
@@ -40,7 +42,19 @@ impl Stop {
     /// Asks every worker to stop as after Ctrl-C (no new ids, the grace period for in-flight
     /// requests), without counting as an interruption by a signal.
     pub fn terminate_workers(&self) {
+        self.terminated.store(true, Ordering::SeqCst);
         self.signal_workers(Signal::SIGTERM);
+    }
+
+    /// Kills every worker at once (nothing they send can be written any more).
+    pub fn kill_workers(&self) {
+        self.terminated.store(true, Ordering::SeqCst);
+        self.signal_workers(Signal::SIGKILL);
+    }
+
+    /// The run is stopping: no worker that ends is to be replaced.
+    pub fn stopping(&self) -> bool {
+        self.signal().is_some() || self.terminated.load(Ordering::SeqCst)
     }
 
     /// A stop as Ctrl-C asks for it: the first asks every worker to stop (the grace period for

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::extract::Extractor;
+use crate::inflight::InFlightTable;
 use crate::job::{KeyReader, Keys};
 use crate::model::{BodyColumn, ErrorKind};
 use crate::output::bodies::BodiesDir;
@@ -77,6 +78,8 @@ pub enum WorkerError {
     Signal(#[from] nix::Error),
     #[error("writing results to the supervisor: {0}")]
     Pipe(io::Error),
+    #[error("opening the in-flight table: {0}")]
+    Table(io::Error),
 }
 
 /// Why an attempt got no answer, and whether any byte of an answer had arrived (a failure on a
@@ -126,6 +129,8 @@ struct Shared {
     in_flight: Cell<u64>,
     /// How many slots may have a request in flight.
     limiter: Limiter,
+    /// Which item each slot is fetching, where the supervisor can read it if this worker dies.
+    table: Option<InFlightTable>,
 }
 
 impl Shared {
@@ -252,6 +257,12 @@ pub fn run() -> Result<(), WorkerError> {
             Limiter::adaptive(spec.fetch.concurrency, Instant::now())
         } else {
             Limiter::fixed(spec.fetch.concurrency)
+        },
+        table: match &spec.in_flight_table {
+            Some(path) => Some(
+                InFlightTable::open(path, spec.fetch.concurrency).map_err(WorkerError::Table)?,
+            ),
+            None => None,
         },
     });
     let entries = (spec.fetch.concurrency as u32 * 4)
@@ -497,7 +508,13 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                 break;
             };
             shared.in_flight.set(shared.in_flight.get() + 1);
+            if let Some(table) = &shared.table {
+                table.enter(index, work.index);
+            }
             let outcome = slot.try_once(work.index, &key, work.attempts).await;
+            if let Some(table) = &shared.table {
+                table.leave(index);
+            }
             shared.in_flight.set(shared.in_flight.get() - 1);
             let mut record = match outcome {
                 Outcome::Done(record) => {

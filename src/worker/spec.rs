@@ -30,6 +30,9 @@ pub struct WorkerSpec {
     pub ids: IdRange,
     /// Where the keys of those items come from.
     pub keys: Keys,
+    /// The table to note each slot's item in (see [`crate::inflight`]): a `/proc` path.
+    #[serde(default)]
+    pub in_flight_table: Option<std::path::PathBuf>,
 }
 
 /// What every worker of a run is told alike: how to build, send, keep and retry its requests.
@@ -157,6 +160,7 @@ mod tests {
             },
             rate: Some(500.0),
             keys: Keys::Lines {
+                in_flight_table: None,
                 path: "/tmp/keys.txt".into(),
                 line: 65_537,
                 offset: 1_234_567,

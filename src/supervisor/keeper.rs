@@ -1,0 +1,215 @@
+//! One thread per shard keeps its worker going to the end of the shard: it forwards the
+//! worker's pipe (see `pipes`), and when the worker dies with items in flight it finds the one
+//! that killed it.
+//!
+//! An answer can kill a worker in a way nothing inside it can catch: a user's jq filter that
+//! recurses without end overflows the stack, and the process aborts. Before, every row the
+//! worker had not yet sent was lost with it, and `--resume` died on the same answer again and
+//! again. Now the keeper reads which items were in flight from the shard's in-flight table
+//! (`crate::inflight`), fetches those again one at a time in a worker of one slot, writes a
+//! `crash` row for an item that kills that worker too, and starts a worker for the rest of the
+//! shard. One answer costs one row, never the shard. After [`MAX_CRASH_ROWS`] such rows the
+//! shard gives up (it fails as before, and `--resume` goes on past them).
+
+use std::io;
+use std::path::PathBuf;
+use std::process::{Child, ExitStatus};
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use super::pipes::{BytesInFlight, PipeEnd, PipeSinks, StatsBoard, read_worker_pipe};
+use super::signals::Stop;
+use super::spawn;
+use crate::ids::IdSet;
+use crate::inflight::InFlightTable;
+use crate::job::KeyReader;
+use crate::model::{Batch, Captured, ErrorKind, Record};
+use crate::worker::WorkerSpec;
+
+/// `crash` rows a shard writes before it gives up: a filter that kills on every answer would
+/// otherwise start a worker per item.
+pub const MAX_CRASH_ROWS: u64 = 64;
+
+/// Everything a shard's workers are started from, and where their output goes.
+pub struct Keeper {
+    pub spec: WorkerSpec,
+    /// Items of the shard that already have a row (resuming) or need none.
+    pub skip: Option<IdSet>,
+    pub exe: PathBuf,
+    pub core: usize,
+    pub stop: Arc<Stop>,
+    pub table: InFlightTable,
+    pub max_frame: usize,
+    pub tx: Sender<Batch>,
+    pub board: StatsBoard,
+    pub in_flight: Arc<BytesInFlight>,
+}
+
+/// How a shard ended.
+#[derive(Debug)]
+pub struct ShardEnd {
+    /// How its last worker exited.
+    pub exit: io::Result<ExitStatus>,
+    pub pipe_error: Option<String>,
+    /// Items that killed the worker fetching them, written as `crash` rows.
+    pub crashes: u64,
+}
+
+impl Keeper {
+    /// Follows `first` and the workers after it to the end of the shard.
+    pub fn run(self, first: Child) -> ShardEnd {
+        let mut forwarded = IdSet::new(self.spec.ids);
+        let mut crashes = 0;
+        let mut child = first;
+        loop {
+            let (exit, pipe) = self.follow(&mut child, &mut forwarded);
+            let end = |exit, pipe: PipeEnd, crashes| ShardEnd {
+                exit,
+                pipe_error: pipe.error,
+                crashes,
+            };
+            if !self.may_replace(&exit, &pipe, crashes) {
+                return end(exit, pipe, crashes);
+            }
+            let mut suspects = self.table.take_items();
+            suspects.retain(|item| !forwarded.contains(*item));
+            if suspects.is_empty() {
+                // It died between answers (at start, say): nothing to single out.
+                return end(exit, pipe, crashes);
+            }
+            crate::say!(
+                "ringscrape: shard {}: the worker {}; fetching its {} items in flight one at a time",
+                self.spec.shard,
+                describe(&exit),
+                suspects.len()
+            );
+            while !suspects.is_empty() {
+                let skip = IdSet::all_but(self.spec.ids, &suspects);
+                let mut probe = match self.start(1, &skip) {
+                    Ok(probe) => probe,
+                    Err(e) => return end(Err(e), pipe, crashes),
+                };
+                let (exit, pipe) = self.follow(&mut probe, &mut forwarded);
+                let died = self.may_replace(&exit, &pipe, crashes);
+                let killer = self.table.take_items().into_iter().next();
+                match killer {
+                    Some(item) if died && !forwarded.contains(item) => {
+                        crate::say!(
+                            "ringscrape: shard {}: item {item} kills the worker that fetches it ({}): written as error `crash`",
+                            self.spec.shard,
+                            describe(&exit)
+                        );
+                        if !self.write_crash_row(item) {
+                            return end(exit, pipe, crashes);
+                        }
+                        forwarded.insert(item);
+                        crashes += 1;
+                    }
+                    _ if exit.as_ref().is_ok_and(ExitStatus::success) => {}
+                    _ => return end(exit, pipe, crashes),
+                }
+                suspects.retain(|item| !forwarded.contains(*item));
+            }
+            let mut skip = forwarded.clone();
+            if let Some(earlier) = &self.skip {
+                skip.union_with(earlier);
+            }
+            child = match self.start(self.spec.fetch.concurrency, &skip) {
+                Ok(child) => child,
+                Err(e) => return end(Err(e), pipe, crashes),
+            };
+        }
+    }
+
+    /// A worker that ended so is to be replaced: it died (not asked to stop), the writer still
+    /// takes rows, and the shard has not given up.
+    fn may_replace(&self, exit: &io::Result<ExitStatus>, pipe: &PipeEnd, crashes: u64) -> bool {
+        let died = exit.as_ref().is_ok_and(|status| !status.success());
+        died && !pipe.writer_gone && !self.stop.stopping() && crashes < MAX_CRASH_ROWS
+    }
+
+    /// Forwards `child`'s pipe to its end, then waits for it.
+    fn follow(
+        &self,
+        child: &mut Child,
+        forwarded: &mut IdSet,
+    ) -> (io::Result<ExitStatus>, PipeEnd) {
+        let shard = self.spec.shard;
+        let carried = self
+            .board
+            .lock()
+            .map(|board| board[shard].clone())
+            .unwrap_or_default();
+        let pipe = match child.stdout.take() {
+            Some(pipe) => read_worker_pipe(
+                pipe,
+                self.max_frame,
+                PipeSinks {
+                    shard,
+                    tx: &self.tx,
+                    board: &self.board,
+                    in_flight: &self.in_flight,
+                    carried: &carried,
+                    forwarded,
+                },
+            ),
+            None => PipeEnd::default(),
+        };
+        (child.wait(), pipe)
+    }
+
+    /// A worker of the shard with `concurrency` slots that skips `skip`.
+    fn start(&self, concurrency: usize, skip: &IdSet) -> io::Result<Child> {
+        let mut spec = self.spec.clone();
+        if concurrency != spec.fetch.concurrency {
+            spec.fetch.concurrency = concurrency;
+            spec.fetch.auto_concurrency = false;
+        }
+        let child = spawn::spawn_worker(&self.exe, &spec, Some(skip))?;
+        self.stop.add_worker(child.id());
+        let _ = spawn::pin_to_core(child.id(), self.core);
+        crate::detail!(
+            "ringscrape: shard {}: started again, pid {}, {concurrency} slots, {} ids left",
+            spec.shard,
+            child.id(),
+            spec.ids.len() - skip.count()
+        );
+        Ok(child)
+    }
+
+    /// The row of an item that killed its worker; false when the writer is gone.
+    fn write_crash_row(&self, item: u64) -> bool {
+        let key = KeyReader::open(&self.spec.keys).ok().and_then(|mut keys| {
+            let mut key = Vec::new();
+            keys.key_for(item, &mut key).ok()?;
+            matches!(self.spec.keys, crate::job::Keys::Lines { .. }).then_some(key)
+        });
+        let record = Record {
+            index: item,
+            status: None,
+            bytes: 0,
+            latency_us: 0,
+            attempts: 1,
+            error: Some(ErrorKind::Crash),
+            captured: Captured {
+                key,
+                ..Captured::default()
+            },
+        };
+        self.tx
+            .send(Batch {
+                shard: self.spec.shard,
+                records: vec![record],
+                held: self.in_flight.hold(0),
+            })
+            .is_ok()
+    }
+}
+
+fn describe(exit: &io::Result<ExitStatus>) -> String {
+    match exit {
+        Ok(status) => super::describe_exit(*status, None),
+        Err(e) => format!("could not be waited for: {e}"),
+    }
+}
