@@ -160,12 +160,12 @@ mod tests {
             },
             rate: Some(500.0),
             keys: Keys::Lines {
-                in_flight_table: None,
                 path: "/tmp/keys.txt".into(),
                 line: 65_537,
                 offset: 1_234_567,
             },
             ids: IdRange::new(10, 20),
+            in_flight_table: Some("/proc/1/fd/9".into()),
         };
         let mut skip = IdSet::new(spec.ids);
         skip.insert(12);
