@@ -85,22 +85,23 @@ fn a_full_disk_names_the_cause_first_and_the_resume_command_last() {
     );
 }
 
-#[test]
-fn a_full_tmpfs_then_resume_completes_the_csv() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mnt = dir.path().join("small");
+/// A tmpfs of `size` mounted at `dir/small` (the tests run as root), to fill.
+fn small_tmpfs(dir: &std::path::Path, size: &str) -> std::path::PathBuf {
+    let mnt = dir.join("small");
     std::fs::create_dir(&mnt).expect("mkdir");
     let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
         .arg(&mnt)
         .status()
         .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!(
-            "SKIPPED a_full_tmpfs_then_resume_completes_the_csv: cannot mount a tmpfs here (needs root)"
-        );
-        return;
-    }
+    assert!(mounted, "mount a tmpfs at {}", mnt.display());
+    mnt
+}
+
+#[test]
+fn a_full_tmpfs_then_resume_completes_the_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mnt = small_tmpfs(dir.path(), "256k");
     let server = Server::start(&[]);
     let out = TestCommand::run(&mnt, &server.url(), "0..20000")
         .shards(2)
@@ -284,14 +285,7 @@ fn a_stopped_supervisor_pauses_new_ids_and_freezes_no_request_into_a_timeout() {
 #[test]
 fn a_full_tmpfs_under_parquet_counts_the_rows_a_reader_finds_then_resume_completes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).expect("mkdir");
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=192k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(mounted, "mount a tmpfs (the tests run as root)");
+    let mnt = small_tmpfs(dir.path(), "192k");
     let server = Server::start(&[]);
     let scrape = || {
         TestCommand::run(&mnt, &server.url(), "0..20000")

@@ -122,11 +122,11 @@ impl Keeper {
         }
     }
 
-    /// A worker that ended so is to be replaced: it died (not asked to stop), the writer still
-    /// takes rows, and the shard has not given up.
+    /// A worker that ended so is to be replaced: it crashed (not asked to stop, nor killed from
+    /// outside), the writer still takes rows, and the shard has not given up.
     fn may_replace(&self, exit: &io::Result<ExitStatus>, pipe: &PipeEnd, crashes: u64) -> bool {
-        let died = exit.as_ref().is_ok_and(|status| !status.success());
-        died && !pipe.writer_gone && !self.stop.stopping() && crashes < MAX_CRASH_ROWS
+        let crashed = exit.as_ref().is_ok_and(|status| crashed(*status));
+        crashed && !pipe.writer_gone && !self.stop.stopping() && crashes < MAX_CRASH_ROWS
     }
 
     /// Forwards `child`'s pipe to its end, then waits for it.
@@ -207,9 +207,48 @@ impl Keeper {
     }
 }
 
+/// The worker ended itself abnormally: a signal it raised (abort on a stack overflow, a bad
+/// memory access) or a panic's exit code. A kill from outside (SIGKILL, SIGTERM) or a clean
+/// error exit (a key file it cannot open) is not the doing of an answer, and is not replaced.
+fn crashed(status: ExitStatus) -> bool {
+    use nix::sys::signal::Signal;
+    use std::os::unix::process::ExitStatusExt;
+    const PANIC_EXIT: i32 = 101;
+    let raised = [
+        Signal::SIGABRT,
+        Signal::SIGSEGV,
+        Signal::SIGBUS,
+        Signal::SIGILL,
+        Signal::SIGFPE,
+    ];
+    match (status.signal(), status.code()) {
+        (Some(signal), _) => raised.iter().any(|s| *s as i32 == signal),
+        (None, code) => code == Some(PANIC_EXIT),
+    }
+}
+
 fn describe(exit: &io::Result<ExitStatus>) -> String {
     match exit {
         Ok(status) => super::describe_exit(*status, None),
         Err(e) => format!("could not be waited for: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn only_a_worker_that_ended_itself_abnormally_crashed() {
+        let signalled = |signal: i32| ExitStatus::from_raw(signal);
+        let exited = |code: i32| ExitStatus::from_raw(code << 8);
+        assert!(crashed(signalled(6)), "abort (a stack overflow)");
+        assert!(crashed(signalled(11)), "a bad memory access");
+        assert!(crashed(exited(101)), "a panic");
+        assert!(!crashed(signalled(9)), "killed from outside");
+        assert!(!crashed(signalled(15)), "asked to stop");
+        assert!(!crashed(exited(0)));
+        assert!(!crashed(exited(1)), "an error it said");
     }
 }
