@@ -288,6 +288,16 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     }
     // Standard input is one stream: one shard reads it.
     let shards = if stdin_spool.is_some() { 1 } else { shards };
+    let net = NetSpec::parse(&args.local_addr, &args.resolve, &args.connect_to)?
+        .check_local_addrs()?
+        .with_proxies(args.proxy.as_deref(), |name| std::env::var(name).ok())?
+        .with_proxy_file(args.proxy_file.as_deref(), args.proxy.as_deref())?
+        .with_dns_refresh(seconds("dns-refresh", args.dns_refresh)?);
+    if !template.host_varies() {
+        let origin = &template.origin;
+        let https = origin.scheme == crate::request::Scheme::Https;
+        net.check_source_family(&origin.host, origin.port, https)?;
+    }
     Ok(RunConfig {
         fetch: Fetch {
             request,
@@ -298,11 +308,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             concurrency,
             auto_concurrency,
             raw_body: args.raw_body,
-            net: NetSpec::parse(&args.local_addr, &args.resolve, &args.connect_to)?
-                .check_local_addrs()?
-                .with_proxies(args.proxy.as_deref(), |name| std::env::var(name).ok())?
-                .with_proxy_file(args.proxy_file.as_deref(), args.proxy.as_deref())?
-                .with_dns_refresh(seconds("dns-refresh", args.dns_refresh)?),
+            net,
             grace: seconds("grace", args.grace)?,
             limits,
             retry,

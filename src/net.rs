@@ -209,6 +209,8 @@ pub enum NetError {
     TooManyLocalAddrs(String),
     #[error("--local-addr {0}: not an address of this machine ({1})")]
     LocalAddrAbsent(IpAddr, String),
+    #[error("--local-addr: none is an {0} address, and the target is {1}")]
+    NoSourceFamily(&'static str, String),
     #[error("--resolve {0}: expected HOST:PORT:ADDR[,ADDR...] (PORT may be *)")]
     Resolve(String),
     #[error("--connect-to {0}: expected HOST:PORT:HOST2:PORT2 (any part may be empty)")]
@@ -258,6 +260,32 @@ impl NetSpec {
                 .map_err(|e| NetError::LocalAddrAbsent(addr, e.to_string()))?;
         }
         Ok(self)
+    }
+
+    /// With `--local-addr`, a target reached directly at addresses known now (written in the
+    /// URL, or pinned by `--resolve`) needs a source address of their family: `--local-addr
+    /// ::1` for `http://127.0.0.1/` would fail every connection as if the target were down.
+    pub fn check_source_family(&self, host: &str, port: u16, https: bool) -> Result<(), NetError> {
+        if self.local_addrs.is_empty() || !self.proxies_for(host, https).is_empty() {
+            return Ok(());
+        }
+        let (dest, port) = self.destination(host, port);
+        let known: Vec<IpAddr> = match self.pinned(dest, port) {
+            Some(addrs) => addrs.to_vec(),
+            None => unbracket(dest).parse().into_iter().collect(),
+        };
+        let reachable = |addr: &IpAddr| {
+            self.local_addrs
+                .iter()
+                .any(|local| local.is_ipv4() == addr.is_ipv4())
+        };
+        match known.first() {
+            Some(first) if !known.iter().any(reachable) => {
+                let family = if first.is_ipv4() { "IPv4" } else { "IPv6" };
+                Err(NetError::NoSourceFamily(family, dest.to_string()))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Sets the proxies: `flag` (`--proxy`, `RINGSCRAPE_PROXY`, the config file) for every
@@ -600,6 +628,25 @@ mod tests {
         );
         assert_eq!(wild.pinned("any.test", 80), None);
         assert!(NetSpec::parse(&[], &strings(&["+:80:10.0.0.1"]), &[]).is_err());
+        // A source address of the family the target is known to be at.
+        let v6_only =
+            NetSpec::parse(&strings(&["::1"]), &strings(&["*:80:10.0.0.1"]), &[]).expect("valid");
+        assert!(v6_only.check_source_family("name.test", 80, false).is_err());
+        assert!(v6_only.check_source_family("127.0.0.1", 81, false).is_err());
+        assert!(v6_only.check_source_family("[::1]", 81, false).is_ok());
+        assert!(
+            v6_only
+                .check_source_family("unpinned.test", 81, false)
+                .is_ok(),
+            "not known yet"
+        );
+        let proxied = v6_only
+            .with_proxies(Some("http://[::1]:3128"), |_| None)
+            .expect("valid");
+        assert!(
+            proxied.check_source_family("127.0.0.1", 80, false).is_ok(),
+            "the proxy's"
+        );
         // The last rule takes any host and port: only the host changes.
         assert_eq!(spec.destination("a.test", 81), ("b.test", 81));
         for bad in [

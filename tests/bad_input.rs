@@ -522,6 +522,10 @@ fn bad_routing_proxy_and_memory_flags_name_the_flag() {
             "proxy http://***@[::1: expected",
         ),
         (
+            run("--local-addr", "::1"),
+            "--local-addr: none is an IPv4 address, and the target is 127.0.0.1",
+        ),
+        (
             run("--local-addr", "127.0.3.7,192.0.2.1"),
             "--local-addr 192.0.2.1: not an address of this machine",
         ),
