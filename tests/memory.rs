@@ -156,7 +156,7 @@ fn decoder_windows_stay_within_the_body_memory() {
                 "--retries",
                 "0",
                 "--timeout",
-                "2",
+                "5",
             ])
             .args(["--body-memory", "16M"])
             .spawn();
