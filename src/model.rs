@@ -278,15 +278,6 @@ impl Record {
     }
 }
 
-/// Records from one shard, on their way from its pipe reader to the writer.
-pub struct Batch {
-    pub shard: usize,
-    pub records: Vec<Record>,
-    /// The batch's captured bytes, counted against the supervisor's bound until the writer
-    /// drops the batch.
-    pub held: crate::supervisor::HeldBytes,
-}
-
 /// Per-request deadlines and size limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RequestLimits {

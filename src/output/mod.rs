@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod batch;
 pub mod bodies;
 pub mod csv_rows;
 pub mod jsonl;

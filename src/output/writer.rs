@@ -14,8 +14,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::Output;
+use super::batch::Batch;
 use crate::metrics::Metrics;
-use crate::model::{Batch, BodyEncoding, Record};
+use crate::model::{BodyEncoding, Record};
 use crate::progress::Progress;
 use crate::stats::WorkerStats;
 

@@ -24,10 +24,10 @@ use crate::ids::{IdRange, IdSet};
 use crate::inflight::InFlightTable;
 use crate::job::Keys;
 use crate::metrics::{self, Metrics};
-use crate::model::Batch;
 use crate::model::BodyColumn;
 use crate::output::Output;
 use crate::output::RowFormat;
+use crate::output::batch::{BYTES_IN_FLIGHT, Batch, BytesInFlight};
 use crate::output::csv_rows::CsvRows;
 use crate::output::jsonl::JsonlRows;
 use crate::output::lock::{self, LockError, OutputLock};
@@ -38,8 +38,7 @@ use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
 use crate::worker::WorkerSpec;
 use keeper::{Keeper, ShardEnd};
-pub(crate) use pipes::HeldBytes;
-use pipes::{BYTES_IN_FLIGHT, BytesInFlight, StatsBoard};
+use pipes::StatsBoard;
 pub use signals::Stop;
 
 /// Batches in flight between pipe readers and the writer (×1024 rows): the backpressure bound.
