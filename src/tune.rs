@@ -13,30 +13,13 @@ use std::time::Duration;
 use crate::ids::{IdRange, IdRangeError};
 
 mod plot;
+mod step;
 
 pub use plot::{PlotError, draw as plot};
+pub use step::{Measured, Step};
 
 /// Steps within this share of the best throughput count as reaching it.
 const NEAR_BEST: f64 = 0.95;
-
-/// One step's setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
-    Fixed(usize),
-    Auto,
-}
-
-/// What one step measured.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Measured {
-    pub step: Step,
-    pub req_per_s: f64,
-    pub p50_ms: f64,
-    pub p99_ms: f64,
-    pub errors: u64,
-    /// With `auto`: the limits the workers settled on.
-    pub settled: Vec<u64>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TuneError {
@@ -62,15 +45,6 @@ impl TuneError {
             self,
             TuneError::Steps(_) | TuneError::Ids(_) | TuneError::TooFewIds(..)
         )
-    }
-}
-
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Step::Fixed(n) => write!(f, "{n}"),
-            Step::Auto => write!(f, "auto"),
-        }
     }
 }
 

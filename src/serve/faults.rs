@@ -10,8 +10,7 @@ use std::time::Duration;
 use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
 
-use super::http::{write_head, write_response};
-use super::send;
+use super::http::{send, write_head, write_response};
 
 /// Size of the body sent by `--huge-every` (above the client's default 16 MiB limit).
 pub const HUGE_BODY_BYTES: u64 = 64 << 20;

@@ -4,6 +4,9 @@
 use std::cell::RefCell;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use monoio::io::AsyncWriteRentExt;
+use monoio::net::TcpStream;
+
 /// A parsed request head.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
@@ -123,6 +126,14 @@ pub fn write_response(
 ) {
     write_head(out, status, body.len() as u64, delay, close, extra);
     out.extend_from_slice(body);
+}
+
+/// Sends `out` (and keeps the buffer for reuse); false when the connection is gone.
+pub async fn send(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
+    let (written, buf) = stream.write_all(std::mem::take(out)).await;
+    *out = buf;
+    out.clear();
+    written.is_ok()
 }
 
 #[cfg(test)]

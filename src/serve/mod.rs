@@ -18,14 +18,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use monoio::io::{AsyncReadRent, AsyncWriteRentExt};
+use monoio::io::AsyncReadRent;
 use monoio::net::TcpStream;
 
 use crate::cli::ServeArgs;
 use crate::runtime;
 use capacity::Capacity;
 use faults::{AttemptCounter, Fault, Faults, inject};
-use http::{Parsed, parse_request, write_response};
+use http::{Parsed, parse_request, send, write_response};
 
 /// A request head larger than this is refused (the client is not one of ours).
 const MAX_REQUEST_BYTES: usize = 64 << 10;
@@ -251,14 +251,6 @@ async fn accept_loop(listener: TcpListener, shared: Shared) -> io::Result<()> {
             }
         }
     }
-}
-
-/// Sends `out` (and keeps the buffer for reuse); false when the connection is gone.
-pub(super) async fn send(stream: &mut TcpStream, out: &mut Vec<u8>) -> bool {
-    let (written, buf) = stream.write_all(std::mem::take(out)).await;
-    *out = buf;
-    out.clear();
-    written.is_ok()
 }
 
 async fn serve_connection(mut stream: TcpStream, target: Rc<Target>) {

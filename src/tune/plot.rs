@@ -7,7 +7,7 @@ use plotters::coord::Shift;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
-use super::{Measured, Step};
+use super::step::{Measured, Step};
 
 const WIDTH: u32 = 800;
 const HEIGHT: u32 = 640;
