@@ -38,7 +38,7 @@ use nix::sys::socket::{
 };
 use rustls::pki_types::ServerName;
 
-use super::Failure;
+use super::failure::Failure;
 use super::pace::{Pacer, SLOW_CONNECT};
 use super::proxy::{self, SocksTarget};
 use crate::model::ErrorKind;
@@ -598,7 +598,7 @@ async fn connect_bound(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
     // monoio's io_uring driver runs sockets blocking (the ring waits, not the thread); its
     // epoll driver needs them non-blocking.
     if current_driver() == Some(Driver::IoUring) {
-        super::set_nonblocking(&borrowed.as_fd(), false)?;
+        crate::runtime::set_nonblocking(&borrowed.as_fd(), false)?;
     }
     Ok(stream)
 }
@@ -675,7 +675,7 @@ impl Targets {
     /// first answer; a name that did not resolve is `dns`.
     async fn in_turn(&self) -> Result<Vec<SocketAddr>, Failure> {
         if let Some(found) = &self.found {
-            super::until(|| found.answers.load(Ordering::Acquire) > 0).await;
+            super::wait::until(|| found.answers.load(Ordering::Acquire) > 0).await;
             let answers = found.answers.load(Ordering::Acquire);
             if answers != self.taken.get() {
                 self.taken.set(answers);

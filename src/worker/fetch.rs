@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use monoio_http_client::unified::UnifiedTransportConnection;
 
-use super::Failure;
 use super::connect::{Dialer, ProxyBoard, ProxyHealth, RouteId, spoiled_while_idle};
+use super::failure::Failure;
 use super::gate::Gate;
 use super::h1::{Answer, H1Conn, Wants};
 use super::h2::{self, Acquired, Lanes};

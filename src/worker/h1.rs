@@ -18,8 +18,8 @@ use std::time::{Duration, SystemTime};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
-use super::Failure;
 use super::decode::{BodyDecoder, Coding, Codings, DecodeError};
+use super::failure::Failure;
 use super::memory::{BodyBudget, Hold};
 use super::retry::parse_retry_after;
 use super::spool::Spool;

@@ -21,9 +21,9 @@ use monoio_http::h2::client::SendRequest;
 use monoio_http_client::HttpConnection;
 use monoio_http_client::unified::UnifiedTransportConnection;
 
-use super::Failure;
 use super::connect::{Dialer, RouteId};
 use super::decode::Codings;
+use super::failure::Failure;
 use super::h1::{Answer, Wants, keep_body_bytes};
 use super::retry::parse_retry_after;
 use crate::model::ErrorKind;
@@ -113,7 +113,7 @@ impl Lanes {
                 // Another slot is opening a lane; its room will do for us too, and its failure
                 // is ours.
                 let waited_on = self.opened.get();
-                super::pause(Duration::from_millis(1)).await;
+                super::wait::pause(Duration::from_millis(1)).await;
                 if let Some((number, failure)) = &*self.last_failed.borrow()
                     && *number == waited_on
                 {

@@ -11,6 +11,7 @@
 mod connect;
 mod cursor;
 mod decode;
+mod failure;
 mod fetch;
 mod gate;
 mod h1;
@@ -24,6 +25,7 @@ mod retry;
 mod sink;
 mod spec;
 mod spool;
+mod wait;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -38,21 +40,23 @@ use nix::sys::signal::Signal;
 use crate::extract::Extractor;
 use crate::inflight::InFlightTable;
 use crate::job::{KeyReader, Keys};
-use crate::model::{BodyColumn, ErrorKind};
+use crate::model::BodyColumn;
 use crate::output::bodies::BodiesDir;
 use crate::request::{RequestError, RequestTemplate};
-use crate::runtime;
+use crate::runtime::{self, set_nonblocking};
 use crate::stats::WorkerStats;
 use crate::tls::TlsError;
 
 pub use spec::{Fetch, WorkerSpec, encode_assignment, read_assignment};
 
 use connect::{Dialer, ProxyBoard};
+
 use cursor::Cursor;
 use fetch::{Outcome, Plan, Slot};
 use limit::Limiter;
 use queue::{Work, WorkQueue};
 use sink::{DRAIN_EVERY, FLUSH_EVERY, FrameSink};
+use wait::Parked;
 
 /// Retries that may wait in the queue per slot before new items wait for them.
 const MAX_WAITING_PER_SLOT: usize = 64;
@@ -62,8 +66,8 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
-    #[error("worker spec on stdin: {0}")]
-    Spec(String),
+    #[error(transparent)]
+    Spec(#[from] spec::SpecError),
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
@@ -80,36 +84,6 @@ pub enum WorkerError {
     Pipe(io::Error),
     #[error("opening the in-flight table: {0}")]
     Table(io::Error),
-}
-
-/// Why an attempt got no answer, and whether any byte of an answer had arrived (a failure on a
-/// reused connection before that means the server had closed it while idle).
-#[derive(Debug, Clone)]
-pub struct Failure {
-    pub kind: ErrorKind,
-    pub answered: bool,
-    /// What went wrong, in words (for debugging; the CSV has the kind).
-    pub detail: String,
-}
-
-impl Failure {
-    /// An I/O error on a connection, as the CSV names it.
-    pub fn from_io(error: &io::Error, answered: bool) -> Failure {
-        use io::ErrorKind as K;
-        let kind = match error.kind() {
-            K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe => ErrorKind::Reset,
-            K::UnexpectedEof => ErrorKind::Closed,
-            K::TimedOut => ErrorKind::Timeout,
-            // TLS records that don't decrypt, alerts.
-            K::InvalidData => ErrorKind::Tls,
-            _ => ErrorKind::Io,
-        };
-        Failure {
-            kind,
-            answered,
-            detail: error.to_string(),
-        }
-    }
 }
 
 /// State the worker's tasks share (all on one thread).
@@ -361,18 +335,6 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
     }
 }
 
-/// Sets or clears `O_NONBLOCK` on `fd`.
-fn set_nonblocking(fd: &impl std::os::fd::AsFd, on: bool) -> nix::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    let flags = if on {
-        flags | OFlag::O_NONBLOCK
-    } else {
-        flags - OFlag::O_NONBLOCK
-    };
-    fcntl(fd, FcntlArg::F_SETFL(flags)).map(|_| ())
-}
-
 /// Offers of the backlog the pipe refused in a row before `tend` offers it less often.
 const STUCK_AFTER: u32 = 32;
 /// The longest `tend` waits before offering a backlog to a pipe that takes nothing.
@@ -418,75 +380,10 @@ impl DrainPace {
     }
 }
 
-/// How often a task waiting for something that wakes no task (a resolver thread's answer)
-/// looks again.
-const LOOK_AGAIN: Duration = Duration::from_millis(1);
-
-/// Waits until `ready()` holds, looking again every [`LOOK_AGAIN`].
-async fn until(mut ready: impl FnMut() -> bool) {
-    if ready() {
-        return;
-    }
-    // One timer for the whole wait (boxed, see `pause`), set again each time.
-    let mut timer = Box::pin(monoio::time::sleep(LOOK_AGAIN));
-    loop {
-        timer.as_mut().await;
-        if ready() {
-            return;
-        }
-        let next = monoio::time::Instant::now() + LOOK_AGAIN;
-        timer.as_mut().reset(next);
-    }
-}
-
-/// Sleeps for `duration`: what a slot's task awaits instead of `monoio::time::sleep`.
-///
-/// monoio's `Sleep` is 640 bytes aligned to 128 (its timer entry is cache-padded for threads a
-/// single-threaded runtime never has). Held inline anywhere in a slot's future, it made the
-/// whole future 128-aligned and padded at every level: boxed, each slot's task is smaller by
-/// more than a kilobyte, which thousands of slots pay for at once. Only waits (rare: a rate
-/// gate, a retry not due yet) pay for the box.
-pub(crate) async fn pause(duration: Duration) {
-    Box::pin(monoio::time::sleep(duration)).await
-}
-
-/// [`pause`] until `at`.
-pub(crate) async fn pause_until(at: Instant) {
-    Box::pin(monoio::time::sleep_until(monoio::time::Instant::from_std(
-        at,
-    )))
-    .await
-}
-
 /// Waits while the pipe to the supervisor is backed up (a slow disk, a stopped supervisor):
 /// no new id until it drains. Requests in flight go on meanwhile.
 async fn wait_for_the_pipe(shared: &Shared) {
     shared.pipe_waiters.until(|| shared.pipe_open()).await;
-}
-
-/// Tasks waiting for a condition that only certain events change (the pipe draining, bodies let
-/// go): each such event wakes them all to look again. Parked, not polling on a timer.
-#[derive(Debug, Default)]
-pub(crate) struct Parked(RefCell<Vec<std::task::Waker>>);
-
-impl Parked {
-    /// Waits until `ready()` holds, looking again each time [`Parked::wake_all`] is called.
-    pub(crate) async fn until(&self, mut ready: impl FnMut() -> bool) {
-        std::future::poll_fn(|cx| {
-            if ready() {
-                return std::task::Poll::Ready(());
-            }
-            self.0.borrow_mut().push(cx.waker().clone());
-            std::task::Poll::Pending
-        })
-        .await;
-    }
-
-    pub(crate) fn wake_all(&self) {
-        for waker in self.0.take() {
-            waker.wake();
-        }
-    }
 }
 
 /// One in-flight slot (number `index`): takes the next id until there are none, one request at

@@ -114,7 +114,7 @@ impl WorkQueue {
                 Next::Done => return None,
                 Next::WaitUntil(at) => {
                     let wait = at.saturating_duration_since(Instant::now()).min(LOOK_AGAIN);
-                    super::pause(wait.max(Duration::from_millis(1))).await;
+                    super::wait::pause(wait.max(Duration::from_millis(1))).await;
                 }
             }
         }

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::WorkerError;
 use crate::ids::{IdRange, IdSet};
 use crate::job::Keys;
 use crate::model::{RequestLimits, RetryPolicy, Schema};
@@ -77,9 +76,14 @@ pub fn encode_assignment(spec: &WorkerSpec, skip: Option<&IdSet>) -> Vec<u8> {
     out
 }
 
+/// An assignment that does not read.
+#[derive(Debug, thiserror::Error)]
+#[error("worker spec on stdin: {0}")]
+pub struct SpecError(String);
+
 /// Reads what [`encode_assignment`] wrote, to the end of `input`.
-pub fn read_assignment(input: impl Read) -> Result<(WorkerSpec, Option<IdSet>), WorkerError> {
-    let bad = |message: String| WorkerError::Spec(message);
+pub fn read_assignment(input: impl Read) -> Result<(WorkerSpec, Option<IdSet>), SpecError> {
+    let bad = SpecError;
     let mut reader = FrameReader::new(input);
     let mut spec = None;
     let mut skip: Option<Vec<u8>> = None;
