@@ -13,9 +13,6 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::merge::Keep;
-use crate::output::RowFormat;
-
 /// Read by `run` when no `--config` is given, if it exists (relative to the working directory).
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
 
@@ -158,7 +155,7 @@ pub struct RunArgs {
     pub format: Option<FormatArg>,
     /// Parquet: rows per part file (a part is also closed 10 s after its first row, and at the
     /// end); rows not yet in a closed part are fetched again by --resume after a crash
-    #[arg(long, value_name = "N", default_value_t = crate::output::parquet::PART_ROWS)]
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub part_rows: usize,
     /// TOML config file of flags (`concurrency = 64`); command-line flags win over it
     /// [default: config/default.toml if present]
@@ -489,16 +486,6 @@ pub enum FormatArg {
     Parquet,
 }
 
-impl From<FormatArg> for RowFormat {
-    fn from(format: FormatArg) -> RowFormat {
-        match format {
-            FormatArg::Csv => RowFormat::Csv,
-            FormatArg::Jsonl => RowFormat::JsonLines,
-            FormatArg::Parquet => RowFormat::Parquet,
-        }
-    }
-}
-
 /// `merge --allow-duplicates`: which input's row is kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeepArg {
@@ -506,15 +493,6 @@ pub enum KeepArg {
     First,
     /// The row of the input listed last.
     Last,
-}
-
-impl From<KeepArg> for Keep {
-    fn from(keep: KeepArg) -> Keep {
-        match keep {
-            KeepArg::First => Keep::First,
-            KeepArg::Last => Keep::Last,
-        }
-    }
 }
 
 /// A duration as wrk, oha and hey take it: a number with a unit (`ms`, `s`, `m`, `h`), or a bare

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Concurrency, RunArgs};
+use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
 use crate::extract::ExtractSpec;
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile};
+use crate::merge::Keep;
 use crate::model::{BodyColumn, BodyEncoding, RequestLimits, RetryPolicy, Schema};
 use crate::net::NetSpec;
 use crate::nodes::{self, Node, NodeError};
@@ -473,6 +474,27 @@ fn check_output(output: &Output, mode: WriteMode) -> Result<(), ConfigError> {
         return Err(ConfigError::NoOutputDir(path.clone(), dir.to_path_buf()));
     }
     Ok(())
+}
+
+// The command line's own enums, as the rest of the program knows them.
+
+impl From<FormatArg> for RowFormat {
+    fn from(format: FormatArg) -> RowFormat {
+        match format {
+            FormatArg::Csv => RowFormat::Csv,
+            FormatArg::Jsonl => RowFormat::JsonLines,
+            FormatArg::Parquet => RowFormat::Parquet,
+        }
+    }
+}
+
+impl From<KeepArg> for Keep {
+    fn from(keep: KeepArg) -> Keep {
+        match keep {
+            KeepArg::First => Keep::First,
+            KeepArg::Last => Keep::Last,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! directory as one table.
 //!
 //! A part is written as `.part-N.parquet.tmp` and renamed into place when closed: every
-//! [`PART_ROWS`] rows, [`PART_BYTES`] of buffered values, or [`PART_EVERY`] after its first row,
+//! `--part-rows` rows, [`PART_BYTES`] of buffered values, or [`PART_EVERY`] after its first row,
 //! and at the end of the run. Rows not yet in a closed part are fetched again by `--resume`,
 //! which removes what a crash left (`.tmp` files, a part whose footer does not read).
 //!
@@ -30,8 +30,6 @@ use parquet::file::properties::WriterProperties;
 use super::writer::{WriteRows, as_text, encode_body};
 use crate::model::{BodyColumn, Record, Schema};
 
-/// Rows in one part at most, unless `--part-rows` says otherwise.
-pub const PART_ROWS: usize = 100_000;
 /// Buffered captured values (bodies, headers, fields) in one part at most.
 pub const PART_BYTES: usize = 64 << 20;
 /// Longest a row waits in an open part before the part is closed.
@@ -263,7 +261,7 @@ fn part_number(path: &Path) -> Option<u64> {
         .ok()
 }
 
-/// Formats records into typed columns, closing a part as [`PART_ROWS`], [`PART_BYTES`] or
+/// Formats records into typed columns, closing a part as `--part-rows`, [`PART_BYTES`] or
 /// [`PART_EVERY`] says.
 pub struct ParquetRows {
     parts: PartWriter,
@@ -449,7 +447,7 @@ mod tests {
             body: BodyColumn::Inline(BodyEncoding::Text),
             ..Schema::default()
         };
-        let mut rows = ParquetRows::new(&out, schema, PART_ROWS).expect("dir");
+        let mut rows = ParquetRows::new(&out, schema, 100_000).expect("dir");
         for index in 0..5 {
             rows.write(&Record {
                 index,
