@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::assignment::Fetch;
 use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
 use crate::extract::ExtractSpec;
 use crate::ids::{IdRange, IdRangeError};
@@ -18,7 +19,6 @@ use crate::output::{RowFormat, directory_of};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::tls::{self, TlsError, Trust};
 use crate::verbosity::Verbosity;
-use crate::worker::Fetch;
 
 /// A body limit beyond this is a typo: bodies are held in memory, one per in-flight request.
 const MAX_BODY_LIMIT: u64 = 1 << 32;

@@ -6,7 +6,7 @@
 //! flags under the command line); [`config`] checks them into one [`config::RunConfig`]; the
 //! [`supervisor`] raises the open-files limit, splits the [`job`]'s items (an [`ids`] range or
 //! the lines of a key file) into shards and starts one pinned [`worker`] process per shard, its
-//! assignment sent as frames on its stdin; each worker runs a monoio [`runtime`] (io_uring, epoll
+//! [`assignment`] (the contract both sides import) sent as frames on its stdin; each worker runs a monoio [`runtime`] (io_uring, epoll
 //! fallback) with `concurrency` tasks that build each item's request from the [`request`]
 //! template (holes compiled by [`template`]) and fetch it over HTTP/1.1 or HTTP/2, trusting
 //! what [`tls`] says, undoing the answer's content coding as it arrives and taking the fields
@@ -21,6 +21,7 @@
 //! picks this machine's slice of the items before any of that; `merge` joins the machines' CSVs
 //! afterwards and proves every item has one row. [`serve`] is the built-in demo target.
 
+pub(crate) mod assignment;
 pub mod cli;
 pub(crate) mod config;
 pub(crate) mod extract;

@@ -13,7 +13,7 @@
 //!                  wire_bytes:u64 unknown_coding:u64 extract_misses:u64 redirect_limit:u64
 //!                  n:u16 (len:u16 tls_reason[len] count:u64)[n]
 //!                  latency histogram (HdrHistogram V2 encoding)
-//! tag 3  = spec:   the worker's assignment (TOML text, see `worker::WorkerSpec`)
+//! tag 3  = spec:   the worker's assignment (TOML text, see `assignment::WorkerSpec`)
 //! tag 4  = skip:   the ids to skip when resuming (an `IdSet`'s bytes)
 //! ```
 //! All integers little-endian. `status` 0 means no response, `error` 0 means none. A decoder

@@ -21,12 +21,12 @@ use crossbeam_channel::Sender;
 use super::pipes::{PipeEnd, PipeSinks, StatsBoard, read_worker_pipe};
 use super::signals::Stop;
 use super::spawn;
+use crate::assignment::WorkerSpec;
 use crate::ids::IdSet;
 use crate::inflight::InFlightTable;
 use crate::job::KeyReader;
 use crate::model::{Captured, ErrorKind, Record};
 use crate::output::batch::{Batch, BytesInFlight};
-use crate::worker::WorkerSpec;
 
 /// `crash` rows a shard writes before it gives up: a filter that kills on every answer would
 /// otherwise start a worker per item.

@@ -19,6 +19,7 @@ use std::time::Instant;
 pub use limits::LimitError;
 pub use signals::exit_code as signal_exit_code;
 
+use crate::assignment::WorkerSpec;
 use crate::config::{RunConfig, WriteMode};
 use crate::ids::{IdRange, IdSet};
 use crate::inflight::InFlightTable;
@@ -36,7 +37,6 @@ use crate::output::resume::{self, ResumeError};
 use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
-use crate::worker::WorkerSpec;
 use keeper::{Keeper, ShardEnd};
 use pipes::StatsBoard;
 pub use signals::Stop;

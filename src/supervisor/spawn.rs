@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
+use crate::assignment::{WorkerSpec, encode_assignment};
 use crate::ids::IdSet;
-use crate::worker::{WorkerSpec, encode_assignment};
 
 /// The cores this process may run on, in order (respects taskset / cgroup masks).
 pub fn allowed_cores() -> Vec<usize> {

@@ -23,7 +23,6 @@ mod proxy;
 mod queue;
 mod retry;
 mod sink;
-mod spec;
 mod spool;
 mod wait;
 
@@ -47,7 +46,7 @@ use crate::runtime::{self, set_nonblocking};
 use crate::stats::WorkerStats;
 use crate::tls::TlsError;
 
-pub use spec::{Fetch, WorkerSpec, encode_assignment, read_assignment};
+use crate::assignment::{WorkerSpec, read_assignment};
 
 use connect::{Dialer, ProxyBoard};
 
@@ -67,7 +66,7 @@ const STATS_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error(transparent)]
-    Spec(#[from] spec::SpecError),
+    Spec(#[from] crate::assignment::SpecError),
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
