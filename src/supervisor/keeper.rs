@@ -12,6 +12,7 @@
 //! shard gives up (it fails as before, and `--resume` goes on past them).
 
 use std::io;
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::sync::Arc;
@@ -213,7 +214,6 @@ impl Keeper {
 /// error exit (a key file it cannot open) is not the doing of an answer, and is not replaced.
 fn crashed(status: ExitStatus) -> bool {
     use nix::sys::signal::Signal;
-    use std::os::unix::process::ExitStatusExt;
     const PANIC_EXIT: i32 = 101;
     let raised = [
         Signal::SIGABRT,
@@ -230,15 +230,31 @@ fn crashed(status: ExitStatus) -> bool {
 
 fn describe(exit: &io::Result<ExitStatus>) -> String {
     match exit {
-        Ok(status) => super::describe_exit(*status, None),
+        Ok(status) => describe_exit(*status, None),
         Err(e) => format!("could not be waited for: {e}"),
+    }
+}
+
+/// How a worker ended, in words; with what its pipe said, if anything.
+pub fn describe_exit(status: ExitStatus, pipe_error: Option<&str>) -> String {
+    let how = match (status.code(), status.signal()) {
+        (Some(0), _) => "exited cleanly".to_string(),
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => {
+            let name = nix::sys::signal::Signal::try_from(signal).map_or("unknown", |s| s.as_str());
+            format!("killed by signal {signal} ({name})")
+        }
+        (None, None) => "ended abnormally".to_string(),
+    };
+    match pipe_error {
+        Some(error) => format!("{how}, {error}"),
+        None => how,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::process::ExitStatusExt;
 
     #[test]
     fn only_a_worker_that_ended_itself_abnormally_crashed() {

@@ -9,9 +9,7 @@ mod signals;
 mod spawn;
 
 use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
@@ -37,7 +35,7 @@ use crate::output::resume::{self, ResumeError};
 use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
-use keeper::{Keeper, ShardEnd};
+use keeper::{Keeper, ShardEnd, describe_exit};
 use pipes::StatsBoard;
 pub use signals::Stop;
 
@@ -624,20 +622,4 @@ fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
         }
     }
     failed
-}
-
-pub(super) fn describe_exit(status: ExitStatus, pipe_error: Option<&str>) -> String {
-    let how = match (status.code(), status.signal()) {
-        (Some(0), _) => "exited cleanly".to_string(),
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(signal)) => {
-            let name = nix::sys::signal::Signal::try_from(signal).map_or("unknown", |s| s.as_str());
-            format!("killed by signal {signal} ({name})")
-        }
-        (None, None) => "ended abnormally".to_string(),
-    };
-    match pipe_error {
-        Some(error) => format!("{how}, {error}"),
-        None => how,
-    }
 }
