@@ -209,7 +209,7 @@ impl PartWriter {
     /// One part that takes the place of `part` when closed (atomically, by rename).
     pub fn replacing(part: &Path) -> Self {
         Self {
-            dir: super::directory_of(part).to_path_buf(),
+            dir: super::format::directory_of(part).to_path_buf(),
             schema: None,
             replacing: Some(part.to_path_buf()),
             next: 0,

@@ -13,7 +13,7 @@ use ::parquet::arrow::arrow_reader::ParquetRecordBatchReader;
 use arrow_array::RecordBatch;
 use arrow_array::RecordBatchReader;
 
-use super::RowFormat;
+use super::format::RowFormat;
 use super::parquet::{self, PartWriter};
 use crate::model::{ErrorKind, FIXED_COLUMNS, is_success};
 
@@ -597,6 +597,30 @@ pub fn complete_len(file: &mut File, format: RowFormat) -> io::Result<u64> {
         }
         at += n as u64;
     }
+}
+
+/// The whole rows of the CSV or JSON Lines file `path`, and the bytes after the last of them
+/// (a row torn by a full disk or a kill); for Parquet, the rows of its readable parts.
+pub fn rows_on_disk(path: &std::path::Path, format: RowFormat) -> std::io::Result<(u64, u64)> {
+    use std::io::{Read, Seek, SeekFrom};
+    if format == RowFormat::Parquet {
+        return Ok((parquet::readable_rows(path)?, 0));
+    }
+    let mut file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let complete = complete_len(&mut file, format)?;
+    let torn = file.metadata()?.len() - complete;
+    file.seek(SeekFrom::Start(0))?;
+    let input = std::io::BufReader::new((&file).take(complete));
+    let mut rows = 0;
+    if let Ok(Some(mut reader)) = RowReader::of_format(input, format) {
+        while let Ok(Some(_)) = reader.next_row() {
+            rows += 1;
+        }
+    }
+    Ok((rows, torn))
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::Output;
 use super::batch::Batch;
+use super::format::Output;
 use crate::metrics::Metrics;
 use crate::model::{BodyEncoding, Record};
 use crate::progress::Progress;
