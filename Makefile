@@ -52,6 +52,7 @@ fmt:
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	python3 .ci/import_cycles.py src
 
 # Known vulnerabilities in Cargo.lock, offline: the team's RustSec copy when it is there, else
 # the one in .ci/ (needs `cargo install cargo-audit --locked`; .ci/run installs it).
