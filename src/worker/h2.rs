@@ -11,7 +11,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use monoio_http::common::body::{Body, FixedBody, HttpBody};
@@ -26,6 +26,7 @@ use super::decode::Codings;
 use super::failure::Failure;
 use super::h1::{Answer, Wants, keep_body_bytes};
 use super::retry::parse_retry_after;
+use super::wait::Parked;
 use crate::model::ErrorKind;
 
 /// Requests in flight on one connection before another is opened: below nginx's default
@@ -62,6 +63,25 @@ impl Drop for Held {
     }
 }
 
+/// A lane being opened: ends the opening however `open` ends, its future dropped included (the
+/// opening slot's deadline passed mid-handshake). Before, a dropped opening left `opening` set
+/// and every slot after it waited out its own deadline, for the rest of the run.
+struct Opening<'a>(&'a Lanes);
+
+impl<'a> Opening<'a> {
+    fn begin(lanes: &'a Lanes) -> Opening<'a> {
+        lanes.opening.set(true);
+        Opening(lanes)
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.opening.set(false);
+        self.0.open_ended.wake_all();
+    }
+}
+
 /// What [`Lanes::acquire`] got.
 pub enum Acquired {
     Lane(Held),
@@ -75,6 +95,8 @@ pub enum Acquired {
 pub struct Lanes {
     lanes: RefCell<Vec<Rc<Lane>>>,
     opening: Cell<bool>,
+    /// Slots waiting for the lane being opened, woken when its opening ends.
+    open_ended: Parked,
     /// Lanes whose opening began so far, and how the last one that failed did (its number,
     /// kind and words): slots that waited on it fail alike, at once, rather than each waiting
     /// out its own deadline behind a proxy that never answers.
@@ -111,24 +133,26 @@ impl Lanes {
             }
             if self.opening.get() {
                 // Another slot is opening a lane; its room will do for us too, and its failure
-                // is ours.
+                // is ours. Parked until it ends, not looking every millisecond.
                 let waited_on = self.opened.get();
-                super::wait::pause(Duration::from_millis(1)).await;
+                // (Another slot may begin the next opening before this one runs again.)
+                let ended = || !self.opening.get() || self.opened.get() != waited_on;
+                self.open_ended.until(ended).await;
                 if let Some((number, failure)) = &*self.last_failed.borrow()
-                    && *number == waited_on
+                    && *number >= waited_on
                 {
                     return Err(failure.clone());
                 }
                 continue;
             }
-            self.opening.set(true);
             let number = self.opened.get() + 1;
             self.opened.set(number);
+            let opening = Opening::begin(self);
             let opened = self.open(dialer).await;
-            self.opening.set(false);
             if let Err(failure) = &opened {
                 *self.last_failed.borrow_mut() = Some((number, failure.clone()));
             }
+            drop(opening);
             match opened? {
                 Opened::Lane(lane) => self.lanes.borrow_mut().push(lane),
                 Opened::Declined(stream, route) => return Ok(Acquired::Declined(stream, route)),
