@@ -18,10 +18,10 @@ use flate2::write::{DeflateDecoder, GzDecoder, ZlibDecoder};
 const BROTLI_BUFFER: usize = 16 << 10;
 /// Largest zstd window decoded, as a power of two: 8 MiB, what RFC 9659 asks HTTP decoders to
 /// support at least and encoders to stay within. A frame asking for more is `decode`; at 2^27
-/// (128 MiB, what `zstd --long` writes) 256 answers in flight took 3.8 GB.
+/// (128 MiB, what `zstd --long` writes) 256 answers in flight took 1.7 GB here.
 const ZSTD_WINDOW_LOG_MAX: u32 = 23;
-/// A decoder's own buffers and tables besides its window (zstd's context and block buffers,
-/// brotli's tables, inflate's state): a rounded-up allowance.
+/// A zstd or brotli decoder's own buffers and tables besides its window (zstd's context and
+/// block buffers, brotli's tables): a rounded-up allowance.
 const DECODER_STATE: usize = 256 << 10;
 
 /// One content coding this client can undo.
@@ -425,13 +425,14 @@ impl BodyDecoder {
 
 /// The most a decoder of `coding` holds besides the decoded body, whatever the stream says.
 fn largest_window(coding: Coding) -> usize {
-    DECODER_STATE
-        + match coding {
-            Coding::Gzip | Coding::Deflate => 32 << 10,
-            // RFC 7932's largest window (24 bits; the large-window extension is refused).
-            Coding::Brotli => 16 << 20,
-            Coding::Zstd => 1 << ZSTD_WINDOW_LOG_MAX,
-        }
+    match coding {
+        // Inflate's 32 KiB window and tables, and flate2's 32 KiB buffer, rounded up: counted
+        // for every gzip answer, so not the larger allowance of the other two.
+        Coding::Gzip | Coding::Deflate => 96 << 10,
+        // RFC 7932's largest window (24 bits; the large-window extension is refused).
+        Coding::Brotli => DECODER_STATE + (16 << 20),
+        Coding::Zstd => DECODER_STATE + (1 << ZSTD_WINDOW_LOG_MAX),
+    }
 }
 
 /// What a decoder of `coding` will hold for a stream that begins with `first`, as the stream's
