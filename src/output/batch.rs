@@ -12,7 +12,7 @@ pub struct Batch {
     pub records: Vec<Record>,
     /// The batch's captured bytes, counted against the supervisor's bound until the writer
     /// drops the batch.
-    pub held: HeldBytes,
+    pub held: BatchBytes,
 }
 
 /// Captured bytes (bodies) in batches between the pipe readers and the writer, all shards
@@ -31,7 +31,7 @@ pub struct BytesInFlight {
 
 /// Bytes of one batch, given back when it is dropped (written).
 #[derive(Debug)]
-pub struct HeldBytes {
+pub struct BatchBytes {
     gate: Arc<BytesInFlight>,
     bytes: usize,
 }
@@ -46,7 +46,7 @@ impl BytesInFlight {
     }
 
     /// Waits until `bytes` more fit (or nothing is on its way), then holds them.
-    pub fn hold(self: &Arc<Self>, bytes: usize) -> HeldBytes {
+    pub fn hold(self: &Arc<Self>, bytes: usize) -> BatchBytes {
         let mut in_flight = self.bytes.lock().unwrap_or_else(|e| e.into_inner());
         while *in_flight > 0 && *in_flight + bytes > self.limit {
             in_flight = self
@@ -55,14 +55,14 @@ impl BytesInFlight {
                 .unwrap_or_else(|e| e.into_inner());
         }
         *in_flight += bytes;
-        HeldBytes {
+        BatchBytes {
             gate: self.clone(),
             bytes,
         }
     }
 }
 
-impl Drop for HeldBytes {
+impl Drop for BatchBytes {
     fn drop(&mut self) {
         if self.bytes == 0 {
             return;

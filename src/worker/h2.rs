@@ -47,7 +47,7 @@ pub struct Lane {
 }
 
 /// A request's hold on a lane; releases its place when the request ends, however it ends.
-pub struct Held {
+pub struct LaneSeat {
     pub lane: Rc<Lane>,
     /// The lane had carried requests before this one (a failure before any answer then says
     /// the connection had gone stale, not that this request failed).
@@ -57,7 +57,7 @@ pub struct Held {
     pub refused: Cell<bool>,
 }
 
-impl Drop for Held {
+impl Drop for LaneSeat {
     fn drop(&mut self) {
         self.lane.in_flight.set(self.lane.in_flight.get() - 1);
     }
@@ -84,7 +84,7 @@ impl Drop for Opening<'_> {
 
 /// What [`Lanes::acquire`] got.
 pub enum Acquired {
-    Lane(Held),
+    Lane(LaneSeat),
     /// The server chose HTTP/1.1: this connection is to be used as such (boxed: a TLS stream
     /// is large, and this happens once per worker).
     Declined(Box<UnifiedTransportConnection>, RouteId),
@@ -117,7 +117,7 @@ impl Lanes {
 
     /// After `held` was refused: the server ends connections after about as many requests as
     /// that lane had answered.
-    pub fn learn_from_refusal(&self, held: &Held) {
+    pub fn learn_from_refusal(&self, held: &LaneSeat) {
         let answered = held.lane.answered.get();
         if answered > 0 {
             let budget = self.budget.get().map_or(answered, |b| b.min(answered));
@@ -160,7 +160,7 @@ impl Lanes {
         }
     }
 
-    fn take_room(&self) -> Option<Held> {
+    fn take_room(&self) -> Option<LaneSeat> {
         let mut lanes = self.lanes.borrow_mut();
         lanes.retain(|lane| !lane.broken.get() && !lane.send.has_conn_error());
         let budget = self.budget.get().unwrap_or(u64::MAX);
@@ -171,7 +171,7 @@ impl Lanes {
         lane.in_flight.set(lane.in_flight.get() + 1);
         let carried = lane.carried.get();
         lane.carried.set(carried + 1);
-        Some(Held {
+        Some(LaneSeat {
             lane,
             reused: carried > 0,
             refused: Cell::new(false),
@@ -211,7 +211,7 @@ enum Opened {
 
 /// Sends `request` on `held`'s lane and reads the answer into `answer`.
 pub async fn exchange(
-    held: &Held,
+    held: &LaneSeat,
     request: http::Request<Vec<u8>>,
     wants: &Wants<'_>,
     answer: &mut Answer,

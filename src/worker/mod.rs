@@ -54,7 +54,7 @@ use cursor::Cursor;
 use fetch::{Outcome, Plan, Slot};
 use limit::Limiter;
 use queue::{Work, WorkQueue};
-use sink::{DRAIN_EVERY, FLUSH_EVERY, FrameSink};
+use sink::{DRAIN_EVERY, FrameSink, SEND_EVERY};
 use wait::Parked;
 
 /// Retries that may wait in the queue per slot before new items wait for them.
@@ -362,7 +362,7 @@ impl Default for DrainPace {
 impl DrainPace {
     /// How long to wait before the next flush, with `backlog` bytes waiting.
     fn next_look(&self, backlog: usize) -> Duration {
-        if backlog > 0 { self.every } else { FLUSH_EVERY }
+        if backlog > 0 { self.every } else { SEND_EVERY }
     }
 
     /// A flush took the backlog from `before` to `left` bytes.
@@ -462,7 +462,7 @@ mod tests {
     #[test]
     fn a_pipe_that_takes_nothing_is_offered_the_backlog_less_often_until_it_takes_some() {
         let mut pace = DrainPace::default();
-        assert_eq!(pace.next_look(0), FLUSH_EVERY);
+        assert_eq!(pace.next_look(0), SEND_EVERY);
         assert_eq!(pace.next_look(10), DRAIN_EVERY);
         for _ in 0..STUCK_AFTER - 1 {
             pace.flushed(10, 10);

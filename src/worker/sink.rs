@@ -15,8 +15,9 @@ use crate::wire;
 
 /// Write once this much is buffered.
 const FLUSH_AT_BYTES: usize = 64 << 10;
-/// …or at least this often, so rows reach the CSV soon after they are fetched.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(5);
+/// …or at least this often, so rows reach the supervisor soon after they are fetched (the
+/// writer flushes its output on a pace of its own, `output::writer::FLUSH_EVERY`).
+pub const SEND_EVERY: Duration = Duration::from_millis(5);
 /// No new id is handed out while this much waits for the pipe.
 pub const PAUSE_AT_BYTES: usize = 256 << 10;
 /// Room for a frame's fixed fields and value lengths beside its captured bytes.
@@ -24,7 +25,7 @@ const FRAME_SLACK: usize = 1024;
 /// How often a backlog is offered to the pipe again: a full pipe gives no wake-up of its own.
 pub const DRAIN_EVERY: Duration = Duration::from_millis(1);
 /// The pipe's capacity asked for (Linux's default `fs.pipe-max-size`, which any process may
-/// ask for). At the default 64 KiB, a backlog drained once per [`FLUSH_EVERY`] went at no more
+/// ask for). At the default 64 KiB, a backlog drained once per [`SEND_EVERY`] went at no more
 /// than 12.8 MB/s: 400 bodies of 15 MB took 500 s.
 const PIPE_BYTES: i32 = 1 << 20;
 
