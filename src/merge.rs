@@ -151,10 +151,10 @@ impl MergeJob {
         if out.exists() && !overwrite {
             return Err(MergeError::OutExists(out));
         }
-        if RowFormat::of_path(&out) == RowFormat::Parquet {
+        let format = RowFormat::of_path(&out);
+        if format == RowFormat::Parquet {
             parquet::check_replaceable(&out).map_err(|e| MergeError::NotOurs(out.clone(), e))?;
         }
-        let format = RowFormat::of_path(&out);
         for input in &inputs {
             File::open(input).map_err(|e| MergeError::OpenInput(input.clone(), e))?;
             let given = RowFormat::of_existing(input);
