@@ -30,17 +30,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
-use monoio_http_client::unified::UnifiedTransportConnection;
 use nix::errno::Errno;
 use nix::sys::socket::{
-    AddressFamily, MsgFlags, SockFlag, SockType, SockaddrStorage, bind, connect, getsockopt, recv,
-    setsockopt, socket, sockopt,
+    AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, getsockopt, setsockopt,
+    socket, sockopt,
 };
 use rustls::pki_types::ServerName;
 
 use super::failure::Failure;
 use super::pace::{Pacer, SLOW_CONNECT};
 use super::proxy::{self, SocksTarget};
+use super::stream::Stream;
 use crate::model::ErrorKind;
 use crate::net::{NetSpec, Proxy, ProxyKind};
 use crate::request::{Origin, Scheme};
@@ -420,7 +420,7 @@ impl Dialer {
     }
 
     /// A new connection, within the connect deadline, and the route it took.
-    pub async fn dial(&self) -> Result<(UnifiedTransportConnection, RouteId), Failure> {
+    pub async fn dial(&self) -> Result<(Stream, RouteId), Failure> {
         self.dial_choosing()
             .await
             .map(|(stream, _, route)| (stream, route))
@@ -428,9 +428,7 @@ impl Dialer {
 
     /// A new connection, whether to speak HTTP/2 on it (with `--http2`, when the server chose
     /// `h2` by ALPN, or always over plain TCP: h2c with prior knowledge), and its route.
-    pub async fn dial_choosing(
-        &self,
-    ) -> Result<(UnifiedTransportConnection, bool, RouteId), Failure> {
+    pub async fn dial_choosing(&self) -> Result<(Stream, bool, RouteId), Failure> {
         let id = self.pick_route()?;
         let route = &self.routes[id.0];
         let stream = match self.dial_once(route).await {
@@ -440,17 +438,11 @@ impl Dialer {
             }
             Err(failure) => return Err(route.blame(failure)),
         };
-        let h2 = self.http2
-            && match &stream {
-                UnifiedTransportConnection::TcpTls(tls) => {
-                    tls.alpn_protocol().as_deref() == Some(b"h2")
-                }
-                _ => true,
-            };
+        let h2 = self.http2 && (!stream.is_tls() || stream.chose_h2());
         Ok((stream, h2, id))
     }
 
-    async fn dial_once(&self, route: &Route) -> Result<UnifiedTransportConnection, Failure> {
+    async fn dial_once(&self, route: &Route) -> Result<Stream, Failure> {
         match monoio::time::timeout(self.connect_timeout, self.dial_now(route)).await {
             Ok(result) => result,
             Err(_) => Err(connect_failure(&io::Error::new(
@@ -460,15 +452,16 @@ impl Dialer {
         }
     }
 
-    async fn dial_now(&self, route: &Route) -> Result<UnifiedTransportConnection, Failure> {
+    async fn dial_now(&self, route: &Route) -> Result<Stream, Failure> {
         let mut tcp = self.connect_tcp(&route.targets).await?;
         let _ = tcp.set_nodelay(true);
         through_proxy(&route.via, &mut tcp).await?;
         let Some((connector, name)) = &self.tls else {
-            return Ok(UnifiedTransportConnection::Tcp(tcp));
+            return Ok(Stream::plain(tcp));
         };
+        let fd = tcp.as_raw_fd();
         match connector.connect(name.clone(), tcp).await {
-            Ok(stream) => Ok(UnifiedTransportConnection::TcpTls(Box::new(stream))),
+            Ok(stream) => Ok(Stream::tls(stream, fd)),
             Err(e) => Err(Failure {
                 kind: ErrorKind::Tls,
                 answered: false,
@@ -754,22 +747,6 @@ fn resolve_loop(host: &str, port: u16, every: Option<Duration>, found: &Arc<Foun
             return;
         }
     }
-}
-
-/// True when an idle connection is no longer fit for a request: the server sent something no
-/// request asked for (a stray answer, HAProxy's `408` before it closes) or closed it. One
-/// `recv(MSG_PEEK | MSG_DONTWAIT)`, as curl checks a connection before it reuses it.
-pub fn spoiled_while_idle(conn: &UnifiedTransportConnection) -> bool {
-    use std::os::fd::AsRawFd;
-    let fd = match conn {
-        UnifiedTransportConnection::Tcp(tcp) => tcp.as_raw_fd(),
-        UnifiedTransportConnection::TcpTls(tls) => tls.get_ref().as_raw_fd(),
-        UnifiedTransportConnection::Unix(unix) => unix.as_raw_fd(),
-        UnifiedTransportConnection::UnixTls(tls) => tls.get_ref().as_raw_fd(),
-    };
-    let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
-    let mut byte = [0u8; 1];
-    !matches!(recv(fd, &mut byte, flags), Err(Errno::EAGAIN))
 }
 
 /// `host:port` as a request target names it (an IPv6 address in brackets).

@@ -18,9 +18,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use monoio_http_client::unified::UnifiedTransportConnection;
-
-use super::connect::{Dialer, ProxyBoard, ProxyHealth, RouteId, spoiled_while_idle};
+use super::connect::{Dialer, ProxyBoard, ProxyHealth, RouteId};
 use super::failure::Failure;
 use super::gate::Gate;
 use super::h1::{Answer, H1Conn, Wants};
@@ -29,6 +27,7 @@ use super::memory::BodyBudget;
 use super::proxy;
 use super::retry::Verdict;
 use super::spool::Spool;
+use super::stream::Stream;
 use crate::extract::Extractor;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record, RequestLimits, RetryPolicy, Schema};
 use crate::net::NetSpec;
@@ -131,7 +130,7 @@ enum Attempt {
 
 /// One in-flight slot.
 pub struct Slot {
-    conn: Option<H1Conn<UnifiedTransportConnection>>,
+    conn: Option<H1Conn<Stream>>,
     plan: Rc<Plan>,
     rng: fastrand::Rng,
     /// The request being sent; reused from one item to the next.
@@ -571,7 +570,7 @@ impl Slot {
         if self
             .conn
             .as_ref()
-            .is_some_and(|conn| spoiled_while_idle(conn.stream()))
+            .is_some_and(|conn| conn.stream().spoiled_while_idle())
         {
             self.conn = None;
         }

@@ -1,10 +1,10 @@
 //! HTTP/2 for `--http2`: many streams share a few connections. A worker keeps a list of
 //! connections ("lanes"); a slot takes the first lane with fewer than [`STREAMS_PER_LANE`]
 //! requests in flight and opens a new lane only when all are full, one opening at a time — so
-//! 256 requests in flight use 3 connections, not 256 (monoio-http-client's pool opens one per
-//! waiting task). Requests go through monoio-http-client's `HttpConnection` (patched, see
-//! vendor/monoio-http-client/PATCHED.md). A lane whose connection failed or got GOAWAY takes no
-//! new requests; its requests end as error rows, retried as the policy says, never as hangs.
+//! 256 requests in flight use 3 connections, not 256. The frames are the `h2` crate's (hyper's
+//! HTTP/2), driven over monoio through monoio-compat's poll adapter; a task per lane reads and
+//! writes its connection. A lane whose connection failed, ended or got GOAWAY takes no new
+//! requests; its requests end as error rows, retried as the policy says, never as hangs.
 //!
 //! Over TLS the server may decline `h2` by ALPN: the connection then goes back to the slot as an
 //! HTTP/1.1 connection, and the worker speaks HTTP/1.1 from then on.
@@ -14,18 +14,16 @@ use std::rc::Rc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use monoio_http::common::body::{Body, FixedBody, HttpBody};
-use monoio_http::common::error::HttpError;
-use monoio_http::h2::Reason;
-use monoio_http::h2::client::SendRequest;
-use monoio_http_client::HttpConnection;
-use monoio_http_client::unified::UnifiedTransportConnection;
+use h2::Reason;
+use h2::client::SendRequest;
+use monoio_compat::StreamWrapper;
 
 use super::connect::{Dialer, RouteId};
 use super::decode::Codings;
 use super::failure::Failure;
 use super::h1::{Answer, Wants, keep_body_bytes};
 use super::retry::parse_retry_after;
+use super::stream::Stream;
 use super::wait::Parked;
 use crate::model::ErrorKind;
 
@@ -37,7 +35,9 @@ pub const STREAMS_PER_LANE: usize = 100;
 pub struct Lane {
     send: SendRequest<Bytes>,
     in_flight: Cell<usize>,
-    broken: Cell<bool>,
+    /// Set by a request that saw the connection fail or refuse, or by the lane's task when the
+    /// connection ended.
+    broken: Rc<Cell<bool>>,
     /// Requests this lane has carried (0: the first request on it is under way).
     carried: Cell<u64>,
     /// Requests answered on this lane.
@@ -87,7 +87,7 @@ pub enum Acquired {
     Lane(LaneSeat),
     /// The server chose HTTP/1.1: this connection is to be used as such (boxed: a TLS stream
     /// is large, and this happens once per worker).
-    Declined(Box<UnifiedTransportConnection>, RouteId),
+    Declined(Box<Stream>, RouteId),
 }
 
 /// A worker's HTTP/2 connections.
@@ -162,7 +162,7 @@ impl Lanes {
 
     fn take_room(&self) -> Option<LaneSeat> {
         let mut lanes = self.lanes.borrow_mut();
-        lanes.retain(|lane| !lane.broken.get() && !lane.send.has_conn_error());
+        lanes.retain(|lane| !lane.broken.get());
         let budget = self.budget.get().unwrap_or(u64::MAX);
         let lane = lanes
             .iter()
@@ -185,18 +185,23 @@ impl Lanes {
             self.declined.set(true);
             return Ok(Opened::Declined(Box::new(stream), route));
         }
-        let (send, connection) = monoio_http::h2::client::Builder::new()
-            .handshake::<_, Bytes>(stream)
+        let io = StreamWrapper::new_with_buffer_size(stream, LANE_BUFFER, LANE_BUFFER);
+        let (send, connection) = h2::client::Builder::new()
+            .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| h2_failure(&e, false))?;
-        // The connection's frames are read and written by this task until it ends.
+        // The connection's frames are read and written by this task until it ends; then the
+        // lane takes no more requests (those on it fail with the connection's error).
+        let broken = Rc::new(Cell::new(false));
+        let ended = broken.clone();
         monoio::spawn(async move {
             let _ = connection.await;
+            ended.set(true);
         });
         Ok(Opened::Lane(Rc::new(Lane {
             send,
             in_flight: Cell::new(0),
-            broken: Cell::new(false),
+            broken,
             carried: Cell::new(0),
             answered: Cell::new(0),
             route,
@@ -204,9 +209,13 @@ impl Lanes {
     }
 }
 
+/// The poll adapter's read and write buffers: a lane's frames for many streams go through
+/// them, so larger than monoio-compat's 8 KiB default (fewer reads and writes per request).
+const LANE_BUFFER: usize = 64 * 1024;
+
 enum Opened {
     Lane(Rc<Lane>),
-    Declined(Box<UnifiedTransportConnection>, RouteId),
+    Declined(Box<Stream>, RouteId),
 }
 
 /// Sends `request` on `held`'s lane and reads the answer into `answer`.
@@ -218,34 +227,27 @@ pub async fn exchange(
 ) -> Result<(), Failure> {
     answer.start();
     let (parts, body) = request.into_parts();
-    let body = if body.is_empty() {
-        HttpBody::fixed_body(None)
-    } else {
-        HttpBody::fixed_body(Some(Bytes::from(body)))
+    // A request without a body ends its stream with HEADERS: a server that answers first and
+    // resets a half-open stream (nginx does) would otherwise throw the answer away.
+    let end_of_stream = body.is_empty();
+    let sent = async {
+        let mut send = held.lane.send.clone().ready().await?;
+        let (response, mut upload) =
+            send.send_request(http::Request::from_parts(parts, ()), end_of_stream)?;
+        if !end_of_stream {
+            upload.send_data(Bytes::from(body), true)?;
+        }
+        response.await
     };
-    let mut connection: HttpConnection<UnifiedTransportConnection> =
-        HttpConnection::H2(held.lane.send.clone());
-    let (result, _) = connection
-        .send_request(http::Request::from_parts(parts, body))
-        .await;
-    let response = result.map_err(|e| {
-        let h2 = match &e {
-            monoio_http_client::Error::H2Error(h2)
-            | monoio_http_client::Error::HttpError(HttpError::H2Error(h2)) => Some(h2),
-            _ => None,
-        };
+    let response = sent.await.map_err(|e| {
         // Refused (REFUSED_STREAM, or above a GOAWAY's last stream): the server did not
         // process it, and the lane takes no more.
-        let refused =
-            h2.is_some_and(|h2| h2.is_go_away() || h2.reason() == Some(Reason::REFUSED_STREAM));
+        let refused = e.is_go_away() || e.reason() == Some(Reason::REFUSED_STREAM);
         held.refused.set(refused);
-        if refused
-            || h2.is_some_and(|h2| h2.is_io())
-            || matches!(&e, monoio_http_client::Error::HttpError(http) if is_connection_error(http))
-        {
+        if refused || is_connection_error(&e) {
             held.lane.broken.set(true);
         }
-        client_failure(&e, false)
+        h2_failure(&e, false)
     })?;
     let (head, mut body) = response.into_parts();
     held.lane.answered.set(held.lane.answered.get() + 1);
@@ -266,15 +268,19 @@ pub async fn exchange(
         let content = Codings::parse(values.iter().map(|v| v.as_bytes()));
         answer.expect_codings(content, Vec::new(), wants);
     }
-    while let Some(chunk) = body.next_data().await {
+    while let Some(chunk) = body.data().await {
         let chunk = match chunk {
-            Ok(chunk) => chunk,
+            Ok(chunk) => {
+                // Taken off the stream: the server may send as much again.
+                let _ = body.flow_control().release_capacity(chunk.len());
+                chunk
+            }
             // RFC 9113 §8.1: a server may end a stream with RST_STREAM(NO_ERROR) once its
             // response is complete (nginx does, when it answered without reading the request
             // body); the client must keep that response. The h2 layer reports the reset after
             // the last data instead of the end of the stream. (Only a stream reset: a GOAWAY
             // does not say the response was complete; nor does a short body.)
-            Err(HttpError::H2Error(e))
+            Err(e)
                 if e.is_reset()
                     && e.reason() == Some(Reason::NO_ERROR)
                     && length.is_none_or(|n| n == answer.wire_len) =>
@@ -285,7 +291,7 @@ pub async fn exchange(
                 if is_connection_error(&e) {
                     held.lane.broken.set(true);
                 }
-                return Err(http_failure(&e, true));
+                return Err(h2_failure(&e, true));
             }
         };
         keep_body_bytes(&chunk, wants, answer)?;
@@ -322,42 +328,14 @@ fn read_head(headers: &http::HeaderMap, wants: &Wants<'_>, answer: &mut Answer) 
         .map(|v| v.as_bytes().to_vec());
 }
 
-fn is_connection_error(error: &HttpError) -> bool {
-    match error {
-        HttpError::H2Error(e) => e.is_io() || e.is_go_away(),
-        HttpError::IOError(_) => true,
-        _ => false,
-    }
-}
-
-fn client_failure(error: &monoio_http_client::Error, answered: bool) -> Failure {
-    match error {
-        monoio_http_client::Error::H2Error(e) => h2_failure(e, answered),
-        monoio_http_client::Error::HttpError(e) => http_failure(e, answered),
-        monoio_http_client::Error::Io(e) => Failure::from_io(e, answered),
-        other => Failure {
-            kind: ErrorKind::Protocol,
-            answered,
-            detail: other.to_string(),
-        },
-    }
-}
-
-fn http_failure(error: &HttpError, answered: bool) -> Failure {
-    match error {
-        HttpError::H2Error(e) => h2_failure(e, answered),
-        HttpError::IOError(e) => Failure::from_io(e, answered),
-        other => Failure {
-            kind: ErrorKind::Protocol,
-            answered,
-            detail: other.to_string(),
-        },
-    }
+/// The connection, not only this stream, is gone.
+fn is_connection_error(error: &h2::Error) -> bool {
+    error.is_io() || error.is_go_away()
 }
 
 /// A stream reset or GOAWAY is `reset` (retried: the server may take it next time); a broken
 /// connection is what its I/O error says; anything else is `protocol`.
-fn h2_failure(error: &monoio_http::h2::Error, answered: bool) -> Failure {
+fn h2_failure(error: &h2::Error, answered: bool) -> Failure {
     if let Some(io) = error.get_io() {
         return Failure::from_io(io, answered);
     }

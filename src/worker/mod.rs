@@ -24,6 +24,7 @@ mod queue;
 mod retry;
 mod sink;
 mod spool;
+mod stream;
 mod wait;
 
 use std::cell::{Cell, RefCell};

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Client CPU per request by protocol: ringscrape builds against wrk and h2load, in one run.
+
+    python3 bench/protocols.py [NAME=BINARY ...]
+
+Starts one nginx on loopback (pinned to the last core) with four doors to the same `/log`
+record: plain HTTP/1.1, HTTP/1.1 over TLS 1.3, HTTP/2 over TLS (ALPN) and h2c (prior
+knowledge). Each client (pinned to core 0) makes N requests with 256 in flight, ROUNDS times in
+turn, and the median user+sys CPU of its whole process tree per request is printed, with its
+ratio to the C peer on the same door (wrk for HTTP/1.1, h2load for HTTP/2). Several ringscrape
+binaries can be named (e.g. `before=/tmp/rs-old after=target/release/ringscrape`) to compare
+builds in one run. Needs nginx, openssl, wrk and h2load (Debian: nginx-light, wrk,
+nghttp2-client). N and ROUNDS come from the environment (defaults 200000 and 3).
+"""
+
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+N = int(os.environ.get("N", "200000"))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+IN_FLIGHT = 256
+# h2load spreads its streams over connections; ringscrape puts 100 on a lane, so 256 take 3.
+H2_CONNS = 3
+WRK_LUA = Path(__file__).resolve().parent / "wrk-ids.lua"
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {dir}/cb; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
+    uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
+    ssl_certificate {dir}/cert.pem;
+    ssl_certificate_key {dir}/key.pem;
+    ssl_protocols TLSv1.3;
+    http2_max_concurrent_streams 128;
+    server {{
+        listen 127.0.0.1:{plain} backlog=4096;
+        listen 127.0.0.1:{tls} ssl backlog=4096;
+        listen 127.0.0.1:{h2} ssl http2 backlog=4096;
+        listen 127.0.0.1:{h2c} http2 backlog=4096;
+        location /log {{
+            default_type application/json;
+            return 200 '{{"id":"$arg_id","source":"bench","ok":true,"value":42}}';
+        }}
+    }}
+}}
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def cpu_of(cmd, env=None):
+    """Runs cmd to the end; the user+sys seconds of its process tree, and its stdout."""
+    before = children_cpu()
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} exited {done.returncode}: {(done.stdout + done.stderr).strip()[-400:]}")
+    return children_cpu() - before, done.stdout + done.stderr
+
+
+class Nginx:
+    def __init__(self):
+        self.dir = Path(tempfile.mkdtemp(prefix="ringscrape-protocols-"))
+        self.ports = {door: free_port() for door in ("plain", "tls", "h2", "h2c")}
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+             "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+             "-keyout", str(self.dir / "key.pem"), "-out", str(self.dir / "cert.pem")],
+            check=True, capture_output=True)
+        (self.dir / "nginx.conf").write_text(NGINX_CONF.format(dir=self.dir, **self.ports))
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen([nginx, "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)])
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", self.ports["plain"]), timeout=0.1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        last_core = max(os.sched_getaffinity(0))
+        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        for pid in [self.proc.pid, *map(int, children.stdout.split())]:
+            os.sched_setaffinity(pid, {last_core})
+
+    def url(self, door):
+        scheme = "http" if door in ("plain", "h2c") else "https"
+        return f"{scheme}://127.0.0.1:{self.ports[door]}"
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def ringscrape(binary, nginx, door):
+    out = nginx.dir / "rows.csv"
+    cmd = [binary, "run", "-u", f"{nginx.url(door)}/log?id={{id}}", "-i", f"0..{N}", "-s", "1",
+           "-c", str(IN_FLIGHT), "-o", str(out), "--overwrite", "--no-progress", "-q", "-k"]
+    if door in ("h2", "h2c"):
+        cmd.append("--http2")
+    cpu, _ = cpu_of(cmd)
+    with open(out, "rb") as f:
+        rows = sum(1 for _ in f) - 1
+    if rows != N:
+        sys.exit(f"{binary} on {door}: {rows} rows, not {N}")
+    return cpu / N
+
+
+def h2load(nginx, door):
+    cpu, out = cpu_of(["taskset", "-c", "0", "h2load", "-n", str(N), "-c", str(H2_CONNS), "-t", "1",
+                       "-m", str(IN_FLIGHT // H2_CONNS + 1), f"{nginx.url(door)}/log?id=1"])
+    if f"{N} succeeded" not in out:
+        sys.exit(f"h2load on {door} did not succeed on every request:\n{out[-600:]}")
+    return cpu / N
+
+
+def wrk(nginx, door):
+    # wrk-ids.lua stops wrk after WRK_N requests, a new id each; the duration is only a bound.
+    env = {**os.environ, "WRK_N": str(N), "WRK_THREADS": "1"}
+    cpu, out = cpu_of(["taskset", "-c", "0", "wrk", "-t1", f"-c{IN_FLIGHT}", "-d120s",
+                       "-s", str(WRK_LUA), f"{nginx.url(door)}/log"], env=env)
+    requests = next(int(line.split()[0]) for line in out.splitlines() if "requests in" in line)
+    return cpu / requests
+
+
+def main():
+    binaries = dict(arg.split("=", 1) for arg in sys.argv[1:]) or {"ringscrape": "target/release/ringscrape"}
+    nginx = Nginx()
+    doors = {"plain": "wrk", "tls": "wrk", "h2": "h2load", "h2c": "h2load"}
+    samples = {(door, client): [] for door in doors for client in [*binaries, doors[door]]}
+    try:
+        for round_ in range(ROUNDS):
+            for door, peer in doors.items():
+                for name, binary in binaries.items():
+                    samples[door, name].append(ringscrape(binary, nginx, door))
+                if peer == "h2load":
+                    samples[door, peer].append(h2load(nginx, door))
+                else:
+                    samples[door, peer].append(wrk(nginx, door))
+            print(f"round {round_ + 1} of {ROUNDS} done", file=sys.stderr)
+    finally:
+        nginx.stop()
+    print(f"client CPU per request (user+sys, µs), median of {ROUNDS}, {N} requests, {IN_FLIGHT} in flight")
+    print(f"{'door':6} {'client':12} {'µs/req':>8} {'vs peer':>8}")
+    for door, peer in doors.items():
+        peer_median = statistics.median(samples[door, peer])
+        for client in [*binaries, peer]:
+            median = statistics.median(samples[door, client])
+            print(f"{door:6} {client:12} {median * 1e6:8.2f} {median / peer_median:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

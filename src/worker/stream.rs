@@ -1,0 +1,113 @@
+//! A connection's bytes: plain TCP or TLS over TCP, as the dialer made it. It keeps the socket's
+//! descriptor from dial time, so an idle connection can be peeked at (did the server close it or
+//! send something unasked?) without reaching through the TLS layer, and it says which protocol
+//! the server chose by ALPN. HTTP/1.1 reads and writes it directly; HTTP/2 through a poll adapter.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+use monoio::BufResult;
+use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
+use monoio::io::{AsyncReadRent, AsyncWriteRent};
+use monoio::net::TcpStream;
+use monoio_rustls::ClientTlsStream;
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, recv};
+
+/// Plain TCP, or TLS over it (boxed: a rustls client session is over a kilobyte, and a run of
+/// 16,384 plain connections would carry that size in each).
+enum Bytes {
+    Plain(TcpStream),
+    Tls(Box<ClientTlsStream<TcpStream>>),
+}
+
+/// One connection's byte stream.
+pub struct Stream {
+    bytes: Bytes,
+    fd: RawFd,
+}
+
+impl Stream {
+    pub fn plain(tcp: TcpStream) -> Stream {
+        let fd = tcp.as_raw_fd();
+        Stream {
+            bytes: Bytes::Plain(tcp),
+            fd,
+        }
+    }
+
+    /// `fd`: the descriptor of the TCP socket under `tls`, taken before the handshake.
+    pub fn tls(tls: ClientTlsStream<TcpStream>, fd: RawFd) -> Stream {
+        Stream {
+            bytes: Bytes::Tls(Box::new(tls)),
+            fd,
+        }
+    }
+
+    /// The server chose `h2` by ALPN (false over plain TCP, where there is no choosing).
+    pub fn chose_h2(&self) -> bool {
+        match &self.bytes {
+            Bytes::Plain(_) => false,
+            Bytes::Tls(tls) => tls.alpn_protocol().as_deref() == Some(b"h2"),
+        }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.bytes, Bytes::Tls(_))
+    }
+
+    /// True when an idle connection is no longer fit for a request: the server sent something
+    /// no request asked for (a stray answer, HAProxy's `408` before it closes) or closed it. One
+    /// `recv(MSG_PEEK | MSG_DONTWAIT)`, as curl checks a connection before it reuses it.
+    pub fn spoiled_while_idle(&self) -> bool {
+        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+        let mut byte = [0u8; 1];
+        !matches!(recv(self.fd, &mut byte, flags), Err(Errno::EAGAIN))
+    }
+}
+
+impl AsyncReadRent for Stream {
+    async fn read<T: IoBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match &mut self.bytes {
+            Bytes::Plain(s) => s.read(buf).await,
+            Bytes::Tls(s) => s.read(buf).await,
+        }
+    }
+
+    async fn readv<T: IoVecBufMut>(&mut self, buf: T) -> BufResult<usize, T> {
+        match &mut self.bytes {
+            Bytes::Plain(s) => s.readv(buf).await,
+            Bytes::Tls(s) => s.readv(buf).await,
+        }
+    }
+}
+
+impl AsyncWriteRent for Stream {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match &mut self.bytes {
+            Bytes::Plain(s) => s.write(buf).await,
+            Bytes::Tls(s) => s.write(buf).await,
+        }
+    }
+
+    async fn writev<T: IoVecBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        match &mut self.bytes {
+            Bytes::Plain(s) => s.writev(buf).await,
+            Bytes::Tls(s) => s.writev(buf).await,
+        }
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        match &mut self.bytes {
+            Bytes::Plain(s) => s.flush().await,
+            Bytes::Tls(s) => s.flush().await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match &mut self.bytes {
+            Bytes::Plain(s) => s.shutdown().await,
+            Bytes::Tls(s) => s.shutdown().await,
+        }
+    }
+}
