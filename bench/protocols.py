@@ -10,7 +10,8 @@ turn, and the median user+sys CPU of its whole process tree per request is print
 ratio to the C peer on the same door (wrk for HTTP/1.1, h2load for HTTP/2). Several ringscrape
 binaries can be named (e.g. `before=/tmp/rs-old after=target/release/ringscrape`) to compare
 builds in one run. Needs nginx, openssl, wrk and h2load (Debian: nginx-light, wrk,
-nghttp2-client). N and ROUNDS come from the environment (defaults 200000 and 3).
+nghttp2-client). N, ROUNDS and DOORS (e.g. `h2,h2c`) come from the environment (defaults
+200000, 3 and all four).
 """
 
 import os
@@ -73,8 +74,9 @@ def children_cpu():
 
 def cpu_of(cmd, env=None):
     """Runs cmd to the end; the user+sys seconds of its process tree, and its stdout."""
-    before = children_cpu()
+    before, start = children_cpu(), time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    cpu_of.wall = time.perf_counter() - start
     if done.returncode != 0:
         sys.exit(f"{' '.join(cmd)} exited {done.returncode}: {(done.stdout + done.stderr).strip()[-400:]}")
     return children_cpu() - before, done.stdout + done.stderr
@@ -135,10 +137,10 @@ def h2load(nginx, door):
     return cpu / N
 
 
-def wrk(nginx, door):
-    # wrk-ids.lua stops wrk after WRK_N requests, a new id each; the duration is only a bound.
-    env = {**os.environ, "WRK_N": str(N), "WRK_THREADS": "1"}
-    cpu, out = cpu_of(["taskset", "-c", "0", "wrk", "-t1", f"-c{IN_FLIGHT}", "-d120s",
+def wrk(nginx, door, seconds):
+    # A new id per request (wrk-ids.lua); wrk stops on a duration, not a count.
+    env = {**os.environ, "WRK_N": str(10**12), "WRK_THREADS": "1"}
+    cpu, out = cpu_of(["taskset", "-c", "0", "wrk", "-t1", f"-c{IN_FLIGHT}", f"-d{seconds}s",
                        "-s", str(WRK_LUA), f"{nginx.url(door)}/log"], env=env)
     requests = next(int(line.split()[0]) for line in out.splitlines() if "requests in" in line)
     return cpu / requests
@@ -148,6 +150,8 @@ def main():
     binaries = dict(arg.split("=", 1) for arg in sys.argv[1:]) or {"ringscrape": "target/release/ringscrape"}
     nginx = Nginx()
     doors = {"plain": "wrk", "tls": "wrk", "h2": "h2load", "h2c": "h2load"}
+    if os.environ.get("DOORS"):
+        doors = {door: doors[door] for door in os.environ["DOORS"].split(",")}
     samples = {(door, client): [] for door in doors for client in [*binaries, doors[door]]}
     try:
         for round_ in range(ROUNDS):
@@ -157,7 +161,8 @@ def main():
                 if peer == "h2load":
                     samples[door, peer].append(h2load(nginx, door))
                 else:
-                    samples[door, peer].append(wrk(nginx, door))
+                    # About as long as the last ringscrape run took.
+                    samples[door, peer].append(wrk(nginx, door, max(1, round(cpu_of.wall))))
             print(f"round {round_ + 1} of {ROUNDS} done", file=sys.stderr)
     finally:
         nginx.stop()

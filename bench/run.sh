@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# Installs what the benchmark needs when missing, then runs bench/bench.py (see its docstring).
+# Installs what the benchmark needs when missing, then runs bench/bench.py and bench/protocols.py
+# (see their docstrings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
 for tool in wrk hey ffuf tinyproxy microsocks; do command -v "$tool" >/dev/null || need_apt+=("$tool"); done
+command -v h2load >/dev/null || need_apt+=(nghttp2-client)
 if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 command -v oha >/dev/null || cargo install --locked oha
 python3 -c 'import aiohttp' 2>/dev/null || python3 -m pip install -q aiohttp
-exec python3 bench/bench.py
+python3 bench/bench.py
+# Client CPU per request by protocol (plain, TLS, h2, h2c) against wrk and h2load.
+exec python3 bench/protocols.py

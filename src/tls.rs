@@ -1,8 +1,7 @@
 //! TLS trust for `https://` targets: the rustls client configuration every connection of a
 //! worker shares. Verification is on by default, against the bundled webpki roots plus the
 //! system's (and `SSL_CERT_FILE`); `--ca-cert` adds a PEM file's certificates to those roots;
-//! `--insecure` accepts any certificate. Built here rather than by monoio-http-client, whose
-//! TLS connector can only use the bundled roots.
+//! `--insecure` accepts any certificate.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -5,8 +5,7 @@
 //! [`BodyDecoder::feed`] as it comes off the connection, and the decoded bytes land in one
 //! buffer that counts them against `--max-body` as they are produced. So a small answer that
 //! inflates without end (a gzip bomb) fails at the limit, after at most one decoder buffer past
-//! it, and the compressed body is never held whole. monoio-http's own encoding support buffers
-//! whole bodies without a limit, which is why this is not it.
+//! it, and the compressed body is never held whole.
 
 use std::io::{self, Write};
 use std::rc::Rc;

@@ -2,10 +2,8 @@
 //! own connection with a deadline, and turns whatever happens into a [`Record`].
 //!
 //! Each slot owns at most one connection and drops it after any failure or an answer that
-//! ends it: a failed connection is never used again. (monoio-http-client 0.3.3's pool would hand
-//! it out again: after a transport error it still marks the connection reusable, and it keeps
-//! handing out idle connections the server has closed, so the next healthy request fails too.)
-//! A request that fails on a *reused* connection before any answer byte arrived is sent once
+//! ends it: a failed connection is never used again, and an idle one is peeked at before it is
+//! reused (the server may have closed it). A request that fails on a *reused* connection before any answer byte arrived is sent once
 //! more at once on a fresh connection and not counted as an attempt: the server closed an idle
 //! connection, it did not answer. Around
 //! that sits the retry policy (`retry.rs`); a retry waits in the worker's queue (`queue.rs`).

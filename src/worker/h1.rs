@@ -1,8 +1,8 @@
 //! HTTP/1.1 on one connection, client side: write a request, read its answer as RFC 9112 says
 //! a client must, whatever the server is.
 //!
-//! Why not monoio-http's codec (which monoio-http-client uses for HTTP/1.1): once bodies are
-//! kept, a wrong byte count is lost data, and that codec gets real answers wrong — a body that
+//! Why our own: once bodies are kept, a wrong byte count is lost data, and the monoio HTTP codec
+//! this replaced (monoio-http's) got real answers wrong — a body that
 //! ends at close (HTTP/1.0, or no length) reads as empty, a chunked body with trailers or chunk
 //! extensions is a protocol error, LF-only line ends hang, more than 96 header lines are refused,
 //! an invalid header name panics, and a single chunk is buffered whole past any body limit. Here:
