@@ -1,8 +1,6 @@
 //! Bad input: exit code 2, exactly one line on stderr, no panic text, no output file.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn assert_refused(args: &[&str], expect_in_message: &str) {
     let dir = tempfile::tempdir().expect("tempdir");

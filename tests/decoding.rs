@@ -2,9 +2,7 @@
 //! and from an aiohttp target whose bodies the reference encoders made (zlib, PyPI brotli and
 //! zstandard). Each kept body is compared byte for byte with the document the server encoded.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The document `tests/servers/coded_target.py` sends for `id`, before any coding.
 fn document(id: u64) -> String {

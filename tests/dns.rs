@@ -4,14 +4,12 @@
 //! records spreads connections over both; an address that refuses is skipped; a name that
 //! stops resolving mid-run keeps the addresses found before. Needs root, as CI has.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A network namespace with its loopback up, dnsmasq as its resolver (answering from a hosts
 /// file the test may change), torn down on drop.

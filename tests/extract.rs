@@ -1,9 +1,7 @@
 //! `--extract`: fields of each body into columns, from flags and from the config file, against
 //! the aiohttp target of tests/servers (gzip-encoded, so decoding comes first).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const EXTRACTS: [&str; 8] = [
     "--extract",

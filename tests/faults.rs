@@ -1,11 +1,9 @@
 //! Faults from the target never cost a row: each fault kind alone, all mixed, and the stale
 //! keep-alive connections the HTTP crate's pool would hand out again.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Runs 2 shards × `concurrency` over `0..n` against `serve` with `serve_args`.
 fn scrape_faulty(

@@ -4,12 +4,10 @@
 //! key that repeats in a key file keeps each of its answers, and a body file holds only the
 //! answer that completed.
 
-mod common;
-
 use std::io::Write;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn answer(body: &str) -> String {
     format!(

@@ -2,11 +2,9 @@
 //! connection, fallback to HTTP/1.1 when the server declines, and GOAWAY, stream resets and
 //! closed connections ending as rows (retried), never as hangs or lost rows.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::*;
+use crate::common::*;
 
 /// nginx variables that tell how a request came: `$connection` (its serial number) and
 /// `$http2` ("h2", "h2c", or empty for HTTP/1.1).

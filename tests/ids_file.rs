@@ -2,15 +2,13 @@
 //! raw in headers; the CSV's `id` holds the key and `line` its line number; shards split the
 //! lines; a killed run resumes to every non-empty line exactly once.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use ringscrape::output::reader::RowReader;
 use serde_json::Value;
 

@@ -2,14 +2,12 @@
 //! stop source and its command line from the caller (`Launch`), and returns the outcome as a
 //! value instead of printing it.
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::Signal;
 use ringscrape::cli::{self, Command};
 use ringscrape::{Launch, Stop};

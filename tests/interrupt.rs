@@ -1,13 +1,11 @@
 //! Ctrl-C, SIGTERM, crashes of a worker or of the supervisor, and `--resume`: the CSV stays
 //! whole, and after any sequence of them and resumes it holds exactly one row per id.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

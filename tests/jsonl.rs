@@ -1,13 +1,11 @@
 //! JSON Lines output: read back by Python's `json` (a reader nobody here wrote) row by row against
 //! the CSV of the same scrape; kill -9 mid-run then `--resume`; `merge` of per-node files.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Rows of a JSON Lines file as Python's `json` reads them, checked for types there:
 /// id → [status, bytes, attempts, error, latency_ms > 0, the optional columns].

@@ -2,12 +2,10 @@
 //! holds is refused with exit 2, naming the output and the holder's pid, and writes nothing;
 //! a killed run leaves no stale lock.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn slow_run(dir: &Path, server: &Server, extra: &[&str]) -> std::process::Child {
     let run = TestCommand::run(dir, &server.url(), "0..20000")

@@ -3,9 +3,7 @@
 //! is aiohttp's server (chunked bodies of 8 MB, plain and gzip); every row and every body file
 //! is checked, and the peak resident memory of the whole process tree is measured.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 const MB: u64 = 1_000_000;
 /// Body size in MB, and slots: 16 bodies of 8 MB at once would be 128 MB in one worker.

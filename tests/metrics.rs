@@ -1,12 +1,10 @@
 //! `--metrics`: Prometheus text served by the supervisor during the run, parsed by Prometheus'
 //! own Python parser; a busy or bad address refuses the run before any request.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn scrape(url: &str) -> HashMap<String, f64> {
     let script = concat!(

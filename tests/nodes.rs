@@ -2,13 +2,11 @@
 //! node takes its slice, a killed node resumes its own slice, and `merge` proves (or refuses)
 //! coverage. The manifest for Kubernetes is checked against the API types.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// `ringscrape run <args>` in `dir` as one node, with `vars` set (and no scheduler variable of
 /// the test's own environment: [`TestCommand`] removes them).

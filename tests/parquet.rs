@@ -2,13 +2,11 @@
 //! here wrote) row by row against the CSV of the same scrape; kill -9 mid-run then `--resume`;
 //! `--resume --retry-failed`; `merge` of per-node directories.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// Runs a Python snippet with `path` as its argument; its stdout parsed as JSON.
 fn python(script: &str, path: &Path) -> serde_json::Value {

@@ -1,10 +1,8 @@
 //! The core pipeline, end to end: the built binary against `ringscrape serve` on loopback.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn two_shards_write_exactly_one_row_per_id_all_200_with_right_byte_counts() {

@@ -3,13 +3,11 @@
 //! a loopback address of its own, and the target (nginx) answers with the address each request
 //! came from: so every row proves it came through its proxy, or directly.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 /// A proxy process, killed on drop.
 struct ProxyServer {

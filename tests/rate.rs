@@ -2,9 +2,7 @@
 //! log), and without it a rate-limited API (nginx `limit_req`, 429 without Retry-After) slows
 //! the run down instead of being hammered.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// Requests per whole second in an nginx log of `$msec` lines.
 fn per_second(log: &str) -> (f64, Vec<u64>) {

@@ -1,11 +1,9 @@
 //! Answers real servers send, from a raw-socket server written for each case in this test: the
 //! body of each must be read exactly (RFC 9112), where monoio-http's codec got them wrong.
 
-mod common;
-
 use std::io::Write;
 
-use common::*;
+use crate::common::*;
 
 /// How the raw server answers (chosen by the request path).
 fn answer(path: &str, id: u64) -> (Vec<u8>, bool) {

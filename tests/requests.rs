@@ -2,11 +2,9 @@
 //! endpoints: `ringscrape serve`'s and aiohttp's) and what the CSV keeps (headers, bodies inline
 //! or in files), from flags and from the config file; redirects against nginx.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// The `[name, value]` pairs of an echoed request, names lower-cased.

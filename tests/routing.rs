@@ -2,11 +2,9 @@
 //! nginx sees them), `--resolve` and `--connect-to` send a name's connections to another
 //! address while the Host header stays the name, and a name that does not resolve is `dns`.
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::*;
+use crate::common::*;
 
 /// nginx answering each request with the address it came from and the Host it named; a
 /// connection carries at most 5 requests, so each slot opens many.

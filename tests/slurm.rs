@@ -4,13 +4,11 @@
 //! `tests/servers/slurm-single-node.sh` (root; installs the Debian packages when missing); where
 //! it cannot start, the test says so and passes without checking anything.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)

@@ -2,13 +2,11 @@
 //! (exit 1, the cause named first, the resume command last, no worker blamed), and a reader of
 //! stdout that went away (`-o - | head`: a quiet exit 0).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_target_that_is_down_stops_the_run_with_exit_3_and_a_resume_command() {

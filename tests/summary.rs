@@ -1,11 +1,9 @@
 //! `--summary-json`: the closing figures as JSON, counted from the rows themselves, so they
 //! equal what the CSV holds; the stderr summary says the same.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 #[test]

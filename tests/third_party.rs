@@ -1,11 +1,9 @@
 //! The same pipeline against servers nobody here wrote: nginx and aiohttp's web server. They
 //! close idle connections, chunk bodies and send 204/304 without a body, as real servers do.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 

@@ -2,9 +2,7 @@
 //! (untrusted → error kind `tls`, not retried), `--ca-cert` adds the CA, `--insecure` accepts
 //! anything and says so once.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn https_nginx(pki: &std::path::Path) -> Nginx {
     nginx_with_test_certs(

@@ -2,9 +2,7 @@
 //! a server that works on 64 requests at a time (50 ms each, so 1,280 req/s at most) and queues
 //! the rest, so more concurrency only buys latency.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 /// The server's capacity: 64 at a time, 50 ms each.
 const CAPACITY_REQ_PER_S: f64 = 64.0 / 0.050;

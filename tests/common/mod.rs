@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: start `ringscrape serve` on a free loopback port,
 //! run the built binary, and read its CSV back row by row.
-#![allow(dead_code)]
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -422,6 +421,25 @@ pub fn wait_measuring_tree_rss(mut run: Child) -> (Option<i32>, String, PeakRss)
         descendant: mb(descendant_kib),
     };
     (status.code(), stderr, peak)
+}
+
+/// Waits for `run` (spawned with [`TestCommand::spawn`]); returns its exit code and the largest
+/// resident size, in KiB, that it or any descendant it waited for reached (`ru_maxrss` from
+/// `wait4`, for `ringscrape run`: its largest worker or itself). Exact where sampling could miss
+/// a short peak, and only this run's processes, not the other children of the test binary.
+pub fn wait_largest_rss_kib(run: Child) -> (Option<i32>, u64) {
+    let mut status = 0;
+    // SAFETY: `rusage` is plain data that wait4 fills in; the pid is our own child's.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = unsafe { libc::wait4(run.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(
+        pid,
+        run.id() as libc::pid_t,
+        "wait4: {}",
+        std::io::Error::last_os_error()
+    );
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, usage.ru_maxrss as u64)
 }
 
 /// A free loopback port (bound, then released: a small race, fine for tests).

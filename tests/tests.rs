@@ -1,0 +1,35 @@
+//! ringscrape's integration tests, one binary (as ripgrep's): each module runs the built binary
+//! (or, in `in_process`, the supervisor as a library) against real servers on loopback, or in
+//! network namespaces of its own, and checks what it wrote row by row. `common` holds the
+//! servers and the command builder they share; tests/README.md says what each module covers.
+
+mod bad_input;
+mod bomb;
+mod common;
+mod decoding;
+mod dns;
+mod extract;
+mod faults;
+mod hostile;
+mod http2;
+mod ids_file;
+mod in_process;
+mod interrupt;
+mod jsonl;
+mod lock;
+mod memory;
+mod metrics;
+mod nodes;
+mod parquet;
+mod pipeline;
+mod proxies;
+mod rate;
+mod raw_answers;
+mod requests;
+mod routing;
+mod slurm;
+mod stops;
+mod summary;
+mod third_party;
+mod tls;
+mod tune;
