@@ -16,10 +16,11 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use super::answer::{Answer, Wants};
 use super::connect::{Dialer, ProxyBoard, ProxyHealth, RouteId};
 use super::failure::Failure;
 use super::gate::Gate;
-use super::h1::{Answer, H1Conn, Wants};
+use super::h1::H1Conn;
 use super::h2::{self, Acquired, Lanes};
 use super::memory::BodyBudget;
 use super::proxy;

@@ -18,10 +18,10 @@ use h2::Reason;
 use h2::client::SendRequest;
 use monoio_compat::StreamWrapper;
 
+use super::answer::{Answer, Wants, keep_body_bytes};
 use super::connect::{Dialer, RouteId};
 use super::decode::Codings;
 use super::failure::Failure;
-use super::h1::{Answer, Wants, keep_body_bytes};
 use super::retry::parse_retry_after;
 use super::stream::Stream;
 use super::wait::Parked;

@@ -8,6 +8,7 @@
 //! period, then the worker flushes what it has and exits 0. Ids it never finished have no row,
 //! which is what `--resume` looks for.
 
+mod answer;
 mod connect;
 mod cursor;
 mod decode;
@@ -15,6 +16,7 @@ mod failure;
 mod fetch;
 mod gate;
 mod h1;
+mod h1_parse;
 mod h2;
 mod limit;
 mod memory;
