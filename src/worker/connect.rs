@@ -2,31 +2,25 @@
 //! addresses), from where (`--local-addr`), within the connect deadline, and for `https://` the
 //! TLS handshake with the run's trust settings (offering `h2` by ALPN with `--http2`).
 //!
-//! No name is resolved on the event loop: a resolver thread asks the system (every A and AAAA
-//! record) when the dialer is made, and for the run's own origin again every `--dns-refresh`
-//! (60 s by default: the system resolver does not tell a record's TTL). Connections are spread
-//! over all the addresses, starting each connect one further; an address that refused a
-//! connection is skipped for [`SKIP_REFUSING`]. With `--local-addr`, each socket is bound to the
+//! The addresses come from `resolve.rs` (no name is resolved on the event loop), each connect
+//! starting one address further. With `--local-addr`, each socket is bound to the
 //! next source address before it connects, with `IP_BIND_ADDRESS_NO_PORT` so that the kernel
 //! picks the port per destination and each source address has the whole port range.
 //!
 //! Through a proxy (`proxy.rs`), the TCP connection goes to the proxy, which then carries it to
 //! the target: a SOCKS5 request, an HTTP `CONNECT` tunnel, or (plain HTTP through an HTTP proxy)
 //! requests in absolute form on the proxy's connection, which [`Dialer::forward`] tells the
-//! slots to write.
+//! slots to write. Each proxy's health is `proxy_board.rs`'s.
 //!
 //! A name that does not resolve is `dns`; a failure before the TCP connection is up is
 //! `connect`, or `proxy` for any failure to reach the target through the proxy; a failed
 //! handshake or an untrusted certificate is `tls`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
@@ -40,18 +34,14 @@ use rustls::pki_types::ServerName;
 use super::failure::Failure;
 use super::pace::{Pacer, SLOW_CONNECT};
 use super::proxy::{self, SocksTarget};
+use super::proxy_board::{ProxyBoard, ProxyHealth};
+use super::resolve::Targets;
 use super::stream::Stream;
 use crate::model::ErrorKind;
 use crate::net::{NetSpec, Proxy, ProxyKind};
 use crate::request::{Origin, Scheme};
 use crate::runtime::{Driver, current_driver};
-use crate::stats::ProxyTally;
 use crate::tls::{self, Trust};
-
-/// How soon a failed resolution is tried again (or `--dns-refresh`, if sooner).
-const RETRY_RESOLVE_AFTER: Duration = Duration::from_secs(5);
-/// How long an address that refused a connection is left out.
-pub const SKIP_REFUSING: Duration = Duration::from_secs(10);
 
 /// How connections reach the target.
 enum Via {
@@ -78,123 +68,6 @@ enum Via {
 enum SocksVia {
     Resolved(Targets),
     Name(String, u16),
-}
-
-/// One proxy's health, shared by every dialer of a worker (the run's origin, a redirect's,
-/// each `{id}` host's): a proxy benched for one is benched for all.
-pub struct ProxyHealth {
-    /// The proxy as shown (credentials left out).
-    label: String,
-    /// Failures in a row, and until when the proxy sits out after the last.
-    streak: Cell<u32>,
-    benched_until: Cell<Option<Instant>>,
-    tally: RefCell<ProxyTally>,
-    /// Requests sent through it (each attempt), what new connections are shared out by.
-    sent: Cell<u64>,
-}
-
-impl ProxyHealth {
-    fn benched(&self, now: Instant) -> bool {
-        self.benched_until.get().is_some_and(|until| until > now)
-    }
-
-    /// Benches the proxy after a failure: for 1 s after one failure, doubling with each in a
-    /// row, up to [`MAX_BENCH`].
-    pub fn failed(&self) {
-        let streak = self.streak.get().saturating_add(1);
-        self.streak.set(streak);
-        let doubling = 2u32.saturating_pow(streak.saturating_sub(1).min(16));
-        let bench = FIRST_BENCH.saturating_mul(doubling).min(MAX_BENCH);
-        let now = Instant::now();
-        let until = now + bench;
-        // Time on the bench is counted once where benches overlap (slots that dialed it
-        // together fail together).
-        let from = self.benched_until.get().filter(|u| *u > now).unwrap_or(now);
-        let mut tally = self.tally.borrow_mut();
-        tally.failures += 1;
-        tally.bench_ms += until.saturating_duration_since(from).as_millis() as u64;
-        self.benched_until.set(Some(until.max(from)));
-    }
-
-    /// A connection through it is up; `proven`: the target is reached (a tunnel or SOCKS
-    /// connection), which ends a streak of failures. A forwarding proxy proves nothing by
-    /// accepting a connection: its answer does.
-    fn carried(&self, proven: bool) {
-        if proven {
-            self.streak.set(0);
-        }
-        self.tally.borrow_mut().connections += 1;
-    }
-
-    /// One more request about to go through it.
-    pub fn sending(&self) {
-        self.sent.set(self.sent.get() + 1);
-    }
-
-    /// One more row answered through this proxy.
-    pub fn count_row(&self) {
-        self.streak.set(0);
-        self.tally.borrow_mut().rows += 1;
-    }
-
-    /// What it carried so far; its bench time up to now.
-    fn tally(&self, now: Instant) -> ProxyTally {
-        let mut tally = *self.tally.borrow();
-        let ahead = self
-            .benched_until
-            .get()
-            .map_or(Duration::ZERO, |until| until.saturating_duration_since(now));
-        tally.bench_ms = tally.bench_ms.saturating_sub(ahead.as_millis() as u64);
-        tally
-    }
-}
-
-/// The health of every proxy the run names, one entry each, for all of a worker's dialers.
-#[derive(Default)]
-pub struct ProxyBoard {
-    entries: RefCell<Vec<(Proxy, Rc<ProxyHealth>)>>,
-}
-
-impl ProxyBoard {
-    pub fn new(net: &NetSpec) -> ProxyBoard {
-        let board = ProxyBoard::default();
-        let named = net
-            .proxy_pool
-            .iter()
-            .chain(&net.http_proxy)
-            .chain(&net.https_proxy);
-        for proxy in named {
-            board.health_of(proxy);
-        }
-        board
-    }
-
-    /// The health of `proxy`, shared with every other dialer that goes through it.
-    fn health_of(&self, proxy: &Proxy) -> Rc<ProxyHealth> {
-        let mut entries = self.entries.borrow_mut();
-        if let Some((_, health)) = entries.iter().find(|(p, _)| p == proxy) {
-            return health.clone();
-        }
-        let health = Rc::new(ProxyHealth {
-            label: proxy.shown(),
-            streak: Cell::new(0),
-            benched_until: Cell::new(None),
-            tally: RefCell::default(),
-            sent: Cell::new(0),
-        });
-        entries.push((proxy.clone(), health.clone()));
-        health
-    }
-
-    /// What each proxy carried so far, by the proxy as shown.
-    pub fn tallies(&self) -> Vec<(String, ProxyTally)> {
-        let now = Instant::now();
-        self.entries
-            .borrow()
-            .iter()
-            .map(|(_, health)| (health.label.clone(), health.tally(now)))
-            .collect()
-    }
 }
 
 /// One way to the target: directly, or through one proxy.
@@ -233,7 +106,7 @@ impl Route {
 
     /// Requests sent through this route (0 for a direct one).
     fn sent(&self) -> u64 {
-        self.health.as_ref().map_or(0, |h| h.sent.get())
+        self.health.as_ref().map_or(0, |h| h.sent())
     }
 }
 
@@ -241,10 +114,6 @@ impl Route {
 /// slot leaves its kept-alive connection through it for another: a little unevenness saves
 /// connects, none left a proxy that closes after every answer with 0.5% of the work.
 const SHARE_SLACK: u64 = 32;
-
-/// How long a proxy sits out after its first failure in a row, and at most.
-const FIRST_BENCH: Duration = Duration::from_secs(1);
-const MAX_BENCH: Duration = Duration::from_secs(60);
 
 /// Which of a dialer's routes a connection took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -594,159 +463,6 @@ async fn connect_bound(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
         crate::runtime::set_nonblocking(&borrowed.as_fd(), false)?;
     }
     Ok(stream)
-}
-
-/// What a resolver thread found for a name, and how many times it has answered.
-struct Found {
-    addrs: Mutex<Result<Vec<SocketAddr>, String>>,
-    answers: AtomicU64,
-}
-
-/// The destination's addresses: fixed (an IP address, `--resolve`), or a name's, as its
-/// resolver thread last found them.
-struct Targets {
-    addrs: RefCell<Vec<SocketAddr>>,
-    /// Where the next connect starts.
-    next: Cell<usize>,
-    refused_until: RefCell<HashMap<SocketAddr, Instant>>,
-    found: Option<Arc<Found>>,
-    /// Answers of the resolver thread already taken.
-    taken: Cell<u64>,
-    /// Why the name did not resolve, when it did not.
-    dns_error: RefCell<Option<String>>,
-}
-
-impl Targets {
-    /// The addresses of `host` at `port`: pinned by `--resolve`, an IP address, or a name.
-    fn of(net: &NetSpec, host: &str, port: u16, refresh: bool) -> Targets {
-        match net.pinned(host, port) {
-            Some(addrs) => Targets::fixed(addrs.iter().map(|ip| SocketAddr::new(*ip, port))),
-            None => match host.parse::<IpAddr>() {
-                Ok(ip) => Targets::fixed([SocketAddr::new(ip, port)]),
-                Err(_) => {
-                    let every = refresh.then_some(net.dns_refresh);
-                    Targets::resolving(host.to_string(), port, every)
-                }
-            },
-        }
-    }
-
-    fn fixed(addrs: impl IntoIterator<Item = SocketAddr>) -> Targets {
-        Targets {
-            addrs: RefCell::new(addrs.into_iter().collect()),
-            next: Cell::new(0),
-            refused_until: RefCell::default(),
-            found: None,
-            taken: Cell::new(0),
-            dns_error: RefCell::new(None),
-        }
-    }
-
-    /// Starts a thread resolving `host` (and again while the run lasts, `every` so often).
-    fn resolving(host: String, port: u16, every: Option<Duration>) -> Targets {
-        let found = Arc::new(Found {
-            addrs: Mutex::new(Ok(Vec::new())),
-            answers: AtomicU64::new(0),
-        });
-        let shared = found.clone();
-        let spawned = std::thread::Builder::new()
-            .name("resolve".into())
-            .spawn(move || resolve_loop(&host, port, every, &shared));
-        if let Err(e) = spawned {
-            *found.addrs.lock().unwrap_or_else(|p| p.into_inner()) =
-                Err(format!("could not start a resolver thread: {e}"));
-            found.answers.store(1, Ordering::Release);
-        }
-        Targets {
-            found: Some(found),
-            ..Targets::fixed([])
-        }
-    }
-
-    /// The addresses to try for one connect, in order: all of them, from the next one on,
-    /// those that refused lately last. Waits (without blocking the loop) for the resolver's
-    /// first answer; a name that did not resolve is `dns`.
-    async fn in_turn(&self) -> Result<Vec<SocketAddr>, Failure> {
-        if let Some(found) = &self.found {
-            super::wait::until(|| found.answers.load(Ordering::Acquire) > 0).await;
-            let answers = found.answers.load(Ordering::Acquire);
-            if answers != self.taken.get() {
-                self.taken.set(answers);
-                match &*found.addrs.lock().unwrap_or_else(|p| p.into_inner()) {
-                    Ok(addrs) => {
-                        *self.addrs.borrow_mut() = addrs.clone();
-                        *self.dns_error.borrow_mut() = None;
-                    }
-                    // Addresses found earlier stay in use while the resolver fails.
-                    Err(e) => {
-                        let kept = self.addrs.borrow().len();
-                        if kept > 0 {
-                            crate::detail!(
-                                "ringscrape: resolving {e}; keeping the {kept} addresses found before"
-                            );
-                        }
-                        *self.dns_error.borrow_mut() = Some(e.clone());
-                    }
-                }
-            }
-        }
-        let addrs = self.addrs.borrow();
-        if addrs.is_empty() {
-            let why = self.dns_error.borrow().clone();
-            return Err(Failure {
-                kind: ErrorKind::Dns,
-                answered: false,
-                detail: why.unwrap_or_else(|| "no address".into()),
-            });
-        }
-        let start = self.next.get() % addrs.len();
-        self.next.set(start + 1);
-        let now = Instant::now();
-        let refused = self.refused_until.borrow();
-        let (mut ready, skipped): (Vec<_>, Vec<_>) = (0..addrs.len())
-            .map(|k| addrs[(start + k) % addrs.len()])
-            .partition(|addr| refused.get(addr).is_none_or(|until| *until <= now));
-        ready.extend(skipped);
-        Ok(ready)
-    }
-
-    fn refused(&self, addr: SocketAddr) {
-        let mut refused = self.refused_until.borrow_mut();
-        refused.insert(addr, Instant::now() + SKIP_REFUSING);
-    }
-}
-
-/// The resolver thread: asks the system for every address of `host`, publishes the answer,
-/// and (`every` so often) asks again while the dialer lives.
-fn resolve_loop(host: &str, port: u16, every: Option<Duration>, found: &Arc<Found>) {
-    loop {
-        let answer = match (host, port).to_socket_addrs() {
-            Ok(addrs) => {
-                let addrs: Vec<SocketAddr> = addrs.collect();
-                if addrs.is_empty() {
-                    Err(format!("{host}: no address"))
-                } else {
-                    Ok(addrs)
-                }
-            }
-            Err(e) => Err(format!("{host}: {e}")),
-        };
-        let failed = answer.is_err();
-        *found.addrs.lock().unwrap_or_else(|p| p.into_inner()) = answer;
-        found.answers.fetch_add(1, Ordering::AcqRel);
-        // The dialer is gone, or the name is to be resolved once.
-        let Some(every) = every.filter(|_| Arc::strong_count(found) > 1) else {
-            return;
-        };
-        std::thread::sleep(if failed {
-            RETRY_RESOLVE_AFTER.min(every)
-        } else {
-            every
-        });
-        if Arc::strong_count(found) == 1 {
-            return;
-        }
-    }
 }
 
 /// `host:port` as a request target names it (an IPv6 address in brackets).

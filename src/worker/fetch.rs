@@ -17,13 +17,14 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::answer::{Answer, Wants};
-use super::connect::{Dialer, ProxyBoard, ProxyHealth, RouteId};
+use super::connect::{Dialer, RouteId};
 use super::failure::Failure;
 use super::gate::Gate;
 use super::h1::H1Conn;
 use super::h2::{self, Acquired, Lanes};
 use super::memory::BodyBudget;
 use super::proxy;
+use super::proxy_board::{ProxyBoard, ProxyHealth};
 use super::retry::Verdict;
 use super::spool::Spool;
 use super::stream::Stream;

@@ -22,7 +22,9 @@ mod limit;
 mod memory;
 mod pace;
 mod proxy;
+mod proxy_board;
 mod queue;
+mod resolve;
 mod retry;
 mod sink;
 mod spool;
@@ -51,7 +53,8 @@ use crate::tls::TlsError;
 
 use crate::assignment::{WorkerSpec, read_assignment};
 
-use connect::{Dialer, ProxyBoard};
+use connect::Dialer;
+use proxy_board::ProxyBoard;
 
 use cursor::Cursor;
 use fetch::{Outcome, Plan, Slot};
