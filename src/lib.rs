@@ -35,6 +35,7 @@ pub(crate) mod net;
 pub(crate) mod nodes;
 pub mod output;
 pub(crate) mod progress;
+pub(crate) mod report;
 pub(crate) mod request;
 pub(crate) mod runtime;
 pub(crate) mod serve;
@@ -191,7 +192,7 @@ fn run(args: &RunArgs) -> Result<u8, Error> {
     // Before any other thread exists, so that they all inherit the blocked stop signals.
     let launch = supervisor::Launch::from_process()?;
     let outcome = supervisor::run(&cfg, &launch)?;
-    report(&outcome, cfg.summary_json.as_deref());
+    report::show(&outcome, cfg.summary_json.as_deref());
     Ok(exit_code(&outcome))
 }
 
@@ -200,22 +201,6 @@ fn run(args: &RunArgs) -> Result<u8, Error> {
 pub fn scrape(args: &RunArgs, launch: &Launch) -> Result<RunOutcome, Error> {
     let cfg = config::resolve(args)?;
     Ok(supervisor::run(&cfg, launch)?)
-}
-
-/// The closing summary on stderr and in `--summary-json`, and what is missing if anything.
-fn report(outcome: &RunOutcome, summary_json: Option<&std::path::Path>) {
-    if let Some(summary) = &outcome.summary {
-        note!("{summary}");
-        if let Some(path) = summary_json {
-            let text = summary.to_json().to_string() + "\n";
-            if let Err(e) = std::fs::write(path, text) {
-                crate::say!("ringscrape: --summary-json {}: {e}", path.display());
-            }
-        }
-    }
-    if let Some(missing) = &outcome.missing {
-        crate::say!("{missing}");
-    }
 }
 
 /// The exit code a run's outcome stands for.

@@ -2,7 +2,6 @@
 //! in the supervisor, and the end-of-run summary printed from them.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -191,64 +190,6 @@ impl WorkerStats {
     }
 }
 
-impl Summary {
-    /// The `--summary-json` document: the same figures as the text summary.
-    pub fn to_json(&self) -> serde_json::Value {
-        let s = &self.stats;
-        let wall = self.wall.as_secs_f64();
-        let h = &s.latency_us;
-        let ms = |us: u64| us as f64 / 1000.0;
-        let latency = if h.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::json!({
-                "min": ms(h.min()),
-                "mean": h.mean() / 1000.0,
-                "p50": ms(h.value_at_quantile(0.5)),
-                "p90": ms(h.value_at_quantile(0.9)),
-                "p99": ms(h.value_at_quantile(0.99)),
-                "p999": ms(h.value_at_quantile(0.999)),
-                "max": ms(h.max()),
-            })
-        };
-        let status: serde_json::Map<String, serde_json::Value> = s
-            .statuses
-            .iter()
-            .map(|(code, n)| (code.to_string(), (*n).into()))
-            .collect();
-        let errors: serde_json::Map<String, serde_json::Value> = ErrorKind::ALL
-            .iter()
-            .filter(|kind| s.errors_by_kind[kind.slot()] > 0)
-            .map(|kind| {
-                (
-                    kind.as_str().to_string(),
-                    s.errors_by_kind[kind.slot()].into(),
-                )
-            })
-            .collect();
-        serde_json::json!({
-            "rows": self.rows_written,
-            "requests": s.requests,
-            "status": status,
-            "errors": errors,
-            "retries": s.requests.saturating_sub(s.rows),
-            "empty_lines": self.empty_lines,
-            "throttled_s": s.throttled_us as f64 / 1e6,
-            "wall_s": wall,
-            "req_per_s": s.requests as f64 / wall.max(1e-9),
-            "bytes": s.bytes,
-            "bytes_wire": s.answers.wire_bytes,
-            "unknown_coding": s.answers.unknown_coding,
-            "extract_misses": s.answers.extract_misses,
-            "redirect_limit": s.answers.redirect_limit,
-            "tls_reasons": s.answers.tls_reasons,
-            "proxies": s.answers.proxies,
-            "latency_ms": latency,
-            "concurrency_auto": self.auto_concurrency,
-        })
-    }
-}
-
 /// What the run did, for the closing summary on stderr.
 #[derive(Debug, Clone)]
 pub struct Summary {
@@ -259,136 +200,6 @@ pub struct Summary {
     pub wall: Duration,
     /// With `--concurrency auto`: the limit each worker settled on, by shard (else empty).
     pub auto_concurrency: Vec<u64>,
-}
-
-fn millis(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
-
-impl fmt::Display for Summary {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.stats;
-        let secs = self.wall.as_secs_f64().max(1e-9);
-        writeln!(f, "Summary:")?;
-        writeln!(
-            f,
-            "  requests   {}  (2xx {}, other status {}, errors {})",
-            s.rows, s.ok_2xx, s.other_status, s.errors
-        )?;
-        if s.errors > 0 {
-            let kinds: Vec<String> = ErrorKind::ALL
-                .iter()
-                .filter(|kind| s.errors_by_kind[kind.slot()] > 0)
-                .map(|kind| format!("{} {}", kind.as_str(), s.errors_by_kind[kind.slot()]))
-                .collect();
-            writeln!(f, "  errors     {}", kinds.join(", "))?;
-        }
-        if !s.statuses.is_empty() {
-            let codes: Vec<String> = s
-                .statuses
-                .iter()
-                .map(|(code, n)| format!("{code} {n}"))
-                .collect();
-            writeln!(f, "  status     {}", codes.join(", "))?;
-        }
-        writeln!(f, "  rows       {} written", self.rows_written)?;
-        if s.requests > s.rows {
-            writeln!(f, "  retries    {}", s.requests - s.rows)?;
-        }
-        if s.throttled_us > 0 {
-            writeln!(
-                f,
-                "  throttled  {:.2} s (requests waiting at the rate gate; summed over shards)",
-                s.throttled_us as f64 / 1e6
-            )?;
-        }
-        if !self.auto_concurrency.is_empty() {
-            let limits: Vec<String> = self.auto_concurrency.iter().map(u64::to_string).collect();
-            writeln!(
-                f,
-                "  concurrency auto: settled at {} in flight per worker (shard by shard)",
-                limits.join(", ")
-            )?;
-        }
-        if self.empty_lines > 0 {
-            writeln!(
-                f,
-                "  skipped    {} empty lines of the --ids-file",
-                self.empty_lines
-            )?;
-        }
-        writeln!(
-            f,
-            "  wall       {:.2} s, {:.0} req/s",
-            secs,
-            s.rows as f64 / secs
-        )?;
-        writeln!(
-            f,
-            "  bytes      {} decoded ({:.2} MB/s), {} on the wire",
-            s.bytes,
-            s.bytes as f64 / 1e6 / secs,
-            s.answers.wire_bytes
-        )?;
-        let a = &s.answers;
-        if !a.tls_reasons.is_empty() {
-            let reasons: Vec<String> = a
-                .tls_reasons
-                .iter()
-                .map(|(reason, n)| format!("{reason} {n}"))
-                .collect();
-            writeln!(f, "  tls        {}", reasons.join(", "))?;
-        }
-        let proxied: u64 = a.proxies.values().map(|t| t.rows).sum();
-        for (proxy, t) in &a.proxies {
-            writeln!(
-                f,
-                "  proxy      {proxy}: {} rows ({:.1}%), {} connections, {} failures, benched {:.1} s",
-                t.rows,
-                100.0 * t.rows as f64 / proxied.max(1) as f64,
-                t.connections,
-                t.failures,
-                t.bench_ms as f64 / 1e3
-            )?;
-        }
-        if a.redirect_limit > 0 {
-            writeln!(
-                f,
-                "  redirects  {} answers were still redirects when --follow-redirects ran out (their rows hold the last 3xx)",
-                a.redirect_limit
-            )?;
-        }
-        if s.answers.unknown_coding > 0 {
-            writeln!(
-                f,
-                "  codings    {} bodies in a Content-Encoding ringscrape does not decode, kept as received",
-                s.answers.unknown_coding
-            )?;
-        }
-        if s.answers.extract_misses > 0 {
-            writeln!(
-                f,
-                "  extract    {} cells left empty (body not JSON, or nothing found)",
-                s.answers.extract_misses
-            )?;
-        }
-        let h = &s.latency_us;
-        if h.is_empty() {
-            write!(f, "  latency    no responses")
-        } else {
-            write!(
-                f,
-                "  latency    min {:.2} ms, mean {:.2} ms, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-                millis(h.min()),
-                h.mean() / 1000.0,
-                millis(h.value_at_quantile(0.5)),
-                millis(h.value_at_quantile(0.9)),
-                millis(h.value_at_quantile(0.99)),
-                millis(h.value_at_quantile(0.999)),
-                millis(h.max())
-            )
-        }
-    }
 }
 
 #[cfg(test)]
@@ -424,18 +235,5 @@ mod tests {
         // Only responses count towards latency.
         assert_eq!(a.latency_us.len(), 3);
         assert!(a.latency_us.max() < 3_100);
-        let text = Summary {
-            stats: a,
-            rows_written: 4,
-            empty_lines: 3,
-            wall: Duration::from_secs(2),
-            auto_concurrency: vec![60, 58],
-        }
-        .to_string();
-        assert!(text.contains("requests   4"), "{text}");
-        assert!(text.contains("timeout 1"), "{text}");
-        assert!(text.contains("2 req/s"), "{text}");
-        assert!(text.contains("settled at 60, 58 in flight"), "{text}");
-        assert!(text.contains("skipped    3 empty lines"), "{text}");
     }
 }

@@ -114,34 +114,6 @@ pub struct Missing {
     pub resume_command: String,
 }
 
-impl std::fmt::Display for Missing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let stdin = if self.keys_on_stdin {
-            " (with the same keys on standard input)"
-        } else {
-            ""
-        };
-        let (have, items, resume) = (self.have_rows, self.items, &self.resume_command);
-        match &self.output {
-            Output::File(path) if self.torn_after_failure.is_some_and(|torn| torn > 0) => write!(
-                f,
-                "ringscrape: {have} of {items} ids have whole rows in {}, then {} bytes of a torn row that --resume cuts; resume with: {resume}{stdin}",
-                path.display(),
-                self.torn_after_failure.unwrap_or_default()
-            ),
-            Output::File(path) => write!(
-                f,
-                "ringscrape: {have} of {items} ids have rows in {}; resume with: {resume}{stdin}",
-                path.display()
-            ),
-            Output::Stdout => write!(
-                f,
-                "ringscrape: {have} of {items} ids have rows (written to stdout, which cannot be resumed)"
-            ),
-        }
-    }
-}
-
 /// What a run is given by its environment: where the worker program is, where stop requests
 /// come from, and the command line to repeat when telling how to resume. A test can run a scrape
 /// in its own process with the built binary as the worker and a stop of its own.
