@@ -12,7 +12,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 pub use limits::LimitError;
 pub use signals::exit_code as signal_exit_code;
@@ -155,8 +155,34 @@ fn output_path(output: &Output) -> PathBuf {
     }
 }
 
-/// Runs a whole scrape.
+/// Runs a whole scrape: checks and notes before anything starts, the output prepared (locked,
+/// opened or resumed), the shards run to their end, and the outcome summed up.
 pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorError> {
+    preflight(cfg)?;
+    let _locks = lock_outputs(cfg)?;
+    let prepared = prepare_output(cfg)?;
+    let plan = plan_shards(cfg, prepared.skip.as_ref());
+    if plan.is_empty() {
+        crate::note!(
+            "ringscrape: nothing to do: every id of {} has a row in {}",
+            cfg.ids,
+            output_path(&cfg.output).display()
+        );
+        return Ok(RunOutcome {
+            complete: true,
+            interrupted: None,
+            aborted: false,
+            stdout_closed: false,
+            summary: None,
+            missing: None,
+        });
+    }
+    let ended = run_shards(cfg, launch, &plan, prepared)?;
+    Ok(summarize(ended))
+}
+
+/// The open-files limit raised for the run, and what the user should know before it starts.
+fn preflight(cfg: &RunConfig) -> Result<(), SupervisorError> {
     crate::verbosity::set(cfg.fetch.verbosity);
     let slots = limits::Slots {
         concurrency: cfg.fetch.concurrency,
@@ -190,18 +216,31 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
     if cfg.fetch.trust.insecure {
         crate::note!("ringscrape: warning: --insecure: TLS certificates are not verified");
     }
-    let stop = &launch.stop;
-    let _locks = lock_outputs(cfg)?;
-    let metrics_listener = match &cfg.metrics {
+    Ok(())
+}
+
+/// The output ready for rows, and what is already done.
+struct Prepared {
+    /// `--metrics`, bound before anything else starts (a busy address refuses the run).
+    metrics: Option<std::net::TcpListener>,
+    rows: Box<dyn WriteRows>,
+    /// Items that have a row from an earlier run.
+    kept: u64,
+    /// Empty lines of a key file: not items.
+    empties: u64,
+    /// Items no worker is to fetch: those kept and the empty lines.
+    skip: Option<IdSet>,
+}
+
+fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
+    let metrics = match &cfg.metrics {
         Some(addr) => {
             Some(metrics::bind(addr).map_err(|e| SupervisorError::Metrics(addr.clone(), e))?)
         }
         None => None,
     };
-    let path = output_path(&cfg.output);
-    let (rows, done) = open_rows(cfg, &path)?;
+    let (rows, done) = open_rows(cfg, &output_path(&cfg.output))?;
     let kept = done.as_ref().map_or(0, IdSet::count);
-    // Empty lines of a key file are not items: skipped like items that already have a row.
     let empties = cfg.key_file.as_ref().map_or(0, |keys| keys.empty.count());
     let skip = match (done, &cfg.key_file) {
         (Some(mut done), Some(keys)) => {
@@ -214,42 +253,43 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
     if empties > 0 {
         crate::note!("ringscrape: skipping {empties} empty lines of the --ids-file");
     }
-    let items = cfg.ids.len() - empties;
-    let plan = plan_shards(cfg, skip.as_ref());
-    if plan.is_empty() {
-        crate::note!(
-            "ringscrape: nothing to do: every id of {} has a row in {}",
-            cfg.ids,
-            path.display()
-        );
-        return Ok(RunOutcome {
-            complete: true,
-            interrupted: None,
-            aborted: false,
-            stdout_closed: false,
-            summary: None,
-            missing: None,
-        });
-    }
+    Ok(Prepared {
+        metrics,
+        rows,
+        kept,
+        empties,
+        skip,
+    })
+}
 
+/// Starts the workers, writes their rows until every shard has ended, and gathers what the
+/// summary needs.
+fn run_shards(
+    cfg: &RunConfig,
+    launch: &Launch,
+    plan: &[ShardPlan],
+    prepared: Prepared,
+) -> Result<Ended, SupervisorError> {
+    let stop = &launch.stop;
     let started = Instant::now();
     let board: StatsBoard = Arc::new(Mutex::new(vec![WorkerStats::new(); plan.len()]));
     let metrics =
-        match metrics_listener {
+        match prepared.metrics {
             Some(listener) => Some(start_metrics(listener, &board).map_err(|e| {
                 SupervisorError::Metrics(cfg.metrics.clone().unwrap_or_default(), e)
             })?),
             None => None,
         };
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
-    let workers = start_workers(cfg, launch, &plan, &tx, &board)?;
+    let workers = start_workers(cfg, launch, plan, &tx, &board)?;
     drop(tx);
 
-    let progress = Progress::new(items - kept, cfg.progress);
+    let items = cfg.ids.len() - prepared.empties;
+    let progress = Progress::new(items - prepared.kept, cfg.progress);
     let mut watch = AbortWatch::new(cfg.abort_after);
-    let mut report = writer::write_rows(
+    let report = writer::write_rows(
         rx,
-        rows,
+        prepared.rows,
         &progress,
         plan.len(),
         &mut watch,
@@ -265,69 +305,119 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
         metrics.as_deref(),
     );
     progress.finish();
-    let stdout_closed = cfg.output == Output::Stdout
-        && report
-            .failed
-            .as_ref()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
+    let to_stdout = cfg.output == Output::Stdout;
     if let Some(error) = &report.failed {
         // Nothing can be recorded any more: stop fetching. The workers are not to blame.
-        if !stdout_closed {
+        if !(to_stdout && error.kind() == io::ErrorKind::BrokenPipe) {
+            let path = output_path(&cfg.output);
             crate::say!("error: writing {}: {error}", path.display());
         }
         stop.kill_workers();
     }
     let failed_shards = collect_workers(workers, &report);
     // After a failed write (a full disk) the rows handed to the writer are not those on disk:
-    // count the file's whole rows (Parquet: its readable parts' rows), so that the summary and
-    // the closing line say what a reader finds.
-    let mut torn_after_failure = None;
-    if report.failed.is_some()
-        && let Output::File(path) = &cfg.output
-        && let Ok((rows, torn)) = crate::output::rows_on_disk(path, cfg.format)
-    {
-        report.rows = rows.saturating_sub(kept);
-        torn_after_failure = Some(torn);
-    }
-
-    // Counts and latencies are the rows' own (tallied by the writer: exactly the CSV's); the
-    // time spent at the rate gate is the workers'.
-    let mut tally = std::mem::take(&mut report.tally);
-    let mut auto_concurrency = Vec::new();
-    if let Ok(board) = board.lock() {
-        tally.throttled_us = board.iter().map(|stats| stats.throttled_us).sum();
-        for stats in board.iter() {
-            tally.answers.merge(&stats.answers);
+    // the file's whole rows (Parquet: its readable parts' rows) are what a reader finds.
+    let on_disk = match &cfg.output {
+        Output::File(path) if report.failed.is_some() => {
+            crate::output::rows_on_disk(path, cfg.format).ok()
         }
-        if cfg.fetch.auto_concurrency {
-            auto_concurrency = board.iter().map(|stats| stats.concurrency_limit).collect();
-        }
-    }
-    let summary = Summary {
-        stats: tally,
-        rows_written: report.rows,
-        empty_lines: empties,
-        wall: started.elapsed(),
-        auto_concurrency,
+        _ => None,
     };
-    let have_rows = kept + report.rows;
-    let complete = report.failed.is_none() && failed_shards == 0 && have_rows == items;
-    let missing = (!complete && !stdout_closed).then(|| Missing {
-        have_rows,
+    let workers = board.lock().map(|board| board.clone()).unwrap_or_default();
+    Ok(Ended {
+        report,
+        workers,
+        failed_shards,
+        on_disk,
+        kept: prepared.kept,
+        empties: prepared.empties,
         items,
+        wall: started.elapsed(),
+        auto_concurrency: cfg.fetch.auto_concurrency,
+        to_stdout,
         output: cfg.output.clone(),
-        torn_after_failure,
         keys_on_stdin: cfg.stdin_spool.is_some(),
         resume_command: resume_command(&launch.argv),
-    });
-    Ok(RunOutcome {
-        complete,
         interrupted: stop.signal(),
+    })
+}
+
+/// Everything a run's end is judged from, gathered by [`run_shards`].
+struct Ended {
+    report: WriterReport,
+    /// Each worker's last figures (rate gate, answers, concurrency found).
+    workers: Vec<WorkerStats>,
+    failed_shards: usize,
+    /// After a failed write: the whole rows on disk and the torn bytes after them.
+    on_disk: Option<(u64, u64)>,
+    kept: u64,
+    empties: u64,
+    items: u64,
+    wall: Duration,
+    auto_concurrency: bool,
+    to_stdout: bool,
+    output: Output,
+    keys_on_stdin: bool,
+    resume_command: String,
+    interrupted: Option<nix::sys::signal::Signal>,
+}
+
+/// The run's outcome from how it ended; no I/O. Counts and latencies are the rows' own
+/// (tallied by the writer: exactly the file's); time at the rate gate and what the answers
+/// showed are the workers'.
+fn summarize(ended: Ended) -> RunOutcome {
+    let Ended {
+        report, workers, ..
+    } = ended;
+    let stdout_closed = ended.to_stdout
+        && report
+            .failed
+            .as_ref()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
+    let (rows, torn_after_failure) = match ended.on_disk {
+        Some((rows, torn)) if report.failed.is_some() => {
+            (rows.saturating_sub(ended.kept), Some(torn))
+        }
+        _ => (report.rows, None),
+    };
+    let mut tally = report.tally;
+    tally.throttled_us = workers.iter().map(|stats| stats.throttled_us).sum();
+    for stats in &workers {
+        tally.answers.merge(&stats.answers);
+    }
+    let auto_concurrency = if ended.auto_concurrency {
+        workers
+            .iter()
+            .map(|stats| stats.concurrency_limit)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let summary = Summary {
+        stats: tally,
+        rows_written: rows,
+        empty_lines: ended.empties,
+        wall: ended.wall,
+        auto_concurrency,
+    };
+    let have_rows = ended.kept + rows;
+    let complete = report.failed.is_none() && ended.failed_shards == 0 && have_rows == ended.items;
+    let missing = (!complete && !stdout_closed).then_some(Missing {
+        have_rows,
+        items: ended.items,
+        output: ended.output,
+        torn_after_failure,
+        keys_on_stdin: ended.keys_on_stdin,
+        resume_command: ended.resume_command,
+    });
+    RunOutcome {
+        complete,
+        interrupted: ended.interrupted,
         aborted: report.aborted,
         stdout_closed,
         summary: Some(summary),
         missing,
-    })
+    }
 }
 
 /// Serves `--metrics` on its bound listener, the workers' figures read from the board.
@@ -594,4 +684,83 @@ fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
         }
     }
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(rows: u64, kept: u64, items: u64) -> Ended {
+        let mut tally = WorkerStats::new();
+        tally.rows = rows;
+        Ended {
+            report: WriterReport {
+                rows,
+                rows_by_shard: vec![rows],
+                errors: 0,
+                failed: None,
+                aborted: false,
+                tally,
+            },
+            workers: Vec::new(),
+            failed_shards: 0,
+            on_disk: None,
+            kept,
+            empties: 0,
+            items,
+            wall: Duration::from_secs(2),
+            auto_concurrency: false,
+            to_stdout: false,
+            output: Output::File(PathBuf::from("out.csv")),
+            keys_on_stdin: false,
+            resume_command: "ringscrape run … --resume".into(),
+            interrupted: None,
+        }
+    }
+
+    #[test]
+    fn a_run_is_complete_when_kept_and_new_rows_cover_every_item() {
+        let mut run = ended(90, 10, 100);
+        let mut worker = WorkerStats::new();
+        worker.throttled_us = 1_500;
+        worker.concurrency_limit = 60;
+        run.workers = vec![worker.clone(), worker];
+        run.auto_concurrency = true;
+        let outcome = summarize(run);
+        assert!(outcome.complete && outcome.missing.is_none());
+        let summary = outcome.summary.expect("a summary");
+        assert_eq!(summary.rows_written, 90);
+        assert_eq!(summary.stats.throttled_us, 3_000);
+        assert_eq!(summary.auto_concurrency, vec![60, 60]);
+    }
+
+    #[test]
+    fn after_a_failed_write_the_rows_on_disk_are_what_counts() {
+        let mut run = ended(90, 10, 100);
+        run.report.failed = Some(io::Error::other("No space left on device"));
+        run.on_disk = Some((70, 12));
+        let outcome = summarize(run);
+        assert!(!outcome.complete);
+        assert_eq!(outcome.summary.expect("a summary").rows_written, 60);
+        let missing = outcome.missing.expect("ids are missing");
+        assert_eq!((missing.have_rows, missing.items), (70, 100));
+        assert_eq!(missing.torn_after_failure, Some(12));
+        assert_eq!(missing.resume_command, "ringscrape run … --resume");
+    }
+
+    #[test]
+    fn a_closed_stdout_ends_quietly_and_a_failed_shard_does_not() {
+        let mut run = ended(5, 0, 100);
+        run.to_stdout = true;
+        run.output = Output::Stdout;
+        run.report.failed = Some(io::Error::from(io::ErrorKind::BrokenPipe));
+        let outcome = summarize(run);
+        assert!(outcome.stdout_closed && !outcome.complete && outcome.missing.is_none());
+
+        let mut run = ended(100, 0, 100);
+        run.failed_shards = 1;
+        let outcome = summarize(run);
+        assert!(!outcome.complete && !outcome.stdout_closed);
+        assert_eq!(outcome.missing.expect("resumable").have_rows, 100);
+    }
 }
