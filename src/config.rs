@@ -14,6 +14,7 @@ use crate::merge::Keep;
 use crate::model::{BodyColumn, BodyEncoding, RequestLimits, RetryPolicy, Schema};
 use crate::net::NetSpec;
 use crate::nodes::{self, Node, NodeError};
+use crate::output::WriteMode;
 use crate::output::{Output, bodies, parquet};
 use crate::output::{RowFormat, directory_of};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
@@ -30,17 +31,6 @@ const MAX_RETRIES: u32 = 1000;
 const MAX_CONCURRENCY: usize = 1 << 20;
 /// The most `--concurrency auto` lets one worker reach.
 pub const AUTO_CONCURRENCY_MAX: usize = 1024;
-
-/// What to do with an output file that already exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    /// Refuse to start if it exists.
-    New,
-    /// Replace it.
-    Overwrite,
-    /// Keep its rows and fetch only the ids without one (or without a 2xx, with `retry_failed`).
-    Resume { retry_failed: bool },
-}
 
 /// A run that has passed every check.
 #[derive(Debug, Clone)]

@@ -1,7 +1,9 @@
-//! CSV rows (RFC 4180): the default format, with a header line, one row per record.
+//! CSV rows (RFC 4180): the default format, with a header line, one row per record; written by
+//! [`CsvRows`], read back by [`CsvReader`].
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 
+use super::rows::{RawFields, RawRow, ReadError, ReadRows, check_fixed};
 use super::writer::{WriteRows, encode_body, format_millis};
 use crate::model::{BodyColumn, BodyEncoding, Record, Schema};
 
@@ -111,6 +113,61 @@ fn csv_io_error(error: csv::Error) -> io::Error {
     match error.into_kind() {
         csv::ErrorKind::Io(e) => e,
         other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+/// A CSV's rows read back: its header checked (the fixed columns first), then one record at a
+/// time (a quoted field may hold line breaks).
+pub struct CsvReader<R> {
+    csv: csv::Reader<R>,
+    record: csv::ByteRecord,
+    columns: Vec<String>,
+}
+
+impl<R: Read> CsvReader<R> {
+    /// Reads and checks the header.
+    pub fn new(input: R) -> Result<Self, ReadError> {
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(input);
+        let header = csv.byte_headers().map_err(|e| ReadError::Row {
+            line: 1,
+            message: e.to_string(),
+        })?;
+        let columns: Vec<String> = header
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        check_fixed(&columns, || {
+            String::from_utf8_lossy(header.as_slice()).into_owned()
+        })?;
+        Ok(Self {
+            csv,
+            record: csv::ByteRecord::new(),
+            columns,
+        })
+    }
+}
+
+impl<R: Read> ReadRows for CsvReader<R> {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn next_row(&mut self) -> Result<Option<RawRow<'_>>, ReadError> {
+        let (csv, record) = (&mut self.csv, &mut self.record);
+        let more = csv.read_byte_record(record).map_err(|e| ReadError::Row {
+            line: e.position().map_or(0, |p| p.line()),
+            message: e.to_string(),
+        })?;
+        if !more {
+            return Ok(None);
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        Ok(Some(RawRow {
+            line,
+            fields: RawFields::Csv(record),
+        }))
     }
 }
 

@@ -6,8 +6,9 @@
 //!
 //! A string never holds a raw line break, so a torn last line is cut by `--resume` as in CSV.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
 
+use super::rows::{RawFields, RawRow, ReadError, ReadRows, check_fixed};
 use super::writer::{WriteRows, as_text, encode_body, format_millis};
 use crate::model::{BodyColumn, Record, Schema};
 
@@ -139,6 +140,104 @@ impl<W: Write> WriteRows for JsonlRows<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// JSON Lines read back: the columns learnt from the first object's keys (the fixed ones
+/// first), then one object per non-empty line, each with the same keys.
+pub struct JsonlReader<R> {
+    input: R,
+    /// Lines read so far (the current row's line number).
+    line: u64,
+    text: Vec<u8>,
+    values: Vec<serde_json::Value>,
+    /// The first line was read to learn the columns and is still to be handed out.
+    pending: bool,
+    columns: Vec<String>,
+}
+
+impl<R: BufRead> JsonlReader<R> {
+    /// `None` when there is no object at all.
+    pub fn open(mut input: R) -> Result<Option<Self>, ReadError> {
+        let (mut line, mut text) = (0, Vec::new());
+        let Some(object) = next_json_line(&mut input, &mut line, &mut text)? else {
+            return Ok(None);
+        };
+        let columns: Vec<String> = object.keys().cloned().collect();
+        check_fixed(&columns, || columns.join(","))?;
+        Ok(Some(Self {
+            input,
+            line,
+            text,
+            values: object.into_iter().map(|(_, v)| v).collect(),
+            pending: true,
+            columns,
+        }))
+    }
+}
+
+impl<R: BufRead> ReadRows for JsonlReader<R> {
+    fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    fn next_row(&mut self) -> Result<Option<RawRow<'_>>, ReadError> {
+        let Self {
+            input,
+            line,
+            text,
+            values,
+            pending,
+            columns,
+        } = self;
+        if !std::mem::take(pending) {
+            let Some(object) = next_json_line(input, line, text)? else {
+                return Ok(None);
+            };
+            if !object.keys().eq(columns.iter()) {
+                return Err(ReadError::Row {
+                    line: *line,
+                    message: "its keys are not those of the first line".into(),
+                });
+            }
+            values.clear();
+            values.extend(object.into_iter().map(|(_, v)| v));
+        }
+        Ok(Some(RawRow {
+            line: *line,
+            fields: RawFields::Json { text, values },
+        }))
+    }
+}
+
+/// The next non-empty line of JSON Lines as an object; `None` at the end.
+fn next_json_line(
+    input: &mut impl BufRead,
+    line: &mut u64,
+    text: &mut Vec<u8>,
+) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ReadError> {
+    loop {
+        text.clear();
+        let read = input.read_until(b'\n', text).map_err(|e| ReadError::Row {
+            line: *line + 1,
+            message: e.to_string(),
+        })?;
+        if read == 0 {
+            return Ok(None);
+        }
+        *line += 1;
+        while text.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            text.pop();
+        }
+        if text.is_empty() {
+            continue;
+        }
+        return serde_json::from_slice(text)
+            .map(Some)
+            .map_err(|e| ReadError::Row {
+                line: *line,
+                message: format!("not a JSON object: {e}"),
+            });
     }
 }
 

@@ -11,10 +11,13 @@ pub mod csv_rows;
 mod format;
 pub mod jsonl;
 pub mod lock;
+mod open;
 pub mod parquet;
 pub mod reader;
 pub mod resume;
+mod rows;
 pub mod writer;
 
 pub use format::{Output, RowFormat, directory_of};
+pub use open::{OpenError, Opened, Spec, WriteMode, open};
 pub use reader::rows_on_disk;

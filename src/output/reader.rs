@@ -1,151 +1,55 @@
-//! Reading ringscrape's rows back, the one place that does: `--resume`, the tests and `merge`
-//! all go through [`RowReader`], whatever the format (CSV, JSON Lines), and write what they keep
+//! Reading ringscrape's rows back, whatever the format: `--resume`, the tests and `merge` all go
+//! through [`RowReader`] (each format's own reader behind one type) and write what they keep
 //! through [`RowCopier`]. The columns must start with the fixed ones; columns after them
 //! (captured headers, extracted fields, bodies, line numbers) are allowed and reached by name.
+//! Also here: where a stream format's whole rows end (a torn last row is cut there).
 
-use std::borrow::Cow;
 use std::fs::File;
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
-
 use std::path::PathBuf;
 
-use ::parquet::arrow::arrow_reader::ParquetRecordBatchReader;
-use arrow_array::RecordBatch;
-use arrow_array::RecordBatchReader;
-
+use super::csv_rows::CsvReader;
 use super::format::RowFormat;
-use super::parquet::{self, PartWriter};
-use crate::model::{ErrorKind, FIXED_COLUMNS, is_success};
+use super::jsonl::JsonlReader;
+use super::parquet::{self, ParquetCopy, PartWriter, PartsReader};
+pub use super::rows::{RawFields, RawRow, ReadError, ReadRows, Row};
 
-/// Column positions of the fixed columns.
-const ID: usize = 0;
-const STATUS: usize = 1;
-const BYTES: usize = 2;
-const LATENCY: usize = 3;
-const ATTEMPTS: usize = 4;
-const ERROR: usize = 5;
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ReadError {
-    #[error("its header is {0:?}, not {fixed} followed by optional columns", fixed = FIXED_COLUMNS.join(","))]
-    Header(String),
-    #[error("line {line}: {message}")]
-    Row { line: u64, message: String },
-}
-
-/// Streams the rows of a file whose columns have been checked: a CSV (columns from its header)
-/// or JSON Lines (columns from the keys of its first object).
-pub struct RowReader<R> {
-    format: Format<R>,
-    columns: Vec<String>,
-}
-
-enum Format<R> {
-    Csv {
-        csv: csv::Reader<R>,
-        record: csv::ByteRecord,
-    },
-    JsonLines {
-        input: R,
-        /// Lines read so far (the current row's line number).
-        line: u64,
-        text: Vec<u8>,
-        values: Vec<serde_json::Value>,
-        /// The first line was read to learn the columns and is still to be handed out.
-        pending: bool,
-    },
-    Parquet {
-        /// Parts still to read, in order.
-        parts: std::vec::IntoIter<PathBuf>,
-        part: Option<ParquetRecordBatchReader>,
-        batch: Option<RecordBatch>,
-        /// Batches read so far (tells one batch from the next).
-        seq: u64,
-        /// The next row of `batch`.
-        row: usize,
-        /// Rows handed out so far, over every part (a row's number in messages).
-        read: u64,
-    },
-}
-
-/// The current row of a [`RowReader`], parsed only as far as asked.
-pub struct RawRow<'a> {
-    /// Line of the file where the row starts (a CSV's header is line 1); for Parquet parts, the
-    /// row's number over every part, from 1.
-    pub line: u64,
-    pub fields: RawFields<'a>,
-}
-
-/// A row's fields as the file holds them.
-pub enum RawFields<'a> {
-    Csv(&'a csv::ByteRecord),
-    /// Row `row` of the `seq`-th batch read.
-    Parquet {
-        batch: &'a RecordBatch,
-        seq: u64,
-        row: usize,
-    },
-    /// The line (without its line end) and its values in column order.
-    Json {
-        text: &'a [u8],
-        values: &'a [serde_json::Value],
-    },
-}
-
-/// One row, every fixed column typed; optional columns as text, in header order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Row {
-    pub id: String,
-    pub status: Option<u16>,
-    pub bytes: u64,
-    pub latency_ms: f64,
-    pub attempts: u32,
-    pub error: Option<ErrorKind>,
-    pub extra: Vec<String>,
-}
-
-fn check_fixed(columns: &[String], shown: impl FnOnce() -> String) -> Result<(), ReadError> {
-    let fixed = columns.iter().zip(FIXED_COLUMNS).all(|(a, b)| a == b);
-    if columns.len() < FIXED_COLUMNS.len() || !fixed {
-        return Err(ReadError::Header(shown()));
-    }
-    Ok(())
+/// Streams the rows of a file whose columns have been checked: a CSV (columns from its header),
+/// JSON Lines (from the keys of its first object) or Parquet parts.
+pub enum RowReader<R> {
+    Csv(CsvReader<R>),
+    JsonLines(JsonlReader<R>),
+    Parquet(PartsReader),
 }
 
 impl<R: Read> RowReader<R> {
     /// Reads and checks a CSV's header.
     pub fn new(input: R) -> Result<Self, ReadError> {
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(input);
-        let header = csv.byte_headers().map_err(|e| ReadError::Row {
-            line: 1,
-            message: e.to_string(),
-        })?;
-        let columns: Vec<String> = header
-            .iter()
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect();
-        check_fixed(&columns, || {
-            String::from_utf8_lossy(header.as_slice()).into_owned()
-        })?;
-        Ok(Self {
-            format: Format::Csv {
-                csv,
-                record: csv::ByteRecord::new(),
-            },
-            columns,
-        })
+        CsvReader::new(input).map(RowReader::Csv)
     }
 }
 
 impl<R: BufRead> RowReader<R> {
+    /// Every column name, the fixed ones first.
+    pub fn columns(&self) -> &[String] {
+        match self {
+            RowReader::Csv(reader) => reader.columns(),
+            RowReader::JsonLines(reader) => reader.columns(),
+            RowReader::Parquet(reader) => reader.columns(),
+        }
+    }
+
+    /// Position of the column `name`, if the file has it.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns().iter().position(|c| c == name)
+    }
+
     /// A reader of `format`: JSON Lines learns its columns from the first object (`None` when
     /// there is none).
     pub fn of_format(input: R, format: RowFormat) -> Result<Option<Self>, ReadError> {
         match format {
             RowFormat::Csv => Self::new(input).map(Some),
-            RowFormat::JsonLines => Self::json_lines(input),
+            RowFormat::JsonLines => Ok(JsonlReader::open(input)?.map(RowReader::JsonLines)),
             RowFormat::Parquet => Err(ReadError::Row {
                 line: 0,
                 message: "Parquet is read from its directory, not a stream".into(),
@@ -153,35 +57,13 @@ impl<R: BufRead> RowReader<R> {
         }
     }
 
-    fn json_lines(input: R) -> Result<Option<Self>, ReadError> {
-        let mut reader = Self {
-            format: Format::JsonLines {
-                input,
-                line: 0,
-                text: Vec::new(),
-                values: Vec::new(),
-                pending: false,
-            },
-            columns: Vec::new(),
-        };
-        let Format::JsonLines {
-            input,
-            line,
-            text,
-            values,
-            pending,
-        } = &mut reader.format
-        else {
-            unreachable!("built as JSON Lines just above");
-        };
-        let Some(object) = next_json_line(input, line, text)? else {
-            return Ok(None);
-        };
-        reader.columns = object.keys().cloned().collect();
-        check_fixed(&reader.columns, || reader.columns.join(","))?;
-        *values = object.into_iter().map(|(_, v)| v).collect();
-        *pending = true;
-        Ok(Some(reader))
+    /// The next row; `None` at the end. A row with other columns than the file's is an error.
+    pub fn next_row(&mut self) -> Result<Option<RawRow<'_>>, ReadError> {
+        match self {
+            RowReader::Csv(reader) => reader.next_row(),
+            RowReader::JsonLines(reader) => reader.next_row(),
+            RowReader::Parquet(reader) => reader.next_row(),
+        }
     }
 }
 
@@ -189,285 +71,7 @@ impl RowReader<io::Empty> {
     /// The rows of Parquet `parts`, one after the other (their columns must agree); `None` when
     /// there is no part. A row's `line` is its number across the parts, from 1.
     pub fn parquet(parts: Vec<PathBuf>) -> Result<Option<Self>, ReadError> {
-        let Some(first) = parts.first() else {
-            return Ok(None);
-        };
-        let fail = |e: io::Error| ReadError::Row {
-            line: 0,
-            message: e.to_string(),
-        };
-        let reader = parquet::open_part(first).map_err(fail)?;
-        let columns: Vec<String> = reader
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        check_fixed(&columns, || columns.join(","))?;
-        Ok(Some(Self {
-            format: Format::Parquet {
-                parts: parts.into_iter(),
-                part: None,
-                batch: None,
-                seq: 0,
-                row: 0,
-                read: 0,
-            },
-            columns,
-        }))
-    }
-}
-
-/// The next non-empty line of JSON Lines as an object; `None` at the end.
-fn next_json_line(
-    input: &mut impl BufRead,
-    line: &mut u64,
-    text: &mut Vec<u8>,
-) -> Result<Option<serde_json::Map<String, serde_json::Value>>, ReadError> {
-    loop {
-        text.clear();
-        let read = input.read_until(b'\n', text).map_err(|e| ReadError::Row {
-            line: *line + 1,
-            message: e.to_string(),
-        })?;
-        if read == 0 {
-            return Ok(None);
-        }
-        *line += 1;
-        while text.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            text.pop();
-        }
-        if text.is_empty() {
-            continue;
-        }
-        return serde_json::from_slice(text)
-            .map(Some)
-            .map_err(|e| ReadError::Row {
-                line: *line,
-                message: format!("not a JSON object: {e}"),
-            });
-    }
-}
-
-impl<R: Read> RowReader<R> {
-    /// Every column name, the fixed ones first.
-    pub fn columns(&self) -> &[String] {
-        &self.columns
-    }
-
-    /// Position of the column `name`, if the file has it.
-    pub fn column(&self, name: &str) -> Option<usize> {
-        self.columns.iter().position(|c| c == name)
-    }
-}
-
-impl<R: BufRead> RowReader<R> {
-    /// The next row; `None` at the end. A row with other columns than the file's is an error.
-    pub fn next_row(&mut self) -> Result<Option<RawRow<'_>>, ReadError> {
-        match &mut self.format {
-            Format::Csv { csv, record } => {
-                let more = csv.read_byte_record(record).map_err(|e| ReadError::Row {
-                    line: e.position().map_or(0, |p| p.line()),
-                    message: e.to_string(),
-                })?;
-                if !more {
-                    return Ok(None);
-                }
-                let line = record.position().map_or(0, |p| p.line());
-                Ok(Some(RawRow {
-                    line,
-                    fields: RawFields::Csv(record),
-                }))
-            }
-            Format::JsonLines {
-                input,
-                line,
-                text,
-                values,
-                pending,
-            } => {
-                if !std::mem::take(pending) {
-                    let Some(object) = next_json_line(input, line, text)? else {
-                        return Ok(None);
-                    };
-                    if !object.keys().eq(self.columns.iter()) {
-                        return Err(ReadError::Row {
-                            line: *line,
-                            message: "its keys are not those of the first line".into(),
-                        });
-                    }
-                    values.clear();
-                    values.extend(object.into_iter().map(|(_, v)| v));
-                }
-                Ok(Some(RawRow {
-                    line: *line,
-                    fields: RawFields::Json { text, values },
-                }))
-            }
-            Format::Parquet {
-                parts,
-                part,
-                batch,
-                seq,
-                row,
-                read,
-            } => {
-                let fail = |message: String| ReadError::Row {
-                    line: *read + 1,
-                    message,
-                };
-                // The next batch with a row left: from this part, else from the next part.
-                while batch.as_ref().is_none_or(|b| *row >= b.num_rows()) {
-                    if let Some(reader) = part {
-                        match reader.next() {
-                            Some(Ok(next)) => {
-                                if next
-                                    .schema()
-                                    .fields()
-                                    .iter()
-                                    .map(|f| f.name())
-                                    .ne(self.columns.iter())
-                                {
-                                    return Err(fail(
-                                        "a part with other columns than the first".into(),
-                                    ));
-                                }
-                                *batch = Some(next);
-                                *seq += 1;
-                                *row = 0;
-                                continue;
-                            }
-                            Some(Err(e)) => return Err(fail(e.to_string())),
-                            None => *part = None,
-                        }
-                    }
-                    let Some(path) = parts.next() else {
-                        return Ok(None);
-                    };
-                    *part = Some(parquet::open_part(&path).map_err(|e| fail(e.to_string()))?);
-                }
-                let batch = batch.as_ref().expect("a batch with a row left");
-                *row += 1;
-                *read += 1;
-                Ok(Some(RawRow {
-                    line: *read,
-                    fields: RawFields::Parquet {
-                        batch,
-                        seq: *seq,
-                        row: *row - 1,
-                    },
-                }))
-            }
-        }
-    }
-}
-
-impl RawRow<'_> {
-    fn fail(&self, message: impl Into<String>) -> ReadError {
-        ReadError::Row {
-            line: self.line,
-            message: message.into(),
-        }
-    }
-
-    /// Column `column` as text: JSON `null` is empty, a number its JSON text.
-    fn field(&self, column: usize) -> Result<Cow<'_, str>, ReadError> {
-        match &self.fields {
-            RawFields::Csv(record) => {
-                let bytes = record
-                    .get(column)
-                    .ok_or_else(|| self.fail("too few fields"))?;
-                std::str::from_utf8(bytes)
-                    .map(Cow::Borrowed)
-                    .map_err(|_| self.fail("not UTF-8"))
-            }
-            RawFields::Json { values, .. } => {
-                match values
-                    .get(column)
-                    .ok_or_else(|| self.fail("too few fields"))?
-                {
-                    serde_json::Value::Null => Ok(Cow::Borrowed("")),
-                    serde_json::Value::String(text) => Ok(Cow::Borrowed(text)),
-                    other => Ok(Cow::Owned(other.to_string())),
-                }
-            }
-            RawFields::Parquet { batch, row, .. } => {
-                let array = batch
-                    .columns()
-                    .get(column)
-                    .ok_or_else(|| self.fail("too few fields"))?;
-                parquet::cell(array.as_ref(), *row)
-                    .map(Cow::Owned)
-                    .ok_or_else(|| self.fail("a column of a type ringscrape does not write"))
-            }
-        }
-    }
-
-    fn number<T: std::str::FromStr>(&self, column: usize) -> Result<T, ReadError> {
-        self.field(column)?
-            .parse()
-            .map_err(|_| self.fail(format!("{} is not a number", FIXED_COLUMNS[column])))
-    }
-
-    /// The `id` column as a whole number (ids of a range).
-    pub fn id_number(&self) -> Result<u64, ReadError> {
-        self.index(ID)
-    }
-
-    /// Column `column` (`id` or `line`) as a whole number: the item's index.
-    pub fn index(&self, column: usize) -> Result<u64, ReadError> {
-        let name = if column == ID { "id" } else { "line" };
-        let text = self
-            .field(column)
-            .map_err(|_| self.fail(format!("no {name} column")))?;
-        text.parse()
-            .map_err(|_| self.fail(format!("{name} is not a whole number")))
-    }
-
-    fn status(&self) -> Result<Option<u16>, ReadError> {
-        if self.field(STATUS)?.is_empty() {
-            Ok(None)
-        } else {
-            self.number(STATUS).map(Some)
-        }
-    }
-
-    fn error(&self) -> Result<Option<ErrorKind>, ReadError> {
-        let text = self.field(ERROR)?;
-        if text.is_empty() {
-            return Ok(None);
-        }
-        ErrorKind::parse(&text)
-            .map(Some)
-            .ok_or_else(|| self.fail(format!("unknown error kind {text:?}")))
-    }
-
-    /// True when the row is an answer worth keeping (see [`is_success`]).
-    pub fn succeeded(&self) -> bool {
-        matches!((self.status(), self.error()), (Ok(status), Ok(error)) if is_success(status, error))
-    }
-
-    /// Every column parsed.
-    pub fn typed(&self) -> Result<Row, ReadError> {
-        let columns = match &self.fields {
-            RawFields::Csv(record) => record.len(),
-            RawFields::Json { values, .. } => values.len(),
-            RawFields::Parquet { batch, .. } => batch.num_columns(),
-        };
-        Ok(Row {
-            id: self.field(ID)?.into_owned(),
-            status: self.status()?,
-            bytes: self.number(BYTES)?,
-            latency_ms: self.number(LATENCY)?,
-            attempts: self.number(ATTEMPTS)?,
-            error: self.error()?,
-            extra: (FIXED_COLUMNS.len()..columns)
-                .map(|c| match &self.fields {
-                    RawFields::Csv(record) => String::from_utf8_lossy(&record[c]).into_owned(),
-                    _ => self.field(c).map(Cow::into_owned).unwrap_or_default(),
-                })
-                .collect(),
-        })
+        Ok(PartsReader::open(parts)?.map(RowReader::Parquet))
     }
 }
 
@@ -478,20 +82,10 @@ pub enum RowCopier<W: Write> {
     Parquet(Box<ParquetCopy>),
 }
 
-/// Parquet parts being written, and the rows kept of the current batch (written, filtered,
-/// when the next batch begins).
-pub struct ParquetCopy {
-    parts: PartWriter,
-    current: Option<(u64, RecordBatch, Vec<bool>)>,
-}
-
 impl RowCopier<io::Sink> {
     /// Rows copied into the parts `parts` writes.
     pub fn parquet(parts: PartWriter) -> Self {
-        RowCopier::Parquet(Box::new(ParquetCopy {
-            parts,
-            current: None,
-        }))
+        RowCopier::Parquet(Box::new(ParquetCopy::new(parts)))
     }
 }
 
@@ -524,14 +118,7 @@ impl<W: Write> RowCopier<W> {
                 out.write_all(b"\n")
             }
             (RowCopier::Parquet(copy), RawFields::Parquet { batch, seq, row }) => {
-                let ParquetCopy { parts, current } = copy.as_mut();
-                if current.as_ref().is_some_and(|(at, _, _)| at != seq) {
-                    write_kept(parts, current.take())?;
-                }
-                let (_, _, keep) = current
-                    .get_or_insert_with(|| (*seq, (*batch).clone(), vec![false; batch.num_rows()]));
-                keep[*row] = true;
-                Ok(())
+                copy.copy(batch, *seq, *row)
             }
             _ => Err(io::Error::other("a row copied into another format")),
         }
@@ -546,27 +133,11 @@ impl<W: Write> RowCopier<W> {
                 Ok(Some(out))
             }
             RowCopier::Parquet(copy) => {
-                let ParquetCopy { mut parts, current } = *copy;
-                write_kept(&mut parts, current)?;
-                parts.close_part()?;
+                copy.finish()?;
                 Ok(None)
             }
         }
     }
-}
-
-/// The kept rows of one batch, into the open part.
-fn write_kept(
-    parts: &mut PartWriter,
-    current: Option<(u64, RecordBatch, Vec<bool>)>,
-) -> io::Result<()> {
-    let Some((_, batch, keep)) = current else {
-        return Ok(());
-    };
-    let mask = arrow_array::BooleanArray::from(keep);
-    let kept =
-        arrow_select::filter::filter_record_batch(&batch, &mask).map_err(io::Error::other)?;
-    parts.write(&kept)
 }
 
 /// Length of the file up to the end of its last whole row: anything after it is a torn row (the
@@ -626,6 +197,7 @@ pub fn rows_on_disk(path: &std::path::Path, format: RowFormat) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ErrorKind;
 
     const HEAD: &str = "id,status,bytes,latency_ms,attempts,error";
 

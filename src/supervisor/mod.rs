@@ -9,7 +9,7 @@ mod signals;
 mod spawn;
 
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -18,21 +18,16 @@ pub use limits::LimitError;
 pub use signals::exit_code as signal_exit_code;
 
 use crate::assignment::WorkerSpec;
-use crate::config::{RunConfig, WriteMode};
+use crate::config::RunConfig;
 use crate::ids::{IdRange, IdSet};
 use crate::inflight::InFlightTable;
 use crate::job::Keys;
 use crate::metrics::{self, Metrics};
 use crate::model::BodyColumn;
-use crate::output::Output;
-use crate::output::RowFormat;
 use crate::output::batch::{BYTES_IN_FLIGHT, Batch, BytesInFlight};
-use crate::output::csv_rows::CsvRows;
-use crate::output::jsonl::JsonlRows;
-use crate::output::lock::{self, LockError, OutputLock};
-use crate::output::parquet::{self, ParquetRows};
-use crate::output::resume::{self, ResumeError};
+use crate::output::lock::OutputLock;
 use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
+use crate::output::{OpenError, Output, Spec};
 use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
 use keeper::{Keeper, ShardEnd, describe_exit};
@@ -47,37 +42,26 @@ pub enum SupervisorError {
     #[error(transparent)]
     Limits(#[from] LimitError),
     #[error(transparent)]
-    Resume(#[from] ResumeError),
-    #[error(transparent)]
-    Lock(#[from] LockError),
+    Output(#[from] OpenError),
     #[error("--metrics {0}: {1}")]
     Metrics(String, io::Error),
-    #[error("--output {0}: {1}")]
-    OpenOutput(PathBuf, io::Error),
     #[error("starting the worker for shard {0}: {1}")]
     Spawn(usize, io::Error),
     #[error("setting up signal handling: {0}")]
     Signals(nix::Error),
-    #[error("writing {0}: {1}")]
-    Write(PathBuf, io::Error),
 }
 
 impl SupervisorError {
     /// True when the run was refused before it started because of what the user asked for.
     pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            SupervisorError::Limits(LimitError::PerWorker { .. } | LimitError::System { .. })
-                | SupervisorError::OpenOutput(..)
-                | SupervisorError::Lock(..)
-                | SupervisorError::Metrics(..)
-                | SupervisorError::Resume(
-                    ResumeError::Header(..)
-                        | ResumeError::Columns(..)
-                        | ResumeError::Row(..)
-                        | ResumeError::OutOfRange(..)
-                )
-        )
+        match self {
+            SupervisorError::Output(e) => e.is_usage(),
+            _ => matches!(
+                self,
+                SupervisorError::Limits(LimitError::PerWorker { .. } | LimitError::System { .. })
+                    | SupervisorError::Metrics(..)
+            ),
+        }
     }
 }
 
@@ -159,7 +143,6 @@ fn output_path(output: &Output) -> PathBuf {
 /// opened or resumed), the shards run to their end, and the outcome summed up.
 pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorError> {
     preflight(cfg)?;
-    let _locks = lock_outputs(cfg)?;
     let prepared = prepare_output(cfg)?;
     let plan = plan_shards(cfg, prepared.skip.as_ref());
     if plan.is_empty() {
@@ -223,6 +206,8 @@ fn preflight(cfg: &RunConfig) -> Result<(), SupervisorError> {
 struct Prepared {
     /// `--metrics`, bound before anything else starts (a busy address refuses the run).
     metrics: Option<std::net::TcpListener>,
+    /// The output's locks, held until the run ends.
+    _locks: Vec<OutputLock>,
     rows: Box<dyn WriteRows>,
     /// Items that have a row from an earlier run.
     kept: u64,
@@ -239,7 +224,20 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         }
         None => None,
     };
-    let (rows, done) = open_rows(cfg, &output_path(&cfg.output))?;
+    let bodies_dir = match &cfg.fetch.schema.body {
+        BodyColumn::Files(dir) => Some(dir.as_path()),
+        _ => None,
+    };
+    let opened = crate::output::open(&Spec {
+        output: &cfg.output,
+        format: cfg.format,
+        mode: cfg.mode,
+        schema: &cfg.fetch.schema,
+        ids: cfg.ids,
+        part_rows: cfg.part_rows,
+        bodies_dir,
+    })?;
+    let (rows, done) = (opened.rows, opened.done);
     let kept = done.as_ref().map_or(0, IdSet::count);
     let empties = cfg.key_file.as_ref().map_or(0, |keys| keys.empty.count());
     let skip = match (done, &cfg.key_file) {
@@ -255,6 +253,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
     }
     Ok(Prepared {
         metrics,
+        _locks: opened.locks,
         rows,
         kept,
         empties,
@@ -438,96 +437,6 @@ fn start_metrics(listener: std::net::TcpListener, board: &StatsBoard) -> io::Res
     })?;
     crate::note!("ringscrape: metrics on http://{bound}/metrics");
     Ok(metrics)
-}
-
-/// Takes the locks on the output file and the bodies directory, held until the run ends: a
-/// second run on either is refused before it writes anything.
-fn lock_outputs(cfg: &RunConfig) -> Result<Vec<OutputLock>, LockError> {
-    let mut locks = Vec::new();
-    if let Output::File(path) = &cfg.output {
-        locks.push(lock::acquire(
-            "--output",
-            path,
-            &lock::lock_path_for_file(path),
-        )?);
-    }
-    if let BodyColumn::Files(dir) = &cfg.fetch.schema.body {
-        locks.push(lock::acquire(
-            "--bodies-dir",
-            dir,
-            &dir.join(".ringscrape.lock"),
-        )?);
-    }
-    Ok(locks)
-}
-
-/// Opens the rows' file for this run: a new file with a header, or — resuming — the existing file,
-/// prepared and appended to, with the set of ids that already have a row.
-fn open_rows(
-    cfg: &RunConfig,
-    path: &Path,
-) -> Result<(Box<dyn WriteRows>, Option<IdSet>), SupervisorError> {
-    // `config` refuses --resume with stdout, so here `path` is the output file.
-    let resumed = match cfg.mode {
-        WriteMode::Resume { retry_failed } => {
-            let columns = cfg.fetch.schema.columns();
-            let layout = resume::Layout {
-                format: cfg.format,
-                columns: &columns,
-                index_column: cfg.fetch.schema.index_column(),
-            };
-            resume::prepare(path, cfg.ids, layout, retry_failed)?
-        }
-        WriteMode::New | WriteMode::Overwrite => None,
-    };
-    let open_stream = || {
-        match &resumed {
-            Some(_) => resume::open_for_append(path),
-            None => writer::open_output(&cfg.output, cfg.mode != WriteMode::New),
-        }
-        .map_err(|e| SupervisorError::OpenOutput(path.to_path_buf(), e))
-    };
-    let schema = cfg.fetch.schema.clone();
-    let rows: Box<dyn WriteRows> = match cfg.format {
-        RowFormat::Csv => Box::new(
-            CsvRows::new(open_stream()?, schema, resumed.is_none())
-                .map_err(|e| SupervisorError::Write(path.to_path_buf(), e))?,
-        ),
-        RowFormat::JsonLines => Box::new(JsonlRows::new(open_stream()?, schema)),
-        // `config` refuses Parquet on stdout: `path` is the directory of parts.
-        RowFormat::Parquet => {
-            let open = || {
-                if resumed.is_none() && cfg.mode == WriteMode::Overwrite {
-                    parquet::remove_output(path).map_err(io::Error::other)?;
-                }
-                ParquetRows::new(path, schema, cfg.part_rows)
-            };
-            Box::new(open().map_err(|e| SupervisorError::OpenOutput(path.to_path_buf(), e))?)
-        }
-    };
-    let Some(resumed) = resumed else {
-        return Ok((rows, None));
-    };
-    let mut note = format!(
-        "ringscrape: resuming {}: {} of {} ids have rows",
-        path.display(),
-        resumed.done.count(),
-        cfg.ids.len()
-    );
-    if resumed.torn_bytes > 0 {
-        note += &format!("; cut a torn last line ({} bytes)", resumed.torn_bytes);
-    }
-    if resumed.dropped_rows > 0 {
-        note += &format!("; dropped {} rows to fetch again", resumed.dropped_rows);
-    }
-    if resumed.removed_parts > 0 {
-        note += &format!(
-            "; removed {} unfinished Parquet parts (their rows are fetched again)",
-            resumed.removed_parts
-        );
-    }
-    crate::note!("{note}");
-    Ok((rows, Some(resumed.done)))
 }
 
 /// Splits the work: the whole range evenly, or, when resuming, the ids still without a row

@@ -1,0 +1,181 @@
+//! The supervisor's one door to the output: [`open`] locks the output file and the bodies
+//! directory (a second run on either is refused before anything is written), and opens the rows'
+//! file in its format — new, replaced (`--overwrite`: Parquet removes only its own parts), or,
+//! with `--resume`, prepared by `resume` and appended to — with the ids that already have a row.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::csv_rows::CsvRows;
+use super::format::{Output, RowFormat};
+use super::jsonl::JsonlRows;
+use super::lock::{self, LockError, OutputLock};
+use super::parquet::{self, ParquetRows};
+use super::resume::{self, ResumeError, Resumed};
+use super::writer::{self, WriteRows};
+use crate::ids::{IdRange, IdSet};
+use crate::model::Schema;
+
+/// What to do with an output file that already exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteMode {
+    /// Refuse to start if it exists.
+    New,
+    /// Replace it.
+    Overwrite,
+    /// Keep its rows and fetch only the ids without one (or without a 2xx, with `retry_failed`).
+    Resume { retry_failed: bool },
+}
+
+/// What a run writes, and how.
+pub struct Spec<'a> {
+    pub output: &'a Output,
+    pub format: RowFormat,
+    pub mode: WriteMode,
+    pub schema: &'a Schema,
+    /// The run's items (a resume refuses rows outside them).
+    pub ids: IdRange,
+    /// Parquet: rows per part.
+    pub part_rows: usize,
+    /// `--bodies-dir`, locked beside the output.
+    pub bodies_dir: Option<&'a Path>,
+}
+
+/// The output, open for rows.
+pub struct Opened {
+    pub rows: Box<dyn WriteRows>,
+    /// Resuming: the items that keep their row.
+    pub done: Option<IdSet>,
+    /// Held until the run ends.
+    pub locks: Vec<OutputLock>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Resume(#[from] ResumeError),
+    #[error("--output {0}: {1}")]
+    Open(PathBuf, io::Error),
+    #[error("writing {0}: {1}")]
+    Write(PathBuf, io::Error),
+}
+
+impl OpenError {
+    /// The output could not be taken because of what the user asked for (held by another run,
+    /// not ringscrape's, not of this run's shape), not because writing failed.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            OpenError::Open(..)
+                | OpenError::Lock(..)
+                | OpenError::Resume(
+                    ResumeError::Header(..)
+                        | ResumeError::Columns(..)
+                        | ResumeError::Row(..)
+                        | ResumeError::OutOfRange(..)
+                )
+        )
+    }
+}
+
+/// Locks and opens the output (see the module's comment).
+pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
+    let locks = lock_outputs(spec)?;
+    let path = match spec.output {
+        Output::File(path) => path.clone(),
+        Output::Stdout => PathBuf::from("-"),
+    };
+    // `config` refuses --resume with stdout, so here `path` is the output file.
+    let resumed = match spec.mode {
+        WriteMode::Resume { retry_failed } => {
+            let columns = spec.schema.columns();
+            let layout = resume::Layout {
+                format: spec.format,
+                columns: &columns,
+                index_column: spec.schema.index_column(),
+            };
+            resume::prepare(&path, spec.ids, layout, retry_failed)?
+        }
+        WriteMode::New | WriteMode::Overwrite => None,
+    };
+    let rows = open_rows(spec, &path, resumed.is_none())?;
+    let done = resumed.map(|resumed| {
+        note_resumed(&path, &resumed, spec.ids);
+        resumed.done
+    });
+    Ok(Opened { rows, done, locks })
+}
+
+/// The output file's and the bodies directory's locks.
+fn lock_outputs(spec: &Spec<'_>) -> Result<Vec<OutputLock>, LockError> {
+    let mut locks = Vec::new();
+    if let Output::File(path) = spec.output {
+        locks.push(lock::acquire(
+            "--output",
+            path,
+            &lock::lock_path_for_file(path),
+        )?);
+    }
+    if let Some(dir) = spec.bodies_dir {
+        locks.push(lock::acquire(
+            "--bodies-dir",
+            dir,
+            &dir.join(".ringscrape.lock"),
+        )?);
+    }
+    Ok(locks)
+}
+
+/// The format's writer over the output: `fresh` when no earlier rows are kept.
+fn open_rows(spec: &Spec<'_>, path: &Path, fresh: bool) -> Result<Box<dyn WriteRows>, OpenError> {
+    let open_stream = || {
+        if fresh {
+            writer::open_output(spec.output, spec.mode != WriteMode::New)
+        } else {
+            resume::open_for_append(path)
+        }
+        .map_err(|e| OpenError::Open(path.to_path_buf(), e))
+    };
+    let schema = spec.schema.clone();
+    Ok(match spec.format {
+        RowFormat::Csv => Box::new(
+            CsvRows::new(open_stream()?, schema, fresh)
+                .map_err(|e| OpenError::Write(path.to_path_buf(), e))?,
+        ),
+        RowFormat::JsonLines => Box::new(JsonlRows::new(open_stream()?, schema)),
+        // `config` refuses Parquet on stdout: `path` is the directory of parts.
+        RowFormat::Parquet => {
+            let open = || {
+                if fresh && spec.mode == WriteMode::Overwrite {
+                    parquet::remove_output(path).map_err(io::Error::other)?;
+                }
+                ParquetRows::new(path, schema, spec.part_rows)
+            };
+            Box::new(open().map_err(|e| OpenError::Open(path.to_path_buf(), e))?)
+        }
+    })
+}
+
+fn note_resumed(path: &Path, resumed: &Resumed, ids: IdRange) {
+    let mut note = format!(
+        "ringscrape: resuming {}: {} of {} ids have rows",
+        path.display(),
+        resumed.done.count(),
+        ids.len()
+    );
+    if resumed.torn_bytes > 0 {
+        note += &format!("; cut a torn last line ({} bytes)", resumed.torn_bytes);
+    }
+    if resumed.dropped_rows > 0 {
+        note += &format!("; dropped {} rows to fetch again", resumed.dropped_rows);
+    }
+    if resumed.removed_parts > 0 {
+        note += &format!(
+            "; removed {} unfinished Parquet parts (their rows are fetched again)",
+            resumed.removed_parts
+        );
+    }
+    crate::note!("{note}");
+}
