@@ -35,6 +35,7 @@ pub(crate) mod net;
 pub(crate) mod nodes;
 pub mod output;
 pub(crate) mod progress;
+pub(crate) mod redact;
 pub(crate) mod report;
 pub(crate) mod request;
 pub(crate) mod runtime;
@@ -183,7 +184,7 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
     }
     command.extend(["--concurrency".into(), step.to_string()]);
     command.extend(args.run_flags.iter().cloned());
-    println!("run: {}", shell_words::join(request::redact_args(&command)));
+    println!("run: {}", shell_words::join(redact::redact_args(&command)));
     Ok(0)
 }
 

@@ -8,6 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::redact::redact_url;
+
 /// Most source addresses a `--local-addr` list may expand to (a /16 of IPv4).
 pub const MAX_LOCAL_ADDRS: usize = 1 << 16;
 
@@ -127,19 +129,6 @@ fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
     };
     let name_like = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
     (!host.is_empty() && host.chars().all(name_like)).then_some((host, port))
-}
-
-/// A proxy URL with its user name and password replaced by `***`.
-pub fn redact_url(text: &str) -> String {
-    let (scheme, rest) = match text.split_once("://") {
-        Some((scheme, rest)) => (format!("{scheme}://"), rest),
-        None => (String::new(), text),
-    };
-    let end = rest.find('/').unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
-        Some(at) => format!("{scheme}***@{}", &rest[at + 1..]),
-        None => text.to_string(),
-    }
 }
 
 fn percent_decode(text: &str) -> String {
@@ -743,7 +732,6 @@ mod tests {
                 .to_string(),
             "proxy ftp://***@x:1: expected http://, socks5:// or socks5h://[user:pass@]host[:port]"
         );
-        assert_eq!(redact_url("http://u:p@h:1/x"), "http://***@h:1/x");
         // No port: squid's 3128 for HTTP, 1080 for SOCKS; an IPv6 address in brackets.
         assert_eq!(Proxy::parse("http://p.test").map(|p| p.port), Ok(3128));
         assert_eq!(Proxy::parse("socks5://p.test").map(|p| p.port), Ok(1080));

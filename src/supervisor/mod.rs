@@ -476,7 +476,7 @@ fn resume_command(argv: &[String]) -> String {
         args.push("--resume".into());
     }
     // Resume lines land in Slurm .out files and CI logs: no secret in them.
-    shell_words::join(crate::request::redact_args(&args))
+    shell_words::join(crate::redact::redact_args(&args))
 }
 
 fn start_workers(
