@@ -193,6 +193,58 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         return Err(ConfigError::MissingIds);
     }
     let shards = at_least_one("shards", args.shards.unwrap_or_else(default_shards))?;
+    let (concurrency, auto_concurrency) = concurrency_of(args)?;
+    let limits = limits_of(args)?;
+    let retry = retry_of(args)?;
+    let mode = write_mode(args);
+    let (output, format) = output_of(args, node.as_ref(), mode)?;
+    check_reports(args)?;
+    // Last, as it may read a large file (or all of standard input).
+    let Items {
+        ids,
+        key_file,
+        stdin_spool,
+    } = items_of(args, node.as_ref())?;
+    // Standard input is one stream: one shard reads it.
+    let shards = if stdin_spool.is_some() { 1 } else { shards };
+    let net = net_of(args, &template)?;
+    Ok(RunConfig {
+        fetch: Fetch {
+            request,
+            trust,
+            schema,
+            follow_redirects: args.follow_redirects,
+            http2: args.http2,
+            concurrency,
+            auto_concurrency,
+            raw_body: args.raw_body,
+            net,
+            grace: seconds("grace", args.grace)?,
+            limits,
+            retry,
+            verbosity: verbosity_of(args),
+        },
+        rate: args.rate.map(positive_rate).transpose()?,
+        abort_after: args.abort_after,
+        summary_json: args.summary_json.clone(),
+        metrics: args.metrics.clone(),
+        ids,
+        node,
+        key_file,
+        stdin_spool,
+        // More shards than ids would only start idle processes.
+        shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
+        output,
+        format,
+        part_rows: at_least_one("part-rows", args.part_rows)?,
+        mode,
+        progress: !args.no_progress && !args.quiet,
+    })
+}
+
+/// In-flight requests per worker: a fixed number, or `auto` (found during the run, up to
+/// [`AUTO_CONCURRENCY_MAX`]).
+fn concurrency_of(args: &RunArgs) -> Result<(usize, bool), ConfigError> {
     let (concurrency, auto_concurrency) = match args.concurrency {
         Concurrency::Auto => (AUTO_CONCURRENCY_MAX, true),
         Concurrency::Fixed(n) => (n, false),
@@ -201,25 +253,35 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     if concurrency > MAX_CONCURRENCY {
         return Err(ConfigError::TooMuchConcurrency(concurrency));
     }
+    Ok((concurrency, auto_concurrency))
+}
+
+fn limits_of(args: &RunArgs) -> Result<RequestLimits, ConfigError> {
     if args.max_body == 0 || args.max_body > MAX_BODY_LIMIT {
         return Err(ConfigError::MaxBody(args.max_body));
     }
-    let limits = RequestLimits {
+    Ok(RequestLimits {
         timeout: seconds("timeout", args.timeout)?,
         connect_timeout: seconds("connect-timeout", args.connect_timeout)?,
         max_body_bytes: args.max_body as usize,
         body_memory_bytes: usize::try_from(args.body_memory).unwrap_or(usize::MAX),
-    };
+    })
+}
+
+fn retry_of(args: &RunArgs) -> Result<RetryPolicy, ConfigError> {
     if args.retries > MAX_RETRIES {
         return Err(ConfigError::Retries(args.retries));
     }
-    let retry = RetryPolicy {
+    Ok(RetryPolicy {
         retries: args.retries,
         base: seconds("retry-base", args.retry_base)?,
         cap: seconds("retry-cap", args.retry_cap)?,
         max_retry_after: seconds("max-retry-after", args.max_retry_after)?,
-    };
-    let mode = if args.resume {
+    })
+}
+
+fn write_mode(args: &RunArgs) -> WriteMode {
+    if args.resume {
         WriteMode::Resume {
             retry_failed: args.retry_failed,
         }
@@ -227,11 +289,31 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         WriteMode::Overwrite
     } else {
         WriteMode::New
-    };
+    }
+}
+
+fn verbosity_of(args: &RunArgs) -> Verbosity {
+    if args.quiet {
+        Verbosity::Quiet
+    } else if args.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    }
+}
+
+/// Where rows go and in which format; refused when the output cannot take this run's rows
+/// (an existing file without `--resume` or `--overwrite`, Parquet on stdout, a directory that
+/// holds files ringscrape did not write).
+fn output_of(
+    args: &RunArgs,
+    node: Option<&Node>,
+    mode: WriteMode,
+) -> Result<(Output, RowFormat), ConfigError> {
     let output = if args.output.as_os_str() == "-" {
         Output::Stdout
     } else {
-        Output::File(nodes::expand_path("output", &args.output, node.as_ref())?)
+        Output::File(nodes::expand_path("output", &args.output, node)?)
     };
     let format = args.format.map(RowFormat::from).unwrap_or(match &output {
         Output::File(path) => RowFormat::of_path(path),
@@ -254,6 +336,11 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     {
         parquet::check_replaceable(path).map_err(|e| ConfigError::NotOurs(path.clone(), e))?;
     }
+    Ok((output, format))
+}
+
+/// `--metrics` is an address and `--summary-json` can be written where it points.
+fn check_reports(args: &RunArgs) -> Result<(), ConfigError> {
     if let Some(addr) = &args.metrics
         && addr.parse::<std::net::SocketAddr>().is_err()
     {
@@ -265,20 +352,24 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             return Err(ConfigError::SummaryDir(path.clone(), dir.to_path_buf()));
         }
     }
-    // Last, as it may read a large file (or all of standard input).
-    let Items {
-        mut ids,
-        mut key_file,
-        stdin_spool,
-    } = job_items(args)?;
-    if let Some(node) = &node {
-        ids = node.slice(ids)?;
-        if let Some(keys) = &mut key_file {
+    Ok(())
+}
+
+/// The job's items, and this node's slice of them.
+fn items_of(args: &RunArgs, node: Option<&Node>) -> Result<Items, ConfigError> {
+    let mut items = job_items(args)?;
+    if let Some(node) = node {
+        items.ids = node.slice(items.ids)?;
+        let ids = items.ids;
+        if let Some(keys) = &mut items.key_file {
             keys.empty = keys.empty.restrict(ids);
         }
     }
-    // Standard input is one stream: one shard reads it.
-    let shards = if stdin_spool.is_some() { 1 } else { shards };
+    Ok(items)
+}
+
+/// Source addresses, pinned names, proxies and DNS refresh, checked against the target.
+fn net_of(args: &RunArgs, template: &RequestTemplate) -> Result<NetSpec, ConfigError> {
     let net = NetSpec::parse(&args.local_addr, &args.resolve, &args.connect_to)?
         .check_local_addrs()?
         .with_proxies(args.proxy.as_deref(), |name| std::env::var(name).ok())?
@@ -289,44 +380,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         let https = origin.scheme == crate::request::Scheme::Https;
         net.check_source_family(&origin.host, origin.port, https)?;
     }
-    Ok(RunConfig {
-        fetch: Fetch {
-            request,
-            trust,
-            schema,
-            follow_redirects: args.follow_redirects,
-            http2: args.http2,
-            concurrency,
-            auto_concurrency,
-            raw_body: args.raw_body,
-            net,
-            grace: seconds("grace", args.grace)?,
-            limits,
-            retry,
-            verbosity: if args.quiet {
-                Verbosity::Quiet
-            } else if args.verbose {
-                Verbosity::Verbose
-            } else {
-                Verbosity::Normal
-            },
-        },
-        rate: args.rate.map(positive_rate).transpose()?,
-        abort_after: args.abort_after,
-        summary_json: args.summary_json.clone(),
-        metrics: args.metrics.clone(),
-        ids,
-        node,
-        key_file,
-        stdin_spool,
-        // More shards than ids would only start idle processes.
-        shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
-        output,
-        format,
-        part_rows: at_least_one("part-rows", args.part_rows)?,
-        mode,
-        progress: !args.no_progress && !args.quiet,
-    })
+    Ok(net)
 }
 
 /// The items: an id range, or the lines of a file of keys (standard input is copied to a
