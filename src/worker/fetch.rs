@@ -3,13 +3,12 @@
 //!
 //! Each slot owns at most one connection and drops it after any failure or an answer that
 //! ends it: a failed connection is never used again, and an idle one is peeked at before it is
-//! reused (the server may have closed it). A request that fails on a *reused* connection before any answer byte arrived is sent once
-//! more at once on a fresh connection and not counted as an attempt: the server closed an idle
-//! connection, it did not answer. Around
-//! that sits the retry policy (`retry.rs`); a retry waits in the worker's queue (`queue.rs`).
+//! reused (the server may have closed it). A request that fails on a *reused* connection before
+//! any answer byte arrived is sent once more at once on a fresh connection and not counted as an
+//! attempt: the server closed an idle connection, it did not answer. Around that sits the retry
+//! policy (`retry.rs`); a retry waits in the worker's queue (`queue.rs`). What all slots share is
+//! the worker's [`Plan`].
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -19,89 +18,17 @@ use std::time::{Duration, Instant};
 use super::answer::{Answer, Wants};
 use super::connect::{Dialer, RouteId};
 use super::failure::Failure;
-use super::gate::Gate;
 use super::h1::H1Conn;
-use super::h2::{self, Acquired, Lanes};
-use super::memory::BodyBudget;
+use super::h2::{self, Acquired};
+use super::plan::Plan;
 use super::proxy;
-use super::proxy_board::{ProxyBoard, ProxyHealth};
+use super::proxy_board::ProxyHealth;
 use super::retry::Verdict;
 use super::spool::Spool;
 use super::stream::Stream;
-use crate::extract::Extractor;
-use crate::model::{BodyColumn, Captured, ErrorKind, Record, RequestLimits, RetryPolicy, Schema};
-use crate::net::NetSpec;
-use crate::output::bodies::BodiesDir;
-use crate::request::{Hop, Origin, RequestTemplate};
-use crate::stats::AnswerCounts;
-use crate::tls::Trust;
+use crate::model::{BodyColumn, Captured, ErrorKind, Record};
+use crate::request::{Hop, Origin};
 
-/// What every slot of a worker shares: how to build, send and keep.
-pub struct Plan {
-    pub dialer: Rc<Dialer>,
-    pub template: RequestTemplate,
-    pub schema: Schema,
-    /// `--bodies-dir`: where bodies are written.
-    pub bodies: Option<RefCell<BodiesDir>>,
-    pub limits: RequestLimits,
-    /// Undo content codings (not `--raw-body`).
-    pub decode: bool,
-    pub retry: RetryPolicy,
-    /// Redirect hops followed per attempt (`--follow-redirects`).
-    pub follow_redirects: u32,
-    pub trust: Trust,
-    /// Where connections go and come from.
-    pub net: NetSpec,
-    /// The health of each proxy, for every dialer of the worker.
-    pub proxies: ProxyBoard,
-    /// Paces the worker's requests (`--rate`, 429s).
-    pub gate: Gate,
-    /// `--http2`: the worker's HTTP/2 connections.
-    pub h2: Option<Lanes>,
-    /// Openers for other origins that redirects led to, made as first needed.
-    pub elsewhere: RefCell<HashMap<Origin, Rc<Dialer>>>,
-    /// What the slots saw of the answers, for the worker's stats.
-    pub seen: RefCell<AnswerCounts>,
-    /// `--extract`: fields taken from each body.
-    pub extractor: Extractor,
-    /// `--body-memory`: bodies held in memory at once, when bodies are read.
-    pub memory: Option<BodyBudget>,
-}
-
-impl Plan {
-    /// The opener for `origin`, another than the run's.
-    fn dialer_for(&self, origin: &Origin) -> Result<Rc<Dialer>, Failure> {
-        if let Some(dialer) = self.elsewhere.borrow().get(origin) {
-            return Ok(dialer.clone());
-        }
-        // Other origins are spoken to over HTTP/1.1, one connection per request.
-        let dialer = Dialer::new(
-            origin,
-            &self.trust,
-            &self.net,
-            self.limits.connect_timeout,
-            false,
-            false,
-            &self.proxies,
-        )
-        .map_err(|e| Failure {
-            kind: ErrorKind::Tls,
-            answered: false,
-            detail: e.to_string(),
-        })?;
-        let mut elsewhere = self.elsewhere.borrow_mut();
-        // With `{id}` in the host every key has an origin of its own: keep the last few
-        // thousand, not every one of millions.
-        if elsewhere.len() >= MAX_OTHER_ORIGINS {
-            elsewhere.clear();
-        }
-        elsewhere.insert(origin.clone(), dialer.clone());
-        Ok(dialer)
-    }
-}
-
-/// Openers for other origins kept at once.
-const MAX_OTHER_ORIGINS: usize = 4096;
 /// Times a refused HTTP/2 request is sent again within one attempt.
 const MAX_REFUSED_RESENDS: u32 = 8;
 /// A body buffer larger than this is not kept for the slot's next answer: idle slots that once
@@ -337,83 +264,8 @@ impl Slot {
         let now = Instant::now();
         let latency = now.saturating_duration_since(started);
         match result {
-            Some(Ok(())) => {
-                let mut seen = self.plan.seen.borrow_mut();
-                seen.wire_bytes += self.answer.wire_len;
-                seen.unknown_coding += u64::from(self.answer.coding_unknown);
-                drop(seen);
-                if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
-                    self.conn = None;
-                }
-                // Statuses that are not the target's answer to this request: the connection
-                // goes, and the request is not counted as answered.
-                let not_answered = match self.answer.status {
-                    // A 408 on a connection that had been idle is the server (HAProxy, nginx)
-                    // closing it, sent before our request arrived. Sent again on a fresh
-                    // connection, as a stale one is, and not counted as an attempt.
-                    408 if self.reused => Some((
-                        ErrorKind::Closed,
-                        "408 on a reused connection: closed while idle",
-                        true,
-                    )),
-                    // A forwarding proxy's 407 (RFC 9110 §15.5.8): the target was never asked.
-                    // The proxy sits out and the request goes again through another, not
-                    // counted as an attempt. A 407 from the target itself is a status.
-                    407 if self.forwarded => Some((
-                        ErrorKind::Proxy,
-                        "the proxy wants credentials (407)",
-                        self.proxy_failed(),
-                    )),
-                    _ => None,
-                };
-                if let Some((kind, detail, stale)) = not_answered {
-                    self.conn = None;
-                    return Attempt::Failed {
-                        failure: Failure {
-                            kind,
-                            answered: false,
-                            detail: detail.into(),
-                        },
-                        latency,
-                        stale,
-                    };
-                }
-                if self.answer.status == 429 {
-                    let pause = self
-                        .answer
-                        .retry_after
-                        .map(|wait| wait.min(self.plan.retry.max_retry_after));
-                    self.plan.gate.too_many(now, pause);
-                } else {
-                    self.plan.gate.answered(now);
-                }
-                Attempt::Answered { latency }
-            }
-            Some(Err(mut failure)) => {
-                self.conn = None;
-                // A forwarding proxy that closes or resets a fresh connection before any answer
-                // failed itself: a target it could not reach would have been a 502.
-                if self.forwarded
-                    && !self.reused
-                    && !failure.answered
-                    && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset)
-                {
-                    failure.kind = ErrorKind::Proxy;
-                    failure.detail = format!("the proxy {}", failure.detail);
-                    self.proxy_failed();
-                }
-                // A proxy of several that failed sits out: the request goes again at once
-                // through another, as it never reached the target.
-                let stale = (self.reused
-                    && !failure.answered
-                    && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset))
-                    || (failure.kind == ErrorKind::Proxy && self.plan.dialer.has_a_route_up());
-                Attempt::Failed {
-                    failure,
-                    latency,
-                    stale,
-                }
-            }
+            Some(Ok(())) => self.on_answer(now, latency),
+            Some(Err(failure)) => self.on_failure(failure, latency),
             None => {
                 // The connection is mid-exchange: never use it again. (An HTTP/2 stream is
                 // reset when its request is dropped; the lane lives on.)
@@ -429,6 +281,88 @@ impl Slot {
                     stale: false,
                 }
             }
+        }
+    }
+
+    /// An answer came: counted, and judged (some statuses are not the target's answer to this
+    /// request); the rate gate learns from it.
+    fn on_answer(&mut self, now: Instant, latency: Duration) -> Attempt {
+        let mut seen = self.plan.seen.borrow_mut();
+        seen.wire_bytes += self.answer.wire_len;
+        seen.unknown_coding += u64::from(self.answer.coding_unknown);
+        drop(seen);
+        if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
+            self.conn = None;
+        }
+        // Statuses that are not the target's answer to this request: the connection
+        // goes, and the request is not counted as answered.
+        let not_answered = match self.answer.status {
+            // A 408 on a connection that had been idle is the server (HAProxy, nginx)
+            // closing it, sent before our request arrived. Sent again on a fresh
+            // connection, as a stale one is, and not counted as an attempt.
+            408 if self.reused => Some((
+                ErrorKind::Closed,
+                "408 on a reused connection: closed while idle",
+                true,
+            )),
+            // A forwarding proxy's 407 (RFC 9110 §15.5.8): the target was never asked.
+            // The proxy sits out and the request goes again through another, not
+            // counted as an attempt. A 407 from the target itself is a status.
+            407 if self.forwarded => Some((
+                ErrorKind::Proxy,
+                "the proxy wants credentials (407)",
+                self.proxy_failed(),
+            )),
+            _ => None,
+        };
+        if let Some((kind, detail, stale)) = not_answered {
+            self.conn = None;
+            return Attempt::Failed {
+                failure: Failure {
+                    kind,
+                    answered: false,
+                    detail: detail.into(),
+                },
+                latency,
+                stale,
+            };
+        }
+        if self.answer.status == 429 {
+            let pause = self
+                .answer
+                .retry_after
+                .map(|wait| wait.min(self.plan.retry.max_retry_after));
+            self.plan.gate.too_many(now, pause);
+        } else {
+            self.plan.gate.answered(now);
+        }
+        Attempt::Answered { latency }
+    }
+
+    /// The exchange failed: whose failure it is, and whether to send again at once.
+    fn on_failure(&mut self, mut failure: Failure, latency: Duration) -> Attempt {
+        self.conn = None;
+        // A forwarding proxy that closes or resets a fresh connection before any answer
+        // failed itself: a target it could not reach would have been a 502.
+        if self.forwarded
+            && !self.reused
+            && !failure.answered
+            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset)
+        {
+            failure.kind = ErrorKind::Proxy;
+            failure.detail = format!("the proxy {}", failure.detail);
+            self.proxy_failed();
+        }
+        // A proxy of several that failed sits out: the request goes again at once
+        // through another, as it never reached the target.
+        let stale = (self.reused
+            && !failure.answered
+            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset))
+            || (failure.kind == ErrorKind::Proxy && self.plan.dialer.has_a_route_up());
+        Attempt::Failed {
+            failure,
+            latency,
+            stale,
         }
     }
 

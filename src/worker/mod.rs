@@ -21,6 +21,7 @@ mod h2;
 mod limit;
 mod memory;
 mod pace;
+mod plan;
 mod proxy;
 mod proxy_board;
 mod queue;
@@ -57,8 +58,9 @@ use connect::Dialer;
 use proxy_board::ProxyBoard;
 
 use cursor::Cursor;
-use fetch::{Outcome, Plan, Slot};
+use fetch::{Outcome, Slot};
 use limit::Limiter;
+use plan::Plan;
 use queue::{Work, WorkQueue};
 use sink::{DRAIN_EVERY, FrameSink, SEND_EVERY};
 use wait::Parked;
