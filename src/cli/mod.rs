@@ -1,0 +1,263 @@
+//! Command-line definitions (clap derive): `run` (rows as CSV, JSON Lines or Parquet), `merge`,
+//! `tune`, `serve`, `completions` and the hidden `worker`; and the config file, which is a
+//! layer of `run` flags under the command line.
+//!
+//! The config file holds flags by their long names (`concurrency = 64`, `headers = [...]` for a
+//! repeatable flag, `no_progress = true` for a switch). It is read as if its flags were typed
+//! before the command line's, so a flag given on the command line wins (repeatable flags add up),
+//! and a flag exists in one place only. Values stay raw here (strings, plain numbers); `config`
+//! checks and converts them, so every bad input gets the same one-line error and exit code 2.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+mod commands;
+mod run;
+mod values;
+
+pub use commands::{CompletionsArgs, MergeArgs, ServeArgs, TuneArgs, WorkerArgs};
+pub use run::RunArgs;
+pub use values::{Concurrency, FormatArg, KeepArg};
+
+/// Read by `run` when no `--config` is given, if it exists (relative to the working directory).
+pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ringscrape",
+    version,
+    about = "Fetch a URL template over a huge id range and stream one row per id (CSV, JSON Lines or Parquet)",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scrape URL for every id in a range, writing one row per id (CSV, JSON Lines or Parquet)
+    #[command(args_override_self = true)]
+    Run(RunArgs),
+    /// Merge the outputs of a job's nodes (CSV, JSON Lines or Parquet) into one, proving that
+    /// every id has exactly one row
+    /// (exit 0), else naming the missing and duplicated ids (exit 1)
+    Merge(MergeArgs),
+    /// Find the concurrency to use: short runs at each concurrency, a table of req/s and
+    /// latency, the knee marked, the run command printed
+    Tune(TuneArgs),
+    /// Serve the built-in demo target (JSON record per id, optional delays)
+    Serve(ServeArgs),
+    /// Print a shell completion script (e.g. `ringscrape completions bash > ~/.local/share/bash-completion/completions/ringscrape`)
+    Completions(CompletionsArgs),
+    /// Internal: one worker process of a run (started by `run`)
+    #[command(hide = true)]
+    Worker(WorkerArgs),
+}
+
+/// Writes the completion script for `shell` to stdout.
+pub fn print_completions(shell: clap_complete::Shell) {
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "ringscrape", &mut std::io::stdout());
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad flags, or `--help` / `--version` (which clap reports as errors).
+    #[error("{}", one_line(&.0.render().to_string()))]
+    Clap(#[from] clap::Error),
+    #[error("config file {0}: {1}")]
+    ConfigFile(PathBuf, String),
+}
+
+/// Parses `argv`; for `run`, with the config file's flags placed before the command line's.
+pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
+    let cli = Cli::try_parse_from(&argv)?;
+    let Command::Run(run) = &cli.command else {
+        return Ok(cli);
+    };
+    let path = match &run.config {
+        Some(path) => path.clone(),
+        None if Path::new(DEFAULT_CONFIG_PATH).exists() => PathBuf::from(DEFAULT_CONFIG_PATH),
+        None => return Ok(cli),
+    };
+    let mut layer = config_file_args(&path)?;
+    // Precedence is flag, environment variable, config file, default: a file value for a flag
+    // whose RINGSCRAPE_* variable is set gives way to it.
+    layer.retain(|arg| !set_by_environment(arg));
+    let program = argv.first().cloned().unwrap_or_else(|| "ringscrape".into());
+    // The file's flags alone first, so that a bad value in it is blamed on the file.
+    let alone = [program.clone(), "run".into()]
+        .into_iter()
+        .chain(layer.iter().cloned());
+    Cli::try_parse_from(alone)
+        .map_err(|e| CliError::ConfigFile(path, one_line(&e.render().to_string())))?;
+    // `argv` is `program run <flags…>`: `run` has no global flags before it.
+    let merged = [program, "run".into()]
+        .into_iter()
+        .chain(layer)
+        .chain(argv.into_iter().skip(2));
+    Ok(Cli::try_parse_from(merged)?)
+}
+
+/// True when `arg` (`--name=value` from the config file) is a flag whose environment variable
+/// is set.
+fn set_by_environment(arg: &OsString) -> bool {
+    let Some(name) = arg
+        .to_str()
+        .and_then(|a| a.strip_prefix("--"))
+        .map(|a| a.split('=').next().unwrap_or(a))
+    else {
+        return false;
+    };
+    let command = Cli::command();
+    let run = command
+        .find_subcommand("run")
+        .expect("the run subcommand exists");
+    run.get_arguments()
+        .filter(|a| a.get_long() == Some(name))
+        .filter_map(|a| a.get_env())
+        .any(|var| std::env::var_os(var).is_some())
+}
+
+/// The flags a config file stands for, as `--name=value` arguments in the file's order.
+pub fn config_file_args(path: &Path) -> Result<Vec<OsString>, CliError> {
+    let fail = |message: String| CliError::ConfigFile(path.to_path_buf(), message);
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| fail(one_line(&e.to_string())))?;
+    let command = Cli::command();
+    let run = command
+        .find_subcommand("run")
+        .expect("the run subcommand exists");
+    let mut args = Vec::new();
+    for (key, value) in table {
+        let name = key.replace('_', "-");
+        let known = run.get_arguments().any(|arg| {
+            arg.get_long() == Some(name.as_str())
+                || arg
+                    .get_all_aliases()
+                    .is_some_and(|a| a.contains(&name.as_str()))
+        });
+        if !known || name == "config" {
+            return Err(fail(format!(
+                "unknown key `{key}` (keys are the long flags of `ringscrape run --help`)"
+            )));
+        }
+        let values = match value {
+            toml::Value::Array(items) => items,
+            scalar => vec![scalar],
+        };
+        for value in values {
+            let text = match value {
+                toml::Value::Boolean(true) => {
+                    args.push(format!("--{name}").into());
+                    continue;
+                }
+                toml::Value::Boolean(false) => continue,
+                toml::Value::String(text) => text,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                other => {
+                    return Err(fail(format!(
+                        "`{key}`: expected a string, number, boolean or a list of them, not {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            args.push(format!("--{name}={text}").into());
+        }
+    }
+    Ok(args)
+}
+
+/// clap's message (everything before its usage block, tips included) folded onto one line: some
+/// messages put the essential part — which argument is missing — on the lines after the first.
+pub fn one_line(rendered: &str) -> String {
+    let message: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.starts_with("Usage:"))
+        .map(str::trim)
+        // We add our own pointer to --help.
+        .filter(|line| !line.is_empty() && !line.starts_with("For more information"))
+        .collect();
+    if message.is_empty() {
+        "error: invalid arguments".to_string()
+    } else {
+        message.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    fn run_args(argv: &[&str]) -> RunArgs {
+        let argv = argv.iter().map(OsString::from).collect();
+        match parse(argv).expect("valid flags").command {
+            Command::Run(run) => run,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_file_is_a_layer_under_the_command_line() {
+        let (_dir, path) =
+            file("concurrency = 64\nshards = 3\ntimeout = 5.5\nno_progress = true\noutput = '-'\n");
+        let config = path.to_str().expect("utf-8 path");
+        let run = run_args(&["rs", "run", "--config", config, "-c", "128"]);
+        assert_eq!(run.concurrency, Concurrency::Fixed(128), "flag wins");
+        assert_eq!(run.shards, Some(3), "file value when no flag");
+        assert_eq!(run.timeout, 5.5);
+        assert_eq!(run.connect_timeout, 10.0, "default when neither");
+        assert!(run.no_progress, "a switch from the file");
+        assert_eq!(
+            run.output,
+            PathBuf::from("-"),
+            "a value that looks like a flag"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_blamed_on_the_file() {
+        let (_dir, path) = file("concurency = 5\n");
+        let err = config_file_args(&path).expect_err("unknown key");
+        assert!(
+            err.to_string().contains("unknown key `concurency`"),
+            "{err}"
+        );
+        let (_dir, path) = file("concurrency = 'many'\n");
+        let argv = ["rs", "run", "--config", path.to_str().expect("utf-8")];
+        let err = parse(argv.iter().map(OsString::from).collect()).expect_err("bad value");
+        assert!(matches!(err, CliError::ConfigFile(..)), "{err}");
+        assert!(err.to_string().contains("'many'"), "{err}");
+    }
+
+    #[test]
+    fn duration_flags_take_units() {
+        let run = run_args(&["rs", "run", "--timeout", "500ms", "--grace", "1m"]);
+        assert!((run.timeout - 0.5).abs() < 1e-9 && (run.grace - 60.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_shipped_default_config_is_valid() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_PATH);
+        let args = config_file_args(&path).expect("config/default.toml is valid");
+        assert!(
+            args.contains(&OsString::from("--concurrency=256")),
+            "{args:?}"
+        );
+    }
+}

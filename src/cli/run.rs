@@ -1,0 +1,272 @@
+//! The flags of `run`, the one command with many.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::values::{Concurrency, FormatArg, bytes_arg, seconds_arg};
+
+/// Flags of `run`. Each flag is declared once, here: its doc is the help text, its default is
+/// clap's, and the config file is read as more of these flags (see [`config_file_args`]).
+/// Values are checked and converted in `config`, so every bad input gets the same one-line error.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// URL template; every {id} is replaced by the id, e.g. http://host/log?id={id}
+    #[arg(short, long, value_name = "TEMPLATE", env = "RINGSCRAPE_URL")]
+    pub url: Option<String>,
+    /// Half-open id range START..END, e.g. 0..1000000 (one million ids)
+    // A range that starts with `-` (`-1..5`) is a value, refused by `config` naming --ids.
+    #[arg(
+        short,
+        long,
+        value_name = "START..END",
+        env = "RINGSCRAPE_IDS",
+        allow_hyphen_values = true
+    )]
+    pub ids: Option<String>,
+    /// File of keys, one per line, instead of --ids: {id} is the line (percent-encoded in the
+    /// URL); - reads standard input (one shard). Empty lines are skipped
+    #[arg(long, value_name = "FILE", conflicts_with = "ids")]
+    pub ids_file: Option<PathBuf>,
+    /// HTTP method [default: GET, or POST with --data]
+    #[arg(short = 'X', long, value_name = "METHOD")]
+    pub method: Option<String>,
+    /// Request header 'Name: value' ({id} expands in the value); repeatable; @FILE reads one
+    /// header per line
+    #[arg(short = 'H', long = "header", alias = "headers", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// Request body ({id} expands in it); @FILE reads the body from FILE
+    #[arg(short = 'd', long, value_name = "TEXT|@FILE")]
+    pub data: Option<String>,
+    /// User-Agent header [default: ringscrape/VERSION]
+    #[arg(long, value_name = "TEXT")]
+    pub user_agent: Option<String>,
+    /// Follow up to N redirects (3xx with Location) per request; the row keeps the final status
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub follow_redirects: u32,
+    /// Speak HTTP/2: offered by ALPN over TLS (HTTP/1.1 if the server declines), with prior
+    /// knowledge (h2c) for http:// URLs; many requests share each connection
+    #[arg(long)]
+    pub http2: bool,
+    /// PEM file of CA certificates to trust besides the bundled and system roots (https)
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Don't verify TLS certificates (https)
+    #[arg(long, short = 'k')]
+    pub insecure: bool,
+    /// Keep this response header in a column named after it (lower case); repeatable
+    #[arg(long, value_name = "NAME")]
+    pub capture_header: Vec<String>,
+    /// Keep each response body in a `body` column
+    #[arg(long, conflicts_with = "bodies_dir")]
+    pub save_body: bool,
+    /// A field of the body into a column NAME (repeatable, columns in the order given): EXPR is
+    /// a JSON Pointer (/user/name), jq:FILTER (jq:.items | length) or re:REGEX (its first group)
+    #[arg(long, value_name = "NAME=EXPR")]
+    pub extract: Vec<String>,
+    /// How the body column holds a body: text (as is when valid UTF-8, else `base64:` and the
+    /// base64), or base64 [default: text]
+    #[arg(long, value_name = "ENCODING", value_parser = ["text", "base64"], requires = "save_body")]
+    pub body_encoding: Option<String>,
+    /// Write each body to its own file under DIR (DIR/ab/cd/NAME); a body_path column holds
+    /// the path relative to DIR. {node} becomes the node index (see --node-index)
+    #[arg(long, value_name = "DIR")]
+    pub bodies_dir: Option<PathBuf>,
+    /// This machine is node K (0-based) of --node-count: it takes slice K of the ids (or of the
+    /// --ids-file lines). Without it, read from a Slurm job array (SLURM_ARRAY_TASK_ID…) or a
+    /// Kubernetes Indexed Job (JOB_COMPLETION_INDEX with RINGSCRAPE_NODE_COUNT)
+    #[arg(long, value_name = "K")]
+    pub node_index: Option<u64>,
+    /// Number of nodes the job is split over (see --node-index)
+    #[arg(long, value_name = "M")]
+    pub node_count: Option<u64>,
+    /// Worker processes, each pinned to a core [default: online cores]
+    #[arg(short, long, value_name = "N", env = "RINGSCRAPE_SHARDS")]
+    pub shards: Option<usize>,
+    /// In-flight requests per worker (per core), or `auto`: found during the run from the
+    /// answers' latency (grows while answers stay fast, backs off when they queue), up to 1024
+    #[arg(
+        short,
+        long,
+        value_name = "N|auto",
+        default_value = "256",
+        value_parser = Concurrency::parse,
+        env = "RINGSCRAPE_CONCURRENCY"
+    )]
+    pub concurrency: Concurrency,
+    /// Where rows go: a file (CSV, or JSON Lines), a directory of parts (Parquet), or - for
+    /// stdout; {node} becomes the node index (see --node-index)
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        default_value = "results.csv",
+        env = "RINGSCRAPE_OUTPUT"
+    )]
+    pub output: PathBuf,
+    /// Row format: csv, jsonl (JSON Lines) or parquet (a directory of part files, typed
+    /// columns); by default from the output's extension (.jsonl, .ndjson, .parquet), else csv
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub format: Option<FormatArg>,
+    /// Parquet: rows per part file (a part is also closed 10 s after its first row, and at the
+    /// end); rows not yet in a closed part are fetched again by --resume after a crash
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub part_rows: usize,
+    /// TOML config file of flags (`concurrency = 64`); command-line flags win over it
+    /// [default: config/default.toml if present]
+    #[arg(long, value_name = "FILE", env = "RINGSCRAPE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Say nothing on stderr but errors (no progress line, no summary)
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Also say when each shard starts and ends, and each retry
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Don't draw the progress line (it is only drawn on a terminal anyway)
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Replace the output file if it already exists
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
+    /// Complete an interrupted run: keep the rows already in --output, fetch only the other ids
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume: fetch again the ids whose row is an error or a non-2xx status
+    #[arg(long, requires = "resume")]
+    pub retry_failed: bool,
+    /// Whole-request deadline in seconds, body included
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = seconds_arg,
+        default_value_t = 30.0,
+        allow_negative_numbers = true,
+        env = "RINGSCRAPE_TIMEOUT"
+    )]
+    pub timeout: f64,
+    /// Deadline for opening a connection, in seconds
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = seconds_arg,
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
+    pub connect_timeout: f64,
+    /// Largest response body, in bytes (or with K, M, G: 512K, 16M), received and decoded
+    /// alike; a larger one ends as error body-too-large
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, value_parser = bytes_arg)]
+    pub max_body: u64,
+    /// Bytes of bodies a worker holds in memory at once (bodies it is receiving for
+    /// --save-body or --extract, the windows of zstd and brotli decoders, and rows waiting for
+    /// the supervisor); a request whose body would pass it waits. One body may always go on, so it needs no room for --max-body.
+    /// --bodies-dir writes bodies to their files as they arrive
+    #[arg(long, value_name = "BYTES", default_value_t = 128 << 20, value_parser = bytes_arg)]
+    pub body_memory: u64,
+    /// Reach the target through this proxy: http://[user:pass@]host[:port] (plain HTTP
+    /// forwarded, anything else through CONNECT; port 3128 if none, where curl says 1080),
+    /// socks5:// (the target's name resolved here) or socks5h:// (resolved by the proxy; port
+    /// 1080 if none). Without it, http_proxy, https_proxy, all_proxy and
+    /// no_proxy are read as curl reads them (upper case too). Credentials are never shown
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RINGSCRAPE_PROXY",
+        hide_env_values = true
+    )]
+    pub proxy: Option<String>,
+    /// Spread connections over the proxies of FILE (one URL a line, `#` comments); one that
+    /// fails sits out (1 s, doubling to 60 s) and its ids go through the others
+    #[arg(long, value_name = "FILE")]
+    pub proxy_file: Option<PathBuf>,
+    /// Source addresses to spread connections over, comma-separated, CIDR blocks allowed
+    /// (127.0.0.0/29, 2001:db8::/125); each gives the whole local port range again. Past about
+    /// 28,000 connections to one server port one source address runs out of ports
+    #[arg(long, value_name = "LIST")]
+    pub local_addr: Vec<String>,
+    /// Resolve the target's host name again this often while the run lasts (it is resolved off
+    /// the event loop, all its addresses)
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60.0,
+        value_parser = seconds_arg
+    )]
+    pub dns_refresh: f64,
+    /// Use these addresses for HOST at PORT instead of asking DNS (curl's syntax: PORT may be
+    /// `*`, HOST `*` for every name, `+HOST` is HOST); repeatable
+    #[arg(long, value_name = "HOST:PORT:ADDR[,ADDR]")]
+    pub resolve: Vec<String>,
+    /// Connect to HOST2:PORT2 whenever HOST:PORT is asked for, keeping Host and the TLS name
+    /// (curl's syntax; empty parts match any / keep the original); repeatable
+    #[arg(long, value_name = "HOST:PORT:HOST2:PORT2")]
+    pub connect_to: Vec<String>,
+    /// Keep bodies as they came: send no Accept-Encoding of ours and decode no
+    /// Content-Encoding (by default gzip, deflate, br and zstd are asked for and decoded)
+    #[arg(long)]
+    pub raw_body: bool,
+    /// Retries per id after the first attempt (errors, 429/502/503/504)
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 2,
+        env = "RINGSCRAPE_RETRIES"
+    )]
+    pub retries: u32,
+    /// First backoff step in seconds; doubles per retry, full jitter
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = seconds_arg,
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
+    pub retry_base: f64,
+    /// Longest backoff between retries, in seconds
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = seconds_arg,
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
+    pub retry_cap: f64,
+    /// Longest Retry-After from a server that is honoured, in seconds
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = seconds_arg,
+        default_value_t = 60.0,
+        allow_negative_numbers = true
+    )]
+    pub max_retry_after: f64,
+    /// At most R requests per second across all shards, retries included, evenly paced
+    /// [default: none; a 429 slows the run down by itself]
+    #[arg(
+        long,
+        value_name = "R",
+        allow_negative_numbers = true,
+        env = "RINGSCRAPE_RATE"
+    )]
+    pub rate: Option<f64>,
+    /// Serve live Prometheus metrics on http://ADDR/metrics during the run (e.g. 127.0.0.1:9184)
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+    /// Write the closing summary as JSON to FILE too (rows, requests, status and error counts,
+    /// retries, throttled time, wall time, rate, bytes, latency percentiles)
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+    /// Stop the run (exit 3, resumable) after N ids in a row end in connect, timeout, reset or
+    /// tls errors: the target looks down. 0 never stops
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub abort_after: u64,
+    /// On Ctrl-C or SIGTERM, time in-flight requests get to finish, in seconds
+    #[arg(
+        long,
+        value_name = "SECS",
+        value_parser = seconds_arg,
+        default_value_t = 2.0,
+        allow_negative_numbers = true
+    )]
+    pub grace: f64,
+}
