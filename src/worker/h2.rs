@@ -268,6 +268,19 @@ pub async fn exchange(
         let content = Codings::parse(values.iter().map(|v| v.as_bytes()));
         answer.expect_codings(content, Vec::new(), wants);
     }
+    read_body(held, &mut body, length, wants, answer).await?;
+    answer.finish_body(wants)
+}
+
+/// Reads the answer's body off its stream into `answer`: each chunk's room handed back to the
+/// server at once, counted against the body memory.
+async fn read_body(
+    held: &LaneSeat,
+    body: &mut h2::RecvStream,
+    length: Option<u64>,
+    wants: &Wants<'_>,
+    answer: &mut Answer,
+) -> Result<(), Failure> {
     while let Some(chunk) = body.data().await {
         let chunk = match chunk {
             Ok(chunk) => {
@@ -302,7 +315,7 @@ pub async fn exchange(
             memory.settle(&mut answer.hold, held);
         }
     }
-    answer.finish_body(wants)
+    Ok(())
 }
 
 /// Captured headers, `Retry-After` and `Location` from a response head.
