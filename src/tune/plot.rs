@@ -60,24 +60,39 @@ fn chart<'a>(
     Ok(chart)
 }
 
+/// The steps as drawn: fixed ones at their concurrency, `auto` as a level line, and the
+/// concurrency axis' span.
+struct Steps<'m> {
+    fixed: Vec<(f64, &'m Measured)>,
+    auto: Option<&'m Measured>,
+    span: (f64, f64),
+}
+
+impl<'m> Steps<'m> {
+    fn of(measured: &'m [Measured]) -> Steps<'m> {
+        let fixed: Vec<(f64, &Measured)> = measured
+            .iter()
+            .filter_map(|m| match m.step {
+                Step::Fixed(n) => Some((n as f64, m)),
+                Step::Auto => None,
+            })
+            .collect();
+        let auto = measured.iter().find(|m| m.step == Step::Auto);
+        let (low, high) = fixed.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (c, _)| {
+            (lo.min(*c), hi.max(*c))
+        });
+        // A log axis needs a span; with one step (or only auto), make one around it.
+        let span = if fixed.is_empty() {
+            (1.0, 1024.0)
+        } else {
+            (low / 1.5, (high * 1.5).max(low * 2.0))
+        };
+        Steps { fixed, auto, span }
+    }
+}
+
 fn draw_on(path: &Path, measured: &[Measured], knee: Option<Step>, budget: f64) -> Drawn {
-    let fixed: Vec<(f64, &Measured)> = measured
-        .iter()
-        .filter_map(|m| match m.step {
-            Step::Fixed(n) => Some((n as f64, m)),
-            Step::Auto => None,
-        })
-        .collect();
-    let auto = measured.iter().find(|m| m.step == Step::Auto);
-    let (low, high) = fixed.iter().fold((f64::MAX, f64::MIN), |(lo, hi), (c, _)| {
-        (lo.min(*c), hi.max(*c))
-    });
-    // A log axis needs a span; with one step (or only auto), make one around it.
-    let (low, high) = if fixed.is_empty() {
-        (1.0, 1024.0)
-    } else {
-        (low / 1.5, (high * 1.5).max(low * 2.0))
-    };
+    let steps = Steps::of(measured);
     let root = SVGBackend::new(path, (WIDTH, HEIGHT)).into_drawing_area();
     root.fill(&WHITE)?;
     let (top, bottom) = root.split_vertically(HEIGHT / 2);
@@ -85,9 +100,23 @@ fn draw_on(path: &Path, measured: &[Measured], knee: Option<Step>, budget: f64) 
         Some(Step::Fixed(n)) => Some(n as f64),
         _ => None,
     };
+    draw_throughput(&top, measured, &steps, knee_at)?;
+    draw_latency(&bottom, measured, &steps, budget)?;
+    root.present()?;
+    Ok(())
+}
 
+/// Throughput per step, the knee circled.
+fn draw_throughput(
+    top: &DrawingArea<SVGBackend<'_>, Shift>,
+    measured: &[Measured],
+    steps: &Steps<'_>,
+    knee_at: Option<f64>,
+) -> Drawn {
+    let Steps { fixed, auto, span } = steps;
+    let (low, high) = *span;
     let best = measured.iter().map(|m| m.req_per_s).fold(0.0, f64::max);
-    let mut rate = chart(&top, "throughput", "req/s", (low, high), best * 1.15 + 1.0)?;
+    let mut rate = chart(top, "throughput", "req/s", *span, best * 1.15 + 1.0)?;
     rate.draw_series(LineSeries::new(
         fixed.iter().map(|(c, m)| (*c, m.req_per_s)),
         BLUE.stroke_width(2),
@@ -119,9 +148,20 @@ fn draw_on(path: &Path, measured: &[Measured], knee: Option<Step>, budget: f64) 
         .border_style(BLACK)
         .background_style(WHITE)
         .draw()?;
+    Ok(())
+}
 
+/// p99 latency per step, with the budget.
+fn draw_latency(
+    bottom: &DrawingArea<SVGBackend<'_>, Shift>,
+    measured: &[Measured],
+    steps: &Steps<'_>,
+    budget: f64,
+) -> Drawn {
+    let Steps { fixed, auto, span } = steps;
+    let (low, high) = *span;
     let worst = measured.iter().map(|m| m.p99_ms).fold(budget, f64::max);
-    let mut latency = chart(&bottom, "p99 latency", "ms", (low, high), worst * 1.15)?;
+    let mut latency = chart(bottom, "p99 latency", "ms", *span, worst * 1.15)?;
     latency.draw_series(LineSeries::new(
         fixed.iter().map(|(c, m)| (*c, m.p99_ms)),
         MAGENTA.stroke_width(2),
@@ -157,7 +197,6 @@ fn draw_on(path: &Path, measured: &[Measured], knee: Option<Step>, budget: f64) 
         .border_style(BLACK)
         .background_style(WHITE)
         .draw()?;
-    root.present()?;
     Ok(())
 }
 
