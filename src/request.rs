@@ -112,29 +112,7 @@ pub struct KeyBreaksHeader;
 impl RequestTemplate {
     pub fn compile(spec: &RequestSpec) -> Result<Self, RequestError> {
         let origin_end = origin_len(&spec.url);
-        let origin_text = &spec.url[..origin_end];
-        let (origin, host) = if origin_text.contains(PLACEHOLDER) {
-            // In the host only: not in the scheme, nor after the host's last colon (the port).
-            let after_scheme = origin_text.find("://").map_or(0, |at| at + 3);
-            let port_at = origin_text.rfind(':').filter(|&at| at >= after_scheme);
-            if origin_text[..after_scheme].contains(PLACEHOLDER)
-                || port_at.is_some_and(|at| origin_text[at..].contains(PLACEHOLDER))
-            {
-                return Err(RequestError::HoleInOrigin(shown(&spec.url)));
-            }
-            // Parsed with a stand-in name to check the rest of the URL.
-            let probe = spec.url.replacen(PLACEHOLDER, "0", usize::MAX);
-            let mut origin = parse_origin(&probe)?;
-            let host_end = port_at.unwrap_or(origin_end);
-            let host_text = &origin_text[after_scheme..host_end];
-            origin.authority = origin_text[after_scheme..].to_string();
-            (
-                origin,
-                Some(Template::new(host_text.as_bytes(), Escape::Raw)),
-            )
-        } else {
-            (parse_origin(&spec.url)?, None)
-        };
+        let (origin, host) = origin_of(&spec.url, origin_end)?;
         let mut path_text = &spec.url[origin_end..];
         if let Some(hash) = path_text.find('#') {
             path_text = &path_text[..hash];
@@ -153,30 +131,7 @@ impl RequestTemplate {
             .unwrap_or_else(|| if spec.body.is_some() { "POST" } else { "GET" }.into());
         let method = http::Method::from_bytes(method_text.as_bytes())
             .map_err(|_| RequestError::Method(method_text.clone()))?;
-        let mut headers = Vec::with_capacity(spec.headers.len() + 2);
-        for line in &spec.headers {
-            headers.push(parse_header(line)?);
-        }
-        let has = |name: &http::HeaderName, headers: &[(http::HeaderName, Template)]| {
-            headers.iter().any(|(n, _)| n == name)
-        };
-        if !has(&http::header::HOST, &headers) {
-            let host = Template::new(origin.authority.as_bytes(), Escape::Raw);
-            headers.insert(0, (http::header::HOST, host));
-        }
-        if !has(&http::header::USER_AGENT, &headers) {
-            // Checked as -H values are: a CR or LF would put a header line of its own on the wire.
-            http::HeaderValue::from_str(&spec.user_agent)
-                .map_err(|_| RequestError::UserAgent(spec.user_agent.clone()))?;
-            let agent = Template::new(spec.user_agent.as_bytes(), Escape::Raw);
-            headers.push((http::header::USER_AGENT, agent));
-        }
-        if let Some(codings) = &spec.accept_encoding
-            && !has(&http::header::ACCEPT_ENCODING, &headers)
-        {
-            let codings = Template::new(codings.as_bytes(), Escape::Raw);
-            headers.push((http::header::ACCEPT_ENCODING, codings));
-        }
+        let headers = headers_of(spec, &origin)?;
         let key_in_headers = headers.iter().any(|(_, v)| v.has_hole());
         let body = spec.body.as_deref().map(|b| Template::new(b, Escape::Raw));
         if !path.has_hole()
@@ -411,6 +366,65 @@ fn origin_len(url: &str) -> usize {
         + url[after_scheme..]
             .find(['/', '?', '#'])
             .unwrap_or(url.len() - after_scheme)
+}
+
+/// The origin of `url` (its first `origin_end` bytes), and with `{id}` in its host, the host as
+/// a template. `{id}` may stand in the host only: not in the scheme, nor in the port.
+fn origin_of(url: &str, origin_end: usize) -> Result<(Origin, Option<Template>), RequestError> {
+    let origin_text = &url[..origin_end];
+    if !origin_text.contains(PLACEHOLDER) {
+        return Ok((parse_origin(url)?, None));
+    }
+    let after_scheme = origin_text.find("://").map_or(0, |at| at + 3);
+    let port_at = origin_text.rfind(':').filter(|&at| at >= after_scheme);
+    if origin_text[..after_scheme].contains(PLACEHOLDER)
+        || port_at.is_some_and(|at| origin_text[at..].contains(PLACEHOLDER))
+    {
+        return Err(RequestError::HoleInOrigin(shown(url)));
+    }
+    // Parsed with a stand-in name to check the rest of the URL.
+    let probe = url.replacen(PLACEHOLDER, "0", usize::MAX);
+    let mut origin = parse_origin(&probe)?;
+    let host_end = port_at.unwrap_or(origin_end);
+    let host_text = &origin_text[after_scheme..host_end];
+    origin.authority = origin_text[after_scheme..].to_string();
+    Ok((
+        origin,
+        Some(Template::new(host_text.as_bytes(), Escape::Raw)),
+    ))
+}
+
+/// The request's headers: `-H` lines, then `Host`, `User-Agent` and `Accept-Encoding` unless
+/// given.
+fn headers_of(
+    spec: &RequestSpec,
+    origin: &Origin,
+) -> Result<Vec<(http::HeaderName, Template)>, RequestError> {
+    let mut headers = Vec::with_capacity(spec.headers.len() + 2);
+    for line in &spec.headers {
+        headers.push(parse_header(line)?);
+    }
+    let has = |name: &http::HeaderName, headers: &[(http::HeaderName, Template)]| {
+        headers.iter().any(|(n, _)| n == name)
+    };
+    if !has(&http::header::HOST, &headers) {
+        let host = Template::new(origin.authority.as_bytes(), Escape::Raw);
+        headers.insert(0, (http::header::HOST, host));
+    }
+    if !has(&http::header::USER_AGENT, &headers) {
+        // Checked as -H values are: a CR or LF would put a header line of its own on the wire.
+        http::HeaderValue::from_str(&spec.user_agent)
+            .map_err(|_| RequestError::UserAgent(spec.user_agent.clone()))?;
+        let agent = Template::new(spec.user_agent.as_bytes(), Escape::Raw);
+        headers.push((http::header::USER_AGENT, agent));
+    }
+    if let Some(codings) = &spec.accept_encoding
+        && !has(&http::header::ACCEPT_ENCODING, &headers)
+    {
+        let codings = Template::new(codings.as_bytes(), Escape::Raw);
+        headers.push((http::header::ACCEPT_ENCODING, codings));
+    }
+    Ok(headers)
 }
 
 /// `url` as a message may show it: a password in it (`user:PASS@host`) left out.
