@@ -1,9 +1,12 @@
-//! Where rows end up: the [`writer`]'s row loop (the only place rows are written) over a row
-//! format — [`csv_rows`], [`jsonl`] or [`parquet`] — the [`reader`] of every format (the only
-//! place rows are read back), the [`bodies`] directory of `--bodies-dir`, the output [`lock`],
-//! and [`resume`], which uses the reader to prepare an interrupted run's output for appending.
-//! [`batch`] carries records from the pipe readers to the writer; `format` names the formats
-//! and outputs every room here shares. This file only declares the rooms: none imports it.
+//! Where rows end up. One room per format — [`csv_rows`], [`jsonl`], [`parquet`] — each
+//! writing its rows (`WriteRows`) and reading them back (`ReadRows`); `open` is the
+//! supervisor's one door (locks, `--overwrite`, and [`resume`], which prepares an interrupted
+//! run's output for appending); the [`writer`]'s row loop is the only place rows are written,
+//! the [`reader`] façade the only place they are read back (`--resume`, `merge`, the tests);
+//! `rows` is a row as read back; [`bodies`] is the directory of `--bodies-dir`, [`lock`] the
+//! output lock, [`batch`] carries records from the pipe readers to the writer, and `format`
+//! names the formats and outputs every room shares. This file only declares the rooms: none
+//! imports it.
 
 pub mod batch;
 pub mod bodies;

@@ -1,8 +1,9 @@
-//! The writer thread: the only place rows are written, in whichever format (`WriteRows`). It
-//! drains the bounded channel fed by the pipe readers, hands each record to the format and to
-//! its observers (tally, metrics, abort watch, progress), and flushes at least every second so a
-//! crash loses at most that much (Parquet: what is not yet in a closed part). When the disk is slower than the workers, the channel fills, the
-//! readers block, the pipes fill and the workers wait: memory stays flat.
+//! The row loop, run on the supervisor's main thread: the only place rows are written, in
+//! whichever format (`WriteRows`). It drains the bounded channel fed by the pipe readers, hands
+//! each record to the format and to its observers (tally, metrics, abort watch, progress), and
+//! flushes at least every second so a crash loses at most that much (Parquet: what is not yet in
+//! a closed part). When the disk is slower than the workers, the channel fills, the readers
+//! block, the pipes fill and the workers wait: memory stays flat.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};

@@ -94,7 +94,7 @@ impl Targets {
     /// first answer; a name that did not resolve is `dns`.
     pub(super) async fn in_turn(&self) -> Result<Vec<SocketAddr>, Failure> {
         if let Some(found) = &self.found {
-            super::wait::until(|| found.answers.load(Ordering::Acquire) > 0).await;
+            super::wait::poll_until(|| found.answers.load(Ordering::Acquire) > 0).await;
             let answers = found.answers.load(Ordering::Acquire);
             if answers != self.taken.get() {
                 self.taken.set(answers);

@@ -1,5 +1,5 @@
 //! How a worker's tasks wait: [`pause`] and [`pause_until`] (boxed timers, so that no slot's
-//! future carries monoio's 640-byte `Sleep` inline), [`until`] for a condition nothing wakes
+//! future carries monoio's 640-byte `Sleep` inline), [`poll_until`] for a condition nothing wakes
 //! (it looks again every millisecond), and [`Parked`] for one that certain events change (they
 //! wake the waiters to look again).
 
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 const LOOK_AGAIN: Duration = Duration::from_millis(1);
 
 /// Waits until `ready()` holds, looking again every [`LOOK_AGAIN`].
-pub async fn until(mut ready: impl FnMut() -> bool) {
+pub async fn poll_until(mut ready: impl FnMut() -> bool) {
     if ready() {
         return;
     }
