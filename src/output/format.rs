@@ -62,3 +62,13 @@ pub enum Output {
     Stdout,
     File(PathBuf),
 }
+
+impl Output {
+    /// The output as a message names it: its path, or `-` for stdout.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Output::File(path) => path.clone(),
+            Output::Stdout => PathBuf::from("-"),
+        }
+    }
+}

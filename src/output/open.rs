@@ -83,10 +83,7 @@ impl OpenError {
 /// Locks and opens the output (see the module's comment).
 pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
     let locks = lock_outputs(spec)?;
-    let path = match spec.output {
-        Output::File(path) => path.clone(),
-        Output::Stdout => PathBuf::from("-"),
-    };
+    let path = spec.output.path();
     // `config` refuses --resume with stdout, so here `path` is the output file.
     let resumed = match spec.mode {
         WriteMode::Resume { retry_failed } => {

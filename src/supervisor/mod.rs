@@ -132,13 +132,6 @@ struct Worker {
     keeper: JoinHandle<ShardEnd>,
 }
 
-fn output_path(output: &Output) -> PathBuf {
-    match output {
-        Output::File(path) => path.clone(),
-        Output::Stdout => PathBuf::from("-"),
-    }
-}
-
 /// Runs a whole scrape: checks and notes before anything starts, the output prepared (locked,
 /// opened or resumed), the shards run to their end, and the outcome summed up.
 pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorError> {
@@ -149,7 +142,7 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
         crate::note!(
             "ringscrape: nothing to do: every id of {} has a row in {}",
             cfg.ids,
-            output_path(&cfg.output).display()
+            cfg.output.path().display()
         );
         return Ok(RunOutcome {
             complete: true,
@@ -308,7 +301,7 @@ fn run_shards(
     if let Some(error) = &report.failed {
         // Nothing can be recorded any more: stop fetching. The workers are not to blame.
         if !(to_stdout && error.kind() == io::ErrorKind::BrokenPipe) {
-            let path = output_path(&cfg.output);
+            let path = cfg.output.path();
             crate::say!("error: writing {}: {error}", path.display());
         }
         stop.kill_workers();
