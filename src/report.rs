@@ -75,6 +75,8 @@ impl Summary {
             "unknown_coding": s.answers.unknown_coding,
             "extract_misses": s.answers.extract_misses,
             "redirect_limit": s.answers.redirect_limit,
+            "tls_resumed": s.answers.tls_resumed,
+            "tls_full": s.answers.tls_full,
             "tls_reasons": s.answers.tls_reasons,
             "proxies": s.answers.proxies,
             "latency_ms": latency,
@@ -168,6 +170,17 @@ impl Summary {
     fn write_answers(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.stats;
         let a = &s.answers;
+        let handshakes = a.tls_resumed + a.tls_full;
+        if handshakes > 0 {
+            writeln!(
+                f,
+                "  sessions   {} TLS handshakes, {} resumed ({:.1}%), {} full",
+                handshakes,
+                a.tls_resumed,
+                100.0 * a.tls_resumed as f64 / handshakes as f64,
+                a.tls_full
+            )?;
+        }
         if !a.tls_reasons.is_empty() {
             let reasons: Vec<String> = a
                 .tls_reasons

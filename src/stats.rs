@@ -27,6 +27,9 @@ pub struct AnswerCounts {
     pub extract_misses: u64,
     /// Attempts whose last hop was still a redirect when `--follow-redirects` ran out.
     pub redirect_limit: u64,
+    /// TLS handshakes that resumed a session, and full ones (the certificate verified).
+    pub tls_resumed: u64,
+    pub tls_full: u64,
     /// Failed TLS handshakes by reason (unknown issuer, expired, wrong name, …).
     pub tls_reasons: BTreeMap<String, u64>,
     /// What each proxy carried, by the proxy as shown (credentials left out).
@@ -61,6 +64,8 @@ impl AnswerCounts {
         self.unknown_coding += other.unknown_coding;
         self.extract_misses += other.extract_misses;
         self.redirect_limit += other.redirect_limit;
+        self.tls_resumed += other.tls_resumed;
+        self.tls_full += other.tls_full;
         for (reason, n) in &other.tls_reasons {
             self.add_tls_reason(reason, *n);
         }

@@ -11,7 +11,9 @@
 //! tag 2  = stats:  rows ok_2xx other_status errors bytes (u64 each)
 //!                  n:u8 errors_by_kind[n]:u64  throttled_us:u64 in_flight:u64 concurrency_limit:u64
 //!                  wire_bytes:u64 unknown_coding:u64 extract_misses:u64 redirect_limit:u64
+//!                  tls_resumed:u64 tls_full:u64
 //!                  n:u16 (len:u16 tls_reason[len] count:u64)[n]
+//!                  n:u16 (len:u16 proxy[len] connections rows failures bench_ms (u64 each))[n]
 //!                  latency histogram (HdrHistogram V2 encoding)
 //! tag 3  = spec:   the worker's assignment (TOML text, see `assignment::WorkerSpec`)
 //! tag 4  = skip:   the ids to skip when resuming (an `IdSet`'s bytes)
@@ -132,6 +134,8 @@ pub fn encode_stats(stats: &WorkerStats, out: &mut Vec<u8>) {
         answers.unknown_coding,
         answers.extract_misses,
         answers.redirect_limit,
+        answers.tls_resumed,
+        answers.tls_full,
     ] {
         out.extend_from_slice(&value.to_le_bytes());
     }
@@ -281,6 +285,8 @@ fn decode_stats(payload: &[u8]) -> Result<WorkerStats, WireError> {
         answers.unknown_coding = f.u64()?;
         answers.extract_misses = f.u64()?;
         answers.redirect_limit = f.u64()?;
+        answers.tls_resumed = f.u64()?;
+        answers.tls_full = f.u64()?;
         for _ in 0..f.u16()? {
             let len = usize::from(f.u16()?);
             let reason = String::from_utf8_lossy(f.bytes(len)?).into_owned();
@@ -452,6 +458,7 @@ mod tests {
         stats.record(&failed(2, ErrorKind::Reset));
         stats.answers.wire_bytes = 7;
         stats.answers.redirect_limit = 2;
+        (stats.answers.tls_resumed, stats.answers.tls_full) = (90, 10);
         stats
             .answers
             .add_tls_reason("invalid peer certificate: UnknownIssuer", 3);

@@ -41,7 +41,7 @@ use crate::model::ErrorKind;
 use crate::net::{NetSpec, Proxy, ProxyKind};
 use crate::request::{Origin, Scheme};
 use crate::runtime::{Driver, current_driver};
-use crate::tls::{self, Trust};
+use crate::tls::{self, ClientTls};
 
 /// How connections reach the target.
 enum Via {
@@ -143,7 +143,7 @@ impl Dialer {
     /// own origin; a redirect's other origins are resolved once).
     pub fn new(
         origin: &Origin,
-        trust: &Trust,
+        tls: &ClientTls,
         net: &NetSpec,
         connect_timeout: Duration,
         http2: bool,
@@ -154,7 +154,7 @@ impl Dialer {
             Scheme::Http => None,
             Scheme::Https => {
                 let alpn: &[&[u8]] = if http2 { &[b"h2", b"http/1.1"] } else { &[] };
-                let config = tls::client_config(trust, alpn)?;
+                let config = crate::tls::client_config(tls, alpn)?;
                 // `Origin` hosts come from a parsed URL, so this only fails for odd hosts;
                 // those then fail each connection as `tls`.
                 let name = ServerName::try_from(origin.host.clone()).unwrap_or_else(|_| {
@@ -330,7 +330,10 @@ impl Dialer {
         };
         let fd = tcp.as_raw_fd();
         match connector.connect(name.clone(), tcp).await {
-            Ok(stream) => Ok(Stream::tls(stream, fd)),
+            Ok(stream) => {
+                tls::handshake_completed();
+                Ok(Stream::tls(stream, fd))
+            }
             Err(e) => Err(Failure {
                 kind: ErrorKind::Tls,
                 answered: false,

@@ -50,7 +50,7 @@ use crate::output::bodies::BodiesDir;
 use crate::request::{RequestError, RequestTemplate};
 use crate::runtime::{self, set_nonblocking};
 use crate::stats::WorkerStats;
-use crate::tls::TlsError;
+use crate::tls::{ClientTls, TlsError};
 
 use crate::assignment::{WorkerSpec, read_assignment};
 
@@ -122,6 +122,7 @@ impl Shared {
         stats.throttled_us = u64::try_from(throttled).unwrap_or(u64::MAX);
         stats.answers = plan.seen.borrow().clone();
         stats.answers.proxies.extend(plan.proxies.tallies());
+        (stats.answers.tls_resumed, stats.answers.tls_full) = crate::tls::handshakes();
         stats.in_flight = self.in_flight.get();
         stats.concurrency_limit = self.limiter.current() as u64;
         drop(stats);
@@ -168,9 +169,14 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         own.host = std::net::Ipv4Addr::UNSPECIFIED.to_string();
     }
     let proxies = ProxyBoard::new(&spec.fetch.net);
+    // Room for a ticket per connection in flight: a worker opens up to `concurrency` at once.
+    let tls = ClientTls {
+        trust: spec.fetch.trust.clone(),
+        tickets_per_server: spec.fetch.concurrency,
+    };
     let dialer = Dialer::new(
         &own,
-        &spec.fetch.trust,
+        &tls,
         &spec.fetch.net,
         spec.fetch.limits.connect_timeout,
         spec.fetch.http2,
@@ -192,7 +198,7 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
         decode: !spec.fetch.raw_body,
         retry: spec.fetch.retry,
         follow_redirects: spec.fetch.follow_redirects,
-        trust: spec.fetch.trust.clone(),
+        tls,
         net: spec.fetch.net.clone(),
         proxies,
         gate: gate::Gate::new(spec.rate),

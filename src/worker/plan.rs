@@ -18,7 +18,7 @@ use crate::net::NetSpec;
 use crate::output::bodies::BodiesDir;
 use crate::request::{Origin, RequestTemplate};
 use crate::stats::AnswerCounts;
-use crate::tls::Trust;
+use crate::tls::ClientTls;
 
 /// What every slot of a worker shares: how to build, send and keep.
 pub struct Plan {
@@ -33,7 +33,8 @@ pub struct Plan {
     pub retry: RetryPolicy,
     /// Redirect hops followed per attempt (`--follow-redirects`).
     pub follow_redirects: u32,
-    pub trust: Trust,
+    /// Trust and session resumption, for the dialers made for other origins.
+    pub tls: ClientTls,
     /// Where connections go and come from.
     pub net: NetSpec,
     /// The health of each proxy, for every dialer of the worker.
@@ -61,7 +62,7 @@ impl Plan {
         // Other origins are spoken to over HTTP/1.1, one connection per request.
         let dialer = Dialer::new(
             origin,
-            &self.trust,
+            &self.tls,
             &self.net,
             self.limits.connect_timeout,
             false,

@@ -1,12 +1,17 @@
 //! TLS trust for `https://` targets: the rustls client configuration every connection of a
 //! worker shares. Verification is on by default, against the bundled webpki roots plus the
 //! system's (and `SSL_CERT_FILE`); `--ca-cert` adds a PEM file's certificates to those roots;
-//! `--insecure` accepts any certificate.
+//! `--insecure` accepts any certificate. Sessions are resumed and counted by `resume`.
+
+mod resume;
+
+pub use resume::{handshake_completed, handshakes};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -83,8 +88,16 @@ pub fn check(trust: &Trust) -> Result<(), TlsError> {
     Ok(())
 }
 
-/// A configuration made for a trust setting and ALPN list.
-type Made = (Trust, Vec<Vec<u8>>, Arc<ClientConfig>);
+/// What a worker's TLS connections are made with: the run's trust, and room for as many
+/// resumption tickets per server as it has connections in flight (see `resume`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    pub trust: Trust,
+    pub tickets_per_server: usize,
+}
+
+/// A configuration made for a TLS setting and ALPN list.
+type Made = (ClientTls, Vec<Vec<u8>>, Arc<ClientConfig>);
 
 thread_local! {
     /// Configurations made on this thread: building one reads the root stores (milliseconds),
@@ -92,45 +105,97 @@ thread_local! {
     static MADE: std::cell::RefCell<Vec<Made>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The client configuration for `trust`, offering `alpn` protocols (empty: none); made once
-/// per thread for each pair.
-pub fn client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+/// The client configuration for `tls`, offering `alpn` protocols (empty: none); made once per
+/// thread for each pair, so that a worker's connections (and redirects) share its sessions.
+pub fn client_config(tls: &ClientTls, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
     let alpn_owned: Vec<Vec<u8>> = alpn.iter().map(|p| p.to_vec()).collect();
     let made = MADE.with(|made| {
         made.borrow()
             .iter()
-            .find(|(t, a, _)| t == trust && *a == alpn_owned)
+            .find(|(t, a, _)| t == tls && *a == alpn_owned)
             .map(|(_, _, config)| config.clone())
     });
     if let Some(config) = made {
         return Ok(config);
     }
-    let config = make_client_config(trust, alpn)?;
+    let config = make_client_config(tls, alpn)?;
     MADE.with(|made| {
         made.borrow_mut()
-            .push((trust.clone(), alpn_owned, config.clone()))
+            .push((tls.clone(), alpn_owned, config.clone()))
     });
     Ok(config)
 }
 
-fn make_client_config(trust: &Trust, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
+fn make_client_config(tls: &ClientTls, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, TlsError> {
     let provider = provider();
     let algorithms = provider.signature_verification_algorithms;
-    let builder = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Provider(e.to_string()))?;
-    let mut config = if trust.insecure {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(algorithms)))
-            .with_no_client_auth()
+    let verifier: Arc<dyn ServerCertVerifier> = if tls.trust.insecure {
+        Arc::new(AcceptAnyCertificate(algorithms))
     } else {
-        builder
-            .with_root_certificates(root_store(trust)?)
-            .with_no_client_auth()
+        WebPkiServerVerifier::builder_with_provider(
+            Arc::new(root_store(&tls.trust)?),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| TlsError::Provider(e.to_string()))?
     };
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Provider(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Counted(verifier)))
+        .with_no_client_auth();
+    config.resumption = Resumption::store(Arc::new(resume::Tickets::new(tls.tickets_per_server)));
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// Verifies with the verifier it wraps, and counts each certificate that passes: a full
+/// handshake (a resumed one sends no certificate).
+#[derive(Debug)]
+struct Counted(Arc<dyn ServerCertVerifier>);
+
+impl ServerCertVerifier for Counted {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.0.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )?;
+        resume::full_handshake();
+        Ok(verified)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// `--insecure`: every certificate passes. The handshake's signatures are still checked, with
@@ -193,6 +258,10 @@ mod tests {
         };
         assert!(matches!(check(&missing), Err(TlsError::Read(..))));
         assert!(check(&Trust::default()).is_ok());
-        assert!(client_config(&Trust::default(), &[b"h2"]).is_ok());
+        let tls = ClientTls {
+            trust: Trust::default(),
+            tickets_per_server: 64,
+        };
+        assert!(client_config(&tls, &[b"h2"]).is_ok());
     }
 }
