@@ -196,6 +196,14 @@ impl ServerCertVerifier for Counted {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.supported_verify_schemes()
     }
+
+    fn requires_raw_public_keys(&self) -> bool {
+        self.0.requires_raw_public_keys()
+    }
+
+    fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
+        self.0.root_hint_subjects()
+    }
 }
 
 /// `--insecure`: every certificate passes. The handshake's signatures are still checked, with
