@@ -4,7 +4,7 @@ link that holds each packet DELAY_MS each way and drops LOSS_PCT of them (bench/
 userspace stand-in for `tc netem`, which this kernel lacks). nginx (TLS 1.3) runs in one
 namespace, each client in the other, in turn, ROUNDS times; medians are printed.
 
-    sudo python3 bench/realpath.py [BINARY]
+    sudo python3 bench/realpath.py [NAME=BINARY ...]
 
 Scenarios (more to come with issue 27):
   tls-new-conn   a new TLS 1.3 connection per request (nginx closes after each answer):
@@ -135,12 +135,13 @@ class Path2:
         subprocess.run(["ip", "netns", "del", CLIENT_NS], capture_output=True)
 
 
-def clients(binary, work):
+def clients(binaries, work):
     url = f"https://{SERVER_ADDR}:{PORT}/log"
     out = work / "rows.csv"
     found = {
-        "ringscrape": [binary, "run", "-u", url + "?id={id}", "-i", f"0..{N}", "-s", "1",
-                       "-c", str(CONCURRENCY), "-k", "-o", str(out), "--overwrite", "-q"],
+        name: [binary, "run", "-u", url + "?id={id}", "-i", f"0..{N}", "-s", "1",
+               "-c", str(CONCURRENCY), "-k", "-o", str(out), "--overwrite", "-q"]
+        for name, binary in binaries.items()
     }
     if shutil.which("oha"):
         found["oha"] = ["oha", "-n", str(N), "-c", str(CONCURRENCY), "--insecure",
@@ -149,7 +150,10 @@ def clients(binary, work):
 
 
 def main():
-    binary = sys.argv[1] if len(sys.argv) > 1 else str(HERE.parent / "target/release/ringscrape")
+    # Several ringscrape builds can be compared in one run: `before=/tmp/old after=target/…`.
+    binaries = dict(arg.split("=", 1) for arg in sys.argv[1:]) or {
+        "ringscrape": str(HERE.parent / "target/release/ringscrape")
+    }
     if os.geteuid() != 0:
         cannot("needs root (network namespaces)")
     if not Path("/dev/net/tun").exists():
@@ -162,7 +166,7 @@ def main():
     path = Path2(work)
     samples = {}
     try:
-        tools = clients(binary, work)
+        tools = clients(binaries, work)
         for _ in range(ROUNDS):
             for name, cmd in tools.items():
                 samples.setdefault(name, []).append(path.run(cmd))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the benchmark needs when missing, then runs bench/bench.py and bench/protocols.py
-# (see their docstrings).
+# Installs what the benchmark needs when missing, then runs bench/bench.py, bench/protocols.py and
+# bench/realpath.py (see their docstrings).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need_apt=()
@@ -14,4 +14,6 @@ command -v oha >/dev/null || cargo install --locked oha
 python3 -c 'import aiohttp' 2>/dev/null || python3 -m pip install -q aiohttp
 python3 bench/bench.py
 # Client CPU per request by protocol (plain, TLS, h2, h2c) against wrk and h2load.
-exec python3 bench/protocols.py
+python3 bench/protocols.py
+# The same clients on a path with a real round trip (needs root and tun; says so otherwise).
+exec python3 bench/realpath.py
