@@ -297,10 +297,9 @@ fn run_shards(
         metrics.as_deref(),
     );
     progress.finish();
-    let to_stdout = cfg.output == Output::Stdout;
     if let Some(error) = &report.failed {
         // Nothing can be recorded any more: stop fetching. The workers are not to blame.
-        if !(to_stdout && error.kind() == io::ErrorKind::BrokenPipe) {
+        if !stdout_went_away(&cfg.output, Some(error)) {
             let path = cfg.output.path();
             crate::say!("error: writing {}: {error}", path.display());
         }
@@ -326,7 +325,6 @@ fn run_shards(
         items,
         wall: started.elapsed(),
         auto_concurrency: cfg.fetch.auto_concurrency,
-        to_stdout,
         output: cfg.output.clone(),
         keys_on_stdin: cfg.stdin_spool.is_some(),
         resume_command: resume_command(&launch.argv),
@@ -347,11 +345,16 @@ struct Ended {
     items: u64,
     wall: Duration,
     auto_concurrency: bool,
-    to_stdout: bool,
     output: Output,
     keys_on_stdin: bool,
     resume_command: String,
     interrupted: Option<nix::sys::signal::Signal>,
+}
+
+/// The reader of standard output went away (`… -o - | head`): the run stops quietly, as
+/// `yes | head` does, rather than failing.
+fn stdout_went_away(output: &Output, failed: Option<&io::Error>) -> bool {
+    *output == Output::Stdout && failed.is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
 /// The run's outcome from how it ended; no I/O. Counts and latencies are the rows' own
@@ -361,11 +364,7 @@ fn summarize(ended: Ended) -> RunOutcome {
     let Ended {
         report, workers, ..
     } = ended;
-    let stdout_closed = ended.to_stdout
-        && report
-            .failed
-            .as_ref()
-            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe);
+    let stdout_closed = stdout_went_away(&ended.output, report.failed.as_ref());
     let (rows, torn_after_failure) = match ended.on_disk {
         Some((rows, torn)) if report.failed.is_some() => {
             (rows.saturating_sub(ended.kept), Some(torn))
@@ -612,7 +611,6 @@ mod tests {
             items,
             wall: Duration::from_secs(2),
             auto_concurrency: false,
-            to_stdout: false,
             output: Output::File(PathBuf::from("out.csv")),
             keys_on_stdin: false,
             resume_command: "ringscrape run … --resume".into(),
@@ -653,7 +651,6 @@ mod tests {
     #[test]
     fn a_closed_stdout_ends_quietly_and_a_failed_shard_does_not() {
         let mut run = ended(5, 0, 100);
-        run.to_stdout = true;
         run.output = Output::Stdout;
         run.report.failed = Some(io::Error::from(io::ErrorKind::BrokenPipe));
         let outcome = summarize(run);
