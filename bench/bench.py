@@ -62,6 +62,8 @@ import threading
 import time
 from pathlib import Path
 
+from common import children_cpu, free_port
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 BIN = ROOT / "target" / "release" / "ringscrape"
@@ -84,12 +86,6 @@ LOCAL_ADDRS = "127.0.0.8/29"
 ANSWERS = os.environ.get("ANSWERS", "1") != "0"
 ANSWERS_N = int(os.environ.get("ANSWERS_N", "300000"))
 FORMATS_N = int(os.environ.get("FORMATS_N", "1000000"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def tree_rss_kb(root_pid):
@@ -118,12 +114,6 @@ def tree_rss_kb(root_pid):
         except OSError:
             pass
     return total
-
-
-def children_cpu():
-    """user+sys seconds of every waited-for descendant so far (workers roll up to their parent)."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 class Peak:

@@ -15,7 +15,6 @@ nghttp2-client). N, ROUNDS and DOORS (e.g. `h2,h2c`) come from the environment (
 """
 
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -24,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import children_cpu, free_port, self_signed_cert
 
 N = int(os.environ.get("N", "200000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -61,17 +62,6 @@ http {{
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def children_cpu():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 def cpu_of(cmd, env=None):
     """Runs cmd to the end; the user+sys seconds of its process tree, and its stdout."""
     before, start = children_cpu(), time.perf_counter()
@@ -86,11 +76,7 @@ class Nginx:
     def __init__(self):
         self.dir = Path(tempfile.mkdtemp(prefix="ringscrape-protocols-"))
         self.ports = {door: free_port() for door in ("plain", "tls", "h2", "h2c")}
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-             "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-             "-keyout", str(self.dir / "key.pem"), "-out", str(self.dir / "cert.pem")],
-            check=True, capture_output=True)
+        self_signed_cert(self.dir, "127.0.0.1")
         (self.dir / "nginx.conf").write_text(NGINX_CONF.format(dir=self.dir, **self.ports))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.proc = subprocess.Popen([nginx, "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)])

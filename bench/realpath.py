@@ -17,7 +17,6 @@ LOSS_PCT (0), CONCURRENCY (256).
 """
 
 import os
-import resource
 import shutil
 import signal
 import statistics
@@ -26,6 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import children_cpu, self_signed_cert
 
 HERE = Path(__file__).resolve().parent
 N = int(os.environ.get("N", "5000"))
@@ -73,11 +74,6 @@ def sh(*cmd, **kw):
     return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
-def children_cpu():
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
 class Path2:
     """The two namespaces, the link between them, and nginx in the server's."""
 
@@ -96,10 +92,7 @@ class Path2:
             [str(wire), f"/run/netns/{SERVER_NS}", "tunA", f"/run/netns/{CLIENT_NS}", "tunB",
              str(DELAY_MS), str(LOSS_PCT), "100000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        sh("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-           "-nodes", "-days", "2", "-subj", f"/CN={SERVER_ADDR}",
-           "-addext", f"subjectAltName=IP:{SERVER_ADDR}",
-           "-keyout", str(work / "key.pem"), "-out", str(work / "cert.pem"))
+        self_signed_cert(work, SERVER_ADDR)
         (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work, addr=SERVER_ADDR, port=PORT))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.nginx = subprocess.Popen(["ip", "netns", "exec", SERVER_NS, nginx,
