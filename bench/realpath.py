@@ -1,22 +1,34 @@
 #!/usr/bin/env python3
 """ringscrape and its peers on a real path, not loopback: two network namespaces joined by a
-link that holds each packet DELAY_MS each way and drops LOSS_PCT of them (bench/delay-link, a
-userspace stand-in for `tc netem`, which this kernel lacks). nginx (TLS 1.3) runs in one
-namespace, each client in the other, in turn, ROUNDS times; medians are printed.
+link that holds each packet DELAY_MS each way and drops a share of them (bench/delay-link, a
+userspace stand-in for `tc netem`, which this kernel lacks). nginx runs in one namespace, each
+client in the other, in turn, ROUNDS times; medians are printed.
 
-    sudo python3 bench/realpath.py [NAME=BINARY ...]
+    sudo python3 bench/realpath.py [NAME=BINARY ...] [--only SCENARIO,...]
 
-Scenarios (more to come with issue 27):
-  tls-new-conn   a new TLS 1.3 connection per request (nginx closes after each answer):
-                 answers/s, client CPU per request, and sessions resumed — counted by nginx
-                 (`$ssl_session_reused`), so every client is measured the same way.
+Scenarios (each client's answers are counted and timed by nginx's own log, so every client is
+measured the same way):
+  keepalive       HTTPS (TLS 1.3, HTTP/1.1) over CONCURRENCY kept-alive connections, N_KA requests
+  keepalive-loss  the same with 1% loss each way
+  ramp            plain HTTP, 8,192 connections opened at once, 1% loss, RAMP_N requests: time to
+                  the last answer, and the longest time without any answer
+  new-conn        a new TLS 1.3 connection per request (nginx closes after each answer), N
+                  requests: sessions resumed (nginx's `$ssl_session_reused`)
+  new-conn-loss   the same with 1% loss
+  http2           HTTP/2 over TLS, CONCURRENCY streams, N_KA requests: CPU per request and the
+                  answers in the first 250 ms after the client was started
 
-Needs root, /dev/net/tun, `ip`, a C compiler and nginx; oha when installed (`cargo install oha`).
-Says why and exits 0 when it cannot run. Environment: N (5000), ROUNDS (2), DELAY_MS (25),
-LOSS_PCT (0), CONCURRENCY (256).
+Columns: req/s (answers / wall), µs CPU/req (user+sys of the client's process tree per answer),
+resumed (TLS sessions resumed), first 250 ms (answers nginx logged by then), silence (the
+longest stretch with no answer, from the start to the last answer), answers (as nginx logged).
+
+Needs root, /dev/net/tun, `ip`, a C compiler and nginx; oha, wrk and h2load when installed.
+Says why and exits 0 when it cannot run. Environment: N (5000), N_KA (20000), RAMP_N (16384),
+ROUNDS (2), DELAY_MS (25), CONCURRENCY (256).
 """
 
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -30,24 +42,28 @@ from common import children_cpu, self_signed_cert
 
 HERE = Path(__file__).resolve().parent
 N = int(os.environ.get("N", "5000"))
+N_KA = int(os.environ.get("N_KA", "20000"))
+RAMP_N = int(os.environ.get("RAMP_N", "16384"))
+RAMP_CONNECTIONS = 8192
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
 DELAY_MS = int(os.environ.get("DELAY_MS", "25"))
-LOSS_PCT = float(os.environ.get("LOSS_PCT", "0"))
 CONCURRENCY = int(os.environ.get("CONCURRENCY", "256"))
 SERVER_NS, CLIENT_NS = f"rsbA{os.getpid()}", f"rsbB{os.getpid()}"
 SERVER_ADDR, CLIENT_ADDR = "10.77.0.1", "10.77.0.2"
-PORT = 8443
+# nginx's doors: TLS closing after each answer, TLS kept alive (HTTP/1.1 and HTTP/2), plain.
+NEW_CONN, KEEPALIVE, PLAIN = 8443, 8444, 8080
 
 NGINX_CONF = """
 worker_processes 1;
+worker_rlimit_nofile 19000;
 daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
-events {{ worker_connections 16384; }}
+events {{ worker_connections 18000; }}
 http {{
-    log_format reused '$ssl_session_reused';
-    access_log {dir}/reused.log reused;
-    keepalive_timeout 0;
+    log_format timed '$msec $ssl_session_reused';
+    access_log {dir}/answers.log timed;
+    keepalive_requests 1000000;
     client_body_temp_path {dir}/cb; proxy_temp_path {dir}/p; fastcgi_temp_path {dir}/f;
     uwsgi_temp_path {dir}/u; scgi_temp_path {dir}/s;
     ssl_certificate {dir}/cert.pem;
@@ -55,14 +71,21 @@ http {{
     ssl_protocols TLSv1.3;
     ssl_session_cache shared:tls:10m;
     server {{
-        listen {addr}:{port} ssl backlog=16384;
-        location /log {{
-            default_type application/json;
-            return 200 '{{"id":"$arg_id","source":"bench","ok":true,"value":42}}';
-        }}
+        listen {addr}:{new_conn} ssl backlog=16384;
+        keepalive_timeout 0;
+        location /log {{ default_type application/json; return 200 '{body}'; }}
+    }}
+    server {{
+        listen {addr}:{keepalive} ssl http2 backlog=16384;
+        location /log {{ default_type application/json; return 200 '{body}'; }}
+    }}
+    server {{
+        listen {addr}:{plain} backlog=16384;
+        location /log {{ default_type application/json; return 200 '{body}'; }}
     }}
 }}
 """
+BODY = '{{"id":"$arg_id","source":"bench","ok":true,"value":42}}'
 
 
 def cannot(why):
@@ -79,6 +102,8 @@ class Path2:
 
     def __init__(self, work):
         self.work = work
+        self.loss = None
+        self.wire = None
         sh("ip", "netns", "add", SERVER_NS)
         sh("ip", "netns", "add", CLIENT_NS)
         for ns, dev, addr in [(SERVER_NS, "tunA", SERVER_ADDR), (CLIENT_NS, "tunB", CLIENT_ADDR)]:
@@ -86,33 +111,56 @@ class Path2:
             sh("ip", "-n", ns, "addr", "add", f"{addr}/30", "dev", dev)
             sh("ip", "-n", ns, "link", "set", dev, "txqueuelen", "20000", "up")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
-        wire = work / "wire"
-        sh(os.environ.get("CC", "cc"), "-O2", "-o", str(wire), str(HERE / "delay-link" / "wire.c"))
-        self.wire = subprocess.Popen(
-            [str(wire), f"/run/netns/{SERVER_NS}", "tunA", f"/run/netns/{CLIENT_NS}", "tunB",
-             str(DELAY_MS), str(LOSS_PCT), "100000"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.wire_binary = work / "wire"
+        sh(os.environ.get("CC", "cc"), "-O2", "-o", str(self.wire_binary),
+           str(HERE / "delay-link" / "wire.c"))
+        self.set_loss(0)
         self_signed_cert(work, SERVER_ADDR)
-        (work / "nginx.conf").write_text(NGINX_CONF.format(dir=work, addr=SERVER_ADDR, port=PORT))
+        (work / "nginx.conf").write_text(NGINX_CONF.format(
+            dir=work, addr=SERVER_ADDR, new_conn=NEW_CONN, keepalive=KEEPALIVE, plain=PLAIN,
+            body=BODY))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
         self.nginx = subprocess.Popen(["ip", "netns", "exec", SERVER_NS, nginx,
                                        "-c", str(work / "nginx.conf"), "-p", str(work)])
         time.sleep(1)
-        self.log = work / "reused.log"
+        self.log = work / "answers.log"
+
+    def set_loss(self, pct):
+        """(Re)starts the link with `pct`% loss each way; the tun devices outlive it."""
+        if self.loss == pct:
+            return
+        self.stop_wire()
+        self.wire = subprocess.Popen(
+            [str(self.wire_binary), f"/run/netns/{SERVER_NS}", "tunA", f"/run/netns/{CLIENT_NS}",
+             "tunB", str(DELAY_MS), str(pct), "100000"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.loss = pct
+        time.sleep(0.3)
+
+    def stop_wire(self):
+        if self.wire is not None:
+            self.wire.send_signal(signal.SIGTERM)
+            self.wire.wait()
+            self.wire = None
 
     def run(self, cmd):
-        """Runs `cmd` in the client's namespace; its wall seconds, CPU seconds and the share of
-        sessions nginx saw resumed during it."""
-        before_lines = self.lines()
-        cpu, start = children_cpu(), time.perf_counter()
-        done = subprocess.run(["ip", "netns", "exec", CLIENT_NS, *cmd], capture_output=True, text=True)
+        """Runs `cmd` in the client's namespace: what nginx logged of it, and its cost."""
+        before = len(self.lines())
+        cpu, start, wall_start = children_cpu(), time.perf_counter(), time.time()
+        done = subprocess.run(["ip", "netns", "exec", CLIENT_NS, *cmd], capture_output=True,
+                              text=True)
         wall, cpu = time.perf_counter() - start, children_cpu() - cpu
         if done.returncode != 0:
-            sys.exit(f"{cmd[0]} exited {done.returncode}: {done.stderr.strip()[-400:]}")
+            # Said, and its answers still counted: a client that gives up is a result too.
+            print(f"  {cmd[0]} exited {done.returncode}: {done.stderr.strip().splitlines()[0][:300]}")
         time.sleep(0.5)  # nginx logs a request as it finishes it
-        seen = self.lines()[len(before_lines):]
-        resumed = sum(1 for line in seen if line == "r") / max(len(seen), 1)
-        return wall, cpu, resumed, len(seen)
+        # Each client starts from a clean slate: the last one's TIME_WAIT ports (8,192 after a
+        # ramp) would otherwise stall the next one's connects for seconds.
+        subprocess.run(["ip", "netns", "exec", CLIENT_NS, "ss", "-K", "-tan", "state", "time-wait"],
+                       capture_output=True)
+        seen = [line.split(" ", 1) for line in self.lines()[before:]]
+        stamps = sorted(float(at) for at, _ in seen)
+        return Run(wall, cpu, [reused for _, reused in seen], stamps, wall_start)
 
     def lines(self):
         try:
@@ -121,30 +169,116 @@ class Path2:
             return []
 
     def stop(self):
-        for proc in (self.nginx, self.wire):
-            proc.send_signal(signal.SIGTERM)
-            proc.wait()
+        self.nginx.send_signal(signal.SIGTERM)
+        self.nginx.wait()
+        self.stop_wire()
         subprocess.run(["ip", "netns", "del", SERVER_NS], capture_output=True)
         subprocess.run(["ip", "netns", "del", CLIENT_NS], capture_output=True)
 
 
-def clients(binaries, work):
-    url = f"https://{SERVER_ADDR}:{PORT}/log"
-    out = work / "rows.csv"
-    found = {
-        name: [binary, "run", "-u", url + "?id={id}", "-i", f"0..{N}", "-s", "1",
-               "-c", str(CONCURRENCY), "-k", "-o", str(out), "--overwrite", "-q"]
-        for name, binary in binaries.items()
+class Run:
+    """One client's run as nginx saw it."""
+
+    def __init__(self, wall, cpu, reused, stamps, started):
+        self.answers = len(stamps)
+        self.rate = self.answers / wall
+        self.cpu_us = cpu / max(self.answers, 1) * 1e6
+        tls = [r for r in reused if r in ("r", ".")]
+        self.resumed = sum(1 for r in tls if r == "r") / len(tls) if tls else None
+        self.first_250ms = sum(1 for s in stamps if s < started + 0.25)
+        self.last = (stamps[-1] - started) if stamps else wall
+        gaps = [b - a for a, b in zip([started, *stamps], stamps)]
+        self.silence = max(gaps, default=wall)
+        # Answers per 100 ms from the start, for TIMELINE=1.
+        self.timeline = [0] * (int(self.last * 10) + 1)
+        for s in stamps:
+            self.timeline[max(0, int((s - started) * 10))] += 1
+
+
+def ringscrape(binary, url, n, concurrency, *more):
+    out = Path(tempfile.gettempdir()) / f"ringscrape-realpath-{os.getpid()}.csv"
+    return [binary, "run", "-u", url + "?id={id}", "-i", f"0..{n}", "-s", "1",
+            "-c", str(concurrency), "-k", "-o", str(out), "--overwrite", "-q", *more]
+
+
+def scenarios(binaries):
+    """name → (loss %, {client: command})"""
+    https = f"https://{SERVER_ADDR}:{{}}/log"
+    new_conn, keepalive = https.format(NEW_CONN), https.format(KEEPALIVE)
+    plain = f"http://{SERVER_ADDR}:{PLAIN}/log"
+    have = shutil.which
+    c = str(CONCURRENCY)
+
+    def keepalive_tools():
+        tools = {name: ringscrape(b, keepalive, N_KA, CONCURRENCY) for name, b in binaries.items()}
+        if have("oha"):
+            tools["oha"] = ["oha", "-n", str(N_KA), "-c", c, "--insecure", "--no-tui",
+                            keepalive + "?id=1"]
+        if have("h2load"):
+            tools["h2load --h1"] = ["h2load", "--h1", "-n", str(N_KA), "-c", c, keepalive + "?id=1"]
+        if have("wrk"):
+            # wrk runs for a time, not a count: about as long as the others take.
+            seconds = max(2, round(N_KA / (CONCURRENCY / (2 * DELAY_MS / 1000))))
+            tools["wrk"] = ["wrk", "-t1", "-c", c, "-d", f"{seconds}s", keepalive + "?id=1"]
+        return tools
+
+    def new_conn_tools():
+        tools = {name: ringscrape(b, new_conn, N, CONCURRENCY) for name, b in binaries.items()}
+        if have("oha"):
+            tools["oha"] = ["oha", "-n", str(N), "-c", c, "--insecure", "--disable-keepalive",
+                            "--no-tui", new_conn + "?id=1"]
+        return tools
+
+    ramp = {name: ringscrape(b, plain, RAMP_N, RAMP_CONNECTIONS) for name, b in binaries.items()}
+    if have("oha"):
+        ramp["oha"] = ["oha", "-n", str(RAMP_N), "-c", str(RAMP_CONNECTIONS), "--no-tui",
+                       plain + "?id=1"]
+    http2 = {name: ringscrape(b, keepalive, N_KA, CONCURRENCY, "--http2")
+             for name, b in binaries.items()}
+    if have("h2load"):
+        # Two connections of 128 streams: nginx's http2_max_concurrent_streams.
+        per = max(1, CONCURRENCY // 128)
+        http2["h2load"] = ["h2load", "-n", str(N_KA), "-c", str(per), "-m", str(CONCURRENCY // per),
+                           keepalive + "?id=1"]
+    if have("oha"):
+        http2["oha"] = ["oha", "-n", str(N_KA), "-c", "2", "-p", str(CONCURRENCY // 2),
+                        "--http2", "--insecure", "--no-tui", keepalive + "?id=1"]
+    return {
+        "keepalive": (0, keepalive_tools()),
+        "keepalive-loss": (1, keepalive_tools()),
+        "ramp": (1, ramp),
+        "new-conn": (0, new_conn_tools()),
+        "new-conn-loss": (1, new_conn_tools()),
+        "http2": (0, http2),
     }
-    if shutil.which("oha"):
-        found["oha"] = ["oha", "-n", str(N), "-c", str(CONCURRENCY), "--insecure",
-                        "--disable-keepalive", "--no-tui", url + "?id=1"]
-    return found
+
+
+def show(name, loss, samples):
+    print(f"\n{name}: {DELAY_MS} ms each way, {loss}% loss; medians of {ROUNDS}")
+    print(f"{'client':14} {'req/s':>7} {'µs CPU/req':>11} {'resumed':>8} {'first 250 ms':>13} "
+          f"{'last answer s':>14} {'silence ms':>11} {'answers':>8}")
+    for client, runs in samples.items():
+        med = lambda f: statistics.median(f(r) for r in runs)  # noqa: E731
+        resumed = [r.resumed for r in runs if r.resumed is not None]
+        shown = f"{statistics.median(resumed):.1%}" if resumed else "-"
+        print(f"{client:14} {med(lambda r: r.rate):7.0f} {med(lambda r: r.cpu_us):11.1f} "
+              f"{shown:>8} {med(lambda r: r.first_250ms):13.0f} {med(lambda r: r.last):14.2f} "
+              f"{med(lambda r: r.silence) * 1000:11.0f} {med(lambda r: r.answers):8.0f}")
+        if os.environ.get("TIMELINE"):
+            for r in runs:
+                print(f"  answers per 100 ms: {' '.join(map(str, r.timeline))}")
+    sys.stdout.flush()
 
 
 def main():
+    args = sys.argv[1:]
+    only = None
+    if "--only" in args:
+        at = args.index("--only")
+        only = set(args[at + 1].split(","))
+        del args[at:at + 2]
     # Several ringscrape builds can be compared in one run: `before=/tmp/old after=target/…`.
-    binaries = dict(arg.split("=", 1) for arg in sys.argv[1:]) or {
+    binaries = dict(arg.split("=", 1) for arg in args) or {
         "ringscrape": str(HERE.parent / "target/release/ringscrape")
     }
     if os.geteuid() != 0:
@@ -154,27 +288,25 @@ def main():
     for tool in ("ip", "openssl", os.environ.get("CC", "cc")):
         if not shutil.which(tool):
             cannot(f"{tool} is not installed")
+    # 8,192 connections at once need as many descriptors in each client.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     work = Path(tempfile.mkdtemp(prefix="ringscrape-realpath-"))
     os.chmod(work, 0o755)
     path = Path2(work)
-    samples = {}
     try:
-        tools = clients(binaries, work)
-        for _ in range(ROUNDS):
-            for name, cmd in tools.items():
-                samples.setdefault(name, []).append(path.run(cmd))
+        for name, (loss, tools) in scenarios(binaries).items():
+            if only and name not in only:
+                continue
+            path.set_loss(loss)
+            samples = {}
+            for _ in range(ROUNDS):
+                for client, cmd in tools.items():
+                    samples.setdefault(client, []).append(path.run(cmd))
+            show(name, loss, samples)
     finally:
         path.stop()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"tls-new-conn: {N} requests, {CONCURRENCY} in flight, a new TLS 1.3 connection each, "
-          f"{DELAY_MS} ms each way, {LOSS_PCT}% loss; medians of {ROUNDS}")
-    print(f"{'client':12} {'req/s':>8} {'µs CPU/req':>11} {'resumed':>8} {'requests seen':>14}")
-    for name, runs in samples.items():
-        rate = statistics.median(n / wall for wall, _, _, n in runs)
-        cpu = statistics.median(cpu / n * 1e6 for _, cpu, _, n in runs)
-        resumed = statistics.median(r for _, _, r, _ in runs)
-        seen = statistics.median(n for *_, n in runs)
-        print(f"{name:12} {rate:8.0f} {cpu:11.1f} {resumed:8.1%} {seen:14.0f}")
 
 
 if __name__ == "__main__":

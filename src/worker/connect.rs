@@ -32,7 +32,7 @@ use nix::sys::socket::{
 use rustls::pki_types::ServerName;
 
 use super::failure::Failure;
-use super::pace::{Pacer, SLOW_CONNECT};
+use super::pace::Pacer;
 use super::proxy::{self, SocksTarget};
 use super::proxy_board::{ProxyBoard, ProxyHealth};
 use super::resolve::Targets;
@@ -351,13 +351,14 @@ impl Dialer {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
         for addr in addrs {
             let socket = self.bound_socket_for(addr)?;
-            let permit = self.pacer.enter().await;
-            let started = Instant::now();
-            let connected = match socket {
-                None => TcpStream::connect_addr(addr).await,
-                Some(socket) => connect_bound(socket, addr).await,
+            // A second try, if the first SYN seems lost, on a socket of its own (none when no
+            // source address binds: the first one then goes on alone).
+            let again = || {
+                self.bound_socket_for(addr)
+                    .ok()
+                    .map(|s| connect_to(addr, s))
             };
-            permit.done(connected.is_ok() && started.elapsed() < SLOW_CONNECT);
+            let connected = self.pacer.connect(connect_to(addr, socket), again).await;
             match connected {
                 Ok(stream) => return Ok(stream),
                 Err(e) => {
@@ -447,6 +448,14 @@ fn bound_socket(local: IpAddr, addr: SocketAddr) -> io::Result<OwnedFd> {
 }
 
 /// Connects the bound socket `fd` to `addr`.
+/// Connects to `addr` from `socket` when given (bound to a `--local-addr`), else from a new one.
+async fn connect_to(addr: SocketAddr, socket: Option<OwnedFd>) -> io::Result<TcpStream> {
+    match socket {
+        None => TcpStream::connect_addr(addr).await,
+        Some(socket) => connect_bound(socket, addr).await,
+    }
+}
+
 async fn connect_bound(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
     match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
         Ok(()) | Err(Errno::EINPROGRESS) => {}

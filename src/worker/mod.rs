@@ -285,12 +285,18 @@ async fn fetch_shard(
     let pacer = &plan.dialer.pacer;
     if pacer.backoffs.get() > 0 {
         crate::note!(
-            "ringscrape: shard {}: {} connects took over {} ms or failed, so new connections \
-             were paced; connect window now {}",
+            "ringscrape: shard {}: the server did not keep up with new connections (SYNs \
+             dropped or refused), so the connect window was halved {} times; now {}",
             spec.shard,
             pacer.backoffs.get(),
-            pace::SLOW_CONNECT.as_millis(),
             pacer.window()
+        );
+    }
+    if pacer.late.get() > 0 {
+        crate::detail!(
+            "ringscrape: shard {}: {} connects waited for a lost SYN to be sent again",
+            spec.shard,
+            pacer.late.get()
         );
     }
     // Tasks still running past the grace period are dropped with the runtime: their ids get no
