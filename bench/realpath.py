@@ -143,7 +143,7 @@ class Path2:
             self.wire.wait()
             self.wire = None
 
-    def run(self, cmd):
+    def run(self, cmd, new_conns):
         """Runs `cmd` in the client's namespace: what nginx logged of it, and its cost."""
         before = len(self.lines())
         cpu, start, wall_start = children_cpu(), time.perf_counter(), time.time()
@@ -160,7 +160,7 @@ class Path2:
                        capture_output=True)
         seen = [line.split(" ", 1) for line in self.lines()[before:]]
         stamps = sorted(float(at) for at, _ in seen)
-        return Run(wall, cpu, [reused for _, reused in seen], stamps, wall_start)
+        return Run(wall, cpu, [reused for _, reused in seen], stamps, wall_start, new_conns)
 
     def lines(self):
         try:
@@ -179,11 +179,12 @@ class Path2:
 class Run:
     """One client's run as nginx saw it."""
 
-    def __init__(self, wall, cpu, reused, stamps, started):
+    def __init__(self, wall, cpu, reused, stamps, started, new_conns):
         self.answers = len(stamps)
         self.rate = self.answers / wall
         self.cpu_us = cpu / max(self.answers, 1) * 1e6
-        tls = [r for r in reused if r in ("r", ".")]
+        # Only where each request has its own connection does each line stand for a handshake.
+        tls = [r for r in reused if r in ("r", ".")] if new_conns else []
         self.resumed = sum(1 for r in tls if r == "r") / len(tls) if tls else None
         self.first_250ms = sum(1 for s in stamps if s < started + 0.25)
         self.last = (stamps[-1] - started) if stamps else wall
@@ -302,7 +303,7 @@ def main():
             samples = {}
             for _ in range(ROUNDS):
                 for client, cmd in tools.items():
-                    samples.setdefault(client, []).append(path.run(cmd))
+                    samples.setdefault(client, []).append(path.run(cmd, name.startswith("new-conn")))
             show(name, loss, samples)
     finally:
         path.stop()

@@ -1,7 +1,9 @@
 //! HTTP/2 for `--http2`: many streams share a few connections. A worker keeps a list of
-//! connections ("lanes"); a slot takes the first lane with fewer than [`STREAMS_PER_LANE`]
-//! requests in flight and opens a new lane only when all are full, one opening at a time — so
-//! 256 requests in flight use 3 connections, not 256. The frames are the `h2` crate's (hyper's
+//! connections ("lanes"); a slot takes the first lane with room — as many streams as the
+//! server's `SETTINGS_MAX_CONCURRENT_STREAMS` allows (nginx: 128; [`STREAMS_PER_LANE`] until its
+//! SETTINGS arrive) — and opens a new lane only when all are full and the lanes being opened
+//! are spoken for by the slots already waiting: 256 slots starting together open 3 lanes at
+//! once (one round trip, not three), and use 2 or 3, not 256. The frames are the `h2` crate's (hyper's
 //! HTTP/2), driven over monoio through monoio-compat's poll adapter; a task per lane reads and
 //! writes its connection. A lane whose connection failed, ended or got GOAWAY takes no new
 //! requests; its requests end as error rows, retried as the policy says, never as hangs.
@@ -27,12 +29,16 @@ use super::stream::Stream;
 use super::wait::Parked;
 use crate::model::ErrorKind;
 
-/// Requests in flight on one connection before another is opened: below nginx's default
-/// `http2_max_concurrent_streams` (128); a server that allows fewer makes the h2 layer queue.
+/// Streams a lane is taken to carry until the server's SETTINGS say how many: the least
+/// RFC 9113 §6.5.2 recommends a server allow (nginx allows 128).
 pub const STREAMS_PER_LANE: usize = 100;
+/// The most streams put on one lane whatever the server allows ("unlimited" included): one
+/// lost packet stalls every stream of its connection.
+const MOST_STREAMS_PER_LANE: usize = 1000;
 
 /// One HTTP/2 connection.
 pub struct Lane {
+    /// (`SendRequest::current_max_send_streams` is the server's limit once its SETTINGS came.)
     send: SendRequest<Bytes>,
     in_flight: Cell<usize>,
     /// Set by a request that saw the connection fail or refuse, or by the lane's task when the
@@ -57,6 +63,15 @@ pub struct LaneSeat {
     pub refused: Cell<bool>,
 }
 
+impl Lane {
+    /// Streams this lane may carry at once.
+    fn room(&self) -> usize {
+        self.send
+            .current_max_send_streams()
+            .min(MOST_STREAMS_PER_LANE)
+    }
+}
+
 impl Drop for LaneSeat {
     fn drop(&mut self) {
         self.lane.in_flight.set(self.lane.in_flight.get() - 1);
@@ -64,21 +79,45 @@ impl Drop for LaneSeat {
 }
 
 /// A lane being opened: ends the opening however `open` ends, its future dropped included (the
-/// opening slot's deadline passed mid-handshake). Before, a dropped opening left `opening` set
-/// and every slot after it waited out its own deadline, for the rest of the run.
+/// opening slot's deadline passed mid-handshake), and wakes the slots waiting on openings.
 struct Opening<'a>(&'a Lanes);
 
 impl<'a> Opening<'a> {
     fn begin(lanes: &'a Lanes) -> Opening<'a> {
-        lanes.opening.set(true);
+        lanes.opening.set(lanes.opening.get() + 1);
         Opening(lanes)
+    }
+
+    /// Ends the opening as failed: the slots that waited on it fail alike.
+    fn failed(self, failure: &Failure) {
+        let lanes = self.0;
+        *lanes.last_failed.borrow_mut() = Some((lanes.ended.get() + 1, failure.clone()));
     }
 }
 
 impl Drop for Opening<'_> {
     fn drop(&mut self) {
-        self.0.opening.set(false);
-        self.0.open_ended.wake_all();
+        let lanes = self.0;
+        lanes.opening.set(lanes.opening.get() - 1);
+        lanes.ended.set(lanes.ended.get() + 1);
+        lanes.open_ended.wake_all();
+    }
+}
+
+/// A slot waiting for a lane being opened, counted for as long as it waits (also when its
+/// deadline drops the wait).
+struct Waiter<'a>(&'a Cell<usize>);
+
+impl<'a> Waiter<'a> {
+    fn new(waiting: &'a Cell<usize>) -> Waiter<'a> {
+        waiting.set(waiting.get() + 1);
+        Waiter(waiting)
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }
 
@@ -94,13 +133,14 @@ pub enum Acquired {
 #[derive(Default)]
 pub struct Lanes {
     lanes: RefCell<Vec<Rc<Lane>>>,
-    opening: Cell<bool>,
-    /// Slots waiting for the lane being opened, woken when its opening ends.
+    /// Lanes being opened, and the slots waiting for them (woken each time an opening ends).
+    opening: Cell<usize>,
+    waiting: Cell<usize>,
     open_ended: Parked,
-    /// Lanes whose opening began so far, and how the last one that failed did (its number,
+    /// Openings ended so far, and how the last one that failed did (its number among them,
     /// kind and words): slots that waited on it fail alike, at once, rather than each waiting
     /// out its own deadline behind a proxy that never answers.
-    opened: Cell<u64>,
+    ended: Cell<u64>,
     last_failed: RefCell<Option<(u64, Failure)>>,
     /// The server declined `h2`: the worker speaks HTTP/1.1.
     declined: Cell<bool>,
@@ -125,38 +165,45 @@ impl Lanes {
         }
     }
 
-    /// A place on a lane with room, opening a lane when none has room.
+    /// A place on a lane with room, opening a lane when none has room and those being opened
+    /// are spoken for.
     pub async fn acquire(&self, dialer: &Dialer) -> Result<Acquired, Failure> {
         loop {
             if let Some(held) = self.take_room() {
                 return Ok(Acquired::Lane(held));
             }
-            if self.opening.get() {
-                // Another slot is opening a lane; its room will do for us too, and its failure
-                // is ours. Parked until it ends, not looking every millisecond.
-                let waited_on = self.opened.get();
-                // (Another slot may begin the next opening before this one runs again.)
-                let ended = || !self.opening.get() || self.opened.get() != waited_on;
-                self.open_ended.until(ended).await;
+            if self.waiting.get() < self.opening.get() * STREAMS_PER_LANE {
+                // A lane being opened will have room for us too, and its failure is ours.
+                // Parked until an opening ends, not looking every millisecond.
+                let ended_before = self.ended.get();
+                let waiter = Waiter::new(&self.waiting);
+                self.open_ended
+                    .until(|| self.ended.get() != ended_before)
+                    .await;
+                drop(waiter);
+                if let Some(held) = self.take_room() {
+                    return Ok(Acquired::Lane(held));
+                }
                 if let Some((number, failure)) = &*self.last_failed.borrow()
-                    && *number >= waited_on
+                    && *number > ended_before
                 {
                     return Err(failure.clone());
                 }
                 continue;
             }
-            let number = self.opened.get() + 1;
-            self.opened.set(number);
             let opening = Opening::begin(self);
             let opened = self.open(dialer).await;
-            if let Err(failure) = &opened {
-                *self.last_failed.borrow_mut() = Some((number, failure.clone()));
+            match opened {
+                Ok(Opened::Lane(lane)) => self.lanes.borrow_mut().push(lane),
+                Ok(Opened::Declined(stream, route)) => {
+                    return Ok(Acquired::Declined(stream, route));
+                }
+                Err(failure) => {
+                    opening.failed(&failure);
+                    return Err(failure);
+                }
             }
             drop(opening);
-            match opened? {
-                Opened::Lane(lane) => self.lanes.borrow_mut().push(lane),
-                Opened::Declined(stream, route) => return Ok(Acquired::Declined(stream, route)),
-            }
         }
     }
 
@@ -166,7 +213,7 @@ impl Lanes {
         let budget = self.budget.get().unwrap_or(u64::MAX);
         let lane = lanes
             .iter()
-            .find(|lane| lane.in_flight.get() < STREAMS_PER_LANE && lane.carried.get() < budget)?
+            .find(|lane| lane.in_flight.get() < lane.room() && lane.carried.get() < budget)?
             .clone();
         lane.in_flight.set(lane.in_flight.get() + 1);
         let carried = lane.carried.get();
@@ -187,6 +234,7 @@ impl Lanes {
         }
         let io = StreamWrapper::new_with_buffer_size(stream, LANE_BUFFER, LANE_BUFFER);
         let (send, connection) = h2::client::Builder::new()
+            .initial_max_send_streams(STREAMS_PER_LANE)
             .handshake::<_, Bytes>(io)
             .await
             .map_err(|e| h2_failure(&e, false))?;
