@@ -66,6 +66,32 @@ fn h2c_prior_knowledge_runs_256_streams_on_a_few_connections_without_error() {
 }
 
 #[test]
+fn each_connection_carries_as_many_streams_as_the_server_allows() {
+    let nginx = Nginx::start_listening(
+        "http2",
+        "",
+        &format!("http2_max_concurrent_streams 16;\n{LOCATIONS}"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/log?id={{id}}", nginx.base);
+    let out = TestCommand::run(dir.path(), &url, "0..900")
+        .shards(1)
+        .concurrency(64)
+        .output("out.csv")
+        .args(h2_args(&[]))
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 900);
+    assert_multiplexed(&rows, "h2c", 16);
+    // 64 in flight at 16 streams each need at least 4 connections (one, had the worker kept
+    // its own 100 per connection: the h2 layer would have queued the rest; fewer requests
+    // than nginx's 1000 per connection, so none was replaced after a GOAWAY).
+    let conns: HashSet<_> = rows.iter().map(|row| &row.extra[0]).collect();
+    assert!(conns.len() >= 4, "{} connections", conns.len());
+}
+
+#[test]
 fn h2_over_tls_by_alpn_and_http1_when_the_server_declines() {
     let pki = tempfile::tempdir().expect("tempdir");
     make_test_pki(pki.path());

@@ -61,6 +61,9 @@ pub struct LaneSeat {
     /// The server refused the stream without processing it (REFUSED_STREAM, or after its
     /// GOAWAY): safe to send again, and not an attempt.
     pub refused: Cell<bool>,
+    /// Refused after the server's GOAWAY: the lane takes no more (a REFUSED_STREAM alone, sent
+    /// above the server's stream limit before its SETTINGS arrived, leaves the lane as it is).
+    went_away: Cell<bool>,
 }
 
 impl Lane {
@@ -155,11 +158,11 @@ impl Lanes {
         self.declined.get()
     }
 
-    /// After `held` was refused: the server ends connections after about as many requests as
-    /// that lane had answered.
+    /// After `held` was refused: when after a GOAWAY, the server ends connections after about as
+    /// many requests as that lane had answered.
     pub fn learn_from_refusal(&self, held: &LaneSeat) {
         let answered = held.lane.answered.get();
-        if answered > 0 {
+        if held.went_away.get() && answered > 0 {
             let budget = self.budget.get().map_or(answered, |b| b.min(answered));
             self.budget.set(Some(budget));
         }
@@ -172,7 +175,7 @@ impl Lanes {
             if let Some(held) = self.take_room() {
                 return Ok(Acquired::Lane(held));
             }
-            if self.waiting.get() < self.opening.get() * STREAMS_PER_LANE {
+            if self.waiting.get() < self.opening.get() * self.room_expected() {
                 // A lane being opened will have room for us too, and its failure is ours.
                 // Parked until an opening ends, not looking every millisecond.
                 let ended_before = self.ended.get();
@@ -207,6 +210,11 @@ impl Lanes {
         }
     }
 
+    /// Streams a lane being opened is expected to take: what the server allowed the last lane.
+    fn room_expected(&self) -> usize {
+        self.lanes.borrow().last().map_or(STREAMS_PER_LANE, |lane| lane.room())
+    }
+
     fn take_room(&self) -> Option<LaneSeat> {
         let mut lanes = self.lanes.borrow_mut();
         lanes.retain(|lane| !lane.broken.get());
@@ -222,6 +230,7 @@ impl Lanes {
             lane,
             reused: carried > 0,
             refused: Cell::new(false),
+            went_away: Cell::new(false),
         })
     }
 
@@ -289,10 +298,12 @@ pub async fn exchange(
     };
     let response = sent.await.map_err(|e| {
         // Refused (REFUSED_STREAM, or above a GOAWAY's last stream): the server did not
-        // process it, and the lane takes no more.
-        let refused = e.is_go_away() || e.reason() == Some(Reason::REFUSED_STREAM);
-        held.refused.set(refused);
-        if refused || is_connection_error(&e) {
+        // process it; after a GOAWAY the lane takes no more.
+        let went_away = e.is_go_away();
+        held.refused
+            .set(went_away || e.reason() == Some(Reason::REFUSED_STREAM));
+        held.went_away.set(went_away);
+        if is_connection_error(&e) {
             held.lane.broken.set(true);
         }
         h2_failure(&e, false)
