@@ -140,15 +140,6 @@ fn source_addresses_and_pinned_names_work_from_the_config_file() {
     assert_eq!(sources, expected);
 }
 
-/// Runs `ip ARGS`, which must succeed.
-fn ip(args: &[&str]) {
-    let status = std::process::Command::new("ip")
-        .args(args)
-        .status()
-        .expect("run ip");
-    assert!(status.success(), "ip {args:?}");
-}
-
 #[test]
 fn a_source_address_taken_away_mid_run_leaves_the_rotation_and_costs_no_row() {
     let ns = format!("rs-gone-{}", std::process::id());

@@ -20,6 +20,7 @@ mod lock;
 mod memory;
 mod metrics;
 mod nodes;
+mod pacing;
 mod parquet;
 mod pipeline;
 mod proxies;

@@ -212,7 +212,10 @@ impl Lanes {
 
     /// Streams a lane being opened is expected to take: what the server allowed the last lane.
     fn room_expected(&self) -> usize {
-        self.lanes.borrow().last().map_or(STREAMS_PER_LANE, |lane| lane.room())
+        self.lanes
+            .borrow()
+            .last()
+            .map_or(STREAMS_PER_LANE, |lane| lane.room())
     }
 
     fn take_room(&self) -> Option<LaneSeat> {

@@ -746,3 +746,9 @@ pub fn make_test_pki(dir: &Path) {
         "ext.cnf",
     ]);
 }
+
+/// Runs `ip ARGS` (root: network namespaces, addresses), which must succeed.
+pub fn ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("run ip");
+    assert!(status.success(), "ip {args:?}");
+}
