@@ -26,6 +26,7 @@ fn a_server_whose_listen_queue_is_full_halves_the_connect_window() {
     BufReader::new(listener.stdout.take().expect("stdout"))
         .read_line(&mut port)
         .expect("port");
+    let listener = Killed(listener);
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("http://127.0.0.1:{}/log?id={{id}}", port.trim());
     let out = TestCommand::run(dir.path(), &url, "0..300")
@@ -34,7 +35,7 @@ fn a_server_whose_listen_queue_is_full_halves_the_connect_window() {
         .output("out.csv")
         .args(["--timeout", "2s", "--retries", "0", "-v"])
         .output_of();
-    let _ = listener.kill();
+    drop(listener);
     let said = stderr(&out);
     let rows = read_rows(&dir.path().join("out.csv"));
     assert_one_row_per_id(&rows, 0, 300);
