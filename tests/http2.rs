@@ -92,6 +92,36 @@ fn each_connection_carries_as_many_streams_as_the_server_allows() {
 }
 
 #[test]
+fn a_connection_gone_silent_takes_no_more_requests() {
+    // The server's first connection answers nothing and never closes; later ones answer.
+    let target = AiohttpTarget::start_script_with("h2c_target.py", &["--silent-first"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/log?id={{id}}", target.base);
+    let out = TestCommand::run(dir.path(), &url, "0..200")
+        .shards(1)
+        .concurrency(8)
+        .output("out.csv")
+        .args(["--http2", "--timeout", "1s", "--retries", "2"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 200);
+    let failed: Vec<_> = rows.iter().filter(|row| row.status != Some(200)).collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed, first {:?}",
+        failed.len(),
+        failed.first()
+    );
+    // The first requests waited out their deadline on the silent connection, and only they.
+    let again = rows.iter().filter(|row| row.attempts == 2).count();
+    assert!(
+        (1..=8).contains(&again),
+        "{again} rows took a second attempt"
+    );
+}
+
+#[test]
 fn h2_over_tls_by_alpn_and_http1_when_the_server_declines() {
     let pki = tempfile::tempdir().expect("tempdir");
     make_test_pki(pki.path());

@@ -64,6 +64,11 @@ pub struct LaneSeat {
     /// Refused after the server's GOAWAY: the lane takes no more (a REFUSED_STREAM alone, sent
     /// above the server's stream limit before its SETTINGS arrived, leaves the lane as it is).
     went_away: Cell<bool>,
+    /// Answers the lane had given when this request took its seat, and whether the request
+    /// ran to its end: one dropped unfinished (its deadline passed) on a lane that answered
+    /// nothing meanwhile says the connection went silent.
+    answered_before: u64,
+    ended: Cell<bool>,
 }
 
 impl Lane {
@@ -76,7 +81,13 @@ impl Lane {
 }
 
 impl Drop for LaneSeat {
+    /// A lane that answered nothing for a whole request deadline takes no more requests: a
+    /// connection gone silent (no FIN, no GOAWAY) would otherwise swallow every request put on
+    /// it, each one waiting out its deadline.
     fn drop(&mut self) {
+        if !self.ended.get() && self.lane.answered.get() == self.answered_before {
+            self.lane.broken.set(true);
+        }
         self.lane.in_flight.set(self.lane.in_flight.get() - 1);
     }
 }
@@ -230,10 +241,12 @@ impl Lanes {
         let carried = lane.carried.get();
         lane.carried.set(carried + 1);
         Some(LaneSeat {
+            answered_before: lane.answered.get(),
             lane,
             reused: carried > 0,
             refused: Cell::new(false),
             went_away: Cell::new(false),
+            ended: Cell::new(false),
         })
     }
 
@@ -280,6 +293,17 @@ enum Opened {
 
 /// Sends `request` on `held`'s lane and reads the answer into `answer`.
 pub async fn exchange(
+    held: &LaneSeat,
+    request: http::Request<Vec<u8>>,
+    wants: &Wants<'_>,
+    answer: &mut Answer,
+) -> Result<(), Failure> {
+    let result = exchange_on_lane(held, request, wants, answer).await;
+    held.ended.set(true);
+    result
+}
+
+async fn exchange_on_lane(
     held: &LaneSeat,
     request: http::Request<Vec<u8>>,
     wants: &Wants<'_>,

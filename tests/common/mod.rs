@@ -577,9 +577,15 @@ impl AiohttpTarget {
 
     /// Another aiohttp server of tests/servers (e.g. `coded_target.py`).
     pub fn start_script(name: &str) -> AiohttpTarget {
+        Self::start_script_with(name, &[])
+    }
+
+    /// A server of tests/servers run with `args`.
+    pub fn start_script_with(name: &str, args: &[&str]) -> AiohttpTarget {
         let script = format!("{}/tests/servers/{name}", env!("CARGO_MANIFEST_DIR"));
         let mut child = Command::new("python3")
             .arg(script)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
