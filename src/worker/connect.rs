@@ -351,8 +351,8 @@ impl Dialer {
         let mut last = io::Error::new(io::ErrorKind::NotFound, "host has no address");
         for addr in addrs {
             let socket = self.bound_socket_for(addr)?;
-            // A second try, if the first SYN seems lost, on a socket of its own (none when no
-            // source address binds: the first one then goes on alone).
+            // Another try, if a SYN seems lost, on a socket of its own (none when no source
+            // address binds: the tries under way then go on alone).
             let again = || {
                 self.bound_socket_for(addr)
                     .ok()

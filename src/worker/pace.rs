@@ -284,10 +284,14 @@ impl Pacer {
 impl Pacer {
     /// Runs `first` within the window. If it turns late (its SYN presumed lost), it goes on
     /// outside the window and a second connect from `again` (a new socket, a new SYN) races it
-    /// within the window: the slot waits about one round trip more, not for the kernel's 1 s
-    /// retransmit. The first to connect is kept (the other's socket is closed); when both fail,
-    /// the first's error is returned.
-    pub async fn connect<T, F>(&self, first: F, again: impl FnOnce() -> Option<F>) -> io::Result<T>
+    /// within the window, and a third if the second turns late too: the slot waits a round
+    /// trip or two more, not for the kernel's 1 s retransmit. The first to connect is kept
+    /// (the others' sockets are closed); when all fail, the first's error is returned.
+    pub async fn connect<T, F>(
+        &self,
+        first: F,
+        mut again: impl FnMut() -> Option<F>,
+    ) -> io::Result<T>
     where
         F: Future<Output = io::Result<T>>,
     {
@@ -300,10 +304,20 @@ impl Pacer {
         };
         let second = async {
             let mut second = std::pin::pin!(second);
-            match self.enter().await.until_late(second.as_mut()).await {
-                Some(result) => result,
-                None => second.await,
+            if let Some(result) = self.enter().await.until_late(second.as_mut()).await {
+                return result;
             }
+            let Some(third) = again() else {
+                return second.await;
+            };
+            let third = async {
+                let mut third = std::pin::pin!(third);
+                match self.enter().await.until_late(third.as_mut()).await {
+                    Some(result) => result,
+                    None => third.await,
+                }
+            };
+            either_connects(second, std::pin::pin!(third)).await
         };
         either_connects(first, std::pin::pin!(second)).await
     }
@@ -318,8 +332,9 @@ impl Permit<'_> {
     ) -> Option<io::Result<T>> {
         let pacer = self.pacer;
         let started = Instant::now();
-        // Boxed: see `wait::pause`.
-        let mut mark = Box::pin(monoio::time::sleep(pacer.late_after()));
+        // Boxed: see `wait::pause`. First looked at after the least a mark can be: before any
+        // connect has ended, the mark is the ceiling, and it comes down as they end.
+        let mut mark = Box::pin(monoio::time::sleep(LATE_FLOOR));
         let before_mark = std::future::poll_fn(|cx| {
             if let Poll::Ready(result) = connect.as_mut().poll(cx) {
                 return Poll::Ready(Some(result));
@@ -491,7 +506,12 @@ mod tests {
             // The window's last place: a connect whose SYN was lost ends 1 s on, long past
             // the 200 ms mark. There it leaves the window, and a second one, which takes 50 ms,
             // goes in its place (the window being full otherwise) and wins the race.
-            let connected = pacer.connect(connects_after(1000, 1), || Some(connects_after(50, 2)));
+            let mut next = 1;
+            let again = || {
+                next += 1;
+                Some(connects_after(50, next))
+            };
+            let connected = pacer.connect(connects_after(1000, 1), again);
             assert_eq!(connected.await.expect("connected"), 2, "the second won");
             let took = started.elapsed();
             assert!(
@@ -504,6 +524,30 @@ mod tests {
                 "both places given back"
             );
             drop(held);
+        });
+    }
+
+    #[test]
+    fn when_the_second_connect_is_late_too_a_third_one_races_both() {
+        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let pacer = Pacer::default();
+            pacer.shortest.set(Some(Duration::from_micros(50)));
+            let started = Instant::now();
+            // Two SYNs lost: the third try, 400 ms on, connects in 50 ms.
+            let mut tries = [connects_after(1000, 2), connects_after(50, 3)].into_iter();
+            let connected = pacer.connect(connects_after(1000, 1), || tries.next());
+            assert_eq!(connected.await.expect("connected"), 3);
+            let took = started.elapsed();
+            assert!(
+                took >= 2 * LATE_FLOOR + Duration::from_millis(50)
+                    && took < Duration::from_millis(700),
+                "{took:?}"
+            );
+            assert_eq!(pacer.late.get(), 2);
         });
     }
 }
