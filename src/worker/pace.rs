@@ -296,7 +296,7 @@ impl Pacer {
         F: Future<Output = io::Result<T>>,
     {
         let mut first = std::pin::pin!(first);
-        if let Some(result) = self.enter().await.until_late(first.as_mut()).await {
+        if let Some(result) = self.in_window(first.as_mut()).await {
             return result;
         }
         let Some(second) = again() else {
@@ -304,22 +304,34 @@ impl Pacer {
         };
         let second = async {
             let mut second = std::pin::pin!(second);
-            if let Some(result) = self.enter().await.until_late(second.as_mut()).await {
+            if let Some(result) = self.in_window(second.as_mut()).await {
                 return result;
             }
-            let Some(third) = again() else {
-                return second.await;
-            };
-            let third = async {
-                let mut third = std::pin::pin!(third);
-                match self.enter().await.until_late(third.as_mut()).await {
-                    Some(result) => result,
-                    None => third.await,
+            match again() {
+                None => second.await,
+                Some(third) => {
+                    either_connects(second, std::pin::pin!(self.to_the_end(third))).await
                 }
-            };
-            either_connects(second, std::pin::pin!(third)).await
+            }
         };
         either_connects(first, std::pin::pin!(second)).await
+    }
+
+    /// Runs `attempt` in the window until it ends or turns late (`None`).
+    async fn in_window<T>(
+        &self,
+        attempt: Pin<&mut impl Future<Output = io::Result<T>>>,
+    ) -> Option<io::Result<T>> {
+        self.enter().await.until_late(attempt).await
+    }
+
+    /// Runs `attempt` in the window, and on outside it if it turns late.
+    async fn to_the_end<T>(&self, attempt: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+        let mut attempt = std::pin::pin!(attempt);
+        match self.in_window(attempt.as_mut()).await {
+            Some(result) => result,
+            None => attempt.await,
+        }
     }
 }
 
