@@ -12,7 +12,8 @@
 //! What makes it shrink is the server, not the network. A connect that waits much longer than
 //! the path's round trip has lost its SYN (or the SYN-ACK): on a lossy path a few percent do,
 //! at random; behind a full listen queue most of a burst does. So a late connect leaves the
-//! window at once (no new connect waits behind a retransmit), and the window halves only when,
+//! window at once (no new connect waits behind a retransmit) and is raced by a new one (the
+//! slot waits a round trip more, not the kernel's 1 s), and the window halves only when,
 //! over a round of connects, more than [`OVERLOAD_SHARE`] of them were late or refused
 //! (`ECONNREFUSED`, a reset, `EAGAIN`): a server pushing back, which random loss of a few
 //! percent never looks like. `-v` says each time the window halves, and why.
