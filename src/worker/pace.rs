@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 /// Connects in flight at the start: a new worker's first connections go out in one round trip
 /// (a listen queue of nginx's default 511 takes them), and the window doubles from there.
-pub const INITIAL_WINDOW: usize = 256;
+const INITIAL_WINDOW: usize = 256;
 /// The window never shrinks below this: a few connects always go ahead.
 const MIN_WINDOW: usize = 4;
 /// A connect is late, its SYN presumed lost, after this many of the path's shortest connect
@@ -42,7 +42,7 @@ const LATE_FLOOR: Duration = Duration::from_millis(200);
 const LATE_CEILING: Duration = Duration::from_millis(900);
 /// Over a round of connects, the share late or refused beyond which the server is taken to be
 /// pushing back. 1% loss each way makes ~2% of connects late; a full listen queue, most.
-pub const OVERLOAD_SHARE: f64 = 0.25;
+const OVERLOAD_SHARE: f64 = 0.25;
 /// A round is at least this many connects, so that a handful cannot make a share.
 const MIN_ROUND: usize = 16;
 
