@@ -501,15 +501,21 @@ mod tests {
         Ok(which)
     }
 
-    #[test]
-    fn a_late_connect_leaves_the_window_and_a_second_one_races_it() {
+    /// Runs `test` on a runtime with timers, with a pacer that has seen a loopback round trip
+    /// (so that a connect is late after the 200 ms floor).
+    fn on_a_loopback_path<F: Future<Output = ()>>(test: impl FnOnce(&'static Pacer) -> F) {
         let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
             .enable_timer()
             .build()
             .expect("runtime");
-        runtime.block_on(async {
-            let pacer = Pacer::default();
-            pacer.shortest.set(Some(Duration::from_micros(50)));
+        let pacer: &'static Pacer = Box::leak(Box::default());
+        pacer.shortest.set(Some(Duration::from_micros(50)));
+        runtime.block_on(test(pacer));
+    }
+
+    #[test]
+    fn a_late_connect_leaves_the_window_and_a_second_one_races_it() {
+        on_a_loopback_path(|pacer| async move {
             let held: Vec<_> = (0..INITIAL_WINDOW - 1)
                 .map(|_| now_or_never(pacer.enter()).expect("room"))
                 .collect();
@@ -542,13 +548,7 @@ mod tests {
 
     #[test]
     fn when_the_second_connect_is_late_too_a_third_one_races_both() {
-        let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
-            .enable_timer()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let pacer = Pacer::default();
-            pacer.shortest.set(Some(Duration::from_micros(50)));
+        on_a_loopback_path(|pacer| async move {
             let started = Instant::now();
             // Two SYNs lost: the third try, 400 ms on, connects in 50 ms.
             let mut tries = [connects_after(1000, 2), connects_after(50, 3)].into_iter();
