@@ -447,7 +447,6 @@ fn bound_socket(local: IpAddr, addr: SocketAddr) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Connects the bound socket `fd` to `addr`.
 /// Connects to `addr` from `socket` when given (bound to a `--local-addr`), else from a new one.
 async fn connect_to(addr: SocketAddr, socket: Option<OwnedFd>) -> io::Result<TcpStream> {
     match socket {
@@ -456,6 +455,7 @@ async fn connect_to(addr: SocketAddr, socket: Option<OwnedFd>) -> io::Result<Tcp
     }
 }
 
+/// Connects the bound socket `fd` to `addr`.
 async fn connect_bound(fd: OwnedFd, addr: SocketAddr) -> io::Result<TcpStream> {
     match connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)) {
         Ok(()) | Err(Errno::EINPROGRESS) => {}

@@ -3,10 +3,10 @@
 //! server's `SETTINGS_MAX_CONCURRENT_STREAMS` allows (nginx: 128; [`STREAMS_PER_LANE`] until its
 //! SETTINGS arrive) — and opens a new lane only when all are full and the lanes being opened
 //! are spoken for by the slots already waiting: 256 slots starting together open 3 lanes at
-//! once (one round trip, not three), and use 2 or 3, not 256. The frames are the `h2` crate's (hyper's
-//! HTTP/2), driven over monoio through monoio-compat's poll adapter; a task per lane reads and
-//! writes its connection. A lane whose connection failed, ended or got GOAWAY takes no new
-//! requests; its requests end as error rows, retried as the policy says, never as hangs.
+//! once (one round trip, not three), and use 2 or 3, not 256. The frames are the `h2` crate's
+//! (hyper's HTTP/2), driven over monoio through monoio-compat's poll adapter; a task per lane
+//! reads and writes its connection. A lane whose connection failed, ended or got GOAWAY takes
+//! no new requests; its requests end as error rows, retried as the policy says, never as hangs.
 //!
 //! Over TLS the server may decline `h2` by ALPN: the connection then goes back to the slot as an
 //! HTTP/1.1 connection, and the worker speaks HTTP/1.1 from then on.

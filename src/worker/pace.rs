@@ -280,9 +280,7 @@ impl Pacer {
         let room = self.window.get().saturating_sub(self.in_flight.get());
         self.waiting.borrow_mut().wake(room);
     }
-}
 
-impl Pacer {
     /// Runs `first` within the window. If it turns late (its SYN presumed lost), it goes on
     /// outside the window and a second connect from `again` (a new socket, a new SYN) races it
     /// within the window, and a third if the second turns late too: the slot waits a round
