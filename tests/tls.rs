@@ -112,13 +112,25 @@ fn a_plain_http_server_behind_an_https_url_is_a_tls_error() {
 /// per server, left 900–1,600 of 6,000 handshakes full here.
 #[test]
 fn sessions_resume_after_the_first_connections_and_are_counted_as_the_server_counts() {
+    sessions_resume_as_the_server_counts("ssl_protocols TLSv1.3;");
+}
+
+/// The same with TLS 1.2 and session ids (no tickets): the server's session cache.
+#[test]
+fn tls12_sessions_resume_by_session_id_as_the_server_counts() {
+    sessions_resume_as_the_server_counts(
+        "ssl_protocols TLSv1.2;\nssl_session_tickets off;\nssl_session_cache shared:ids:1m;",
+    );
+}
+
+fn sessions_resume_as_the_server_counts(protocol: &str) {
     let pki = tempfile::tempdir().expect("tempdir");
     make_test_pki(pki.path());
     let logs = tempfile::tempdir().expect("tempdir");
     let log = logs.path().join("reused.log");
     let directives = format!(
         "ssl_certificate {d}/server.pem;\nssl_certificate_key {d}/server.key;\n\
-         ssl_protocols TLSv1.3;\nkeepalive_timeout 0;\nlog_format reused '$ssl_session_reused';",
+         {protocol}\nkeepalive_timeout 0;\nlog_format reused '$ssl_session_reused';",
         d = pki.path().display()
     );
     let server = format!(
