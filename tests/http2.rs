@@ -122,6 +122,41 @@ fn a_connection_gone_silent_takes_no_more_requests() {
 }
 
 #[test]
+fn a_server_that_allows_no_stream_gets_timeouts_not_a_connection_per_attempt_to_seat() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let count = dir.path().join("accepted");
+    let target = AiohttpTarget::start_script_with(
+        "h2c_target.py",
+        &[
+            "--no-streams",
+            "--count-file",
+            count.to_str().expect("utf-8"),
+        ],
+    );
+    let url = format!("{}/log?id={{id}}", target.base);
+    let out = TestCommand::run(dir.path(), &url, "0..16")
+        .shards(1)
+        .concurrency(8)
+        .output("out.csv")
+        .args(["--http2", "--timeout", "1s", "--retries", "0"])
+        .output_of();
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 16);
+    assert!(
+        rows.iter().all(|r| r.error == "timeout"),
+        "{}",
+        stderr(&out)
+    );
+    // The streams wait for room the server never gives, until their deadline; the lanes that
+    // answered nothing are left, and a few new ones opened (2 here), not one per look for room.
+    let accepted: u64 = std::fs::read_to_string(&count)
+        .expect("count file")
+        .parse()
+        .expect("a number");
+    assert!(accepted <= 32, "{accepted} connections for 16 requests");
+}
+
+#[test]
 fn h2_over_tls_by_alpn_and_http1_when_the_server_declines() {
     let pki = tempfile::tempdir().expect("tempdir");
     make_test_pki(pki.path());
