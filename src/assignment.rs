@@ -125,10 +125,12 @@ mod tests {
                     body: Some(b"\x00binary{id}".to_vec()),
                     user_agent: "ringscrape/test".into(),
                     accept_encoding: Some(crate::request::ACCEPT_ENCODING.into()),
+                    key_columns: vec!["date".into()],
                 },
                 trust: Trust::default(),
                 schema: Schema {
-                    line: true,
+                    items: crate::model::Items::Lines,
+                    keys: Vec::new(),
                     capture_headers: vec!["etag".into()],
                     extract: vec![crate::extract::ExtractSpec {
                         name: "n".into(),
@@ -182,5 +184,20 @@ mod tests {
             read_assignment(&bytes[..bytes.len() - 1]).is_err(),
             "torn spec"
         );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("dates.csv");
+        std::fs::write(&path, "date\n2026-01-01\n2026-01-02\n").expect("write");
+        let file = crate::job::RecordFile::scan(&path, "dates.csv", crate::job::RecordFormat::Csv)
+            .expect("scan");
+        let records = WorkerSpec {
+            keys: Keys::Records(crate::job::Product {
+                ids: Some(IdRange::new(0, 1000)),
+                files: vec![file],
+            }),
+            ..spec
+        };
+        let bytes = encode_assignment(&records, None);
+        let read = read_assignment(bytes.as_slice()).expect("records round trip");
+        assert_eq!(read.0, records);
     }
 }

@@ -9,9 +9,11 @@ use crate::assignment::Fetch;
 use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
 use crate::extract::ExtractSpec;
 use crate::ids::{IdRange, IdRangeError};
-use crate::job::{self, KeyFile};
+use crate::job::{self, KeyFile, Product, RecordFile, RecordFileError, RecordFormat};
 use crate::merge::Keep;
-use crate::model::{BodyColumn, BodyEncoding, RequestLimits, RetryPolicy, Schema};
+use crate::model::{
+    BodyColumn, BodyEncoding, Items as RowItems, RequestLimits, RetryPolicy, Schema,
+};
 use crate::net::NetSpec;
 use crate::nodes::{self, Node, NodeError};
 use crate::output::WriteMode;
@@ -52,7 +54,10 @@ pub struct RunConfig {
     pub node: Option<Node>,
     /// `--ids-file`, scanned.
     pub key_file: Option<KeyFile>,
-    /// Standard input copied to a file for `--ids-file -`; deleted when the run ends.
+    /// `--keys` (with `--ids` when given), scanned.
+    pub product: Option<Product>,
+    /// Standard input copied to a file for `--ids-file -` or `--keys -`; deleted when the run
+    /// ends.
     pub stdin_spool: Option<Arc<tempfile::TempPath>>,
     pub shards: usize,
     pub output: Output,
@@ -70,8 +75,18 @@ pub enum ConfigError {
     Net(#[from] crate::net::NetError),
     #[error("--url is required (or `url` in the config file)")]
     MissingUrl,
-    #[error("--ids or --ids-file is required, e.g. --ids 0..1000000")]
+    #[error("--ids, --ids-file or --keys is required, e.g. --ids 0..1000000")]
     MissingIds,
+    #[error(
+        "--keys {0}: which format? name it .csv, .tsv, .jsonl or .parquet (or a directory of Parquet parts)"
+    )]
+    KeysFormat(PathBuf),
+    #[error("--keys {0}: {1}")]
+    Keys(PathBuf, RecordFileError),
+    #[error("--keys -: standard input can be read once")]
+    KeysStdinTwice,
+    #[error(transparent)]
+    TooManyItems(#[from] job::TooManyItems),
     #[error("--ids-file {0}: {1}")]
     IdsFile(PathBuf, std::io::Error),
     #[error("--ids-file {0}: no keys in it (every line is empty)")]
@@ -170,13 +185,7 @@ fn default_shards() -> usize {
 
 /// Checks every flag and converts it into the run's settings.
 pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
-    let request = request_spec(args)?;
-    // Compiled here to refuse a bad template before any worker starts (each worker compiles it
-    // again from the spec).
-    let template = RequestTemplate::compile(&request)?;
-    if args.http2 && template.host_varies() {
-        return Err(ConfigError::Http2PerHost);
-    }
+    let mut request = request_spec(args)?;
     let trust = Trust {
         ca_cert: args.ca_cert.clone(),
         insecure: args.insecure,
@@ -185,11 +194,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let node = Node::find(args.node_index, args.node_count, |name| {
         std::env::var(name).ok()
     })?;
-    let schema = schema(args, node.as_ref())?;
-    if matches!(schema.body, BodyColumn::Inline(_)) && args.max_body > MAX_INLINE_BODY {
-        return Err(ConfigError::InlineBody(args.max_body));
-    }
-    if args.ids.is_none() && args.ids_file.is_none() {
+    if args.ids.is_none() && args.ids_file.is_none() && args.keys.is_empty() {
         return Err(ConfigError::MissingIds);
     }
     let shards = at_least_one("shards", args.shards.unwrap_or_else(default_shards))?;
@@ -199,14 +204,33 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let mode = write_mode(args);
     let (output, format) = output_of(args, node.as_ref(), mode)?;
     check_reports(args)?;
-    // Last, as it may read a large file (or all of standard input).
+    // Late, as it may read a large file (or all of standard input).
     let Items {
         ids,
         key_file,
+        product,
         stdin_spool,
     } = items_of(args, node.as_ref())?;
+    // The key files name the placeholders and columns: the template and the schema come after.
+    if let Some(product) = &product {
+        request.key_columns = product.columns().into_iter().map(|c| c.name).collect();
+    }
+    // Compiled here to refuse a bad template before any worker starts (each worker compiles it
+    // again from the spec).
+    let template = RequestTemplate::compile(&request)?;
+    if args.http2 && template.host_varies() {
+        return Err(ConfigError::Http2PerHost);
+    }
+    let schema = schema(args, node.as_ref(), product.as_ref())?;
+    if matches!(schema.body, BodyColumn::Inline(_)) && args.max_body > MAX_INLINE_BODY {
+        return Err(ConfigError::InlineBody(args.max_body));
+    }
     // Standard input is one stream: one shard reads it.
-    let shards = if stdin_spool.is_some() { 1 } else { shards };
+    let shards = if stdin_spool.is_some() && key_file.is_some() {
+        1
+    } else {
+        shards
+    };
     let net = net_of(args, &template)?;
     Ok(RunConfig {
         fetch: Fetch {
@@ -231,6 +255,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         ids,
         node,
         key_file,
+        product,
         stdin_spool,
         // More shards than ids would only start idle processes.
         shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
@@ -383,9 +408,12 @@ fn net_of(args: &RunArgs, template: &RequestTemplate) -> Result<NetSpec, ConfigE
     Ok(net)
 }
 
-/// The items: an id range, or the lines of a file of keys (standard input is copied to a
-/// temporary file first, streamed).
+/// The items: an id range, the lines of a file of keys, or key files with columns (standard
+/// input is copied to a temporary file first, streamed).
 fn job_items(args: &RunArgs) -> Result<Items, ConfigError> {
+    if !args.keys.is_empty() {
+        return product_items(args);
+    }
     let Some(path) = &args.ids_file else {
         let ids: IdRange = args
             .ids
@@ -395,6 +423,7 @@ fn job_items(args: &RunArgs) -> Result<Items, ConfigError> {
         return Ok(Items {
             ids,
             key_file: None,
+            product: None,
             stdin_spool: None,
         });
     };
@@ -412,7 +441,42 @@ fn job_items(args: &RunArgs) -> Result<Items, ConfigError> {
     Ok(Items {
         ids: keys.range(),
         key_file: Some(keys),
+        product: None,
         stdin_spool: spool,
+    })
+}
+
+/// The product of `--ids` (when given) and the `--keys` files, each scanned once.
+fn product_items(args: &RunArgs) -> Result<Items, ConfigError> {
+    let ids = args.ids.as_deref().map(str::parse::<IdRange>).transpose()?;
+    let mut files = Vec::with_capacity(args.keys.len());
+    let mut stdin_spool = None;
+    for path in &args.keys {
+        let format =
+            RecordFormat::of_path(path).ok_or_else(|| ConfigError::KeysFormat(path.clone()))?;
+        let fail = |e| ConfigError::Keys(path.clone(), e);
+        let scan_path = if path.as_os_str() == "-" {
+            if stdin_spool.is_some() {
+                return Err(ConfigError::KeysStdinTwice);
+            }
+            let spool = job::spool_stdin()
+                .map_err(|e| fail(e.into()))?
+                .into_temp_path();
+            let scan_path = spool.to_path_buf();
+            stdin_spool = Some(Arc::new(spool));
+            scan_path
+        } else {
+            path.clone()
+        };
+        let shown = path.display().to_string();
+        files.push(RecordFile::scan(&scan_path, &shown, format).map_err(fail)?);
+    }
+    let product = Product { ids, files };
+    Ok(Items {
+        ids: product.items()?,
+        key_file: None,
+        product: Some(product),
+        stdin_spool,
     })
 }
 
@@ -420,12 +484,18 @@ fn job_items(args: &RunArgs) -> Result<Items, ConfigError> {
 struct Items {
     ids: IdRange,
     key_file: Option<KeyFile>,
+    product: Option<Product>,
     stdin_spool: Option<Arc<tempfile::TempPath>>,
 }
 
-/// The optional columns: `line` for keys from a file, captured headers (checked, lower case),
-/// extracted fields (compiled once to check them), then the body or its path; no two of one name.
-fn schema(args: &RunArgs, node: Option<&Node>) -> Result<Schema, ConfigError> {
+/// The optional columns: `line` for keys from a file or `index` for a product, the key files'
+/// columns, captured headers (checked, lower case), extracted fields (compiled once to check
+/// them), then the body or its path; no two of one name.
+fn schema(
+    args: &RunArgs,
+    node: Option<&Node>,
+    product: Option<&Product>,
+) -> Result<Schema, ConfigError> {
     let mut capture_headers: Vec<String> = Vec::new();
     for name in &args.capture_header {
         let header = http::HeaderName::from_bytes(name.trim().as_bytes())
@@ -449,8 +519,14 @@ fn schema(args: &RunArgs, node: Option<&Node>) -> Result<Schema, ConfigError> {
     } else {
         BodyColumn::None
     };
+    let items = match (product, &args.ids_file) {
+        (Some(product), _) => product.row_items(),
+        (None, Some(_)) => RowItems::Lines,
+        (None, None) => RowItems::Ids,
+    };
     let schema = Schema {
-        line: args.ids_file.is_some(),
+        items,
+        keys: product.map(Product::columns).unwrap_or_default(),
         capture_headers,
         extract,
         body,
@@ -497,6 +573,7 @@ fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
             .clone()
             .unwrap_or_else(|| concat!("ringscrape/", env!("CARGO_PKG_VERSION")).into()),
         accept_encoding: (!args.raw_body).then(|| crate::request::ACCEPT_ENCODING.into()),
+        key_columns: Vec::new(),
     })
 }
 

@@ -116,6 +116,7 @@ fn merge(args: &MergeArgs) -> Result<u8, Error> {
     let job = merge::MergeJob::new(
         args.ids.as_deref(),
         args.ids_file.as_deref(),
+        &args.keys,
         args.out.clone(),
         args.inputs.clone(),
         args.allow_duplicates.map(Into::into),

@@ -12,7 +12,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::ids::{IdRange, IdRangeError, IdSet};
-use crate::job::KeyFile;
+use crate::job::{KeyFile, Product, RecordFile, RecordFormat};
 use crate::output::RowFormat;
 use crate::output::parquet::{self, PartWriter};
 use crate::output::reader::{ReadError, RowCopier, RowReader, complete_len};
@@ -36,7 +36,7 @@ pub struct MergeJob {
     pub items: IdRange,
     /// Indexes that are not items (empty lines of the key file): no row is expected.
     pub exempt: IdSet,
-    /// `line` for a key file, else `id`.
+    /// `line` for a key file, `index` for a product of `--ids` and key files, else `id`.
     pub index_column: &'static str,
     pub out: PathBuf,
     pub inputs: Vec<PathBuf>,
@@ -47,10 +47,14 @@ pub struct MergeJob {
 pub enum MergeError {
     #[error(transparent)]
     Ids(#[from] IdRangeError),
-    #[error("--ids or --ids-file is required: the whole job's, as given to every node")]
+    #[error("--ids, --ids-file or --keys is required: the whole job's, as given to every node")]
     MissingIds,
     #[error("--ids-file {0}: {1}")]
     IdsFile(PathBuf, io::Error),
+    #[error("--keys {0}: {1}")]
+    Keys(PathBuf, String),
+    #[error(transparent)]
+    TooManyItems(#[from] crate::job::TooManyItems),
     #[error("{0}: exists; pass --overwrite to replace it")]
     OutExists(PathBuf),
     #[error("{0}: {1}")]
@@ -126,17 +130,42 @@ impl MergeReport {
     }
 }
 
+/// The product of `--ids` (when given) and the key files, as `run` numbers its items.
+fn product_of(ids: Option<&str>, keys: &[PathBuf]) -> Result<Product, MergeError> {
+    let ids = ids.map(str::parse::<IdRange>).transpose()?;
+    let mut files = Vec::with_capacity(keys.len());
+    for path in keys {
+        let fail = |message: String| MergeError::Keys(path.clone(), message);
+        let format = RecordFormat::of_path(path)
+            .filter(|_| path.as_os_str() != "-")
+            .ok_or_else(|| {
+                fail("name the key file itself, as .csv, .tsv, .jsonl or .parquet".into())
+            })?;
+        let shown = path.display().to_string();
+        files.push(RecordFile::scan(path, &shown, format).map_err(|e| fail(e.to_string()))?);
+    }
+    Ok(Product { ids, files })
+}
+
 impl MergeJob {
-    /// The job from `--ids` or `--ids-file`, with the output and inputs checked.
+    /// The job from `--ids`, `--ids-file` or `--keys` (with `--ids`), with the output and
+    /// inputs checked.
     pub fn new(
         ids: Option<&str>,
         ids_file: Option<&Path>,
+        keys: &[PathBuf],
         out: PathBuf,
         inputs: Vec<PathBuf>,
         allow_duplicates: Option<Keep>,
         overwrite: bool,
     ) -> Result<MergeJob, MergeError> {
         let (items, exempt, index_column) = match (ids, ids_file) {
+            _ if !keys.is_empty() => {
+                let product = product_of(ids, keys)?;
+                let items = product.items()?;
+                let column = if product.ids.is_some() { "index" } else { "id" };
+                (items, IdSet::new(items), column)
+            }
             (_, Some(path)) => {
                 let keys =
                     KeyFile::scan(path).map_err(|e| MergeError::IdsFile(path.to_path_buf(), e))?;
@@ -490,7 +519,7 @@ mod tests {
 
     fn merge(dir: &Path, inputs: Vec<PathBuf>, keep: Option<Keep>) -> MergeReport {
         let out = dir.join("out.csv");
-        MergeJob::new(Some("0..10"), None, out, inputs, keep, true)
+        MergeJob::new(Some("0..10"), None, &[], out, inputs, keep, true)
             .expect("valid job")
             .run()
             .expect("merged")
@@ -580,10 +609,18 @@ mod tests {
     fn refuses_to_clobber_or_to_read_its_own_output() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = csv_of(dir.path(), "a.csv", 0..10);
-        let err = MergeJob::new(Some("0..10"), None, a.clone(), vec![a.clone()], None, false)
-            .expect_err("exists");
+        let err = MergeJob::new(
+            Some("0..10"),
+            None,
+            &[],
+            a.clone(),
+            vec![a.clone()],
+            None,
+            false,
+        )
+        .expect_err("exists");
         assert!(matches!(err, MergeError::OutExists(_)) && err.is_usage());
-        let err = MergeJob::new(Some("0..10"), None, a.clone(), vec![a], None, true)
+        let err = MergeJob::new(Some("0..10"), None, &[], a.clone(), vec![a], None, true)
             .expect_err("same file");
         assert!(matches!(err, MergeError::OutIsInput(_)));
     }

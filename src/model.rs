@@ -139,15 +139,51 @@ pub enum BodyColumn {
     Files(std::path::PathBuf),
 }
 
-/// The columns of a run's rows: the fixed ones, then `line` for keys from a file, then the
-/// captured headers (lower-case names, in the order given), then the extracted fields (in the
-/// order given), then `body` or `body_path`. The one owner of column names: [`Schema::check`]
-/// refuses two columns of one name.
+/// How a row names its item, and so which column holds the item's index (what resume, node
+/// slices and `merge` go by).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Items {
+    /// Ids of a range, or records of key files without `--ids`: the `id` column is the index.
+    #[default]
+    Ids,
+    /// Lines of an `--ids-file`: `id` holds the line's key, a `line` column the index.
+    Lines,
+    /// `--ids` × key files: `id` holds the id (the index divided by `per_id`, the records of
+    /// the key files' product), an `index` column the index.
+    Product { per_id: u64 },
+}
+
+/// What a key file's column holds, as its rows keep it: text from a CSV; typed from JSON Lines
+/// and Parquet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum KeyKind {
+    Text,
+    Integer,
+    Float,
+    Boolean,
+}
+
+/// A key file's column: a placeholder `{name}` and a column of the rows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyColumn {
+    pub name: String,
+    pub kind: KeyKind,
+    /// The `--keys` file it comes from (for messages).
+    pub file: String,
+}
+
+/// The columns of a run's rows: the fixed ones, then `line` (keys from a file) or `index` (a
+/// product of `--ids` and key files), then the key files' columns, then the captured headers
+/// (lower-case names, in the order given), then the extracted fields (in the order given), then
+/// `body` or `body_path`. The one owner of column names: [`Schema::check`] refuses two columns
+/// of one name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Schema {
-    /// Items are lines of a file: a `line` column (the index) follows the fixed ones, and the
-    /// `id` column holds the key.
-    pub line: bool,
+    #[serde(default)]
+    pub items: Items,
+    /// The key files' columns, file after file.
+    #[serde(default)]
+    pub keys: Vec<KeyColumn>,
     pub capture_headers: Vec<String>,
     #[serde(default)]
     pub extract: Vec<crate::extract::ExtractSpec>,
@@ -164,9 +200,20 @@ pub struct ColumnClash {
 }
 
 impl Schema {
-    /// The column that identifies a row's item: `line` for keys from a file, else `id`.
+    /// The column that identifies a row's item: `line` or `index` when there is one, else `id`.
     pub fn index_column(&self) -> usize {
-        if self.line { FIXED_COLUMNS.len() } else { 0 }
+        match self.items {
+            Items::Ids => 0,
+            Items::Lines | Items::Product { .. } => FIXED_COLUMNS.len(),
+        }
+    }
+
+    /// The id of the item at `index` (the `id` column of a range or a product).
+    pub fn id_of(&self, index: u64) -> u64 {
+        match self.items {
+            Items::Product { per_id } => index / per_id.max(1),
+            Items::Ids | Items::Lines => index,
+        }
     }
 
     /// Every column name, in order.
@@ -188,8 +235,16 @@ impl Schema {
                 )
             })
             .collect();
-        if self.line {
-            columns.push(("line".into(), "--ids-file (its line column)".into()));
+        match self.items {
+            Items::Ids => {}
+            Items::Lines => columns.push(("line".into(), "--ids-file (its line column)".into())),
+            Items::Product { .. } => columns.push((
+                "index".into(),
+                "--ids with --keys (the index column)".into(),
+            )),
+        }
+        for key in &self.keys {
+            columns.push((key.name.clone(), format!("--keys {}", key.file)));
         }
         for name in &self.capture_headers {
             columns.push((name.clone(), format!("--capture-header {name}")));
@@ -263,6 +318,9 @@ pub struct Captured {
     pub key: Option<Vec<u8>>,
     /// One value per `--extract` (absent: a miss).
     pub extracted: Vec<Option<Vec<u8>>>,
+    /// One value per key file column (absent: null, or a record that did not read); on error
+    /// rows too, so that every row says what it was made from.
+    pub keys: Vec<Option<Vec<u8>>>,
 }
 
 impl Record {
@@ -274,7 +332,8 @@ impl Record {
     pub fn captured_bytes(&self) -> usize {
         let headers: usize = self.captured.headers.iter().flatten().map(Vec::len).sum();
         let extracted: usize = self.captured.extracted.iter().flatten().map(Vec::len).sum();
-        headers + extracted + self.captured.body.as_ref().map_or(0, Vec::len)
+        let keys: usize = self.captured.keys.iter().flatten().map(Vec::len).sum();
+        headers + extracted + keys + self.captured.body.as_ref().map_or(0, Vec::len)
     }
 }
 
@@ -319,7 +378,7 @@ mod tests {
             expr: "/a".into(),
         };
         let mut schema = Schema {
-            line: true,
+            items: Items::Lines,
             capture_headers: vec!["line".into()],
             ..Schema::default()
         };
@@ -354,6 +413,26 @@ mod tests {
         );
         schema.extract = vec![extract("name")];
         assert_eq!(schema.check(), Ok(()));
+        let key = |name: &str| KeyColumn {
+            name: name.into(),
+            kind: KeyKind::Text,
+            file: "users.csv".into(),
+        };
+        let product = Schema {
+            items: Items::Product { per_id: 365 },
+            keys: vec![key("user"), key("index")],
+            ..Schema::default()
+        };
+        assert_eq!(
+            product.check().expect_err("index twice").to_string(),
+            "--keys users.csv: column `index` is also written by --ids with --keys (the index column); give it another name"
+        );
+        assert_eq!(product.id_of(365 * 7 + 364), 7);
+        let keys = Schema {
+            keys: vec![key("id")],
+            ..Schema::default()
+        };
+        assert!(keys.check().is_err(), "a key column named id");
         assert_eq!(
             schema.columns()[6..],
             ["line", "etag", "name", "body"].map(String::from)

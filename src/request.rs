@@ -1,17 +1,18 @@
-//! The request template: method, URL, headers and body, each with `{id}` holes, compiled once
-//! (and checked, so a bad template fails before any worker starts) and expanded per item into
-//! reused buffers: the whole HTTP/1.1 request in one buffer, or its parts for HTTP/2.
+//! The request template: method, URL, headers and body, each with `{id}` holes (and `{name}`
+//! holes for a key file's columns), compiled once (and checked, so a bad template fails before
+//! any worker starts) and expanded per item into reused buffers: the whole HTTP/1.1 request in
+//! one buffer, or its parts for HTTP/2.
 //!
-//! `{id}` may stand in the path and query (percent-encoded there), in header values and in the
-//! body (as it is), and in the host (one name per key, as mass probing does: each request then
-//! goes to its own host, on a connection of its own); not in the scheme or the port. A key that
-//! would break a header (CR, LF or NUL), or cannot be part of a host name, fails that item with
-//! error kind `request`, never retried.
+//! A placeholder may stand in the path and query (percent-encoded there), in header values and
+//! in the body (as it is), and in the host (one name per key, as mass probing does: each request
+//! then goes to its own host, on a connection of its own); not in the scheme or the port. A value
+//! that would break a header (CR, LF or NUL), or cannot be part of a host name, fails that item
+//! with error kind `request`, never retried.
 
 use serde::{Deserialize, Serialize};
 
 use crate::redact::{redact_header, redact_url};
-use crate::template::{Escape, PLACEHOLDER, Template};
+use crate::template::{Escape, ID_NAME, Template, Values};
 
 /// What the user asked for, as it travels to the workers (each compiles it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +26,18 @@ pub struct RequestSpec {
     pub user_agent: String,
     /// `accept-encoding` sent unless the headers have one (`None`: none of ours).
     pub accept_encoding: Option<String>,
+    /// The key files' column names: each is a placeholder `{name}` beside `{id}`.
+    #[serde(default)]
+    pub key_columns: Vec<String>,
+}
+
+impl RequestSpec {
+    /// Every placeholder's name, by slot: `id`, then the key columns.
+    pub fn names(&self) -> Vec<&str> {
+        std::iter::once(ID_NAME)
+            .chain(self.key_columns.iter().map(String::as_str))
+            .collect()
+    }
 }
 
 /// The codings ringscrape decodes, asked for by default as aiohttp, httpx and curl
@@ -58,8 +71,9 @@ pub struct RequestTemplate {
     /// `user-agent` added unless given.
     headers: Vec<(http::HeaderName, Template)>,
     body: Option<Template>,
-    /// Whether a key lands in a header value (and must then be checked for line breaks).
-    key_in_headers: bool,
+    /// The slots whose values land in a header value (and must then be checked for line
+    /// breaks).
+    header_slots: Vec<usize>,
     /// `{id}` in the host (one name per key, as mass probing does): the host with its hole;
     /// `origin` then names no real host, and [`RequestTemplate::origin_of`] gives each key's.
     host: Option<Template>,
@@ -111,19 +125,21 @@ pub struct KeyBreaksHeader;
 
 impl RequestTemplate {
     pub fn compile(spec: &RequestSpec) -> Result<Self, RequestError> {
+        let names = spec.names();
         let origin_end = origin_len(&spec.url);
-        let (origin, host) = origin_of(&spec.url, origin_end)?;
+        let (origin, host) = origin_of(&spec.url, origin_end, &names)?;
         let mut path_text = &spec.url[origin_end..];
         if let Some(hash) = path_text.find('#') {
             path_text = &path_text[..hash];
         }
-        let path = Template::new(
+        let path = Template::with_names(
             if path_text.is_empty() {
                 b"/"
             } else {
                 path_text.as_bytes()
             },
             Escape::Url,
+            &names,
         );
         let method_text = spec
             .method
@@ -131,11 +147,16 @@ impl RequestTemplate {
             .unwrap_or_else(|| if spec.body.is_some() { "POST" } else { "GET" }.into());
         let method = http::Method::from_bytes(method_text.as_bytes())
             .map_err(|_| RequestError::Method(method_text.clone()))?;
-        let headers = headers_of(spec, &origin)?;
-        let key_in_headers = headers.iter().any(|(_, v)| v.has_hole());
-        let body = spec.body.as_deref().map(|b| Template::new(b, Escape::Raw));
+        let headers = headers_of(spec, &origin, &names)?;
+        let mut header_slots: Vec<usize> = headers.iter().flat_map(|(_, v)| v.slots()).collect();
+        header_slots.sort_unstable();
+        header_slots.dedup();
+        let body = spec
+            .body
+            .as_deref()
+            .map(|b| Template::with_names(b, Escape::Raw, &names));
         if !path.has_hole()
-            && !key_in_headers
+            && header_slots.is_empty()
             && host.is_none()
             && !body.as_ref().is_some_and(Template::has_hole)
         {
@@ -147,10 +168,10 @@ impl RequestTemplate {
             path,
             headers,
             body,
-            key_in_headers,
+            header_slots,
             host,
         };
-        template.check_path(&spec.url)?;
+        template.check_path(&spec.url, names.len())?;
         Ok(template)
     }
 
@@ -161,11 +182,11 @@ impl RequestTemplate {
 
     /// The origin of `key`'s request: the run's, or with `{id}` in the host, the key's own (a
     /// key that cannot be part of a host name is refused).
-    pub fn origin_of(&self, key: &[u8]) -> Result<Origin, KeyBreaksHeader> {
+    pub fn origin_of(&self, values: &Values) -> Result<Origin, KeyBreaksHeader> {
         let Some(host) = &self.host else {
             return Ok(self.origin.clone());
         };
-        let host = host.expand(key);
+        let host = host.expand(values);
         let label_byte = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
         let empty_label = host.first() == Some(&b'.') || host.windows(2).any(|w| w == b"..");
         if host.is_empty() || host.len() > 253 || empty_label || !host.iter().all(label_byte) {
@@ -190,8 +211,8 @@ impl RequestTemplate {
         })
     }
 
-    fn check_path(&self, url: &str) -> Result<(), RequestError> {
-        let path = self.path.expand(b"0");
+    fn check_path(&self, url: &str, slots: usize) -> Result<(), RequestError> {
+        let path = self.path.expand(&probe(slots));
         http::uri::PathAndQuery::try_from(path.as_slice())
             .map(|_| ())
             .map_err(|e| RequestError::Url(shown(url), e.to_string()))
@@ -200,39 +221,39 @@ impl RequestTemplate {
     /// Writes the whole HTTP/1.1 request for `key` into `out` (cleared first); `body` is scratch.
     pub fn write_h1(
         &self,
-        key: &[u8],
+        values: &Values,
         out: &mut Vec<u8>,
         body: &mut Vec<u8>,
     ) -> Result<(), KeyBreaksHeader> {
-        self.write_h1_via(key, None, out, body)
+        self.write_h1_via(values, None, out, body)
     }
 
     /// Like [`RequestTemplate::write_h1`], for the next hop of a redirect.
     pub fn write_h1_hop(
         &self,
-        key: &[u8],
+        values: &Values,
         hop: &Hop,
         out: &mut Vec<u8>,
         body: &mut Vec<u8>,
     ) -> Result<(), KeyBreaksHeader> {
-        self.write_h1_via(key, Some(hop), out, body)
+        self.write_h1_via(values, Some(hop), out, body)
     }
 
     fn write_h1_via(
         &self,
-        key: &[u8],
+        values: &Values,
         hop: Option<&Hop>,
         out: &mut Vec<u8>,
         body: &mut Vec<u8>,
     ) -> Result<(), KeyBreaksHeader> {
-        self.check_key(key)?;
+        self.check_values(values)?;
         out.clear();
         let method = hop.map_or(&self.method, |h| &h.method);
         out.extend_from_slice(method.as_str().as_bytes());
         out.push(b' ');
         match hop {
             Some(hop) => out.extend_from_slice(&hop.target),
-            None => self.path.expand_into(key, out),
+            None => self.path.expand_into(values, out),
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
         let elsewhere = hop.filter(|h| h.origin != self.origin);
@@ -247,14 +268,14 @@ impl RequestTemplate {
                 Some(hop) if name == http::header::HOST => {
                     out.extend_from_slice(hop.origin.authority.as_bytes());
                 }
-                _ => value.expand_into(key, out),
+                _ => value.expand_into(values, out),
             }
             out.extend_from_slice(b"\r\n");
         }
         body.clear();
         let with_body = hop.is_none_or(|h| h.with_body);
         if let Some(template) = self.body.as_ref().filter(|_| with_body) {
-            template.expand_into(key, body);
+            template.expand_into(values, body);
         }
         if (self.body.is_some() && with_body) || method_expects_body(method) {
             out.extend_from_slice(b"content-length: ");
@@ -266,19 +287,19 @@ impl RequestTemplate {
         Ok(())
     }
 
-    /// The request target (path and query) for `key`.
-    pub fn target(&self, key: &[u8]) -> Vec<u8> {
-        self.path.expand(key)
+    /// The request target (path and query) for `values`.
+    pub fn target(&self, values: &Values) -> Vec<u8> {
+        self.path.expand(values)
     }
 
     /// The request for `key` (or for a redirect's next hop) as an `http::Request` for HTTP/2,
     /// with its body.
     pub fn build_h2(
         &self,
-        key: &[u8],
+        values: &Values,
         hop: Option<&Hop>,
     ) -> Result<http::Request<Vec<u8>>, KeyBreaksHeader> {
-        self.check_key(key)?;
+        self.check_values(values)?;
         let origin = hop.map_or(&self.origin, |h| &h.origin);
         let scheme = match origin.scheme {
             Scheme::Http => "http",
@@ -287,7 +308,7 @@ impl RequestTemplate {
         let mut uri = format!("{scheme}://{}", origin.authority).into_bytes();
         match hop {
             Some(hop) => uri.extend_from_slice(&hop.target),
-            None => self.path.expand_into(key, &mut uri),
+            None => self.path.expand_into(values, &mut uri),
         }
         let mut request = http::Request::builder()
             .method(hop.map_or(&self.method, |h| &h.method).clone())
@@ -297,12 +318,12 @@ impl RequestTemplate {
         for (name, value) in &self.headers {
             // HTTP/2 carries the host as :authority (RFC 9113 §8.3.1).
             if name != http::header::HOST && !(elsewhere && CREDENTIALS.contains(name)) {
-                request = request.header(name, value.expand(key));
+                request = request.header(name, value.expand(values));
             }
         }
         let with_body = hop.is_none_or(|h| h.with_body);
         let body = match &self.body {
-            Some(template) if with_body => template.expand(key),
+            Some(template) if with_body => template.expand(values),
             _ => Vec::new(),
         };
         // As over HTTP/1.1: servers read the length from the header (RFC 9113 §8.1.1 allows it).
@@ -341,8 +362,14 @@ impl RequestTemplate {
         })
     }
 
-    fn check_key(&self, key: &[u8]) -> Result<(), KeyBreaksHeader> {
-        if self.key_in_headers && key.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+    /// Refuses values that would end a header line early where they land in one.
+    fn check_values(&self, values: &Values) -> Result<(), KeyBreaksHeader> {
+        let breaks = |slot: &usize| {
+            values
+                .get(*slot)
+                .is_some_and(|v| v.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)))
+        };
+        if self.header_slots.iter().any(breaks) {
             Err(KeyBreaksHeader)
         } else {
             Ok(())
@@ -368,29 +395,50 @@ fn origin_len(url: &str) -> usize {
             .unwrap_or(url.len() - after_scheme)
 }
 
-/// The origin of `url` (its first `origin_end` bytes), and with `{id}` in its host, the host as
-/// a template. `{id}` may stand in the host only: not in the scheme, nor in the port.
-fn origin_of(url: &str, origin_end: usize) -> Result<(Origin, Option<Template>), RequestError> {
+/// Values that fill every hole with `0`: a stand-in to check what a template makes.
+fn probe(slots: usize) -> Values {
+    let mut values = Values::default();
+    for _ in 0..slots {
+        values.push(Some(b"0"));
+    }
+    values
+}
+
+/// The origin of `url` (its first `origin_end` bytes), and with a placeholder in its host, the
+/// host as a template. A placeholder may stand in the host only: not in the scheme, nor in the
+/// port.
+fn origin_of(
+    url: &str,
+    origin_end: usize,
+    names: &[&str],
+) -> Result<(Origin, Option<Template>), RequestError> {
+    let has_hole =
+        |text: &str| Template::with_names(text.as_bytes(), Escape::Raw, names).has_hole();
     let origin_text = &url[..origin_end];
-    if !origin_text.contains(PLACEHOLDER) {
+    if !has_hole(origin_text) {
         return Ok((parse_origin(url)?, None));
     }
     let after_scheme = origin_text.find("://").map_or(0, |at| at + 3);
     let port_at = origin_text.rfind(':').filter(|&at| at >= after_scheme);
-    if origin_text[..after_scheme].contains(PLACEHOLDER)
-        || port_at.is_some_and(|at| origin_text[at..].contains(PLACEHOLDER))
+    if has_hole(&origin_text[..after_scheme])
+        || port_at.is_some_and(|at| has_hole(&origin_text[at..]))
     {
         return Err(RequestError::HoleInOrigin(shown(url)));
     }
     // Parsed with a stand-in name to check the rest of the URL.
-    let probe = url.replacen(PLACEHOLDER, "0", usize::MAX);
+    let whole = Template::with_names(url.as_bytes(), Escape::Raw, names);
+    let probe = String::from_utf8_lossy(&whole.expand(&probe(names.len()))).into_owned();
     let mut origin = parse_origin(&probe)?;
     let host_end = port_at.unwrap_or(origin_end);
     let host_text = &origin_text[after_scheme..host_end];
     origin.authority = origin_text[after_scheme..].to_string();
     Ok((
         origin,
-        Some(Template::new(host_text.as_bytes(), Escape::Raw)),
+        Some(Template::with_names(
+            host_text.as_bytes(),
+            Escape::Raw,
+            names,
+        )),
     ))
 }
 
@@ -399,29 +447,30 @@ fn origin_of(url: &str, origin_end: usize) -> Result<(Origin, Option<Template>),
 fn headers_of(
     spec: &RequestSpec,
     origin: &Origin,
+    names: &[&str],
 ) -> Result<Vec<(http::HeaderName, Template)>, RequestError> {
     let mut headers = Vec::with_capacity(spec.headers.len() + 2);
     for line in &spec.headers {
-        headers.push(parse_header(line)?);
+        headers.push(parse_header(line, names)?);
     }
     let has = |name: &http::HeaderName, headers: &[(http::HeaderName, Template)]| {
         headers.iter().any(|(n, _)| n == name)
     };
     if !has(&http::header::HOST, &headers) {
-        let host = Template::new(origin.authority.as_bytes(), Escape::Raw);
+        let host = Template::with_names(origin.authority.as_bytes(), Escape::Raw, names);
         headers.insert(0, (http::header::HOST, host));
     }
     if !has(&http::header::USER_AGENT, &headers) {
         // Checked as -H values are: a CR or LF would put a header line of its own on the wire.
         http::HeaderValue::from_str(&spec.user_agent)
             .map_err(|_| RequestError::UserAgent(spec.user_agent.clone()))?;
-        let agent = Template::new(spec.user_agent.as_bytes(), Escape::Raw);
+        let agent = Template::with_names(spec.user_agent.as_bytes(), Escape::Raw, names);
         headers.push((http::header::USER_AGENT, agent));
     }
     if let Some(codings) = &spec.accept_encoding
         && !has(&http::header::ACCEPT_ENCODING, &headers)
     {
-        let codings = Template::new(codings.as_bytes(), Escape::Raw);
+        let codings = Template::with_names(codings.as_bytes(), Escape::Raw, names);
         headers.push((http::header::ACCEPT_ENCODING, codings));
     }
     Ok(headers)
@@ -505,17 +554,17 @@ fn resolve_location(origin: &Origin, target: &[u8], location: &str) -> Option<(O
     Some((next, target.as_str().as_bytes().to_vec()))
 }
 
-/// `Name: value` → a checked header name and a value template (the value with `{id}` filled in
-/// by a digit must be a valid header value).
-fn parse_header(line: &str) -> Result<(http::HeaderName, Template), RequestError> {
+/// `Name: value` → a checked header name and a value template (the value with its holes filled
+/// in by a digit must be a valid header value).
+fn parse_header(line: &str, names: &[&str]) -> Result<(http::HeaderName, Template), RequestError> {
     let (name, value) = line
         .split_once(':')
         .ok_or_else(|| RequestError::HeaderSyntax(redact_header(line)))?;
     let name = http::HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|e| RequestError::Header(redact_header(line), e.to_string()))?;
     let value = value.trim();
-    let template = Template::new(value.as_bytes(), Escape::Raw);
-    http::HeaderValue::from_bytes(&template.expand(b"0"))
+    let template = Template::with_names(value.as_bytes(), Escape::Raw, names);
+    http::HeaderValue::from_bytes(&template.expand(&probe(names.len())))
         .map_err(|_| RequestError::Header(redact_header(line), "invalid value".into()))?;
     Ok((name, template))
 }
@@ -532,13 +581,14 @@ mod tests {
             body: None,
             user_agent: "ringscrape/test".into(),
             accept_encoding: None,
+            key_columns: Vec::new(),
         }
     }
 
     fn h1(template: &RequestTemplate, key: &[u8]) -> String {
         let (mut out, mut body) = (Vec::new(), Vec::new());
         template
-            .write_h1(key, &mut out, &mut body)
+            .write_h1(&Values::one(key), &mut out, &mut body)
             .expect("key fits");
         String::from_utf8(out).expect("utf-8")
     }
@@ -570,10 +620,10 @@ mod tests {
         );
         let (mut out, mut body) = (Vec::new(), Vec::new());
         assert_eq!(
-            t.write_h1(b"x\r\ny: 1", &mut out, &mut body),
+            t.write_h1(&Values::one(b"x\r\ny: 1"), &mut out, &mut body),
             Err(KeyBreaksHeader)
         );
-        let request = t.build_h2(b"7", None).expect("h2 request");
+        let request = t.build_h2(&Values::one(b"7"), None).expect("h2 request");
         assert_eq!(request.uri(), "http://h/items");
         assert_eq!(request.headers()["x-item"], "7");
         assert!(request.headers().get("host").is_none());
@@ -606,6 +656,60 @@ mod tests {
     }
 
     #[test]
+    fn key_columns_fill_path_query_host_header_and_body() {
+        let mut s = spec("http://{tenant}.example/users/{user}/logs?date={date}");
+        s.key_columns = vec![
+            "user".into(),
+            "date".into(),
+            "tenant".into(),
+            "token".into(),
+        ];
+        s.headers = vec!["X-Api-Key: {token}".into()];
+        s.body = Some(br#"{"user":"{user}","n":{id}}"#.to_vec());
+        let t = RequestTemplate::compile(&s).expect("valid");
+        let mut values = Values::one(b"3");
+        for value in [&b"ann lee"[..], b"2026-01-02", b"acme", b"k1"] {
+            values.push(Some(value));
+        }
+        let text = {
+            let (mut out, mut body) = (Vec::new(), Vec::new());
+            t.write_h1(&values, &mut out, &mut body).expect("fits");
+            String::from_utf8(out).expect("utf-8")
+        };
+        assert!(
+            text.starts_with(
+                "POST /users/ann%20lee/logs?date=2026-01-02 HTTP/1.1\r\nhost: acme.example\r\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("x-api-key: k1\r\n"), "{text}");
+        assert!(text.ends_with(r#"{"user":"ann lee","n":3}"#), "{text}");
+        assert_eq!(t.origin_of(&values).expect("host").host, "acme.example");
+        // Only values that land in a header are checked for line breaks.
+        let mut broken = Values::one(b"3");
+        for value in [&b"a\nb"[..], b"d", b"acme", b"k1"] {
+            broken.push(Some(value));
+        }
+        assert!(
+            t.write_h1(&broken, &mut Vec::new(), &mut Vec::new())
+                .is_ok()
+        );
+        let mut broken = Values::one(b"3");
+        for value in [&b"a"[..], b"d", b"acme", b"k\r\n1"] {
+            broken.push(Some(value));
+        }
+        assert_eq!(
+            t.write_h1(&broken, &mut Vec::new(), &mut Vec::new()),
+            Err(KeyBreaksHeader)
+        );
+        s.url = "http://h:{date}/".into();
+        assert!(matches!(
+            RequestTemplate::compile(&s),
+            Err(RequestError::HoleInOrigin(_))
+        ));
+    }
+
+    #[test]
     fn a_header_without_a_colon_is_refused_without_its_secret() {
         let mut s = spec("http://h/{id}");
         s.headers = vec!["Authorization Bearer s3cret".into()];
@@ -620,7 +724,9 @@ mod tests {
         let template = RequestTemplate::compile(&spec("https://{id}.example.com:8443/a"))
             .expect("a hole in the host");
         assert!(template.host_varies());
-        let origin = template.origin_of(b"shop-7").expect("a host name");
+        let origin = template
+            .origin_of(&Values::one(b"shop-7"))
+            .expect("a host name");
         assert_eq!(
             (origin.host.as_str(), origin.port, origin.authority.as_str()),
             ("shop-7.example.com", 8443, "shop-7.example.com:8443")
@@ -628,7 +734,7 @@ mod tests {
         assert_eq!(origin.scheme, Scheme::Https);
         let mut out = Vec::new();
         template
-            .write_h1(b"shop-7", &mut out, &mut Vec::new())
+            .write_h1(&Values::one(b"shop-7"), &mut out, &mut Vec::new())
             .expect("written");
         let text = String::from_utf8(out).expect("utf-8");
         assert!(
@@ -636,11 +742,14 @@ mod tests {
             "{text}"
         );
         for bad in [&b"a/b"[..], b"a b", b"", b"x\r\ny"] {
-            assert!(template.origin_of(bad).is_err(), "{bad:?}");
+            assert!(template.origin_of(&Values::one(bad)).is_err(), "{bad:?}");
         }
         let plain = RequestTemplate::compile(&spec("http://{id}/")).expect("the whole host");
         assert_eq!(
-            plain.origin_of(b"10.0.0.1").expect("an address").authority,
+            plain
+                .origin_of(&Values::one(b"10.0.0.1"))
+                .expect("an address")
+                .authority,
             "10.0.0.1"
         );
     }
@@ -718,7 +827,7 @@ mod tests {
         assert_eq!(hop(302, "ftp://x/y"), None, "not http");
 
         let (mut out, mut body) = (Vec::new(), Vec::new());
-        t.write_h1_hop(b"1", &other, &mut out, &mut body)
+        t.write_h1_hop(&Values::one(b"1"), &other, &mut out, &mut body)
             .expect("fits");
         let text = String::from_utf8(out.clone()).expect("utf-8");
         assert!(
@@ -730,7 +839,7 @@ mod tests {
             "credentials stay home: {text}"
         );
         assert!(!text.contains("content-length"), "{text}");
-        t.write_h1_hop(b"1", &same, &mut out, &mut body)
+        t.write_h1_hop(&Values::one(b"1"), &same, &mut out, &mut body)
             .expect("fits");
         let text = String::from_utf8(out).expect("utf-8");
         assert!(

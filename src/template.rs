@@ -1,11 +1,13 @@
-//! `{id}` templates: text compiled once into literal parts and holes, expanded per item into a
-//! reused buffer (no allocation per request once the buffer has grown). Each hole says how the
-//! key is written into it: as it is, or percent-encoded where it lands in a URL.
+//! Templates with `{name}` holes: text compiled once into literal parts and holes, expanded per
+//! item into a reused buffer (no allocation per request once the buffer has grown). A hole is a
+//! slot of the item's [`Values`]: `{id}` is slot 0, a key file's columns the slots after it. Each
+//! hole says how its value is written: as it is, or percent-encoded where it lands in a URL.
+//! Braces around any other text stay literal (a JSON body keeps its `{"a": 1}`).
 
-/// Every occurrence of this in a template is replaced by the item's key.
-pub const PLACEHOLDER: &str = "{id}";
+/// The name of slot 0: `{id}`.
+pub const ID_NAME: &str = "id";
 
-/// How a key is written into a hole.
+/// How a value is written into a hole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Escape {
     /// Byte for byte (header values, bodies).
@@ -18,7 +20,8 @@ pub enum Escape {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(Vec<u8>),
-    Hole,
+    /// The value of this slot.
+    Hole(usize),
 }
 
 /// A compiled template.
@@ -28,50 +31,156 @@ pub struct Template {
     escape: Escape,
 }
 
+/// The values one item fills holes with, in one reused buffer: slot 0 is `{id}`, then every
+/// column of each key file, in order. A value may be absent (a JSON `null`, a missing field):
+/// it fills a hole with nothing and leaves its column empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Values {
+    bytes: Vec<u8>,
+    /// Per slot: where its value ends in `bytes`, and whether it is present.
+    slots: Vec<(usize, bool)>,
+    /// The item's record could not be read (a malformed line of a key file): why. The item
+    /// fails as `request` instead of being fetched.
+    pub malformed: Option<String>,
+}
+
+impl Values {
+    /// Values of one slot: `{id}` only.
+    #[cfg(test)]
+    pub fn one(id: &[u8]) -> Values {
+        let mut values = Values::default();
+        values.push(Some(id));
+        values
+    }
+
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.slots.clear();
+        self.malformed = None;
+    }
+
+    /// Appends the next slot's value.
+    pub fn push(&mut self, value: Option<&[u8]>) {
+        if let Some(value) = value {
+            self.bytes.extend_from_slice(value);
+        }
+        self.slots.push((self.bytes.len(), value.is_some()));
+    }
+
+    /// Appends the next slot's value, written by `write` into the buffer.
+    pub fn push_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        write(&mut self.bytes);
+        self.slots.push((self.bytes.len(), true));
+    }
+
+    /// Appends every slot of `other` (and its malformation, if any).
+    pub fn extend(&mut self, other: &Values) {
+        for slot in 0..other.len() {
+            self.push(other.get(slot));
+        }
+        if self.malformed.is_none() {
+            self.malformed.clone_from(&other.malformed);
+        }
+    }
+
+    /// Number of slots.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The value of `slot`; `None` when it is absent (or there is no such slot).
+    pub fn get(&self, slot: usize) -> Option<&[u8]> {
+        let &(end, present) = self.slots.get(slot)?;
+        let start = slot.checked_sub(1).map_or(0, |before| self.slots[before].0);
+        present.then(|| &self.bytes[start..end])
+    }
+
+    /// `{id}`'s value (empty when there is none).
+    pub fn id(&self) -> &[u8] {
+        self.get(0).unwrap_or_default()
+    }
+
+    /// The values after `{id}`: the key files' columns, as a row keeps them.
+    pub fn columns(&self) -> Vec<Option<Vec<u8>>> {
+        (1..self.len())
+            .map(|slot| self.get(slot).map(<[u8]>::to_vec))
+            .collect()
+    }
+}
+
 impl Template {
     /// Splits `source` at every `{id}`.
+    #[cfg(test)]
     pub fn new(source: &[u8], escape: Escape) -> Self {
-        let hole = PLACEHOLDER.as_bytes();
+        Self::with_names(source, escape, &[ID_NAME])
+    }
+
+    /// Splits `source` at every `{name}` of `names` (slot k for `names[k]`).
+    pub fn with_names(source: &[u8], escape: Escape, names: &[impl AsRef<str>]) -> Self {
         let mut parts = Vec::new();
+        let mut literal = Vec::new();
         let mut rest = source;
-        loop {
-            let at = rest.windows(hole.len()).position(|w| w == hole);
-            let literal = &rest[..at.unwrap_or(rest.len())];
-            if !literal.is_empty() {
-                parts.push(Part::Literal(literal.to_vec()));
-            }
-            match at {
-                Some(at) => {
-                    parts.push(Part::Hole);
-                    rest = &rest[at + hole.len()..];
+        while let Some(open) = rest.iter().position(|&b| b == b'{') {
+            literal.extend_from_slice(&rest[..open]);
+            rest = &rest[open..];
+            let hole = rest.iter().position(|&b| b == b'}').and_then(|close| {
+                let name = &rest[1..close];
+                let slot = names.iter().position(|n| n.as_ref().as_bytes() == name)?;
+                Some((slot, close))
+            });
+            match hole {
+                Some((slot, close)) => {
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Hole(slot));
+                    rest = &rest[close + 1..];
                 }
-                None => break,
+                None => {
+                    literal.push(b'{');
+                    rest = &rest[1..];
+                }
             }
+        }
+        literal.extend_from_slice(rest);
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
         }
         Self { parts, escape }
     }
 
     pub fn has_hole(&self) -> bool {
-        self.parts.contains(&Part::Hole)
+        self.parts.iter().any(|p| matches!(p, Part::Hole(_)))
     }
 
-    /// Appends the template with every hole filled by `key` to `out`.
-    pub fn expand_into(&self, key: &[u8], out: &mut Vec<u8>) {
+    /// The slots this template's holes take values from.
+    pub fn slots(&self) -> impl Iterator<Item = usize> + '_ {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Hole(slot) => Some(*slot),
+            Part::Literal(_) => None,
+        })
+    }
+
+    /// Appends the template with every hole filled from `values` to `out`.
+    pub fn expand_into(&self, values: &Values, out: &mut Vec<u8>) {
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.extend_from_slice(text),
-                Part::Hole => match self.escape {
-                    Escape::Raw => out.extend_from_slice(key),
-                    Escape::Url => percent_encode(key, out),
-                },
+                Part::Hole(slot) => {
+                    let value = values.get(*slot).unwrap_or_default();
+                    match self.escape {
+                        Escape::Raw => out.extend_from_slice(value),
+                        Escape::Url => percent_encode(value, out),
+                    }
+                }
             }
         }
     }
 
-    /// The expansion for `key` as a new buffer (set-up and checks, not the hot path).
-    pub fn expand(&self, key: &[u8]) -> Vec<u8> {
+    /// The expansion for `values` as a new buffer (set-up and checks, not the hot path).
+    pub fn expand(&self, values: &Values) -> Vec<u8> {
         let mut out = Vec::new();
-        self.expand_into(key, &mut out);
+        self.expand_into(values, &mut out);
         out
     }
 }
@@ -96,10 +205,13 @@ mod tests {
     fn expands_every_hole_and_appends_to_the_buffer() {
         let t = Template::new(b"/{id}/log?id={id}&x=1", Escape::Raw);
         let mut out = b"GET ".to_vec();
-        t.expand_into(b"42", &mut out);
+        t.expand_into(&Values::one(b"42"), &mut out);
         assert_eq!(out, b"GET /42/log?id=42&x=1");
         assert!(t.has_hole());
-        assert_eq!(Template::new(b"{id}", Escape::Raw).expand(b"7"), b"7");
+        assert_eq!(
+            Template::new(b"{id}", Escape::Raw).expand(&Values::one(b"7")),
+            b"7"
+        );
         assert!(!Template::new(b"no hole", Escape::Raw).has_hole());
     }
 
@@ -107,13 +219,36 @@ mod tests {
     fn url_holes_percent_encode_everything_but_unreserved() {
         let t = Template::new(b"/u?name={id}", Escape::Url);
         assert_eq!(
-            t.expand("a b&c/d?e%f+g~h.é".as_bytes()),
+            t.expand(&Values::one("a b&c/d?e%f+g~h.é".as_bytes())),
             b"/u?name=a%20b%26c%2Fd%3Fe%25f%2Bg~h.%C3%A9"
         );
         assert_eq!(
-            t.expand(b"12345"),
+            t.expand(&Values::one(b"12345")),
             b"/u?name=12345",
             "numbers pass as they are"
         );
+    }
+
+    #[test]
+    fn named_holes_take_their_slots_and_other_braces_stay() {
+        let names = ["id", "user", "date"];
+        let t = Template::with_names(
+            br#"{"user":"{user}","on":"{date}","n":{id},"x":{nope}}"#,
+            Escape::Raw,
+            &names,
+        );
+        let mut values = Values::one(b"7");
+        values.push(Some(b"ann"));
+        values.push(None);
+        assert_eq!(
+            t.expand(&values),
+            br#"{"user":"ann","on":"","n":7,"x":{nope}}"#
+        );
+        assert_eq!(t.slots().collect::<Vec<_>>(), [1, 2, 0]);
+        assert_eq!(values.get(2), None, "absent, not empty");
+        assert_eq!(values.columns(), [Some(b"ann".to_vec()), None]);
+        let unclosed = Template::with_names(b"a{user", Escape::Raw, &names);
+        assert!(!unclosed.has_hole());
+        assert_eq!(unclosed.expand(&values), b"a{user");
     }
 }

@@ -6,7 +6,8 @@
 //! frame  = len:u32le  tag:u8  payload[len]
 //! tag 1  = record: index:u64 status:u16 attempts:u16 error:u8 latency_us:u32 bytes:u64
 //!                  [n:u16 (value)[n] value value    captured headers, the body (or its path),
-//!                   m:u16 (value)[m]]               the key (ids from a file), extracted fields
+//!                   m:u16 (value)[m]                the key (ids from a file), extracted fields,
+//!                   k:u16 (value)[k]]               the key files' columns
 //!                  value = 0:u8 (absent) | 1:u8 len:u32 bytes[len]
 //! tag 2  = stats:  rows ok_2xx other_status errors bytes (u64 each)
 //!                  n:u8 errors_by_kind[n]:u64  throttled_us:u64 in_flight:u64 concurrency_limit:u64
@@ -92,6 +93,10 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
         encode_value(captured.key.as_deref(), out);
         out.extend_from_slice(&(captured.extracted.len() as u16).to_le_bytes());
         for value in &captured.extracted {
+            encode_value(value.as_deref(), out);
+        }
+        out.extend_from_slice(&(captured.keys.len() as u16).to_le_bytes());
+        for value in &captured.keys {
             encode_value(value.as_deref(), out);
         }
     }
@@ -221,11 +226,14 @@ impl Fields<'_> {
         let key = self.value()?;
         let n = usize::from(self.u16()?);
         let extracted = (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?;
+        let n = usize::from(self.u16()?);
+        let keys = (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?;
         Some(Captured {
             headers,
             body,
             key,
             extracted,
+            keys,
         })
     }
 }
@@ -429,6 +437,7 @@ mod tests {
             body: Some(b"{\"a\":1}".to_vec()),
             key: Some(b"key 5".to_vec()),
             extracted: vec![None, Some(b"1".to_vec()), Some(Vec::new())],
+            keys: vec![Some(b"2026-01-02".to_vec()), None],
         };
         let records = [
             sample(0),
@@ -516,6 +525,7 @@ mod tests {
             body: Some(b"\x00body".to_vec()),
             key: Some(b"a key".to_vec()),
             extracted: vec![Some(b"x".to_vec())],
+            keys: Vec::new(),
         };
         let record_at = buf.len();
         encode_record(&captured, &mut buf);

@@ -16,6 +16,7 @@ mod ids_file;
 mod in_process;
 mod interrupt;
 mod jsonl;
+mod keys;
 mod lock;
 mod memory;
 mod metrics;

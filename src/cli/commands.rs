@@ -101,13 +101,17 @@ pub struct MergeArgs {
         short,
         long,
         value_name = "START..END",
-        required_unless_present = "ids_file",
+        required_unless_present_any = ["ids_file", "keys"],
         allow_hyphen_values = true
     )]
     pub ids: Option<String>,
     /// The whole job's file of keys, as given to every node (rows are matched by line)
     #[arg(long, value_name = "FILE", conflicts_with = "ids")]
     pub ids_file: Option<PathBuf>,
+    /// The whole job's key files, as given to every node, in the same order (rows are matched
+    /// by index, or by id without --ids)
+    #[arg(long = "keys", value_name = "FILE", conflicts_with = "ids_file")]
+    pub keys: Vec<PathBuf>,
     /// When an id has rows in several inputs (a retried slice overlapped), keep the row of the
     /// input listed first or last, and accept it
     #[arg(long, value_name = "WHICH", value_enum)]

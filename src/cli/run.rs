@@ -11,7 +11,8 @@ use super::values::{Concurrency, FormatArg, bytes_arg, seconds_arg};
 /// Values are checked and converted in `config`, so every bad input gets the same one-line error.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// URL template; every {id} is replaced by the id, e.g. http://host/log?id={id}
+    /// URL template; every {id} is replaced by the id (and {name} by a --keys column), e.g.
+    /// http://host/log?id={id}
     #[arg(short, long, value_name = "TEMPLATE", env = "RINGSCRAPE_URL")]
     pub url: Option<String>,
     /// Half-open id range START..END, e.g. 0..1000000 (one million ids)
@@ -28,6 +29,12 @@ pub struct RunArgs {
     /// URL); - reads standard input (one shard). Empty lines are skipped
     #[arg(long, value_name = "FILE", conflicts_with = "ids")]
     pub ids_file: Option<PathBuf>,
+    /// Key file with named columns: CSV or TSV with a header row, JSON Lines, Parquet (a file
+    /// or a directory of parts), by extension; - is CSV on standard input. Each column is a
+    /// placeholder {name} and a column of the rows. Repeatable: with several, and with --ids,
+    /// every combination is an item (the last varying fastest)
+    #[arg(long = "keys", value_name = "FILE", conflicts_with = "ids_file")]
+    pub keys: Vec<PathBuf>,
     /// HTTP method [default: GET, or POST with --data]
     #[arg(short = 'X', long, value_name = "METHOD")]
     pub method: Option<String>,

@@ -45,7 +45,7 @@ impl<W: Write> CsvRows<W> {
         format_millis(record.latency_us, &mut self.latency);
         let id_field = match &record.captured.key {
             Some(key) => key.as_slice(),
-            None => id.format(record.index).as_bytes(),
+            None => id.format(self.schema.id_of(record.index)).as_bytes(),
         };
         for field in [
             id_field,
@@ -59,32 +59,17 @@ impl<W: Write> CsvRows<W> {
         ] {
             self.csv.write_field(field)?;
         }
-        if self.schema.line {
+        if self.schema.index_column() != 0 {
             self.csv.write_field(line.format(record.index))?;
         }
-        // Error rows carry no captured values: their optional columns stay empty.
-        // A header value in Latin-1 (or a regex match of bytes) would make the whole file
-        // unreadable as UTF-8: written as bodies are in text mode, `base64:` when not UTF-8.
-        let headers = &record.captured.headers;
-        for slot in 0..self.schema.capture_headers.len() {
-            let value = headers.get(slot).and_then(Option::as_deref);
-            encode_body(
-                value.unwrap_or_default(),
-                BodyEncoding::Text,
-                &mut self.encoded,
-            );
-            self.csv.write_field(&self.encoded)?;
-        }
-        let extracted = &record.captured.extracted;
-        for slot in 0..self.schema.extract.len() {
-            let value = extracted.get(slot).and_then(Option::as_deref);
-            encode_body(
-                value.unwrap_or_default(),
-                BodyEncoding::Text,
-                &mut self.encoded,
-            );
-            self.csv.write_field(&self.encoded)?;
-        }
+        // Key columns, captured headers and extracted fields as text: a header value in
+        // Latin-1 (or a regex match of bytes) would make the whole file unreadable as UTF-8, so
+        // each is written as bodies are in text mode, `base64:` when not UTF-8. Error rows carry
+        // no captured headers or fields: their columns stay empty.
+        let captured = &record.captured;
+        self.write_texts(&captured.keys, self.schema.keys.len())?;
+        self.write_texts(&captured.headers, self.schema.capture_headers.len())?;
+        self.write_texts(&captured.extracted, self.schema.extract.len())?;
         let body = record.captured.body.as_deref();
         match self.schema.body {
             BodyColumn::None => {}
@@ -95,6 +80,22 @@ impl<W: Write> CsvRows<W> {
             }
         }
         self.csv.write_record(std::iter::empty::<&[u8]>())
+    }
+}
+
+impl<W: Write> CsvRows<W> {
+    /// `columns` fields from `values` (absent or missing: empty), as text.
+    fn write_texts(&mut self, values: &[Option<Vec<u8>>], columns: usize) -> csv::Result<()> {
+        for slot in 0..columns {
+            let value = values.get(slot).and_then(Option::as_deref);
+            encode_body(
+                value.unwrap_or_default(),
+                BodyEncoding::Text,
+                &mut self.encoded,
+            );
+            self.csv.write_field(&self.encoded)?;
+        }
+        Ok(())
     }
 }
 
@@ -239,13 +240,13 @@ mod tests {
     #[test]
     fn optional_columns_follow_with_quoting_and_bodies_are_never_mangled() {
         let schema = Schema {
-            line: false,
             capture_headers: vec!["etag".into(), "x-missing".into()],
             extract: vec![crate::extract::ExtractSpec {
                 name: "n".into(),
                 expr: "/n".into(),
             }],
             body: BodyColumn::Inline(BodyEncoding::Text),
+            ..Schema::default()
         };
         let mut out = Vec::new();
         {
@@ -260,8 +261,8 @@ mod tests {
                 captured: crate::model::Captured {
                     headers: vec![Some(b"\"v1\"".to_vec()), None],
                     body: Some(body.to_vec()),
-                    key: None,
                     extracted: vec![Some(b"4,2".to_vec())],
+                    ..Default::default()
                 },
             };
             rows.write(&row(1, b"line one\nline, two")).expect("row");

@@ -1,8 +1,9 @@
 //! JSON Lines rows: one object per record, keys = the CSV's column names in the same order,
 //! typed: `id` (a number for an id range, the key as a string for an `--ids-file`), `status`,
-//! `bytes`, `latency_ms`, `attempts` and `line` as numbers, `error` a string; `null` wherever the
-//! CSV cell is empty. Captured headers, extracted fields and bodies are strings (a body or
-//! header that is not UTF-8 as `base64:…`, as in the CSV's text mode).
+//! `bytes`, `latency_ms`, `attempts` and `line` or `index` as numbers, `error` a string; `null`
+//! wherever the CSV cell is empty. Key columns keep their kind (numbers and booleans from JSON
+//! Lines and Parquet key files). Captured headers, extracted fields and bodies are strings (a body
+//! or header that is not UTF-8 as `base64:…`, as in the CSV's text mode).
 //!
 //! A string never holds a raw line break, so a torn last line is cut by `--resume` as in CSV.
 
@@ -10,7 +11,7 @@ use std::io::{self, BufRead, Write};
 
 use super::rows::{RawFields, RawRow, ReadError, ReadRows, check_fixed};
 use super::writer::{WriteRows, as_text, encode_body, format_millis};
-use crate::model::{BodyColumn, Record, Schema};
+use crate::model::{BodyColumn, KeyKind, Record, Schema};
 
 const BUFFER_BYTES: usize = 256 << 10;
 
@@ -60,7 +61,10 @@ impl<W: Write> JsonlRows<W> {
         key(line);
         match &record.captured.key {
             Some(text) => string(line, text, &mut self.scratch),
-            None => line.extend_from_slice(number.format(record.index).as_bytes()),
+            None => {
+                let id = self.schema.id_of(record.index);
+                line.extend_from_slice(number.format(id).as_bytes());
+            }
         }
         key(line);
         match record.status {
@@ -83,11 +87,16 @@ impl<W: Write> JsonlRows<W> {
             }
             None => line.extend_from_slice(b"null"),
         }
-        if self.schema.line {
+        if self.schema.index_column() != 0 {
             key(line);
             line.extend_from_slice(number.format(record.index).as_bytes());
         }
         let captured = &record.captured;
+        for (slot, column) in self.schema.keys.iter().enumerate() {
+            key(line);
+            let value = captured.keys.get(slot).and_then(Option::as_deref);
+            typed(line, value, column.kind, &mut self.scratch);
+        }
         for slot in 0..self.schema.capture_headers.len() {
             key(line);
             optional(line, captured.headers.get(slot), &mut self.scratch);
@@ -116,6 +125,25 @@ impl<W: Write> JsonlRows<W> {
             }
         }
         line.extend_from_slice(b"}\n");
+    }
+}
+
+/// A key column's value as its kind: a number or boolean bare when the text is one (else a
+/// string, never invalid JSON), text as a string, absent as `null`.
+fn typed(line: &mut Vec<u8>, value: Option<&[u8]>, kind: KeyKind, scratch: &mut Vec<u8>) {
+    let Some(bytes) = value else {
+        line.extend_from_slice(b"null");
+        return;
+    };
+    let text = std::str::from_utf8(bytes).unwrap_or_default();
+    match kind {
+        KeyKind::Integer if text.parse::<i64>().is_ok() => line.extend_from_slice(bytes),
+        KeyKind::Float if text.parse::<f64>().is_ok_and(f64::is_finite) => {
+            serde_json::to_writer(line, &text.parse::<f64>().unwrap_or_default())
+                .expect("a Vec takes any write");
+        }
+        KeyKind::Boolean if matches!(text, "true" | "false") => line.extend_from_slice(bytes),
+        _ => string(line, bytes, scratch),
     }
 }
 
@@ -249,13 +277,14 @@ mod tests {
     #[test]
     fn rows_are_typed_objects_in_column_order_with_nulls_for_empty_cells() {
         let schema = Schema {
-            line: true,
+            items: crate::model::Items::Lines,
             capture_headers: vec!["etag".into()],
             extract: vec![crate::extract::ExtractSpec {
                 name: "n".into(),
                 expr: "/n".into(),
             }],
             body: BodyColumn::Inline(BodyEncoding::Text),
+            ..Schema::default()
         };
         let mut out = Vec::new();
         {
@@ -272,6 +301,7 @@ mod tests {
                     body: Some(b"a\nb\xff".to_vec()),
                     key: Some(b"k\"ey".to_vec()),
                     extracted: vec![None],
+                    keys: Vec::new(),
                 },
             })
             .expect("row");
@@ -297,5 +327,55 @@ mod tests {
             let value: serde_json::Value = serde_json::from_str(line).expect("valid JSON");
             assert!(value.is_object());
         }
+    }
+
+    #[test]
+    fn key_columns_keep_their_kind_and_a_product_row_names_its_id_and_index() {
+        use crate::model::{Items, KeyColumn, KeyKind};
+        let key = |name: &str, kind| KeyColumn {
+            name: name.into(),
+            kind,
+            file: "k.jsonl".into(),
+        };
+        let schema = Schema {
+            items: Items::Product { per_id: 10 },
+            keys: vec![
+                key("user", KeyKind::Text),
+                key("n", KeyKind::Integer),
+                key("x", KeyKind::Float),
+                key("ok", KeyKind::Boolean),
+                key("odd", KeyKind::Integer),
+            ],
+            ..Schema::default()
+        };
+        let mut out = Vec::new();
+        {
+            let mut rows = JsonlRows::new(&mut out, schema);
+            let keys = [
+                Some(&b"007"[..]),
+                Some(b"42"),
+                Some(b"2.5"),
+                Some(b"true"),
+                Some(b"not a number"),
+            ];
+            rows.write(&Record {
+                index: 73,
+                error: Some(ErrorKind::Request),
+                captured: Captured {
+                    keys: keys.iter().map(|v| v.map(<[u8]>::to_vec)).collect(),
+                    ..Captured::default()
+                },
+                ..Record::default()
+            })
+            .expect("row");
+            rows.flush().expect("flush");
+        }
+        let value: serde_json::Value = serde_json::from_slice(&out).expect("one valid JSON object");
+        assert_eq!(
+            value,
+            serde_json::json!({"id": 7, "status": null, "bytes": 0, "latency_ms": 0.0,
+                "attempts": 0, "error": "request", "index": 73, "user": "007", "n": 42,
+                "x": 2.5, "ok": true, "odd": "not a number"})
+        );
     }
 }

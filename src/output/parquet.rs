@@ -9,9 +9,10 @@
 //! which removes what a crash left (`.tmp` files, a part whose footer does not read).
 //!
 //! Columns are typed: `id` UInt64 (Utf8: the key, for an `--ids-file`), `status` UInt16,
-//! `bytes` UInt64, `latency_ms` Float64, `attempts` UInt16, `error` Utf8, `line` UInt64, and
-//! captured headers, extracted fields, `body` / `body_path` as Utf8 (not UTF-8: `base64:…`, as the
-//! CSV's text mode); null where the CSV cell is empty. zstd compressed.
+//! `bytes` UInt64, `latency_ms` Float64, `attempts` UInt16, `error` Utf8, `line` or `index`
+//! UInt64, key columns as their kind (Utf8, Int64, Float64, Boolean), and captured headers,
+//! extracted fields, `body` / `body_path` as Utf8 (not UTF-8: `base64:…`, as the CSV's text mode);
+//! null where the CSV cell is empty. zstd compressed.
 
 use std::fs::{self, File};
 use std::io;
@@ -19,7 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow_array::builder::{Float64Builder, StringBuilder, UInt16Builder, UInt64Builder};
+use arrow_array::builder::{
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt16Builder, UInt64Builder,
+};
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchReader};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
 use parquet::arrow::ArrowWriter;
@@ -29,7 +32,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::rows::{RawFields, RawRow, ReadError, ReadRows, check_fixed};
 use super::writer::{WriteRows, as_text, encode_body};
-use crate::model::{BodyColumn, Record, Schema};
+use crate::model::{BodyColumn, FIXED_COLUMNS, Items, KeyKind, Record, Schema};
 
 /// Buffered captured values (bodies, headers, fields) in one part at most.
 pub const PART_BYTES: usize = 64 << 20;
@@ -39,25 +42,82 @@ pub const PART_EVERY: Duration = Duration::from_secs(10);
 /// The Arrow schema of a run's rows.
 pub fn arrow_schema(schema: &Schema) -> SchemaRef {
     let columns = schema.columns();
+    let index_columns = usize::from(schema.index_column() != 0);
+    let keys_from = FIXED_COLUMNS.len() + index_columns;
     let fields: Vec<Field> = columns
         .iter()
         .enumerate()
         .map(|(at, name)| {
-            let (kind, nullable) = match (at, name.as_str()) {
-                (0, _) if schema.line => (DataType::Utf8, false),
-                (0, _) => (DataType::UInt64, false),
-                (1, _) => (DataType::UInt16, true),
-                (2, _) => (DataType::UInt64, false),
-                (3, _) => (DataType::Float64, false),
-                (4, _) => (DataType::UInt16, false),
-                (5, _) => (DataType::Utf8, true),
-                (6, "line") if schema.line => (DataType::UInt64, false),
+            let (kind, nullable) = match at {
+                0 if schema.items == Items::Lines => (DataType::Utf8, false),
+                0 => (DataType::UInt64, false),
+                1 => (DataType::UInt16, true),
+                2 => (DataType::UInt64, false),
+                3 => (DataType::Float64, false),
+                4 => (DataType::UInt16, false),
+                5 => (DataType::Utf8, true),
+                at if at < keys_from => (DataType::UInt64, false),
+                at if at < keys_from + schema.keys.len() => {
+                    (arrow_kind(schema.keys[at - keys_from].kind), true)
+                }
                 _ => (DataType::Utf8, true),
             };
             Field::new(name, kind, nullable)
         })
         .collect();
     Arc::new(ArrowSchema::new(fields))
+}
+
+/// The Arrow type of a key column of `kind`.
+fn arrow_kind(kind: KeyKind) -> DataType {
+    match kind {
+        KeyKind::Text => DataType::Utf8,
+        KeyKind::Integer => DataType::Int64,
+        KeyKind::Float => DataType::Float64,
+        KeyKind::Boolean => DataType::Boolean,
+    }
+}
+
+/// A key column being built, typed as its kind.
+enum KeyBuilder {
+    Text(StringBuilder),
+    Integer(Int64Builder),
+    Float(Float64Builder),
+    Boolean(BooleanBuilder),
+}
+
+impl KeyBuilder {
+    fn new(kind: KeyKind) -> KeyBuilder {
+        match kind {
+            KeyKind::Text => KeyBuilder::Text(StringBuilder::new()),
+            KeyKind::Integer => KeyBuilder::Integer(Int64Builder::new()),
+            KeyKind::Float => KeyBuilder::Float(Float64Builder::new()),
+            KeyKind::Boolean => KeyBuilder::Boolean(BooleanBuilder::new()),
+        }
+    }
+
+    /// Appends `value` parsed as the column's kind (null when it does not parse).
+    fn append(&mut self, value: Option<&[u8]>, scratch: &mut Vec<u8>) {
+        let text = value.map(|v| std::str::from_utf8(v).unwrap_or_default());
+        match self {
+            KeyBuilder::Text(b) => match value {
+                Some(bytes) => b.append_value(as_text(bytes, scratch)),
+                None => b.append_null(),
+            },
+            KeyBuilder::Integer(b) => b.append_option(text.and_then(|t| t.parse().ok())),
+            KeyBuilder::Float(b) => b.append_option(text.and_then(|t| t.parse().ok())),
+            KeyBuilder::Boolean(b) => b.append_option(text.and_then(|t| t.parse().ok())),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            KeyBuilder::Text(b) => Arc::new(b.finish()),
+            KeyBuilder::Integer(b) => Arc::new(b.finish()),
+            KeyBuilder::Float(b) => Arc::new(b.finish()),
+            KeyBuilder::Boolean(b) => Arc::new(b.finish()),
+        }
+    }
 }
 
 /// Why `--overwrite` may not replace a path with a directory of parts.
@@ -285,6 +345,7 @@ struct Columns {
     attempts: UInt16Builder,
     error: StringBuilder,
     line: UInt64Builder,
+    keys: Vec<KeyBuilder>,
     /// Captured headers, extracted fields, then the body or its path.
     texts: Vec<StringBuilder>,
 }
@@ -296,6 +357,11 @@ impl ParquetRows {
         let texts = schema.capture_headers.len()
             + schema.extract.len()
             + usize::from(schema.body != BodyColumn::None);
+        let keys = schema
+            .keys
+            .iter()
+            .map(|k| KeyBuilder::new(k.kind))
+            .collect();
         Ok(Self {
             parts: PartWriter::new(dir, Some(arrow_schema(&schema)))?,
             part_rows,
@@ -309,6 +375,7 @@ impl ParquetRows {
                 attempts: UInt16Builder::new(),
                 error: StringBuilder::new(),
                 line: UInt64Builder::new(),
+                keys,
                 texts: (0..texts).map(|_| StringBuilder::new()).collect(),
             },
             rows: 0,
@@ -320,12 +387,17 @@ impl ParquetRows {
 
     fn append(&mut self, record: &Record) {
         let c = &mut self.columns;
-        if self.schema.line {
-            let key = record.captured.key.as_deref().unwrap_or_default();
-            c.id_key.append_value(as_text(key, &mut self.scratch));
+        match self.schema.items {
+            Items::Lines => {
+                let key = record.captured.key.as_deref().unwrap_or_default();
+                c.id_key.append_value(as_text(key, &mut self.scratch));
+            }
+            Items::Ids | Items::Product { .. } => {
+                c.id_number.append_value(self.schema.id_of(record.index));
+            }
+        }
+        if self.schema.index_column() != 0 {
             c.line.append_value(record.index);
-        } else {
-            c.id_number.append_value(record.index);
         }
         c.status.append_option(record.status);
         c.bytes.append_value(record.bytes);
@@ -335,6 +407,10 @@ impl ParquetRows {
         c.error
             .append_option(record.error.map(|kind| kind.as_str()));
         let captured = &record.captured;
+        for (slot, builder) in c.keys.iter_mut().enumerate() {
+            let value = captured.keys.get(slot).and_then(Option::as_deref);
+            builder.append(value, &mut self.scratch);
+        }
         let headers = (0..self.schema.capture_headers.len()).map(|slot| captured.headers.get(slot));
         let fields = (0..self.schema.extract.len()).map(|slot| captured.extracted.get(slot));
         let mut builders = c.texts.iter_mut();
@@ -369,7 +445,7 @@ impl ParquetRows {
         }
         let c = &mut self.columns;
         let mut arrays: Vec<ArrayRef> = Vec::new();
-        if self.schema.line {
+        if self.schema.items == Items::Lines {
             arrays.push(Arc::new(c.id_key.finish()));
         } else {
             arrays.push(Arc::new(c.id_number.finish()));
@@ -379,8 +455,11 @@ impl ParquetRows {
         arrays.push(Arc::new(c.latency_ms.finish()));
         arrays.push(Arc::new(c.attempts.finish()));
         arrays.push(Arc::new(c.error.finish()));
-        if self.schema.line {
+        if self.schema.index_column() != 0 {
             arrays.push(Arc::new(c.line.finish()));
+        }
+        for builder in &mut c.keys {
+            arrays.push(builder.finish());
         }
         for builder in &mut c.texts {
             arrays.push(Arc::new(builder.finish()));

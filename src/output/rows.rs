@@ -132,9 +132,9 @@ impl RawRow<'_> {
         self.index(ID)
     }
 
-    /// Column `column` (`id` or `line`) as a whole number: the item's index.
+    /// Column `column` (`id`, `line` or `index`) as a whole number: the item's index.
     pub fn index(&self, column: usize) -> Result<u64, ReadError> {
-        let name = if column == ID { "id" } else { "line" };
+        let name = if column == ID { "id" } else { "index" };
         let text = self
             .field(column)
             .map_err(|_| self.fail(format!("no {name} column")))?;
@@ -192,7 +192,7 @@ impl RawRow<'_> {
 /// A value of a Parquet column as text: null is empty, a float with three decimals.
 pub(super) fn cell(array: &dyn Array, row: usize) -> Option<String> {
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, UInt16Type, UInt64Type};
+    use arrow_array::types::{Float64Type, Int64Type, UInt16Type, UInt64Type};
     if array.is_null(row) {
         return Some(String::new());
     }
@@ -201,6 +201,8 @@ pub(super) fn cell(array: &dyn Array, row: usize) -> Option<String> {
         DataType::UInt16 => array.as_primitive::<UInt16Type>().value(row).to_string(),
         DataType::Float64 => format!("{:.3}", array.as_primitive::<Float64Type>().value(row)),
         DataType::Utf8 => array.as_string::<i32>().value(row).to_string(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(row).to_string(),
+        DataType::Boolean => array.as_boolean().value(row).to_string(),
         _ => return None,
     })
 }

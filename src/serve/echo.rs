@@ -1,4 +1,4 @@
-//! `/echo` on the demo target: answers with what it received, so tests can check what was
+//! `/echo` (and `/echo/…`) on the demo target: answers with what it received, so tests can check what was
 //! sent. The body is JSON — `{"method", "target", "headers": [[name, value], …], "body"}` — with
 //! a body that is not UTF-8 given as `base64:…`, the way the CSV's text mode writes one. The
 //! answer also carries `x-echo-method` and, for `?id=N`, `etag: "N"`, to capture.

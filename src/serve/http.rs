@@ -57,7 +57,8 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
         close,
         echo: req
             .path
-            .is_some_and(|p| p.split('?').next() == Some("/echo")),
+            .and_then(|p| p.split('?').next())
+            .is_some_and(|path| path == "/echo" || path.starts_with("/echo/")),
     }
 }
 

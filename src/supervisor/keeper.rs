@@ -25,9 +25,10 @@ use super::spawn;
 use crate::assignment::WorkerSpec;
 use crate::ids::IdSet;
 use crate::inflight::InFlightTable;
-use crate::job::KeyReader;
+use crate::job::{ItemReader, Keys};
 use crate::model::{Captured, ErrorKind, Record};
 use crate::output::batch::{Batch, BytesInFlight};
+use crate::template::Values;
 
 /// `crash` rows a shard writes before it gives up: a filter that kills on every answer would
 /// otherwise start a worker per item.
@@ -182,11 +183,16 @@ impl Keeper {
 
     /// The row of an item that killed its worker; false when the writer is gone.
     fn write_crash_row(&self, item: u64) -> bool {
-        let key = KeyReader::open(&self.spec.keys).ok().and_then(|mut keys| {
-            let mut key = Vec::new();
-            keys.key_for(item, &mut key).ok()?;
-            matches!(self.spec.keys, crate::job::Keys::Lines { .. }).then_some(key)
+        let values = ItemReader::open(&self.spec.keys).ok().and_then(|mut keys| {
+            let mut values = Values::default();
+            keys.values_for(item, &mut values).ok()?;
+            Some(values)
         });
+        let (key, keys) = match (&self.spec.keys, values) {
+            (Keys::Lines { .. }, Some(values)) => (Some(values.id().to_vec()), Vec::new()),
+            (Keys::Records(_), Some(values)) => (None, values.columns()),
+            _ => (None, Vec::new()),
+        };
         let record = Record {
             index: item,
             status: None,
@@ -196,6 +202,7 @@ impl Keeper {
             error: Some(ErrorKind::Crash),
             captured: Captured {
                 key,
+                keys,
                 ..Captured::default()
             },
         };

@@ -178,6 +178,8 @@ fn preflight(cfg: &RunConfig) -> Result<(), SupervisorError> {
     if let Some(node) = &cfg.node {
         let items = if cfg.key_file.is_some() {
             "lines"
+        } else if cfg.product.is_some() {
+            "items"
         } else {
             "ids"
         };
@@ -494,9 +496,10 @@ fn start_workers(
             fetch: cfg.fetch.clone(),
             rate: cfg.rate.map(|r| r / plan.len() as f64),
             ids: part.ids,
-            keys: match &cfg.key_file {
-                None => Keys::Numbers,
-                Some(file) => {
+            keys: match (&cfg.key_file, &cfg.product) {
+                (_, Some(product)) => Keys::Records(product.clone()),
+                (None, None) => Keys::Numbers,
+                (Some(file), None) => {
                     let (line, offset) = file.start_for(part.ids.start);
                     Keys::Lines {
                         path: file.path.clone(),

@@ -1,10 +1,12 @@
-//! Hands out a shard's items one at a time, with their keys: ids of a range, or lines of a file
-//! of keys, skipping those already done (and empty lines). All on the worker's one thread.
+//! Hands out a shard's items one at a time, with their values: ids of a range, lines of a file
+//! of keys, or records of key files, skipping those already done (and empty lines). All on the
+//! worker's one thread.
 
 use std::cell::{Cell, RefCell};
 
 use crate::ids::{IdRange, IdSet};
-use crate::job::KeyReader;
+use crate::job::ItemReader;
+use crate::template::Values;
 
 /// Hands out the shard's items one at a time, with their keys, skipping those already done
 /// (and, for a file of keys, the empty lines); `stop` makes it hand out no more.
@@ -12,12 +14,12 @@ pub struct Cursor {
     next: Cell<u64>,
     end: u64,
     skip: Option<IdSet>,
-    keys: RefCell<KeyReader>,
+    keys: RefCell<ItemReader>,
     stopped: Cell<bool>,
 }
 
 impl Cursor {
-    pub fn new(ids: IdRange, skip: Option<IdSet>, keys: KeyReader) -> Self {
+    pub fn new(ids: IdRange, skip: Option<IdSet>, keys: ItemReader) -> Self {
         Self {
             next: Cell::new(ids.start),
             end: ids.end,
@@ -27,8 +29,8 @@ impl Cursor {
         }
     }
 
-    /// The next item's index, its key written into `key`.
-    pub fn next(&self, key: &mut Vec<u8>) -> Option<u64> {
+    /// The next item's index, its values written into `values`.
+    pub fn next(&self, values: &mut Values) -> Option<u64> {
         let mut id = self.next.get();
         while let Some(skip) = &self.skip
             && id < self.end
@@ -41,15 +43,19 @@ impl Cursor {
             return None;
         }
         self.next.set(id + 1);
-        match self.keys.borrow_mut().key_for(id, key) {
+        let mut keys = self.keys.borrow_mut();
+        match keys.values_for(id, values) {
             Ok(true) => Some(id),
             Ok(false) => {
-                crate::say!("ringscrape: the --ids-file ended before line {id}; was it changed?");
+                crate::say!(
+                    "ringscrape: the {} file ended before item {id}; was it changed?",
+                    keys.source()
+                );
                 self.stop();
                 None
             }
             Err(e) => {
-                crate::say!("ringscrape: reading the --ids-file: {e}");
+                crate::say!("ringscrape: reading the {} file: {e}", keys.source());
                 self.stop();
                 None
             }
@@ -71,26 +77,23 @@ mod tests {
     use crate::job::Keys;
 
     fn all(cursor: &Cursor) -> Vec<(u64, String)> {
-        let mut key = Vec::new();
+        let mut key = Values::default();
         std::iter::from_fn(|| {
             let id = cursor.next(&mut key)?;
-            Some((id, String::from_utf8_lossy(&key).into_owned()))
+            Some((id, String::from_utf8_lossy(key.id()).into_owned()))
         })
         .collect()
     }
 
     #[test]
     fn cursor_hands_out_each_id_once_and_stops_on_request() {
-        let cursor = Cursor::new(IdRange::new(5, 9), None, KeyReader::Numbers);
-        let mut key = Vec::new();
+        let cursor = Cursor::new(IdRange::new(5, 9), None, ItemReader::Numbers);
+        let mut key = Values::default();
         assert_eq!(cursor.next(&mut key), Some(5));
-        assert_eq!(
-            (cursor.next(&mut key), key.as_slice()),
-            (Some(6), &b"6"[..])
-        );
+        assert_eq!((cursor.next(&mut key), key.id()), (Some(6), &b"6"[..]));
         cursor.stop();
         assert_eq!(cursor.next(&mut key), None);
-        let cursor = Cursor::new(IdRange::new(0, 2), None, KeyReader::Numbers);
+        let cursor = Cursor::new(IdRange::new(0, 2), None, ItemReader::Numbers);
         assert_eq!(all(&cursor), vec![(0, "0".into()), (1, "1".into())]);
     }
 
@@ -105,7 +108,7 @@ mod tests {
         let mut skip = file.empty.restrict(range);
         skip.insert(5);
         let (line, offset) = file.start_for(2);
-        let keys = KeyReader::open(&Keys::Lines { path, line, offset }).expect("open");
+        let keys = ItemReader::open(&Keys::Lines { path, line, offset }).expect("open");
         let cursor = Cursor::new(range, Some(skip), keys);
         assert_eq!(all(&cursor), vec![(2, "b b".into()), (4, "d/e".into())]);
     }
@@ -117,7 +120,7 @@ mod tests {
         for id in [10, 11, 14, 19] {
             done.insert(id);
         }
-        let cursor = Cursor::new(range, Some(done), KeyReader::Numbers);
+        let cursor = Cursor::new(range, Some(done), ItemReader::Numbers);
         let ids: Vec<u64> = all(&cursor).into_iter().map(|(id, _)| id).collect();
         assert_eq!(ids, vec![12, 13, 15, 16, 17, 18]);
     }

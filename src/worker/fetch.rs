@@ -28,6 +28,7 @@ use super::spool::Spool;
 use super::stream::Stream;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record};
 use crate::request::{Hop, Origin};
+use crate::template::Values;
 
 /// Times a refused HTTP/2 request is sent again within one attempt.
 const MAX_REFUSED_RESENDS: u32 = 8;
@@ -103,12 +104,26 @@ impl Slot {
         &self.plan
     }
 
-    /// One attempt at item `index` (whose key is `key`) after `attempts_before` earlier ones:
-    /// its record when the outcome is final, else how long to wait before the next attempt
-    /// (the policy decides; the wait happens in the worker's retry queue, not in this slot).
-    pub async fn try_once(&mut self, index: u64, key: &[u8], attempts_before: u32) -> Outcome {
+    /// One attempt at item `index` (whose placeholders take `values`) after `attempts_before`
+    /// earlier ones: its record when the outcome is final, else how long to wait before the
+    /// next attempt (the policy decides; the wait happens in the worker's retry queue, not in
+    /// this slot). An item whose key record did not read is not sent: its row says `request`.
+    pub async fn try_once(&mut self, index: u64, values: &Values, attempts_before: u32) -> Outcome {
         let attempts = attempts_before + 1;
-        let attempt = self.attempt_once_fresh_if_stale(key).await;
+        if let Some(why) = &values.malformed {
+            let failure = Failure {
+                kind: ErrorKind::Request,
+                answered: false,
+                detail: format!("the key record does not read: {why}"),
+            };
+            let attempt = Attempt::Failed {
+                failure,
+                latency: Duration::ZERO,
+                stale: false,
+            };
+            return Outcome::Done(self.record(index, values, attempts, attempt));
+        }
+        let attempt = self.attempt_once_fresh_if_stale(values).await;
         let verdict = match &attempt {
             Attempt::Answered { .. } => Verdict::Status {
                 status: self.answer.status,
@@ -118,7 +133,7 @@ impl Slot {
         };
         let outcome = match self.plan.retry.next_delay(verdict, attempts, &mut self.rng) {
             Some(wait) => Outcome::RetryAfter { wait, why: verdict },
-            None => Outcome::Done(self.record(index, key, attempts, attempt)),
+            None => Outcome::Done(self.record(index, values, attempts, attempt)),
         };
         self.let_go_of_the_body();
         outcome
@@ -137,14 +152,14 @@ impl Slot {
         }
     }
 
-    fn record(&mut self, index: u64, key: &[u8], attempts: u32, attempt: Attempt) -> Record {
+    fn record(&mut self, index: u64, values: &Values, attempts: u32, attempt: Attempt) -> Record {
         let attempts = u16::try_from(attempts).unwrap_or(u16::MAX);
         let (latency, kept) = match attempt {
             Attempt::Answered { latency } => {
                 if let Some(proxy) = self.answered_through.take() {
                     proxy.count_row();
                 }
-                (latency, self.keep_answer(index, key))
+                (latency, self.keep_answer(index, values))
             }
             Attempt::Failed {
                 failure, latency, ..
@@ -174,7 +189,7 @@ impl Slot {
                 }
                 crate::detail!(
                     "ringscrape: id {}: {}: {}",
-                    String::from_utf8_lossy(key),
+                    String::from_utf8_lossy(values.id()),
                     failure.kind.as_str(),
                     failure.detail
                 );
@@ -193,7 +208,7 @@ impl Slot {
 
     /// What the schema keeps of the last answer: captured headers, and the body (inline, or
     /// written to its file first, so the row never points at a file that is not complete).
-    fn keep_answer(&mut self, index: u64, key: &[u8]) -> Result<Captured, Failure> {
+    fn keep_answer(&mut self, index: u64, values: &Values) -> Result<Captured, Failure> {
         let headers = std::mem::take(&mut self.answer.captured);
         let mut extracted = Vec::new();
         if !self.plan.extractor.is_empty() {
@@ -207,7 +222,15 @@ impl Slot {
                 let spool = self.answer.spool.take().map(Spool::finish);
                 let path = spool
                     .ok_or_else(|| io::Error::other("no body file was written"))
-                    .and_then(|file| bodies.borrow_mut().place(&file, key, index))
+                    .and_then(|file| {
+                        // Ids repeat in a product of key files: bodies are named by index.
+                        let mut number = itoa::Buffer::new();
+                        let name = match self.plan.schema.keys.is_empty() {
+                            true => values.id(),
+                            false => number.format(index).as_bytes(),
+                        };
+                        bodies.borrow_mut().place(&file, name, index)
+                    })
                     .map_err(|e| Failure {
                         kind: ErrorKind::Io,
                         answered: true,
@@ -220,8 +243,8 @@ impl Slot {
         Ok(Captured {
             headers,
             body,
-            key: None,
             extracted,
+            ..Captured::default()
         })
     }
 
@@ -230,20 +253,20 @@ impl Slot {
     /// refused unprocessed (it had sent GOAWAY, e.g. after its per-connection request limit) is
     /// sent again too, up to [`MAX_REFUSED_RESENDS`] times: with 100 streams per connection and
     /// nginx's GOAWAY every 50 requests, half the streams of each connection are refused.
-    async fn attempt_once_fresh_if_stale(&mut self, key: &[u8]) -> Attempt {
-        let mut attempt = self.attempt(key).await;
+    async fn attempt_once_fresh_if_stale(&mut self, values: &Values) -> Attempt {
+        let mut attempt = self.attempt(values).await;
         if matches!(attempt, Attempt::Failed { stale: true, .. }) {
-            attempt = self.attempt(key).await;
+            attempt = self.attempt(values).await;
         }
         let mut resends = 0;
         while self.refused && resends < MAX_REFUSED_RESENDS {
-            attempt = self.attempt(key).await;
+            attempt = self.attempt(values).await;
             resends += 1;
         }
         attempt
     }
 
-    async fn attempt(&mut self, key: &[u8]) -> Attempt {
+    async fn attempt(&mut self, values: &Values) -> Attempt {
         let started = self.plan.gate.pass().await;
         self.reused = false;
         self.answered_through = None;
@@ -257,7 +280,7 @@ impl Slot {
             None => Box::pin(monoio::time::sleep_until(deadline)),
         };
         let result = {
-            let exchange = std::pin::pin!(self.exchange(key));
+            let exchange = std::pin::pin!(self.exchange(values));
             before(timer.as_mut(), exchange).await
         };
         self.timer = Some(timer);
@@ -375,23 +398,23 @@ impl Slot {
         self.plan.dialer.has_a_route_up()
     }
 
-    /// Sends the request for `key` and reads the answer into `self.answer`; then follows up to
+    /// Sends the request for `values` and reads the answer into `self.answer`; then follows up to
     /// `--follow-redirects` redirects.
-    async fn exchange(&mut self, key: &[u8]) -> Result<(), Failure> {
-        self.send(key, None).await?;
+    async fn exchange(&mut self, values: &Values) -> Result<(), Failure> {
+        self.send(values, None).await?;
         if self.plan.follow_redirects == 0 || self.answer.location.is_none() {
             return Ok(());
         }
         // Boxed: the redirect state would otherwise make every request's future larger.
-        Box::pin(self.follow_redirects(key)).await
+        Box::pin(self.follow_redirects(values)).await
     }
 
     /// Follows the `Location` of the last answer, hop by hop, up to `--follow-redirects` hops.
-    async fn follow_redirects(&mut self, key: &[u8]) -> Result<(), Failure> {
+    async fn follow_redirects(&mut self, values: &Values) -> Result<(), Failure> {
         let plan = self.plan.clone();
         let template = &plan.template;
-        let mut origin = template.origin_of(key).map_err(|_| key_not_a_host())?;
-        let mut target = template.target(key);
+        let mut origin = template.origin_of(values).map_err(|_| key_not_a_host())?;
+        let mut target = template.target(values);
         let mut method = template.method.clone();
         for _ in 0..plan.follow_redirects {
             let Some(location) = self.answer.location.take() else {
@@ -401,7 +424,7 @@ impl Slot {
             let Some(hop) = template.redirect(&origin, &target, &method, status, &location) else {
                 break;
             };
-            self.send(key, Some(&hop)).await?;
+            self.send(values, Some(&hop)).await?;
             (origin, target, method) = (hop.origin, hop.target, hop.method);
         }
         if (300..400).contains(&self.answer.status) && self.answer.location.is_some() {
@@ -413,7 +436,7 @@ impl Slot {
     /// One request (the template's, or a redirect's next hop) and its answer: over HTTP/2 when
     /// the run asked for it and the server agreed, else over HTTP/1.1 on the slot's connection,
     /// or on a connection of its own for another origin.
-    async fn send(&mut self, key: &[u8], hop: Option<&Hop>) -> Result<(), Failure> {
+    async fn send(&mut self, values: &Values, hop: Option<&Hop>) -> Result<(), Failure> {
         let plan = self.plan.clone();
         // No status until this request's answer says one (a redirect's 3xx is not the answer
         // of the hop after it).
@@ -426,7 +449,7 @@ impl Slot {
         // of its own.
         let own_host = match hop {
             None if template.host_varies() => {
-                Some(template.origin_of(key).map_err(|_| key_not_a_host())?)
+                Some(template.origin_of(values).map_err(|_| key_not_a_host())?)
             }
             _ => None,
         };
@@ -440,7 +463,7 @@ impl Slot {
                     self.reused = held.reused;
                     self.going_through(plan.dialer.proxy_of(held.lane.route));
                     let request = template
-                        .build_h2(key, hop)
+                        .build_h2(values, hop)
                         .map_err(|_| key_breaks_header())?;
                     let result =
                         Box::pin(h2::exchange(&held, request, &wants, &mut self.answer)).await;
@@ -457,8 +480,10 @@ impl Slot {
             }
         }
         let written = match hop {
-            None => template.write_h1(key, &mut self.request, &mut self.body_scratch),
-            Some(hop) => template.write_h1_hop(key, hop, &mut self.request, &mut self.body_scratch),
+            None => template.write_h1(values, &mut self.request, &mut self.body_scratch),
+            Some(hop) => {
+                template.write_h1_hop(values, hop, &mut self.request, &mut self.body_scratch)
+            }
         };
         written.map_err(|_| key_breaks_header())?;
         match (hop, own_host) {

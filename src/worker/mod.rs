@@ -44,12 +44,13 @@ use nix::sys::signal::Signal;
 
 use crate::extract::Extractor;
 use crate::inflight::InFlightTable;
-use crate::job::{KeyReader, Keys};
+use crate::job::{ItemReader, Keys};
 use crate::model::BodyColumn;
 use crate::output::bodies::BodiesDir;
 use crate::request::{RequestError, RequestTemplate};
 use crate::runtime::{self, set_nonblocking};
 use crate::stats::WorkerStats;
+use crate::template::Values;
 use crate::tls::{ClientTls, TlsError};
 
 use crate::assignment::{WorkerSpec, read_assignment};
@@ -96,8 +97,10 @@ pub enum WorkerError {
 /// State the worker's tasks share (all on one thread).
 struct Shared {
     work: WorkQueue,
-    /// Keys come from a file: records carry them (the CSV's `id` column).
+    /// Keys come from a file of lines: records carry them (the CSV's `id` column).
     keys_are_lines: bool,
+    /// Keys come from key files: records carry their columns.
+    keys_have_columns: bool,
     sink: RefCell<FrameSink<std::fs::File>>,
     stats: RefCell<WorkerStats>,
     pipe_error: RefCell<Option<io::Error>>,
@@ -229,11 +232,12 @@ pub fn run() -> Result<(), WorkerError> {
             Cursor::new(
                 spec.ids,
                 skip,
-                KeyReader::open(&spec.keys).map_err(WorkerError::Keys)?,
+                ItemReader::open(&spec.keys).map_err(WorkerError::Keys)?,
             ),
             MAX_WAITING_PER_SLOT * spec.fetch.concurrency,
         ),
         keys_are_lines: matches!(spec.keys, Keys::Lines { .. }),
+        keys_have_columns: matches!(spec.keys, Keys::Records(_)),
         sink: RefCell::new(FrameSink::new(std::fs::File::from(stdout))),
         stats: RefCell::new(WorkerStats::new()),
         pipe_error: RefCell::new(None),
@@ -413,21 +417,21 @@ async fn wait_for_the_pipe(shared: &Shared) {
 #[allow(clippy::manual_async_fn)]
 fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<Output = ()> {
     async move {
-        let mut key = Vec::with_capacity(32);
+        let mut values = Values::default();
         loop {
             wait_for_the_pipe(&shared).await;
             if let Some(memory) = &slot.plan().memory {
                 memory.admit().await;
             }
             shared.limiter.admit(index).await;
-            let Some(work) = shared.work.next(&mut key).await else {
+            let Some(work) = shared.work.next(&mut values).await else {
                 break;
             };
             shared.in_flight.set(shared.in_flight.get() + 1);
             if let Some(table) = &shared.table {
                 table.enter(index, work.index);
             }
-            let outcome = slot.try_once(work.index, &key, work.attempts).await;
+            let outcome = slot.try_once(work.index, &values, work.attempts).await;
             if let Some(table) = &shared.table {
                 table.leave(index);
             }
@@ -443,7 +447,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                 Outcome::RetryAfter { wait, why } => {
                     crate::detail!(
                         "ringscrape: id {}: attempt {} ended in {why}; again in {:.2} s",
-                        String::from_utf8_lossy(&key),
+                        String::from_utf8_lossy(values.id()),
                         work.attempts + 1,
                         wait.as_secs_f64()
                     );
@@ -451,12 +455,15 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                         index: work.index,
                         attempts: work.attempts + 1,
                     };
-                    shared.work.retry_at(Instant::now() + wait, again, &key);
+                    shared.work.retry_at(Instant::now() + wait, again, &values);
                     continue;
                 }
             };
             if shared.keys_are_lines {
-                record.captured.key = Some(key.clone());
+                record.captured.key = Some(values.id().to_vec());
+            }
+            if shared.keys_have_columns {
+                record.captured.keys = values.columns();
             }
             shared.stats.borrow_mut().record(&record);
             let mut sink = shared.sink.borrow_mut();

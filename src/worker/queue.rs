@@ -11,6 +11,7 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use super::cursor::Cursor;
+use crate::template::Values;
 
 /// An item and how many attempts it has had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +27,7 @@ struct Due {
     /// Tie-breaker: equal times leave in the order they came.
     seq: u64,
     work: Work,
-    key: Vec<u8>,
+    values: Values,
 }
 
 impl PartialEq for Due {
@@ -86,22 +87,22 @@ impl WorkQueue {
         self.retries.borrow().len()
     }
 
-    /// Queues `work` (with its key) to be tried again at `at`.
-    pub fn retry_at(&self, at: Instant, work: Work, key: &[u8]) {
+    /// Queues `work` (with its values) to be tried again at `at`.
+    pub fn retry_at(&self, at: Instant, work: Work, values: &Values) {
         let seq = self.seq.get();
         self.seq.set(seq + 1);
         self.retries.borrow_mut().push(Reverse(Due {
             at,
             seq,
             work,
-            key: key.to_vec(),
+            values: values.clone(),
         }));
     }
 
-    /// The next work, its key written into `key`: a due retry first, then a new item; waits
+    /// The next work, its values written into `values`: a due retry first, then a new item; waits
     /// while only retries that are not due yet remain. `None` when there is nothing left (or
     /// the queue was stopped); a retry queued later by another slot is that slot's to take.
-    pub async fn next(&self, key: &mut Vec<u8>) -> Option<Work> {
+    pub async fn next(&self, values: &mut Values) -> Option<Work> {
         loop {
             // The clock is read only when a retry waits: most items are new ones.
             let now = if self.retries.borrow().is_empty() {
@@ -109,7 +110,7 @@ impl WorkQueue {
             } else {
                 Some(Instant::now())
             };
-            match self.poll(key, now) {
+            match self.poll(values, now) {
                 Next::Work(work) => return Some(work),
                 Next::Done => return None,
                 Next::WaitUntil(at) => {
@@ -121,7 +122,7 @@ impl WorkQueue {
     }
 
     /// `now` may be `None` when no retry waits.
-    fn poll(&self, key: &mut Vec<u8>, now: Option<Instant>) -> Next {
+    fn poll(&self, values: &mut Values, now: Option<Instant>) -> Next {
         if self.cursor.is_stopped() {
             return Next::Done;
         }
@@ -131,12 +132,11 @@ impl WorkQueue {
             .is_some_and(|Reverse(due)| now.is_some_and(|now| due.at <= now))
             && let Some(Reverse(due)) = retries.pop()
         {
-            key.clear();
-            key.extend_from_slice(&due.key);
+            *values = due.values;
             return Next::Work(due.work);
         }
         if retries.len() < self.max_waiting
-            && let Some(index) = self.cursor.next(key)
+            && let Some(index) = self.cursor.next(values)
         {
             return Next::Work(Work { index, attempts: 0 });
         }
@@ -151,17 +151,17 @@ impl WorkQueue {
 mod tests {
     use super::*;
     use crate::ids::IdRange;
-    use crate::job::KeyReader;
+    use crate::job::ItemReader;
 
     fn queue(ids: IdRange) -> WorkQueue {
-        WorkQueue::new(Cursor::new(ids, None, KeyReader::Numbers), 4)
+        WorkQueue::new(Cursor::new(ids, None, ItemReader::Numbers), 4)
     }
 
     #[test]
     fn due_retries_come_before_new_items_and_waiting_ones_after() {
         let q = queue(IdRange::new(0, 3));
         let now = Instant::now();
-        let mut key = Vec::new();
+        let mut key = Values::default();
         assert!(matches!(
             q.poll(&mut key, Some(now)),
             Next::Work(Work {
@@ -175,7 +175,7 @@ mod tests {
                 index: 0,
                 attempts: 1,
             },
-            b"0",
+            &Values::one(b"0"),
         );
         q.retry_at(
             now,
@@ -183,7 +183,7 @@ mod tests {
                 index: 7,
                 attempts: 2,
             },
-            b"seven",
+            &Values::one(b"seven"),
         );
         assert!(matches!(
             q.poll(&mut key, Some(now)),
@@ -192,7 +192,7 @@ mod tests {
                 attempts: 2
             })
         ));
-        assert_eq!(key, b"seven", "the retry's own key");
+        assert_eq!(key.id(), b"seven", "the retry's own values");
         assert!(matches!(
             q.poll(&mut key, Some(now)),
             Next::Work(Work { index: 1, .. })
@@ -222,9 +222,9 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(5);
         for index in 50..54 {
-            q.retry_at(later, Work { index, attempts: 1 }, b"k");
+            q.retry_at(later, Work { index, attempts: 1 }, &Values::one(b"k"));
         }
-        let mut key = Vec::new();
+        let mut key = Values::default();
         assert!(
             matches!(q.poll(&mut key, Some(now)), Next::WaitUntil(at) if at == later),
             "4 waiting: no new item"
@@ -255,10 +255,13 @@ mod tests {
                 index: 3,
                 attempts: 1,
             },
-            b"3",
+            &Values::one(b"3"),
         );
         q.stop();
-        assert!(matches!(q.poll(&mut Vec::new(), Some(now)), Next::Done));
+        assert!(matches!(
+            q.poll(&mut Values::default(), Some(now)),
+            Next::Done
+        ));
         assert_eq!(q.waiting(), 1, "left for --resume");
     }
 }

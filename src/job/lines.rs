@@ -1,7 +1,5 @@
-//! What a run fetches: its items, each with an index (its place in the job, what shards split
-//! and resume tracks) and a key (what replaces `{id}`). An id range's items are its ids, the key
-//! being the id's decimal form. A file of keys (`--ids-file`) has one item per line: the index is
-//! the 1-based line number, the key the line (without its line end). Empty lines are not items.
+//! A file of keys, one per line (`--ids-file`): one item per line, the index being the 1-based
+//! line number, `{id}` the line (without its line end). Empty lines are not items.
 //!
 //! The file is never loaded whole: one scan counts its lines, notes which are empty, and keeps
 //! the byte offset of every [`INDEX_STRIDE`]-th line, so that each shard can seek near its first
@@ -10,8 +8,6 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-
-use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdRange, IdSet};
 
@@ -104,68 +100,40 @@ pub fn trim_line_end(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-/// How a worker gets the keys of its items (part of its spec).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Keys {
-    /// The index is the id; the key is its decimal form.
-    Numbers,
-    /// Lines of a file, read from `offset`, where line number `line` starts.
-    Lines {
-        path: PathBuf,
-        line: u64,
-        offset: u64,
-    },
+/// Reads the lines of a file of keys in line order, from where a shard starts.
+pub struct LineReader {
+    reader: BufReader<File>,
+    /// Number of the line the next read returns.
+    next_line: u64,
 }
 
-/// Reads a worker's keys in index order.
-pub enum KeyReader {
-    Numbers,
-    Lines {
-        reader: BufReader<File>,
-        /// Number of the line the next read returns.
-        next_line: u64,
-    },
-}
-
-impl KeyReader {
-    pub fn open(keys: &Keys) -> io::Result<KeyReader> {
-        Ok(match keys {
-            Keys::Numbers => KeyReader::Numbers,
-            Keys::Lines { path, line, offset } => {
-                let mut file = File::open(path)?;
-                file.seek(SeekFrom::Start(*offset))?;
-                KeyReader::Lines {
-                    reader: BufReader::with_capacity(64 << 10, file),
-                    next_line: *line,
-                }
-            }
+impl LineReader {
+    /// Reads `path` from byte `offset`, where line number `line` starts.
+    pub fn open(path: &Path, line: u64, offset: u64) -> io::Result<LineReader> {
+        let mut file = File::open(path)?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(LineReader {
+            reader: BufReader::with_capacity(64 << 10, file),
+            next_line: line,
         })
     }
 
-    /// The key of item `index` into `key` (cleared first). Indexes must be asked for in
+    /// The key on line `line` into `key` (cleared first). Lines must be asked for in
     /// increasing order. `Ok(false)`: the file ended before that line.
-    pub fn key_for(&mut self, index: u64, key: &mut Vec<u8>) -> io::Result<bool> {
+    pub fn key_for(&mut self, line: u64, key: &mut Vec<u8>) -> io::Result<bool> {
         key.clear();
-        match self {
-            KeyReader::Numbers => {
-                key.extend_from_slice(itoa::Buffer::new().format(index).as_bytes());
-                Ok(true)
+        while self.next_line <= line {
+            key.clear();
+            if self.reader.read_until(b'\n', key)? == 0 {
+                return Ok(false);
             }
-            KeyReader::Lines { reader, next_line } => {
-                while *next_line <= index {
-                    key.clear();
-                    if reader.read_until(b'\n', key)? == 0 {
-                        return Ok(false);
-                    }
-                    *next_line += 1;
-                }
-                let end = trim_line_end(key).len();
-                key.truncate(end);
-                let bom = key.len() - key_of_line(index, key).len();
-                key.drain(..bom);
-                Ok(true)
-            }
+            self.next_line += 1;
         }
+        let end = trim_line_end(key).len();
+        key.truncate(end);
+        let bom = key.len() - key_of_line(line, key).len();
+        key.drain(..bom);
+        Ok(true)
     }
 }
 
@@ -194,12 +162,7 @@ mod tests {
     fn a_byte_order_mark_is_no_part_of_the_first_key() {
         let (_dir, path) = file_with(b"\xEF\xBB\xBFalpha\r\n\xEF\xBB\xBFbeta\n");
         let keys = KeyFile::scan(&path).expect("scan");
-        let mut reader = KeyReader::open(&Keys::Lines {
-            path: keys.path.clone(),
-            line: 1,
-            offset: 0,
-        })
-        .expect("open");
+        let mut reader = LineReader::open(&keys.path, 1, 0).expect("open");
         let mut key = Vec::new();
         assert!(reader.key_for(1, &mut key).expect("line 1"));
         assert_eq!(key, b"alpha");
@@ -254,12 +217,7 @@ mod tests {
         for first in [1, 65_536, 65_537, 150_000, 200_000] {
             let (line, offset) = file.start_for(first);
             assert!(line <= first && first - line < INDEX_STRIDE);
-            let mut reader = KeyReader::open(&Keys::Lines {
-                path: path.clone(),
-                line,
-                offset,
-            })
-            .expect("open");
+            let mut reader = LineReader::open(&path, line, offset).expect("open");
             assert!(reader.key_for(first, &mut key).expect("read"));
             assert_eq!(key, format!("key {first}").into_bytes());
             if first < 200_000 {
@@ -267,18 +225,10 @@ mod tests {
                 assert_eq!(key, format!("key {}", first + 1).into_bytes());
             }
         }
-        let mut reader = KeyReader::open(&Keys::Lines {
-            path,
-            line: 1,
-            offset: 0,
-        })
-        .expect("open");
+        let mut reader = LineReader::open(&path, 1, 0).expect("open");
         assert!(
             !reader.key_for(200_001, &mut key).expect("read"),
             "past the end"
         );
-        let mut numbers = KeyReader::open(&Keys::Numbers).expect("numbers");
-        assert!(numbers.key_for(42, &mut key).expect("number"));
-        assert_eq!(key, b"42");
     }
 }

@@ -1,0 +1,556 @@
+//! Key files with named columns (`--keys`): CSV or TSV with a header row, JSON Lines of flat
+//! objects, or Parquet (see `job::parquet`). Records are numbered from 0 in file order; each
+//! gives one value per column (absent for a JSON `null` or a missing field).
+//!
+//! A file is never held whole: one scan (by the supervisor) finds the columns, their kinds and
+//! the number of records, and notes where every [`STRIDE`]-th record starts; a reader (in each
+//! worker) seeks near the record it wants and reads on from there. A record that does not read
+//! (a CSV row with another number of fields than the header, a line that is not a JSON object)
+//! is still a record: its item fails as `request`, its columns empty.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::parquet::{self as parquet_keys, ParquetKeys};
+use crate::model::{KeyColumn, KeyKind};
+use crate::template::Values;
+
+/// Records between two remembered positions: a reader reads at most this many records it does
+/// not want after a seek.
+pub const STRIDE: u64 = 1 << 14;
+
+/// How a key file is written, from its extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RecordFormat {
+    Csv,
+    Tsv,
+    JsonLines,
+    Parquet,
+}
+
+impl RecordFormat {
+    /// The format of `path` by its extension (a directory is Parquet parts); `-` is CSV.
+    pub fn of_path(path: &Path) -> Option<RecordFormat> {
+        if path.as_os_str() == "-" {
+            return Some(RecordFormat::Csv);
+        }
+        if path.is_dir() {
+            return Some(RecordFormat::Parquet);
+        }
+        let extension = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match extension.as_str() {
+            "csv" => RecordFormat::Csv,
+            "tsv" | "tab" => RecordFormat::Tsv,
+            "jsonl" | "ndjson" => RecordFormat::JsonLines,
+            "parquet" => RecordFormat::Parquet,
+            _ => return None,
+        })
+    }
+}
+
+/// A scanned key file: what every reader of it needs (it travels in the worker's spec).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordFile {
+    /// The file (or the directory of Parquet parts) to read.
+    pub path: PathBuf,
+    /// As the user named it (for messages and column clashes).
+    pub shown: String,
+    pub format: RecordFormat,
+    pub columns: Vec<KeyColumn>,
+    pub records: u64,
+    /// CSV, TSV, JSON Lines: where record `k × STRIDE` starts, as (byte, line).
+    pub marks: Vec<(u64, u64)>,
+    /// Parquet: the parts in order, with their rows.
+    pub parts: Vec<(PathBuf, u64)>,
+}
+
+/// Why a key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordFileError {
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Csv(#[from] csv::Error),
+    #[error("no header row")]
+    NoHeader,
+    #[error("column {0} of the header has no name")]
+    UnnamedColumn(usize),
+    #[error("two columns are named `{0}`")]
+    SameName(String),
+    #[error("no records after the header")]
+    NoRecords,
+    #[error("no JSON object with a field in it")]
+    NoColumns,
+}
+
+impl RecordFile {
+    /// Reads `path` (in `format`) once, streaming; `shown` is how messages name it.
+    pub fn scan(
+        path: &Path,
+        shown: &str,
+        format: RecordFormat,
+    ) -> Result<RecordFile, RecordFileError> {
+        let mut file = match format {
+            RecordFormat::Csv | RecordFormat::Tsv => scan_csv(path, format)?,
+            RecordFormat::JsonLines => scan_json_lines(path)?,
+            RecordFormat::Parquet => {
+                let scanned = parquet_keys::scan(path)?;
+                RecordFile {
+                    columns: scanned.columns,
+                    records: scanned.records,
+                    parts: scanned.parts,
+                    ..RecordFile::of_names(path, format, Vec::new())
+                }
+            }
+        };
+        file.shown = shown.to_string();
+        for column in &mut file.columns {
+            column.file = shown.to_string();
+        }
+        if file.records == 0 {
+            return Err(RecordFileError::NoRecords);
+        }
+        Ok(file)
+    }
+
+    /// The kinds are known: text for every column.
+    fn of_names(path: &Path, format: RecordFormat, names: Vec<String>) -> RecordFile {
+        RecordFile {
+            path: path.to_path_buf(),
+            shown: String::new(),
+            format,
+            columns: names
+                .into_iter()
+                .map(|name| KeyColumn {
+                    name,
+                    kind: KeyKind::Text,
+                    file: String::new(),
+                })
+                .collect(),
+            records: 0,
+            marks: Vec::new(),
+            parts: Vec::new(),
+        }
+    }
+}
+
+fn csv_reader(format: RecordFormat, file: File) -> csv::Reader<File> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(if format == RecordFormat::Tsv {
+            b'\t'
+        } else {
+            b','
+        })
+        .buffer_capacity(64 << 10)
+        .from_reader(file)
+}
+
+/// The UTF-8 byte order mark Windows tools put at the start of a file.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+fn scan_csv(path: &Path, format: RecordFormat) -> Result<RecordFile, RecordFileError> {
+    let mut reader = csv_reader(format, File::open(path)?);
+    let mut header = csv::ByteRecord::new();
+    if !reader.read_byte_record(&mut header)? {
+        return Err(RecordFileError::NoHeader);
+    }
+    let mut names: Vec<String> = Vec::with_capacity(header.len());
+    for (at, name) in header.iter().enumerate() {
+        let name = if at == 0 {
+            name.strip_prefix(BOM).unwrap_or(name)
+        } else {
+            name
+        };
+        let name = String::from_utf8_lossy(name).trim().to_string();
+        if name.is_empty() {
+            return Err(RecordFileError::UnnamedColumn(at + 1));
+        }
+        if names.contains(&name) {
+            return Err(RecordFileError::SameName(name));
+        }
+        names.push(name);
+    }
+    let mut file = RecordFile::of_names(path, format, names);
+    let mut record = csv::ByteRecord::new();
+    loop {
+        let at = reader.position().clone();
+        if !reader.read_byte_record(&mut record)? {
+            break;
+        }
+        if file.records.is_multiple_of(STRIDE) {
+            file.marks.push((at.byte(), at.line()));
+        }
+        file.records += 1;
+    }
+    Ok(file)
+}
+
+/// True for a line of only white space (no record).
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut file = RecordFile::of_names(path, RecordFormat::JsonLines, Vec::new());
+    // A column's kind so far; `None` while it has held only nulls.
+    let mut kinds: Vec<Option<KeyKind>> = Vec::new();
+    let (mut line, mut byte) = (0u64, 0u64);
+    let mut text = Vec::new();
+    loop {
+        text.clear();
+        let n = reader.read_until(b'\n', &mut text)?;
+        if n == 0 {
+            break;
+        }
+        let (at_line, at_byte) = (line, byte);
+        line += 1;
+        byte += n as u64;
+        if is_blank(&text) {
+            continue;
+        }
+        if file.records.is_multiple_of(STRIDE) {
+            file.marks.push((at_byte, at_line));
+        }
+        file.records += 1;
+        let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(&text) else {
+            continue;
+        };
+        for (name, value) in &object {
+            let at = match file.columns.iter().position(|c| &c.name == name) {
+                Some(at) => at,
+                None => {
+                    file.columns.push(KeyColumn {
+                        name: name.clone(),
+                        kind: KeyKind::Text,
+                        file: String::new(),
+                    });
+                    kinds.push(None);
+                    kinds.len() - 1
+                }
+            };
+            kinds[at] = widen(kinds[at], value);
+        }
+    }
+    if file.columns.is_empty() && file.records > 0 {
+        return Err(RecordFileError::NoColumns);
+    }
+    for (column, kind) in file.columns.iter_mut().zip(kinds) {
+        column.kind = kind.unwrap_or(KeyKind::Text);
+    }
+    Ok(file)
+}
+
+/// The kind of a JSON column that was `kind` and now holds `value`: integers widen to floats,
+/// anything mixed is text.
+fn widen(kind: Option<KeyKind>, value: &serde_json::Value) -> Option<KeyKind> {
+    use serde_json::Value;
+    let this = match value {
+        Value::Null => return kind,
+        Value::Bool(_) => KeyKind::Boolean,
+        Value::Number(n) if n.is_i64() || n.is_u64() => KeyKind::Integer,
+        Value::Number(_) => KeyKind::Float,
+        Value::String(_) | Value::Array(_) | Value::Object(_) => KeyKind::Text,
+    };
+    Some(match (kind, this) {
+        (None, this) => this,
+        (Some(a), b) if a == b => a,
+        (Some(KeyKind::Integer), KeyKind::Float) | (Some(KeyKind::Float), KeyKind::Integer) => {
+            KeyKind::Float
+        }
+        _ => KeyKind::Text,
+    })
+}
+
+/// Reads one key file's records by number: sequentially from where it is, else after a seek
+/// to the nearest mark before the record. The last record read is kept, so that a product
+/// whose other sources vary faster asks for it again at no cost.
+pub struct RecordReader {
+    file: RecordFile,
+    source: Source,
+    /// Number of the record the next sequential read returns.
+    next: u64,
+    /// The record in `values`.
+    current: Option<u64>,
+    values: Values,
+}
+
+enum Source {
+    Csv {
+        reader: csv::Reader<File>,
+        record: csv::ByteRecord,
+    },
+    JsonLines {
+        reader: BufReader<File>,
+        line: Vec<u8>,
+    },
+    Parquet(ParquetKeys),
+}
+
+impl RecordReader {
+    pub fn open(file: &RecordFile) -> io::Result<RecordReader> {
+        let source = match file.format {
+            RecordFormat::Csv | RecordFormat::Tsv => Source::Csv {
+                reader: csv_reader(file.format, File::open(&file.path)?),
+                record: csv::ByteRecord::new(),
+            },
+            RecordFormat::JsonLines => Source::JsonLines {
+                reader: BufReader::with_capacity(64 << 10, File::open(&file.path)?),
+                line: Vec::new(),
+            },
+            RecordFormat::Parquet => Source::Parquet(ParquetKeys::new(&file.parts)),
+        };
+        let mut reader = RecordReader {
+            file: file.clone(),
+            source,
+            next: 0,
+            current: None,
+            values: Values::default(),
+        };
+        reader.seek(0)?;
+        Ok(reader)
+    }
+
+    /// Record `number`'s values (one slot per column); `Ok(None)` when the file ended before it
+    /// (it was changed since the scan).
+    pub fn record(&mut self, number: u64) -> io::Result<Option<&Values>> {
+        if self.current == Some(number) {
+            return Ok(Some(&self.values));
+        }
+        if number < self.next || number - self.next >= STRIDE {
+            self.seek(number)?;
+        }
+        while self.next <= number {
+            self.values.clear();
+            if !self.read_next()? {
+                self.current = None;
+                return Ok(None);
+            }
+            self.next += 1;
+        }
+        self.current = Some(number);
+        Ok(Some(&self.values))
+    }
+
+    /// Positions the reader at the nearest mark at or before record `number`.
+    fn seek(&mut self, number: u64) -> io::Result<()> {
+        let mark = (number / STRIDE) as usize;
+        let first = mark as u64 * STRIDE;
+        self.current = None;
+        match &mut self.source {
+            Source::Csv { reader, .. } => {
+                let (byte, line) = self.file.marks.get(mark).copied().unwrap_or_default();
+                let mut position = csv::Position::new();
+                position.set_byte(byte).set_line(line).set_record(first);
+                reader.seek(position).map_err(csv_error)?;
+            }
+            Source::JsonLines { reader, .. } => {
+                let (byte, _) = self.file.marks.get(mark).copied().unwrap_or_default();
+                reader.seek(SeekFrom::Start(byte))?;
+            }
+            Source::Parquet(parts) => {
+                parts.seek(number)?;
+                self.next = number;
+                return Ok(());
+            }
+        }
+        self.next = first;
+        Ok(())
+    }
+
+    /// Reads the next record into `self.values`; false at the end of the file.
+    fn read_next(&mut self) -> io::Result<bool> {
+        let columns = &self.file.columns;
+        let values = &mut self.values;
+        match &mut self.source {
+            Source::Csv { reader, record } => {
+                if !reader.read_byte_record(record).map_err(csv_error)? {
+                    return Ok(false);
+                }
+                if record.len() == columns.len() {
+                    record.iter().for_each(|value| values.push(Some(value)));
+                } else {
+                    columns.iter().for_each(|_| values.push(None));
+                    values.malformed = Some(format!(
+                        "record {} of {} has {} fields, its header {}",
+                        self.next,
+                        self.file.shown,
+                        record.len(),
+                        columns.len()
+                    ));
+                }
+                Ok(true)
+            }
+            Source::JsonLines { reader, line } => {
+                loop {
+                    line.clear();
+                    if reader.read_until(b'\n', line)? == 0 {
+                        return Ok(false);
+                    }
+                    if !is_blank(line) {
+                        break;
+                    }
+                }
+                json_values(line, columns, values);
+                if values.malformed.is_some() {
+                    values.malformed = Some(format!(
+                        "record {} of {} is not a JSON object",
+                        self.next, self.file.shown
+                    ));
+                }
+                Ok(true)
+            }
+            Source::Parquet(parts) => parts.next_row(columns.len(), values),
+        }
+    }
+}
+
+/// A JSON Lines record's values by column: strings as they are, numbers and booleans as their
+/// JSON text, nested values as JSON, `null` and missing fields absent.
+fn json_values(line: &[u8], columns: &[KeyColumn], values: &mut Values) {
+    use serde_json::Value;
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(line) else {
+        columns.iter().for_each(|_| values.push(None));
+        values.malformed = Some(String::new());
+        return;
+    };
+    for column in columns {
+        match object.get(&column.name) {
+            None | Some(Value::Null) => values.push(None),
+            Some(Value::String(text)) => values.push(Some(text.as_bytes())),
+            Some(other) => values
+                .push_with(|out| serde_json::to_writer(out, other).expect("a Vec takes any write")),
+        }
+    }
+}
+
+fn csv_error(error: csv::Error) -> io::Error {
+    match error.into_kind() {
+        csv::ErrorKind::Io(e) => e,
+        other => io::Error::other(format!("{other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_with(name: &str, text: &[u8]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        (dir, path)
+    }
+
+    fn texts(values: &Values) -> Vec<Option<String>> {
+        (0..values.len())
+            .map(|slot| {
+                values
+                    .get(slot)
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_csv_reads_by_record_number_from_anywhere() {
+        let mut text = b"\xEF\xBB\xBFuser,note\n".to_vec();
+        for n in 0..40_000u64 {
+            text.extend_from_slice(format!("u{n},\"a, \"\"quoted\"\"\nnote {n}\"\n").as_bytes());
+        }
+        let (_dir, path) = file_with("users.csv", &text);
+        let file = RecordFile::scan(&path, "users.csv", RecordFormat::Csv).expect("scan");
+        assert_eq!(file.records, 40_000);
+        let names: Vec<&str> = file.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["user", "note"],
+            "the byte order mark is no part of a name"
+        );
+        assert_eq!(file.marks.len(), 3);
+        let mut reader = RecordReader::open(&file).expect("open");
+        for n in [0, 1, 16_383, 16_384, 39_999, 5, 20_000, 20_001, 20_001] {
+            let values = reader.record(n).expect("read").expect("a record");
+            assert_eq!(
+                texts(values),
+                [
+                    Some(format!("u{n}")),
+                    Some(format!("a, \"quoted\"\nnote {n}"))
+                ]
+            );
+        }
+        assert!(reader.record(40_000).expect("read").is_none());
+    }
+
+    #[test]
+    fn a_short_csv_row_is_a_malformed_record_not_an_error() {
+        let (_dir, path) = file_with("k.tsv", b"a\tb\n1\t2\n3\n\n4\t5\n");
+        let file = RecordFile::scan(&path, "k.tsv", RecordFormat::Tsv).expect("scan");
+        assert_eq!(file.records, 3, "the empty line is no record");
+        let mut reader = RecordReader::open(&file).expect("open");
+        let bad = reader.record(1).expect("read").expect("a record");
+        assert_eq!(texts(bad), [None, None]);
+        assert!(
+            bad.malformed
+                .as_deref()
+                .is_some_and(|m| m.contains("1 fields"))
+        );
+        let good = reader.record(2).expect("read").expect("a record");
+        assert_eq!(texts(good), [Some("4".into()), Some("5".into())]);
+        assert_eq!(good.malformed, None);
+    }
+
+    #[test]
+    fn json_lines_columns_are_typed_over_the_whole_file() {
+        let text = br#"{"user":"ann","n":1,"x":1,"ok":true,"tags":["a"]}
+
+{"user":"bob","n":2,"x":2.5,"ok":null,"more":"late"}
+not json
+{"user":7,"n":3,"x":3,"ok":false}
+"#;
+        let (_dir, path) = file_with("k.jsonl", text);
+        let file = RecordFile::scan(&path, "k.jsonl", RecordFormat::JsonLines).expect("scan");
+        assert_eq!(file.records, 4);
+        let kinds: Vec<(&str, KeyKind)> = file
+            .columns
+            .iter()
+            .map(|c| (c.name.as_str(), c.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("user", KeyKind::Text),
+                ("n", KeyKind::Integer),
+                ("x", KeyKind::Float),
+                ("ok", KeyKind::Boolean),
+                ("tags", KeyKind::Text),
+                ("more", KeyKind::Text)
+            ]
+        );
+        let mut reader = RecordReader::open(&file).expect("open");
+        let first = reader.record(0).expect("read").expect("record");
+        assert_eq!(
+            texts(first),
+            [
+                Some("ann".into()),
+                Some("1".into()),
+                Some("1".into()),
+                Some("true".into()),
+                Some(r#"["a"]"#.into()),
+                None
+            ]
+        );
+        let second = reader.record(1).expect("read").expect("record");
+        assert_eq!(texts(second)[3], None, "null is absent");
+        assert_eq!(texts(second)[5], Some("late".into()));
+        let bad = reader.record(2).expect("read").expect("record");
+        assert!(bad.malformed.is_some());
+        let last = reader.record(3).expect("read").expect("record");
+        assert_eq!(texts(last)[0], Some("7".into()));
+    }
+}
