@@ -1,6 +1,7 @@
 //! A worker's assignment and how it travels: the [`WorkerSpec`] as TOML in a spec frame on the
-//! worker's stdin, then the ids to skip (when resuming) in skip frames — never on argv, which any
-//! user can read in /proc, and headers may hold secrets.
+//! worker's stdin, then the ids to skip (when resuming) in skip frames, then (with
+//! `--auth-command`) the first credentials — never on argv, which any user can read in /proc,
+//! and headers may hold secrets. With credentials, stdin stays open for the next ones.
 
 use std::io::Read;
 use std::time::Duration;
@@ -58,6 +59,10 @@ pub struct Fetch {
     pub retry: RetryPolicy,
     /// `-q` / `-v`, for what the worker says on stderr.
     pub verbosity: Verbosity,
+    /// `--auth-command`: credentials come on stdin after the assignment, and again when
+    /// refreshed.
+    #[serde(default)]
+    pub auth: bool,
 }
 
 /// Largest skip frame: a skip set is sent in pieces so that no frame nears the wire's limit.
@@ -81,12 +86,23 @@ pub fn encode_assignment(spec: &WorkerSpec, skip: Option<&IdSet>) -> Vec<u8> {
 #[error("worker spec on stdin: {0}")]
 pub struct SpecError(String);
 
-/// Reads what [`encode_assignment`] wrote, to the end of `input`.
-pub fn read_assignment(input: impl Read) -> Result<(WorkerSpec, Option<IdSet>), SpecError> {
+/// A worker's assignment as read.
+#[derive(Debug, PartialEq)]
+pub struct Assignment {
+    pub spec: WorkerSpec,
+    /// Items that already have a row (resuming).
+    pub skip: Option<IdSet>,
+    /// The first credentials and their generation (`--auth-command`).
+    pub credentials: Option<(u64, String)>,
+}
+
+/// Reads what [`encode_assignment`] wrote: to the end of `reader`, or to the first credentials
+/// frame (the reader then goes on with the next ones).
+pub fn read_assignment(reader: &mut FrameReader<impl Read>) -> Result<Assignment, SpecError> {
     let bad = SpecError;
-    let mut reader = FrameReader::new(input);
     let mut spec = None;
     let mut skip: Option<Vec<u8>> = None;
+    let mut credentials = None;
     while let Some(frame) = reader.next_frame().map_err(|e| bad(e.to_string()))? {
         match frame {
             Frame::Spec(bytes) => {
@@ -94,6 +110,10 @@ pub fn read_assignment(input: impl Read) -> Result<(WorkerSpec, Option<IdSet>), 
                 spec = Some(toml::from_str::<WorkerSpec>(&text).map_err(|e| bad(e.to_string()))?);
             }
             Frame::Skip(bytes) => skip.get_or_insert_with(Vec::new).extend_from_slice(&bytes),
+            Frame::Credentials { generation, lines } => {
+                credentials = Some((generation, lines));
+                break;
+            }
             _ => return Err(bad("unexpected frame".into())),
         }
     }
@@ -105,7 +125,11 @@ pub fn read_assignment(input: impl Read) -> Result<(WorkerSpec, Option<IdSet>), 
         ),
         None => None,
     };
-    Ok((spec, skip))
+    Ok(Assignment {
+        spec,
+        skip,
+        credentials,
+    })
 }
 
 #[cfg(test)]
@@ -163,6 +187,7 @@ mod tests {
                     max_retry_after: Duration::from_secs(60),
                 },
                 verbosity: Verbosity::Verbose,
+                auth: true,
             },
             rate: Some(500.0),
             keys: Keys::Lines {
@@ -175,15 +200,29 @@ mod tests {
         };
         let mut skip = IdSet::new(spec.ids);
         skip.insert(12);
-        let bytes = encode_assignment(&spec, Some(&skip));
-        let (read, read_skip) = read_assignment(bytes.as_slice()).expect("round trip");
-        assert_eq!((read, read_skip), (spec.clone(), Some(skip)));
-        let bytes = encode_assignment(&spec, None);
-        assert_eq!(read_assignment(bytes.as_slice()).expect("no skip").1, None);
-        assert!(
-            read_assignment(&bytes[..bytes.len() - 1]).is_err(),
-            "torn spec"
+        let read = |bytes: &[u8]| read_assignment(&mut FrameReader::new(bytes));
+        let mut bytes = encode_assignment(&spec, Some(&skip));
+        let assignment = read(&bytes).expect("round trip");
+        assert_eq!(
+            (assignment.spec, assignment.skip),
+            (spec.clone(), Some(skip))
         );
+        // Credentials end the hand-over; the next ones stay in the reader.
+        wire::encode_credentials(1, "Authorization: Bearer a", &mut bytes);
+        wire::encode_credentials(2, "Authorization: Bearer b", &mut bytes);
+        let mut reader = FrameReader::new(bytes.as_slice());
+        let first = read_assignment(&mut reader).expect("with credentials");
+        assert_eq!(
+            first.credentials,
+            Some((1, "Authorization: Bearer a".into()))
+        );
+        assert!(matches!(
+            reader.next_frame(),
+            Ok(Some(Frame::Credentials { generation: 2, .. }))
+        ));
+        let bytes = encode_assignment(&spec, None);
+        assert_eq!(read(&bytes).expect("no skip").skip, None);
+        assert!(read(&bytes[..bytes.len() - 1]).is_err(), "torn spec");
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("dates.csv");
         std::fs::write(&path, "date\n2026-01-01\n2026-01-02\n").expect("write");
@@ -197,7 +236,7 @@ mod tests {
             ..spec
         };
         let bytes = encode_assignment(&records, None);
-        let read = read_assignment(bytes.as_slice()).expect("records round trip");
-        assert_eq!(read.0, records);
+        let read = read(&bytes).expect("records round trip");
+        assert_eq!(read.spec, records);
     }
 }

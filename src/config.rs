@@ -61,12 +61,25 @@ pub struct RunConfig {
     pub stdin_spool: Option<Arc<tempfile::TempPath>>,
     pub shards: usize,
     pub output: Output,
+    /// `--auth-command`: credentials from a command, refreshed.
+    pub auth: Option<AuthSpec>,
     /// `--format`, else from the output's extension (CSV for stdout).
     pub format: RowFormat,
     /// `--part-rows`: rows per Parquet part.
     pub part_rows: usize,
     pub mode: WriteMode,
     pub progress: bool,
+}
+
+/// `--auth-command` and when to run it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuthSpec {
+    /// Run with `sh -c`.
+    pub command: String,
+    /// `--auth-refresh`: run again this often (besides on `401`s).
+    pub refresh: Option<Duration>,
+    /// `--auth-timeout`: a run that takes longer fails.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +96,8 @@ pub enum ConfigError {
     KeysFormat(PathBuf),
     #[error("--keys {0}: {1}")]
     Keys(PathBuf, RecordFileError),
+    #[error("--auth-command: empty; give the command that prints `Name: value` header lines")]
+    EmptyAuthCommand,
     #[error("--keys -: standard input can be read once")]
     KeysStdinTwice,
     #[error(transparent)]
@@ -247,7 +262,9 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             limits,
             retry,
             verbosity: verbosity_of(args),
+            auth: args.auth_command.is_some(),
         },
+        auth: auth_of(args)?,
         rate: args.rate.map(positive_rate).transpose()?,
         abort_after: args.abort_after,
         summary_json: args.summary_json.clone(),
@@ -265,6 +282,24 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         mode,
         progress: !args.no_progress && !args.quiet,
     })
+}
+
+/// `--auth-command` with its refresh period and timeout.
+fn auth_of(args: &RunArgs) -> Result<Option<AuthSpec>, ConfigError> {
+    let Some(command) = &args.auth_command else {
+        return Ok(None);
+    };
+    if command.trim().is_empty() {
+        return Err(ConfigError::EmptyAuthCommand);
+    }
+    Ok(Some(AuthSpec {
+        command: command.clone(),
+        refresh: args
+            .auth_refresh
+            .map(|secs| seconds("auth-refresh", secs))
+            .transpose()?,
+        timeout: seconds("auth-timeout", args.auth_timeout)?,
+    }))
 }
 
 /// In-flight requests per worker: a fixed number, or `auto` (found during the run, up to

@@ -82,6 +82,7 @@ impl Error {
         match self {
             Error::Config(_) => EXIT_USAGE,
             Error::Supervisor(e) if e.is_usage() => EXIT_USAGE,
+            Error::Supervisor(e) if e.is_target_down() => EXIT_ABORTED,
             Error::Serve(e) if e.is_usage() => EXIT_USAGE,
             Error::Merge(e) if e.is_usage() => EXIT_USAGE,
             Error::Tune(e) if e.is_usage() => EXIT_USAGE,

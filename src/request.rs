@@ -175,6 +175,20 @@ impl RequestTemplate {
         Ok(template)
     }
 
+    /// This template with `headers` sent as they are, in place of any `-H` of the same name:
+    /// the credentials of `--auth-command` (fixed text: no placeholder is filled in them).
+    pub fn with_headers(&self, headers: &[(http::HeaderName, http::HeaderValue)]) -> Self {
+        let mut template = self.clone();
+        template
+            .headers
+            .retain(|(name, _)| !headers.iter().any(|(given, _)| given == name));
+        for (name, value) in headers {
+            let value = Template::literal(value.as_bytes());
+            template.headers.push((name.clone(), value));
+        }
+        template
+    }
+
     /// True when each key names its own host (`{id}` in the host).
     pub fn host_varies(&self) -> bool {
         self.host.is_some()
@@ -375,6 +389,18 @@ impl RequestTemplate {
             Ok(())
         }
     }
+}
+
+/// The `Name: value` lines of `text` that are valid headers (others are left out).
+pub fn header_lines(text: &str) -> Vec<(http::HeaderName, http::HeaderValue)> {
+    text.lines()
+        .filter_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            let name = http::HeaderName::from_bytes(name.trim().as_bytes()).ok()?;
+            let value = http::HeaderValue::from_str(value.trim()).ok()?;
+            Some((name, value))
+        })
+        .collect()
 }
 
 /// Methods whose requests are framed with a `content-length` even when the body is empty
@@ -707,6 +733,19 @@ mod tests {
             RequestTemplate::compile(&s),
             Err(RequestError::HoleInOrigin(_))
         ));
+    }
+
+    #[test]
+    fn credentials_replace_a_header_of_the_same_name_and_stay_as_they_are() {
+        let mut s = spec("http://h/{id}");
+        s.headers = vec!["Authorization: Bearer old".into(), "X-A: 1".into()];
+        let t = RequestTemplate::compile(&s).expect("valid");
+        let fresh = header_lines("not a header\nAuthorization: Bearer {id}\nCookie: s=1; t={x}\n");
+        assert_eq!(fresh.len(), 2);
+        let text = h1(&t.with_headers(&fresh), b"7");
+        assert!(!text.contains("old"), "{text}");
+        assert!(text.contains("authorization: Bearer {id}\r\n"), "{text}");
+        assert!(text.contains("cookie: s=1; t={x}\r\n") && text.contains("x-a: 1\r\n"));
     }
 
     #[test]

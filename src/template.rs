@@ -149,6 +149,14 @@ impl Template {
         Self { parts, escape }
     }
 
+    /// `text` as it is: no hole, whatever braces it holds.
+    pub fn literal(text: &[u8]) -> Self {
+        Self {
+            parts: vec![Part::Literal(text.to_vec())],
+            escape: Escape::Raw,
+        }
+    }
+
     pub fn has_hole(&self) -> bool {
         self.parts.iter().any(|p| matches!(p, Part::Hole(_)))
     }

@@ -1,6 +1,7 @@
 //! The only protocol on the pipes between the supervisor and its workers: length-prefixed binary
-//! frames. Supervisor → worker (stdin): the spec, then the skip set; worker → supervisor
-//! (stdout): records and stats.
+//! frames. Supervisor → worker (stdin): the spec, then the skip set, then (with
+//! `--auth-command`) credentials, again whenever they are refreshed; worker → supervisor
+//! (stdout): records and stats, and a note when credentials went stale.
 //!
 //! ```text
 //! frame  = len:u32le  tag:u8  payload[len]
@@ -18,6 +19,9 @@
 //!                  latency histogram (HdrHistogram V2 encoding)
 //! tag 3  = spec:   the worker's assignment (TOML text, see `assignment::WorkerSpec`)
 //! tag 4  = skip:   the ids to skip when resuming (an `IdSet`'s bytes)
+//! tag 5  = credentials: generation:u64 then `Name: value` lines (`--auth-command`'s headers;
+//!                  after the assignment, and again at each refresh)
+//! tag 6  = stale:  generation:u64 (a worker got a 401 with these credentials)
 //! ```
 //! All integers little-endian. `status` 0 means no response, `error` 0 means none. A decoder
 //! ignores bytes after the fields it knows, so later versions can append optional fields
@@ -32,6 +36,8 @@ const TAG_RECORD: u8 = 1;
 const TAG_STATS: u8 = 2;
 const TAG_SPEC: u8 = 3;
 const TAG_SKIP: u8 = 4;
+const TAG_CREDENTIALS: u8 = 5;
+const TAG_STALE: u8 = 6;
 const HEADER_LEN: usize = 5;
 const RECORD_FIXED_LEN: usize = 8 + 2 + 2 + 1 + 4 + 8;
 /// By default a frame larger than this is corruption, not data: refuse it rather than allocate
@@ -47,6 +53,13 @@ pub enum Frame {
     Spec(Vec<u8>),
     /// The ids a resumed worker skips, as an `IdSet`'s bytes.
     Skip(Vec<u8>),
+    /// Headers to send with every request from now on, and their generation (1, 2, …).
+    Credentials {
+        generation: u64,
+        lines: String,
+    },
+    /// A worker got a 401 with credentials of this generation.
+    Stale(u64),
     /// A tag this version does not know; skipped so newer workers don't break older readers.
     Unknown(u8),
 }
@@ -172,6 +185,21 @@ pub fn encode_spec(spec: &[u8], out: &mut Vec<u8>) {
 /// Appends a skip-set frame carrying `skip` to `out`.
 pub fn encode_skip(skip: &[u8], out: &mut Vec<u8>) {
     encode_opaque(TAG_SKIP, skip, out);
+}
+
+/// Appends a credentials frame: `lines` (`Name: value`, one per line) of `generation`.
+pub fn encode_credentials(generation: u64, lines: &str, out: &mut Vec<u8>) {
+    let at = begin_frame(out, TAG_CREDENTIALS);
+    out.extend_from_slice(&generation.to_le_bytes());
+    out.extend_from_slice(lines.as_bytes());
+    end_frame(out, at);
+}
+
+/// Appends a note that credentials of `generation` were answered 401.
+pub fn encode_stale(generation: u64, out: &mut Vec<u8>) {
+    let at = begin_frame(out, TAG_STALE);
+    out.extend_from_slice(&generation.to_le_bytes());
+    end_frame(out, at);
 }
 
 fn encode_opaque(tag: u8, payload: &[u8], out: &mut Vec<u8>) {
@@ -373,6 +401,22 @@ impl<R: Read> FrameReader<R> {
             TAG_STATS => Frame::Stats(Box::new(decode_stats(&self.payload)?)),
             TAG_SPEC => Frame::Spec(std::mem::take(&mut self.payload)),
             TAG_SKIP => Frame::Skip(std::mem::take(&mut self.payload)),
+            TAG_CREDENTIALS => {
+                let malformed = WireError::Malformed("credentials");
+                let (generation, lines) = self.payload.split_at_checked(8).ok_or(malformed)?;
+                let generation = u64::from_le_bytes(generation.try_into().unwrap_or_default());
+                let lines = String::from_utf8(lines.to_vec())
+                    .map_err(|_| WireError::Malformed("credentials"))?;
+                Frame::Credentials { generation, lines }
+            }
+            TAG_STALE => {
+                let generation: [u8; 8] = self
+                    .payload
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| WireError::Malformed("stale"))?;
+                Frame::Stale(u64::from_le_bytes(generation))
+            }
             other => Frame::Unknown(other),
         }))
     }
@@ -532,8 +576,10 @@ mod tests {
         // A later version appends an optional field after the captured values.
         buf.extend_from_slice(b"xyz");
         end_frame(&mut buf, record_at);
+        encode_stale(7, &mut buf);
         let frames = read_all(&buf).expect("well-formed stream");
         assert!(matches!(frames[0], Frame::Unknown(99)));
         assert!(matches!(&frames[1], Frame::Record(r) if *r == captured));
+        assert!(matches!(frames[2], Frame::Stale(7)));
     }
 }

@@ -414,7 +414,7 @@ fn ids_and_ids_file_together_or_a_missing_file_are_refused() {
         &["-u", URL, "--ids-file", "blank.txt"],
         "--ids-file blank.txt: no keys",
     );
-    assert_refused_in(d, &["-u", URL], "--ids or --ids-file is required");
+    assert_refused_in(d, &["-u", URL], "--ids, --ids-file or --keys is required");
 }
 
 #[test]

@@ -45,6 +45,18 @@ pub struct RunArgs {
     /// Request body ({id} expands in it); @FILE reads the body from FILE
     #[arg(short = 'd', long, value_name = "TEXT|@FILE")]
     pub data: Option<String>,
+    /// Command (run with sh -c) that prints credentials: each line 'Name: value' of its output
+    /// is a header of every request (in place of a -H of that name). Run before the first
+    /// request, every --auth-refresh, and when answers come back 401 (a 401 is sent again once
+    /// with the new credentials). Its failure stops the run (exit 3, resumable)
+    #[arg(long, value_name = "CMD")]
+    pub auth_command: Option<String>,
+    /// Run --auth-command again this often (e.g. 50m), besides on 401s
+    #[arg(long, value_name = "DURATION", value_parser = seconds_arg, requires = "auth_command")]
+    pub auth_refresh: Option<f64>,
+    /// Seconds --auth-command may take before it is killed and the run stopped
+    #[arg(long, value_name = "SECONDS", value_parser = seconds_arg, default_value = "30")]
+    pub auth_timeout: f64,
     /// User-Agent header [default: ringscrape/VERSION]
     #[arg(long, value_name = "TEXT")]
     pub user_agent: Option<String>,

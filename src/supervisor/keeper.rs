@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
+use super::credentials::Credentials;
 use super::pipes::{PipeEnd, PipeSinks, StatsBoard, read_worker_pipe};
 use super::signals::Stop;
 use super::spawn;
@@ -47,6 +48,8 @@ pub struct Keeper {
     pub tx: Sender<Batch>,
     pub board: StatsBoard,
     pub in_flight: Arc<BytesInFlight>,
+    /// `--auth-command`: what each new worker is handed, and told of by its 401s.
+    pub credentials: Option<Arc<Credentials>>,
 }
 
 /// How a shard ended.
@@ -155,6 +158,7 @@ impl Keeper {
                     in_flight: &self.in_flight,
                     carried: &carried,
                     forwarded,
+                    credentials: self.credentials.as_deref(),
                 },
             ),
             None => PipeEnd::default(),
@@ -169,7 +173,7 @@ impl Keeper {
             spec.fetch.concurrency = concurrency;
             spec.fetch.auto_concurrency = false;
         }
-        let child = spawn::spawn_worker(&self.exe, &spec, Some(skip))?;
+        let child = spawn::spawn_worker(&self.exe, &spec, Some(skip), self.credentials.as_deref())?;
         self.stop.add_worker(child.id());
         let _ = spawn::pin_to_core(child.id(), self.core);
         crate::detail!(

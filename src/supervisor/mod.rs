@@ -2,6 +2,7 @@
 //! one pinned worker process per shard, turns their pipes into rows (its main thread is the
 //! writer), and returns the run's outcome (the summary, what is missing) for the caller to print.
 
+mod credentials;
 mod keeper;
 mod limits;
 mod pipes;
@@ -30,6 +31,8 @@ use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::output::{OpenError, Output, Spec};
 use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
+pub use credentials::AuthError;
+use credentials::Credentials;
 use keeper::{Keeper, ShardEnd, describe_exit};
 use pipes::StatsBoard;
 pub use signals::Stop;
@@ -49,9 +52,19 @@ pub enum SupervisorError {
     Spawn(usize, io::Error),
     #[error("setting up signal handling: {0}")]
     Signals(nix::Error),
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("starting the --auth-command thread: {0}")]
+    AuthThread(io::Error),
 }
 
 impl SupervisorError {
+    /// True when the run could not start because the target's credentials could not be had
+    /// (exit 3, as `--abort-after`).
+    pub fn is_target_down(&self) -> bool {
+        matches!(self, SupervisorError::Auth(_))
+    }
+
     /// True when the run was refused before it started because of what the user asked for.
     pub fn is_usage(&self) -> bool {
         match self {
@@ -136,6 +149,11 @@ struct Worker {
 /// opened or resumed), the shards run to their end, and the outcome summed up.
 pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorError> {
     preflight(cfg)?;
+    let credentials = cfg
+        .auth
+        .as_ref()
+        .map(Credentials::fetch_first)
+        .transpose()?;
     let prepared = prepare_output(cfg)?;
     let plan = plan_shards(cfg, prepared.skip.as_ref());
     if plan.is_empty() {
@@ -153,7 +171,7 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
             missing: None,
         });
     }
-    let ended = run_shards(cfg, launch, &plan, prepared)?;
+    let ended = run_shards(cfg, launch, &plan, prepared, credentials)?;
     Ok(summarize(ended))
 }
 
@@ -263,6 +281,7 @@ fn run_shards(
     launch: &Launch,
     plan: &[ShardPlan],
     prepared: Prepared,
+    credentials: Option<Arc<Credentials>>,
 ) -> Result<Ended, SupervisorError> {
     let stop = &launch.stop;
     let started = Instant::now();
@@ -274,8 +293,19 @@ fn run_shards(
             })?),
             None => None,
         };
+    let refresher = match &credentials {
+        Some(credentials) => {
+            let stop = stop.clone();
+            let thread = credentials.keep_fresh(move |message| {
+                crate::say!("ringscrape: stopping: {message}");
+                stop.terminate_workers();
+            });
+            Some(thread.map_err(SupervisorError::AuthThread)?)
+        }
+        None => None,
+    };
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
-    let workers = start_workers(cfg, launch, plan, &tx, &board)?;
+    let workers = start_workers(cfg, launch, plan, &tx, &board, credentials.as_ref())?;
     drop(tx);
 
     let items = cfg.ids.len() - prepared.empties;
@@ -308,6 +338,17 @@ fn run_shards(
         stop.kill_workers();
     }
     let failed_shards = collect_workers(workers, &report);
+    let auth_failed = credentials.as_ref().is_some_and(|c| c.failed().is_some());
+    if let Some(credentials) = &credentials {
+        crate::detail!(
+            "ringscrape: --auth-command ran {} times",
+            credentials.runs()
+        );
+        credentials.finish();
+    }
+    if let Some(refresher) = refresher {
+        let _ = refresher.join();
+    }
     // After a failed write (a full disk) the rows handed to the writer are not those on disk:
     // the file's whole rows (Parquet: its readable parts' rows) are what a reader finds.
     let on_disk = match &cfg.output {
@@ -331,6 +372,7 @@ fn run_shards(
         keys_on_stdin: cfg.stdin_spool.is_some(),
         resume_command: resume_command(&launch.argv),
         interrupted: stop.signal(),
+        auth_failed,
     })
 }
 
@@ -351,6 +393,8 @@ struct Ended {
     keys_on_stdin: bool,
     resume_command: String,
     interrupted: Option<nix::sys::signal::Signal>,
+    /// `--auth-command` failed and stopped the run.
+    auth_failed: bool,
 }
 
 /// The reader of standard output went away (`… -o - | head`): the run stops quietly, as
@@ -406,7 +450,7 @@ fn summarize(ended: Ended) -> RunOutcome {
     RunOutcome {
         complete,
         interrupted: ended.interrupted,
-        aborted: report.aborted,
+        aborted: report.aborted || ended.auth_failed,
         stdout_closed,
         summary: Some(summary),
         missing,
@@ -479,6 +523,7 @@ fn start_workers(
     plan: &[ShardPlan],
     tx: &crossbeam_channel::Sender<Batch>,
     board: &StatsBoard,
+    credentials: Option<&Arc<Credentials>>,
 ) -> Result<Vec<Worker>, SupervisorError> {
     let stop = &launch.stop;
     let cores = spawn::allowed_cores();
@@ -509,8 +554,13 @@ fn start_workers(
                 }
             },
         };
-        let child =
-            spawn::spawn_worker(&launch.worker_exe, &spec, part.skip.as_ref()).map_err(failed)?;
+        let child = spawn::spawn_worker(
+            &launch.worker_exe,
+            &spec,
+            part.skip.as_ref(),
+            credentials.map(Arc::as_ref),
+        )
+        .map_err(failed)?;
         stop.add_worker(child.id());
         let core = cores[shard % cores.len()];
         if let Err(e) = spawn::pin_to_core(child.id(), core) {
@@ -533,6 +583,7 @@ fn start_workers(
             tx: tx.clone(),
             board: board.clone(),
             in_flight: in_flight.clone(),
+            credentials: credentials.cloned(),
         };
         let keeper = thread::Builder::new()
             .name(format!("shard-{shard}"))
@@ -618,6 +669,7 @@ mod tests {
             keys_on_stdin: false,
             resume_command: "ringscrape run … --resume".into(),
             interrupted: None,
+            auth_failed: false,
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 
+use super::credentials::Credentials;
 use crate::ids::IdSet;
 use crate::model::Record;
 use crate::output::batch::{Batch, BytesInFlight};
@@ -40,6 +41,8 @@ pub struct PipeSinks<'a> {
     pub carried: &'a WorkerStats,
     /// The indexes of the records forwarded, added to as they go.
     pub forwarded: &'a mut IdSet,
+    /// `--auth-command`: told of credentials answered 401.
+    pub credentials: Option<&'a Credentials>,
 }
 
 /// Reads `pipe` to its end. Stops early if the writer is gone (the run is failing anyway).
@@ -51,6 +54,7 @@ pub fn read_worker_pipe(pipe: impl Read, max_frame: usize, sinks: PipeSinks<'_>)
         in_flight,
         carried,
         forwarded,
+        credentials,
     } = sinks;
     let mut reader = FrameReader::with_max_frame(pipe, max_frame);
     let mut batch = Vec::with_capacity(BATCH_RECORDS);
@@ -85,11 +89,17 @@ pub fn read_worker_pipe(pipe: impl Read, max_frame: usize, sinks: PipeSinks<'_>)
                     board[shard] = sum;
                 }
             }
-            // Only records and stats travel this way; anything else is skipped.
+            Ok(Some(Frame::Stale(generation))) => {
+                if let Some(credentials) = credentials {
+                    credentials.stale(generation);
+                }
+            }
+            // Only records, stats and stale credentials travel this way; anything else is
+            // skipped.
             Ok(Some(Frame::Unknown(tag))) => {
                 crate::detail!("ringscrape: shard {shard}: skipped a frame with unknown tag {tag}");
             }
-            Ok(Some(Frame::Spec(_) | Frame::Skip(_))) => {}
+            Ok(Some(Frame::Spec(_) | Frame::Skip(_) | Frame::Credentials { .. })) => {}
             Ok(None) => break,
             Err(e) => {
                 end.error = Some(e.to_string());

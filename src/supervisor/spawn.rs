@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
 use nix::unistd::Pid;
 
+use super::credentials::Credentials;
 use crate::assignment::{WorkerSpec, encode_assignment};
 use crate::ids::IdSet;
 
@@ -24,8 +25,14 @@ pub fn allowed_cores() -> Vec<usize> {
 }
 
 /// Starts one worker in its own process group (so a terminal's Ctrl-C reaches only the
-/// supervisor, which relays it), and hands it `spec` and the ids to skip on its stdin.
-pub fn spawn_worker(exe: &Path, spec: &WorkerSpec, skip: Option<&IdSet>) -> io::Result<Child> {
+/// supervisor, which relays it), and hands it `spec` and the ids to skip on its stdin; with
+/// `--auth-command`, the credentials too, and stdin stays open for the next ones.
+pub fn spawn_worker(
+    exe: &Path,
+    spec: &WorkerSpec,
+    skip: Option<&IdSet>,
+    credentials: Option<&Credentials>,
+) -> io::Result<Child> {
     let mut child = Command::new(exe)
         .args(["worker", "--shard", &spec.shard.to_string()])
         .process_group(0)
@@ -35,7 +42,12 @@ pub fn spawn_worker(exe: &Path, spec: &WorkerSpec, skip: Option<&IdSet>) -> io::
         .spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
         // The worker reads this before anything else; closing stdin ends the hand-over.
-        if let Err(e) = stdin.write_all(&encode_assignment(spec, skip)) {
+        let assignment = encode_assignment(spec, skip);
+        let handed = match credentials {
+            Some(credentials) => credentials.hand_over(stdin, &assignment),
+            None => stdin.write_all(&assignment),
+        };
+        if let Err(e) = handed {
             let _ = child.kill();
             return Err(e);
         }

@@ -69,6 +69,8 @@ pub struct Slot {
     reused: bool,
     /// The last request was refused by an HTTP/2 server without being processed.
     refused: bool,
+    /// The generation of the credentials the last request carried (`--auth-command`).
+    generation: u64,
     /// The route (direct, or which proxy) of the slot's own connection.
     route: RouteId,
     /// The proxy the last answer came through, if any.
@@ -93,6 +95,7 @@ impl Slot {
             answer: Answer::default(),
             reused: false,
             refused: false,
+            generation: 0,
             route: RouteId::default(),
             answered_through: None,
             forwarded: false,
@@ -262,6 +265,16 @@ impl Slot {
         while self.refused && resends < MAX_REFUSED_RESENDS {
             attempt = self.attempt(values).await;
             resends += 1;
+        }
+        // A 401 with credentials that have since been refreshed (or are being refreshed, on
+        // this answer's word) is sent again once with the new ones: not an attempt of its own.
+        if matches!(attempt, Attempt::Answered { .. }) && self.answer.status == 401 {
+            let plan = self.plan.clone();
+            if let Some(credentials) = &plan.credentials
+                && Box::pin(credentials.newer_than(self.generation)).await
+            {
+                attempt = self.attempt(values).await;
+            }
         }
         attempt
     }
@@ -442,7 +455,8 @@ impl Slot {
         // of the hop after it).
         self.answer.status = 0;
         self.start_spool()?;
-        let template = &plan.template;
+        let (template, generation) = plan.request_template();
+        self.generation = generation;
         let method = hop.map_or(&template.method, |h| &h.method);
         let wants = Self::wants(&plan, method);
         // With `{id}` in the host, every request goes to its key's own host, on a connection

@@ -10,6 +10,7 @@
 
 mod answer;
 mod connect;
+mod credentials;
 mod cursor;
 mod decode;
 mod failure;
@@ -53,11 +54,13 @@ use crate::stats::WorkerStats;
 use crate::template::Values;
 use crate::tls::{ClientTls, TlsError};
 
-use crate::assignment::{WorkerSpec, read_assignment};
+use crate::assignment::{Assignment, WorkerSpec, read_assignment};
+use crate::wire::FrameReader;
 
 use connect::Dialer;
 use proxy_board::ProxyBoard;
 
+use credentials::Credentials;
 use cursor::Cursor;
 use fetch::{Outcome, Slot};
 use limit::Limiter;
@@ -92,6 +95,8 @@ pub enum WorkerError {
     Pipe(io::Error),
     #[error("opening the in-flight table: {0}")]
     Table(io::Error),
+    #[error("the assignment says --auth-command but holds no credentials")]
+    NoCredentials,
 }
 
 /// State the worker's tasks share (all on one thread).
@@ -163,7 +168,7 @@ fn watch_stop_signals() -> Result<Arc<AtomicBool>, WorkerError> {
 
 /// What every slot shares, built from the spec: the compiled request, the connection opener
 /// (TLS set-up included), what to keep and where.
-fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
+fn plan_for(spec: &WorkerSpec, credentials: Option<Credentials>) -> Result<Plan, WorkerError> {
     let template = RequestTemplate::compile(&spec.fetch.request)?;
     // With `{id}` in the host, the run's own origin names no host and is never dialed (each
     // request goes to its key's host): an IP address keeps it from being resolved.
@@ -188,7 +193,8 @@ fn plan_for(spec: &WorkerSpec) -> Result<Plan, WorkerError> {
     )?;
     Ok(Plan {
         dialer,
-        template,
+        template: Rc::new(template),
+        credentials,
         bodies: match &spec.fetch.schema.body {
             BodyColumn::Files(dir) => Some(RefCell::new(BodiesDir::new(
                 dir.clone(),
@@ -219,10 +225,23 @@ pub fn run() -> Result<(), WorkerError> {
     // If the supervisor dies without a chance to stop us, don't keep hammering the server.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
     let stop = watch_stop_signals()?;
-    let (spec, skip) = read_assignment(io::stdin().lock())?;
+    let mut stdin = FrameReader::new(io::stdin());
+    let Assignment {
+        spec,
+        skip,
+        credentials,
+    } = read_assignment(&mut stdin)?;
     crate::verbosity::set(spec.fetch.verbosity);
     let spec = &spec;
-    let plan = Rc::new(plan_for(spec)?);
+    let credentials = match (spec.fetch.auth, credentials) {
+        (false, _) => None,
+        (true, Some(first)) => {
+            let base = RequestTemplate::compile(&spec.fetch.request)?;
+            Some(Credentials::start(base, first, stdin))
+        }
+        (true, None) => return Err(WorkerError::NoCredentials),
+    };
+    let plan = Rc::new(plan_for(spec, credentials)?);
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
     // Non-blocking: a full pipe must not stop the event loop (see `sink`).
     set_nonblocking(&stdout, true).map_err(|e| WorkerError::Pipe(e.into()))?;
@@ -340,6 +359,9 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
         if last_stats.elapsed() >= STATS_EVERY {
             sink.push_stats(&shared.stats_with(plan));
             last_stats = Instant::now();
+        }
+        if let Some(generation) = plan.credentials.as_ref().and_then(Credentials::take_stale) {
+            sink.push_stale(generation);
         }
         let before = sink.backlog();
         let flushed = sink.flush();

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::connect::Dialer;
+use super::credentials::Credentials;
 use super::failure::Failure;
 use super::gate::Gate;
 use super::h2::Lanes;
@@ -23,7 +24,9 @@ use crate::tls::ClientTls;
 /// What every slot of a worker shares: how to build, send and keep.
 pub struct Plan {
     pub dialer: Rc<Dialer>,
-    pub template: RequestTemplate,
+    pub template: Rc<RequestTemplate>,
+    /// `--auth-command`: the newest credentials, and the template that carries them.
+    pub credentials: Option<Credentials>,
     pub schema: Schema,
     /// `--bodies-dir`: where bodies are written.
     pub bodies: Option<RefCell<BodiesDir>>,
@@ -54,6 +57,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The template to send a request from now, and the generation of its credentials (0
+    /// without `--auth-command`).
+    pub(super) fn request_template(&self) -> (Rc<RequestTemplate>, u64) {
+        match &self.credentials {
+            Some(credentials) => credentials.template(),
+            None => (self.template.clone(), 0),
+        }
+    }
+
     /// The opener for `origin`, another than the run's.
     pub(super) fn dialer_for(&self, origin: &Origin) -> Result<Rc<Dialer>, Failure> {
         if let Some(dialer) = self.elsewhere.borrow().get(origin) {

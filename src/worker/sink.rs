@@ -82,6 +82,14 @@ impl<W: Write> FrameSink<W> {
         self.backlog += chunk.len() - before;
     }
 
+    /// Tells the supervisor that credentials of `generation` were answered `401`.
+    pub fn push_stale(&mut self, generation: u64) {
+        let chunk = self.chunk_for(0);
+        let before = chunk.len();
+        wire::encode_stale(generation, chunk);
+        self.backlog += chunk.len() - before;
+    }
+
     /// The chunk to append a frame of about `payload` bytes to: the last one while it has room
     /// (and is not being written), else a new one sized for the frame.
     fn chunk_for(&mut self, payload: usize) -> &mut Vec<u8> {
