@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{IdRange, IdSet};
 use crate::job::Keys;
-use crate::model::{RequestLimits, RetryPolicy, Schema};
+use crate::model::{Continuation, RequestLimits, RetryPolicy, Schema};
 use crate::net::NetSpec;
 use crate::request::RequestSpec;
 use crate::tls::Trust;
@@ -30,6 +30,9 @@ pub struct WorkerSpec {
     pub ids: IdRange,
     /// Where the keys of those items come from.
     pub keys: Keys,
+    /// `--next` when resuming: items whose chain of pages goes on from a page already written.
+    #[serde(default)]
+    pub continuations: Vec<Continuation>,
     /// The table to note each slot's item in (see [`crate::inflight`]): a `/proc` path.
     #[serde(default)]
     pub in_flight_table: Option<std::path::PathBuf>,
@@ -155,6 +158,11 @@ mod tests {
                 schema: Schema {
                     items: crate::model::Items::Lines,
                     keys: Vec::new(),
+                    pages: Some(crate::model::Pages {
+                        next: "link".into(),
+                        param: None,
+                        max_pages: Some(20),
+                    }),
                     capture_headers: vec!["etag".into()],
                     extract: vec![crate::extract::ExtractSpec {
                         name: "n".into(),
@@ -196,6 +204,11 @@ mod tests {
                 offset: 1_234_567,
             },
             ids: IdRange::new(10, 20),
+            continuations: vec![Continuation {
+                index: 12,
+                page: 3,
+                next: "https://h/list?page=3".into(),
+            }],
             in_flight_table: Some("/proc/1/fd/9".into()),
         };
         let mut skip = IdSet::new(spec.ids);

@@ -12,7 +12,7 @@ use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile, Product, RecordFile, RecordFileError, RecordFormat};
 use crate::merge::Keep;
 use crate::model::{
-    BodyColumn, BodyEncoding, Items as RowItems, RequestLimits, RetryPolicy, Schema,
+    BodyColumn, BodyEncoding, Items as RowItems, Pages, RequestLimits, RetryPolicy, Schema,
 };
 use crate::net::NetSpec;
 use crate::nodes::{self, Node, NodeError};
@@ -98,6 +98,8 @@ pub enum ConfigError {
     Keys(PathBuf, RecordFileError),
     #[error("--auth-command: empty; give the command that prints `Name: value` header lines")]
     EmptyAuthCommand,
+    #[error("--next {0}: {1} (give link, /json/pointer, jq:FILTER or re:REGEX)")]
+    Next(String, String),
     #[error("--keys -: standard input can be read once")]
     KeysStdinTwice,
     #[error(transparent)]
@@ -559,8 +561,10 @@ fn schema(
         (None, Some(_)) => RowItems::Lines,
         (None, None) => RowItems::Ids,
     };
+    let pages = pages_of(args)?;
     let schema = Schema {
         items,
+        pages,
         keys: product.map(Product::columns).unwrap_or_default(),
         capture_headers,
         extract,
@@ -568,6 +572,29 @@ fn schema(
     };
     schema.check()?;
     Ok(schema)
+}
+
+/// `--next` (checked as an `--extract` expression unless `link`), `--next-param`, `--max-pages`.
+fn pages_of(args: &RunArgs) -> Result<Option<Pages>, ConfigError> {
+    let Some(next) = &args.next else {
+        return Ok(None);
+    };
+    if next != "link" {
+        let spec = ExtractSpec {
+            name: "next".into(),
+            expr: next.clone(),
+        };
+        crate::extract::Extractor::compile(std::slice::from_ref(&spec))
+            .map_err(|e| ConfigError::Next(next.clone(), e.to_string()))?;
+    }
+    if args.max_pages == Some(0) {
+        return Err(ConfigError::Zero("max-pages", 0));
+    }
+    Ok(Some(Pages {
+        next: next.clone(),
+        param: args.next_param.clone(),
+        max_pages: args.max_pages,
+    }))
 }
 
 /// The request flags, with `@FILE` arguments read.

@@ -41,10 +41,13 @@ pub enum ErrorKind {
     /// recursed without end, say): the answer killed the process, so it is not known. Written
     /// by the supervisor; never retried.
     Crash = 13,
+    /// `--next` led back to a page this item's chain had already fetched: the chain ends here
+    /// rather than going round for ever.
+    Loop = 14,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Reset,
@@ -58,6 +61,7 @@ impl ErrorKind {
         ErrorKind::Dns,
         ErrorKind::Proxy,
         ErrorKind::Crash,
+        ErrorKind::Loop,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -75,6 +79,7 @@ impl ErrorKind {
             ErrorKind::Dns => "dns",
             ErrorKind::Proxy => "proxy",
             ErrorKind::Crash => "crash",
+            ErrorKind::Loop => "loop",
         }
     }
 
@@ -139,6 +144,40 @@ pub enum BodyColumn {
     Files(std::path::PathBuf),
 }
 
+/// `--next`: how an item's answer leads to its next page, and when a chain ends.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Pages {
+    /// `link` (the `rel="next"` of a `Link` header), or an `--extract` expression
+    /// (`/json/pointer`, `jq:…`, `re:…`) of the next page's URL or cursor.
+    pub next: String,
+    /// `--next-param`: the next is a cursor, set as this query parameter of the item's first URL.
+    pub param: Option<String>,
+    /// `--max-pages`: pages fetched per item at most.
+    pub max_pages: Option<u32>,
+}
+
+impl Pages {
+    /// True when `next` is read from the `Link` header rather than the body.
+    pub fn by_link(&self) -> bool {
+        self.next == "link"
+    }
+
+    /// Whether a chain whose page `page` gave `next` (empty: none) goes on, by count and next
+    /// alone (a failed page or a loop ends it too).
+    pub fn goes_on(&self, page: u32, next: &[u8]) -> bool {
+        !next.is_empty() && self.max_pages.is_none_or(|max| page + 1 < max)
+    }
+}
+
+/// An item whose chain of pages goes on (`--resume` found its first pages written): from page
+/// `page`, at what the page before gave (a URL, or a cursor with `--next-param`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Continuation {
+    pub index: u64,
+    pub page: u32,
+    pub next: String,
+}
+
 /// How a row names its item, and so which column holds the item's index (what resume, node
 /// slices and `merge` go by).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -184,6 +223,9 @@ pub struct Schema {
     /// The key files' columns, file after file.
     #[serde(default)]
     pub keys: Vec<KeyColumn>,
+    /// `--next`: rows are pages, with `page` and `next` columns after the key columns.
+    #[serde(default)]
+    pub pages: Option<Pages>,
     pub capture_headers: Vec<String>,
     #[serde(default)]
     pub extract: Vec<crate::extract::ExtractSpec>,
@@ -246,6 +288,10 @@ impl Schema {
         for key in &self.keys {
             columns.push((key.name.clone(), format!("--keys {}", key.file)));
         }
+        if self.pages.is_some() {
+            columns.push(("page".into(), "--next (its page column)".into()));
+            columns.push(("next".into(), "--next (its next column)".into()));
+        }
         for name in &self.capture_headers {
             columns.push((name.clone(), format!("--capture-header {name}")));
         }
@@ -276,9 +322,21 @@ impl Schema {
         Ok(())
     }
 
+    /// The `page` and `next` columns, when rows are pages.
+    pub fn page_columns(&self) -> Option<(usize, usize)> {
+        self.pages.as_ref()?;
+        let at = FIXED_COLUMNS.len() + usize::from(self.index_column() != 0) + self.keys.len();
+        Some((at, at + 1))
+    }
+
+    /// True when the next page's link is in the body (not a header).
+    fn next_in_body(&self) -> bool {
+        self.pages.as_ref().is_some_and(|p| !p.by_link())
+    }
+
     /// True when workers must read body bytes: to keep them, or to extract from them.
     pub fn reads_body(&self) -> bool {
-        self.keeps_body() || !self.extract.is_empty()
+        self.keeps_body() || !self.extract.is_empty() || self.next_in_body()
     }
 
     /// True when workers must keep body bytes.
@@ -289,15 +347,22 @@ impl Schema {
     /// True when workers must hold whole bodies in memory: inline in the row, or to extract
     /// from them. (`--bodies-dir` alone writes them to their files as they arrive.)
     pub fn keeps_body_in_memory(&self) -> bool {
-        matches!(self.body, BodyColumn::Inline(_)) || !self.extract.is_empty()
+        matches!(self.body, BodyColumn::Inline(_))
+            || !self.extract.is_empty()
+            || self.next_in_body()
     }
 }
 
-/// The outcome for one item: exactly one per requested item ends up as one CSV row.
+/// The outcome for one item (or one page of an item's chain): exactly one per requested item
+/// (and page) ends up as one row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Record {
     /// The item's index in the job: the id itself for an id range.
     pub index: u64,
+    /// `--next`: the page of the item's chain (0 first).
+    pub page: u32,
+    /// `--next`: more pages of the item follow this one (its chain is not done).
+    pub more: bool,
     pub status: Option<u16>,
     pub bytes: u64,
     pub latency_us: u32,
@@ -321,6 +386,9 @@ pub struct Captured {
     /// One value per key file column (absent: null, or a record that did not read); on error
     /// rows too, so that every row says what it was made from.
     pub keys: Vec<Option<Vec<u8>>>,
+    /// `--next`: what the page gave for the next one (the resolved URL, or the cursor);
+    /// absent on a chain's last page.
+    pub next: Option<Vec<u8>>,
 }
 
 impl Record {
@@ -333,7 +401,8 @@ impl Record {
         let headers: usize = self.captured.headers.iter().flatten().map(Vec::len).sum();
         let extracted: usize = self.captured.extracted.iter().flatten().map(Vec::len).sum();
         let keys: usize = self.captured.keys.iter().flatten().map(Vec::len).sum();
-        headers + extracted + keys + self.captured.body.as_ref().map_or(0, Vec::len)
+        let next = self.captured.next.as_ref().map_or(0, Vec::len);
+        headers + extracted + keys + next + self.captured.body.as_ref().map_or(0, Vec::len)
     }
 }
 

@@ -549,7 +549,11 @@ fn parse_origin(url: &str) -> Result<Origin, RequestError> {
 
 /// A `Location` value resolved against the request it answered (RFC 3986 §5.2, for the forms
 /// servers send: absolute URL, `//host/path`, `/path`, `relative`, `?query`).
-fn resolve_location(origin: &Origin, target: &[u8], location: &str) -> Option<(Origin, Vec<u8>)> {
+pub fn resolve_location(
+    origin: &Origin,
+    target: &[u8],
+    location: &str,
+) -> Option<(Origin, Vec<u8>)> {
     let location = location.split('#').next()?;
     let absolute = if location.contains("://") {
         location.to_string()

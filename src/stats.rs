@@ -214,6 +214,8 @@ mod tests {
     fn row(status: Option<u16>, error: Option<ErrorKind>, latency_us: u32) -> Record {
         Record {
             index: 0,
+            page: 0,
+            more: false,
             status,
             bytes: 10,
             latency_us,

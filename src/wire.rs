@@ -8,7 +8,8 @@
 //! tag 1  = record: index:u64 status:u16 attempts:u16 error:u8 latency_us:u32 bytes:u64
 //!                  [n:u16 (value)[n] value value    captured headers, the body (or its path),
 //!                   m:u16 (value)[m]                the key (ids from a file), extracted fields,
-//!                   k:u16 (value)[k]]               the key files' columns
+//!                   k:u16 (value)[k] value          the key files' columns, the next page's link
+//!                   page:u32 more:u8]               (`--next`), the page, 1 if more follow
 //!                  value = 0:u8 (absent) | 1:u8 len:u32 bytes[len]
 //! tag 2  = stats:  rows ok_2xx other_status errors bytes (u64 each)
 //!                  n:u8 errors_by_kind[n]:u64  throttled_us:u64 in_flight:u64 concurrency_limit:u64
@@ -97,7 +98,7 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
     out.extend_from_slice(&record.latency_us.to_le_bytes());
     out.extend_from_slice(&record.bytes.to_le_bytes());
     let captured = &record.captured;
-    if *captured != Captured::default() {
+    if *captured != Captured::default() || record.page != 0 || record.more {
         out.extend_from_slice(&(captured.headers.len() as u16).to_le_bytes());
         for value in &captured.headers {
             encode_value(value.as_deref(), out);
@@ -112,6 +113,9 @@ pub fn encode_record(record: &Record, out: &mut Vec<u8>) {
         for value in &captured.keys {
             encode_value(value.as_deref(), out);
         }
+        encode_value(captured.next.as_deref(), out);
+        out.extend_from_slice(&record.page.to_le_bytes());
+        out.push(u8::from(record.more));
     }
     end_frame(out, at);
 }
@@ -244,9 +248,10 @@ impl Fields<'_> {
             _ => None,
         }
     }
-    fn captured(&mut self) -> Option<Captured> {
+    /// The optional tail: captured values, then the page and whether more follow.
+    fn captured(&mut self) -> Option<(Captured, u32, bool)> {
         if self.0.is_empty() {
-            return Some(Captured::default());
+            return Some((Captured::default(), 0, false));
         }
         let n = usize::from(self.u16()?);
         let headers = (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?;
@@ -256,13 +261,18 @@ impl Fields<'_> {
         let extracted = (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?;
         let n = usize::from(self.u16()?);
         let keys = (0..n).map(|_| self.value()).collect::<Option<Vec<_>>>()?;
-        Some(Captured {
+        let next = self.value()?;
+        let page = self.u32()?;
+        let more = self.u8()? != 0;
+        let captured = Captured {
             headers,
             body,
             key,
             extracted,
             keys,
-        })
+            next,
+        };
+        Some((captured, page, more))
     }
 }
 
@@ -279,9 +289,11 @@ fn decode_record(payload: &[u8]) -> Result<Record, WireError> {
         let error = f.u8()?;
         let latency_us = f.u32()?;
         let bytes = f.u64()?;
-        let captured = f.captured()?;
+        let (captured, page, more) = f.captured()?;
         Some(Record {
             index,
+            page,
+            more,
             status: (status != 0).then_some(status),
             bytes,
             latency_us,
@@ -443,6 +455,8 @@ mod tests {
     fn sample(index: u64) -> Record {
         Record {
             index,
+            page: 0,
+            more: false,
             status: Some(200),
             bytes: 71,
             latency_us: 1234,
@@ -455,6 +469,8 @@ mod tests {
     fn failed(index: u64, kind: ErrorKind) -> Record {
         Record {
             index,
+            page: 0,
+            more: false,
             status: None,
             bytes: 0,
             latency_us: 30_000_000,
@@ -482,7 +498,10 @@ mod tests {
             key: Some(b"key 5".to_vec()),
             extracted: vec![None, Some(b"1".to_vec()), Some(Vec::new())],
             keys: vec![Some(b"2026-01-02".to_vec()), None],
+            next: Some(b"https://h/list?page=2".to_vec()),
         };
+        captured.page = 1;
+        captured.more = true;
         let records = [
             sample(0),
             captured,
@@ -570,6 +589,7 @@ mod tests {
             key: Some(b"a key".to_vec()),
             extracted: vec![Some(b"x".to_vec())],
             keys: Vec::new(),
+            next: None,
         };
         let record_at = buf.len();
         encode_record(&captured, &mut buf);

@@ -23,6 +23,7 @@ mod memory;
 mod metrics;
 mod nodes;
 mod pacing;
+mod pages;
 mod parquet;
 mod pipeline;
 mod proxies;

@@ -83,6 +83,19 @@ pub struct RunArgs {
     /// a JSON Pointer (/user/name), jq:FILTER (jq:.items | length) or re:REGEX (its first group)
     #[arg(long, value_name = "NAME=EXPR")]
     pub extract: Vec<String>,
+    /// Follow each item's pages: link (the rel="next" of a Link header), or an expression of
+    /// the --extract kinds (/json/pointer, jq:FILTER, re:REGEX) giving the next page's URL
+    /// (absolute or relative to the page). One row per page, with `page` and `next` columns;
+    /// a chain ends when the next is absent, null or empty, on a non-2xx answer, at
+    /// --max-pages, or (error `loop`) when a next repeats
+    #[arg(long, value_name = "SPEC")]
+    pub next: Option<String>,
+    /// With --next: what it gives is a cursor, set as query parameter NAME of the item's first URL
+    #[arg(long, value_name = "NAME", requires = "next")]
+    pub next_param: Option<String>,
+    /// With --next: fetch at most N pages per item
+    #[arg(long, value_name = "N", requires = "next")]
+    pub max_pages: Option<u32>,
     /// How the body column holds a body: text (as is when valid UTF-8, else `base64:` and the
     /// base64), or base64 [default: text]
     #[arg(long, value_name = "ENCODING", value_parser = ["text", "base64"], requires = "save_body")]

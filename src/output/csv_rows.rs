@@ -68,6 +68,11 @@ impl<W: Write> CsvRows<W> {
         // no captured headers or fields: their columns stay empty.
         let captured = &record.captured;
         self.write_texts(&captured.keys, self.schema.keys.len())?;
+        if self.schema.pages.is_some() {
+            self.csv
+                .write_field(itoa::Buffer::new().format(record.page))?;
+            self.write_texts(std::slice::from_ref(&captured.next), 1)?;
+        }
         self.write_texts(&captured.headers, self.schema.capture_headers.len())?;
         self.write_texts(&captured.extracted, self.schema.extract.len())?;
         let body = record.captured.body.as_deref();
@@ -186,6 +191,8 @@ mod tests {
             let mut rows = CsvRows::new(&mut out, Schema::default(), true).expect("header");
             rows.write(&Record {
                 index: 7,
+                page: 0,
+                more: false,
                 status: Some(200),
                 bytes: 71,
                 latency_us: 1_234_567,
@@ -196,6 +203,8 @@ mod tests {
             .expect("row");
             rows.write(&Record {
                 index: 8,
+                page: 0,
+                more: false,
                 status: None,
                 bytes: 0,
                 latency_us: 5,
@@ -223,6 +232,8 @@ mod tests {
             let mut rows = CsvRows::new(&mut out, schema, true).expect("header");
             rows.write(&Record {
                 index: 1,
+                page: 0,
+                more: false,
                 status: Some(200),
                 captured: crate::model::Captured {
                     headers: vec![Some(b"caf\xe9".to_vec())],
@@ -253,6 +264,8 @@ mod tests {
             let mut rows = CsvRows::new(&mut out, schema.clone(), true).expect("header");
             let row = |index, body: &[u8]| Record {
                 index,
+                page: 0,
+                more: false,
                 status: Some(200),
                 bytes: body.len() as u64,
                 latency_us: 1000,
@@ -269,6 +282,8 @@ mod tests {
             rows.write(&row(2, b"\xff\x00bin")).expect("row");
             rows.write(&Record {
                 index: 3,
+                page: 0,
+                more: false,
                 error: Some(ErrorKind::Timeout),
                 ..Record::default()
             })

@@ -1,6 +1,7 @@
 //! JSON Lines rows: one object per record, keys = the CSV's column names in the same order,
 //! typed: `id` (a number for an id range, the key as a string for an `--ids-file`), `status`,
-//! `bytes`, `latency_ms`, `attempts` and `line` or `index` as numbers, `error` a string; `null`
+//! `bytes`, `latency_ms`, `attempts`, `line` or `index` and `page` as numbers, `error` and `next`
+//! strings; `null`
 //! wherever the CSV cell is empty. Key columns keep their kind (numbers and booleans from JSON
 //! Lines and Parquet key files). Captured headers, extracted fields and bodies are strings (a body
 //! or header that is not UTF-8 as `base64:…`, as in the CSV's text mode).
@@ -96,6 +97,12 @@ impl<W: Write> JsonlRows<W> {
             key(line);
             let value = captured.keys.get(slot).and_then(Option::as_deref);
             typed(line, value, column.kind, &mut self.scratch);
+        }
+        if self.schema.pages.is_some() {
+            key(line);
+            line.extend_from_slice(number.format(record.page).as_bytes());
+            key(line);
+            optional(line, Some(&captured.next), &mut self.scratch);
         }
         for slot in 0..self.schema.capture_headers.len() {
             key(line);
@@ -291,6 +298,8 @@ mod tests {
             let mut rows = JsonlRows::new(&mut out, schema);
             rows.write(&Record {
                 index: 3,
+                page: 0,
+                more: false,
                 status: Some(200),
                 bytes: 5,
                 latency_us: 1500,
@@ -302,11 +311,14 @@ mod tests {
                     key: Some(b"k\"ey".to_vec()),
                     extracted: vec![None],
                     keys: Vec::new(),
+                    next: None,
                 },
             })
             .expect("row");
             rows.write(&Record {
                 index: 4,
+                page: 0,
+                more: false,
                 error: Some(ErrorKind::Timeout),
                 captured: Captured {
                     key: Some(b"k2".to_vec()),
@@ -360,6 +372,8 @@ mod tests {
             ];
             rows.write(&Record {
                 index: 73,
+                page: 0,
+                more: false,
                 error: Some(ErrorKind::Request),
                 captured: Captured {
                     keys: keys.iter().map(|v| v.map(<[u8]>::to_vec)).collect(),

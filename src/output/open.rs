@@ -14,7 +14,7 @@ use super::parquet::{self, ParquetRows};
 use super::resume::{self, ResumeError, Resumed};
 use super::writer::{self, WriteRows};
 use crate::ids::{IdRange, IdSet};
-use crate::model::Schema;
+use crate::model::{Continuation, Schema};
 
 /// What to do with an output file that already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +46,8 @@ pub struct Opened {
     pub rows: Box<dyn WriteRows>,
     /// Resuming: the items that keep their row.
     pub done: Option<IdSet>,
+    /// Resuming with `--next`: the items whose chain goes on from a kept page.
+    pub open: Vec<Continuation>,
     /// Held until the run ends.
     pub locks: Vec<OutputLock>,
 }
@@ -88,21 +90,33 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
     let resumed = match spec.mode {
         WriteMode::Resume { retry_failed } => {
             let columns = spec.schema.columns();
+            let page_columns = spec.schema.page_columns();
             let layout = resume::Layout {
                 format: spec.format,
                 columns: &columns,
                 index_column: spec.schema.index_column(),
+                pages: page_columns
+                    .zip(spec.schema.pages.as_ref())
+                    .map(|((page, next), pages)| (page, next, pages)),
             };
             resume::prepare(&path, spec.ids, layout, retry_failed)?
         }
         WriteMode::New | WriteMode::Overwrite => None,
     };
     let rows = open_rows(spec, &path, resumed.is_none())?;
-    let done = resumed.map(|resumed| {
-        note_resumed(&path, &resumed, spec.ids);
-        resumed.done
-    });
-    Ok(Opened { rows, done, locks })
+    let (done, open) = match resumed {
+        Some(resumed) => {
+            note_resumed(&path, &resumed, spec.ids);
+            (Some(resumed.done), resumed.open)
+        }
+        None => (None, Vec::new()),
+    };
+    Ok(Opened {
+        rows,
+        done,
+        open,
+        locks,
+    })
 }
 
 /// The output file's and the bodies directory's locks.
@@ -162,6 +176,12 @@ fn note_resumed(path: &Path, resumed: &Resumed, ids: IdRange) {
         resumed.done.count(),
         ids.len()
     );
+    if !resumed.open.is_empty() {
+        note += &format!(
+            "; {} chains of pages go on from their last page",
+            resumed.open.len()
+        );
+    }
     if resumed.torn_bytes > 0 {
         note += &format!("; cut a torn last line ({} bytes)", resumed.torn_bytes);
     }

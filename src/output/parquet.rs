@@ -21,7 +21,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::builder::{
-    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt16Builder, UInt64Builder,
+    BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt16Builder, UInt32Builder,
+    UInt64Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch, RecordBatchReader};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
@@ -59,6 +60,9 @@ pub fn arrow_schema(schema: &Schema) -> SchemaRef {
                 at if at < keys_from => (DataType::UInt64, false),
                 at if at < keys_from + schema.keys.len() => {
                     (arrow_kind(schema.keys[at - keys_from].kind), true)
+                }
+                at if schema.page_columns().is_some_and(|(page, _)| at == page) => {
+                    (DataType::UInt32, false)
                 }
                 _ => (DataType::Utf8, true),
             };
@@ -346,6 +350,8 @@ struct Columns {
     error: StringBuilder,
     line: UInt64Builder,
     keys: Vec<KeyBuilder>,
+    page: UInt32Builder,
+    next: StringBuilder,
     /// Captured headers, extracted fields, then the body or its path.
     texts: Vec<StringBuilder>,
 }
@@ -376,6 +382,8 @@ impl ParquetRows {
                 error: StringBuilder::new(),
                 line: UInt64Builder::new(),
                 keys,
+                page: UInt32Builder::new(),
+                next: StringBuilder::new(),
                 texts: (0..texts).map(|_| StringBuilder::new()).collect(),
             },
             rows: 0,
@@ -410,6 +418,13 @@ impl ParquetRows {
         for (slot, builder) in c.keys.iter_mut().enumerate() {
             let value = captured.keys.get(slot).and_then(Option::as_deref);
             builder.append(value, &mut self.scratch);
+        }
+        if self.schema.pages.is_some() {
+            c.page.append_value(record.page);
+            match &captured.next {
+                Some(next) => c.next.append_value(as_text(next, &mut self.scratch)),
+                None => c.next.append_null(),
+            }
         }
         let headers = (0..self.schema.capture_headers.len()).map(|slot| captured.headers.get(slot));
         let fields = (0..self.schema.extract.len()).map(|slot| captured.extracted.get(slot));
@@ -460,6 +475,10 @@ impl ParquetRows {
         }
         for builder in &mut c.keys {
             arrays.push(builder.finish());
+        }
+        if self.schema.pages.is_some() {
+            arrays.push(Arc::new(c.page.finish()));
+            arrays.push(Arc::new(c.next.finish()));
         }
         for builder in &mut c.texts {
             arrays.push(Arc::new(builder.finish()));
@@ -673,6 +692,8 @@ mod tests {
         for index in 0..5 {
             rows.write(&Record {
                 index,
+                page: 0,
+                more: false,
                 status: Some(200),
                 bytes: 2,
                 latency_us: 1500,
@@ -688,6 +709,8 @@ mod tests {
         }
         rows.write(&Record {
             index: 5,
+            page: 0,
+            more: false,
             error: Some(ErrorKind::Timeout),
             ..Record::default()
         })

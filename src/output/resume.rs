@@ -3,6 +3,10 @@
 //! done ids, drops a torn last row (Parquet: an unfinished part), and — with `--retry-failed`, or
 //! if it finds duplicate rows — rewrites the file beside itself (Parquet: each part) and renames
 //! it into place, so that every id keeps exactly one row whatever happens meanwhile.
+//!
+//! With `--next`, an item has a row per page: a page's first row is kept, in page order, and an
+//! item is done once a kept row ends its chain (no next, a failed page, `--max-pages`). An item
+//! with pages kept but no end is open: the run goes on from its last kept page's `next`.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
@@ -13,12 +17,15 @@ use super::parquet;
 use super::reader::{RawRow, ReadError, RowCopier, RowReader, complete_len};
 use super::writer::Sink;
 use crate::ids::{IdRange, IdSet};
+use crate::model::{Continuation, Pages};
 
 /// What was found in (and done to) the existing file.
 #[derive(Debug)]
 pub struct Resumed {
-    /// Ids that keep their row.
+    /// Ids that keep their row (with `--next`: whose chain of pages ended).
     pub done: IdSet,
+    /// With `--next`: items whose chain goes on from a kept page.
+    pub open: Vec<Continuation>,
     /// Bytes of a torn last line that were cut off.
     pub torn_bytes: u64,
     /// Rows dropped by the rewrite (failed rows with `--retry-failed`, duplicates).
@@ -45,13 +52,92 @@ pub enum ResumeError {
     Io(PathBuf, io::Error),
 }
 
-/// What a resumed file is and holds: its format, the columns this run writes, and which column
-/// identifies a row's item.
+/// What a resumed file is and holds: its format, the columns this run writes, which column
+/// identifies a row's item, and (with `--next`) where a row's page and next are.
 #[derive(Debug, Clone, Copy)]
 pub struct Layout<'a> {
     pub format: RowFormat,
     pub columns: &'a [String],
     pub index_column: usize,
+    /// The `page` and `next` columns, and when a chain ends.
+    pub pages: Option<(usize, usize, &'a Pages)>,
+}
+
+/// Which rows of a file are kept and which items are done, decided row by row in file order —
+/// the same decisions on every pass over the same rows: an item's first row (with pages, each
+/// page's first, in page order) is kept, and with `--retry-failed` a failed row is dropped. A
+/// kept row ends its item unless it is a page whose chain goes on.
+struct Keeping {
+    done: IdSet,
+    /// Items with pages kept and no end yet: the last kept page and the next it gave.
+    open: std::collections::HashMap<u64, (u32, String)>,
+    retry_failed: bool,
+    failed: u64,
+    duplicates: u64,
+}
+
+impl Keeping {
+    fn new(range: IdRange, retry_failed: bool) -> Keeping {
+        Keeping {
+            done: IdSet::new(range),
+            open: Default::default(),
+            retry_failed,
+            failed: 0,
+            duplicates: 0,
+        }
+    }
+
+    /// Whether the row of item `id` is kept.
+    fn keep(
+        &mut self,
+        id: u64,
+        succeeded: bool,
+        raw: &RawRow<'_>,
+        layout: Layout<'_>,
+    ) -> Result<bool, ReadError> {
+        let page = match layout.pages {
+            Some((page, next, pages)) => Some((raw.page(page)?, raw.text(next)?, pages)),
+            None => None,
+        };
+        let expected = self.open.get(&id).map_or(0, |(page, _)| page + 1);
+        if self.done.contains(id) || page.as_ref().is_some_and(|(page, ..)| *page < expected) {
+            self.duplicates += 1;
+            return Ok(false);
+        }
+        if self.retry_failed && !succeeded {
+            self.failed += 1;
+            return Ok(false);
+        }
+        match page {
+            Some((page, next, pages)) if succeeded && pages.goes_on(page, next.as_bytes()) => {
+                self.open.insert(id, (page, next));
+            }
+            _ => {
+                self.open.remove(&id);
+                self.done.insert(id);
+            }
+        }
+        Ok(true)
+    }
+
+    fn dropped(&self) -> u64 {
+        self.failed + self.duplicates
+    }
+
+    /// The open chains, to go on with.
+    fn continuations(self) -> Vec<Continuation> {
+        let mut open: Vec<Continuation> = self
+            .open
+            .into_iter()
+            .map(|(index, (page, next))| Continuation {
+                index,
+                page: page + 1,
+                next,
+            })
+            .collect();
+        open.sort_by_key(|c| c.index);
+        open
+    }
 }
 
 /// One pass over the rows of `reader`: checks the columns, then calls `row` per row with its id.
@@ -89,26 +175,22 @@ fn each_row<R: BufRead>(
     Ok(())
 }
 
-/// The ids whose rows are kept, and how many rows are dropped: failed ones (with
-/// `--retry-failed`) and duplicates after an id's first row.
+/// The decisions over every row of `rows` (see [`Keeping`]).
 fn tally<R: BufRead>(
     path: &Path,
     rows: Result<Option<RowReader<R>>, ReadError>,
     range: IdRange,
     layout: Layout<'_>,
     retry_failed: bool,
-) -> Result<(IdSet, u64, u64), ResumeError> {
-    let mut done = IdSet::new(range);
-    let (mut failed, mut duplicates) = (0u64, 0u64);
-    each_row(path, rows, range, layout, |id, succeeded, _| {
-        if retry_failed && !succeeded {
-            failed += 1;
-        } else if !done.insert(id) {
-            duplicates += 1;
-        }
-        Ok(())
+) -> Result<Keeping, ResumeError> {
+    let mut keeping = Keeping::new(range, retry_failed);
+    each_row(path, rows, range, layout, |id, succeeded, raw| {
+        keeping
+            .keep(id, succeeded, raw, layout)
+            .map(|_| ())
+            .map_err(io::Error::other)
     })?;
-    Ok((done, failed, duplicates))
+    Ok(keeping)
 }
 
 /// Reads `path` and prepares it for appending. `None` when there is nothing to resume (no file,
@@ -136,22 +218,19 @@ pub fn prepare(
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let reader = BufReader::new((&file).take(complete));
     let rows = RowReader::of_format(reader, layout.format);
-    let (done, failed, duplicates) = tally(path, rows, range, layout, retry_failed)?;
-    if failed + duplicates == 0 {
+    let keeping = tally(path, rows, range, layout, retry_failed)?;
+    let dropped_rows = keeping.dropped();
+    if dropped_rows == 0 {
         file.set_len(complete).map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
-        return Ok(Some(Resumed {
-            done,
-            torn_bytes,
-            dropped_rows: 0,
-            removed_parts: 0,
-        }));
+    } else {
+        rewrite_keeping(path, &mut file, complete, range, layout, retry_failed)?;
     }
-    rewrite_keeping(path, &mut file, complete, &done, layout, retry_failed)?;
     Ok(Some(Resumed {
-        done,
+        done: keeping.done.clone(),
+        open: keeping.continuations(),
         torn_bytes,
-        dropped_rows: failed + duplicates,
+        dropped_rows,
         removed_parts: 0,
     }))
 }
@@ -173,9 +252,11 @@ fn prepare_parquet(
     let removed_parts = parquet::clean(dir).map_err(io_err)?;
     let parts = parquet::parts(dir).map_err(io_err)?;
     let rows = RowReader::parquet(parts.clone());
-    let (done, failed, duplicates) = tally(dir, rows, range, layout, retry_failed)?;
-    if failed + duplicates > 0 {
-        let mut written = IdSet::new(range);
+    let keeping = tally(dir, rows, range, layout, retry_failed)?;
+    let dropped_rows = keeping.dropped();
+    if dropped_rows > 0 {
+        // The same decisions again, part by part, in the same order.
+        let mut again = Keeping::new(range, retry_failed);
         for part in &parts {
             let mut out = RowCopier::parquet(parquet::PartWriter::replacing(part));
             let mut kept = 0u64;
@@ -185,7 +266,10 @@ fn prepare_parquet(
                 range,
                 layout,
                 |id, succeeded, row| {
-                    if done.contains(id) && (!retry_failed || succeeded) && written.insert(id) {
+                    if again
+                        .keep(id, succeeded, row, layout)
+                        .map_err(io::Error::other)?
+                    {
                         kept += 1;
                         out.copy(row)?;
                     }
@@ -199,20 +283,21 @@ fn prepare_parquet(
         }
     }
     Ok(Some(Resumed {
-        done,
+        done: keeping.done.clone(),
+        open: keeping.continuations(),
         torn_bytes: 0,
-        dropped_rows: failed + duplicates,
+        dropped_rows,
         removed_parts,
     }))
 }
 
-/// Writes the header and the first kept row of each id in `keep` to a file beside `path`, then
-/// renames it over `path`: a crash at any point leaves either the old file or the new one.
+/// Writes the header and the kept rows (see [`Keeping`]) to a file beside `path`, then renames
+/// it over `path`: a crash at any point leaves either the old file or the new one.
 fn rewrite_keeping(
     path: &Path,
     file: &mut File,
     complete: u64,
-    keep: &IdSet,
+    range: IdRange,
     layout: Layout<'_>,
     retry_failed: bool,
 ) -> Result<(), ResumeError> {
@@ -229,16 +314,19 @@ fn rewrite_keeping(
     aside_file.set_permissions(permissions).map_err(io_err)?;
     let mut out = RowCopier::new(io::BufWriter::new(aside_file), layout.format);
     out.header(layout.columns).map_err(io_err)?;
-    let mut written = IdSet::new(keep.range());
+    let mut keeping = Keeping::new(range, retry_failed);
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let reader = BufReader::new((&*file).take(complete));
     each_row(
         path,
         RowReader::of_format(reader, layout.format),
-        keep.range(),
+        range,
         layout,
         |id, succeeded, row| {
-            if keep.contains(id) && (!retry_failed || succeeded) && written.insert(id) {
+            if keeping
+                .keep(id, succeeded, row, layout)
+                .map_err(io::Error::other)?
+            {
                 out.copy(row)?;
             }
             Ok(())
@@ -274,6 +362,7 @@ mod tests {
             format: RowFormat::Csv,
             columns,
             index_column: 0,
+            pages: None,
         }
     }
 
@@ -403,5 +492,56 @@ mod tests {
             .expect("ok")
             .expect("resumable");
         assert!(resumed.done.contains(0));
+    }
+
+    #[test]
+    fn chains_of_pages_resume_from_their_last_kept_page() {
+        let pages = crate::model::Pages {
+            next: "/next".into(),
+            param: None,
+            max_pages: None,
+        };
+        let mut columns = fixed();
+        columns.extend(["page".to_string(), "next".to_string()]);
+        let layout = Layout {
+            pages: Some((6, 7, &pages)),
+            ..csv(&columns)
+        };
+        let head = "id,status,bytes,latency_ms,attempts,error,page,next\n";
+        // Item 0: done in two pages. Item 1: pages 0 and 1 (written twice), page 2 to come.
+        // Item 2: its page 1 failed. Item 3: nothing yet.
+        let rows = "0,200,9,1.000,1,,0,u/0/1\n1,200,9,1.000,1,,0,u/1/1\n0,200,9,1.000,1,,1,\n\
+                    1,200,9,1.000,1,,1,u/1/2\n2,200,9,1.000,1,,0,u/2/1\n1,200,9,1.000,1,,1,u/1/2\n\
+                    2,500,9,1.000,3,,1,\n";
+        let (_dir, path) = file_with(&format!("{head}{rows}"));
+        let resumed = prepare(&path, IdRange::new(0, 4), layout, false)
+            .expect("ok")
+            .expect("resumable");
+        assert_eq!(resumed.dropped_rows, 1, "page 1 of item 1 twice");
+        let done: Vec<u64> = (0..4).filter(|&i| resumed.done.contains(i)).collect();
+        assert_eq!(done, [0, 2], "a failed page ends its chain");
+        assert_eq!(
+            resumed.open,
+            [Continuation {
+                index: 1,
+                page: 2,
+                next: "u/1/2".into()
+            }]
+        );
+        // With --retry-failed the failed page goes: item 2 goes on from its page 0.
+        let resumed = prepare(&path, IdRange::new(0, 4), layout, true)
+            .expect("ok")
+            .expect("resumable");
+        assert_eq!(resumed.open.len(), 2);
+        assert_eq!(
+            resumed.open[1],
+            Continuation {
+                index: 2,
+                page: 1,
+                next: "u/2/1".into()
+            }
+        );
+        let text = fs::read_to_string(&path).expect("read");
+        assert_eq!(text.lines().count(), 6, "header and 5 kept rows: {text}");
     }
 }

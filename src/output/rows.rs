@@ -142,6 +142,18 @@ impl RawRow<'_> {
             .map_err(|_| self.fail(format!("{name} is not a whole number")))
     }
 
+    /// Column `column` (`page`) as a page number.
+    pub fn page(&self, column: usize) -> Result<u32, ReadError> {
+        self.field(column)?
+            .parse()
+            .map_err(|_| self.fail("page is not a whole number"))
+    }
+
+    /// Column `column` as text (empty when null).
+    pub fn text(&self, column: usize) -> Result<String, ReadError> {
+        self.field(column).map(Cow::into_owned)
+    }
+
     fn status(&self) -> Result<Option<u16>, ReadError> {
         if self.field(STATUS)?.is_empty() {
             Ok(None)
@@ -192,13 +204,14 @@ impl RawRow<'_> {
 /// A value of a Parquet column as text: null is empty, a float with three decimals.
 pub(super) fn cell(array: &dyn Array, row: usize) -> Option<String> {
     use arrow_array::cast::AsArray;
-    use arrow_array::types::{Float64Type, Int64Type, UInt16Type, UInt64Type};
+    use arrow_array::types::{Float64Type, Int64Type, UInt16Type, UInt32Type, UInt64Type};
     if array.is_null(row) {
         return Some(String::new());
     }
     Some(match array.data_type() {
         DataType::UInt64 => array.as_primitive::<UInt64Type>().value(row).to_string(),
         DataType::UInt16 => array.as_primitive::<UInt16Type>().value(row).to_string(),
+        DataType::UInt32 => array.as_primitive::<UInt32Type>().value(row).to_string(),
         DataType::Float64 => format!("{:.3}", array.as_primitive::<Float64Type>().value(row)),
         DataType::Utf8 => array.as_string::<i32>().value(row).to_string(),
         DataType::Int64 => array.as_primitive::<Int64Type>().value(row).to_string(),

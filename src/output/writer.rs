@@ -117,6 +117,9 @@ pub(super) fn format_millis(us: u32, out: &mut Vec<u8>) {
 pub struct WriterReport {
     /// Rows handed to the CSV writer (after a write error, some may not have reached the file).
     pub rows: u64,
+    /// Items whose last row is among them (every row's item, but with `--next` only a chain's
+    /// last page ends its item).
+    pub ended: u64,
     pub rows_by_shard: Vec<u64>,
     pub errors: u64,
     /// Writing failed (a full disk, a closed stdout): nothing more could be recorded.
@@ -213,9 +216,11 @@ fn drain<A: Fn()>(
                     }
                 }
                 let n = batch.records.len() as u64;
+                let ended = batch.records.iter().filter(|r| !r.more).count() as u64;
                 report.rows += n;
+                report.ended += ended;
                 report.rows_by_shard[batch.shard] += n;
-                progress.advance(n, report.errors, report.errors != errors_before);
+                progress.advance(ended, report.errors, report.errors != errors_before);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,

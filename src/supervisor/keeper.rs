@@ -199,6 +199,8 @@ impl Keeper {
         };
         let record = Record {
             index: item,
+            page: 0,
+            more: false,
             status: None,
             bytes: 0,
             latency_us: 0,

@@ -24,7 +24,7 @@ use crate::ids::{IdRange, IdSet};
 use crate::inflight::InFlightTable;
 use crate::job::Keys;
 use crate::metrics::{self, Metrics};
-use crate::model::BodyColumn;
+use crate::model::{BodyColumn, Continuation};
 use crate::output::batch::{BYTES_IN_FLIGHT, Batch, BytesInFlight};
 use crate::output::lock::OutputLock;
 use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
@@ -132,10 +132,12 @@ impl Launch {
     }
 }
 
-/// One worker's share: its ids, and (when resuming) those of them that already have a row.
+/// One worker's share: its ids, and (when resuming) those of them that already have a row and
+/// those whose chain of pages goes on.
 struct ShardPlan {
     ids: IdRange,
     skip: Option<IdSet>,
+    continuations: Vec<Continuation>,
 }
 
 struct Worker {
@@ -155,7 +157,7 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
         .map(Credentials::fetch_first)
         .transpose()?;
     let prepared = prepare_output(cfg)?;
-    let plan = plan_shards(cfg, prepared.skip.as_ref());
+    let plan = plan_shards(cfg, prepared.skip.as_ref(), &prepared.open);
     if plan.is_empty() {
         crate::note!(
             "ringscrape: nothing to do: every id of {} has a row in {}",
@@ -228,6 +230,8 @@ struct Prepared {
     empties: u64,
     /// Items no worker is to fetch: those kept and the empty lines.
     skip: Option<IdSet>,
+    /// Items whose chain of pages goes on from a kept page.
+    open: Vec<Continuation>,
 }
 
 fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
@@ -250,7 +254,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         part_rows: cfg.part_rows,
         bodies_dir,
     })?;
-    let (rows, done) = (opened.rows, opened.done);
+    let (rows, done, open) = (opened.rows, opened.done, opened.open);
     let kept = done.as_ref().map_or(0, IdSet::count);
     let empties = cfg.key_file.as_ref().map_or(0, |keys| keys.empty.count());
     let skip = match (done, &cfg.key_file) {
@@ -271,6 +275,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         kept,
         empties,
         skip,
+        open,
     })
 }
 
@@ -411,11 +416,13 @@ fn summarize(ended: Ended) -> RunOutcome {
         report, workers, ..
     } = ended;
     let stdout_closed = stdout_went_away(&ended.output, report.failed.as_ref());
-    let (rows, torn_after_failure) = match ended.on_disk {
+    // Items with all their rows: every row's item, but with `--next` a chain's last page's.
+    let (rows, items_written, torn_after_failure) = match ended.on_disk {
         Some((rows, torn)) if report.failed.is_some() => {
-            (rows.saturating_sub(ended.kept), Some(torn))
+            let rows = rows.saturating_sub(ended.kept);
+            (rows, rows, Some(torn))
         }
-        _ => (report.rows, None),
+        _ => (report.rows, report.ended, None),
     };
     let mut tally = report.tally;
     tally.throttled_us = workers.iter().map(|stats| stats.throttled_us).sum();
@@ -437,7 +444,7 @@ fn summarize(ended: Ended) -> RunOutcome {
         wall: ended.wall,
         auto_concurrency,
     };
-    let have_rows = ended.kept + rows;
+    let have_rows = ended.kept + items_written;
     let complete = report.failed.is_none() && ended.failed_shards == 0 && have_rows == ended.items;
     let missing = (!complete && !stdout_closed).then_some(Missing {
         have_rows,
@@ -479,13 +486,17 @@ fn start_metrics(listener: std::net::TcpListener, board: &StatsBoard) -> io::Res
 
 /// Splits the work: the whole range evenly, or, when resuming, the ids still without a row
 /// evenly (shards with nothing left are not started).
-fn plan_shards(cfg: &RunConfig, done: Option<&IdSet>) -> Vec<ShardPlan> {
+fn plan_shards(cfg: &RunConfig, done: Option<&IdSet>, open: &[Continuation]) -> Vec<ShardPlan> {
     let Some(done) = done else {
         return cfg
             .ids
             .split(cfg.shards)
             .into_iter()
-            .map(|ids| ShardPlan { ids, skip: None })
+            .map(|ids| ShardPlan {
+                ids,
+                skip: None,
+                continuations: Vec::new(),
+            })
             .collect();
     };
     done.split_remaining(cfg.shards)
@@ -493,6 +504,11 @@ fn plan_shards(cfg: &RunConfig, done: Option<&IdSet>) -> Vec<ShardPlan> {
         .map(|ids| ShardPlan {
             ids,
             skip: Some(done.restrict(ids)),
+            continuations: open
+                .iter()
+                .filter(|c| ids.contains(c.index))
+                .cloned()
+                .collect(),
         })
         .filter(|plan| {
             plan.skip
@@ -541,6 +557,7 @@ fn start_workers(
             fetch: cfg.fetch.clone(),
             rate: cfg.rate.map(|r| r / plan.len() as f64),
             ids: part.ids,
+            continuations: part.continuations.clone(),
             keys: match (&cfg.key_file, &cfg.product) {
                 (_, Some(product)) => Keys::Records(product.clone()),
                 (None, None) => Keys::Numbers,
@@ -651,6 +668,7 @@ mod tests {
         Ended {
             report: WriterReport {
                 rows,
+                ended: rows,
                 rows_by_shard: vec![rows],
                 errors: 0,
                 failed: None,

@@ -20,6 +20,7 @@ use super::connect::{Dialer, RouteId};
 use super::failure::Failure;
 use super::h1::H1Conn;
 use super::h2::{self, Acquired};
+use super::pages::Chain;
 use super::plan::Plan;
 use super::proxy;
 use super::proxy_board::ProxyHealth;
@@ -71,6 +72,10 @@ pub struct Slot {
     refused: bool,
     /// The generation of the credentials the last request carried (`--auth-command`).
     generation: u64,
+    /// `--next`: the request for the current page after an item's first.
+    page_hop: Option<Hop>,
+    /// `--next`: where the last request went (what a relative next resolves against).
+    sent_to: Option<(Origin, Vec<u8>)>,
     /// The route (direct, or which proxy) of the slot's own connection.
     route: RouteId,
     /// The proxy the last answer came through, if any.
@@ -96,6 +101,8 @@ impl Slot {
             reused: false,
             refused: false,
             generation: 0,
+            page_hop: None,
+            sent_to: None,
             route: RouteId::default(),
             answered_through: None,
             forwarded: false,
@@ -111,20 +118,22 @@ impl Slot {
     /// earlier ones: its record when the outcome is final, else how long to wait before the
     /// next attempt (the policy decides; the wait happens in the worker's retry queue, not in
     /// this slot). An item whose key record did not read is not sent: its row says `request`.
-    pub async fn try_once(&mut self, index: u64, values: &Values, attempts_before: u32) -> Outcome {
+    pub async fn try_once(
+        &mut self,
+        index: u64,
+        values: &Values,
+        attempts_before: u32,
+        chain: &Chain,
+    ) -> Outcome {
         let attempts = attempts_before + 1;
-        if let Some(why) = &values.malformed {
-            let failure = Failure {
-                kind: ErrorKind::Request,
-                answered: false,
-                detail: format!("the key record does not read: {why}"),
-            };
+        if let Err(failure) = self.prepare_request(values, chain) {
             let attempt = Attempt::Failed {
                 failure,
                 latency: Duration::ZERO,
                 stale: false,
             };
-            return Outcome::Done(self.record(index, values, attempts, attempt));
+            let record = self.record(index, values, attempts, attempt);
+            return Outcome::Done(self.paged(record, chain));
         }
         let attempt = self.attempt_once_fresh_if_stale(values).await;
         let verdict = match &attempt {
@@ -136,10 +145,51 @@ impl Slot {
         };
         let outcome = match self.plan.retry.next_delay(verdict, attempts, &mut self.rng) {
             Some(wait) => Outcome::RetryAfter { wait, why: verdict },
-            None => Outcome::Done(self.record(index, values, attempts, attempt)),
+            None => {
+                let record = self.record(index, values, attempts, attempt);
+                Outcome::Done(self.paged(record, chain))
+            }
         };
         self.let_go_of_the_body();
         outcome
+    }
+
+    /// What is known before sending: an item whose key record did not read is not sent (its
+    /// row says `request`), and a page after an item's first goes where the page before said.
+    fn prepare_request(&mut self, values: &Values, chain: &Chain) -> Result<(), Failure> {
+        if let Some(why) = &values.malformed {
+            return Err(Failure {
+                kind: ErrorKind::Request,
+                answered: false,
+                detail: format!("the key record does not read: {why}"),
+            });
+        }
+        self.page_hop = match &self.plan.paging {
+            Some(paging) => paging.hop(&self.plan.template, values, chain)?,
+            None => None,
+        };
+        Ok(())
+    }
+
+    /// `--next`: the record as a page of `chain`: its number, whether more follow, and a loop
+    /// (a next given before in the chain) as an error of its own.
+    fn paged(&self, mut record: Record, chain: &Chain) -> Record {
+        let Some(paging) = &self.plan.paging else {
+            return record;
+        };
+        record.page = chain.page;
+        if !record.succeeded() {
+            record.captured.next = None;
+            return record;
+        }
+        if let Some(next) = &record.captured.next {
+            if chain.has_seen(next) {
+                record.error = Some(ErrorKind::Loop);
+            } else {
+                record.more = paging.pages().goes_on(chain.page, next);
+            }
+        }
+        record
     }
 
     /// The answer's body has been handed on (or is not wanted): a large buffer is dropped,
@@ -171,6 +221,8 @@ impl Slot {
         match kept {
             Ok(captured) => Record {
                 index,
+                page: 0,
+                more: false,
                 status: Some(self.answer.status),
                 bytes: self.answer.body_len,
                 latency_us: micros(latency),
@@ -198,6 +250,8 @@ impl Slot {
                 );
                 Record {
                     index,
+                    page: 0,
+                    more: false,
                     status,
                     bytes: 0,
                     latency_us: micros(latency),
@@ -212,7 +266,8 @@ impl Slot {
     /// What the schema keeps of the last answer: captured headers, and the body (inline, or
     /// written to its file first, so the row never points at a file that is not complete).
     fn keep_answer(&mut self, index: u64, values: &Values) -> Result<Captured, Failure> {
-        let headers = std::mem::take(&mut self.answer.captured);
+        let mut headers = std::mem::take(&mut self.answer.captured);
+        let next = self.next_page(&mut headers);
         let mut extracted = Vec::new();
         if !self.plan.extractor.is_empty() {
             let misses;
@@ -247,8 +302,24 @@ impl Slot {
             headers,
             body,
             extracted,
+            next,
             ..Captured::default()
         })
+    }
+
+    /// `--next`: what a 2xx answer gives for the next page (from the `Link` header captured
+    /// last, taken off `headers`, or from the body).
+    fn next_page(&self, headers: &mut Vec<Option<Vec<u8>>>) -> Option<Vec<u8>> {
+        let paging = self.plan.paging.as_ref()?;
+        let link = match paging.pages().by_link() {
+            true => headers.pop().flatten(),
+            false => None,
+        };
+        let (origin, target) = self.sent_to.as_ref()?;
+        if !(200..300).contains(&self.answer.status) {
+            return None;
+        }
+        paging.next_of(origin, target, link.as_deref(), &self.answer.body)
     }
 
     /// One attempt; a failure on a reused connection before any answer is repeated at once on
@@ -414,21 +485,32 @@ impl Slot {
     /// Sends the request for `values` and reads the answer into `self.answer`; then follows up to
     /// `--follow-redirects` redirects.
     async fn exchange(&mut self, values: &Values) -> Result<(), Failure> {
-        self.send(values, None).await?;
+        // A page after an item's first goes where the page before said.
+        let page = self.page_hop.clone();
+        self.send(values, page.as_ref()).await?;
         if self.plan.follow_redirects == 0 || self.answer.location.is_none() {
             return Ok(());
         }
         // Boxed: the redirect state would otherwise make every request's future larger.
-        Box::pin(self.follow_redirects(values)).await
+        Box::pin(self.follow_redirects(values, page)).await
     }
 
     /// Follows the `Location` of the last answer, hop by hop, up to `--follow-redirects` hops.
-    async fn follow_redirects(&mut self, values: &Values) -> Result<(), Failure> {
+    async fn follow_redirects(
+        &mut self,
+        values: &Values,
+        page: Option<Hop>,
+    ) -> Result<(), Failure> {
         let plan = self.plan.clone();
         let template = &plan.template;
-        let mut origin = template.origin_of(values).map_err(|_| key_not_a_host())?;
-        let mut target = template.target(values);
-        let mut method = template.method.clone();
+        let (mut origin, mut target, mut method) = match page {
+            Some(hop) => (hop.origin, hop.target, hop.method),
+            None => (
+                template.origin_of(values).map_err(|_| key_not_a_host())?,
+                template.target(values),
+                template.method.clone(),
+            ),
+        };
         for _ in 0..plan.follow_redirects {
             let Some(location) = self.answer.location.take() else {
                 break;
@@ -457,6 +539,17 @@ impl Slot {
         self.start_spool()?;
         let (template, generation) = plan.request_template();
         self.generation = generation;
+        if plan.paging.is_some() {
+            self.sent_to = Some(match hop {
+                Some(hop) => (hop.origin.clone(), hop.target.clone()),
+                None => (
+                    template
+                        .origin_of(values)
+                        .unwrap_or_else(|_| template.origin.clone()),
+                    template.target(values),
+                ),
+            });
+        }
         let method = hop.map_or(&template.method, |h| &h.method);
         let wants = Self::wants(&plan, method);
         // With `{id}` in the host, every request goes to its key's own host, on a connection
@@ -512,7 +605,7 @@ impl Slot {
     /// What the answer to a `method` request must be read for.
     fn wants<'a>(plan: &'a Plan, method: &http::Method) -> Wants<'a> {
         Wants {
-            capture: &plan.schema.capture_headers,
+            capture: &plan.capture,
             keep_body: plan.schema.keeps_body_in_memory(),
             memory: plan.memory.as_ref(),
             head_request: method == http::Method::HEAD,

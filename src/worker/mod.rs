@@ -22,6 +22,7 @@ mod h2;
 mod limit;
 mod memory;
 mod pace;
+mod pages;
 mod plan;
 mod proxy;
 mod proxy_board;
@@ -51,7 +52,6 @@ use crate::output::bodies::BodiesDir;
 use crate::request::{RequestError, RequestTemplate};
 use crate::runtime::{self, set_nonblocking};
 use crate::stats::WorkerStats;
-use crate::template::Values;
 use crate::tls::{ClientTls, TlsError};
 
 use crate::assignment::{Assignment, WorkerSpec, read_assignment};
@@ -65,7 +65,7 @@ use cursor::Cursor;
 use fetch::{Outcome, Slot};
 use limit::Limiter;
 use plan::Plan;
-use queue::{Work, WorkQueue};
+use queue::{Item, Work, WorkQueue};
 use sink::{DRAIN_EVERY, FrameSink, SEND_EVERY};
 use wait::Parked;
 
@@ -203,6 +203,14 @@ fn plan_for(spec: &WorkerSpec, credentials: Option<Credentials>) -> Result<Plan,
             _ => None,
         },
         schema: spec.fetch.schema.clone(),
+        capture: capture_list(&spec.fetch.schema),
+        paging: spec
+            .fetch
+            .schema
+            .pages
+            .as_ref()
+            .map(pages::Paging::new)
+            .transpose()?,
         limits: spec.fetch.limits,
         decode: !spec.fetch.raw_body,
         retry: spec.fetch.retry,
@@ -218,6 +226,20 @@ fn plan_for(spec: &WorkerSpec, credentials: Option<Credentials>) -> Result<Plan,
         // Always: besides kept bodies, decoders' windows take memory (8 MiB for a zstd frame).
         memory: Some(memory::BodyBudget::new(spec.fetch.limits.body_memory_bytes)),
     })
+}
+
+/// The header names whose values each answer captures: the schema's, then `link` when the next
+/// page is in it.
+fn capture_list(schema: &crate::model::Schema) -> Vec<String> {
+    let mut names = schema.capture_headers.clone();
+    if schema
+        .pages
+        .as_ref()
+        .is_some_and(crate::model::Pages::by_link)
+    {
+        names.push("link".into());
+    }
+    names
 }
 
 /// Runs one worker to completion: its assignment from stdin, records to stdout.
@@ -254,6 +276,7 @@ pub fn run() -> Result<(), WorkerError> {
                 ItemReader::open(&spec.keys).map_err(WorkerError::Keys)?,
             ),
             MAX_WAITING_PER_SLOT * spec.fetch.concurrency,
+            &spec.continuations,
         ),
         keys_are_lines: matches!(spec.keys, Keys::Lines { .. }),
         keys_have_columns: matches!(spec.keys, Keys::Records(_)),
@@ -439,21 +462,23 @@ async fn wait_for_the_pipe(shared: &Shared) {
 #[allow(clippy::manual_async_fn)]
 fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<Output = ()> {
     async move {
-        let mut values = Values::default();
+        let mut item = Item::default();
         loop {
             wait_for_the_pipe(&shared).await;
             if let Some(memory) = &slot.plan().memory {
                 memory.admit().await;
             }
             shared.limiter.admit(index).await;
-            let Some(work) = shared.work.next(&mut values).await else {
+            let Some(work) = shared.work.next(&mut item).await else {
                 break;
             };
             shared.in_flight.set(shared.in_flight.get() + 1);
             if let Some(table) = &shared.table {
                 table.enter(index, work.index);
             }
-            let outcome = slot.try_once(work.index, &values, work.attempts).await;
+            let outcome = slot
+                .try_once(work.index, &item.values, work.attempts, &item.chain)
+                .await;
             if let Some(table) = &shared.table {
                 table.leave(index);
             }
@@ -469,7 +494,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                 Outcome::RetryAfter { wait, why } => {
                     crate::detail!(
                         "ringscrape: id {}: attempt {} ended in {why}; again in {:.2} s",
-                        String::from_utf8_lossy(values.id()),
+                        String::from_utf8_lossy(item.values.id()),
                         work.attempts + 1,
                         wait.as_secs_f64()
                     );
@@ -477,15 +502,27 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                         index: work.index,
                         attempts: work.attempts + 1,
                     };
-                    shared.work.retry_at(Instant::now() + wait, again, &values);
+                    shared.work.retry_at(Instant::now() + wait, again, &item);
                     continue;
                 }
             };
             if shared.keys_are_lines {
-                record.captured.key = Some(values.id().to_vec());
+                record.captured.key = Some(item.values.id().to_vec());
             }
             if shared.keys_have_columns {
-                record.captured.keys = values.columns();
+                record.captured.keys = item.values.columns();
+            }
+            // The chain's next page: due now, for whichever slot is free first.
+            if let (true, Some(next)) = (record.more, &record.captured.next) {
+                let page = Item {
+                    values: item.values.clone(),
+                    chain: item.chain.advanced(next.clone()),
+                };
+                let work = Work {
+                    index: work.index,
+                    attempts: 0,
+                };
+                shared.work.retry_at(Instant::now(), work, &page);
             }
             shared.stats.borrow_mut().record(&record);
             let mut sink = shared.sink.borrow_mut();

@@ -12,6 +12,7 @@ use super::failure::Failure;
 use super::gate::Gate;
 use super::h2::Lanes;
 use super::memory::BodyBudget;
+use super::pages::Paging;
 use super::proxy_board::ProxyBoard;
 use crate::extract::Extractor;
 use crate::model::{ErrorKind, RequestLimits, RetryPolicy, Schema};
@@ -28,6 +29,11 @@ pub struct Plan {
     /// `--auth-command`: the newest credentials, and the template that carries them.
     pub credentials: Option<Credentials>,
     pub schema: Schema,
+    /// Header names each answer's values are captured for: the schema's, then `link` when
+    /// `--next link` reads it.
+    pub capture: Vec<String>,
+    /// `--next`: how an answer leads to the next page.
+    pub paging: Option<Paging>,
     /// `--bodies-dir`: where bodies are written.
     pub bodies: Option<RefCell<BodiesDir>>,
     pub limits: RequestLimits,

@@ -11,7 +11,17 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use super::cursor::Cursor;
+use super::pages::Chain;
+use crate::model::Continuation;
 use crate::template::Values;
+
+/// What a slot works on besides the item's index: the values that fill its placeholders and,
+/// with `--next`, where its chain of pages stands.
+#[derive(Debug, Clone, Default)]
+pub struct Item {
+    pub values: Values,
+    pub chain: Chain,
+}
 
 /// An item and how many attempts it has had.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +37,7 @@ struct Due {
     /// Tie-breaker: equal times leave in the order they came.
     seq: u64,
     work: Work,
-    values: Values,
+    item: Item,
 }
 
 impl PartialEq for Due {
@@ -56,6 +66,8 @@ pub struct WorkQueue {
     retries: RefCell<BinaryHeap<Reverse<Due>>>,
     seq: Cell<u64>,
     max_waiting: usize,
+    /// `--next` when resuming: items whose chain goes on from a page already written.
+    continuations: RefCell<std::collections::HashMap<u64, Chain>>,
 }
 
 /// What [`WorkQueue::poll`] found.
@@ -67,12 +79,18 @@ enum Next {
 
 impl WorkQueue {
     /// `max_waiting`: retries held at most before new items wait (a few per slot is plenty).
-    pub fn new(cursor: Cursor, max_waiting: usize) -> Self {
+    /// `continuations`: items whose chain of pages goes on from a page already written.
+    pub fn new(cursor: Cursor, max_waiting: usize, continuations: &[Continuation]) -> Self {
+        let continuations = continuations
+            .iter()
+            .map(|c| (c.index, Chain::from(c.page, c.next.clone().into_bytes())))
+            .collect();
         Self {
             cursor,
             retries: RefCell::new(BinaryHeap::new()),
             seq: Cell::new(0),
             max_waiting: max_waiting.max(1),
+            continuations: RefCell::new(continuations),
         }
     }
 
@@ -87,22 +105,22 @@ impl WorkQueue {
         self.retries.borrow().len()
     }
 
-    /// Queues `work` (with its values) to be tried again at `at`.
-    pub fn retry_at(&self, at: Instant, work: Work, values: &Values) {
+    /// Queues `work` (with its item) to be tried at `at`: a retry, or the next page of a chain.
+    pub fn retry_at(&self, at: Instant, work: Work, item: &Item) {
         let seq = self.seq.get();
         self.seq.set(seq + 1);
         self.retries.borrow_mut().push(Reverse(Due {
             at,
             seq,
             work,
-            values: values.clone(),
+            item: item.clone(),
         }));
     }
 
-    /// The next work, its values written into `values`: a due retry first, then a new item; waits
+    /// The next work, its item written into `item`: a due retry first, then a new item; waits
     /// while only retries that are not due yet remain. `None` when there is nothing left (or
     /// the queue was stopped); a retry queued later by another slot is that slot's to take.
-    pub async fn next(&self, values: &mut Values) -> Option<Work> {
+    pub async fn next(&self, item: &mut Item) -> Option<Work> {
         loop {
             // The clock is read only when a retry waits: most items are new ones.
             let now = if self.retries.borrow().is_empty() {
@@ -110,7 +128,7 @@ impl WorkQueue {
             } else {
                 Some(Instant::now())
             };
-            match self.poll(values, now) {
+            match self.poll(item, now) {
                 Next::Work(work) => return Some(work),
                 Next::Done => return None,
                 Next::WaitUntil(at) => {
@@ -122,7 +140,7 @@ impl WorkQueue {
     }
 
     /// `now` may be `None` when no retry waits.
-    fn poll(&self, values: &mut Values, now: Option<Instant>) -> Next {
+    fn poll(&self, item: &mut Item, now: Option<Instant>) -> Next {
         if self.cursor.is_stopped() {
             return Next::Done;
         }
@@ -132,12 +150,17 @@ impl WorkQueue {
             .is_some_and(|Reverse(due)| now.is_some_and(|now| due.at <= now))
             && let Some(Reverse(due)) = retries.pop()
         {
-            *values = due.values;
+            *item = due.item;
             return Next::Work(due.work);
         }
         if retries.len() < self.max_waiting
-            && let Some(index) = self.cursor.next(values)
+            && let Some(index) = self.cursor.next(&mut item.values)
         {
+            item.chain = self
+                .continuations
+                .borrow_mut()
+                .remove(&index)
+                .unwrap_or_default();
             return Next::Work(Work { index, attempts: 0 });
         }
         match retries.peek() {
@@ -153,15 +176,22 @@ mod tests {
     use crate::ids::IdRange;
     use crate::job::ItemReader;
 
+    fn item(key: &[u8]) -> Item {
+        Item {
+            values: Values::one(key),
+            chain: Chain::default(),
+        }
+    }
+
     fn queue(ids: IdRange) -> WorkQueue {
-        WorkQueue::new(Cursor::new(ids, None, ItemReader::Numbers), 4)
+        WorkQueue::new(Cursor::new(ids, None, ItemReader::Numbers), 4, &[])
     }
 
     #[test]
     fn due_retries_come_before_new_items_and_waiting_ones_after() {
         let q = queue(IdRange::new(0, 3));
         let now = Instant::now();
-        let mut key = Values::default();
+        let mut key = Item::default();
         assert!(matches!(
             q.poll(&mut key, Some(now)),
             Next::Work(Work {
@@ -175,7 +205,7 @@ mod tests {
                 index: 0,
                 attempts: 1,
             },
-            &Values::one(b"0"),
+            &item(b"0"),
         );
         q.retry_at(
             now,
@@ -183,7 +213,7 @@ mod tests {
                 index: 7,
                 attempts: 2,
             },
-            &Values::one(b"seven"),
+            &item(b"seven"),
         );
         assert!(matches!(
             q.poll(&mut key, Some(now)),
@@ -192,7 +222,7 @@ mod tests {
                 attempts: 2
             })
         ));
-        assert_eq!(key.id(), b"seven", "the retry's own values");
+        assert_eq!(key.values.id(), b"seven", "the retry's own values");
         assert!(matches!(
             q.poll(&mut key, Some(now)),
             Next::Work(Work { index: 1, .. })
@@ -222,9 +252,9 @@ mod tests {
         let now = Instant::now();
         let later = now + Duration::from_secs(5);
         for index in 50..54 {
-            q.retry_at(later, Work { index, attempts: 1 }, &Values::one(b"k"));
+            q.retry_at(later, Work { index, attempts: 1 }, &item(b"k"));
         }
-        let mut key = Values::default();
+        let mut key = Item::default();
         assert!(
             matches!(q.poll(&mut key, Some(now)), Next::WaitUntil(at) if at == later),
             "4 waiting: no new item"
@@ -255,11 +285,11 @@ mod tests {
                 index: 3,
                 attempts: 1,
             },
-            &Values::one(b"3"),
+            &item(b"3"),
         );
         q.stop();
         assert!(matches!(
-            q.poll(&mut Values::default(), Some(now)),
+            q.poll(&mut Item::default(), Some(now)),
             Next::Done
         ));
         assert_eq!(q.waiting(), 1, "left for --resume");

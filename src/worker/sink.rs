@@ -141,6 +141,8 @@ mod tests {
         let mut sink = FrameSink::new(Vec::new());
         let record = |index| Record {
             index,
+            page: 0,
+            more: false,
             status: Some(200),
             bytes: 1,
             latency_us: 1,
@@ -197,6 +199,8 @@ mod tests {
         });
         let record = |index| Record {
             index,
+            page: 0,
+            more: false,
             status: Some(200),
             captured: crate::model::Captured {
                 body: Some(vec![b'x'; 1_000_000]),

@@ -9,7 +9,7 @@ Credentials (`--ttl S`, default 2: each lives S seconds from when it is issued):
                             cookie; else 401
 
 Pages (`--pages-mod M`, default 21: key K has K % M pages; a chain of 0 pages answers one empty
-page). Every page is `{"items":[…],"next":…}`; the link to the next page is the same in the
+page; `--delay-ms D`: each page answers after D ms). Every page is `{"items":[…],"next":…}`; the link to the next page is the same in the
 three styles:
   /list/link?key=K&page=P   the next in a `Link: <…>; rel="next"` header (absolute URL)
   /list/json?key=K&page=P   the next as the `next` field: a relative URL, or null on the last
@@ -23,6 +23,7 @@ three styles:
 Prints "listening on http://127.0.0.1:PORT" once it accepts connections.
 """
 import argparse
+import asyncio
 import base64
 import secrets
 import time
@@ -35,6 +36,7 @@ from aiohttp_target import serve  # beside this file
 parser = argparse.ArgumentParser()
 parser.add_argument("--ttl", type=float, default=2.0)
 parser.add_argument("--pages-mod", type=int, default=21)
+parser.add_argument("--delay-ms", type=float, default=0.0, help="each page answers after this")
 ARGS = parser.parse_args()
 
 LIVE = {}  # credential -> expiry (monotonic)
@@ -83,13 +85,15 @@ def page_items(key, page):
     return [f"{key}-{page}-{i}" for i in range(3)] if pages_of(key) else []
 
 
-def counted(key, page):
+async def counted(key, page):
     FETCHED[f"{key}/{page}"] += 1
+    if ARGS.delay_ms:
+        await asyncio.sleep(ARGS.delay_ms / 1000)
 
 
 async def list_link(request):
     key, page = request.query["key"], int(request.query.get("page", "0"))
-    counted(key, page)
+    await counted(key, page)
     response = web.json_response({"items": page_items(key, page)})
     if page + 1 < pages_of(key):
         url = request.url.with_query(key=key, page=str(page + 1))
@@ -99,7 +103,7 @@ async def list_link(request):
 
 async def list_json(request):
     key, page = request.query["key"], int(request.query.get("page", "0"))
-    counted(key, page)
+    await counted(key, page)
     more = page + 1 < pages_of(key)
     following = f"json?key={key}&page={page + 1}" if more else None
     return web.json_response({"items": page_items(key, page), "next": following})
@@ -118,7 +122,7 @@ async def list_cursor(request):
     key = request.query["key"]
     after = request.query.get("after")
     page = page_of(after) if after else 0
-    counted(key, page)
+    await counted(key, page)
     more = page + 1 < pages_of(key)
     return web.json_response({"items": page_items(key, page),
                               "next_cursor": cursor_of(page + 1) if more else ""})
@@ -126,14 +130,14 @@ async def list_cursor(request):
 
 async def list_loop(request):
     key, page = request.query["key"], int(request.query.get("page", "0"))
-    counted(key, page)
+    await counted(key, page)
     following = 1 if page == 3 else page + 1
     return web.json_response({"items": [], "next": f"loop?key={key}&page={following}"})
 
 
 async def list_broken(request):
     key, page = request.query["key"], int(request.query.get("page", "0"))
-    counted(key, page)
+    await counted(key, page)
     if page == 2:
         return web.json_response({"error": "boom"}, status=500)
     return web.json_response({"items": [], "next": f"broken?key={key}&page={page + 1}"})
