@@ -328,7 +328,7 @@ fn node_slices_over_ids_times_dates_merge_into_every_pair_once() {
     let url = format!("{}/log?id={{id}}&date={{date}}", server.base);
     for k in ["0", "1"] {
         let out = TestCommand::new(dir.path())
-            .args(["run", "-u", &url, "--ids", "0..300", "--keys", "dates.csv"])
+            .args(["run", "-u", &url, "--ids", "0..1000", "--keys", "dates.csv"])
             .args(["-o", "part-{node}.csv", "-s", "2", "--no-progress"])
             .args(["--node-index", k, "--node-count", "2"])
             .output_of();
@@ -343,7 +343,7 @@ fn node_slices_over_ids_times_dates_merge_into_every_pair_once() {
         let job = [
             "merge",
             "--ids",
-            "0..300",
+            "0..1000",
             "--keys",
             "dates.csv",
             "--overwrite",
@@ -352,7 +352,7 @@ fn node_slices_over_ids_times_dates_merge_into_every_pair_once() {
     };
     let out = merge(&["part-0.csv", "part-1.csv"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_every_pair_once(&dir.path().join("all.csv"), 300, &dates);
+    assert_every_pair_once(&dir.path().join("all.csv"), 1000, &dates);
     // A slice left out is named as missing.
     let out = merge(&["part-0.csv"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
