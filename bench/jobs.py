@@ -20,7 +20,6 @@ nginx, and pyarrow and aiohttp (PyPI).
 import asyncio
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import time
 from pathlib import Path
 
 from bench import Peak, tree_rss_kb
-from common import children_cpu, free_port
+from common import children_cpu, free_port, start_nginx
 
 N = int(os.environ.get("N", "200000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -75,18 +74,7 @@ class Nginx:
             f'        {p} "/list?key=$arg_key&page={p + 1}";' for p in range(PAGES - 1))
         (self.dir / "nginx.conf").write_text(
             NGINX_CONF.format(dir=self.dir, port=self.port, pages=pages))
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.proc = subprocess.Popen([nginx, "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)])
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        last_core = max(os.sched_getaffinity(0))
-        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
-        for pid in [self.proc.pid, *map(int, children.stdout.split())]:
-            os.sched_setaffinity(pid, {last_core})
+        self.proc = start_nginx(self.dir, self.port)
         self.base = f"http://127.0.0.1:{self.port}"
 
     def stop(self):

@@ -16,7 +16,6 @@ nghttp2-client). N, ROUNDS and DOORS (e.g. `h2,h2c`) come from the environment (
 
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import children_cpu, free_port, self_signed_cert
+from common import children_cpu, free_port, self_signed_cert, start_nginx
 
 N = int(os.environ.get("N", "200000"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -78,18 +77,7 @@ class Nginx:
         self.ports = {door: free_port() for door in ("plain", "tls", "h2", "h2c")}
         self_signed_cert(self.dir, "127.0.0.1")
         (self.dir / "nginx.conf").write_text(NGINX_CONF.format(dir=self.dir, **self.ports))
-        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.proc = subprocess.Popen([nginx, "-c", str(self.dir / "nginx.conf"), "-p", str(self.dir)])
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", self.ports["plain"]), timeout=0.1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        last_core = max(os.sched_getaffinity(0))
-        children = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
-        for pid in [self.proc.pid, *map(int, children.stdout.split())]:
-            os.sched_setaffinity(pid, {last_core})
+        self.proc = start_nginx(self.dir, self.ports["plain"])
 
     def url(self, door):
         scheme = "http" if door in ("plain", "h2c") else "https"

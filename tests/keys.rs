@@ -303,13 +303,7 @@ fn ids_times_dates_is_every_pair_once_after_kill_9_and_resume() {
         (len > 200_000).then_some(())
     });
     assert!(going.is_some(), "no rows came");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill");
-    let _ = run.wait();
-    std::thread::sleep(Duration::from_millis(300));
+    kill_9(&mut run);
     let before = std::fs::read_to_string(&out_csv)
         .expect("partial")
         .lines()

@@ -149,13 +149,7 @@ fn a_killed_run_resumes_each_chain_from_its_last_page() {
         (text.lines().count() > 300).then_some(())
     });
     assert!(going.is_some(), "no rows came");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(run.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("kill");
-    let _ = run.wait();
-    std::thread::sleep(Duration::from_millis(500));
+    kill_9(&mut run);
     let fetched_before: u64 = fetched_counts(&server.base).values().sum();
     let pages: u64 = (0..200).map(pages_of).sum();
     assert!(

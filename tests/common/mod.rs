@@ -280,6 +280,12 @@ pub fn assert_locked_then_kill_9(mut run: Child, second: TestCommand) {
         "{}",
         stderr(&out)
     );
+    kill_9(&mut run);
+}
+
+/// kill -9 of a run's supervisor (its workers die with it, PDEATHSIG), reaped, and the workers
+/// given a moment to notice.
+pub fn kill_9(run: &mut Child) {
     let pid = nix::unistd::Pid::from_raw(run.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
     let _ = run.wait();
