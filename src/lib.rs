@@ -43,6 +43,7 @@ pub(crate) mod serve;
 pub(crate) mod stats;
 pub(crate) mod supervisor;
 pub(crate) mod template;
+pub(crate) mod timeline;
 pub(crate) mod tls;
 pub(crate) mod tune;
 pub mod verbosity;

@@ -81,6 +81,8 @@ impl Summary {
             "proxies": s.answers.proxies,
             "latency_ms": latency,
             "concurrency_auto": self.auto_concurrency,
+            "timeline": self.timeline.as_ref().map(crate::timeline::Timeline::to_json),
+            "id_map": self.map.as_ref().map(crate::timeline::IdMap::to_json),
         })
     }
 }
@@ -302,6 +304,8 @@ mod tests {
             empty_lines: 3,
             wall: Duration::from_secs(1),
             auto_concurrency: vec![60, 58],
+            timeline: None,
+            map: None,
         };
         let text = summary.to_string();
         assert!(text.contains("requests   2"), "{text}");

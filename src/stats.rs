@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
 use crate::model::{ErrorKind, Record};
+use crate::timeline::{IdMap, Timeline};
 
 /// Latencies above an hour are clamped; the deadline ends requests long before that.
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -205,6 +206,10 @@ pub struct Summary {
     pub wall: Duration,
     /// With `--concurrency auto`: the limit each worker settled on, by shard (else empty).
     pub auto_concurrency: Vec<u64>,
+    /// The rows over time.
+    pub timeline: Option<Timeline>,
+    /// What each item came to, over the id space (an earlier run's rows included).
+    pub map: Option<IdMap>,
 }
 
 #[cfg(test)]

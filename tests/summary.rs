@@ -70,3 +70,65 @@ fn the_json_summary_counts_what_the_csv_holds() {
         assert!(json[key].as_f64().is_some(), "{key} in {json}");
     }
 }
+
+/// The timeline's buckets summed, and the id map's cells summed per (ok, failed).
+fn timeline_totals(json: &Value) -> (u64, u64, u64) {
+    let buckets = json["timeline"]["buckets"].as_array().expect("buckets");
+    let sum = |f: &dyn Fn(&Value) -> u64| buckets.iter().map(f).sum::<u64>();
+    (
+        sum(&|b| b["rows"].as_u64().unwrap_or(0)),
+        sum(&|b| b["retries"].as_u64().unwrap_or(0)),
+        sum(&|b| b["status"]["2xx"].as_u64().unwrap_or(0)),
+    )
+}
+
+fn map_cells(json: &Value) -> Vec<[u64; 3]> {
+    json["id_map"]["cells"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .map(|c| [0, 1, 2].map(|k| c[k].as_u64().expect("count")))
+        .collect()
+}
+
+#[test]
+fn the_timeline_and_the_id_map_count_what_the_file_holds_also_after_a_resume() {
+    // Every 7th id closed without an answer: failed cells among the ok ones.
+    let server = Server::start(&["--drop-every", "7", "--delay-ms", "1..3"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scrape = || {
+        TestCommand::run(dir.path(), &server.url(), "0..20000")
+            .args(["-s", "2", "-c", "16", "--retries", "0", "-o", "out.csv"])
+            .args(["--summary-json", "summary.json", "--no-progress"])
+    };
+    let mut run = scrape().spawn();
+    let going = wait_for(std::time::Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(dir.path().join("out.csv")).ok()?;
+        (text.lines().count() > 3000).then_some(())
+    });
+    assert!(going.is_some(), "no rows came");
+    kill_9(&mut run);
+    let out = scrape().arg("--resume").output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("summary.json")).expect("summary.json"),
+    )
+    .expect("valid JSON");
+    // The timeline is this run's rows.
+    let rows = json["rows"].as_u64().expect("rows");
+    let (timeline_rows, retries, ok) = timeline_totals(&json);
+    assert_eq!((timeline_rows, retries), (rows, 0));
+    assert_eq!(ok, json["status"]["200"].as_u64().unwrap_or(0));
+    // The map is the whole file's: the earlier run's rows too.
+    assert_eq!(json["id_map"]["per_cell"], 5);
+    let cells = map_cells(&json);
+    assert_eq!(cells.len(), 4000);
+    let file = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&file, 0, 20000);
+    for (cell, counts) in cells.iter().enumerate() {
+        let of_cell = file.iter().filter(|r| r.id / 5 == cell as u64);
+        let ok = of_cell.clone().filter(|r| r.status == Some(200)).count() as u64;
+        let failed = of_cell.count() as u64 - ok;
+        assert_eq!(*counts, [ok, failed, 0], "cell {cell}");
+    }
+}

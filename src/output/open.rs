@@ -15,6 +15,7 @@ use super::resume::{self, ResumeError, Resumed};
 use super::writer::{self, WriteRows};
 use crate::ids::{IdRange, IdSet};
 use crate::model::{Continuation, Schema};
+use crate::timeline::IdMap;
 
 /// What to do with an output file that already exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +49,8 @@ pub struct Opened {
     pub done: Option<IdSet>,
     /// Resuming with `--next`: the items whose chain goes on from a kept page.
     pub open: Vec<Continuation>,
+    /// Resuming: what the kept rows' items came to, over the id space.
+    pub map: Option<IdMap>,
     /// Held until the run ends.
     pub locks: Vec<OutputLock>,
 }
@@ -104,17 +107,18 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
         WriteMode::New | WriteMode::Overwrite => None,
     };
     let rows = open_rows(spec, &path, resumed.is_none())?;
-    let (done, open) = match resumed {
+    let (done, open, map) = match resumed {
         Some(resumed) => {
             note_resumed(&path, &resumed, spec.ids);
-            (Some(resumed.done), resumed.open)
+            (Some(resumed.done), resumed.open, Some(resumed.map))
         }
-        None => (None, Vec::new()),
+        None => (None, Vec::new(), None),
     };
     Ok(Opened {
         rows,
         done,
         open,
+        map,
         locks,
     })
 }

@@ -18,6 +18,7 @@ use super::reader::{RawRow, ReadError, RowCopier, RowReader, complete_len};
 use super::writer::Sink;
 use crate::ids::{IdRange, IdSet};
 use crate::model::{Continuation, Pages};
+use crate::timeline::IdMap;
 
 /// What was found in (and done to) the existing file.
 #[derive(Debug)]
@@ -26,6 +27,8 @@ pub struct Resumed {
     pub done: IdSet,
     /// With `--next`: items whose chain goes on from a kept page.
     pub open: Vec<Continuation>,
+    /// What the kept rows' items came to, cell by cell of the id space.
+    pub map: IdMap,
     /// Bytes of a torn last line that were cut off.
     pub torn_bytes: u64,
     /// Rows dropped by the rewrite (failed rows with `--retry-failed`, duplicates).
@@ -74,6 +77,8 @@ struct Keeping {
     retry_failed: bool,
     failed: u64,
     duplicates: u64,
+    /// What each ended item came to.
+    map: IdMap,
 }
 
 impl Keeping {
@@ -84,6 +89,7 @@ impl Keeping {
             retry_failed,
             failed: 0,
             duplicates: 0,
+            map: IdMap::new(range),
         }
     }
 
@@ -115,6 +121,7 @@ impl Keeping {
             _ => {
                 self.open.remove(&id);
                 self.done.insert(id);
+                self.map.ended(id, succeeded);
             }
         }
         Ok(true)
@@ -125,14 +132,14 @@ impl Keeping {
     }
 
     /// The open chains, to go on with.
-    fn continuations(self) -> Vec<Continuation> {
+    fn continuations(&self) -> Vec<Continuation> {
         let mut open: Vec<Continuation> = self
             .open
-            .into_iter()
+            .iter()
             .map(|(index, (page, next))| Continuation {
-                index,
+                index: *index,
                 page: page + 1,
-                next,
+                next: next.clone(),
             })
             .collect();
         open.sort_by_key(|c| c.index);
@@ -229,6 +236,7 @@ pub fn prepare(
     Ok(Some(Resumed {
         done: keeping.done.clone(),
         open: keeping.continuations(),
+        map: keeping.map,
         torn_bytes,
         dropped_rows,
         removed_parts: 0,
@@ -285,6 +293,7 @@ fn prepare_parquet(
     Ok(Some(Resumed {
         done: keeping.done.clone(),
         open: keeping.continuations(),
+        map: keeping.map,
         torn_bytes: 0,
         dropped_rows,
         removed_parts,

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::model::{BodyEncoding, Record};
 use crate::progress::Progress;
 use crate::stats::WorkerStats;
+use crate::timeline::{IdMap, Timeline};
 
 /// Longest time a finished row may sit in memory before it reaches the file.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -128,6 +129,16 @@ pub struct WriterReport {
     pub aborted: bool,
     /// Counts and latencies of the rows written (exactly what the CSV holds).
     pub tally: WorkerStats,
+    /// The rows over time and over the id space.
+    pub views: Option<Views>,
+}
+
+/// What the writer keeps of the rows besides writing them: the run over time, and the id space
+/// with what each item came to (seeded with an earlier run's rows when resuming).
+#[derive(Debug, Clone)]
+pub struct Views {
+    pub timeline: Timeline,
+    pub map: IdMap,
 }
 
 /// Counts ids that end in transport errors one after another (in the order rows arrive) and
@@ -158,44 +169,38 @@ impl AbortWatch {
 }
 
 /// Writes every batch until all senders are gone; flushes at least every [`FLUSH_EVERY`].
-/// Calls `abort` once when `watch` fires (and goes on writing what the workers still send).
-/// Stops at the first write error, which the report carries.
-pub fn write_rows(
+/// Calls `seen.abort` once when `seen.watch` fires (and goes on writing what the workers still
+/// send). Stops at the first write error, which the report carries.
+pub fn write_rows<A: Fn()>(
     rx: Receiver<Batch>,
     mut rows: Box<dyn WriteRows>,
-    progress: &Progress,
     shards: usize,
-    watch: &mut AbortWatch,
-    abort: impl Fn(),
-    metrics: Option<&Metrics>,
+    mut seen: Seen<'_, A>,
 ) -> WriterReport {
     let mut report = WriterReport {
         rows_by_shard: vec![0; shards],
         ..WriterReport::default()
     };
-    let seen = Seen {
-        watch,
-        abort: &abort,
-        metrics,
-    };
-    if let Err(e) = drain(&rx, rows.as_mut(), progress, seen, &mut report) {
+    if let Err(e) = drain(&rx, rows.as_mut(), &mut seen, &mut report) {
         report.failed = Some(e);
     }
+    report.views = Some(seen.views);
     report
 }
 
 /// Who else looks at each row as it is written.
-struct Seen<'a, A> {
-    watch: &'a mut AbortWatch,
-    abort: &'a A,
-    metrics: Option<&'a Metrics>,
+pub struct Seen<'a, A> {
+    pub progress: &'a Progress,
+    pub watch: &'a mut AbortWatch,
+    pub abort: A,
+    pub metrics: Option<&'a Metrics>,
+    pub views: Views,
 }
 
 fn drain<A: Fn()>(
     rx: &Receiver<Batch>,
     rows: &mut dyn WriteRows,
-    progress: &Progress,
-    seen: Seen<'_, A>,
+    seen: &mut Seen<'_, A>,
     report: &mut WriterReport,
 ) -> io::Result<()> {
     let mut last_flush = Instant::now();
@@ -203,9 +208,12 @@ fn drain<A: Fn()>(
         match rx.recv_timeout(FLUSH_EVERY) {
             Ok(batch) => {
                 let errors_before = report.errors;
+                let now = Instant::now();
                 for record in &batch.records {
                     rows.write(record)?;
                     report.tally.record(record);
+                    seen.views.timeline.record(record, now);
+                    seen.views.map.record(record);
                     report.errors += u64::from(record.error.is_some());
                     if let Some(metrics) = seen.metrics {
                         metrics.record(batch.shard, record);
@@ -220,7 +228,8 @@ fn drain<A: Fn()>(
                 report.rows += n;
                 report.ended += ended;
                 report.rows_by_shard[batch.shard] += n;
-                progress.advance(ended, report.errors, report.errors != errors_before);
+                seen.progress
+                    .advance(ended, report.errors, report.errors != errors_before);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,

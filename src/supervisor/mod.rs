@@ -31,6 +31,7 @@ use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::output::{OpenError, Output, Spec};
 use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
+use crate::timeline::{IdMap, Timeline};
 pub use credentials::AuthError;
 use credentials::Credentials;
 use keeper::{Keeper, ShardEnd, describe_exit};
@@ -232,6 +233,8 @@ struct Prepared {
     skip: Option<IdSet>,
     /// Items whose chain of pages goes on from a kept page.
     open: Vec<Continuation>,
+    /// What each item came to over the id space (an earlier run's when resuming).
+    map: IdMap,
 }
 
 fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
@@ -255,6 +258,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         bodies_dir,
     })?;
     let (rows, done, open) = (opened.rows, opened.done, opened.open);
+    let map = opened.map.unwrap_or_else(|| IdMap::new(cfg.ids));
     let kept = done.as_ref().map_or(0, IdSet::count);
     let empties = cfg.key_file.as_ref().map_or(0, |keys| keys.empty.count());
     let skip = match (done, &cfg.key_file) {
@@ -276,6 +280,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         empties,
         skip,
         open,
+        map,
     })
 }
 
@@ -316,13 +321,10 @@ fn run_shards(
     let items = cfg.ids.len() - prepared.empties;
     let progress = Progress::new(items - prepared.kept, cfg.progress);
     let mut watch = AbortWatch::new(cfg.abort_after);
-    let report = writer::write_rows(
-        rx,
-        prepared.rows,
-        &progress,
-        plan.len(),
-        &mut watch,
-        || {
+    let seen = writer::Seen {
+        progress: &progress,
+        watch: &mut watch,
+        abort: || {
             progress.suspend(|| {
                 crate::say!(
                     "ringscrape: stopping: the last {} ids in a row ended in connect, timeout, reset or tls errors (the target looks down; --abort-after)",
@@ -331,8 +333,13 @@ fn run_shards(
             });
             stop.terminate_workers();
         },
-        metrics.as_deref(),
-    );
+        metrics: metrics.as_deref(),
+        views: writer::Views {
+            timeline: Timeline::new(started),
+            map: prepared.map,
+        },
+    };
+    let report = writer::write_rows(rx, prepared.rows, plan.len(), seen);
     progress.finish();
     if let Some(error) = &report.failed {
         // Nothing can be recorded any more: stop fetching. The workers are not to blame.
@@ -437,12 +444,18 @@ fn summarize(ended: Ended) -> RunOutcome {
     } else {
         Vec::new()
     };
+    let (timeline, map) = match report.views {
+        Some(views) => (Some(views.timeline), Some(views.map)),
+        None => (None, None),
+    };
     let summary = Summary {
         stats: tally,
         rows_written: rows,
         empty_lines: ended.empties,
         wall: ended.wall,
         auto_concurrency,
+        timeline,
+        map,
     };
     let have_rows = ended.kept + items_written;
     let complete = report.failed.is_none() && ended.failed_shards == 0 && have_rows == ended.items;
@@ -674,6 +687,7 @@ mod tests {
                 failed: None,
                 aborted: false,
                 tally,
+                views: None,
             },
             workers: Vec::new(),
             failed_shards: 0,
