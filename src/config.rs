@@ -43,6 +43,10 @@ pub struct RunConfig {
     pub rate: Option<f64>,
     /// `--metrics`: where to serve Prometheus text during the run.
     pub metrics: Option<String>,
+    /// `--dashboard`: where to serve the live page (IP:PORT).
+    pub dashboard: Option<String>,
+    /// `--report`: the HTML report written when the run ends.
+    pub report: Option<PathBuf>,
     /// `--summary-json`: where the closing figures go as JSON.
     pub summary_json: Option<PathBuf>,
     /// `--abort-after`: stop after this many ids in a row end in transport errors (0: never).
@@ -160,8 +164,10 @@ pub enum ConfigError {
     MaxBody(u64),
     #[error("--metrics {0}: expected IP:PORT, e.g. 127.0.0.1:9184")]
     MetricsAddr(String),
-    #[error("--summary-json {0}: directory {1} does not exist")]
-    SummaryDir(PathBuf, PathBuf),
+    #[error("--{0} {1}: directory {2} does not exist")]
+    ReportDir(&'static str, PathBuf, PathBuf),
+    #[error("--dashboard {0}: expected PORT or IP:PORT, e.g. 8080 or 127.0.0.1:8080")]
+    DashboardAddr(String),
     #[error("--rate {0}: must be a number of requests per second from 0.001 to 1e9")]
     Rate(f64),
     #[error("--retries {0}: at most {MAX_RETRIES}")]
@@ -271,6 +277,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         abort_after: args.abort_after,
         summary_json: args.summary_json.clone(),
         metrics: args.metrics.clone(),
+        dashboard: args.dashboard.as_deref().map(dashboard_addr).transpose()?,
+        report: args.report.clone(),
         ids,
         node,
         key_file,
@@ -401,6 +409,18 @@ fn output_of(
     Ok((output, format))
 }
 
+/// `--dashboard PORT` or `IP:PORT`: a port alone is on 127.0.0.1 (the page is for this machine
+/// unless asked otherwise).
+fn dashboard_addr(text: &str) -> Result<String, ConfigError> {
+    let addr = match text.parse::<u16>() {
+        Ok(port) => format!("127.0.0.1:{port}"),
+        Err(_) => text.to_string(),
+    };
+    addr.parse::<std::net::SocketAddr>()
+        .map(|_| addr.clone())
+        .map_err(|_| ConfigError::DashboardAddr(text.to_string()))
+}
+
 /// `--metrics` is an address and `--summary-json` can be written where it points.
 fn check_reports(args: &RunArgs) -> Result<(), ConfigError> {
     if let Some(addr) = &args.metrics
@@ -408,10 +428,19 @@ fn check_reports(args: &RunArgs) -> Result<(), ConfigError> {
     {
         return Err(ConfigError::MetricsAddr(addr.clone()));
     }
-    if let Some(path) = &args.summary_json {
-        let dir = directory_of(path);
-        if !dir.is_dir() {
-            return Err(ConfigError::SummaryDir(path.clone(), dir.to_path_buf()));
+    for (flag, path) in [
+        ("summary-json", &args.summary_json),
+        ("report", &args.report),
+    ] {
+        if let Some(path) = path {
+            let dir = directory_of(path);
+            if !dir.is_dir() {
+                return Err(ConfigError::ReportDir(
+                    flag,
+                    path.clone(),
+                    dir.to_path_buf(),
+                ));
+            }
         }
     }
     Ok(())

@@ -47,6 +47,7 @@ pub(crate) mod timeline;
 pub(crate) mod tls;
 pub(crate) mod tune;
 pub mod verbosity;
+pub(crate) mod view;
 pub(crate) mod wire;
 pub(crate) mod worker;
 

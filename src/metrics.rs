@@ -210,6 +210,19 @@ pub fn serve(
 }
 
 fn answer(stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+    let path = request_path(&stream)?;
+    if path == "/metrics" {
+        respond(stream, "200 OK", CONTENT_TYPE, &metrics.encode())
+    } else {
+        respond(stream, "404 Not Found", "text/plain", "try /metrics\n")
+    }
+}
+
+/// The content type of the metrics text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Reads a request's head from `stream` (5 s at most): the path it asks for, query left out.
+pub fn request_path(stream: &TcpStream) -> io::Result<String> {
     stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut request_line = String::new();
@@ -220,20 +233,20 @@ fn answer(stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
             break;
         }
     }
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/");
-    let (status, content_type, body) = if path == "/metrics" {
-        (
-            "200 OK",
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            metrics.encode(),
-        )
-    } else {
-        ("404 Not Found", "text/plain", "try /metrics\n".to_string())
-    };
-    let mut stream = stream;
+    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+    Ok(target.split('?').next().unwrap_or("/").to_string())
+}
+
+/// Answers with `body` and closes.
+pub fn respond(
+    mut stream: TcpStream,
+    status: &str,
+    content_type: &str,
+    body: &str,
+) -> io::Result<()> {
     write!(
         stream,
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
 }

@@ -89,6 +89,8 @@ struct Bucket {
     errors: [u64; ErrorKind::ALL.len()],
     bytes: u64,
     latency: LogHistogram,
+    /// Time requests waited at the workers' rate gates (`--rate`, 429s), summed.
+    throttled_us: u64,
 }
 
 impl Bucket {
@@ -111,6 +113,7 @@ impl Bucket {
         self.rows += other.rows;
         self.requests += other.requests;
         self.bytes += other.bytes;
+        self.throttled_us += other.throttled_us;
         for (mine, theirs) in self.classes.iter_mut().zip(other.classes) {
             *mine += theirs;
         }
@@ -134,6 +137,7 @@ impl Bucket {
                        "4xx": self.classes[3], "5xx": self.classes[4]},
             "errors": errors,
             "bytes": self.bytes,
+            "throttled_s": self.throttled_us as f64 / 1e6,
             "latency_ms": {"p50": self.latency.quantile_ms(0.5),
                            "p90": self.latency.quantile_ms(0.9),
                            "p99": self.latency.quantile_ms(0.99)},
@@ -147,6 +151,8 @@ pub struct Timeline {
     started: Instant,
     width: Duration,
     buckets: Vec<Bucket>,
+    /// The workers' time throttled as last noted (a running total).
+    throttled_us: u64,
 }
 
 impl Timeline {
@@ -155,11 +161,12 @@ impl Timeline {
             started,
             width: Duration::from_secs(1),
             buckets: Vec::new(),
+            throttled_us: 0,
         }
     }
 
-    /// Counts `record`, written at `now`.
-    pub fn record(&mut self, record: &Record, now: Instant) {
+    /// The bucket for `now`, made (and older ones merged) as needed.
+    fn bucket(&mut self, now: Instant) -> &mut Bucket {
         let at = now.saturating_duration_since(self.started);
         let mut slot = (at.as_nanos() / self.width.as_nanos()) as usize;
         while slot >= MAX_BUCKETS {
@@ -169,7 +176,22 @@ impl Timeline {
         if self.buckets.len() <= slot {
             self.buckets.resize_with(slot + 1, Bucket::default);
         }
-        self.buckets[slot].record(record);
+        &mut self.buckets[slot]
+    }
+
+    /// Counts `record`, written at `now`.
+    pub fn record(&mut self, record: &Record, now: Instant) {
+        self.bucket(now).record(record);
+    }
+
+    /// The workers had waited `total_us` at their rate gates by `now`: what is new since the
+    /// last note goes into `now`'s bucket.
+    pub fn note_throttled(&mut self, total_us: u64, now: Instant) {
+        let new = total_us.saturating_sub(self.throttled_us);
+        self.throttled_us = self.throttled_us.max(total_us);
+        if new > 0 {
+            self.bucket(now).throttled_us += new;
+        }
     }
 
     /// Merges neighbouring buckets: half as many, twice as wide.

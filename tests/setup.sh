@@ -5,7 +5,8 @@
 # make the test CA and certificates, prometheus_client (PyPI) to parse /metrics as Prometheus does, the Kubernetes client (PyPI, pinned)
 # to check the Indexed Job manifest against the API types, brotli and zstandard (PyPI) to encode
 # answers as real servers do, pyarrow and duckdb (PyPI) to read the Parquet output, h2 (PyPI)
-# for an h2c server that speaks first. Needs root (or sudo) only when something is missing.
+# for an h2c server that speaks first, chromium (Debian) and websocket-client (PyPI) to drive
+# it over the DevTools protocol. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 need_apt=()
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)
@@ -16,6 +17,8 @@ command -v microsocks >/dev/null || need_apt+=(microsocks)
 # A resolver nobody here wrote, for the DNS tests (run in network namespaces: iproute2).
 command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
 command -v ip >/dev/null || [ -x /usr/sbin/ip ] || need_apt+=(iproute2)
+# A browser nobody here wrote, headless, to see the live page and the report as a person does.
+command -v chromium >/dev/null || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "tests/setup.sh: installing ${need_apt[*]}" >&2
@@ -36,4 +39,5 @@ pip_need "import zstandard" zstandard
 pip_need "import pyarrow" pyarrow
 pip_need "import duckdb" duckdb
 pip_need "import h2" h2
+pip_need "import websocket" websocket-client
 pip_need "import kubernetes, sys; sys.exit(kubernetes.__version__ != '37.0.2')" kubernetes==37.0.2

@@ -285,6 +285,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
     /// Write the closing summary as JSON to FILE too (rows, requests, status and error counts,
+    /// Serve a live page of the run (progress, rates, latency, errors, workers, the map of the
+    /// id space) on PORT or IP:PORT (a port alone is on 127.0.0.1), with /metrics beside it
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<String>,
+    /// When the run ends (however it ends), write the page's panels as one self-contained HTML
+    /// file, viewable offline
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
     /// retries, throttled time, wall time, rate, bytes, latency percentiles)
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,

@@ -195,7 +195,12 @@ pub struct Seen<'a, A> {
     pub abort: A,
     pub metrics: Option<&'a Metrics>,
     pub views: Views,
+    /// Called about once a second with what is written so far.
+    pub each_second: Option<EachSecond<'a>>,
 }
+
+/// What the writer calls about once a second: the report so far and the views to add to.
+pub type EachSecond<'a> = Box<dyn FnMut(&WriterReport, &mut Views) + 'a>;
 
 fn drain<A: Fn()>(
     rx: &Receiver<Batch>,
@@ -237,6 +242,9 @@ fn drain<A: Fn()>(
         if last_flush.elapsed() >= FLUSH_EVERY {
             rows.flush()?;
             last_flush = Instant::now();
+            if let Some(each_second) = &mut seen.each_second {
+                each_second(report, &mut seen.views);
+            }
         }
     }
     rows.finish()

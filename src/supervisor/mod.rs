@@ -8,6 +8,7 @@ mod limits;
 mod pipes;
 mod signals;
 mod spawn;
+mod views;
 
 use std::io;
 use std::path::PathBuf;
@@ -47,8 +48,8 @@ pub enum SupervisorError {
     Limits(#[from] LimitError),
     #[error(transparent)]
     Output(#[from] OpenError),
-    #[error("--metrics {0}: {1}")]
-    Metrics(String, io::Error),
+    #[error("--{0} {1}: {2}")]
+    Listen(&'static str, String, io::Error),
     #[error("starting the worker for shard {0}: {1}")]
     Spawn(usize, io::Error),
     #[error("setting up signal handling: {0}")]
@@ -73,7 +74,7 @@ impl SupervisorError {
             _ => matches!(
                 self,
                 SupervisorError::Limits(LimitError::PerWorker { .. } | LimitError::System { .. })
-                    | SupervisorError::Metrics(..)
+                    | SupervisorError::Listen(..)
             ),
         }
     }
@@ -222,6 +223,8 @@ fn preflight(cfg: &RunConfig) -> Result<(), SupervisorError> {
 struct Prepared {
     /// `--metrics`, bound before anything else starts (a busy address refuses the run).
     metrics: Option<std::net::TcpListener>,
+    /// `--dashboard`, bound likewise.
+    dashboard: Option<std::net::TcpListener>,
     /// The output's locks, held until the run ends.
     _locks: Vec<OutputLock>,
     rows: Box<dyn WriteRows>,
@@ -238,12 +241,14 @@ struct Prepared {
 }
 
 fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
-    let metrics = match &cfg.metrics {
-        Some(addr) => {
-            Some(metrics::bind(addr).map_err(|e| SupervisorError::Metrics(addr.clone(), e))?)
-        }
-        None => None,
+    let bind = |flag: &'static str, addr: &Option<String>| match addr {
+        Some(addr) => metrics::bind(addr)
+            .map(Some)
+            .map_err(|e| SupervisorError::Listen(flag, addr.clone(), e)),
+        None => Ok(None),
     };
+    let metrics = bind("metrics", &cfg.metrics)?;
+    let dashboard = bind("dashboard", &cfg.dashboard)?;
     let bodies_dir = match &cfg.fetch.schema.body {
         BodyColumn::Files(dir) => Some(dir.as_path()),
         _ => None,
@@ -274,6 +279,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
     }
     Ok(Prepared {
         metrics,
+        dashboard,
         _locks: opened.locks,
         rows,
         kept,
@@ -296,13 +302,25 @@ fn run_shards(
     let stop = &launch.stop;
     let started = Instant::now();
     let board: StatsBoard = Arc::new(Mutex::new(vec![WorkerStats::new(); plan.len()]));
-    let metrics =
-        match prepared.metrics {
-            Some(listener) => Some(start_metrics(listener, &board).map_err(|e| {
-                SupervisorError::Metrics(cfg.metrics.clone().unwrap_or_default(), e)
-            })?),
-            None => None,
-        };
+    // The dashboard serves the metrics too.
+    let metrics = (prepared.metrics.is_some() || prepared.dashboard.is_some())
+        .then(|| Arc::new(Metrics::new()));
+    if let (Some(listener), Some(metrics)) = (prepared.metrics, &metrics) {
+        start_metrics(listener, metrics, &board).map_err(|e| {
+            SupervisorError::Listen("metrics", cfg.metrics.clone().unwrap_or_default(), e)
+        })?;
+    }
+    let showing = views::Showing::start(
+        prepared.dashboard,
+        metrics.clone(),
+        cfg.report.clone(),
+        &board,
+        started,
+        (cfg.ids.len() - prepared.empties, prepared.kept),
+    )
+    .map_err(|e| {
+        SupervisorError::Listen("dashboard", cfg.dashboard.clone().unwrap_or_default(), e)
+    })?;
     let refresher = match &credentials {
         Some(credentials) => {
             let stop = stop.clone();
@@ -338,9 +356,11 @@ fn run_shards(
             timeline: Timeline::new(started),
             map: prepared.map,
         },
+        each_second: Some(Box::new(|report, views| showing.tick(report, views))),
     };
     let report = writer::write_rows(rx, prepared.rows, plan.len(), seen);
     progress.finish();
+    showing.finish(&report);
     if let Some(error) = &report.failed {
         // Nothing can be recorded any more: stop fetching. The workers are not to blame.
         if !stdout_went_away(&cfg.output, Some(error)) {
@@ -478,23 +498,14 @@ fn summarize(ended: Ended) -> RunOutcome {
 }
 
 /// Serves `--metrics` on its bound listener, the workers' figures read from the board.
-fn start_metrics(listener: std::net::TcpListener, board: &StatsBoard) -> io::Result<Arc<Metrics>> {
-    let metrics = Arc::new(Metrics::new());
-    let board = board.clone();
-    let bound = metrics::serve(listener, metrics.clone(), move |m| {
-        if let Ok(board) = board.lock() {
-            let inflight = board.iter().map(|s| s.in_flight).sum();
-            let throttled = board.iter().map(|s| s.throttled_us).sum();
-            m.set_workers(inflight, throttled);
-            let mut proxies = crate::stats::AnswerCounts::default();
-            for stats in board.iter() {
-                proxies.merge(&stats.answers);
-            }
-            m.set_proxies(&proxies.proxies);
-        }
-    })?;
+fn start_metrics(
+    listener: std::net::TcpListener,
+    metrics: &Arc<Metrics>,
+    board: &StatsBoard,
+) -> io::Result<()> {
+    let bound = metrics::serve(listener, metrics.clone(), views::refresh_metrics(board))?;
     crate::note!("ringscrape: metrics on http://{bound}/metrics");
-    Ok(metrics)
+    Ok(())
 }
 
 /// Splits the work: the whole range evenly, or, when resuming, the ids still without a row

@@ -1,0 +1,150 @@
+// The live page and the HTML report: one render of one state document (see src/view/mod.rs).
+// Live, the state is fetched from /state every second; in a report it is embedded in the page.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const fmt = (n) => (n == null ? "—" : Number(n).toLocaleString("en-US", { maximumFractionDigits: 1 }));
+const charts = {};
+let previous = null;
+let updates = 0;
+// What each update showed, for whoever watches the page (a test reads it).
+window.seen = [];
+
+const COLORS = {
+  "2xx": "#2e9d4f", "3xx": "#3b7dd8", "4xx": "#e0a020", "5xx": "#d7343a", "1xx": "#8a63c9",
+};
+const ERROR_COLORS = ["#7a1f3d", "#b5446e", "#ff7f50", "#9c6b30", "#5d4037", "#795548", "#607d8b"];
+
+function chart(id, series, data, stacked) {
+  const el = $(id);
+  if (!charts[id]) {
+    const opts = {
+      width: Math.max(320, el.clientWidth || 560),
+      height: 220,
+      scales: { x: { time: false } },
+      axes: [{ label: "s since start" }, {}],
+      series: [{ label: "s" }, ...series],
+      legend: { live: false },
+    };
+    if (stacked) {
+      opts.bands = series.slice(1).map((_, i) => ({ series: [i + 2, i + 1] }));
+    }
+    charts[id] = new uPlot(opts, data, el);
+  } else if (charts[id].series.length !== series.length + 1) {
+    charts[id].destroy();
+    delete charts[id];
+    chart(id, series, data, stacked);
+  } else {
+    charts[id].setData(data);
+  }
+}
+
+function line(label, stroke, fill) {
+  return { label, stroke, fill, width: 1.5, spanGaps: false };
+}
+
+function renderCharts(state) {
+  const tl = state.timeline;
+  if (!tl || !tl.buckets.length) return;
+  const w = tl.bucket_s;
+  const b = tl.buckets;
+  const x = b.map((k) => k.t);
+  chart("chart-rate", [line("rows/s", "#3b7dd8", "rgba(59,125,216,.15)")], [x, b.map((k) => k.rows / w)]);
+  chart("chart-latency", [
+    line("p50", "#2e9d4f"), line("p90", "#e0a020"), line("p99", "#d7343a"),
+  ], [x, b.map((k) => k.latency_ms.p50), b.map((k) => k.latency_ms.p90), b.map((k) => k.latency_ms.p99)]);
+  const kinds = [...new Set(b.flatMap((k) => Object.keys(k.errors)))].sort();
+  const parts = [
+    ...["2xx", "3xx", "4xx", "5xx", "1xx"].map((c) => ({ label: c, color: COLORS[c], of: (k) => k.status[c] })),
+    ...kinds.map((e, i) => ({ label: e, color: ERROR_COLORS[i % ERROR_COLORS.length], of: (k) => k.errors[e] || 0 })),
+  ];
+  const sums = b.map(() => 0);
+  const stacked = parts.map((p) => b.map((k, i) => (sums[i] += p.of(k) / w)));
+  chart("chart-outcomes", parts.map((p) => line(p.label, p.color, p.color + "55")), [x, ...stacked], true);
+  chart("chart-retries", [line("retries/s", "#b5446e"), line("throttled s/s", "#607d8b")],
+    [x, b.map((k) => k.retries / w), b.map((k) => (k.throttled_s || 0) / w)]);
+}
+
+function renderMap(state) {
+  const map = state.id_map;
+  if (!map) return;
+  const cells = map.cells;
+  const side = Math.ceil(Math.sqrt(cells.length));
+  const canvas = $("map");
+  canvas.width = side;
+  canvas.height = Math.ceil(cells.length / side);
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(canvas.width, canvas.height);
+  let ok = 0, failed = 0, pending = 0;
+  cells.forEach(([o, f, p], i) => {
+    ok += o; failed += f; pending += p;
+    const n = o + f + p || 1;
+    // Grey for pending, green for done, red for failed, mixed by share.
+    const mix = (a, bb, c) => Math.round((o * a + f * bb + p * c) / n);
+    img.data.set([mix(46, 215, 195), mix(157, 52, 201), mix(79, 58, 208), 255], i * 4);
+  });
+  ctx.putImageData(img, 0, 0);
+  $("map-ok").textContent = fmt(ok);
+  $("map-failed").textContent = fmt(failed);
+  $("map-pending").textContent = fmt(pending);
+  $("map-note").textContent = `ids ${map.start}..${map.end}: ${cells.length} cells of ${map.per_cell}, row by row from the top left`;
+}
+
+function table(id, head, rows) {
+  $(id).innerHTML = "<tr>" + head.map((h) => `<th>${h}</th>`).join("") + "</tr>" +
+    rows.map((r) => "<tr>" + r.map((c) => `<td>${c}</td>`).join("") + "</tr>").join("");
+}
+
+function render(state) {
+  updates += 1;
+  const p = state.progress;
+  const t = state.totals;
+  const dt = previous ? state.elapsed_s - previous.elapsed_s : 0;
+  const rate = dt > 0 ? (p.done - previous.progress.done) / dt : p.done / Math.max(state.elapsed_s, 1e-9);
+  const left = p.items - p.done;
+  $("mode").textContent = state.running ? "running" : "finished";
+  $("done").textContent = fmt(p.done);
+  $("items").textContent = fmt(p.items);
+  $("percent").textContent = fmt(p.items ? (100 * p.done) / p.items : 100);
+  $("rows").textContent = fmt(t.rows);
+  $("rate").textContent = fmt(rate);
+  $("eta").textContent = !state.running || left === 0 ? "done" : rate > 0 ? `${fmt(left / rate)} s` : "—";
+  $("elapsed").textContent = fmt(state.elapsed_s);
+  $("updates").textContent = updates;
+  const status = Object.entries(t.status).map(([k, v]) => [`status ${k}`, fmt(v)]);
+  const errors = Object.entries(t.errors).map(([k, v]) => [`error ${k}`, fmt(v)]);
+  table("totals", ["", ""], [
+    ["rows", fmt(t.rows)], ["requests", fmt(t.requests)], ["retries", fmt(t.retries)],
+    ...status, ...errors,
+    ["throttled", `${fmt(t.throttled_s)} s`],
+    ["bytes decoded", fmt(t.bytes)], ["bytes on the wire", fmt(t.bytes_wire)],
+  ]);
+  table("workers", ["shard", "rows", "in flight", "rows/s"], state.workers.map((w) => {
+    const before = previous && previous.workers.find((v) => v.shard === w.shard);
+    const r = before && dt > 0 ? (w.rows - before.rows) / dt : w.rows / Math.max(state.elapsed_s, 1e-9);
+    return [w.shard, fmt(w.rows), fmt(w.in_flight), fmt(r)];
+  }));
+  const proxies = Object.entries(state.proxies || {});
+  $("proxies-section").hidden = proxies.length < 2;
+  table("proxies", ["proxy", "rows", "failures", "benched s"],
+    proxies.map(([name, v]) => [name, fmt(v.rows), fmt(v.failures), fmt(v.bench_ms / 1000)]));
+  renderCharts(state);
+  renderMap(state);
+  window.seen.push({ done: p.done, rows: t.rows, status: t.status, errors: t.errors, at: Date.now() });
+  previous = state;
+}
+
+async function poll() {
+  try {
+    const response = await fetch("/state", { cache: "no-store" });
+    const state = response.ok ? await response.json() : null;
+    if (state && state.progress) render(state);
+  } catch (e) {
+    $("mode").textContent = "disconnected (the run ended?)";
+  }
+}
+
+// Live, the first state may not be made yet (the page asked in the run's first second).
+const first = JSON.parse($("state").textContent);
+if (first && first.progress) render(first);
+if (LIVE) setInterval(poll, 1000);

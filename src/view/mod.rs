@@ -1,0 +1,170 @@
+//! Seeing a run: `--dashboard ADDR` (a live page while it works) and `--report FILE.html` (the
+//! same page, self-contained, when it ends). Both are views of one state document ([`State`]):
+//! progress, the totals of the rows written, the timeline and the id-space map of
+//! [`crate::timeline`], and each worker's and proxy's figures. The page's code and its charting
+//! library (uPlot, MIT, in `assets/uplot`) are inside the binary: no CDN, no network.
+//!
+//! The state holds no request header, no body and no URL: nothing a credential could be in.
+
+pub mod server;
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::stats::WorkerStats;
+use crate::timeline::{IdMap, Timeline};
+
+const PAGE_HTML: &str = include_str!("assets/page.html");
+const PAGE_CSS: &str = include_str!("assets/page.css");
+const PAGE_JS: &str = include_str!("assets/page.js");
+const UPLOT_JS: &str = include_str!("assets/uplot/uPlot.iife.min.js");
+const UPLOT_CSS: &str = include_str!("assets/uplot/uPlot.min.css");
+
+/// What a view shows of a run at one moment.
+pub struct State<'a> {
+    pub running: bool,
+    pub elapsed: Duration,
+    /// Items of the run (this node's), and those that have all their rows (an earlier run's
+    /// included).
+    pub items: u64,
+    pub done: u64,
+    /// The rows written by this run, tallied.
+    pub tally: &'a WorkerStats,
+    pub rows: u64,
+    pub timeline: &'a Timeline,
+    pub map: &'a IdMap,
+    /// Each worker's latest figures, by shard.
+    pub workers: &'a [WorkerStats],
+}
+
+impl State<'_> {
+    /// The state document the page renders.
+    pub fn to_json(&self) -> serde_json::Value {
+        let t = self.tally;
+        let mut classes = serde_json::Map::new();
+        for (code, n) in &t.statuses {
+            let class = format!("{}xx", code / 100);
+            let sum = classes.get(&class).and_then(|v| v.as_u64()).unwrap_or(0) + n;
+            classes.insert(class, sum.into());
+        }
+        let errors: serde_json::Map<String, serde_json::Value> = crate::model::ErrorKind::ALL
+            .iter()
+            .filter(|kind| t.errors_by_kind[kind.slot()] > 0)
+            .map(|kind| {
+                (
+                    kind.as_str().to_string(),
+                    t.errors_by_kind[kind.slot()].into(),
+                )
+            })
+            .collect();
+        let mut answers = crate::stats::AnswerCounts::default();
+        let mut throttled_us = 0;
+        for worker in self.workers {
+            answers.merge(&worker.answers);
+            throttled_us += worker.throttled_us;
+        }
+        json!({
+            "kind": "run",
+            "running": self.running,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "progress": {"items": self.items, "done": self.done},
+            "totals": {
+                "rows": self.rows,
+                "requests": t.requests,
+                "retries": t.requests.saturating_sub(t.rows),
+                "status": classes,
+                "errors": errors,
+                "bytes": t.bytes,
+                "bytes_wire": answers.wire_bytes,
+                "throttled_s": throttled_us as f64 / 1e6,
+            },
+            "timeline": self.timeline.to_json(),
+            "id_map": self.map.to_json(),
+            "workers": self
+                .workers
+                .iter()
+                .enumerate()
+                .map(|(shard, w)| json!({"shard": shard, "rows": w.rows, "in_flight": w.in_flight}))
+                .collect::<Vec<_>>(),
+            "proxies": answers.proxies,
+        })
+    }
+}
+
+/// The page: live (it fetches `/state` every second) or a report (the state inside it).
+pub fn page(state: &serde_json::Value, live: bool) -> String {
+    // `</` would end the script element the JSON sits in.
+    let state = state.to_string().replace("</", "<\\/");
+    PAGE_HTML
+        .replace("{{TITLE}}", if live { "live" } else { "report" })
+        .replace("{{MODE}}", if live { "running" } else { "report" })
+        .replace("{{LIVE}}", if live { "true" } else { "false" })
+        .replace("{{UPLOT_CSS}}", UPLOT_CSS)
+        .replace("{{PAGE_CSS}}", PAGE_CSS)
+        .replace("{{UPLOT_JS}}", UPLOT_JS)
+        .replace("{{PAGE_JS}}", PAGE_JS)
+        .replace("{{STATE}}", &state)
+}
+
+/// Writes the report: the page with `state` inside, at `path` (beside it first, then renamed,
+/// so a reader never sees half a report).
+pub fn write_report(path: &std::path::Path, state: &serde_json::Value) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
+    let aside = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&aside, page(state, false))?;
+    std::fs::rename(&aside, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::IdRange;
+    use crate::model::Record;
+
+    #[test]
+    fn the_report_holds_its_state_and_asks_for_nothing_outside() {
+        let started = std::time::Instant::now();
+        let mut timeline = Timeline::new(started);
+        let mut map = IdMap::new(IdRange::new(0, 10));
+        let mut tally = WorkerStats::new();
+        let record = Record {
+            index: 3,
+            status: Some(200),
+            attempts: 1,
+            latency_us: 1200,
+            ..Record::default()
+        };
+        timeline.record(&record, started);
+        map.record(&record);
+        tally.record(&record);
+        let state = State {
+            running: false,
+            elapsed: Duration::from_secs(2),
+            items: 10,
+            done: 1,
+            tally: &tally,
+            rows: 1,
+            timeline: &timeline,
+            map: &map,
+            workers: &[WorkerStats::new()],
+        }
+        .to_json();
+        assert_eq!(state["totals"]["status"]["2xx"], 1);
+        assert_eq!(state["id_map"]["cells"][3], json!([1, 0, 0]));
+        let html = page(&state, false);
+        assert!(html.contains(r#""kind":"run""#));
+        assert!(!html.contains("{{"), "every placeholder filled");
+        // No asset is fetched from anywhere: no src= or href= to a URL.
+        for attribute in ["src=\"http", "href=\"http", "src='http", "@import"] {
+            assert!(!html.contains(attribute), "{attribute}");
+        }
+        let script = page(&json!({"x": "</script><b>"}), false);
+        assert!(
+            !script.contains("</script><b>"),
+            "state cannot end its script element"
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! `--dashboard` and `--report`, as a person sees them: headless Chromium
+//! (`tests/servers/browser.py`, the DevTools protocol) opens the live page during a run of
+//! `serve` with faults, sees its figures change at least every 2 s and its totals agree with
+//! `/metrics`; the report opens with the network cut, asks for nothing but itself, and its
+//! totals and id-space map equal `--summary-json` and the CSV, through kill -9 of a worker and of
+//! the whole run and a `--resume`. Screenshots go to target/test-artifacts/.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::common::*;
+use serde_json::Value;
+
+fn artifact(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    dir.join(name)
+}
+
+/// What headless Chromium saw of `url` (see browser.py).
+fn browse(url: &str, extra: &[&str]) -> Value {
+    let script = format!("{}/tests/servers/browser.py", env!("CARGO_MANIFEST_DIR"));
+    python_json([&[script.as_str(), url][..], extra].concat())
+}
+
+/// A number as the page shows it ("3,015").
+fn shown(texts: &Value, id: &str) -> u64 {
+    let text = texts[id]
+        .as_str()
+        .unwrap_or_else(|| panic!("#{id} in {texts}"));
+    text.replace(',', "")
+        .parse()
+        .unwrap_or_else(|_| panic!("#{id} = {text:?}"))
+}
+
+fn get(addr: &str, path: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut text = String::new();
+    stream.read_to_string(&mut text).expect("read");
+    text
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
+/// Rows of the CSV that succeeded (a 200) and that did not.
+fn ok_and_failed(csv: &Path) -> (u64, u64) {
+    let rows = read_rows(csv);
+    let ok = rows.iter().filter(|r| r.status == Some(200)).count() as u64;
+    (ok, rows.len() as u64 - ok)
+}
+
+/// The report seen with the network cut: it asked for nothing but itself, drew its charts, and
+/// its map counts equal the CSV's (of `items`, those without a row pending).
+fn assert_report_matches(report: &Path, csv: &Path, items: u64, screenshot: &str) -> Value {
+    let url = format!("file://{}", report.display());
+    let seen = browse(
+        &url,
+        &[
+            "--offline",
+            "--screenshot",
+            artifact(screenshot).to_str().expect("utf-8"),
+        ],
+    );
+    assert_eq!(seen["requests"], serde_json::json!([url]), "{seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    let texts = &seen["texts"];
+    assert_eq!(texts["mode"], "finished");
+    assert_eq!(texts["charts"], 4, "{texts}");
+    let (ok, failed) = ok_and_failed(csv);
+    assert_eq!(
+        (
+            shown(texts, "map-ok"),
+            shown(texts, "map-failed"),
+            shown(texts, "map-pending")
+        ),
+        (ok, failed, items - ok - failed),
+        "{texts}"
+    );
+    texts.clone()
+}
+
+#[test]
+fn the_live_page_moves_with_the_run_and_the_report_equals_its_summary() {
+    let server = Server::start(&["--drop-every", "13", "--delay-ms", "1..5"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let scrape = || {
+        TestCommand::run(dir.path(), &server.url(), "0..6000")
+            .args(["--rate", "600", "--retries", "0", "-s", "2", "-c", "16"])
+            .args(["-o", "out.csv", "--dashboard", &port.to_string()])
+            .args(["--report", "report.html", "--summary-json", "summary.json"])
+            .arg("--no-progress")
+    };
+    let run = scrape().spawn();
+    let up = wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    assert!(up.is_some(), "the dashboard did not come up");
+    let seen = browse(
+        &format!("http://{addr}/"),
+        &[
+            "--watch",
+            "5",
+            "--screenshot",
+            artifact("dashboard-live.png").to_str().expect("utf-8"),
+        ],
+    );
+    let metrics = get(&addr, "/metrics");
+    let samples = seen["samples"].as_array().expect("samples");
+    assert!(samples.len() >= 4, "at least 4 updates in 5 s: {seen}");
+    // The figures change at least every 2 s.
+    for pair in samples.windows(2) {
+        let gap = pair[1]["at"].as_f64().unwrap_or(0.0) - pair[0]["at"].as_f64().unwrap_or(0.0);
+        assert!(gap <= 2000.0, "{gap} ms between updates");
+        assert!(
+            pair[1]["done"].as_u64() > pair[0]["done"].as_u64(),
+            "{pair:?}"
+        );
+    }
+    // Shown totals equal /metrics within one update (600 rows a second).
+    let page_rows = samples
+        .last()
+        .and_then(|s| s["rows"].as_u64())
+        .expect("rows");
+    let metric_rows = metric(&metrics, "ringscrape_rows_total ");
+    assert!(
+        metric_rows.abs_diff(page_rows) <= 1200,
+        "page {page_rows}, /metrics {metric_rows}"
+    );
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    // kill -9 of a worker: its shard ends incomplete (exit 1); the report maps what is in the
+    // file, the rest pending.
+    let worker = *children_of(run.id()).first().expect("a worker");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the worker");
+    let out = run.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let summary = |dir: &Path| -> Value {
+        let text = std::fs::read_to_string(dir.join("summary.json")).expect("summary");
+        serde_json::from_str(&text).expect("json")
+    };
+    let (report, csv) = (dir.path().join("report.html"), dir.path().join("out.csv"));
+    let texts = assert_report_matches(&report, &csv, 6000, "dashboard-report-killed.png");
+    assert_eq!(
+        shown(&texts, "rows"),
+        summary(dir.path())["rows"].as_u64().expect("rows")
+    );
+    assert!(shown(&texts, "map-pending") > 0, "{texts}");
+    // --resume completes it: the report maps every item, the earlier run's rows too.
+    let out = scrape().arg("--resume").output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let texts = assert_report_matches(&report, &csv, 6000, "dashboard-report.png");
+    assert_eq!(
+        shown(&texts, "rows"),
+        summary(dir.path())["rows"].as_u64().expect("rows")
+    );
+    assert_eq!(shown(&texts, "done"), 6000);
+}
+
+#[test]
+fn after_kill_9_and_resume_the_report_maps_the_earlier_rows_too() {
+    let server = Server::start(&["--drop-every", "13"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let scrape = || {
+        TestCommand::run(dir.path(), &server.url(), "0..4000")
+            .args([
+                "--rate",
+                "800",
+                "--retries",
+                "0",
+                "-s",
+                "2",
+                "-o",
+                "out.csv",
+            ])
+            .args(["--report", "report.html", "--no-progress"])
+    };
+    let mut run = scrape().spawn();
+    let going = wait_for(Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(dir.path().join("out.csv")).ok()?;
+        (text.lines().count() > 1500).then_some(())
+    });
+    assert!(going.is_some(), "no rows came");
+    kill_9(&mut run);
+    let out = scrape().arg("--resume").output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let texts = assert_report_matches(
+        &dir.path().join("report.html"),
+        &dir.path().join("out.csv"),
+        4000,
+        "dashboard-resumed-report.png",
+    );
+    assert_eq!(shown(&texts, "done"), 4000);
+    assert!(
+        shown(&texts, "rows") < 4000,
+        "this run's rows only: {texts}"
+    );
+}
