@@ -169,6 +169,11 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
         tune::plot(path, &measured, advice, budget).map_err(tune::TuneError::from)?;
         println!("plot: {}", path.display());
     }
+    if let Some(path) = &args.report {
+        let state = tune::report_state(&measured, advice, budget);
+        view::write_report(path, &state).map_err(|e| tune::TuneError::Report(path.clone(), e))?;
+        println!("report: {}", path.display());
+    }
     let Some(step) = advice else {
         println!(
             "no concurrency kept p99 within {budget:.0} ms without errors; try lower ones or a larger --p99-budget"

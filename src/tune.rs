@@ -37,6 +37,8 @@ pub enum TuneError {
     Io(#[from] io::Error),
     #[error(transparent)]
     Plot(#[from] PlotError),
+    #[error("--report {0}: {1}")]
+    Report(std::path::PathBuf, io::Error),
 }
 
 impl TuneError {
@@ -253,6 +255,32 @@ pub fn still_growing(measured: &[Measured]) -> Option<String> {
 }
 
 /// The table printed after the steps.
+/// The sweep as a report's state document (`tune --report`): each step, the knee, the budget.
+pub fn report_state(
+    measured: &[Measured],
+    knee: Option<Step>,
+    p99_budget_ms: f64,
+) -> serde_json::Value {
+    let steps: Vec<serde_json::Value> = measured
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "concurrency": m.step.to_string(),
+                "req_per_s": m.req_per_s,
+                "p50_ms": m.p50_ms,
+                "p99_ms": m.p99_ms,
+                "errors": m.errors,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "kind": "tune",
+        "steps": steps,
+        "knee": knee.map(|k| k.to_string()),
+        "p99_budget_ms": p99_budget_ms,
+    })
+}
+
 pub fn table(measured: &[Measured], advice: Option<Step>) -> String {
     let mut out = format!(
         "{:>12} {:>10} {:>10} {:>10} {:>8}\n",

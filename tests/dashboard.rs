@@ -12,14 +12,14 @@ use std::time::Duration;
 use crate::common::*;
 use serde_json::Value;
 
-fn artifact(name: &str) -> PathBuf {
+pub fn artifact(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     dir.join(name)
 }
 
 /// What headless Chromium saw of `url` (see browser.py).
-fn browse(url: &str, extra: &[&str]) -> Value {
+pub fn browse(url: &str, extra: &[&str]) -> Value {
     let script = format!("{}/tests/servers/browser.py", env!("CARGO_MANIFEST_DIR"));
     python_json([&[script.as_str(), url][..], extra].concat())
 }
@@ -209,4 +209,63 @@ fn after_kill_9_and_resume_the_report_maps_the_earlier_rows_too() {
         shown(&texts, "rows") < 4000,
         "this run's rows only: {texts}"
     );
+}
+
+#[test]
+fn the_report_is_written_on_sigterm_and_on_abort_after_and_shows_no_credential() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let run = TestCommand::run(dir.path(), &server.url(), "0..100000")
+        .args([
+            "--rate",
+            "500",
+            "-s",
+            "2",
+            "-o",
+            "out.csv",
+            "--report",
+            "report.html",
+        ])
+        .args(["-H", "Authorization: Bearer s3cret-token", "--no-progress"])
+        .args(["--dashboard", &port.to_string()])
+        .spawn();
+    let addr = format!("127.0.0.1:{port}");
+    let state = wait_for(Duration::from_secs(10), || {
+        let text = std::fs::read_to_string(dir.path().join("out.csv")).ok()?;
+        (text.lines().count() > 500).then(|| get(&addr, "/state") + &get(&addr, "/"))
+    })
+    .expect("rows came");
+    assert!(
+        !state.contains("s3cret") && state.contains("\"progress\""),
+        "{state}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let out = run.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(143), "{}", stderr(&out));
+    let (report, csv) = (dir.path().join("report.html"), dir.path().join("out.csv"));
+    assert_report_matches(&report, &csv, 100_000, "dashboard-report-sigterm.png");
+    assert!(
+        !std::fs::read_to_string(&report)
+            .expect("report")
+            .contains("s3cret")
+    );
+    // A target that is down: --abort-after stops the run, and the report says what it saw.
+    let down = format!("http://127.0.0.1:{}/log?id={{id}}", free_port());
+    let out = TestCommand::run(dir.path(), &down, "0..1000")
+        .args(["--abort-after", "20", "--retries", "0", "-o", "down.csv"])
+        .args(["--report", "down.html", "--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let texts = assert_report_matches(
+        &dir.path().join("down.html"),
+        &dir.path().join("down.csv"),
+        1000,
+        "dashboard-report-aborted.png",
+    );
+    assert!(shown(&texts, "map-failed") >= 20, "{texts}");
 }

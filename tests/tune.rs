@@ -60,10 +60,13 @@ fn tune_marks_the_knee_and_prints_the_command() {
     let url = server.url();
     let dir = tempfile::tempdir().expect("temp dir");
     let plot = dir.path().join("tune.svg");
+    let report = dir.path().join("tune.html");
     let out = TestCommand::new(dir.path())
         .args(["tune", "-u", &url, "-i", "0..1000000", "-s", "2"])
         .arg("--plot")
         .arg(&plot)
+        .arg("--report")
+        .arg(&report)
         .args([
             "-c",
             "8,32,128,auto",
@@ -103,6 +106,18 @@ fn tune_marks_the_knee_and_prints_the_command() {
     );
     let svg = std::fs::read_to_string(&plot).expect("--plot wrote the file");
     assert!(svg.starts_with("<svg") && svg.contains("knee") && svg.contains("budget 150 ms"));
+    // The report, as headless Chromium shows it with the network cut.
+    let url = format!("file://{}", report.display());
+    let shot = crate::dashboard::artifact("tune-report.png");
+    let seen = crate::dashboard::browse(
+        &url,
+        &["--offline", "--screenshot", shot.to_str().expect("utf-8")],
+    );
+    assert_eq!(seen["requests"], serde_json::json!([url]), "{seen}");
+    assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
+    assert_eq!(seen["texts"]["mode"], "tune");
+    assert_eq!(seen["texts"]["knee"], "32", "{seen}");
+    assert_eq!(seen["texts"]["charts"], 2, "{seen}");
 }
 
 #[test]

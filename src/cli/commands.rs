@@ -88,6 +88,10 @@ pub struct TuneArgs {
     /// Also draw throughput and p99 against concurrency into this SVG file
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
+    /// Also write the sweep (rate, p50 and p99 per concurrency, the knee) as a self-contained
+    /// HTML page in the style of `run --report`
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<std::path::PathBuf>,
     /// More `ringscrape run` flags for every step (headers, TLS, …), after --
     #[arg(last = true, value_name = "RUN-FLAGS")]
     pub run_flags: Vec<String>,

@@ -26,7 +26,8 @@ import urllib.request
 
 import websocket  # websocket-client (PyPI)
 
-IDS = ["done", "items", "rows", "map-ok", "map-failed", "map-pending", "updates", "mode"]
+IDS = ["done", "items", "rows", "map-ok", "map-failed", "map-pending", "updates", "mode", "knee",
+       "steps"]
 
 
 class Page:

@@ -134,6 +134,33 @@ function render(state) {
   previous = state;
 }
 
+// `tune --report`: the sweep, step by step, in the same style.
+function renderTune(state) {
+  $("mode").textContent = "tune";
+  const steps = state.steps;
+  const knee = state.knee;
+  $("headline").innerHTML = `<span class="figure">knee: concurrency <b id="knee">${knee ?? "none"}</b></span>` +
+    `<span class="figure">p99 budget <b>${fmt(state.p99_budget_ms)}</b> ms</span>` +
+    `<span class="figure"><b id="steps">${steps.length}</b> steps</span>`;
+  document.querySelector("main").innerHTML =
+    '<section class="wide"><h2>Requests per second by step</h2><div id="chart-tune-rate" class="chart"></div></section>' +
+    '<section class="wide"><h2>Latency (ms) by step: p50, p99, and the budget</h2><div id="chart-tune-latency" class="chart"></div></section>' +
+    '<section><h2>Steps</h2><table id="tune-steps"></table></section>';
+  const x = steps.map((_, i) => i);
+  const axes = [{ label: "concurrency", values: (u, ticks) => ticks.map((t) => (steps[t] ? steps[t].concurrency : "")) }, {}];
+  const draw = (id, series, data) => {
+    const opts = { width: Math.max(320, $(id).clientWidth || 560), height: 240, scales: { x: { time: false } },
+      axes, series: [{ label: "step" }, ...series], legend: { live: false } };
+    new uPlot(opts, data, $(id));
+  };
+  draw("chart-tune-rate", [line("req/s", "#3b7dd8", "rgba(59,125,216,.15)")], [x, steps.map((s) => s.req_per_s)]);
+  draw("chart-tune-latency", [line("p50", "#2e9d4f"), line("p99", "#d7343a"), line("budget", "#999")],
+    [x, steps.map((s) => s.p50_ms), steps.map((s) => s.p99_ms), steps.map(() => state.p99_budget_ms)]);
+  table("tune-steps", ["concurrency", "req/s", "p50 ms", "p99 ms", "errors", ""], steps.map((s) => [
+    s.concurrency, fmt(s.req_per_s), fmt(s.p50_ms), fmt(s.p99_ms), fmt(s.errors), s.concurrency === knee ? "← knee" : "",
+  ]));
+}
+
 async function poll() {
   try {
     const response = await fetch("/state", { cache: "no-store" });
@@ -146,5 +173,6 @@ async function poll() {
 
 // Live, the first state may not be made yet (the page asked in the run's first second).
 const first = JSON.parse($("state").textContent);
-if (first && first.progress) render(first);
+if (first && first.kind === "tune") renderTune(first);
+else if (first && first.progress) render(first);
 if (LIVE) setInterval(poll, 1000);
