@@ -106,6 +106,17 @@ impl ErrorKind {
         self as usize - 1
     }
 
+    /// The kinds counted in `counts` (indexed by [`ErrorKind::slot`]) with their names, those
+    /// counted at least once.
+    pub fn named_counts(counts: &[u64]) -> impl Iterator<Item = (String, serde_json::Value)> + '_ {
+        Self::ALL
+            .into_iter()
+            .filter_map(|kind| match counts.get(kind.slot()) {
+                Some(&n) if n > 0 => Some((kind.as_str().to_string(), n.into())),
+                _ => None,
+            })
+    }
+
     /// The kind with wire code `code` (its discriminant).
     pub fn from_code(code: u8) -> Option<ErrorKind> {
         Self::ALL.into_iter().find(|kind| *kind as u8 == code)

@@ -50,16 +50,8 @@ impl Summary {
             .iter()
             .map(|(code, n)| (code.to_string(), (*n).into()))
             .collect();
-        let errors: serde_json::Map<String, serde_json::Value> = ErrorKind::ALL
-            .iter()
-            .filter(|kind| s.errors_by_kind[kind.slot()] > 0)
-            .map(|kind| {
-                (
-                    kind.as_str().to_string(),
-                    s.errors_by_kind[kind.slot()].into(),
-                )
-            })
-            .collect();
+        let errors: serde_json::Map<String, serde_json::Value> =
+            crate::model::ErrorKind::named_counts(&s.errors_by_kind).collect();
         serde_json::json!({
             "rows": self.rows_written,
             "requests": s.requests,

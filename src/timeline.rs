@@ -124,11 +124,8 @@ impl Bucket {
     }
 
     fn to_json(&self, start_s: f64) -> serde_json::Value {
-        let errors: serde_json::Map<String, serde_json::Value> = ErrorKind::ALL
-            .iter()
-            .filter(|kind| self.errors[kind.slot()] > 0)
-            .map(|kind| (kind.as_str().to_string(), self.errors[kind.slot()].into()))
-            .collect();
+        let errors: serde_json::Map<String, serde_json::Value> =
+            ErrorKind::named_counts(&self.errors).collect();
         json!({
             "t": start_s,
             "rows": self.rows,

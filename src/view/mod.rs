@@ -48,16 +48,8 @@ impl State<'_> {
             let sum = classes.get(&class).and_then(|v| v.as_u64()).unwrap_or(0) + n;
             classes.insert(class, sum.into());
         }
-        let errors: serde_json::Map<String, serde_json::Value> = crate::model::ErrorKind::ALL
-            .iter()
-            .filter(|kind| t.errors_by_kind[kind.slot()] > 0)
-            .map(|kind| {
-                (
-                    kind.as_str().to_string(),
-                    t.errors_by_kind[kind.slot()].into(),
-                )
-            })
-            .collect();
+        let errors: serde_json::Map<String, serde_json::Value> =
+            crate::model::ErrorKind::named_counts(&t.errors_by_kind).collect();
         let mut answers = crate::stats::AnswerCounts::default();
         let mut throttled_us = 0;
         for worker in self.workers {
