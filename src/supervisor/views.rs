@@ -64,7 +64,7 @@ impl Showing {
         let throttled = workers.iter().map(|w| w.throttled_us).sum();
         views.timeline.note_throttled(throttled, Instant::now());
         if let Some(live) = &self.live {
-            live.set(self.state(report, views, &workers, true));
+            live.set(&self.state(report, views, &workers, true));
         }
     }
 
@@ -82,7 +82,7 @@ impl Showing {
             }
         }
         if let Some(live) = &self.live {
-            live.set(state);
+            live.set(&state);
         }
     }
 

@@ -84,10 +84,11 @@ impl State<'_> {
     }
 }
 
-/// The page: live (it fetches `/state` every second) or a report (the state inside it).
-pub fn page(state: &serde_json::Value, live: bool) -> String {
+/// The page: live (it fetches `/state` every second) or a report (the state, JSON text, inside
+/// it).
+pub fn page(state: &str, live: bool) -> String {
     // `</` would end the script element the JSON sits in.
-    let state = state.to_string().replace("</", "<\\/");
+    let state = state.replace("</", "<\\/");
     PAGE_HTML
         .replace("{{TITLE}}", if live { "live" } else { "report" })
         .replace("{{MODE}}", if live { "running" } else { "report" })
@@ -106,7 +107,7 @@ pub fn write_report(path: &std::path::Path, state: &serde_json::Value) -> std::i
         .file_name()
         .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
     let aside = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&aside, page(state, false))?;
+    std::fs::write(&aside, page(&state.to_string(), false))?;
     std::fs::rename(&aside, path)
 }
 
@@ -146,14 +147,14 @@ mod tests {
         .to_json();
         assert_eq!(state["totals"]["status"]["2xx"], 1);
         assert_eq!(state["id_map"]["cells"][3], json!([1, 0, 0]));
-        let html = page(&state, false);
+        let html = page(&state.to_string(), false);
         assert!(html.contains(r#""kind":"run""#));
         assert!(!html.contains("{{"), "every placeholder filled");
         // No asset is fetched from anywhere: no src= or href= to a URL.
         for attribute in ["src=\"http", "href=\"http", "src='http", "@import"] {
             assert!(!html.contains(attribute), "{attribute}");
         }
-        let script = page(&json!({"x": "</script><b>"}), false);
+        let script = page(&json!({"x": "</script><b>"}).to_string(), false);
         assert!(
             !script.contains("</script><b>"),
             "state cannot end its script element"

@@ -9,26 +9,28 @@ use std::sync::{Arc, Mutex};
 
 use crate::metrics::{self, Metrics};
 
-/// What the page is served from: the latest state document, and the metrics.
+/// What the page is served from: the latest state document (as JSON text: a few hundred KB
+/// for a long run, where the parsed value would take several MB), and the metrics.
 pub struct Live {
-    state: Mutex<Arc<serde_json::Value>>,
+    state: Mutex<Arc<String>>,
     metrics: Arc<Metrics>,
 }
 
 impl Live {
     pub fn new(metrics: Arc<Metrics>) -> Arc<Live> {
         Arc::new(Live {
-            state: Mutex::new(Arc::new(serde_json::Value::Null)),
+            state: Mutex::new(Arc::new("null".to_string())),
             metrics,
         })
     }
 
     /// The state to serve from now on.
-    pub fn set(&self, state: serde_json::Value) {
-        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(state);
+    pub fn set(&self, state: &serde_json::Value) {
+        let text = Arc::new(state.to_string());
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = text;
     }
 
-    fn state(&self) -> Arc<serde_json::Value> {
+    fn state(&self) -> Arc<String> {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -62,10 +64,7 @@ fn answer(stream: TcpStream, live: &Live, refresh: &dyn Fn(&Metrics)) -> io::Res
             let page = super::page(&live.state(), true);
             metrics::respond(stream, "200 OK", "text/html; charset=utf-8", &page)
         }
-        "/state" => {
-            let state = live.state().to_string();
-            metrics::respond(stream, "200 OK", "application/json", &state)
-        }
+        "/state" => metrics::respond(stream, "200 OK", "application/json", &live.state()),
         "/metrics" => {
             refresh(&live.metrics);
             metrics::respond(
