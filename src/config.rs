@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::assignment::Fetch;
 use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
+use crate::document;
 use crate::extract::ExtractSpec;
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile, Product, RecordFile, RecordFileError, RecordFormat};
@@ -166,6 +167,12 @@ pub enum ConfigError {
     MetricsAddr(String),
     #[error("--{0} {1}: directory {2} does not exist")]
     ReportDir(&'static str, PathBuf, PathBuf),
+    #[error("--{0} {1}: {2}")]
+    Unwritable(&'static str, PathBuf, document::Unwritable),
+    #[error("--{0} {1}: is the --{2} file too; give each its own file")]
+    SameFile(&'static str, PathBuf, &'static str),
+    #[error("--{0} {1}: is inside the --output directory of Parquet parts; put it elsewhere")]
+    InPartsDir(&'static str, PathBuf),
     #[error("--dashboard {0}: expected PORT or IP:PORT, e.g. 8080 or 127.0.0.1:8080")]
     DashboardAddr(String),
     #[error("--rate {0}: must be a number of requests per second from 0.001 to 1e9")]
@@ -226,7 +233,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let retry = retry_of(args)?;
     let mode = write_mode(args);
     let (output, format) = output_of(args, node.as_ref(), mode)?;
-    check_reports(args)?;
+    check_reports(args, &output, format)?;
     // Late, as it may read a large file (or all of standard input).
     let Items {
         ids,
@@ -421,8 +428,9 @@ fn dashboard_addr(text: &str) -> Result<String, ConfigError> {
         .map_err(|_| ConfigError::DashboardAddr(text.to_string()))
 }
 
-/// `--metrics` is an address and `--summary-json` can be written where it points.
-fn check_reports(args: &RunArgs) -> Result<(), ConfigError> {
+/// `--metrics` is an address, `--summary-json` and `--report` can be written where they point,
+/// and no file of the run is another of its files.
+fn check_reports(args: &RunArgs, output: &Output, format: RowFormat) -> Result<(), ConfigError> {
     if let Some(addr) = &args.metrics
         && addr.parse::<std::net::SocketAddr>().is_err()
     {
@@ -441,6 +449,55 @@ fn check_reports(args: &RunArgs) -> Result<(), ConfigError> {
                     dir.to_path_buf(),
                 ));
             }
+            // Found now, not after the whole run has been fetched.
+            document::check_writable(path)
+                .map_err(|e| ConfigError::Unwritable(flag, path.clone(), e))?;
+        }
+    }
+    check_apart(args, output, format)
+}
+
+/// Each file of the run is its own: the rows do not go into a key file (`--overwrite` would
+/// empty it before it is read, as `cp a a` is refused), and a document (written when the run
+/// ends) replaces neither the rows, nor a key file, nor the other document.
+fn check_apart(args: &RunArgs, output: &Output, format: RowFormat) -> Result<(), ConfigError> {
+    let inputs: Vec<(&'static str, &PathBuf)> = args
+        .keys
+        .iter()
+        .map(|path| ("keys", path))
+        .chain(args.ids_file.iter().map(|path| ("ids-file", path)))
+        .filter(|(_, path)| path.as_os_str() != "-")
+        .collect();
+    let rows = match output {
+        Output::File(path) => path.clone(),
+        Output::Stdout => PathBuf::from("/dev/stdout"),
+    };
+    if let Output::File(path) = output {
+        for (flag, input) in &inputs {
+            if document::same_file(path, input) {
+                return Err(ConfigError::SameFile("output", path.clone(), flag));
+            }
+        }
+    }
+    let documents = [
+        ("summary-json", &args.summary_json),
+        ("report", &args.report),
+    ];
+    let documents: Vec<(&'static str, &PathBuf)> = documents
+        .into_iter()
+        .filter_map(|(flag, path)| path.as_ref().map(|path| (flag, path)))
+        .collect();
+    for (i, (flag, path)) in documents.iter().enumerate() {
+        let others = std::iter::once(("output", &rows))
+            .chain(inputs.iter().copied())
+            .chain(documents[..i].iter().copied());
+        for (other, other_path) in others {
+            if document::same_file(path, other_path) {
+                return Err(ConfigError::SameFile(flag, (*path).clone(), other));
+            }
+        }
+        if format == RowFormat::Parquet && document::same_file(directory_of(path), &rows) {
+            return Err(ConfigError::InPartsDir(flag, (*path).clone()));
         }
     }
     Ok(())

@@ -24,6 +24,7 @@
 pub(crate) mod assignment;
 pub mod cli;
 pub(crate) mod config;
+pub(crate) mod document;
 pub(crate) mod extract;
 pub(crate) mod ids;
 pub(crate) mod inflight;

@@ -15,7 +15,7 @@ pub fn show(outcome: &RunOutcome, summary_json: Option<&std::path::Path>) {
         crate::note!("{summary}");
         if let Some(path) = summary_json {
             let text = summary.to_json().to_string() + "\n";
-            if let Err(e) = std::fs::write(path, text) {
+            if let Err(e) = crate::document::write(path, text.as_bytes()) {
                 crate::say!("ringscrape: --summary-json {}: {e}", path.display());
             }
         }

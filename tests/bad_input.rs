@@ -585,3 +585,114 @@ fn a_url_with_a_password_is_refused_without_showing_it() {
         assert!(err.contains("***@"), "{url}: {err}");
     }
 }
+
+/// Runs `ringscrape run ARGS` in `dir` and checks it is refused (exit 2, one line holding
+/// `expect_in_message`) with every file of `dir` as it was.
+fn assert_refused_touching_nothing(dir: &std::path::Path, args: &[&str], expect_in_message: &str) {
+    let before = files_of(dir);
+    let out = TestCommand::new(dir).arg("run").args(args).output_of();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: stderr {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line, got {err:?}");
+    assert!(err.contains(expect_in_message), "{args:?}: {err:?}");
+    assert_eq!(files_of(dir), before, "{args:?}: a file changed");
+}
+
+/// Each file of `dir` with its bytes.
+fn files_of(dir: &std::path::Path) -> Vec<(std::ffi::OsString, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .flatten()
+        .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap_or_default()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_report_or_summary_on_the_output_or_a_key_file_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("keys.csv"), "name\nalpha\nbeta\n").expect("write");
+    std::fs::write(d.join("ids.txt"), "a\nb\n").expect("write");
+    std::fs::write(d.join("out.csv"), "rows of an earlier run\n").expect("write");
+    let url = "http://127.0.0.1:9/{name}";
+    for (args, message) in [
+        (
+            &["--keys", "keys.csv", "--report", "keys.csv"][..],
+            "--report keys.csv: is the --keys file too",
+        ),
+        (
+            &["--keys", "keys.csv", "--summary-json", "./keys.csv"][..],
+            "--summary-json ./keys.csv: is the --keys file too",
+        ),
+        (
+            &["--keys", "keys.csv", "--report", "out.csv"][..],
+            "--report out.csv: is the --output file too",
+        ),
+        (
+            &["--keys", "keys.csv", "--summary-json", "out.csv"][..],
+            "--summary-json out.csv: is the --output file too",
+        ),
+        (
+            &[
+                "--keys",
+                "keys.csv",
+                "--summary-json",
+                "s.json",
+                "--report",
+                "s.json",
+            ][..],
+            "--report s.json: is the --summary-json file too",
+        ),
+    ] {
+        let args = [&["-u", url, "-o", "out.csv", "--overwrite"][..], args].concat();
+        assert_refused_touching_nothing(d, &args, message);
+    }
+    // A new output: the names match before either file exists.
+    let args = [
+        "-u", URL, "-i", "0..3", "-o", "new.csv", "--report", "new.csv",
+    ];
+    assert_refused_touching_nothing(d, &args, "--report new.csv: is the --output file too");
+    let args = ["-u", "http://127.0.0.1:9/{id}", "--ids-file", "ids.txt"];
+    let args = [&args[..], &["-o", "new.csv", "--summary-json", "ids.txt"]].concat();
+    assert_refused_touching_nothing(
+        d,
+        &args,
+        "--summary-json ids.txt: is the --ids-file file too",
+    );
+}
+
+#[test]
+fn rows_into_the_key_file_they_are_read_from_are_refused_even_with_overwrite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("keys.csv"), "name\nalpha\nbeta\n").expect("write");
+    std::fs::write(d.join("ids.txt"), "a\nb\n").expect("write");
+    for mode in ["--overwrite", "--resume"] {
+        let args = ["-u", "http://127.0.0.1:9/{name}", "--keys", "keys.csv"];
+        let args = [&args[..], &["-o", "./keys.csv", mode]].concat();
+        assert_refused_touching_nothing(d, &args, "--output ./keys.csv: is the --keys file too");
+        let args = ["-u", "http://127.0.0.1:9/{id}", "--ids-file", "ids.txt"];
+        let args = [&args[..], &["-o", "ids.txt", mode]].concat();
+        assert_refused_touching_nothing(d, &args, "--output ids.txt: is the --ids-file file too");
+    }
+}
+
+#[test]
+fn a_report_that_cannot_be_written_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("reports")).expect("mkdir");
+    for flag in ["--report", "--summary-json"] {
+        for (path, message) in [
+            ("reports", "reports: is a directory"),
+            ("/proc/x.html", "/proc/x.html: cannot write in /proc"),
+        ] {
+            assert_refused_in(
+                dir.path(),
+                &["-u", URL, "-i", "0..3", flag, path],
+                &format!("{flag} {message}"),
+            );
+        }
+    }
+}

@@ -269,3 +269,57 @@ fn the_report_is_written_on_sigterm_and_on_abort_after_and_shows_no_credential()
     );
     assert!(shown(&texts, "map-failed") >= 20, "{texts}");
 }
+
+#[test]
+fn a_report_through_a_symlink_or_a_fifo_leaves_the_link_and_the_fifo_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::write(d.join("kept.html"), "an older report").expect("write");
+    std::os::unix::fs::symlink("kept.html", d.join("link.html")).expect("symlink");
+    let fifo = d.join("report.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    // A reader on the FIFO, as `--report /dev/stdout | …` has.
+    let mut reader = std::process::Command::new("cat")
+        .arg(&fifo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("cat");
+    let out = TestCommand::run(d, &server.url(), "0..20")
+        .args(["--report", "link.html", "--no-progress", "-o", "a.csv"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = TestCommand::run(d, &server.url(), "0..20")
+        .args(["--report", "report.fifo", "--no-progress", "-o", "b.csv"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // The reader is ended before anything is asserted: a FIFO replaced by a file leaves it
+    // waiting for a writer that never comes.
+    let still_a_fifo = std::fs::symlink_metadata(&fifo).is_ok_and(|m| m.file_type().is_fifo());
+    let ended = wait_for(Duration::from_secs(5), || reader.try_wait().ok().flatten());
+    if ended.is_none() {
+        let _ = reader.kill();
+    }
+    let _ = reader.wait();
+    let mut read = String::new();
+    let _ = reader
+        .stdout
+        .take()
+        .expect("piped")
+        .read_to_string(&mut read);
+    assert!(still_a_fifo, "the FIFO was replaced by a file");
+    let link = std::fs::symlink_metadata(d.join("link.html")).expect("link");
+    assert!(link.is_symlink(), "the link was replaced by a file");
+    let kept = std::fs::read_to_string(d.join("kept.html")).expect("target");
+    assert!(kept.starts_with("<!doctype html>"), "{kept:.80}");
+    assert!(
+        read.starts_with("<!doctype html>"),
+        "the reader got {read:.80}"
+    );
+}

@@ -100,15 +100,10 @@ pub fn page(state: &str, live: bool) -> String {
         .replace("{{STATE}}", &state)
 }
 
-/// Writes the report: the page with `state` inside, at `path` (beside it first, then renamed,
-/// so a reader never sees half a report).
+/// Writes the report: the page with `state` inside, at `path` (as [`crate::document::write`]
+/// writes any document: a regular file whole or not at all, anything else through).
 pub fn write_report(path: &std::path::Path, state: &serde_json::Value) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
-    let aside = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&aside, page(&state.to_string(), false))?;
-    std::fs::rename(&aside, path)
+    crate::document::write(path, page(&state.to_string(), false).as_bytes())
 }
 
 #[cfg(test)]
