@@ -42,6 +42,7 @@ pub(crate) mod request;
 pub(crate) mod runtime;
 pub(crate) mod serve;
 pub(crate) mod stats;
+pub(crate) mod status_server;
 pub(crate) mod supervisor;
 pub(crate) mod template;
 pub(crate) mod timeline;

@@ -7,8 +7,8 @@
 //! `ringscrape_throttled_seconds`, `ringscrape_latency_seconds` (histogram of answered rows),
 //! `ringscrape_shard_rows_total{shard}`.
 
-use std::io::{self, BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
@@ -20,6 +20,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::model::Record;
+use crate::status_server::{self, Answer};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
@@ -189,67 +190,25 @@ pub fn bind(addr: &str) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
-/// Serves `/metrics` on `listener` from a thread for the rest of the process; `refresh` runs
-/// before each scrape.
+/// Serves `/metrics` on `listener` for the rest of the process (a thread per scrape, as
+/// [`status_server`] serves); `refresh` runs before each scrape.
 pub fn serve(
     listener: TcpListener,
     metrics: Arc<Metrics>,
-    refresh: impl Fn(&Metrics) + Send + 'static,
+    refresh: impl Fn(&Metrics) + Send + Sync + 'static,
 ) -> io::Result<SocketAddr> {
-    let bound = listener.local_addr()?;
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for stream in listener.incoming().flatten() {
-                refresh(&metrics);
-                // A scraper that misbehaves only loses its own answer.
-                let _ = answer(stream, &metrics);
-            }
-        })?;
-    Ok(bound)
-}
-
-fn answer(stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
-    let path = request_path(&stream)?;
-    if path == "/metrics" {
-        respond(stream, "200 OK", CONTENT_TYPE, &metrics.encode())
-    } else {
-        respond(stream, "404 Not Found", "text/plain", "try /metrics\n")
-    }
+    status_server::serve(listener, "metrics", move |request| {
+        if request.path == "/metrics" {
+            refresh(&metrics);
+            Answer::new("200 OK", CONTENT_TYPE, metrics.encode())
+        } else {
+            Answer::new("404 Not Found", "text/plain", "try /metrics\n")
+        }
+    })
 }
 
 /// The content type of the metrics text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// Reads a request's head from `stream` (5 s at most): the path it asks for, query left out.
-pub fn request_path(stream: &TcpStream) -> io::Result<String> {
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line)? == 0 || line == "\r\n" || line == "\n" {
-            break;
-        }
-    }
-    let target = request_line.split_whitespace().nth(1).unwrap_or("/");
-    Ok(target.split('?').next().unwrap_or("/").to_string())
-}
-
-/// Answers with `body` and closes.
-pub fn respond(
-    mut stream: TcpStream,
-    status: &str,
-    content_type: &str,
-    body: &str,
-) -> io::Result<()> {
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-}
 
 #[cfg(test)]
 mod tests {

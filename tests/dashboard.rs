@@ -323,3 +323,51 @@ fn a_report_through_a_symlink_or_a_fifo_leaves_the_link_and_the_fifo_in_place() 
         "the reader got {read:.80}"
     );
 }
+
+#[test]
+fn the_dashboard_answers_its_own_names_and_gets_only_and_warns_when_bound_wide() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut run = TestCommand::run(dir.path(), &server.url(), "0..1000")
+        .args(["--rate", "1", "-o", "out.csv", "--no-progress"])
+        .args(["--dashboard", &format!("0.0.0.0:{port}")])
+        .spawn();
+    let up = wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    assert!(up.is_some(), "the dashboard did not come up");
+    let ask = |request: String| {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("connect");
+        stream.write_all(request.as_bytes()).expect("send");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    };
+    let own = ask(format!("GET /state HTTP/1.1\r\nhost: {addr}\r\n\r\n"));
+    let localhost = ask(format!("GET / HTTP/1.1\r\nhost: localhost:{port}\r\n\r\n"));
+    // A page on evil.example whose name was rebound to this address.
+    let rebound = ask(format!(
+        "GET /state HTTP/1.1\r\nhost: evil.example:{port}\r\n\r\n"
+    ));
+    let post = ask(format!(
+        "POST /state HTTP/1.1\r\nhost: {addr}\r\ncontent-length: 0\r\n\r\n"
+    ));
+    let delete = ask(format!("DELETE / HTTP/1.1\r\nhost: {addr}\r\n\r\n"));
+    let _ = run.kill();
+    let out = run.wait_with_output().expect("wait");
+    let err = stderr(&out);
+    assert!(own.starts_with("HTTP/1.1 200 OK"), "{own:.200}");
+    assert!(localhost.starts_with("HTTP/1.1 200 OK"), "{localhost:.200}");
+    assert!(rebound.starts_with("HTTP/1.1 403 "), "{rebound:.200}");
+    assert!(!rebound.contains("\"progress\""), "{rebound:.400}");
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post:.200}");
+    assert!(delete.starts_with("HTTP/1.1 405 "), "{delete:.200}");
+    assert!(
+        err.contains(&format!(
+            "warning: --dashboard 0.0.0.0:{port} is not a loopback address"
+        )),
+        "{err}"
+    );
+}

@@ -88,3 +88,100 @@ fn a_busy_or_bad_metrics_address_refuses_the_run() {
         assert!(!dir.path().join("out.csv").exists(), "no request, no file");
     }
 }
+
+/// A run that stays up (1 request per second) serving `flags` (e.g. `--metrics ADDR`).
+fn long_run(dir: &std::path::Path, server: &Server, flags: &[&str]) -> std::process::Child {
+    TestCommand::run(dir, &server.url(), "0..1000")
+        .args(["--rate", "1", "-o", "out.csv", "--no-progress"])
+        .args(flags)
+        .spawn()
+}
+
+/// Asks `GET path` of `addr`; the whole answer, and how long it took.
+fn timed_get(addr: &str, path: &str) -> (String, Duration) {
+    use std::io::{Read, Write};
+    let started = std::time::Instant::now();
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nhost: {addr}\r\n\r\n").expect("send");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    (text, started.elapsed())
+}
+
+#[test]
+fn a_slowloris_client_does_not_delay_another_scrape() {
+    use std::io::Write;
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut run = long_run(dir.path(), &server, &["--metrics", &addr]);
+    let up = wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(&addr).ok()
+    });
+    // The slow client: a byte of its head every 500 ms for 6 s, never the end.
+    let mut slow = up.expect("the metrics server did not come up");
+    let slowloris = std::thread::spawn(move || {
+        let _ = slow.write_all(b"GET /metrics HTTP/1.1\r\n");
+        for _ in 0..12 {
+            std::thread::sleep(Duration::from_millis(500));
+            if slow.write_all(b"x").is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let mut took = Vec::new();
+    for _ in 0..3 {
+        let (text, elapsed) = timed_get(&addr, "/metrics");
+        assert!(text.contains("ringscrape_rows_total"), "{text:.200}");
+        took.push(elapsed);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = run.kill();
+    let _ = run.wait();
+    let _ = slowloris.join();
+    assert!(
+        took.iter().all(|t| *t < Duration::from_secs(1)),
+        "scrapes waited on the slow client: {took:?}"
+    );
+}
+
+#[test]
+fn a_huge_request_head_costs_the_supervisor_no_memory() {
+    use std::io::Write;
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let port = free_port();
+    let dashboard = format!("127.0.0.1:{port}");
+    let port = port.to_string();
+    let mut run = long_run(
+        dir.path(),
+        &server,
+        &["--metrics", &metrics, "--dashboard", &port],
+    );
+    let pid = run.id();
+    for addr in [&metrics, &dashboard] {
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(addr).ok()
+        });
+        let mut stream = up.expect("the server did not come up");
+        // One header line of 200 MB, never ended; the connection kept open while measured.
+        let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nx-filler: ");
+        let chunk = vec![b'a'; 1 << 20];
+        let sent = (0..200)
+            .take_while(|_| stream.write_all(&chunk).is_ok())
+            .count();
+        std::thread::sleep(Duration::from_millis(300));
+        let rss_mb = rss_kib(pid) / 1024;
+        eprintln!("{addr}: {sent} MB sent, supervisor {rss_mb} MB");
+        assert!(rss_mb < 100, "{addr}: the supervisor took {rss_mb} MB");
+        let (text, _) = timed_get(addr, "/metrics");
+        assert!(text.starts_with("HTTP/1.1 200 OK"), "{text:.200}");
+    }
+    let _ = run.kill();
+    let _ = run.wait();
+}

@@ -43,6 +43,11 @@ impl Showing {
                 let live = Live::new(metrics);
                 let bound = server::serve(listener, live.clone(), refresh_metrics(board))?;
                 crate::note!("ringscrape: dashboard on http://{bound}/");
+                if !bound.ip().is_loopback() {
+                    crate::say!(
+                        "ringscrape: warning: --dashboard {bound} is not a loopback address: anyone who can reach it sees the run's progress and figures"
+                    );
+                }
                 Some(live)
             }
             _ => None,
