@@ -169,10 +169,8 @@ pub enum ConfigError {
     ReportDir(&'static str, PathBuf, PathBuf),
     #[error("--{0} {1}: {2}")]
     Unwritable(&'static str, PathBuf, document::Unwritable),
-    #[error("--{0} {1}: is the --{2} file too; give each its own file")]
-    SameFile(&'static str, PathBuf, &'static str),
-    #[error("--{0} {1}: is inside the --output directory of Parquet parts; put it elsewhere")]
-    InPartsDir(&'static str, PathBuf),
+    #[error(transparent)]
+    Clash(#[from] document::Clash),
     #[error("--dashboard {0}: expected PORT or IP:PORT, e.g. 8080 or 127.0.0.1:8080")]
     DashboardAddr(String),
     #[error("--rate {0}: must be a number of requests per second from 0.001 to 1e9")]
@@ -457,50 +455,31 @@ fn check_reports(args: &RunArgs, output: &Output, format: RowFormat) -> Result<(
     check_apart(args, output, format)
 }
 
-/// Each file of the run is its own: the rows do not go into a key file (`--overwrite` would
-/// empty it before it is read, as `cp a a` is refused), and a document (written when the run
-/// ends) replaces neither the rows, nor a key file, nor the other document.
+/// The run's files by flag, for [`document::check_apart`].
 fn check_apart(args: &RunArgs, output: &Output, format: RowFormat) -> Result<(), ConfigError> {
-    let inputs: Vec<(&'static str, &PathBuf)> = args
-        .keys
-        .iter()
-        .map(|path| ("keys", path))
-        .chain(args.ids_file.iter().map(|path| ("ids-file", path)))
-        .filter(|(_, path)| path.as_os_str() != "-")
-        .collect();
-    let rows = match output {
-        Output::File(path) => path.clone(),
-        Output::Stdout => PathBuf::from("/dev/stdout"),
-    };
-    if let Output::File(path) = output {
-        for (flag, input) in &inputs {
-            if document::same_file(path, input) {
-                return Err(ConfigError::SameFile("output", path.clone(), flag));
-            }
-        }
-    }
+    let inputs = args.keys.iter().map(|path| ("keys", path));
+    let inputs = inputs.chain(args.ids_file.iter().map(|path| ("ids-file", path)));
     let documents = [
         ("summary-json", &args.summary_json),
         ("report", &args.report),
     ];
-    let documents: Vec<(&'static str, &PathBuf)> = documents
-        .into_iter()
-        .filter_map(|(flag, path)| path.as_ref().map(|path| (flag, path)))
-        .collect();
-    for (i, (flag, path)) in documents.iter().enumerate() {
-        let others = std::iter::once(("output", &rows))
-            .chain(inputs.iter().copied())
-            .chain(documents[..i].iter().copied());
-        for (other, other_path) in others {
-            if document::same_file(path, other_path) {
-                return Err(ConfigError::SameFile(flag, (*path).clone(), other));
-            }
-        }
-        if format == RowFormat::Parquet && document::same_file(directory_of(path), &rows) {
-            return Err(ConfigError::InPartsDir(flag, (*path).clone()));
-        }
-    }
-    Ok(())
+    let files = document::RunFiles {
+        rows: match output {
+            Output::File(path) => Some(path.as_path()),
+            Output::Stdout => None,
+        },
+        rows_are_parts: format == RowFormat::Parquet,
+        // Standard input is no file to clash with.
+        inputs: inputs
+            .filter(|(_, path)| path.as_os_str() != "-")
+            .map(|(f, p)| (f, p.as_path()))
+            .collect(),
+        documents: documents
+            .into_iter()
+            .filter_map(|(f, p)| Some((f, p.as_deref()?)))
+            .collect(),
+    };
+    Ok(document::check_apart(&files)?)
 }
 
 /// The job's items, and this node's slice of them.

@@ -78,6 +78,57 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     })
 }
 
+/// A file of the run that is another of its files.
+#[derive(Debug, thiserror::Error)]
+pub enum Clash {
+    #[error("--{0} {1}: is the --{2} file too; give each its own file")]
+    SameFile(&'static str, PathBuf, &'static str),
+    #[error("--{0} {1}: is inside the --output directory of Parquet parts; put it elsewhere")]
+    InPartsDir(&'static str, PathBuf),
+}
+
+/// The files of a run, each with the flag that names it.
+pub struct RunFiles<'a> {
+    /// `-o` (`None`: standard output).
+    pub rows: Option<&'a Path>,
+    /// The rows are a directory of Parquet parts.
+    pub rows_are_parts: bool,
+    /// Files the run reads: `--keys`, `--ids-file`.
+    pub inputs: Vec<(&'static str, &'a Path)>,
+    /// Files written when the run ends: `--summary-json`, `--report`.
+    pub documents: Vec<(&'static str, &'a Path)>,
+}
+
+/// Each file of the run is its own: the rows do not go into a file the run reads
+/// (`--overwrite` would empty it before it is read, as `cp a a` is refused), and a document
+/// replaces neither the rows, nor an input, nor the other document.
+pub fn check_apart(files: &RunFiles) -> Result<(), Clash> {
+    if let Some(rows) = files.rows
+        && let Some((flag, _)) = files
+            .inputs
+            .iter()
+            .find(|(_, input)| same_file(rows, input))
+    {
+        return Err(Clash::SameFile("output", rows.to_path_buf(), flag));
+    }
+    // Rows on standard output clash with a document written to the same pipe or file.
+    let rows = files.rows.unwrap_or(Path::new("/dev/stdout"));
+    for (i, &(flag, path)) in files.documents.iter().enumerate() {
+        let others = std::iter::once(("output", rows))
+            .chain(files.inputs.iter().copied())
+            .chain(files.documents[..i].iter().copied());
+        for (other, other_path) in others {
+            if same_file(path, other_path) {
+                return Err(Clash::SameFile(flag, path.to_path_buf(), other));
+            }
+        }
+        if files.rows_are_parts && same_file(directory_of(path), rows) {
+            return Err(Clash::InPartsDir(flag, path.to_path_buf()));
+        }
+    }
+    Ok(())
+}
+
 /// Whether writing `a` would overwrite `b` (or the other way round): one inode when both exist,
 /// however spelt (`./x`, a hard link, `/dev/stdout` for the file stdout is), else one name in one
 /// directory. A character device (a terminal, `/dev/null`) takes any number of writers and is
@@ -144,6 +195,46 @@ mod tests {
             fs::read_dir(dir.path()).expect("dir").count(),
             0,
             "no probe left"
+        );
+    }
+
+    #[test]
+    fn no_file_of_a_run_is_another() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        fs::write(d.join("keys.csv"), "k\n1\n").expect("write");
+        fs::create_dir(d.join("out.parquet")).expect("mkdir");
+        let (keys, report) = (d.join("keys.csv"), d.join("r.html"));
+        let (parts, inside) = (d.join("out.parquet"), d.join("out.parquet/r.html"));
+        fn files<'a>(
+            rows: &'a Path,
+            keys: &'a Path,
+            documents: Vec<(&'static str, &'a Path)>,
+        ) -> RunFiles<'a> {
+            RunFiles {
+                rows: Some(rows),
+                rows_are_parts: rows.extension().is_some_and(|e| e == "parquet"),
+                inputs: vec![("keys", keys)],
+                documents,
+            }
+        }
+        let apart = |f: &RunFiles| check_apart(f).map_err(|e| e.to_string());
+        assert!(apart(&files(&d.join("out.csv"), &keys, vec![("report", &report)])).is_ok());
+        let err = apart(&files(&keys, &keys, vec![])).expect_err("rows into the key file");
+        assert!(
+            err.ends_with("is the --keys file too; give each its own file"),
+            "{err}"
+        );
+        let err = apart(&files(&parts, &keys, vec![("report", &inside)])).expect_err("inside");
+        assert!(err.contains("inside the --output directory"), "{err}");
+        let two = vec![
+            ("summary-json", report.as_path()),
+            ("report", report.as_path()),
+        ];
+        let err = apart(&files(&d.join("out.csv"), &keys, two)).expect_err("one path for both");
+        assert!(
+            err.contains("--report") && err.contains("--summary-json file too"),
+            "{err}"
         );
     }
 
