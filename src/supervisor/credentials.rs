@@ -296,13 +296,13 @@ fn run_command(spec: &AuthSpec, known: &str) -> Result<String, AuthError> {
         }
     }
     let (out, err) = (out.unwrap_or_default(), err.unwrap_or_default());
-    let parsed = parse_output(&out);
-    // What the command prints on stderr may repeat what it printed on stdout: both sets of
-    // values stay out of the message.
-    let secrets: Vec<&str> = [known, parsed.as_ref().map_or("", |lines| lines.as_str())]
+    // What the command prints on stderr may repeat what it printed on stdout, valid or not, or
+    // the credentials in use: all of those values stay out of the message.
+    let printed = String::from_utf8_lossy(&out);
+    let secrets: Vec<&str> = [known, &printed]
         .into_iter()
         .flat_map(str::lines)
-        .filter_map(|line| line.split_once(": ").map(|(_, value)| value))
+        .map(|line| line.split_once(':').map_or(line, |(_, value)| value).trim())
         // The whole value, and each long word of it (the token after `Bearer`).
         .flat_map(|value| {
             std::iter::once(value).chain(value.split_whitespace().filter(|word| word.len() >= 8))
@@ -323,7 +323,7 @@ fn run_command(spec: &AuthSpec, known: &str) -> Result<String, AuthError> {
             last,
         });
     }
-    match parsed {
+    match parse_output(&out) {
         Err(AuthError::NoHeader { .. }) => Err(AuthError::NoHeader { last }),
         parsed => parsed,
     }
@@ -544,6 +544,12 @@ mod tests {
             !message.contains("abcd-1234") && !message.contains("OLD-7777"),
             "{message}"
         );
+        let failed = run_command(
+            &spec("echo 'BARE-TOKEN-9'; echo 'BARE-TOKEN-9 is no header' >&2; exit 2"),
+            "",
+        )
+        .expect_err("exit 2");
+        assert!(!failed.to_string().contains("BARE-TOKEN-9"), "{failed}");
         let failed =
             run_command(&spec("echo 'token=SECRET2 rejected' >&2"), "").expect_err("no header");
         assert_eq!(
