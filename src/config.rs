@@ -134,6 +134,12 @@ pub enum ConfigError {
     )]
     Http2PerHost,
     #[error(
+        "--http2 with --header {0}: a connection-specific header, which HTTP/2 forbids (RFC 9113 §8.2.2); leave it out"
+    )]
+    Http2ConnectionHeader(String),
+    #[error("--auth-refresh {0}: at least 1 s (the command runs again on 401s besides)")]
+    AuthRefreshTooShort(String),
+    #[error(
         "--output {0}: is a directory; give the file for the rows (or --format parquet for a directory of parts)"
     )]
     OutputIsDir(PathBuf),
@@ -249,6 +255,11 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     if args.http2 && template.host_varies() {
         return Err(ConfigError::Http2PerHost);
     }
+    if args.http2
+        && let Some(name) = template.connection_specific_header()
+    {
+        return Err(ConfigError::Http2ConnectionHeader(name));
+    }
     let schema = schema(args, node.as_ref(), product.as_ref())?;
     if matches!(schema.body, BodyColumn::Inline(_)) && args.max_body > MAX_INLINE_BODY {
         return Err(ConfigError::InlineBody(args.max_body));
@@ -299,6 +310,9 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     })
 }
 
+/// Shortest `--auth-refresh`.
+const MIN_AUTH_REFRESH: Duration = Duration::from_secs(1);
+
 /// `--auth-command` with its refresh period and timeout.
 fn auth_of(args: &RunArgs) -> Result<Option<AuthSpec>, ConfigError> {
     let Some(command) = &args.auth_command else {
@@ -307,12 +321,21 @@ fn auth_of(args: &RunArgs) -> Result<Option<AuthSpec>, ConfigError> {
     if command.trim().is_empty() {
         return Err(ConfigError::EmptyAuthCommand);
     }
+    let refresh = args
+        .auth_refresh
+        .map(|secs| seconds("auth-refresh", secs))
+        .transpose()?;
+    // Each run is a process and often a call to a token service: below a second it ran 300
+    // times in 2 s.
+    if let Some(every) = refresh.filter(|every| *every < MIN_AUTH_REFRESH) {
+        return Err(ConfigError::AuthRefreshTooShort(format!(
+            "{} s",
+            every.as_secs_f64()
+        )));
+    }
     Ok(Some(AuthSpec {
         command: command.clone(),
-        refresh: args
-            .auth_refresh
-            .map(|secs| seconds("auth-refresh", secs))
-            .transpose()?,
+        refresh,
         timeout: seconds("auth-timeout", args.auth_timeout)?,
     }))
 }

@@ -85,6 +85,80 @@ pub fn redact_url(text: &str) -> String {
     }
 }
 
+/// Free text from another program (a credential command's stderr) as a message may show it:
+/// each of `known` (secrets it may repeat) replaced, and the value after a credential's name
+/// (`Authorization: …` to the end of the line, `token=…` to the next space or separator) and
+/// the word after `Bearer`/`Basic` redacted.
+pub fn redact_text(text: &str, known: &[&str]) -> String {
+    let mut text = text.to_string();
+    // Shorter values are too likely to be ordinary words of the message.
+    for secret in known.iter().filter(|s| s.len() >= 4) {
+        text = text.replace(secret, REDACTED);
+    }
+    let bytes = text.as_bytes();
+    let name_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut at) = (0, 0);
+    while at < bytes.len() {
+        let sign = bytes[at];
+        if !matches!(sign, b':' | b'=' | b' ') {
+            at += 1;
+            continue;
+        }
+        let name_start = bytes[..at]
+            .iter()
+            .rposition(|&b| !name_byte(b))
+            .map_or(0, |p| p + 1);
+        let name = &text[name_start..at];
+        let (value_start, value_end) = match sign {
+            b':' | b'=' if secret_name(name) => {
+                let start = at + 1 + bytes[at + 1..].iter().take_while(|b| **b == b' ').count();
+                let end = if sign == b':' {
+                    bytes[start..]
+                        .iter()
+                        .position(|&b| b == b'\n')
+                        .map_or(bytes.len(), |p| start + p)
+                } else {
+                    word_end(bytes, start)
+                };
+                (start, end)
+            }
+            b' ' if ["bearer", "basic", "digest"]
+                .iter()
+                .any(|scheme| name.eq_ignore_ascii_case(scheme)) =>
+            {
+                (at + 1, word_end(bytes, at + 1))
+            }
+            _ => {
+                at += 1;
+                continue;
+            }
+        };
+        if value_end > value_start && &text[value_start..value_end] != REDACTED {
+            out.push_str(&text[copied..value_start]);
+            out.push_str(REDACTED);
+            copied = value_end;
+        }
+        at = value_end.max(at + 1);
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// A name whose value is a secret: a credential header's, or a password's.
+fn secret_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    !name.is_empty() && (is_credential(name) || lower.contains("pass") || lower.contains("pwd"))
+}
+
+/// Where the word starting at `start` ends: at white space, a quote or a separator.
+fn word_end(bytes: &[u8], start: usize) -> usize {
+    bytes[start..]
+        .iter()
+        .position(|b| b.is_ascii_whitespace() || matches!(b, b'&' | b';' | b',' | b'"' | b'\''))
+        .map_or(bytes.len(), |p| start + p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +205,31 @@ mod tests {
         );
         assert_eq!(redact_header("NoColonHere"), "NoColonHere");
         assert_eq!(redact_url("http://u:p@h:1/x"), "http://***@h:1/x");
+    }
+
+    #[test]
+    fn free_text_keeps_its_words_and_loses_its_secrets() {
+        let cases = [
+            (
+                "error: Authorization: Bearer SECRET1 (expired)",
+                "error: Authorization: <redacted>",
+            ),
+            ("token=SECRET2 rejected", "token=<redacted> rejected"),
+            (
+                "GET /t?user=me&password=SECRET3&x=1 failed",
+                "GET /t?user=me&password=<redacted>&x=1 failed",
+            ),
+            (
+                "sent bearer SECRET4, got 401",
+                "sent bearer <redacted>, got 401",
+            ),
+            ("login: account locked", "login: account locked"),
+            ("token service down", "token service down"),
+            ("echoed SECRET5xyz back", "echoed <redacted> back"),
+        ];
+        for (text, shown) in cases {
+            assert_eq!(redact_text(text, &["SECRET5xyz", "ab"]), shown);
+        }
+        assert_eq!(redact_text("a: ab", &["ab"]), "a: ab", "too short to guess");
     }
 }

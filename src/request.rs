@@ -11,6 +11,10 @@
 
 use serde::{Deserialize, Serialize};
 
+mod framing;
+
+pub use framing::{connection_specific, reserved_for_ringscrape};
+
 use crate::redact::{redact_header, redact_url};
 use crate::template::{Escape, ID_NAME, Template, Values};
 
@@ -99,6 +103,10 @@ pub enum RequestError {
     Header(String, String),
     #[error("--user-agent {0:?}: not a valid header value (a line break, NUL or control byte)")]
     UserAgent(String),
+    #[error(
+        "--header {0:?}: ringscrape frames each request itself (content-length from the body); a second framing header is the request-smuggling shape (RFC 9112 §6.3): leave it out"
+    )]
+    Framing(String),
 }
 
 /// A redirect to follow: where it points and how the request changes (RFC 9110 §15.4).
@@ -179,14 +187,29 @@ impl RequestTemplate {
     /// the credentials of `--auth-command` (fixed text: no placeholder is filled in them).
     pub fn with_headers(&self, headers: &[(http::HeaderName, http::HeaderValue)]) -> Self {
         let mut template = self.clone();
+        // The supervisor refuses these in the command's output; kept out here as well, so no
+        // path can put a second framing header on the wire.
+        let headers = headers
+            .iter()
+            .filter(|(name, _)| !reserved_for_ringscrape(name));
         template
             .headers
-            .retain(|(name, _)| !headers.iter().any(|(given, _)| given == name));
+            .retain(|(name, _)| !headers.clone().any(|(given, _)| given == name));
         for (name, value) in headers {
             let value = Template::literal(value.as_bytes());
             template.headers.push((name.clone(), value));
         }
         template
+    }
+
+    /// The first `-H` header that HTTP/2 forbids (`Connection`, `Upgrade`…), as a message
+    /// may show it: `--http2` refuses it at start rather than failing every request.
+    pub fn connection_specific_header(&self) -> Option<String> {
+        let probe = probe(self.header_slots.last().map_or(1, |last| last + 1));
+        self.headers
+            .iter()
+            .find(|(name, value)| connection_specific(name, &value.expand(&probe)))
+            .map(|(name, _)| name.to_string())
     }
 
     /// True when each key names its own host (`{id}` in the host).
@@ -330,9 +353,14 @@ impl RequestTemplate {
             .version(http::Version::HTTP_2);
         let elsewhere = *origin != self.origin;
         for (name, value) in &self.headers {
-            // HTTP/2 carries the host as :authority (RFC 9113 §8.3.1).
-            if name != http::header::HOST && !(elsewhere && CREDENTIALS.contains(name)) {
-                request = request.header(name, value.expand(values));
+            // HTTP/2 carries the host as :authority (RFC 9113 §8.3.1), and has no
+            // connection-specific headers (§8.2.2): dropped, as curl drops them.
+            let value = value.expand(values);
+            if name != http::header::HOST
+                && !(elsewhere && CREDENTIALS.contains(name))
+                && !connection_specific(name, &value)
+            {
+                request = request.header(name, value);
             }
         }
         let with_body = hop.is_none_or(|h| h.with_body);
@@ -592,6 +620,9 @@ fn parse_header(line: &str, names: &[&str]) -> Result<(http::HeaderName, Templat
         .ok_or_else(|| RequestError::HeaderSyntax(redact_header(line)))?;
     let name = http::HeaderName::from_bytes(name.trim().as_bytes())
         .map_err(|e| RequestError::Header(redact_header(line), e.to_string()))?;
+    if framing::frames(&name) {
+        return Err(RequestError::Framing(redact_header(line)));
+    }
     let value = value.trim();
     let template = Template::with_names(value.as_bytes(), Escape::Raw, names);
     http::HeaderValue::from_bytes(&template.expand(&probe(names.len())))
@@ -890,5 +921,53 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("content-length: 1\r\n\r\n1"), "{text}");
+    }
+
+    #[test]
+    fn a_framing_header_is_refused_and_never_sent_twice() {
+        for line in ["Content-Length: 5", "transfer-encoding: chunked"] {
+            let mut s = spec("http://h/{id}");
+            s.headers = vec![line.into()];
+            s.body = Some(b"a".to_vec());
+            assert!(
+                matches!(RequestTemplate::compile(&s), Err(RequestError::Framing(_))),
+                "{line}"
+            );
+        }
+        // Nor from the credentials, should one get past the supervisor.
+        let t = RequestTemplate::compile(&spec("http://h/{id}")).expect("valid");
+        let fresh =
+            header_lines("Content-Length: 0\nTransfer-Encoding: chunked\nHost: evil\nA: b\n");
+        let text = h1(&t.with_headers(&fresh), b"7");
+        assert_eq!(
+            text,
+            "GET /7 HTTP/1.1\r\nhost: h\r\nuser-agent: ringscrape/test\r\na: b\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn http2_leaves_out_connection_specific_headers() {
+        let mut s = spec("http://h/{id}");
+        s.headers = vec![
+            "Connection: keep-alive".into(),
+            "Keep-Alive: 5".into(),
+            "TE: gzip".into(),
+            "X-A: 1".into(),
+        ];
+        let t = RequestTemplate::compile(&s).expect("valid over HTTP/1.1");
+        assert_eq!(
+            t.connection_specific_header().as_deref(),
+            Some("connection")
+        );
+        let request = t.build_h2(&Values::one(b"7"), None).expect("h2 request");
+        let names: Vec<&str> = request.headers().keys().map(|n| n.as_str()).collect();
+        assert_eq!(names, ["x-a", "user-agent"]);
+        s.headers = vec!["TE: trailers".into()];
+        let t = RequestTemplate::compile(&s).expect("valid");
+        assert_eq!(
+            t.connection_specific_header(),
+            None,
+            "te: trailers is allowed"
+        );
     }
 }

@@ -454,6 +454,56 @@ fn a_user_agent_with_a_line_break_would_add_a_header_line() {
     );
 }
 
+/// Issue 35 items 14, 18 and 22: headers ringscrape writes itself, and a refresh that would
+/// run the credential command hundreds of times a second.
+#[test]
+fn framing_headers_http2_connection_headers_and_a_sub_second_auth_refresh_are_refused() {
+    // A GET with it hung 30 s × 3 attempts; beside a body, two Content-Lengths went out.
+    assert_refused(
+        &["-u", URL, "-i", "0..10", "-H", "Transfer-Encoding: chunked"],
+        "ringscrape frames each request itself",
+    );
+    assert_refused(
+        &[
+            "-u",
+            URL,
+            "-i",
+            "0..10",
+            "-d",
+            "a",
+            "-H",
+            "Content-Length: 5",
+        ],
+        "--header \"Content-Length: 5\": ringscrape frames each request itself",
+    );
+    // Every id failed as `protocol`, 3 attempts each, exit 0.
+    assert_refused(
+        &[
+            "-u",
+            URL,
+            "-i",
+            "0..10",
+            "--http2",
+            "-H",
+            "Connection: keep-alive",
+        ],
+        "--http2 with --header connection: a connection-specific header",
+    );
+    assert_refused(
+        &[
+            "-u",
+            URL,
+            "-i",
+            "0..10",
+            "--auth-command",
+            "echo A: b",
+            "--auth-refresh",
+            "1ms",
+        ],
+        "--auth-refresh 0.001 s: at least 1 s",
+    );
+}
+
 #[test]
 fn a_duration_without_a_number_or_with_an_unknown_unit_is_refused() {
     assert_refused(

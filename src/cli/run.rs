@@ -39,22 +39,26 @@ pub struct RunArgs {
     #[arg(short = 'X', long, value_name = "METHOD")]
     pub method: Option<String>,
     /// Request header 'Name: value' ({id} expands in the value); repeatable; @FILE reads one
-    /// header per line
+    /// header per line. Content-Length and Transfer-Encoding are refused (ringscrape frames the
+    /// request), and with --http2 connection headers (Connection, Upgrade…)
     #[arg(short = 'H', long = "header", alias = "headers", value_name = "HEADER")]
     pub headers: Vec<String>,
     /// Request body ({id} expands in it); @FILE reads the body from FILE
     #[arg(short = 'd', long, value_name = "TEXT|@FILE")]
     pub data: Option<String>,
-    /// Command (run with sh -c) that prints credentials: each line 'Name: value' of its output
-    /// is a header of every request (in place of a -H of that name). Run before the first
-    /// request, every --auth-refresh, and when answers come back 401 (a 401 is sent again once
-    /// with the new credentials). Its failure stops the run (exit 3, resumable)
+    /// Command (run with sh -c) that prints credentials: every line of its output must be
+    /// 'Name: value' (notes go to stderr; no CR, at most 64 KiB, no Content-Length,
+    /// Transfer-Encoding, Host or connection header) and is a header of every request (in place
+    /// of a -H of that name). Run before the first request, every --auth-refresh, and when
+    /// answers come back 401 (a 401 is sent again once with the new credentials). Its failure
+    /// stops the run (exit 3, resumable)
     #[arg(long, value_name = "CMD")]
     pub auth_command: Option<String>,
-    /// Run --auth-command again this often (e.g. 50m), besides on 401s
+    /// Run --auth-command again this often (e.g. 50m; at least 1s), besides on 401s
     #[arg(long, value_name = "DURATION", value_parser = seconds_arg, requires = "auth_command")]
     pub auth_refresh: Option<f64>,
-    /// Seconds --auth-command may take before it is killed and the run stopped
+    /// Seconds --auth-command may take before it is killed (with every process it started) and
+    /// the run stopped
     #[arg(long, value_name = "SECONDS", value_parser = seconds_arg, default_value = "30")]
     pub auth_timeout: f64,
     /// User-Agent header [default: ringscrape/VERSION]
