@@ -227,3 +227,36 @@ fn a_loop_a_failing_page_and_max_pages_end_a_chain() {
     assert_eq!(pages, [(0, 0), (1, 0), (2, 0)]);
     assert!(rows[2].4.ends_with("json?key=2&page=1"), "{rows:?}");
 }
+
+/// `--bodies-dir` with `--next`: every page's row points at a file of its own holding that
+/// page's body (before, all pages of an item wrote one file and only the last page survived).
+#[test]
+fn every_page_keeps_its_own_body_file() {
+    let server = AiohttpTarget::start_script("api_target.py");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/list/json?key={{id}}", server.base);
+    let out = TestCommand::run(dir.path(), &url, "0..8")
+        .args(["--next", "/next", "--bodies-dir", "bodies", "-o", "out.csv"])
+        .args(["-c", "4", "--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let csv = std::fs::read_to_string(dir.path().join("out.csv")).expect("csv");
+    let mut paths = BTreeSet::new();
+    let mut rows = 0;
+    for line in csv.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (id, page, path) = (fields[0], fields[6], fields[8]);
+        assert!(paths.insert(path.to_string()), "{path} for two rows");
+        let body = std::fs::read(dir.path().join("bodies").join(path)).expect("body file");
+        let doc: Value = serde_json::from_slice(&body).expect("a page's JSON");
+        if id != "0" {
+            assert_eq!(
+                doc["items"][0].as_str(),
+                Some(format!("{id}-{page}-0").as_str()),
+                "key {id} page {page}: {path} holds another page's body"
+            );
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, (0..8).map(pages_of).sum::<u64>());
+}

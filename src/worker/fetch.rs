@@ -132,7 +132,7 @@ impl Slot {
                 latency: Duration::ZERO,
                 stale: false,
             };
-            let record = self.record(index, values, attempts, attempt);
+            let record = self.record(index, values, attempts, attempt, chain.page);
             return Outcome::Done(self.paged(record, chain));
         }
         let attempt = self.attempt_once_fresh_if_stale(values).await;
@@ -146,7 +146,7 @@ impl Slot {
         let outcome = match self.plan.retry.next_delay(verdict, attempts, &mut self.rng) {
             Some(wait) => Outcome::RetryAfter { wait, why: verdict },
             None => {
-                let record = self.record(index, values, attempts, attempt);
+                let record = self.record(index, values, attempts, attempt, chain.page);
                 Outcome::Done(self.paged(record, chain))
             }
         };
@@ -205,14 +205,22 @@ impl Slot {
         }
     }
 
-    fn record(&mut self, index: u64, values: &Values, attempts: u32, attempt: Attempt) -> Record {
+    /// The row of item `index`'s page `page` after `attempt`.
+    fn record(
+        &mut self,
+        index: u64,
+        values: &Values,
+        attempts: u32,
+        attempt: Attempt,
+        page: u32,
+    ) -> Record {
         let attempts = u16::try_from(attempts).unwrap_or(u16::MAX);
         let (latency, kept) = match attempt {
             Attempt::Answered { latency } => {
                 if let Some(proxy) = self.answered_through.take() {
                     proxy.count_row();
                 }
-                (latency, self.keep_answer(index, values))
+                (latency, self.keep_answer(index, values, page))
             }
             Attempt::Failed {
                 failure, latency, ..
@@ -264,8 +272,9 @@ impl Slot {
     }
 
     /// What the schema keeps of the last answer: captured headers, and the body (inline, or
-    /// written to its file first, so the row never points at a file that is not complete).
-    fn keep_answer(&mut self, index: u64, values: &Values) -> Result<Captured, Failure> {
+    /// written to its file first, so the row never points at a file that is not complete; each
+    /// page of a chain to a file of its own).
+    fn keep_answer(&mut self, index: u64, values: &Values, page: u32) -> Result<Captured, Failure> {
         let mut headers = std::mem::take(&mut self.answer.captured);
         let next = self.next_page(&mut headers);
         let mut extracted = Vec::new();
@@ -287,7 +296,7 @@ impl Slot {
                             true => values.id(),
                             false => number.format(index).as_bytes(),
                         };
-                        bodies.borrow_mut().place(&file, name, index)
+                        bodies.borrow_mut().place(&file, name, index, page)
                     })
                     .map_err(|e| Failure {
                         kind: ErrorKind::Io,
