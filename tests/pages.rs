@@ -260,3 +260,61 @@ fn every_page_keeps_its_own_body_file() {
     }
     assert_eq!(rows, (0..8).map(pages_of).sum::<u64>());
 }
+
+/// A page after the first that kills its worker (a jq filter that recurses without end on key
+/// 5's page 3): the pages before keep their rows, page 3 is the `crash` row, and `--resume`
+/// fetches nothing again. Before, the keeper fetched the item again from page 0, lost those
+/// rows with the probe and wrote one `crash` row saying page 0.
+#[test]
+fn a_page_that_kills_its_worker_is_its_own_crash_row_and_the_pages_before_keep_theirs() {
+    let server = AiohttpTarget::start_script("api_target.py");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/list/json?key={{id}}", server.base);
+    let filter =
+        r#"x=jq:if ((.items[0] // "") | startswith("5-3-")) then (def f: 1 + f; f) else 1 end"#;
+    for (slots, output) in [("1", "one.csv"), ("8", "eight.csv")] {
+        let scrape = || {
+            TestCommand::run(dir.path(), &url, "0..12")
+                .args(["--next", "/next", "--extract", filter, "-o", output])
+                .args(["-s", "1", "-c", slots, "--no-progress"])
+        };
+        let before = fetched_counts(&server.base);
+        let out = scrape().output_of();
+        assert_eq!(out.status.code(), Some(0), "{slots}: {}", stderr(&out));
+        if slots == "1" {
+            // One slot sends each page's row before it asks for the next page: the probe goes
+            // on from page 3, and pages 0 to 2 were fetched once.
+            let after = fetched_counts(&server.base);
+            for page in ["5/0", "5/1", "5/2"] {
+                let times = after[page] - before.get(page).copied().unwrap_or(0);
+                assert_eq!(times, 1, "{page}: {after:?}");
+            }
+        }
+        let mut rows = page_rows(&dir.path().join(output));
+        rows.sort();
+        let mut pages = BTreeSet::new();
+        for (id, page, status, error, _) in &rows {
+            assert!(pages.insert((*id, *page)), "key {id} page {page} twice");
+            let expected = match (id, page) {
+                (5, 3) => (None, "crash"),
+                _ => (Some(200), ""),
+            };
+            assert_eq!((*status, error.as_str()), expected, "key {id} page {page}");
+        }
+        let expected: BTreeSet<(u64, u64)> = (0..12)
+            .flat_map(|k| (0..pages_of(k)).map(move |p| (k, p)))
+            .filter(|&(k, p)| (k, p) != (5, 4))
+            .collect();
+        assert_eq!(pages, expected, "{slots} slots");
+        let fetched = fetched_counts(&server.base);
+        let out = scrape().arg("--resume").output_of();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stderr(&out).contains("nothing to do"), "{}", stderr(&out));
+        assert_eq!(
+            fetched_counts(&server.base),
+            fetched,
+            "a resume fetched again"
+        );
+        assert_eq!(page_rows(&dir.path().join(output)).len(), rows.len());
+    }
+}
