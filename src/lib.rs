@@ -46,6 +46,7 @@ pub(crate) mod template;
 pub(crate) mod timeline;
 pub(crate) mod tls;
 pub(crate) mod tune;
+pub(crate) mod url;
 pub mod verbosity;
 pub(crate) mod view;
 pub(crate) mod wire;

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::redact::{redact_header, redact_url};
 use crate::template::{Escape, ID_NAME, Template, Values};
+pub use crate::url::{Origin, Scheme};
+use crate::url::{Unfollowed, UrlError, origin_len};
 
 /// What the user asked for, as it travels to the workers (each compiles it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,22 +45,6 @@ impl RequestSpec {
 /// The codings ringscrape decodes, asked for by default as aiohttp, httpx and curl
 /// `--compressed` do: a real API then sends 3–10× fewer bytes.
 pub const ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheme {
-    Http,
-    Https,
-}
-
-/// Where every request of a run goes: one origin.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Origin {
-    pub scheme: Scheme,
-    pub host: String,
-    pub port: u16,
-    /// `host[:port]` as written in the URL: the Host header and HTTP/2's `:authority`.
-    pub authority: String,
-}
 
 /// A compiled [`RequestSpec`].
 #[derive(Debug, Clone)]
@@ -348,8 +334,9 @@ impl RequestTemplate {
     }
 
     /// Where a 3xx answer with `location`, to a `method` request for `target` on `origin`,
-    /// sends the next request; `None` when the status is not a redirect or the location is not
-    /// a usable http(s) URL (the row then keeps the 3xx).
+    /// sends the next request; `Ok(None)` when the status is not a redirect or the location is
+    /// of a scheme ringscrape does not fetch (the row then keeps the 3xx, as curl does); an
+    /// error when it is an http(s) URL that cannot be fetched (a port above 65535, say).
     pub fn redirect(
         &self,
         origin: &Origin,
@@ -357,23 +344,30 @@ impl RequestTemplate {
         method: &http::Method,
         status: u16,
         location: &[u8],
-    ) -> Option<Hop> {
+    ) -> Result<Option<Hop>, String> {
         let (method, with_body) = match status {
             307 | 308 => (method.clone(), true),
             303 if method == http::Method::HEAD => (http::Method::HEAD, false),
             303 => (http::Method::GET, false),
             301 | 302 if method == http::Method::POST => (http::Method::GET, false),
             301 | 302 => (method.clone(), true),
-            _ => return None,
+            _ => return Ok(None),
         };
-        let location = std::str::from_utf8(location).ok()?.trim();
-        let (origin, target) = resolve_location(origin, target, location)?;
-        Some(Hop {
-            origin,
-            target,
-            method,
-            with_body,
-        })
+        let location = std::str::from_utf8(location)
+            .map_err(|_| "the Location is not UTF-8".to_string())?
+            .trim();
+        match crate::url::resolve(origin, target, location) {
+            Ok((origin, target)) => Ok(Some(Hop {
+                origin,
+                target,
+                method,
+                with_body,
+            })),
+            Err(Unfollowed::OtherScheme(_)) => Ok(None),
+            Err(Unfollowed::Invalid(why)) => {
+                Err(format!("the Location {}: {why}", redact_url(location)))
+            }
+        }
     }
 
     /// Refuses values that would end a header line early where they land in one.
@@ -410,15 +404,6 @@ fn method_expects_body(method: &http::Method) -> bool {
         *method,
         http::Method::POST | http::Method::PUT | http::Method::PATCH
     )
-}
-
-/// Length of `scheme://authority` at the start of `url`.
-fn origin_len(url: &str) -> usize {
-    let after_scheme = url.find("://").map_or(0, |at| at + 3);
-    after_scheme
-        + url[after_scheme..]
-            .find(['/', '?', '#'])
-            .unwrap_or(url.len() - after_scheme)
 }
 
 /// Values that fill every hole with `0`: a stand-in to check what a template makes.
@@ -507,81 +492,12 @@ fn shown(url: &str) -> String {
     redact_url(url)
 }
 
+/// The origin of `--url` (or of it with its holes filled), as a usage error when it has none.
 fn parse_origin(url: &str) -> Result<Origin, RequestError> {
-    if !url.contains("://") {
-        return Err(RequestError::Scheme(shown(url)));
-    }
-    let origin = &url[..origin_len(url)];
-    let uri: http::Uri = origin
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| RequestError::Url(shown(url), e.to_string()))?;
-    let scheme = match uri.scheme_str() {
-        Some("http") => Scheme::Http,
-        Some("https") => Scheme::Https,
-        _ => return Err(RequestError::Scheme(shown(url))),
-    };
-    let authority = uri
-        .authority()
-        .filter(|a| !a.host().is_empty())
-        .ok_or_else(|| RequestError::Scheme(shown(url)))?;
-    if authority.as_str().contains('@') {
-        return Err(RequestError::Url(
-            shown(url),
-            "user:password@ is not supported; send an Authorization header with -H".into(),
-        ));
-    }
-    let port = authority.port_u16().unwrap_or(match scheme {
-        Scheme::Http => 80,
-        Scheme::Https => 443,
-    });
-    // An IPv6 literal comes bracketed; connecting wants it bare.
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    Ok(Origin {
-        scheme,
-        host: host.to_string(),
-        port,
-        authority: authority.as_str().to_string(),
+    crate::url::parse_origin(url).map_err(|e| match e {
+        UrlError::NotHttp => RequestError::Scheme(shown(url)),
+        UrlError::Invalid(why) => RequestError::Url(shown(url), why),
     })
-}
-
-/// A `Location` value resolved against the request it answered (RFC 3986 §5.2, for the forms
-/// servers send: absolute URL, `//host/path`, `/path`, `relative`, `?query`).
-pub fn resolve_location(
-    origin: &Origin,
-    target: &[u8],
-    location: &str,
-) -> Option<(Origin, Vec<u8>)> {
-    let location = location.split('#').next()?;
-    let absolute = if location.contains("://") {
-        location.to_string()
-    } else if let Some(rest) = location.strip_prefix("//") {
-        let scheme = match origin.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        format!("{scheme}://{rest}")
-    } else {
-        let target = std::str::from_utf8(target).ok()?;
-        let path = target.split('?').next().unwrap_or("/");
-        let joined = if location.starts_with('/') {
-            location.to_string()
-        } else if location.starts_with('?') {
-            format!("{path}{location}")
-        } else {
-            let dir = &path[..path.rfind('/').map_or(0, |at| at + 1)];
-            format!("{dir}{location}")
-        };
-        let target = http::uri::PathAndQuery::try_from(joined).ok()?;
-        return Some((origin.clone(), target.as_str().as_bytes().to_vec()));
-    };
-    let next = parse_origin(&absolute).ok()?;
-    let rest = &absolute[origin_len(&absolute)..];
-    let target =
-        http::uri::PathAndQuery::try_from(if rest.is_empty() { "/" } else { rest }).ok()?;
-    Some((next, target.as_str().as_bytes().to_vec()))
 }
 
 /// `Name: value` → a checked header name and a value template (the value with its holes filled
@@ -846,6 +762,7 @@ mod tests {
         let post = http::Method::POST;
         let hop = |status, location: &str| {
             t.redirect(&t.origin, b"/a/b?id=1", &post, status, location.as_bytes())
+                .expect("a usable Location")
         };
         let same = hop(307, "c?x=1").expect("relative");
         assert_eq!(
@@ -867,7 +784,13 @@ mod tests {
             "cdn.example"
         );
         assert_eq!(hop(200, "/x"), None, "not a redirect");
-        assert_eq!(hop(302, "ftp://x/y"), None, "not http");
+        assert_eq!(hop(302, "ftp://x/y"), None, "not http: the 3xx stays");
+        assert_eq!(hop(302, "mailto:a@b"), None, "not a path: the 3xx stays");
+        let broken = t.redirect(&t.origin, b"/", &post, 302, b"http://h:70000/x");
+        assert!(
+            broken.is_err_and(|why| why.contains("70000")),
+            "an error row"
+        );
 
         let (mut out, mut body) = (Vec::new(), Vec::new());
         t.write_h1_hop(&Values::one(b"1"), &other, &mut out, &mut body)
