@@ -216,6 +216,24 @@ fn a_loop_a_failing_page_and_max_pages_end_a_chain() {
             assert!(next.ends_with(&format!("loop?key={id}&page=1")), "{next}");
         }
     }
+    // Page 3 leads back to the item's first URL: a loop there too, page 0 not fetched again.
+    let url = format!("{}/list/loop?key={{id}}&back=0&page=0", server.base);
+    let out = TestCommand::run(dir.path(), &url, "0..3")
+        .args(["--next", "/next", "-o", "loop0.csv", "--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut rows = page_rows(&dir.path().join("loop0.csv"));
+    rows.sort();
+    let pages: Vec<(u64, String)> = rows.iter().map(|r| (r.1, r.3.clone())).collect();
+    assert_eq!(pages.len(), 12, "4 pages per key: {rows:?}");
+    assert!(
+        pages
+            .iter()
+            .all(|(page, error)| (*page == 3) == (error == "loop")),
+        "{rows:?}"
+    );
+    let fetched = fetched_counts(&server.base);
+    assert_eq!(fetched["1/0"], 2, "once by each loop run: {fetched:?}");
     // A page answered 500 ends its chain (after --retries, here none).
     let rows = run("broken", &["--retries", "0"], "broken.csv");
     assert_eq!(rows.len(), 9);
