@@ -11,7 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::redact::{redact_header, redact_url};
+use crate::redact::{is_credential, redact_header, redact_url};
 use crate::template::{Escape, ID_NAME, Template, Values};
 pub use crate::url::{Origin, Scheme};
 use crate::url::{Unfollowed, UrlError, origin_len};
@@ -98,12 +98,13 @@ pub struct Hop {
     pub with_body: bool,
 }
 
-/// Headers that must not follow a redirect to another origin (curl drops them too).
-const CREDENTIALS: [http::HeaderName; 3] = [
-    http::header::AUTHORIZATION,
-    http::header::COOKIE,
-    http::header::PROXY_AUTHORIZATION,
-];
+/// Whether header `name` stays off a request to another origin than its item's own (another
+/// host, port or scheme, https→http included): every header the redaction list names a
+/// credential (`Authorization`, `Cookie`, `X-Api-Key`…), as curl drops `Authorization` and
+/// `Cookie`.
+fn stays_home(name: &http::HeaderName) -> bool {
+    is_credential(name.as_str())
+}
 
 /// The key's bytes would end a header line early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -211,6 +212,15 @@ impl RequestTemplate {
         })
     }
 
+    /// True when `origin` is not the item's own: with `{id}` (or a key column) in the host,
+    /// the key's host is home, not the template's stand-in.
+    fn elsewhere(&self, values: &Values, origin: &Origin) -> bool {
+        match &self.host {
+            None => *origin != self.origin,
+            Some(_) => self.origin_of(values).map_or(true, |own| *origin != own),
+        }
+    }
+
     fn check_path(&self, url: &str, slots: usize) -> Result<(), RequestError> {
         let path = self.path.expand(&probe(slots));
         http::uri::PathAndQuery::try_from(path.as_slice())
@@ -256,12 +266,12 @@ impl RequestTemplate {
             None => self.path.expand_into(values, out),
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        let elsewhere = hop.filter(|h| h.origin != self.origin);
+        let elsewhere = hop.filter(|h| self.elsewhere(values, &h.origin));
         for (name, value) in &self.headers {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
             match elsewhere {
-                Some(_) if CREDENTIALS.contains(name) => {
+                Some(_) if stays_home(name) => {
                     out.truncate(out.len() - name.as_str().len() - 2);
                     continue;
                 }
@@ -314,10 +324,10 @@ impl RequestTemplate {
             .method(hop.map_or(&self.method, |h| &h.method).clone())
             .uri(uri)
             .version(http::Version::HTTP_2);
-        let elsewhere = *origin != self.origin;
+        let elsewhere = hop.is_some_and(|h| self.elsewhere(values, &h.origin));
         for (name, value) in &self.headers {
             // HTTP/2 carries the host as :authority (RFC 9113 §8.3.1).
-            if name != http::header::HOST && !(elsewhere && CREDENTIALS.contains(name)) {
+            if name != http::header::HOST && !(elsewhere && stays_home(name)) {
                 request = request.header(name, value.expand(values));
             }
         }
@@ -813,5 +823,58 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("content-length: 1\r\n\r\n1"), "{text}");
+    }
+
+    #[test]
+    fn credentials_go_to_the_items_own_origin_only_every_one_the_redaction_list_names() {
+        let mut s = spec("https://{id}.example.com/list?key=1");
+        s.headers = vec![
+            "Authorization: Bearer a".into(),
+            "Cookie: s=1".into(),
+            "X-Api-Key: k".into(),
+            "Accept: */*".into(),
+        ];
+        let t = RequestTemplate::compile(&s).expect("valid");
+        let values = Values::one(b"tenant");
+        let own = t.origin_of(&values).expect("a host");
+        let page = |origin: &Origin| {
+            let hop = Hop {
+                origin: origin.clone(),
+                target: b"/list?key=1&page=2".to_vec(),
+                method: http::Method::GET,
+                with_body: true,
+            };
+            let mut out = Vec::new();
+            t.write_h1_hop(&values, &hop, &mut out, &mut Vec::new())
+                .expect("fits");
+            let h2 = t.build_h2(&values, Some(&hop)).expect("fits");
+            let h2_names: Vec<String> = h2.headers().keys().map(|n| n.to_string()).collect();
+            (String::from_utf8(out).expect("utf-8"), h2_names.join(","))
+        };
+        // A page on the key's own host keeps them (it is not the template's stand-in host).
+        let (h1, h2) = page(&own);
+        for name in ["authorization", "cookie", "x-api-key"] {
+            assert!(h1.contains(&format!("{name}: ")), "{name}: {h1}");
+            assert!(h2.contains(name), "{name}: {h2}");
+        }
+        // Another host, or the same one over plain http, gets none of them.
+        let other = Origin {
+            host: "evil.example".into(),
+            authority: "evil.example".into(),
+            ..own.clone()
+        };
+        let plain = Origin {
+            scheme: Scheme::Http,
+            port: 80,
+            ..own.clone()
+        };
+        for origin in [other, plain] {
+            let (h1, h2) = page(&origin);
+            for name in ["authorization", "cookie", "x-api-key"] {
+                assert!(!h1.contains(name), "{name} to {origin:?}: {h1}");
+                assert!(!h2.contains(name), "{name} to {origin:?}: {h2}");
+            }
+            assert!(h1.contains("accept: */*"), "{h1}");
+        }
     }
 }
