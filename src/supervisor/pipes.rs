@@ -174,3 +174,62 @@ pub fn read_worker_pipe(pipe: impl Read, max_frame: usize, sinks: PipeSinks<'_>)
     }
     end
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Captured;
+
+    fn page(index: u64, page: u32, next: Option<&str>) -> Record {
+        Record {
+            index,
+            page,
+            more: next.is_some(),
+            captured: Captured {
+                next: next.map(|n| n.as_bytes().to_vec()),
+                ..Captured::default()
+            },
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn an_item_is_done_at_its_last_page_and_an_open_chain_goes_on_after_its_last_row() {
+        let mut forwarded = Forwarded::new(IdRange::new(0, 10));
+        forwarded.note(&page(1, 0, Some("u1")));
+        forwarded.note(&page(1, 1, Some("u2")));
+        forwarded.note(&page(2, 0, None));
+        forwarded.note(&page(3, 0, Some("v1")));
+        forwarded.note(&page(3, 1, None));
+        forwarded.note(&page(42, 0, None));
+        assert!(!forwarded.done.contains(1), "its chain goes on");
+        assert!(forwarded.done.contains(2) && forwarded.done.contains(3));
+        let earlier = [
+            Continuation {
+                index: 1,
+                page: 1,
+                next: "u1".into(),
+            },
+            Continuation {
+                index: 5,
+                page: 4,
+                next: "w4".into(),
+            },
+            Continuation {
+                index: 3,
+                page: 1,
+                next: "v1".into(),
+            },
+        ];
+        let go_on: Vec<(u64, u32, String)> = forwarded
+            .continuations(&earlier)
+            .into_iter()
+            .map(|c| (c.index, c.page, c.next))
+            .collect();
+        assert_eq!(
+            go_on,
+            [(1, 2, "u2".into()), (5, 4, "w4".into())],
+            "from the page after the last row; a resume's own chains kept; done ones gone"
+        );
+    }
+}
