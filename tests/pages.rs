@@ -3,7 +3,8 @@
 //! cursor parameter: every (key, page) once, in CSV, JSON Lines and Parquet (read back by Python's
 //! csv, json and pyarrow); after kill -9 mid-run, `--resume` goes on from each chain's last page
 //! and the server counts no page fetched twice beyond those in flight; a looping chain ends with
-//! error `loop`; `--max-pages` and a failing page end a chain.
+//! error `loop`; `--max-pages` and a failing page end a chain; each page keeps its own body file;
+//! a page that kills its worker is its own `crash` row; credentials stay on the key's own host.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
