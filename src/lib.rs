@@ -16,7 +16,8 @@
 //! (CSV, JSON Lines, Parquet) and drives the [`progress`] line; [`stats`] sent by each worker
 //! are merged for the closing summary, which the supervisor returns with the rest of the run's
 //! outcome; [`report`] prints it at the edge. [`model`] holds the data every stage shares (records,
-//! error kinds, the row schema), below all of them. [`output`] also holds the reader of every
+//! error kinds, the row schema), below all of them, as [`url`] (origins, and a `Location` or a
+//! next page resolved as RFC 3986 says) is below [`request`]. [`output`] also holds the reader of every
 //! format, which `--resume` and [`merge`] use. When a job spans several machines, [`nodes`]
 //! picks this machine's slice of the items before any of that; `merge` joins the machines' outputs
 //! afterwards and proves every item has one row. [`serve`] is the built-in demo target.
@@ -48,6 +49,7 @@ pub(crate) mod template;
 pub(crate) mod timeline;
 pub(crate) mod tls;
 pub(crate) mod tune;
+pub(crate) mod url;
 pub mod verbosity;
 pub(crate) mod view;
 pub(crate) mod wire;

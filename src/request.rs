@@ -15,8 +15,10 @@ mod framing;
 
 pub use framing::{connection_specific, reserved_for_ringscrape};
 
-use crate::redact::{redact_header, redact_url};
+use crate::redact::{is_credential, redact_header, redact_url};
 use crate::template::{Escape, ID_NAME, Template, Values};
+pub use crate::url::{Origin, Scheme};
+use crate::url::{Unfollowed, UrlError, origin_len};
 
 /// What the user asked for, as it travels to the workers (each compiles it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,22 +49,6 @@ impl RequestSpec {
 /// The codings ringscrape decodes, asked for by default as aiohttp, httpx and curl
 /// `--compressed` do: a real API then sends 3–10× fewer bytes.
 pub const ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Scheme {
-    Http,
-    Https,
-}
-
-/// Where every request of a run goes: one origin.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Origin {
-    pub scheme: Scheme,
-    pub host: String,
-    pub port: u16,
-    /// `host[:port]` as written in the URL: the Host header and HTTP/2's `:authority`.
-    pub authority: String,
-}
 
 /// A compiled [`RequestSpec`].
 #[derive(Debug, Clone)]
@@ -120,12 +106,13 @@ pub struct Hop {
     pub with_body: bool,
 }
 
-/// Headers that must not follow a redirect to another origin (curl drops them too).
-const CREDENTIALS: [http::HeaderName; 3] = [
-    http::header::AUTHORIZATION,
-    http::header::COOKIE,
-    http::header::PROXY_AUTHORIZATION,
-];
+/// Whether header `name` stays off a request to another origin than its item's own (another
+/// host, port or scheme, https→http included): every header the redaction list names a
+/// credential (`Authorization`, `Cookie`, `X-Api-Key`…), as curl drops `Authorization` and
+/// `Cookie`.
+fn stays_home(name: &http::HeaderName) -> bool {
+    is_credential(name.as_str())
+}
 
 /// The key's bytes would end a header line early.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +235,15 @@ impl RequestTemplate {
         })
     }
 
+    /// True when `origin` is not the item's own: with `{id}` (or a key column) in the host,
+    /// the key's host is home, not the template's stand-in.
+    fn elsewhere(&self, values: &Values, origin: &Origin) -> bool {
+        match &self.host {
+            None => *origin != self.origin,
+            Some(_) => self.origin_of(values).map_or(true, |own| *origin != own),
+        }
+    }
+
     fn check_path(&self, url: &str, slots: usize) -> Result<(), RequestError> {
         let path = self.path.expand(&probe(slots));
         http::uri::PathAndQuery::try_from(path.as_slice())
@@ -293,12 +289,12 @@ impl RequestTemplate {
             None => self.path.expand_into(values, out),
         }
         out.extend_from_slice(b" HTTP/1.1\r\n");
-        let elsewhere = hop.filter(|h| h.origin != self.origin);
+        let elsewhere = hop.filter(|h| self.elsewhere(values, &h.origin));
         for (name, value) in &self.headers {
             out.extend_from_slice(name.as_str().as_bytes());
             out.extend_from_slice(b": ");
             match elsewhere {
-                Some(_) if CREDENTIALS.contains(name) => {
+                Some(_) if stays_home(name) => {
                     out.truncate(out.len() - name.as_str().len() - 2);
                     continue;
                 }
@@ -351,13 +347,13 @@ impl RequestTemplate {
             .method(hop.map_or(&self.method, |h| &h.method).clone())
             .uri(uri)
             .version(http::Version::HTTP_2);
-        let elsewhere = *origin != self.origin;
+        let elsewhere = hop.is_some_and(|h| self.elsewhere(values, &h.origin));
         for (name, value) in &self.headers {
             // HTTP/2 carries the host as :authority (RFC 9113 §8.3.1), and has no
             // connection-specific headers (§8.2.2): dropped, as curl drops them.
             let value = value.expand(values);
             if name != http::header::HOST
-                && !(elsewhere && CREDENTIALS.contains(name))
+                && !(elsewhere && stays_home(name))
                 && !connection_specific(name, &value)
             {
                 request = request.header(name, value);
@@ -376,8 +372,9 @@ impl RequestTemplate {
     }
 
     /// Where a 3xx answer with `location`, to a `method` request for `target` on `origin`,
-    /// sends the next request; `None` when the status is not a redirect or the location is not
-    /// a usable http(s) URL (the row then keeps the 3xx).
+    /// sends the next request; `Ok(None)` when the status is not a redirect or the location is
+    /// of a scheme ringscrape does not fetch (the row then keeps the 3xx, as curl does); an
+    /// error when it is an http(s) URL that cannot be fetched (a port above 65535, say).
     pub fn redirect(
         &self,
         origin: &Origin,
@@ -385,23 +382,30 @@ impl RequestTemplate {
         method: &http::Method,
         status: u16,
         location: &[u8],
-    ) -> Option<Hop> {
+    ) -> Result<Option<Hop>, String> {
         let (method, with_body) = match status {
             307 | 308 => (method.clone(), true),
             303 if method == http::Method::HEAD => (http::Method::HEAD, false),
             303 => (http::Method::GET, false),
             301 | 302 if method == http::Method::POST => (http::Method::GET, false),
             301 | 302 => (method.clone(), true),
-            _ => return None,
+            _ => return Ok(None),
         };
-        let location = std::str::from_utf8(location).ok()?.trim();
-        let (origin, target) = resolve_location(origin, target, location)?;
-        Some(Hop {
-            origin,
-            target,
-            method,
-            with_body,
-        })
+        let location = std::str::from_utf8(location)
+            .map_err(|_| "the Location is not UTF-8".to_string())?
+            .trim();
+        match crate::url::resolve(origin, target, location) {
+            Ok((origin, target)) => Ok(Some(Hop {
+                origin,
+                target,
+                method,
+                with_body,
+            })),
+            Err(Unfollowed::OtherScheme(_)) => Ok(None),
+            Err(Unfollowed::Invalid(why)) => {
+                Err(format!("the Location {}: {why}", redact_url(location)))
+            }
+        }
     }
 
     /// Refuses values that would end a header line early where they land in one.
@@ -438,15 +442,6 @@ fn method_expects_body(method: &http::Method) -> bool {
         *method,
         http::Method::POST | http::Method::PUT | http::Method::PATCH
     )
-}
-
-/// Length of `scheme://authority` at the start of `url`.
-fn origin_len(url: &str) -> usize {
-    let after_scheme = url.find("://").map_or(0, |at| at + 3);
-    after_scheme
-        + url[after_scheme..]
-            .find(['/', '?', '#'])
-            .unwrap_or(url.len() - after_scheme)
 }
 
 /// Values that fill every hole with `0`: a stand-in to check what a template makes.
@@ -535,81 +530,12 @@ fn shown(url: &str) -> String {
     redact_url(url)
 }
 
+/// The origin of `--url` (or of it with its holes filled), as a usage error when it has none.
 fn parse_origin(url: &str) -> Result<Origin, RequestError> {
-    if !url.contains("://") {
-        return Err(RequestError::Scheme(shown(url)));
-    }
-    let origin = &url[..origin_len(url)];
-    let uri: http::Uri = origin
-        .parse()
-        .map_err(|e: http::uri::InvalidUri| RequestError::Url(shown(url), e.to_string()))?;
-    let scheme = match uri.scheme_str() {
-        Some("http") => Scheme::Http,
-        Some("https") => Scheme::Https,
-        _ => return Err(RequestError::Scheme(shown(url))),
-    };
-    let authority = uri
-        .authority()
-        .filter(|a| !a.host().is_empty())
-        .ok_or_else(|| RequestError::Scheme(shown(url)))?;
-    if authority.as_str().contains('@') {
-        return Err(RequestError::Url(
-            shown(url),
-            "user:password@ is not supported; send an Authorization header with -H".into(),
-        ));
-    }
-    let port = authority.port_u16().unwrap_or(match scheme {
-        Scheme::Http => 80,
-        Scheme::Https => 443,
-    });
-    // An IPv6 literal comes bracketed; connecting wants it bare.
-    let host = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    Ok(Origin {
-        scheme,
-        host: host.to_string(),
-        port,
-        authority: authority.as_str().to_string(),
+    crate::url::parse_origin(url).map_err(|e| match e {
+        UrlError::NotHttp => RequestError::Scheme(shown(url)),
+        UrlError::Invalid(why) => RequestError::Url(shown(url), why),
     })
-}
-
-/// A `Location` value resolved against the request it answered (RFC 3986 §5.2, for the forms
-/// servers send: absolute URL, `//host/path`, `/path`, `relative`, `?query`).
-pub fn resolve_location(
-    origin: &Origin,
-    target: &[u8],
-    location: &str,
-) -> Option<(Origin, Vec<u8>)> {
-    let location = location.split('#').next()?;
-    let absolute = if location.contains("://") {
-        location.to_string()
-    } else if let Some(rest) = location.strip_prefix("//") {
-        let scheme = match origin.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        format!("{scheme}://{rest}")
-    } else {
-        let target = std::str::from_utf8(target).ok()?;
-        let path = target.split('?').next().unwrap_or("/");
-        let joined = if location.starts_with('/') {
-            location.to_string()
-        } else if location.starts_with('?') {
-            format!("{path}{location}")
-        } else {
-            let dir = &path[..path.rfind('/').map_or(0, |at| at + 1)];
-            format!("{dir}{location}")
-        };
-        let target = http::uri::PathAndQuery::try_from(joined).ok()?;
-        return Some((origin.clone(), target.as_str().as_bytes().to_vec()));
-    };
-    let next = parse_origin(&absolute).ok()?;
-    let rest = &absolute[origin_len(&absolute)..];
-    let target =
-        http::uri::PathAndQuery::try_from(if rest.is_empty() { "/" } else { rest }).ok()?;
-    Some((next, target.as_str().as_bytes().to_vec()))
 }
 
 /// `Name: value` → a checked header name and a value template (the value with its holes filled
@@ -877,6 +803,7 @@ mod tests {
         let post = http::Method::POST;
         let hop = |status, location: &str| {
             t.redirect(&t.origin, b"/a/b?id=1", &post, status, location.as_bytes())
+                .expect("a usable Location")
         };
         let same = hop(307, "c?x=1").expect("relative");
         assert_eq!(
@@ -898,7 +825,13 @@ mod tests {
             "cdn.example"
         );
         assert_eq!(hop(200, "/x"), None, "not a redirect");
-        assert_eq!(hop(302, "ftp://x/y"), None, "not http");
+        assert_eq!(hop(302, "ftp://x/y"), None, "not http: the 3xx stays");
+        assert_eq!(hop(302, "mailto:a@b"), None, "not a path: the 3xx stays");
+        let broken = t.redirect(&t.origin, b"/", &post, 302, b"http://h:70000/x");
+        assert!(
+            broken.is_err_and(|why| why.contains("70000")),
+            "an error row"
+        );
 
         let (mut out, mut body) = (Vec::new(), Vec::new());
         t.write_h1_hop(&Values::one(b"1"), &other, &mut out, &mut body)
@@ -969,5 +902,58 @@ mod tests {
             None,
             "te: trailers is allowed"
         );
+    }
+
+    #[test]
+    fn credentials_go_to_the_items_own_origin_only_every_one_the_redaction_list_names() {
+        let mut s = spec("https://{id}.example.com/list?key=1");
+        s.headers = vec![
+            "Authorization: Bearer a".into(),
+            "Cookie: s=1".into(),
+            "X-Api-Key: k".into(),
+            "Accept: */*".into(),
+        ];
+        let t = RequestTemplate::compile(&s).expect("valid");
+        let values = Values::one(b"tenant");
+        let own = t.origin_of(&values).expect("a host");
+        let page = |origin: &Origin| {
+            let hop = Hop {
+                origin: origin.clone(),
+                target: b"/list?key=1&page=2".to_vec(),
+                method: http::Method::GET,
+                with_body: true,
+            };
+            let mut out = Vec::new();
+            t.write_h1_hop(&values, &hop, &mut out, &mut Vec::new())
+                .expect("fits");
+            let h2 = t.build_h2(&values, Some(&hop)).expect("fits");
+            let h2_names: Vec<String> = h2.headers().keys().map(|n| n.to_string()).collect();
+            (String::from_utf8(out).expect("utf-8"), h2_names.join(","))
+        };
+        // A page on the key's own host keeps them (it is not the template's stand-in host).
+        let (h1, h2) = page(&own);
+        for name in ["authorization", "cookie", "x-api-key"] {
+            assert!(h1.contains(&format!("{name}: ")), "{name}: {h1}");
+            assert!(h2.contains(name), "{name}: {h2}");
+        }
+        // Another host, or the same one over plain http, gets none of them.
+        let other = Origin {
+            host: "evil.example".into(),
+            authority: "evil.example".into(),
+            ..own.clone()
+        };
+        let plain = Origin {
+            scheme: Scheme::Http,
+            port: 80,
+            ..own.clone()
+        };
+        for origin in [other, plain] {
+            let (h1, h2) = page(&origin);
+            for name in ["authorization", "cookie", "x-api-key"] {
+                assert!(!h1.contains(name), "{name} to {origin:?}: {h1}");
+                assert!(!h2.contains(name), "{name} to {origin:?}: {h2}");
+            }
+            assert!(h1.contains("accept: */*"), "{h1}");
+        }
     }
 }

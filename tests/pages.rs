@@ -3,7 +3,8 @@
 //! cursor parameter: every (key, page) once, in CSV, JSON Lines and Parquet (read back by Python's
 //! csv, json and pyarrow); after kill -9 mid-run, `--resume` goes on from each chain's last page
 //! and the server counts no page fetched twice beyond those in flight; a looping chain ends with
-//! error `loop`; `--max-pages` and a failing page end a chain.
+//! error `loop`; `--max-pages` and a failing page end a chain; each page keeps its own body file;
+//! a page that kills its worker is its own `crash` row; credentials stay on the key's own host.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -216,6 +217,24 @@ fn a_loop_a_failing_page_and_max_pages_end_a_chain() {
             assert!(next.ends_with(&format!("loop?key={id}&page=1")), "{next}");
         }
     }
+    // Page 3 leads back to the item's first URL: a loop there too, page 0 not fetched again.
+    let url = format!("{}/list/loop?key={{id}}&back=0&page=0", server.base);
+    let out = TestCommand::run(dir.path(), &url, "0..3")
+        .args(["--next", "/next", "-o", "loop0.csv", "--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut rows = page_rows(&dir.path().join("loop0.csv"));
+    rows.sort();
+    let pages: Vec<(u64, String)> = rows.iter().map(|r| (r.1, r.3.clone())).collect();
+    assert_eq!(pages.len(), 12, "4 pages per key: {rows:?}");
+    assert!(
+        pages
+            .iter()
+            .all(|(page, error)| (*page == 3) == (error == "loop")),
+        "{rows:?}"
+    );
+    let fetched = fetched_counts(&server.base);
+    assert_eq!(fetched["1/0"], 2, "once by each loop run: {fetched:?}");
     // A page answered 500 ends its chain (after --retries, here none).
     let rows = run("broken", &["--retries", "0"], "broken.csv");
     assert_eq!(rows.len(), 9);
@@ -226,4 +245,188 @@ fn a_loop_a_failing_page_and_max_pages_end_a_chain() {
     let pages: Vec<(u64, u64)> = rows.iter().map(|r| (r.0, r.1)).collect();
     assert_eq!(pages, [(0, 0), (1, 0), (2, 0)]);
     assert!(rows[2].4.ends_with("json?key=2&page=1"), "{rows:?}");
+}
+
+/// `--bodies-dir` with `--next`: every page's row points at a file of its own holding that
+/// page's body (before, all pages of an item wrote one file and only the last page survived).
+#[test]
+fn every_page_keeps_its_own_body_file() {
+    let server = AiohttpTarget::start_script("api_target.py");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/list/json?key={{id}}", server.base);
+    let out = TestCommand::run(dir.path(), &url, "0..8")
+        .args(["--next", "/next", "--bodies-dir", "bodies", "-o", "out.csv"])
+        .args(["-c", "4", "--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let csv = std::fs::read_to_string(dir.path().join("out.csv")).expect("csv");
+    let mut paths = BTreeSet::new();
+    let mut rows = 0;
+    for line in csv.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (id, page, path) = (fields[0], fields[6], fields[8]);
+        assert!(paths.insert(path.to_string()), "{path} for two rows");
+        let body = std::fs::read(dir.path().join("bodies").join(path)).expect("body file");
+        let doc: Value = serde_json::from_slice(&body).expect("a page's JSON");
+        if id != "0" {
+            assert_eq!(
+                doc["items"][0].as_str(),
+                Some(format!("{id}-{page}-0").as_str()),
+                "key {id} page {page}: {path} holds another page's body"
+            );
+        }
+        rows += 1;
+    }
+    assert_eq!(rows, (0..8).map(pages_of).sum::<u64>());
+}
+
+/// A page after the first that kills its worker (a jq filter that recurses without end on key
+/// 5's page 3): the pages before keep their rows, page 3 is the `crash` row, and `--resume`
+/// fetches nothing again. Before, the keeper fetched the item again from page 0, lost those
+/// rows with the probe and wrote one `crash` row saying page 0.
+#[test]
+fn a_page_that_kills_its_worker_is_its_own_crash_row_and_the_pages_before_keep_theirs() {
+    let server = AiohttpTarget::start_script("api_target.py");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/list/json?key={{id}}", server.base);
+    let filter =
+        r#"x=jq:if ((.items[0] // "") | startswith("5-3-")) then (def f: 1 + f; f) else 1 end"#;
+    for (slots, output) in [("1", "one.csv"), ("8", "eight.csv")] {
+        let scrape = || {
+            TestCommand::run(dir.path(), &url, "0..12")
+                .args(["--next", "/next", "--extract", filter, "-o", output])
+                .args(["-s", "1", "-c", slots, "--no-progress"])
+        };
+        let before = fetched_counts(&server.base);
+        let out = scrape().output_of();
+        assert_eq!(out.status.code(), Some(0), "{slots}: {}", stderr(&out));
+        if slots == "1" {
+            // One slot sends each page's row before it asks for the next page: the probe goes
+            // on from page 3, and pages 0 to 2 were fetched once.
+            let after = fetched_counts(&server.base);
+            for page in ["5/0", "5/1", "5/2"] {
+                let times = after[page] - before.get(page).copied().unwrap_or(0);
+                assert_eq!(times, 1, "{page}: {after:?}");
+            }
+        }
+        let mut rows = page_rows(&dir.path().join(output));
+        rows.sort();
+        let mut pages = BTreeSet::new();
+        for (id, page, status, error, _) in &rows {
+            assert!(pages.insert((*id, *page)), "key {id} page {page} twice");
+            let expected = match (id, page) {
+                (5, 3) => (None, "crash"),
+                _ => (Some(200), ""),
+            };
+            assert_eq!((*status, error.as_str()), expected, "key {id} page {page}");
+        }
+        let expected: BTreeSet<(u64, u64)> = (0..12)
+            .flat_map(|k| (0..pages_of(k)).map(move |p| (k, p)))
+            .filter(|&(k, p)| (k, p) != (5, 4))
+            .collect();
+        assert_eq!(pages, expected, "{slots} slots");
+        let fetched = fetched_counts(&server.base);
+        let out = scrape().arg("--resume").output_of();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stderr(&out).contains("nothing to do"), "{}", stderr(&out));
+        assert_eq!(
+            fetched_counts(&server.base),
+            fetched,
+            "a resume fetched again"
+        );
+        assert_eq!(page_rows(&dir.path().join(output)).len(), rows.len());
+    }
+}
+
+/// A server that records each request's head (lower-cased) and answers `/p/0` with a next
+/// (`/p/1` on the same host, or for `{id}` 2 the same page on another host name) and anything
+/// else with the last page.
+fn recording_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                let Ok(mut writer) = stream.try_clone() else {
+                    return;
+                };
+                let mut reader = BufReader::new(stream);
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        head.push_str(&line.to_ascii_lowercase());
+                    }
+                    let body = match head.split_whitespace().nth(1) {
+                        Some("/p/0") if head.contains("host: 2.tenant.test") => {
+                            format!(r#"{{"next":"http://other.test:{port}/p/1"}}"#)
+                        }
+                        Some("/p/0") => r#"{"next":"/p/1"}"#.to_string(),
+                        _ => r#"{"next":null}"#.to_string(),
+                    };
+                    seen.lock().expect("heads").push(head);
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if writer.write_all(answer.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, heads)
+}
+
+/// With the host from the key (a per-tenant API), a page on the key's own host keeps `-H`
+/// credentials (before, every page after the first lost them: the key's host was taken for
+/// another origin); a page on another host gets none of the headers the redaction list names
+/// (`X-Api-Key` went along before).
+#[test]
+fn pages_on_the_keys_own_host_keep_credentials_and_other_hosts_get_none() {
+    let (port, heads) = recording_server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("http://{{id}}.tenant.test:{port}/p/0");
+    let out = TestCommand::run(dir.path(), &url, "0..3")
+        .args(["--next", "/next", "-o", "out.csv", "--no-progress"])
+        .args(["--resolve", &format!("*:{port}:127.0.0.1")])
+        .args(["-H", "Authorization: Bearer tenant-token"])
+        .args(["-H", "Cookie: session=s1", "-H", "X-Api-Key: k1"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let heads = heads.lock().expect("heads").clone();
+    assert_eq!(heads.len(), 6, "two pages per key: {heads:?}");
+    let credentials = [
+        "authorization: bearer tenant-token",
+        "cookie: session=s1",
+        "x-api-key: k1",
+    ];
+    for head in &heads {
+        let other_host = head.contains("host: other.test");
+        for credential in credentials {
+            assert_eq!(
+                head.contains(credential),
+                !other_host,
+                "{credential}: {head}"
+            );
+        }
+    }
+    assert_eq!(
+        heads
+            .iter()
+            .filter(|h| h.contains("host: other.test"))
+            .count(),
+        1
+    );
 }

@@ -30,6 +30,7 @@ mod pipeline;
 mod proxies;
 mod rate;
 mod raw_answers;
+mod references;
 mod requests;
 mod routing;
 mod slurm;

@@ -14,6 +14,10 @@
 //! NAME (by a hard link, which fails when NAME exists, so two workers cannot both take it), and a
 //! later one — another line with the same key, or the same line fetched again by `--resume` —
 //! takes `NAME~L<line>`.
+//!
+//! With `--next`, every page of an item is a row of its own with a body of its own: page 0 takes
+//! the name above, page P > 0 takes `NAME~P<P>` (before, every page wrote `NAME`, and only the
+//! last page's body survived, every row pointing at it).
 
 use std::collections::HashSet;
 use std::io;
@@ -92,9 +96,13 @@ impl BodiesDir {
     }
 
     /// Moves the complete body in `file` (in the root) to the name of `key` (item `index`: its
-    /// line, for keys from a file); returns its relative path.
-    pub fn place(&mut self, file: &Path, key: &[u8], index: u64) -> io::Result<String> {
+    /// line, for keys from a file; `page`: its page, with `--next`); returns its relative path.
+    pub fn place(&mut self, file: &Path, key: &[u8], index: u64, page: u32) -> io::Result<String> {
         let mut relative = relative_path(key);
+        if page > 0 {
+            // `~` is never in a name made from a key (it is percent-encoded there).
+            relative = format!("{relative}~P{page}");
+        }
         let path = self.root.join(&relative);
         let subdir: [u8; 5] = relative.as_bytes()[..5].try_into().expect("ab/cd prefix");
         if !self.made.contains(&subdir) {
@@ -191,7 +199,27 @@ mod tests {
     fn write(bodies: &mut BodiesDir, key: &[u8], index: u64, body: &[u8]) -> String {
         let spool = bodies.spool_path();
         std::fs::write(&spool, body).expect("write the spool file");
-        bodies.place(&spool, key, index).expect("place")
+        bodies.place(&spool, key, index, 0).expect("place")
+    }
+
+    #[test]
+    fn each_page_of_an_item_gets_a_file_of_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for keys_repeat in [false, true] {
+            let mut bodies = BodiesDir::new(dir.path().join(keys_repeat.to_string()), keys_repeat);
+            let paths: Vec<String> = (0..3)
+                .map(|page| {
+                    let spool = bodies.spool_path();
+                    std::fs::create_dir_all(spool.parent().expect("in the root")).expect("root");
+                    std::fs::write(&spool, format!("page {page}")).expect("write");
+                    bodies.place(&spool, b"k", 5, page).expect("place")
+                })
+                .collect();
+            let read = |p: &str| std::fs::read_to_string(bodies.root.join(p)).expect("read");
+            let bodies: Vec<String> = paths.iter().map(|p| read(p)).collect();
+            assert_eq!(bodies, ["page 0", "page 1", "page 2"], "{paths:?}");
+            assert!(paths[1].ends_with("/k~P1"), "{paths:?}");
+        }
     }
 
     #[test]

@@ -10,6 +10,12 @@
 //! `crash` row for an item that kills that worker too, and starts a worker for the rest of the
 //! shard. One answer costs one row, never the shard. After [`MAX_CRASH_ROWS`] such rows the
 //! shard gives up (it fails as before, and `--resume` goes on past them).
+//!
+//! With `--next` an item is a chain of pages, each a row. An item is done when its last row
+//! went by; a chain whose first pages went by goes on, in the probe and in the worker after it,
+//! from the page after them ([`Forwarded`]), so those pages are neither fetched nor written
+//! again, and the `crash` row names the page that kills. (Before, the item counted as done at
+//! its first row, or was fetched again from page 0 and its pages' rows lost with the probe.)
 
 use std::io;
 use std::os::unix::process::ExitStatusExt;
@@ -20,7 +26,7 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use super::credentials::Credentials;
-use super::pipes::{PipeEnd, PipeSinks, StatsBoard, read_worker_pipe};
+use super::pipes::{Forwarded, PipeEnd, PipeSinks, StatsBoard, read_worker_pipe};
 use super::signals::Stop;
 use super::spawn;
 use crate::assignment::WorkerSpec;
@@ -65,7 +71,7 @@ pub struct ShardEnd {
 impl Keeper {
     /// Follows `first` and the workers after it to the end of the shard.
     pub fn run(self, first: Child) -> ShardEnd {
-        let mut forwarded = IdSet::new(self.spec.ids);
+        let mut forwarded = Forwarded::new(self.spec.ids);
         let mut crashes = 0;
         let mut child = first;
         loop {
@@ -79,7 +85,7 @@ impl Keeper {
                 return end(exit, pipe, crashes);
             }
             let mut suspects = self.table.take_items();
-            suspects.retain(|item| !forwarded.contains(*item));
+            suspects.retain(|item| !forwarded.done.contains(*item));
             if suspects.is_empty() {
                 // It died between answers (at start, say): nothing to single out.
                 return end(exit, pipe, crashes);
@@ -92,7 +98,7 @@ impl Keeper {
             );
             while !suspects.is_empty() {
                 let skip = IdSet::all_but(self.spec.ids, &suspects);
-                let mut probe = match self.start(1, &skip) {
+                let mut probe = match self.start(1, &skip, &forwarded) {
                     Ok(probe) => probe,
                     Err(e) => return end(Err(e), pipe, crashes),
                 };
@@ -100,28 +106,40 @@ impl Keeper {
                 let died = self.may_replace(&exit, &pipe, crashes);
                 let killer = self.table.take_items().into_iter().next();
                 match killer {
-                    Some(item) if died && !forwarded.contains(item) => {
+                    Some(item) if died && !forwarded.done.contains(item) => {
+                        // The probe's rows went by one by one: the page that killed is the
+                        // one after them.
+                        let page = forwarded
+                            .continuations(&self.spec.continuations)
+                            .iter()
+                            .find(|c| c.index == item)
+                            .map_or(0, |c| c.page);
                         crate::say!(
-                            "ringscrape: shard {}: item {item} kills the worker that fetches it ({}): written as error `crash`",
+                            "ringscrape: shard {}: item {item}{} kills the worker that fetches it ({}): written as error `crash`",
                             self.spec.shard,
+                            match page {
+                                0 => String::new(),
+                                page => format!(" page {page}"),
+                            },
                             describe(&exit)
                         );
-                        if !self.write_crash_row(item) {
+                        if !self.write_crash_row(item, page) {
                             return end(exit, pipe, crashes);
                         }
-                        forwarded.insert(item);
+                        forwarded.open.remove(&item);
+                        forwarded.done.insert(item);
                         crashes += 1;
                     }
                     _ if exit.as_ref().is_ok_and(ExitStatus::success) => {}
                     _ => return end(exit, pipe, crashes),
                 }
-                suspects.retain(|item| !forwarded.contains(*item));
+                suspects.retain(|item| !forwarded.done.contains(*item));
             }
-            let mut skip = forwarded.clone();
+            let mut skip = forwarded.done.clone();
             if let Some(earlier) = &self.skip {
                 skip.union_with(earlier);
             }
-            child = match self.start(self.spec.fetch.concurrency, &skip) {
+            child = match self.start(self.spec.fetch.concurrency, &skip, &forwarded) {
                 Ok(child) => child,
                 Err(e) => return end(Err(e), pipe, crashes),
             };
@@ -139,7 +157,7 @@ impl Keeper {
     fn follow(
         &self,
         child: &mut Child,
-        forwarded: &mut IdSet,
+        forwarded: &mut Forwarded,
     ) -> (io::Result<ExitStatus>, PipeEnd) {
         let shard = self.spec.shard;
         let carried = self
@@ -166,9 +184,11 @@ impl Keeper {
         (child.wait(), pipe)
     }
 
-    /// A worker of the shard with `concurrency` slots that skips `skip`.
-    fn start(&self, concurrency: usize, skip: &IdSet) -> io::Result<Child> {
+    /// A worker of the shard with `concurrency` slots that skips `skip` and goes on with the
+    /// chains of pages `forwarded` holds open.
+    fn start(&self, concurrency: usize, skip: &IdSet, forwarded: &Forwarded) -> io::Result<Child> {
         let mut spec = self.spec.clone();
+        spec.continuations = forwarded.continuations(&self.spec.continuations);
         if concurrency != spec.fetch.concurrency {
             spec.fetch.concurrency = concurrency;
             spec.fetch.auto_concurrency = false;
@@ -185,8 +205,9 @@ impl Keeper {
         Ok(child)
     }
 
-    /// The row of an item that killed its worker; false when the writer is gone.
-    fn write_crash_row(&self, item: u64) -> bool {
+    /// The row of an item (at `page` of its chain) that killed its worker; false when the
+    /// writer is gone.
+    fn write_crash_row(&self, item: u64, page: u32) -> bool {
         let values = ItemReader::open(&self.spec.keys).ok().and_then(|mut keys| {
             let mut values = Values::default();
             keys.values_for(item, &mut values).ok()?;
@@ -199,7 +220,7 @@ impl Keeper {
         };
         let record = Record {
             index: item,
-            page: 0,
+            page,
             more: false,
             status: None,
             bytes: 0,

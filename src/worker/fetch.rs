@@ -20,7 +20,7 @@ use super::connect::{Dialer, RouteId};
 use super::failure::Failure;
 use super::h1::H1Conn;
 use super::h2::{self, Acquired};
-use super::pages::Chain;
+use super::pages::{Chain, UnusableNext};
 use super::plan::Plan;
 use super::proxy;
 use super::proxy_board::ProxyHealth;
@@ -76,6 +76,8 @@ pub struct Slot {
     page_hop: Option<Hop>,
     /// `--next`: where the last request went (what a relative next resolves against).
     sent_to: Option<(Origin, Vec<u8>)>,
+    /// `--next`: why the next the last answer gave cannot be followed (its row says so).
+    unusable_next: Option<String>,
     /// The route (direct, or which proxy) of the slot's own connection.
     route: RouteId,
     /// The proxy the last answer came through, if any.
@@ -103,6 +105,7 @@ impl Slot {
             generation: 0,
             page_hop: None,
             sent_to: None,
+            unusable_next: None,
             route: RouteId::default(),
             answered_through: None,
             forwarded: false,
@@ -132,8 +135,8 @@ impl Slot {
                 latency: Duration::ZERO,
                 stale: false,
             };
-            let record = self.record(index, values, attempts, attempt);
-            return Outcome::Done(self.paged(record, chain));
+            let record = self.record(index, values, attempts, attempt, chain.page);
+            return Outcome::Done(self.paged(record, values, chain));
         }
         let attempt = self.attempt_once_fresh_if_stale(values).await;
         let verdict = match &attempt {
@@ -146,8 +149,8 @@ impl Slot {
         let outcome = match self.plan.retry.next_delay(verdict, attempts, &mut self.rng) {
             Some(wait) => Outcome::RetryAfter { wait, why: verdict },
             None => {
-                let record = self.record(index, values, attempts, attempt);
-                Outcome::Done(self.paged(record, chain))
+                let record = self.record(index, values, attempts, attempt, chain.page);
+                Outcome::Done(self.paged(record, values, chain))
             }
         };
         self.let_go_of_the_body();
@@ -171,9 +174,11 @@ impl Slot {
         Ok(())
     }
 
-    /// `--next`: the record as a page of `chain`: its number, whether more follow, and a loop
-    /// (a next given before in the chain) as an error of its own.
-    fn paged(&self, mut record: Record, chain: &Chain) -> Record {
+    /// `--next`: the record as a page of `chain`: its number, whether more follow, a loop (a
+    /// next given before in the chain, or the item's first page) as an error of its own, and a
+    /// next that cannot be followed as a `request` error that keeps it.
+    fn paged(&mut self, mut record: Record, values: &Values, chain: &Chain) -> Record {
+        let unusable = self.unusable_next.take();
         let Some(paging) = &self.plan.paging else {
             return record;
         };
@@ -182,8 +187,18 @@ impl Slot {
             record.captured.next = None;
             return record;
         }
+        if let Some(why) = unusable {
+            crate::detail!(
+                "ringscrape: id {}: page {}: the next page cannot be followed: {why}",
+                String::from_utf8_lossy(values.id()),
+                chain.page
+            );
+            record.error = Some(ErrorKind::Request);
+            return record;
+        }
         if let Some(next) = &record.captured.next {
-            if chain.has_seen(next) {
+            let first = || paging.first_page(&self.plan.template, values);
+            if chain.has_seen(next) || first().as_deref() == Some(next.as_slice()) {
                 record.error = Some(ErrorKind::Loop);
             } else {
                 record.more = paging.pages().goes_on(chain.page, next);
@@ -205,14 +220,22 @@ impl Slot {
         }
     }
 
-    fn record(&mut self, index: u64, values: &Values, attempts: u32, attempt: Attempt) -> Record {
+    /// The row of item `index`'s page `page` after `attempt`.
+    fn record(
+        &mut self,
+        index: u64,
+        values: &Values,
+        attempts: u32,
+        attempt: Attempt,
+        page: u32,
+    ) -> Record {
         let attempts = u16::try_from(attempts).unwrap_or(u16::MAX);
         let (latency, kept) = match attempt {
             Attempt::Answered { latency } => {
                 if let Some(proxy) = self.answered_through.take() {
                     proxy.count_row();
                 }
-                (latency, self.keep_answer(index, values))
+                (latency, self.keep_answer(index, values, page))
             }
             Attempt::Failed {
                 failure, latency, ..
@@ -264,10 +287,17 @@ impl Slot {
     }
 
     /// What the schema keeps of the last answer: captured headers, and the body (inline, or
-    /// written to its file first, so the row never points at a file that is not complete).
-    fn keep_answer(&mut self, index: u64, values: &Values) -> Result<Captured, Failure> {
+    /// written to its file first, so the row never points at a file that is not complete; each
+    /// page of a chain to a file of its own).
+    fn keep_answer(&mut self, index: u64, values: &Values, page: u32) -> Result<Captured, Failure> {
         let mut headers = std::mem::take(&mut self.answer.captured);
-        let next = self.next_page(&mut headers);
+        let next = match self.next_page(&mut headers) {
+            Ok(next) => next,
+            Err(unusable) => {
+                self.unusable_next = Some(unusable.why);
+                Some(unusable.given)
+            }
+        };
         let mut extracted = Vec::new();
         if !self.plan.extractor.is_empty() {
             let misses;
@@ -287,7 +317,7 @@ impl Slot {
                             true => values.id(),
                             false => number.format(index).as_bytes(),
                         };
-                        bodies.borrow_mut().place(&file, name, index)
+                        bodies.borrow_mut().place(&file, name, index, page)
                     })
                     .map_err(|e| Failure {
                         kind: ErrorKind::Io,
@@ -309,15 +339,22 @@ impl Slot {
 
     /// `--next`: what a 2xx answer gives for the next page (from the `Link` header captured
     /// last, taken off `headers`, or from the body).
-    fn next_page(&self, headers: &mut Vec<Option<Vec<u8>>>) -> Option<Vec<u8>> {
-        let paging = self.plan.paging.as_ref()?;
+    fn next_page(
+        &self,
+        headers: &mut Vec<Option<Vec<u8>>>,
+    ) -> Result<Option<Vec<u8>>, UnusableNext> {
+        let Some(paging) = self.plan.paging.as_ref() else {
+            return Ok(None);
+        };
         let link = match paging.pages().by_link() {
             true => headers.pop().flatten(),
             false => None,
         };
-        let (origin, target) = self.sent_to.as_ref()?;
+        let Some((origin, target)) = self.sent_to.as_ref() else {
+            return Ok(None);
+        };
         if !(200..300).contains(&self.answer.status) {
-            return None;
+            return Ok(None);
         }
         paging.next_of(origin, target, link.as_deref(), &self.answer.body)
     }
@@ -516,8 +553,17 @@ impl Slot {
                 break;
             };
             let status = self.answer.status;
-            let Some(hop) = template.redirect(&origin, &target, &method, status, &location) else {
-                break;
+            let hop = match template.redirect(&origin, &target, &method, status, &location) {
+                Ok(Some(hop)) => hop,
+                Ok(None) => break,
+                // An http(s) Location that cannot be fetched: an error row, with its 3xx.
+                Err(detail) => {
+                    return Err(Failure {
+                        kind: ErrorKind::Request,
+                        answered: true,
+                        detail,
+                    });
+                }
             };
             self.send(values, Some(&hop)).await?;
             (origin, target, method) = (hop.origin, hop.target, hop.method);

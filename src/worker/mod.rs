@@ -120,6 +120,10 @@ struct Shared {
     limiter: Limiter,
     /// Which item each slot is fetching, where the supervisor can read it if this worker dies.
     table: Option<InFlightTable>,
+    /// A worker of one slot (the keeper's probe for an item that killed a worker): each page's
+    /// row leaves before the next page is asked for, so if a page kills this worker the keeper
+    /// knows which, and the pages before it keep their rows.
+    page_rows_at_once: bool,
 }
 
 impl Shared {
@@ -297,6 +301,7 @@ pub fn run() -> Result<(), WorkerError> {
             ),
             None => None,
         },
+        page_rows_at_once: spec.fetch.concurrency == 1 && !spec.fetch.auto_concurrency,
     });
     let entries = (spec.fetch.concurrency as u32 * 4)
         .next_power_of_two()
@@ -526,7 +531,10 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
             }
             shared.stats.borrow_mut().record(&record);
             let mut sink = shared.sink.borrow_mut();
-            let pushed = sink.push_record(&record);
+            let mut pushed = sink.push_record(&record);
+            if record.more && shared.page_rows_at_once {
+                pushed = pushed.and_then(|()| sink.flush());
+            }
             if let Some(memory) = &slot.plan().memory {
                 memory.set_backlog(sink.backlog());
             }

@@ -10,8 +10,9 @@ use std::hash::{Hash, Hasher};
 use super::failure::Failure;
 use crate::extract::{ExtractError, ExtractSpec, Extractor};
 use crate::model::{ErrorKind, Pages};
-use crate::request::{Hop, Origin, RequestTemplate, Scheme, resolve_location};
+use crate::request::{Hop, Origin, RequestTemplate};
 use crate::template::{Values, percent_encode};
+use crate::url::resolve;
 
 /// Where an item's chain of pages stands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -110,8 +111,7 @@ impl Paging {
             }
             None => {
                 let url = std::str::from_utf8(next).map_err(|_| bad("not UTF-8"))?;
-                resolve_location(&template.origin, b"/", url)
-                    .ok_or_else(|| bad("not an http(s) URL"))?
+                resolve(&template.origin, b"/", url).map_err(|e| bad(&e.to_string()))?
             }
         };
         Ok(Some(Hop {
@@ -124,29 +124,56 @@ impl Paging {
 
     /// What an answer to the page at `origin` and `target` gives for the next page: the URL
     /// resolved against the page (or, with `--next-param`, the cursor as it is); `None` when
-    /// it gives none.
+    /// it gives none; an error, holding what it gave, when that cannot be followed (another
+    /// scheme, a port above 65535, `user:pw@`, …): the chain must not end as if that page were
+    /// its last.
     pub fn next_of(
         &self,
         origin: &Origin,
         target: &[u8],
         link: Option<&[u8]>,
         body: &[u8],
-    ) -> Option<Vec<u8>> {
+    ) -> Result<Option<Vec<u8>>, UnusableNext> {
         let given = match &self.extractor {
-            None => next_link(link?)?,
-            Some(extractor) => extractor.run(body).0.into_iter().next().flatten()?,
+            None => link.and_then(next_link),
+            Some(extractor) => extractor.run(body).0.into_iter().next().flatten(),
+        };
+        let Some(given) = given else {
+            return Ok(None);
         };
         let given = trim(&given);
         if given.is_empty() {
-            return None;
+            return Ok(None);
         }
         if self.pages.param.is_some() {
-            return Some(given.to_vec());
+            return Ok(Some(given.to_vec()));
         }
-        let text = std::str::from_utf8(given).ok()?;
-        let (origin, target) = resolve_location(origin, target, text)?;
-        Some(url_of(&origin, &target))
+        let unusable = |why: String| UnusableNext {
+            given: given.to_vec(),
+            why,
+        };
+        let text = std::str::from_utf8(given).map_err(|_| unusable("not UTF-8".into()))?;
+        resolve(origin, target, text)
+            .map(|(origin, target)| Some(url_of(&origin, &target)))
+            .map_err(|e| unusable(e.to_string()))
     }
+
+    /// The URL of an item's first page in the form its nexts take (none with `--next-param`,
+    /// whose nexts are cursors): a next that leads back to it is a loop too.
+    pub fn first_page(&self, template: &RequestTemplate, values: &Values) -> Option<Vec<u8>> {
+        if self.pages.param.is_some() {
+            return None;
+        }
+        let origin = template.origin_of(values).ok()?;
+        Some(url_of(&origin, &template.target(values)))
+    }
+}
+
+/// A next a page gave that cannot be followed: its row keeps it, as an error.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnusableNext {
+    pub given: Vec<u8>,
+    pub why: String,
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
@@ -160,45 +187,84 @@ fn trim(bytes: &[u8]) -> &[u8] {
 
 /// `scheme://authority/target`.
 pub fn url_of(origin: &Origin, target: &[u8]) -> Vec<u8> {
-    let scheme = match origin.scheme {
-        Scheme::Http => "http",
-        Scheme::Https => "https",
-    };
-    let mut url = format!("{scheme}://{}", origin.authority).into_bytes();
+    let mut url = format!("{}://{}", origin.scheme.as_str(), origin.authority).into_bytes();
     url.extend_from_slice(target);
     url
 }
 
-/// The target of a `rel="next"` link of a `Link` header value (RFC 8288): `<URL>; rel="next"`,
-/// among others separated by commas; `rel` may hold several relation types.
+/// The target of a `rel="next"` link of a `Link` header value (RFC 8288 §3): `<URL>; rel="next"`,
+/// among others separated by commas; `rel` may hold several relation types. A parameter's value
+/// may be a quoted string, in which commas, semicolons and `<` are text (`title="a, </x>;
+/// rel=next"` is no link of its own).
 fn next_link(value: &[u8]) -> Option<Vec<u8>> {
-    let mut rest = std::str::from_utf8(value).ok()?;
-    while let Some(open) = rest.find('<') {
-        let close = open + rest[open..].find('>')?;
-        let target = &rest[open + 1..close];
-        // The link's parameters run to the next link (a comma outside quotes and brackets).
-        let params_end = rest[close..]
-            .find(", <")
-            .or_else(|| rest[close..].find(",<"))
-            .map_or(rest.len(), |at| close + at);
-        let params = &rest[close + 1..params_end];
-        let is_next = params.split(';').any(|param| {
-            let Some((name, value)) = param.split_once('=') else {
-                return false;
-            };
-            name.trim().eq_ignore_ascii_case("rel")
+    let text = std::str::from_utf8(value).ok()?;
+    let mut rest = text.trim_start_matches([' ', '\t', ',']);
+    while !rest.is_empty() {
+        let Some(after_open) = rest.strip_prefix('<') else {
+            // Not a link: skipped to the next comma.
+            let end = rest.find(',').map_or(rest.len(), |at| at + 1);
+            rest = rest[end..].trim_start_matches([' ', '\t', ',']);
+            continue;
+        };
+        let close = after_open.find('>')?;
+        let target = &after_open[..close];
+        let (params, after) = link_params(&after_open[close + 1..]);
+        let is_next = params.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("rel")
                 && value
-                    .trim()
-                    .trim_matches('"')
                     .split_ascii_whitespace()
                     .any(|rel| rel.eq_ignore_ascii_case("next"))
         });
         if is_next {
             return Some(target.as_bytes().to_vec());
         }
-        rest = &rest[params_end..];
+        rest = after.trim_start_matches([' ', '\t', ',']);
     }
     None
+}
+
+/// The `; name=value` parameters at the start of `text` (a quoted value unquoted), up to the
+/// comma that ends the link outside quotes; and what follows that comma.
+fn link_params(text: &str) -> (Vec<(&str, String)>, &str) {
+    let mut params = Vec::new();
+    let mut rest = text;
+    loop {
+        rest = rest.trim_start_matches([' ', '\t']);
+        let Some(after) = rest.strip_prefix(';') else {
+            // A comma ends the link; anything else (garbage) runs to the next comma.
+            let end = rest.find(',').map_or(rest.len(), |at| at + 1);
+            return (params, &rest[end..]);
+        };
+        let name_end = after.find(['=', ';', ',']).unwrap_or(after.len());
+        let name = after[..name_end].trim();
+        rest = &after[name_end..];
+        let Some(value) = rest.strip_prefix('=') else {
+            params.push((name, String::new()));
+            continue;
+        };
+        let value = value.trim_start_matches([' ', '\t']);
+        if let Some(quoted) = value.strip_prefix('"') {
+            let mut unquoted = String::new();
+            let mut chars = quoted.char_indices();
+            let mut end = quoted.len();
+            while let Some((at, c)) = chars.next() {
+                match c {
+                    '\\' => unquoted.extend(chars.next().map(|(_, c)| c)),
+                    '"' => {
+                        end = at + 1;
+                        break;
+                    }
+                    c => unquoted.push(c),
+                }
+            }
+            params.push((name, unquoted));
+            rest = &quoted[end..];
+        } else {
+            let end = value.find([';', ',']).unwrap_or(value.len());
+            params.push((name, value[..end].trim().to_string()));
+            rest = &value[end..];
+        }
+    }
 }
 
 /// `target` with query parameter `name` set to `value` (percent-encoded), in place of any of
@@ -226,6 +292,7 @@ fn with_query_param(target: &[u8], name: &str, value: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::url::Scheme;
 
     #[test]
     fn the_next_link_is_found_among_others() {
@@ -240,6 +307,20 @@ mod tests {
         );
         assert_eq!(next_link(br#"<https://a/x>; rel="prev""#), None);
         assert_eq!(next_link(b"garbage"), None);
+        assert_eq!(next_link(b"garbage, </n>; rel=next"), Some(b"/n".to_vec()));
+        // RFC 8288 §3: a comma inside a quoted parameter does not end the link.
+        assert_eq!(
+            next_link(br#"</a>; rel="prev"; title="x, </evil>; rel=next", </b>; rel=next"#),
+            Some(b"/b".to_vec())
+        );
+        assert_eq!(
+            next_link(br#"</a>; title="x, </evil>; rel=\"next\""; rel=prev"#),
+            None
+        );
+        assert_eq!(
+            next_link(br#"</a>;rel=next;title="x""#),
+            Some(b"/a".to_vec())
+        );
     }
 
     #[test]
@@ -268,11 +349,30 @@ mod tests {
         let next = |body: &[u8]| paging.next_of(&origin, b"/list/json?key=1&page=0", None, body);
         assert_eq!(
             next(br#"{"next":"json?key=1&page=1"}"#),
-            Some(b"http://h:8080/list/json?key=1&page=1".to_vec())
+            Ok(Some(b"http://h:8080/list/json?key=1&page=1".to_vec()))
         );
-        assert_eq!(next(br#"{"next":null}"#), None);
-        assert_eq!(next(br#"{"next":""}"#), None);
-        assert_eq!(next(br#"{"items":[]}"#), None);
+        assert_eq!(
+            next(br#"{"next":"/echo/0?return=https://example.com/x"}"#),
+            Ok(Some(
+                b"http://h:8080/echo/0?return=https://example.com/x".to_vec()
+            )),
+            "a relative reference, `://` in its query or not"
+        );
+        assert_eq!(next(br#"{"next":null}"#), Ok(None));
+        assert_eq!(next(br#"{"next":""}"#), Ok(None));
+        assert_eq!(next(br#"{"items":[]}"#), Ok(None));
+        for unusable in [
+            "ftp://h/x",
+            "file:///etc/passwd",
+            "http://u:pw@h/x",
+            "http://h:70000/",
+        ] {
+            let body = format!(r#"{{"next":"{unusable}"}}"#);
+            assert!(
+                matches!(next(body.as_bytes()), Err(UnusableNext { given, .. }) if given == unusable.as_bytes()),
+                "{unusable}"
+            );
+        }
         let chain = Chain::default().advanced(b"u1".to_vec());
         assert!(chain.has_seen(b"u1") && !chain.has_seen(b"u2"));
         assert_eq!(chain.page, 1);

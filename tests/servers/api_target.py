@@ -14,7 +14,8 @@ three styles:
   /list/link?key=K&page=P   the next in a `Link: <…>; rel="next"` header (absolute URL)
   /list/json?key=K&page=P   the next as the `next` field: a relative URL, or null on the last
   /list/cursor?key=K&after=C  the next as `next_cursor` (an opaque string), "" on the last
-  /list/loop?key=K&page=P   a chain whose page 3 points back to page 1 (loops for ever)
+  /list/loop?key=K&page=P   a chain whose page 3 points back to page 1 (loops for ever);
+                            with &back=B (before &page), to page B
   /list/broken?key=K&page=P page 2 answers 500
 
   /stats                    {"issued": tokens and sessions issued, "unauthorized": 401s,
@@ -130,9 +131,11 @@ async def list_cursor(request):
 
 async def list_loop(request):
     key, page = request.query["key"], int(request.query.get("page", "0"))
+    back = request.query.get("back")
     await counted(key, page)
-    following = 1 if page == 3 else page + 1
-    return web.json_response({"items": [], "next": f"loop?key={key}&page={following}"})
+    following = int(back or "1") if page == 3 else page + 1
+    extra = f"&back={back}" if back else ""
+    return web.json_response({"items": [], "next": f"loop?key={key}{extra}&page={following}"})
 
 
 async def list_broken(request):
