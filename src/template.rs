@@ -83,6 +83,11 @@ impl Values {
         }
     }
 
+    /// Bytes held by every slot together.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// Number of slots.
     pub fn len(&self) -> usize {
         self.slots.len()

