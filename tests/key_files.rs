@@ -96,3 +96,33 @@ fn a_key_too_large_for_a_frame_fails_alone_and_resume_finishes() {
     assert_eq!(failed[0]["line"], "2");
     assert!(failed[0]["id"].len() < 1000);
 }
+
+#[test]
+fn a_tsv_key_file_takes_quotes_as_text() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::from("sku\ttitle\n");
+    for n in 0..10 {
+        let title = match n {
+            2 => "\"27 inch monitor".to_string(),
+            6 => "a \"quoted\" word\tand more".replace('\t', " "),
+            _ => format!("title {n}"),
+        };
+        text.push_str(&format!("s{n}\t{title}\n"));
+    }
+    std::fs::write(dir.path().join("items.tsv"), &text).expect("write");
+    let url = format!("{}/echo/{{sku}}", server.base);
+    let out = TestCommand::new(dir.path())
+        .args(["run", "-u", &url, "--keys", "items.tsv", "-o", "out.csv"])
+        .args(["--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = by_id(csv_rows(&dir.path().join("out.csv")));
+    assert_eq!(rows.len(), 10, "one row per line");
+    assert_eq!(rows[&2]["title"], "\"27 inch monitor");
+    assert_eq!(rows[&6]["title"], "a \"quoted\" word and more");
+    for (id, row) in &rows {
+        assert_eq!(row["status"], "200", "{row:?}");
+        assert_eq!(row["sku"], format!("s{id}"));
+    }
+}

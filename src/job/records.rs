@@ -141,6 +141,9 @@ fn csv_reader(format: RecordFormat, file: File) -> csv::Reader<File> {
     csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        // TSV (IANA text/tab-separated-values) has no quoting: a `"` is text, and a title
+        // opening with one must not swallow the lines after it.
+        .quoting(format != RecordFormat::Tsv)
         .delimiter(if format == RecordFormat::Tsv {
             b'\t'
         } else {
@@ -503,6 +506,18 @@ mod tests {
         let good = reader.record(2).expect("read").expect("a record");
         assert_eq!(texts(good), [Some("4".into()), Some("5".into())]);
         assert_eq!(good.malformed, None);
+    }
+
+    #[test]
+    fn a_tsv_quote_is_text_not_quoting() {
+        let (_dir, path) = file_with("k.tsv", b"a\tb\n\"27 inch\tx\ny\t\"q\"\n");
+        let file = RecordFile::scan(&path, "k.tsv", RecordFormat::Tsv).expect("scan");
+        assert_eq!(file.records, 2);
+        let mut reader = RecordReader::open(&file).expect("open");
+        let first = reader.record(0).expect("read").expect("a record");
+        assert_eq!(texts(first), [Some("\"27 inch".into()), Some("x".into())]);
+        let second = reader.record(1).expect("read").expect("a record");
+        assert_eq!(texts(second), [Some("y".into()), Some("\"q\"".into())]);
     }
 
     #[test]
