@@ -73,6 +73,13 @@ impl Values {
         self.slots.push((self.bytes.len(), true));
     }
 
+    /// Appends the next slot's value, written by `write` into the buffer; absent when `write`
+    /// says there is none (it must then have written nothing).
+    pub fn push_field(&mut self, write: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let present = write(&mut self.bytes);
+        self.slots.push((self.bytes.len(), present));
+    }
+
     /// Appends every slot of `other` (and its malformation, if any).
     pub fn extend(&mut self, other: &Values) {
         for slot in 0..other.len() {

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::common::*;
+use serde_json::{Value, json};
 
 /// Rows of a CSV as (column → text) maps.
 fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
@@ -36,6 +37,12 @@ fn by_id(rows: Vec<BTreeMap<String, String>>) -> BTreeMap<u64, BTreeMap<String, 
     rows.into_iter()
         .map(|row| (row["id"].parse().expect("numeric id"), row))
         .collect()
+}
+
+/// The request target the echo received for a row kept with `--save-body`.
+fn target_of(body: &str) -> String {
+    let echo: Value = serde_json::from_str(body).expect("echo json");
+    echo["target"].as_str().expect("target").to_string()
 }
 
 #[test]
@@ -125,4 +132,84 @@ fn a_tsv_key_file_takes_quotes_as_text() {
         assert_eq!(row["status"], "200", "{row:?}");
         assert_eq!(row["sku"], format!("s{id}"));
     }
+}
+
+#[test]
+fn json_numbers_beyond_a_double_are_requested_and_kept_exactly() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("keys.jsonl"),
+        concat!(
+            "{\"big\": 98765432109876543210, \"mixed\": 9007199254740993, \"u\": 9223372036854775808}\n",
+            "{\"big\": 1, \"mixed\": 1.5, \"u\": 7}\n",
+        ),
+    )
+    .expect("write");
+    let url = format!("{}/echo/{{big}}/{{mixed}}/{{u}}", server.base);
+    let scrape = |output: &str| {
+        let out = TestCommand::new(dir.path())
+            .args(["run", "-u", &url, "--keys", "keys.jsonl", "-o", output])
+            .args(["--save-body", "--no-progress"])
+            .output_of();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    };
+    let expected = [
+        (
+            "98765432109876543210",
+            "9007199254740993",
+            "9223372036854775808",
+        ),
+        ("1", "1.5", "7"),
+    ];
+    scrape("out.csv");
+    let rows = by_id(csv_rows(&dir.path().join("out.csv")));
+    for (id, (big, mixed, u)) in expected.iter().enumerate() {
+        let row = &rows[&(id as u64)];
+        assert_eq!(target_of(&row["body"]), format!("/echo/{big}/{mixed}/{u}"));
+        assert_eq!(
+            (
+                row["big"].as_str(),
+                row["mixed"].as_str(),
+                row["u"].as_str()
+            ),
+            (*big, *mixed, *u)
+        );
+    }
+    // JSON Lines and Parquet rows hold the same keys, as strings where no number type holds
+    // them exactly.
+    scrape("out.jsonl");
+    let text = std::fs::read_to_string(dir.path().join("out.jsonl")).expect("read");
+    let mut rows: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    rows.sort_by_key(|r| r["id"].as_u64());
+    for (row, (big, mixed, u)) in rows.iter().zip(expected) {
+        assert_eq!(
+            (&row["big"], &row["mixed"], &row["u"]),
+            (&json!(big), &json!(mixed), &json!(u)),
+            "{row}"
+        );
+    }
+    scrape("out.parquet");
+    let script = r#"
+import json, sys, pyarrow.parquet as pq
+t = pq.read_table(sys.argv[1]).sort_by("id")
+print(json.dumps({c: [None if v is None else str(v) for v in t.column(c).to_pylist()]
+    for c in ("big", "mixed", "u")}))
+"#;
+    let read = python_json([
+        std::ffi::OsStr::new("-c"),
+        script.as_ref(),
+        dir.path().join("out.parquet").as_os_str(),
+    ]);
+    assert_eq!(
+        read,
+        json!({
+            "big": ["98765432109876543210", "1"],
+            "mixed": ["9007199254740993", "1.5"],
+            "u": ["9223372036854775808", "7"],
+        })
+    );
 }

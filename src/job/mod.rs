@@ -14,6 +14,7 @@
 //! No source is held whole in memory: indexes are computed, lines and records read from where a
 //! shard starts.
 
+pub mod json_lines;
 pub mod lines;
 pub mod parquet;
 pub mod records;
