@@ -213,3 +213,69 @@ print(json.dumps({c: [None if v is None else str(v) for v in t.column(c).to_pyli
         })
     );
 }
+
+#[test]
+fn a_key_of_dots_is_sent_encoded_not_as_a_dot_segment() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("keys.txt"), "..\n.\nok\n").expect("write");
+    let url = format!("{}/echo/api/users/{{id}}/delete", server.base);
+    let out = TestCommand::keys(dir.path(), &url, "keys.txt")
+        .args([
+            "-X",
+            "DELETE",
+            "-o",
+            "out.csv",
+            "--save-body",
+            "--no-progress",
+        ])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = csv_rows(&dir.path().join("out.csv"));
+    let mut targets: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["id"].clone(), target_of(&r["body"])))
+        .collect();
+    targets.sort();
+    assert_eq!(
+        targets,
+        [
+            (".".into(), "/echo/api/users/%2E/delete".into()),
+            ("..".into(), "/echo/api/users/%2E%2E/delete".into()),
+            ("ok".into(), "/echo/api/users/ok/delete".into()),
+        ]
+    );
+}
+
+#[test]
+fn a_null_key_in_the_path_is_an_error_row_not_an_empty_segment() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("keys.jsonl"),
+        "{\"u\":\"ann\",\"q\":null}\n{\"u\":null,\"q\":1}\n{\"q\":2}\n",
+    )
+    .expect("write");
+    let url = format!("{}/echo/users/{{u}}/logs?q={{q}}", server.base);
+    let out = TestCommand::new(dir.path())
+        .args(["run", "-u", &url, "--keys", "keys.jsonl", "-o", "out.csv"])
+        .args(["--save-body", "--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = by_id(csv_rows(&dir.path().join("out.csv")));
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[&0]["status"], "200");
+    assert_eq!(
+        target_of(&rows[&0]["body"]),
+        "/echo/users/ann/logs?q=",
+        "a null in the query fills nothing"
+    );
+    for id in [1, 2] {
+        assert_eq!(
+            (rows[&id]["status"].as_str(), rows[&id]["error"].as_str()),
+            ("", "request"),
+            "{:?}",
+            rows[&id]
+        );
+    }
+}
