@@ -279,3 +279,79 @@ fn a_null_key_in_the_path_is_an_error_row_not_an_empty_segment() {
         );
     }
 }
+
+#[test]
+fn bad_key_files_are_refused_at_start_with_one_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = r#"
+import sys, datetime, pyarrow as pa, pyarrow.parquet as pq
+d = sys.argv[1]
+when = [datetime.datetime(2026, 1, 1), datetime.datetime(2026, 1, 2)]
+for name, tz in (("utc", "UTC"), ("ny", "America/New_York")):
+    pq.write_table(pa.table({"user": ["a", "b"], "t": pa.array(when, pa.timestamp("s", tz=tz))}),
+                   f"{d}/{name}.parquet")
+pq.write_table(pa.Table.from_arrays([pa.array([1, 2]), pa.array([3, 4])], names=["a", "a"]),
+               f"{d}/dup.parquet")
+pq.write_table(pa.Table.from_arrays([pa.array([1, 2]), pa.array([3, 4])], names=["a", ""]),
+               f"{d}/noname.parquet")
+print("{}")
+"#;
+    python_json([
+        std::ffi::OsStr::new("-c"),
+        script.as_ref(),
+        dir.path().as_os_str(),
+    ]);
+    std::fs::write(dir.path().join("empty.jsonl"), "").expect("write");
+    std::fs::write(dir.path().join("noname.jsonl"), "{\"a\":1,\"\":2}\n").expect("write");
+    let url = "http://127.0.0.1:9/{a}";
+    for (file, says) in [
+        ("utc.parquet", "--keys utc.parquet: column `t`"),
+        ("ny.parquet", "--keys ny.parquet: column `t`"),
+        (
+            "dup.parquet",
+            "--keys dup.parquet: two columns are named `a`",
+        ),
+        (
+            "noname.parquet",
+            "--keys noname.parquet: column 2 has no name",
+        ),
+        ("empty.jsonl", "--keys empty.jsonl: no records in it"),
+        (
+            "noname.jsonl",
+            "--keys noname.jsonl: record 1 has a field with an empty name",
+        ),
+    ] {
+        let out = ringscrape(
+            dir.path(),
+            &["run", "-u", url, "--keys", file, "-o", "out.csv"],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        assert!(err.contains(says), "{file}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(!dir.path().join("out.csv").exists(), "{file}: no output");
+    }
+}
+
+#[test]
+fn a_byte_order_mark_before_the_first_json_record_loses_nothing() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("keys.jsonl"),
+        "\u{feff}{\"user\":\"ann\"}\n{\"user\":\"bob\"}\n",
+    )
+    .expect("write");
+    let url = format!("{}/echo/{{user}}", server.base);
+    let out = TestCommand::new(dir.path())
+        .args(["run", "-u", &url, "--keys", "keys.jsonl", "-o", "out.csv"])
+        .args(["--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = by_id(csv_rows(&dir.path().join("out.csv")));
+    let users: Vec<(&str, &str)> = rows
+        .values()
+        .map(|r| (r["status"].as_str(), r["user"].as_str()))
+        .collect();
+    assert_eq!(users, [("200", "ann"), ("200", "bob")]);
+}
