@@ -355,3 +355,55 @@ fn a_byte_order_mark_before_the_first_json_record_loses_nothing() {
         .collect();
     assert_eq!(users, [("200", "ann"), ("200", "bob")]);
 }
+
+#[test]
+fn a_resume_against_a_changed_key_file_is_refused() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("{}/echo/{{id}}", server.base);
+    std::fs::write(dir.path().join("keys.txt"), "ant\nbee\ncat\n").expect("write");
+    std::fs::write(dir.path().join("keys.csv"), "k\nant\nbee\ncat\n").expect("write");
+    let by_lines = || {
+        TestCommand::keys(dir.path(), &url, "keys.txt").args(["-o", "lines.csv", "--no-progress"])
+    };
+    let by_records = || {
+        let url = format!("{}/echo/{{k}}", server.base);
+        TestCommand::new(dir.path())
+            .args(["run", "-u", &url, "--keys", "keys.csv", "-o", "records.csv"])
+            .arg("--no-progress")
+    };
+    by_lines().ok();
+    by_records().ok();
+    // The same files resume (nothing to do).
+    by_lines().arg("--resume").ok();
+    by_records().arg("--resume").ok();
+    let before_lines = std::fs::read(dir.path().join("lines.csv")).expect("read");
+    let before_records = std::fs::read(dir.path().join("records.csv")).expect("read");
+    // `zed` inserted: every index after it moves.
+    std::fs::write(dir.path().join("keys.txt"), "ant\nbee\nzed\ncat\n").expect("write");
+    std::fs::write(dir.path().join("keys.csv"), "k\nant\nbee\nzed\ncat\n").expect("write");
+    for (run, flag, output, before) in [
+        (by_lines(), "--ids-file", "lines.csv", &before_lines),
+        (by_records(), "--keys", "records.csv", &before_records),
+    ] {
+        let out = run.arg("--resume").output_of();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("--resume {output}: {flag} ")) && err.contains("is not the file"),
+            "{err}"
+        );
+        assert!(
+            err.contains("3 records") && err.contains("4 records"),
+            "{err}"
+        );
+        let after = std::fs::read(dir.path().join(output)).expect("read");
+        assert_eq!(&after, before, "{output} untouched");
+    }
+    // The same size, another content.
+    std::fs::write(dir.path().join("keys.csv"), "k\nant\nbee\ncow\n").expect("write");
+    let out = by_records().arg("--resume").output_of();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("other content"), "{}", stderr(&out));
+}

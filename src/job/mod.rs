@@ -29,6 +29,7 @@ pub use records::{RecordFile, RecordFileError, RecordFormat, RecordReader};
 
 use crate::ids::IdRange;
 use crate::model::{Items, KeyColumn};
+use crate::output::job_record::KeyFileIdentity;
 use crate::template::Values;
 
 /// The most bytes one item's key values may hold together. An item's row travels to the
@@ -85,6 +86,33 @@ impl Product {
     pub fn columns(&self) -> Vec<KeyColumn> {
         self.files.iter().flat_map(|f| f.columns.clone()).collect()
     }
+}
+
+/// The identity of each key file of the job, in order (kept with the output, so that a resume
+/// against another file is refused).
+pub fn identities(
+    key_file: Option<&KeyFile>,
+    product: Option<&Product>,
+) -> io::Result<Vec<KeyFileIdentity>> {
+    let mut identities = Vec::new();
+    if let Some(keys) = key_file {
+        let shown = keys.path.display().to_string();
+        let path = std::slice::from_ref(&keys.path);
+        identities.push(KeyFileIdentity::of("--ids-file", &shown, path, keys.lines)?);
+    }
+    for file in product.map_or(&[][..], |p| p.files.as_slice()) {
+        let parts: Vec<PathBuf> = match file.parts.is_empty() {
+            true => vec![file.path.clone()],
+            false => file.parts.iter().map(|(part, _)| part.clone()).collect(),
+        };
+        identities.push(KeyFileIdentity::of(
+            "--keys",
+            &file.shown,
+            &parts,
+            file.records,
+        )?);
+    }
+    Ok(identities)
 }
 
 /// How a worker gets the values of its items (part of its spec).
