@@ -303,6 +303,7 @@ print("{}")
     ]);
     std::fs::write(dir.path().join("empty.jsonl"), "").expect("write");
     std::fs::write(dir.path().join("noname.jsonl"), "{\"a\":1,\"\":2}\n").expect("write");
+    std::fs::write(dir.path().join("brace.csv"), "a,a}b\n1,2\n").expect("write");
     let url = "http://127.0.0.1:9/{a}";
     for (file, says) in [
         ("utc.parquet", "--keys utc.parquet: column `t`"),
@@ -316,6 +317,10 @@ print("{}")
             "--keys noname.parquet: column 2 has no name",
         ),
         ("empty.jsonl", "--keys empty.jsonl: no records in it"),
+        (
+            "brace.csv",
+            "--keys brace.csv: column `a}b` has a brace in its name",
+        ),
         (
             "noname.jsonl",
             "--keys noname.jsonl: record 1 has a field with an empty name",

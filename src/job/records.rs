@@ -79,6 +79,8 @@ pub enum RecordFileError {
     NoHeader,
     #[error("column {0} has no name")]
     UnnamedColumn(usize),
+    #[error("column `{0}` has a brace in its name: no placeholder can name it")]
+    Brace(String),
     #[error("two columns are named `{0}`")]
     SameName(String),
     #[error("record {0} has a field with an empty name")]
@@ -121,6 +123,10 @@ impl RecordFile {
         };
         file.shown = shown.to_string();
         for column in &mut file.columns {
+            // `{a}b}` would fill `{a}`: no placeholder can name a column with a brace.
+            if column.name.contains(['{', '}']) {
+                return Err(RecordFileError::Brace(column.name.clone()));
+            }
             column.file = shown.to_string();
         }
         if file.records == 0 {
@@ -563,6 +569,9 @@ mod tests {
         let (_dir, path) = file_with("n.jsonl", b"{\"a\":1}\n{\"\":2}\n");
         let error = RecordFile::scan(&path, "n.jsonl", RecordFormat::JsonLines).unwrap_err();
         assert_eq!(error.to_string(), "record 2 has a field with an empty name");
+        let (_dir, path) = file_with("b.jsonl", b"{\"a}b\":1}\n");
+        let error = RecordFile::scan(&path, "b.jsonl", RecordFormat::JsonLines).unwrap_err();
+        assert!(error.to_string().starts_with("column `a}b` has a brace"));
         let (_dir, path) = file_with("n.csv", b"a,\n1,2\n");
         let error = RecordFile::scan(&path, "n.csv", RecordFormat::Csv).unwrap_err();
         assert_eq!(error.to_string(), "column 2 has no name");

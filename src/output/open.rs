@@ -119,7 +119,9 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
         WriteMode::New | WriteMode::Overwrite => None,
     };
     let rows = open_rows(spec, &path, resumed.is_none())?;
-    if matches!(spec.output, Output::File(_)) {
+    // A regular file or a directory of parts: not a device such as /dev/null.
+    let kept_on_disk = std::fs::metadata(&path).is_ok_and(|m| m.is_file() || m.is_dir());
+    if matches!(spec.output, Output::File(_)) && kept_on_disk {
         job_record::write(&path, spec.job).map_err(|e| OpenError::Write(path.clone(), e))?;
     }
     let (done, open, map) = match resumed {
