@@ -64,6 +64,9 @@ pub struct RequestTemplate {
     /// The slots whose values land in a header value (and must then be checked for line
     /// breaks).
     header_slots: Vec<usize>,
+    /// The placeholders in the URL's path (before `?`), by slot and name: an absent value
+    /// there would leave an empty path segment.
+    path_holes: Vec<(usize, String)>,
     /// `{id}` in the host (one name per key, as mass probing does): the host with its hole;
     /// `origin` then names no real host, and [`RequestTemplate::origin_of`] gives each key's.
     host: Option<Template>,
@@ -157,9 +160,15 @@ impl RequestTemplate {
         {
             return Err(RequestError::NoPlaceholder(shown(&spec.url)));
         }
+        let path_holes = path
+            .slots_before(b'?')
+            .into_iter()
+            .map(|slot| (slot, names[slot].to_string()))
+            .collect();
         let template = RequestTemplate {
             origin,
             method,
+            path_holes,
             path,
             headers,
             body,
@@ -189,6 +198,7 @@ impl RequestTemplate {
         template
     }
 
+<<<<<<< HEAD
     /// The first `-H` header that HTTP/2 forbids (`Connection`, `Upgrade`…), as a message
     /// may show it: `--http2` refuses it at start rather than failing every request.
     pub fn connection_specific_header(&self) -> Option<String> {
@@ -197,6 +207,15 @@ impl RequestTemplate {
             .iter()
             .find(|(name, value)| connection_specific(name, &value.expand(&probe)))
             .map(|(name, _)| name.to_string())
+=======
+    /// The name of a placeholder of the URL's path whose value is absent (a JSON `null`, a
+    /// missing field): such an item is not sent, rather than sent with an empty segment.
+    pub fn absent_in_path(&self, values: &Values) -> Option<&str> {
+        self.path_holes
+            .iter()
+            .find(|(slot, _)| values.get(*slot).is_none())
+            .map(|(_, name)| name.as_str())
+>>>>>>> fix-keys
     }
 
     /// True when each key names its own host (`{id}` in the host).

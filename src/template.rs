@@ -29,6 +29,9 @@ enum Part {
 pub struct Template {
     parts: Vec<Part>,
     escape: Escape,
+    /// The parts before the first literal `?`: a URL's path, where a value of only dots
+    /// would be a dot segment.
+    path_parts: usize,
 }
 
 /// The values one item fills holes with, in one reused buffer: slot 0 is `{id}`, then every
@@ -73,6 +76,13 @@ impl Values {
         self.slots.push((self.bytes.len(), true));
     }
 
+    /// Appends the next slot's value, written by `write` into the buffer; absent when `write`
+    /// says there is none (it must then have written nothing).
+    pub fn push_field(&mut self, write: impl FnOnce(&mut Vec<u8>) -> bool) {
+        let present = write(&mut self.bytes);
+        self.slots.push((self.bytes.len(), present));
+    }
+
     /// Appends every slot of `other` (and its malformation, if any).
     pub fn extend(&mut self, other: &Values) {
         for slot in 0..other.len() {
@@ -81,6 +91,11 @@ impl Values {
         if self.malformed.is_none() {
             self.malformed.clone_from(&other.malformed);
         }
+    }
+
+    /// Bytes held by every slot together.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
     }
 
     /// Number of slots.
@@ -146,7 +161,15 @@ impl Template {
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
-        Self { parts, escape }
+        let path_parts = parts
+            .iter()
+            .position(|p| matches!(p, Part::Literal(text) if text.contains(&b'?')))
+            .unwrap_or(parts.len());
+        Self {
+            parts,
+            escape,
+            path_parts,
+        }
     }
 
     /// `text` as it is: no hole, whatever braces it holds.
@@ -154,6 +177,7 @@ impl Template {
         Self {
             parts: vec![Part::Literal(text.to_vec())],
             escape: Escape::Raw,
+            path_parts: 1,
         }
     }
 
@@ -169,15 +193,34 @@ impl Template {
         })
     }
 
+    /// The slots of the holes before the first literal `stop` byte (with `?`: a URL's path).
+    pub fn slots_before(&self, stop: u8) -> Vec<usize> {
+        let mut slots = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Hole(slot) => slots.push(*slot),
+                Part::Literal(text) if text.contains(&stop) => break,
+                Part::Literal(_) => {}
+            }
+        }
+        slots
+    }
+
     /// Appends the template with every hole filled from `values` to `out`.
     pub fn expand_into(&self, values: &Values, out: &mut Vec<u8>) {
-        for part in &self.parts {
+        for (at, part) in self.parts.iter().enumerate() {
             match part {
                 Part::Literal(text) => out.extend_from_slice(text),
                 Part::Hole(slot) => {
                     let value = values.get(*slot).unwrap_or_default();
+                    let dots = !value.is_empty() && value.iter().all(|&b| b == b'.');
                     match self.escape {
                         Escape::Raw => out.extend_from_slice(value),
+                        // A key of only dots (`..`, `.`) in the path would be a dot segment,
+                        // which servers resolve to the parent (RFC 3986 §5.2.4).
+                        Escape::Url if dots && at < self.path_parts => {
+                            value.iter().for_each(|_| out.extend_from_slice(b"%2E"));
+                        }
                         Escape::Url => percent_encode(value, out),
                     }
                 }
@@ -235,6 +278,28 @@ mod tests {
             b"/u?name=12345",
             "numbers pass as they are"
         );
+    }
+
+    #[test]
+    fn a_key_of_only_dots_is_no_dot_segment() {
+        let t = Template::new(b"/api/users/{id}/delete?k={id}", Escape::Url);
+        assert_eq!(
+            t.expand(&Values::one(b"..")),
+            b"/api/users/%2E%2E/delete?k=..",
+            "in the query, dots are no segment"
+        );
+        assert_eq!(t.expand(&Values::one(b".")), b"/api/users/%2E/delete?k=.");
+        assert_eq!(
+            t.expand(&Values::one(b"a..b")),
+            b"/api/users/a..b/delete?k=a..b",
+            "dots beside other bytes make no dot segment"
+        );
+        assert_eq!(
+            Template::new(b"/{id}", Escape::Raw).expand(&Values::one(b"..")),
+            b"/..",
+            "raw holes (headers, bodies) are as they are"
+        );
+        assert_eq!(t.slots_before(b'?'), [0]);
     }
 
     #[test]

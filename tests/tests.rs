@@ -18,6 +18,7 @@ mod ids_file;
 mod in_process;
 mod interrupt;
 mod jsonl;
+mod key_files;
 mod keys;
 mod lock;
 mod memory;

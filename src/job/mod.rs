@@ -14,6 +14,7 @@
 //! No source is held whole in memory: indexes are computed, lines and records read from where a
 //! shard starts.
 
+pub mod json_lines;
 pub mod lines;
 pub mod parquet;
 pub mod records;
@@ -28,7 +29,14 @@ pub use records::{RecordFile, RecordFileError, RecordFormat, RecordReader};
 
 use crate::ids::IdRange;
 use crate::model::{Items, KeyColumn};
+use crate::output::job_record::KeyFileIdentity;
 use crate::template::Values;
+
+/// The most bytes one item's key values may hold together. An item's row travels to the
+/// supervisor in one frame of at most `wire::MAX_FRAME_LEN` (16 MiB) beside its body; a record
+/// larger than this fails alone as `request` (its values left out of the row) instead of
+/// overflowing the frame and failing its whole shard, and every resume with it.
+pub const MAX_KEY_BYTES: usize = 8 << 20;
 
 /// Key files with named columns, alone or as a product with an id range.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +86,33 @@ impl Product {
     pub fn columns(&self) -> Vec<KeyColumn> {
         self.files.iter().flat_map(|f| f.columns.clone()).collect()
     }
+}
+
+/// The identity of each key file of the job, in order (kept with the output, so that a resume
+/// against another file is refused).
+pub fn identities(
+    key_file: Option<&KeyFile>,
+    product: Option<&Product>,
+) -> io::Result<Vec<KeyFileIdentity>> {
+    let mut identities = Vec::new();
+    if let Some(keys) = key_file {
+        let shown = keys.path.display().to_string();
+        let path = std::slice::from_ref(&keys.path);
+        identities.push(KeyFileIdentity::of("--ids-file", &shown, path, keys.lines)?);
+    }
+    for file in product.map_or(&[][..], |p| p.files.as_slice()) {
+        let parts: Vec<PathBuf> = match file.parts.is_empty() {
+            true => vec![file.path.clone()],
+            false => file.parts.iter().map(|(part, _)| part.clone()).collect(),
+        };
+        identities.push(KeyFileIdentity::of(
+            "--keys",
+            &file.shown,
+            &parts,
+            file.records,
+        )?);
+    }
+    Ok(identities)
 }
 
 /// How a worker gets the values of its items (part of its spec).
@@ -134,6 +169,28 @@ impl ItemReader {
     /// columns. Indexes should be asked for in increasing order (any order works, slower).
     /// `Ok(false)`: a file ended before the item's line or record (it changed since the scan).
     pub fn values_for(&mut self, index: u64, values: &mut Values) -> io::Result<bool> {
+        let found = self.read_values(index, values)?;
+        if values.byte_len() > MAX_KEY_BYTES {
+            let why = format!(
+                "its values are {} bytes, more than the {} MiB an item's keys may hold",
+                values.byte_len(),
+                MAX_KEY_BYTES >> 20
+            );
+            // `{id}` stays when it is the index (small); a line of `--ids-file` is the key.
+            let id = match self {
+                ItemReader::Lines { .. } => None,
+                _ => values.get(0).map(<[u8]>::to_vec),
+            };
+            let slots = values.len();
+            values.clear();
+            values.push(Some(id.as_deref().unwrap_or_default()));
+            (1..slots).for_each(|_| values.push(None));
+            values.malformed = Some(why);
+        }
+        Ok(found)
+    }
+
+    fn read_values(&mut self, index: u64, values: &mut Values) -> io::Result<bool> {
         values.clear();
         match self {
             ItemReader::Numbers => {

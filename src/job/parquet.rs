@@ -59,12 +59,15 @@ pub fn scan(path: &Path) -> io::Result<Scanned> {
             .schema()
             .fields()
             .iter()
-            .map(|field| KeyColumn {
-                name: field.name().clone(),
-                kind: kind_of(field.data_type()),
-                file: String::new(),
+            .map(|field| {
+                check_displayable(field.name(), field.data_type())?;
+                Ok(KeyColumn {
+                    name: field.name().clone(),
+                    kind: kind_of(field.data_type()),
+                    file: String::new(),
+                })
             })
-            .collect();
+            .collect::<io::Result<_>>()?;
         if at == 0 {
             file.columns = columns;
         } else if columns != file.columns {
@@ -78,6 +81,16 @@ pub fn scan(path: &Path) -> io::Result<Scanned> {
         file.parts.push((part, rows));
     }
     Ok(file)
+}
+
+/// Refuses a column whose values have no text here (a timestamp in a named time zone, such as
+/// `UTC` or `America/New_York`: time zone names are not built in), at scan time, before any
+/// output exists, rather than failing every worker that reads it.
+fn check_displayable(name: &str, data_type: &DataType) -> io::Result<()> {
+    let empty = arrow_array::new_empty_array(data_type);
+    ArrayFormatter::try_new(empty.as_ref(), &FormatOptions::default())
+        .map(|_| ())
+        .map_err(|e| io::Error::other(format!("column `{name}` ({data_type}) cannot be read: {e}")))
 }
 
 /// The kind a Parquet column keeps in the rows.
@@ -263,6 +276,17 @@ mod tests {
         .expect("batch");
         writer.write(&batch).expect("write");
         writer.close().expect("close");
+    }
+
+    #[test]
+    fn a_timestamp_in_a_named_time_zone_is_refused_at_scan() {
+        use arrow_schema::TimeUnit;
+        let named = DataType::Timestamp(TimeUnit::Second, Some("America/New_York".into()));
+        let error = check_displayable("t", &named).expect_err("no time zone names");
+        assert!(error.to_string().contains("column `t`"), "{error}");
+        let offset = DataType::Timestamp(TimeUnit::Second, Some("+02:00".into()));
+        assert!(check_displayable("t", &offset).is_ok());
+        assert!(check_displayable("n", &DataType::Int64).is_ok());
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::json_lines::{self, Kinds, RawObject};
 use super::parquet::{self as parquet_keys, ParquetKeys};
 use crate::model::{KeyColumn, KeyKind};
 use crate::template::Values;
@@ -76,12 +77,18 @@ pub enum RecordFileError {
     Csv(#[from] csv::Error),
     #[error("no header row")]
     NoHeader,
-    #[error("column {0} of the header has no name")]
+    #[error("column {0} has no name")]
     UnnamedColumn(usize),
+    #[error("column `{0}` has a brace in its name: no placeholder can name it")]
+    Brace(String),
     #[error("two columns are named `{0}`")]
     SameName(String),
+    #[error("record {0} has a field with an empty name")]
+    UnnamedField(u64),
     #[error("no records after the header")]
     NoRecords,
+    #[error("no records in it")]
+    Empty,
     #[error("no JSON object with a field in it")]
     NoColumns,
 }
@@ -98,6 +105,14 @@ impl RecordFile {
             RecordFormat::JsonLines => scan_json_lines(path)?,
             RecordFormat::Parquet => {
                 let scanned = parquet_keys::scan(path)?;
+                for (at, column) in scanned.columns.iter().enumerate() {
+                    if column.name.is_empty() {
+                        return Err(RecordFileError::UnnamedColumn(at + 1));
+                    }
+                    if scanned.columns[..at].iter().any(|c| c.name == column.name) {
+                        return Err(RecordFileError::SameName(column.name.clone()));
+                    }
+                }
                 RecordFile {
                     columns: scanned.columns,
                     records: scanned.records,
@@ -108,10 +123,17 @@ impl RecordFile {
         };
         file.shown = shown.to_string();
         for column in &mut file.columns {
+            // `{a}b}` would fill `{a}`: no placeholder can name a column with a brace.
+            if column.name.contains(['{', '}']) {
+                return Err(RecordFileError::Brace(column.name.clone()));
+            }
             column.file = shown.to_string();
         }
         if file.records == 0 {
-            return Err(RecordFileError::NoRecords);
+            return Err(match format {
+                RecordFormat::Csv | RecordFormat::Tsv => RecordFileError::NoRecords,
+                RecordFormat::JsonLines | RecordFormat::Parquet => RecordFileError::Empty,
+            });
         }
         Ok(file)
     }
@@ -141,6 +163,9 @@ fn csv_reader(format: RecordFormat, file: File) -> csv::Reader<File> {
     csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
+        // TSV (IANA text/tab-separated-values) has no quoting: a `"` is text, and a title
+        // opening with one must not swallow the lines after it.
+        .quoting(format != RecordFormat::Tsv)
         .delimiter(if format == RecordFormat::Tsv {
             b'\t'
         } else {
@@ -198,10 +223,10 @@ fn is_blank(line: &[u8]) -> bool {
 fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
     let mut file = RecordFile::of_names(path, RecordFormat::JsonLines, Vec::new());
-    // A column's kind so far; `None` while it has held only nulls.
-    let mut kinds: Vec<Option<KeyKind>> = Vec::new();
+    let mut kinds: Vec<Kinds> = Vec::new();
     let (mut line, mut byte) = (0u64, 0u64);
     let mut text = Vec::new();
+    let mut scratch = Vec::new();
     loop {
         text.clear();
         let n = reader.read_until(b'\n', &mut text)?;
@@ -211,60 +236,55 @@ fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
         let (at_line, at_byte) = (line, byte);
         line += 1;
         byte += n as u64;
-        if is_blank(&text) {
+        let record = without_bom(at_byte, &text);
+        if is_blank(record) {
             continue;
         }
         if file.records.is_multiple_of(STRIDE) {
             file.marks.push((at_byte, at_line));
         }
         file.records += 1;
-        let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(&text) else {
+        let Some(object) = RawObject::parse(record) else {
             continue;
         };
-        for (name, value) in &object {
-            let at = match file.columns.iter().position(|c| &c.name == name) {
+        for (name, value) in object.fields() {
+            if name.is_empty() {
+                return Err(RecordFileError::UnnamedField(file.records));
+            }
+            let at = match file.columns.iter().position(|c| c.name == name) {
                 Some(at) => at,
                 None => {
                     file.columns.push(KeyColumn {
-                        name: name.clone(),
+                        name: name.to_string(),
                         kind: KeyKind::Text,
                         file: String::new(),
                     });
-                    kinds.push(None);
+                    kinds.push(Kinds::default());
                     kinds.len() - 1
                 }
             };
-            kinds[at] = widen(kinds[at], value);
+            scratch.clear();
+            if let Some(seen) = json_lines::field(value, &mut scratch) {
+                kinds[at].widen(seen);
+            }
         }
     }
     if file.columns.is_empty() && file.records > 0 {
         return Err(RecordFileError::NoColumns);
     }
-    for (column, kind) in file.columns.iter_mut().zip(kinds) {
-        column.kind = kind.unwrap_or(KeyKind::Text);
+    for (column, kinds) in file.columns.iter_mut().zip(kinds) {
+        column.kind = kinds.kind();
     }
     Ok(file)
 }
 
-/// The kind of a JSON column that was `kind` and now holds `value`: integers widen to floats,
-/// anything mixed is text.
-fn widen(kind: Option<KeyKind>, value: &serde_json::Value) -> Option<KeyKind> {
-    use serde_json::Value;
-    let this = match value {
-        Value::Null => return kind,
-        Value::Bool(_) => KeyKind::Boolean,
-        Value::Number(n) if n.is_i64() || n.is_u64() => KeyKind::Integer,
-        Value::Number(_) => KeyKind::Float,
-        Value::String(_) | Value::Array(_) | Value::Object(_) => KeyKind::Text,
-    };
-    Some(match (kind, this) {
-        (None, this) => this,
-        (Some(a), b) if a == b => a,
-        (Some(KeyKind::Integer), KeyKind::Float) | (Some(KeyKind::Float), KeyKind::Integer) => {
-            KeyKind::Float
-        }
-        _ => KeyKind::Text,
-    })
+/// A line of a key file without the byte order mark a Windows tool put at the file's start
+/// (`at_byte` 0); elsewhere the bytes are the line's own.
+fn without_bom(at_byte: u64, line: &[u8]) -> &[u8] {
+    match at_byte {
+        0 => line.strip_prefix(BOM).unwrap_or(line),
+        _ => line,
+    }
 }
 
 /// Reads one key file's records by number: sequentially from where it is, else after a seek
@@ -288,6 +308,8 @@ enum Source {
     JsonLines {
         reader: BufReader<File>,
         line: Vec<u8>,
+        /// Where the next line starts (a byte order mark is stripped only at 0).
+        byte: u64,
     },
     Parquet(ParquetKeys),
 }
@@ -302,6 +324,7 @@ impl RecordReader {
             RecordFormat::JsonLines => Source::JsonLines {
                 reader: BufReader::with_capacity(64 << 10, File::open(&file.path)?),
                 line: Vec::new(),
+                byte: 0,
             },
             RecordFormat::Parquet => Source::Parquet(ParquetKeys::new(&file.parts)),
         };
@@ -349,9 +372,10 @@ impl RecordReader {
                 position.set_byte(byte).set_line(line).set_record(first);
                 reader.seek(position).map_err(csv_error)?;
             }
-            Source::JsonLines { reader, .. } => {
-                let (byte, _) = self.file.marks.get(mark).copied().unwrap_or_default();
-                reader.seek(SeekFrom::Start(byte))?;
+            Source::JsonLines { reader, byte, .. } => {
+                let (at, _) = self.file.marks.get(mark).copied().unwrap_or_default();
+                reader.seek(SeekFrom::Start(at))?;
+                *byte = at;
             }
             Source::Parquet(parts) => {
                 parts.seek(number)?;
@@ -386,17 +410,20 @@ impl RecordReader {
                 }
                 Ok(true)
             }
-            Source::JsonLines { reader, line } => {
-                loop {
+            Source::JsonLines { reader, line, byte } => {
+                let at = loop {
                     line.clear();
-                    if reader.read_until(b'\n', line)? == 0 {
+                    let n = reader.read_until(b'\n', line)?;
+                    if n == 0 {
                         return Ok(false);
                     }
-                    if !is_blank(line) {
-                        break;
+                    let at = *byte;
+                    *byte += n as u64;
+                    if !is_blank(without_bom(at, line)) {
+                        break at;
                     }
-                }
-                json_values(line, columns, values);
+                };
+                json_values(without_bom(at, line), columns, values);
                 if values.malformed.is_some() {
                     values.malformed = Some(format!(
                         "record {} of {} is not a JSON object",
@@ -410,21 +437,18 @@ impl RecordReader {
     }
 }
 
-/// A JSON Lines record's values by column: strings as they are, numbers and booleans as their
-/// JSON text, nested values as JSON, `null` and missing fields absent.
+/// A JSON Lines record's values by column (see `job::json_lines` for the text of each), `null`
+/// and missing fields absent.
 fn json_values(line: &[u8], columns: &[KeyColumn], values: &mut Values) {
-    use serde_json::Value;
-    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(line) else {
+    let Some(object) = RawObject::parse(line) else {
         columns.iter().for_each(|_| values.push(None));
         values.malformed = Some(String::new());
         return;
     };
     for column in columns {
         match object.get(&column.name) {
-            None | Some(Value::Null) => values.push(None),
-            Some(Value::String(text)) => values.push(Some(text.as_bytes())),
-            Some(other) => values
-                .push_with(|out| serde_json::to_writer(out, other).expect("a Vec takes any write")),
+            None => values.push(None),
+            Some(value) => values.push_field(|out| json_lines::field(value, out).is_some()),
         }
     }
 }
@@ -503,6 +527,54 @@ mod tests {
         let good = reader.record(2).expect("read").expect("a record");
         assert_eq!(texts(good), [Some("4".into()), Some("5".into())]);
         assert_eq!(good.malformed, None);
+    }
+
+    #[test]
+    fn a_tsv_quote_is_text_not_quoting() {
+        let (_dir, path) = file_with("k.tsv", b"a\tb\n\"27 inch\tx\ny\t\"q\"\n");
+        let file = RecordFile::scan(&path, "k.tsv", RecordFormat::Tsv).expect("scan");
+        assert_eq!(file.records, 2);
+        let mut reader = RecordReader::open(&file).expect("open");
+        let first = reader.record(0).expect("read").expect("a record");
+        assert_eq!(texts(first), [Some("\"27 inch".into()), Some("x".into())]);
+        let second = reader.record(1).expect("read").expect("a record");
+        assert_eq!(texts(second), [Some("y".into()), Some("\"q\"".into())]);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_no_part_of_the_first_json_record() {
+        let (_dir, path) = file_with("k.jsonl", b"\xEF\xBB\xBF{\"a\":1}\n{\"a\":2}\n");
+        let file = RecordFile::scan(&path, "k.jsonl", RecordFormat::JsonLines).expect("scan");
+        assert_eq!(file.records, 2);
+        assert_eq!(file.columns[0].kind, KeyKind::Integer);
+        let mut reader = RecordReader::open(&file).expect("open");
+        let first = reader.record(0).expect("read").expect("a record");
+        assert_eq!(first.malformed, None);
+        assert_eq!(texts(first), [Some("1".into())]);
+        // Read again after a seek back to the start.
+        reader.record(1).expect("read");
+        let first = reader.record(0).expect("read").expect("a record");
+        assert_eq!(texts(first), [Some("1".into())]);
+    }
+
+    #[test]
+    fn json_lines_and_parquet_files_are_refused_as_csv_ones_are() {
+        let (_dir, path) = file_with("e.jsonl", b"\n\n");
+        let error = RecordFile::scan(&path, "e.jsonl", RecordFormat::JsonLines).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "no records in it",
+            "no header to speak of"
+        );
+        let (_dir, path) = file_with("n.jsonl", b"{\"a\":1}\n{\"\":2}\n");
+        let error = RecordFile::scan(&path, "n.jsonl", RecordFormat::JsonLines).unwrap_err();
+        assert_eq!(error.to_string(), "record 2 has a field with an empty name");
+        let (_dir, path) = file_with("b.jsonl", b"{\"a}b\":1}\n");
+        let error = RecordFile::scan(&path, "b.jsonl", RecordFormat::JsonLines).unwrap_err();
+        assert!(error.to_string().starts_with("column `a}b` has a brace"));
+        let (_dir, path) = file_with("n.csv", b"a,\n1,2\n");
+        let error = RecordFile::scan(&path, "n.csv", RecordFormat::Csv).unwrap_err();
+        assert_eq!(error.to_string(), "column 2 has no name");
     }
 
     #[test]

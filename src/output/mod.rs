@@ -4,7 +4,7 @@
 //! run's output for appending); the [`writer`]'s row loop is the only place rows are written,
 //! the [`reader`] façade the only place they are read back (`--resume`, `merge`, the tests);
 //! `rows` is a row as read back; [`bodies`] is the directory of `--bodies-dir`, [`lock`] the
-//! output lock, [`batch`] carries records from the pipe readers to the writer, and `format`
+//! output lock, [`job_record`] what the output was written from, [`batch`] carries records from the pipe readers to the writer, and `format`
 //! names the formats and outputs every room shares. This file only declares the rooms: none
 //! imports it.
 
@@ -12,6 +12,7 @@ pub mod batch;
 pub mod bodies;
 pub mod csv_rows;
 mod format;
+pub mod job_record;
 pub mod jsonl;
 pub mod lock;
 mod open;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::csv_rows::CsvRows;
 use super::format::{Output, RowFormat};
+use super::job_record::{self, JobRecord};
 use super::jsonl::JsonlRows;
 use super::lock::{self, LockError, OutputLock};
 use super::parquet::{self, ParquetRows};
@@ -40,6 +41,8 @@ pub struct Spec<'a> {
     pub part_rows: usize,
     /// `--bodies-dir`, locked beside the output.
     pub bodies_dir: Option<&'a Path>,
+    /// What the rows are written from: kept beside an output file, and compared on `--resume`.
+    pub job: &'a JobRecord,
 }
 
 /// The output, open for rows.
@@ -65,6 +68,8 @@ pub enum OpenError {
     Open(PathBuf, io::Error),
     #[error("writing {0}: {1}")]
     Write(PathBuf, io::Error),
+    #[error("--resume {0}: {1}; refusing to append to it")]
+    OtherJob(PathBuf, String),
 }
 
 impl OpenError {
@@ -75,6 +80,7 @@ impl OpenError {
             self,
             OpenError::Open(..)
                 | OpenError::Lock(..)
+                | OpenError::OtherJob(..)
                 | OpenError::Resume(
                     ResumeError::Header(..)
                         | ResumeError::Columns(..)
@@ -92,6 +98,12 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
     // `config` refuses --resume with stdout, so here `path` is the output file.
     let resumed = match spec.mode {
         WriteMode::Resume { retry_failed } => {
+            // Before anything is rewritten: rows of another job's items would be kept as done.
+            if let Some(kept) = job_record::read(&path)
+                && let Some(why) = spec.job.differs_from(&kept)
+            {
+                return Err(OpenError::OtherJob(path, why));
+            }
             let columns = spec.schema.columns();
             let page_columns = spec.schema.page_columns();
             let layout = resume::Layout {
@@ -107,6 +119,11 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
         WriteMode::New | WriteMode::Overwrite => None,
     };
     let rows = open_rows(spec, &path, resumed.is_none())?;
+    // A regular file or a directory of parts: not a device such as /dev/null.
+    let kept_on_disk = std::fs::metadata(&path).is_ok_and(|m| m.is_file() || m.is_dir());
+    if matches!(spec.output, Output::File(_)) && kept_on_disk {
+        job_record::write(&path, spec.job).map_err(|e| OpenError::Write(path.clone(), e))?;
+    }
     let (done, open, map) = match resumed {
         Some(resumed) => {
             note_resumed(&path, &resumed, spec.ids);

@@ -27,6 +27,7 @@ use crate::job::Keys;
 use crate::metrics::{self, Metrics};
 use crate::model::{BodyColumn, Continuation};
 use crate::output::batch::{BYTES_IN_FLIGHT, Batch, BytesInFlight};
+use crate::output::job_record::JobRecord;
 use crate::output::lock::OutputLock;
 use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::output::{OpenError, Output, Spec};
@@ -58,6 +59,8 @@ pub enum SupervisorError {
     Auth(#[from] AuthError),
     #[error("starting the --auth-command thread: {0}")]
     AuthThread(io::Error),
+    #[error("reading a key file's head again: {0}")]
+    KeyFile(io::Error),
 }
 
 impl SupervisorError {
@@ -253,6 +256,9 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         BodyColumn::Files(dir) => Some(dir.as_path()),
         _ => None,
     };
+    let job = crate::job::identities(cfg.key_file.as_ref(), cfg.product.as_ref())
+        .map(JobRecord::new)
+        .map_err(SupervisorError::KeyFile)?;
     let opened = crate::output::open(&Spec {
         output: &cfg.output,
         format: cfg.format,
@@ -261,6 +267,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         ids: cfg.ids,
         part_rows: cfg.part_rows,
         bodies_dir,
+        job: &job,
     })?;
     let (rows, done, open) = (opened.rows, opened.done, opened.open);
     let map = opened.map.unwrap_or_else(|| IdMap::new(cfg.ids));

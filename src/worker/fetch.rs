@@ -167,6 +167,13 @@ impl Slot {
                 detail: format!("the key record does not read: {why}"),
             });
         }
+        if let Some(name) = self.plan.template.absent_in_path(values) {
+            return Err(Failure {
+                kind: ErrorKind::Request,
+                answered: false,
+                detail: format!("{{{name}}} is null: the path would have an empty segment"),
+            });
+        }
         self.page_hop = match &self.plan.paging {
             Some(paging) => paging.hop(&self.plan.template, values, chain)?,
             None => None,
