@@ -111,10 +111,11 @@ pub fn execute(command: Command) -> Result<u8, Error> {
             cli::print_completions(args.shell);
             Ok(0)
         }
-        Command::Worker(_) => {
-            worker::run()?;
-            Ok(0)
-        }
+        Command::Worker(_) => match worker::run() {
+            Ok(()) => Ok(0),
+            Err(e) if e.is_supervisor_gone() => Ok(EXIT_FAILED),
+            Err(e) => Err(e.into()),
+        },
     }
 }
 

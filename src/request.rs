@@ -198,7 +198,6 @@ impl RequestTemplate {
         template
     }
 
-<<<<<<< HEAD
     /// The first `-H` header that HTTP/2 forbids (`Connection`, `Upgrade`…), as a message
     /// may show it: `--http2` refuses it at start rather than failing every request.
     pub fn connection_specific_header(&self) -> Option<String> {
@@ -207,7 +206,8 @@ impl RequestTemplate {
             .iter()
             .find(|(name, value)| connection_specific(name, &value.expand(&probe)))
             .map(|(name, _)| name.to_string())
-=======
+    }
+
     /// The name of a placeholder of the URL's path whose value is absent (a JSON `null`, a
     /// missing field): such an item is not sent, rather than sent with an empty segment.
     pub fn absent_in_path(&self, values: &Values) -> Option<&str> {
@@ -215,7 +215,6 @@ impl RequestTemplate {
             .iter()
             .find(|(slot, _)| values.get(*slot).is_none())
             .map(|(_, name)| name.as_str())
->>>>>>> fix-keys
     }
 
     /// True when each key names its own host (`{id}` in the host).

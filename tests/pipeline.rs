@@ -236,18 +236,20 @@ fn a_reader_that_stops_reading_stalls_the_workers_instead_of_growing_memory() {
         .spawn()
         .expect("start run");
     let workers = wait_for_workers(&run, 2, |_| true);
-    // Nobody reads stdout for 3 s. Without backpressure the workers would spend those seconds
-    // fetching (the demo target answers ~50k req/s here) and the rows would pile up in memory.
+    // Nobody reads stdout for 4 s. Without backpressure the workers would spend those seconds
+    // fetching (the demo target answers ~50k req/s here: 300,000 ids take them over 6 s) and
+    // the rows would pile up in memory. The pipes and the writer's queue take about a second
+    // to fill (some runs were still filling them at 1 s): the stall is measured from 2 s to 4 s.
     let mut peak = 0;
-    let mut cpu_at_1s = 0;
-    for tick in 0..30 {
+    let mut cpu_at_2s = 0;
+    for tick in 0..40 {
         std::thread::sleep(std::time::Duration::from_millis(100));
         peak = peak.max(tree_rss_kib(run.id()));
-        if tick == 9 {
-            cpu_at_1s = workers.iter().map(|&pid| cpu_ticks(pid)).sum();
+        if tick == 19 {
+            cpu_at_2s = workers.iter().map(|&pid| cpu_ticks(pid)).sum();
         }
     }
-    let cpu_busy = workers.iter().map(|&pid| cpu_ticks(pid)).sum::<u64>() - cpu_at_1s;
+    let cpu_busy = workers.iter().map(|&pid| cpu_ticks(pid)).sum::<u64>() - cpu_at_2s;
     assert!(
         run.try_wait().expect("poll").is_none(),
         "the run waits for its reader"

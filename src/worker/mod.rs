@@ -99,6 +99,15 @@ pub enum WorkerError {
     NoCredentials,
 }
 
+impl WorkerError {
+    /// The supervisor stopped reading this worker's rows: it closes the pipe when its own writer
+    /// failed (a full disk, a closed stdout) or it was stopped, and it says why itself; a line
+    /// from each worker as well would bury that cause.
+    pub fn is_supervisor_gone(&self) -> bool {
+        matches!(self, WorkerError::Pipe(e) if e.kind() == io::ErrorKind::BrokenPipe)
+    }
+}
+
 /// State the worker's tasks share (all on one thread).
 struct Shared {
     work: WorkQueue,
