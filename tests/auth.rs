@@ -156,44 +156,10 @@ fn a_failing_command_stops_the_run_with_exit_3_and_its_last_stderr_line() {
     assert!(rows.iter().all(|r| r.status == Some(200)));
 }
 
-/// A loopback server that answers every request `200 ok` at once (reading no body) and keeps
-/// each request head it read, for what went on the wire.
-fn recording_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let kept = heads.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let kept = kept.clone();
-            std::thread::spawn(move || {
-                let Ok(mut writer) = stream.try_clone() else {
-                    return;
-                };
-                let mut reader = std::io::BufReader::new(stream);
-                loop {
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line);
-                    }
-                    kept.lock().expect("heads").push(head);
-                    let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    if writer.write_all(ok).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (base, heads)
+/// A recording server answering `ok`, and its base URL.
+fn recording_server() -> (String, Heads) {
+    let (port, heads) = crate::common::recording_server(|_| "ok".into());
+    (format!("http://127.0.0.1:{port}"), heads)
 }
 
 /// Issue 35 item 14: a token endpoint behind the command must not be able to add a framing

@@ -4,33 +4,9 @@
 //! requested, or the run is refused at start with one line.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use crate::common::*;
 use serde_json::{Value, json};
-
-/// Rows of a CSV as (column → text) maps.
-fn csv_rows(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let file = std::io::BufReader::new(std::fs::File::open(path).expect("open"));
-    let mut reader = csv::Reader::from_reader(file);
-    let header: Vec<String> = reader
-        .headers()
-        .expect("header")
-        .iter()
-        .map(String::from)
-        .collect();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("row");
-            header
-                .iter()
-                .cloned()
-                .zip(r.iter().map(String::from))
-                .collect()
-        })
-        .collect()
-}
 
 /// Rows by their `id` column.
 fn by_id(rows: Vec<BTreeMap<String, String>>) -> BTreeMap<u64, BTreeMap<String, String>> {

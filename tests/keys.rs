@@ -11,29 +11,6 @@ use crate::common::*;
 use ringscrape::output::reader::RowReader;
 use serde_json::{Value, json};
 
-/// Rows of a CSV as (column → text) maps.
-fn csv_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
-    let file = std::io::BufReader::new(std::fs::File::open(path).expect("open"));
-    let mut reader = csv::Reader::from_reader(file);
-    let header: Vec<String> = reader
-        .headers()
-        .expect("header")
-        .iter()
-        .map(String::from)
-        .collect();
-    reader
-        .records()
-        .map(|r| {
-            let r = r.expect("row");
-            header
-                .iter()
-                .cloned()
-                .zip(r.iter().map(String::from))
-                .collect()
-        })
-        .collect()
-}
-
 /// The echo's answer: what the server received for one row.
 fn echoed(body: &str) -> Value {
     serde_json::from_str(body).expect("echo json")

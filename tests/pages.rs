@@ -338,55 +338,22 @@ fn a_page_that_kills_its_worker_is_its_own_crash_row_and_the_pages_before_keep_t
     }
 }
 
-/// A server that records each request's head (lower-cased) and answers `/p/0` with a next
-/// (`/p/1` on the same host, or for `{id}` 2 the same page on another host name) and anything
-/// else with the last page.
-fn recording_server() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let seen = heads.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let seen = seen.clone();
-            std::thread::spawn(move || {
-                let Ok(mut writer) = stream.try_clone() else {
-                    return;
-                };
-                let mut reader = BufReader::new(stream);
-                loop {
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        head.push_str(&line.to_ascii_lowercase());
-                    }
-                    let body = match head.split_whitespace().nth(1) {
-                        Some("/p/0") if head.contains("host: 2.tenant.test") => {
-                            format!(r#"{{"next":"http://other.test:{port}/p/1"}}"#)
-                        }
-                        Some("/p/0") => r#"{"next":"/p/1"}"#.to_string(),
-                        _ => r#"{"next":null}"#.to_string(),
-                    };
-                    seen.lock().expect("heads").push(head);
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
-                        body.len()
-                    );
-                    if writer.write_all(answer.as_bytes()).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (port, heads)
+/// A recording server that answers `/p/0` with a next (`/p/1` on the same host, or for `{id}` 2
+/// the same page on another host name) and anything else with the last page.
+fn recording_server() -> (u16, Heads) {
+    let port = std::sync::Arc::new(std::sync::OnceLock::<u16>::new());
+    let known = port.clone();
+    let (bound, heads) =
+        crate::common::recording_server(move |head| match head.split_whitespace().nth(1) {
+            Some("/p/0") if head.contains("host: 2.tenant.test") => {
+                let port = known.get().copied().unwrap_or(0);
+                format!(r#"{{"next":"http://other.test:{port}/p/1"}}"#)
+            }
+            Some("/p/0") => r#"{"next":"/p/1"}"#.to_string(),
+            _ => r#"{"next":null}"#.to_string(),
+        });
+    port.set(bound).expect("set once");
+    (bound, heads)
 }
 
 /// With the host from the key (a per-tenant API), a page on the key's own host keeps `-H`
