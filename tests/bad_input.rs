@@ -201,6 +201,30 @@ fn help_explains_every_run_flag() {
         format.contains("parquet") && format.contains(".parquet"),
         "{format}"
     );
+    // Each flag's description is a sentence of its own: two doc comments spliced together once
+    // gave --dashboard the summary's words and --summary-json a lower-case tail.
+    let described: Vec<(&str, &str)> = help
+        .lines()
+        .zip(help.lines().skip(1))
+        .filter(|(flag, _)| flag.trim_start().starts_with('-'))
+        .map(|(flag, text)| (flag.trim(), text.trim()))
+        .collect();
+    for (flag, text) in &described {
+        assert!(
+            text.starts_with(|c: char| !c.is_lowercase()),
+            "{flag}: {text}"
+        );
+    }
+    let text_of = |name: &str| {
+        described
+            .iter()
+            .find(|(flag, _)| flag.split_whitespace().any(|word| word == name))
+            .map(|(_, text)| *text)
+            .unwrap_or_else(|| panic!("{name} missing from help"))
+    };
+    assert!(text_of("--dashboard").starts_with("Serve a live page"));
+    assert!(!text_of("--dashboard").contains("summary"));
+    assert!(text_of("--summary-json").starts_with("Write the closing summary as JSON"));
     let top = TestCommand::new(dir.path()).arg("--help").output_of();
     for text in [
         help.to_string(),

@@ -288,7 +288,6 @@ pub struct RunArgs {
     /// Serve live Prometheus metrics on http://ADDR/metrics during the run (e.g. 127.0.0.1:9184)
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
-    /// Write the closing summary as JSON to FILE too (rows, requests, status and error counts,
     /// Serve a live page of the run (progress, rates, latency, errors, workers, the map of the
     /// id space) on PORT or IP:PORT (a port alone is on 127.0.0.1), with /metrics beside it
     #[arg(long, value_name = "ADDR")]
@@ -297,6 +296,7 @@ pub struct RunArgs {
     /// file, viewable offline
     #[arg(long, value_name = "FILE.html")]
     pub report: Option<PathBuf>,
+    /// Write the closing summary as JSON to FILE too (rows, requests, status and error counts,
     /// retries, throttled time, wall time, rate, bytes, latency percentiles)
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
