@@ -169,16 +169,14 @@ pub enum ConfigError {
     ResumeStdout,
     #[error("--max-body {0}: must be between 1 and {MAX_BODY_LIMIT} bytes")]
     MaxBody(u64),
-    #[error("--metrics {0}: expected IP:PORT, e.g. 127.0.0.1:9184")]
-    MetricsAddr(String),
+    #[error("--{0} {1}: {expected}", expected = crate::listen_addr::EXPECTED)]
+    ListenAddr(&'static str, String),
     #[error("--{0} {1}: directory {2} does not exist")]
     ReportDir(&'static str, PathBuf, PathBuf),
     #[error("--{0} {1}: {2}")]
     Unwritable(&'static str, PathBuf, document::Unwritable),
     #[error(transparent)]
     Clash(#[from] document::Clash),
-    #[error("--dashboard {0}: expected PORT or IP:PORT, e.g. 8080 or 127.0.0.1:8080")]
-    DashboardAddr(String),
     #[error("--rate {0}: must be a number of requests per second from 0.001 to 1e9")]
     Rate(f64),
     #[error("--retries {0}: at most {MAX_RETRIES}")]
@@ -238,6 +236,16 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let mode = write_mode(args);
     let (output, format) = output_of(args, node.as_ref(), mode)?;
     check_reports(args, &output, format)?;
+    let metrics = args
+        .metrics
+        .as_deref()
+        .map(|text| listen_addr("metrics", text))
+        .transpose()?;
+    let dashboard = args
+        .dashboard
+        .as_deref()
+        .map(|text| listen_addr("dashboard", text))
+        .transpose()?;
     // Late, as it may read a large file (or all of standard input).
     let Items {
         ids,
@@ -292,8 +300,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         rate: args.rate.map(positive_rate).transpose()?,
         abort_after: args.abort_after,
         summary_json: args.summary_json.clone(),
-        metrics: args.metrics.clone(),
-        dashboard: args.dashboard.as_deref().map(dashboard_addr).transpose()?,
+        metrics,
+        dashboard,
         report: args.report.clone(),
         ids,
         node,
@@ -437,26 +445,16 @@ fn output_of(
     Ok((output, format))
 }
 
-/// `--dashboard PORT` or `IP:PORT`: a port alone is on 127.0.0.1 (the page is for this machine
-/// unless asked otherwise).
-fn dashboard_addr(text: &str) -> Result<String, ConfigError> {
-    let addr = match text.parse::<u16>() {
-        Ok(port) => format!("127.0.0.1:{port}"),
-        Err(_) => text.to_string(),
-    };
-    addr.parse::<std::net::SocketAddr>()
-        .map(|_| addr.clone())
-        .map_err(|_| ConfigError::DashboardAddr(text.to_string()))
+/// `--dashboard` and `--metrics` as addresses to bind, read as `serve --listen` reads its own.
+fn listen_addr(flag: &'static str, text: &str) -> Result<String, ConfigError> {
+    crate::listen_addr::parse(text)
+        .map(|addr| addr.to_string())
+        .ok_or_else(|| ConfigError::ListenAddr(flag, text.to_string()))
 }
 
 /// `--metrics` is an address, `--summary-json` and `--report` can be written where they point,
 /// and no file of the run is another of its files.
 fn check_reports(args: &RunArgs, output: &Output, format: RowFormat) -> Result<(), ConfigError> {
-    if let Some(addr) = &args.metrics
-        && addr.parse::<std::net::SocketAddr>().is_err()
-    {
-        return Err(ConfigError::MetricsAddr(addr.clone()));
-    }
     for (flag, path) in [
         ("summary-json", &args.summary_json),
         ("report", &args.report),

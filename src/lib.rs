@@ -30,6 +30,7 @@ pub(crate) mod extract;
 pub(crate) mod ids;
 pub(crate) mod inflight;
 pub(crate) mod job;
+pub(crate) mod listen_addr;
 pub(crate) mod merge;
 pub(crate) mod metrics;
 pub(crate) mod model;

@@ -71,7 +71,7 @@ fn a_busy_or_bad_metrics_address_refuses_the_run() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (value, message) in [
         (addr.as_str(), "Address already in use"),
-        ("nowhere", "expected IP:PORT"),
+        ("nowhere", "expected PORT, IP:PORT"),
     ] {
         let out = TestCommand::run(dir.path(), "http://127.0.0.1:9/{id}", "0..10")
             .output("out.csv")
@@ -191,5 +191,61 @@ fn a_huge_request_head_costs_the_supervisor_no_memory() {
         eprintln!("{addr}: {sent} MB sent, supervisor {rss_mb} MB");
         assert!(rss_mb < 100, "{addr}: the supervisor took {rss_mb} MB");
         assert!(text.starts_with("HTTP/1.1 200 OK"), "{addr}: {text:.200}");
+    }
+}
+
+/// Issue 36 item 13: `--metrics`, `--dashboard` and `serve --listen` read an address one way — a
+/// bare port (on 127.0.0.1), `IP:PORT`, `localhost:PORT` — where before `--dashboard` refused
+/// `localhost:0` and the other two refused a bare port.
+#[test]
+fn every_listening_flag_takes_a_port_alone_and_localhost() {
+    let mut serve = std::process::Command::new(BIN)
+        .args(["serve", "--listen", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serve.stdout.take().expect("piped")),
+        &mut line,
+    )
+    .expect("read");
+    let _ = serve.kill();
+    let err = serve.wait_with_output().expect("wait").stderr;
+    assert!(
+        line.starts_with("listening on http://127.0.0.1:"),
+        "{line:?} {}",
+        String::from_utf8_lossy(&err)
+    );
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (flag, addr, said) in [
+        ("--metrics", "0", "metrics on http://127.0.0.1:"),
+        ("--metrics", "localhost:0", "metrics on http://127.0.0.1:"),
+        (
+            "--dashboard",
+            "localhost:0",
+            "dashboard on http://127.0.0.1:",
+        ),
+    ] {
+        let out = TestCommand::run(dir.path(), &server.url(), "0..10")
+            .args([flag, addr, "-o", "out.csv", "--overwrite"])
+            .output_of();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{flag} {addr}: {err}");
+        assert!(err.contains(said), "{flag} {addr}: {err}");
+    }
+    for flag in ["--metrics", "--dashboard"] {
+        let out = TestCommand::run(dir.path(), &server.url(), "0..10")
+            .args([flag, "localhost", "-o", "bad.csv"])
+            .output_of();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("expected PORT, IP:PORT, [IPv6]:PORT or NAME:PORT"),
+            "{err}"
+        );
+        assert!(!dir.path().join("bad.csv").exists());
     }
 }

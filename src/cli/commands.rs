@@ -8,7 +8,8 @@ use super::values::{KeepArg, millis_arg, seconds_arg};
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// Address to listen on; port 0 picks a free port (printed on stdout)
+    /// Address to listen on: PORT (on 127.0.0.1), IP:PORT, [IPv6]:PORT or NAME:PORT; port 0 picks a
+    /// free port (printed on stdout)
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: String,
     /// Delay each answer by a per-id pseudo-random time in MIN..MAX milliseconds

@@ -285,11 +285,12 @@ pub struct RunArgs {
         env = "RINGSCRAPE_RATE"
     )]
     pub rate: Option<f64>,
-    /// Serve live Prometheus metrics on http://ADDR/metrics during the run (e.g. 127.0.0.1:9184)
+    /// Serve live Prometheus metrics on http://ADDR/metrics during the run: ADDR is PORT (on
+    /// 127.0.0.1), IP:PORT or NAME:PORT, e.g. 9184 or 0.0.0.0:9184
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
     /// Serve a live page of the run (progress, rates, latency, errors, workers, the map of the
-    /// id space) on PORT or IP:PORT (a port alone is on 127.0.0.1), with /metrics beside it
+    /// id space) on PORT, IP:PORT or NAME:PORT (a port alone is on 127.0.0.1), with /metrics beside it
     #[arg(long, value_name = "ADDR")]
     pub dashboard: Option<String>,
     /// When the run ends (however it ends), write the page's panels as one self-contained HTML

@@ -53,6 +53,8 @@ pub enum ServeError {
     MaxInflight,
     #[error("--listen {0}: {1}")]
     Listen(String, io::Error),
+    #[error("--listen {0}: {expected}", expected = crate::listen_addr::EXPECTED)]
+    ListenAddr(String),
     #[error("serve: {0}")]
     Io(#[from] io::Error),
     #[error("serve: signal handling: {0}")]
@@ -67,6 +69,7 @@ impl ServeError {
                 | ServeError::Threads
                 | ServeError::MaxInflight
                 | ServeError::Listen(..)
+                | ServeError::ListenAddr(_)
         )
     }
 }
@@ -92,7 +95,9 @@ impl ServeOptions {
             return Err(ServeError::MaxInflight);
         }
         Ok(Self {
-            listen: args.listen.clone(),
+            listen: crate::listen_addr::parse(&args.listen)
+                .ok_or_else(|| ServeError::ListenAddr(args.listen.clone()))?
+                .to_string(),
             delay_ms: (min, max),
             seed: args.seed,
             body_bytes: args.body_bytes,
