@@ -10,6 +10,7 @@ mod common;
 mod dashboard;
 mod decoding;
 mod dns;
+mod docs;
 mod extract;
 mod faults;
 mod hostile;

@@ -1,0 +1,118 @@
+//! The documents a newcomer reads agree with the tool: every relative link in the README and
+//! the docs reaches its file (and heading), and the guide's flag table has a row for every flag
+//! `run --help` lists.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// The documents of the repository a reader follows links through.
+fn documents() -> Vec<PathBuf> {
+    let mut docs: Vec<PathBuf> = ["README.md", "bench/README.md", "tests/README.md"]
+        .iter()
+        .map(|p| Path::new(ROOT).join(p))
+        .collect();
+    for entry in std::fs::read_dir(Path::new(ROOT).join("docs")).expect("docs/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            docs.push(path);
+        }
+    }
+    docs
+}
+
+/// The targets of a Markdown text's inline links, `[text](target)`.
+fn link_targets(text: &str) -> Vec<String> {
+    text.split("](")
+        .skip(1)
+        .filter_map(|rest| rest.split_once(')').map(|(target, _)| target))
+        .map(|target| target.split_whitespace().next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces to `-`.
+fn anchors(text: &str) -> BTreeSet<String> {
+    text.lines()
+        .filter(|line| line.starts_with('#'))
+        .map(|line| {
+            line.trim_start_matches('#')
+                .trim()
+                .to_lowercase()
+                .chars()
+                .filter(|c| c.is_alphanumeric() || *c == ' ' || *c == '-' || *c == '_')
+                .map(|c| if c == ' ' { '-' } else { c })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn every_relative_link_in_the_docs_reaches_its_file_and_heading() {
+    let mut broken = Vec::new();
+    for doc in documents() {
+        let text = std::fs::read_to_string(&doc).expect("read");
+        let dir = doc.parent().expect("a directory");
+        for target in link_targets(&text) {
+            if target.contains("://") || target.starts_with("mailto:") || target.is_empty() {
+                continue;
+            }
+            let (file, anchor) = match target.split_once('#') {
+                Some((file, anchor)) => (file, Some(anchor)),
+                None => (target.as_str(), None),
+            };
+            let path = if file.is_empty() {
+                doc.clone()
+            } else {
+                dir.join(file)
+            };
+            if !path.exists() {
+                broken.push(format!("{}: {target} (no such file)", doc.display()));
+                continue;
+            }
+            if let Some(anchor) = anchor
+                && path.extension().is_some_and(|e| e == "md")
+                && !anchors(&std::fs::read_to_string(&path).expect("read")).contains(anchor)
+            {
+                broken.push(format!("{}: {target} (no such heading)", doc.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{broken:#?}");
+}
+
+#[test]
+fn the_guide_has_a_row_for_every_run_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = TestCommand::new(dir.path())
+        .args(["run", "--help"])
+        .output_of();
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    let long_flags = |text: &str| -> BTreeSet<String> {
+        text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+            .filter(|word| word.starts_with("--") && word.len() > 2)
+            .map(String::from)
+            .collect()
+    };
+    let listed: BTreeSet<String> = help
+        .lines()
+        .filter(|line| line.trim_start().starts_with('-'))
+        .flat_map(long_flags)
+        .filter(|flag| flag != "--help")
+        .collect();
+    assert!(listed.len() > 40, "{listed:?}");
+    let guide = std::fs::read_to_string(Path::new(ROOT).join("docs/guide.md")).expect("read");
+    let in_table: BTreeSet<String> = guide
+        .lines()
+        .filter(|line| line.starts_with("| `-"))
+        .filter_map(|line| line.split('|').nth(1))
+        .flat_map(long_flags)
+        .collect();
+    let missing: Vec<&String> = listed.difference(&in_table).collect();
+    assert!(
+        missing.is_empty(),
+        "no row in docs/guide.md for {missing:?}"
+    );
+}
