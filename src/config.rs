@@ -1,7 +1,7 @@
 //! Flags (the command line over the config file, merged in `cli`) → one validated
 //! [`RunConfig`]. All input checks live here; deeper code trusts what it is handed.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ use crate::model::{
 use crate::net::NetSpec;
 use crate::nodes::{self, Node, NodeError};
 use crate::output::WriteMode;
+use crate::output::{Named, RowFormat, directory_of};
 use crate::output::{Output, bodies, parquet};
-use crate::output::{RowFormat, directory_of};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
 use crate::tls::{self, TlsError, Trust};
 use crate::verbosity::Verbosity;
@@ -143,6 +143,18 @@ pub enum ConfigError {
         "--output {0}: is a directory; give the file for the rows (or --format parquet for a directory of parts)"
     )]
     OutputIsDir(PathBuf),
+    #[error("--output {0}: {1}")]
+    OutputKind(PathBuf, &'static str),
+    #[error(
+        "--output {path}: the name says {named} but --format {given} writes {written}; name it {suggested}, or drop --format",
+        named = .named.name(), given = .given.extension(), written = .given.name()
+    )]
+    FormatAgainstName {
+        path: PathBuf,
+        named: RowFormat,
+        given: RowFormat,
+        suggested: String,
+    },
     #[error(
         "--max-body {0} with --save-body: at most {MAX_INLINE_BODY} bytes (use --bodies-dir for larger bodies)"
     )]
@@ -421,6 +433,9 @@ fn output_of(
     } else {
         Output::File(nodes::expand_path("output", &args.output, node)?)
     };
+    if let Output::File(path) = &output {
+        check_output_name(path, args.format.map(RowFormat::from))?;
+    }
     let format = args.format.map(RowFormat::from).unwrap_or(match &output {
         Output::File(path) => RowFormat::of_path(path),
         Output::Stdout => RowFormat::Csv,
@@ -443,6 +458,25 @@ fn output_of(
         parquet::check_replaceable(path).map_err(|e| ConfigError::NotOurs(path.clone(), e))?;
     }
     Ok((output, format))
+}
+
+/// What `-o` names is what is written: a name of another kind of file (`.tsv`, `.json`,
+/// `.csv.gz`), or of another format than `--format`'s, is refused rather than filled with rows
+/// its readers would misread.
+fn check_output_name(path: &Path, given: Option<RowFormat>) -> Result<(), ConfigError> {
+    match RowFormat::named_by(path) {
+        Some(Named::Unwritten(why)) => Err(ConfigError::OutputKind(path.to_path_buf(), why)),
+        Some(Named::Rows(named)) => match given {
+            Some(given) if given != named => Err(ConfigError::FormatAgainstName {
+                path: path.to_path_buf(),
+                named,
+                given,
+                suggested: path.with_extension(given.extension()).display().to_string(),
+            }),
+            _ => Ok(()),
+        },
+        None => Ok(()),
+    }
 }
 
 /// `--dashboard` and `--metrics` as addresses to bind, read as `serve --listen` reads its own.

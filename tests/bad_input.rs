@@ -770,3 +770,58 @@ fn a_report_that_cannot_be_written_is_refused_at_start() {
         }
     }
 }
+
+/// Issue 36 item 7: what `-o` names is what is written. A name of another kind of file, or of
+/// another format than `--format`'s, exits 2 naming the fix, and no file is made; before, each
+/// of these wrote rows its readers would misread (JSON Lines in `.csv`, CSV in `.json` and
+/// `.tsv`, plain text in `.csv.gz`, a directory of parts named `.csv`).
+#[test]
+fn an_output_name_that_says_another_kind_of_file_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, format, said) in [
+        ("f.csv", Some("jsonl"), "name it f.jsonl, or drop --format"),
+        (
+            "f.csv",
+            Some("parquet"),
+            "name it f.parquet, or drop --format",
+        ),
+        ("f.jsonl", Some("csv"), "name it f.csv, or drop --format"),
+        (
+            "f.json",
+            None,
+            "ringscrape writes JSON Lines: name it .jsonl",
+        ),
+        ("f.tsv", None, "tab-separated; ringscrape writes CSV"),
+        ("f.csv.gz", None, "compressed"),
+        ("f.zst", None, "compressed"),
+    ] {
+        let mut run = TestCommand::run(dir.path(), "http://127.0.0.1:9/{id}", "0..5").output(name);
+        if let Some(format) = format {
+            run = run.args(["--format", format]);
+        }
+        let out = run.output_of();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(&format!("--output {name}: ")) && err.contains(said),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_dir(dir.path()).expect("dir").count(),
+            0,
+            "{name}: a file was made"
+        );
+    }
+    // A name that says nothing takes --format; one that agrees with it is fine.
+    let server = Server::start(&[]);
+    for (name, format) in [("rows", "jsonl"), ("rows.JSONL", "jsonl"), ("r.csv", "csv")] {
+        let out = TestCommand::run(dir.path(), &server.url(), "0..5")
+            .output(name)
+            .args(["--format", format])
+            .output_of();
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+    }
+    let lines = std::fs::read_to_string(dir.path().join("rows")).expect("rows");
+    assert!(lines.starts_with('{'), "JSON Lines: {lines}");
+}

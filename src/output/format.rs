@@ -29,6 +29,29 @@ impl RowFormat {
         }
     }
 
+    /// What the extension of `path` says the file holds, where it names a kind of file:
+    /// `out.csv` is CSV, `out.jsonl` JSON Lines, `out.tsv` tab-separated (not written),
+    /// `out.csv.gz` compressed (not written). `None` for a name that says nothing (`out`, `x.dat`).
+    pub fn named_by(path: &Path) -> Option<Named> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        Some(match ext.as_str() {
+            "csv" => Named::Rows(RowFormat::Csv),
+            "jsonl" | "ndjson" => Named::Rows(RowFormat::JsonLines),
+            "parquet" => Named::Rows(RowFormat::Parquet),
+            "json" => {
+                Named::Unwritten("a JSON document; ringscrape writes JSON Lines: name it .jsonl")
+            }
+            "tsv" | "tab" => {
+                Named::Unwritten("tab-separated; ringscrape writes CSV: name it .csv (or .jsonl)")
+            }
+            "gz" | "gzip" | "zst" | "zstd" | "bz2" | "xz" | "lz4" | "zip" => Named::Unwritten(
+                "compressed; ringscrape writes rows uncompressed (so --resume can append): name it \
+                 .csv, or compress a finished file",
+            ),
+            _ => return None,
+        })
+    }
+
     /// The format of rows already at `path`: a directory is Parquet's parts, a file by its
     /// extension.
     pub fn of_existing(path: &std::path::Path) -> RowFormat {
@@ -39,6 +62,15 @@ impl RowFormat {
         }
     }
 
+    /// The extension a file of this format is named with.
+    pub fn extension(self) -> &'static str {
+        match self {
+            RowFormat::Csv => "csv",
+            RowFormat::JsonLines => "jsonl",
+            RowFormat::Parquet => "parquet",
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             RowFormat::Csv => "CSV",
@@ -46,6 +78,15 @@ impl RowFormat {
             RowFormat::Parquet => "Parquet",
         }
     }
+}
+
+/// What an output's name says it holds ([`RowFormat::named_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Named {
+    /// Rows of this format.
+    Rows(RowFormat),
+    /// A kind of file ringscrape does not write, and what to name it instead.
+    Unwritten(&'static str),
 }
 
 /// The directory a file named `path` goes in (`.` for a bare file name).
@@ -69,6 +110,25 @@ impl Output {
         match self {
             Output::File(path) => path.clone(),
             Output::Stdout => PathBuf::from("-"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_says_a_format_another_kind_of_file_or_nothing() {
+        let named = |name: &str| RowFormat::named_by(Path::new(name));
+        assert_eq!(named("a/b.CSV"), Some(Named::Rows(RowFormat::Csv)));
+        assert_eq!(named("b.ndjson"), Some(Named::Rows(RowFormat::JsonLines)));
+        assert_eq!(named("b.parquet"), Some(Named::Rows(RowFormat::Parquet)));
+        for other in ["b.json", "b.tsv", "b.csv.gz", "b.jsonl.zst"] {
+            assert!(matches!(named(other), Some(Named::Unwritten(_))), "{other}");
+        }
+        for nothing in ["b", "b.dat", "/dev/stdout", ".hidden"] {
+            assert_eq!(named(nothing), None, "{nothing}");
         }
     }
 }

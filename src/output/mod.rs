@@ -22,6 +22,6 @@ pub mod resume;
 mod rows;
 pub mod writer;
 
-pub use format::{Output, RowFormat, directory_of};
+pub use format::{Named, Output, RowFormat, directory_of};
 pub use open::{OpenError, Opened, Spec, WriteMode, open};
 pub use reader::rows_on_disk;
