@@ -225,6 +225,21 @@ fn help_explains_every_run_flag() {
     assert!(text_of("--dashboard").starts_with("Serve a live page"));
     assert!(!text_of("--dashboard").contains("summary"));
     assert!(text_of("--summary-json").starts_with("Write the closing summary as JSON"));
+    // Sizes and durations are shown as they are written (`128M`, `2s`), never as a raw count.
+    assert!(
+        text_of("--body-memory").contains("[default: 128M]"),
+        "{help}"
+    );
+    assert!(text_of("--max-body").contains("[default: 16M]"), "{help}");
+    assert!(text_of("--timeout").contains("[default: 30s]"), "{help}");
+    assert!(
+        text_of("--retry-base").contains("[default: 100ms]"),
+        "{help}"
+    );
+    assert!(
+        !help.contains("<SECS>") && !help.contains("<SECONDS>") && !help.contains("134217728"),
+        "{help}"
+    );
     let top = TestCommand::new(dir.path()).arg("--help").output_of();
     for text in [
         help.to_string(),

@@ -81,10 +81,10 @@ pub struct TuneArgs {
     )]
     pub concurrency: String,
     /// Seconds each step runs (less if its ids run out)
-    #[arg(long, value_name = "SECS", default_value_t = 5.0, value_parser = seconds_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = seconds_arg)]
     pub per_step: f64,
     /// Latency budget: the knee's p99 must be at most this many milliseconds
-    #[arg(long, value_name = "MS", default_value_t = 200.0, value_parser = millis_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = millis_arg)]
     pub p99_budget: f64,
     /// Also draw throughput and p99 against concurrency into this SVG file
     #[arg(long, value_name = "FILE.svg")]

@@ -59,7 +59,7 @@ pub struct RunArgs {
     pub auth_refresh: Option<f64>,
     /// Seconds --auth-command may take before it is killed (with every process it started) and
     /// the run stopped
-    #[arg(long, value_name = "SECONDS", value_parser = seconds_arg, default_value = "30")]
+    #[arg(long, value_name = "DURATION", value_parser = seconds_arg, default_value = "30s")]
     pub auth_timeout: f64,
     /// User-Agent header [default: ringscrape/VERSION]
     #[arg(long, value_name = "TEXT")]
@@ -173,9 +173,9 @@ pub struct RunArgs {
     /// Whole-request deadline in seconds, body included
     #[arg(
         long,
-        value_name = "SECS",
+        value_name = "DURATION",
         value_parser = seconds_arg,
-        default_value_t = 30.0,
+        default_value = "30s",
         allow_negative_numbers = true,
         env = "RINGSCRAPE_TIMEOUT"
     )]
@@ -183,21 +183,21 @@ pub struct RunArgs {
     /// Deadline for opening a connection, in seconds
     #[arg(
         long,
-        value_name = "SECS",
+        value_name = "DURATION",
         value_parser = seconds_arg,
-        default_value_t = 10.0,
+        default_value = "10s",
         allow_negative_numbers = true
     )]
     pub connect_timeout: f64,
     /// Largest response body, in bytes (or with K, M, G: 512K, 16M), received and decoded
     /// alike; a larger one ends as error body-too-large
-    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20, value_parser = bytes_arg)]
+    #[arg(long, value_name = "BYTES", default_value = "16M", value_parser = bytes_arg)]
     pub max_body: u64,
     /// Bytes of bodies a worker holds in memory at once (bodies it is receiving for
     /// --save-body or --extract, the windows of zstd and brotli decoders, and rows waiting for
     /// the supervisor); a request whose body would pass it waits. One body may always go on, so it needs no room for --max-body.
     /// --bodies-dir writes bodies to their files as they arrive
-    #[arg(long, value_name = "BYTES", default_value_t = 128 << 20, value_parser = bytes_arg)]
+    #[arg(long, value_name = "BYTES", default_value = "128M", value_parser = bytes_arg)]
     pub body_memory: u64,
     /// Reach the target through this proxy: http://[user:pass@]host[:port] (plain HTTP
     /// forwarded, anything else through CONNECT; port 3128 if none, where curl says 1080),
@@ -224,8 +224,8 @@ pub struct RunArgs {
     /// the event loop, all its addresses)
     #[arg(
         long,
-        value_name = "SECS",
-        default_value_t = 60.0,
+        value_name = "DURATION",
+        default_value = "60s",
         value_parser = seconds_arg
     )]
     pub dns_refresh: f64,
@@ -252,27 +252,27 @@ pub struct RunArgs {
     /// First backoff step in seconds; doubles per retry, full jitter
     #[arg(
         long,
-        value_name = "SECS",
+        value_name = "DURATION",
         value_parser = seconds_arg,
-        default_value_t = 0.1,
+        default_value = "100ms",
         allow_negative_numbers = true
     )]
     pub retry_base: f64,
     /// Longest backoff between retries, in seconds
     #[arg(
         long,
-        value_name = "SECS",
+        value_name = "DURATION",
         value_parser = seconds_arg,
-        default_value_t = 10.0,
+        default_value = "10s",
         allow_negative_numbers = true
     )]
     pub retry_cap: f64,
     /// Longest Retry-After from a server that is honoured, in seconds
     #[arg(
         long,
-        value_name = "SECS",
+        value_name = "DURATION",
         value_parser = seconds_arg,
-        default_value_t = 60.0,
+        default_value = "60s",
         allow_negative_numbers = true
     )]
     pub max_retry_after: f64,
@@ -308,9 +308,9 @@ pub struct RunArgs {
     /// On Ctrl-C or SIGTERM, time in-flight requests get to finish, in seconds
     #[arg(
         long,
-        value_name = "SECS",
+        value_name = "DURATION",
         value_parser = seconds_arg,
-        default_value_t = 2.0,
+        default_value = "2s",
         allow_negative_numbers = true
     )]
     pub grace: f64,
