@@ -18,13 +18,8 @@ pub enum RowFormat {
 impl RowFormat {
     /// `.jsonl` / `.ndjson` → JSON Lines, `.parquet` → Parquet; anything else → CSV.
     pub fn of_path(path: &std::path::Path) -> RowFormat {
-        match path.extension().and_then(|e| e.to_str()) {
-            Some(ext)
-                if ext.eq_ignore_ascii_case("jsonl") || ext.eq_ignore_ascii_case("ndjson") =>
-            {
-                RowFormat::JsonLines
-            }
-            Some(ext) if ext.eq_ignore_ascii_case("parquet") => RowFormat::Parquet,
+        match RowFormat::named_by(path) {
+            Some(Named::Rows(format)) => format,
             _ => RowFormat::Csv,
         }
     }
