@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use crate::ids::{IdRange, IdRangeError, IdSet};
 use crate::job::{KeyFile, Product, RecordFile, RecordFormat};
-use crate::output::RowFormat;
 use crate::output::parquet::{self, PartWriter};
 use crate::output::reader::{ReadError, RowCopier, RowReader, complete_len};
+use crate::output::{Named, RowFormat};
 
 /// How many ranges a report lists before it says how many more there are.
 const LISTED_RANGES: usize = 10;
@@ -70,6 +70,8 @@ pub enum MergeError {
     },
     #[error("{0}: is both the output and an input")]
     OutIsInput(PathBuf),
+    #[error("{0}: {1}")]
+    OutKind(PathBuf, &'static str),
     #[error("{0}: {1}")]
     OpenInput(PathBuf, io::Error),
     #[error("{0}: {1}")]
@@ -179,6 +181,9 @@ impl MergeJob {
         };
         if out.exists() && !overwrite {
             return Err(MergeError::OutExists(out));
+        }
+        if let Some(Named::Unwritten(why)) = RowFormat::named_by(&out) {
+            return Err(MergeError::OutKind(out, why));
         }
         let format = RowFormat::of_path(&out);
         if format == RowFormat::Parquet {
@@ -623,5 +628,29 @@ mod tests {
         let err = MergeJob::new(Some("0..10"), None, &[], a.clone(), vec![a], None, true)
             .expect_err("same file");
         assert!(matches!(err, MergeError::OutIsInput(_)));
+    }
+
+    #[test]
+    fn an_out_named_as_a_kind_of_file_not_written_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = csv_of(dir.path(), "a.csv", 0..10);
+        for name in ["all.tsv", "all.csv.gz", "all.json"] {
+            let out = dir.path().join(name);
+            let err = MergeJob::new(
+                Some("0..10"),
+                None,
+                &[],
+                out.clone(),
+                vec![a.clone()],
+                None,
+                false,
+            )
+            .expect_err(name);
+            assert!(
+                matches!(err, MergeError::OutKind(..)) && err.is_usage(),
+                "{name}: {err}"
+            );
+            assert!(!out.exists(), "{name}");
+        }
     }
 }

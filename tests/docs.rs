@@ -116,3 +116,89 @@ fn the_guide_has_a_row_for_every_run_flag() {
         "no row in docs/guide.md for {missing:?}"
     );
 }
+
+/// The shell block under a heading of the README, continuation lines as written.
+fn readme_block(heading: &str) -> String {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("read");
+    let section = &readme[readme.find(heading).expect("heading")..];
+    let start = section.find("```sh\n").expect("a sh block") + "```sh\n".len();
+    let len = section[start..].find("```").expect("block end");
+    section[start..start + len].to_string()
+}
+
+#[test]
+fn every_readme_example_runs_as_written_against_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = Server::start(&[]);
+    // As written, but over a few hundred ids, and the dashboard on a free port.
+    let script = readme_block("## Examples")
+        .replace("0..50000000", "0..300")
+        .replace("0..1000000", "0..300")
+        .replace("--dashboard 9898", "--dashboard 0");
+    assert!(script.matches("ringscrape ").count() >= 8, "{script}");
+    let bin_dir = Path::new(BIN).parent().expect("bin dir");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut bash = std::process::Command::new("bash");
+    bash.args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("API", &serve.base)
+        .stdin(std::process::Stdio::null());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("RINGSCRAPE_") {
+            bash.env_remove(name);
+        }
+    }
+    let run = bash.output().expect("bash");
+    assert!(
+        run.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let logs = csv_rows(&dir.path().join("logs.csv"));
+    assert_eq!(logs.len(), 300);
+    // serve reads the id from the path: every body names the id of its row.
+    for row in &logs {
+        let body: serde_json::Value = serde_json::from_str(&row["body"]).expect("a JSON body");
+        assert_eq!(body["id"].to_string(), row["id"], "{row:?}");
+    }
+    for made in [
+        "users.parquet",
+        "logs.parquet",
+        "events.csv",
+        "fresh.csv",
+        "out.csv",
+        "run.html",
+    ] {
+        assert!(dir.path().join(made).exists(), "{made}");
+    }
+}
+
+#[test]
+fn the_first_run_in_the_readme_writes_the_columns_it_shows() {
+    let readme = std::fs::read_to_string(Path::new(ROOT).join("README.md")).expect("read");
+    let section = &readme[readme.find("## First run").expect("a First run section")..];
+    let sample = &section[section.find("```csv\n").expect("a sample") + 7..];
+    let header = sample.lines().next().expect("a header line");
+    let serve = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first_run = readme_block("and in another:");
+    let args: Vec<String> = first_run
+        .split_whitespace()
+        .skip(1)
+        .map(|word| {
+            word.trim_matches('\'')
+                .replace("http://127.0.0.1:8080", &serve.base)
+                .replace("0..100000", "0..500")
+        })
+        .collect();
+    TestCommand::new(dir.path()).args(&args).ok();
+    let written = std::fs::read_to_string(dir.path().join("logs.csv")).expect("logs.csv");
+    assert_eq!(written.lines().next(), Some(header));
+    assert_eq!(written.lines().count(), 501);
+}

@@ -50,7 +50,7 @@ pub enum Command {
     /// Find the concurrency to use: short runs at each concurrency, a table of req/s and
     /// latency, the knee marked, the run command printed
     Tune(TuneArgs),
-    /// Serve the built-in demo target (JSON record per id, optional delays)
+    /// Serve the built-in demo target: a JSON record per id (from `?id=N` or a path `/…/N`), optional delays and faults
     Serve(ServeArgs),
     /// Print a shell completion script (e.g. `ringscrape completions bash > ~/.local/share/bash-completion/completions/ringscrape`)
     Completions(CompletionsArgs),

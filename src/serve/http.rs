@@ -53,7 +53,7 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     Parsed::Complete {
         consumed: head_len + body_len,
         get: req.method == Some("GET"),
-        id: req.path.and_then(query_id),
+        id: req.path.and_then(request_id),
         close,
         echo: req
             .path
@@ -62,13 +62,16 @@ pub fn parse_request(buf: &[u8]) -> Parsed {
     }
 }
 
-/// The numeric `id` query parameter of a request path, if any.
-pub fn query_id(path: &str) -> Option<u64> {
-    let (_, query) = path.split_once('?')?;
-    query
+/// The id a request names: its numeric `id` query parameter, else the last path segment that
+/// is a number — so both `/log?id=42` and the path style of real APIs (`/v1/logs/42`,
+/// `/users/42/events`) get their record.
+pub fn request_id(target: &str) -> Option<u64> {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let from_query = query
         .split('&')
         .find_map(|pair| pair.strip_prefix("id="))
-        .and_then(|v| v.parse().ok())
+        .and_then(|v| v.parse().ok());
+    from_query.or_else(|| path.rsplit('/').find_map(|segment| segment.parse().ok()))
 }
 
 thread_local! {
@@ -170,5 +173,16 @@ mod tests {
             Parsed::Partial
         );
         assert_eq!(parse_request(b"\x00\x01 nonsense\r\n\r\n"), Parsed::Bad);
+    }
+
+    #[test]
+    fn the_id_comes_from_the_query_or_else_the_last_numeric_path_segment() {
+        assert_eq!(request_id("/log?x=1&id=42"), Some(42));
+        assert_eq!(request_id("/v1/logs/42"), Some(42));
+        assert_eq!(request_id("/users/7/events?page=2"), Some(7));
+        assert_eq!(request_id("/users/7/logs/9?id=3"), Some(3));
+        assert_eq!(request_id("/users/alice/logs?date=2024-01-01"), None);
+        assert_eq!(request_id("/log?id=x"), None);
+        assert_eq!(request_id("/"), None);
     }
 }

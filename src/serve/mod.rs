@@ -1,8 +1,8 @@
 //! `ringscrape serve`: the built-in demo target. Any `GET` answers 200 with a small JSON record
-//! naming the id from `?id=` (or `--body-bytes N` of text); any request to `/echo` answers with
-//! what was received (`echo.rs`); after a per-id delay drawn from a
-//! PRNG seeded by `--seed` and the id. One monoio runtime per thread, all accepting on one
-//! listening socket; SIGINT/SIGTERM stop it cleanly (exit 0).
+//! naming the id from `?id=`, or else from the last numeric path segment (`/v1/logs/42`), or
+//! `--body-bytes N` of text; any request to `/echo` answers with what was received (`echo.rs`);
+//! after a per-id delay drawn from a PRNG seeded by `--seed` and the id. One monoio runtime per
+//! thread, all accepting on one listening socket; SIGINT/SIGTERM stop it cleanly (exit 0).
 //!
 //! HTTP is parsed by hand on purpose (`http.rs`) (with `httparse`): the target must be able to misbehave at
 //! the byte level on request (fault injection), which a server framework would not allow.
