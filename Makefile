@@ -16,7 +16,9 @@ ARGS        ?=
 
 .PHONY: build run test bench fmt lint audit clean
 
+# A fresh clone compiles for several minutes (about ten on two cores) before anything runs: say so.
 build:
+	@[ -x $(BIN) ] || echo "make: building ringscrape (release) — the first build takes several minutes" >&2
 	cargo build --release
 
 # Without URL: start `ringscrape serve` on a free loopback port, scrape it, stop it.

@@ -202,3 +202,25 @@ fn the_first_run_in_the_readme_writes_the_columns_it_shows() {
     assert_eq!(written.lines().next(), Some(header));
     assert_eq!(written.lines().count(), 501);
 }
+
+/// The rows of the first table after `heading` in the document at `path`.
+fn table_after(path: &str, heading: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(ROOT).join(path)).expect("read");
+    let section = &text[text
+        .find(heading)
+        .unwrap_or_else(|| panic!("{heading} in {path}"))..];
+    section
+        .lines()
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'))
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn one_speed_table_the_readme_shows_the_bench_readme_headline() {
+    let readme = table_after("README.md", "## Speed");
+    let bench = table_after("bench/README.md", "## Latest figures");
+    assert!(readme.len() >= 4, "{readme:?}");
+    assert_eq!(readme, bench);
+}
