@@ -127,10 +127,10 @@ pub struct MergeArgs {
     /// Say nothing on stderr but problems
     #[arg(short, long)]
     pub quiet: bool,
-    /// The merged CSV to write
+    /// The merged file to write (CSV, JSON Lines or Parquet, by its extension, as the inputs)
     #[arg(value_name = "OUT.csv")]
     pub out: PathBuf,
-    /// The nodes' CSVs
+    /// The nodes' outputs, all of one format
     #[arg(value_name = "IN.csv", required = true)]
     pub inputs: Vec<PathBuf>,
 }
