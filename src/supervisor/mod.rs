@@ -21,6 +21,7 @@ pub use signals::exit_code as signal_exit_code;
 
 use crate::assignment::WorkerSpec;
 use crate::config::RunConfig;
+use crate::diagnosis::{Diagnosis, Target};
 use crate::ids::{IdRange, IdSet};
 use crate::inflight::InFlightTable;
 use crate::job::Keys;
@@ -32,7 +33,7 @@ use crate::output::lock::OutputLock;
 use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::output::{OpenError, Output, Spec};
 use crate::progress::Progress;
-use crate::stats::{Summary, WorkerStats};
+use crate::stats::{AnswerCounts, Summary, WorkerStats};
 use crate::timeline::{IdMap, Timeline};
 pub use credentials::AuthError;
 use credentials::Credentials;
@@ -61,6 +62,10 @@ pub enum SupervisorError {
     AuthThread(io::Error),
     #[error("reading a key file's head again: {0}")]
     KeyFile(io::Error),
+    #[error(
+        "--url: the host {0} does not resolve ({1}): check its spelling, or give its address with --resolve {0}:PORT:ADDR"
+    )]
+    Unresolved(String, io::Error),
 }
 
 impl SupervisorError {
@@ -78,6 +83,7 @@ impl SupervisorError {
                 self,
                 SupervisorError::Limits(LimitError::PerWorker { .. } | LimitError::System { .. })
                     | SupervisorError::Listen(..)
+                    | SupervisorError::Unresolved(..)
             ),
         }
     }
@@ -99,6 +105,31 @@ pub struct RunOutcome {
     pub summary: Option<Summary>,
     /// Some ids have no row: how many do, and how to complete the run.
     pub missing: Option<Missing>,
+    /// More of the rows failed than `--max-failed` allows (exit 4).
+    pub too_many_failed: Option<TooManyFailed>,
+}
+
+/// The share of failed rows that passed `--max-failed`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TooManyFailed {
+    /// Rows of this run that failed (an error, or a status of 400 or more).
+    pub failed: u64,
+    /// Rows of this run.
+    pub rows: u64,
+    /// `--max-failed`, as a ratio.
+    pub limit: f64,
+}
+
+impl TooManyFailed {
+    /// `failed` of `rows` judged against `limit`: `Some` when the share is above it.
+    pub fn judge(failed: u64, rows: u64, limit: Option<f64>) -> Option<TooManyFailed> {
+        let limit = limit?;
+        (rows > 0 && failed as f64 > limit * rows as f64).then_some(TooManyFailed {
+            failed,
+            rows,
+            limit,
+        })
+    }
 }
 
 /// What an incomplete run leaves, for the closing message.
@@ -176,6 +207,7 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
             stdout_closed: false,
             summary: None,
             missing: None,
+            too_many_failed: None,
         });
     }
     let ended = run_shards(cfg, launch, &plan, prepared, credentials)?;
@@ -218,6 +250,13 @@ fn preflight(cfg: &RunConfig) -> Result<(), SupervisorError> {
     }
     if cfg.fetch.trust.insecure {
         crate::note!("ringscrape: warning: --insecure: TLS certificates are not verified");
+    }
+    // A name that does not resolve would fail every request the same way: say so now, before
+    // any worker starts or any file is made. A host from the keys is each item's own (`dns`
+    // rows).
+    if let Some((host, port)) = target_of(cfg).host_to_resolve() {
+        crate::diagnosis::check_resolves(host, port)
+            .map_err(|e| SupervisorError::Unresolved(host.to_string(), e))?;
     }
     Ok(())
 }
@@ -346,16 +385,13 @@ fn run_shards(
     let items = cfg.ids.len() - prepared.empties;
     let progress = Progress::new(items - prepared.kept, cfg.progress);
     let mut watch = AbortWatch::new(cfg.abort_after);
+    let diagnosis = Diagnosis::new(target_of(cfg));
     let seen = writer::Seen {
         progress: &progress,
         watch: &mut watch,
-        abort: || {
-            progress.suspend(|| {
-                crate::say!(
-                    "ringscrape: stopping: the last {} ids in a row ended in connect, timeout, reset or tls errors (the target looks down; --abort-after)",
-                    cfg.abort_after
-                );
-            });
+        abort: |kind| {
+            let line = diagnosis.abort(cfg.abort_after, kind, &answers_so_far(&board));
+            progress.suspend(|| crate::say!("{line}"));
             stop.terminate_workers();
         },
         metrics: metrics.as_deref(),
@@ -363,7 +399,13 @@ fn run_shards(
             timeline: Timeline::new(started),
             map: prepared.map,
         },
-        each_second: Some(Box::new(|report, views| showing.tick(report, views))),
+        each_second: Some(Box::new(|report, views| {
+            showing.tick(report, views);
+            if let Some(line) = diagnosis.first_rows(&report.first, &answers_so_far(&board), false)
+            {
+                progress.suspend(|| crate::say!("{line}"));
+            }
+        })),
     };
     let report = writer::write_rows(rx, prepared.rows, plan.len(), seen);
     progress.finish();
@@ -397,6 +439,11 @@ fn run_shards(
         _ => None,
     };
     let workers = board.lock().map(|board| board.clone()).unwrap_or_default();
+    if report.failed.is_none()
+        && let Some(line) = diagnosis.first_rows(&report.first, &answers_so_far(&board), true)
+    {
+        crate::say!("{line}");
+    }
     Ok(Ended {
         report,
         workers,
@@ -412,7 +459,35 @@ fn run_shards(
         resume_command: resume_command(&launch.argv),
         interrupted: stop.signal(),
         auth_failed,
+        max_failed: cfg.max_failed,
     })
+}
+
+/// What the workers have seen of the answers so far, summed (for the diagnosis).
+fn answers_so_far(board: &StatsBoard) -> AnswerCounts {
+    let mut sum = AnswerCounts::default();
+    if let Ok(board) = board.lock() {
+        for stats in board.iter() {
+            sum.merge(&stats.answers);
+        }
+    }
+    sum
+}
+
+/// What the diagnosis needs to know of the job.
+fn target_of(cfg: &RunConfig) -> Target {
+    let template = crate::request::RequestTemplate::compile(&cfg.fetch.request).ok();
+    let net = &cfg.fetch.net;
+    Target {
+        host_varies: template.as_ref().is_some_and(|t| t.host_varies()),
+        origin: template.map(|t| t.origin),
+        http2: cfg.fetch.http2,
+        ca_cert: cfg.fetch.trust.ca_cert.is_some(),
+        proxied: net.http_proxy.is_some()
+            || net.https_proxy.is_some()
+            || !net.proxy_pool.is_empty(),
+        pinned: !net.resolve.is_empty() || !net.connect_to.is_empty(),
+    }
 }
 
 /// Everything a run's end is judged from, gathered by [`run_shards`].
@@ -434,6 +509,8 @@ struct Ended {
     interrupted: Option<nix::sys::signal::Signal>,
     /// `--auth-command` failed and stopped the run.
     auth_failed: bool,
+    /// `--max-failed`.
+    max_failed: Option<f64>,
 }
 
 /// The reader of standard output went away (`… -o - | head`): the run stops quietly, as
@@ -475,6 +552,7 @@ fn summarize(ended: Ended) -> RunOutcome {
         Some(views) => (Some(views.timeline), Some(views.map)),
         None => (None, None),
     };
+    let too_many_failed = TooManyFailed::judge(tally.failed, tally.rows, ended.max_failed);
     let summary = Summary {
         stats: tally,
         rows_written: rows,
@@ -501,6 +579,7 @@ fn summarize(ended: Ended) -> RunOutcome {
         stdout_closed,
         summary: Some(summary),
         missing,
+        too_many_failed,
     }
 }
 
@@ -706,6 +785,7 @@ mod tests {
                 aborted: false,
                 tally,
                 views: None,
+                first: Default::default(),
             },
             workers: Vec::new(),
             failed_shards: 0,
@@ -720,6 +800,7 @@ mod tests {
             resume_command: "ringscrape run … --resume".into(),
             interrupted: None,
             auth_failed: false,
+            max_failed: None,
         }
     }
 
@@ -737,6 +818,30 @@ mod tests {
         assert_eq!(summary.rows_written, 90);
         assert_eq!(summary.stats.throttled_us, 3_000);
         assert_eq!(summary.auto_concurrency, vec![60, 60]);
+    }
+
+    #[test]
+    fn max_failed_is_passed_by_a_share_above_it_only() {
+        let mut run = ended(100, 0, 100);
+        run.report.tally.failed = 5;
+        run.max_failed = Some(0.05);
+        assert_eq!(
+            summarize(run).too_many_failed,
+            None,
+            "5 of 100 is 5%: allowed"
+        );
+        let mut run = ended(100, 0, 100);
+        run.report.tally.failed = 6;
+        run.max_failed = Some(0.05);
+        let over = summarize(run).too_many_failed.expect("6% is more than 5%");
+        assert_eq!((over.failed, over.rows), (6, 100));
+        let mut run = ended(100, 0, 100);
+        run.report.tally.failed = 100;
+        assert_eq!(
+            summarize(run).too_many_failed,
+            None,
+            "no --max-failed: no judgement"
+        );
     }
 
     #[test]
