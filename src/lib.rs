@@ -85,7 +85,7 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code for a run stopped by `--abort-after`: the target looked down.
 pub const EXIT_ABORTED: u8 = 3;
 /// Exit code for a run that completed with more failed rows than `--max-failed` allows.
-pub const EXIT_TOO_MANY_FAILED: u8 = 4;
+pub const EXIT_TOO_MANY_FAILED: u8 = supervisor::TooManyFailed::EXIT_CODE;
 
 impl Error {
     pub fn exit_code(&self) -> u8 {

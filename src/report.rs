@@ -37,7 +37,7 @@ impl fmt::Display for TooManyFailed {
             self.rows,
             percent(self.failed as f64 / self.rows.max(1) as f64),
             percent(self.limit),
-            crate::EXIT_TOO_MANY_FAILED
+            TooManyFailed::EXIT_CODE
         )
     }
 }

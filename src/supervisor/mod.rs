@@ -3,6 +3,7 @@
 //! writer), and returns the run's outcome (the summary, what is missing) for the caller to print.
 
 mod credentials;
+mod failures;
 mod keeper;
 mod limits;
 mod pipes;
@@ -21,7 +22,7 @@ pub use signals::exit_code as signal_exit_code;
 
 use crate::assignment::WorkerSpec;
 use crate::config::RunConfig;
-use crate::diagnosis::{Diagnosis, Target};
+use crate::diagnosis::Diagnosis;
 use crate::ids::{IdRange, IdSet};
 use crate::inflight::InFlightTable;
 use crate::job::Keys;
@@ -33,10 +34,12 @@ use crate::output::lock::OutputLock;
 use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
 use crate::output::{OpenError, Output, Spec};
 use crate::progress::Progress;
-use crate::stats::{AnswerCounts, Summary, WorkerStats};
+use crate::stats::{Summary, WorkerStats};
 use crate::timeline::{IdMap, Timeline};
 pub use credentials::AuthError;
 use credentials::Credentials;
+pub use failures::TooManyFailed;
+use failures::{answers_so_far, target_of};
 use keeper::{Keeper, ShardEnd, describe_exit};
 use pipes::StatsBoard;
 pub use signals::Stop;
@@ -107,29 +110,6 @@ pub struct RunOutcome {
     pub missing: Option<Missing>,
     /// More of the rows failed than `--max-failed` allows (exit 4).
     pub too_many_failed: Option<TooManyFailed>,
-}
-
-/// The share of failed rows that passed `--max-failed`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TooManyFailed {
-    /// Rows of this run that failed (an error, or a status of 400 or more).
-    pub failed: u64,
-    /// Rows of this run.
-    pub rows: u64,
-    /// `--max-failed`, as a ratio.
-    pub limit: f64,
-}
-
-impl TooManyFailed {
-    /// `failed` of `rows` judged against `limit`: `Some` when the share is above it.
-    pub fn judge(failed: u64, rows: u64, limit: Option<f64>) -> Option<TooManyFailed> {
-        let limit = limit?;
-        (rows > 0 && failed as f64 > limit * rows as f64).then_some(TooManyFailed {
-            failed,
-            rows,
-            limit,
-        })
-    }
 }
 
 /// What an incomplete run leaves, for the closing message.
@@ -461,33 +441,6 @@ fn run_shards(
         auth_failed,
         max_failed: cfg.max_failed,
     })
-}
-
-/// What the workers have seen of the answers so far, summed (for the diagnosis).
-fn answers_so_far(board: &StatsBoard) -> AnswerCounts {
-    let mut sum = AnswerCounts::default();
-    if let Ok(board) = board.lock() {
-        for stats in board.iter() {
-            sum.merge(&stats.answers);
-        }
-    }
-    sum
-}
-
-/// What the diagnosis needs to know of the job.
-fn target_of(cfg: &RunConfig) -> Target {
-    let template = crate::request::RequestTemplate::compile(&cfg.fetch.request).ok();
-    let net = &cfg.fetch.net;
-    Target {
-        host_varies: template.as_ref().is_some_and(|t| t.host_varies()),
-        origin: template.map(|t| t.origin),
-        http2: cfg.fetch.http2,
-        ca_cert: cfg.fetch.trust.ca_cert.is_some(),
-        proxied: net.http_proxy.is_some()
-            || net.https_proxy.is_some()
-            || !net.proxy_pool.is_empty(),
-        pinned: !net.resolve.is_empty() || !net.connect_to.is_empty(),
-    }
 }
 
 /// Everything a run's end is judged from, gathered by [`run_shards`].
