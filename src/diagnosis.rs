@@ -275,6 +275,14 @@ fn tls(answers: &AnswerCounts, target: &Target) -> String {
         "BadSignature",
         "invalid peer certificate",
     ]) {
+        // rustls' names (`Other(OtherError(CaUsedAsEndEntity))`) in words.
+        let reason = if has(&["CaUsedAsEndEntity"]) {
+            "it is self-signed, made as a CA's".to_string()
+        } else if has(&["UnknownIssuer"]) {
+            "its issuer is not among the trusted CAs".to_string()
+        } else {
+            reason.clone()
+        };
         return if target.ca_cert {
             format!(
                 "the server's certificate is not trusted, even with --ca-cert ({reason}): give the certificate of the CA that signed it, or the server's own, or -k"
@@ -417,7 +425,9 @@ mod tests {
         );
         let words = diagnose(Failed::Error(ErrorKind::Tls), &answers, &https);
         assert!(
-            words.contains("use --ca-cert FILE") && words.contains("or -k"),
+            words.contains("not trusted (it is self-signed, made as a CA's)")
+                && words.contains("use --ca-cert FILE")
+                && words.contains("or -k"),
             "{words}"
         );
 

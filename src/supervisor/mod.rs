@@ -66,9 +66,9 @@ pub enum SupervisorError {
     #[error("reading a key file's head again: {0}")]
     KeyFile(io::Error),
     #[error(
-        "--url: the host {0} does not resolve ({1}): check its spelling, or give its address with --resolve {0}:PORT:ADDR"
+        "--url: the host {0} does not resolve ({2}): check its spelling, or give its address with --resolve {0}:{1}:ADDR"
     )]
-    Unresolved(String, io::Error),
+    Unresolved(String, u16, io::Error),
 }
 
 impl SupervisorError {
@@ -236,7 +236,7 @@ fn preflight(cfg: &RunConfig) -> Result<(), SupervisorError> {
     // rows).
     if let Some((host, port)) = target_of(cfg).host_to_resolve() {
         crate::diagnosis::check_resolves(host, port)
-            .map_err(|e| SupervisorError::Unresolved(host.to_string(), e))?;
+            .map_err(|e| SupervisorError::Unresolved(host.to_string(), port, e))?;
     }
     Ok(())
 }
