@@ -52,6 +52,8 @@ pub struct RunConfig {
     pub summary_json: Option<PathBuf>,
     /// `--abort-after`: stop after this many ids in a row end in transport errors (0: never).
     pub abort_after: u64,
+    /// `--max-failed`: the share of failed rows above which the run exits 4.
+    pub max_failed: Option<f64>,
     /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`; only this node's
     /// slice of them when the job spans several nodes.
     pub ids: IdRange,
@@ -311,6 +313,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         auth: auth_of(args)?,
         rate: args.rate.map(positive_rate).transpose()?,
         abort_after: args.abort_after,
+        max_failed: args.max_failed,
         summary_json: args.summary_json.clone(),
         metrics,
         dashboard,

@@ -25,6 +25,7 @@
 pub(crate) mod assignment;
 pub mod cli;
 pub(crate) mod config;
+pub(crate) mod diagnosis;
 pub(crate) mod document;
 pub(crate) mod extract;
 pub(crate) mod ids;
@@ -58,7 +59,7 @@ pub(crate) mod worker;
 
 use cli::{Command, MergeArgs, RunArgs, TuneArgs};
 pub use stats::Summary;
-pub use supervisor::{Launch, Missing, RunOutcome, Stop};
+pub use supervisor::{Launch, Missing, RunOutcome, Stop, TooManyFailed};
 
 /// Every way a command can fail, each turned into one line and an exit code by `main`.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +84,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit code for a run stopped by `--abort-after`: the target looked down.
 pub const EXIT_ABORTED: u8 = 3;
+/// Exit code for a run that completed with more failed rows than `--max-failed` allows.
+pub const EXIT_TOO_MANY_FAILED: u8 = supervisor::TooManyFailed::EXIT_CODE;
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
@@ -225,7 +228,9 @@ pub fn exit_code(outcome: &RunOutcome) -> u8 {
         Some(signal) => supervisor::signal_exit_code(signal),
         None if outcome.aborted => EXIT_ABORTED,
         // A closed stdout ends the run quietly, as `yes | head` and ripgrep do.
-        None if outcome.complete || outcome.stdout_closed => 0,
+        None if outcome.stdout_closed => 0,
+        None if outcome.complete && outcome.too_many_failed.is_some() => EXIT_TOO_MANY_FAILED,
+        None if outcome.complete => 0,
         None => EXIT_FAILED,
     }
 }

@@ -1,5 +1,5 @@
 //! Entry point: parse the command line, run it, and turn any error into one line on stderr and
-//! an exit code (0 done, 1 run failed, 2 bad usage).
+//! an exit code (0 done, 1 run failed, 2 bad usage; `run` also 3, 4, 130 and 143: see lib.rs).
 
 use std::process::ExitCode;
 

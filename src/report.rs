@@ -7,7 +7,7 @@ use std::fmt;
 use crate::model::ErrorKind;
 use crate::output::Output;
 use crate::stats::Summary;
-use crate::supervisor::{Missing, RunOutcome};
+use crate::supervisor::{Missing, RunOutcome, TooManyFailed};
 
 /// The closing summary on stderr and in `--summary-json`, and what is missing if anything.
 pub fn show(outcome: &RunOutcome, summary_json: Option<&std::path::Path>) {
@@ -23,6 +23,30 @@ pub fn show(outcome: &RunOutcome, summary_json: Option<&std::path::Path>) {
     if let Some(missing) = &outcome.missing {
         crate::say!("{missing}");
     }
+    if let Some(over) = &outcome.too_many_failed {
+        crate::say!("{over}");
+    }
+}
+
+impl fmt::Display for TooManyFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ringscrape: {} of {} rows failed ({}), more than --max-failed {} allows: exit {}",
+            self.failed,
+            self.rows,
+            percent(self.failed as f64 / self.rows.max(1) as f64),
+            percent(self.limit),
+            TooManyFailed::EXIT_CODE
+        )
+    }
+}
+
+/// A share as a percentage with no more digits than it needs: `5%`, `0.5%`, `33.3%`.
+fn percent(ratio: f64) -> String {
+    let text = format!("{:.1}", ratio * 100.0);
+    let text = text.strip_suffix(".0").unwrap_or(&text);
+    format!("{text}%")
 }
 
 impl Summary {

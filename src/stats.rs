@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
-use crate::model::{ErrorKind, Record};
+use crate::model::{ErrorKind, Record, counts_as_failed};
 use crate::timeline::{IdMap, Timeline};
 
 /// Latencies above an hour are clamped; the deadline ends requests long before that.
@@ -35,6 +35,33 @@ pub struct AnswerCounts {
     pub tls_reasons: BTreeMap<String, u64>,
     /// What each proxy carried, by the proxy as shown (credentials left out).
     pub proxies: BTreeMap<String, ProxyTally>,
+    /// What failures showed beyond their error kind, for the diagnosis.
+    pub signs: Signs,
+}
+
+/// Failures that tell more than their error kind: what `diagnosis` needs to name the mistake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Signs {
+    /// Connects refused (no listener at the port).
+    pub refused: u64,
+    /// 400 answers whose body says plain HTTP was sent to an HTTPS port.
+    pub https_port: u64,
+    /// HTTP/2 connections the server answered in HTTP/1.
+    pub not_h2: u64,
+}
+
+impl Signs {
+    pub fn merge(&mut self, other: &Signs) {
+        self.refused += other.refused;
+        self.https_port += other.https_port;
+        self.not_h2 += other.not_h2;
+    }
+
+    /// Which signs have been seen at all (the worker sends its figures at once when this
+    /// changes, so that the supervisor's diagnosis does not wait a second for them).
+    pub fn seen(&self) -> [bool; 3] {
+        [self.refused > 0, self.https_port > 0, self.not_h2 > 0]
+    }
 }
 
 /// One proxy's share of the run.
@@ -73,6 +100,7 @@ impl AnswerCounts {
         for (proxy, tally) in &other.proxies {
             self.proxies.entry(proxy.clone()).or_default().add(tally);
         }
+        self.signs.merge(&other.signs);
     }
 
     pub fn add_tls_reason(&mut self, reason: &str, n: u64) {
@@ -107,6 +135,9 @@ pub struct WorkerStats {
     pub requests: u64,
     /// Rows by status code (tallied where rows are, not sent on the wire).
     pub statuses: BTreeMap<u16, u64>,
+    /// Rows that count against `--max-failed` ([`counts_as_failed`]; tallied where rows are,
+    /// not sent on the wire).
+    pub failed: u64,
     /// Latency of requests that got a response, in microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -132,6 +163,7 @@ impl WorkerStats {
             answers: AnswerCounts::default(),
             requests: 0,
             statuses: BTreeMap::new(),
+            failed: 0,
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("static histogram bounds are valid"),
         }
@@ -141,6 +173,7 @@ impl WorkerStats {
         self.rows += 1;
         self.bytes += record.bytes;
         self.requests += u64::from(record.attempts);
+        self.failed += u64::from(counts_as_failed(record.status, record.error));
         // A row keeps the status of an answer whose body then failed; the tallies count it
         // as an error only, as before rows kept it.
         let answered = record.status.filter(|_| record.error.is_none());
@@ -171,6 +204,7 @@ impl WorkerStats {
         self.throttled_us += other.throttled_us;
         self.answers.merge(&other.answers);
         self.requests += other.requests;
+        self.failed += other.failed;
         for (status, count) in &other.statuses {
             *self.statuses.entry(*status).or_default() += count;
         }
@@ -247,5 +281,9 @@ mod tests {
         // Only responses count towards latency.
         assert_eq!(a.latency_us.len(), 3);
         assert!(a.latency_us.max() < 3_100);
+        // The 404 and the timeout count against --max-failed; a 3xx does not.
+        assert_eq!(a.failed, 2);
+        a.record(&row(Some(302), None, 1_000));
+        assert_eq!(a.failed, 2);
     }
 }

@@ -158,6 +158,9 @@ pub fn encode_stats(stats: &WorkerStats, out: &mut Vec<u8>) {
         answers.redirect_limit,
         answers.tls_resumed,
         answers.tls_full,
+        answers.signs.refused,
+        answers.signs.https_port,
+        answers.signs.not_h2,
     ] {
         out.extend_from_slice(&value.to_le_bytes());
     }
@@ -335,6 +338,9 @@ fn decode_stats(payload: &[u8]) -> Result<WorkerStats, WireError> {
         answers.redirect_limit = f.u64()?;
         answers.tls_resumed = f.u64()?;
         answers.tls_full = f.u64()?;
+        answers.signs.refused = f.u64()?;
+        answers.signs.https_port = f.u64()?;
+        answers.signs.not_h2 = f.u64()?;
         for _ in 0..f.u16()? {
             let len = usize::from(f.u16()?);
             let reason = String::from_utf8_lossy(f.bytes(len)?).into_owned();
@@ -531,6 +537,11 @@ mod tests {
         stats.answers.wire_bytes = 7;
         stats.answers.redirect_limit = 2;
         (stats.answers.tls_resumed, stats.answers.tls_full) = (90, 10);
+        stats.answers.signs = crate::stats::Signs {
+            refused: 4,
+            https_port: 5,
+            not_h2: 6,
+        };
         stats
             .answers
             .add_tls_reason("invalid peer certificate: UnknownIssuer", 3);

@@ -21,10 +21,15 @@ fn a_target_that_is_down_stops_the_run_with_exit_3_and_a_resume_command() {
         .output_of();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
+    // It says why, with the fix (issue 36 item 4), by the stop or by the first rows' warning.
     assert!(
-        err.contains(
-            "stopping: the last 50 ids in a row ended in connect, timeout, reset or tls errors"
-        ),
+        err.contains("stopping: the last 50 items in a row got no answer"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "nothing listens at 127.0.0.1:{port} (connection refused)"
+        )),
         "{err}"
     );
     assert!(

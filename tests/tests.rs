@@ -9,6 +9,7 @@ mod bomb;
 mod common;
 mod dashboard;
 mod decoding;
+mod diagnosis;
 mod dns;
 mod docs;
 mod extract;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::values::{Concurrency, FormatArg, bytes_arg, seconds_arg};
+use super::values::{Concurrency, FormatArg, bytes_arg, ratio_arg, seconds_arg};
 
 /// Flags of `run`. Each flag is declared once, here: its doc is the help text, its default is
 /// clap's, and the config file is read as more of these flags (see [`config_file_args`]).
@@ -301,10 +301,14 @@ pub struct RunArgs {
     /// retries, throttled time, wall time, rate, bytes, latency percentiles)
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
-    /// Stop the run (exit 3, resumable) after N ids in a row end in connect, timeout, reset or
-    /// tls errors: the target looks down. 0 never stops
+    /// Stop the run (exit 3, resumable) after N ids in a row end in connect, dns, proxy, timeout,
+    /// reset or tls errors, saying why. 0 never stops
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub abort_after: u64,
+    /// Exit 4 when more than this share of the run's rows failed (an error, or a status of 400 or
+    /// more), as 0.05 or 5%; without it a run that completes exits 0 whatever its rows hold
+    #[arg(long, value_name = "RATIO", value_parser = ratio_arg)]
+    pub max_failed: Option<f64>,
     /// On Ctrl-C or SIGTERM, time in-flight requests get to finish, in seconds
     #[arg(
         long,

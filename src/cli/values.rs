@@ -100,6 +100,24 @@ pub(super) fn millis_arg(text: &str) -> Result<f64, String> {
     duration_arg(text, 1e-3)
 }
 
+/// `--max-failed`: a share of rows, as `0.05` or `5%`, from 0 to 1.
+pub(super) fn ratio_arg(text: &str) -> Result<f64, String> {
+    let text = text.trim();
+    let (number, scale) = match text.strip_suffix('%') {
+        Some(percent) => (percent.trim(), 100.0),
+        None => (text, 1.0),
+    };
+    let ratio = number
+        .parse::<f64>()
+        .map(|n| n / scale)
+        .map_err(|_| format!("expected a share such as 0.05 or 5%, not {text:?}"))?;
+    if (0.0..=1.0).contains(&ratio) {
+        Ok(ratio)
+    } else {
+        Err(format!("{text}: a share is from 0 to 1 (0% to 100%)"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +158,25 @@ mod tests {
         );
         for bad in ["", "fast", "5 parsecs", "5d", "ms"] {
             assert!(seconds_arg(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn shares_are_ratios_or_percentages_from_zero_to_one() {
+        for (text, ratio) in [
+            ("0.05", 0.05),
+            ("5%", 0.05),
+            ("0", 0.0),
+            ("100%", 1.0),
+            ("1", 1.0),
+        ] {
+            assert!(
+                (ratio_arg(text).expect(text) - ratio).abs() < 1e-12,
+                "{text}"
+            );
+        }
+        for bad in ["", "5", "-0.1", "101%", "NaN", "half"] {
+            assert!(ratio_arg(bad).is_err(), "{bad:?}");
         }
     }
 }

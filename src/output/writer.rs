@@ -16,8 +16,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::batch::Batch;
 use super::format::Output;
+use crate::diagnosis::FirstAnswers;
 use crate::metrics::Metrics;
-use crate::model::{BodyEncoding, Record};
+use crate::model::{BodyEncoding, ErrorKind, Record};
 use crate::progress::Progress;
 use crate::stats::WorkerStats;
 use crate::timeline::{IdMap, Timeline};
@@ -131,6 +132,8 @@ pub struct WriterReport {
     pub tally: WorkerStats,
     /// The rows over time and over the id space.
     pub views: Option<Views>,
+    /// Whether the first rows all failed alike (for the diagnosis).
+    pub first: FirstAnswers,
 }
 
 /// What the writer keeps of the rows besides writing them: the run over time, and the id space
@@ -146,6 +149,8 @@ pub struct Views {
 pub struct AbortWatch {
     limit: Option<u64>,
     run: u64,
+    /// The kind of every error of the current run, while they are all of one kind.
+    kind: Option<ErrorKind>,
 }
 
 impl AbortWatch {
@@ -154,24 +159,32 @@ impl AbortWatch {
         Self {
             limit: (limit > 0).then_some(limit),
             run: 0,
+            kind: None,
         }
     }
 
     /// Counts `record`; true when this record completes a run of `limit`.
     fn fires_on(&mut self, record: &Record) -> bool {
-        if record.error.is_some_and(|kind| kind.is_transport()) {
-            self.run += 1;
-        } else {
-            self.run = 0;
+        match record.error.filter(|kind| kind.is_transport()) {
+            Some(kind) => {
+                self.kind = (self.run == 0 || self.kind == Some(kind)).then_some(kind);
+                self.run += 1;
+            }
+            None => self.run = 0,
         }
         self.limit == Some(self.run)
+    }
+
+    /// The one error kind of the current run of failures, if they are all of one kind.
+    pub fn kind(&self) -> Option<ErrorKind> {
+        self.kind.filter(|_| self.run > 0)
     }
 }
 
 /// Writes every batch until all senders are gone; flushes at least every [`FLUSH_EVERY`].
-/// Calls `seen.abort` once when `seen.watch` fires (and goes on writing what the workers still
+/// Calls `seen.abort` once when `seen.watch` fires, with the failures' one kind if they had one (and goes on writing what the workers still
 /// send). Stops at the first write error, which the report carries.
-pub fn write_rows<A: Fn()>(
+pub fn write_rows<A: Fn(Option<ErrorKind>)>(
     rx: Receiver<Batch>,
     mut rows: Box<dyn WriteRows>,
     shards: usize,
@@ -202,7 +215,7 @@ pub struct Seen<'a, A> {
 /// What the writer calls about once a second: the report so far and the views to add to.
 pub type EachSecond<'a> = Box<dyn FnMut(&WriterReport, &mut Views) + 'a>;
 
-fn drain<A: Fn()>(
+fn drain<A: Fn(Option<ErrorKind>)>(
     rx: &Receiver<Batch>,
     rows: &mut dyn WriteRows,
     seen: &mut Seen<'_, A>,
@@ -223,9 +236,10 @@ fn drain<A: Fn()>(
                     if let Some(metrics) = seen.metrics {
                         metrics.record(batch.shard, record);
                     }
+                    report.first.record(record);
                     if seen.watch.fires_on(record) && !report.aborted {
                         report.aborted = true;
-                        (seen.abort)();
+                        (seen.abort)(seen.watch.kind());
                     }
                 }
                 let n = batch.records.len() as u64;

@@ -3,6 +3,7 @@
 //! writer), and returns the run's outcome (the summary, what is missing) for the caller to print.
 
 mod credentials;
+mod failures;
 mod keeper;
 mod limits;
 mod pipes;
@@ -21,6 +22,7 @@ pub use signals::exit_code as signal_exit_code;
 
 use crate::assignment::WorkerSpec;
 use crate::config::RunConfig;
+use crate::diagnosis::Diagnosis;
 use crate::ids::{IdRange, IdSet};
 use crate::inflight::InFlightTable;
 use crate::job::Keys;
@@ -36,6 +38,8 @@ use crate::stats::{Summary, WorkerStats};
 use crate::timeline::{IdMap, Timeline};
 pub use credentials::AuthError;
 use credentials::Credentials;
+pub use failures::TooManyFailed;
+use failures::{answers_so_far, target_of};
 use keeper::{Keeper, ShardEnd, describe_exit};
 use pipes::StatsBoard;
 pub use signals::Stop;
@@ -61,6 +65,10 @@ pub enum SupervisorError {
     AuthThread(io::Error),
     #[error("reading a key file's head again: {0}")]
     KeyFile(io::Error),
+    #[error(
+        "--url: the host {0} does not resolve ({2}): check its spelling, or give its address with --resolve {0}:{1}:ADDR"
+    )]
+    Unresolved(String, u16, io::Error),
 }
 
 impl SupervisorError {
@@ -78,6 +86,7 @@ impl SupervisorError {
                 self,
                 SupervisorError::Limits(LimitError::PerWorker { .. } | LimitError::System { .. })
                     | SupervisorError::Listen(..)
+                    | SupervisorError::Unresolved(..)
             ),
         }
     }
@@ -99,6 +108,8 @@ pub struct RunOutcome {
     pub summary: Option<Summary>,
     /// Some ids have no row: how many do, and how to complete the run.
     pub missing: Option<Missing>,
+    /// More of the rows failed than `--max-failed` allows (exit 4).
+    pub too_many_failed: Option<TooManyFailed>,
 }
 
 /// What an incomplete run leaves, for the closing message.
@@ -176,6 +187,7 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
             stdout_closed: false,
             summary: None,
             missing: None,
+            too_many_failed: None,
         });
     }
     let ended = run_shards(cfg, launch, &plan, prepared, credentials)?;
@@ -218,6 +230,13 @@ fn preflight(cfg: &RunConfig) -> Result<(), SupervisorError> {
     }
     if cfg.fetch.trust.insecure {
         crate::note!("ringscrape: warning: --insecure: TLS certificates are not verified");
+    }
+    // A name that does not resolve would fail every request the same way: say so now, before
+    // any worker starts or any file is made. A host from the keys is each item's own (`dns`
+    // rows).
+    if let Some((host, port)) = target_of(cfg).host_to_resolve() {
+        crate::diagnosis::check_resolves(host, port)
+            .map_err(|e| SupervisorError::Unresolved(host.to_string(), port, e))?;
     }
     Ok(())
 }
@@ -346,16 +365,13 @@ fn run_shards(
     let items = cfg.ids.len() - prepared.empties;
     let progress = Progress::new(items - prepared.kept, cfg.progress);
     let mut watch = AbortWatch::new(cfg.abort_after);
+    let diagnosis = Diagnosis::new(target_of(cfg));
     let seen = writer::Seen {
         progress: &progress,
         watch: &mut watch,
-        abort: || {
-            progress.suspend(|| {
-                crate::say!(
-                    "ringscrape: stopping: the last {} ids in a row ended in connect, timeout, reset or tls errors (the target looks down; --abort-after)",
-                    cfg.abort_after
-                );
-            });
+        abort: |kind| {
+            let line = diagnosis.abort(cfg.abort_after, kind, &answers_so_far(&board));
+            progress.suspend(|| crate::say!("{line}"));
             stop.terminate_workers();
         },
         metrics: metrics.as_deref(),
@@ -363,7 +379,13 @@ fn run_shards(
             timeline: Timeline::new(started),
             map: prepared.map,
         },
-        each_second: Some(Box::new(|report, views| showing.tick(report, views))),
+        each_second: Some(Box::new(|report, views| {
+            showing.tick(report, views);
+            if let Some(line) = diagnosis.first_rows(&report.first, &answers_so_far(&board), false)
+            {
+                progress.suspend(|| crate::say!("{line}"));
+            }
+        })),
     };
     let report = writer::write_rows(rx, prepared.rows, plan.len(), seen);
     progress.finish();
@@ -397,6 +419,11 @@ fn run_shards(
         _ => None,
     };
     let workers = board.lock().map(|board| board.clone()).unwrap_or_default();
+    if report.failed.is_none()
+        && let Some(line) = diagnosis.first_rows(&report.first, &answers_so_far(&board), true)
+    {
+        crate::say!("{line}");
+    }
     Ok(Ended {
         report,
         workers,
@@ -412,6 +439,7 @@ fn run_shards(
         resume_command: resume_command(&launch.argv),
         interrupted: stop.signal(),
         auth_failed,
+        max_failed: cfg.max_failed,
     })
 }
 
@@ -434,6 +462,8 @@ struct Ended {
     interrupted: Option<nix::sys::signal::Signal>,
     /// `--auth-command` failed and stopped the run.
     auth_failed: bool,
+    /// `--max-failed`.
+    max_failed: Option<f64>,
 }
 
 /// The reader of standard output went away (`… -o - | head`): the run stops quietly, as
@@ -475,6 +505,7 @@ fn summarize(ended: Ended) -> RunOutcome {
         Some(views) => (Some(views.timeline), Some(views.map)),
         None => (None, None),
     };
+    let too_many_failed = TooManyFailed::judge(tally.failed, tally.rows, ended.max_failed);
     let summary = Summary {
         stats: tally,
         rows_written: rows,
@@ -501,6 +532,7 @@ fn summarize(ended: Ended) -> RunOutcome {
         stdout_closed,
         summary: Some(summary),
         missing,
+        too_many_failed,
     }
 }
 
@@ -706,6 +738,7 @@ mod tests {
                 aborted: false,
                 tally,
                 views: None,
+                first: Default::default(),
             },
             workers: Vec::new(),
             failed_shards: 0,
@@ -720,6 +753,7 @@ mod tests {
             resume_command: "ringscrape run … --resume".into(),
             interrupted: None,
             auth_failed: false,
+            max_failed: None,
         }
     }
 
@@ -737,6 +771,30 @@ mod tests {
         assert_eq!(summary.rows_written, 90);
         assert_eq!(summary.stats.throttled_us, 3_000);
         assert_eq!(summary.auto_concurrency, vec![60, 60]);
+    }
+
+    #[test]
+    fn max_failed_is_passed_by_a_share_above_it_only() {
+        let mut run = ended(100, 0, 100);
+        run.report.tally.failed = 5;
+        run.max_failed = Some(0.05);
+        assert_eq!(
+            summarize(run).too_many_failed,
+            None,
+            "5 of 100 is 5%: allowed"
+        );
+        let mut run = ended(100, 0, 100);
+        run.report.tally.failed = 6;
+        run.max_failed = Some(0.05);
+        let over = summarize(run).too_many_failed.expect("6% is more than 5%");
+        assert_eq!((over.failed, over.rows), (6, 100));
+        let mut run = ended(100, 0, 100);
+        run.report.tally.failed = 100;
+        assert_eq!(
+            summarize(run).too_many_failed,
+            None,
+            "no --max-failed: no judgement"
+        );
     }
 
     #[test]

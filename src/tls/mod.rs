@@ -1,6 +1,7 @@
 //! TLS trust for `https://` targets: the rustls client configuration every connection of a
 //! worker shares. Verification is on by default, against the bundled webpki roots plus the
-//! system's (and `SSL_CERT_FILE`); `--ca-cert` adds a PEM file's certificates to those roots;
+//! system's (and `SSL_CERT_FILE`); `--ca-cert` adds a PEM file's certificates to those roots,
+//! and trusts each as the server's own certificate too (as curl does, for a self-signed one);
 //! `--insecure` accepts any certificate. Sessions are resumed and counted by `resume`.
 
 mod resume;
@@ -132,12 +133,19 @@ fn make_client_config(tls: &ClientTls, alpn: &[&[u8]]) -> Result<Arc<ClientConfi
     let verifier: Arc<dyn ServerCertVerifier> = if tls.trust.insecure {
         Arc::new(AcceptAnyCertificate(algorithms))
     } else {
-        WebPkiServerVerifier::builder_with_provider(
+        let webpki = WebPkiServerVerifier::builder_with_provider(
             Arc::new(root_store(&tls.trust)?),
             provider.clone(),
         )
         .build()
-        .map_err(|e| TlsError::Provider(e.to_string()))?
+        .map_err(|e| TlsError::Provider(e.to_string()))?;
+        match &tls.trust.ca_cert {
+            Some(path) => Arc::new(OrTheServersOwn {
+                webpki,
+                own: read_pem_certificates(path)?,
+            }),
+            None => webpki,
+        }
     };
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -203,6 +211,71 @@ impl ServerCertVerifier for Counted {
 
     fn root_hint_subjects(&self) -> Option<&[rustls::DistinguishedName]> {
         self.0.root_hint_subjects()
+    }
+}
+
+/// `--ca-cert` as curl takes it: a certificate of the file is a CA's, or the server's own. The
+/// usual self-signed recipe (`openssl req -x509`) makes a certificate marked as a CA, which
+/// webpki refuses as a server's (`CaUsedAsEndEntity`) even when it is a root; the very
+/// certificate the file holds, for the name asked for, is trusted as OpenSSL trusts it. The
+/// handshake's signatures are checked as ever, so the server must hold its key.
+#[derive(Debug)]
+struct OrTheServersOwn {
+    webpki: Arc<WebPkiServerVerifier>,
+    own: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for OrTheServersOwn {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let refused = match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(verified) => return Ok(verified),
+            Err(refused) => refused,
+        };
+        if !self
+            .own
+            .iter()
+            .any(|own| own.as_ref() == end_entity.as_ref())
+        {
+            return Err(refused);
+        }
+        let parsed = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_name(&parsed, server_name)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
     }
 }
 

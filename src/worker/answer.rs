@@ -49,6 +49,8 @@ pub struct Answer {
     pub spool: Option<Spool>,
     /// What the body buffers hold of the worker's [`BodyBudget`].
     pub hold: Hold,
+    /// A 400 whose body says plain HTTP reached an HTTPS port (for the diagnosis).
+    pub says_https_port: bool,
 }
 
 /// Counts (and, if wanted, keeps) body bytes as they came, or decodes them; enforces the body
@@ -59,6 +61,10 @@ pub fn keep_body_bytes(
     answer: &mut Answer,
 ) -> Result<(), Failure> {
     answer.wire_len += bytes.len() as u64;
+    // Only 400s are looked at: the rest of the answers pay one comparison.
+    if answer.status == 400 && !answer.says_https_port {
+        answer.says_https_port = crate::diagnosis::says_https_port(bytes);
+    }
     if answer.wire_len > wants.max_body as u64 {
         return Err(too_large(wants));
     }
@@ -143,6 +149,7 @@ impl Answer {
         self.wire_len = 0;
         self.coding_unknown = false;
         self.decoding = None;
+        self.says_https_port = false;
     }
 
     /// Sets up decoding for a body in `content` codings (what `Content-Encoding` said: undone

@@ -242,6 +242,9 @@ impl Slot {
                 if let Some(proxy) = self.answered_through.take() {
                     proxy.count_row();
                 }
+                if self.answer.says_https_port {
+                    self.plan.seen.borrow_mut().signs.https_port += 1;
+                }
                 (latency, self.keep_answer(index, values, page))
             }
             Attempt::Failed {
@@ -268,9 +271,12 @@ impl Slot {
                 // target's.
                 let status = (self.answer.status != 0 && failure.kind != ErrorKind::Proxy)
                     .then_some(self.answer.status);
-                if failure.kind == ErrorKind::Tls {
+                {
                     let mut seen = self.plan.seen.borrow_mut();
-                    seen.add_tls_reason(&failure.detail, 1);
+                    if failure.kind == ErrorKind::Tls {
+                        seen.add_tls_reason(&failure.detail, 1);
+                    }
+                    crate::diagnosis::note_failure(&mut seen.signs, failure.kind, &failure.detail);
                 }
                 crate::detail!(
                     "ringscrape: id {}: {}: {}",

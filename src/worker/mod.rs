@@ -47,7 +47,7 @@ use nix::sys::signal::Signal;
 use crate::extract::Extractor;
 use crate::inflight::InFlightTable;
 use crate::job::{ItemReader, Keys};
-use crate::model::BodyColumn;
+use crate::model::{BodyColumn, ErrorKind};
 use crate::output::bodies::BodiesDir;
 use crate::request::{RequestError, RequestTemplate};
 use crate::runtime::{self, set_nonblocking};
@@ -343,7 +343,14 @@ async fn fetch_shard(
         );
     }
     let pacer = &plan.dialer.pacer;
-    if pacer.backoffs.get() > 0 {
+    // When nothing listens, every connect is refused and the window halves each round: that is
+    // no server falling behind, and the supervisor names the mistake itself.
+    let nothing_listens = {
+        let stats = shared.stats.borrow();
+        let refused = plan.seen.borrow().signs.refused;
+        refused > 0 && stats.errors_by_kind[ErrorKind::Connect.slot()] == stats.rows
+    };
+    if pacer.backoffs.get() > 0 && !nothing_listens {
         crate::note!(
             "ringscrape: shard {}: the server did not keep up with new connections (SYNs \
              dropped or refused), so the connect window was halved {} times; now {}",
@@ -377,6 +384,12 @@ async fn fetch_shard(
 /// buffered records every few milliseconds and sends a stats snapshot every second.
 async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) {
     let mut last_stats = Instant::now();
+    // What the diagnosis needs (a first TLS reason or sign) goes at once, not a second later.
+    let news = || {
+        let seen = plan.seen.borrow();
+        (seen.tls_reasons.len(), seen.signs.seen())
+    };
+    let mut sent_news = news();
     let mut give_up_at: Option<Instant> = None;
     let mut pace = DrainPace::default();
     while shared.live.get() > 0 {
@@ -393,9 +406,10 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
         // Not a slot: its own future's size does not matter, so no box every tick.
         monoio::time::sleep(pace.next_look(backlog)).await;
         let mut sink = shared.sink.borrow_mut();
-        if last_stats.elapsed() >= STATS_EVERY {
+        if last_stats.elapsed() >= STATS_EVERY || news() != sent_news {
             sink.push_stats(&shared.stats_with(plan));
             last_stats = Instant::now();
+            sent_news = news();
         }
         if let Some(generation) = plan.credentials.as_ref().and_then(Credentials::take_stale) {
             sink.push_stale(generation);
