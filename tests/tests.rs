@@ -29,6 +29,7 @@ mod pacing;
 mod pages;
 mod parquet;
 mod pipeline;
+mod placeholders;
 mod proxies;
 mod rate;
 mod raw_answers;
