@@ -7,6 +7,7 @@ mod auth;
 mod bad_input;
 mod bomb;
 mod common;
+mod config_file;
 mod dashboard;
 mod decoding;
 mod dns;
