@@ -73,7 +73,13 @@ pub fn check(spec: &RequestSpec, product: Option<&Product>) -> Result<(), Placeh
     for file in &product.files {
         let slots = slot..slot + file.columns.len();
         slot = slots.end;
-        if !used[slots].contains(&true) {
+        // A column named like one before it (`id`, another file's) fills no placeholder of its
+        // own: the column check refuses it by both names, more to the point than this would.
+        let shadowed = file
+            .columns
+            .iter()
+            .any(|c| names[..slots.start].contains(&&*c.name));
+        if !shadowed && !used[slots].contains(&true) {
             let columns: Vec<String> = file.columns.iter().map(|c| braced(&c.name)).collect();
             return Err(PlaceholderError::UnusedKeys {
                 file: file.shown.clone(),
@@ -210,6 +216,13 @@ mod tests {
         let tenant = ["X-Tenant: {tenant}"];
         let err = check(&spec("http://h/{day}", &tenant, &names), Some(&keys));
         assert_eq!(err, Ok(()), "one column of a file is enough");
+        let clash = product(dir.path(), None, &[("ids.csv", "id\n1\n")]);
+        let clash_spec = spec("http://h/{id}", &[], &["id"]);
+        assert_eq!(
+            check(&clash_spec, Some(&clash)),
+            Ok(()),
+            "left to the clash check"
+        );
         let with_ids = product(dir.path(), Some(IdRange::new(0, 10)), &files);
         let err = check(&spec("http://h/{user}/{day}", &[], &names), Some(&with_ids));
         assert_eq!(

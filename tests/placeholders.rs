@@ -1,7 +1,7 @@
 //! Placeholders: one that nothing fills (`{date}` beside a `day` column, `{dya}` in a header,
 //! `{usr}` alone) and a key file none of whose columns the request uses are refused before any
 //! request, naming what was typed and the placeholders there are; braces that are no placeholder
-//! (a JSON body's) are sent as written.
+//! (a JSON body's) are sent as written; a misspelt `{node}` in `-o` is refused too.
 
 use std::path::Path;
 
@@ -133,4 +133,22 @@ fn braces_that_are_no_placeholder_are_sent_as_written() {
             serde_json::from_str(row.extra.last().expect("body column")).expect("echo json");
         assert_eq!(echo["body"], body.replace("{id}", &row.id.to_string()));
     }
+}
+
+#[test]
+fn a_misspelt_node_placeholder_in_the_output_name_is_refused() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = TestCommand::run(dir.path(), &server.url(), "0..5")
+        .args(["--node-index", "0", "--node-count", "1"])
+        .output("part-{nod}.csv")
+        .output_of();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--output part-{nod}.csv: nothing fills {nod}")
+            && err.contains("the only placeholder there is {node}"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
 }
