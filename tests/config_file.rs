@@ -80,6 +80,16 @@ fn a_bad_config_file_is_an_error_line_naming_the_nearest_key() {
         ),
         "{err}"
     );
+    write(&d.join("bad.toml"), "timeout = 'soon'\n");
+    let out = TestCommand::run(d, "http://127.0.0.1:9/{id}", "0..10")
+        .args(["--config", "bad.toml", "-o", "out.csv"])
+        .output_of();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.starts_with("error: config file bad.toml: invalid value 'soon'"),
+        "one error: prefix, first: {err}"
+    );
     // The user's own file is the tool's: a key of another tool in it is refused, naming it.
     write(&d.join("xdg/ringscrape/config.toml"), "database = 1\n");
     let out = TestCommand::run(d, "http://127.0.0.1:9/{id}", "0..10")

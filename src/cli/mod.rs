@@ -115,8 +115,15 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
     let alone = [program.clone(), "run".into()]
         .into_iter()
         .chain(layer.iter().cloned());
-    Cli::try_parse_from(alone)
-        .map_err(|e| CliError::ConfigFile(path, one_line(&e.render().to_string())))?;
+    Cli::try_parse_from(alone).map_err(|e| {
+        // One `error:` for the line, before the file's name, not a second one after it.
+        let message = one_line(&e.render().to_string());
+        let message = message
+            .strip_prefix("error: ")
+            .unwrap_or(&message)
+            .to_string();
+        CliError::ConfigFile(path, message)
+    })?;
     // `argv` is `program run <flags…>`: `run` has no global flags before it.
     let merged = [program, "run".into()]
         .into_iter()
@@ -289,6 +296,7 @@ mod tests {
         let err = parse(argv.iter().map(OsString::from).collect()).expect_err("bad value");
         assert!(matches!(err, CliError::ConfigFile(..)), "{err}");
         assert!(err.to_string().contains("'many'"), "{err}");
+        assert_eq!(err.to_string().matches("error:").count(), 1, "{err}");
     }
 
     #[test]
