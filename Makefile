@@ -11,7 +11,8 @@ CONCURRENCY ?= 256
 IDS         ?= 0..100000
 OUTPUT      ?= results.csv
 URL         ?=
-# Extra flags for `ringscrape run`, e.g. ARGS='--resume' or ARGS='--timeout 5'.
+# Extra flags for `ringscrape run`, e.g. ARGS='--resume' or ARGS='--timeout 5'. `make run` names
+# config/default.toml (`run` itself reads only --config, else the user's config directory).
 ARGS        ?=
 
 .PHONY: build run test bench fmt lint audit clean
@@ -32,11 +33,11 @@ ifeq ($(strip $(URL)),)
 	addr=$$(sed -n 's/^listening on //p' $$log); \
 	if [ -z "$$addr" ]; then echo "make run: the demo server did not start" >&2; exit 1; fi; \
 	echo "demo target: $$addr (ringscrape serve)"; \
-	$(BIN) run --url "$$addr/log?id={id}" --ids $(IDS) --shards $(SHARDS) \
+	$(BIN) run --config config/default.toml --url "$$addr/log?id={id}" --ids $(IDS) --shards $(SHARDS) \
 		--concurrency $(CONCURRENCY) --output $(OUTPUT) --overwrite $(ARGS); \
 	rc=$$?; echo "rows in $(OUTPUT): $$(($$(wc -l < $(OUTPUT)) - 1))"; exit $$rc
 else
-	$(BIN) run --url '$(URL)' --ids $(IDS) --shards $(SHARDS) \
+	$(BIN) run --config config/default.toml --url '$(URL)' --ids $(IDS) --shards $(SHARDS) \
 		--concurrency $(CONCURRENCY) --output $(OUTPUT) $(ARGS)
 endif
 

@@ -118,6 +118,8 @@ pub enum ConfigError {
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
+    Placeholder(#[from] crate::placeholders::PlaceholderError),
+    #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("--{0} @{1}: {2}")]
     ReadArg(&'static str, PathBuf, std::io::Error),
@@ -271,6 +273,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     if let Some(product) = &product {
         request.key_columns = product.columns().into_iter().map(|c| c.name).collect();
     }
+    crate::placeholders::check(&request, product.as_ref())?;
     // Compiled here to refuse a bad template before any worker starts (each worker compiles it
     // again from the spec).
     let template = RequestTemplate::compile(&request)?;

@@ -3,7 +3,8 @@
 //! and the body itself on request.
 //!
 //! The pipeline, in the order data flows: [`cli`] parses flags (the config file is a layer of
-//! flags under the command line); [`config`] checks them into one [`config::RunConfig`]; the
+//! flags under the command line); [`config`] checks them into one [`config::RunConfig`] (every
+//! placeholder filled: [`placeholders`]); the
 //! [`supervisor`] raises the open-files limit, splits the [`job`]'s items (an [`ids`] range or
 //! the lines of a key file) into shards and starts one pinned [`worker`] process per shard, its
 //! [`assignment`] (the contract both sides import) sent as frames on its stdin; each worker runs a monoio [`runtime`] (io_uring, epoll
@@ -38,6 +39,7 @@ pub(crate) mod model;
 pub(crate) mod net;
 pub(crate) mod nodes;
 pub mod output;
+pub(crate) mod placeholders;
 pub(crate) mod progress;
 pub(crate) mod redact;
 pub(crate) mod report;
@@ -46,6 +48,7 @@ pub(crate) mod runtime;
 pub(crate) mod serve;
 pub(crate) mod stats;
 pub(crate) mod status_server;
+pub(crate) mod suggest;
 pub(crate) mod supervisor;
 pub(crate) mod template;
 pub(crate) mod timeline;

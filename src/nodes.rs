@@ -67,6 +67,14 @@ pub enum NodeError {
     },
     #[error("--{0} contains {NODE_HOLE} but this run is not one node of many (see --node-index)")]
     HoleWithoutNode(&'static str),
+    #[error(
+        "--{flag} {path}: nothing fills {{{name}}}, which would be part of the name as written; the only placeholder there is {NODE_HOLE}"
+    )]
+    UnfilledHole {
+        flag: &'static str,
+        path: String,
+        name: String,
+    },
 }
 
 const SLURM_HINT: &str = ": submit the array as --array=0-(M-1)";
@@ -132,6 +140,14 @@ pub fn expand_path(
     node: Option<&Node>,
 ) -> Result<PathBuf, NodeError> {
     let bytes = path.as_os_str().as_bytes();
+    // Braces read as a request template reads them: `{nod}` is a typo, not a name.
+    if let Some(name) = crate::template::unfilled(bytes, &["node"]).first() {
+        return Err(NodeError::UnfilledHole {
+            flag,
+            path: path.display().to_string(),
+            name: (*name).to_string(),
+        });
+    }
     let hole = NODE_HOLE.as_bytes();
     if !bytes.windows(hole.len()).any(|w| w == hole) {
         return Ok(path.to_path_buf());
@@ -359,6 +375,19 @@ mod tests {
         assert_eq!(
             expand_path("output", Path::new("part-{node}.csv"), None),
             Err(NodeError::HoleWithoutNode("output"))
+        );
+        assert_eq!(
+            expand_path("output", Path::new("part-{nodes}.csv"), None),
+            Err(NodeError::UnfilledHole {
+                flag: "output",
+                path: "part-{nodes}.csv".into(),
+                name: "nodes".into()
+            })
+        );
+        assert_eq!(
+            expand_path("output", Path::new("a {1} b.csv"), None),
+            Ok(PathBuf::from("a {1} b.csv")),
+            "no name, no placeholder"
         );
     }
 }

@@ -44,6 +44,29 @@ impl RequestSpec {
             .chain(self.key_columns.iter().map(String::as_str))
             .collect()
     }
+
+    /// Every text of the request that placeholders are filled in, with the flag that gave it:
+    /// the URL, each header line, the body and the user agent.
+    pub fn templates(&self) -> Vec<(&'static str, &[u8])> {
+        let mut texts = vec![("url", self.url.as_bytes())];
+        texts.extend(self.headers.iter().map(|h| ("header", h.as_bytes())));
+        texts.extend(self.body.as_deref().map(|b| ("data", b)));
+        texts.push(("user-agent", self.user_agent.as_bytes()));
+        texts
+    }
+
+    /// Whether each slot (of [`RequestSpec::names`]) fills a placeholder somewhere in the
+    /// request.
+    pub fn used_slots(&self) -> Vec<bool> {
+        let names = self.names();
+        let mut used = vec![false; names.len()];
+        for (_, text) in self.templates() {
+            for slot in Template::with_names(text, Escape::Raw, &names).slots() {
+                used[slot] = true;
+            }
+        }
+        used
+    }
 }
 
 /// The codings ringscrape decodes, asked for by default as aiohttp, httpx and curl

@@ -134,30 +134,19 @@ impl Template {
     pub fn with_names(source: &[u8], escape: Escape, names: &[impl AsRef<str>]) -> Self {
         let mut parts = Vec::new();
         let mut literal = Vec::new();
-        let mut rest = source;
-        while let Some(open) = rest.iter().position(|&b| b == b'{') {
-            literal.extend_from_slice(&rest[..open]);
-            rest = &rest[open..];
-            let hole = rest.iter().position(|&b| b == b'}').and_then(|close| {
-                let name = &rest[1..close];
-                let slot = names.iter().position(|n| n.as_ref().as_bytes() == name)?;
-                Some((slot, close))
-            });
-            match hole {
-                Some((slot, close)) => {
+        for piece in Pieces::new(source, names) {
+            match piece {
+                Piece::Text(text) | Piece::Stranger { text, .. } => {
+                    literal.extend_from_slice(text);
+                }
+                Piece::Hole(slot) => {
                     if !literal.is_empty() {
                         parts.push(Part::Literal(std::mem::take(&mut literal)));
                     }
                     parts.push(Part::Hole(slot));
-                    rest = &rest[close + 1..];
-                }
-                None => {
-                    literal.push(b'{');
-                    rest = &rest[1..];
                 }
             }
         }
-        literal.extend_from_slice(rest);
         if !literal.is_empty() {
             parts.push(Part::Literal(literal));
         }
@@ -234,6 +223,100 @@ impl Template {
         self.expand_into(values, &mut out);
         out
     }
+}
+
+/// The `{name}`s of `source` that no name of `names` fills, as written (`{date}`): text that
+/// looks like a placeholder (see [`Pieces`]) and would be sent as it is, braces and all.
+pub fn unfilled<'s>(source: &'s [u8], names: &[impl AsRef<str>]) -> Vec<&'s str> {
+    Pieces::new(source, names)
+        .filter_map(|piece| match piece {
+            Piece::Stranger { name, .. } => Some(name),
+            Piece::Text(_) | Piece::Hole(_) => None,
+        })
+        .collect()
+}
+
+/// A run of a template's source, as [`Pieces`] cuts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece<'s> {
+    /// Bytes sent as they are.
+    Text(&'s [u8]),
+    /// `{name}` of the name of slot k.
+    Hole(usize),
+    /// `{name}` shaped like a placeholder (a letter or `_`, then letters, digits, `_`, `-` or
+    /// `.`) whose name fills no slot: sent as it is, which the run refuses before it starts.
+    Stranger { text: &'s [u8], name: &'s str },
+}
+
+/// The one reading of a template's braces: from each `{` to the first `}` after it is a hole
+/// when the text between them is a slot's name; any other braces stay text (a JSON body's
+/// `{"a": 1}`, `{ a }`), the `{` alone being text when what follows holds no name.
+struct Pieces<'s, 'n, N> {
+    rest: &'s [u8],
+    names: &'n [N],
+}
+
+impl<'s, 'n, N: AsRef<str>> Pieces<'s, 'n, N> {
+    fn new(source: &'s [u8], names: &'n [N]) -> Self {
+        Self {
+            rest: source,
+            names,
+        }
+    }
+
+    /// Cuts `rest` at `at`: the piece before it, the rest after.
+    fn take(&mut self, at: usize) -> &'s [u8] {
+        let (piece, rest) = self.rest.split_at(at);
+        self.rest = rest;
+        piece
+    }
+}
+
+impl<'s, N: AsRef<str>> Iterator for Pieces<'s, '_, N> {
+    type Item = Piece<'s>;
+
+    fn next(&mut self) -> Option<Piece<'s>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        match self.rest.iter().position(|&b| b == b'{') {
+            None => return Some(Piece::Text(self.take(self.rest.len()))),
+            Some(0) => {}
+            Some(open) => return Some(Piece::Text(self.take(open))),
+        }
+        let Some(close) = self.rest.iter().position(|&b| b == b'}') else {
+            return Some(Piece::Text(self.take(self.rest.len())));
+        };
+        let name = &self.rest[1..close];
+        if let Some(slot) = self
+            .names
+            .iter()
+            .position(|n| n.as_ref().as_bytes() == name)
+        {
+            self.take(close + 1);
+            return Some(Piece::Hole(slot));
+        }
+        if let Some(name) = std::str::from_utf8(name)
+            .ok()
+            .filter(|n| looks_like_name(n))
+        {
+            return Some(Piece::Stranger {
+                text: self.take(close + 1),
+                name,
+            });
+        }
+        Some(Piece::Text(self.take(1)))
+    }
+}
+
+/// True for the text of a placeholder as people write one (`user`, `day_2`, `x-id`): a letter
+/// or `_`, then letters, digits, `_`, `-` or `.`; never JSON (`"a": 1`) nor a regex count (`2`).
+fn looks_like_name(text: &str) -> bool {
+    let mut bytes = text.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 /// Appends `key` percent-encoded (RFC 3986 §2.1): every byte but `A-Z a-z 0-9 - . _ ~`.
@@ -323,5 +406,31 @@ mod tests {
         let unclosed = Template::with_names(b"a{user", Escape::Raw, &names);
         assert!(!unclosed.has_hole());
         assert_eq!(unclosed.expand(&values), b"a{user");
+    }
+
+    #[test]
+    fn a_name_in_braces_that_no_slot_has_is_unfilled_and_other_braces_are_not() {
+        let names = ["id", "user", "day"];
+        assert_eq!(
+            unfilled(b"/users/{user}/logs?date={date}&d={day}", &names),
+            ["date"]
+        );
+        assert_eq!(unfilled(b"X-Day: {dya} {ID}", &names), ["dya", "ID"]);
+        let json = br#"{"a": {id}, "b": {"c": 1}, "n": {}, "re": "a{2}", "q": "{ user }"}"#;
+        assert!(
+            unfilled(json, &names).is_empty(),
+            "JSON and counts are text"
+        );
+        assert_eq!(unfilled(br#"{"a":{user_2}}"#, &names), ["user_2"]);
+        assert!(unfilled(b"{unclosed", &names).is_empty());
+        let t = Template::with_names(b"{dya}{day}", Escape::Raw, &names);
+        let mut values = Values::one(b"7");
+        values.push(Some(b"ann"));
+        values.push(Some(b"mon"));
+        assert_eq!(
+            t.expand(&values),
+            b"{dya}mon",
+            "an unfilled name stays text"
+        );
     }
 }

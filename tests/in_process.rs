@@ -21,7 +21,7 @@ fn run_args(argv: &[String]) -> cli::RunArgs {
 }
 
 fn argv(dir: &Path, url: &str, ids: &str) -> Vec<String> {
-    // An empty config file: the repository's config/default.toml must not add its flags.
+    // An empty config file: the tester's own (~/.config/ringscrape/config.toml) must not add its flags.
     std::fs::write(dir.join("empty.toml"), "").expect("config");
     [
         "ringscrape",

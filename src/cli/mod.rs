@@ -2,7 +2,10 @@
 //! `tune`, `serve`, `completions` and the hidden `worker`; and the config file, which is a
 //! layer of `run` flags under the command line.
 //!
-//! The config file holds flags by their long names (`concurrency = 64`, `headers = [...]` for a
+//! The config file is the one named (`--config`, `RINGSCRAPE_CONFIG`), else the user's own
+//! (`$XDG_CONFIG_HOME/ringscrape/config.toml`, else `~/.config/ringscrape/config.toml`) when it
+//! exists; never one found in the working directory, which belongs to whatever project the run
+//! starts in. It holds flags by their long names (`concurrency = 64`, `headers = [...]` for a
 //! repeatable flag, `no_progress = true` for a switch). It is read as if its flags were typed
 //! before the command line's, so a flag given on the command line wins (repeatable flags add up),
 //! and a flag exists in one place only. Values stay raw here (strings, plain numbers); `config`
@@ -21,8 +24,24 @@ pub use commands::{CompletionsArgs, MergeArgs, ServeArgs, TuneArgs, WorkerArgs};
 pub use run::RunArgs;
 pub use values::{Concurrency, FormatArg, KeepArg};
 
-/// Read by `run` when no `--config` is given, if it exists (relative to the working directory).
+/// The repository's config file, documenting every key; `make run` names it with `--config`
+/// (`run` reads no file of the working directory by itself).
 pub const DEFAULT_CONFIG_PATH: &str = "config/default.toml";
+
+/// The user's config file, under the XDG base directory: `$XDG_CONFIG_HOME/ringscrape/config.toml`
+/// (an absolute path, as the specification asks), else `$HOME/.config/ringscrape/config.toml`.
+fn user_config_path(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
+    let set = |name: &str| {
+        var(name)
+            .filter(|value| !value.is_empty())
+            .map(PathBuf::from)
+    };
+    let dir = match set("XDG_CONFIG_HOME").filter(|dir| dir.is_absolute()) {
+        Some(dir) => dir,
+        None => set("HOME")?.join(".config"),
+    };
+    Some(dir.join("ringscrape").join("config.toml"))
+}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -70,7 +89,7 @@ pub enum CliError {
     /// Bad flags, or `--help` / `--version` (which clap reports as errors).
     #[error("{}", one_line(&.0.render().to_string()))]
     Clap(#[from] clap::Error),
-    #[error("config file {0}: {1}")]
+    #[error("error: config file {0}: {1}")]
     ConfigFile(PathBuf, String),
 }
 
@@ -82,8 +101,10 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
     };
     let path = match &run.config {
         Some(path) => path.clone(),
-        None if Path::new(DEFAULT_CONFIG_PATH).exists() => PathBuf::from(DEFAULT_CONFIG_PATH),
-        None => return Ok(cli),
+        None => match user_config_path(|name| std::env::var_os(name)) {
+            Some(path) if path.exists() => path,
+            _ => return Ok(cli),
+        },
     };
     let mut layer = config_file_args(&path)?;
     // Precedence is flag, environment variable, config file, default: a file value for a flag
@@ -94,8 +115,15 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
     let alone = [program.clone(), "run".into()]
         .into_iter()
         .chain(layer.iter().cloned());
-    Cli::try_parse_from(alone)
-        .map_err(|e| CliError::ConfigFile(path, one_line(&e.render().to_string())))?;
+    Cli::try_parse_from(alone).map_err(|e| {
+        // One `error:` for the line, before the file's name, not a second one after it.
+        let message = one_line(&e.render().to_string());
+        let message = message
+            .strip_prefix("error: ")
+            .unwrap_or(&message)
+            .to_string();
+        CliError::ConfigFile(path, message)
+    })?;
     // `argv` is `program run <flags…>`: `run` has no global flags before it.
     let merged = [program, "run".into()]
         .into_iter()
@@ -135,6 +163,11 @@ pub fn config_file_args(path: &Path) -> Result<Vec<OsString>, CliError> {
     let run = command
         .find_subcommand("run")
         .expect("the run subcommand exists");
+    let keys: Vec<&str> = run
+        .get_arguments()
+        .filter_map(|arg| arg.get_long())
+        .filter(|&long| long != "config")
+        .collect();
     let mut args = Vec::new();
     for (key, value) in table {
         let name = key.replace('_', "-");
@@ -145,8 +178,15 @@ pub fn config_file_args(path: &Path) -> Result<Vec<OsString>, CliError> {
                     .is_some_and(|a| a.contains(&name.as_str()))
         });
         if !known || name == "config" {
+            // Named as the file spells its keys (`connect_timeout` or `connect-timeout`).
+            let hint = crate::suggest::nearest(&name, keys.iter().copied())
+                .map(|near| match key.contains('-') {
+                    true => format!("did you mean `{near}`? "),
+                    false => format!("did you mean `{}`? ", near.replace('-', "_")),
+                })
+                .unwrap_or_default();
             return Err(fail(format!(
-                "unknown key `{key}` (keys are the long flags of `ringscrape run --help`)"
+                "unknown key `{key}` ({hint}keys are the long flags of `ringscrape run --help`)"
             )));
         }
         let values = match value {
@@ -235,7 +275,20 @@ mod tests {
         let (_dir, path) = file("concurency = 5\n");
         let err = config_file_args(&path).expect_err("unknown key");
         assert!(
-            err.to_string().contains("unknown key `concurency`"),
+            err.to_string().starts_with("error: config file ")
+                && err.to_string().contains(
+                    "unknown key `concurency` (did you mean `concurrency`? keys are the long flags"
+                ),
+            "{err}"
+        );
+        let (_dir, path) = file("connect-timout = 5\ndatabase = 'postgres://db'\n");
+        let err = config_file_args(&path).expect_err("unknown key");
+        assert!(err.to_string().contains("`connect-timeout`?"), "{err}");
+        let (_dir, path) = file("database = 'postgres://db'\n");
+        let err = config_file_args(&path).expect_err("unknown key");
+        assert!(
+            err.to_string()
+                .contains("unknown key `database` (keys are the long flags"),
             "{err}"
         );
         let (_dir, path) = file("concurrency = 'many'\n");
@@ -243,6 +296,29 @@ mod tests {
         let err = parse(argv.iter().map(OsString::from).collect()).expect_err("bad value");
         assert!(matches!(err, CliError::ConfigFile(..)), "{err}");
         assert!(err.to_string().contains("'many'"), "{err}");
+        assert_eq!(err.to_string().matches("error:").count(), 1, "{err}");
+    }
+
+    #[test]
+    fn the_user_config_is_under_xdg_config_home_else_home() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| OsString::from(v))
+            }
+        };
+        let both = env(&[("XDG_CONFIG_HOME", "/x/conf"), ("HOME", "/home/ann")]);
+        assert_eq!(
+            user_config_path(both),
+            Some(PathBuf::from("/x/conf/ringscrape/config.toml"))
+        );
+        let home = PathBuf::from("/home/ann/.config/ringscrape/config.toml");
+        let relative = env(&[("XDG_CONFIG_HOME", "conf"), ("HOME", "/home/ann")]);
+        assert_eq!(user_config_path(relative), Some(home.clone()), "ignored");
+        let empty = env(&[("XDG_CONFIG_HOME", ""), ("HOME", "/home/ann")]);
+        assert_eq!(user_config_path(empty), Some(home));
+        assert_eq!(user_config_path(env(&[])), None);
     }
 
     #[test]

@@ -149,7 +149,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub part_rows: usize,
     /// TOML config file of flags (`concurrency = 64`); command-line flags win over it
-    /// [default: config/default.toml if present]
+    /// [default: $XDG_CONFIG_HOME/ringscrape/config.toml, else ~/.config/ringscrape/config.toml, if present]
     #[arg(long, value_name = "FILE", env = "RINGSCRAPE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Say nothing on stderr but errors (no progress line, no summary)

@@ -69,8 +69,8 @@ const INHERITED_SETTINGS: [&str; 11] = [
     "NO_PROXY",
 ];
 
-/// The built binary as a test runs it, after ripgrep's `TestCommand`: in its own directory
-/// (so no config/default.toml is picked up), stdin closed, and none of the environment
+/// The built binary as a test runs it, after ripgrep's `TestCommand`: in its own directory, with
+/// `XDG_CONFIG_HOME` where no config file is (so the tester's own is not read), stdin closed, and none of the environment
 /// variables that would steer it ([`INHERITED_SETTINGS`]); flags added by name.
 pub struct TestCommand {
     cmd: Command,
@@ -90,6 +90,8 @@ impl TestCommand {
 
     fn from_command(mut cmd: Command, dir: &Path) -> TestCommand {
         cmd.current_dir(dir).stdin(Stdio::null());
+        // The user's config directory is read by default: the tester's own must not steer it.
+        cmd.env("XDG_CONFIG_HOME", dir.join("no-user-config"));
         for (name, _) in std::env::vars_os() {
             let text = name.to_string_lossy();
             if INHERITED_SETTINGS
