@@ -71,6 +71,54 @@ fn the_json_summary_counts_what_the_csv_holds() {
     }
 }
 
+#[test]
+fn stderr_and_the_json_summary_give_the_same_requests_rate_and_output_file() {
+    // 503 once for every id: 400 rows, 800 requests (each row's first and one retry).
+    let server = Server::start(&["--fail-first", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = TestCommand::run(dir.path(), &server.url(), "0..400")
+        .args([
+            "-s",
+            "2",
+            "-c",
+            "16",
+            "--retries",
+            "1",
+            "--retry-base",
+            "0.01",
+        ])
+        .args([
+            "-o",
+            "out.csv",
+            "--summary-json",
+            "summary.json",
+            "--no-progress",
+        ])
+        .ok();
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("summary.json")).expect("summary.json"),
+    )
+    .expect("valid JSON");
+    assert_eq!(
+        (json["rows"].as_u64(), json["requests"].as_u64()),
+        (Some(400), Some(800))
+    );
+    assert_eq!(json["retries"], 400);
+    let rate = json["req_per_s"].as_f64().expect("req_per_s");
+    for line in [
+        format!("requests   800 sent (400 retries), {rate:.0} req/s"),
+        "items      400 of 400 done".to_string(),
+        "rows       400 written to out.csv  (2xx 400,".to_string(),
+    ] {
+        assert!(err.contains(&line), "{line:?} in {err}");
+    }
+    assert_eq!(
+        (json["items"].as_u64(), json["items_done"].as_u64()),
+        (Some(400), Some(400))
+    );
+    assert_eq!(json["output"], "out.csv");
+}
+
 /// The timeline's buckets summed, and the id map's cells summed per (ok, failed).
 fn timeline_totals(json: &Value) -> (u64, u64, u64) {
     let buckets = json["timeline"]["buckets"].as_array().expect("buckets");

@@ -475,16 +475,22 @@ fn summarize(ended: Ended) -> RunOutcome {
         Some(views) => (Some(views.timeline), Some(views.map)),
         None => (None, None),
     };
+    let have_rows = ended.kept + items_written;
     let summary = Summary {
         stats: tally,
         rows_written: rows,
+        items: ended.items,
+        items_done: have_rows,
+        output: match &ended.output {
+            Output::File(path) => Some(path.clone()),
+            Output::Stdout => None,
+        },
         empty_lines: ended.empties,
         wall: ended.wall,
         auto_concurrency,
         timeline,
         map,
     };
-    let have_rows = ended.kept + items_written;
     let complete = report.failed.is_none() && ended.failed_shards == 0 && have_rows == ended.items;
     let missing = (!complete && !stdout_closed).then_some(Missing {
         have_rows,
