@@ -163,6 +163,8 @@ fn the_live_page_moves_with_the_run_and_the_report_equals_its_summary() {
         summary(dir.path())["rows"].as_u64().expect("rows")
     );
     assert!(shown(&texts, "map-pending") > 0, "{texts}");
+    // Items are left: the run is not "done", and has no ETA once it has ended.
+    assert_eq!(texts["eta"], "—", "{texts}");
     // --resume completes it: the report maps every item, the earlier run's rows too.
     let out = scrape().arg("--resume").output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -172,6 +174,7 @@ fn the_live_page_moves_with_the_run_and_the_report_equals_its_summary() {
         summary(dir.path())["rows"].as_u64().expect("rows")
     );
     assert_eq!(shown(&texts, "done"), 6000);
+    assert_eq!(texts["eta"], "done", "{texts}");
 }
 
 /// The state document a report embeds (what its charts are drawn from).

@@ -180,3 +180,80 @@ fn the_timeline_and_the_id_map_count_what_the_file_holds_also_after_a_resume() {
         assert_eq!(*counts, [ok, failed, 0], "cell {cell}");
     }
 }
+
+/// What a terminal showed, as lines: carriage returns and line ends split it, escape sequences
+/// (`ESC [ … letter`) are dropped.
+fn terminal_lines(raw: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split(['\r', '\n'])
+        .map(str::to_string)
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_progress_line_shows_no_eta_before_an_item_is_done_and_keeps_its_width_and_separators() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // About 3 s at 2,000 requests a second: a dozen frames, the rate past a thousand.
+    let run = TestCommand::run(dir.path(), &server.url(), "0..6000")
+        .args(["--rate", "2000", "-s", "1", "-o", "out.csv"])
+        .into_command();
+    let line: Vec<String> = std::iter::once(run.get_program())
+        .chain(run.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    // `script` gives the run a terminal (the line is drawn only on one) and copies it out.
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null());
+    for (name, value) in run.get_envs() {
+        match value {
+            Some(value) => script.env(name, value),
+            None => script.env_remove(name),
+        };
+    }
+    let out = script.output().expect("script (util-linux)");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let frames: Vec<String> = terminal_lines(&shown)
+        .into_iter()
+        .filter(|line| line.contains("req/s") && line.contains("ETA"))
+        .collect();
+    assert!(frames.len() >= 4, "{shown}");
+    let bar_end: Vec<Option<usize>> = frames.iter().map(|f| f.find(']')).collect();
+    assert!(
+        bar_end.iter().all(|end| *end == bar_end[0]),
+        "the figures moved: {frames:#?}"
+    );
+    for frame in &frames {
+        assert!(!frame.contains("ETA 0s"), "{frame}");
+        if frame.contains("] 0/") || frame.contains(" 0/6,000 items") {
+            assert!(frame.ends_with("ETA --:--:--"), "{frame}");
+        }
+    }
+    // The rate past a thousand has its separator, as the counts do.
+    let separated = frames.iter().any(|f| {
+        f.split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| w[1] == "req/s" && w[0].len() > 3 && w[0].contains(','))
+    });
+    assert!(separated, "{frames:#?}");
+}

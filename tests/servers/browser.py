@@ -6,7 +6,7 @@ what a person would see, as JSON on stdout:
 
   samples   what the page's `window.seen` held, read every half second for SECONDS
   texts     the text of the elements with ids done, items, rows, map-ok, map-failed,
-            map-pending, mode, how many charts (.uplot) are drawn, and where their y axes start
+            map-pending, eta, mode, how many charts (.uplot) are drawn, and where their y axes start
             (y_min)
   requests  every URL the page asked for (with --offline the network is cut first)
   errors    uncaught script errors
@@ -27,7 +27,8 @@ import urllib.request
 
 import websocket  # websocket-client (PyPI)
 
-IDS = ["done", "items", "rows", "map-ok", "map-failed", "map-pending", "mode", "knee", "steps"]
+IDS = ["done", "items", "rows", "map-ok", "map-failed", "map-pending", "eta", "mode", "knee",
+       "steps"]
 
 
 class Page:

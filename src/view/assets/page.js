@@ -111,7 +111,8 @@ function render(state) {
   $("percent").textContent = fmt(p.items ? (100 * p.done) / p.items : 100);
   $("rows").textContent = fmt(t.rows);
   $("rate").textContent = fmt(rate);
-  $("eta").textContent = !state.running || left === 0 ? "done" : rate > 0 ? `${fmt(left / rate)} s` : "—";
+  // A run that ended with items left (Ctrl-C, a dead worker) is not "done": it has no ETA.
+  $("eta").textContent = left === 0 ? "done" : !state.running ? "—" : p.done > 0 && rate > 0 ? `${fmt(left / rate)} s` : "—";
   $("elapsed").textContent = fmt(state.elapsed_s);
   const status = Object.entries(t.status).map(([k, v]) => [`status ${k}`, fmt(v)]);
   const errors = Object.entries(t.errors).map(([k, v]) => [`error ${k}`, fmt(v)]);
