@@ -278,18 +278,18 @@ impl std::fmt::Display for Missing {
         match &self.output {
             Output::File(path) if self.torn_after_failure.is_some_and(|torn| torn > 0) => write!(
                 f,
-                "ringscrape: {have} of {items} ids have whole rows in {}, then {} bytes of a torn row that --resume cuts; resume with: {resume}{stdin}",
+                "ringscrape: {have} of {items} items have whole rows in {}, then {} bytes of a torn row that --resume cuts; resume with: {resume}{stdin}",
                 path.display(),
                 self.torn_after_failure.unwrap_or_default()
             ),
             Output::File(path) => write!(
                 f,
-                "ringscrape: {have} of {items} ids have rows in {}; resume with: {resume}{stdin}",
+                "ringscrape: {have} of {items} items have rows in {}; resume with: {resume}{stdin}",
                 path.display()
             ),
             Output::Stdout => write!(
                 f,
-                "ringscrape: {have} of {items} ids have rows (written to stdout, which cannot be resumed)"
+                "ringscrape: {have} of {items} items have rows (written to stdout, which cannot be resumed)"
             ),
         }
     }

@@ -681,7 +681,7 @@ fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
         if let Some(problem) = problem {
             failed += 1;
             crate::say!(
-                "ringscrape: shard {} (ids {}) failed: {}; {} of its {} ids have rows",
+                "ringscrape: shard {} (ids {}) failed: {}; {} of its {} items have rows",
                 worker.shard,
                 worker.ids,
                 problem,
