@@ -52,6 +52,7 @@ function renderCharts(state) {
   const w = tl.bucket_s;
   const b = tl.buckets;
   const x = b.map((k) => k.t);
+  $("chart-note").hidden = b.length > 0;
   chart("chart-rate", [line("rows/s", "#3b7dd8", "rgba(59,125,216,.15)"), line("requests/s", "#8a63c9")],
     [x, b.map((k) => k.rows / w), b.map((k) => (k.requests ?? k.rows) / w)]);
   chart("chart-latency", [
