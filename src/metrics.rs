@@ -1,11 +1,12 @@
 //! `--metrics ADDR`: live figures in Prometheus' text format on `http://ADDR/metrics`, served by
-//! the supervisor for as long as the run lasts. Row counts are taken as the writer writes rows
-//! (so they match the CSV); requests in flight and time throttled come from the workers' stats.
+//! the supervisor for as long as the run lasts. Counts are taken as the writer writes rows (so
+//! they match the CSV and the summary, in the words of docs/guide.md's "Items, rows, requests,
+//! retries"); requests in flight and time throttled come from the workers' stats.
 //!
-//! Metrics: `ringscrape_requests_total{outcome}` (rows by status class `2xx`…`5xx` or error
-//! kind), `ringscrape_rows_total`, `ringscrape_retries_total`, `ringscrape_inflight`,
-//! `ringscrape_throttled_seconds`, `ringscrape_latency_seconds` (histogram of answered rows),
-//! `ringscrape_shard_rows_total{shard}`.
+//! Metrics: `ringscrape_rows_total{outcome}` (rows by status class `2xx`…`5xx` or error kind),
+//! `ringscrape_items_done_total`, `ringscrape_requests_total` (every attempt),
+//! `ringscrape_retries_total`, `ringscrape_inflight`, `ringscrape_throttled_seconds`,
+//! `ringscrape_latency_seconds` (histogram of answered rows), `ringscrape_shard_rows_total{shard}`.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -41,8 +42,9 @@ struct ProxyLabel {
 /// The run's live figures.
 pub struct Metrics {
     registry: Registry,
-    requests: Family<OutcomeLabel, Counter>,
-    rows: Counter,
+    rows: Family<OutcomeLabel, Counter>,
+    items_done: Counter,
+    requests: Counter,
     retries: Counter,
     inflight: Gauge,
     throttled: Gauge<f64, AtomicU64>,
@@ -62,8 +64,9 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("ringscrape");
-        let requests = Family::<OutcomeLabel, Counter>::default();
-        let rows = Counter::default();
+        let rows = Family::<OutcomeLabel, Counter>::default();
+        let items_done = Counter::default();
+        let requests = Counter::default();
         let retries = Counter::default();
         let inflight = Gauge::default();
         let throttled = Gauge::<f64, AtomicU64>::default();
@@ -71,12 +74,25 @@ impl Metrics {
         let latency = Histogram::new(exponential_buckets(0.0001, 2.0, 21));
         let shard_rows = Family::<ShardLabel, Counter>::default();
         registry.register(
+            "rows",
+            "Rows written, by outcome: status class or error kind",
+            rows.clone(),
+        );
+        registry.register(
+            "items_done",
+            "Items with all their rows written",
+            items_done.clone(),
+        );
+        registry.register(
             "requests",
-            "Rows by outcome: status class or error kind",
+            "Requests sent: every attempt, retries included",
             requests.clone(),
         );
-        registry.register("rows", "Rows written to the CSV", rows.clone());
-        registry.register("retries", "Attempts beyond the first", retries.clone());
+        registry.register(
+            "retries",
+            "Requests beyond each row's first",
+            retries.clone(),
+        );
         registry.register("inflight", "Requests in flight", inflight.clone());
         registry.register(
             "throttled_seconds",
@@ -109,8 +125,9 @@ impl Metrics {
         );
         Self {
             registry,
-            requests,
             rows,
+            items_done,
+            requests,
             retries,
             inflight,
             throttled,
@@ -135,8 +152,11 @@ impl Metrics {
             },
             (None, None) => "none",
         };
-        self.requests.get_or_create(&OutcomeLabel { outcome }).inc();
-        self.rows.inc();
+        self.rows.get_or_create(&OutcomeLabel { outcome }).inc();
+        if !record.more {
+            self.items_done.inc();
+        }
+        self.requests.inc_by(u64::from(record.attempts));
         self.retries
             .inc_by(u64::from(record.attempts.saturating_sub(1)));
         if record.status.is_some() && record.error.is_none() {
@@ -216,7 +236,7 @@ mod tests {
     use crate::model::ErrorKind;
 
     #[test]
-    fn rows_are_counted_by_outcome_and_shard() {
+    fn rows_are_counted_by_outcome_and_shard_and_requests_are_every_attempt() {
         let metrics = Metrics::new();
         let row = |status, error, attempts| Record {
             status,
@@ -244,16 +264,16 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line}: {text}");
         }
-        assert!(
-            text.contains("ringscrape_requests_total{outcome=\"2xx\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("ringscrape_requests_total{outcome=\"timeout\"} 1"),
-            "{text}"
-        );
-        assert!(text.contains("ringscrape_rows_total 3"), "{text}");
-        assert!(text.contains("ringscrape_retries_total 4"), "{text}");
+        for line in [
+            "ringscrape_rows_total{outcome=\"2xx\"} 1",
+            "ringscrape_rows_total{outcome=\"timeout\"} 1",
+            // Requests are every attempt (1 + 3 + 3), as in the summary.
+            "ringscrape_requests_total 7",
+            "ringscrape_retries_total 4",
+            "ringscrape_items_done_total 3",
+        ] {
+            assert!(text.contains(line), "{line}: {text}");
+        }
         assert!(text.contains("ringscrape_inflight 7"), "{text}");
         assert!(
             text.contains("ringscrape_shard_rows_total{shard=\"1\"} 2"),

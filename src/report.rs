@@ -77,15 +77,18 @@ impl Summary {
         let errors: serde_json::Map<String, serde_json::Value> =
             crate::model::ErrorKind::named_counts(&s.errors_by_kind).collect();
         serde_json::json!({
+            "items": self.items,
+            "items_done": self.items_done,
+            "output": self.output.as_ref().map_or("-".into(), |p| p.display().to_string()),
             "rows": self.rows_written,
             "requests": s.requests,
             "status": status,
             "errors": errors,
-            "retries": s.requests.saturating_sub(s.rows),
+            "retries": self.retries(),
             "empty_lines": self.empty_lines,
             "throttled_s": s.throttled_us as f64 / 1e6,
             "wall_s": wall,
-            "req_per_s": s.requests as f64 / wall.max(1e-9),
+            "req_per_s": self.req_per_s(),
             "bytes": s.bytes,
             "bytes_wire": s.answers.wire_bytes,
             "unknown_coding": s.answers.unknown_coding,
@@ -103,6 +106,25 @@ impl Summary {
     }
 }
 
+impl Summary {
+    /// Requests beyond each row's first: one figure for every view.
+    fn retries(&self) -> u64 {
+        self.stats.requests.saturating_sub(self.stats.rows)
+    }
+
+    /// Requests (every attempt) per second of the run: one figure for every view.
+    fn req_per_s(&self) -> f64 {
+        self.stats.requests as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+
+    /// The output as the summary names it.
+    fn output_name(&self) -> String {
+        self.output
+            .as_ref()
+            .map_or("standard output".into(), |p| p.display().to_string())
+    }
+}
+
 fn millis(us: u64) -> f64 {
     us as f64 / 1000.0
 }
@@ -116,15 +138,21 @@ impl fmt::Display for Summary {
 }
 
 impl Summary {
-    /// Rows by outcome, retries, throttling, pace and bytes.
+    /// Items, rows by outcome, requests and retries, throttling, pace and bytes: the words of
+    /// docs/guide.md's "Items, rows, requests, retries", each figure as `--summary-json` has it.
     fn write_counts(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.stats;
         let secs = self.wall.as_secs_f64().max(1e-9);
         writeln!(f, "Summary:")?;
+        writeln!(f, "  items      {} of {} done", self.items_done, self.items)?;
         writeln!(
             f,
-            "  requests   {}  (2xx {}, other status {}, errors {})",
-            s.rows, s.ok_2xx, s.other_status, s.errors
+            "  rows       {} written to {}  (2xx {}, other status {}, errors {})",
+            self.rows_written,
+            self.output_name(),
+            s.ok_2xx,
+            s.other_status,
+            s.errors
         )?;
         if s.errors > 0 {
             let kinds: Vec<String> = ErrorKind::ALL
@@ -142,10 +170,13 @@ impl Summary {
                 .collect();
             writeln!(f, "  status     {}", codes.join(", "))?;
         }
-        writeln!(f, "  rows       {} written", self.rows_written)?;
-        if s.requests > s.rows {
-            writeln!(f, "  retries    {}", s.requests - s.rows)?;
-        }
+        writeln!(
+            f,
+            "  requests   {} sent ({} retries), {:.0} req/s",
+            s.requests,
+            self.retries(),
+            self.req_per_s()
+        )?;
         if s.throttled_us > 0 {
             writeln!(
                 f,
@@ -168,12 +199,7 @@ impl Summary {
                 self.empty_lines
             )?;
         }
-        writeln!(
-            f,
-            "  wall       {:.2} s, {:.0} req/s",
-            secs,
-            s.rows as f64 / secs
-        )?;
+        writeln!(f, "  wall       {secs:.2} s")?;
         writeln!(
             f,
             "  bytes      {} decoded ({:.2} MB/s), {} on the wire",
@@ -276,18 +302,18 @@ impl std::fmt::Display for Missing {
         match &self.output {
             Output::File(path) if self.torn_after_failure.is_some_and(|torn| torn > 0) => write!(
                 f,
-                "ringscrape: {have} of {items} ids have whole rows in {}, then {} bytes of a torn row that --resume cuts; resume with: {resume}{stdin}",
+                "ringscrape: {have} of {items} items have whole rows in {}, then {} bytes of a torn row that --resume cuts; resume with: {resume}{stdin}",
                 path.display(),
                 self.torn_after_failure.unwrap_or_default()
             ),
             Output::File(path) => write!(
                 f,
-                "ringscrape: {have} of {items} ids have rows in {}; resume with: {resume}{stdin}",
+                "ringscrape: {have} of {items} items have rows in {}; resume with: {resume}{stdin}",
                 path.display()
             ),
             Output::Stdout => write!(
                 f,
-                "ringscrape: {have} of {items} ids have rows (written to stdout, which cannot be resumed)"
+                "ringscrape: {have} of {items} items have rows (written to stdout, which cannot be resumed)"
             ),
         }
     }
@@ -304,12 +330,14 @@ mod tests {
     #[test]
     fn the_summary_names_counts_kinds_rate_and_settled_concurrency() {
         let mut stats = WorkerStats::new();
-        for (status, error) in [(Some(200), None), (None, Some(ErrorKind::Timeout))] {
+        // A 200 at once, and a timeout after 3 requests: 2 rows, 4 requests, 2 retries.
+        for (status, error, attempts) in [(Some(200), None, 1), (None, Some(ErrorKind::Timeout), 3)]
+        {
             stats.record(&Record {
                 status,
                 bytes: 10,
                 latency_us: 1_000,
-                attempts: 1,
+                attempts,
                 error,
                 ..Record::default()
             });
@@ -317,6 +345,9 @@ mod tests {
         let summary = Summary {
             stats,
             rows_written: 2,
+            items: 5,
+            items_done: 2,
+            output: Some("out.csv".into()),
             empty_lines: 3,
             wall: Duration::from_secs(1),
             auto_concurrency: vec![60, 58],
@@ -324,14 +355,36 @@ mod tests {
             map: None,
         };
         let text = summary.to_string();
-        assert!(text.contains("requests   2"), "{text}");
-        assert!(text.contains("timeout 1"), "{text}");
-        assert!(text.contains("2 req/s"), "{text}");
-        assert!(text.contains("settled at 60, 58 in flight"), "{text}");
-        assert!(text.contains("skipped    3 empty lines"), "{text}");
+        for line in [
+            "items      2 of 5 done",
+            "rows       2 written to out.csv  (2xx 1, other status 0, errors 1)",
+            "timeout 1",
+            // Requests are every attempt, in the text as in the JSON.
+            "requests   4 sent (2 retries), 4 req/s",
+            "settled at 60, 58 in flight",
+            "skipped    3 empty lines",
+        ] {
+            assert!(text.contains(line), "{line:?} in {text}");
+        }
         let json = summary.to_json();
         assert_eq!(json["rows"], 2);
+        assert_eq!(
+            (json["requests"].as_u64(), json["retries"].as_u64()),
+            (Some(4), Some(2))
+        );
+        assert_eq!(json["req_per_s"], 4.0);
+        assert_eq!(
+            (json["items"].as_u64(), json["items_done"].as_u64()),
+            (Some(5), Some(2))
+        );
+        assert_eq!(json["output"], "out.csv");
         assert_eq!(json["errors"]["timeout"], 1);
         assert_eq!(json["status"]["200"], 1);
+        let stdout = Summary {
+            output: None,
+            ..summary
+        };
+        assert!(stdout.to_string().contains("written to standard output"));
+        assert_eq!(stdout.to_json()["output"], "-");
     }
 }

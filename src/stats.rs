@@ -235,6 +235,12 @@ impl WorkerStats {
 pub struct Summary {
     pub stats: WorkerStats,
     pub rows_written: u64,
+    /// Items of the run (this node's), and those with all their rows (an earlier run's
+    /// included).
+    pub items: u64,
+    pub items_done: u64,
+    /// The file the rows went to; `None`: standard output.
+    pub output: Option<std::path::PathBuf>,
     /// Empty lines of an `--ids-file`: not items, no rows.
     pub empty_lines: u64,
     pub wall: Duration,

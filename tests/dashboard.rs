@@ -46,12 +46,6 @@ fn get(addr: &str, path: &str) -> String {
     text
 }
 
-fn metric(text: &str, name: &str) -> u64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} in {text}"))
-}
-
 /// Rows of the CSV that succeeded (a 200) and that did not.
 fn ok_and_failed(csv: &Path) -> (u64, u64) {
     let rows = read_rows(csv);
@@ -76,6 +70,11 @@ fn assert_report_matches(report: &Path, csv: &Path, items: u64, screenshot: &str
     let texts = &seen["texts"];
     assert_eq!(texts["mode"], "finished");
     assert_eq!(texts["charts"], 4, "{texts}");
+    assert_eq!(
+        texts["y_min"],
+        serde_json::json!([0, 0, 0, 0]),
+        "axes from zero: {texts}"
+    );
     let (ok, failed) = ok_and_failed(csv);
     assert_eq!(
         (
@@ -133,7 +132,11 @@ fn the_live_page_moves_with_the_run_and_the_report_equals_its_summary() {
         .last()
         .and_then(|s| s["rows"].as_u64())
         .expect("rows");
-    let metric_rows = metric(&metrics, "ringscrape_rows_total ");
+    let metric_rows: u64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("ringscrape_rows_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
     assert!(
         metric_rows.abs_diff(page_rows) <= 1200,
         "page {page_rows}, /metrics {metric_rows}"
@@ -160,6 +163,8 @@ fn the_live_page_moves_with_the_run_and_the_report_equals_its_summary() {
         summary(dir.path())["rows"].as_u64().expect("rows")
     );
     assert!(shown(&texts, "map-pending") > 0, "{texts}");
+    // Items are left: the run is not "done", and has no ETA once it has ended.
+    assert_eq!(texts["eta"], "—", "{texts}");
     // --resume completes it: the report maps every item, the earlier run's rows too.
     let out = scrape().arg("--resume").output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -169,6 +174,50 @@ fn the_live_page_moves_with_the_run_and_the_report_equals_its_summary() {
         summary(dir.path())["rows"].as_u64().expect("rows")
     );
     assert_eq!(shown(&texts, "done"), 6000);
+    assert_eq!(texts["eta"], "done", "{texts}");
+}
+
+/// The state document a report embeds (what its charts are drawn from).
+fn report_state(report: &Path) -> Value {
+    let html = std::fs::read_to_string(report).expect("report");
+    let start = r#"<script id="state" type="application/json">"#;
+    let json = html
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("</script>"))
+        .map(|(json, _)| json.replace("<\\/", "</"))
+        .expect("the state in the report");
+    serde_json::from_str(&json).expect("the state is JSON")
+}
+
+#[test]
+fn the_report_draws_whole_seconds_only_with_no_cliff_at_the_end() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 400 rows a second over 1,000 ids: about 2.5 s, the last second cut short by the end.
+    let out = TestCommand::run(dir.path(), &server.url(), "0..1000")
+        .args(["--rate", "400", "-s", "1", "-o", "out.csv"])
+        .args(["--report", "report.html", "--no-progress"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let state = report_state(&dir.path().join("report.html"));
+    let elapsed = state["elapsed_s"].as_f64().expect("elapsed_s");
+    let timeline = &state["timeline"];
+    let width = timeline["bucket_s"].as_f64().expect("bucket_s");
+    let buckets = timeline["buckets"].as_array().expect("buckets");
+    assert!(!buckets.is_empty(), "{state}");
+    for bucket in buckets {
+        let end = bucket["t"].as_f64().expect("t") + width;
+        assert!(
+            end <= elapsed,
+            "bucket to {end} s drawn at {elapsed} s: {timeline}"
+        );
+    }
+    // The last second drawn is a whole one: near the rate, not a fraction of it.
+    let last = buckets.last().and_then(|b| b["rows"].as_u64()).unwrap_or(0);
+    assert!(
+        last >= 300,
+        "{last} rows in the last second drawn: {timeline}"
+    );
 }
 
 #[test]

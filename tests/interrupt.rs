@@ -276,7 +276,7 @@ fn after_the_grace_period_unanswered_requests_are_abandoned_and_left_to_resume()
         "no stalled id gets a row"
     );
     assert!(
-        err.contains("0 of 100 ids have rows") && err.contains("resume with: "),
+        err.contains("0 of 100 items have rows") && err.contains("resume with: "),
         "{err}"
     );
 }

@@ -36,15 +36,21 @@ fn live_metrics_follow_the_run() {
     let _ = run.kill();
     let _ = run.wait();
 
-    let rows = |m: &HashMap<String, f64>| m["ringscrape_rows_total{}"];
+    // Rows by outcome, summed: every row once.
+    let rows = |m: &HashMap<String, f64>| -> f64 {
+        m.iter()
+            .filter(|(name, _)| name.starts_with("ringscrape_rows_total{outcome="))
+            .map(|(_, n)| n)
+            .sum()
+    };
     assert!(
         rows(&first) > 0.0 && rows(&second) > rows(&first),
         "{first:?} {second:?}"
     );
-    assert_eq!(
-        second["ringscrape_requests_total{outcome=2xx}"],
-        rows(&second)
-    );
+    assert_eq!(second["ringscrape_rows_total{outcome=2xx}"], rows(&second));
+    // No retries and no pages: one request and one item per row.
+    assert_eq!(second["ringscrape_requests_total{}"], rows(&second));
+    assert_eq!(second["ringscrape_items_done_total{}"], rows(&second));
     assert_eq!(
         second["ringscrape_shard_rows_total{shard=0}"]
             + second["ringscrape_shard_rows_total{shard=1}"],

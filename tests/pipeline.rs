@@ -25,7 +25,7 @@ fn two_shards_write_exactly_one_row_per_id_all_200_with_right_byte_counts() {
     }
     let err = stderr(&out);
     assert!(
-        err.contains("requests   20000  (2xx 20000"),
+        err.contains("rows       20000 written to out.csv  (2xx 20000"),
         "summary missing: {err}"
     );
     assert!(err.contains("latency    min "), "summary missing: {err}");

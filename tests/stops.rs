@@ -147,10 +147,10 @@ fn a_full_tmpfs_then_resume_completes_the_csv() {
     );
     let closing = if torn > 0 {
         format!(
-            "{rows_on_disk} of 20000 ids have whole rows in out.csv, then {torn} bytes of a torn row"
+            "{rows_on_disk} of 20000 items have whole rows in out.csv, then {torn} bytes of a torn row"
         )
     } else {
-        format!("{rows_on_disk} of 20000 ids have rows in out.csv")
+        format!("{rows_on_disk} of 20000 items have rows in out.csv")
     };
     assert!(err.contains(&closing), "{closing}: {err}");
     let resumed = resumed.expect("remount to a larger size");
@@ -323,7 +323,7 @@ fn a_full_tmpfs_under_parquet_counts_the_rows_a_reader_finds_then_resume_complet
         readable < 20_000,
         "the disk filled before the end: {readable}"
     );
-    let closing = format!("{readable} of 20000 ids have rows in out.parquet");
+    let closing = format!("{readable} of 20000 items have rows in out.parquet");
     assert!(err.contains(&closing), "{closing}: {err}");
     let resumed = resumed.expect("remount to a larger size");
     assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));

@@ -71,6 +71,54 @@ fn the_json_summary_counts_what_the_csv_holds() {
     }
 }
 
+#[test]
+fn stderr_and_the_json_summary_give_the_same_requests_rate_and_output_file() {
+    // 503 once for every id: 400 rows, 800 requests (each row's first and one retry).
+    let server = Server::start(&["--fail-first", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = TestCommand::run(dir.path(), &server.url(), "0..400")
+        .args([
+            "-s",
+            "2",
+            "-c",
+            "16",
+            "--retries",
+            "1",
+            "--retry-base",
+            "0.01",
+        ])
+        .args([
+            "-o",
+            "out.csv",
+            "--summary-json",
+            "summary.json",
+            "--no-progress",
+        ])
+        .ok();
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("summary.json")).expect("summary.json"),
+    )
+    .expect("valid JSON");
+    assert_eq!(
+        (json["rows"].as_u64(), json["requests"].as_u64()),
+        (Some(400), Some(800))
+    );
+    assert_eq!(json["retries"], 400);
+    let rate = json["req_per_s"].as_f64().expect("req_per_s");
+    for line in [
+        format!("requests   800 sent (400 retries), {rate:.0} req/s"),
+        "items      400 of 400 done".to_string(),
+        "rows       400 written to out.csv  (2xx 400,".to_string(),
+    ] {
+        assert!(err.contains(&line), "{line:?} in {err}");
+    }
+    assert_eq!(
+        (json["items"].as_u64(), json["items_done"].as_u64()),
+        (Some(400), Some(400))
+    );
+    assert_eq!(json["output"], "out.csv");
+}
+
 /// The timeline's buckets summed, and the id map's cells summed per (ok, failed).
 fn timeline_totals(json: &Value) -> (u64, u64, u64) {
     let buckets = json["timeline"]["buckets"].as_array().expect("buckets");
@@ -131,4 +179,81 @@ fn the_timeline_and_the_id_map_count_what_the_file_holds_also_after_a_resume() {
         let failed = of_cell.count() as u64 - ok;
         assert_eq!(*counts, [ok, failed, 0], "cell {cell}");
     }
+}
+
+/// What a terminal showed, as lines: carriage returns and line ends split it, escape sequences
+/// (`ESC [ … letter`) are dropped.
+fn terminal_lines(raw: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = raw.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+        .split(['\r', '\n'])
+        .map(str::to_string)
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_progress_line_shows_no_eta_before_an_item_is_done_and_keeps_its_width_and_separators() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // About 3 s at 2,000 requests a second: a dozen frames, the rate past a thousand.
+    let run = TestCommand::run(dir.path(), &server.url(), "0..6000")
+        .args(["--rate", "2000", "-s", "1", "-o", "out.csv"])
+        .into_command();
+    let line: Vec<String> = std::iter::once(run.get_program())
+        .chain(run.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
+    // `script` gives the run a terminal (the line is drawn only on one) and copies it out.
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &line.join(" "), "/dev/null"])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::null());
+    for (name, value) in run.get_envs() {
+        match value {
+            Some(value) => script.env(name, value),
+            None => script.env_remove(name),
+        };
+    }
+    let out = script.output().expect("script (util-linux)");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let frames: Vec<String> = terminal_lines(&shown)
+        .into_iter()
+        .filter(|line| line.contains("req/s") && line.contains("ETA"))
+        .collect();
+    assert!(frames.len() >= 4, "{shown}");
+    let bar_end: Vec<Option<usize>> = frames.iter().map(|f| f.find(']')).collect();
+    assert!(
+        bar_end.iter().all(|end| *end == bar_end[0]),
+        "the figures moved: {frames:#?}"
+    );
+    for frame in &frames {
+        assert!(!frame.contains("ETA 0s"), "{frame}");
+        if frame.contains("] 0/") || frame.contains(" 0/6,000 items") {
+            assert!(frame.ends_with("ETA --:--:--"), "{frame}");
+        }
+    }
+    // The rate past a thousand has its separator, as the counts do.
+    let separated = frames.iter().any(|f| {
+        f.split_whitespace()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .any(|w| w[1] == "req/s" && w[0].len() > 3 && w[0].contains(','))
+    });
+    assert!(separated, "{frames:#?}");
 }

@@ -225,9 +225,10 @@ fn drain<A: Fn(Option<ErrorKind>)>(
     loop {
         match rx.recv_timeout(FLUSH_EVERY) {
             Ok(batch) => {
-                let errors_before = report.errors;
                 let now = Instant::now();
+                let mut requests = 0;
                 for record in &batch.records {
+                    requests += u64::from(record.attempts);
                     rows.write(record)?;
                     report.tally.record(record);
                     seen.views.timeline.record(record, now);
@@ -247,8 +248,7 @@ fn drain<A: Fn(Option<ErrorKind>)>(
                 report.rows += n;
                 report.ended += ended;
                 report.rows_by_shard[batch.shard] += n;
-                seen.progress
-                    .advance(ended, report.errors, report.errors != errors_before);
+                seen.progress.advance(ended, requests, report.errors);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,

@@ -506,16 +506,22 @@ fn summarize(ended: Ended) -> RunOutcome {
         None => (None, None),
     };
     let too_many_failed = TooManyFailed::judge(tally.failed, tally.rows, ended.max_failed);
+    let have_rows = ended.kept + items_written;
     let summary = Summary {
         stats: tally,
         rows_written: rows,
+        items: ended.items,
+        items_done: have_rows,
+        output: match &ended.output {
+            Output::File(path) => Some(path.clone()),
+            Output::Stdout => None,
+        },
         empty_lines: ended.empties,
         wall: ended.wall,
         auto_concurrency,
         timeline,
         map,
     };
-    let have_rows = ended.kept + items_written;
     let complete = report.failed.is_none() && ended.failed_shards == 0 && have_rows == ended.items;
     let missing = (!complete && !stdout_closed).then_some(Missing {
         have_rows,
@@ -707,7 +713,7 @@ fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
         if let Some(problem) = problem {
             failed += 1;
             crate::say!(
-                "ringscrape: shard {} (ids {}) failed: {}; {} of its {} ids have rows",
+                "ringscrape: shard {} (ids {}) failed: {}; {} of its {} items have rows",
                 worker.shard,
                 worker.ids,
                 problem,

@@ -24,6 +24,7 @@ const UPLOT_CSS: &str = include_str!("assets/uplot/uPlot.min.css");
 /// What a view shows of a run at one moment.
 pub struct State<'a> {
     pub running: bool,
+    /// Since the run (and its timeline) started.
     pub elapsed: Duration,
     /// Items of the run (this node's), and those that have all their rows (an earlier run's
     /// included).
@@ -71,7 +72,8 @@ impl State<'_> {
                 "bytes_wire": answers.wire_bytes,
                 "throttled_s": throttled_us as f64 / 1e6,
             },
-            "timeline": self.timeline.to_json(),
+            // Whole buckets only: `elapsed` and the timeline count from one start.
+            "timeline": self.timeline.whole_to_json(self.elapsed),
             "id_map": self.map.to_json(),
             "workers": self
                 .workers
@@ -126,11 +128,12 @@ mod tests {
             ..Record::default()
         };
         timeline.record(&record, started);
+        timeline.record(&record, started + Duration::from_millis(1500));
         map.record(&record);
         tally.record(&record);
         let state = State {
             running: false,
-            elapsed: Duration::from_secs(2),
+            elapsed: Duration::from_millis(1800),
             items: 10,
             done: 1,
             tally: &tally,
@@ -141,10 +144,17 @@ mod tests {
         }
         .to_json();
         assert_eq!(state["totals"]["status"]["2xx"], 1);
+        // 1.8 s in: the first second is drawn, the second (cut short by the end) is not.
+        assert_eq!(
+            state["timeline"]["buckets"].as_array().map(Vec::len),
+            Some(1)
+        );
         assert_eq!(state["id_map"]["cells"][3], json!([1, 0, 0]));
         let html = page(&state.to_string(), false);
         assert!(html.contains(r#""kind":"run""#));
         assert!(!html.contains("{{"), "every placeholder filled");
+        // A count of the page's own refreshes says nothing about the run.
+        assert!(!html.contains("updates"), "no updates counter");
         // No asset is fetched from anywhere: no src= or href= to a URL.
         for attribute in ["src=\"http", "href=\"http", "src='http", "@import"] {
             assert!(!html.contains(attribute), "{attribute}");

@@ -6,7 +6,8 @@ what a person would see, as JSON on stdout:
 
   samples   what the page's `window.seen` held, read every half second for SECONDS
   texts     the text of the elements with ids done, items, rows, map-ok, map-failed,
-            map-pending, updates, mode, and how many charts (.uplot) are drawn
+            map-pending, eta, mode, how many charts (.uplot) are drawn, and where their y axes start
+            (y_min)
   requests  every URL the page asked for (with --offline the network is cut first)
   errors    uncaught script errors
 
@@ -26,7 +27,7 @@ import urllib.request
 
 import websocket  # websocket-client (PyPI)
 
-IDS = ["done", "items", "rows", "map-ok", "map-failed", "map-pending", "updates", "mode", "knee",
+IDS = ["done", "items", "rows", "map-ok", "map-failed", "map-pending", "eta", "mode", "knee",
        "steps"]
 
 
@@ -105,6 +106,9 @@ def main():
             "Object.fromEntries(%s.map(id => [id, (document.getElementById(id) || {}).textContent]))"
             % json.dumps(IDS))
         texts["charts"] = page.evaluate("document.querySelectorAll('.uplot').length")
+        # Where each chart's y axis starts (the page keeps its uPlot charts in window.charts).
+        texts["y_min"] = page.evaluate(
+            "Object.values(window.charts || {}).map(c => c.scales.y.min)")
         if args.screenshot:
             shot = page.call("Page.captureScreenshot", format="png")
             with open(args.screenshot, "wb") as f:

@@ -6,7 +6,8 @@ const $ = (id) => document.getElementById(id);
 const fmt = (n) => (n == null ? "—" : Number(n).toLocaleString("en-US", { maximumFractionDigits: 1 }));
 const charts = {};
 let previous = null;
-let updates = 0;
+// The charts by element id, for whoever checks what they draw (a test reads their scales).
+window.charts = charts;
 // What each update showed, for whoever watches the page (a test reads it).
 window.seen = [];
 
@@ -21,7 +22,8 @@ function chart(id, series, data, stacked) {
     const opts = {
       width: Math.max(320, el.clientWidth || 560),
       height: 220,
-      scales: { x: { time: false } },
+      // Every y axis from zero: a rate or a latency drawn from its minimum exaggerates a dip.
+      scales: { x: { time: false }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       axes: [{ label: "s since start" }, {}],
       series: [{ label: "s" }, ...series],
       legend: { live: false },
@@ -43,13 +45,16 @@ function line(label, stroke, fill) {
   return { label, stroke, fill, width: 1.5, spanGaps: false };
 }
 
+// The timeline holds whole buckets only (the one still filling would be drawn as a cliff); the
+// charts are drawn, empty, before the first second is whole.
 function renderCharts(state) {
-  const tl = state.timeline;
-  if (!tl || !tl.buckets.length) return;
+  const tl = state.timeline || { bucket_s: 1, buckets: [] };
   const w = tl.bucket_s;
   const b = tl.buckets;
   const x = b.map((k) => k.t);
-  chart("chart-rate", [line("rows/s", "#3b7dd8", "rgba(59,125,216,.15)")], [x, b.map((k) => k.rows / w)]);
+  $("chart-note").hidden = b.length > 0;
+  chart("chart-rate", [line("rows/s", "#3b7dd8", "rgba(59,125,216,.15)"), line("requests/s", "#8a63c9")],
+    [x, b.map((k) => k.rows / w), b.map((k) => (k.requests ?? k.rows) / w)]);
   chart("chart-latency", [
     line("p50", "#2e9d4f"), line("p90", "#e0a020"), line("p99", "#d7343a"),
   ], [x, b.map((k) => k.latency_ms.p50), b.map((k) => k.latency_ms.p90), b.map((k) => k.latency_ms.p99)]);
@@ -96,7 +101,6 @@ function table(id, head, rows) {
 }
 
 function render(state) {
-  updates += 1;
   const p = state.progress;
   const t = state.totals;
   const dt = previous ? state.elapsed_s - previous.elapsed_s : 0;
@@ -108,9 +112,9 @@ function render(state) {
   $("percent").textContent = fmt(p.items ? (100 * p.done) / p.items : 100);
   $("rows").textContent = fmt(t.rows);
   $("rate").textContent = fmt(rate);
-  $("eta").textContent = !state.running || left === 0 ? "done" : rate > 0 ? `${fmt(left / rate)} s` : "—";
+  // A run that ended with items left (Ctrl-C, a dead worker) is not "done": it has no ETA.
+  $("eta").textContent = left === 0 ? "done" : !state.running ? "—" : p.done > 0 && rate > 0 ? `${fmt(left / rate)} s` : "—";
   $("elapsed").textContent = fmt(state.elapsed_s);
-  $("updates").textContent = updates;
   const status = Object.entries(t.status).map(([k, v]) => [`status ${k}`, fmt(v)]);
   const errors = Object.entries(t.errors).map(([k, v]) => [`error ${k}`, fmt(v)]);
   table("totals", ["", ""], [
