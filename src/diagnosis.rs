@@ -163,7 +163,8 @@ impl Diagnosis {
         answers: &AnswerCounts,
         ended: bool,
     ) -> Option<String> {
-        if self.said.get() {
+        // A warning, not an error: `-q` leaves it out (and the stop line then says it all).
+        if self.said.get() || !crate::verbosity::says(crate::verbosity::Verbosity::Normal) {
             return None;
         }
         let (failed, n) = first.all_failed_alike(ended)?;

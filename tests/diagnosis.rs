@@ -68,6 +68,18 @@ fn plain_http_to_an_https_port_says_use_https_and_max_failed_exits_4() {
         line,
         "ringscrape: 500 of 500 rows failed (100%), more than --max-failed 5% allows: exit 4"
     );
+
+    // -q leaves the warning out (it says nothing on stderr but problems), not the verdict.
+    let out = run(
+        dir.path(),
+        &url,
+        "0..500",
+        &["--overwrite", "-q", "--max-failed", "5%"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(!err.contains("warning"), "{err}");
+    assert!(err.contains("more than --max-failed 5%"), "{err}");
 }
 
 #[test]
