@@ -119,6 +119,41 @@ fn sigint_mid_run_exits_130_with_a_whole_csv_and_the_printed_resume_completes_it
 }
 
 #[test]
+fn the_resume_line_writes_out_flags_from_the_environment_and_completes_in_a_fresh_shell() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A named config file adds a column: a resume without it would be refused.
+    std::fs::write(
+        dir.path().join("job.toml"),
+        "capture_header = ['content-type']\n",
+    )
+    .expect("write config");
+    let server = Server::start(&["--delay-ms", "20..40"]);
+    let run = TestCommand::new(dir.path())
+        .args(["run", "-u", &server.url()])
+        .env("RINGSCRAPE_IDS", format!("0..{IDS}"))
+        .env("RINGSCRAPE_SHARDS", "2")
+        .env("RINGSCRAPE_CONFIG", "job.toml")
+        .concurrency(32)
+        .output("out.csv")
+        .spawn();
+    wait_for_workers(&run, 2, |_| true);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(run.id(), Signal::SIGINT);
+    let (code, err) = finish(run);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains(&format!("--ids 0..{IDS}")) && err.contains("--config job.toml"),
+        "{err}"
+    );
+    // `sh -c` inherits no RINGSCRAPE_* variable: the line alone must say everything.
+    let (code, err2) = run_resume_line(dir.path(), &err);
+    assert_eq!(code, Some(0), "{err2}");
+    assert_complete(dir.path());
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert!(rows.iter().all(|r| r.extra.len() == 1), "content-type kept");
+}
+
+#[test]
 fn sigterm_exits_143() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_server, run, _) = start_slow_run(dir.path(), &[]);

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::elsewhere::GivenElsewhere;
 use super::values::{Concurrency, FormatArg, bytes_arg, seconds_arg};
 
 /// Flags of `run`. Each flag is declared once, here: its doc is the help text, its default is
@@ -314,4 +315,8 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub grace: f64,
+    /// Not a flag: the flags whose values came from the environment or the config file found by
+    /// default, for the resume line (filled by `cli::parse`).
+    #[arg(skip)]
+    pub given_elsewhere: Vec<GivenElsewhere>,
 }
