@@ -18,6 +18,7 @@ use crate::model::{
 use crate::net::NetSpec;
 use crate::nodes::{self, Node, NodeError};
 use crate::output::WriteMode;
+use crate::output::job_record::JobRequest;
 use crate::output::{Named, RowFormat, directory_of};
 use crate::output::{Output, bodies, parquet};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
@@ -74,6 +75,8 @@ pub struct RunConfig {
     pub part_rows: usize,
     pub mode: WriteMode,
     pub progress: bool,
+    /// What the output remembers of the job, compared on `--resume`.
+    pub job: JobRequest,
 }
 
 /// `--auth-command` and when to run it again.
@@ -291,6 +294,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         shards
     };
     let net = net_of(args, &template)?;
+    let job = JobRequest::new(&request, &args.headers, &schema, format, ids);
     Ok(RunConfig {
         fetch: Fetch {
             request,
@@ -327,6 +331,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         part_rows: at_least_one("part-rows", args.part_rows)?,
         mode,
         progress: !args.no_progress && !args.quiet,
+        job,
     })
 }
 

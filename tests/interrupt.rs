@@ -154,6 +154,73 @@ fn the_resume_line_writes_out_flags_from_the_environment_and_completes_in_a_fres
 }
 
 #[test]
+fn resume_of_another_job_exits_2_naming_what_differs_and_leaves_the_file_as_it_was() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_csv = dir.path().join("out.csv");
+    // The first run went to a wrong address: every row is a `connect` error.
+    let wrong = format!("http://127.0.0.1:{}/log?id={{id}}", free_port());
+    let run = |url: &str, extra: &[&str]| {
+        TestCommand::run(dir.path(), url, "0..300")
+            .shards(1)
+            .concurrency(8)
+            .output("out.csv")
+            .args(["--retries", "0", "-H", "Authorization: Bearer s3cret-token"])
+            .args(extra)
+            .output_of()
+    };
+    let out = run(&wrong, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let record = std::fs::read_to_string(dir.path().join(".out.csv.job.json")).expect("record");
+    assert!(
+        record.contains("/log?id={id}") && !record.contains("s3cret"),
+        "the URL kept, no secret: {record}"
+    );
+    let before = std::fs::read(&out_csv).expect("read");
+    let refused = [
+        (server.url(), vec![], "the URL differs"),
+        (
+            wrong.clone(),
+            vec!["-X", "POST"],
+            "the method differs (GET then, POST now)",
+        ),
+        (
+            wrong.clone(),
+            vec!["-H", "X-Day: {id}"],
+            "-H differs (Authorization then, Authorization, X-Day: {id} now)",
+        ),
+        (
+            wrong.clone(),
+            vec!["--extract", "v=/v"],
+            "--extract differs (none then, v=/v now)",
+        ),
+        (wrong.clone(), vec!["-d", "x"], "the method differs"),
+    ];
+    for (url, extra, why) in refused {
+        let out = run(&url, &[&["--resume"], extra.as_slice()].concat());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(why) && err.contains("--overwrite"), "{err}");
+        assert_eq!(std::fs::read(&out_csv).expect("read"), before, "untouched");
+    }
+    // What may change on a resume without harm is not refused: shards, concurrency, timeouts,
+    // retries, the value of a secret header.
+    let out = TestCommand::run(dir.path(), &wrong, "0..300")
+        .shards(2)
+        .concurrency(3)
+        .output("out.csv")
+        .args(["--retries", "1", "--timeout", "5s", "--resume"])
+        .args(["-H", "Authorization: Bearer another-token"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // An output of an earlier build, without its record, still resumes.
+    std::fs::remove_file(dir.path().join(".out.csv.job.json")).expect("remove record");
+    let out = run(&server.url(), &["--resume"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
 fn sigterm_exits_143() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_server, run, _) = start_slow_run(dir.path(), &[]);

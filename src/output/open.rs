@@ -68,7 +68,9 @@ pub enum OpenError {
     Open(PathBuf, io::Error),
     #[error("writing {0}: {1}")]
     Write(PathBuf, io::Error),
-    #[error("--resume {0}: {1}; refusing to append to it")]
+    #[error(
+        "--resume {0}: {1}; refusing to append to it (resume with the first run's flags, or start afresh: --overwrite, or another -o)"
+    )]
     OtherJob(PathBuf, String),
 }
 

@@ -262,7 +262,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         _ => None,
     };
     let job = crate::job::identities(cfg.key_file.as_ref(), cfg.product.as_ref())
-        .map(JobRecord::new)
+        .map(|key_files| JobRecord::new(key_files, Some(cfg.job.clone())))
         .map_err(SupervisorError::KeyFile)?;
     let opened = crate::output::open(&Spec {
         output: &cfg.output,
