@@ -9,6 +9,7 @@ use crate::assignment::Fetch;
 use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
 use crate::document;
 use crate::extract::ExtractSpec;
+use crate::failed::FailedRows;
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile, Product, RecordFile, RecordFileError, RecordFormat};
 use crate::merge::Keep;
@@ -196,6 +197,8 @@ pub enum ConfigError {
     Rate(f64),
     #[error("--retries {0}: at most {MAX_RETRIES}")]
     Retries(u32),
+    #[error("{0}")]
+    RetryFailed(String),
 }
 
 pub fn seconds(flag: &'static str, secs: f64) -> Result<Duration, ConfigError> {
@@ -248,7 +251,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let (concurrency, auto_concurrency) = concurrency_of(args)?;
     let limits = limits_of(args)?;
     let retry = retry_of(args)?;
-    let mode = write_mode(args);
+    let mode = write_mode(args)?;
     let (output, format) = output_of(args, node.as_ref(), mode)?;
     check_reports(args, &output, format)?;
     let metrics = args
@@ -403,16 +406,21 @@ fn retry_of(args: &RunArgs) -> Result<RetryPolicy, ConfigError> {
     })
 }
 
-fn write_mode(args: &RunArgs) -> WriteMode {
-    if args.resume {
+fn write_mode(args: &RunArgs) -> Result<WriteMode, ConfigError> {
+    Ok(if args.resume {
         WriteMode::Resume {
-            retry_failed: args.retry_failed,
+            retry_failed: args
+                .retry_failed
+                .as_deref()
+                .map(FailedRows::parse)
+                .transpose()
+                .map_err(ConfigError::RetryFailed)?,
         }
     } else if args.overwrite {
         WriteMode::Overwrite
     } else {
         WriteMode::New
-    }
+    })
 }
 
 fn verbosity_of(args: &RunArgs) -> Verbosity {

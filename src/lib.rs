@@ -27,6 +27,7 @@ pub mod cli;
 pub(crate) mod config;
 pub(crate) mod document;
 pub(crate) mod extract;
+pub(crate) mod failed;
 pub(crate) mod ids;
 pub(crate) mod inflight;
 pub(crate) mod job;

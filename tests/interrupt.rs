@@ -360,6 +360,49 @@ fn resume_with_retry_failed_refetches_failed_rows_and_keeps_one_row_per_id() {
 }
 
 #[test]
+fn resume_says_how_many_kept_rows_failed_and_retry_failed_takes_the_kinds_to_fetch_again() {
+    let server = Server::start(&["--fail-first", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let run = |extra: &[&str]| {
+        TestCommand::run(dir.path(), &url, "0..300")
+            .shards(2)
+            .concurrency(16)
+            .output("out.csv")
+            .args(["--retries", "0"])
+            .args(extra)
+            .output_of()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&["--resume"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("; 300 of the kept rows failed (503 300): --retry-failed fetches them again"),
+        "{}",
+        stderr(&out)
+    );
+    // Rows of a kind not named stay.
+    let out = run(&["--resume", "--retry-failed=errors,404"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing to do"), "{}", stderr(&out));
+    let out = run(&["--resume", "--retry-failed=5xx,oops"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`oops` is not errors"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["--resume", "--retry-failed=errors,5xx,429"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 300);
+    assert!(rows.iter().all(|r| r.status == Some(200)), "{:?}", rows[0]);
+}
+
+#[test]
 fn after_the_grace_period_unanswered_requests_are_abandoned_and_left_to_resume() {
     // Every request stalls and the deadline is far away: only the grace period ends the run.
     let dir = tempfile::tempdir().expect("tempdir");
