@@ -9,6 +9,7 @@ use crate::assignment::Fetch;
 use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
 use crate::document;
 use crate::extract::ExtractSpec;
+use crate::failed::FailedRows;
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile, Product, RecordFile, RecordFileError, RecordFormat};
 use crate::merge::Keep;
@@ -18,6 +19,7 @@ use crate::model::{
 use crate::net::NetSpec;
 use crate::nodes::{self, Node, NodeError};
 use crate::output::WriteMode;
+use crate::output::job_record::JobRequest;
 use crate::output::{Named, RowFormat, directory_of};
 use crate::output::{Output, bodies, parquet};
 use crate::request::{RequestError, RequestSpec, RequestTemplate};
@@ -76,6 +78,8 @@ pub struct RunConfig {
     pub part_rows: usize,
     pub mode: WriteMode,
     pub progress: bool,
+    /// What the output remembers of the job, compared on `--resume`.
+    pub job: JobRequest,
 }
 
 /// `--auth-command` and when to run it again.
@@ -197,6 +201,8 @@ pub enum ConfigError {
     Rate(f64),
     #[error("--retries {0}: at most {MAX_RETRIES}")]
     Retries(u32),
+    #[error("{0}")]
+    RetryFailed(String),
 }
 
 pub fn seconds(flag: &'static str, secs: f64) -> Result<Duration, ConfigError> {
@@ -249,7 +255,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let (concurrency, auto_concurrency) = concurrency_of(args)?;
     let limits = limits_of(args)?;
     let retry = retry_of(args)?;
-    let mode = write_mode(args);
+    let mode = write_mode(args)?;
     let (output, format) = output_of(args, node.as_ref(), mode)?;
     check_reports(args, &output, format)?;
     let metrics = args
@@ -296,6 +302,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         shards
     };
     let net = net_of(args, &template)?;
+    let job = JobRequest::new(&request, &args.headers, &schema, format, ids);
     Ok(RunConfig {
         fetch: Fetch {
             request,
@@ -333,6 +340,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         part_rows: at_least_one("part-rows", args.part_rows)?,
         mode,
         progress: !args.no_progress && !args.quiet,
+        job,
     })
 }
 
@@ -404,16 +412,21 @@ fn retry_of(args: &RunArgs) -> Result<RetryPolicy, ConfigError> {
     })
 }
 
-fn write_mode(args: &RunArgs) -> WriteMode {
-    if args.resume {
+fn write_mode(args: &RunArgs) -> Result<WriteMode, ConfigError> {
+    Ok(if args.resume {
         WriteMode::Resume {
-            retry_failed: args.retry_failed,
+            retry_failed: args
+                .retry_failed
+                .as_deref()
+                .map(FailedRows::parse)
+                .transpose()
+                .map_err(ConfigError::RetryFailed)?,
         }
     } else if args.overwrite {
         WriteMode::Overwrite
     } else {
         WriteMode::New
-    }
+    })
 }
 
 fn verbosity_of(args: &RunArgs) -> Verbosity {

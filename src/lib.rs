@@ -29,6 +29,7 @@ pub(crate) mod config;
 pub(crate) mod diagnosis;
 pub(crate) mod document;
 pub(crate) mod extract;
+pub(crate) mod failed;
 pub(crate) mod ids;
 pub(crate) mod inflight;
 pub(crate) mod job;
@@ -212,7 +213,7 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
 fn run(args: &RunArgs) -> Result<u8, Error> {
     let cfg = config::resolve(args)?;
     // Before any other thread exists, so that they all inherit the blocked stop signals.
-    let launch = supervisor::Launch::from_process()?;
+    let launch = supervisor::Launch::from_process(args.given_elsewhere.clone())?;
     let outcome = supervisor::run(&cfg, &launch)?;
     report::show(&outcome, cfg.summary_json.as_deref());
     Ok(exit_code(&outcome))

@@ -57,6 +57,7 @@ fn a_scrape_in_process_returns_its_outcome_as_a_value() {
         worker_exe: BIN.into(),
         stop: Arc::new(Stop::default()),
         argv: argv.clone(),
+        given_elsewhere: Vec::new(),
     };
     let outcome = ringscrape::scrape(&run_args(&argv), &launch).expect("a run");
     assert!(outcome.complete && outcome.missing.is_none(), "{outcome:?}");
@@ -76,6 +77,7 @@ fn a_stop_asked_for_mid_run_ends_it_with_the_resume_command_in_the_outcome() {
         worker_exe: BIN.into(),
         stop: Arc::new(Stop::default()),
         argv: argv.clone(),
+        given_elsewhere: Vec::new(),
     };
     let stop = launch.stop.clone();
     let stopper = std::thread::spawn(move || {

@@ -119,6 +119,108 @@ fn sigint_mid_run_exits_130_with_a_whole_csv_and_the_printed_resume_completes_it
 }
 
 #[test]
+fn the_resume_line_writes_out_flags_from_the_environment_and_completes_in_a_fresh_shell() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A named config file adds a column: a resume without it would be refused.
+    std::fs::write(
+        dir.path().join("job.toml"),
+        "capture_header = ['content-type']\n",
+    )
+    .expect("write config");
+    let server = Server::start(&["--delay-ms", "20..40"]);
+    let run = TestCommand::new(dir.path())
+        .args(["run", "-u", &server.url()])
+        .env("RINGSCRAPE_IDS", format!("0..{IDS}"))
+        .env("RINGSCRAPE_SHARDS", "2")
+        .env("RINGSCRAPE_CONFIG", "job.toml")
+        .concurrency(32)
+        .output("out.csv")
+        .spawn();
+    wait_for_workers(&run, 2, |_| true);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(run.id(), Signal::SIGINT);
+    let (code, err) = finish(run);
+    assert_eq!(code, Some(130), "{err}");
+    assert!(
+        err.contains(&format!("--ids 0..{IDS}")) && err.contains("--config job.toml"),
+        "{err}"
+    );
+    // `sh -c` inherits no RINGSCRAPE_* variable: the line alone must say everything.
+    let (code, err2) = run_resume_line(dir.path(), &err);
+    assert_eq!(code, Some(0), "{err2}");
+    assert_complete(dir.path());
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert!(rows.iter().all(|r| r.extra.len() == 1), "content-type kept");
+}
+
+#[test]
+fn resume_of_another_job_exits_2_naming_what_differs_and_leaves_the_file_as_it_was() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_csv = dir.path().join("out.csv");
+    // The first run went to a wrong address: every row is a `connect` error.
+    let wrong = format!("http://127.0.0.1:{}/log?id={{id}}", free_port());
+    let run = |url: &str, extra: &[&str]| {
+        TestCommand::run(dir.path(), url, "0..300")
+            .shards(1)
+            .concurrency(8)
+            .output("out.csv")
+            .args(["--retries", "0", "-H", "Authorization: Bearer s3cret-token"])
+            .args(extra)
+            .output_of()
+    };
+    let out = run(&wrong, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let record = std::fs::read_to_string(dir.path().join(".out.csv.job.json")).expect("record");
+    assert!(
+        record.contains("/log?id={id}") && !record.contains("s3cret"),
+        "the URL kept, no secret: {record}"
+    );
+    let before = std::fs::read(&out_csv).expect("read");
+    let refused = [
+        (server.url(), vec![], "the URL differs"),
+        (
+            wrong.clone(),
+            vec!["-X", "POST"],
+            "the method differs (GET then, POST now)",
+        ),
+        (
+            wrong.clone(),
+            vec!["-H", "X-Day: {id}"],
+            "-H differs (Authorization then, Authorization, X-Day: {id} now)",
+        ),
+        (
+            wrong.clone(),
+            vec!["--extract", "v=/v"],
+            "--extract differs (none then, v=/v now)",
+        ),
+        (wrong.clone(), vec!["-d", "x"], "the method differs"),
+    ];
+    for (url, extra, why) in refused {
+        let out = run(&url, &[&["--resume"], extra.as_slice()].concat());
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(why) && err.contains("--overwrite"), "{err}");
+        assert_eq!(std::fs::read(&out_csv).expect("read"), before, "untouched");
+    }
+    // What may change on a resume without harm is not refused: shards, concurrency, timeouts,
+    // retries, the value of a secret header.
+    let out = TestCommand::run(dir.path(), &wrong, "0..300")
+        .shards(2)
+        .concurrency(3)
+        .output("out.csv")
+        .args(["--retries", "1", "--timeout", "5s", "--resume"])
+        .args(["-H", "Authorization: Bearer another-token"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // An output of an earlier build, without its record, still resumes.
+    std::fs::remove_file(dir.path().join(".out.csv.job.json")).expect("remove record");
+    let out = run(&server.url(), &["--resume"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
 fn sigterm_exits_143() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_server, run, _) = start_slow_run(dir.path(), &[]);
@@ -255,6 +357,49 @@ fn resume_with_retry_failed_refetches_failed_rows_and_keeps_one_row_per_id() {
         "{:?}",
         rows[0]
     );
+}
+
+#[test]
+fn resume_says_how_many_kept_rows_failed_and_retry_failed_takes_the_kinds_to_fetch_again() {
+    let server = Server::start(&["--fail-first", "1"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = server.url();
+    let run = |extra: &[&str]| {
+        TestCommand::run(dir.path(), &url, "0..300")
+            .shards(2)
+            .concurrency(16)
+            .output("out.csv")
+            .args(["--retries", "0"])
+            .args(extra)
+            .output_of()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = run(&["--resume"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("; 300 of the kept rows failed (503 300): --retry-failed fetches them again"),
+        "{}",
+        stderr(&out)
+    );
+    // Rows of a kind not named stay.
+    let out = run(&["--resume", "--retry-failed=errors,404"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nothing to do"), "{}", stderr(&out));
+    let out = run(&["--resume", "--retry-failed=5xx,oops"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("`oops` is not errors"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["--resume", "--retry-failed=errors,5xx,429"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 300);
+    assert!(rows.iter().all(|r| r.status == Some(200)), "{:?}", rows[0]);
 }
 
 #[test]

@@ -14,13 +14,15 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod commands;
+mod elsewhere;
 mod run;
 mod values;
 
 pub use commands::{CompletionsArgs, MergeArgs, ServeArgs, TuneArgs, WorkerArgs};
+pub use elsewhere::{GivenElsewhere, Shown};
 pub use run::RunArgs;
 pub use values::{Concurrency, FormatArg, KeepArg};
 
@@ -103,9 +105,10 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
         Some(path) => path.clone(),
         None => match user_config_path(|name| std::env::var_os(name)) {
             Some(path) if path.exists() => path,
-            _ => return Ok(cli),
+            _ => return parse_run(argv, None),
         },
     };
+    let named = run.config.is_some();
     let mut layer = config_file_args(&path)?;
     // Precedence is flag, environment variable, config file, default: a file value for a flag
     // whose RINGSCRAPE_* variable is set gives way to it.
@@ -129,7 +132,26 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
         .into_iter()
         .chain(layer)
         .chain(argv.into_iter().skip(2));
-    Ok(Cli::try_parse_from(merged)?)
+    parse_run(merged, (!named).then_some(path.as_path()))
+}
+
+/// `run`'s final parse, noting the flags given elsewhere than on the command line (see
+/// [`elsewhere`]); `default_config` is the config file read without being named.
+fn parse_run(
+    argv: impl IntoIterator<Item = OsString>,
+    default_config: Option<&Path>,
+) -> Result<Cli, CliError> {
+    let mut command = Cli::command();
+    let matches = command.try_get_matches_from_mut(argv)?;
+    let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
+    if let (Command::Run(run), Some(("run", sub)), Some(flags)) = (
+        &mut cli.command,
+        matches.subcommand(),
+        command.find_subcommand("run"),
+    ) {
+        run.given_elsewhere = elsewhere::of(flags, sub, default_config);
+    }
+    Ok(cli)
 }
 
 /// True when `arg` (`--name=value` from the config file) is a flag whose environment variable

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::elsewhere::GivenElsewhere;
 use super::values::{Concurrency, FormatArg, bytes_arg, ratio_arg, seconds_arg};
 
 /// Flags of `run`. Each flag is declared once, here: its doc is the help text, its default is
@@ -167,9 +168,18 @@ pub struct RunArgs {
     /// Complete an interrupted run: keep the rows already in --output, fetch only the other ids
     #[arg(long)]
     pub resume: bool,
-    /// With --resume: fetch again the ids whose row is an error or a non-2xx status
-    #[arg(long, requires = "resume")]
-    pub retry_failed: bool,
+    /// With --resume: fetch again the ids whose row failed. Bare, every error and non-2xx
+    /// status; =LIST only those named, comma-separated: errors, an error kind (dns, tls,
+    /// timeout…), a status class (5xx) or a status (429), e.g. --retry-failed=errors,5xx,429
+    #[arg(
+        long,
+        value_name = "LIST",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "",
+        requires = "resume"
+    )]
+    pub retry_failed: Option<String>,
     /// Whole-request deadline in seconds, body included
     #[arg(
         long,
@@ -318,4 +328,8 @@ pub struct RunArgs {
         allow_negative_numbers = true
     )]
     pub grace: f64,
+    /// Not a flag: the flags whose values came from the environment or the config file found by
+    /// default, for the resume line (filled by `cli::parse`).
+    #[arg(skip)]
+    pub given_elsewhere: Vec<GivenElsewhere>,
 }

@@ -14,6 +14,7 @@ use super::lock::{self, LockError, OutputLock};
 use super::parquet::{self, ParquetRows};
 use super::resume::{self, ResumeError, Resumed};
 use super::writer::{self, WriteRows};
+use crate::failed::FailedRows;
 use crate::ids::{IdRange, IdSet};
 use crate::model::{Continuation, Schema};
 use crate::timeline::IdMap;
@@ -25,8 +26,9 @@ pub enum WriteMode {
     New,
     /// Replace it.
     Overwrite,
-    /// Keep its rows and fetch only the ids without one (or without a 2xx, with `retry_failed`).
-    Resume { retry_failed: bool },
+    /// Keep its rows and fetch only the ids without one (and those whose row `retry_failed`
+    /// counts as failed).
+    Resume { retry_failed: Option<FailedRows> },
 }
 
 /// What a run writes, and how.
@@ -68,7 +70,9 @@ pub enum OpenError {
     Open(PathBuf, io::Error),
     #[error("writing {0}: {1}")]
     Write(PathBuf, io::Error),
-    #[error("--resume {0}: {1}; refusing to append to it")]
+    #[error(
+        "--resume {0}: {1}; refusing to append to it (resume with the first run's flags, or start afresh: --overwrite, or another -o)"
+    )]
     OtherJob(PathBuf, String),
 }
 
@@ -208,6 +212,18 @@ fn note_resumed(path: &Path, resumed: &Resumed, ids: IdRange) {
     }
     if resumed.dropped_rows > 0 {
         note += &format!("; dropped {} rows to fetch again", resumed.dropped_rows);
+    }
+    if !resumed.kept_failed.is_empty() {
+        let count: u64 = resumed.kept_failed.values().sum();
+        let kinds: Vec<String> = resumed
+            .kept_failed
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        note += &format!(
+            "; {count} of the kept rows failed ({}): --retry-failed fetches them again (--retry-failed=LIST only some: errors, 5xx, 429…)",
+            kinds.join(", ")
+        );
     }
     if resumed.removed_parts > 0 {
         note += &format!(

@@ -8,6 +8,7 @@
 //! item is done once a kept row ends its chain (no next, a failed page, `--max-pages`). An item
 //! with pages kept but no end is open: the run goes on from its last kept page's `next`.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use super::format::RowFormat;
 use super::parquet;
 use super::reader::{RawRow, ReadError, RowCopier, RowReader, complete_len};
 use super::writer::Sink;
+use crate::failed::FailedRows;
 use crate::ids::{IdRange, IdSet};
 use crate::model::{Continuation, Pages};
 use crate::timeline::IdMap;
@@ -35,6 +37,8 @@ pub struct Resumed {
     pub dropped_rows: u64,
     /// Parquet: unfinished parts a crash left, removed.
     pub removed_parts: u64,
+    /// Kept rows that are not a success, by error kind or status (`dns`, `404`).
+    pub kept_failed: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,21 +78,24 @@ struct Keeping {
     done: IdSet,
     /// Items with pages kept and no end yet: the last kept page and the next it gave.
     open: std::collections::HashMap<u64, (u32, String)>,
-    retry_failed: bool,
+    retry_failed: Option<FailedRows>,
     failed: u64,
     duplicates: u64,
+    /// Kept rows that are not a success, by error kind or status.
+    kept_failed: BTreeMap<String, u64>,
     /// What each ended item came to.
     map: IdMap,
 }
 
 impl Keeping {
-    fn new(range: IdRange, retry_failed: bool) -> Keeping {
+    fn new(range: IdRange, retry_failed: Option<FailedRows>) -> Keeping {
         Keeping {
             done: IdSet::new(range),
             open: Default::default(),
             retry_failed,
             failed: 0,
             duplicates: 0,
+            kept_failed: BTreeMap::new(),
             map: IdMap::new(range),
         }
     }
@@ -110,9 +117,20 @@ impl Keeping {
             self.duplicates += 1;
             return Ok(false);
         }
-        if self.retry_failed && !succeeded {
+        if let Some(failed) = self.retry_failed
+            && failed.counts(raw.status()?, raw.error()?)
+        {
             self.failed += 1;
             return Ok(false);
+        }
+        if !succeeded {
+            let label = match raw.error()? {
+                Some(kind) => kind.as_str().to_string(),
+                None => raw
+                    .status()?
+                    .map_or_else(|| "none".into(), |s| s.to_string()),
+            };
+            *self.kept_failed.entry(label).or_default() += 1;
         }
         match page {
             Some((page, next, pages)) if succeeded && pages.goes_on(page, next.as_bytes()) => {
@@ -188,7 +206,7 @@ fn tally<R: BufRead>(
     rows: Result<Option<RowReader<R>>, ReadError>,
     range: IdRange,
     layout: Layout<'_>,
-    retry_failed: bool,
+    retry_failed: Option<FailedRows>,
 ) -> Result<Keeping, ResumeError> {
     let mut keeping = Keeping::new(range, retry_failed);
     each_row(path, rows, range, layout, |id, succeeded, raw| {
@@ -206,7 +224,7 @@ pub fn prepare(
     path: &Path,
     range: IdRange,
     layout: Layout<'_>,
-    retry_failed: bool,
+    retry_failed: Option<FailedRows>,
 ) -> Result<Option<Resumed>, ResumeError> {
     if layout.format == RowFormat::Parquet {
         return prepare_parquet(path, range, layout, retry_failed);
@@ -240,6 +258,7 @@ pub fn prepare(
         torn_bytes,
         dropped_rows,
         removed_parts: 0,
+        kept_failed: keeping.kept_failed,
     }))
 }
 
@@ -251,7 +270,7 @@ fn prepare_parquet(
     dir: &Path,
     range: IdRange,
     layout: Layout<'_>,
-    retry_failed: bool,
+    retry_failed: Option<FailedRows>,
 ) -> Result<Option<Resumed>, ResumeError> {
     let io_err = |e| ResumeError::Io(dir.into(), e);
     if !dir.exists() {
@@ -297,6 +316,7 @@ fn prepare_parquet(
         torn_bytes: 0,
         dropped_rows,
         removed_parts,
+        kept_failed: keeping.kept_failed,
     }))
 }
 
@@ -308,7 +328,7 @@ fn rewrite_keeping(
     complete: u64,
     range: IdRange,
     layout: Layout<'_>,
-    retry_failed: bool,
+    retry_failed: Option<FailedRows>,
 ) -> Result<(), ResumeError> {
     let io_err = |e| ResumeError::Io(path.into(), e);
     // Through a symbolic link to the file itself, and with its permissions: the rewrite replaces
@@ -385,7 +405,7 @@ mod tests {
     #[test]
     fn a_torn_last_line_is_cut_and_its_id_is_not_done() {
         let (_dir, path) = file_with(&format!("{HEAD}0,200,9,1.000,1,\n2,200,9,1.000,1,\n1,20"));
-        let resumed = prepare(&path, IdRange::new(0, 3), csv(&fixed()), false)
+        let resumed = prepare(&path, IdRange::new(0, 3), csv(&fixed()), None)
             .expect("ok")
             .expect("resumable");
         assert_eq!(resumed.torn_bytes, 4);
@@ -404,9 +424,14 @@ mod tests {
         fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod");
         let link = dir.path().join("link.csv");
         symlink(&file, &link).expect("symlink");
-        let resumed = prepare(&link, IdRange::new(0, 2), csv(&fixed()), true)
-            .expect("ok")
-            .expect("resumable");
+        let resumed = prepare(
+            &link,
+            IdRange::new(0, 2),
+            csv(&fixed()),
+            Some(FailedRows::unsuccessful()),
+        )
+        .expect("ok")
+        .expect("resumable");
         assert_eq!(resumed.dropped_rows, 1);
         assert!(
             fs::symlink_metadata(&link)
@@ -427,9 +452,14 @@ mod tests {
         let rows =
             "0,200,9,1.000,1,\n1,,0,30000.000,3,timeout\n2,503,0,1.000,3,\n3,204,0,1.000,1,\n";
         let (_dir, path) = file_with(&format!("{HEAD}{rows}"));
-        let resumed = prepare(&path, IdRange::new(0, 4), csv(&fixed()), true)
-            .expect("ok")
-            .expect("resumable");
+        let resumed = prepare(
+            &path,
+            IdRange::new(0, 4),
+            csv(&fixed()),
+            Some(FailedRows::unsuccessful()),
+        )
+        .expect("ok")
+        .expect("resumable");
         assert_eq!(resumed.dropped_rows, 2);
         assert_eq!(resumed.done.count(), 2);
         assert_eq!(
@@ -442,7 +472,7 @@ mod tests {
     #[test]
     fn duplicate_rows_are_collapsed_to_the_first() {
         let (_dir, path) = file_with(&format!("{HEAD}0,200,9,1.000,1,\n0,200,9,2.000,1,\n"));
-        let resumed = prepare(&path, IdRange::new(0, 2), csv(&fixed()), false)
+        let resumed = prepare(&path, IdRange::new(0, 2), csv(&fixed()), None)
             .expect("ok")
             .expect("resumable");
         assert_eq!((resumed.dropped_rows, resumed.done.count()), (1, 1));
@@ -456,17 +486,17 @@ mod tests {
     fn refuses_a_file_that_is_not_ours_or_not_this_range() {
         let (_dir, path) = file_with("a,b,c\n1,2,3\n");
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), csv(&fixed()), false),
+            prepare(&path, IdRange::new(0, 5), csv(&fixed()), None),
             Err(ResumeError::Header(..))
         ));
         let (_dir, path) = file_with(&format!("{HEAD}7,200,9,1.000,1,\n"));
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), csv(&fixed()), false),
+            prepare(&path, IdRange::new(0, 5), csv(&fixed()), None),
             Err(ResumeError::OutOfRange(..))
         ));
         let (_dir, path) = file_with(&format!("{HEAD}x,200,9,1.000,1,\n"));
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), csv(&fixed()), false),
+            prepare(&path, IdRange::new(0, 5), csv(&fixed()), None),
             Err(ResumeError::Row(..))
         ));
     }
@@ -475,13 +505,13 @@ mod tests {
     fn nothing_to_resume_without_a_complete_header() {
         let (_dir, path) = file_with("id,sta");
         assert!(
-            prepare(&path, IdRange::new(0, 5), csv(&fixed()), false)
+            prepare(&path, IdRange::new(0, 5), csv(&fixed()), None)
                 .expect("ok")
                 .is_none()
         );
         let missing = path.with_file_name("missing.csv");
         assert!(
-            prepare(&missing, IdRange::new(0, 5), csv(&fixed()), false)
+            prepare(&missing, IdRange::new(0, 5), csv(&fixed()), None)
                 .expect("ok")
                 .is_none()
         );
@@ -492,12 +522,12 @@ mod tests {
         let (_dir, path) =
             file_with("id,status,bytes,latency_ms,attempts,error,body\n0,200,1,1.0,1,,x\n");
         assert!(matches!(
-            prepare(&path, IdRange::new(0, 5), csv(&fixed()), false),
+            prepare(&path, IdRange::new(0, 5), csv(&fixed()), None),
             Err(ResumeError::Columns(..))
         ));
         let mut with_body = fixed();
         with_body.push("body".into());
-        let resumed = prepare(&path, IdRange::new(0, 5), csv(&with_body), false)
+        let resumed = prepare(&path, IdRange::new(0, 5), csv(&with_body), None)
             .expect("ok")
             .expect("resumable");
         assert!(resumed.done.contains(0));
@@ -523,7 +553,7 @@ mod tests {
                     1,200,9,1.000,1,,1,u/1/2\n2,200,9,1.000,1,,0,u/2/1\n1,200,9,1.000,1,,1,u/1/2\n\
                     2,500,9,1.000,3,,1,\n";
         let (_dir, path) = file_with(&format!("{head}{rows}"));
-        let resumed = prepare(&path, IdRange::new(0, 4), layout, false)
+        let resumed = prepare(&path, IdRange::new(0, 4), layout, None)
             .expect("ok")
             .expect("resumable");
         assert_eq!(resumed.dropped_rows, 1, "page 1 of item 1 twice");
@@ -538,9 +568,14 @@ mod tests {
             }]
         );
         // With --retry-failed the failed page goes: item 2 goes on from its page 0.
-        let resumed = prepare(&path, IdRange::new(0, 4), layout, true)
-            .expect("ok")
-            .expect("resumable");
+        let resumed = prepare(
+            &path,
+            IdRange::new(0, 4),
+            layout,
+            Some(FailedRows::unsuccessful()),
+        )
+        .expect("ok")
+        .expect("resumable");
         assert_eq!(resumed.open.len(), 2);
         assert_eq!(
             resumed.open[1],

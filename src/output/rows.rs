@@ -154,7 +154,7 @@ impl RawRow<'_> {
         self.field(column).map(Cow::into_owned)
     }
 
-    fn status(&self) -> Result<Option<u16>, ReadError> {
+    pub fn status(&self) -> Result<Option<u16>, ReadError> {
         if self.field(STATUS)?.is_empty() {
             Ok(None)
         } else {
@@ -162,7 +162,7 @@ impl RawRow<'_> {
         }
     }
 
-    fn error(&self) -> Result<Option<ErrorKind>, ReadError> {
+    pub fn error(&self) -> Result<Option<ErrorKind>, ReadError> {
         let text = self.field(ERROR)?;
         if text.is_empty() {
             return Ok(None);

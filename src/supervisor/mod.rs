@@ -21,6 +21,7 @@ pub use limits::LimitError;
 pub use signals::exit_code as signal_exit_code;
 
 use crate::assignment::WorkerSpec;
+use crate::cli::GivenElsewhere;
 use crate::config::RunConfig;
 use crate::diagnosis::Diagnosis;
 use crate::ids::{IdRange, IdSet};
@@ -134,16 +135,20 @@ pub struct Launch {
     pub worker_exe: PathBuf,
     pub stop: Arc<Stop>,
     pub argv: Vec<String>,
+    /// Flags the command line did not hold (from `RINGSCRAPE_*` variables, the config file
+    /// found by default), written out in the resume line.
+    pub given_elsewhere: Vec<GivenElsewhere>,
 }
 
 impl Launch {
     /// This process's: its own executable, Ctrl-C and SIGTERM, its command line. Call before
     /// any other thread is started (the stop signals are blocked in every thread).
-    pub fn from_process() -> Result<Launch, SupervisorError> {
+    pub fn from_process(given_elsewhere: Vec<GivenElsewhere>) -> Result<Launch, SupervisorError> {
         Ok(Launch {
             worker_exe: std::env::current_exe().map_err(|e| SupervisorError::Spawn(0, e))?,
             stop: signals::watch().map_err(SupervisorError::Signals)?,
             argv: std::env::args().collect(),
+            given_elsewhere,
         })
     }
 }
@@ -276,7 +281,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         _ => None,
     };
     let job = crate::job::identities(cfg.key_file.as_ref(), cfg.product.as_ref())
-        .map(JobRecord::new)
+        .map(|key_files| JobRecord::new(key_files, Some(cfg.job.clone())))
         .map_err(SupervisorError::KeyFile)?;
     let opened = crate::output::open(&Spec {
         output: &cfg.output,
@@ -436,7 +441,7 @@ fn run_shards(
         auto_concurrency: cfg.fetch.auto_concurrency,
         output: cfg.output.clone(),
         keys_on_stdin: cfg.stdin_spool.is_some(),
-        resume_command: resume_command(&launch.argv),
+        resume_command: resume_command(&launch.argv, &launch.given_elsewhere),
         interrupted: stop.signal(),
         auth_failed,
         max_failed: cfg.max_failed,
@@ -587,19 +592,24 @@ fn plan_shards(cfg: &RunConfig, done: Option<&IdSet>, open: &[Continuation]) -> 
         .collect()
 }
 
-/// The run's command line, made to resume: `--overwrite` dropped, `--resume` added, quoted
-/// for a POSIX shell.
-fn resume_command(argv: &[String]) -> String {
-    let mut args: Vec<String> = argv
+/// The run's command line, made to resume: `--overwrite` dropped, the flags given elsewhere
+/// (environment, default config file) written out, `--resume` last, quoted for a POSIX shell:
+/// pasted into a fresh shell, it completes the run.
+fn resume_command(argv: &[String], given_elsewhere: &[GivenElsewhere]) -> String {
+    let args: Vec<String> = argv
         .iter()
-        .filter(|a| *a != "--overwrite")
+        .filter(|a| *a != "--overwrite" && *a != "--resume")
         .cloned()
         .collect();
-    if !args.iter().any(|a| a == "--resume") {
-        args.push("--resume".into());
+    // Resume lines land in Slurm .out files and CI logs: no secret in them (a secret variable
+    // is written as a reference to it).
+    let mut line = shell_words::join(crate::redact::redact_args(&args));
+    for given in given_elsewhere {
+        line.push(' ');
+        line.push_str(&given.shell_words());
     }
-    // Resume lines land in Slurm .out files and CI logs: no secret in them.
-    shell_words::join(crate::redact::redact_args(&args))
+    line.push_str(" --resume");
+    line
 }
 
 fn start_workers(
@@ -830,5 +840,45 @@ mod tests {
         let outcome = summarize(run);
         assert!(!outcome.complete && !outcome.stdout_closed);
         assert_eq!(outcome.missing.expect("resumable").have_rows, 100);
+    }
+
+    #[test]
+    fn the_resume_line_writes_out_flags_from_the_environment_and_secrets_by_reference() {
+        use crate::cli::Shown;
+        let argv: Vec<String> = [
+            "ringscrape",
+            "run",
+            "-u",
+            "http://h/?id={id}",
+            "--overwrite",
+        ]
+        .map(String::from)
+        .to_vec();
+        let given = [
+            GivenElsewhere {
+                flag: "--ids".into(),
+                value: Shown::Text("0..60000".into()),
+            },
+            GivenElsewhere {
+                flag: "--proxy".into(),
+                value: Shown::Variable("RINGSCRAPE_PROXY".into()),
+            },
+            GivenElsewhere {
+                flag: "--config".into(),
+                value: Shown::Text("my dir/c.toml".into()),
+            },
+        ];
+        assert_eq!(
+            resume_command(&argv, &given),
+            "ringscrape run -u 'http://h/?id={id}' --ids 0..60000 --proxy \"$RINGSCRAPE_PROXY\" \
+             --config 'my dir/c.toml' --resume"
+        );
+        let again: Vec<String> = ["ringscrape", "run", "--resume", "-o", "f.csv"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(
+            resume_command(&again, &[]),
+            "ringscrape run -o f.csv --resume"
+        );
     }
 }
