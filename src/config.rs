@@ -9,7 +9,7 @@ use crate::assignment::Fetch;
 use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
 use crate::document;
 use crate::extract::ExtractSpec;
-use crate::failed::FailedRows;
+use crate::failed::{FailedRows, MaxFailed};
 use crate::ids::{IdRange, IdRangeError};
 use crate::job::{self, KeyFile, Product, RecordFile, RecordFileError, RecordFormat};
 use crate::merge::Keep;
@@ -55,7 +55,7 @@ pub struct RunConfig {
     /// `--abort-after`: stop after this many ids in a row end in transport errors (0: never).
     pub abort_after: u64,
     /// `--max-failed`: the share of failed rows above which the run exits 4.
-    pub max_failed: Option<f64>,
+    pub max_failed: Option<MaxFailed>,
     /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`; only this node's
     /// slice of them when the job spans several nodes.
     pub ids: IdRange,
@@ -323,7 +323,21 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         auth: auth_of(args)?,
         rate: args.rate.map(positive_rate).transpose()?,
         abort_after: args.abort_after,
-        max_failed: args.max_failed,
+        max_failed: args.max_failed.map(|limit| MaxFailed {
+            limit,
+            counts: match mode {
+                WriteMode::Resume {
+                    retry_failed: Some(counts),
+                } if args
+                    .retry_failed
+                    .as_deref()
+                    .is_some_and(|list| !list.is_empty()) =>
+                {
+                    counts
+                }
+                _ => FailedRows::AT_LEAST_400,
+            },
+        }),
         summary_json: args.summary_json.clone(),
         metrics,
         dashboard,

@@ -7,7 +7,8 @@
 
 use std::cell::Cell;
 
-use crate::model::{ErrorKind, Record, counts_as_failed};
+use crate::failed::FailedRows;
+use crate::model::{ErrorKind, Record};
 use crate::stats::AnswerCounts;
 use crate::url::{Origin, Scheme};
 
@@ -30,7 +31,7 @@ pub enum Failed {
 impl Failed {
     /// `None` when the row does not count as failed.
     pub fn of(record: &Record) -> Option<Failed> {
-        if !counts_as_failed(record.status, record.error) {
+        if !FailedRows::AT_LEAST_400.counts(record.status, record.error) {
             return None;
         }
         Some(match (record.error, record.status) {

@@ -2,11 +2,23 @@
 //! predicate for every reader of it. Bare, every row that is not a success (an error, or a
 //! status other than 2xx); with a list, only the kinds named: `errors` (every error row), an
 //! error kind (`dns`, `tls`, `timeout`…), a status class (`5xx`) or a status (`429`).
+//! `--max-failed` counts rows the same way when `--retry-failed=LIST` is given, else
+//! [`FailedRows::AT_LEAST_400`].
 
 use crate::model::{ErrorKind, is_success};
+use crate::stats::WorkerStats;
 
 /// Statuses are three digits: one bit each below 1000.
 const STATUS_WORDS: usize = 16;
+
+/// `--max-failed`: the share of this run's rows allowed to fail, and which rows count.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MaxFailed {
+    /// A ratio, 0 to 1.
+    pub limit: f64,
+    /// As `--retry-failed=LIST` counts them when given, else [`FailedRows::AT_LEAST_400`].
+    pub counts: FailedRows,
+}
 
 /// A set of rows that count as failed, by error kind and status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +32,23 @@ pub struct FailedRows {
 }
 
 impl FailedRows {
+    /// Error rows and statuses of 400 or more: what `--max-failed` counts by default and what
+    /// the first rows' warning calls failed (a 3xx left by `--follow-redirects 0` is an
+    /// answer, not a failure).
+    pub const AT_LEAST_400: FailedRows = {
+        let mut rows = FailedRows {
+            error_kinds: u32::MAX,
+            statuses: [0; STATUS_WORDS],
+            no_status: false,
+        };
+        let mut status = 400;
+        while status < 1000 {
+            rows.statuses[status / 64] |= 1 << (status % 64);
+            status += 1;
+        }
+        rows
+    };
+
     /// Every row that is not a success: the bare `--retry-failed`.
     pub fn unsuccessful() -> FailedRows {
         let mut rows = FailedRows::none();
@@ -85,6 +114,22 @@ impl FailedRows {
             (None, None) => self.no_status,
         }
     }
+
+    /// The rows of `stats` that count as failed, from its counts by error kind and status.
+    pub fn count_in(&self, stats: &WorkerStats) -> u64 {
+        let errors: u64 = ErrorKind::ALL
+            .iter()
+            .filter(|kind| self.error_kinds & (1 << kind.slot()) != 0)
+            .map(|kind| stats.errors_by_kind[kind.slot()])
+            .sum();
+        let statuses: u64 = stats
+            .statuses
+            .iter()
+            .filter(|&(&status, _)| self.counts(Some(status), None))
+            .map(|(_, rows)| rows)
+            .sum();
+        errors + statuses
+    }
 }
 
 impl Default for FailedRows {
@@ -119,5 +164,40 @@ mod tests {
         let err = FailedRows::parse("5xx,oops").expect_err("unknown word");
         assert!(err.contains("`oops` is not errors"), "{err}");
         assert!(FailedRows::parse("42").is_err());
+    }
+
+    #[test]
+    fn at_least_400_counts_errors_and_4xx_5xx_not_3xx_and_tallies_agree_row_by_row() {
+        let rule = FailedRows::AT_LEAST_400;
+        assert!(rule.counts(Some(404), None) && rule.counts(Some(503), None));
+        assert!(rule.counts(None, Some(ErrorKind::Timeout)));
+        assert!(!rule.counts(Some(302), None) && !rule.counts(Some(200), None));
+        let rows = [
+            (Some(200), None),
+            (Some(302), None),
+            (Some(404), None),
+            (Some(429), None),
+            (Some(503), None),
+            (None, Some(ErrorKind::Dns)),
+            (Some(200), Some(ErrorKind::Decode)),
+        ];
+        let mut stats = WorkerStats::new();
+        for (index, (status, error)) in rows.iter().enumerate() {
+            stats.record(&crate::model::Record {
+                index: index as u64,
+                status: *status,
+                error: *error,
+                ..Default::default()
+            });
+        }
+        for rule in [
+            FailedRows::AT_LEAST_400,
+            FailedRows::unsuccessful(),
+            FailedRows::parse("errors,429").expect("list"),
+            FailedRows::parse("5xx").expect("list"),
+        ] {
+            let by_row = rows.iter().filter(|(s, e)| rule.counts(*s, *e)).count();
+            assert_eq!(rule.count_in(&stats), by_row as u64, "{rule:?}");
+        }
     }
 }

@@ -132,13 +132,6 @@ pub fn is_success(status: Option<u16>, error: Option<ErrorKind>) -> bool {
     error.is_none() && status.is_some_and(|s| (200..300).contains(&s))
 }
 
-/// True when a row counts against `--max-failed`: an error, or a status of 400 or more (a 3xx
-/// left by `--follow-redirects 0` is an answer, not a failure). One place, so that the share can
-/// later follow what `--retry-failed` is told to fetch again.
-pub fn counts_as_failed(status: Option<u16>, error: Option<ErrorKind>) -> bool {
-    error.is_some() || status.is_some_and(|s| s >= 400)
-}
-
 /// How a kept body is written into the `body` column.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BodyEncoding {

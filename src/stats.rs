@@ -7,7 +7,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
-use crate::model::{ErrorKind, Record, counts_as_failed};
+use crate::model::{ErrorKind, Record};
 use crate::timeline::{IdMap, Timeline};
 
 /// Latencies above an hour are clamped; the deadline ends requests long before that.
@@ -135,9 +135,6 @@ pub struct WorkerStats {
     pub requests: u64,
     /// Rows by status code (tallied where rows are, not sent on the wire).
     pub statuses: BTreeMap<u16, u64>,
-    /// Rows that count against `--max-failed` ([`counts_as_failed`]; tallied where rows are,
-    /// not sent on the wire).
-    pub failed: u64,
     /// Latency of requests that got a response, in microseconds.
     pub latency_us: Histogram<u64>,
 }
@@ -163,7 +160,6 @@ impl WorkerStats {
             answers: AnswerCounts::default(),
             requests: 0,
             statuses: BTreeMap::new(),
-            failed: 0,
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("static histogram bounds are valid"),
         }
@@ -173,7 +169,6 @@ impl WorkerStats {
         self.rows += 1;
         self.bytes += record.bytes;
         self.requests += u64::from(record.attempts);
-        self.failed += u64::from(counts_as_failed(record.status, record.error));
         // A row keeps the status of an answer whose body then failed; the tallies count it
         // as an error only, as before rows kept it.
         let answered = record.status.filter(|_| record.error.is_none());
@@ -204,7 +199,6 @@ impl WorkerStats {
         self.throttled_us += other.throttled_us;
         self.answers.merge(&other.answers);
         self.requests += other.requests;
-        self.failed += other.failed;
         for (status, count) in &other.statuses {
             *self.statuses.entry(*status).or_default() += count;
         }
@@ -287,9 +281,5 @@ mod tests {
         // Only responses count towards latency.
         assert_eq!(a.latency_us.len(), 3);
         assert!(a.latency_us.max() < 3_100);
-        // The 404 and the timeout count against --max-failed; a 3xx does not.
-        assert_eq!(a.failed, 2);
-        a.record(&row(Some(302), None, 1_000));
-        assert_eq!(a.failed, 2);
     }
 }

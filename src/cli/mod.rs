@@ -125,7 +125,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
             .strip_prefix("error: ")
             .unwrap_or(&message)
             .to_string();
-        CliError::ConfigFile(path, message)
+        CliError::ConfigFile(path.clone(), message)
     })?;
     // `argv` is `program run <flags…>`: `run` has no global flags before it.
     let merged = [program, "run".into()]

@@ -316,7 +316,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub abort_after: u64,
     /// Exit 4 when more than this share of the run's rows failed (an error, or a status of 400 or
-    /// more), as 0.05 or 5%; without it a run that completes exits 0 whatever its rows hold
+    /// more; with --retry-failed=LIST, the rows it names), as 0.05 or 5%; without it a run that
+    /// completes exits 0 whatever its rows hold
     #[arg(long, value_name = "RATIO", value_parser = ratio_arg)]
     pub max_failed: Option<f64>,
     /// On Ctrl-C or SIGTERM, time in-flight requests get to finish, in seconds

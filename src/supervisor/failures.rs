@@ -10,7 +10,7 @@ use super::pipes::StatsBoard;
 /// The share of failed rows that passed `--max-failed`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TooManyFailed {
-    /// Rows of this run that failed (an error, or a status of 400 or more).
+    /// Rows of this run that failed, as `--max-failed` counts them ([`crate::failed::MaxFailed`]).
     pub failed: u64,
     /// Rows of this run.
     pub rows: u64,

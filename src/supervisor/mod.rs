@@ -24,6 +24,7 @@ use crate::assignment::WorkerSpec;
 use crate::cli::GivenElsewhere;
 use crate::config::RunConfig;
 use crate::diagnosis::Diagnosis;
+use crate::failed::MaxFailed;
 use crate::ids::{IdRange, IdSet};
 use crate::inflight::InFlightTable;
 use crate::job::Keys;
@@ -468,7 +469,7 @@ struct Ended {
     /// `--auth-command` failed and stopped the run.
     auth_failed: bool,
     /// `--max-failed`.
-    max_failed: Option<f64>,
+    max_failed: Option<MaxFailed>,
 }
 
 /// The reader of standard output went away (`… -o - | head`): the run stops quietly, as
@@ -510,7 +511,9 @@ fn summarize(ended: Ended) -> RunOutcome {
         Some(views) => (Some(views.timeline), Some(views.map)),
         None => (None, None),
     };
-    let too_many_failed = TooManyFailed::judge(tally.failed, tally.rows, ended.max_failed);
+    let too_many_failed = ended.max_failed.and_then(|max| {
+        TooManyFailed::judge(max.counts.count_in(&tally), tally.rows, Some(max.limit))
+    });
     let have_rows = ended.kept + items_written;
     let summary = Summary {
         stats: tally,
@@ -740,6 +743,7 @@ fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::failed::FailedRows;
 
     fn ended(rows: u64, kept: u64, items: u64) -> Ended {
         let mut tally = WorkerStats::new();
@@ -791,21 +795,26 @@ mod tests {
 
     #[test]
     fn max_failed_is_passed_by_a_share_above_it_only() {
+        let five_percent = MaxFailed {
+            limit: 0.05,
+            counts: FailedRows::AT_LEAST_400,
+        };
         let mut run = ended(100, 0, 100);
-        run.report.tally.failed = 5;
-        run.max_failed = Some(0.05);
+        run.report.tally.statuses.insert(500, 5);
+        run.max_failed = Some(five_percent);
         assert_eq!(
             summarize(run).too_many_failed,
             None,
             "5 of 100 is 5%: allowed"
         );
         let mut run = ended(100, 0, 100);
-        run.report.tally.failed = 6;
-        run.max_failed = Some(0.05);
+        run.report.tally.statuses.insert(404, 6);
+        run.report.tally.statuses.insert(302, 10);
+        run.max_failed = Some(five_percent);
         let over = summarize(run).too_many_failed.expect("6% is more than 5%");
         assert_eq!((over.failed, over.rows), (6, 100));
         let mut run = ended(100, 0, 100);
-        run.report.tally.failed = 100;
+        run.report.tally.statuses.insert(500, 100);
         assert_eq!(
             summarize(run).too_many_failed,
             None,
