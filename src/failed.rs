@@ -115,6 +115,19 @@ impl FailedRows {
         }
     }
 
+    /// The rows of `labelled` that count as failed: counts by error kind or status as a resume
+    /// tallies kept rows (`dns`, `404`, `none`: [`crate::output::resume::Resumed::kept_failed`]).
+    pub fn count_labelled(&self, labelled: &std::collections::BTreeMap<String, u64>) -> u64 {
+        labelled
+            .iter()
+            .filter(|(label, _)| match ErrorKind::parse(label) {
+                Some(kind) => self.counts(None, Some(kind)),
+                None => self.counts(label.parse().ok(), None),
+            })
+            .map(|(_, rows)| rows)
+            .sum()
+    }
+
     /// The rows of `stats` that count as failed, from its counts by error kind and status.
     pub fn count_in(&self, stats: &WorkerStats) -> u64 {
         let errors: u64 = ErrorKind::ALL

@@ -122,6 +122,21 @@ fn tls_to_a_plain_port_says_use_http() {
         warning.contains("the server answered plain HTTP, not TLS: use http://"),
         "{warning}"
     );
+
+    // Run again with --resume (as a requeued Slurm task or a retried Kubernetes index is): the
+    // kept rows are judged too, so nothing fetched does not make the job a success.
+    let out = run(
+        dir.path(),
+        &server.url(),
+        "0..400",
+        &["--retries", "0", "--max-failed", "0.05", "--resume"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("40 of 400 rows failed (10%), more than --max-failed 5% allows"),
+        "{err}"
+    );
 }
 
 #[test]

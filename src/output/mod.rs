@@ -23,5 +23,5 @@ mod rows;
 pub mod writer;
 
 pub use format::{Named, Output, RowFormat, directory_of};
-pub use open::{OpenError, Opened, Spec, WriteMode, open};
+pub use open::{Kept, OpenError, Opened, Spec, WriteMode, open};
 pub use reader::rows_on_disk;

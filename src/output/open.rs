@@ -47,8 +47,18 @@ pub struct Spec<'a> {
     pub job: &'a JobRecord,
 }
 
+/// The rows an earlier run left that a resume keeps: how many, and the failed ones by error kind
+/// or status (`--max-failed` judges the whole file, not only this run's rows).
+#[derive(Debug, Default, Clone)]
+pub struct Kept {
+    pub rows: u64,
+    pub failed: std::collections::BTreeMap<String, u64>,
+}
+
 /// The output, open for rows.
 pub struct Opened {
+    /// Resuming: the rows kept from earlier runs, and which of them failed.
+    pub kept: Kept,
     pub rows: Box<dyn WriteRows>,
     /// Resuming: the items that keep their row.
     pub done: Option<IdSet>,
@@ -128,12 +138,16 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
     if matches!(spec.output, Output::File(_)) && kept_on_disk {
         job_record::write(&path, spec.job).map_err(|e| OpenError::Write(path.clone(), e))?;
     }
-    let (done, open, map) = match resumed {
+    let (done, open, map, kept) = match resumed {
         Some(resumed) => {
             note_resumed(&path, &resumed, spec.ids);
-            (Some(resumed.done), resumed.open, Some(resumed.map))
+            let kept = Kept {
+                rows: resumed.kept_rows,
+                failed: resumed.kept_failed,
+            };
+            (Some(resumed.done), resumed.open, Some(resumed.map), kept)
         }
-        None => (None, Vec::new(), None),
+        None => (None, Vec::new(), None, Kept::default()),
     };
     Ok(Opened {
         rows,
@@ -141,6 +155,7 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
         open,
         map,
         locks,
+        kept,
     })
 }
 

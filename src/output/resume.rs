@@ -39,6 +39,8 @@ pub struct Resumed {
     pub removed_parts: u64,
     /// Kept rows that are not a success, by error kind or status (`dns`, `404`).
     pub kept_failed: BTreeMap<String, u64>,
+    /// Rows kept (with `--next`, more than the items they belong to).
+    pub kept_rows: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +85,7 @@ struct Keeping {
     duplicates: u64,
     /// Kept rows that are not a success, by error kind or status.
     kept_failed: BTreeMap<String, u64>,
+    kept_rows: u64,
     /// What each ended item came to.
     map: IdMap,
 }
@@ -96,6 +99,7 @@ impl Keeping {
             failed: 0,
             duplicates: 0,
             kept_failed: BTreeMap::new(),
+            kept_rows: 0,
             map: IdMap::new(range),
         }
     }
@@ -123,6 +127,7 @@ impl Keeping {
             self.failed += 1;
             return Ok(false);
         }
+        self.kept_rows += 1;
         if !succeeded {
             let label = match raw.error()? {
                 Some(kind) => kind.as_str().to_string(),
@@ -259,6 +264,7 @@ pub fn prepare(
         dropped_rows,
         removed_parts: 0,
         kept_failed: keeping.kept_failed,
+        kept_rows: keeping.kept_rows,
     }))
 }
 
@@ -317,6 +323,7 @@ fn prepare_parquet(
         dropped_rows,
         removed_parts,
         kept_failed: keeping.kept_failed,
+        kept_rows: keeping.kept_rows,
     }))
 }
 

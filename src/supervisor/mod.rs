@@ -34,7 +34,7 @@ use crate::output::batch::{BYTES_IN_FLIGHT, Batch, BytesInFlight};
 use crate::output::job_record::JobRecord;
 use crate::output::lock::OutputLock;
 use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
-use crate::output::{OpenError, Output, Spec};
+use crate::output::{Kept, OpenError, Output, Spec};
 use crate::progress::Progress;
 use crate::stats::{Summary, WorkerStats};
 use crate::timeline::{IdMap, Timeline};
@@ -193,7 +193,11 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
             stdout_closed: false,
             summary: None,
             missing: None,
-            too_many_failed: None,
+            too_many_failed: too_many_failed(
+                cfg.max_failed,
+                &WorkerStats::new(),
+                &prepared.kept_rows,
+            ),
         });
     }
     let ended = run_shards(cfg, launch, &plan, prepared, credentials)?;
@@ -258,6 +262,8 @@ struct Prepared {
     rows: Box<dyn WriteRows>,
     /// Items that have a row from an earlier run.
     kept: u64,
+    /// The rows of an earlier run kept, and which failed.
+    kept_rows: Kept,
     /// Empty lines of a key file: not items.
     empties: u64,
     /// Items no worker is to fetch: those kept and the empty lines.
@@ -294,7 +300,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         bodies_dir,
         job: &job,
     })?;
-    let (rows, done, open) = (opened.rows, opened.done, opened.open);
+    let (rows, done, open, kept_rows) = (opened.rows, opened.done, opened.open, opened.kept);
     let map = opened.map.unwrap_or_else(|| IdMap::new(cfg.ids));
     let kept = done.as_ref().map_or(0, IdSet::count);
     let empties = cfg.key_file.as_ref().map_or(0, |keys| keys.empty.count());
@@ -315,6 +321,7 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         _locks: opened.locks,
         rows,
         kept,
+        kept_rows,
         empties,
         skip,
         open,
@@ -436,6 +443,7 @@ fn run_shards(
         failed_shards,
         on_disk,
         kept: prepared.kept,
+        kept_rows: prepared.kept_rows,
         empties: prepared.empties,
         items,
         wall: started.elapsed(),
@@ -458,6 +466,7 @@ struct Ended {
     /// After a failed write: the whole rows on disk and the torn bytes after them.
     on_disk: Option<(u64, u64)>,
     kept: u64,
+    kept_rows: Kept,
     empties: u64,
     items: u64,
     wall: Duration,
@@ -476,6 +485,19 @@ struct Ended {
 /// `yes | head` does, rather than failing.
 fn stdout_went_away(output: &Output, failed: Option<&io::Error>) -> bool {
     *output == Output::Stdout && failed.is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+}
+
+/// `--max-failed`'s verdict on the whole file: this run's rows and those kept from earlier
+/// runs, so that a resume that fetches little (or nothing) does not turn a job whose kept rows
+/// failed into a success.
+fn too_many_failed(
+    max: Option<MaxFailed>,
+    tally: &WorkerStats,
+    kept: &Kept,
+) -> Option<TooManyFailed> {
+    let max = max?;
+    let failed = max.counts.count_in(tally) + max.counts.count_labelled(&kept.failed);
+    TooManyFailed::judge(failed, tally.rows + kept.rows, Some(max.limit))
 }
 
 /// The run's outcome from how it ended; no I/O. Counts and latencies are the rows' own
@@ -511,9 +533,7 @@ fn summarize(ended: Ended) -> RunOutcome {
         Some(views) => (Some(views.timeline), Some(views.map)),
         None => (None, None),
     };
-    let too_many_failed = ended.max_failed.and_then(|max| {
-        TooManyFailed::judge(max.counts.count_in(&tally), tally.rows, Some(max.limit))
-    });
+    let too_many_failed = too_many_failed(ended.max_failed, &tally, &ended.kept_rows);
     let have_rows = ended.kept + items_written;
     let summary = Summary {
         stats: tally,
@@ -764,6 +784,7 @@ mod tests {
             failed_shards: 0,
             on_disk: None,
             kept,
+            kept_rows: Kept::default(),
             empties: 0,
             items,
             wall: Duration::from_secs(2),
