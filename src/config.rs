@@ -257,7 +257,19 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let retry = retry_of(args)?;
     let mode = write_mode(args)?;
     let (output, format) = output_of(args, node.as_ref(), mode)?;
-    check_reports(args, &output, format)?;
+    // `{node}` fills these names as it fills `-o`'s: each node writes its own.
+    let document = |flag, path: &Option<PathBuf>| {
+        path.as_deref()
+            .map(|path| nodes::expand_path(flag, path, node.as_ref()))
+            .transpose()
+    };
+    let summary_json = document("summary-json", &args.summary_json)?;
+    let report = document("report", &args.report)?;
+    let documents = [
+        ("summary-json", summary_json.as_deref()),
+        ("report", report.as_deref()),
+    ];
+    check_reports(args, &documents, &output, format)?;
     let metrics = args
         .metrics
         .as_deref()
@@ -338,10 +350,10 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
                 _ => FailedRows::AT_LEAST_400,
             },
         }),
-        summary_json: args.summary_json.clone(),
+        summary_json,
         metrics,
         dashboard,
-        report: args.report.clone(),
+        report,
         ids,
         node,
         key_file,
@@ -521,36 +533,39 @@ fn listen_addr(flag: &'static str, text: &str) -> Result<String, ConfigError> {
 
 /// `--metrics` is an address, `--summary-json` and `--report` can be written where they point,
 /// and no file of the run is another of its files.
-fn check_reports(args: &RunArgs, output: &Output, format: RowFormat) -> Result<(), ConfigError> {
-    for (flag, path) in [
-        ("summary-json", &args.summary_json),
-        ("report", &args.report),
-    ] {
+fn check_reports(
+    args: &RunArgs,
+    documents: &[(&'static str, Option<&Path>)],
+    output: &Output,
+    format: RowFormat,
+) -> Result<(), ConfigError> {
+    for &(flag, path) in documents {
         if let Some(path) = path {
             let dir = directory_of(path);
             if !dir.is_dir() {
                 return Err(ConfigError::ReportDir(
                     flag,
-                    path.clone(),
+                    path.to_path_buf(),
                     dir.to_path_buf(),
                 ));
             }
             // Found now, not after the whole run has been fetched.
             document::check_writable(path)
-                .map_err(|e| ConfigError::Unwritable(flag, path.clone(), e))?;
+                .map_err(|e| ConfigError::Unwritable(flag, path.to_path_buf(), e))?;
         }
     }
-    check_apart(args, output, format)
+    check_apart(args, documents, output, format)
 }
 
 /// The run's files by flag, for [`document::check_apart`].
-fn check_apart(args: &RunArgs, output: &Output, format: RowFormat) -> Result<(), ConfigError> {
+fn check_apart(
+    args: &RunArgs,
+    documents: &[(&'static str, Option<&Path>)],
+    output: &Output,
+    format: RowFormat,
+) -> Result<(), ConfigError> {
     let inputs = args.keys.iter().map(|path| ("keys", path));
     let inputs = inputs.chain(args.ids_file.iter().map(|path| ("ids-file", path)));
-    let documents = [
-        ("summary-json", &args.summary_json),
-        ("report", &args.report),
-    ];
     let files = document::RunFiles {
         rows: match output {
             Output::File(path) => Some(path.as_path()),
@@ -563,8 +578,8 @@ fn check_apart(args: &RunArgs, output: &Output, format: RowFormat) -> Result<(),
             .map(|(f, p)| (f, p.as_path()))
             .collect(),
         documents: documents
-            .into_iter()
-            .filter_map(|(f, p)| Some((f, p.as_deref()?)))
+            .iter()
+            .filter_map(|&(f, p)| Some((f, p?)))
             .collect(),
     };
     Ok(document::check_apart(&files)?)

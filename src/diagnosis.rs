@@ -18,9 +18,6 @@ pub use crate::stats::Signs;
 /// enough that the warning comes within the run's first second.
 pub const FIRST_ANSWERS: u64 = 100;
 
-/// A run shorter than this says nothing from the watch (its summary shows every row anyway).
-const FEWEST_TO_WARN: u64 = 10;
-
 /// How a row failed, as far as the diagnosis goes: its status, or its error kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failed {
@@ -75,7 +72,9 @@ impl FirstAnswers {
     /// How the first rows all failed and how many they were: once [`FIRST_ANSWERS`] rows are
     /// in, or, when the run has `ended`, all its rows (a run of at least a few).
     pub fn all_failed_alike(&self, ended: bool) -> Option<(Failed, u64)> {
-        let enough = self.seen >= FIRST_ANSWERS || (ended && self.seen >= FEWEST_TO_WARN);
+        // A run that ended has said all it will: a smoke test of a few ids is when a newcomer
+        // needs the words most.
+        let enough = self.seen >= FIRST_ANSWERS || (ended && self.seen > 0);
         if self.mixed || !enough {
             return None;
         }
@@ -174,8 +173,13 @@ impl Diagnosis {
         }
         self.said.set(true);
         self.first_said.set(Some(failed));
+        let which = match n {
+            1 => "the only row failed".to_string(),
+            n if n < FIRST_ANSWERS => format!("all {n} rows failed"),
+            n => format!("the first {n} rows all failed"),
+        };
         Some(format!(
-            "ringscrape: warning: the first {n} rows all failed with {failed}: {}",
+            "ringscrape: warning: {which} with {failed}: {}",
             diagnose(failed, answers, &self.target)
         ))
     }
@@ -193,7 +197,7 @@ impl Diagnosis {
             None => "the target looks down".into(),
         };
         format!(
-            "ringscrape: stopping: the last {limit} items in a row got no answer: {why} (--abort-after)"
+            "ringscrape: stopping: the last {limit} items in a row failed: {why} (--abort-after)"
         )
     }
 }
@@ -403,6 +407,15 @@ mod tests {
         }
         assert_eq!(mixed.all_failed_alike(true), None);
 
+        let mut smoke = FirstAnswers::default();
+        smoke.record(&row(None, Some(ErrorKind::Tls)));
+        assert_eq!(smoke.all_failed_alike(false), None);
+        assert_eq!(
+            smoke.all_failed_alike(true),
+            Some((Failed::Error(ErrorKind::Tls), 1)),
+            "a run of one id that failed says why"
+        );
+
         let mut fine = FirstAnswers::default();
         for _ in 0..FIRST_ANSWERS {
             fine.record(&row(Some(200), None));
@@ -410,7 +423,11 @@ mod tests {
         assert_eq!(fine.all_failed_alike(true), None);
         let mut short = FirstAnswers::default();
         short.record(&row(Some(404), None));
-        assert_eq!(short.all_failed_alike(true), None, "one row is no pattern");
+        assert_eq!(
+            short.all_failed_alike(false),
+            None,
+            "one row of a run going on is no pattern"
+        );
     }
 
     #[test]

@@ -187,7 +187,7 @@ fn resume_of_another_job_exits_2_naming_what_differs_and_leaves_the_file_as_it_w
         (
             wrong.clone(),
             vec!["-H", "X-Day: {id}"],
-            "-H differs (Authorization then, Authorization, X-Day: {id} now)",
+            "-H differs (authorization then, authorization, x-day: {id} now)",
         ),
         (
             wrong.clone(),

@@ -152,3 +152,46 @@ fn a_misspelt_node_placeholder_in_the_output_name_is_refused() {
     );
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
 }
+
+#[test]
+fn node_fills_the_summary_and_report_names_as_it_fills_the_outputs() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for node in ["0", "1"] {
+        TestCommand::run(dir.path(), &server.url(), "0..20")
+            .args(["--node-index", node, "--node-count", "2", "--no-progress"])
+            .args([
+                "--summary-json",
+                "sum-{node}.json",
+                "--report",
+                "rep-{node}.html",
+            ])
+            .output("part-{node}.csv")
+            .ok();
+    }
+    for made in [
+        "part-0.csv",
+        "part-1.csv",
+        "sum-0.json",
+        "sum-1.json",
+        "rep-0.html",
+        "rep-1.html",
+    ] {
+        assert!(dir.path().join(made).is_file(), "{made}");
+    }
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("sum-0.json")).expect("read"),
+    )
+    .expect("json");
+    assert_eq!(summary["output"], "part-0.csv");
+    let out = TestCommand::run(dir.path(), &server.url(), "0..20")
+        .args(["--report", "rep-{nod}.html"])
+        .output("other.csv")
+        .output_of();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--report rep-{nod}.html: nothing fills {nod}"),
+        "{}",
+        stderr(&out)
+    );
+}

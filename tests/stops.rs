@@ -23,7 +23,7 @@ fn a_target_that_is_down_stops_the_run_with_exit_3_and_a_resume_command() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     // It says why, with the fix (issue 36 item 4), by the stop or by the first rows' warning.
     assert!(
-        err.contains("stopping: the last 50 items in a row got no answer"),
+        err.contains("stopping: the last 50 items in a row failed:"),
         "{err}"
     );
     assert!(

@@ -19,16 +19,17 @@ pub enum Shown {
     /// As it was given (quoted for the shell).
     Text(String),
     /// A secret (`RINGSCRAPE_PROXY` may hold a password): a reference to the variable that held
-    /// it, `"$RINGSCRAPE_PROXY"`, never its value.
+    /// it, `"${RINGSCRAPE_PROXY:?}"`, never its value — one the shell refuses to expand when the
+    /// variable is unset, since an empty `--proxy` would quietly go direct.
     Variable(String),
 }
 
 impl GivenElsewhere {
-    /// `--ids 0..60000`, or `--proxy "$RINGSCRAPE_PROXY"`, for a POSIX shell.
+    /// `--ids 0..60000`, or `--proxy "${RINGSCRAPE_PROXY:?}"`, for a POSIX shell.
     pub fn shell_words(&self) -> String {
         let value = match &self.value {
             Shown::Text(text) => shell_words::quote(text).into_owned(),
-            Shown::Variable(name) => format!("\"${name}\""),
+            Shown::Variable(name) => format!("\"${{{name}:?}}\""),
         };
         format!("{} {value}", self.flag)
     }

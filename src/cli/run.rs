@@ -72,7 +72,8 @@ pub struct RunArgs {
     /// knowledge (h2c) for http:// URLs; many requests share each connection
     #[arg(long)]
     pub http2: bool,
-    /// PEM file of CA certificates to trust besides the bundled and system roots (https)
+    /// PEM file of certificates to trust besides the bundled and system roots (https): CAs, or a
+    /// server's own self-signed certificate, as curl --cacert takes it
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
     /// Don't verify TLS certificates (https)

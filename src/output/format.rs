@@ -32,7 +32,7 @@ impl RowFormat {
         Some(match ext.as_str() {
             "csv" => Named::Rows(RowFormat::Csv),
             "jsonl" | "ndjson" => Named::Rows(RowFormat::JsonLines),
-            "parquet" => Named::Rows(RowFormat::Parquet),
+            "parquet" | "pq" => Named::Rows(RowFormat::Parquet),
             "json" => {
                 Named::Unwritten("a JSON document; ringscrape writes JSON Lines: name it .jsonl")
             }
@@ -40,8 +40,8 @@ impl RowFormat {
                 Named::Unwritten("tab-separated; ringscrape writes CSV: name it .csv (or .jsonl)")
             }
             "gz" | "gzip" | "zst" | "zstd" | "bz2" | "xz" | "lz4" | "zip" => Named::Unwritten(
-                "compressed; ringscrape writes rows uncompressed (so --resume can append): name it \
-                 .csv, or compress a finished file",
+                "compressed; ringscrape writes rows uncompressed (so --resume can append): drop \
+                 the compression suffix (.csv, .jsonl or .parquet), and compress a finished file",
             ),
             _ => return None,
         })
@@ -119,6 +119,7 @@ mod tests {
         assert_eq!(named("a/b.CSV"), Some(Named::Rows(RowFormat::Csv)));
         assert_eq!(named("b.ndjson"), Some(Named::Rows(RowFormat::JsonLines)));
         assert_eq!(named("b.parquet"), Some(Named::Rows(RowFormat::Parquet)));
+        assert_eq!(named("b.pq"), Some(Named::Rows(RowFormat::Parquet)));
         for other in ["b.json", "b.tsv", "b.csv.gz", "b.jsonl.zst"] {
             assert!(matches!(named(other), Some(Named::Unwritten(_))), "{other}");
         }

@@ -79,11 +79,14 @@ impl JobRequest {
             .headers
             .iter()
             .map(|line| {
-                let name = line.split_once(':').map_or(line.as_str(), |(name, _)| name);
-                if is_credential(name) || !typed_headers.contains(line) {
-                    name.trim().to_string()
+                let (name, value) = line.split_once(':').unwrap_or((line.as_str(), ""));
+                // Header names are case-insensitive and the space after the colon is not part
+                // of the value: `x-a:1` is the `X-A: 1` of the first run.
+                let name = name.trim().to_ascii_lowercase();
+                if is_credential(&name) || !typed_headers.contains(line) {
+                    name
                 } else {
-                    line.clone()
+                    format!("{name}: {}", value.trim())
                 }
             })
             .collect();
@@ -365,11 +368,25 @@ mod tests {
             &["Cookie: sid=abc", "X-Day: {id}", "X-From-File: hunter2"],
             Some("password=hunter2"),
         ));
+        // Another spelling of the same header is the same job.
+        let typed_as = ["cookie:sid=abc".to_string(), "x-day:{id}".to_string()];
+        let spelled = JobRequest::new(
+            &request(
+                "http://u:pw@h/?id={id}",
+                &["cookie:sid=abc", "x-day:{id}", "x-from-file: other"],
+                Some("password=hunter2"),
+            ),
+            &typed_as,
+            &Schema::default(),
+            RowFormat::Csv,
+            IdRange::new(0, 10),
+        );
+        assert_eq!(spelled, first);
         let text = serde_json::to_string(&first).expect("json");
         for secret in ["pw@", "sid=abc", "hunter2"] {
             assert!(!text.contains(secret), "{text}");
         }
-        assert_eq!(first.headers, ["Cookie", "X-Day: {id}", "X-From-File"]);
+        assert_eq!(first.headers, ["cookie", "x-day: {id}", "x-from-file"]);
         assert_eq!(first.method, "POST");
         let same = job(&request(
             "http://u:other@h/?id={id}",

@@ -900,7 +900,7 @@ mod tests {
         ];
         assert_eq!(
             resume_command(&argv, &given),
-            "ringscrape run -u 'http://h/?id={id}' --ids 0..60000 --proxy \"$RINGSCRAPE_PROXY\" \
+            "ringscrape run -u 'http://h/?id={id}' --ids 0..60000 --proxy \"${RINGSCRAPE_PROXY:?}\" \
              --config 'my dir/c.toml' --resume"
         );
         let again: Vec<String> = ["ringscrape", "run", "--resume", "-o", "f.csv"]

@@ -16,6 +16,11 @@ const COLORS = {
 };
 const ERROR_COLORS = ["#7a1f3d", "#b5446e", "#ff7f50", "#9c6b30", "#5d4037", "#795548", "#607d8b"];
 
+function yAxisWidth(u, values) {
+  const longest = (values || []).reduce((n, v) => Math.max(n, String(v).length), 0);
+  return Math.max(50, 8 * longest + 20);
+}
+
 function chart(id, series, data, stacked) {
   const el = $(id);
   if (!charts[id]) {
@@ -24,7 +29,8 @@ function chart(id, series, data, stacked) {
       height: 220,
       // Every y axis from zero: a rate or a latency drawn from its minimum exaggerates a dip.
       scales: { x: { time: false }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
-      axes: [{ label: "s since start" }, {}],
+      // The y axis as wide as its widest label: uPlot's fixed 50 px cut "100,000" to "0,000".
+      axes: [{ label: "s since start" }, { size: yAxisWidth }],
       series: [{ label: "s" }, ...series],
       legend: { live: false },
     };
