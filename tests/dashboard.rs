@@ -68,7 +68,7 @@ fn assert_report_matches(report: &Path, csv: &Path, items: u64, screenshot: &str
     assert_eq!(seen["requests"], serde_json::json!([url]), "{seen}");
     assert_eq!(seen["errors"], serde_json::json!([]), "{seen}");
     let texts = &seen["texts"];
-    assert_eq!(texts["mode"], "finished");
+    assert_ne!(texts["mode"], "running", "a report is of a run that ended");
     assert_eq!(texts["charts"], 4, "{texts}");
     assert_eq!(
         texts["y_min"],
@@ -165,6 +165,7 @@ fn the_live_page_moves_with_the_run_and_the_report_equals_its_summary() {
     assert!(shown(&texts, "map-pending") > 0, "{texts}");
     // Items are left: the run is not "done", and has no ETA once it has ended.
     assert_eq!(texts["eta"], "—", "{texts}");
+    assert_eq!(texts["mode"], "stopped, items left (--resume)", "{texts}");
     // --resume completes it: the report maps every item, the earlier run's rows too.
     let out = scrape().arg("--resume").output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -175,6 +176,7 @@ fn the_live_page_moves_with_the_run_and_the_report_equals_its_summary() {
     );
     assert_eq!(shown(&texts, "done"), 6000);
     assert_eq!(texts["eta"], "done", "{texts}");
+    assert_eq!(texts["mode"], "finished", "{texts}");
 }
 
 /// The state document a report embeds (what its charts are drawn from).

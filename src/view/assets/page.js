@@ -112,7 +112,8 @@ function render(state) {
   const dt = previous ? state.elapsed_s - previous.elapsed_s : 0;
   const rate = dt > 0 ? (p.done - previous.progress.done) / dt : p.done / Math.max(state.elapsed_s, 1e-9);
   const left = p.items - p.done;
-  $("mode").textContent = state.running ? "running" : "finished";
+  // "finished" only for a run with nothing left: a Ctrl-C or a dead worker left items to resume.
+  $("mode").textContent = state.running ? "running" : left === 0 ? "finished" : "stopped, items left (--resume)";
   $("done").textContent = fmt(p.done);
   $("items").textContent = fmt(p.items);
   $("percent").textContent = fmt(p.items ? (100 * p.done) / p.items : 100);
