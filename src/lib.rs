@@ -159,7 +159,10 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
         shards: args.shards,
         steps: tune::parse_steps(&args.concurrency)?,
         per_step: config::seconds("per-step", args.per_step)?,
-        run_flags: args.run_flags.clone(),
+        run_flags: {
+            tune::check_run_flags(&args.run_flags)?;
+            args.run_flags.clone()
+        },
     };
     let measured = session.measure(|m| {
         crate::say!(

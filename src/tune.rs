@@ -33,6 +33,13 @@ pub enum TuneError {
     TooFewIds(IdRange, u64, usize),
     #[error("step --concurrency {0}: {1}")]
     Run(String, String),
+    #[error(
+        "{0} after --: tune sets it for every step, and the table would name what did not run; leave it out (tune's own --url, --ids, --shards and --concurrency come before --)"
+    )]
+    SetByTune(String),
+    /// A step's run refused its flags (exit 2): its own one line.
+    #[error("{0}")]
+    RunUsage(String),
     #[error("tune: {0}")]
     Io(#[from] io::Error),
     #[error(transparent)]
@@ -45,9 +52,44 @@ impl TuneError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            TuneError::Steps(_) | TuneError::Ids(_) | TuneError::TooFewIds(..)
+            TuneError::Steps(_)
+                | TuneError::Ids(_)
+                | TuneError::TooFewIds(..)
+                | TuneError::SetByTune(..)
+                | TuneError::RunUsage(_)
         )
     }
+}
+
+/// The run flags each step is given by tune itself: one given again after `--` would win (the
+/// last of a flag counts) and the table would be labelled with what did not run.
+const SET_BY_TUNE: [(&str, Option<char>); 7] = [
+    ("--concurrency", Some('c')),
+    ("--shards", Some('s')),
+    ("--ids", Some('i')),
+    ("--url", Some('u')),
+    ("--output", Some('o')),
+    ("--summary-json", None),
+    ("--grace", None),
+];
+
+/// Refuses a run flag after `--` that tune sets for every step.
+pub fn check_run_flags(run_flags: &[String]) -> Result<(), TuneError> {
+    for flag in run_flags {
+        let name = flag.split('=').next().unwrap_or(flag);
+        // `-c64` is `-c 64`: a short flag is its first letter after the dash.
+        let short = name
+            .strip_prefix('-')
+            .filter(|rest| !rest.starts_with('-'))
+            .and_then(|rest| rest.chars().next());
+        if let Some((long, _)) = SET_BY_TUNE
+            .iter()
+            .find(|(long, letter)| name == *long || (short.is_some() && short == *letter))
+        {
+            return Err(TuneError::SetByTune((*long).to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// Parses `16,64,256,auto`.
@@ -128,13 +170,15 @@ impl Tune {
         let output = child.wait_with_output()?;
         let failed = |why: String| TuneError::Run(step.to_string(), why);
         let text = std::fs::read_to_string(&summary).map_err(|_| {
-            failed(
-                String::from_utf8_lossy(&output.stderr)
-                    .lines()
-                    .next()
-                    .unwrap_or("no summary")
-                    .to_string(),
-            )
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let line = stderr.lines().next().unwrap_or("no summary");
+            // The run's own `error:` line, not nested in a second one.
+            let why = line.strip_prefix("error: ").unwrap_or(line).to_string();
+            if output.status.code() == Some(2) {
+                TuneError::RunUsage(format!("the run flags after --: {why}"))
+            } else {
+                failed(why)
+            }
         })?;
         parse_summary(step, &text).ok_or_else(|| failed(format!("unreadable summary {text:?}")))
     }
@@ -313,6 +357,26 @@ pub fn table(measured: &[Measured], advice: Option<Step>) -> String {
 #[cfg(test)]
 pub(in crate::tune) mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_flag_tune_sets_itself_is_refused_after_the_double_dash() {
+        let flags = |list: &[&str]| list.iter().map(|f| f.to_string()).collect::<Vec<_>>();
+        for given in [
+            &["--concurrency", "64"][..],
+            &["-c64"],
+            &["--concurrency=64"],
+            &["-s", "2"],
+            &["--output", "x.csv"],
+        ] {
+            let err = check_run_flags(&flags(given)).expect_err("set by tune");
+            assert!(
+                err.is_usage() && err.to_string().contains("tune sets it"),
+                "{err}"
+            );
+        }
+        check_run_flags(&flags(&["-H", "X-A: 1", "--timeout", "5", "-k", "--http2"]))
+            .expect("flags tune leaves to the user");
+    }
 
     /// A measured step; `n` 0 is `auto`.
     pub(in crate::tune) fn step(n: usize, req_per_s: f64, p99_ms: f64) -> Measured {

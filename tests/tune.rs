@@ -190,3 +190,39 @@ fn a_target_slower_than_the_budget_is_judged_by_its_own_latency() {
     );
     assert!(text.contains("--concurrency 16"), "{text}");
 }
+
+#[test]
+fn a_typo_or_a_flag_tune_sets_after_the_double_dash_is_usage_said_once() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tune = |after: &[&str]| {
+        TestCommand::new(dir.path())
+            .args([
+                "tune",
+                "-u",
+                &server.url(),
+                "-i",
+                "0..4000",
+                "--per-step",
+                "1",
+                "--",
+            ])
+            .args(after)
+            .output_of()
+    };
+    let out = tune(&["--hedaer", "X-A: 1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert!(
+        err.contains("the run flags after --: unexpected argument '--hedaer'"),
+        "{err}"
+    );
+    let out = tune(&["--concurrency", "64"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--concurrency after --: tune sets it"),
+        "{err}"
+    );
+}
