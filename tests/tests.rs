@@ -15,6 +15,7 @@ mod dns;
 mod docs;
 mod extract;
 mod faults;
+mod help;
 mod hostile;
 mod http2;
 mod ids_file;
