@@ -32,8 +32,9 @@ fn rate_paces_requests_evenly_across_shards() {
     assert!(rows.iter().all(|r| r.status == Some(200)));
     drop(nginx); // flushes the log
     let (span, seconds) = per_second(&std::fs::read_to_string(&log).expect("access log"));
-    // 10,000 requests at 1,000/s: 10 s, within 5%.
-    assert!((9.5..=10.5).contains(&span), "took {span:.2} s");
+    // 10,000 requests at 1,000/s: never faster than 10 s less 5% (the politeness asked for);
+    // slower only by what a loaded box costs (a CI runner sharing its cores), not a burst.
+    assert!((9.5..=12.0).contains(&span), "took {span:.2} s");
     // No whole second more than 10% above the rate (the last, partial one aside).
     let busiest = seconds.iter().max().copied().unwrap_or(0);
     assert!(
