@@ -214,7 +214,7 @@ fn a_killed_run_over_keys_resumes_to_every_line_exactly_once() {
     };
     let mut run = scrape().spawn();
     let workers = wait_for_workers(&run, 3, |_| true);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_rows(&dir.path().join("out.csv"), 100);
     // kill -9 of the supervisor: the workers die with it (PDEATHSIG), the CSV may end torn.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(run.id() as i32),

@@ -26,8 +26,8 @@ fn start_slow_run(dir: &Path, extra: &[&str]) -> (Server, Child, Vec<u32>) {
         .args(extra)
         .spawn();
     let workers = wait_for_workers(&run, 2, |_| true);
-    // Let rows reach the file (the writer flushes at least every second).
-    std::thread::sleep(Duration::from_millis(1500));
+    // Rows have reached the file (the writer flushes at least every second).
+    wait_for_rows(&dir.join("out.csv"), 100);
     (server, run, workers)
 }
 
@@ -137,7 +137,7 @@ fn the_resume_line_writes_out_flags_from_the_environment_and_completes_in_a_fres
         .output("out.csv")
         .spawn();
     wait_for_workers(&run, 2, |_| true);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for_rows(&dir.path().join("out.csv"), 100);
     signal(run.id(), Signal::SIGINT);
     let (code, err) = finish(run);
     assert_eq!(code, Some(130), "{err}");

@@ -285,6 +285,17 @@ pub fn assert_locked_then_kill_9(mut run: Child, second: TestCommand) {
     kill_9(&mut run);
 }
 
+/// Waits (at most 30 s, for a loaded box) until the file at `path` holds more than `rows` rows
+/// after its header: what a fixed sleep "to let rows reach the file" hoped for.
+pub fn wait_for_rows(path: &Path, rows: usize) {
+    let lines =
+        || std::fs::read(path).map_or(0, |text| text.iter().filter(|&&b| b == b'\n').count());
+    wait_for(Duration::from_secs(30), || {
+        (lines() > rows + 1).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{}: {} lines after 30 s", path.display(), lines()));
+}
+
 /// kill -9 of a run's supervisor (its workers die with it, PDEATHSIG), reaped, and the workers
 /// given a moment to notice.
 pub fn kill_9(run: &mut Child) {
