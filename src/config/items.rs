@@ -1,0 +1,104 @@
+//! The job's items from `--ids`, `--ids-file` or `--keys` (and their product), and this
+//! node's slice of them.
+
+use std::sync::Arc;
+
+use crate::cli::RunArgs;
+use crate::ids::IdRange;
+use crate::job::{self, KeyFile, Product, RecordFile, RecordFormat};
+use crate::nodes::Node;
+
+use super::error::ConfigError;
+
+/// The job's items, and this node's slice of them.
+pub(super) fn items_of(args: &RunArgs, node: Option<&Node>) -> Result<Items, ConfigError> {
+    let mut items = job_items(args)?;
+    if let Some(node) = node {
+        items.ids = node.slice(items.ids)?;
+        let ids = items.ids;
+        if let Some(keys) = &mut items.key_file {
+            keys.empty = keys.empty.restrict(ids);
+        }
+    }
+    Ok(items)
+}
+
+/// The items: an id range, the lines of a file of keys, or key files with columns (standard
+/// input is copied to a temporary file first, streamed).
+pub(super) fn job_items(args: &RunArgs) -> Result<Items, ConfigError> {
+    if !args.keys.is_empty() {
+        return product_items(args);
+    }
+    let Some(path) = &args.ids_file else {
+        let ids: IdRange = args
+            .ids
+            .as_deref()
+            .ok_or(ConfigError::MissingIds)?
+            .parse()?;
+        return Ok(Items {
+            ids,
+            key_file: None,
+            product: None,
+            stdin_spool: None,
+        });
+    };
+    let fail = |e| ConfigError::IdsFile(path.clone(), e);
+    let (scan_path, spool) = if path.as_os_str() == "-" {
+        let spool = job::spool_stdin().map_err(fail)?.into_temp_path();
+        (spool.to_path_buf(), Some(Arc::new(spool)))
+    } else {
+        (path.clone(), None)
+    };
+    let keys = KeyFile::scan(&scan_path).map_err(fail)?;
+    if keys.empty.count() == keys.lines {
+        return Err(ConfigError::NoKeys(path.clone()));
+    }
+    Ok(Items {
+        ids: keys.range(),
+        key_file: Some(keys),
+        product: None,
+        stdin_spool: spool,
+    })
+}
+
+/// The product of `--ids` (when given) and the `--keys` files, each scanned once.
+pub(super) fn product_items(args: &RunArgs) -> Result<Items, ConfigError> {
+    let ids = args.ids.as_deref().map(str::parse::<IdRange>).transpose()?;
+    let mut files = Vec::with_capacity(args.keys.len());
+    let mut stdin_spool = None;
+    for path in &args.keys {
+        let format =
+            RecordFormat::of_path(path).ok_or_else(|| ConfigError::KeysFormat(path.clone()))?;
+        let fail = |e| ConfigError::Keys(path.clone(), e);
+        let scan_path = if path.as_os_str() == "-" {
+            if stdin_spool.is_some() {
+                return Err(ConfigError::KeysStdinTwice);
+            }
+            let spool = job::spool_stdin()
+                .map_err(|e| fail(e.into()))?
+                .into_temp_path();
+            let scan_path = spool.to_path_buf();
+            stdin_spool = Some(Arc::new(spool));
+            scan_path
+        } else {
+            path.clone()
+        };
+        let shown = path.display().to_string();
+        files.push(RecordFile::scan(&scan_path, &shown, format).map_err(fail)?);
+    }
+    let product = Product { ids, files };
+    Ok(Items {
+        ids: product.items()?,
+        key_file: None,
+        product: Some(product),
+        stdin_spool,
+    })
+}
+
+/// What [`job_items`] found (the fields of [`RunConfig`] of the same names).
+pub(super) struct Items {
+    pub(super) ids: IdRange,
+    pub(super) key_file: Option<KeyFile>,
+    pub(super) product: Option<Product>,
+    pub(super) stdin_spool: Option<Arc<tempfile::TempPath>>,
+}

@@ -1,0 +1,126 @@
+//! What each request sends (`-u`, `-X`, `-H`, `-d`, `--user-agent`), what each row holds (the
+//! schema: captured headers, bodies, extracts) and how a chain of pages goes on (`--next`).
+
+use crate::cli::RunArgs;
+use crate::extract::ExtractSpec;
+use crate::job::Product;
+use crate::model::{BodyColumn, BodyEncoding, Items as RowItems, Pages, Schema};
+use crate::nodes::{self, Node};
+use crate::output::bodies;
+use crate::request::RequestSpec;
+
+use super::error::ConfigError;
+
+/// The optional columns: `line` for keys from a file or `index` for a product, the key files'
+/// columns, captured headers (checked, lower case), extracted fields (compiled once to check
+/// them), then the body or its path; no two of one name.
+pub(super) fn schema(
+    args: &RunArgs,
+    node: Option<&Node>,
+    product: Option<&Product>,
+) -> Result<Schema, ConfigError> {
+    let mut capture_headers: Vec<String> = Vec::new();
+    for name in &args.capture_header {
+        let header = http::HeaderName::from_bytes(name.trim().as_bytes())
+            .map_err(|_| ConfigError::CaptureName(name.clone()))?;
+        capture_headers.push(header.as_str().to_string());
+    }
+    let extract = args
+        .extract
+        .iter()
+        .map(|text| ExtractSpec::parse(text))
+        .collect::<Result<Vec<_>, _>>()?;
+    let body = if args.save_body {
+        BodyColumn::Inline(match args.body_encoding.as_deref() {
+            Some("base64") => BodyEncoding::Base64,
+            _ => BodyEncoding::Text,
+        })
+    } else if let Some(dir) = &args.bodies_dir {
+        let dir = nodes::expand_path("bodies-dir", dir, node)?;
+        bodies::check_writable(&dir).map_err(|e| ConfigError::BodiesDir(dir.clone(), e))?;
+        BodyColumn::Files(dir)
+    } else {
+        BodyColumn::None
+    };
+    let items = match (product, &args.ids_file) {
+        (Some(product), _) => product.row_items(),
+        (None, Some(_)) => RowItems::Lines,
+        (None, None) => RowItems::Ids,
+    };
+    let pages = pages_of(args)?;
+    let schema = Schema {
+        items,
+        pages,
+        keys: product.map(Product::columns).unwrap_or_default(),
+        capture_headers,
+        extract,
+        body,
+    };
+    schema.check()?;
+    Ok(schema)
+}
+
+/// `--next` (checked as an `--extract` expression unless `link`), `--next-param`, `--max-pages`.
+pub(super) fn pages_of(args: &RunArgs) -> Result<Option<Pages>, ConfigError> {
+    let Some(next) = &args.next else {
+        return Ok(None);
+    };
+    if next != "link" {
+        let spec = ExtractSpec {
+            name: "next".into(),
+            expr: next.clone(),
+        };
+        crate::extract::Extractor::compile(std::slice::from_ref(&spec))
+            .map_err(|e| ConfigError::Next(next.clone(), e.to_string()))?;
+    }
+    if args.max_pages == Some(0) {
+        return Err(ConfigError::Zero("max-pages", 0));
+    }
+    Ok(Some(Pages {
+        next: next.clone(),
+        param: args.next_param.clone(),
+        max_pages: args.max_pages,
+    }))
+}
+
+/// The request flags, with `@FILE` arguments read.
+pub(super) fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
+    let url = args.url.clone().ok_or(ConfigError::MissingUrl)?;
+    let mut headers = Vec::with_capacity(args.headers.len());
+    for header in &args.headers {
+        match header.strip_prefix('@') {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::ReadArg("header", path.into(), e))?;
+                headers.extend(
+                    text.lines()
+                        .map(str::trim_end)
+                        .filter(|line| !line.is_empty())
+                        .map(String::from),
+                );
+            }
+            None => headers.push(header.clone()),
+        }
+    }
+    let body = match args.data.as_deref() {
+        Some(data) => Some(match data.strip_prefix('@') {
+            Some(path) => {
+                std::fs::read(path).map_err(|e| ConfigError::ReadArg("data", path.into(), e))?
+            }
+            None => data.as_bytes().to_vec(),
+        }),
+        None => None,
+    };
+    Ok(RequestSpec {
+        url,
+        method: args.method.clone(),
+        headers,
+        body,
+        user_agent: args
+            .user_agent
+            .clone()
+            .unwrap_or_else(|| concat!("ringscrape/", env!("CARGO_PKG_VERSION")).into()),
+        accept_encoding: (!args.raw_body).then(|| crate::request::ACCEPT_ENCODING.into()),
+        key_columns: Vec::new(),
+    })
+}
