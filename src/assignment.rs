@@ -140,9 +140,9 @@ mod tests {
     use super::*;
     use crate::model::BodyColumn;
 
-    #[test]
-    fn assignment_round_trips_through_frames() {
-        let spec = WorkerSpec {
+    /// An assignment with every part set.
+    fn spec() -> WorkerSpec {
+        WorkerSpec {
             shard: 3,
             fetch: Fetch {
                 request: RequestSpec {
@@ -210,17 +210,26 @@ mod tests {
                 next: "https://h/list?page=3".into(),
             }],
             in_flight_table: Some("/proc/1/fd/9".into()),
-        };
+        }
+    }
+
+    fn read(bytes: &[u8]) -> Result<Assignment, SpecError> {
+        read_assignment(&mut FrameReader::new(bytes))
+    }
+
+    #[test]
+    fn assignment_round_trips_through_frames() {
+        let spec = spec();
         let mut skip = IdSet::new(spec.ids);
         skip.insert(12);
-        let read = |bytes: &[u8]| read_assignment(&mut FrameReader::new(bytes));
-        let mut bytes = encode_assignment(&spec, Some(&skip));
+        let bytes = encode_assignment(&spec, Some(&skip));
         let assignment = read(&bytes).expect("round trip");
-        assert_eq!(
-            (assignment.spec, assignment.skip),
-            (spec.clone(), Some(skip))
-        );
-        // Credentials end the hand-over; the next ones stay in the reader.
+        assert_eq!((assignment.spec, assignment.skip), (spec, Some(skip)));
+    }
+
+    #[test]
+    fn credentials_end_the_hand_over_and_the_next_ones_stay_in_the_reader() {
+        let mut bytes = encode_assignment(&spec(), None);
         wire::encode_credentials(1, "Authorization: Bearer a", &mut bytes);
         wire::encode_credentials(2, "Authorization: Bearer b", &mut bytes);
         let mut reader = FrameReader::new(bytes.as_slice());
@@ -233,9 +242,17 @@ mod tests {
             reader.next_frame(),
             Ok(Some(Frame::Credentials { generation: 2, .. }))
         ));
-        let bytes = encode_assignment(&spec, None);
+    }
+
+    #[test]
+    fn an_assignment_without_a_skip_set_has_none_and_a_torn_one_is_refused() {
+        let bytes = encode_assignment(&spec(), None);
         assert_eq!(read(&bytes).expect("no skip").skip, None);
         assert!(read(&bytes[..bytes.len() - 1]).is_err(), "torn spec");
+    }
+
+    #[test]
+    fn an_assignment_of_key_files_round_trips() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("dates.csv");
         std::fs::write(&path, "date\n2026-01-01\n2026-01-02\n").expect("write");
@@ -246,7 +263,7 @@ mod tests {
                 ids: Some(IdRange::new(0, 1000)),
                 files: vec![file],
             }),
-            ..spec
+            ..spec()
         };
         let bytes = encode_assignment(&records, None);
         let read = read(&bytes).expect("records round trip");

@@ -656,15 +656,17 @@ mod tests {
         proxies.first().copied()
     }
 
+    /// `env` answering from `vars`, as `std::env::var` would.
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
     #[test]
-    fn proxies_come_from_the_flag_or_the_environment_as_curl_reads_it() {
-        let env = |vars: &'static [(&'static str, &'static str)]| {
-            move |name: &str| {
-                vars.iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
+    fn proxies_come_from_the_environment_as_curl_reads_it() {
         let spec = NetSpec::default()
             .with_proxies(
                 None,
@@ -713,6 +715,10 @@ mod tests {
         ] {
             assert!(one(&spec, proxied, true).is_some(), "{proxied}");
         }
+    }
+
+    #[test]
+    fn the_proxy_flag_wins_over_the_environment_and_no_proxy_star_bypasses_all() {
         // The flag wins over the environment, for both schemes.
         let flagged = NetSpec::default()
             .with_proxies(
@@ -726,6 +732,10 @@ mod tests {
             .with_proxies(None, env(&[("ALL_PROXY", "http://x:1"), ("no_proxy", "*")]))
             .expect("valid");
         assert!(one(&all, "a", false).is_none());
+    }
+
+    #[test]
+    fn proxy_urls_take_default_ports_and_bracketed_v6_and_refuse_the_rest() {
         assert_eq!(
             Proxy::parse("ftp://u:secret@x:1")
                 .expect_err("scheme")

@@ -296,25 +296,7 @@ fn run_command(spec: &AuthSpec, known: &str) -> Result<String, AuthError> {
         }
     }
     let (out, err) = (out.unwrap_or_default(), err.unwrap_or_default());
-    // What the command prints on stderr may repeat what it printed on stdout, valid or not, or
-    // the credentials in use: all of those values stay out of the message.
-    let printed = String::from_utf8_lossy(&out);
-    let secrets: Vec<&str> = [known, &printed]
-        .into_iter()
-        .flat_map(str::lines)
-        .map(|line| line.split_once(':').map_or(line, |(_, value)| value).trim())
-        // The whole value, and each long word of it (the token after `Bearer`).
-        .flat_map(|value| {
-            std::iter::once(value).chain(value.split_whitespace().filter(|word| word.len() >= 8))
-        })
-        .collect();
-    let last = String::from_utf8_lossy(&err)
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|line| !line.is_empty())
-        .map(|line| redact_text(line, &secrets))
-        .unwrap_or_default();
+    let last = last_stderr_line(&err, known, &out);
     let status = status.unwrap_or_else(|| Err(io::Error::other("not waited for")));
     let status = status.map_err(AuthError::Spawn)?;
     if !status.success() {
@@ -327,6 +309,29 @@ fn run_command(spec: &AuthSpec, known: &str) -> Result<String, AuthError> {
         Err(AuthError::NoHeader { .. }) => Err(AuthError::NoHeader { last }),
         parsed => parsed,
     }
+}
+
+/// The command's last non-empty stderr line, for a failure's message. What the command prints
+/// on stderr may repeat what it printed on stdout (`printed`), valid or not, or the credentials
+/// in use (`known`): all of those values stay out of it.
+fn last_stderr_line(stderr: &[u8], known: &str, printed: &[u8]) -> String {
+    let printed = String::from_utf8_lossy(printed);
+    let secrets: Vec<&str> = [known, &printed]
+        .into_iter()
+        .flat_map(str::lines)
+        .map(|line| line.split_once(':').map_or(line, |(_, value)| value).trim())
+        // The whole value, and each long word of it (the token after `Bearer`).
+        .flat_map(|value| {
+            std::iter::once(value).chain(value.split_whitespace().filter(|word| word.len() >= 8))
+        })
+        .collect();
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+        .map(|line| redact_text(line, &secrets))
+        .unwrap_or_default()
 }
 
 /// What the threads around a running command report.
