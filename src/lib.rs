@@ -129,14 +129,25 @@ pub fn execute(command: Command) -> Result<u8, Error> {
 
 /// `merge`: exit 0 only when every item of the job has exactly one row.
 fn merge(args: &MergeArgs) -> Result<u8, Error> {
+    // Every flag by name: a new one that is not handled here does not compile.
+    let MergeArgs {
+        ids,
+        ids_file,
+        keys,
+        allow_duplicates,
+        overwrite,
+        quiet,
+        out,
+        inputs,
+    } = args;
     let job = merge::MergeJob::new(
-        args.ids.as_deref(),
-        args.ids_file.as_deref(),
-        &args.keys,
-        args.out.clone(),
-        args.inputs.clone(),
-        args.allow_duplicates.map(Into::into),
-        args.overwrite,
+        ids.as_deref(),
+        ids_file.as_deref(),
+        keys,
+        out.clone(),
+        inputs.clone(),
+        allow_duplicates.map(Into::into),
+        *overwrite,
     )?;
     let report = job.run()?;
     let complete = report.is_complete();
@@ -144,7 +155,7 @@ fn merge(args: &MergeArgs) -> Result<u8, Error> {
     // The first line and the verdict are news; the rest are problems, said even with -q.
     for (n, line) in lines.iter().enumerate() {
         let news = n == 0 || (complete && n == lines.len() - 1);
-        if !(args.quiet && news) {
+        if !(*quiet && news) {
             crate::say!("{line}");
         }
     }
@@ -153,15 +164,27 @@ fn merge(args: &MergeArgs) -> Result<u8, Error> {
 
 /// `tune`: the steps as they finish, then the table and the advice.
 fn tune(args: &TuneArgs) -> Result<u8, Error> {
+    // Every flag by name: a new one that is not handled here does not compile.
+    let TuneArgs {
+        url,
+        ids,
+        shards,
+        concurrency,
+        per_step,
+        p99_budget,
+        plot,
+        report,
+        run_flags,
+    } = args;
     let session = tune::Tune {
-        url: args.url.clone(),
-        ids: args.ids.parse().map_err(tune::TuneError::Ids)?,
-        shards: args.shards,
-        steps: tune::parse_steps(&args.concurrency)?,
-        per_step: config::seconds("per-step", args.per_step)?,
+        url: url.clone(),
+        ids: ids.parse().map_err(tune::TuneError::Ids)?,
+        shards: *shards,
+        steps: tune::parse_steps(concurrency)?,
+        per_step: config::seconds("per-step", *per_step)?,
         run_flags: {
-            tune::check_run_flags(&args.run_flags)?;
-            args.run_flags.clone()
+            tune::check_run_flags(run_flags)?;
+            run_flags.clone()
         },
     };
     let measured = session.measure(|m| {
@@ -172,7 +195,7 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
             m.p99_ms
         );
     })?;
-    let (budget, why) = tune::judged_budget(&measured, args.p99_budget);
+    let (budget, why) = tune::judged_budget(&measured, *p99_budget);
     let advice = tune::advice(&measured, budget);
     print!("{}", tune::table(&measured, advice));
     if let Some(why) = why {
@@ -181,11 +204,11 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
     if let Some(growing) = tune::still_growing(&measured) {
         println!("{growing}");
     }
-    if let Some(path) = &args.plot {
+    if let Some(path) = plot {
         tune::plot(path, &measured, advice, budget).map_err(tune::TuneError::from)?;
         println!("plot: {}", path.display());
     }
-    if let Some(path) = &args.report {
+    if let Some(path) = report {
         let state = tune::report_state(&measured, advice, budget);
         view::write_report(path, &state).map_err(|e| tune::TuneError::Report(path.clone(), e))?;
         println!("report: {}", path.display());
@@ -200,15 +223,15 @@ fn tune(args: &TuneArgs) -> Result<u8, Error> {
         "ringscrape".to_string(),
         "run".into(),
         "--url".into(),
-        args.url.clone(),
+        url.clone(),
         "--ids".into(),
         "START..END".into(),
     ];
-    if let Some(shards) = args.shards {
+    if let Some(shards) = shards {
         command.extend(["--shards".into(), shards.to_string()]);
     }
     command.extend(["--concurrency".into(), step.to_string()]);
-    command.extend(args.run_flags.iter().cloned());
+    command.extend(run_flags.iter().cloned());
     println!("run: {}", shell_words::join(redact::redact_args(&command)));
     Ok(0)
 }

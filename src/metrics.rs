@@ -206,7 +206,7 @@ impl Metrics {
 
 /// Binds `addr`: first thing in a run, so a bad or busy address fails before any file or
 /// request.
-pub fn bind(addr: &str) -> io::Result<TcpListener> {
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 

@@ -1,6 +1,7 @@
 //! Flags (the command line over the config file, merged in `cli`) → one validated
 //! [`RunConfig`]. All input checks live here; deeper code trusts what it is handed.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,7 @@ use crate::output::Output;
 use crate::output::RowFormat;
 use crate::output::WriteMode;
 use crate::output::job_record::JobRequest;
-use crate::request::RequestTemplate;
+use crate::request::{RequestSpec, RequestTemplate};
 use crate::tls::{self, Trust};
 use crate::verbosity::Verbosity;
 
@@ -45,9 +46,9 @@ pub struct RunConfig {
     /// `--rate`: requests per second across all shards.
     pub rate: Option<f64>,
     /// `--metrics`: where to serve Prometheus text during the run.
-    pub metrics: Option<String>,
-    /// `--dashboard`: where to serve the live page (IP:PORT).
-    pub dashboard: Option<String>,
+    pub metrics: Option<SocketAddr>,
+    /// `--dashboard`: where to serve the live page.
+    pub dashboard: Option<SocketAddr>,
     /// `--report`: the HTML report written when the run ends.
     pub report: Option<PathBuf>,
     /// `--summary-json`: where the closing figures go as JSON.
@@ -126,151 +127,190 @@ fn default_shards() -> usize {
 }
 
 /// Checks every flag and converts it into the run's settings.
+///
+/// Every flag is named, no `..` (as uv builds its settings): a new flag that nothing here handles
+/// does not compile. A flag bound to `_` is read from `args` by the function its comment names.
 pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
-    let mut request = request_spec(args)?;
-    let trust = Trust {
-        ca_cert: args.ca_cert.clone(),
-        insecure: args.insecure,
-    };
-    tls::check(&trust)?;
-    let node = Node::find(args.node_index, args.node_count, |name| {
-        std::env::var(name).ok()
-    })?;
-    if args.ids.is_none() && args.ids_file.is_none() && args.keys.is_empty() {
+    #[rustfmt::skip]
+    let RunArgs {
+        // request_spec; schema; write_mode and output_of; cli::parse; the launch (resume line)
+        url: _, method: _, data: _, user_agent: _,
+        capture_header: _, save_body: _, extract: _, next: _, next_param: _, max_pages: _,
+        body_encoding: _, bodies_dir: _, output: _, format: _, overwrite: _, resume: _,
+        config: _, given_elsewhere: _,
+        ids, ids_file, keys, headers, raw_body, retry_failed, part_rows, node_index, node_count,
+        auth_command, auth_refresh, auth_timeout, follow_redirects, http2, ca_cert, insecure,
+        shards, concurrency, quiet, verbose, no_progress, timeout, connect_timeout, max_body,
+        body_memory, retries, retry_base, retry_cap, max_retry_after, rate, abort_after,
+        max_failed, grace, proxy, proxy_file, local_addr, dns_refresh, resolve: pins, connect_to,
+        metrics, dashboard, report, summary_json,
+    } = args;
+    let request = request_spec(args)?;
+    let trust = trust_of(ca_cert, *insecure)?;
+    let node = Node::find(*node_index, *node_count, |name| std::env::var(name).ok())?;
+    if ids.is_none() && ids_file.is_none() && keys.is_empty() {
         return Err(ConfigError::MissingIds);
     }
-    let shards = at_least_one("shards", args.shards.unwrap_or_else(default_shards))?;
-    let (concurrency, auto_concurrency) = concurrency_of(args)?;
-    let limits = limits_of(args)?;
-    let retry = retry_of(args)?;
+    let shards = at_least_one("shards", shards.unwrap_or_else(default_shards))?;
+    let (concurrency, auto_concurrency) = concurrency_of(*concurrency)?;
+    let limits = limits_of(*timeout, *connect_timeout, *max_body, *body_memory)?;
+    let retry = retry_of(*retries, *retry_base, *retry_cap, *max_retry_after)?;
     let mode = write_mode(args)?;
     let (output, format) = output_of(args, node.as_ref(), mode)?;
-    // `{node}` fills these names as it fills `-o`'s: each node writes its own.
-    let document = |flag, path: &Option<PathBuf>| {
-        path.as_deref()
-            .map(|path| nodes::expand_path(flag, path, node.as_ref()))
-            .transpose()
-    };
-    let summary_json = document("summary-json", &args.summary_json)?;
-    let report = document("report", &args.report)?;
-    let documents = [
-        ("summary-json", summary_json.as_deref()),
-        ("report", report.as_deref()),
-    ];
-    check_reports(args, &documents, &output, format)?;
-    let metrics = args
-        .metrics
-        .as_deref()
-        .map(|text| listen_addr("metrics", text))
-        .transpose()?;
-    let dashboard = args
-        .dashboard
-        .as_deref()
-        .map(|text| listen_addr("dashboard", text))
-        .transpose()?;
+    let [summary_json, report] =
+        documents_of(args, [summary_json, report], &node, &output, format)?;
+    let metrics = listen_addr("metrics", metrics.as_deref())?;
+    let dashboard = listen_addr("dashboard", dashboard.as_deref())?;
     // Late, as it may read a large file (or all of standard input).
-    let Items {
-        ids,
-        key_file,
-        product,
-        stdin_spool,
-    } = items_of(args, node.as_ref())?;
-    // The key files name the placeholders and columns: the template and the schema come after.
-    if let Some(product) = &product {
-        request.key_columns = product.columns().into_iter().map(|c| c.name).collect();
+    let items = items_of(args, node.as_ref())?;
+    let (request, template) = request_of(request, items.product.as_ref(), *http2)?;
+    let schema = schema(args, node.as_ref(), items.product.as_ref())?;
+    if matches!(schema.body, BodyColumn::Inline(_)) && *max_body > MAX_INLINE_BODY {
+        return Err(ConfigError::InlineBody(*max_body));
     }
-    crate::placeholders::check(&request, product.as_ref())?;
-    // Compiled here to refuse a bad template before any worker starts (each worker compiles it
-    // again from the spec).
-    let template = RequestTemplate::compile(&request)?;
-    if args.http2 && template.host_varies() {
-        return Err(ConfigError::Http2PerHost);
-    }
-    if args.http2
-        && let Some(name) = template.connection_specific_header()
-    {
-        return Err(ConfigError::Http2ConnectionHeader(name));
-    }
-    let schema = schema(args, node.as_ref(), product.as_ref())?;
-    if matches!(schema.body, BodyColumn::Inline(_)) && args.max_body > MAX_INLINE_BODY {
-        return Err(ConfigError::InlineBody(args.max_body));
-    }
-    // Standard input is one stream: one shard reads it.
-    let shards = if stdin_spool.is_some() && key_file.is_some() {
-        1
-    } else {
-        shards
-    };
-    let net = net_of(args, &template)?;
-    let job = JobRequest::new(&request, &args.headers, &schema, format, ids);
+    let routes = [local_addr, pins, connect_to];
+    let net = net_of(routes, proxy, proxy_file, *dns_refresh, &template)?;
+    let job = JobRequest::new(&request, headers, &schema, format, items.ids);
     Ok(RunConfig {
         fetch: Fetch {
             request,
             trust,
             schema,
-            follow_redirects: args.follow_redirects,
-            http2: args.http2,
+            follow_redirects: *follow_redirects,
+            http2: *http2,
             concurrency,
             auto_concurrency,
-            raw_body: args.raw_body,
+            raw_body: *raw_body,
             net,
-            grace: seconds("grace", args.grace)?,
+            grace: seconds("grace", *grace)?,
             limits,
             retry,
-            verbosity: verbosity_of(args),
-            auth: args.auth_command.is_some(),
+            verbosity: verbosity_of(*quiet, *verbose),
+            auth: auth_command.is_some(),
         },
-        auth: auth_of(args)?,
-        rate: args.rate.map(positive_rate).transpose()?,
-        abort_after: args.abort_after,
-        max_failed: args.max_failed.map(|limit| MaxFailed {
-            limit,
-            counts: match mode {
-                WriteMode::Resume {
-                    retry_failed: Some(counts),
-                } if args
-                    .retry_failed
-                    .as_deref()
-                    .is_some_and(|list| !list.is_empty()) =>
-                {
-                    counts
-                }
-                _ => FailedRows::AT_LEAST_400,
-            },
-        }),
+        auth: auth_of(auth_command.as_deref(), *auth_refresh, *auth_timeout)?,
+        rate: rate.map(positive_rate).transpose()?,
+        abort_after: *abort_after,
+        max_failed: max_failed_of(*max_failed, mode, retry_failed.as_deref()),
         summary_json,
         metrics,
         dashboard,
         report,
-        ids,
+        shards: shards_for(shards, &items),
+        ids: items.ids,
         node,
-        key_file,
-        product,
-        stdin_spool,
-        // More shards than ids would only start idle processes.
-        shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
+        key_file: items.key_file,
+        product: items.product,
+        stdin_spool: items.stdin_spool,
         output,
         format,
-        part_rows: at_least_one("part-rows", args.part_rows)?,
+        part_rows: at_least_one("part-rows", *part_rows)?,
         mode,
-        progress: !args.no_progress && !args.quiet,
+        progress: !no_progress && !quiet,
         job,
     })
+}
+
+/// `--ca-cert` and `-k`, the certificate file read once to refuse a bad one now.
+fn trust_of(ca_cert: &Option<PathBuf>, insecure: bool) -> Result<Trust, ConfigError> {
+    let trust = Trust {
+        ca_cert: ca_cert.clone(),
+        insecure,
+    };
+    tls::check(&trust)?;
+    Ok(trust)
+}
+
+/// `--summary-json` and `--report`, their `{node}` filled as `-o`'s is (each node writes its
+/// own), checked writable and apart from the rows and the key files.
+fn documents_of(
+    args: &RunArgs,
+    [summary_json, report]: [&Option<PathBuf>; 2],
+    node: &Option<Node>,
+    output: &Output,
+    format: RowFormat,
+) -> Result<[Option<PathBuf>; 2], ConfigError> {
+    let expand = |flag, path: &Option<PathBuf>| {
+        path.as_deref()
+            .map(|path| nodes::expand_path(flag, path, node.as_ref()))
+            .transpose()
+    };
+    let (summary_json, report) = (
+        expand("summary-json", summary_json)?,
+        expand("report", report)?,
+    );
+    let documents = [
+        ("summary-json", summary_json.as_deref()),
+        ("report", report.as_deref()),
+    ];
+    check_reports(args, &documents, output, format)?;
+    Ok([summary_json, report])
+}
+
+/// The request, with the key files' columns as its placeholders, checked against them and
+/// compiled once to refuse a bad template before any worker starts (each worker compiles it
+/// again from the spec).
+fn request_of(
+    mut request: RequestSpec,
+    product: Option<&Product>,
+    http2: bool,
+) -> Result<(RequestSpec, RequestTemplate), ConfigError> {
+    if let Some(product) = product {
+        request.key_columns = product.columns().into_iter().map(|c| c.name).collect();
+    }
+    crate::placeholders::check(&request, product)?;
+    let template = RequestTemplate::compile(&request)?;
+    if http2 && template.host_varies() {
+        return Err(ConfigError::Http2PerHost);
+    }
+    if http2 && let Some(name) = template.connection_specific_header() {
+        return Err(ConfigError::Http2ConnectionHeader(name));
+    }
+    Ok((request, template))
+}
+
+/// Worker processes: one for standard input, which is one stream, and never more than items
+/// (more would only start idle processes).
+fn shards_for(shards: usize, items: &Items) -> usize {
+    let shards = if items.stdin_spool.is_some() && items.key_file.is_some() {
+        1
+    } else {
+        shards
+    };
+    shards.min(usize::try_from(items.ids.len()).unwrap_or(usize::MAX))
+}
+
+/// `--max-failed`, counting the failures `--retry-failed=LIST` names when it names some.
+fn max_failed_of(
+    limit: Option<f64>,
+    mode: WriteMode,
+    retry_failed: Option<&str>,
+) -> Option<MaxFailed> {
+    let counts = match mode {
+        WriteMode::Resume {
+            retry_failed: Some(counts),
+        } if retry_failed.is_some_and(|list| !list.is_empty()) => counts,
+        _ => FailedRows::AT_LEAST_400,
+    };
+    limit.map(|limit| MaxFailed { limit, counts })
 }
 
 /// Shortest `--auth-refresh`.
 const MIN_AUTH_REFRESH: Duration = Duration::from_secs(1);
 
 /// `--auth-command` with its refresh period and timeout.
-fn auth_of(args: &RunArgs) -> Result<Option<AuthSpec>, ConfigError> {
-    let Some(command) = &args.auth_command else {
+fn auth_of(
+    command: Option<&str>,
+    refresh: Option<f64>,
+    timeout: f64,
+) -> Result<Option<AuthSpec>, ConfigError> {
+    let Some(command) = command else {
         return Ok(None);
     };
     if command.trim().is_empty() {
         return Err(ConfigError::EmptyAuthCommand);
     }
-    let refresh = args
-        .auth_refresh
+    let refresh = refresh
         .map(|secs| seconds("auth-refresh", secs))
         .transpose()?;
     // Each run is a process and often a call to a token service: below a second it ran 300
@@ -282,16 +322,16 @@ fn auth_of(args: &RunArgs) -> Result<Option<AuthSpec>, ConfigError> {
         )));
     }
     Ok(Some(AuthSpec {
-        command: command.clone(),
+        command: command.to_string(),
         refresh,
-        timeout: seconds("auth-timeout", args.auth_timeout)?,
+        timeout: seconds("auth-timeout", timeout)?,
     }))
 }
 
 /// In-flight requests per worker: a fixed number, or `auto` (found during the run, up to
 /// [`AUTO_CONCURRENCY_MAX`]).
-fn concurrency_of(args: &RunArgs) -> Result<(usize, bool), ConfigError> {
-    let (concurrency, auto_concurrency) = match args.concurrency {
+fn concurrency_of(concurrency: Concurrency) -> Result<(usize, bool), ConfigError> {
+    let (concurrency, auto_concurrency) = match concurrency {
         Concurrency::Auto => (AUTO_CONCURRENCY_MAX, true),
         Concurrency::Fixed(n) => (n, false),
     };
@@ -302,54 +342,75 @@ fn concurrency_of(args: &RunArgs) -> Result<(usize, bool), ConfigError> {
     Ok((concurrency, auto_concurrency))
 }
 
-fn limits_of(args: &RunArgs) -> Result<RequestLimits, ConfigError> {
-    if args.max_body == 0 || args.max_body > MAX_BODY_LIMIT {
-        return Err(ConfigError::MaxBody(args.max_body));
+/// `--timeout`, `--connect-timeout`, `--max-body` and `--body-memory`.
+fn limits_of(
+    timeout: f64,
+    connect_timeout: f64,
+    max_body: u64,
+    body_memory: u64,
+) -> Result<RequestLimits, ConfigError> {
+    if max_body == 0 || max_body > MAX_BODY_LIMIT {
+        return Err(ConfigError::MaxBody(max_body));
     }
     Ok(RequestLimits {
-        timeout: seconds("timeout", args.timeout)?,
-        connect_timeout: seconds("connect-timeout", args.connect_timeout)?,
-        max_body_bytes: args.max_body as usize,
-        body_memory_bytes: usize::try_from(args.body_memory).unwrap_or(usize::MAX),
+        timeout: seconds("timeout", timeout)?,
+        connect_timeout: seconds("connect-timeout", connect_timeout)?,
+        max_body_bytes: max_body as usize,
+        body_memory_bytes: usize::try_from(body_memory).unwrap_or(usize::MAX),
     })
 }
 
-fn retry_of(args: &RunArgs) -> Result<RetryPolicy, ConfigError> {
-    if args.retries > MAX_RETRIES {
-        return Err(ConfigError::Retries(args.retries));
+/// `--retries` and the backoff: `--retry-base`, `--retry-cap`, `--max-retry-after`.
+fn retry_of(
+    retries: u32,
+    base: f64,
+    cap: f64,
+    max_retry_after: f64,
+) -> Result<RetryPolicy, ConfigError> {
+    if retries > MAX_RETRIES {
+        return Err(ConfigError::Retries(retries));
     }
     Ok(RetryPolicy {
-        retries: args.retries,
-        base: seconds("retry-base", args.retry_base)?,
-        cap: seconds("retry-cap", args.retry_cap)?,
-        max_retry_after: seconds("max-retry-after", args.max_retry_after)?,
+        retries,
+        base: seconds("retry-base", base)?,
+        cap: seconds("retry-cap", cap)?,
+        max_retry_after: seconds("max-retry-after", max_retry_after)?,
     })
 }
 
-fn verbosity_of(args: &RunArgs) -> Verbosity {
-    if args.quiet {
+fn verbosity_of(quiet: bool, verbose: bool) -> Verbosity {
+    if quiet {
         Verbosity::Quiet
-    } else if args.verbose {
+    } else if verbose {
         Verbosity::Verbose
     } else {
         Verbosity::Normal
     }
 }
 
-/// `--dashboard` and `--metrics` as addresses to bind, read as `serve --listen` reads its own.
-fn listen_addr(flag: &'static str, text: &str) -> Result<String, ConfigError> {
-    crate::listen_addr::parse(text)
-        .map(|addr| addr.to_string())
-        .ok_or_else(|| ConfigError::ListenAddr(flag, text.to_string()))
+/// `--dashboard` and `--metrics` as addresses to bind, read once as `serve --listen` reads its
+/// own.
+fn listen_addr(flag: &'static str, text: Option<&str>) -> Result<Option<SocketAddr>, ConfigError> {
+    text.map(|text| {
+        crate::listen_addr::parse(text)
+            .ok_or_else(|| ConfigError::ListenAddr(flag, text.to_string()))
+    })
+    .transpose()
 }
 
 /// Source addresses, pinned names, proxies and DNS refresh, checked against the target.
-fn net_of(args: &RunArgs, template: &RequestTemplate) -> Result<NetSpec, ConfigError> {
-    let net = NetSpec::parse(&args.local_addr, &args.resolve, &args.connect_to)?
+fn net_of(
+    [local_addr, pins, connect_to]: [&Vec<String>; 3],
+    proxy: &Option<String>,
+    proxy_file: &Option<PathBuf>,
+    dns_refresh: f64,
+    template: &RequestTemplate,
+) -> Result<NetSpec, ConfigError> {
+    let net = NetSpec::parse(local_addr, pins, connect_to)?
         .check_local_addrs()?
-        .with_proxies(args.proxy.as_deref(), |name| std::env::var(name).ok())?
-        .with_proxy_file(args.proxy_file.as_deref(), args.proxy.as_deref())?
-        .with_dns_refresh(seconds("dns-refresh", args.dns_refresh)?);
+        .with_proxies(proxy.as_deref(), |name| std::env::var(name).ok())?
+        .with_proxy_file(proxy_file.as_deref(), proxy.as_deref())?
+        .with_dns_refresh(seconds("dns-refresh", dns_refresh)?);
     if !template.host_varies() {
         let origin = &template.origin;
         let https = origin.scheme == crate::request::Scheme::Https;

@@ -33,7 +33,8 @@ const LISTEN_BACKLOG: i32 = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeOptions {
-    pub listen: String,
+    /// `--listen`, read once.
+    pub listen: std::net::SocketAddr,
     pub delay_ms: (u64, u64),
     pub seed: u64,
     pub body_bytes: Option<usize>,
@@ -76,8 +77,28 @@ impl ServeError {
 
 impl ServeOptions {
     pub fn from_args(args: &ServeArgs) -> Result<Self, ServeError> {
-        let bad = || ServeError::Delay(args.delay_ms.clone());
-        let (min, max) = args.delay_ms.split_once("..").ok_or_else(bad)?;
+        // Every flag by name (no `..`): a new one that is not turned into an option here does
+        // not compile.
+        let ServeArgs {
+            listen,
+            delay_ms,
+            seed,
+            body_bytes,
+            threads,
+            max_inflight,
+            fail_first,
+            drop_every,
+            stall_every,
+            garbage_every,
+            reset_mid_body_every,
+            bad_chunk_every,
+            huge_every,
+            informational_every,
+            redirect_every,
+            close_every,
+        } = args;
+        let bad = || ServeError::Delay(delay_ms.clone());
+        let (min, max) = delay_ms.split_once("..").ok_or_else(bad)?;
         let (min, max): (u64, u64) = (
             min.trim().parse().map_err(|_| bad())?,
             max.trim().parse().map_err(|_| bad())?,
@@ -85,35 +106,33 @@ impl ServeOptions {
         if max < min {
             return Err(bad());
         }
-        let threads = args
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let threads =
+            threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         if threads == 0 {
             return Err(ServeError::Threads);
         }
-        if args.max_inflight == Some(0) {
+        if *max_inflight == Some(0) {
             return Err(ServeError::MaxInflight);
         }
         Ok(Self {
-            listen: crate::listen_addr::parse(&args.listen)
-                .ok_or_else(|| ServeError::ListenAddr(args.listen.clone()))?
-                .to_string(),
+            listen: crate::listen_addr::parse(listen)
+                .ok_or_else(|| ServeError::ListenAddr(listen.clone()))?,
             delay_ms: (min, max),
-            seed: args.seed,
-            body_bytes: args.body_bytes,
+            seed: *seed,
+            body_bytes: *body_bytes,
             threads,
-            max_inflight: args.max_inflight,
+            max_inflight: *max_inflight,
             faults: Faults {
-                fail_first: args.fail_first,
-                drop_every: args.drop_every,
-                stall_every: args.stall_every,
-                garbage_every: args.garbage_every,
-                reset_mid_body_every: args.reset_mid_body_every,
-                bad_chunk_every: args.bad_chunk_every,
-                huge_every: args.huge_every,
-                informational_every: args.informational_every,
-                redirect_every: args.redirect_every,
-                close_every: args.close_every,
+                fail_first: *fail_first,
+                drop_every: *drop_every,
+                stall_every: *stall_every,
+                garbage_every: *garbage_every,
+                reset_mid_body_every: *reset_mid_body_every,
+                bad_chunk_every: *bad_chunk_every,
+                huge_every: *huge_every,
+                informational_every: *informational_every,
+                redirect_every: *redirect_every,
+                close_every: *close_every,
             },
         })
     }
@@ -168,8 +187,8 @@ fn text_body(n: usize) -> Vec<u8> {
 
 /// Serves until SIGINT or SIGTERM. Prints `listening on http://ADDR` on stdout first.
 pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
-    let listener =
-        TcpListener::bind(&opts.listen).map_err(|e| ServeError::Listen(opts.listen.clone(), e))?;
+    let listener = TcpListener::bind(opts.listen)
+        .map_err(|e| ServeError::Listen(opts.listen.to_string(), e))?;
     // std listens with a backlog of 128; a burst of a few hundred connects would overflow it.
     nix::sys::socket::listen(&listener, nix::sys::socket::Backlog::new(LISTEN_BACKLOG)?)?;
     listener.set_nonblocking(true)?;

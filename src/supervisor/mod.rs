@@ -244,15 +244,20 @@ struct Prepared {
     map: IdMap,
 }
 
+/// A listening address as its error names it (`--metrics 127.0.0.1:9184: …`).
+fn shown(addr: Option<std::net::SocketAddr>) -> String {
+    addr.map(|addr| addr.to_string()).unwrap_or_default()
+}
+
 fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
-    let bind = |flag: &'static str, addr: &Option<String>| match addr {
+    let bind = |flag: &'static str, addr: Option<std::net::SocketAddr>| match addr {
         Some(addr) => metrics::bind(addr)
             .map(Some)
-            .map_err(|e| SupervisorError::Listen(flag, addr.clone(), e)),
+            .map_err(|e| SupervisorError::Listen(flag, addr.to_string(), e)),
         None => Ok(None),
     };
-    let metrics = bind("metrics", &cfg.metrics)?;
-    let dashboard = bind("dashboard", &cfg.dashboard)?;
+    let metrics = bind("metrics", cfg.metrics)?;
+    let dashboard = bind("dashboard", cfg.dashboard)?;
     let bodies_dir = match &cfg.fetch.schema.body {
         BodyColumn::Files(dir) => Some(dir.as_path()),
         _ => None,
@@ -315,9 +320,8 @@ fn run_shards(
     let metrics = (prepared.metrics.is_some() || prepared.dashboard.is_some())
         .then(|| Arc::new(Metrics::new()));
     if let (Some(listener), Some(metrics)) = (prepared.metrics, &metrics) {
-        start_metrics(listener, metrics, &board).map_err(|e| {
-            SupervisorError::Listen("metrics", cfg.metrics.clone().unwrap_or_default(), e)
-        })?;
+        start_metrics(listener, metrics, &board)
+            .map_err(|e| SupervisorError::Listen("metrics", shown(cfg.metrics), e))?;
     }
     let showing = views::Showing::start(
         prepared.dashboard,
@@ -327,9 +331,7 @@ fn run_shards(
         started,
         (cfg.ids.len() - prepared.empties, prepared.kept),
     )
-    .map_err(|e| {
-        SupervisorError::Listen("dashboard", cfg.dashboard.clone().unwrap_or_default(), e)
-    })?;
+    .map_err(|e| SupervisorError::Listen("dashboard", shown(cfg.dashboard), e))?;
     let refresher = match &credentials {
         Some(credentials) => {
             let stop = stop.clone();
