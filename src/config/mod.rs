@@ -133,11 +133,11 @@ fn default_shards() -> usize {
 pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     #[rustfmt::skip]
     let RunArgs {
-        // request_spec; schema; write_mode and output_of; cli::parse; the launch (resume line)
-        url: _, method: _, data: _, user_agent: _,
-        capture_header: _, save_body: _, extract: _, next: _, next_param: _, max_pages: _,
-        body_encoding: _, bodies_dir: _, output: _, format: _, overwrite: _, resume: _,
-        config: _, given_elsewhere: _,
+        url: _, method: _, data: _, user_agent: _, // request_spec
+        capture_header: _, save_body: _, extract: _, next: _, next_param: _, // schema
+        max_pages: _, body_encoding: _, bodies_dir: _, // schema
+        output: _, format: _, overwrite: _, resume: _, // write_mode and output_of
+        config: _, given_elsewhere: _, // cli::parse, and the launch for the resume line
         ids, ids_file, keys, headers, raw_body, retry_failed, part_rows, node_index, node_count,
         auth_command, auth_refresh, auth_timeout, follow_redirects, http2, ca_cert, insecure,
         shards, concurrency, quiet, verbose, no_progress, timeout, connect_timeout, max_body,
@@ -482,6 +482,29 @@ mod tests {
     fn shards_never_exceed_ids() {
         let cfg = resolve(&args(&["-s", "64"])).expect("valid config");
         assert_eq!(cfg.shards, 10);
+    }
+
+    #[test]
+    fn listening_flags_are_read_once_into_addresses() {
+        let cfg = resolve(&args(&["--metrics", "9184", "--dashboard", "[::1]:8080"]))
+            .expect("valid config");
+        let addr = |text: &str| text.parse::<SocketAddr>().expect("an address");
+        assert_eq!(cfg.metrics, Some(addr("127.0.0.1:9184")));
+        assert_eq!(cfg.dashboard, Some(addr("[::1]:8080")));
+        let err = resolve(&args(&["--dashboard", "nowhere"])).expect_err("no port");
+        assert!(
+            err.to_string()
+                .starts_with("--dashboard nowhere: expected PORT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn max_failed_counts_what_retry_failed_names_else_every_failure() {
+        let cfg = resolve(&args(&["--max-failed", "5%"])).expect("valid config");
+        let max_failed = cfg.max_failed.expect("given");
+        assert!((max_failed.limit - 0.05).abs() < 1e-12);
+        assert_eq!(max_failed.counts, FailedRows::AT_LEAST_400);
     }
 
     #[test]
