@@ -390,7 +390,9 @@ fn a_run_past_half_the_local_port_range_is_told_to_widen_it() {
     let (_, hard) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).expect("rlimit");
     if 2 * per_worker + 64 > hard {
-        println!("SKIPPED: {per_worker} connections per worker need more than {hard} open files");
+        skipped(&format!(
+            "{per_worker} connections per worker need more than {hard} open files"
+        ));
         return;
     }
     let server = Server::start(&[]);
