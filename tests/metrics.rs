@@ -157,8 +157,9 @@ fn a_slowloris_client_does_not_delay_another_scrape() {
     let _ = run.kill();
     let _ = run.wait();
     let _ = slowloris.join();
+    // Waiting on the slow client takes until its 6 s are over; a loaded box may take a second.
     assert!(
-        took.iter().all(|t| *t < Duration::from_secs(1)),
+        took.iter().all(|t| *t < Duration::from_secs(3)),
         "scrapes waited on the slow client: {took:?}"
     );
 }
