@@ -264,5 +264,6 @@ fn retries_wait_in_a_queue_and_free_their_slot() {
         assert_eq!((row.status, row.attempts), (Some(200), 3), "{row:?}");
         assert_eq!(row.bytes, demo_body_len(row.id), "{row:?}");
     }
-    assert!(took < std::time::Duration::from_secs(8), "took {took:?}");
+    // About 2 s queued, 26 s with slots held: the bound leaves a loaded box room.
+    assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
 }

@@ -41,6 +41,7 @@ fn start(mode: &'static str) -> String {
             // An answer, then (as HAProxy does on an idle connection) 408 and close.
             "408" => {
                 let _ = stream.write_all(answer(&body).as_bytes());
+                // The connection sits idle a moment before the 408, as it would at HAProxy.
                 std::thread::sleep(Duration::from_millis(30));
                 let _ = stream.write_all(
                     b"HTTP/1.1 408 Request Time-out\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

@@ -5,7 +5,6 @@
 use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::common::*;
 use nix::sys::signal::Signal;
@@ -80,8 +79,9 @@ fn a_stop_asked_for_mid_run_ends_it_with_the_resume_command_in_the_outcome() {
         given_elsewhere: Vec::new(),
     };
     let stop = launch.stop.clone();
+    let csv = dir.path().join("out.csv");
     let stopper = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(800));
+        wait_for_rows(&csv, 100);
         stop.request(Signal::SIGINT);
     });
     let outcome = ringscrape::scrape(&run_args(&argv), &launch).expect("a run");

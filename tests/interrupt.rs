@@ -46,7 +46,15 @@ fn start_stalled_run(dir: &Path, ids: u64, grace: &str) -> (Server, Child) {
         .args(["--timeout", "60"])
         .spawn();
     wait_for_workers(&run, 2, |_| true);
-    std::thread::sleep(Duration::from_millis(300));
+    // Each slot's connection is up (its request follows at once): 2 workers × 4.
+    let up = wait_for(Duration::from_secs(30), || {
+        (connections_to(server.port()) >= 8).then_some(())
+    });
+    assert!(
+        up.is_some(),
+        "{} connections",
+        connections_to(server.port())
+    );
     (server, run)
 }
 
@@ -237,6 +245,7 @@ fn a_second_ctrl_c_stops_at_once_and_the_csv_stays_whole() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (_server, run) = start_stalled_run(dir.path(), 1000, "60");
     signal(run.id(), Signal::SIGINT);
+    // A second press comes a moment after the first, once it is being handled.
     std::thread::sleep(Duration::from_millis(500));
     let second = Instant::now();
     signal(run.id(), Signal::SIGINT);
@@ -441,7 +450,9 @@ fn resume_works_over_the_widest_range_in_small_memory() {
         }
         let run = run.spawn();
         let workers = wait_for_workers(&run, 2, |_| true);
-        std::thread::sleep(Duration::from_millis(1500));
+        // Measured once the run is well under way: 100 more rows in the file.
+        let csv = dir.path().join("out.csv");
+        wait_for_rows(&csv, line_count(&csv).saturating_sub(1) + 100);
         for pid in workers.iter().copied().chain([run.id()]) {
             let kb = rss_kib(pid);
             assert!(
@@ -488,12 +499,11 @@ fn kill_9_inside_multi_line_bodies_then_resume_leaves_one_whole_row_per_id() {
         } else {
             scrape().arg("--resume")
         };
-        let run = run.spawn();
+        let mut run = run.spawn();
+        // A kill at each of four moments of the run (not at a state one could wait for) is
+        // what this tests.
         std::thread::sleep(Duration::from_millis(after_ms));
-        signal(run.id(), Signal::SIGKILL);
-        let mut run = run;
-        let _ = run.wait();
-        std::thread::sleep(Duration::from_millis(200));
+        kill_9(&mut run);
         assert!(csv.exists(), "round {round}: the file was created");
     }
     let err = scrape().arg("--resume").ok();

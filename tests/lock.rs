@@ -3,18 +3,19 @@
 //! a killed run leaves no stale lock.
 
 use std::path::Path;
-use std::time::Duration;
 
 use crate::common::*;
 
-fn slow_run(dir: &Path, server: &Server, extra: &[&str]) -> std::process::Child {
+/// A run over 0..20000 into `output` (with `extra` flags), rows already in its file.
+fn slow_run(dir: &Path, server: &Server, output: &str, extra: &[&str]) -> std::process::Child {
     let run = TestCommand::run(dir, &server.url(), "0..20000")
         .shards(2)
         .concurrency(16)
+        .output(output)
         .args(extra)
         .spawn();
     wait_for_workers(&run, 2, |_| true);
-    std::thread::sleep(Duration::from_millis(1200));
+    wait_for_rows(&dir.join(output), 10);
     run
 }
 
@@ -22,7 +23,7 @@ fn slow_run(dir: &Path, server: &Server, extra: &[&str]) -> std::process::Child 
 fn a_second_run_on_a_held_output_is_refused_and_a_killed_run_leaves_no_lock() {
     let server = Server::start(&["--delay-ms", "20..40"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut first = slow_run(dir.path(), &server, &["-o", "out.csv"]);
+    let mut first = slow_run(dir.path(), &server, "out.csv", &[]);
     let before = std::fs::read(dir.path().join("out.csv")).expect("partial csv");
     for mode in ["--resume", "--overwrite"] {
         let out = TestCommand::run(dir.path(), &server.url(), "0..20000")
@@ -72,11 +73,7 @@ fn a_second_run_on_a_held_output_is_refused_and_a_killed_run_leaves_no_lock() {
 fn a_held_bodies_dir_is_refused_too() {
     let server = Server::start(&["--delay-ms", "20..40"]);
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut first = slow_run(
-        dir.path(),
-        &server,
-        &["-o", "a.csv", "--bodies-dir", "bodies"],
-    );
+    let mut first = slow_run(dir.path(), &server, "a.csv", &["--bodies-dir", "bodies"]);
     let out = TestCommand::run(dir.path(), &server.url(), "0..10")
         .output("b.csv")
         .args(["--bodies-dir", "bodies"])

@@ -236,31 +236,43 @@ fn a_reader_that_stops_reading_stalls_the_workers_instead_of_growing_memory() {
         .spawn()
         .expect("start run");
     let workers = wait_for_workers(&run, 2, |_| true);
-    // Nobody reads stdout for 4 s. Without backpressure the workers would spend those seconds
-    // fetching (the demo target answers ~50k req/s here: 300,000 ids take them over 6 s) and
-    // the rows would pile up in memory. The pipes and the writer's queue take about a second
-    // to fill (some runs were still filling them at 1 s): the stall is measured from 2 s to 4 s.
+    let worker_ticks = || workers.iter().map(|&pid| cpu_ticks(pid)).sum::<u64>();
+    // Nobody reads stdout. Without backpressure the workers would go on fetching and the rows
+    // would pile up in memory. With it, once the pipes and the writer's queue are full (about
+    // a second on an idle box, longer on a loaded one), the workers stall: a 2 s window
+    // (20 samples 100 ms apart) in which they use under 20 CPU ticks, within 30 s.
     let mut peak = 0;
-    let mut cpu_at_2s = 0;
-    for tick in 0..40 {
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    let mut ticks = std::collections::VecDeque::from([worker_ticks()]);
+    let stalled_at = wait_for(std::time::Duration::from_secs(30), || {
+        std::thread::sleep(std::time::Duration::from_millis(80));
         peak = peak.max(tree_rss_kib(run.id()));
-        if tick == 19 {
-            cpu_at_2s = workers.iter().map(|&pid| cpu_ticks(pid)).sum();
+        ticks.push_back(worker_ticks());
+        if ticks.len() > 21 {
+            ticks.pop_front();
         }
-    }
-    let cpu_busy = workers.iter().map(|&pid| cpu_ticks(pid)).sum::<u64>() - cpu_at_2s;
+        let busy = ticks.back()? - ticks.front()?;
+        (ticks.len() == 21 && busy < 20).then_some(*ticks.back()?)
+    });
     assert!(
         run.try_wait().expect("poll").is_none(),
         "the run waits for its reader"
     );
-    assert!(
-        cpu_busy < 20,
-        "workers used {cpu_busy} CPU ticks in 2 s while nobody read the rows"
-    );
+    let stalled_at =
+        stalled_at.unwrap_or_else(|| panic!("workers busy while nobody read the rows: {ticks:?}"));
     assert!(peak < 100 * 1024, "peak RSS {peak} KiB while stalled");
-    let mut csv = Vec::new();
-    std::io::Read::read_to_end(&mut run.stdout.take().expect("stdout"), &mut csv).expect("read");
+    // They stalled with ids left to fetch (not done, their rows held somewhere): reading a
+    // third of the rows sets them to work again.
+    let mut stdout = run.stdout.take().expect("stdout");
+    let mut csv = vec![0; 3_000_000];
+    std::io::Read::read_exact(&mut stdout, &mut csv).expect("read");
+    let resumed = wait_for(std::time::Duration::from_secs(30), || {
+        (worker_ticks() >= stalled_at + 20).then_some(())
+    });
+    assert!(
+        resumed.is_some(),
+        "reading the rows did not wake the workers"
+    );
+    std::io::Read::read_to_end(&mut stdout, &mut csv).expect("read");
     assert!(run.wait().expect("wait").success());
     let path = dir.path().join("out.csv");
     std::fs::write(&path, csv).expect("write");
@@ -390,7 +402,9 @@ fn a_run_past_half_the_local_port_range_is_told_to_widen_it() {
     let (_, hard) =
         nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).expect("rlimit");
     if 2 * per_worker + 64 > hard {
-        println!("SKIPPED: {per_worker} connections per worker need more than {hard} open files");
+        skipped(&format!(
+            "{per_worker} connections per worker need more than {hard} open files"
+        ));
         return;
     }
     let server = Server::start(&[]);

@@ -540,6 +540,7 @@ fn a_connect_answer_is_read_as_any_answer_and_what_follows_it_is_the_tunnels() {
 #[test]
 fn a_proxy_that_never_answers_under_http2_is_proxy_for_every_row() {
     let silent = raw_server(|_, _| {
+        // A proxy that never answers: holding the connection silent is the point.
         std::thread::sleep(Duration::from_secs(30));
         false
     });

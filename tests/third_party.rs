@@ -125,10 +125,11 @@ fn connections_nginx_closed_while_idle_are_replaced_without_error_rows() {
         .output("out.csv")
         .spawn();
     let workers = wait_for_workers(&run, 2, |_| true);
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for_rows(&dir.path().join("out.csv"), 10);
     for pid in &workers {
         kill(Pid::from_raw(*pid as i32), Signal::SIGSTOP).expect("stop worker");
     }
+    // Frozen past nginx's 1 s keep-alive timeout: the pause is what this tests.
     std::thread::sleep(Duration::from_secs(2));
     for pid in &workers {
         kill(Pid::from_raw(*pid as i32), Signal::SIGCONT).expect("continue worker");

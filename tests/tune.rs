@@ -36,7 +36,10 @@ fn auto_concurrency_reaches_the_servers_capacity_without_queueing_much() {
         req_per_s >= 0.9 * CAPACITY_REQ_PER_S,
         "{req_per_s:.0} req/s of {CAPACITY_REQ_PER_S}"
     );
-    assert!(p50 <= 120.0, "median latency {p50} ms");
+    // A queue of the slots past the knee shows here: 50 ms served, then the wait behind the
+    // server's 64 (300 ms at the 400 slots the settled check below allows). An idle box
+    // measures under 120 ms; the bound leaves a loaded one room for scheduling delays.
+    assert!(p50 <= 200.0, "median latency {p50} ms");
     let settled: Vec<u64> = summary["concurrency_auto"]
         .as_array()
         .expect("settled limits")

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use ringscrape::output::reader::RowReader;
 
+mod tier;
+pub use tier::*;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_ringscrape");
 
 /// A `ringscrape serve` process, killed on drop.
@@ -26,21 +29,21 @@ impl Server {
             .stderr(Stdio::null())
             .spawn()
             .expect("start ringscrape serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read listen line");
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
-            .to_string();
+        let base = wait_for_listening(&mut child);
         Server { child, base }
     }
 
     pub fn url(&self) -> String {
         format!("{}/log?id={{id}}", self.base)
+    }
+
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("serve prints http://127.0.0.1:PORT")
     }
 }
 
@@ -49,6 +52,20 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Reads the first line of a `ringscrape serve` started with its stdout piped, `listening on
+/// BASE`, printed once its socket listens; returns BASE.
+pub fn wait_for_listening(serve: &mut Child) -> String {
+    let stdout = serve.stdout.take().expect("serve's stdout piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read listen line");
+    line.trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line from serve: {line:?}"))
+        .to_string()
 }
 
 /// Variables that change what `ringscrape run` does without a flag: a test must not inherit
@@ -83,6 +100,7 @@ impl TestCommand {
 
     /// The binary run inside network namespace `netns` (`ip netns exec`, root only).
     pub fn in_netns(dir: &Path, netns: &str) -> TestCommand {
+        needs_root("ip netns exec");
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", netns, BIN]);
         Self::from_command(cmd, dir)
@@ -288,21 +306,41 @@ pub fn assert_locked_then_kill_9(mut run: Child, second: TestCommand) {
 /// Waits (at most 30 s, for a loaded box) until the file at `path` holds more than `rows` rows
 /// after its header: what a fixed sleep "to let rows reach the file" hoped for.
 pub fn wait_for_rows(path: &Path, rows: usize) {
-    let lines =
-        || std::fs::read(path).map_or(0, |text| text.iter().filter(|&&b| b == b'\n').count());
     wait_for(Duration::from_secs(30), || {
-        (lines() > rows + 1).then_some(())
+        (line_count(path) > rows + 1).then_some(())
     })
-    .unwrap_or_else(|| panic!("{}: {} lines after 30 s", path.display(), lines()));
+    .unwrap_or_else(|| panic!("{}: {} lines after 30 s", path.display(), line_count(path)));
 }
 
-/// kill -9 of a run's supervisor (its workers die with it, PDEATHSIG), reaped, and the workers
-/// given a moment to notice.
+/// The lines of the file at `path` (0 while there is none).
+pub fn line_count(path: &Path) -> usize {
+    std::fs::read(path).map_or(0, |text| text.iter().filter(|&&b| b == b'\n').count())
+}
+
+/// kill -9 of a run's supervisor, reaped, and its workers (which die with it, PDEATHSIG) waited
+/// for until they are gone: what comes next (a `--resume`) finds no process of the run.
 pub fn kill_9(run: &mut Child) {
+    let workers = children_of(run.id());
     let pid = nix::unistd::Pid::from_raw(run.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
     let _ = run.wait();
-    std::thread::sleep(Duration::from_millis(300));
+    let gone = wait_for(Duration::from_secs(10), || {
+        (!workers.iter().any(|&worker| is_running(worker))).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "workers {workers:?} outlived their supervisor"
+    );
+}
+
+/// True while process `pid` exists and is not a zombie.
+pub fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        // The state follows the `(comm)`.
+        stat.rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
 }
 
 /// A raw-socket HTTP/1.1 server on loopback, for answers no real server would send: each
@@ -364,6 +402,23 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
         std::thread::sleep(Duration::from_millis(20));
     }
     None
+}
+
+/// How many IPv4 connections to loopback port `port` are established, counted on the client's
+/// side (from /proc/net/tcp): for "requests are in flight" where no row can say so.
+pub fn connections_to(port: u16) -> usize {
+    let remote = format!(":{port:04X}");
+    std::fs::read_to_string("/proc/net/tcp").map_or(0, |table| {
+        table
+            .lines()
+            .skip(1)
+            .filter(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // sl local_address rem_address st …; 01 is ESTABLISHED.
+                fields.len() > 3 && fields[2].ends_with(&remote) && fields[3] == "01"
+            })
+            .count()
+    })
 }
 
 /// Pids of the direct children of `pid` (from /proc).
@@ -517,6 +572,7 @@ impl Nginx {
     /// Plain nginx inside network namespace `netns`, listening on `port` of each address of
     /// `addrs`; `base` names the first.
     pub fn start_in_netns(netns: &str, addrs: &[&str], port: u16, server_body: &str) -> Nginx {
+        needs_root("nginx in a network namespace");
         let (child, dir) = Self::spawn(Some(netns), addrs, port, "", "", server_body);
         // nginx writes its pid file once its sockets listen.
         let pid = dir.path().join("nginx.pid");
@@ -774,6 +830,7 @@ pub fn make_test_pki(dir: &Path) {
 
 /// Runs `ip ARGS` (root: network namespaces, addresses), which must succeed.
 pub fn ip(args: &[&str]) {
+    needs_root(&format!("ip {}", args.join(" ")));
     let status = Command::new("ip").args(args).status().expect("run ip");
     assert!(status.success(), "ip {args:?}");
 }
