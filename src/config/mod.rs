@@ -2,14 +2,12 @@
 //! [`RunConfig`]. All input checks live here; deeper code trusts what it is handed.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::assignment::Fetch;
 use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
 use crate::failed::{FailedRows, MaxFailed};
-use crate::ids::IdRange;
-use crate::job::{KeyFile, Product};
+use crate::job::Job;
 use crate::merge::Keep;
 use crate::model::{BodyColumn, RequestLimits, RetryPolicy};
 use crate::net::NetSpec;
@@ -30,7 +28,7 @@ mod request;
 pub use error::ConfigError;
 use error::{MAX_BODY_LIMIT, MAX_CONCURRENCY, MAX_INLINE_BODY, MAX_RETRIES};
 
-use items::{Items, items_of};
+use items::job_of;
 use output::{check_reports, output_of, write_mode};
 use request::{request_spec, schema};
 
@@ -56,18 +54,11 @@ pub struct RunConfig {
     pub abort_after: u64,
     /// `--max-failed`: the share of failed rows above which the run exits 4.
     pub max_failed: Option<MaxFailed>,
-    /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`; only this node's
-    /// slice of them when the job spans several nodes.
-    pub ids: IdRange,
+    /// What the run fetches (`--ids`, `--ids-file`, `--keys`): its shape and item indexes, only
+    /// this node's slice of them when the job spans several nodes.
+    pub job: Job,
     /// This machine's place when the job spans several nodes.
     pub node: Option<Node>,
-    /// `--ids-file`, scanned.
-    pub key_file: Option<KeyFile>,
-    /// `--keys` (with `--ids` when given), scanned.
-    pub product: Option<Product>,
-    /// Standard input copied to a file for `--ids-file -` or `--keys -`; deleted when the run
-    /// ends.
-    pub stdin_spool: Option<Arc<tempfile::TempPath>>,
     pub shards: usize,
     pub output: Output,
     /// `--auth-command`: credentials from a command, refreshed.
@@ -79,7 +70,7 @@ pub struct RunConfig {
     pub mode: WriteMode,
     pub progress: bool,
     /// What the output remembers of the job, compared on `--resume`.
-    pub job: JobRequest,
+    pub job_request: JobRequest,
 }
 
 /// `--auth-command` and when to run it again.
@@ -169,17 +160,10 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         .map(|text| listen_addr("dashboard", text))
         .transpose()?;
     // Late, as it may read a large file (or all of standard input).
-    let Items {
-        ids,
-        key_file,
-        product,
-        stdin_spool,
-    } = items_of(args, node.as_ref())?;
+    let job = job_of(args, node.as_ref())?;
     // The key files name the placeholders and columns: the template and the schema come after.
-    if let Some(product) = &product {
-        request.key_columns = product.columns().into_iter().map(|c| c.name).collect();
-    }
-    crate::placeholders::check(&request, product.as_ref())?;
+    request.key_columns = job.columns().into_iter().map(|c| c.name).collect();
+    crate::placeholders::check(&request, job.product())?;
     // Compiled here to refuse a bad template before any worker starts (each worker compiles it
     // again from the spec).
     let template = RequestTemplate::compile(&request)?;
@@ -191,18 +175,12 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     {
         return Err(ConfigError::Http2ConnectionHeader(name));
     }
-    let schema = schema(args, node.as_ref(), product.as_ref())?;
+    let schema = schema(args, node.as_ref(), &job)?;
     if matches!(schema.body, BodyColumn::Inline(_)) && args.max_body > MAX_INLINE_BODY {
         return Err(ConfigError::InlineBody(args.max_body));
     }
-    // Standard input is one stream: one shard reads it.
-    let shards = if stdin_spool.is_some() && key_file.is_some() {
-        1
-    } else {
-        shards
-    };
     let net = net_of(args, &template)?;
-    let job = JobRequest::new(&request, &args.headers, &schema, format, ids);
+    let job_request = JobRequest::new(&request, &args.headers, &schema, format, job.items());
     Ok(RunConfig {
         fetch: Fetch {
             request,
@@ -242,19 +220,15 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         metrics,
         dashboard,
         report,
-        ids,
         node,
-        key_file,
-        product,
-        stdin_spool,
-        // More shards than ids would only start idle processes.
-        shards: shards.min(usize::try_from(ids.len()).unwrap_or(usize::MAX)),
+        shards: job.shards(shards),
+        job,
         output,
         format,
         part_rows: at_least_one("part-rows", args.part_rows)?,
         mode,
         progress: !args.no_progress && !args.quiet,
-        job,
+        job_request,
     })
 }
 

@@ -32,7 +32,6 @@ use crate::config::RunConfig;
 use crate::diagnosis::Diagnosis;
 use crate::ids::{IdRange, IdSet};
 use crate::inflight::InFlightTable;
-use crate::job::Keys;
 use crate::metrics::{self, Metrics};
 use crate::model::{BodyColumn, Continuation};
 use crate::output::batch::{BYTES_IN_FLIGHT, Batch, BytesInFlight};
@@ -153,7 +152,7 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
     if plan.is_empty() {
         crate::note!(
             "ringscrape: nothing to do: every id of {} has a row in {}",
-            cfg.ids,
+            cfg.job.items(),
             cfg.output.path().display()
         );
         return Ok(RunOutcome {
@@ -193,19 +192,13 @@ fn preflight(cfg: &RunConfig) -> Result<(), SupervisorError> {
         crate::note!("{advice}");
     }
     if let Some(node) = &cfg.node {
-        let items = if cfg.key_file.is_some() {
-            "lines"
-        } else if cfg.product.is_some() {
-            "items"
-        } else {
-            "ids"
-        };
         crate::note!(
-            "ringscrape: node {} of {} (from {}): {items} {}",
+            "ringscrape: node {} of {} (from {}): {} {}",
             node.index,
             node.count,
             node.source,
-            cfg.ids
+            cfg.job.noun(),
+            cfg.job.items()
         );
     }
     if cfg.fetch.trust.insecure {
@@ -257,29 +250,31 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         BodyColumn::Files(dir) => Some(dir.as_path()),
         _ => None,
     };
-    let job = crate::job::identities(cfg.key_file.as_ref(), cfg.product.as_ref())
-        .map(|key_files| JobRecord::new(key_files, Some(cfg.job.clone())))
+    let job = cfg
+        .job
+        .identities()
+        .map(|key_files| JobRecord::new(key_files, Some(cfg.job_request.clone())))
         .map_err(SupervisorError::KeyFile)?;
     let opened = crate::output::open(&Spec {
         output: &cfg.output,
         format: cfg.format,
         mode: cfg.mode,
         schema: &cfg.fetch.schema,
-        ids: cfg.ids,
+        ids: cfg.job.items(),
         part_rows: cfg.part_rows,
         bodies_dir,
         job: &job,
     })?;
     let (rows, done, open, kept_rows) = (opened.rows, opened.done, opened.open, opened.kept);
-    let map = opened.map.unwrap_or_else(|| IdMap::new(cfg.ids));
+    let map = opened.map.unwrap_or_else(|| IdMap::new(cfg.job.items()));
     let kept = done.as_ref().map_or(0, IdSet::count);
-    let empties = cfg.key_file.as_ref().map_or(0, |keys| keys.empty.count());
-    let skip = match (done, &cfg.key_file) {
-        (Some(mut done), Some(keys)) => {
-            done.union_with(&keys.empty);
+    let empties = cfg.job.not_items_count();
+    let skip = match (done, cfg.job.not_items()) {
+        (Some(mut done), Some(not_items)) => {
+            done.union_with(not_items);
             Some(done)
         }
-        (None, Some(keys)) => Some(keys.empty.clone()),
+        (None, Some(not_items)) => Some(not_items.clone()),
         (done, None) => done,
     };
     if empties > 0 {
@@ -325,7 +320,7 @@ fn run_shards(
         cfg.report.clone(),
         &board,
         started,
-        (cfg.ids.len() - prepared.empties, prepared.kept),
+        (cfg.job.items().len() - prepared.empties, prepared.kept),
     )
     .map_err(|e| {
         SupervisorError::Listen("dashboard", cfg.dashboard.clone().unwrap_or_default(), e)
@@ -345,7 +340,7 @@ fn run_shards(
     let workers = start_workers(cfg, launch, plan, &tx, &board, credentials.as_ref())?;
     drop(tx);
 
-    let items = cfg.ids.len() - prepared.empties;
+    let items = cfg.job.items().len() - prepared.empties;
     let progress = Progress::new(items - prepared.kept, cfg.progress);
     let mut watch = AbortWatch::new(cfg.abort_after);
     let diagnosis = Diagnosis::new(target_of(cfg));
@@ -419,7 +414,7 @@ fn run_shards(
         wall: started.elapsed(),
         auto_concurrency: cfg.fetch.auto_concurrency,
         output: cfg.output.clone(),
-        keys_on_stdin: cfg.stdin_spool.is_some(),
+        keys_on_stdin: cfg.job.reads_stdin(),
         resume_command: resume_command(&launch.argv, &launch.given_elsewhere),
         interrupted: stop.signal(),
         auth_failed,
@@ -443,7 +438,8 @@ fn start_metrics(
 fn plan_shards(cfg: &RunConfig, done: Option<&IdSet>, open: &[Continuation]) -> Vec<ShardPlan> {
     let Some(done) = done else {
         return cfg
-            .ids
+            .job
+            .items()
             .split(cfg.shards)
             .into_iter()
             .map(|ids| ShardPlan {
@@ -497,18 +493,7 @@ fn start_workers(
             rate: cfg.rate.map(|r| r / plan.len() as f64),
             ids: part.ids,
             continuations: part.continuations.clone(),
-            keys: match (&cfg.key_file, &cfg.product) {
-                (_, Some(product)) => Keys::Records(product.clone()),
-                (None, None) => Keys::Numbers,
-                (Some(file), None) => {
-                    let (line, offset) = file.start_for(part.ids.start);
-                    Keys::Lines {
-                        path: file.path.clone(),
-                        line,
-                        offset,
-                    }
-                }
-            },
+            keys: cfg.job.shard_keys(part.ids),
         };
         let child = spawn::spawn_worker(
             &launch.worker_exe,
