@@ -404,22 +404,35 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let range = Job::range(IdRange::new(0, 10));
         assert_eq!((range.items(), range.noun()), (IdRange::new(0, 10), "ids"));
-        assert_eq!((range.row_items(), range.not_items_count()), (Items::Ids, 0));
+        assert_eq!(
+            (range.row_items(), range.not_items_count()),
+            (Items::Ids, 0)
+        );
         assert_eq!(range.shard_keys(IdRange::new(5, 10)), Keys::Numbers);
         assert_eq!(range.shards(64), 10, "no more shards than items");
         assert!(range.identities().expect("none").is_empty());
 
         let path = dir.path().join("keys.txt");
         std::fs::write(&path, "a\n\nb\nc\n").expect("write");
-        let spool = tempfile::NamedTempFile::new().expect("spool").into_temp_path();
+        let spool = tempfile::NamedTempFile::new()
+            .expect("spool")
+            .into_temp_path();
         let lines = Job::id_file(KeyFile::scan(&path).expect("scan"), Some(Arc::new(spool)));
         assert_eq!((lines.items(), lines.noun()), (IdRange::new(1, 5), "lines"));
         assert_eq!(lines.row_items().index_column_name(), "line");
         assert_eq!(lines.not_items_count(), 1, "the empty line 2");
         assert_eq!(lines.shards(8), 1, "standard input is one stream");
-        assert!(lines.shard_keys(IdRange::new(3, 5)).row_values().keys_repeat());
+        assert!(
+            lines
+                .shard_keys(IdRange::new(3, 5))
+                .row_values()
+                .keys_repeat()
+        );
         let node = lines.restrict(IdRange::new(3, 5));
-        assert_eq!((node.items(), node.not_items_count()), (IdRange::new(3, 5), 0));
+        assert_eq!(
+            (node.items(), node.not_items_count()),
+            (IdRange::new(3, 5), 0)
+        );
 
         let dates = dir.path().join("dates.csv");
         std::fs::write(&dates, "date\nd0\nd1\n").expect("write");
