@@ -12,7 +12,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::ids::{IdRange, IdRangeError, IdSet};
-use crate::job::{KeyFile, Product, RecordFile, RecordFormat};
+use crate::job::{Job, KeyFile, Product, RecordFile, RecordFormat};
 use crate::output::parquet::{self, PartWriter};
 use crate::output::reader::{ReadError, RowCopier, RowReader, complete_len};
 use crate::output::{Named, RowFormat};
@@ -132,6 +132,23 @@ impl MergeReport {
     }
 }
 
+/// The job from `--ids`, `--ids-file` or `--keys` (with `--ids`), as `run` builds it (no
+/// standard input: merge reads the files themselves).
+fn job_of(ids: Option<&str>, ids_file: Option<&Path>, keys: &[PathBuf]) -> Result<Job, MergeError> {
+    if !keys.is_empty() {
+        return Ok(Job::key_files(product_of(ids, keys)?, None)?);
+    }
+    match (ids, ids_file) {
+        (_, Some(path)) => {
+            let keys =
+                KeyFile::scan(path).map_err(|e| MergeError::IdsFile(path.to_path_buf(), e))?;
+            Ok(Job::id_file(keys, None))
+        }
+        (Some(ids), None) => Ok(Job::range(ids.parse()?)),
+        (None, None) => Err(MergeError::MissingIds),
+    }
+}
+
 /// The product of `--ids` (when given) and the key files, as `run` numbers its items.
 fn product_of(ids: Option<&str>, keys: &[PathBuf]) -> Result<Product, MergeError> {
     let ids = ids.map(str::parse::<IdRange>).transpose()?;
@@ -161,24 +178,13 @@ impl MergeJob {
         allow_duplicates: Option<Keep>,
         overwrite: bool,
     ) -> Result<MergeJob, MergeError> {
-        let (items, exempt, index_column) = match (ids, ids_file) {
-            _ if !keys.is_empty() => {
-                let product = product_of(ids, keys)?;
-                let items = product.items()?;
-                let column = if product.ids.is_some() { "index" } else { "id" };
-                (items, IdSet::new(items), column)
-            }
-            (_, Some(path)) => {
-                let keys =
-                    KeyFile::scan(path).map_err(|e| MergeError::IdsFile(path.to_path_buf(), e))?;
-                (keys.range(), keys.empty, "line")
-            }
-            (Some(ids), None) => {
-                let items: IdRange = ids.parse()?;
-                (items, IdSet::new(items), "id")
-            }
-            (None, None) => return Err(MergeError::MissingIds),
-        };
+        let job = job_of(ids, ids_file, keys)?;
+        let items = job.items();
+        let exempt = job
+            .not_items()
+            .cloned()
+            .unwrap_or_else(|| IdSet::new(items));
+        let index_column = job.row_items().index_column_name();
         if out.exists() && !overwrite {
             return Err(MergeError::OutExists(out));
         }

@@ -189,38 +189,7 @@ pub struct Continuation {
     pub next: String,
 }
 
-/// How a row names its item, and so which column holds the item's index (what resume, node
-/// slices and `merge` go by).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Items {
-    /// Ids of a range, or records of key files without `--ids`: the `id` column is the index.
-    #[default]
-    Ids,
-    /// Lines of an `--ids-file`: `id` holds the line's key, a `line` column the index.
-    Lines,
-    /// `--ids` × key files: `id` holds the id (the index divided by `per_id`, the records of
-    /// the key files' product), an `index` column the index.
-    Product { per_id: u64 },
-}
-
-/// What a key file's column holds, as its rows keep it: text from a CSV; typed from JSON Lines
-/// and Parquet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum KeyKind {
-    Text,
-    Integer,
-    Float,
-    Boolean,
-}
-
-/// A key file's column: a placeholder `{name}` and a column of the rows.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct KeyColumn {
-    pub name: String,
-    pub kind: KeyKind,
-    /// The `--keys` file it comes from (for messages).
-    pub file: String,
-}
+pub use crate::job::row::{Items, KeyColumn, KeyKind};
 
 /// The columns of a run's rows: the fixed ones, then `line` (keys from a file) or `index` (a
 /// product of `--ids` and key files), then the key files' columns, then the captured headers
@@ -255,18 +224,15 @@ pub struct ColumnClash {
 impl Schema {
     /// The column that identifies a row's item: `line` or `index` when there is one, else `id`.
     pub fn index_column(&self) -> usize {
-        match self.items {
-            Items::Ids => 0,
-            Items::Lines | Items::Product { .. } => FIXED_COLUMNS.len(),
+        match self.items.index_column() {
+            Some(_) => FIXED_COLUMNS.len(),
+            None => 0,
         }
     }
 
     /// The id of the item at `index` (the `id` column of a range or a product).
     pub fn id_of(&self, index: u64) -> u64 {
-        match self.items {
-            Items::Product { per_id } => index / per_id.max(1),
-            Items::Ids | Items::Lines => index,
-        }
+        self.items.id_of(index)
     }
 
     /// Every column name, in order.
@@ -288,13 +254,8 @@ impl Schema {
                 )
             })
             .collect();
-        match self.items {
-            Items::Ids => {}
-            Items::Lines => columns.push(("line".into(), "--ids-file (its line column)".into())),
-            Items::Product { .. } => columns.push((
-                "index".into(),
-                "--ids with --keys (the index column)".into(),
-            )),
+        if let Some((name, flag)) = self.items.index_column() {
+            columns.push((name.into(), flag.into()));
         }
         for key in &self.keys {
             columns.push((key.name.clone(), format!("--keys {}", key.file)));

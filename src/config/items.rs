@@ -1,31 +1,30 @@
-//! The job's items from `--ids`, `--ids-file` or `--keys` (and their product), and this
-//! node's slice of them.
+//! The [`Job`] from `--ids`, `--ids-file` or `--keys` (and their product), and this node's
+//! slice of it.
 
 use std::sync::Arc;
 
 use crate::cli::RunArgs;
 use crate::ids::IdRange;
-use crate::job::{self, KeyFile, Product, RecordFile, RecordFormat};
+use crate::job::{self, Job, KeyFile, Product, RecordFile, RecordFormat};
 use crate::nodes::Node;
 
 use super::error::ConfigError;
 
-/// The job's items, and this node's slice of them.
-pub(super) fn items_of(args: &RunArgs, node: Option<&Node>) -> Result<Items, ConfigError> {
-    let mut items = job_items(args)?;
-    if let Some(node) = node {
-        items.ids = node.slice(items.ids)?;
-        let ids = items.ids;
-        if let Some(keys) = &mut items.key_file {
-            keys.empty = keys.empty.restrict(ids);
+/// The job, and this node's slice of it.
+pub(super) fn job_of(args: &RunArgs, node: Option<&Node>) -> Result<Job, ConfigError> {
+    let job = job_items(args)?;
+    Ok(match node {
+        Some(node) => {
+            let slice = node.slice(job.items())?;
+            job.restrict(slice)
         }
-    }
-    Ok(items)
+        None => job,
+    })
 }
 
 /// The items: an id range, the lines of a file of keys, or key files with columns (standard
 /// input is copied to a temporary file first, streamed).
-pub(super) fn job_items(args: &RunArgs) -> Result<Items, ConfigError> {
+pub(super) fn job_items(args: &RunArgs) -> Result<Job, ConfigError> {
     if !args.keys.is_empty() {
         return product_items(args);
     }
@@ -35,12 +34,7 @@ pub(super) fn job_items(args: &RunArgs) -> Result<Items, ConfigError> {
             .as_deref()
             .ok_or(ConfigError::MissingIds)?
             .parse()?;
-        return Ok(Items {
-            ids,
-            key_file: None,
-            product: None,
-            stdin_spool: None,
-        });
+        return Ok(Job::range(ids));
     };
     let fail = |e| ConfigError::IdsFile(path.clone(), e);
     let (scan_path, spool) = if path.as_os_str() == "-" {
@@ -53,16 +47,11 @@ pub(super) fn job_items(args: &RunArgs) -> Result<Items, ConfigError> {
     if keys.empty.count() == keys.lines {
         return Err(ConfigError::NoKeys(path.clone()));
     }
-    Ok(Items {
-        ids: keys.range(),
-        key_file: Some(keys),
-        product: None,
-        stdin_spool: spool,
-    })
+    Ok(Job::id_file(keys, spool))
 }
 
 /// The product of `--ids` (when given) and the `--keys` files, each scanned once.
-pub(super) fn product_items(args: &RunArgs) -> Result<Items, ConfigError> {
+pub(super) fn product_items(args: &RunArgs) -> Result<Job, ConfigError> {
     let ids = args.ids.as_deref().map(str::parse::<IdRange>).transpose()?;
     let mut files = Vec::with_capacity(args.keys.len());
     let mut stdin_spool = None;
@@ -87,18 +76,5 @@ pub(super) fn product_items(args: &RunArgs) -> Result<Items, ConfigError> {
         files.push(RecordFile::scan(&scan_path, &shown, format).map_err(fail)?);
     }
     let product = Product { ids, files };
-    Ok(Items {
-        ids: product.items()?,
-        key_file: None,
-        product: Some(product),
-        stdin_spool,
-    })
-}
-
-/// What [`job_items`] found (the fields of [`RunConfig`] of the same names).
-pub(super) struct Items {
-    pub(super) ids: IdRange,
-    pub(super) key_file: Option<KeyFile>,
-    pub(super) product: Option<Product>,
-    pub(super) stdin_spool: Option<Arc<tempfile::TempPath>>,
+    Ok(Job::key_files(product, stdin_spool)?)
 }

@@ -3,14 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use crate::assignment::Fetch;
 use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
 use crate::failed::{FailedRows, MaxFailed};
-use crate::ids::IdRange;
-use crate::job::{KeyFile, Product};
+use crate::job::Job;
 use crate::merge::Keep;
 use crate::model::{BodyColumn, RequestLimits, RetryPolicy};
 use crate::net::NetSpec;
@@ -31,7 +29,7 @@ mod request;
 pub use error::ConfigError;
 use error::{MAX_BODY_LIMIT, MAX_CONCURRENCY, MAX_INLINE_BODY, MAX_RETRIES};
 
-use items::{Items, items_of};
+use items::job_of;
 use output::{check_reports, output_of, write_mode};
 use request::{request_spec, schema};
 
@@ -57,18 +55,11 @@ pub struct RunConfig {
     pub abort_after: u64,
     /// `--max-failed`: the share of failed rows above which the run exits 4.
     pub max_failed: Option<MaxFailed>,
-    /// Item indexes: the ids of `--ids`, or the line numbers of `--ids-file`; only this node's
-    /// slice of them when the job spans several nodes.
-    pub ids: IdRange,
+    /// What the run fetches (`--ids`, `--ids-file`, `--keys`): its shape and item indexes, only
+    /// this node's slice of them when the job spans several nodes.
+    pub job: Job,
     /// This machine's place when the job spans several nodes.
     pub node: Option<Node>,
-    /// `--ids-file`, scanned.
-    pub key_file: Option<KeyFile>,
-    /// `--keys` (with `--ids` when given), scanned.
-    pub product: Option<Product>,
-    /// Standard input copied to a file for `--ids-file -` or `--keys -`; deleted when the run
-    /// ends.
-    pub stdin_spool: Option<Arc<tempfile::TempPath>>,
     pub shards: usize,
     pub output: Output,
     /// `--auth-command`: credentials from a command, refreshed.
@@ -80,7 +71,7 @@ pub struct RunConfig {
     pub mode: WriteMode,
     pub progress: bool,
     /// What the output remembers of the job, compared on `--resume`.
-    pub job: JobRequest,
+    pub job_request: JobRequest,
 }
 
 /// `--auth-command` and when to run it again.
@@ -162,15 +153,15 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let metrics = listen_addr("metrics", metrics.as_deref())?;
     let dashboard = listen_addr("dashboard", dashboard.as_deref())?;
     // Late, as it may read a large file (or all of standard input).
-    let items = items_of(args, node.as_ref())?;
-    let (request, template) = request_of(request, items.product.as_ref(), *http2)?;
-    let schema = schema(args, node.as_ref(), items.product.as_ref())?;
+    let job = job_of(args, node.as_ref())?;
+    let (request, template) = request_of(request, &job, *http2)?;
+    let schema = schema(args, node.as_ref(), &job)?;
     if matches!(schema.body, BodyColumn::Inline(_)) && *max_body > MAX_INLINE_BODY {
         return Err(ConfigError::InlineBody(*max_body));
     }
     let routes = [local_addr, pins, connect_to];
     let net = net_of(routes, proxy, proxy_file, *dns_refresh, &template)?;
-    let job = JobRequest::new(&request, headers, &schema, format, items.ids);
+    let job_request = JobRequest::new(&request, headers, &schema, format, job.items());
     Ok(RunConfig {
         fetch: Fetch {
             request,
@@ -196,18 +187,15 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         metrics,
         dashboard,
         report,
-        shards: shards_for(shards, &items),
-        ids: items.ids,
         node,
-        key_file: items.key_file,
-        product: items.product,
-        stdin_spool: items.stdin_spool,
+        shards: job.shards(shards),
+        job,
         output,
         format,
         part_rows: at_least_one("part-rows", *part_rows)?,
         mode,
         progress: !no_progress && !quiet,
-        job,
+        job_request,
     })
 }
 
@@ -252,13 +240,14 @@ fn documents_of(
 /// again from the spec).
 fn request_of(
     mut request: RequestSpec,
-    product: Option<&Product>,
+    job: &Job,
     http2: bool,
 ) -> Result<(RequestSpec, RequestTemplate), ConfigError> {
-    if let Some(product) = product {
-        request.key_columns = product.columns().into_iter().map(|c| c.name).collect();
-    }
-    crate::placeholders::check(&request, product)?;
+    // The key files name the placeholders and columns: the template and the schema come after.
+    request.key_columns = job.columns().into_iter().map(|c| c.name).collect();
+    crate::placeholders::check(&request, job.product())?;
+    // Compiled here to refuse a bad template before any worker starts (each worker compiles it
+    // again from the spec).
     let template = RequestTemplate::compile(&request)?;
     if http2 && template.host_varies() {
         return Err(ConfigError::Http2PerHost);
@@ -267,17 +256,6 @@ fn request_of(
         return Err(ConfigError::Http2ConnectionHeader(name));
     }
     Ok((request, template))
-}
-
-/// Worker processes: one for standard input, which is one stream, and never more than items
-/// (more would only start idle processes).
-fn shards_for(shards: usize, items: &Items) -> usize {
-    let shards = if items.stdin_spool.is_some() && items.key_file.is_some() {
-        1
-    } else {
-        shards
-    };
-    shards.min(usize::try_from(items.ids.len()).unwrap_or(usize::MAX))
 }
 
 /// `--max-failed`, counting the failures `--retry-failed=LIST` names when it names some.

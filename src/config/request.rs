@@ -3,8 +3,8 @@
 
 use crate::cli::RunArgs;
 use crate::extract::ExtractSpec;
-use crate::job::Product;
-use crate::model::{BodyColumn, BodyEncoding, Items as RowItems, Pages, Schema};
+use crate::job::Job;
+use crate::model::{BodyColumn, BodyEncoding, Pages, Schema};
 use crate::nodes::{self, Node};
 use crate::output::bodies;
 use crate::request::RequestSpec;
@@ -17,7 +17,7 @@ use super::error::ConfigError;
 pub(super) fn schema(
     args: &RunArgs,
     node: Option<&Node>,
-    product: Option<&Product>,
+    job: &Job,
 ) -> Result<Schema, ConfigError> {
     let mut capture_headers: Vec<String> = Vec::new();
     for name in &args.capture_header {
@@ -42,16 +42,11 @@ pub(super) fn schema(
     } else {
         BodyColumn::None
     };
-    let items = match (product, &args.ids_file) {
-        (Some(product), _) => product.row_items(),
-        (None, Some(_)) => RowItems::Lines,
-        (None, None) => RowItems::Ids,
-    };
     let pages = pages_of(args)?;
     let schema = Schema {
-        items,
+        items: job.row_items(),
         pages,
-        keys: product.map(Product::columns).unwrap_or_default(),
+        keys: job.columns(),
         capture_headers,
         extract,
         body,

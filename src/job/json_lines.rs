@@ -10,7 +10,7 @@ use std::fmt;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::model::KeyKind;
+use super::row::KeyKind;
 
 /// A JSON object's fields in file order, each value as its JSON text.
 pub struct RawObject(Vec<(String, Box<RawValue>)>);

@@ -13,7 +13,7 @@ use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::DataType;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
-use crate::model::{KeyColumn, KeyKind};
+use super::row::{KeyColumn, KeyKind};
 use crate::template::Values;
 
 /// Rows decoded at once.

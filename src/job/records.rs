@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::json_lines::{self, Kinds, RawObject};
 use super::parquet::{self as parquet_keys, ParquetKeys};
-use crate::model::{KeyColumn, KeyKind};
+use super::row::{KeyColumn, KeyKind};
 use crate::template::Values;
 
 /// Records between two remembered positions: a reader reads at most this many records it does

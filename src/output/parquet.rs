@@ -33,7 +33,7 @@ use parquet::file::properties::WriterProperties;
 
 use super::rows::{RawFields, RawRow, ReadError, ReadRows, check_fixed};
 use super::writer::{WriteRows, as_text, encode_body};
-use crate::model::{BodyColumn, FIXED_COLUMNS, Items, KeyKind, Record, Schema};
+use crate::model::{BodyColumn, FIXED_COLUMNS, KeyKind, Record, Schema};
 
 /// Buffered captured values (bodies, headers, fields) in one part at most.
 pub const PART_BYTES: usize = 64 << 20;
@@ -50,7 +50,7 @@ pub fn arrow_schema(schema: &Schema) -> SchemaRef {
         .enumerate()
         .map(|(at, name)| {
             let (kind, nullable) = match at {
-                0 if schema.items == Items::Lines => (DataType::Utf8, false),
+                0 if schema.items.id_is_key() => (DataType::Utf8, false),
                 0 => (DataType::UInt64, false),
                 1 => (DataType::UInt16, true),
                 2 => (DataType::UInt64, false),
@@ -395,14 +395,11 @@ impl ParquetRows {
 
     fn append(&mut self, record: &Record) {
         let c = &mut self.columns;
-        match self.schema.items {
-            Items::Lines => {
-                let key = record.captured.key.as_deref().unwrap_or_default();
-                c.id_key.append_value(as_text(key, &mut self.scratch));
-            }
-            Items::Ids | Items::Product { .. } => {
-                c.id_number.append_value(self.schema.id_of(record.index));
-            }
+        if self.schema.items.id_is_key() {
+            let key = record.captured.key.as_deref().unwrap_or_default();
+            c.id_key.append_value(as_text(key, &mut self.scratch));
+        } else {
+            c.id_number.append_value(self.schema.id_of(record.index));
         }
         if self.schema.index_column() != 0 {
             c.line.append_value(record.index);
@@ -460,7 +457,7 @@ impl ParquetRows {
         }
         let c = &mut self.columns;
         let mut arrays: Vec<ArrayRef> = Vec::new();
-        if self.schema.items == Items::Lines {
+        if self.schema.items.id_is_key() {
             arrays.push(Arc::new(c.id_key.finish()));
         } else {
             arrays.push(Arc::new(c.id_number.finish()));

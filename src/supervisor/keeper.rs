@@ -32,7 +32,7 @@ use super::spawn;
 use crate::assignment::WorkerSpec;
 use crate::ids::IdSet;
 use crate::inflight::InFlightTable;
-use crate::job::{ItemReader, Keys};
+use crate::job::ItemReader;
 use crate::model::{Captured, ErrorKind, Record};
 use crate::output::batch::{Batch, BytesInFlight};
 use crate::template::Values;
@@ -213,11 +213,10 @@ impl Keeper {
             keys.values_for(item, &mut values).ok()?;
             Some(values)
         });
-        let (key, keys) = match (&self.spec.keys, values) {
-            (Keys::Lines { .. }, Some(values)) => (Some(values.id().to_vec()), Vec::new()),
-            (Keys::Records(_), Some(values)) => (None, values.columns()),
-            _ => (None, Vec::new()),
-        };
+        let mut captured = Captured::default();
+        if let Some(values) = values {
+            self.spec.keys.row_values().fill(&values, &mut captured);
+        }
         let record = Record {
             index: item,
             page,
@@ -227,11 +226,7 @@ impl Keeper {
             latency_us: 0,
             attempts: 1,
             error: Some(ErrorKind::Crash),
-            captured: Captured {
-                key,
-                keys,
-                ..Captured::default()
-            },
+            captured,
         };
         self.tx
             .send(Batch {

@@ -46,7 +46,7 @@ use nix::sys::signal::Signal;
 
 use crate::extract::Extractor;
 use crate::inflight::InFlightTable;
-use crate::job::{ItemReader, Keys};
+use crate::job::{ItemReader, RowValues};
 use crate::model::{BodyColumn, ErrorKind};
 use crate::output::bodies::BodiesDir;
 use crate::request::{RequestError, RequestTemplate};
@@ -111,10 +111,8 @@ impl WorkerError {
 /// State the worker's tasks share (all on one thread).
 struct Shared {
     work: WorkQueue,
-    /// Keys come from a file of lines: records carry them (the CSV's `id` column).
-    keys_are_lines: bool,
-    /// Keys come from key files: records carry their columns.
-    keys_have_columns: bool,
+    /// What records carry of their item's values (a key from a file, key files' columns).
+    row_values: RowValues,
     sink: RefCell<FrameSink<std::fs::File>>,
     stats: RefCell<WorkerStats>,
     pipe_error: RefCell<Option<io::Error>>,
@@ -211,7 +209,7 @@ fn plan_for(spec: &WorkerSpec, credentials: Option<Credentials>) -> Result<Plan,
         bodies: match &spec.fetch.schema.body {
             BodyColumn::Files(dir) => Some(RefCell::new(BodiesDir::new(
                 dir.clone(),
-                matches!(spec.keys, Keys::Lines { .. }),
+                spec.keys.row_values().keys_repeat(),
             ))),
             _ => None,
         },
@@ -291,8 +289,7 @@ pub fn run() -> Result<(), WorkerError> {
             MAX_WAITING_PER_SLOT * spec.fetch.concurrency,
             &spec.continuations,
         ),
-        keys_are_lines: matches!(spec.keys, Keys::Lines { .. }),
-        keys_have_columns: matches!(spec.keys, Keys::Records(_)),
+        row_values: spec.keys.row_values(),
         sink: RefCell::new(FrameSink::new(std::fs::File::from(stdout))),
         stats: RefCell::new(WorkerStats::new()),
         pipe_error: RefCell::new(None),
@@ -534,12 +531,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                     continue;
                 }
             };
-            if shared.keys_are_lines {
-                record.captured.key = Some(item.values.id().to_vec());
-            }
-            if shared.keys_have_columns {
-                record.captured.keys = item.values.columns();
-            }
+            shared.row_values.fill(&item.values, &mut record.captured);
             // The chain's next page: due now, for whichever slot is free first.
             if let (true, Some(next)) = (record.more, &record.captured.next) {
                 let page = Item {
