@@ -36,7 +36,8 @@ fn live_metrics_follow_the_run() {
             .sum()
     };
     let endpoint = format!("http://{addr}/metrics");
-    // Two scrapes with rows between them; each waits for the run to have moved.
+    // Two scrapes with rows between them; each waits for the run to have moved (the second
+    // also for the workers' first report of what they have in flight).
     let first = wait_for(Duration::from_secs(30), || {
         std::net::TcpStream::connect(&addr).ok()?;
         let figures = scrape(&endpoint);
@@ -45,9 +46,10 @@ fn live_metrics_follow_the_run() {
     .expect("rows on /metrics within 30 s");
     let second = wait_for(Duration::from_secs(30), || {
         let figures = scrape(&endpoint);
-        (rows(&figures) > rows(&first)).then_some(figures)
+        let inflight = figures.get("ringscrape_inflight{}").copied().unwrap_or(0.0);
+        (rows(&figures) > rows(&first) && inflight > 0.0).then_some(figures)
     })
-    .expect("more rows on /metrics within 30 s");
+    .expect("more rows and requests in flight on /metrics within 30 s");
     let _ = run.kill();
     let _ = run.wait();
     assert!(

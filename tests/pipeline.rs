@@ -239,19 +239,19 @@ fn a_reader_that_stops_reading_stalls_the_workers_instead_of_growing_memory() {
     let worker_ticks = || workers.iter().map(|&pid| cpu_ticks(pid)).sum::<u64>();
     // Nobody reads stdout. Without backpressure the workers would go on fetching and the rows
     // would pile up in memory. With it, once the pipes and the writer's queue are full (about
-    // a second on an idle box, longer on a loaded one), the workers stall: a 2 s window
-    // (20 samples 100 ms apart) in which they use under 20 CPU ticks, within 30 s.
+    // a second on an idle box, longer on a loaded one), the workers stall: a 1 s window
+    // (10 samples 100 ms apart) in which they use under 10 CPU ticks, within 30 s.
     let mut peak = 0;
     let mut ticks = std::collections::VecDeque::from([worker_ticks()]);
     let stalled_at = wait_for(std::time::Duration::from_secs(30), || {
         std::thread::sleep(std::time::Duration::from_millis(80));
         peak = peak.max(tree_rss_kib(run.id()));
         ticks.push_back(worker_ticks());
-        if ticks.len() > 21 {
+        if ticks.len() > 11 {
             ticks.pop_front();
         }
         let busy = ticks.back()? - ticks.front()?;
-        (ticks.len() == 21 && busy < 20).then_some(*ticks.back()?)
+        (ticks.len() == 11 && busy < 10).then_some(*ticks.back()?)
     });
     assert!(
         run.try_wait().expect("poll").is_none(),
