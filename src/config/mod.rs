@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::assignment::Fetch;
-use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
+use crate::cli::{Concurrency, KeepArg, RunArgs};
 use crate::failed::{FailedRows, MaxFailed};
 use crate::ids::IdRange;
 use crate::job::{KeyFile, Product};
@@ -14,8 +14,8 @@ use crate::merge::Keep;
 use crate::model::{BodyColumn, RequestLimits, RetryPolicy};
 use crate::net::NetSpec;
 use crate::nodes::{self, Node};
+use crate::output::Format;
 use crate::output::Output;
-use crate::output::RowFormat;
 use crate::output::WriteMode;
 use crate::output::job_record::JobRequest;
 use crate::request::RequestTemplate;
@@ -73,7 +73,7 @@ pub struct RunConfig {
     /// `--auth-command`: credentials from a command, refreshed.
     pub auth: Option<AuthSpec>,
     /// `--format`, else from the output's extension (CSV for stdout).
-    pub format: RowFormat,
+    pub format: &'static dyn Format,
     /// `--part-rows`: rows per Parquet part.
     pub part_rows: usize,
     pub mode: WriteMode,
@@ -359,16 +359,6 @@ fn net_of(args: &RunArgs, template: &RequestTemplate) -> Result<NetSpec, ConfigE
 }
 
 // The command line's own enums, as the rest of the program knows them.
-
-impl From<FormatArg> for RowFormat {
-    fn from(format: FormatArg) -> RowFormat {
-        match format {
-            FormatArg::Csv => RowFormat::Csv,
-            FormatArg::Jsonl => RowFormat::JsonLines,
-            FormatArg::Parquet => RowFormat::Parquet,
-        }
-    }
-}
 
 impl From<KeepArg> for Keep {
     fn from(keep: KeepArg) -> Keep {
