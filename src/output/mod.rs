@@ -1,7 +1,8 @@
 //! Where rows end up. A row format is a [`Format`] (its names, its layout — one file or a
 //! directory of parts — and per layout its writer, reader and copier), one type per format in
-//! its room — [`csv_rows`], [`jsonl`], [`parquet`] — and [`formats`] the one list they are
-//! looked up in; code outside `output/` holds a `&'static dyn Format` and never names one.
+//! its room — `csv_rows`, `jsonl`, `parquet` (private: reached only through the trait) — and
+//! [`formats`] the one list they are looked up in; code outside `output/` holds a
+//! `&'static dyn Format` and never names one.
 //! `open` is the supervisor's one door (locks, `--overwrite`, and [`resume`], which prepares an
 //! interrupted run's output for appending); the [`writer`]'s row loop is the only place rows are
 //! written, the [`reader`] façade the only place they are read back (`--resume`, `merge`, the
@@ -12,14 +13,14 @@
 
 pub mod batch;
 pub mod bodies;
-pub mod csv_rows;
+mod csv_rows;
 mod format;
 pub mod formats;
 pub mod job_record;
-pub mod jsonl;
+mod jsonl;
 pub mod lock;
 mod open;
-pub mod parquet;
+mod parquet;
 pub mod reader;
 pub mod resume;
 mod rows;

@@ -124,6 +124,45 @@ mod tests {
     }
 
     #[test]
+    fn a_copier_writes_its_formats_rows_as_they_were_and_refuses_another_formats() {
+        let format_of = |flag| crate::output::formats::by_flag(flag).expect("a format");
+        let csv = format!("{HEAD},body\n1,200,3,1.000,1,,\"a,\nb\"\n2,,0,2.000,3,timeout,\n");
+        let jsonl = "{\"id\":1,\"status\":200,\"bytes\":3,\"latency_ms\":1.000,\"attempts\":1,\"error\":null}\n";
+        for (flag, text) in [("csv", csv.as_str()), ("jsonl", jsonl)] {
+            let Layout::File(format) = format_of(flag).layout() else {
+                panic!("{flag} is one file");
+            };
+            let mut rows = format
+                .reader(Box::new(text.as_bytes()))
+                .expect("read")
+                .expect("rows");
+            let mut out = Vec::new();
+            let mut copier = format.copier(&mut out);
+            copier.header(rows.columns()).expect("header");
+            while let Some(row) = rows.next_row().expect("row") {
+                copier.copy(&row).expect("copy");
+            }
+            copier.finish().expect("finish");
+            assert_eq!(String::from_utf8(out).expect("utf-8"), text, "{flag}");
+        }
+        // A CSV row is no other format's: JSON Lines and Parquet refuse it, not misfile it.
+        let mut rows = RowReader::new(csv.as_bytes()).expect("header");
+        let row = rows.next_row().expect("row").expect("a row");
+        let mut out = Vec::new();
+        let Layout::File(jsonl) = format_of("jsonl").layout() else {
+            panic!("JSON Lines is one file");
+        };
+        assert!(jsonl.copier(&mut out).copy(&row).is_err());
+        let Layout::Parts(parquet) = format_of("parquet").layout() else {
+            panic!("Parquet is parts");
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut copier = parquet.copier(dir.path()).expect("parts");
+        assert!(copier.copy(&row).is_err());
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn refuses_another_header_and_names_the_line_of_a_bad_row() {
         assert!(matches!(
             RowReader::new("a,b,c\n".as_bytes()),

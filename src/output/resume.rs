@@ -154,6 +154,20 @@ impl Keeping {
         self.failed + self.duplicates
     }
 
+    /// What was found, once every row was decided on.
+    fn resumed(self, torn_bytes: u64, removed_parts: u64) -> Resumed {
+        Resumed {
+            open: self.continuations(),
+            dropped_rows: self.dropped(),
+            done: self.done,
+            map: self.map,
+            torn_bytes,
+            removed_parts,
+            kept_failed: self.kept_failed,
+            kept_rows: self.kept_rows,
+        }
+    }
+
     /// The open chains, to go on with.
     fn continuations(&self) -> Vec<Continuation> {
         let mut open: Vec<Continuation> = self
@@ -272,16 +286,7 @@ fn prepare_file(
         };
         rewrite_keeping(path, kept, range, shape, retry_failed)?;
     }
-    Ok(Some(Resumed {
-        done: keeping.done.clone(),
-        open: keeping.continuations(),
-        map: keeping.map,
-        torn_bytes,
-        dropped_rows,
-        removed_parts: 0,
-        kept_failed: keeping.kept_failed,
-        kept_rows: keeping.kept_rows,
-    }))
+    Ok(Some(keeping.resumed(torn_bytes, 0)))
 }
 
 /// [`prepare`] for a directory of parts: removes what a crash left (an unfinished part), reads
@@ -332,16 +337,7 @@ fn prepare_parts(
             }
         }
     }
-    Ok(Some(Resumed {
-        done: keeping.done.clone(),
-        open: keeping.continuations(),
-        map: keeping.map,
-        torn_bytes: 0,
-        dropped_rows,
-        removed_parts,
-        kept_failed: keeping.kept_failed,
-        kept_rows: keeping.kept_rows,
-    }))
+    Ok(Some(keeping.resumed(0, removed_parts)))
 }
 
 /// The file being resumed: its whole rows are its first `complete` bytes, in `format`.
