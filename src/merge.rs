@@ -8,14 +8,13 @@
 //! file is written beside OUT and renamed into place, so OUT is never half a merge.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use crate::ids::{IdRange, IdRangeError, IdSet};
 use crate::job::{Job, KeyFile, Product, RecordFile, RecordFormat};
-use crate::output::parquet::{self, PartWriter};
-use crate::output::reader::{ReadError, RowCopier, RowReader, complete_len};
-use crate::output::{Named, RowFormat};
+use crate::output::reader::{ReadError, RowReader};
+use crate::output::{CopyRows, FileFormat, Layout, Named, NotOurs, PartsFormat, formats};
 
 /// How many ranges a report lists before it says how many more there are.
 const LISTED_RANGES: usize = 10;
@@ -58,7 +57,7 @@ pub enum MergeError {
     #[error("{0}: exists; pass --overwrite to replace it")]
     OutExists(PathBuf),
     #[error("{0}: {1}")]
-    NotOurs(PathBuf, parquet::NotOurs),
+    NotOurs(PathBuf, NotOurs),
     #[error(
         "{out} is {format} (by its extension) but {input} is {given}: merge inputs of one format into an OUT of that format"
     )]
@@ -188,16 +187,16 @@ impl MergeJob {
         if out.exists() && !overwrite {
             return Err(MergeError::OutExists(out));
         }
-        if let Some(Named::Unwritten(why)) = RowFormat::named_by(&out) {
+        if let Some(Named::Unwritten(why)) = formats::named_by(&out) {
             return Err(MergeError::OutKind(out, why));
         }
-        let format = RowFormat::of_path(&out);
-        if format == RowFormat::Parquet {
-            parquet::check_replaceable(&out).map_err(|e| MergeError::NotOurs(out.clone(), e))?;
-        }
+        let format = formats::of_path(&out);
+        format
+            .check_replaceable(&out)
+            .map_err(|e| MergeError::NotOurs(out.clone(), e))?;
         for input in &inputs {
             File::open(input).map_err(|e| MergeError::OpenInput(input.clone(), e))?;
-            let given = RowFormat::of_existing(input);
+            let given = formats::of_existing(input);
             if given != format {
                 return Err(MergeError::MixedFormats {
                     out: out.clone(),
@@ -221,37 +220,29 @@ impl MergeJob {
     }
 
     /// Streams every input into OUT, keeping one row per item. Every file is in OUT's format
-    /// (by its extension): CSV, JSON Lines, or a directory of Parquet parts.
+    /// (by its extension): one file each, or a directory of parts each.
     pub fn run(&self) -> Result<MergeReport, MergeError> {
-        let write_err = |e| MergeError::Write(self.out.clone(), e);
-        let format = RowFormat::of_path(&self.out);
-        let beside = crate::output::directory_of(&self.out);
-        if format == RowFormat::Parquet {
-            let staged = tempfile::Builder::new()
-                .prefix(".ringscrape-merge")
-                .tempdir_in(beside)
-                .map_err(write_err)?;
-            let parts = PartWriter::new(staged.path(), None).map_err(write_err)?;
-            let (report, copier) = self.copy_all(format, RowCopier::parquet(parts))?;
-            copier.into_inner().map_err(write_err)?;
-            // Only what ringscrape wrote goes: `new` refused a directory holding more.
-            parquet::remove_output(&self.out).map_err(|e| write_err(io::Error::other(e)))?;
-            if self.out.is_dir() {
-                std::fs::remove_dir(&self.out).map_err(write_err)?;
-            }
-            std::fs::rename(staged.keep(), &self.out).map_err(write_err)?;
-            return Ok(report);
+        match formats::of_path(&self.out).layout() {
+            Layout::File(format) => self.run_files(format),
+            Layout::Parts(format) => self.run_parts(format),
         }
+    }
+
+    /// [`run`](Self::run) for files: OUT is written beside itself and renamed into place.
+    fn run_files(&self, format: &dyn FileFormat) -> Result<MergeReport, MergeError> {
+        let write_err = |e| MergeError::Write(self.out.clone(), e);
+        let beside = crate::output::directory_of(&self.out);
         let staged = tempfile::Builder::new()
             .prefix(".ringscrape-merge")
             .tempfile_in(beside)
             .map_err(write_err)?;
-        let copier = RowCopier::new(BufWriter::with_capacity(1 << 20, staged), format);
-        let (report, copier) = self.copy_all(format, copier)?;
-        let staged = copier
-            .into_inner()
-            .map_err(write_err)?
-            .expect("a stream format hands its writer back")
+        let mut written = BufWriter::with_capacity(1 << 20, staged);
+        let mut copier = format.copier(&mut written);
+        let report = self.copy_all(copier.as_mut(), |path, into| {
+            self.merge_file(path, format, into)
+        })?;
+        copier.finish().map_err(write_err)?;
+        let staged = written
             .into_inner()
             .map_err(|e| write_err(e.into_error()))?;
         staged.as_file().sync_all().map_err(write_err)?;
@@ -259,12 +250,44 @@ impl MergeJob {
         Ok(report)
     }
 
-    /// Copies every input's rows of items without a row yet into `out`.
-    fn copy_all<W: Write>(
+    /// [`run`](Self::run) for directories of parts: OUT's parts are written into a directory
+    /// beside it, which takes its place.
+    fn run_parts(&self, format: &dyn PartsFormat) -> Result<MergeReport, MergeError> {
+        let write_err = |e| MergeError::Write(self.out.clone(), e);
+        let beside = crate::output::directory_of(&self.out);
+        let staged = tempfile::Builder::new()
+            .prefix(".ringscrape-merge")
+            .tempdir_in(beside)
+            .map_err(write_err)?;
+        let mut copier = format.copier(staged.path()).map_err(write_err)?;
+        let report = self.copy_all(copier.as_mut(), |path, into| {
+            // Only closed parts count; a node's unfinished part is what its resume refetches.
+            let parts = format.parts(path).map_err(|e| read_io_err(path, e))?;
+            let report = InputReport {
+                path: path.to_path_buf(),
+                ..InputReport::default()
+            };
+            self.copy_opened(format.reader(parts), report, into)
+        })?;
+        copier.finish().map_err(write_err)?;
+        // Only what ringscrape wrote goes: `new` refused a directory holding more.
+        format
+            .remove_output(&self.out)
+            .map_err(|e| write_err(io::Error::other(e)))?;
+        if self.out.is_dir() {
+            std::fs::remove_dir(&self.out).map_err(write_err)?;
+        }
+        std::fs::rename(staged.keep(), &self.out).map_err(write_err)?;
+        Ok(report)
+    }
+
+    /// Copies every input's rows of items without a row yet into `out`, each input read by
+    /// `merge_one`.
+    fn copy_all(
         &self,
-        format: RowFormat,
-        mut out: RowCopier<W>,
-    ) -> Result<(MergeReport, RowCopier<W>), MergeError> {
+        out: &mut dyn CopyRows,
+        mut merge_one: impl FnMut(&Path, &mut MergeInto<'_>) -> Result<InputReport, MergeError>,
+    ) -> Result<MergeReport, MergeError> {
         let write_err = |e| MergeError::Write(self.out.clone(), e);
         let mut seen = IdSet::new(self.items);
         let mut header: Option<(PathBuf, Vec<String>)> = None;
@@ -279,10 +302,10 @@ impl MergeJob {
             let mut into = MergeInto {
                 header: &mut header,
                 seen: &mut seen,
-                out: &mut out,
+                out: &mut *out,
                 written: &mut written,
             };
-            inputs.push(self.merge_one(path, format, &mut into)?);
+            inputs.push(merge_one(path, &mut into)?);
         }
         if header.is_none() {
             // No input had a header: OUT still gets the fixed columns, so it reads as ours.
@@ -295,7 +318,7 @@ impl MergeJob {
         let mut covered = seen;
         covered.union_with(&self.exempt);
         let missing_count = self.items.len() - covered.count();
-        let report = MergeReport {
+        Ok(MergeReport {
             items: self.items,
             written,
             covered,
@@ -303,54 +326,44 @@ impl MergeJob {
             inputs,
             reference: header.map(|(path, _)| path),
             allow_duplicates: self.allow_duplicates,
-        };
-        Ok((report, out))
+        })
     }
 
-    /// Opens one input in `format` and copies its rows of items that have no row yet.
-    fn merge_one<W: Write>(
+    /// Opens one input file and copies its whole rows of items that have no row yet (a torn
+    /// last row is left out).
+    fn merge_file(
         &self,
         path: &Path,
-        format: RowFormat,
-        into: &mut MergeInto<'_, W>,
+        format: &dyn FileFormat,
+        into: &mut MergeInto<'_>,
     ) -> Result<InputReport, MergeError> {
-        let read_err = |e| MergeError::ReadInput(path.to_path_buf(), e);
-        let io_err = |e: io::Error| {
-            read_err(ReadError::Row {
-                line: 0,
-                message: e.to_string(),
-            })
-        };
+        let io_err = |e: io::Error| read_io_err(path, e);
         let mut report = InputReport {
             path: path.to_path_buf(),
             ..InputReport::default()
         };
-        if format == RowFormat::Parquet {
-            // Only closed parts count; a node's unfinished part is what its resume refetches.
-            let parts = parquet::parts(path).map_err(io_err)?;
-            return self.copy_opened(RowReader::parquet(parts), report, into);
-        }
         let mut file = File::open(path).map_err(io_err)?;
-        let complete = complete_len(&mut file, format).map_err(io_err)?;
+        let complete = format.complete_len(&mut file).map_err(io_err)?;
         report.torn_bytes = file.metadata().map_err(io_err)?.len() - complete;
         if complete == 0 {
             return Ok(report);
         }
         file.seek(SeekFrom::Start(0)).map_err(io_err)?;
         let reader = BufReader::with_capacity(1 << 20, (&file).take(complete));
-        self.copy_opened(RowReader::of_format(reader, format), report, into)
+        self.copy_opened(format.reader(Box::new(reader)), report, into)
     }
 
     /// Copies the rows of an input just opened; one with other columns is reported, not read.
-    fn copy_opened<R: BufRead, W: Write>(
+    fn copy_opened(
         &self,
-        opened: Result<Option<RowReader<R>>, ReadError>,
+        opened: Result<Option<RowReader<'_>>, ReadError>,
         mut report: InputReport,
-        into: &mut MergeInto<'_, W>,
+        into: &mut MergeInto<'_>,
     ) -> Result<InputReport, MergeError> {
         match opened {
             Ok(Some(rows)) => self.copy_rows(rows, report, into),
-            // JSON Lines (or Parquet parts) without a row: nothing to merge from it.
+            // A format that learns its columns from its first row (or parts) without a row:
+            // nothing to merge from it.
             Ok(None) => Ok(report),
             Err(ReadError::Header(text)) => {
                 report.other_header = Some(text);
@@ -361,11 +374,11 @@ impl MergeJob {
     }
 
     /// Copies the rows of one input whose item has no row yet.
-    fn copy_rows<R: BufRead, W: Write>(
+    fn copy_rows(
         &self,
-        mut rows: RowReader<R>,
+        mut rows: RowReader<'_>,
         mut report: InputReport,
-        into: &mut MergeInto<'_, W>,
+        into: &mut MergeInto<'_>,
     ) -> Result<InputReport, MergeError> {
         let read_err = |e| MergeError::ReadInput(report.path.clone(), e);
         let columns = rows.columns().to_vec();
@@ -411,11 +424,22 @@ impl MergeJob {
 }
 
 /// Where the rows of the inputs go, and what was kept so far.
-struct MergeInto<'a, W: Write> {
+struct MergeInto<'a> {
     header: &'a mut Option<(PathBuf, Vec<String>)>,
     seen: &'a mut IdSet,
-    out: &'a mut RowCopier<W>,
+    out: &'a mut dyn CopyRows,
     written: &'a mut u64,
+}
+
+/// An input that could not be read, as a merge reports it.
+fn read_io_err(path: &Path, e: io::Error) -> MergeError {
+    MergeError::ReadInput(
+        path.to_path_buf(),
+        ReadError::Row {
+            line: 0,
+            message: e.to_string(),
+        },
+    )
 }
 
 /// True when both paths name one file (an input given as OUT by mistake).

@@ -116,8 +116,9 @@ fn a_full_tmpfs_then_resume_completes_the_csv() {
         .output_of();
     let err = stderr(&out);
     // What the file holds, before it grows again: the summary and the closing line say so.
+    let path = mnt.join("out.csv");
     let on_disk =
-        ringscrape::output::rows_on_disk(&mnt.join("out.csv"), ringscrape::output::RowFormat::Csv);
+        ringscrape::output::rows_on_disk(&path, ringscrape::output::formats::of_path(&path));
     let remounted = Command::new("mount")
         .args(["-o", "remount,size=64m"])
         .arg(&mnt)
@@ -302,10 +303,9 @@ fn a_full_tmpfs_under_parquet_counts_the_rows_a_reader_finds_then_resume_complet
     };
     let out = scrape().output_of();
     let err = stderr(&out);
-    let readable = ringscrape::output::rows_on_disk(
-        &mnt.join("out.parquet"),
-        ringscrape::output::RowFormat::Parquet,
-    );
+    let path = mnt.join("out.parquet");
+    let readable =
+        ringscrape::output::rows_on_disk(&path, ringscrape::output::formats::of_path(&path));
     let remounted = Command::new("mount")
         .args(["-o", "remount,size=64m"])
         .arg(&mnt)

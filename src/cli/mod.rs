@@ -24,7 +24,7 @@ mod values;
 pub use commands::{CompletionsArgs, MergeArgs, ServeArgs, TuneArgs, WorkerArgs};
 pub use elsewhere::{GivenElsewhere, Shown};
 pub use run::RunArgs;
-pub use values::{Concurrency, FormatArg, KeepArg};
+pub use values::{Concurrency, KeepArg};
 
 /// The repository's config file, documenting every key; `make run` names it with `--config`
 /// (`run` reads no file of the working directory by itself).

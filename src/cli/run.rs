@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::elsewhere::GivenElsewhere;
-use super::values::{Concurrency, FormatArg, bytes_arg, ratio_arg, seconds_arg};
+use super::values::{Concurrency, bytes_arg, format_arg, ratio_arg, seconds_arg};
+use crate::output::Format;
 
 /// Flags of `run`. Each flag is declared once, here: its doc is the help text, its default is
 /// clap's, and the config file is read as more of these flags (see [`config_file_args`]).
@@ -144,8 +145,8 @@ pub struct RunArgs {
     pub output: PathBuf,
     /// Row format: csv, jsonl (JSON Lines) or parquet (a directory of part files, typed
     /// columns); by default from the output's extension (.jsonl, .ndjson, .parquet), else csv
-    #[arg(long, value_name = "FORMAT", value_enum)]
-    pub format: Option<FormatArg>,
+    #[arg(long, value_name = "FORMAT", value_parser = format_arg())]
+    pub format: Option<&'static dyn Format>,
     /// Parquet: rows per part file (a part is also closed 10 s after its first row, and at the
     /// end); rows not yet in a closed part are fetched again by --resume after a crash
     #[arg(long, value_name = "N", default_value_t = 100_000)]

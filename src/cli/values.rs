@@ -2,6 +2,8 @@
 //! `merge`'s `--keep`, and the duration and size parsers clap calls (so that a bad value, also
 //! one from the config file, is reported by clap with the flag's name).
 
+use crate::output::{Format, formats};
+
 /// `--concurrency`: a fixed number of in-flight requests per worker, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Concurrency {
@@ -22,12 +24,11 @@ impl Concurrency {
     }
 }
 
-/// `--format`: the row formats by their flag names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FormatArg {
-    Csv,
-    Jsonl,
-    Parquet,
+/// `--format`: a row format by its flag name, among those `output` writes (clap lists them).
+pub(super) fn format_arg() -> impl clap::builder::TypedValueParser<Value = &'static dyn Format> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(formats::flags())
+        .map(|flag| formats::by_flag(&flag).expect("clap takes only the flag names of formats"))
 }
 
 /// `merge --allow-duplicates`: which input's row is kept.

@@ -7,8 +7,8 @@ use crate::document;
 use crate::ids::IdRangeError;
 use crate::job::{self, RecordFileError};
 use crate::nodes::NodeError;
-use crate::output::RowFormat;
-use crate::output::parquet;
+use crate::output::Format;
+use crate::output::NotOurs;
 use crate::request::RequestError;
 use crate::tls::TlsError;
 
@@ -62,9 +62,10 @@ pub enum ConfigError {
     #[error(transparent)]
     Extract(#[from] crate::extract::ExtractError),
     #[error(
-        "--format parquet: Parquet is a directory of part files; give it a path with -o, not stdout"
+        "--format {flag}: {name} is a directory of part files; give it a path with -o, not stdout",
+        flag = .0.flag(), name = .0.name()
     )]
-    ParquetStdout,
+    PartsOnStdout(&'static dyn Format),
     #[error(
         "--http2 with {{id}} in the URL's host: each key's host gets a connection of its own, over HTTP/1.1; drop --http2"
     )]
@@ -87,8 +88,8 @@ pub enum ConfigError {
     )]
     FormatAgainstName {
         path: PathBuf,
-        named: RowFormat,
-        given: RowFormat,
+        named: &'static dyn Format,
+        given: &'static dyn Format,
         suggested: String,
     },
     #[error(
@@ -112,7 +113,7 @@ pub enum ConfigError {
     #[error("--output {0}: file exists; pass --resume to complete it or --overwrite to replace it")]
     OutputExists(PathBuf),
     #[error("--output {0} --overwrite: {1}")]
-    NotOurs(PathBuf, parquet::NotOurs),
+    NotOurs(PathBuf, NotOurs),
     #[error("--resume needs --output FILE (it reads the rows already written)")]
     ResumeStdout,
     #[error("--max-body {0}: must be between 1 and {MAX_BODY_LIMIT} bytes")]

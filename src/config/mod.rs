@@ -6,15 +6,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::assignment::Fetch;
-use crate::cli::{Concurrency, FormatArg, KeepArg, RunArgs};
+use crate::cli::{Concurrency, KeepArg, RunArgs};
 use crate::failed::{FailedRows, MaxFailed};
 use crate::job::Job;
 use crate::merge::Keep;
 use crate::model::{BodyColumn, RequestLimits, RetryPolicy};
 use crate::net::NetSpec;
 use crate::nodes::{self, Node};
+use crate::output::Format;
 use crate::output::Output;
-use crate::output::RowFormat;
 use crate::output::WriteMode;
 use crate::output::job_record::JobRequest;
 use crate::request::{RequestSpec, RequestTemplate};
@@ -65,7 +65,7 @@ pub struct RunConfig {
     /// `--auth-command`: credentials from a command, refreshed.
     pub auth: Option<AuthSpec>,
     /// `--format`, else from the output's extension (CSV for stdout).
-    pub format: RowFormat,
+    pub format: &'static dyn Format,
     /// `--part-rows`: rows per Parquet part.
     pub part_rows: usize,
     pub mode: WriteMode,
@@ -216,7 +216,7 @@ fn documents_of(
     [summary_json, report]: [&Option<PathBuf>; 2],
     node: &Option<Node>,
     output: &Output,
-    format: RowFormat,
+    format: &dyn Format,
 ) -> Result<[Option<PathBuf>; 2], ConfigError> {
     let expand = |flag, path: &Option<PathBuf>| {
         path.as_deref()
@@ -398,16 +398,6 @@ fn net_of(
 }
 
 // The command line's own enums, as the rest of the program knows them.
-
-impl From<FormatArg> for RowFormat {
-    fn from(format: FormatArg) -> RowFormat {
-        match format {
-            FormatArg::Csv => RowFormat::Csv,
-            FormatArg::Jsonl => RowFormat::JsonLines,
-            FormatArg::Parquet => RowFormat::Parquet,
-        }
-    }
-}
 
 impl From<KeepArg> for Keep {
     fn from(keep: KeepArg) -> Keep {

@@ -8,7 +8,7 @@ use crate::cli::RunArgs;
 use crate::document;
 use crate::failed::FailedRows;
 use crate::nodes::{self, Node};
-use crate::output::{Named, Output, RowFormat, WriteMode, directory_of, parquet};
+use crate::output::{Format, Named, Output, WriteMode, directory_of, formats};
 
 use super::error::ConfigError;
 
@@ -30,41 +30,42 @@ pub(super) fn write_mode(args: &RunArgs) -> Result<WriteMode, ConfigError> {
 }
 
 /// Where rows go and in which format; refused when the output cannot take this run's rows
-/// (an existing file without `--resume` or `--overwrite`, Parquet on stdout, a directory that
-/// holds files ringscrape did not write).
+/// (an existing file without `--resume` or `--overwrite`, a directory of parts on stdout, a
+/// directory that holds files ringscrape did not write).
 pub(super) fn output_of(
     args: &RunArgs,
     node: Option<&Node>,
     mode: WriteMode,
-) -> Result<(Output, RowFormat), ConfigError> {
+) -> Result<(Output, &'static dyn Format), ConfigError> {
     let output = if args.output.as_os_str() == "-" {
         Output::Stdout
     } else {
         Output::File(nodes::expand_path("output", &args.output, node)?)
     };
     if let Output::File(path) = &output {
-        check_output_name(path, args.format.map(RowFormat::from))?;
+        check_output_name(path, args.format)?;
     }
-    let format = args.format.map(RowFormat::from).unwrap_or(match &output {
-        Output::File(path) => RowFormat::of_path(path),
-        Output::Stdout => RowFormat::Csv,
+    let format = args.format.unwrap_or(match &output {
+        Output::File(path) => formats::of_path(path),
+        Output::Stdout => formats::default(),
     });
-    if format == RowFormat::Parquet && output == Output::Stdout {
-        return Err(ConfigError::ParquetStdout);
+    if format.is_parts() && output == Output::Stdout {
+        return Err(ConfigError::PartsOnStdout(format));
     }
-    // Rows go into a file; only Parquet's parts go into a directory.
+    // Rows go into a file; only a format of parts goes into a directory.
     if let Output::File(path) = &output
-        && format != RowFormat::Parquet
+        && !format.is_parts()
         && path.is_dir()
     {
         return Err(ConfigError::OutputIsDir(path.clone()));
     }
     check_output(&output, mode)?;
     if let Output::File(path) = &output
-        && format == RowFormat::Parquet
         && mode == WriteMode::Overwrite
     {
-        parquet::check_replaceable(path).map_err(|e| ConfigError::NotOurs(path.clone(), e))?;
+        format
+            .check_replaceable(path)
+            .map_err(|e| ConfigError::NotOurs(path.clone(), e))?;
     }
     Ok((output, format))
 }
@@ -72,8 +73,11 @@ pub(super) fn output_of(
 /// What `-o` names is what is written: a name of another kind of file (`.tsv`, `.json`,
 /// `.csv.gz`), or of another format than `--format`'s, is refused rather than filled with rows
 /// its readers would misread.
-pub(super) fn check_output_name(path: &Path, given: Option<RowFormat>) -> Result<(), ConfigError> {
-    match RowFormat::named_by(path) {
+pub(super) fn check_output_name(
+    path: &Path,
+    given: Option<&'static dyn Format>,
+) -> Result<(), ConfigError> {
+    match formats::named_by(path) {
         Some(Named::Unwritten(why)) => Err(ConfigError::OutputKind(path.to_path_buf(), why)),
         Some(Named::Rows(named)) => match given {
             Some(given) if given != named => Err(ConfigError::FormatAgainstName {
@@ -94,7 +98,7 @@ pub(super) fn check_reports(
     args: &RunArgs,
     documents: &[(&'static str, Option<&Path>)],
     output: &Output,
-    format: RowFormat,
+    format: &dyn Format,
 ) -> Result<(), ConfigError> {
     for &(flag, path) in documents {
         if let Some(path) = path {
@@ -119,7 +123,7 @@ pub(super) fn check_apart(
     args: &RunArgs,
     documents: &[(&'static str, Option<&Path>)],
     output: &Output,
-    format: RowFormat,
+    format: &dyn Format,
 ) -> Result<(), ConfigError> {
     let inputs = args.keys.iter().map(|path| ("keys", path));
     let inputs = inputs.chain(args.ids_file.iter().map(|path| ("ids-file", path)));
@@ -128,7 +132,7 @@ pub(super) fn check_apart(
             Output::File(path) => Some(path.as_path()),
             Output::Stdout => None,
         },
-        rows_are_parts: format == RowFormat::Parquet,
+        rows_are_parts: format.is_parts(),
         // Standard input is no file to clash with.
         inputs: inputs
             .filter(|(_, path)| path.as_os_str() != "-")

@@ -1,130 +1,142 @@
-//! What rows are and where they go, as every room of `output/` and the rest of the program
-//! name them: the [`RowFormat`], the [`Output`], and the directory an output file goes in.
+//! What a row format is, as the rest of the program sees one: the [`Format`] trait — its names,
+//! its [`Layout`] (one file of rows, or a directory of parts) and, per layout, its writer, reader
+//! and copier. Each format is a type of its own in its room
+//! (`csv_rows`, `jsonl`, `parquet`); `formats` looks them up. Code outside `output/` holds a
+//! `&'static dyn Format` and asks it; it never names one.
 
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 
-/// How rows are written: chosen by `--format`, else by the output's extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RowFormat {
-    /// RFC 4180 CSV with a header line.
-    #[default]
-    Csv,
-    /// One JSON object per line, keys = the CSV's column names, typed.
-    JsonLines,
-    /// A directory of Parquet part files, typed columns, zstd.
-    Parquet,
+use super::rows::{RawRow, ReadError, RowReader};
+use super::writer::{Sink, WriteRows};
+use crate::model::Schema;
+
+/// A row format: how `--format` and messages name it, the file names that say it, and how its
+/// rows lie on disk.
+pub trait Format: Sync {
+    /// As messages name it: `CSV`, `JSON Lines`, `Parquet`.
+    fn name(&self) -> &'static str;
+    /// As `--format` takes it: `csv`, `jsonl`, `parquet`.
+    fn flag(&self) -> &'static str;
+    /// The extensions that name it, lower case; the first is the one it is written with.
+    fn extensions(&self) -> &'static [&'static str];
+    /// One file, or a directory of parts, with what each layout needs of the format.
+    fn layout(&self) -> Layout<'_>;
 }
 
-impl RowFormat {
-    /// `.jsonl` / `.ndjson` → JSON Lines, `.parquet` → Parquet; anything else → CSV.
-    pub fn of_path(path: &std::path::Path) -> RowFormat {
-        match RowFormat::named_by(path) {
-            Some(Named::Rows(format)) => format,
-            _ => RowFormat::Csv,
-        }
+impl fmt::Debug for dyn Format + '_ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
+}
 
-    /// What the extension of `path` says the file holds, where it names a kind of file:
-    /// `out.csv` is CSV, `out.jsonl` JSON Lines, `out.tsv` tab-separated (not written),
-    /// `out.csv.gz` compressed (not written). `None` for a name that says nothing (`out`, `x.dat`).
-    pub fn named_by(path: &Path) -> Option<Named> {
-        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
-        Some(match ext.as_str() {
-            "csv" => Named::Rows(RowFormat::Csv),
-            "jsonl" | "ndjson" => Named::Rows(RowFormat::JsonLines),
-            "parquet" | "pq" => Named::Rows(RowFormat::Parquet),
-            "json" => {
-                Named::Unwritten("a JSON document; ringscrape writes JSON Lines: name it .jsonl")
-            }
-            "tsv" | "tab" => {
-                Named::Unwritten("tab-separated; ringscrape writes CSV: name it .csv (or .jsonl)")
-            }
-            "gz" | "gzip" | "zst" | "zstd" | "bz2" | "xz" | "lz4" | "zip" => Named::Unwritten(
-                "compressed; ringscrape writes rows uncompressed (so --resume can append): drop \
-                 the compression suffix (.csv, .jsonl or .parquet), and compress a finished file",
-            ),
-            _ => return None,
-        })
+impl PartialEq for dyn Format + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.flag() == other.flag()
     }
+}
 
-    /// The format of rows already at `path`: a directory is Parquet's parts, a file by its
-    /// extension.
-    pub fn of_existing(path: &std::path::Path) -> RowFormat {
-        if path.is_dir() {
-            RowFormat::Parquet
-        } else {
-            RowFormat::of_path(path)
-        }
-    }
-
+impl dyn Format + '_ {
     /// The extension a file of this format is named with.
-    pub fn extension(self) -> &'static str {
-        match self {
-            RowFormat::Csv => "csv",
-            RowFormat::JsonLines => "jsonl",
-            RowFormat::Parquet => "parquet",
-        }
+    pub fn extension(&self) -> &'static str {
+        self.extensions()[0]
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            RowFormat::Csv => "CSV",
-            RowFormat::JsonLines => "JSON Lines",
-            RowFormat::Parquet => "Parquet",
+    /// Its rows lie in a directory of part files.
+    pub fn is_parts(&self) -> bool {
+        matches!(self.layout(), Layout::Parts(_))
+    }
+
+    /// `--overwrite` may replace `path` with rows of this format (a directory of parts holds
+    /// only parts, and is not where the user works).
+    pub fn check_replaceable(&self, path: &Path) -> Result<(), NotOurs> {
+        match self.layout() {
+            Layout::File(_) => Ok(()),
+            Layout::Parts(parts) => parts.check_replaceable(path),
         }
     }
 }
 
-/// What an output's name says it holds ([`RowFormat::named_by`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a format's rows lie on disk.
+pub enum Layout<'a> {
+    /// One file (or stdout) that rows are appended to; a torn last row is cut off.
+    File(&'a dyn FileFormat),
+    /// A directory of part files, each complete once it has its name.
+    Parts(&'a dyn PartsFormat),
+}
+
+/// A format whose rows are one stream of bytes.
+pub trait FileFormat: Format {
+    /// A writer of `schema`'s rows into `out`, with the header first when `header` (a fresh file;
+    /// not when appending to a resumed one).
+    fn writer(&self, out: Sink, schema: Schema, header: bool) -> io::Result<Box<dyn WriteRows>>;
+    /// The rows of `input`, their columns checked; `None` when it holds none (a format that
+    /// learns its columns from its first row).
+    fn reader<'a>(&self, input: Box<dyn BufRead + 'a>) -> Result<Option<RowReader<'a>>, ReadError>;
+    /// Copies rows read in this format into `out`, as they were.
+    fn copier<'a>(&self, out: &'a mut dyn Write) -> Box<dyn CopyRows + 'a>;
+    /// Length of `file` up to the end of its last whole row: after it is a torn row (the writer
+    /// was killed mid-row, or the disk filled), which `--resume` cuts off and `merge` leaves out.
+    fn complete_len(&self, file: &mut File) -> io::Result<u64>;
+}
+
+/// A format whose rows lie in numbered part files of a directory.
+pub trait PartsFormat: Format {
+    /// A writer of `schema`'s rows into new parts of `dir` (created when missing), a part closed
+    /// every `part_rows` rows.
+    fn writer(
+        &self,
+        dir: &Path,
+        schema: Schema,
+        part_rows: usize,
+    ) -> io::Result<Box<dyn WriteRows>>;
+    /// The closed parts of `dir`, in order.
+    fn parts(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
+    /// Removes what a crash left in `dir` (unfinished parts); how many files it removed.
+    fn clean(&self, dir: &Path) -> io::Result<u64>;
+    /// Rows a reader finds in `dir`: those of its closed parts that read.
+    fn readable_rows(&self, dir: &Path) -> io::Result<u64>;
+    /// See [`Format::check_replaceable`](trait.Format.html).
+    fn check_replaceable(&self, path: &Path) -> Result<(), NotOurs>;
+    /// Removes an earlier output at `path`: the parts of a directory (nothing else), or a file.
+    fn remove_output(&self, path: &Path) -> Result<(), NotOurs>;
+    /// The rows of `parts`, one part after the other; `None` when there is none.
+    fn reader(&self, parts: Vec<PathBuf>) -> Result<Option<RowReader<'static>>, ReadError>;
+    /// Copies rows read in this format into new parts of `dir`.
+    fn copier(&self, dir: &Path) -> io::Result<Box<dyn CopyRows>>;
+    /// Copies rows read in this format into one part that takes the place of `part` when
+    /// finished (atomically, by rename).
+    fn replacing(&self, part: &Path) -> Box<dyn CopyRows>;
+}
+
+/// Rows read back written again as they were, in the same format (resume's rewrite, merge).
+pub trait CopyRows {
+    /// The columns, before any row (a format that names its columns in each row ignores them).
+    fn header(&mut self, columns: &[String]) -> io::Result<()>;
+    /// A row read in this format; a row of another format is an error.
+    fn copy(&mut self, row: &RawRow<'_>) -> io::Result<()>;
+    /// Everything copied reaches the output (a stream's writer is flushed, a last part closed).
+    fn finish(self: Box<Self>) -> io::Result<()>;
+}
+
+/// Why `--overwrite` may not replace a path with a directory of parts.
+#[derive(Debug, thiserror::Error)]
+pub enum NotOurs {
+    #[error("holds the current directory; name a directory of parts of its own")]
+    HoldsWorkingDir,
+    #[error("holds {0}, which ringscrape did not write; move it away or name another directory")]
+    Foreign(PathBuf),
+    #[error("{0}")]
+    Io(#[from] io::Error),
+}
+
+/// What an output's name says it holds ([`formats::named_by`](super::formats::named_by)).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Named {
     /// Rows of this format.
-    Rows(RowFormat),
+    Rows(&'static dyn Format),
     /// A kind of file ringscrape does not write, and what to name it instead.
     Unwritten(&'static str),
-}
-
-/// The directory a file named `path` goes in (`.` for a bare file name).
-pub fn directory_of(path: &Path) -> &Path {
-    match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    }
-}
-
-/// Where rows go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    Stdout,
-    File(PathBuf),
-}
-
-impl Output {
-    /// The output as a message names it: its path, or `-` for stdout.
-    pub fn path(&self) -> PathBuf {
-        match self {
-            Output::File(path) => path.clone(),
-            Output::Stdout => PathBuf::from("-"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_name_says_a_format_another_kind_of_file_or_nothing() {
-        let named = |name: &str| RowFormat::named_by(Path::new(name));
-        assert_eq!(named("a/b.CSV"), Some(Named::Rows(RowFormat::Csv)));
-        assert_eq!(named("b.ndjson"), Some(Named::Rows(RowFormat::JsonLines)));
-        assert_eq!(named("b.parquet"), Some(Named::Rows(RowFormat::Parquet)));
-        assert_eq!(named("b.pq"), Some(Named::Rows(RowFormat::Parquet)));
-        for other in ["b.json", "b.tsv", "b.csv.gz", "b.jsonl.zst"] {
-            assert!(matches!(named(other), Some(Named::Unwritten(_))), "{other}");
-        }
-        for nothing in ["b", "b.dat", "/dev/stdout", ".hidden"] {
-            assert_eq!(named(nothing), None, "{nothing}");
-        }
-    }
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::format::RowFormat;
+use super::format::Format;
 use crate::ids::IdRange;
 use crate::model::Schema;
 use crate::redact::{is_credential, redact_url};
@@ -72,7 +72,7 @@ impl JobRequest {
         request: &RequestSpec,
         typed_headers: &[String],
         schema: &Schema,
-        format: RowFormat,
+        format: &dyn Format,
         items: IdRange,
     ) -> JobRequest {
         let headers = request
@@ -288,7 +288,7 @@ pub fn read(path: &Path) -> Option<JobRecord> {
 /// Keeps `record` beside the output `path` (written aside and renamed: never half a record).
 pub fn write(path: &Path, record: &JobRecord) -> io::Result<()> {
     let target = path_for(path);
-    let dir = super::format::directory_of(&target);
+    let dir = super::target::directory_of(&target);
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     serde_json::to_writer_pretty(&mut file, record)?;
     file.write_all(b"\n")?;
@@ -358,7 +358,7 @@ mod tests {
                 spec,
                 &typed,
                 &Schema::default(),
-                RowFormat::Csv,
+                &crate::output::csv_rows::Csv,
                 IdRange::new(0, 10),
             )
         };
@@ -378,7 +378,7 @@ mod tests {
             ),
             &typed_as,
             &Schema::default(),
-            RowFormat::Csv,
+            &crate::output::csv_rows::Csv,
             IdRange::new(0, 10),
         );
         assert_eq!(spelled, first);

@@ -7,11 +7,16 @@
 //! or header that is not UTF-8 as `base64:…`, as in the CSV's text mode).
 //!
 //! A string never holds a raw line break, so a torn last line is cut by `--resume` as in CSV.
+//! The format is [`JsonLines`]: written by [`JsonlRows`], read back by [`JsonlReader`], copied
+//! by [`JsonlCopy`].
 
+use std::fs::File;
 use std::io::{self, BufRead, Write};
 
-use super::rows::{RawFields, RawRow, ReadError, ReadRows, check_fixed};
-use super::writer::{WriteRows, as_text, encode_body, format_millis};
+use super::format::{CopyRows, FileFormat, Format, Layout};
+use super::reader::complete_len;
+use super::rows::{RawFields, RawRow, ReadError, ReadRows, RowReader, check_fixed};
+use super::writer::{Sink, WriteRows, as_text, encode_body, format_millis};
 use crate::model::{BodyColumn, KeyKind, Record, Schema};
 
 const BUFFER_BYTES: usize = 256 << 10;
@@ -92,46 +97,57 @@ impl<W: Write> JsonlRows<W> {
             key(line);
             line.extend_from_slice(number.format(record.index).as_bytes());
         }
-        let captured = &record.captured;
-        for (slot, column) in self.schema.keys.iter().enumerate() {
-            key(line);
-            let value = captured.keys.get(slot).and_then(Option::as_deref);
-            typed(line, value, column.kind, &mut self.scratch);
-        }
-        if self.schema.pages.is_some() {
-            key(line);
-            line.extend_from_slice(number.format(record.page).as_bytes());
-            key(line);
-            optional(line, Some(&captured.next), &mut self.scratch);
-        }
-        for slot in 0..self.schema.capture_headers.len() {
-            key(line);
-            optional(line, captured.headers.get(slot), &mut self.scratch);
-        }
-        for slot in 0..self.schema.extract.len() {
-            key(line);
-            optional(line, captured.extracted.get(slot), &mut self.scratch);
-        }
-        match self.schema.body {
-            BodyColumn::None => {}
-            BodyColumn::Files(_) => {
-                key(line);
-                optional(line, Some(&captured.body), &mut self.scratch);
-            }
-            BodyColumn::Inline(encoding) => {
-                key(line);
-                match &captured.body {
-                    Some(body) => {
-                        encode_body(body, encoding, &mut self.scratch);
-                        let text =
-                            std::str::from_utf8(&self.scratch).expect("encoded bodies are UTF-8");
-                        serde_json::to_writer(&mut *line, text).expect("a Vec takes any write");
-                    }
-                    None => line.extend_from_slice(b"null"),
-                }
-            }
-        }
+        captured_columns(line, &mut key, &self.schema, record, &mut self.scratch);
         line.extend_from_slice(b"}\n");
+    }
+}
+
+/// The columns after the fixed ones and the index: key columns, `page` and `next`, captured
+/// headers, extracted fields, the body; `key` writes the next column's key.
+fn captured_columns(
+    line: &mut Vec<u8>,
+    key: &mut impl FnMut(&mut Vec<u8>),
+    schema: &Schema,
+    record: &Record,
+    scratch: &mut Vec<u8>,
+) {
+    let captured = &record.captured;
+    for (slot, column) in schema.keys.iter().enumerate() {
+        key(line);
+        let value = captured.keys.get(slot).and_then(Option::as_deref);
+        typed(line, value, column.kind, scratch);
+    }
+    if schema.pages.is_some() {
+        key(line);
+        line.extend_from_slice(itoa::Buffer::new().format(record.page).as_bytes());
+        key(line);
+        optional(line, Some(&captured.next), scratch);
+    }
+    for slot in 0..schema.capture_headers.len() {
+        key(line);
+        optional(line, captured.headers.get(slot), scratch);
+    }
+    for slot in 0..schema.extract.len() {
+        key(line);
+        optional(line, captured.extracted.get(slot), scratch);
+    }
+    match schema.body {
+        BodyColumn::None => {}
+        BodyColumn::Files(_) => {
+            key(line);
+            optional(line, Some(&captured.body), scratch);
+        }
+        BodyColumn::Inline(encoding) => {
+            key(line);
+            match &captured.body {
+                Some(body) => {
+                    encode_body(body, encoding, scratch);
+                    let text = std::str::from_utf8(scratch).expect("encoded bodies are UTF-8");
+                    serde_json::to_writer(&mut *line, text).expect("a Vec takes any write");
+                }
+                None => line.extend_from_slice(b"null"),
+            }
+        }
     }
 }
 
@@ -242,6 +258,69 @@ impl<R: BufRead> ReadRows for JsonlReader<R> {
             line: *line,
             fields: RawFields::Json { text, values },
         }))
+    }
+}
+
+/// JSON Lines: one file, an object per line.
+pub struct JsonLines;
+
+impl Format for JsonLines {
+    fn name(&self) -> &'static str {
+        "JSON Lines"
+    }
+
+    fn flag(&self) -> &'static str {
+        "jsonl"
+    }
+
+    fn extensions(&self) -> &'static [&'static str] {
+        &["jsonl", "ndjson"]
+    }
+
+    fn layout(&self) -> Layout<'_> {
+        Layout::File(self)
+    }
+}
+
+impl FileFormat for JsonLines {
+    fn writer(&self, out: Sink, schema: Schema, _header: bool) -> io::Result<Box<dyn WriteRows>> {
+        Ok(Box::new(JsonlRows::new(out, schema)))
+    }
+
+    fn reader<'a>(&self, input: Box<dyn BufRead + 'a>) -> Result<Option<RowReader<'a>>, ReadError> {
+        Ok(JsonlReader::open(input)?.map(RowReader::of))
+    }
+
+    fn copier<'a>(&self, out: &'a mut dyn Write) -> Box<dyn CopyRows + 'a> {
+        Box::new(JsonlCopy(out))
+    }
+
+    /// A JSON string holds no raw line break: a row ends at the last newline.
+    fn complete_len(&self, file: &mut File) -> io::Result<u64> {
+        complete_len(file, false)
+    }
+}
+
+/// JSON Lines read back, written again as they were (each line names its columns: no header).
+pub struct JsonlCopy<'a>(&'a mut dyn Write);
+
+impl CopyRows for JsonlCopy<'_> {
+    fn header(&mut self, _columns: &[String]) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn copy(&mut self, row: &RawRow<'_>) -> io::Result<()> {
+        match &row.fields {
+            RawFields::Json { text, .. } => {
+                self.0.write_all(text)?;
+                self.0.write_all(b"\n")
+            }
+            _ => Err(io::Error::other("a row copied into another format")),
+        }
+    }
+
+    fn finish(self: Box<Self>) -> io::Result<()> {
+        self.0.flush()
     }
 }
 

@@ -40,7 +40,7 @@ pub fn lock_path_for_file(path: &Path) -> PathBuf {
     let path = std::fs::canonicalize(path)
         .or_else(|_| {
             // Not created yet: its directory, resolved, and its name.
-            let dir = std::fs::canonicalize(super::format::directory_of(path))?;
+            let dir = std::fs::canonicalize(super::target::directory_of(path))?;
             Ok::<_, std::io::Error>(dir.join(path.file_name().unwrap_or_default()))
         })
         .unwrap_or_else(|_| path.to_path_buf());

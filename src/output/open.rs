@@ -1,18 +1,16 @@
 //! The supervisor's one door to the output: [`open`] locks the output file and the bodies
 //! directory (a second run on either is refused before anything is written), and opens the rows'
-//! file in its format — new, replaced (`--overwrite`: Parquet removes only its own parts), or,
+//! file in its format — new, replaced (`--overwrite`: a directory loses only its own parts), or,
 //! with `--resume`, prepared by `resume` and appended to — with the ids that already have a row.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::csv_rows::CsvRows;
-use super::format::{Output, RowFormat};
+use super::format::{Format, Layout};
 use super::job_record::{self, JobRecord};
-use super::jsonl::JsonlRows;
 use super::lock::{self, LockError, OutputLock};
-use super::parquet::{self, ParquetRows};
 use super::resume::{self, ResumeError, Resumed};
+use super::target::Output;
 use super::writer::{self, WriteRows};
 use crate::failed::FailedRows;
 use crate::ids::{IdRange, IdSet};
@@ -34,12 +32,12 @@ pub enum WriteMode {
 /// What a run writes, and how.
 pub struct Spec<'a> {
     pub output: &'a Output,
-    pub format: RowFormat,
+    pub format: &'static dyn Format,
     pub mode: WriteMode,
     pub schema: &'a Schema,
     /// The run's items (a resume refuses rows outside them).
     pub ids: IdRange,
-    /// Parquet: rows per part.
+    /// A directory of parts: rows per part.
     pub part_rows: usize,
     /// `--bodies-dir`, locked beside the output.
     pub bodies_dir: Option<&'a Path>,
@@ -120,7 +118,7 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
             }
             let columns = spec.schema.columns();
             let page_columns = spec.schema.page_columns();
-            let layout = resume::Layout {
+            let shape = resume::Shape {
                 format: spec.format,
                 columns: &columns,
                 index_column: spec.schema.index_column(),
@@ -128,7 +126,7 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
                     .zip(spec.schema.pages.as_ref())
                     .map(|((page, next), pages)| (page, next, pages)),
             };
-            resume::prepare(&path, spec.ids, layout, retry_failed)?
+            resume::prepare(&path, spec.ids, shape, retry_failed)?
         }
         WriteMode::New | WriteMode::Overwrite => None,
     };
@@ -140,7 +138,7 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
     }
     let (done, open, map, kept) = match resumed {
         Some(resumed) => {
-            note_resumed(&path, &resumed, spec.ids);
+            note_resumed(&path, spec.format, &resumed, spec.ids);
             let kept = Kept {
                 rows: resumed.kept_rows,
                 failed: resumed.kept_failed,
@@ -190,26 +188,24 @@ fn open_rows(spec: &Spec<'_>, path: &Path, fresh: bool) -> Result<Box<dyn WriteR
         .map_err(|e| OpenError::Open(path.to_path_buf(), e))
     };
     let schema = spec.schema.clone();
-    Ok(match spec.format {
-        RowFormat::Csv => Box::new(
-            CsvRows::new(open_stream()?, schema, fresh)
-                .map_err(|e| OpenError::Write(path.to_path_buf(), e))?,
-        ),
-        RowFormat::JsonLines => Box::new(JsonlRows::new(open_stream()?, schema)),
-        // `config` refuses Parquet on stdout: `path` is the directory of parts.
-        RowFormat::Parquet => {
+    match spec.format.layout() {
+        Layout::File(format) => format
+            .writer(open_stream()?, schema, fresh)
+            .map_err(|e| OpenError::Write(path.to_path_buf(), e)),
+        // `config` refuses parts on stdout: `path` is the directory of parts.
+        Layout::Parts(format) => {
             let open = || {
                 if fresh && spec.mode == WriteMode::Overwrite {
-                    parquet::remove_output(path).map_err(io::Error::other)?;
+                    format.remove_output(path).map_err(io::Error::other)?;
                 }
-                ParquetRows::new(path, schema, spec.part_rows)
+                format.writer(path, schema, spec.part_rows)
             };
-            Box::new(open().map_err(|e| OpenError::Open(path.to_path_buf(), e))?)
+            open().map_err(|e| OpenError::Open(path.to_path_buf(), e))
         }
-    })
+    }
 }
 
-fn note_resumed(path: &Path, resumed: &Resumed, ids: IdRange) {
+fn note_resumed(path: &Path, format: &dyn Format, resumed: &Resumed, ids: IdRange) {
     let mut note = format!(
         "ringscrape: resuming {}: {} of {} ids have rows",
         path.display(),
@@ -242,8 +238,9 @@ fn note_resumed(path: &Path, resumed: &Resumed, ids: IdRange) {
     }
     if resumed.removed_parts > 0 {
         note += &format!(
-            "; removed {} unfinished Parquet parts (their rows are fetched again)",
-            resumed.removed_parts
+            "; removed {} unfinished {} parts (their rows are fetched again)",
+            resumed.removed_parts,
+            format.name()
         );
     }
     crate::note!("{note}");

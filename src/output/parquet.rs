@@ -13,8 +13,11 @@
 //! UInt64, key columns as their kind (Utf8, Int64, Float64, Boolean), and captured headers,
 //! extracted fields, `body` / `body_path` as Utf8 (not UTF-8: `base64:…`, as the CSV's text mode);
 //! null where the CSV cell is empty. zstd compressed.
+//!
+//! The format is [`Parquet`]; this file turns records into typed columns ([`ParquetRows`]),
+//! [`parts`] keeps the directory of parts, and [`read`] reads and copies them back.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,16 +27,19 @@ use arrow_array::builder::{
     BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, UInt16Builder, UInt32Builder,
     UInt64Builder,
 };
-use arrow_array::{ArrayRef, RecordBatch, RecordBatchReader};
+use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema as ArrowSchema, SchemaRef};
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
-use super::rows::{RawFields, RawRow, ReadError, ReadRows, check_fixed};
+use super::format::{CopyRows, Format, Layout, NotOurs, PartsFormat};
+use super::rows::{ReadError, RowReader};
 use super::writer::{WriteRows, as_text, encode_body};
 use crate::model::{BodyColumn, FIXED_COLUMNS, KeyKind, Record, Schema};
+
+mod parts;
+mod read;
+
+use parts::PartWriter;
+use read::{ParquetCopy, PartsReader};
 
 /// Buffered captured values (bodies, headers, fields) in one part at most.
 pub const PART_BYTES: usize = 64 << 20;
@@ -122,208 +128,6 @@ impl KeyBuilder {
             KeyBuilder::Boolean(b) => Arc::new(b.finish()),
         }
     }
-}
-
-/// Why `--overwrite` may not replace a path with a directory of parts.
-#[derive(Debug, thiserror::Error)]
-pub enum NotOurs {
-    #[error("holds the current directory; name a directory of parts of its own")]
-    HoldsWorkingDir,
-    #[error("holds {0}, which ringscrape did not write; move it away or name another directory")]
-    Foreign(PathBuf),
-    #[error("{0}")]
-    Io(#[from] io::Error),
-}
-
-/// A file name ringscrape writes in a directory of parts: a part, or one being written.
-fn is_ours(name: &str) -> bool {
-    (name.starts_with("part-") && name.ends_with(".parquet"))
-        || (name.starts_with(".part-") && name.ends_with(".tmp"))
-}
-
-/// Checks that `--overwrite` may replace `path`: a file, nothing, or a directory holding only
-/// parts (never `.` or a directory above it, where the user's work is).
-pub fn check_replaceable(path: &Path) -> Result<(), NotOurs> {
-    let meta = match fs::symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    if !meta.is_dir() {
-        return Ok(());
-    }
-    let here = std::env::current_dir()?.canonicalize()?;
-    if here.starts_with(path.canonicalize()?) {
-        return Err(NotOurs::HoldsWorkingDir);
-    }
-    let mut names: Vec<_> = fs::read_dir(path)?
-        .map(|entry| entry.map(|e| (e.file_name(), e.file_type())))
-        .collect::<io::Result<_>>()?;
-    names.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, kind) in names {
-        let ours = kind?.is_file() && name.to_str().is_some_and(is_ours);
-        if !ours {
-            return Err(NotOurs::Foreign(path.join(name)));
-        }
-    }
-    Ok(())
-}
-
-/// Removes an earlier output at `path` (`--overwrite`): the parts of a directory (nothing
-/// else: [`check_replaceable`] refused a directory holding anything else), or a file.
-pub fn remove_output(path: &Path) -> Result<(), NotOurs> {
-    check_replaceable(path)?;
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            for entry in fs::read_dir(path)? {
-                fs::remove_file(entry?.path())?;
-            }
-            Ok(())
-        }
-        Ok(_) => Ok(fs::remove_file(path)?),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The closed parts of `dir`, in order.
-pub fn parts(dir: &Path) -> io::Result<Vec<PathBuf>> {
-    let mut parts: Vec<PathBuf> = fs::read_dir(dir)?
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| {
-            path.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
-        })
-        .collect();
-    parts.sort();
-    Ok(parts)
-}
-
-/// Removes what a crash left in `dir`: unfinished `.tmp` parts, and parts whose footer does not
-/// read. Returns how many files it removed.
-pub fn clean(dir: &Path) -> io::Result<u64> {
-    let mut removed = 0;
-    for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        let unfinished = name.starts_with(".part-") && name.ends_with(".tmp");
-        let unreadable = name.starts_with("part-") && open_part(&path).is_err();
-        if unfinished || unreadable {
-            fs::remove_file(&path)?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
-/// Rows a reader finds in `dir`: those of its closed parts whose footer reads (a part still
-/// being written when the disk filled holds none a reader can see).
-pub fn readable_rows(dir: &Path) -> io::Result<u64> {
-    let mut rows = 0;
-    for part in parts(dir)? {
-        let Ok(builder) = File::open(&part).map(ParquetRecordBatchReaderBuilder::try_new) else {
-            continue;
-        };
-        if let Ok(builder) = builder {
-            rows += u64::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
-        }
-    }
-    Ok(rows)
-}
-
-/// A reader of one part's record batches.
-pub fn open_part(path: &Path) -> io::Result<ParquetRecordBatchReader> {
-    let file = File::open(path)?;
-    ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|builder| builder.build())
-        .map_err(|e| io::Error::other(format!("{}: {e}", path.display())))
-}
-
-/// Writes record batches into numbered parts of a directory, each renamed into place when closed.
-pub struct PartWriter {
-    dir: PathBuf,
-    /// The columns; taken from the first batch when not given.
-    schema: Option<SchemaRef>,
-    /// Write one part under this name instead of numbered ones (a part rewritten in place).
-    replacing: Option<PathBuf>,
-    next: u64,
-    open: Option<(ArrowWriter<File>, PathBuf)>,
-}
-
-impl PartWriter {
-    /// Parts of `dir` numbered after those already there.
-    pub fn new(dir: &Path, schema: Option<SchemaRef>) -> io::Result<Self> {
-        let next = parts(dir)?
-            .iter()
-            .filter_map(|p| part_number(p))
-            .max()
-            .map_or(0, |n| n + 1);
-        Ok(Self {
-            dir: dir.to_path_buf(),
-            schema,
-            replacing: None,
-            next,
-            open: None,
-        })
-    }
-
-    /// One part that takes the place of `part` when closed (atomically, by rename).
-    pub fn replacing(part: &Path) -> Self {
-        Self {
-            dir: super::format::directory_of(part).to_path_buf(),
-            schema: None,
-            replacing: Some(part.to_path_buf()),
-            next: 0,
-            open: None,
-        }
-    }
-
-    pub fn write(&mut self, batch: &RecordBatch) -> io::Result<()> {
-        if batch.num_rows() == 0 {
-            return Ok(());
-        }
-        if self.open.is_none() {
-            let temp = self.dir.join(format!(".part-{:06}.parquet.tmp", self.next));
-            let props = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                .build();
-            let schema = self.schema.get_or_insert_with(|| batch.schema()).clone();
-            let writer = ArrowWriter::try_new(File::create(&temp)?, schema, Some(props))
-                .map_err(io::Error::other)?;
-            self.open = Some((writer, temp));
-        }
-        let (writer, _) = self.open.as_mut().expect("opened just above");
-        writer.write(batch).map_err(io::Error::other)
-    }
-
-    /// Writes the footer of the open part, makes it durable and gives it its name.
-    pub fn close_part(&mut self) -> io::Result<()> {
-        let Some((writer, temp)) = self.open.take() else {
-            return Ok(());
-        };
-        let file = writer.into_inner().map_err(io::Error::other)?;
-        file.sync_all()?;
-        let name = match &self.replacing {
-            Some(part) => part.clone(),
-            None => self.dir.join(format!("part-{:06}.parquet", self.next)),
-        };
-        fs::rename(&temp, &name)?;
-        self.next += 1;
-        Ok(())
-    }
-}
-
-fn part_number(path: &Path) -> Option<u64> {
-    path.file_name()?
-        .to_str()?
-        .strip_prefix("part-")?
-        .strip_suffix(".parquet")?
-        .parse()
-        .ok()
 }
 
 /// Formats records into typed columns, closing a part as `--part-rows`, [`PART_BYTES`] or
@@ -513,161 +317,68 @@ impl WriteRows for ParquetRows {
     }
 }
 
-/// Parquet parts read back one after the other (their columns must agree); a row's `line` is
-/// its number across the parts, from 1.
-pub struct PartsReader {
-    /// Parts still to read, in order.
-    parts: std::vec::IntoIter<PathBuf>,
-    part: Option<ParquetRecordBatchReader>,
-    batch: Option<RecordBatch>,
-    /// Batches read so far (tells one batch from the next).
-    seq: u64,
-    /// The next row of `batch`.
-    row: usize,
-    /// Rows handed out so far, over every part (a row's number in messages).
-    read: u64,
-    columns: Vec<String>,
-}
+/// Parquet: a directory of part files, typed columns.
+pub struct Parquet;
 
-impl PartsReader {
-    /// `None` when there is no part.
-    pub fn open(parts: Vec<PathBuf>) -> Result<Option<Self>, ReadError> {
-        let Some(first) = parts.first() else {
-            return Ok(None);
-        };
-        let fail = |e: io::Error| ReadError::Row {
-            line: 0,
-            message: e.to_string(),
-        };
-        let reader = open_part(first).map_err(fail)?;
-        let columns: Vec<String> = reader
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        check_fixed(&columns, || columns.join(","))?;
-        Ok(Some(Self {
-            parts: parts.into_iter(),
-            part: None,
-            batch: None,
-            seq: 0,
-            row: 0,
-            read: 0,
-            columns,
-        }))
+impl Format for Parquet {
+    fn name(&self) -> &'static str {
+        "Parquet"
+    }
+
+    fn flag(&self) -> &'static str {
+        "parquet"
+    }
+
+    fn extensions(&self) -> &'static [&'static str] {
+        &["parquet", "pq"]
+    }
+
+    fn layout(&self) -> Layout<'_> {
+        Layout::Parts(self)
     }
 }
 
-impl ReadRows for PartsReader {
-    fn columns(&self) -> &[String] {
-        &self.columns
+impl PartsFormat for Parquet {
+    fn writer(
+        &self,
+        dir: &Path,
+        schema: Schema,
+        part_rows: usize,
+    ) -> io::Result<Box<dyn WriteRows>> {
+        Ok(Box::new(ParquetRows::new(dir, schema, part_rows)?))
     }
 
-    fn next_row(&mut self) -> Result<Option<RawRow<'_>>, ReadError> {
-        let Self {
-            parts,
-            part,
-            batch,
-            seq,
-            row,
-            read,
-            columns,
-        } = self;
-        let fail = |message: String| ReadError::Row {
-            line: *read + 1,
-            message,
-        };
-        // The next batch with a row left: from this part, else from the next part.
-        while batch.as_ref().is_none_or(|b| *row >= b.num_rows()) {
-            if let Some(reader) = part {
-                match reader.next() {
-                    Some(Ok(next)) => {
-                        if next
-                            .schema()
-                            .fields()
-                            .iter()
-                            .map(|f| f.name())
-                            .ne(columns.iter())
-                        {
-                            return Err(fail("a part with other columns than the first".into()));
-                        }
-                        *batch = Some(next);
-                        *seq += 1;
-                        *row = 0;
-                        continue;
-                    }
-                    Some(Err(e)) => return Err(fail(e.to_string())),
-                    None => *part = None,
-                }
-            }
-            let Some(path) = parts.next() else {
-                return Ok(None);
-            };
-            *part = Some(open_part(&path).map_err(|e| fail(e.to_string()))?);
-        }
-        let batch = batch.as_ref().expect("a batch with a row left");
-        *row += 1;
-        *read += 1;
-        Ok(Some(RawRow {
-            line: *read,
-            fields: RawFields::Parquet {
-                batch,
-                seq: *seq,
-                row: *row - 1,
-            },
-        }))
-    }
-}
-
-/// Parquet parts being written, and the rows kept of the current batch (written, filtered,
-/// when the next batch begins).
-pub struct ParquetCopy {
-    parts: PartWriter,
-    current: Option<(u64, RecordBatch, Vec<bool>)>,
-}
-
-impl ParquetCopy {
-    /// Rows copied into the parts `parts` writes.
-    pub fn new(parts: PartWriter) -> ParquetCopy {
-        ParquetCopy {
-            parts,
-            current: None,
-        }
+    fn parts(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        parts::parts(dir)
     }
 
-    /// Keeps row `row` of the `seq`-th batch read; a batch's kept rows are written when the
-    /// next batch begins.
-    pub fn copy(&mut self, batch: &RecordBatch, seq: u64, row: usize) -> io::Result<()> {
-        if self.current.as_ref().is_some_and(|(at, _, _)| *at != seq) {
-            write_kept(&mut self.parts, self.current.take())?;
-        }
-        let (_, _, keep) = self
-            .current
-            .get_or_insert_with(|| (seq, batch.clone(), vec![false; batch.num_rows()]));
-        keep[row] = true;
-        Ok(())
+    fn clean(&self, dir: &Path) -> io::Result<u64> {
+        parts::clean(dir)
     }
 
-    /// Writes what is kept and closes the last part.
-    pub fn finish(mut self) -> io::Result<()> {
-        write_kept(&mut self.parts, self.current.take())?;
-        self.parts.close_part()
+    fn readable_rows(&self, dir: &Path) -> io::Result<u64> {
+        parts::readable_rows(dir)
     }
-}
 
-/// The kept rows of one batch, into the open part.
-fn write_kept(
-    parts: &mut PartWriter,
-    current: Option<(u64, RecordBatch, Vec<bool>)>,
-) -> io::Result<()> {
-    let Some((_, batch, keep)) = current else {
-        return Ok(());
-    };
-    let mask = arrow_array::BooleanArray::from(keep);
-    let kept =
-        arrow_select::filter::filter_record_batch(&batch, &mask).map_err(io::Error::other)?;
-    parts.write(&kept)
+    fn check_replaceable(&self, path: &Path) -> Result<(), NotOurs> {
+        parts::check_replaceable(path)
+    }
+
+    fn remove_output(&self, path: &Path) -> Result<(), NotOurs> {
+        parts::remove_output(path)
+    }
+
+    fn reader(&self, parts: Vec<PathBuf>) -> Result<Option<RowReader<'static>>, ReadError> {
+        Ok(PartsReader::open(parts)?.map(RowReader::of))
+    }
+
+    fn copier(&self, dir: &Path) -> io::Result<Box<dyn CopyRows>> {
+        Ok(Box::new(ParquetCopy::new(PartWriter::new(dir, None)?)))
+    }
+
+    fn replacing(&self, part: &Path) -> Box<dyn CopyRows> {
+        Box::new(ParquetCopy::new(PartWriter::replacing(part)))
+    }
 }
 
 #[cfg(test)]
@@ -675,6 +386,7 @@ mod tests {
     use super::*;
     use crate::model::{BodyEncoding, Captured, ErrorKind};
     use crate::output::rows::cell;
+    use parts::{clean, open_part, parts};
 
     #[test]
     fn parts_are_complete_files_with_typed_columns() {

@@ -1,159 +1,31 @@
 //! Reading ringscrape's rows back, whatever the format: `--resume`, the tests and `merge` all go
-//! through [`RowReader`] (each format's own reader behind one type) and write what they keep
-//! through [`RowCopier`]. The columns must start with the fixed ones; columns after them
-//! (captured headers, extracted fields, bodies, line numbers) are allowed and reached by name.
-//! Also here: where a stream format's whole rows end (a torn last row is cut there).
+//! through [`RowReader`] (each format's own reader behind one type, from its [`Layout`]) and
+//! write what they keep through its [`CopyRows`]. The columns must start with the fixed ones;
+//! columns after them (captured headers, extracted fields, bodies, line numbers) are allowed and
+//! reached by name. Also here: where a stream format's whole rows end (a torn last row is cut
+//! there), and how many rows an output holds.
 
 use std::fs::File;
-use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::Path;
 
-use super::csv_rows::CsvReader;
-use super::format::RowFormat;
-use super::jsonl::JsonlReader;
-use super::parquet::{self, ParquetCopy, PartWriter, PartsReader};
-pub use super::rows::{RawFields, RawRow, ReadError, ReadRows, Row};
+pub use super::format::{CopyRows, Format, Layout};
+pub use super::rows::{RawFields, RawRow, ReadError, ReadRows, Row, RowReader};
 
-/// Streams the rows of a file whose columns have been checked: a CSV (columns from its header),
-/// JSON Lines (from the keys of its first object) or Parquet parts.
-pub enum RowReader<R> {
-    Csv(CsvReader<R>),
-    JsonLines(JsonlReader<R>),
-    Parquet(PartsReader),
-}
-
-impl<R: Read> RowReader<R> {
-    /// Reads and checks a CSV's header.
-    pub fn new(input: R) -> Result<Self, ReadError> {
-        CsvReader::new(input).map(RowReader::Csv)
-    }
-}
-
-impl<R: BufRead> RowReader<R> {
-    /// Every column name, the fixed ones first.
-    pub fn columns(&self) -> &[String] {
-        match self {
-            RowReader::Csv(reader) => reader.columns(),
-            RowReader::JsonLines(reader) => reader.columns(),
-            RowReader::Parquet(reader) => reader.columns(),
-        }
-    }
-
-    /// Position of the column `name`, if the file has it.
-    pub fn column(&self, name: &str) -> Option<usize> {
-        self.columns().iter().position(|c| c == name)
-    }
-
-    /// A reader of `format`: JSON Lines learns its columns from the first object (`None` when
-    /// there is none).
-    pub fn of_format(input: R, format: RowFormat) -> Result<Option<Self>, ReadError> {
-        match format {
-            RowFormat::Csv => Self::new(input).map(Some),
-            RowFormat::JsonLines => Ok(JsonlReader::open(input)?.map(RowReader::JsonLines)),
-            RowFormat::Parquet => Err(ReadError::Row {
-                line: 0,
-                message: "Parquet is read from its directory, not a stream".into(),
-            }),
-        }
-    }
-
-    /// The next row; `None` at the end. A row with other columns than the file's is an error.
-    pub fn next_row(&mut self) -> Result<Option<RawRow<'_>>, ReadError> {
-        match self {
-            RowReader::Csv(reader) => reader.next_row(),
-            RowReader::JsonLines(reader) => reader.next_row(),
-            RowReader::Parquet(reader) => reader.next_row(),
-        }
-    }
-}
-
-impl RowReader<io::Empty> {
-    /// The rows of Parquet `parts`, one after the other (their columns must agree); `None` when
-    /// there is no part. A row's `line` is its number across the parts, from 1.
-    pub fn parquet(parts: Vec<PathBuf>) -> Result<Option<Self>, ReadError> {
-        Ok(PartsReader::open(parts)?.map(RowReader::Parquet))
-    }
-}
-
-/// Writes rows read by a [`RowReader`] as they were, in the same format (resume's rewrite, merge).
-pub enum RowCopier<W: Write> {
-    Csv(Box<csv::Writer<W>>),
-    JsonLines(W),
-    Parquet(Box<ParquetCopy>),
-}
-
-impl RowCopier<io::Sink> {
-    /// Rows copied into the parts `parts` writes.
-    pub fn parquet(parts: PartWriter) -> Self {
-        RowCopier::Parquet(Box::new(ParquetCopy::new(parts)))
-    }
-}
-
-impl<W: Write> RowCopier<W> {
-    /// A copier of a stream format (CSV, JSON Lines).
-    pub fn new(out: W, format: RowFormat) -> Self {
-        match format {
-            RowFormat::JsonLines => RowCopier::JsonLines(out),
-            RowFormat::Csv | RowFormat::Parquet => {
-                RowCopier::Csv(Box::new(csv::Writer::from_writer(out)))
-            }
-        }
-    }
-
-    /// The header line (CSV only: JSON Lines names its columns in every row).
-    pub fn header(&mut self, columns: &[String]) -> io::Result<()> {
-        match self {
-            RowCopier::Csv(csv) => csv.write_record(columns).map_err(io::Error::from),
-            RowCopier::JsonLines(_) | RowCopier::Parquet(_) => Ok(()),
-        }
-    }
-
-    pub fn copy(&mut self, row: &RawRow<'_>) -> io::Result<()> {
-        match (self, &row.fields) {
-            (RowCopier::Csv(csv), RawFields::Csv(record)) => {
-                csv.write_byte_record(record).map_err(io::Error::from)
-            }
-            (RowCopier::JsonLines(out), RawFields::Json { text, .. }) => {
-                out.write_all(text)?;
-                out.write_all(b"\n")
-            }
-            (RowCopier::Parquet(copy), RawFields::Parquet { batch, seq, row }) => {
-                copy.copy(batch, *seq, *row)
-            }
-            _ => Err(io::Error::other("a row copied into another format")),
-        }
-    }
-
-    /// Flushes and hands back the writer (`None` for Parquet: its last part is closed in place).
-    pub fn into_inner(self) -> io::Result<Option<W>> {
-        match self {
-            RowCopier::Csv(csv) => csv.into_inner().map(Some).map_err(|e| e.into_error()),
-            RowCopier::JsonLines(mut out) => {
-                out.flush()?;
-                Ok(Some(out))
-            }
-            RowCopier::Parquet(copy) => {
-                copy.finish()?;
-                Ok(None)
-            }
-        }
-    }
-}
-
-/// Length of the file up to the end of its last whole row: anything after it is a torn row (the
-/// writer was killed mid-row, or the disk filled), which `--resume` cuts off and `merge` leaves
-/// out. For JSON Lines that is the last newline (a JSON string holds no raw line break). For CSV
-/// it is the last newline *outside quotes*: a body with line breaks is one quoted field over
-/// several lines, and a row torn inside it must not be cut at one of its own line breaks. The
-/// quote state is found by one pass from the start (a quote toggles it; an escaped `""` toggles
-/// it twice; an unquoted field never holds a quote, as the writer quotes any field that does).
-pub fn complete_len(file: &mut File, format: RowFormat) -> io::Result<u64> {
+/// Length of the file up to the end of its last whole row (see
+/// [`FileFormat::complete_len`](super::format::FileFormat::complete_len)): the last newline,
+/// and with `quoted` (CSV) the last newline *outside quotes*: a body with line breaks is one
+/// quoted field over several lines, and a row torn inside it must not be cut at one of its own
+/// line breaks. The quote state is found by one pass from the start (a quote toggles it; an
+/// escaped `""` toggles it twice; an unquoted field never holds a quote, as the writer quotes any
+/// field that does). (A JSON string holds no raw line break: JSON Lines is not `quoted`.)
+pub fn complete_len(file: &mut File, quoted: bool) -> io::Result<u64> {
     // Only what the file holds now: a device (`-o /dev/full`) would read without end.
     let len = file.metadata()?.len();
     file.seek(SeekFrom::Start(0))?;
     let mut input = (&*file).take(len);
     let mut buf = vec![0u8; 256 << 10];
-    let (mut at, mut complete, mut quoted) = (0u64, 0u64, false);
+    let (mut at, mut complete, mut in_quotes) = (0u64, 0u64, false);
     loop {
         let n = input.read(&mut buf)?;
         if n == 0 {
@@ -161,8 +33,8 @@ pub fn complete_len(file: &mut File, format: RowFormat) -> io::Result<u64> {
         }
         for (offset, &byte) in buf[..n].iter().enumerate() {
             match byte {
-                b'"' if format == RowFormat::Csv => quoted = !quoted,
-                b'\n' if !quoted => complete = at + offset as u64 + 1,
+                b'"' if quoted => in_quotes = !in_quotes,
+                b'\n' if !in_quotes => complete = at + offset as u64 + 1,
                 _ => {}
             }
         }
@@ -170,23 +42,23 @@ pub fn complete_len(file: &mut File, format: RowFormat) -> io::Result<u64> {
     }
 }
 
-/// The whole rows of the CSV or JSON Lines file `path`, and the bytes after the last of them
-/// (a row torn by a full disk or a kill); for Parquet, the rows of its readable parts.
-pub fn rows_on_disk(path: &std::path::Path, format: RowFormat) -> std::io::Result<(u64, u64)> {
-    use std::io::{Read, Seek, SeekFrom};
-    if format == RowFormat::Parquet {
-        return Ok((parquet::readable_rows(path)?, 0));
-    }
-    let mut file = std::fs::File::open(path)?;
+/// The whole rows of the file `path`, and the bytes after the last of them (a row torn by a full
+/// disk or a kill); for a directory of parts, the rows of its readable parts.
+pub fn rows_on_disk(path: &Path, format: &dyn Format) -> io::Result<(u64, u64)> {
+    let format = match format.layout() {
+        Layout::Parts(parts) => return Ok((parts.readable_rows(path)?, 0)),
+        Layout::File(format) => format,
+    };
+    let mut file = File::open(path)?;
     if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+        return Err(io::Error::other("not a regular file"));
     }
-    let complete = complete_len(&mut file, format)?;
+    let complete = format.complete_len(&mut file)?;
     let torn = file.metadata()?.len() - complete;
     file.seek(SeekFrom::Start(0))?;
-    let input = std::io::BufReader::new((&file).take(complete));
+    let input = io::BufReader::new((&file).take(complete));
     let mut rows = 0;
-    if let Ok(Some(mut reader)) = RowReader::of_format(input, format) {
+    if let Ok(Some(mut reader)) = format.reader(Box::new(input)) {
         while let Ok(Some(_)) = reader.next_row() {
             rows += 1;
         }
@@ -229,16 +101,13 @@ mod tests {
         for (text, want) in [(&whole, whole.len()), (&torn, whole.len())] {
             std::fs::write(&path, text).expect("write");
             let mut file = File::open(&path).expect("open");
-            assert_eq!(
-                complete_len(&mut file, RowFormat::Csv).expect("scan"),
-                want as u64
-            );
+            assert_eq!(complete_len(&mut file, true).expect("scan"), want as u64);
         }
         // Cut anywhere, the kept part parses into whole rows with every field.
         for cut in 0..=torn.len() {
             std::fs::write(&path, &torn.as_bytes()[..cut]).expect("write");
             let mut file = File::open(&path).expect("open");
-            let keep = complete_len(&mut file, RowFormat::Csv).expect("scan") as usize;
+            let keep = complete_len(&mut file, true).expect("scan") as usize;
             let kept = &torn.as_bytes()[..keep];
             if keep == 0 {
                 continue;
@@ -251,10 +120,46 @@ mod tests {
         // JSON Lines: the last newline.
         std::fs::write(&path, "{\"id\":1}\n{\"id\":").expect("write");
         let mut file = File::open(&path).expect("open");
-        assert_eq!(
-            complete_len(&mut file, RowFormat::JsonLines).expect("scan"),
-            9
-        );
+        assert_eq!(complete_len(&mut file, false).expect("scan"), 9);
+    }
+
+    #[test]
+    fn a_copier_writes_its_formats_rows_as_they_were_and_refuses_another_formats() {
+        let format_of = |flag| crate::output::formats::by_flag(flag).expect("a format");
+        let csv = format!("{HEAD},body\n1,200,3,1.000,1,,\"a,\nb\"\n2,,0,2.000,3,timeout,\n");
+        let jsonl = "{\"id\":1,\"status\":200,\"bytes\":3,\"latency_ms\":1.000,\"attempts\":1,\"error\":null}\n";
+        for (flag, text) in [("csv", csv.as_str()), ("jsonl", jsonl)] {
+            let Layout::File(format) = format_of(flag).layout() else {
+                panic!("{flag} is one file");
+            };
+            let mut rows = format
+                .reader(Box::new(text.as_bytes()))
+                .expect("read")
+                .expect("rows");
+            let mut out = Vec::new();
+            let mut copier = format.copier(&mut out);
+            copier.header(rows.columns()).expect("header");
+            while let Some(row) = rows.next_row().expect("row") {
+                copier.copy(&row).expect("copy");
+            }
+            copier.finish().expect("finish");
+            assert_eq!(String::from_utf8(out).expect("utf-8"), text, "{flag}");
+        }
+        // A CSV row is no other format's: JSON Lines and Parquet refuse it, not misfile it.
+        let mut rows = RowReader::new(csv.as_bytes()).expect("header");
+        let row = rows.next_row().expect("row").expect("a row");
+        let mut out = Vec::new();
+        let Layout::File(jsonl) = format_of("jsonl").layout() else {
+            panic!("JSON Lines is one file");
+        };
+        assert!(jsonl.copier(&mut out).copy(&row).is_err());
+        let Layout::Parts(parquet) = format_of("parquet").layout() else {
+            panic!("Parquet is parts");
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut copier = parquet.copier(dir.path()).expect("parts");
+        assert!(copier.copy(&row).is_err());
+        assert!(out.is_empty());
     }
 
     #[test]

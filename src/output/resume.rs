@@ -1,8 +1,9 @@
-//! `--resume`: what an earlier run of the same command already wrote. Reads the output (CSV, JSON
-//! Lines, or Parquet parts) as a stream (it may hold 50 million rows) into a compressed set of
-//! done ids, drops a torn last row (Parquet: an unfinished part), and — with `--retry-failed`, or
-//! if it finds duplicate rows — rewrites the file beside itself (Parquet: each part) and renames
-//! it into place, so that every id keeps exactly one row whatever happens meanwhile.
+//! `--resume`: what an earlier run of the same command already wrote. Reads the output (one file,
+//! or a directory of parts, in its format) as a stream (it may hold 50 million rows) into a
+//! compressed set of done ids, drops a torn last row (parts: an unfinished part), and — with
+//! `--retry-failed`, or if it finds duplicate rows — rewrites the file beside itself (parts: each
+//! part) and renames it into place, so that every id keeps exactly one row whatever happens
+//! meanwhile.
 //!
 //! With `--next`, an item has a row per page: a page's first row is kept, in page order, and an
 //! item is done once a kept row ends its chain (no next, a failed page, `--max-pages`). An item
@@ -10,12 +11,11 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::format::RowFormat;
-use super::parquet;
-use super::reader::{RawRow, ReadError, RowCopier, RowReader, complete_len};
+use super::format::{FileFormat, Format, Layout, PartsFormat};
+use super::rows::{RawRow, ReadError, RowReader};
 use super::writer::Sink;
 use crate::failed::FailedRows;
 use crate::ids::{IdRange, IdSet};
@@ -64,8 +64,8 @@ pub enum ResumeError {
 /// What a resumed file is and holds: its format, the columns this run writes, which column
 /// identifies a row's item, and (with `--next`) where a row's page and next are.
 #[derive(Debug, Clone, Copy)]
-pub struct Layout<'a> {
-    pub format: RowFormat,
+pub struct Shape<'a> {
+    pub format: &'a dyn Format,
     pub columns: &'a [String],
     pub index_column: usize,
     /// The `page` and `next` columns, and when a chain ends.
@@ -110,9 +110,9 @@ impl Keeping {
         id: u64,
         succeeded: bool,
         raw: &RawRow<'_>,
-        layout: Layout<'_>,
+        shape: Shape<'_>,
     ) -> Result<bool, ReadError> {
-        let page = match layout.pages {
+        let page = match shape.pages {
             Some((page, next, pages)) => Some((raw.page(page)?, raw.text(next)?, pages)),
             None => None,
         };
@@ -154,6 +154,20 @@ impl Keeping {
         self.failed + self.duplicates
     }
 
+    /// What was found, once every row was decided on.
+    fn resumed(self, torn_bytes: u64, removed_parts: u64) -> Resumed {
+        Resumed {
+            open: self.continuations(),
+            dropped_rows: self.dropped(),
+            done: self.done,
+            map: self.map,
+            torn_bytes,
+            removed_parts,
+            kept_failed: self.kept_failed,
+            kept_rows: self.kept_rows,
+        }
+    }
+
     /// The open chains, to go on with.
     fn continuations(&self) -> Vec<Continuation> {
         let mut open: Vec<Continuation> = self
@@ -171,20 +185,20 @@ impl Keeping {
 }
 
 /// One pass over the rows of `reader`: checks the columns, then calls `row` per row with its id.
-fn each_row<R: BufRead>(
+fn each_row(
     path: &Path,
-    rows: Result<Option<RowReader<R>>, ReadError>,
+    rows: Result<Option<RowReader<'_>>, ReadError>,
     range: IdRange,
-    layout: Layout<'_>,
+    shape: Shape<'_>,
     mut row: impl FnMut(u64, bool, &RawRow<'_>) -> io::Result<()>,
 ) -> Result<(), ResumeError> {
-    let columns = layout.columns;
+    let columns = shape.columns;
     let bad_row = |e: ReadError| match e {
         ReadError::Row { line, message } => ResumeError::Row(path.into(), line, message),
         header => ResumeError::Header(path.into(), header),
     };
-    // A JSON Lines file (or Parquet directory) without a row names no columns: nothing to
-    // check, nothing done.
+    // A file of a format that learns its columns from its first row (or a directory of parts)
+    // without a row names no columns: nothing to check, nothing done.
     let Some(mut rows) = rows.map_err(bad_row)? else {
         return Ok(());
     };
@@ -196,7 +210,7 @@ fn each_row<R: BufRead>(
         ));
     }
     while let Some(raw) = rows.next_row().map_err(bad_row)? {
-        let id = raw.index(layout.index_column).map_err(bad_row)?;
+        let id = raw.index(shape.index_column).map_err(bad_row)?;
         if !range.contains(id) {
             return Err(ResumeError::OutOfRange(path.into(), raw.line, id, range));
         }
@@ -206,17 +220,17 @@ fn each_row<R: BufRead>(
 }
 
 /// The decisions over every row of `rows` (see [`Keeping`]).
-fn tally<R: BufRead>(
+fn tally(
     path: &Path,
-    rows: Result<Option<RowReader<R>>, ReadError>,
+    rows: Result<Option<RowReader<'_>>, ReadError>,
     range: IdRange,
-    layout: Layout<'_>,
+    shape: Shape<'_>,
     retry_failed: Option<FailedRows>,
 ) -> Result<Keeping, ResumeError> {
     let mut keeping = Keeping::new(range, retry_failed);
-    each_row(path, rows, range, layout, |id, succeeded, raw| {
+    each_row(path, rows, range, shape, |id, succeeded, raw| {
         keeping
-            .keep(id, succeeded, raw, layout)
+            .keep(id, succeeded, raw, shape)
             .map(|_| ())
             .map_err(io::Error::other)
     })?;
@@ -228,79 +242,87 @@ fn tally<R: BufRead>(
 pub fn prepare(
     path: &Path,
     range: IdRange,
-    layout: Layout<'_>,
+    shape: Shape<'_>,
     retry_failed: Option<FailedRows>,
 ) -> Result<Option<Resumed>, ResumeError> {
-    if layout.format == RowFormat::Parquet {
-        return prepare_parquet(path, range, layout, retry_failed);
+    match shape.format.layout() {
+        Layout::File(format) => prepare_file(path, format, range, shape, retry_failed),
+        Layout::Parts(format) => prepare_parts(path, format, range, shape, retry_failed),
     }
+}
+
+/// [`prepare`] for one file: cuts a torn last row, and rewrites the file when rows go.
+fn prepare_file(
+    path: &Path,
+    format: &dyn FileFormat,
+    range: IdRange,
+    shape: Shape<'_>,
+    retry_failed: Option<FailedRows>,
+) -> Result<Option<Resumed>, ResumeError> {
     let io_err = |e| ResumeError::Io(path.into(), e);
     let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_err(e)),
     };
-    let complete = complete_len(&mut file, layout.format).map_err(io_err)?;
+    let complete = format.complete_len(&mut file).map_err(io_err)?;
     let torn_bytes = file.metadata().map_err(io_err)?.len() - complete;
     if complete == 0 {
         return Ok(None);
     }
     file.seek(SeekFrom::Start(0)).map_err(io_err)?;
     let reader = BufReader::new((&file).take(complete));
-    let rows = RowReader::of_format(reader, layout.format);
-    let keeping = tally(path, rows, range, layout, retry_failed)?;
+    let rows = format.reader(Box::new(reader));
+    let keeping = tally(path, rows, range, shape, retry_failed)?;
     let dropped_rows = keeping.dropped();
     if dropped_rows == 0 {
         file.set_len(complete).map_err(io_err)?;
         file.sync_all().map_err(io_err)?;
     } else {
-        rewrite_keeping(path, &mut file, complete, range, layout, retry_failed)?;
+        let kept = Kept {
+            file: &mut file,
+            complete,
+            format,
+        };
+        rewrite_keeping(path, kept, range, shape, retry_failed)?;
     }
-    Ok(Some(Resumed {
-        done: keeping.done.clone(),
-        open: keeping.continuations(),
-        map: keeping.map,
-        torn_bytes,
-        dropped_rows,
-        removed_parts: 0,
-        kept_failed: keeping.kept_failed,
-        kept_rows: keeping.kept_rows,
-    }))
+    Ok(Some(keeping.resumed(torn_bytes, 0)))
 }
 
-/// [`prepare`] for a directory of Parquet parts: removes what a crash left (a part without its
-/// footer), reads the closed parts, and — with `--retry-failed`, or if it finds duplicates —
-/// rewrites each part in place (a rename per part: a crash leaves each part old or new, and
-/// both are valid: the first row of an id is the one kept).
-fn prepare_parquet(
+/// [`prepare`] for a directory of parts: removes what a crash left (an unfinished part), reads
+/// the closed parts, and — with `--retry-failed`, or if it finds duplicates — rewrites each part
+/// in place (a rename per part: a crash leaves each part old or new, and both are valid: the
+/// first row of an id is the one kept).
+fn prepare_parts(
     dir: &Path,
+    format: &dyn PartsFormat,
     range: IdRange,
-    layout: Layout<'_>,
+    shape: Shape<'_>,
     retry_failed: Option<FailedRows>,
 ) -> Result<Option<Resumed>, ResumeError> {
     let io_err = |e| ResumeError::Io(dir.into(), e);
     if !dir.exists() {
         return Ok(None);
     }
-    let removed_parts = parquet::clean(dir).map_err(io_err)?;
-    let parts = parquet::parts(dir).map_err(io_err)?;
-    let rows = RowReader::parquet(parts.clone());
-    let keeping = tally(dir, rows, range, layout, retry_failed)?;
+    let removed_parts = format.clean(dir).map_err(io_err)?;
+    let parts = format.parts(dir).map_err(io_err)?;
+    let rows = format.reader(parts.clone());
+    let keeping = tally(dir, rows, range, shape, retry_failed)?;
     let dropped_rows = keeping.dropped();
     if dropped_rows > 0 {
         // The same decisions again, part by part, in the same order.
         let mut again = Keeping::new(range, retry_failed);
         for part in &parts {
-            let mut out = RowCopier::parquet(parquet::PartWriter::replacing(part));
+            let mut out = format.replacing(part);
             let mut kept = 0u64;
             each_row(
                 dir,
-                RowReader::parquet(vec![part.clone()]),
+                format.reader(vec![part.clone()]),
                 range,
-                layout,
+                shape,
                 |id, succeeded, row| {
                     if again
-                        .keep(id, succeeded, row, layout)
+                        .keep(id, succeeded, row, shape)
                         .map_err(io::Error::other)?
                     {
                         kept += 1;
@@ -309,32 +331,29 @@ fn prepare_parquet(
                     Ok(())
                 },
             )?;
-            out.into_inner().map_err(io_err)?;
+            out.finish().map_err(io_err)?;
             if kept == 0 {
                 fs::remove_file(part).map_err(io_err)?;
             }
         }
     }
-    Ok(Some(Resumed {
-        done: keeping.done.clone(),
-        open: keeping.continuations(),
-        map: keeping.map,
-        torn_bytes: 0,
-        dropped_rows,
-        removed_parts,
-        kept_failed: keeping.kept_failed,
-        kept_rows: keeping.kept_rows,
-    }))
+    Ok(Some(keeping.resumed(0, removed_parts)))
+}
+
+/// The file being resumed: its whole rows are its first `complete` bytes, in `format`.
+struct Kept<'a> {
+    file: &'a mut File,
+    complete: u64,
+    format: &'a dyn FileFormat,
 }
 
 /// Writes the header and the kept rows (see [`Keeping`]) to a file beside `path`, then renames
 /// it over `path`: a crash at any point leaves either the old file or the new one.
 fn rewrite_keeping(
     path: &Path,
-    file: &mut File,
-    complete: u64,
+    kept: Kept<'_>,
     range: IdRange,
-    layout: Layout<'_>,
+    shape: Shape<'_>,
     retry_failed: Option<FailedRows>,
 ) -> Result<(), ResumeError> {
     let io_err = |e| ResumeError::Io(path.into(), e);
@@ -348,19 +367,20 @@ fn rewrite_keeping(
     let aside = target.with_file_name(format!(".{name}.resume-tmp"));
     let aside_file = File::create(&aside).map_err(io_err)?;
     aside_file.set_permissions(permissions).map_err(io_err)?;
-    let mut out = RowCopier::new(io::BufWriter::new(aside_file), layout.format);
-    out.header(layout.columns).map_err(io_err)?;
+    let mut written = io::BufWriter::new(aside_file);
+    let mut out = kept.format.copier(&mut written);
+    out.header(shape.columns).map_err(io_err)?;
     let mut keeping = Keeping::new(range, retry_failed);
-    file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-    let reader = BufReader::new((&*file).take(complete));
+    kept.file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+    let reader = BufReader::new((&*kept.file).take(kept.complete));
     each_row(
         path,
-        RowReader::of_format(reader, layout.format),
+        kept.format.reader(Box::new(reader)),
         range,
-        layout,
+        shape,
         |id, succeeded, row| {
             if keeping
-                .keep(id, succeeded, row, layout)
+                .keep(id, succeeded, row, shape)
                 .map_err(io::Error::other)?
             {
                 out.copy(row)?;
@@ -368,12 +388,8 @@ fn rewrite_keeping(
             Ok(())
         },
     )?;
-    let aside_file = out
-        .into_inner()
-        .map_err(io_err)?
-        .expect("a stream format hands its writer back")
-        .into_inner()
-        .map_err(|e| io_err(e.into_error()))?;
+    out.finish().map_err(io_err)?;
+    let aside_file = written.into_inner().map_err(|e| io_err(e.into_error()))?;
     aside_file.sync_all().map_err(io_err)?;
     fs::rename(&aside, &target).map_err(io_err)
 }
@@ -393,9 +409,9 @@ mod tests {
         crate::model::Schema::default().columns()
     }
 
-    fn csv(columns: &[String]) -> Layout<'_> {
-        Layout {
-            format: RowFormat::Csv,
+    fn csv(columns: &[String]) -> Shape<'_> {
+        Shape {
+            format: &crate::output::csv_rows::Csv,
             columns,
             index_column: 0,
             pages: None,
@@ -549,7 +565,7 @@ mod tests {
         };
         let mut columns = fixed();
         columns.extend(["page".to_string(), "next".to_string()]);
-        let layout = Layout {
+        let shape = Shape {
             pages: Some((6, 7, &pages)),
             ..csv(&columns)
         };
@@ -560,7 +576,7 @@ mod tests {
                     1,200,9,1.000,1,,1,u/1/2\n2,200,9,1.000,1,,0,u/2/1\n1,200,9,1.000,1,,1,u/1/2\n\
                     2,500,9,1.000,3,,1,\n";
         let (_dir, path) = file_with(&format!("{head}{rows}"));
-        let resumed = prepare(&path, IdRange::new(0, 4), layout, None)
+        let resumed = prepare(&path, IdRange::new(0, 4), shape, None)
             .expect("ok")
             .expect("resumable");
         assert_eq!(resumed.dropped_rows, 1, "page 1 of item 1 twice");
@@ -578,7 +594,7 @@ mod tests {
         let resumed = prepare(
             &path,
             IdRange::new(0, 4),
-            layout,
+            shape,
             Some(FailedRows::unsuccessful()),
         )
         .expect("ok")

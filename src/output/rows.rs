@@ -1,7 +1,7 @@
 //! A row as every format's room reads it back (`--resume`, `merge`, the tests): the fixed
 //! columns first, then captured headers, extracted fields, bodies, line numbers, reached by
 //! name; [`RawRow`] parsed only as far as asked. [`ReadRows`] is what each format's reader
-//! (`csv_rows`, `jsonl`, `parquet`) gives; `reader` puts them behind one type.
+//! (`csv_rows`, `jsonl`, `parquet`) gives, and [`RowReader`] the one type they are read through.
 
 use std::borrow::Cow;
 
@@ -33,6 +33,31 @@ pub trait ReadRows {
     fn next_row(&mut self) -> Result<Option<RawRow<'_>>, ReadError>;
 }
 
+/// Any format's rows read back (`--resume`, `merge`, the tests): its reader behind one type.
+pub struct RowReader<'a>(Box<dyn ReadRows + 'a>);
+
+impl<'a> RowReader<'a> {
+    /// The rows `reader` reads.
+    pub fn of(reader: impl ReadRows + 'a) -> RowReader<'a> {
+        RowReader(Box::new(reader))
+    }
+
+    /// Every column name, the fixed ones first.
+    pub fn columns(&self) -> &[String] {
+        self.0.columns()
+    }
+
+    /// Position of the column `name`, if the file has it.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.columns().iter().position(|c| c == name)
+    }
+
+    /// The next row; `None` at the end. A row with other columns than the file's is an error.
+    pub fn next_row(&mut self) -> Result<Option<RawRow<'_>>, ReadError> {
+        self.0.next_row()
+    }
+}
+
 /// The current row of a reader, parsed only as far as asked.
 pub struct RawRow<'a> {
     /// Line of the file where the row starts (a CSV's header is line 1); for Parquet parts, the
@@ -44,8 +69,8 @@ pub struct RawRow<'a> {
 /// A row's fields as the file holds them.
 pub enum RawFields<'a> {
     Csv(&'a csv::ByteRecord),
-    /// Row `row` of the `seq`-th batch read.
-    Parquet {
+    /// Row `row` of the `seq`-th Arrow record batch read (Parquet parts).
+    Batch {
         batch: &'a RecordBatch,
         seq: u64,
         row: usize,
@@ -109,7 +134,7 @@ impl RawRow<'_> {
                     other => Ok(Cow::Owned(other.to_string())),
                 }
             }
-            RawFields::Parquet { batch, row, .. } => {
+            RawFields::Batch { batch, row, .. } => {
                 let array = batch
                     .columns()
                     .get(column)
@@ -182,7 +207,7 @@ impl RawRow<'_> {
         let columns = match &self.fields {
             RawFields::Csv(record) => record.len(),
             RawFields::Json { values, .. } => values.len(),
-            RawFields::Parquet { batch, .. } => batch.num_columns(),
+            RawFields::Batch { batch, .. } => batch.num_columns(),
         };
         Ok(Row {
             id: self.field(ID)?.into_owned(),
@@ -201,7 +226,7 @@ impl RawRow<'_> {
     }
 }
 
-/// A value of a Parquet column as text: null is empty, a float with three decimals.
+/// A value of an Arrow column (Parquet's) as text: null is empty, a float with three decimals.
 pub(super) fn cell(array: &dyn Array, row: usize) -> Option<String> {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type, UInt16Type, UInt32Type, UInt64Type};

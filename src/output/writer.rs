@@ -15,7 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::batch::Batch;
-use super::format::Output;
+use super::target::Output;
 use crate::diagnosis::FirstAnswers;
 use crate::metrics::Metrics;
 use crate::model::{BodyEncoding, ErrorKind, Record};
