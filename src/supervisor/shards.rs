@@ -169,9 +169,8 @@ fn start_views(
     let metrics =
         (metrics_listener.is_some() || dashboard.is_some()).then(|| Arc::new(Metrics::new()));
     if let (Some(listener), Some(metrics)) = (metrics_listener, &metrics) {
-        start_metrics(listener, metrics, board).map_err(|e| {
-            SupervisorError::Listen("metrics", shown(cfg.metrics), e)
-        })?;
+        start_metrics(listener, metrics, board)
+            .map_err(|e| SupervisorError::Listen("metrics", shown(cfg.metrics), e))?;
     }
     let showing = views::Showing::start(
         dashboard,
@@ -181,9 +180,7 @@ fn start_views(
         started,
         (items, kept),
     )
-    .map_err(|e| {
-        SupervisorError::Listen("dashboard", shown(cfg.dashboard), e)
-    })?;
+    .map_err(|e| SupervisorError::Listen("dashboard", shown(cfg.dashboard), e))?;
     Ok((metrics, showing))
 }
 
