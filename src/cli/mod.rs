@@ -23,7 +23,7 @@ mod values;
 
 pub use commands::{CompletionsArgs, MergeArgs, ServeArgs, TuneArgs, WorkerArgs};
 pub use elsewhere::{GivenElsewhere, Shown};
-pub use run::RunArgs;
+pub use run::{ItemArgs, RunArgs};
 pub use values::{Concurrency, KeepArg};
 
 /// The repository's config file, documenting every key; `make run` names it with `--config`

@@ -17,26 +17,9 @@ pub struct RunArgs {
     /// http://host/log?id={id}
     #[arg(short, long, value_name = "TEMPLATE", env = "RINGSCRAPE_URL")]
     pub url: Option<String>,
-    /// Half-open id range START..END, e.g. 0..1000000 (one million ids)
-    // A range that starts with `-` (`-1..5`) is a value, refused by `config` naming --ids.
-    #[arg(
-        short,
-        long,
-        value_name = "START..END",
-        env = "RINGSCRAPE_IDS",
-        allow_hyphen_values = true
-    )]
-    pub ids: Option<String>,
-    /// File of keys, one per line, instead of --ids: {id} is the line (percent-encoded in the
-    /// URL); - reads standard input (one shard). Empty lines are skipped
-    #[arg(long, value_name = "FILE", conflicts_with = "ids")]
-    pub ids_file: Option<PathBuf>,
-    /// Key file with named columns: CSV or TSV with a header row, JSON Lines, Parquet (a file
-    /// or a directory of parts), by extension; - is CSV on standard input. Each column is a
-    /// placeholder {name} and a column of the rows. Repeatable: with several, and with --ids,
-    /// every combination is an item (the last varying fastest)
-    #[arg(long = "keys", value_name = "FILE", conflicts_with = "ids_file")]
-    pub keys: Vec<PathBuf>,
+    // The items: --ids, --ids-file, --keys (read by `config::items` into the job).
+    #[command(flatten)]
+    pub items: ItemArgs,
     /// HTTP method [default: GET, or POST with --data]
     #[arg(short = 'X', long, value_name = "METHOD")]
     pub method: Option<String>,
@@ -335,4 +318,38 @@ pub struct RunArgs {
     /// default, for the resume line (filled by `cli::parse`).
     #[arg(skip)]
     pub given_elsewhere: Vec<GivenElsewhere>,
+}
+
+/// Where a run's items come from: an id range, a file of keys, key files with columns. One
+/// group so that a new source of items is one more field here, read in `config::items`.
+#[derive(Args, Debug, Clone)]
+pub struct ItemArgs {
+    /// Half-open id range START..END, e.g. 0..1000000 (one million ids)
+    // A range that starts with `-` (`-1..5`) is a value, refused by `config` naming --ids.
+    #[arg(
+        short,
+        long,
+        value_name = "START..END",
+        env = "RINGSCRAPE_IDS",
+        allow_hyphen_values = true
+    )]
+    pub ids: Option<String>,
+    /// File of keys, one per line, instead of --ids: {id} is the line (percent-encoded in the
+    /// URL); - reads standard input (one shard). Empty lines are skipped
+    #[arg(long, value_name = "FILE", conflicts_with = "ids")]
+    pub ids_file: Option<PathBuf>,
+    /// Key file with named columns: CSV or TSV with a header row, JSON Lines, Parquet (a file
+    /// or a directory of parts), by extension; - is CSV on standard input. Each column is a
+    /// placeholder {name} and a column of the rows. Repeatable: with several, and with --ids,
+    /// every combination is an item (the last varying fastest)
+    #[arg(long = "keys", value_name = "FILE", conflicts_with = "ids_file")]
+    pub keys: Vec<PathBuf>,
+}
+
+impl ItemArgs {
+    /// The files items are read from, each with the flag that named it (`("keys", path)`).
+    pub fn files(&self) -> impl Iterator<Item = (&'static str, &PathBuf)> {
+        let keys = self.keys.iter().map(|path| ("keys", path));
+        keys.chain(self.ids_file.iter().map(|path| ("ids-file", path)))
+    }
 }

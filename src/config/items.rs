@@ -10,6 +10,14 @@ use crate::nodes::Node;
 
 use super::error::ConfigError;
 
+/// Refuses a run with no source of items, early: before any file is read.
+pub(super) fn check_given(args: &RunArgs) -> Result<(), ConfigError> {
+    if args.items.ids.is_none() && args.items.ids_file.is_none() && args.items.keys.is_empty() {
+        return Err(ConfigError::MissingIds);
+    }
+    Ok(())
+}
+
 /// The job, and this node's slice of it.
 pub(super) fn job_of(args: &RunArgs, node: Option<&Node>) -> Result<Job, ConfigError> {
     let job = job_items(args)?;
@@ -25,11 +33,12 @@ pub(super) fn job_of(args: &RunArgs, node: Option<&Node>) -> Result<Job, ConfigE
 /// The items: an id range, the lines of a file of keys, or key files with columns (standard
 /// input is copied to a temporary file first, streamed).
 pub(super) fn job_items(args: &RunArgs) -> Result<Job, ConfigError> {
-    if !args.keys.is_empty() {
+    if !args.items.keys.is_empty() {
         return product_items(args);
     }
-    let Some(path) = &args.ids_file else {
+    let Some(path) = &args.items.ids_file else {
         let ids: IdRange = args
+            .items
             .ids
             .as_deref()
             .ok_or(ConfigError::MissingIds)?
@@ -52,10 +61,15 @@ pub(super) fn job_items(args: &RunArgs) -> Result<Job, ConfigError> {
 
 /// The product of `--ids` (when given) and the `--keys` files, each scanned once.
 pub(super) fn product_items(args: &RunArgs) -> Result<Job, ConfigError> {
-    let ids = args.ids.as_deref().map(str::parse::<IdRange>).transpose()?;
-    let mut files = Vec::with_capacity(args.keys.len());
+    let ids = args
+        .items
+        .ids
+        .as_deref()
+        .map(str::parse::<IdRange>)
+        .transpose()?;
+    let mut files = Vec::with_capacity(args.items.keys.len());
     let mut stdin_spool = None;
-    for path in &args.keys {
+    for path in &args.items.keys {
         let format =
             RecordFormat::of_path(path).ok_or_else(|| ConfigError::KeysFormat(path.clone()))?;
         let fail = |e| ConfigError::Keys(path.clone(), e);

@@ -129,7 +129,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         max_pages: _, body_encoding: _, bodies_dir: _, // schema
         output: _, format: _, overwrite: _, resume: _, // write_mode and output_of
         config: _, given_elsewhere: _, // cli::parse, and the launch for the resume line
-        ids, ids_file, keys, headers, raw_body, retry_failed, part_rows, node_index, node_count,
+        items: _, // items
+        headers, raw_body, retry_failed, part_rows, node_index, node_count,
         auth_command, auth_refresh, auth_timeout, follow_redirects, http2, ca_cert, insecure,
         shards, concurrency, quiet, verbose, no_progress, timeout, connect_timeout, max_body,
         body_memory, retries, retry_base, retry_cap, max_retry_after, rate, abort_after,
@@ -139,9 +140,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let request = request_spec(args)?;
     let trust = trust_of(ca_cert, *insecure)?;
     let node = Node::find(*node_index, *node_count, |name| std::env::var(name).ok())?;
-    if ids.is_none() && ids_file.is_none() && keys.is_empty() {
-        return Err(ConfigError::MissingIds);
-    }
+    items::check_given(args)?;
     let shards = at_least_one("shards", shards.unwrap_or_else(default_shards))?;
     let (concurrency, auto_concurrency) = concurrency_of(*concurrency)?;
     let limits = limits_of(*timeout, *connect_timeout, *max_body, *body_memory)?;

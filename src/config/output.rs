@@ -125,8 +125,7 @@ pub(super) fn check_apart(
     output: &Output,
     format: &dyn Format,
 ) -> Result<(), ConfigError> {
-    let inputs = args.keys.iter().map(|path| ("keys", path));
-    let inputs = inputs.chain(args.ids_file.iter().map(|path| ("ids-file", path)));
+    let inputs = args.items.files();
     let files = document::RunFiles {
         rows: match output {
             Output::File(path) => Some(path.as_path()),
