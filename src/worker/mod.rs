@@ -8,30 +8,15 @@
 //! period, then the worker flushes what it has and exits 0. Ids it never finished have no row,
 //! which is what `--resume` looks for.
 
-mod answer;
-mod connect;
+mod conn;
 mod credentials;
-mod cursor;
-mod decode;
 mod failure;
 mod fetch;
-mod gate;
-mod h1;
-mod h1_parse;
-mod h2;
-mod limit;
-mod memory;
-mod pace;
+mod http;
 mod pages;
 mod plan;
-mod proxy;
-mod proxy_board;
-mod queue;
-mod resolve;
-mod retry;
+mod schedule;
 mod sink;
-mod spool;
-mod stream;
 mod wait;
 
 use std::cell::{Cell, RefCell};
@@ -57,15 +42,15 @@ use crate::tls::{ClientTls, TlsError};
 use crate::assignment::{Assignment, WorkerSpec, read_assignment};
 use crate::wire::FrameReader;
 
-use connect::Dialer;
-use proxy_board::ProxyBoard;
+use conn::connect::Dialer;
+use conn::proxy_board::ProxyBoard;
 
 use credentials::Credentials;
-use cursor::Cursor;
 use fetch::{Outcome, Slot};
-use limit::Limiter;
 use plan::Plan;
-use queue::{Item, Work, WorkQueue};
+use schedule::cursor::Cursor;
+use schedule::limit::Limiter;
+use schedule::queue::{Item, Work, WorkQueue};
 use sink::{DRAIN_EVERY, FrameSink, SEND_EVERY};
 use wait::Parked;
 
@@ -231,13 +216,15 @@ fn plan_for(spec: &WorkerSpec, credentials: Option<Credentials>) -> Result<Plan,
         tls,
         net: spec.fetch.net.clone(),
         proxies,
-        gate: gate::Gate::new(spec.rate),
-        h2: spec.fetch.http2.then(h2::Lanes::default),
+        gate: schedule::gate::Gate::new(spec.rate),
+        h2: spec.fetch.http2.then(http::h2::Lanes::default),
         elsewhere: RefCell::default(),
         seen: Default::default(),
         extractor: Extractor::compile(&spec.fetch.schema.extract)?,
         // Always: besides kept bodies, decoders' windows take memory (8 MiB for a zstd frame).
-        memory: Some(memory::BodyBudget::new(spec.fetch.limits.body_memory_bytes)),
+        memory: Some(schedule::memory::BodyBudget::new(
+            spec.fetch.limits.body_memory_bytes,
+        )),
     })
 }
 

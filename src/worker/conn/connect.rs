@@ -31,7 +31,6 @@ use nix::sys::socket::{
 };
 use rustls::pki_types::ServerName;
 
-use super::failure::Failure;
 use super::pace::Pacer;
 use super::proxy::{self, SocksTarget};
 use super::proxy_board::{ProxyBoard, ProxyHealth};
@@ -42,6 +41,7 @@ use crate::net::{NetSpec, Proxy, ProxyKind};
 use crate::request::{Origin, Scheme};
 use crate::runtime::{Driver, current_driver};
 use crate::tls::{self, ClientTls};
+use crate::worker::failure::Failure;
 
 /// How connections reach the target.
 enum Via {
