@@ -51,6 +51,7 @@ use plan::Plan;
 use schedule::cursor::Cursor;
 use schedule::limit::Limiter;
 use schedule::queue::{Item, Work, WorkQueue};
+use schedule::retry::Verdict;
 use sink::{DRAIN_EVERY, FrameSink, SEND_EVERY};
 use wait::Parked;
 
@@ -469,6 +470,21 @@ async fn wait_for_the_pipe(shared: &Shared) {
     shared.pipe_waiters.until(|| shared.pipe_open()).await;
 }
 
+/// Item `work` ended in `why` and goes again after `wait`, from the worker's retry queue.
+fn retry_later(shared: &Shared, work: Work, item: &Item, wait: Duration, why: Verdict) {
+    crate::detail!(
+        "ringscrape: id {}: attempt {} ended in {why}; again in {:.2} s",
+        String::from_utf8_lossy(item.values.id()),
+        work.attempts + 1,
+        wait.as_secs_f64()
+    );
+    let again = Work {
+        index: work.index,
+        attempts: work.attempts + 1,
+    };
+    shared.work.retry_at(Instant::now() + wait, again, item);
+}
+
 /// One in-flight slot (number `index`): takes the next id until there are none, one request at
 /// a time, while the limiter lets it.
 ///
@@ -507,17 +523,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                     record
                 }
                 Outcome::RetryAfter { wait, why } => {
-                    crate::detail!(
-                        "ringscrape: id {}: attempt {} ended in {why}; again in {:.2} s",
-                        String::from_utf8_lossy(item.values.id()),
-                        work.attempts + 1,
-                        wait.as_secs_f64()
-                    );
-                    let again = Work {
-                        index: work.index,
-                        attempts: work.attempts + 1,
-                    };
-                    shared.work.retry_at(Instant::now() + wait, again, &item);
+                    retry_later(&shared, work, &item, wait, why);
                     continue;
                 }
             };
