@@ -13,10 +13,10 @@ impl Slot {
     /// An answer came: counted, and judged (some statuses are not the target's answer to this
     /// request); the rate gate learns from it.
     pub(super) fn on_answer(&mut self, now: Instant, latency: Duration) -> Attempt {
-        let mut seen = self.plan.seen.borrow_mut();
-        seen.wire_bytes += self.answer.wire_len;
-        seen.unknown_coding += u64::from(self.answer.coding_unknown);
-        drop(seen);
+        let answer = &self.answer;
+        self.plan
+            .tally
+            .answered(answer.wire_len, answer.coding_unknown);
         if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
             self.conn = None;
         }

@@ -16,7 +16,9 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 mod judge;
+mod plan;
 mod send;
+mod tally;
 
 use super::conn::connect::RouteId;
 use super::conn::proxy_board::ProxyHealth;
@@ -26,11 +28,11 @@ use super::http::answer::Answer;
 use super::http::h1::H1Conn;
 use super::http::spool::Spool;
 use super::pages::{Chain, UnusableNext};
-use super::plan::Plan;
 use super::schedule::retry::Verdict;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record};
 use crate::request::{Hop, Origin};
 use crate::template::Values;
+pub use plan::{Plan, PlanError};
 
 /// Times a refused HTTP/2 request is sent again within one attempt.
 const MAX_REFUSED_RESENDS: u32 = 8;
@@ -244,7 +246,7 @@ impl Slot {
                     proxy.count_row();
                 }
                 if self.answer.says_https_port {
-                    self.plan.seen.borrow_mut().signs.https_port += 1;
+                    self.plan.tally.https_port();
                 }
                 (latency, self.keep_answer(index, values, page))
             }
@@ -272,13 +274,7 @@ impl Slot {
                 // target's.
                 let status = (self.answer.status != 0 && failure.kind != ErrorKind::Proxy)
                     .then_some(self.answer.status);
-                {
-                    let mut seen = self.plan.seen.borrow_mut();
-                    if failure.kind == ErrorKind::Tls {
-                        seen.add_tls_reason(&failure.detail, 1);
-                    }
-                    crate::diagnosis::note_failure(&mut seen.signs, failure.kind, &failure.detail);
-                }
+                self.plan.tally.failed(&failure);
                 crate::detail!(
                     "ringscrape: id {}: {}: {}",
                     String::from_utf8_lossy(values.id()),
@@ -316,7 +312,7 @@ impl Slot {
         if !self.plan.extractor.is_empty() {
             let misses;
             (extracted, misses) = self.plan.extractor.run(&self.answer.body);
-            self.plan.seen.borrow_mut().extract_misses += misses;
+            self.plan.tally.extract_misses(misses);
         }
         let body = match (&self.plan.schema.body, &self.plan.bodies) {
             (BodyColumn::Inline(_), _) => Some(std::mem::take(&mut self.answer.body)),

@@ -4,6 +4,7 @@
 use std::rc::Rc;
 
 use super::Slot;
+use super::plan::Plan;
 use crate::model::ErrorKind;
 use crate::request::{Hop, Origin};
 use crate::template::Values;
@@ -15,7 +16,6 @@ use crate::worker::http::answer::Wants;
 use crate::worker::http::h1::H1Conn;
 use crate::worker::http::h2::{self, Acquired};
 use crate::worker::http::spool::Spool;
-use crate::worker::plan::Plan;
 
 impl Slot {
     /// Sends the request for `values` and reads the answer into `self.answer`; then follows up to
@@ -68,7 +68,7 @@ impl Slot {
             (origin, target, method) = (hop.origin, hop.target, hop.method);
         }
         if (300..400).contains(&self.answer.status) && self.answer.location.is_some() {
-            self.plan.seen.borrow_mut().redirect_limit += 1;
+            self.plan.tally.redirect_limit();
         }
         Ok(())
     }
