@@ -398,6 +398,8 @@ impl Slot {
     }
 
     async fn attempt(&mut self, values: &Values) -> Attempt {
+        // Where it goes is known before the gate (a gate per host would ask).
+        let bound = self.bound_for(values, self.page_hop.as_ref());
         let started = self.plan.gate.pass().await;
         self.reused = false;
         self.answered_through = None;
@@ -411,7 +413,7 @@ impl Slot {
             None => Box::pin(monoio::time::sleep_until(deadline)),
         };
         let result = {
-            let exchange = std::pin::pin!(self.exchange(values));
+            let exchange = std::pin::pin!(self.exchange(values, bound));
             before(timer.as_mut(), exchange).await
         };
         self.timer = Some(timer);

@@ -14,16 +14,46 @@ use crate::worker::conn::proxy_board::ProxyHealth;
 use crate::worker::failure::Failure;
 use crate::worker::http::answer::Wants;
 use crate::worker::http::h1::H1Conn;
-use crate::worker::http::h2::{self, Acquired};
+use crate::worker::http::h2::{self, Acquired, Lanes};
 use crate::worker::http::spool::Spool;
 
+/// Where a request goes, known before it passes any gate.
+pub(super) enum Bound {
+    /// The run's own origin: the slot's kept-alive connection, or a shared HTTP/2 lane.
+    Own,
+    /// Another origin (a key's own host, a redirect's or a page's elsewhere): a connection of
+    /// its own for this one request, over HTTP/1.1.
+    Other(Origin),
+}
+
 impl Slot {
-    /// Sends the request for `values` and reads the answer into `self.answer`; then follows up to
-    /// `--follow-redirects` redirects.
-    pub(super) async fn exchange(&mut self, values: &Values) -> Result<(), Failure> {
+    /// Where a request for `values` (or `hop`, a page's or a redirect's) goes: known before
+    /// the rate gate is passed, so that a gate may ask which host it is for. An error (a key
+    /// that cannot be part of a host name) is the request's, said when it is sent.
+    pub(super) fn bound_for(&self, values: &Values, hop: Option<&Hop>) -> Result<Bound, Failure> {
+        let template = &self.plan.template;
+        match hop {
+            // With `{id}` in the host, every request goes to its key's own host, on a
+            // connection of its own.
+            None if template.host_varies() => template
+                .origin_of(values)
+                .map(Bound::Other)
+                .map_err(|_| key_not_a_host()),
+            Some(hop) if hop.origin != template.origin => Ok(Bound::Other(hop.origin.clone())),
+            _ => Ok(Bound::Own),
+        }
+    }
+
+    /// Sends the request for `values` to `bound` and reads the answer into `self.answer`; then
+    /// follows up to `--follow-redirects` redirects.
+    pub(super) async fn exchange(
+        &mut self,
+        values: &Values,
+        bound: Result<Bound, Failure>,
+    ) -> Result<(), Failure> {
         // A page after an item's first goes where the page before said.
         let page = self.page_hop.clone();
-        self.send(values, page.as_ref()).await?;
+        self.send(values, page.as_ref(), bound).await?;
         if self.plan.follow_redirects == 0 || self.answer.location.is_none() {
             return Ok(());
         }
@@ -64,7 +94,8 @@ impl Slot {
                     });
                 }
             };
-            self.send(values, Some(&hop)).await?;
+            let bound = self.bound_for(values, Some(&hop));
+            self.send(values, Some(&hop), bound).await?;
             (origin, target, method) = (hop.origin, hop.target, hop.method);
         }
         if (300..400).contains(&self.answer.status) && self.answer.location.is_some() {
@@ -73,10 +104,16 @@ impl Slot {
         Ok(())
     }
 
-    /// One request (the template's, or a redirect's next hop) and its answer: over HTTP/2 when
-    /// the run asked for it and the server agreed, else over HTTP/1.1 on the slot's connection,
-    /// or on a connection of its own for another origin.
-    async fn send(&mut self, values: &Values, hop: Option<&Hop>) -> Result<(), Failure> {
+    /// One request (the template's, or a page's or redirect's `hop`) to `bound` and its
+    /// answer, in the protocol the run chose: on an HTTP/2 lane when the run asked for it and
+    /// the server agreed, else over HTTP/1.1 on the slot's connection, or on a connection of its
+    /// own for another origin.
+    async fn send(
+        &mut self,
+        values: &Values,
+        hop: Option<&Hop>,
+        bound: Result<Bound, Failure>,
+    ) -> Result<(), Failure> {
         let plan = self.plan.clone();
         // No status until this request's answer says one (a redirect's 3xx is not the answer
         // of the hop after it).
@@ -97,19 +134,8 @@ impl Slot {
         }
         let method = hop.map_or(&template.method, |h| &h.method);
         let wants = Self::wants(&plan, method);
-        // With `{id}` in the host, every request goes to its key's own host, on a connection
-        // of its own.
-        let own_host = match hop {
-            None if template.host_varies() => {
-                Some(template.origin_of(values).map_err(|_| key_not_a_host())?)
-            }
-            _ => None,
-        };
-        let elsewhere = own_host.is_some() || hop.is_some_and(|h| h.origin != template.origin);
-        if let Some(lanes) = plan.h2.as_ref().filter(|l| !l.declined())
-            && !elsewhere
-            && self.conn.is_none()
-        {
+        let bound = bound?;
+        if let Some(lanes) = self.lane_to_try(&plan, &bound) {
             match Box::pin(lanes.acquire(&plan.dialer)).await? {
                 Acquired::Lane(held) => {
                     self.reused = held.reused;
@@ -138,13 +164,17 @@ impl Slot {
             }
         };
         written.map_err(|_| key_breaks_header())?;
-        match (hop, own_host) {
-            (_, Some(origin)) => Box::pin(self.send_elsewhere(&origin, &wants)).await,
-            (Some(hop), None) if elsewhere => {
-                Box::pin(self.send_elsewhere(&hop.origin, &wants)).await
-            }
-            _ => self.send_on_own_conn(&wants).await,
+        match bound {
+            Bound::Other(origin) => Box::pin(self.send_elsewhere(&origin, &wants)).await,
+            Bound::Own => self.send_on_own_conn(&wants).await,
         }
+    }
+
+    /// The HTTP/2 lanes a request to `bound` tries first: the run's own origin with `--http2`,
+    /// while the server has not declined HTTP/2 and the slot holds no HTTP/1.1 connection.
+    fn lane_to_try<'p>(&self, plan: &'p Plan, bound: &Bound) -> Option<&'p Lanes> {
+        let lanes = plan.h2.as_ref().filter(|lanes| !lanes.declined())?;
+        (matches!(bound, Bound::Own) && self.conn.is_none()).then_some(lanes)
     }
 
     /// What the answer to a `method` request must be read for.
