@@ -136,6 +136,9 @@ pub struct Dialer {
     protocol: Protocol,
     /// How many TCP connects may be in flight at once.
     pub pacer: Pacer,
+    /// For tests: the connections to hand out instead of dialing, in order.
+    #[cfg(test)]
+    scripted: RefCell<std::collections::VecDeque<Result<Stream, Failure>>>,
 }
 
 impl Dialer {
@@ -196,6 +199,8 @@ impl Dialer {
             connect_timeout,
             protocol,
             pacer: Pacer::default(),
+            #[cfg(test)]
+            scripted: RefCell::default(),
         }))
     }
 
@@ -316,7 +321,24 @@ impl Dialer {
         Ok((stream, h2, id))
     }
 
+    /// For tests: the next connections dialed are `conns` (each a stream, or a failure to
+    /// connect), in order, whatever their route.
+    #[cfg(test)]
+    pub fn script(&self, conns: impl IntoIterator<Item = Result<Stream, Failure>>) {
+        self.scripted.borrow_mut().extend(conns);
+    }
+
+    /// For tests: scripted connections not dialed yet.
+    #[cfg(test)]
+    pub fn scripted_left(&self) -> usize {
+        self.scripted.borrow().len()
+    }
+
     async fn dial_once(&self, route: &Route) -> Result<Stream, Failure> {
+        #[cfg(test)]
+        if let Some(scripted) = self.scripted.borrow_mut().pop_front() {
+            return scripted;
+        }
         match monoio::time::timeout(self.connect_timeout, self.dial_now(route)).await {
             Ok(result) => result,
             Err(_) => Err(connect_failure(&io::Error::new(

@@ -8,4 +8,6 @@ pub(super) mod pace;
 pub(super) mod proxy;
 pub(super) mod proxy_board;
 pub(super) mod resolve;
+#[cfg(test)]
+pub(super) mod scripted;
 pub(super) mod stream;

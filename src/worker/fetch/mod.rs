@@ -461,3 +461,6 @@ async fn before<F: Future>(
 fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+mod tests;
