@@ -388,7 +388,7 @@ pub struct RequestLimits {
     pub body_memory_bytes: usize,
 }
 
-/// When to try an item again (see `worker::retry` for the decision itself).
+/// When to try an item again (see `worker::schedule::retry` for the decision itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.

@@ -33,6 +33,43 @@ pub struct NetSpec {
     pub dns_refresh: std::time::Duration,
 }
 
+/// The protocol requests to the run's origin are sent in, chosen once from the flags
+/// (`--http2`); each has its exchange in `worker/http/`. Other origins (a key's own host, a
+/// redirect elsewhere) are always spoken to over HTTP/1.1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Protocol {
+    #[default]
+    Http1,
+    /// `--http2`: offered by ALPN over TLS (the server may still choose HTTP/1.1), spoken with
+    /// prior knowledge over plain TCP (h2c).
+    Http2,
+}
+
+impl Protocol {
+    /// The protocol `--http2` (or its absence) asks for.
+    pub fn from_flags(http2: bool) -> Protocol {
+        if http2 {
+            Protocol::Http2
+        } else {
+            Protocol::Http1
+        }
+    }
+
+    /// What a TLS handshake offers by ALPN: nothing for HTTP/1.1 (every server's default).
+    pub fn alpn(self) -> &'static [&'static [u8]] {
+        match self {
+            Protocol::Http1 => &[],
+            Protocol::Http2 => &[b"h2", b"http/1.1"],
+        }
+    }
+
+    /// Plain-HTTP requests may go to an HTTP proxy in absolute form (HTTP/1.1 only; HTTP/2
+    /// goes through a `CONNECT` tunnel).
+    pub fn forwards_through_proxy(self) -> bool {
+        self == Protocol::Http1
+    }
+}
+
 /// How a proxy is spoken to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProxyKind {

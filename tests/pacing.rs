@@ -1,4 +1,4 @@
-//! Connect pacing (`src/worker/pace.rs`): a server that drops SYNs (its listen queue full)
+//! Connect pacing (`src/worker/conn/pace.rs`): a server that drops SYNs (its listen queue full)
 //! halves the connect window, and says so with `-v`; a path that loses packets at random does
 //! not — there a connect waiting for a lost SYN is raced by a second one instead.
 

@@ -5,7 +5,7 @@
 //! the hex SHA-256. Keys come from users' files and may be hostile: no key (`../../x`, `/etc/x`,
 //! a NUL, 4,000 bytes) can name a path outside DIR, and distinct keys get distinct names.
 //!
-//! A body is written, as it arrives, to a file of the slot's own (`worker::spool`), and that file
+//! A body is written, as it arrives, to a file of the slot's own (`worker::http::spool`), and that file
 //! is moved to the body's name before its record leaves the worker, so a row never points at a
 //! file that is not complete; a file without a row (the run was killed in between) is written
 //! again when `--resume` fetches its key.

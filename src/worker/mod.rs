@@ -8,30 +8,14 @@
 //! period, then the worker flushes what it has and exits 0. Ids it never finished have no row,
 //! which is what `--resume` looks for.
 
-mod answer;
-mod connect;
+mod conn;
 mod credentials;
-mod cursor;
-mod decode;
 mod failure;
 mod fetch;
-mod gate;
-mod h1;
-mod h1_parse;
-mod h2;
-mod limit;
-mod memory;
-mod pace;
+mod http;
 mod pages;
-mod plan;
-mod proxy;
-mod proxy_board;
-mod queue;
-mod resolve;
-mod retry;
+mod schedule;
 mod sink;
-mod spool;
-mod stream;
 mod wait;
 
 use std::cell::{Cell, RefCell};
@@ -44,7 +28,6 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::extract::Extractor;
 use crate::inflight::InFlightTable;
 use crate::job::{ItemReader, RowValues};
 use crate::model::{BodyColumn, ErrorKind};
@@ -52,20 +35,16 @@ use crate::output::bodies::BodiesDir;
 use crate::request::{RequestError, RequestTemplate};
 use crate::runtime::{self, set_nonblocking};
 use crate::stats::WorkerStats;
-use crate::tls::{ClientTls, TlsError};
 
 use crate::assignment::{Assignment, WorkerSpec, read_assignment};
 use crate::wire::FrameReader;
 
-use connect::Dialer;
-use proxy_board::ProxyBoard;
-
 use credentials::Credentials;
-use cursor::Cursor;
-use fetch::{Outcome, Slot};
-use limit::Limiter;
-use plan::Plan;
-use queue::{Item, Work, WorkQueue};
+use fetch::{Outcome, Plan, PlanError, Slot};
+use schedule::cursor::Cursor;
+use schedule::limit::Limiter;
+use schedule::queue::{Item, Work, WorkQueue};
+use schedule::retry::Verdict;
 use sink::{DRAIN_EVERY, FrameSink, SEND_EVERY};
 use wait::Parked;
 
@@ -82,9 +61,7 @@ pub enum WorkerError {
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error(transparent)]
-    Tls(#[from] TlsError),
-    #[error(transparent)]
-    Extract(#[from] crate::extract::ExtractError),
+    Plan(#[from] PlanError),
     #[error("building the runtime: {0}")]
     Runtime(io::Error),
     #[error("opening the --ids-file: {0}")]
@@ -137,10 +114,10 @@ impl Shared {
     /// The worker's counters, with the time spent at the rate gate so far.
     fn stats_with(&self, plan: &Plan) -> std::cell::Ref<'_, WorkerStats> {
         let mut stats = self.stats.borrow_mut();
-        let throttled = plan.gate.throttled().as_micros();
+        let throttled = plan.gate().throttled().as_micros();
         stats.throttled_us = u64::try_from(throttled).unwrap_or(u64::MAX);
-        stats.answers = plan.seen.borrow().clone();
-        stats.answers.proxies.extend(plan.proxies.tallies());
+        stats.answers = plan.tally().snapshot();
+        stats.answers.proxies.extend(plan.proxies().tallies());
         (stats.answers.tls_resumed, stats.answers.tls_full) = crate::tls::handshakes();
         stats.in_flight = self.in_flight.get();
         stats.concurrency_limit = self.limiter.current() as u64;
@@ -180,77 +157,14 @@ fn watch_stop_signals() -> Result<Arc<AtomicBool>, WorkerError> {
 /// What every slot shares, built from the spec: the compiled request, the connection opener
 /// (TLS set-up included), what to keep and where.
 fn plan_for(spec: &WorkerSpec, credentials: Option<Credentials>) -> Result<Plan, WorkerError> {
-    let template = RequestTemplate::compile(&spec.fetch.request)?;
-    // With `{id}` in the host, the run's own origin names no host and is never dialed (each
-    // request goes to its key's host): an IP address keeps it from being resolved.
-    let mut own = template.origin.clone();
-    if template.host_varies() {
-        own.host = std::net::Ipv4Addr::UNSPECIFIED.to_string();
-    }
-    let proxies = ProxyBoard::new(&spec.fetch.net);
-    // Room for a ticket per connection in flight: a worker opens up to `concurrency` at once.
-    let tls = ClientTls {
-        trust: spec.fetch.trust.clone(),
-        tickets_per_server: spec.fetch.concurrency,
+    let bodies = match &spec.fetch.schema.body {
+        BodyColumn::Files(dir) => Some(BodiesDir::new(
+            dir.clone(),
+            spec.keys.row_values().keys_repeat(),
+        )),
+        _ => None,
     };
-    let dialer = Dialer::new(
-        &own,
-        &tls,
-        &spec.fetch.net,
-        spec.fetch.limits.connect_timeout,
-        spec.fetch.http2,
-        true,
-        &proxies,
-    )?;
-    Ok(Plan {
-        dialer,
-        template: Rc::new(template),
-        credentials,
-        bodies: match &spec.fetch.schema.body {
-            BodyColumn::Files(dir) => Some(RefCell::new(BodiesDir::new(
-                dir.clone(),
-                spec.keys.row_values().keys_repeat(),
-            ))),
-            _ => None,
-        },
-        schema: spec.fetch.schema.clone(),
-        capture: capture_list(&spec.fetch.schema),
-        paging: spec
-            .fetch
-            .schema
-            .pages
-            .as_ref()
-            .map(pages::Paging::new)
-            .transpose()?,
-        limits: spec.fetch.limits,
-        decode: !spec.fetch.raw_body,
-        retry: spec.fetch.retry,
-        follow_redirects: spec.fetch.follow_redirects,
-        tls,
-        net: spec.fetch.net.clone(),
-        proxies,
-        gate: gate::Gate::new(spec.rate),
-        h2: spec.fetch.http2.then(h2::Lanes::default),
-        elsewhere: RefCell::default(),
-        seen: Default::default(),
-        extractor: Extractor::compile(&spec.fetch.schema.extract)?,
-        // Always: besides kept bodies, decoders' windows take memory (8 MiB for a zstd frame).
-        memory: Some(memory::BodyBudget::new(spec.fetch.limits.body_memory_bytes)),
-    })
-}
-
-/// The header names whose values each answer captures: the schema's, then `link` when the next
-/// page is in it.
-fn capture_list(schema: &crate::model::Schema) -> Vec<String> {
-    let mut names = schema.capture_headers.clone();
-    if schema
-        .pages
-        .as_ref()
-        .is_some_and(crate::model::Pages::by_link)
-    {
-        names.push("link".into());
-    }
-    names
+    Ok(Plan::new(spec, credentials, bodies)?)
 }
 
 /// Runs one worker to completion: its assignment from stdin, records to stdout.
@@ -331,7 +245,7 @@ async fn fetch_shard(
         monoio::spawn(fetch_loop(slot, index, shared.clone()));
     }
     tend(&shared, &stop, spec.fetch.grace, &plan).await;
-    if let Some(memory) = plan.memory.as_ref().filter(|m| m.waits.get() > 0) {
+    if let Some(memory) = plan.memory().filter(|m| m.waits.get() > 0) {
         crate::detail!(
             "ringscrape: shard {}: {} reads of a body waited for --body-memory ({} bytes)",
             spec.shard,
@@ -339,12 +253,12 @@ async fn fetch_shard(
             spec.fetch.limits.body_memory_bytes
         );
     }
-    let pacer = &plan.dialer.pacer;
+    let pacer = plan.pacer();
     // When nothing listens, every connect is refused and the window halves each round: that is
     // no server falling behind, and the supervisor names the mistake itself.
     let nothing_listens = {
         let stats = shared.stats.borrow();
-        let refused = plan.seen.borrow().signs.refused;
+        let refused = plan.tally().refused();
         refused > 0 && stats.errors_by_kind[ErrorKind::Connect.slot()] == stats.rows
     };
     if pacer.backoffs.get() > 0 && !nothing_listens {
@@ -382,10 +296,7 @@ async fn fetch_shard(
 async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) {
     let mut last_stats = Instant::now();
     // What the diagnosis needs (a first TLS reason or sign) goes at once, not a second later.
-    let news = || {
-        let seen = plan.seen.borrow();
-        (seen.tls_reasons.len(), seen.signs.seen())
-    };
+    let news = || plan.tally().news();
     let mut sent_news = news();
     let mut give_up_at: Option<Instant> = None;
     let mut pace = DrainPace::default();
@@ -408,13 +319,13 @@ async fn tend(shared: &Shared, stop: &AtomicBool, grace: Duration, plan: &Plan) 
             last_stats = Instant::now();
             sent_news = news();
         }
-        if let Some(generation) = plan.credentials.as_ref().and_then(Credentials::take_stale) {
+        if let Some(generation) = plan.credentials().and_then(Credentials::take_stale) {
             sink.push_stale(generation);
         }
         let before = sink.backlog();
         let flushed = sink.flush();
         pace.flushed(before, sink.backlog());
-        if let Some(memory) = &plan.memory {
+        if let Some(memory) = plan.memory() {
             memory.set_backlog(sink.backlog());
         }
         drop(sink);
@@ -479,6 +390,21 @@ async fn wait_for_the_pipe(shared: &Shared) {
     shared.pipe_waiters.until(|| shared.pipe_open()).await;
 }
 
+/// Item `work` ended in `why` and goes again after `wait`, from the worker's retry queue.
+fn retry_later(shared: &Shared, work: Work, item: &Item, wait: Duration, why: Verdict) {
+    crate::detail!(
+        "ringscrape: id {}: attempt {} ended in {why}; again in {:.2} s",
+        String::from_utf8_lossy(item.values.id()),
+        work.attempts + 1,
+        wait.as_secs_f64()
+    );
+    let again = Work {
+        index: work.index,
+        attempts: work.attempts + 1,
+    };
+    shared.work.retry_at(Instant::now() + wait, again, item);
+}
+
 /// One in-flight slot (number `index`): takes the next id until there are none, one request at
 /// a time, while the limiter lets it.
 ///
@@ -490,7 +416,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
         let mut item = Item::default();
         loop {
             wait_for_the_pipe(&shared).await;
-            if let Some(memory) = &slot.plan().memory {
+            if let Some(memory) = slot.plan().memory() {
                 memory.admit().await;
             }
             shared.limiter.admit(index).await;
@@ -517,17 +443,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                     record
                 }
                 Outcome::RetryAfter { wait, why } => {
-                    crate::detail!(
-                        "ringscrape: id {}: attempt {} ended in {why}; again in {:.2} s",
-                        String::from_utf8_lossy(item.values.id()),
-                        work.attempts + 1,
-                        wait.as_secs_f64()
-                    );
-                    let again = Work {
-                        index: work.index,
-                        attempts: work.attempts + 1,
-                    };
-                    shared.work.retry_at(Instant::now() + wait, again, &item);
+                    retry_later(&shared, work, &item, wait, why);
                     continue;
                 }
             };
@@ -550,7 +466,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
             if record.more && shared.page_rows_at_once {
                 pushed = pushed.and_then(|()| sink.flush());
             }
-            if let Some(memory) = &slot.plan().memory {
+            if let Some(memory) = slot.plan().memory() {
                 memory.set_backlog(sink.backlog());
             }
             drop(sink);

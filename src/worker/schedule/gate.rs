@@ -96,7 +96,7 @@ impl Gate {
             return now;
         };
         self.begin_wait();
-        super::wait::pause_until(at.max(now)).await;
+        crate::worker::wait::pause_until(at.max(now)).await;
         self.end_wait();
         Instant::now()
     }

@@ -9,9 +9,9 @@ use std::time::SystemTime;
 
 use super::answer::{Answer, Wants, keep_body_bytes, too_large};
 use super::decode::{Coding, Codings};
-use super::failure::Failure;
-use super::retry::parse_retry_after;
 use crate::model::ErrorKind;
+use crate::worker::failure::Failure;
+use crate::worker::schedule::retry::parse_retry_after;
 
 /// Largest response head read (status line and header lines), as curl allows.
 const MAX_HEAD_BYTES: usize = 100 << 10;

@@ -16,8 +16,8 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 
 use super::answer::{Answer, Wants};
 use super::decode::BodyDecoder;
-use super::failure::Failure;
 use super::h1_parse::Decoder;
+use crate::worker::failure::Failure;
 
 /// A connection's read buffer at first: enough for a small answer whole. With thousands of
 /// connections open, a fixed 16 KiB each was most of the worker's memory.

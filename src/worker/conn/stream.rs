@@ -19,6 +19,8 @@ use nix::sys::socket::{MsgFlags, recv};
 enum Bytes {
     Plain(TcpStream),
     Tls(Box<ClientTlsStream<TcpStream>>),
+    #[cfg(test)]
+    Scripted(super::scripted::Script),
 }
 
 /// One connection's byte stream.
@@ -47,8 +49,17 @@ impl Stream {
     /// The server chose `h2` by ALPN (false over plain TCP, where there is no choosing).
     pub fn chose_h2(&self) -> bool {
         match &self.bytes {
-            Bytes::Plain(_) => false,
             Bytes::Tls(tls) => tls.alpn_protocol().as_deref() == Some(b"h2"),
+            _ => false,
+        }
+    }
+
+    /// For tests: a connection that plays back `script`.
+    #[cfg(test)]
+    pub fn scripted(script: super::scripted::Script) -> Stream {
+        Stream {
+            bytes: Bytes::Scripted(script),
+            fd: -1,
         }
     }
 
@@ -60,6 +71,10 @@ impl Stream {
     /// no request asked for (a stray answer, HAProxy's `408` before it closes) or closed it. One
     /// `recv(MSG_PEEK | MSG_DONTWAIT)`, as curl checks a connection before it reuses it.
     pub fn spoiled_while_idle(&self) -> bool {
+        #[cfg(test)]
+        if let Bytes::Scripted(script) = &self.bytes {
+            return script.closed_while_idle;
+        }
         let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
         let mut byte = [0u8; 1];
         !matches!(recv(self.fd, &mut byte, flags), Err(Errno::EAGAIN))
@@ -71,6 +86,8 @@ impl AsyncReadRent for Stream {
         match &mut self.bytes {
             Bytes::Plain(s) => s.read(buf).await,
             Bytes::Tls(s) => s.read(buf).await,
+            #[cfg(test)]
+            Bytes::Scripted(s) => s.read(buf),
         }
     }
 
@@ -78,6 +95,8 @@ impl AsyncReadRent for Stream {
         match &mut self.bytes {
             Bytes::Plain(s) => s.readv(buf).await,
             Bytes::Tls(s) => s.readv(buf).await,
+            #[cfg(test)]
+            Bytes::Scripted(_) => (Err(io::ErrorKind::Unsupported.into()), buf),
         }
     }
 }
@@ -87,6 +106,8 @@ impl AsyncWriteRent for Stream {
         match &mut self.bytes {
             Bytes::Plain(s) => s.write(buf).await,
             Bytes::Tls(s) => s.write(buf).await,
+            #[cfg(test)]
+            Bytes::Scripted(s) => s.write(buf),
         }
     }
 
@@ -94,6 +115,8 @@ impl AsyncWriteRent for Stream {
         match &mut self.bytes {
             Bytes::Plain(s) => s.writev(buf).await,
             Bytes::Tls(s) => s.writev(buf).await,
+            #[cfg(test)]
+            Bytes::Scripted(_) => (Err(io::ErrorKind::Unsupported.into()), buf),
         }
     }
 
@@ -101,6 +124,8 @@ impl AsyncWriteRent for Stream {
         match &mut self.bytes {
             Bytes::Plain(s) => s.flush().await,
             Bytes::Tls(s) => s.flush().await,
+            #[cfg(test)]
+            Bytes::Scripted(_) => Ok(()),
         }
     }
 
@@ -108,6 +133,8 @@ impl AsyncWriteRent for Stream {
         match &mut self.bytes {
             Bytes::Plain(s) => s.shutdown().await,
             Bytes::Tls(s) => s.shutdown().await,
+            #[cfg(test)]
+            Bytes::Scripted(_) => Ok(()),
         }
     }
 }

@@ -11,9 +11,9 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use super::cursor::Cursor;
-use super::pages::Chain;
 use crate::model::Continuation;
 use crate::template::Values;
+use crate::worker::pages::Chain;
 
 /// What a slot works on besides the item's index: the values that fill its placeholders and,
 /// with `--next`, where its chain of pages stands.
@@ -133,7 +133,7 @@ impl WorkQueue {
                 Next::Done => return None,
                 Next::WaitUntil(at) => {
                     let wait = at.saturating_duration_since(Instant::now()).min(LOOK_AGAIN);
-                    super::wait::pause(wait.max(Duration::from_millis(1))).await;
+                    crate::worker::wait::pause(wait.max(Duration::from_millis(1))).await;
                 }
             }
         }

@@ -15,21 +15,24 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use super::answer::{Answer, Wants};
-use super::connect::{Dialer, RouteId};
+mod judge;
+mod plan;
+mod send;
+mod tally;
+
+use super::conn::connect::RouteId;
+use super::conn::proxy_board::ProxyHealth;
+use super::conn::stream::Stream;
 use super::failure::Failure;
-use super::h1::H1Conn;
-use super::h2::{self, Acquired};
+use super::http::answer::Answer;
+use super::http::h1::H1Conn;
+use super::http::spool::Spool;
 use super::pages::{Chain, UnusableNext};
-use super::plan::Plan;
-use super::proxy;
-use super::proxy_board::ProxyHealth;
-use super::retry::Verdict;
-use super::spool::Spool;
-use super::stream::Stream;
+use super::schedule::retry::Verdict;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record};
 use crate::request::{Hop, Origin};
 use crate::template::Values;
+pub use plan::{Plan, PlanError};
 
 /// Times a refused HTTP/2 request is sent again within one attempt.
 const MAX_REFUSED_RESENDS: u32 = 8;
@@ -243,7 +246,7 @@ impl Slot {
                     proxy.count_row();
                 }
                 if self.answer.says_https_port {
-                    self.plan.seen.borrow_mut().signs.https_port += 1;
+                    self.plan.tally.https_port();
                 }
                 (latency, self.keep_answer(index, values, page))
             }
@@ -271,13 +274,7 @@ impl Slot {
                 // target's.
                 let status = (self.answer.status != 0 && failure.kind != ErrorKind::Proxy)
                     .then_some(self.answer.status);
-                {
-                    let mut seen = self.plan.seen.borrow_mut();
-                    if failure.kind == ErrorKind::Tls {
-                        seen.add_tls_reason(&failure.detail, 1);
-                    }
-                    crate::diagnosis::note_failure(&mut seen.signs, failure.kind, &failure.detail);
-                }
+                self.plan.tally.failed(&failure);
                 crate::detail!(
                     "ringscrape: id {}: {}: {}",
                     String::from_utf8_lossy(values.id()),
@@ -315,7 +312,7 @@ impl Slot {
         if !self.plan.extractor.is_empty() {
             let misses;
             (extracted, misses) = self.plan.extractor.run(&self.answer.body);
-            self.plan.seen.borrow_mut().extract_misses += misses;
+            self.plan.tally.extract_misses(misses);
         }
         let body = match (&self.plan.schema.body, &self.plan.bodies) {
             (BodyColumn::Inline(_), _) => Some(std::mem::take(&mut self.answer.body)),
@@ -401,6 +398,8 @@ impl Slot {
     }
 
     async fn attempt(&mut self, values: &Values) -> Attempt {
+        // Where it goes is known before the gate (a gate per host would ask).
+        let bound = self.bound_for(values, self.page_hop.as_ref());
         let started = self.plan.gate.pass().await;
         self.reused = false;
         self.answered_through = None;
@@ -414,7 +413,7 @@ impl Slot {
             None => Box::pin(monoio::time::sleep_until(deadline)),
         };
         let result = {
-            let exchange = std::pin::pin!(self.exchange(values));
+            let exchange = std::pin::pin!(self.exchange(values, bound));
             before(timer.as_mut(), exchange).await
         };
         self.timer = Some(timer);
@@ -440,313 +439,6 @@ impl Slot {
             }
         }
     }
-
-    /// An answer came: counted, and judged (some statuses are not the target's answer to this
-    /// request); the rate gate learns from it.
-    fn on_answer(&mut self, now: Instant, latency: Duration) -> Attempt {
-        let mut seen = self.plan.seen.borrow_mut();
-        seen.wire_bytes += self.answer.wire_len;
-        seen.unknown_coding += u64::from(self.answer.coding_unknown);
-        drop(seen);
-        if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
-            self.conn = None;
-        }
-        // Statuses that are not the target's answer to this request: the connection
-        // goes, and the request is not counted as answered.
-        let not_answered = match self.answer.status {
-            // A 408 on a connection that had been idle is the server (HAProxy, nginx)
-            // closing it, sent before our request arrived. Sent again on a fresh
-            // connection, as a stale one is, and not counted as an attempt.
-            408 if self.reused => Some((
-                ErrorKind::Closed,
-                "408 on a reused connection: closed while idle",
-                true,
-            )),
-            // A forwarding proxy's 407 (RFC 9110 §15.5.8): the target was never asked.
-            // The proxy sits out and the request goes again through another, not
-            // counted as an attempt. A 407 from the target itself is a status.
-            407 if self.forwarded => Some((
-                ErrorKind::Proxy,
-                "the proxy wants credentials (407)",
-                self.proxy_failed(),
-            )),
-            _ => None,
-        };
-        if let Some((kind, detail, stale)) = not_answered {
-            self.conn = None;
-            return Attempt::Failed {
-                failure: Failure {
-                    kind,
-                    answered: false,
-                    detail: detail.into(),
-                },
-                latency,
-                stale,
-            };
-        }
-        if self.answer.status == 429 {
-            let pause = self
-                .answer
-                .retry_after
-                .map(|wait| wait.min(self.plan.retry.max_retry_after));
-            self.plan.gate.too_many(now, pause);
-        } else {
-            self.plan.gate.answered(now);
-        }
-        Attempt::Answered { latency }
-    }
-
-    /// The exchange failed: whose failure it is, and whether to send again at once.
-    fn on_failure(&mut self, mut failure: Failure, latency: Duration) -> Attempt {
-        self.conn = None;
-        // A forwarding proxy that closes or resets a fresh connection before any answer
-        // failed itself: a target it could not reach would have been a 502.
-        if self.forwarded
-            && !self.reused
-            && !failure.answered
-            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset)
-        {
-            failure.kind = ErrorKind::Proxy;
-            failure.detail = format!("the proxy {}", failure.detail);
-            self.proxy_failed();
-        }
-        // A proxy of several that failed sits out: the request goes again at once
-        // through another, as it never reached the target.
-        let stale = (self.reused
-            && !failure.answered
-            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset))
-            || (failure.kind == ErrorKind::Proxy && self.plan.dialer.has_a_route_up());
-        Attempt::Failed {
-            failure,
-            latency,
-            stale,
-        }
-    }
-
-    /// The proxy the last request went through failed: it sits out. True when another route
-    /// is up to send the request through at once.
-    fn proxy_failed(&self) -> bool {
-        if let Some(proxy) = &self.answered_through {
-            proxy.failed();
-        }
-        self.plan.dialer.has_a_route_up()
-    }
-
-    /// Sends the request for `values` and reads the answer into `self.answer`; then follows up to
-    /// `--follow-redirects` redirects.
-    async fn exchange(&mut self, values: &Values) -> Result<(), Failure> {
-        // A page after an item's first goes where the page before said.
-        let page = self.page_hop.clone();
-        self.send(values, page.as_ref()).await?;
-        if self.plan.follow_redirects == 0 || self.answer.location.is_none() {
-            return Ok(());
-        }
-        // Boxed: the redirect state would otherwise make every request's future larger.
-        Box::pin(self.follow_redirects(values, page)).await
-    }
-
-    /// Follows the `Location` of the last answer, hop by hop, up to `--follow-redirects` hops.
-    async fn follow_redirects(
-        &mut self,
-        values: &Values,
-        page: Option<Hop>,
-    ) -> Result<(), Failure> {
-        let plan = self.plan.clone();
-        let template = &plan.template;
-        let (mut origin, mut target, mut method) = match page {
-            Some(hop) => (hop.origin, hop.target, hop.method),
-            None => (
-                template.origin_of(values).map_err(|_| key_not_a_host())?,
-                template.target(values),
-                template.method.clone(),
-            ),
-        };
-        for _ in 0..plan.follow_redirects {
-            let Some(location) = self.answer.location.take() else {
-                break;
-            };
-            let status = self.answer.status;
-            let hop = match template.redirect(&origin, &target, &method, status, &location) {
-                Ok(Some(hop)) => hop,
-                Ok(None) => break,
-                // An http(s) Location that cannot be fetched: an error row, with its 3xx.
-                Err(detail) => {
-                    return Err(Failure {
-                        kind: ErrorKind::Request,
-                        answered: true,
-                        detail,
-                    });
-                }
-            };
-            self.send(values, Some(&hop)).await?;
-            (origin, target, method) = (hop.origin, hop.target, hop.method);
-        }
-        if (300..400).contains(&self.answer.status) && self.answer.location.is_some() {
-            self.plan.seen.borrow_mut().redirect_limit += 1;
-        }
-        Ok(())
-    }
-
-    /// One request (the template's, or a redirect's next hop) and its answer: over HTTP/2 when
-    /// the run asked for it and the server agreed, else over HTTP/1.1 on the slot's connection,
-    /// or on a connection of its own for another origin.
-    async fn send(&mut self, values: &Values, hop: Option<&Hop>) -> Result<(), Failure> {
-        let plan = self.plan.clone();
-        // No status until this request's answer says one (a redirect's 3xx is not the answer
-        // of the hop after it).
-        self.answer.status = 0;
-        self.start_spool()?;
-        let (template, generation) = plan.request_template();
-        self.generation = generation;
-        if plan.paging.is_some() {
-            self.sent_to = Some(match hop {
-                Some(hop) => (hop.origin.clone(), hop.target.clone()),
-                None => (
-                    template
-                        .origin_of(values)
-                        .unwrap_or_else(|_| template.origin.clone()),
-                    template.target(values),
-                ),
-            });
-        }
-        let method = hop.map_or(&template.method, |h| &h.method);
-        let wants = Self::wants(&plan, method);
-        // With `{id}` in the host, every request goes to its key's own host, on a connection
-        // of its own.
-        let own_host = match hop {
-            None if template.host_varies() => {
-                Some(template.origin_of(values).map_err(|_| key_not_a_host())?)
-            }
-            _ => None,
-        };
-        let elsewhere = own_host.is_some() || hop.is_some_and(|h| h.origin != template.origin);
-        if let Some(lanes) = plan.h2.as_ref().filter(|l| !l.declined())
-            && !elsewhere
-            && self.conn.is_none()
-        {
-            match Box::pin(lanes.acquire(&plan.dialer)).await? {
-                Acquired::Lane(held) => {
-                    self.reused = held.reused;
-                    self.going_through(plan.dialer.proxy_of(held.lane.route));
-                    let request = template
-                        .build_h2(values, hop)
-                        .map_err(|_| key_breaks_header())?;
-                    let result =
-                        Box::pin(h2::exchange(&held, request, &wants, &mut self.answer)).await;
-                    self.refused = held.refused.get();
-                    if self.refused {
-                        lanes.learn_from_refusal(&held);
-                    }
-                    return result;
-                }
-                Acquired::Declined(stream, route) => {
-                    self.conn = Some(H1Conn::new(*stream));
-                    self.route = route;
-                }
-            }
-        }
-        let written = match hop {
-            None => template.write_h1(values, &mut self.request, &mut self.body_scratch),
-            Some(hop) => {
-                template.write_h1_hop(values, hop, &mut self.request, &mut self.body_scratch)
-            }
-        };
-        written.map_err(|_| key_breaks_header())?;
-        match (hop, own_host) {
-            (_, Some(origin)) => Box::pin(self.send_elsewhere(&origin, &wants)).await,
-            (Some(hop), None) if elsewhere => {
-                Box::pin(self.send_elsewhere(&hop.origin, &wants)).await
-            }
-            _ => self.send_on_own_conn(&wants).await,
-        }
-    }
-
-    /// What the answer to a `method` request must be read for.
-    fn wants<'a>(plan: &'a Plan, method: &http::Method) -> Wants<'a> {
-        Wants {
-            capture: &plan.capture,
-            keep_body: plan.schema.keeps_body_in_memory(),
-            memory: plan.memory.as_ref(),
-            head_request: method == http::Method::HEAD,
-            max_body: plan.limits.max_body_bytes,
-            decode: plan.decode,
-        }
-    }
-
-    /// `--bodies-dir`: an empty spool file for the answer about to come.
-    fn start_spool(&mut self) -> Result<(), Failure> {
-        let Some(bodies) = &self.plan.bodies else {
-            return Ok(());
-        };
-        let started = match &mut self.answer.spool {
-            Some(spool) => spool.restart(),
-            None => Spool::create(bodies.borrow_mut().spool_path())
-                .map(|spool| self.answer.spool = Some(spool)),
-        };
-        started.map_err(|e| Failure {
-            kind: ErrorKind::Io,
-            answered: false,
-            detail: format!("writing the body file: {e}"),
-        })
-    }
-
-    async fn send_on_own_conn(&mut self, wants: &Wants<'_>) -> Result<(), Failure> {
-        // What an idle connection received is no answer to the request about to go: it goes.
-        if self
-            .conn
-            .as_ref()
-            .is_some_and(|conn| conn.stream().spoiled_while_idle())
-        {
-            self.conn = None;
-        }
-        // Proxies share requests, not connections: a slot whose kept-alive connection goes
-        // through a proxy that carried more than its share leaves it for the least used one.
-        if self.conn.is_some() && self.plan.dialer.over_share(self.route) {
-            self.conn = None;
-        }
-        match &self.conn {
-            Some(_) => self.reused = true,
-            None => {
-                let (stream, route) = Box::pin(self.plan.dialer.dial()).await?;
-                self.conn = Some(H1Conn::new(stream));
-                self.route = route;
-            }
-        }
-        let plan = self.plan.clone();
-        self.write_for_route(&plan.dialer, self.route);
-        let conn = self.conn.as_mut().expect("a connection was just opened");
-        // On failure `attempt` drops the connection.
-        conn.exchange(&mut self.request, wants, &mut self.answer)
-            .await
-    }
-
-    /// The request as `route` of `dialer` carries it: in absolute form, through a forwarding
-    /// proxy.
-    fn write_for_route(&mut self, dialer: &Dialer, route: RouteId) {
-        if let Some((prefix, auth)) = dialer.forward(route) {
-            proxy::to_absolute_form(&mut self.request, prefix, auth);
-            self.forwarded = true;
-        }
-        self.going_through(dialer.proxy_of(route));
-    }
-
-    /// The request goes through `proxy` (or directly): counted there.
-    fn going_through(&mut self, proxy: Option<Rc<ProxyHealth>>) {
-        if let Some(proxy) = &proxy {
-            proxy.sending();
-        }
-        self.answered_through = proxy;
-    }
-
-    /// A redirect to another origin: one connection for this one request.
-    async fn send_elsewhere(&mut self, origin: &Origin, wants: &Wants<'_>) -> Result<(), Failure> {
-        let dialer = self.plan.dialer_for(origin)?;
-        let (stream, route) = dialer.dial().await?;
-        self.write_for_route(&dialer, route);
-        let mut conn = H1Conn::new(stream);
-        conn.exchange(&mut self.request, wants, &mut self.answer)
-            .await
-    }
 }
 
 /// What `work` comes to, or `None` if `expiry` fires first. Unlike monoio's `timeout`, which
@@ -766,22 +458,9 @@ async fn before<F: Future>(
     .await
 }
 
-fn key_not_a_host() -> Failure {
-    Failure {
-        kind: ErrorKind::Request,
-        answered: false,
-        detail: "the key cannot be part of a host name".into(),
-    }
-}
-
-fn key_breaks_header() -> Failure {
-    Failure {
-        kind: ErrorKind::Request,
-        answered: false,
-        detail: "the key would break a header line".into(),
-    }
-}
-
 fn micros(d: Duration) -> u32 {
     u32::try_from(d.as_micros()).unwrap_or(u32::MAX)
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,10 +6,10 @@ use std::io;
 use std::time::Duration;
 
 use super::decode::{BodyDecoder, Coding, Codings, DecodeError};
-use super::failure::Failure;
-use super::memory::{BodyBudget, Hold};
 use super::spool::Spool;
 use crate::model::ErrorKind;
+use crate::worker::failure::Failure;
+use crate::worker::schedule::memory::{BodyBudget, Hold};
 
 /// What the caller wants kept from an answer besides its status.
 pub struct Wants<'a> {

@@ -21,13 +21,13 @@ use h2::client::SendRequest;
 use monoio_compat::StreamWrapper;
 
 use super::answer::{Answer, Wants, keep_body_bytes};
-use super::connect::{Dialer, RouteId};
 use super::decode::Codings;
-use super::failure::Failure;
-use super::retry::parse_retry_after;
-use super::stream::Stream;
-use super::wait::Parked;
 use crate::model::ErrorKind;
+use crate::worker::conn::connect::{Dialer, RouteId};
+use crate::worker::conn::stream::Stream;
+use crate::worker::failure::Failure;
+use crate::worker::schedule::retry::parse_retry_after;
+use crate::worker::wait::Parked;
 
 /// Streams a lane is taken to carry until the server's SETTINGS say how many: the least
 /// RFC 9113 §6.5.2 recommends a server allow (nginx allows 128).

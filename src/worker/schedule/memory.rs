@@ -21,7 +21,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 
-use super::wait::Parked;
+use crate::worker::wait::Parked;
 
 /// What one slot holds of the budget.
 #[derive(Debug, Default)]

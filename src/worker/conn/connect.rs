@@ -1,6 +1,6 @@
 //! Opening connections to an origin: where to (`--connect-to`, `--resolve`, or the name's
 //! addresses), from where (`--local-addr`), within the connect deadline, and for `https://` the
-//! TLS handshake with the run's trust settings (offering `h2` by ALPN with `--http2`).
+//! TLS handshake with the run's trust settings (offering by ALPN what the [`Protocol`] asks).
 //!
 //! The addresses come from `resolve.rs` (no name is resolved on the event loop), each connect
 //! starting one address further. With `--local-addr`, each socket is bound to the
@@ -31,17 +31,17 @@ use nix::sys::socket::{
 };
 use rustls::pki_types::ServerName;
 
-use super::failure::Failure;
 use super::pace::Pacer;
 use super::proxy::{self, SocksTarget};
 use super::proxy_board::{ProxyBoard, ProxyHealth};
 use super::resolve::Targets;
 use super::stream::Stream;
 use crate::model::ErrorKind;
-use crate::net::{NetSpec, Proxy, ProxyKind};
+use crate::net::{NetSpec, Protocol, Proxy, ProxyKind};
 use crate::request::{Origin, Scheme};
 use crate::runtime::{Driver, current_driver};
 use crate::tls::{self, ClientTls};
+use crate::worker::failure::Failure;
 
 /// How connections reach the target.
 enum Via {
@@ -133,9 +133,12 @@ pub struct Dialer {
     tls: Option<(monoio_rustls::TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
     /// `--http2`: offer `h2` over TLS; over plain TCP, speak it with prior knowledge.
-    http2: bool,
+    protocol: Protocol,
     /// How many TCP connects may be in flight at once.
     pub pacer: Pacer,
+    /// For tests: the connections to hand out instead of dialing, in order.
+    #[cfg(test)]
+    scripted: RefCell<std::collections::VecDeque<Result<Stream, Failure>>>,
 }
 
 impl Dialer {
@@ -146,15 +149,14 @@ impl Dialer {
         tls: &ClientTls,
         net: &NetSpec,
         connect_timeout: Duration,
-        http2: bool,
+        protocol: Protocol,
         refresh: bool,
         board: &ProxyBoard,
     ) -> Result<Rc<Self>, tls::TlsError> {
         let tls = match origin.scheme {
             Scheme::Http => None,
             Scheme::Https => {
-                let alpn: &[&[u8]] = if http2 { &[b"h2", b"http/1.1"] } else { &[] };
-                let config = crate::tls::client_config(tls, alpn)?;
+                let config = crate::tls::client_config(tls, protocol.alpn())?;
                 // `Origin` hosts come from a parsed URL, so this only fails for odd hosts;
                 // those then fail each connection as `tls`.
                 let name = ServerName::try_from(origin.host.clone()).unwrap_or_else(|_| {
@@ -178,7 +180,7 @@ impl Dialer {
                 .into_iter()
                 .map(|proxy| {
                     let targets = Targets::of(net, &proxy.host, proxy.port, refresh);
-                    let via = Self::via(proxy, origin, net, refresh, http2);
+                    let via = Self::via(proxy, origin, net, refresh, protocol);
                     Route {
                         targets,
                         via,
@@ -195,17 +197,25 @@ impl Dialer {
             local_gone: RefCell::default(),
             tls,
             connect_timeout,
-            http2,
+            protocol,
             pacer: Pacer::default(),
+            #[cfg(test)]
+            scripted: RefCell::default(),
         }))
     }
 
     /// How `proxy` carries connections to `origin`.
-    fn via(proxy: &Proxy, origin: &Origin, net: &NetSpec, refresh: bool, http2: bool) -> Via {
+    fn via(
+        proxy: &Proxy,
+        origin: &Origin,
+        net: &NetSpec,
+        refresh: bool,
+        protocol: Protocol,
+    ) -> Via {
         let (host, port) = net.destination(&origin.host, origin.port);
         let https = origin.scheme == Scheme::Https;
         match proxy.kind {
-            ProxyKind::Http if !https && !http2 => Via::Forward {
+            ProxyKind::Http if !https && protocol.forwards_through_proxy() => Via::Forward {
                 prefix: format!("http://{}", origin.authority).into_bytes(),
                 auth: proxy::basic_auth(proxy).map(String::into_bytes),
             },
@@ -307,11 +317,28 @@ impl Dialer {
             }
             Err(failure) => return Err(route.blame(failure)),
         };
-        let h2 = self.http2 && (!stream.is_tls() || stream.chose_h2());
+        let h2 = self.protocol == Protocol::Http2 && (!stream.is_tls() || stream.chose_h2());
         Ok((stream, h2, id))
     }
 
+    /// For tests: the next connections dialed are `conns` (each a stream, or a failure to
+    /// connect), in order, whatever their route.
+    #[cfg(test)]
+    pub fn script(&self, conns: impl IntoIterator<Item = Result<Stream, Failure>>) {
+        self.scripted.borrow_mut().extend(conns);
+    }
+
+    /// For tests: scripted connections not dialed yet.
+    #[cfg(test)]
+    pub fn scripted_left(&self) -> usize {
+        self.scripted.borrow().len()
+    }
+
     async fn dial_once(&self, route: &Route) -> Result<Stream, Failure> {
+        #[cfg(test)]
+        if let Some(scripted) = self.scripted.borrow_mut().pop_front() {
+            return scripted;
+        }
         match monoio::time::timeout(self.connect_timeout, self.dial_now(route)).await {
             Ok(result) => result,
             Err(_) => Err(connect_failure(&io::Error::new(

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::failure::Failure;
 use crate::model::ErrorKind;
 use crate::net::NetSpec;
+use crate::worker::failure::Failure;
 
 /// How soon a failed resolution is tried again (or `--dns-refresh`, if sooner).
 const RETRY_RESOLVE_AFTER: Duration = Duration::from_secs(5);
@@ -94,7 +94,7 @@ impl Targets {
     /// first answer; a name that did not resolve is `dns`.
     pub(super) async fn in_turn(&self) -> Result<Vec<SocketAddr>, Failure> {
         if let Some(found) = &self.found {
-            super::wait::poll_until(|| found.answers.load(Ordering::Acquire) > 0).await;
+            crate::worker::wait::poll_until(|| found.answers.load(Ordering::Acquire) > 0).await;
             let answers = found.answers.load(Ordering::Acquire);
             if answers != self.taken.get() {
                 self.taken.set(answers);

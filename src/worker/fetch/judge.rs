@@ -1,0 +1,103 @@
+//! What an attempt came to, judged: some answers are not the target's answer to this request (a
+//! 408 on a connection that had been idle, a forwarding proxy's 407), and a failure on a fresh
+//! connection through a forwarding proxy is the proxy's. Whether to send again at once (not
+//! counted as an attempt) is decided here; the rate gate learns from each answer.
+
+use std::time::{Duration, Instant};
+
+use super::{Attempt, Slot};
+use crate::model::ErrorKind;
+use crate::worker::failure::Failure;
+
+impl Slot {
+    /// An answer came: counted, and judged (some statuses are not the target's answer to this
+    /// request); the rate gate learns from it.
+    pub(super) fn on_answer(&mut self, now: Instant, latency: Duration) -> Attempt {
+        let answer = &self.answer;
+        self.plan
+            .tally
+            .answered(answer.wire_len, answer.coding_unknown);
+        if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
+            self.conn = None;
+        }
+        // Statuses that are not the target's answer to this request: the connection
+        // goes, and the request is not counted as answered.
+        let not_answered = match self.answer.status {
+            // A 408 on a connection that had been idle is the server (HAProxy, nginx)
+            // closing it, sent before our request arrived. Sent again on a fresh
+            // connection, as a stale one is, and not counted as an attempt.
+            408 if self.reused => Some((
+                ErrorKind::Closed,
+                "408 on a reused connection: closed while idle",
+                true,
+            )),
+            // A forwarding proxy's 407 (RFC 9110 §15.5.8): the target was never asked.
+            // The proxy sits out and the request goes again through another, not
+            // counted as an attempt. A 407 from the target itself is a status.
+            407 if self.forwarded => Some((
+                ErrorKind::Proxy,
+                "the proxy wants credentials (407)",
+                self.proxy_failed(),
+            )),
+            _ => None,
+        };
+        if let Some((kind, detail, stale)) = not_answered {
+            self.conn = None;
+            return Attempt::Failed {
+                failure: Failure {
+                    kind,
+                    answered: false,
+                    detail: detail.into(),
+                },
+                latency,
+                stale,
+            };
+        }
+        if self.answer.status == 429 {
+            let pause = self
+                .answer
+                .retry_after
+                .map(|wait| wait.min(self.plan.retry.max_retry_after));
+            self.plan.gate.too_many(now, pause);
+        } else {
+            self.plan.gate.answered(now);
+        }
+        Attempt::Answered { latency }
+    }
+
+    /// The exchange failed: whose failure it is, and whether to send again at once.
+    pub(super) fn on_failure(&mut self, mut failure: Failure, latency: Duration) -> Attempt {
+        self.conn = None;
+        // A forwarding proxy that closes or resets a fresh connection before any answer
+        // failed itself: a target it could not reach would have been a 502.
+        if self.forwarded
+            && !self.reused
+            && !failure.answered
+            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset)
+        {
+            failure.kind = ErrorKind::Proxy;
+            failure.detail = format!("the proxy {}", failure.detail);
+            self.proxy_failed();
+        }
+        // A proxy of several that failed sits out: the request goes again at once
+        // through another, as it never reached the target.
+        let stale = (self.reused
+            && !failure.answered
+            && matches!(failure.kind, ErrorKind::Closed | ErrorKind::Reset))
+            || (failure.kind == ErrorKind::Proxy && self.plan.dialer.has_a_route_up());
+        Attempt::Failed {
+            failure,
+            latency,
+            stale,
+        }
+    }
+
+    /// The proxy the last request went through failed: it sits out. True when another route
+    /// is up to send the request through at once.
+    fn proxy_failed(&self) -> bool {
+        if let Some(proxy) = &self.answered_through {
+            proxy.failed();
+        }
+        self.plan.dialer.has_a_route_up()
+    }
+}

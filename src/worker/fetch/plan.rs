@@ -1,0 +1,216 @@
+//! What every slot of a worker shares: the request template and the row schema, the limits
+//! and retry policy, the dialer (and those made for other origins that redirects lead to), the
+//! proxies' health, the rate gate, the HTTP/2 lanes, the extractor and the body-memory budget.
+//!
+//! Its fields are the fetch room's own (`pub(super)`): the worker loop reads what it needs
+//! through the methods below, and the counters the slots keep are a [`Tally`] of their own.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::tally::Tally;
+use crate::assignment::WorkerSpec;
+use crate::extract::{ExtractError, Extractor};
+use crate::model::{ErrorKind, RequestLimits, RetryPolicy, Schema};
+use crate::net::{NetSpec, Protocol};
+use crate::output::bodies::BodiesDir;
+use crate::request::{Origin, RequestError, RequestTemplate};
+use crate::tls::{ClientTls, TlsError};
+use crate::worker::conn::connect::Dialer;
+use crate::worker::conn::pace::Pacer;
+use crate::worker::conn::proxy_board::ProxyBoard;
+use crate::worker::credentials::Credentials;
+use crate::worker::failure::Failure;
+use crate::worker::http::h2::Lanes;
+use crate::worker::pages::Paging;
+use crate::worker::schedule::gate::Gate;
+use crate::worker::schedule::memory::BodyBudget;
+
+/// Why a worker's plan could not be made from its spec.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error(transparent)]
+    Extract(#[from] ExtractError),
+}
+
+/// What every slot of a worker shares: how to build, send and keep.
+pub struct Plan {
+    pub(super) dialer: Rc<Dialer>,
+    pub(super) template: Rc<RequestTemplate>,
+    /// `--auth-command`: the newest credentials, and the template that carries them.
+    pub(super) credentials: Option<Credentials>,
+    pub(super) schema: Schema,
+    /// Header names each answer's values are captured for: the schema's, then `link` when
+    /// `--next link` reads it.
+    pub(super) capture: Vec<String>,
+    /// `--next`: how an answer leads to the next page.
+    pub(super) paging: Option<Paging>,
+    /// `--bodies-dir`: where bodies are written.
+    pub(super) bodies: Option<RefCell<BodiesDir>>,
+    pub(super) limits: RequestLimits,
+    /// Undo content codings (not `--raw-body`).
+    pub(super) decode: bool,
+    pub(super) retry: RetryPolicy,
+    /// Redirect hops followed per attempt (`--follow-redirects`).
+    pub(super) follow_redirects: u32,
+    /// Trust and session resumption, for the dialers made for other origins.
+    pub(super) tls: ClientTls,
+    /// Where connections go and come from.
+    pub(super) net: NetSpec,
+    /// The health of each proxy, for every dialer of the worker.
+    pub(super) proxies: ProxyBoard,
+    /// Paces the worker's requests (`--rate`, 429s).
+    pub(super) gate: Gate,
+    /// `--http2`: the worker's HTTP/2 connections.
+    pub(super) h2: Option<Lanes>,
+    /// Openers for other origins that redirects led to, made as first needed.
+    pub(super) elsewhere: RefCell<HashMap<Origin, Rc<Dialer>>>,
+    /// What the slots saw of the answers, for the worker's stats.
+    pub(super) tally: Tally,
+    /// `--extract`: fields taken from each body.
+    pub(super) extractor: Extractor,
+    /// `--body-memory`: bodies held in memory at once, when bodies are read.
+    pub(super) memory: Option<BodyBudget>,
+}
+
+impl Plan {
+    /// The plan `spec` asks for; `bodies`: where bodies are written (`--bodies-dir`).
+    pub fn new(
+        spec: &WorkerSpec,
+        credentials: Option<Credentials>,
+        bodies: Option<BodiesDir>,
+    ) -> Result<Plan, PlanError> {
+        let fetch = &spec.fetch;
+        // Chosen once: the dialer offers it, and the lanes exist only for HTTP/2.
+        let protocol = Protocol::from_flags(fetch.http2);
+        let template = RequestTemplate::compile(&fetch.request)?;
+        // With `{id}` in the host, the run's own origin names no host and is never dialed (each
+        // request goes to its key's host): an IP address keeps it from being resolved.
+        let mut own = template.origin.clone();
+        if template.host_varies() {
+            own.host = std::net::Ipv4Addr::UNSPECIFIED.to_string();
+        }
+        let proxies = ProxyBoard::new(&fetch.net);
+        // Room for a ticket per connection in flight: a worker opens up to `concurrency` at once.
+        let tls = ClientTls {
+            trust: fetch.trust.clone(),
+            tickets_per_server: fetch.concurrency,
+        };
+        let timeout = fetch.limits.connect_timeout;
+        let dialer = Dialer::new(&own, &tls, &fetch.net, timeout, protocol, true, &proxies)?;
+        Ok(Plan {
+            dialer,
+            template: Rc::new(template),
+            credentials,
+            bodies: bodies.map(RefCell::new),
+            schema: fetch.schema.clone(),
+            capture: capture_list(&fetch.schema),
+            paging: fetch.schema.pages.as_ref().map(Paging::new).transpose()?,
+            limits: fetch.limits,
+            decode: !fetch.raw_body,
+            retry: fetch.retry,
+            follow_redirects: fetch.follow_redirects,
+            tls,
+            net: fetch.net.clone(),
+            proxies,
+            gate: Gate::new(spec.rate),
+            h2: (protocol == Protocol::Http2).then(Lanes::default),
+            elsewhere: RefCell::default(),
+            tally: Tally::default(),
+            extractor: Extractor::compile(&fetch.schema.extract)?,
+            // Always: besides kept bodies, decoders' windows take memory (8 MiB for a zstd frame).
+            memory: Some(BodyBudget::new(fetch.limits.body_memory_bytes)),
+        })
+    }
+
+    /// The rate gate (its time spent throttled goes into the stats).
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+
+    /// The body-memory budget.
+    pub fn memory(&self) -> Option<&BodyBudget> {
+        self.memory.as_ref()
+    }
+
+    /// `--auth-command`'s credentials.
+    pub fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
+    }
+
+    /// The run's own origin's connect pacer.
+    pub fn pacer(&self) -> &Pacer {
+        &self.dialer.pacer
+    }
+
+    /// The proxies' health, for the stats.
+    pub fn proxies(&self) -> &ProxyBoard {
+        &self.proxies
+    }
+
+    /// What the slots counted of the answers.
+    pub fn tally(&self) -> &Tally {
+        &self.tally
+    }
+
+    /// The template to send a request from now, and the generation of its credentials (0
+    /// without `--auth-command`).
+    pub(super) fn request_template(&self) -> (Rc<RequestTemplate>, u64) {
+        match &self.credentials {
+            Some(credentials) => credentials.template(),
+            None => (self.template.clone(), 0),
+        }
+    }
+
+    /// The opener for `origin`, another than the run's.
+    pub(super) fn dialer_for(&self, origin: &Origin) -> Result<Rc<Dialer>, Failure> {
+        if let Some(dialer) = self.elsewhere.borrow().get(origin) {
+            return Ok(dialer.clone());
+        }
+        // Other origins are spoken to over HTTP/1.1, one connection per request.
+        let dialer = Dialer::new(
+            origin,
+            &self.tls,
+            &self.net,
+            self.limits.connect_timeout,
+            Protocol::Http1,
+            false,
+            &self.proxies,
+        )
+        .map_err(|e| Failure {
+            kind: ErrorKind::Tls,
+            answered: false,
+            detail: e.to_string(),
+        })?;
+        let mut elsewhere = self.elsewhere.borrow_mut();
+        // With `{id}` in the host every key has an origin of its own: keep the last few
+        // thousand, not every one of millions.
+        if elsewhere.len() >= MAX_OTHER_ORIGINS {
+            elsewhere.clear();
+        }
+        elsewhere.insert(origin.clone(), dialer.clone());
+        Ok(dialer)
+    }
+}
+
+/// Openers for other origins kept at once.
+const MAX_OTHER_ORIGINS: usize = 4096;
+
+/// The header names whose values each answer captures: the schema's, then `link` when the next
+/// page is in it.
+fn capture_list(schema: &Schema) -> Vec<String> {
+    let mut names = schema.capture_headers.clone();
+    if schema
+        .pages
+        .as_ref()
+        .is_some_and(crate::model::Pages::by_link)
+    {
+        names.push("link".into());
+    }
+    names
+}
