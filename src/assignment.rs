@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::{IdRange, IdSet};
 use crate::job::Keys;
 use crate::model::{Continuation, RequestLimits, RetryPolicy, Schema};
-use crate::net::NetSpec;
+use crate::net::{NetSpec, Protocol};
 use crate::request::RequestSpec;
 use crate::tls::Trust;
 use crate::verbosity::Verbosity;
@@ -46,8 +46,8 @@ pub struct Fetch {
     pub trust: Trust,
     pub schema: Schema,
     pub follow_redirects: u32,
-    /// `--http2`.
-    pub http2: bool,
+    /// What requests to the run's origin are sent in (`--http2`), chosen once.
+    pub protocol: Protocol,
     /// In-flight requests per worker; with `auto_concurrency`, the most it may reach.
     pub concurrency: usize,
     /// `--concurrency auto`: find the limit from the answers' latency.
@@ -171,7 +171,7 @@ mod tests {
                     body: BodyColumn::Files("/tmp/bodies".into()),
                 },
                 follow_redirects: 3,
-                http2: true,
+                protocol: Protocol::Http2,
                 concurrency: 64,
                 auto_concurrency: true,
                 raw_body: false,

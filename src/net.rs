@@ -63,6 +63,11 @@ impl Protocol {
         }
     }
 
+    /// Many requests share a connection at once: a few connections whatever the concurrency.
+    pub fn multiplexes(self) -> bool {
+        self == Protocol::Http2
+    }
+
     /// Plain-HTTP requests may go to an HTTP proxy in absolute form (HTTP/1.1 only; HTTP/2
     /// goes through a `CONNECT` tunnel).
     pub fn forwards_through_proxy(self) -> bool {

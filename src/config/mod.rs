@@ -11,7 +11,7 @@ use crate::failed::{FailedRows, MaxFailed};
 use crate::job::Job;
 use crate::merge::Keep;
 use crate::model::{BodyColumn, RequestLimits, RetryPolicy};
-use crate::net::NetSpec;
+use crate::net::{NetSpec, Protocol};
 use crate::nodes::{self, Node};
 use crate::output::Format;
 use crate::output::Output;
@@ -153,7 +153,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let dashboard = listen_addr("dashboard", dashboard.as_deref())?;
     // Late, as it may read a large file (or all of standard input).
     let job = job_of(args, node.as_ref())?;
-    let (request, template) = request_of(request, &job, *http2)?;
+    let protocol = Protocol::from_flags(*http2);
+    let (request, template) = request_of(request, &job, protocol)?;
     let schema = schema(args, node.as_ref(), &job)?;
     if matches!(schema.body, BodyColumn::Inline(_)) && *max_body > MAX_INLINE_BODY {
         return Err(ConfigError::InlineBody(*max_body));
@@ -167,7 +168,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             trust,
             schema,
             follow_redirects: *follow_redirects,
-            http2: *http2,
+            protocol,
             concurrency,
             auto_concurrency,
             raw_body: *raw_body,
@@ -240,7 +241,7 @@ fn documents_of(
 fn request_of(
     mut request: RequestSpec,
     job: &Job,
-    http2: bool,
+    protocol: Protocol,
 ) -> Result<(RequestSpec, RequestTemplate), ConfigError> {
     // The key files name the placeholders and columns: the template and the schema come after.
     request.key_columns = job.columns().into_iter().map(|c| c.name).collect();
@@ -248,6 +249,7 @@ fn request_of(
     // Compiled here to refuse a bad template before any worker starts (each worker compiles it
     // again from the spec).
     let template = RequestTemplate::compile(&request)?;
+    let http2 = protocol == Protocol::Http2;
     if http2 && template.host_varies() {
         return Err(ConfigError::Http2PerHost);
     }

@@ -3,6 +3,7 @@
 
 use crate::config::RunConfig;
 use crate::diagnosis::Target;
+use crate::net::Protocol;
 use crate::stats::AnswerCounts;
 
 use super::pipes::StatsBoard;
@@ -51,7 +52,7 @@ pub(super) fn target_of(cfg: &RunConfig) -> Target {
     Target {
         host_varies: template.as_ref().is_some_and(|t| t.host_varies()),
         origin: template.map(|t| t.origin),
-        http2: cfg.fetch.http2,
+        http2: cfg.fetch.protocol == Protocol::Http2,
         ca_cert: cfg.fetch.trust.ca_cert.is_some(),
         proxied: net.http_proxy.is_some()
             || net.https_proxy.is_some()

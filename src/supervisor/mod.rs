@@ -85,7 +85,7 @@ fn preflight(cfg: &RunConfig) -> Result<(), SupervisorError> {
     // the port range to itself.
     let sources = cfg.fetch.net.local_addrs.len().max(1);
     let connections = (cfg.shards * cfg.fetch.concurrency / sources) as u64;
-    if !cfg.fetch.http2
+    if !cfg.fetch.protocol.multiplexes()
         && let Some(advice) = limits::port_advice_here(connections)
     {
         crate::note!("{advice}");

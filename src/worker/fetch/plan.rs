@@ -87,7 +87,7 @@ impl Plan {
     ) -> Result<Plan, PlanError> {
         let fetch = &spec.fetch;
         // Chosen once: the dialer offers it, and the lanes exist only for HTTP/2.
-        let protocol = Protocol::from_flags(fetch.http2);
+        let protocol = fetch.protocol;
         let template = RequestTemplate::compile(&fetch.request)?;
         // With `{id}` in the host, the run's own origin names no host and is never dialed (each
         // request goes to its key's host): an IP address keeps it from being resolved.

@@ -51,7 +51,7 @@ fn spec(url: &str, retries: u32, proxy: Option<&str>) -> WorkerSpec {
                 body: Default::default(),
             },
             follow_redirects: 0,
-            http2: false,
+            protocol: crate::net::Protocol::Http1,
             concurrency: 1,
             auto_concurrency: false,
             grace: Duration::from_secs(1),
