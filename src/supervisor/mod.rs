@@ -38,11 +38,11 @@ use crate::model::{BodyColumn, Continuation};
 use crate::output::batch::{BYTES_IN_FLIGHT, Batch, BytesInFlight};
 use crate::output::job_record::JobRecord;
 use crate::output::lock::OutputLock;
-use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
+use crate::output::writer::{self, AbortWatch, RowObserver, WriteRows, WriterReport};
 use crate::output::{Kept, OpenError, Output, Spec};
 use crate::progress::Progress;
 use crate::stats::WorkerStats;
-use crate::timeline::{IdMap, Timeline};
+use crate::timeline::IdMap;
 pub use credentials::AuthError;
 use credentials::Credentials;
 pub use failures::TooManyFailed;
@@ -319,12 +319,12 @@ fn run_shards(
             SupervisorError::Listen("metrics", cfg.metrics.clone().unwrap_or_default(), e)
         })?;
     }
-    let showing = views::Showing::start(
+    let mut showing = views::Showing::start(
         prepared.dashboard,
         metrics.clone(),
         cfg.report.clone(),
         &board,
-        started,
+        (started, prepared.map),
         (cfg.ids.len() - prepared.empties, prepared.kept),
     )
     .map_err(|e| {
@@ -347,32 +347,27 @@ fn run_shards(
 
     let items = cfg.ids.len() - prepared.empties;
     let progress = Progress::new(items - prepared.kept, cfg.progress);
-    let mut watch = AbortWatch::new(cfg.abort_after);
     let diagnosis = Diagnosis::new(target_of(cfg));
-    let seen = writer::Seen {
-        progress: &progress,
-        watch: &mut watch,
+    let stop_on = writer::AbortOn {
+        watch: AbortWatch::new(cfg.abort_after),
         abort: |kind| {
             let line = diagnosis.abort(cfg.abort_after, kind, &answers_so_far(&board));
             progress.suspend(|| crate::say!("{line}"));
             stop.terminate_workers();
         },
-        metrics: metrics.as_deref(),
-        views: writer::Views {
-            timeline: Timeline::new(started),
-            map: prepared.map,
-        },
-        each_second: Some(Box::new(|report, views| {
-            showing.tick(report, views);
-            if let Some(line) = diagnosis.first_rows(&report.first, &answers_so_far(&board), false)
-            {
-                progress.suspend(|| crate::say!("{line}"));
-            }
-        })),
     };
-    let report = writer::write_rows(rx, prepared.rows, plan.len(), seen);
+    let mut first_rows = writer::EachSecond(|report: &WriterReport| {
+        if let Some(line) = diagnosis.first_rows(&report.first, &answers_so_far(&board), false) {
+            progress.suspend(|| crate::say!("{line}"));
+        }
+    });
+    let (mut progress_line, mut counting) = (progress.clone(), metrics.clone());
+    let mut observers: Vec<&mut dyn RowObserver> =
+        vec![&mut progress_line, &mut showing, &mut first_rows];
+    observers.extend(counting.as_mut().map(|m| m as &mut dyn RowObserver));
+    let report = writer::write_rows(rx, prepared.rows, plan.len(), stop_on, &mut observers);
     progress.finish();
-    showing.finish(&report);
+    let views = showing.finish(&report);
     if let Some(error) = &report.failed {
         // Nothing can be recorded any more: stop fetching. The workers are not to blame.
         if !stdout_went_away(&cfg.output, Some(error)) {
@@ -409,6 +404,7 @@ fn run_shards(
     }
     Ok(Ended {
         report,
+        views,
         workers,
         failed_shards,
         on_disk,
