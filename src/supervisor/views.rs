@@ -17,7 +17,7 @@ use crate::output::writer::{RowObserver, WriterReport};
 use crate::stats::WorkerStats;
 use crate::timeline::{IdMap, Timeline, Views};
 use crate::view::server::{self, Live};
-use crate::view::{self, State};
+use crate::view::{self, State, StateDocument};
 
 /// The run's figures as the views need them, and where they go.
 pub struct Showing {
@@ -110,7 +110,7 @@ impl Showing {
         report: &WriterReport,
         workers: &[WorkerStats],
         running: bool,
-    ) -> serde_json::Value {
+    ) -> StateDocument {
         let views = &self.views;
         State {
             running,
@@ -123,7 +123,7 @@ impl Showing {
             map: &views.map,
             workers,
         }
-        .to_json()
+        .document()
     }
 }
 
