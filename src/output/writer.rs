@@ -278,3 +278,65 @@ fn write_batch<A: Fn(Option<ErrorKind>)>(
     report.rows_by_shard[batch.shard] += n;
     (batch.records.len(), Ok(()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::batch::BytesInFlight;
+
+    /// Rows written nowhere, counted.
+    struct Nowhere(u64);
+
+    impl WriteRows for Nowhere {
+        fn write(&mut self, _record: &Record) -> io::Result<()> {
+            self.0 += 1;
+            Ok(())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What an observer was shown: (shard, rows of the batch, rows written so far) per call.
+    #[derive(Default)]
+    struct Seen(Vec<(usize, usize, u64)>);
+
+    impl RowObserver for Seen {
+        fn rows(&mut self, shard: usize, records: &[Record], written: &WriterReport) {
+            self.0.push((shard, records.len(), written.rows));
+        }
+    }
+
+    #[test]
+    fn every_observer_is_shown_each_batch_once_with_the_run_so_far() {
+        let gate = BytesInFlight::new(1 << 20);
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        for (shard, rows) in [(0, 3), (1, 2)] {
+            let records = vec![Record::default(); rows];
+            let held = gate.hold(0);
+            tx.send(Batch {
+                shard,
+                records,
+                held,
+            })
+            .expect("send");
+        }
+        drop(tx);
+        let (mut first, mut second) = (Seen::default(), Seen::default());
+        let stop = AbortOn {
+            watch: AbortWatch::new(0),
+            abort: |_| {},
+        };
+        let report = write_rows(
+            rx,
+            Box::new(Nowhere(0)),
+            2,
+            stop,
+            &mut [&mut first, &mut second],
+        );
+        assert_eq!((report.rows, report.rows_by_shard.clone()), (5, vec![3, 2]));
+        assert_eq!(first.0, vec![(0, 3, 3), (1, 2, 5)]);
+        assert_eq!(second.0, first.0, "each observer sees the same");
+    }
+}
