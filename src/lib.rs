@@ -241,8 +241,14 @@ fn run(args: &RunArgs) -> Result<u8, Error> {
     // Before any other thread exists, so that they all inherit the blocked stop signals.
     let launch = supervisor::Launch::from_process(args.given_elsewhere.clone())?;
     let outcome = supervisor::run(&cfg, &launch)?;
-    report::show(&outcome, cfg.summary_json.as_deref());
-    Ok(exit_code(&outcome))
+    let ran = report::Ran {
+        argv: &launch.argv,
+        ended: std::time::SystemTime::now(),
+        exit_code: exit_code(&outcome),
+        complete: outcome.complete,
+    };
+    report::show(&outcome, &ran, cfg.summary_json.as_deref());
+    Ok(ran.exit_code)
 }
 
 /// `run` with the given launch (worker program, stop source, command line): the outcome as a

@@ -21,6 +21,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::model::Record;
+use crate::output::writer::{RowObserver, WriterReport};
 use crate::status_server::{self, Answer};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +54,15 @@ pub struct Metrics {
     proxy_rows: Family<ProxyLabel, Gauge>,
     proxy_failures: Family<ProxyLabel, Gauge>,
     proxy_benched: Family<ProxyLabel, Gauge<f64, AtomicU64>>,
+}
+
+/// The counters count every row the writer writes, a batch at a time.
+impl RowObserver for Arc<Metrics> {
+    fn rows(&mut self, shard: usize, records: &[Record], _written: &WriterReport) {
+        for record in records {
+            self.record(shard, record);
+        }
+    }
 }
 
 impl Default for Metrics {

@@ -1,4 +1,5 @@
-//! The one-line progress display on stderr (indicatif), fed by the writer as rows land. Drawn only
+//! The one-line progress display on stderr (indicatif), a row observer of the writer fed as rows
+//! land. Drawn only
 //! on a terminal and unless `--no-progress`; otherwise every call is a no-op.
 //!
 //! It speaks the summary's words (docs/guide.md, "Items, rows, requests, retries"): items done of
@@ -14,9 +15,15 @@ use std::time::Duration;
 
 use indicatif::{HumanCount, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+use crate::model::Record;
+use crate::output::writer::{RowObserver, WriterReport};
+
 /// Widest request rate the line makes room for (`9,999,999 req/s`), so it keeps its width.
 const RATE_WIDTH: usize = 9;
 
+/// The line; a clone draws the same line (the writer observes with one, the lines printed
+/// around it suspend it through another).
+#[derive(Clone)]
 pub struct Progress {
     bar: Option<ProgressBar>,
     /// What the bar's position (items done) does not hold, read when the line is drawn.
@@ -61,16 +68,6 @@ impl Progress {
         }
     }
 
-    /// `items` more items have all their rows, after `requests` more requests; `errors` is the
-    /// running total of error rows.
-    pub fn advance(&self, items: u64, requests: u64, errors: u64) {
-        if let Some(bar) = &self.bar {
-            self.tally.requests.fetch_add(requests, Ordering::Relaxed);
-            self.tally.errors.store(errors, Ordering::Relaxed);
-            bar.inc(items);
-        }
-    }
-
     /// Runs `f` (which prints to stderr) with the progress line out of its way.
     pub fn suspend(&self, f: impl FnOnce()) {
         match &self.bar {
@@ -82,6 +79,20 @@ impl Progress {
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// The line shows the run's running totals: items done, requests, error rows.
+impl RowObserver for Progress {
+    fn rows(&mut self, _shard: usize, _records: &[Record], written: &WriterReport) {
+        if let Some(bar) = &self.bar {
+            let tally = &self.tally;
+            tally
+                .requests
+                .store(written.tally.requests, Ordering::Relaxed);
+            tally.errors.store(written.errors, Ordering::Relaxed);
+            bar.set_position(written.ended);
         }
     }
 }

@@ -1,20 +1,24 @@
 //! What a run shows when it ends, at the edge (as oha prints): the closing summary on stderr and
-//! as the `--summary-json` document, and the line that says what an incomplete run left and how
-//! to resume it. The supervisor computes the outcome as a value; nothing below prints it.
+//! as the `--summary-json` document (one [`SummaryDocument`], printed two ways), and the line
+//! that says what an incomplete run left and how to resume it. The supervisor computes the
+//! outcome as a value; nothing below prints it.
+
+pub mod summary;
 
 use std::fmt;
 
 use crate::model::ErrorKind;
 use crate::output::Output;
-use crate::stats::Summary;
 use crate::supervisor::{Missing, RunOutcome, TooManyFailed};
+pub use summary::{Ran, SummaryDocument};
 
 /// The closing summary on stderr and in `--summary-json`, and what is missing if anything.
-pub fn show(outcome: &RunOutcome, summary_json: Option<&std::path::Path>) {
+pub fn show(outcome: &RunOutcome, ran: &Ran, summary_json: Option<&std::path::Path>) {
     if let Some(summary) = &outcome.summary {
-        crate::note!("{summary}");
+        let document = SummaryDocument::new(summary, ran);
+        crate::note!("{document}");
         if let Some(path) = summary_json {
-            let text = summary.to_json().to_string() + "\n";
+            let text = serde_json::to_string(&document).expect("a summary serialises") + "\n";
             if let Err(e) = crate::document::write(path, text.as_bytes()) {
                 crate::say!("ringscrape: --summary-json {}: {e}", path.display());
             }
@@ -49,87 +53,18 @@ fn percent(ratio: f64) -> String {
     format!("{text}%")
 }
 
-impl Summary {
-    /// The `--summary-json` document: the same figures as the text summary.
-    pub fn to_json(&self) -> serde_json::Value {
-        let s = &self.stats;
-        let wall = self.wall.as_secs_f64();
-        let h = &s.latency_us;
-        let ms = |us: u64| us as f64 / 1000.0;
-        let latency = if h.is_empty() {
-            serde_json::Value::Null
-        } else {
-            serde_json::json!({
-                "min": ms(h.min()),
-                "mean": h.mean() / 1000.0,
-                "p50": ms(h.value_at_quantile(0.5)),
-                "p90": ms(h.value_at_quantile(0.9)),
-                "p99": ms(h.value_at_quantile(0.99)),
-                "p999": ms(h.value_at_quantile(0.999)),
-                "max": ms(h.max()),
-            })
-        };
-        let status: serde_json::Map<String, serde_json::Value> = s
-            .statuses
-            .iter()
-            .map(|(code, n)| (code.to_string(), (*n).into()))
-            .collect();
-        let errors: serde_json::Map<String, serde_json::Value> =
-            crate::model::ErrorKind::named_counts(&s.errors_by_kind).collect();
-        serde_json::json!({
-            "items": self.items,
-            "items_done": self.items_done,
-            "output": self.output.as_ref().map_or("-".into(), |p| p.display().to_string()),
-            "rows": self.rows_written,
-            "requests": s.requests,
-            "status": status,
-            "errors": errors,
-            "retries": self.retries(),
-            "empty_lines": self.empty_lines,
-            "throttled_s": s.throttled_us as f64 / 1e6,
-            "wall_s": wall,
-            "req_per_s": self.req_per_s(),
-            "bytes": s.bytes,
-            "bytes_wire": s.answers.wire_bytes,
-            "unknown_coding": s.answers.unknown_coding,
-            "extract_misses": s.answers.extract_misses,
-            "redirect_limit": s.answers.redirect_limit,
-            "tls_resumed": s.answers.tls_resumed,
-            "tls_full": s.answers.tls_full,
-            "tls_reasons": s.answers.tls_reasons,
-            "proxies": s.answers.proxies,
-            "latency_ms": latency,
-            "concurrency_auto": self.auto_concurrency,
-            "timeline": self.timeline.as_ref().map(crate::timeline::Timeline::to_json),
-            "id_map": self.map.as_ref().map(crate::timeline::IdMap::to_json),
-        })
+impl SummaryDocument {
+    /// The output as the stderr summary names it.
+    fn output_name(&self) -> &str {
+        match self.output.as_str() {
+            "-" => "standard output",
+            path => path,
+        }
     }
 }
 
-impl Summary {
-    /// Requests beyond each row's first: one figure for every view.
-    fn retries(&self) -> u64 {
-        self.stats.requests.saturating_sub(self.stats.rows)
-    }
-
-    /// Requests (every attempt) per second of the run: one figure for every view.
-    fn req_per_s(&self) -> f64 {
-        self.stats.requests as f64 / self.wall.as_secs_f64().max(1e-9)
-    }
-
-    /// The output as the summary names it.
-    fn output_name(&self) -> String {
-        self.output
-            .as_ref()
-            .map_or("standard output".into(), |p| p.display().to_string())
-    }
-}
-
-fn millis(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
-
-impl fmt::Display for Summary {
+/// The stderr summary: the document's figures, in words.
+impl fmt::Display for SummaryDocument {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_counts(f)?;
         self.write_answers(f)?;
@@ -137,34 +72,36 @@ impl fmt::Display for Summary {
     }
 }
 
-impl Summary {
+impl SummaryDocument {
     /// Items, rows by outcome, requests and retries, throttling, pace and bytes: the words of
     /// docs/guide.md's "Items, rows, requests, retries", each figure as `--summary-json` has it.
     fn write_counts(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.stats;
-        let secs = self.wall.as_secs_f64().max(1e-9);
+        let secs = self.wall_s.max(1e-9);
+        let ok_2xx: u64 = self.status.range(200..300).map(|(_, n)| n).sum();
+        let answered: u64 = self.status.values().sum();
+        let error_rows = self.error_rows();
         writeln!(f, "Summary:")?;
         writeln!(f, "  items      {} of {} done", self.items_done, self.items)?;
         writeln!(
             f,
-            "  rows       {} written to {}  (2xx {}, other status {}, errors {})",
-            self.rows_written,
+            "  rows       {} written to {}  (2xx {ok_2xx}, other status {}, errors {error_rows})",
+            self.rows,
             self.output_name(),
-            s.ok_2xx,
-            s.other_status,
-            s.errors
+            answered - ok_2xx,
         )?;
-        if s.errors > 0 {
+        if error_rows > 0 {
             let kinds: Vec<String> = ErrorKind::ALL
                 .iter()
-                .filter(|kind| s.errors_by_kind[kind.slot()] > 0)
-                .map(|kind| format!("{} {}", kind.as_str(), s.errors_by_kind[kind.slot()]))
+                .filter_map(|kind| {
+                    let n = self.errors.get(kind.as_str())?;
+                    Some(format!("{} {n}", kind.as_str()))
+                })
                 .collect();
             writeln!(f, "  errors     {}", kinds.join(", "))?;
         }
-        if !s.statuses.is_empty() {
-            let codes: Vec<String> = s
-                .statuses
+        if !self.status.is_empty() {
+            let codes: Vec<String> = self
+                .status
                 .iter()
                 .map(|(code, n)| format!("{code} {n}"))
                 .collect();
@@ -173,19 +110,17 @@ impl Summary {
         writeln!(
             f,
             "  requests   {} sent ({} retries), {:.0} req/s",
-            s.requests,
-            self.retries(),
-            self.req_per_s()
+            self.requests, self.retries, self.req_per_s
         )?;
-        if s.throttled_us > 0 {
+        if self.throttled_s > 0.0 {
             writeln!(
                 f,
                 "  throttled  {:.2} s (requests waiting at the rate gate; summed over shards)",
-                s.throttled_us as f64 / 1e6
+                self.throttled_s
             )?;
         }
-        if !self.auto_concurrency.is_empty() {
-            let limits: Vec<String> = self.auto_concurrency.iter().map(u64::to_string).collect();
+        if !self.concurrency_auto.is_empty() {
+            let limits: Vec<String> = self.concurrency_auto.iter().map(u64::to_string).collect();
             writeln!(
                 f,
                 "  concurrency auto: settled at {} in flight per worker (shard by shard)",
@@ -203,38 +138,36 @@ impl Summary {
         writeln!(
             f,
             "  bytes      {} decoded ({:.2} MB/s), {} on the wire",
-            s.bytes,
-            s.bytes as f64 / 1e6 / secs,
-            s.answers.wire_bytes
+            self.bytes,
+            self.bytes as f64 / 1e6 / secs,
+            self.bytes_wire
         )?;
         Ok(())
     }
 
     /// What the answers showed: TLS, proxies, redirects, codings, extraction.
     fn write_answers(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.stats;
-        let a = &s.answers;
-        let handshakes = a.tls_resumed + a.tls_full;
+        let handshakes = self.tls_resumed + self.tls_full;
         if handshakes > 0 {
             writeln!(
                 f,
                 "  sessions   {} TLS handshakes, {} resumed ({:.1}%), {} full",
                 handshakes,
-                a.tls_resumed,
-                100.0 * a.tls_resumed as f64 / handshakes as f64,
-                a.tls_full
+                self.tls_resumed,
+                100.0 * self.tls_resumed as f64 / handshakes as f64,
+                self.tls_full
             )?;
         }
-        if !a.tls_reasons.is_empty() {
-            let reasons: Vec<String> = a
+        if !self.tls_reasons.is_empty() {
+            let reasons: Vec<String> = self
                 .tls_reasons
                 .iter()
                 .map(|(reason, n)| format!("{reason} {n}"))
                 .collect();
             writeln!(f, "  tls        {}", reasons.join(", "))?;
         }
-        let proxied: u64 = a.proxies.values().map(|t| t.rows).sum();
-        for (proxy, t) in &a.proxies {
+        let proxied: u64 = self.proxies.values().map(|t| t.rows).sum();
+        for (proxy, t) in &self.proxies {
             writeln!(
                 f,
                 "  proxy      {proxy}: {} rows ({:.1}%), {} connections, {} failures, benched {:.1} s",
@@ -245,25 +178,25 @@ impl Summary {
                 t.bench_ms as f64 / 1e3
             )?;
         }
-        if a.redirect_limit > 0 {
+        if self.redirect_limit > 0 {
             writeln!(
                 f,
                 "  redirects  {} answers were still redirects when --follow-redirects ran out (their rows hold the last 3xx)",
-                a.redirect_limit
+                self.redirect_limit
             )?;
         }
-        if s.answers.unknown_coding > 0 {
+        if self.unknown_coding > 0 {
             writeln!(
                 f,
                 "  codings    {} bodies in a Content-Encoding ringscrape does not decode, kept as received",
-                s.answers.unknown_coding
+                self.unknown_coding
             )?;
         }
-        if s.answers.extract_misses > 0 {
+        if self.extract_misses > 0 {
             writeln!(
                 f,
                 "  extract    {} cells left empty (body not JSON, or nothing found)",
-                s.answers.extract_misses
+                self.extract_misses
             )?;
         }
         Ok(())
@@ -271,22 +204,13 @@ impl Summary {
 
     /// The latency line (of rows that got an answer), last and without a line end.
     fn write_latency(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = &self.stats;
-        let h = &s.latency_us;
-        if h.is_empty() {
-            write!(f, "  latency    no responses")
-        } else {
-            write!(
+        match &self.latency_ms {
+            None => write!(f, "  latency    no responses"),
+            Some(l) => write!(
                 f,
                 "  latency    min {:.2} ms, mean {:.2} ms, p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-                millis(h.min()),
-                h.mean() / 1000.0,
-                millis(h.value_at_quantile(0.5)),
-                millis(h.value_at_quantile(0.9)),
-                millis(h.value_at_quantile(0.99)),
-                millis(h.value_at_quantile(0.999)),
-                millis(h.max())
-            )
+                l.min, l.mean, l.p50, l.p90, l.p99, l.p999, l.max
+            ),
         }
     }
 }
@@ -325,7 +249,7 @@ mod tests {
 
     use super::*;
     use crate::model::Record;
-    use crate::stats::WorkerStats;
+    use crate::stats::{Summary, WorkerStats};
 
     #[test]
     fn the_summary_names_counts_kinds_rate_and_settled_concurrency() {
@@ -354,7 +278,14 @@ mod tests {
             timeline: None,
             map: None,
         };
-        let text = summary.to_string();
+        let ran = Ran {
+            argv: &["ringscrape".into(), "run".into()],
+            ended: std::time::UNIX_EPOCH + Duration::from_secs(10),
+            exit_code: 0,
+            complete: false,
+        };
+        let document = SummaryDocument::new(&summary, &ran);
+        let text = document.to_string();
         for line in [
             "items      2 of 5 done",
             "rows       2 written to out.csv  (2xx 1, other status 0, errors 1)",
@@ -366,7 +297,7 @@ mod tests {
         ] {
             assert!(text.contains(line), "{line:?} in {text}");
         }
-        let json = summary.to_json();
+        let json = serde_json::to_value(&document).expect("serialises");
         assert_eq!(json["rows"], 2);
         assert_eq!(
             (json["requests"].as_u64(), json["retries"].as_u64()),
@@ -380,11 +311,27 @@ mod tests {
         assert_eq!(json["output"], "out.csv");
         assert_eq!(json["errors"]["timeout"], 1);
         assert_eq!(json["status"]["200"], 1);
+        assert_eq!(json["version"], summary::SUMMARY_VERSION);
+        assert_eq!(json["command"], "ringscrape run");
+        assert_eq!(
+            (json["started"].as_str(), json["ended"].as_str()),
+            (
+                Some("1970-01-01T00:00:09.000Z"),
+                Some("1970-01-01T00:00:10.000Z")
+            )
+        );
+        assert_eq!(
+            (json["exit_code"].as_u64(), json["complete"].as_bool()),
+            (Some(0), Some(false))
+        );
+        let back: SummaryDocument = serde_json::from_value(json).expect("reads back");
+        assert_eq!(back, document, "the document reads back as written");
         let stdout = Summary {
             output: None,
             ..summary
         };
+        let stdout = SummaryDocument::new(&stdout, &ran);
         assert!(stdout.to_string().contains("written to standard output"));
-        assert_eq!(stdout.to_json()["output"], "-");
+        assert_eq!(stdout.output, "-");
     }
 }

@@ -65,7 +65,7 @@ impl Signs {
 }
 
 /// One proxy's share of the run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProxyTally {
     /// Connections it carried to the target.
     pub connections: u64,
@@ -208,6 +208,15 @@ impl WorkerStats {
         self.latency_us
             .add(&other.latency_us)
             .expect("histograms share the same bounds");
+    }
+
+    /// Error rows by the name of their kind, the kinds with none left out.
+    pub fn errors_by_name(&self) -> BTreeMap<String, u64> {
+        ErrorKind::ALL
+            .iter()
+            .filter(|kind| self.errors_by_kind[kind.slot()] > 0)
+            .map(|kind| (kind.as_str().to_string(), self.errors_by_kind[kind.slot()]))
+            .collect()
     }
 
     pub(crate) fn encode_latency(&self, out: &mut Vec<u8>) {

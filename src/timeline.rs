@@ -9,7 +9,8 @@
 //!   that ended well, that failed, and (by difference) that are pending. A resumed run starts
 //!   with the earlier run's rows.
 //!
-//! Filled by the writer, row by row, in the order rows reach the file.
+//! Filled batch by batch as the writer writes ([`Views`], held by the supervisor's views, a
+//! [`crate::output::writer::RowObserver`]), in the order rows reach the file.
 
 use std::time::{Duration, Instant};
 
@@ -308,6 +309,24 @@ impl IdMap {
     /// Totals over every cell: (ok, failed).
     pub fn totals(&self) -> (u64, u64) {
         (self.ok.iter().sum(), self.failed.iter().sum())
+    }
+}
+
+/// What is kept of the rows besides writing them: the run over time, and the id space with what
+/// each item came to (seeded with an earlier run's rows when resuming).
+#[derive(Debug, Clone)]
+pub struct Views {
+    pub timeline: Timeline,
+    pub map: IdMap,
+}
+
+impl Views {
+    /// Counts `records`, written at `now`.
+    pub fn record(&mut self, records: &[Record], now: Instant) {
+        for record in records {
+            self.timeline.record(record, now);
+            self.map.record(record);
+        }
     }
 }
 

@@ -11,6 +11,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::ids::{IdRange, IdRangeError};
+use crate::report::SummaryDocument;
+use crate::view::StateDocument;
+use crate::view::state::{STATE_VERSION, TuneState, TuneStep};
 
 mod plot;
 mod step;
@@ -196,23 +199,17 @@ fn wait_up_to(child: &mut std::process::Child, limit: Duration) -> io::Result<bo
     Ok(false)
 }
 
-/// The figures of a `--summary-json` file.
+/// The figures of a `--summary-json` file (a [`SummaryDocument`], read typed).
 fn parse_summary(step: Step, text: &str) -> Option<Measured> {
-    let json: serde_json::Value = serde_json::from_str(text).ok()?;
-    let latency = &json["latency_ms"];
-    let errors = json["errors"]
-        .as_object()
-        .map_or(0, |kinds| kinds.values().filter_map(|v| v.as_u64()).sum());
+    let summary: SummaryDocument = serde_json::from_str(text).ok()?;
+    let latency = summary.latency_ms;
     Some(Measured {
         step,
-        req_per_s: json["req_per_s"].as_f64()?,
-        p50_ms: latency["p50"].as_f64().unwrap_or(f64::NAN),
-        p99_ms: latency["p99"].as_f64().unwrap_or(f64::NAN),
-        errors,
-        settled: json["concurrency_auto"]
-            .as_array()
-            .map(|limits| limits.iter().filter_map(|v| v.as_u64()).collect())
-            .unwrap_or_default(),
+        req_per_s: summary.req_per_s,
+        p50_ms: latency.map_or(f64::NAN, |l| l.p50),
+        p99_ms: latency.map_or(f64::NAN, |l| l.p99),
+        errors: summary.error_rows(),
+        settled: summary.concurrency_auto,
     })
 }
 
@@ -304,24 +301,22 @@ pub fn report_state(
     measured: &[Measured],
     knee: Option<Step>,
     p99_budget_ms: f64,
-) -> serde_json::Value {
-    let steps: Vec<serde_json::Value> = measured
-        .iter()
-        .map(|m| {
-            serde_json::json!({
-                "concurrency": m.step.to_string(),
-                "req_per_s": m.req_per_s,
-                "p50_ms": m.p50_ms,
-                "p99_ms": m.p99_ms,
-                "errors": m.errors,
+) -> StateDocument {
+    let measured_ms = |ms: f64| (!ms.is_nan()).then_some(ms);
+    StateDocument::Tune(TuneState {
+        version: STATE_VERSION,
+        steps: measured
+            .iter()
+            .map(|m| TuneStep {
+                concurrency: m.step.to_string(),
+                req_per_s: m.req_per_s,
+                p50_ms: measured_ms(m.p50_ms),
+                p99_ms: measured_ms(m.p99_ms),
+                errors: m.errors,
             })
-        })
-        .collect();
-    serde_json::json!({
-        "kind": "tune",
-        "steps": steps,
-        "knee": knee.map(|k| k.to_string()),
-        "p99_budget_ms": p99_budget_ms,
+            .collect(),
+        knee: knee.map(|k| k.to_string()),
+        p99_budget_ms,
     })
 }
 

@@ -117,6 +117,71 @@ fn stderr_and_the_json_summary_give_the_same_requests_rate_and_output_file() {
         (Some(400), Some(400))
     );
     assert_eq!(json["output"], "out.csv");
+    assert_eq!(
+        (json["exit_code"].as_u64(), json["complete"].as_bool()),
+        (Some(0), Some(true))
+    );
+}
+
+#[test]
+fn the_json_summary_says_what_ran_and_how_it_ended_as_the_process_and_stderr_did() {
+    // Nothing listens: --abort-after stops the run (exit 3), items left.
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("http://127.0.0.1:{port}/log?id={{id}}");
+    let out = TestCommand::run(dir.path(), &url, "0..100000")
+        .shards(1)
+        .concurrency(8)
+        .output("out.csv")
+        .args(["--retries", "0", "--abort-after", "50", "--no-progress"])
+        .args([
+            "-H",
+            "Authorization: Bearer s3cret-token",
+            "-H",
+            "Accept: */*",
+        ])
+        .args(["--summary-json", "summary.json"])
+        .output_of();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    let json: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("summary.json")).expect("summary.json"),
+    )
+    .expect("valid JSON");
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["ringscrape"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(json["exit_code"].as_i64(), out.status.code().map(i64::from));
+    assert_eq!(json["complete"], false, "a stopped run is not complete");
+    let command = json["command"].as_str().expect("command");
+    assert!(command.contains("--abort-after 50"), "{command}");
+    assert!(command.contains("Accept: */*"), "{command}");
+    assert!(!command.contains("s3cret-token"), "{command}");
+    let (started, ended) = (
+        json["started"].as_str().expect("started"),
+        json["ended"].as_str().expect("ended"),
+    );
+    // RFC 3339 in UTC to the millisecond: the same width, so the text order is the time order.
+    assert!(started.len() == 24 && started.ends_with('Z'), "{started}");
+    assert!(ended.len() == 24 && started <= ended, "{started} {ended}");
+    // The stderr summary is printed from the same document.
+    let n = |key: &str| {
+        json[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{key} in {json}"))
+    };
+    for line in [
+        format!("items      {} of {} done", n("items_done"), n("items")),
+        format!("rows       {} written to out.csv", n("rows")),
+        format!(
+            "requests   {} sent ({} retries), {:.0} req/s",
+            n("requests"),
+            n("retries"),
+            json["req_per_s"].as_f64().expect("req_per_s")
+        ),
+        format!("errors     connect {}", json["errors"]["connect"]),
+    ] {
+        assert!(err.contains(&line), "{line:?} in {err}");
+    }
 }
 
 /// The timeline's buckets summed, and the id map's cells summed per (ok, failed).

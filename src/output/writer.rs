@@ -1,7 +1,8 @@
 //! The row loop, run on the supervisor's main thread: the only place rows are written, in
 //! whichever format (`WriteRows`). It drains the bounded channel fed by the pipe readers, hands
-//! each record to the format and to its observers (tally, metrics, abort watch, progress), and
-//! flushes at least every second so a crash loses at most that much (Parquet: what is not yet in
+//! each record to the format, keeps the run's own record of them (tally, first answers,
+//! `--abort-after`'s watch), hands each batch to the observers ([`RowObserver`]: metrics,
+//! progress, the views), and flushes at least every second so a crash loses at most that much (Parquet: what is not yet in
 //! a closed part). When the disk is slower than the workers, the channel fills, the readers
 //! block, the pipes fill and the workers wait: memory stays flat.
 
@@ -17,11 +18,8 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use super::batch::Batch;
 use super::target::Output;
 use crate::diagnosis::FirstAnswers;
-use crate::metrics::Metrics;
 use crate::model::{BodyEncoding, ErrorKind, Record};
-use crate::progress::Progress;
 use crate::stats::WorkerStats;
-use crate::timeline::{IdMap, Timeline};
 
 /// Longest time a finished row may sit in memory before it reaches the file.
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -130,18 +128,30 @@ pub struct WriterReport {
     pub aborted: bool,
     /// Counts and latencies of the rows written (exactly what the CSV holds).
     pub tally: WorkerStats,
-    /// The rows over time and over the id space.
-    pub views: Option<Views>,
     /// Whether the first rows all failed alike (for the diagnosis).
     pub first: FirstAnswers,
 }
 
-/// What the writer keeps of the rows besides writing them: the run over time, and the id space
-/// with what each item came to (seeded with an earlier run's rows when resuming).
-#[derive(Debug, Clone)]
-pub struct Views {
-    pub timeline: Timeline,
-    pub map: IdMap,
+/// Something that watches the rows as they are written (the metrics, the progress line, the
+/// run's views): a new watcher is one type implementing this, added to the list the supervisor
+/// hands to [`write_rows`]. Called once per batch, never per row, so a watcher costs the row
+/// loop one call per ~1,000 rows; it loops over the rows itself if it needs them.
+pub trait RowObserver {
+    /// `records` of shard `shard` are written; `written` is the run so far, these included.
+    fn rows(&mut self, shard: usize, records: &[Record], written: &WriterReport);
+    /// About once a second, after a flush, with the run so far.
+    fn each_second(&mut self, _written: &WriterReport) {}
+}
+
+/// A watcher that looks only once a second: calls its function with the run so far.
+pub struct EachSecond<F>(pub F);
+
+impl<F: FnMut(&WriterReport)> RowObserver for EachSecond<F> {
+    fn rows(&mut self, _shard: usize, _records: &[Record], _written: &WriterReport) {}
+
+    fn each_second(&mut self, written: &WriterReport) {
+        (self.0)(written)
+    }
 }
 
 /// Counts ids that end in transport errors one after another (in the order rows arrive) and
@@ -181,74 +191,50 @@ impl AbortWatch {
     }
 }
 
-/// Writes every batch until all senders are gone; flushes at least every [`FLUSH_EVERY`].
-/// Calls `seen.abort` once when `seen.watch` fires, with the failures' one kind if they had one (and goes on writing what the workers still
-/// send). Stops at the first write error, which the report carries.
+/// Writes every batch until all senders are gone; flushes at least every [`FLUSH_EVERY`], and
+/// hands each batch to every observer (in the list's order). Calls `abort` once when `watch`
+/// fires, with the failures' one kind if they had one (and goes on writing what the workers
+/// still send). Stops at the first write error, which the report carries.
 pub fn write_rows<A: Fn(Option<ErrorKind>)>(
     rx: Receiver<Batch>,
     mut rows: Box<dyn WriteRows>,
     shards: usize,
-    mut seen: Seen<'_, A>,
+    mut stop: AbortOn<A>,
+    observers: &mut [&mut dyn RowObserver],
 ) -> WriterReport {
     let mut report = WriterReport {
         rows_by_shard: vec![0; shards],
         ..WriterReport::default()
     };
-    if let Err(e) = drain(&rx, rows.as_mut(), &mut seen, &mut report) {
+    if let Err(e) = drain(&rx, rows.as_mut(), &mut stop, observers, &mut report) {
         report.failed = Some(e);
     }
-    report.views = Some(seen.views);
     report
 }
 
-/// Who else looks at each row as it is written.
-pub struct Seen<'a, A> {
-    pub progress: &'a Progress,
-    pub watch: &'a mut AbortWatch,
+/// `--abort-after`: the watch over the rows, and what stops the run when it fires.
+pub struct AbortOn<A> {
+    pub watch: AbortWatch,
     pub abort: A,
-    pub metrics: Option<&'a Metrics>,
-    pub views: Views,
-    /// Called about once a second with what is written so far.
-    pub each_second: Option<EachSecond<'a>>,
 }
-
-/// What the writer calls about once a second: the report so far and the views to add to.
-pub type EachSecond<'a> = Box<dyn FnMut(&WriterReport, &mut Views) + 'a>;
 
 fn drain<A: Fn(Option<ErrorKind>)>(
     rx: &Receiver<Batch>,
     rows: &mut dyn WriteRows,
-    seen: &mut Seen<'_, A>,
+    stop: &mut AbortOn<A>,
+    observers: &mut [&mut dyn RowObserver],
     report: &mut WriterReport,
 ) -> io::Result<()> {
     let mut last_flush = Instant::now();
     loop {
         match rx.recv_timeout(FLUSH_EVERY) {
             Ok(batch) => {
-                let now = Instant::now();
-                let mut requests = 0;
-                for record in &batch.records {
-                    requests += u64::from(record.attempts);
-                    rows.write(record)?;
-                    report.tally.record(record);
-                    seen.views.timeline.record(record, now);
-                    seen.views.map.record(record);
-                    report.errors += u64::from(record.error.is_some());
-                    if let Some(metrics) = seen.metrics {
-                        metrics.record(batch.shard, record);
-                    }
-                    report.first.record(record);
-                    if seen.watch.fires_on(record) && !report.aborted {
-                        report.aborted = true;
-                        (seen.abort)(seen.watch.kind());
-                    }
+                let (written, result) = write_batch(rows, &batch, stop, report);
+                // The observers see what reached the format, even when writing then failed.
+                for observer in observers.iter_mut() {
+                    observer.rows(batch.shard, &batch.records[..written], report);
                 }
-                let n = batch.records.len() as u64;
-                let ended = batch.records.iter().filter(|r| !r.more).count() as u64;
-                report.rows += n;
-                report.ended += ended;
-                report.rows_by_shard[batch.shard] += n;
-                seen.progress.advance(ended, requests, report.errors);
+                result?;
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
@@ -256,10 +242,101 @@ fn drain<A: Fn(Option<ErrorKind>)>(
         if last_flush.elapsed() >= FLUSH_EVERY {
             rows.flush()?;
             last_flush = Instant::now();
-            if let Some(each_second) = &mut seen.each_second {
-                each_second(report, &mut seen.views);
+            for observer in observers.iter_mut() {
+                observer.each_second(report);
             }
         }
     }
     rows.finish()
+}
+
+/// Writes `batch`'s records and keeps the run's record of them; the rows, items and shard
+/// counts take the batch only when all of it was written. Returns how many records were written.
+fn write_batch<A: Fn(Option<ErrorKind>)>(
+    rows: &mut dyn WriteRows,
+    batch: &Batch,
+    stop: &mut AbortOn<A>,
+    report: &mut WriterReport,
+) -> (usize, io::Result<()>) {
+    let mut ended = 0;
+    for (i, record) in batch.records.iter().enumerate() {
+        if let Err(e) = rows.write(record) {
+            return (i, Err(e));
+        }
+        report.tally.record(record);
+        report.errors += u64::from(record.error.is_some());
+        ended += u64::from(!record.more);
+        report.first.record(record);
+        if stop.watch.fires_on(record) && !report.aborted {
+            report.aborted = true;
+            (stop.abort)(stop.watch.kind());
+        }
+    }
+    let n = batch.records.len() as u64;
+    report.rows += n;
+    report.ended += ended;
+    report.rows_by_shard[batch.shard] += n;
+    (batch.records.len(), Ok(()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::batch::BytesInFlight;
+
+    /// Rows written nowhere, counted.
+    struct Nowhere(u64);
+
+    impl WriteRows for Nowhere {
+        fn write(&mut self, _record: &Record) -> io::Result<()> {
+            self.0 += 1;
+            Ok(())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What an observer was shown: (shard, rows of the batch, rows written so far) per call.
+    #[derive(Default)]
+    struct Seen(Vec<(usize, usize, u64)>);
+
+    impl RowObserver for Seen {
+        fn rows(&mut self, shard: usize, records: &[Record], written: &WriterReport) {
+            self.0.push((shard, records.len(), written.rows));
+        }
+    }
+
+    #[test]
+    fn every_observer_is_shown_each_batch_once_with_the_run_so_far() {
+        let gate = BytesInFlight::new(1 << 20);
+        let (tx, rx) = crossbeam_channel::bounded(4);
+        for (shard, rows) in [(0, 3), (1, 2)] {
+            let records = vec![Record::default(); rows];
+            let held = gate.hold(0);
+            tx.send(Batch {
+                shard,
+                records,
+                held,
+            })
+            .expect("send");
+        }
+        drop(tx);
+        let (mut first, mut second) = (Seen::default(), Seen::default());
+        let stop = AbortOn {
+            watch: AbortWatch::new(0),
+            abort: |_| {},
+        };
+        let report = write_rows(
+            rx,
+            Box::new(Nowhere(0)),
+            2,
+            stop,
+            &mut [&mut first, &mut second],
+        );
+        assert_eq!((report.rows, report.rows_by_shard.clone()), (5, vec![3, 2]));
+        assert_eq!(first.0, vec![(0, 3, 3), (1, 2, 5)]);
+        assert_eq!(second.0, first.0, "each observer sees the same");
+    }
 }

@@ -9,6 +9,7 @@ use crate::failed::MaxFailed;
 use crate::output::writer::WriterReport;
 use crate::output::{Kept, Output};
 use crate::stats::{Summary, WorkerStats};
+use crate::timeline::Views;
 
 use super::failures::TooManyFailed;
 
@@ -50,6 +51,8 @@ pub struct Missing {
 /// Everything a run's end is judged from, gathered by [`run_shards`].
 pub(super) struct Ended {
     pub(super) report: WriterReport,
+    /// The rows over time and over the id space.
+    pub(super) views: Views,
     /// Each worker's last figures (rate gate, answers, concurrency found).
     pub(super) workers: Vec<WorkerStats>,
     pub(super) failed_shards: usize,
@@ -95,7 +98,10 @@ pub(super) fn too_many_failed(
 /// showed are the workers'.
 pub(super) fn summarize(ended: Ended) -> RunOutcome {
     let Ended {
-        report, workers, ..
+        report,
+        workers,
+        views,
+        ..
     } = ended;
     let stdout_closed = stdout_went_away(&ended.output, report.failed.as_ref());
     // Items with all their rows: every row's item, but with `--next` a chain's last page's.
@@ -119,10 +125,6 @@ pub(super) fn summarize(ended: Ended) -> RunOutcome {
     } else {
         Vec::new()
     };
-    let (timeline, map) = match report.views {
-        Some(views) => (Some(views.timeline), Some(views.map)),
-        None => (None, None),
-    };
     let too_many_failed = too_many_failed(ended.max_failed, &tally, &ended.kept_rows);
     let have_rows = ended.kept + items_written;
     let summary = Summary {
@@ -137,8 +139,8 @@ pub(super) fn summarize(ended: Ended) -> RunOutcome {
         empty_lines: ended.empties,
         wall: ended.wall,
         auto_concurrency,
-        timeline,
-        map,
+        timeline: Some(views.timeline),
+        map: Some(views.map),
     };
     let complete = report.failed.is_none() && ended.failed_shards == 0 && have_rows == ended.items;
     let missing = (!complete && !stdout_closed).then_some(Missing {
@@ -178,8 +180,11 @@ mod tests {
                 failed: None,
                 aborted: false,
                 tally,
-                views: None,
                 first: Default::default(),
+            },
+            views: Views {
+                timeline: crate::timeline::Timeline::new(std::time::Instant::now()),
+                map: crate::timeline::IdMap::new(crate::ids::IdRange::new(0, items)),
             },
             workers: Vec::new(),
             failed_shards: 0,

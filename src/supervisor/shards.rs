@@ -27,11 +27,11 @@ use crate::metrics::{self, Metrics};
 use crate::model::Continuation;
 use crate::output::batch::{BYTES_IN_FLIGHT, Batch, BytesInFlight};
 use crate::output::lock::OutputLock;
-use crate::output::writer::{self, AbortWatch, WriteRows, WriterReport};
+use crate::output::writer::{self, AbortWatch, RowObserver, WriteRows, WriterReport};
 use crate::output::{Kept, Output};
 use crate::progress::Progress;
 use crate::stats::WorkerStats;
-use crate::timeline::{IdMap, Timeline};
+use crate::timeline::IdMap;
 
 /// Batches in flight between pipe readers and the writer (×1024 rows): the backpressure bound.
 const CHANNEL_BATCHES: usize = 64;
@@ -100,7 +100,8 @@ pub(super) fn run_shards(
     let board: StatsBoard = Arc::new(Mutex::new(vec![WorkerStats::new(); plan.len()]));
     let items = cfg.job.items().len() - empties;
     let listeners = (metrics_listener, dashboard);
-    let (metrics, showing) = start_views(cfg, listeners, &board, started, (items, kept))?;
+    let (metrics, mut showing) =
+        start_views(cfg, listeners, &board, (started, map), (items, kept))?;
     let refresher = keep_credentials_fresh(credentials.as_ref(), stop)?;
     let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
     let workers = start_workers(cfg, launch, plan, &tx, &board, credentials.as_ref())?;
@@ -112,13 +113,12 @@ pub(super) fn run_shards(
         progress: &progress,
         diagnosis: &diagnosis,
         board: &board,
-        metrics: metrics.as_deref(),
-        showing: &showing,
-        started,
+        metrics: metrics.clone(),
+        showing: &mut showing,
     };
-    let report = write_shards_rows(cfg, stop, rx, rows, plan.len(), map, watching);
+    let report = write_shards_rows(cfg, stop, rx, rows, plan.len(), watching);
     progress.finish();
-    showing.finish(&report);
+    let views = showing.finish(&report);
     if let Some(error) = &report.failed {
         // Nothing can be recorded any more: stop fetching. The workers are not to blame.
         if !stdout_went_away(&cfg.output, Some(error)) {
@@ -138,6 +138,7 @@ pub(super) fn run_shards(
     }
     Ok(Ended {
         report,
+        views,
         workers,
         failed_shards,
         on_disk,
@@ -162,7 +163,7 @@ fn start_views(
     cfg: &RunConfig,
     (metrics_listener, dashboard): (Option<TcpListener>, Option<TcpListener>),
     board: &StatsBoard,
-    started: Instant,
+    (started, map): (Instant, IdMap),
     (items, kept): (u64, u64),
 ) -> Result<(Option<Arc<Metrics>>, views::Showing), SupervisorError> {
     // The dashboard serves the metrics too.
@@ -177,7 +178,7 @@ fn start_views(
         metrics.clone(),
         cfg.report.clone(),
         board,
-        started,
+        (started, map),
         (items, kept),
     )
     .map_err(|e| SupervisorError::Listen("dashboard", shown(cfg.dashboard), e))?;
@@ -206,9 +207,8 @@ struct Watching<'a> {
     progress: &'a Progress,
     diagnosis: &'a Diagnosis,
     board: &'a StatsBoard,
-    metrics: Option<&'a Metrics>,
-    showing: &'a views::Showing,
-    started: Instant,
+    metrics: Option<Arc<Metrics>>,
+    showing: &'a mut views::Showing,
 }
 
 /// Writes the rows of `shards` shards from `rx` until every one has ended (or the writer
@@ -219,7 +219,6 @@ fn write_shards_rows(
     rx: crossbeam_channel::Receiver<Batch>,
     rows: Box<dyn WriteRows>,
     shards: usize,
-    map: IdMap,
     watching: Watching<'_>,
 ) -> WriterReport {
     let Watching {
@@ -228,30 +227,25 @@ fn write_shards_rows(
         board,
         metrics,
         showing,
-        started,
     } = watching;
-    let mut watch = AbortWatch::new(cfg.abort_after);
-    let seen = writer::Seen {
-        progress,
-        watch: &mut watch,
+    let stop_on = writer::AbortOn {
+        watch: AbortWatch::new(cfg.abort_after),
         abort: |kind| {
             let line = diagnosis.abort(cfg.abort_after, kind, &answers_so_far(board));
             progress.suspend(|| crate::say!("{line}"));
             stop.terminate_workers();
         },
-        metrics,
-        views: writer::Views {
-            timeline: Timeline::new(started),
-            map,
-        },
-        each_second: Some(Box::new(|report, views| {
-            showing.tick(report, views);
-            if let Some(line) = diagnosis.first_rows(&report.first, &answers_so_far(board), false) {
-                progress.suspend(|| crate::say!("{line}"));
-            }
-        })),
     };
-    writer::write_rows(rx, rows, shards, seen)
+    let mut first_rows = writer::EachSecond(|report: &WriterReport| {
+        if let Some(line) = diagnosis.first_rows(&report.first, &answers_so_far(board), false) {
+            progress.suspend(|| crate::say!("{line}"));
+        }
+    });
+    let (mut progress_line, mut counting) = (progress.clone(), metrics);
+    let mut observers: Vec<&mut dyn RowObserver> =
+        vec![&mut progress_line, showing, &mut first_rows];
+    observers.extend(counting.as_mut().map(|m| m as &mut dyn RowObserver));
+    writer::write_rows(rx, rows, shards, stop_on, &mut observers)
 }
 
 /// Stops refreshing `--auth-command`'s credentials; true when they could not be had.

@@ -1,7 +1,8 @@
-//! What the supervisor shows of a run besides the closing summary: the live page's state,
-//! made every second from the rows written and the workers' figures (`--dashboard`), and the
-//! report written when the run ends however it ends (`--report`). Both come from one
-//! [`crate::view::State`].
+//! What the supervisor shows of a run besides the closing summary: the timeline and the id map
+//! of the rows written (a row observer of the writer: the live page draws them, so they live
+//! together), the live page's state made every second from them and the workers' figures
+//! (`--dashboard`), and the report written when the run ends however it ends (`--report`). Both
+//! come from one [`crate::view::State`].
 
 use std::io;
 use std::net::TcpListener;
@@ -11,10 +12,12 @@ use std::time::Instant;
 
 use super::pipes::StatsBoard;
 use crate::metrics::Metrics;
-use crate::output::writer::{Views, WriterReport};
+use crate::model::Record;
+use crate::output::writer::{RowObserver, WriterReport};
 use crate::stats::WorkerStats;
+use crate::timeline::{IdMap, Timeline, Views};
 use crate::view::server::{self, Live};
-use crate::view::{self, State};
+use crate::view::{self, State, StateDocument};
 
 /// The run's figures as the views need them, and where they go.
 pub struct Showing {
@@ -25,17 +28,19 @@ pub struct Showing {
     /// Items of the run, and those an earlier run already finished.
     items: u64,
     kept: u64,
+    /// The rows over time and over the id space.
+    views: Views,
 }
 
 impl Showing {
     /// Starts serving the live page on `listener` (if `--dashboard`); `metrics` is served
-    /// beside it.
+    /// beside it. `map` holds an earlier run's rows when resuming.
     pub fn start(
         listener: Option<TcpListener>,
         metrics: Option<Arc<Metrics>>,
         report: Option<PathBuf>,
         board: &StatsBoard,
-        started: Instant,
+        (started, map): (Instant, IdMap),
         (items, kept): (u64, u64),
     ) -> io::Result<Showing> {
         let live = match (listener, metrics) {
@@ -59,27 +64,31 @@ impl Showing {
             started,
             items,
             kept,
+            views: Views {
+                timeline: Timeline::new(started),
+                map,
+            },
         })
     }
 
     /// Every second, from the writer: the time throttled goes into the timeline, and the live
     /// page gets a new state.
-    pub fn tick(&self, report: &WriterReport, views: &mut Views) {
+    fn tick(&mut self, report: &WriterReport) {
         let workers = self.workers();
         let throttled = workers.iter().map(|w| w.throttled_us).sum();
-        views.timeline.note_throttled(throttled, Instant::now());
+        self.views
+            .timeline
+            .note_throttled(throttled, Instant::now());
         if let Some(live) = &self.live {
-            live.set(&self.state(report, views, &workers, true));
+            live.set(&self.state(report, &workers, true));
         }
     }
 
-    /// The run has ended: the last state for the page, and the report.
-    pub fn finish(&self, report: &WriterReport) {
-        let Some(views) = &report.views else {
-            return;
-        };
+    /// The run has ended: the last state for the page, and the report; the views, for the
+    /// summary.
+    pub fn finish(self, report: &WriterReport) -> Views {
         let workers = self.workers();
-        let state = self.state(report, views, &workers, false);
+        let state = self.state(report, &workers, false);
         if let Some(path) = &self.report {
             match view::write_report(path, &state) {
                 Ok(()) => crate::note!("ringscrape: report in {}", path.display()),
@@ -89,6 +98,7 @@ impl Showing {
         if let Some(live) = &self.live {
             live.set(&state);
         }
+        self.views
     }
 
     fn workers(&self) -> Vec<WorkerStats> {
@@ -98,10 +108,10 @@ impl Showing {
     fn state(
         &self,
         report: &WriterReport,
-        views: &Views,
         workers: &[WorkerStats],
         running: bool,
-    ) -> serde_json::Value {
+    ) -> StateDocument {
+        let views = &self.views;
         State {
             running,
             elapsed: self.started.elapsed(),
@@ -113,7 +123,18 @@ impl Showing {
             map: &views.map,
             workers,
         }
-        .to_json()
+        .document()
+    }
+}
+
+/// Every batch goes into the timeline and the map; every second, the live page gets a new state.
+impl RowObserver for Showing {
+    fn rows(&mut self, _shard: usize, records: &[Record], _written: &WriterReport) {
+        self.views.record(records, Instant::now());
+    }
+
+    fn each_second(&mut self, written: &WriterReport) {
+        self.tick(written);
     }
 }
 

@@ -1,5 +1,6 @@
 //! Seeing a run: `--dashboard ADDR` (a live page while it works) and `--report FILE.html` (the
-//! same page, self-contained, when it ends). Both are views of one state document ([`State`]):
+//! same page, self-contained, when it ends). Both are views of one state document
+//! ([`StateDocument`], typed in `state.rs`, made from a [`State`]):
 //! progress, the totals of the rows written, the timeline and the id-space map of
 //! [`crate::timeline`], and each worker's and proxy's figures. The page's code and its charting
 //! library (uPlot, MIT, in `assets/uplot`) are inside the binary: no CDN, no network.
@@ -7,13 +8,15 @@
 //! The state holds no request header, no body and no URL: nothing a credential could be in.
 
 pub mod server;
+pub mod state;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
-
-use serde_json::json;
 
 use crate::stats::WorkerStats;
 use crate::timeline::{IdMap, Timeline};
+pub use state::StateDocument;
+use state::{ItemsDone, RunState, STATE_VERSION, Totals, WorkerState};
 
 const PAGE_HTML: &str = include_str!("assets/page.html");
 const PAGE_CSS: &str = include_str!("assets/page.css");
@@ -41,48 +44,51 @@ pub struct State<'a> {
 
 impl State<'_> {
     /// The state document the page renders.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn document(&self) -> StateDocument {
         let t = self.tally;
-        let mut classes = serde_json::Map::new();
+        let mut classes = BTreeMap::new();
         for (code, n) in &t.statuses {
-            let class = format!("{}xx", code / 100);
-            let sum = classes.get(&class).and_then(|v| v.as_u64()).unwrap_or(0) + n;
-            classes.insert(class, sum.into());
+            *classes.entry(format!("{}xx", code / 100)).or_default() += n;
         }
-        let errors: serde_json::Map<String, serde_json::Value> =
-            crate::model::ErrorKind::named_counts(&t.errors_by_kind).collect();
         let mut answers = crate::stats::AnswerCounts::default();
         let mut throttled_us = 0;
         for worker in self.workers {
             answers.merge(&worker.answers);
             throttled_us += worker.throttled_us;
         }
-        json!({
-            "kind": "run",
-            "running": self.running,
-            "elapsed_s": self.elapsed.as_secs_f64(),
-            "progress": {"items": self.items, "done": self.done},
-            "totals": {
-                "rows": self.rows,
-                "requests": t.requests,
-                "retries": t.requests.saturating_sub(t.rows),
-                "status": classes,
-                "errors": errors,
-                "bytes": t.bytes,
-                "bytes_wire": answers.wire_bytes,
-                "throttled_s": throttled_us as f64 / 1e6,
+        StateDocument::Run(Box::new(RunState {
+            version: STATE_VERSION,
+            running: self.running,
+            elapsed_s: self.elapsed.as_secs_f64(),
+            progress: ItemsDone {
+                items: self.items,
+                done: self.done,
+            },
+            totals: Totals {
+                rows: self.rows,
+                requests: t.requests,
+                retries: t.requests.saturating_sub(t.rows),
+                status: classes,
+                errors: t.errors_by_name(),
+                bytes: t.bytes,
+                bytes_wire: answers.wire_bytes,
+                throttled_s: throttled_us as f64 / 1e6,
             },
             // Whole buckets only: `elapsed` and the timeline count from one start.
-            "timeline": self.timeline.whole_to_json(self.elapsed),
-            "id_map": self.map.to_json(),
-            "workers": self
+            timeline: self.timeline.whole_to_json(self.elapsed),
+            id_map: self.map.to_json(),
+            workers: self
                 .workers
                 .iter()
                 .enumerate()
-                .map(|(shard, w)| json!({"shard": shard, "rows": w.rows, "in_flight": w.in_flight}))
-                .collect::<Vec<_>>(),
-            "proxies": answers.proxies,
-        })
+                .map(|(shard, w)| WorkerState {
+                    shard,
+                    rows: w.rows,
+                    in_flight: w.in_flight,
+                })
+                .collect(),
+            proxies: answers.proxies,
+        }))
     }
 }
 
@@ -104,8 +110,8 @@ pub fn page(state: &str, live: bool) -> String {
 
 /// Writes the report: the page with `state` inside, at `path` (as [`crate::document::write`]
 /// writes any document: a regular file whole or not at all, anything else through).
-pub fn write_report(path: &std::path::Path, state: &serde_json::Value) -> std::io::Result<()> {
-    crate::document::write(path, page(&state.to_string(), false).as_bytes())
+pub fn write_report(path: &std::path::Path, state: &StateDocument) -> std::io::Result<()> {
+    crate::document::write(path, page(&state.to_text(), false).as_bytes())
 }
 
 #[cfg(test)]
@@ -113,6 +119,7 @@ mod tests {
     use super::*;
     use crate::ids::IdRange;
     use crate::model::Record;
+    use serde_json::json;
 
     #[test]
     fn the_report_holds_its_state_and_asks_for_nothing_outside() {
@@ -142,7 +149,9 @@ mod tests {
             map: &map,
             workers: &[WorkerStats::new()],
         }
-        .to_json();
+        .document();
+        let state = serde_json::to_value(&state).expect("serialises");
+        assert_eq!(state["version"], STATE_VERSION);
         assert_eq!(state["totals"]["status"]["2xx"], 1);
         // 1.8 s in: the first second is drawn, the second (cut short by the end) is not.
         assert_eq!(

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::metrics::{self, Metrics};
 use crate::status_server::{self, Answer};
+use crate::view::state::StateDocument;
 
 /// What the page is served from: the latest state document (as JSON text: a few hundred KB
 /// for a long run, where the parsed value would take several MB), and the metrics.
@@ -27,8 +28,8 @@ impl Live {
     }
 
     /// The state to serve from now on.
-    pub fn set(&self, state: &serde_json::Value) {
-        let text = Arc::new(state.to_string());
+    pub fn set(&self, state: &StateDocument) {
+        let text = Arc::new(state.to_text());
         *self.state.lock().unwrap_or_else(|e| e.into_inner()) = text;
     }
 
