@@ -251,10 +251,9 @@ mod tests {
     use crate::model::Record;
     use crate::stats::{Summary, WorkerStats};
 
-    #[test]
-    fn the_summary_names_counts_kinds_rate_and_settled_concurrency() {
+    /// A 200 at once, and a timeout after 3 requests: 2 rows, 4 requests, 2 retries.
+    fn two_rows_of_five_items() -> Summary {
         let mut stats = WorkerStats::new();
-        // A 200 at once, and a timeout after 3 requests: 2 rows, 4 requests, 2 retries.
         for (status, error, attempts) in [(Some(200), None, 1), (None, Some(ErrorKind::Timeout), 3)]
         {
             stats.record(&Record {
@@ -266,7 +265,7 @@ mod tests {
                 ..Record::default()
             });
         }
-        let summary = Summary {
+        Summary {
             stats,
             rows_written: 2,
             items: 5,
@@ -277,14 +276,23 @@ mod tests {
             auto_concurrency: vec![60, 58],
             timeline: None,
             map: None,
-        };
-        let ran = Ran {
-            argv: &["ringscrape".into(), "run".into()],
+        }
+    }
+
+    fn ran(argv: &[String]) -> Ran<'_> {
+        Ran {
+            argv,
             ended: std::time::UNIX_EPOCH + Duration::from_secs(10),
             exit_code: 0,
             complete: false,
-        };
-        let document = SummaryDocument::new(&summary, &ran);
+        }
+    }
+
+    #[test]
+    fn the_summary_names_counts_kinds_rate_and_settled_concurrency() {
+        let argv = ["ringscrape".to_string(), "run".to_string()];
+        let summary = two_rows_of_five_items();
+        let document = SummaryDocument::new(&summary, &ran(&argv));
         let text = document.to_string();
         for line in [
             "items      2 of 5 done",
@@ -326,11 +334,16 @@ mod tests {
         );
         let back: SummaryDocument = serde_json::from_value(json).expect("reads back");
         assert_eq!(back, document, "the document reads back as written");
+    }
+
+    #[test]
+    fn a_summary_of_rows_on_standard_output_says_so() {
+        let argv = ["ringscrape".to_string(), "run".to_string()];
         let stdout = Summary {
             output: None,
-            ..summary
+            ..two_rows_of_five_items()
         };
-        let stdout = SummaryDocument::new(&stdout, &ran);
+        let stdout = SummaryDocument::new(&stdout, &ran(&argv));
         assert!(stdout.to_string().contains("written to standard output"));
         assert_eq!(stdout.output, "-");
     }
