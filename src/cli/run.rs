@@ -6,6 +6,7 @@ use clap::Args;
 
 use super::elsewhere::GivenElsewhere;
 use super::values::{Concurrency, bytes_arg, format_arg, ratio_arg, seconds_arg};
+use crate::net::Protocol;
 use crate::output::Format;
 
 /// Flags of `run`. Each flag is declared once, here: its doc is the help text, its default is
@@ -52,10 +53,9 @@ pub struct RunArgs {
     /// Follow up to N redirects (3xx with Location) per request; the row keeps the final status
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub follow_redirects: u32,
-    /// Speak HTTP/2: offered by ALPN over TLS (HTTP/1.1 if the server declines), with prior
-    /// knowledge (h2c) for http:// URLs; many requests share each connection
-    #[arg(long)]
-    pub http2: bool,
+    // The protocol: --http2 (read by `ProtocolArgs::protocol`).
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
     /// PEM file of certificates to trust besides the bundled and system roots (https): CAs, or a
     /// server's own self-signed certificate, as curl --cacert takes it
     #[arg(long, value_name = "FILE")]
@@ -351,5 +351,22 @@ impl ItemArgs {
     pub fn files(&self) -> impl Iterator<Item = (&'static str, &PathBuf)> {
         let keys = self.keys.iter().map(|path| ("keys", path));
         keys.chain(self.ids_file.iter().map(|path| ("ids-file", path)))
+    }
+}
+
+/// Which protocol requests to the run's origin are sent in. One group so that another protocol
+/// is one more flag here and one more arm in [`ProtocolArgs::protocol`].
+#[derive(Args, Debug, Clone)]
+pub struct ProtocolArgs {
+    /// Speak HTTP/2: offered by ALPN over TLS (HTTP/1.1 if the server declines), with prior
+    /// knowledge (h2c) for http:// URLs; many requests share each connection
+    #[arg(long)]
+    pub http2: bool,
+}
+
+impl ProtocolArgs {
+    /// The protocol the flags ask for, chosen once.
+    pub fn protocol(&self) -> Protocol {
+        Protocol::from_flags(self.http2)
     }
 }

@@ -131,7 +131,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         config: _, given_elsewhere: _, // cli::parse, and the launch for the resume line
         items: _, // items
         headers, raw_body, retry_failed, part_rows, node_index, node_count,
-        auth_command, auth_refresh, auth_timeout, follow_redirects, http2, ca_cert, insecure,
+        auth_command, auth_refresh, auth_timeout, follow_redirects, protocol, ca_cert, insecure,
         shards, concurrency, quiet, verbose, no_progress, timeout, connect_timeout, max_body,
         body_memory, retries, retry_base, retry_cap, max_retry_after, rate, abort_after,
         max_failed, grace, proxy, proxy_file, local_addr, dns_refresh, resolve: pins, connect_to,
@@ -153,7 +153,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let dashboard = listen_addr("dashboard", dashboard.as_deref())?;
     // Late, as it may read a large file (or all of standard input).
     let job = job_of(args, node.as_ref())?;
-    let protocol = Protocol::from_flags(*http2);
+    let protocol = protocol.protocol();
     let (request, template) = request_of(request, &job, protocol)?;
     let schema = schema(args, node.as_ref(), &job)?;
     if matches!(schema.body, BodyColumn::Inline(_)) && *max_body > MAX_INLINE_BODY {

@@ -16,6 +16,15 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A key that would break a header line: the request cannot be written.
+    pub fn key_breaks_header() -> Failure {
+        Failure {
+            kind: ErrorKind::Request,
+            answered: false,
+            detail: "the key would break a header line".into(),
+        }
+    }
+
     /// An I/O error on a connection, as the CSV names it.
     pub fn from_io(error: &io::Error, answered: bool) -> Failure {
         use io::ErrorKind as K;

@@ -22,7 +22,7 @@ use crate::worker::conn::pace::Pacer;
 use crate::worker::conn::proxy_board::ProxyBoard;
 use crate::worker::credentials::Credentials;
 use crate::worker::failure::Failure;
-use crate::worker::http::h2::Lanes;
+use crate::worker::http::shared::Shared;
 use crate::worker::pages::Paging;
 use crate::worker::schedule::gate::Gate;
 use crate::worker::schedule::memory::BodyBudget;
@@ -66,8 +66,8 @@ pub struct Plan {
     pub(super) proxies: ProxyBoard,
     /// Paces the worker's requests (`--rate`, 429s).
     pub(super) gate: Gate,
-    /// `--http2`: the worker's HTTP/2 connections.
-    pub(super) h2: Option<Lanes>,
+    /// The connections requests share, when the protocol multiplexes (`--http2`'s lanes).
+    pub(super) shared: Option<Shared>,
     /// Openers for other origins that redirects led to, made as first needed.
     pub(super) elsewhere: RefCell<HashMap<Origin, Rc<Dialer>>>,
     /// What the slots saw of the answers, for the worker's stats.
@@ -119,7 +119,7 @@ impl Plan {
             net: fetch.net.clone(),
             proxies,
             gate: Gate::new(spec.rate),
-            h2: (protocol == Protocol::Http2).then(Lanes::default),
+            shared: Shared::for_protocol(protocol),
             elsewhere: RefCell::default(),
             tally: Tally::default(),
             extractor: Extractor::compile(&fetch.schema.extract)?,

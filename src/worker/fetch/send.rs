@@ -14,7 +14,7 @@ use crate::worker::conn::proxy_board::ProxyHealth;
 use crate::worker::failure::Failure;
 use crate::worker::http::answer::Wants;
 use crate::worker::http::h1::H1Conn;
-use crate::worker::http::h2::{self, Acquired, Lanes};
+use crate::worker::http::shared::{Acquired, Shared};
 use crate::worker::http::spool::Spool;
 
 /// Where a request goes, known before it passes any gate.
@@ -135,19 +135,16 @@ impl Slot {
         let method = hop.map_or(&template.method, |h| &h.method);
         let wants = Self::wants(&plan, method);
         let bound = bound?;
-        if let Some(lanes) = self.lane_to_try(&plan, &bound) {
-            match Box::pin(lanes.acquire(&plan.dialer)).await? {
-                Acquired::Lane(held) => {
-                    self.reused = held.reused;
-                    self.going_through(plan.dialer.proxy_of(held.lane.route));
-                    let request = template
-                        .build_h2(values, hop)
-                        .map_err(|_| key_breaks_header())?;
-                    let result =
-                        Box::pin(h2::exchange(&held, request, &wants, &mut self.answer)).await;
-                    self.refused = held.refused.get();
+        if let Some(shared) = self.shared_to_try(&plan, &bound) {
+            match Box::pin(shared.acquire(&plan.dialer)).await? {
+                Acquired::Seat(seat) => {
+                    self.reused = seat.reused();
+                    self.going_through(plan.dialer.proxy_of(seat.route()));
+                    let exchange = seat.exchange(&template, values, hop, &wants, &mut self.answer);
+                    let result = Box::pin(exchange).await;
+                    self.refused = seat.refused();
                     if self.refused {
-                        lanes.learn_from_refusal(&held);
+                        shared.learn_from_refusal(&seat);
                     }
                     return result;
                 }
@@ -163,18 +160,19 @@ impl Slot {
                 template.write_h1_hop(values, hop, &mut self.request, &mut self.body_scratch)
             }
         };
-        written.map_err(|_| key_breaks_header())?;
+        written.map_err(|_| Failure::key_breaks_header())?;
         match bound {
             Bound::Other(origin) => Box::pin(self.send_elsewhere(&origin, &wants)).await,
             Bound::Own => self.send_on_own_conn(&wants).await,
         }
     }
 
-    /// The HTTP/2 lanes a request to `bound` tries first: the run's own origin with `--http2`,
-    /// while the server has not declined HTTP/2 and the slot holds no HTTP/1.1 connection.
-    fn lane_to_try<'p>(&self, plan: &'p Plan, bound: &Bound) -> Option<&'p Lanes> {
-        let lanes = plan.h2.as_ref().filter(|lanes| !lanes.declined())?;
-        (matches!(bound, Bound::Own) && self.conn.is_none()).then_some(lanes)
+    /// The shared connections a request to `bound` tries first (HTTP/2's lanes with
+    /// `--http2`): for the run's own origin, while the server has not declined the protocol
+    /// and the slot holds no HTTP/1.1 connection.
+    fn shared_to_try<'p>(&self, plan: &'p Plan, bound: &Bound) -> Option<&'p Shared> {
+        let shared = plan.shared.as_ref().filter(|shared| !shared.declined())?;
+        (matches!(bound, Bound::Own) && self.conn.is_none()).then_some(shared)
     }
 
     /// What the answer to a `method` request must be read for.
@@ -270,13 +268,5 @@ fn key_not_a_host() -> Failure {
         kind: ErrorKind::Request,
         answered: false,
         detail: "the key cannot be part of a host name".into(),
-    }
-}
-
-fn key_breaks_header() -> Failure {
-    Failure {
-        kind: ErrorKind::Request,
-        answered: false,
-        detail: "the key would break a header line".into(),
     }
 }

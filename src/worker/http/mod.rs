@@ -1,10 +1,12 @@
 //! HTTP on a connection: each protocol's exchange (`h1` over the sans-IO reader `h1_parse`,
 //! `h2` over the `h2` crate), what an answer is read into and for (`answer`), undoing content
-//! codings (`decode`) and the body file a spooled answer goes to (`spool`).
+//! codings (`decode`) and the body file a spooled answer goes to (`spool`); `shared` gives the
+//! slot one shape for every protocol whose connections many requests share.
 
 pub(super) mod answer;
 pub(super) mod decode;
 pub(super) mod h1;
 pub(super) mod h1_parse;
 pub(super) mod h2;
+pub(super) mod shared;
 pub(super) mod spool;
