@@ -13,7 +13,7 @@ use crate::worker::conn::proxy;
 use crate::worker::conn::proxy_board::ProxyHealth;
 use crate::worker::failure::Failure;
 use crate::worker::http::answer::Wants;
-use crate::worker::http::h1::H1Conn;
+use crate::worker::http::h1::{self, H1Conn};
 use crate::worker::http::shared::{Acquired, Shared};
 use crate::worker::http::spool::Spool;
 
@@ -154,13 +154,10 @@ impl Slot {
                 }
             }
         }
-        let written = match hop {
-            None => template.write_h1(values, &mut self.request, &mut self.body_scratch),
-            Some(hop) => {
-                template.write_h1_hop(values, hop, &mut self.request, &mut self.body_scratch)
-            }
-        };
-        written.map_err(|_| Failure::key_breaks_header())?;
+        let parts = template
+            .parts(values, hop)
+            .map_err(|_| Failure::key_breaks_header())?;
+        h1::write_request(&parts, &mut self.request, &mut self.body_scratch);
         match bound {
             Bound::Other(origin) => Box::pin(self.send_elsewhere(&origin, &wants)).await,
             Bound::Own => self.send_on_own_conn(&wants).await,

@@ -17,6 +17,7 @@ use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use super::answer::{Answer, Wants};
 use super::decode::BodyDecoder;
 use super::h1_parse::Decoder;
+use crate::request::RequestParts;
 use crate::worker::failure::Failure;
 
 /// A connection's read buffer at first: enough for a small answer whole. With thousands of
@@ -152,4 +153,27 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
         }
         read
     }
+}
+
+/// Writes the whole HTTP/1.1 request into `out` (cleared first); `body` is scratch for its
+/// body. Framed with a `content-length` whenever there is a body or the method expects one.
+pub fn write_request(parts: &RequestParts<'_>, out: &mut Vec<u8>, body: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(parts.method().as_str().as_bytes());
+    out.push(b' ');
+    parts.write_target(out);
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in parts.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        parts.write_value(&value, out);
+        out.extend_from_slice(b"\r\n");
+    }
+    if parts.write_body(body) || parts.expects_body() {
+        out.extend_from_slice(b"content-length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
 }

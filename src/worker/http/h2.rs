@@ -23,6 +23,7 @@ use monoio_compat::StreamWrapper;
 use super::answer::{Answer, Wants, keep_body_bytes};
 use super::decode::Codings;
 use crate::model::ErrorKind;
+use crate::request::{KeyBreaksHeader, RequestParts, Scheme, connection_specific};
 use crate::worker::conn::connect::{Dialer, RouteId};
 use crate::worker::conn::stream::Stream;
 use crate::worker::failure::Failure;
@@ -448,4 +449,38 @@ fn h2_failure(error: &h2::Error, answered: bool) -> Failure {
         answered,
         detail: error.to_string(),
     }
+}
+
+/// The request as an `http::Request` for HTTP/2, with its body: the host goes as
+/// `:authority` (RFC 9113 §8.3.1) and connection-specific headers are dropped (§8.2.2), as
+/// curl drops them.
+pub fn build_request(parts: &RequestParts<'_>) -> Result<http::Request<Vec<u8>>, KeyBreaksHeader> {
+    let origin = parts.origin();
+    let scheme = match origin.scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    let mut uri = format!("{scheme}://{}", origin.authority).into_bytes();
+    parts.write_target(&mut uri);
+    let mut request = http::Request::builder()
+        .method(parts.method().clone())
+        .uri(uri)
+        .version(http::Version::HTTP_2);
+    for (name, value) in parts.headers() {
+        if name == http::header::HOST {
+            continue;
+        }
+        let mut filled = Vec::new();
+        parts.write_value(&value, &mut filled);
+        if !connection_specific(name, &filled) {
+            request = request.header(name, filled);
+        }
+    }
+    let mut body = Vec::new();
+    parts.write_body(&mut body);
+    // As over HTTP/1.1: servers read the length from the header (RFC 9113 §8.1.1 allows it).
+    if !body.is_empty() || parts.expects_body() {
+        request = request.header(http::header::CONTENT_LENGTH, body.len());
+    }
+    request.body(body).map_err(|_| KeyBreaksHeader)
 }

@@ -8,5 +8,7 @@ pub(super) mod decode;
 pub(super) mod h1;
 pub(super) mod h1_parse;
 pub(super) mod h2;
+#[cfg(test)]
+mod request_tests;
 pub(super) mod shared;
 pub(super) mod spool;

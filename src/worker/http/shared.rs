@@ -101,7 +101,8 @@ impl Seat {
         match self {
             Seat::H2(seat) => {
                 let request = template
-                    .build_h2(values, hop)
+                    .parts(values, hop)
+                    .and_then(|parts| h2::build_request(&parts))
                     .map_err(|_| Failure::key_breaks_header())?;
                 h2::exchange(seat, request, wants, answer).await
             }

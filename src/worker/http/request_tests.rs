@@ -1,0 +1,427 @@
+//! The request as each protocol writes it: the template's compiled request (`crate::request`)
+//! through the HTTP/1.1 and HTTP/2 encoders beside their protocols (`h1.rs`, `h2.rs`).
+
+use super::{h1, h2};
+use crate::request::*;
+use crate::template::Values;
+
+fn write_h1(
+    t: &RequestTemplate,
+    values: &Values,
+    out: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+) -> Result<(), KeyBreaksHeader> {
+    h1::write_request(&t.parts(values, None)?, out, body);
+    Ok(())
+}
+
+fn write_h1_hop(
+    t: &RequestTemplate,
+    values: &Values,
+    hop: &Hop,
+    out: &mut Vec<u8>,
+    body: &mut Vec<u8>,
+) -> Result<(), KeyBreaksHeader> {
+    h1::write_request(&t.parts(values, Some(hop))?, out, body);
+    Ok(())
+}
+
+fn build_h2(
+    t: &RequestTemplate,
+    values: &Values,
+    hop: Option<&Hop>,
+) -> Result<http::Request<Vec<u8>>, KeyBreaksHeader> {
+    h2::build_request(&t.parts(values, hop)?)
+}
+
+fn spec(url: &str) -> RequestSpec {
+    RequestSpec {
+        url: url.into(),
+        method: None,
+        headers: Vec::new(),
+        body: None,
+        user_agent: "ringscrape/test".into(),
+        accept_encoding: None,
+        key_columns: Vec::new(),
+    }
+}
+
+fn h1(template: &RequestTemplate, key: &[u8]) -> String {
+    let (mut out, mut body) = (Vec::new(), Vec::new());
+    write_h1(template, &Values::one(key), &mut out, &mut body).expect("key fits");
+    String::from_utf8(out).expect("utf-8")
+}
+
+#[test]
+fn a_get_carries_host_with_port_and_the_user_agent() {
+    let t = RequestTemplate::compile(&spec("http://h:8080/log?id={id}")).expect("valid");
+    assert_eq!(
+        h1(&t, b"42"),
+        "GET /log?id=42 HTTP/1.1\r\nhost: h:8080\r\nuser-agent: ringscrape/test\r\n\r\n"
+    );
+    assert_eq!(t.origin.port, 8080);
+    let t = RequestTemplate::compile(&spec("https://example.org/{id}")).expect("valid");
+    assert_eq!((t.origin.port, t.origin.scheme), (443, Scheme::Https));
+}
+
+#[test]
+fn method_headers_and_body_expand_the_key() {
+    let mut s = spec("http://h/items");
+    s.headers = vec!["Authorization: Bearer t0k".into(), "X-Item: {id}".into()];
+    s.body = Some(b"{\"id\":\"{id}\"}".to_vec());
+    s.user_agent = "ua".into();
+    let t = RequestTemplate::compile(&s).expect("valid");
+    assert_eq!(t.method, http::Method::POST, "a body makes it a POST");
+    assert_eq!(
+        h1(&t, b"a b"),
+        "POST /items HTTP/1.1\r\nhost: h\r\nauthorization: Bearer t0k\r\nx-item: a b\r\n\
+         user-agent: ua\r\ncontent-length: 12\r\n\r\n{\"id\":\"a b\"}"
+    );
+    let (mut out, mut body) = (Vec::new(), Vec::new());
+    assert_eq!(
+        write_h1(&t, &Values::one(b"x\r\ny: 1"), &mut out, &mut body),
+        Err(KeyBreaksHeader)
+    );
+    let request = build_h2(&t, &Values::one(b"7"), None).expect("h2 request");
+    assert_eq!(request.uri(), "http://h/items");
+    assert_eq!(request.headers()["x-item"], "7");
+    assert!(request.headers().get("host").is_none());
+    assert_eq!(request.body(), b"{\"id\":\"7\"}");
+}
+
+#[test]
+fn given_host_and_user_agent_replace_ours() {
+    let mut s = spec("http://127.0.0.1:9/{id}");
+    s.headers = vec!["Host: example.org".into(), "User-Agent: me".into()];
+    s.method = Some("DELETE".into());
+    let t = RequestTemplate::compile(&s).expect("valid");
+    assert_eq!(
+        h1(&t, b"1"),
+        "DELETE /1 HTTP/1.1\r\nhost: example.org\r\nuser-agent: me\r\n\r\n"
+    );
+}
+
+#[test]
+fn keys_are_percent_encoded_in_the_url_only() {
+    let mut s = spec("http://h/u/{id}?q={id}");
+    s.headers = vec!["X-Key: {id}".into()];
+    let t = RequestTemplate::compile(&s).expect("valid");
+    let text = h1(&t, "a/b?c&d é".as_bytes());
+    assert!(
+        text.starts_with("GET /u/a%2Fb%3Fc%26d%20%C3%A9?q=a%2Fb%3Fc%26d%20%C3%A9 HTTP/1.1"),
+        "{text}"
+    );
+    assert!(text.contains("x-key: a/b?c&d é\r\n"), "{text}");
+}
+
+#[test]
+fn key_columns_fill_path_query_host_header_and_body() {
+    let mut s = spec("http://{tenant}.example/users/{user}/logs?date={date}");
+    s.key_columns = vec![
+        "user".into(),
+        "date".into(),
+        "tenant".into(),
+        "token".into(),
+    ];
+    s.headers = vec!["X-Api-Key: {token}".into()];
+    s.body = Some(br#"{"user":"{user}","n":{id}}"#.to_vec());
+    let t = RequestTemplate::compile(&s).expect("valid");
+    let mut values = Values::one(b"3");
+    for value in [&b"ann lee"[..], b"2026-01-02", b"acme", b"k1"] {
+        values.push(Some(value));
+    }
+    let text = {
+        let (mut out, mut body) = (Vec::new(), Vec::new());
+        write_h1(&t, &values, &mut out, &mut body).expect("fits");
+        String::from_utf8(out).expect("utf-8")
+    };
+    assert!(
+        text.starts_with(
+            "POST /users/ann%20lee/logs?date=2026-01-02 HTTP/1.1\r\nhost: acme.example\r\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("x-api-key: k1\r\n"), "{text}");
+    assert!(text.ends_with(r#"{"user":"ann lee","n":3}"#), "{text}");
+    assert_eq!(t.origin_of(&values).expect("host").host, "acme.example");
+    // Only values that land in a header are checked for line breaks.
+    let mut broken = Values::one(b"3");
+    for value in [&b"a\nb"[..], b"d", b"acme", b"k1"] {
+        broken.push(Some(value));
+    }
+    assert!(write_h1(&t, &broken, &mut Vec::new(), &mut Vec::new()).is_ok());
+    let mut broken = Values::one(b"3");
+    for value in [&b"a"[..], b"d", b"acme", b"k\r\n1"] {
+        broken.push(Some(value));
+    }
+    assert_eq!(
+        write_h1(&t, &broken, &mut Vec::new(), &mut Vec::new()),
+        Err(KeyBreaksHeader)
+    );
+    s.url = "http://h:{date}/".into();
+    assert!(matches!(
+        RequestTemplate::compile(&s),
+        Err(RequestError::HoleInOrigin(_))
+    ));
+}
+
+#[test]
+fn credentials_replace_a_header_of_the_same_name_and_stay_as_they_are() {
+    let mut s = spec("http://h/{id}");
+    s.headers = vec!["Authorization: Bearer old".into(), "X-A: 1".into()];
+    let t = RequestTemplate::compile(&s).expect("valid");
+    let fresh = header_lines("not a header\nAuthorization: Bearer {id}\nCookie: s=1; t={x}\n");
+    assert_eq!(fresh.len(), 2);
+    let text = h1(&t.with_headers(&fresh), b"7");
+    assert!(!text.contains("old"), "{text}");
+    assert!(text.contains("authorization: Bearer {id}\r\n"), "{text}");
+    assert!(text.contains("cookie: s=1; t={x}\r\n") && text.contains("x-a: 1\r\n"));
+}
+
+#[test]
+fn a_header_without_a_colon_is_refused_without_its_secret() {
+    let mut s = spec("http://h/{id}");
+    s.headers = vec!["Authorization Bearer s3cret".into()];
+    let err = RequestTemplate::compile(&s)
+        .expect_err("no colon")
+        .to_string();
+    assert!(!err.contains("s3cret"), "{err}");
+}
+
+#[test]
+fn id_in_the_host_gives_each_key_its_own_origin_and_host_header() {
+    let template = RequestTemplate::compile(&spec("https://{id}.example.com:8443/a"))
+        .expect("a hole in the host");
+    assert!(template.host_varies());
+    let origin = template
+        .origin_of(&Values::one(b"shop-7"))
+        .expect("a host name");
+    assert_eq!(
+        (origin.host.as_str(), origin.port, origin.authority.as_str()),
+        ("shop-7.example.com", 8443, "shop-7.example.com:8443")
+    );
+    assert_eq!(origin.scheme, Scheme::Https);
+    let mut out = Vec::new();
+    write_h1(
+        &template,
+        &Values::one(b"shop-7"),
+        &mut out,
+        &mut Vec::new(),
+    )
+    .expect("written");
+    let text = String::from_utf8(out).expect("utf-8");
+    assert!(
+        text.starts_with("GET /a HTTP/1.1\r\nhost: shop-7.example.com:8443\r\n"),
+        "{text}"
+    );
+    for bad in [&b"a/b"[..], b"a b", b"", b"x\r\ny"] {
+        assert!(template.origin_of(&Values::one(bad)).is_err(), "{bad:?}");
+    }
+    let plain = RequestTemplate::compile(&spec("http://{id}/")).expect("the whole host");
+    assert_eq!(
+        plain
+            .origin_of(&Values::one(b"10.0.0.1"))
+            .expect("an address")
+            .authority,
+        "10.0.0.1"
+    );
+}
+
+#[test]
+fn bad_templates_are_refused() {
+    let bad = |url: &str| RequestTemplate::compile(&spec(url)).expect_err(url);
+    assert!(matches!(
+        bad("http://h/log?id=1"),
+        RequestError::NoPlaceholder(_)
+    ));
+    assert!(matches!(bad("ftp://h/{id}"), RequestError::Scheme(_)));
+    assert!(matches!(bad("/log?id={id}"), RequestError::Scheme(_)));
+    assert!(matches!(
+        bad("http://h:8{id}/x"),
+        RequestError::HoleInOrigin(_)
+    ));
+    assert!(matches!(
+        bad("http{id}://h/x"),
+        RequestError::HoleInOrigin(_)
+    ));
+    assert!(matches!(
+        bad("http://h/log?id={id} x"),
+        RequestError::Url(..)
+    ));
+    let mut s = spec("http://h/{id}");
+    s.headers = vec!["no colon".into()];
+    assert!(matches!(
+        RequestTemplate::compile(&s),
+        Err(RequestError::HeaderSyntax(_))
+    ));
+    s.headers = vec!["Bad Name: x".into()];
+    assert!(matches!(
+        RequestTemplate::compile(&s),
+        Err(RequestError::Header(..))
+    ));
+    s.headers = vec![];
+    s.method = Some("GE T".into());
+    assert!(matches!(
+        RequestTemplate::compile(&s),
+        Err(RequestError::Method(_))
+    ));
+}
+
+#[test]
+fn redirects_resolve_the_location_and_change_the_method_as_rfc_9110_says() {
+    let mut s = spec("http://h:8/a/b?id={id}");
+    s.headers = vec!["Authorization: Bearer x".into()];
+    s.body = Some(b"{id}".to_vec());
+    let t = RequestTemplate::compile(&s).expect("valid");
+    let post = http::Method::POST;
+    let hop = |status, location: &str| {
+        t.redirect(&t.origin, b"/a/b?id=1", &post, status, location.as_bytes())
+            .expect("a usable Location")
+    };
+    let same = hop(307, "c?x=1").expect("relative");
+    assert_eq!(
+        (same.target.as_slice(), same.with_body),
+        (&b"/a/c?x=1"[..], true)
+    );
+    assert_eq!(same.origin, t.origin);
+    let other = hop(302, "https://other.example/z").expect("absolute");
+    assert_eq!(
+        (other.origin.port, other.method.clone(), other.with_body),
+        (443, http::Method::GET, false)
+    );
+    assert_eq!(hop(303, "/root").expect("absolute path").target, b"/root");
+    assert_eq!(
+        hop(301, "//cdn.example/p")
+            .expect("scheme-relative")
+            .origin
+            .host,
+        "cdn.example"
+    );
+    assert_eq!(hop(200, "/x"), None, "not a redirect");
+    assert_eq!(hop(302, "ftp://x/y"), None, "not http: the 3xx stays");
+    assert_eq!(hop(302, "mailto:a@b"), None, "not a path: the 3xx stays");
+    let broken = t.redirect(&t.origin, b"/", &post, 302, b"http://h:70000/x");
+    assert!(
+        broken.is_err_and(|why| why.contains("70000")),
+        "an error row"
+    );
+
+    let (mut out, mut body) = (Vec::new(), Vec::new());
+    write_h1_hop(&t, &Values::one(b"1"), &other, &mut out, &mut body).expect("fits");
+    let text = String::from_utf8(out.clone()).expect("utf-8");
+    assert!(
+        text.starts_with("GET /z HTTP/1.1\r\nhost: other.example\r\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("authorization"),
+        "credentials stay home: {text}"
+    );
+    assert!(!text.contains("content-length"), "{text}");
+    write_h1_hop(&t, &Values::one(b"1"), &same, &mut out, &mut body).expect("fits");
+    let text = String::from_utf8(out).expect("utf-8");
+    assert!(
+        text.starts_with("POST /a/c?x=1 HTTP/1.1\r\nhost: h:8\r\nauthorization: Bearer x\r\n"),
+        "{text}"
+    );
+    assert!(text.ends_with("content-length: 1\r\n\r\n1"), "{text}");
+}
+
+#[test]
+fn a_framing_header_is_refused_and_never_sent_twice() {
+    for line in ["Content-Length: 5", "transfer-encoding: chunked"] {
+        let mut s = spec("http://h/{id}");
+        s.headers = vec![line.into()];
+        s.body = Some(b"a".to_vec());
+        assert!(
+            matches!(RequestTemplate::compile(&s), Err(RequestError::Framing(_))),
+            "{line}"
+        );
+    }
+    // Nor from the credentials, should one get past the supervisor.
+    let t = RequestTemplate::compile(&spec("http://h/{id}")).expect("valid");
+    let fresh = header_lines("Content-Length: 0\nTransfer-Encoding: chunked\nHost: evil\nA: b\n");
+    let text = h1(&t.with_headers(&fresh), b"7");
+    assert_eq!(
+        text,
+        "GET /7 HTTP/1.1\r\nhost: h\r\nuser-agent: ringscrape/test\r\na: b\r\n\r\n"
+    );
+}
+
+#[test]
+fn http2_leaves_out_connection_specific_headers() {
+    let mut s = spec("http://h/{id}");
+    s.headers = vec![
+        "Connection: keep-alive".into(),
+        "Keep-Alive: 5".into(),
+        "TE: gzip".into(),
+        "X-A: 1".into(),
+    ];
+    let t = RequestTemplate::compile(&s).expect("valid over HTTP/1.1");
+    assert_eq!(
+        t.connection_specific_header().as_deref(),
+        Some("connection")
+    );
+    let request = build_h2(&t, &Values::one(b"7"), None).expect("h2 request");
+    let names: Vec<&str> = request.headers().keys().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["x-a", "user-agent"]);
+    s.headers = vec!["TE: trailers".into()];
+    let t = RequestTemplate::compile(&s).expect("valid");
+    assert_eq!(
+        t.connection_specific_header(),
+        None,
+        "te: trailers is allowed"
+    );
+}
+
+#[test]
+fn credentials_go_to_the_items_own_origin_only_every_one_the_redaction_list_names() {
+    let mut s = spec("https://{id}.example.com/list?key=1");
+    s.headers = vec![
+        "Authorization: Bearer a".into(),
+        "Cookie: s=1".into(),
+        "X-Api-Key: k".into(),
+        "Accept: */*".into(),
+    ];
+    let t = RequestTemplate::compile(&s).expect("valid");
+    let values = Values::one(b"tenant");
+    let own = t.origin_of(&values).expect("a host");
+    let page = |origin: &Origin| {
+        let hop = Hop {
+            origin: origin.clone(),
+            target: b"/list?key=1&page=2".to_vec(),
+            method: http::Method::GET,
+            with_body: true,
+        };
+        let mut out = Vec::new();
+        write_h1_hop(&t, &values, &hop, &mut out, &mut Vec::new()).expect("fits");
+        let h2 = build_h2(&t, &values, Some(&hop)).expect("fits");
+        let h2_names: Vec<String> = h2.headers().keys().map(|n| n.to_string()).collect();
+        (String::from_utf8(out).expect("utf-8"), h2_names.join(","))
+    };
+    // A page on the key's own host keeps them (it is not the template's stand-in host).
+    let (h1, h2) = page(&own);
+    for name in ["authorization", "cookie", "x-api-key"] {
+        assert!(h1.contains(&format!("{name}: ")), "{name}: {h1}");
+        assert!(h2.contains(name), "{name}: {h2}");
+    }
+    // Another host, or the same one over plain http, gets none of them.
+    let other = Origin {
+        host: "evil.example".into(),
+        authority: "evil.example".into(),
+        ..own.clone()
+    };
+    let plain = Origin {
+        scheme: Scheme::Http,
+        port: 80,
+        ..own.clone()
+    };
+    for origin in [other, plain] {
+        let (h1, h2) = page(&origin);
+        for name in ["authorization", "cookie", "x-api-key"] {
+            assert!(!h1.contains(name), "{name} to {origin:?}: {h1}");
+            assert!(!h2.contains(name), "{name} to {origin:?}: {h2}");
+        }
+        assert!(h1.contains("accept: */*"), "{h1}");
+    }
+}
