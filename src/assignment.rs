@@ -146,13 +146,11 @@ mod tests {
             shard: 3,
             fetch: Fetch {
                 request: RequestSpec {
-                    url: "http://h/{id}".into(),
-                    method: None,
                     headers: vec!["Authorization: Bearer secret".into()],
                     body: Some(b"\x00binary{id}".to_vec()),
-                    user_agent: "ringscrape/test".into(),
                     accept_encoding: Some(crate::request::ACCEPT_ENCODING.into()),
                     key_columns: vec!["date".into()],
+                    ..RequestSpec::of_url("http://h/{id}")
                 },
                 trust: Trust::default(),
                 schema: Schema {

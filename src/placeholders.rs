@@ -132,13 +132,9 @@ mod tests {
 
     fn spec(url: &str, headers: &[&str], columns: &[&str]) -> RequestSpec {
         RequestSpec {
-            url: url.into(),
-            method: None,
             headers: headers.iter().map(|h| h.to_string()).collect(),
-            body: None,
-            user_agent: "ringscrape/test".into(),
-            accept_encoding: None,
             key_columns: columns.iter().map(|c| c.to_string()).collect(),
+            ..RequestSpec::of_url(url)
         }
     }
 

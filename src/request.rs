@@ -37,6 +37,22 @@ pub struct RequestSpec {
     pub key_columns: Vec<String>,
 }
 
+#[cfg(test)]
+impl RequestSpec {
+    /// A GET of `url` with nothing else asked: where a test's request starts.
+    pub fn of_url(url: &str) -> RequestSpec {
+        RequestSpec {
+            url: url.into(),
+            method: None,
+            headers: Vec::new(),
+            body: None,
+            user_agent: "ringscrape/test".into(),
+            accept_encoding: None,
+            key_columns: Vec::new(),
+        }
+    }
+}
+
 impl RequestSpec {
     /// Every placeholder's name, by slot: `id`, then the key columns.
     pub fn names(&self) -> Vec<&str> {

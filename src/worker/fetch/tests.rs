@@ -32,15 +32,7 @@ fn spec(url: &str, retries: u32, proxy: Option<&str>) -> WorkerSpec {
     WorkerSpec {
         shard: 0,
         fetch: Fetch {
-            request: RequestSpec {
-                url: url.into(),
-                method: None,
-                headers: Vec::new(),
-                body: None,
-                user_agent: "ringscrape/test".into(),
-                accept_encoding: None,
-                key_columns: Vec::new(),
-            },
+            request: RequestSpec::of_url(url),
             trust: Trust::default(),
             schema: Schema {
                 items: Default::default(),

@@ -35,15 +35,7 @@ fn build_h2(
 }
 
 fn spec(url: &str) -> RequestSpec {
-    RequestSpec {
-        url: url.into(),
-        method: None,
-        headers: Vec::new(),
-        body: None,
-        user_agent: "ringscrape/test".into(),
-        accept_encoding: None,
-        key_columns: Vec::new(),
-    }
+    RequestSpec::of_url(url)
 }
 
 fn h1(template: &RequestTemplate, key: &[u8]) -> String {
