@@ -51,7 +51,7 @@ impl Shared {
     /// A seat on a connection with room, opening one when none has.
     pub async fn acquire(&self, dialer: &Dialer) -> Result<Acquired, Failure> {
         match self {
-            Shared::H2(lanes) => Ok(match Box::pin(lanes.acquire(dialer)).await? {
+            Shared::H2(lanes) => Ok(match lanes.acquire(dialer).await? {
                 h2::Acquired::Lane(seat) => Acquired::Seat(Seat::H2(seat)),
                 h2::Acquired::Declined(stream, route) => Acquired::Declined(stream, route),
             }),
