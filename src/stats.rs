@@ -114,6 +114,62 @@ impl AnswerCounts {
     }
 }
 
+/// What one host's requests came to, in the worker that fetched it (every item of a host goes to
+/// one worker when the host varies): what the per-host views (summary, `--summary-json`, the
+/// live page) rank hosts by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFigures {
+    /// The host (and `:port` when not the scheme's default).
+    pub host: String,
+    /// Attempts sent to it.
+    pub requests: u64,
+    /// Rows of it that ended in an error.
+    pub errors: u64,
+    /// Answers 429 or 503 (the host asked to slow down).
+    pub throttled: u64,
+    /// Time its requests waited for its own limits and pacing, in microseconds.
+    pub paced_us: u64,
+    /// Sum of the latencies of its answered requests, in microseconds (mean = sum / answered).
+    pub latency_us_sum: u64,
+    /// Requests it answered.
+    pub answered: u64,
+}
+
+/// The hosts a worker touched: how many, and those worth showing (the top of each ranking).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostBoard {
+    /// Distinct hosts the worker sent requests to.
+    pub touched: u64,
+    /// The worker's candidates for the views' top lists (slowest, most throttled, most
+    /// failing); the supervisor ranks them all again.
+    pub top: Vec<HostFigures>,
+}
+
+impl HostBoard {
+    /// Adds `other`'s hosts: one entry per host (its figures summed when both have it; a host
+    /// is one worker's unless the run's items were not routed by host).
+    pub fn merge(&mut self, other: &HostBoard) {
+        self.touched += other.touched;
+        for theirs in &other.top {
+            match self.top.iter_mut().find(|mine| mine.host == theirs.host) {
+                Some(mine) => mine.add(theirs),
+                None => self.top.push(theirs.clone()),
+            }
+        }
+    }
+}
+
+impl HostFigures {
+    fn add(&mut self, other: &HostFigures) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.throttled += other.throttled;
+        self.paced_us += other.paced_us;
+        self.latency_us_sum += other.latency_us_sum;
+        self.answered += other.answered;
+    }
+}
+
 /// One worker's counters (cumulative). Sent over the pipe now and then, and at the end.
 #[derive(Debug, Clone)]
 pub struct WorkerStats {
@@ -137,6 +193,11 @@ pub struct WorkerStats {
     pub statuses: BTreeMap<u16, u64>,
     /// Latency of requests that got a response, in microseconds.
     pub latency_us: Histogram<u64>,
+    /// Time requests waited because of the servers' rate-limit headers (`RateLimit*`,
+    /// `X-RateLimit-*`), in microseconds.
+    pub paced_by_quota_us: u64,
+    /// Per-host figures (runs whose host varies).
+    pub hosts: HostBoard,
 }
 
 impl Default for WorkerStats {
@@ -162,6 +223,8 @@ impl WorkerStats {
             statuses: BTreeMap::new(),
             latency_us: Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
                 .expect("static histogram bounds are valid"),
+            paced_by_quota_us: 0,
+            hosts: HostBoard::default(),
         }
     }
 
@@ -197,6 +260,8 @@ impl WorkerStats {
         self.errors += other.errors;
         self.bytes += other.bytes;
         self.throttled_us += other.throttled_us;
+        self.paced_by_quota_us += other.paced_by_quota_us;
+        self.hosts.merge(&other.hosts);
         self.answers.merge(&other.answers);
         self.requests += other.requests;
         for (status, count) in &other.statuses {

@@ -17,6 +17,9 @@
 //!                  tls_resumed:u64 tls_full:u64
 //!                  n:u16 (len:u16 tls_reason[len] count:u64)[n]
 //!                  n:u16 (len:u16 proxy[len] connections rows failures bench_ms (u64 each))[n]
+//!                  paced_by_quota_us:u64 hosts_touched:u64
+//!                  n:u16 (len:u16 host[len] requests errors throttled paced_us latency_us_sum
+//!                         answered (u64 each))[n]
 //!                  latency histogram (HdrHistogram V2 encoding)
 //! tag 3  = spec:   the worker's assignment (TOML text, see `assignment::WorkerSpec`)
 //! tag 4  = skip:   the ids to skip when resuming (an `IdSet`'s bytes)
@@ -180,8 +183,32 @@ pub fn encode_stats(stats: &WorkerStats, out: &mut Vec<u8>) {
             out.extend_from_slice(&value.to_le_bytes());
         }
     }
+    encode_hosts(stats, out);
     stats.encode_latency(out);
     end_frame(out, at);
+}
+
+/// The stats' per-host part: quota pacing, hosts touched, the top hosts' figures.
+fn encode_hosts(stats: &WorkerStats, out: &mut Vec<u8>) {
+    out.extend_from_slice(&stats.paced_by_quota_us.to_le_bytes());
+    out.extend_from_slice(&stats.hosts.touched.to_le_bytes());
+    let top = &stats.hosts.top[..stats.hosts.top.len().min(u16::MAX as usize)];
+    out.extend_from_slice(&(top.len() as u16).to_le_bytes());
+    for h in top {
+        let host = &h.host.as_bytes()[..h.host.len().min(u16::MAX as usize)];
+        out.extend_from_slice(&(host.len() as u16).to_le_bytes());
+        out.extend_from_slice(host);
+        for value in [
+            h.requests,
+            h.errors,
+            h.throttled,
+            h.paced_us,
+            h.latency_us_sum,
+            h.answered,
+        ] {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+    }
 }
 
 /// Appends a spec frame carrying `spec` to `out`.
@@ -356,6 +383,21 @@ fn decode_stats(payload: &[u8]) -> Result<WorkerStats, WireError> {
                 bench_ms: f.u64()?,
             };
             answers.proxies.insert(proxy, tally);
+        }
+        stats.paced_by_quota_us = f.u64()?;
+        stats.hosts.touched = f.u64()?;
+        for _ in 0..f.u16()? {
+            let len = usize::from(f.u16()?);
+            let host = String::from_utf8_lossy(f.bytes(len)?).into_owned();
+            stats.hosts.top.push(crate::stats::HostFigures {
+                host,
+                requests: f.u64()?,
+                errors: f.u64()?,
+                throttled: f.u64()?,
+                paced_us: f.u64()?,
+                latency_us_sum: f.u64()?,
+                answered: f.u64()?,
+            });
         }
         stats.decode_latency(f.0).ok()?;
         Some(stats)
@@ -554,12 +596,25 @@ mod tests {
                 bench_ms: 3000,
             },
         );
+        stats.paced_by_quota_us = 1_500_000;
+        stats.hosts.touched = 2;
+        stats.hosts.top.push(crate::stats::HostFigures {
+            host: "a.test:8080".into(),
+            requests: 9,
+            errors: 1,
+            throttled: 2,
+            paced_us: 3,
+            latency_us_sum: 4,
+            answered: 8,
+        });
         let mut buf = Vec::new();
         encode_stats(&stats, &mut buf);
         let frames = read_all(&buf).expect("well-formed stream");
         let Some(Frame::Stats(decoded)) = frames.into_iter().next() else {
             panic!("expected a stats frame");
         };
+        assert_eq!(decoded.paced_by_quota_us, 1_500_000);
+        assert_eq!(decoded.hosts, stats.hosts);
         assert_eq!(decoded.rows, 2);
         assert_eq!(decoded.ok_2xx, 1);
         assert_eq!(decoded.errors, 1);
