@@ -44,10 +44,14 @@ pub enum ErrorKind {
     /// `--next` led back to a page this item's chain had already fetched: the chain ends here
     /// rather than going round for ever.
     Loop = 14,
+    /// `--robots`: the host's robots.txt forbids this URL to the user agent sent (or could not
+    /// be fetched for a server error, which forbids the whole host). Never requested, never
+    /// retried.
+    Robots = 15,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 15] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Reset,
@@ -62,6 +66,7 @@ impl ErrorKind {
         ErrorKind::Proxy,
         ErrorKind::Crash,
         ErrorKind::Loop,
+        ErrorKind::Robots,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +85,7 @@ impl ErrorKind {
             ErrorKind::Proxy => "proxy",
             ErrorKind::Crash => "crash",
             ErrorKind::Loop => "loop",
+            ErrorKind::Robots => "robots",
         }
     }
 
