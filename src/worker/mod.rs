@@ -14,6 +14,7 @@ mod failure;
 mod fetch;
 mod http;
 mod pages;
+mod robots;
 mod schedule;
 mod sink;
 mod wait;
