@@ -66,6 +66,17 @@ pub struct Fetch {
     /// refreshed.
     #[serde(default)]
     pub auth: bool,
+    /// `--robots`: each host's robots.txt is obeyed.
+    #[serde(default)]
+    pub robots: Option<RobotsPolicy>,
+}
+
+/// `--robots`: how each worker obeys the hosts' robots.txt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RobotsPolicy {
+    /// Workers that may each send to any host: a `Crawl-delay` spaces one worker's requests
+    /// to a host by the delay times this, so that the host sees the delay between the run's.
+    pub workers: u32,
 }
 
 /// Largest skip frame: a skip set is sent in pieces so that no frame nears the wire's limit.
@@ -194,6 +205,7 @@ mod tests {
                 },
                 verbosity: Verbosity::Verbose,
                 auth: true,
+                robots: Some(RobotsPolicy { workers: 4 }),
             },
             rate: Some(500.0),
             keys: Keys::Lines {

@@ -53,6 +53,12 @@ pub struct RunArgs {
     /// Follow up to N redirects (3xx with Location) per request; the row keeps the final status
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub follow_redirects: u32,
+    /// Obey each host's robots.txt (fetched once per worker and host, RFC 9309) for the
+    /// User-Agent's product token: a URL it disallows is a row with error `robots`, never
+    /// requested; a 5xx or unreachable robots.txt disallows the host, a 4xx allows all; its
+    /// Crawl-delay spaces the requests to the host
+    #[arg(long)]
+    pub robots: bool,
     // The protocol: --http2 (read by `ProtocolArgs::protocol`).
     #[command(flatten)]
     pub protocol: ProtocolArgs,

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::assignment::Fetch;
+use crate::assignment::{Fetch, RobotsPolicy};
 use crate::cli::{Concurrency, KeepArg, RunArgs};
 use crate::failed::{FailedRows, MaxFailed};
 use crate::job::Job;
@@ -135,7 +135,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         shards, concurrency, quiet, verbose, no_progress, timeout, connect_timeout, max_body,
         body_memory, retries, retry_base, retry_cap, max_retry_after, rate, abort_after,
         max_failed, grace, proxy, proxy_file, local_addr, dns_refresh, resolve: pins, connect_to,
-        metrics, dashboard, report, summary_json,
+        metrics, dashboard, report, summary_json, robots,
     } = args;
     let request = request_spec(args)?;
     let trust = trust_of(ca_cert, *insecure)?;
@@ -178,6 +178,9 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             retry,
             verbosity: verbosity_of(*quiet, *verbose),
             auth: auth_command.is_some(),
+            robots: robots.then(|| RobotsPolicy {
+                workers: u32::try_from(job.shards(shards)).unwrap_or(u32::MAX),
+            }),
         },
         auth: auth_of(auth_command.as_deref(), *auth_refresh, *auth_timeout)?,
         rate: rate.map(positive_rate).transpose()?,

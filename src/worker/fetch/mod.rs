@@ -15,6 +15,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+mod admit;
 mod judge;
 mod plan;
 mod send;
@@ -132,7 +133,12 @@ impl Slot {
         chain: &Chain,
     ) -> Outcome {
         let attempts = attempts_before + 1;
-        if let Err(failure) = self.prepare_request(values, chain) {
+        let ready = match self.prepare_request(values, chain) {
+            // Boxed: the robots.txt fetch would make every request's future larger.
+            Ok(()) if self.plan.robots.is_some() => Box::pin(self.obey_robots(values)).await,
+            prepared => prepared,
+        };
+        if let Err(failure) = ready {
             let attempt = Attempt::Failed {
                 failure,
                 latency: Duration::ZERO,

@@ -24,6 +24,7 @@ use crate::worker::credentials::Credentials;
 use crate::worker::failure::Failure;
 use crate::worker::http::shared::Shared;
 use crate::worker::pages::Paging;
+use crate::worker::robots::Robots;
 use crate::worker::schedule::gate::Gate;
 use crate::worker::schedule::memory::BodyBudget;
 
@@ -76,6 +77,8 @@ pub struct Plan {
     pub(super) extractor: Extractor,
     /// `--body-memory`: bodies held in memory at once, when bodies are read.
     pub(super) memory: Option<BodyBudget>,
+    /// `--robots`: each origin's robots.txt, and its `Crawl-delay`'s spacing.
+    pub(super) robots: Option<Robots>,
 }
 
 impl Plan {
@@ -125,6 +128,8 @@ impl Plan {
             extractor: Extractor::compile(&fetch.schema.extract)?,
             // Always: besides kept bodies, decoders' windows take memory (8 MiB for a zstd frame).
             memory: Some(BodyBudget::new(fetch.limits.body_memory_bytes)),
+            robots: (fetch.robots)
+                .map(|policy| Robots::new(&fetch.request.user_agent, policy.workers)),
         })
     }
 

@@ -63,6 +63,7 @@ fn spec(url: &str, retries: u32, proxy: Option<&str>) -> WorkerSpec {
             },
             verbosity: Verbosity::Quiet,
             auth: false,
+            robots: None,
         },
         rate: None,
         ids: IdRange::new(0, 10),
