@@ -38,6 +38,7 @@ mod rate;
 mod raw_answers;
 mod references;
 mod requests;
+mod robots;
 mod routing;
 mod slurm;
 mod stops;
