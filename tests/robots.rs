@@ -99,7 +99,7 @@ fn disallowed_paths_never_reach_the_server_and_are_robots_rows() {
         .to_string();
     for row in &rows {
         let expected = match disallowed(row.id) {
-            true => (None, "robots", 1),
+            true => (None, "robots", 0),
             false => (Some(200), "", 1),
         };
         assert_eq!(
@@ -117,6 +117,10 @@ fn disallowed_paths_never_reach_the_server_and_are_robots_rows() {
     assert!(
         stderr.contains("robots 11"),
         "the summary counts them: {stderr}"
+    );
+    assert!(
+        stderr.contains("requests   19 sent"),
+        "robots.txt forbade 11: {stderr}"
     );
     let requests = site.requests();
     // 64 slots of one worker asked at once: one fetch, the others waited for it.
@@ -189,7 +193,7 @@ fn a_500_robots_txt_disallows_the_host_and_nothing_else_is_requested() {
     );
     assert!(
         rows.iter()
-            .all(|r| (r.status, r.error.as_str(), r.attempts) == (None, "robots", 1)),
+            .all(|r| (r.status, r.error.as_str(), r.attempts) == (None, "robots", 0)),
         "{rows:?}"
     );
     let requests = site.requests();

@@ -139,6 +139,8 @@ impl Slot {
             prepared => prepared,
         };
         if let Err(failure) = ready {
+            // A URL robots.txt forbids is never sent: no attempt (nor a request in the stats).
+            let attempts = attempts - u32::from(failure.kind == ErrorKind::Robots);
             let attempt = Attempt::Failed {
                 failure,
                 latency: Duration::ZERO,
