@@ -174,11 +174,15 @@ def peer_cmd(a, script, hosts_txt, out):
             "--per-host", str(a.per_host), "--rate", str(a.rate), "--out", str(out)]
 
 
-def run_tool(nginx, cmd, out):
-    """One run of a tool: its figures, and the caps nginx saw it keep."""
+def run_tool(nginx, cmd, out, keep_log=None):
+    """One run of a tool: its figures, and the caps nginx saw it keep (its log copied to
+    `keep_log` when given)."""
     wall, _, _, rss, cpu = measure(cmd)
     rows, ok = rows_and_ok(out)
-    logged, in_flight, per_second = caps_of_log(nginx.take_log())
+    log = nginx.take_log()
+    if keep_log:
+        shutil.copy(log, keep_log)
+    logged, in_flight, per_second = caps_of_log(log)
     return {"wall": wall, "cpu": cpu, "rss": rss, "rows": rows, "ok": ok, "logged": logged,
             "in_flight": in_flight, "per_second": per_second}
 
@@ -200,7 +204,8 @@ def job_hosts(a, nginx, work):
     for _ in range(ROUNDS):
         for tool in wanted:
             print(f"hosts: {tool} …", file=sys.stderr, flush=True)
-            runs[tool].append(run_tool(nginx, commands[tool], out))
+            keep = a.keep_logs and Path(a.keep_logs) / f"{tool.split()[0]}-{len(runs[tool])}.log"
+            runs[tool].append(run_tool(nginx, commands[tool], out, keep))
     print_hosts(a, runs)
 
 
@@ -318,6 +323,7 @@ def main():
     p.add_argument("--per-host", type=int, default=2, help="requests in flight per host")
     p.add_argument("--rate", type=float, default=5, help="starts per second per host")
     p.add_argument("--total", type=int, default=256, help="requests in flight in all")
+    p.add_argument("--keep-logs", metavar="DIR", help="copy nginx's log of each tool's run here")
     a = p.parse_args()
     a.hosts = a.hosts or (200 if a.quick else 2000)
     a.many = a.many or (5000 if a.quick else 100000)
