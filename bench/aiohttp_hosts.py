@@ -11,7 +11,6 @@ the run.
     python3 bench/aiohttp_hosts.py --hosts hosts.txt --items 10 --url 'http://{host}/item?i={item}' \
         --procs 2 --concurrency 256 --per-host 2 --rate 5 --out rows.csv
 """
-import argparse
 import asyncio
 import csv
 import multiprocessing
@@ -19,6 +18,8 @@ import sys
 import time
 
 import aiohttp
+
+from common import HOST_ROW_FIELDS, host_job_args, join_parts
 
 
 class Pacer:
@@ -73,27 +74,14 @@ def run_part(args):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--hosts", required=True, help="a file of host names, one a line")
-    p.add_argument("--items", type=int, default=10, help="items per host")
-    p.add_argument("--url", required=True, help="template with {host} and {item}")
-    p.add_argument("--procs", type=int, default=2)
-    p.add_argument("--concurrency", type=int, default=256, help="total, split across procs")
-    p.add_argument("--per-host", type=int, default=2, help="in flight per host")
-    p.add_argument("--rate", type=float, default=5, help="starts per second per host")
-    p.add_argument("--out", required=True)
-    a = p.parse_args()
+    a = host_job_args(__doc__.split("\n\n")[0]).parse_args()
     with open(a.hosts) as f:
         hosts = [line.strip() for line in f if line.strip()]
     parts = [(hosts[k :: a.procs], a, max(1, a.concurrency // a.procs), f"{a.out}.part{k}")
              for k in range(a.procs)]
     with multiprocessing.Pool(a.procs) as pool:
         pool.map(run_part, parts)
-    with open(a.out, "w") as out:
-        out.write("host,item,status,bytes,latency_ms,error\n")
-        for part in parts:
-            with open(part[3]) as f:
-                out.write(f.read())
+    join_parts(a.out, HOST_ROW_FIELDS, [part[3] for part in parts])
     return 0
 
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from urllib.parse import urlsplit
 
-FIELDS = ["host", "item", "status", "bytes", "latency_ms", "error"]
+from common import HOST_ROW_FIELDS, host_job_args, join_parts
 
 
 def crawl(a, part):
@@ -57,7 +57,7 @@ def crawl(a, part):
         "TELNETCONSOLE_ENABLED": False,
         "HTTPERROR_ALLOW_ALL": True,
         "LOG_LEVEL": "WARNING",
-        "FEEDS": {f"{a.out}.part{part}": {"format": "csv", "fields": FIELDS, "overwrite": True,
+        "FEEDS": {f"{a.out}.part{part}": {"format": "csv", "fields": HOST_ROW_FIELDS, "overwrite": True,
                                           "item_export_kwargs": {"include_headers_line": False}}},
     })
     process.crawl(HostsSpider)
@@ -65,15 +65,7 @@ def crawl(a, part):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--hosts", required=True, help="a file of host names, one a line")
-    p.add_argument("--items", type=int, default=10, help="items per host")
-    p.add_argument("--url", required=True, help="template with {host} and {item}")
-    p.add_argument("--procs", type=int, default=2)
-    p.add_argument("--concurrency", type=int, default=256, help="total, split across procs")
-    p.add_argument("--per-host", type=int, default=2, help="in flight per host")
-    p.add_argument("--rate", type=float, default=5, help="requests per second per host")
-    p.add_argument("--out", required=True)
+    p = host_job_args(__doc__.split("\n\n")[0])
     p.add_argument("--part", type=int, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.part is not None:
@@ -83,11 +75,7 @@ def main():
              for k in range(a.procs)]
     if any([proc.wait() != 0 for proc in procs]):  # a list: wait for every one
         return 1
-    with open(a.out, "w") as out:
-        out.write(",".join(FIELDS) + "\n")
-        for k in range(a.procs):
-            with open(f"{a.out}.part{k}") as f:
-                out.write(f.read())
+    join_parts(a.out, HOST_ROW_FIELDS, [f"{a.out}.part{k}" for k in range(a.procs)])
     return 0
 
 
