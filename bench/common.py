@@ -46,3 +46,31 @@ def start_nginx(directory, port):
     for pid in [proc.pid, *map(int, children.stdout.split())]:
         os.sched_setaffinity(pid, {last_core})
     return proc
+
+
+# The rows the peers of bench/hosts.py write, one CSV part per process.
+HOST_ROW_FIELDS = ["host", "item", "status", "bytes", "latency_ms", "error"]
+
+
+def host_job_args(description):
+    """The flags bench/hosts.py gives its peers (scrapy_hosts.py, aiohttp_hosts.py)."""
+    import argparse
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--hosts", required=True, help="a file of host names, one a line")
+    p.add_argument("--items", type=int, default=10, help="items per host")
+    p.add_argument("--url", required=True, help="template with {host} and {item}")
+    p.add_argument("--procs", type=int, default=2, help="processes; each takes every PROCS-th host")
+    p.add_argument("--concurrency", type=int, default=256, help="total, split across procs")
+    p.add_argument("--per-host", type=int, default=2, help="in flight per host")
+    p.add_argument("--rate", type=float, default=5, help="starts per second per host")
+    p.add_argument("--out", required=True)
+    return p
+
+
+def join_parts(out_path, header, part_paths):
+    """The CSV parts the processes wrote, under one header line, as `out_path`."""
+    with open(out_path, "w") as out:
+        out.write(",".join(header) + "\n")
+        for path in part_paths:
+            with open(path) as f:
+                out.write(f.read())

@@ -3,6 +3,7 @@
 //! that says what an incomplete run left and how to resume it. The supervisor computes the
 //! outcome as a value; nothing below prints it.
 
+pub mod hosts;
 pub mod summary;
 
 use std::fmt;
@@ -68,6 +69,9 @@ impl fmt::Display for SummaryDocument {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_counts(f)?;
         self.write_answers(f)?;
+        if let Some(hosts) = &self.hosts {
+            hosts.write_text(f)?;
+        }
         self.write_latency(f)
     }
 }
@@ -117,6 +121,13 @@ impl SummaryDocument {
                 f,
                 "  throttled  {:.2} s (requests waiting at the rate gate; summed over shards)",
                 self.throttled_s
+            )?;
+        }
+        if self.paced_by_quota_s > 0.0 {
+            writeln!(
+                f,
+                "  paced by RateLimit: {:.2} s (requests waiting on the servers' rate-limit headers; summed over shards)",
+                self.paced_by_quota_s
             )?;
         }
         if !self.concurrency_auto.is_empty() {
@@ -249,7 +260,7 @@ mod tests {
 
     use super::*;
     use crate::model::Record;
-    use crate::stats::{Summary, WorkerStats};
+    use crate::stats::{HostBoard, HostFigures, Summary, WorkerStats};
 
     /// A 200 at once, and a timeout after 3 requests: 2 rows, 4 requests, 2 retries.
     fn two_rows_of_five_items() -> Summary {
@@ -334,6 +345,84 @@ mod tests {
         );
         let back: SummaryDocument = serde_json::from_value(json).expect("reads back");
         assert_eq!(back, document, "the document reads back as written");
+    }
+
+    /// Three hosts of a run of 2,000: one slow, one throttled, one failing; 3 s paced by quotas.
+    fn of_many_hosts() -> Summary {
+        let mut summary = two_rows_of_five_items();
+        let host = |name: &str, requests, answered, mean_ms: u64, throttled, errors| HostFigures {
+            host: name.to_string(),
+            requests,
+            answered,
+            latency_us_sum: answered * mean_ms * 1000,
+            throttled,
+            errors,
+            paced_us: 0,
+        };
+        summary.stats.paced_by_quota_us = 3_250_000;
+        summary.stats.hosts = HostBoard {
+            touched: 2000,
+            top: vec![
+                host("slow.example.com", 10, 10, 812, 0, 0),
+                host("api.test:8443", 40, 37, 31, 12, 0),
+                host("gone.test", 6, 0, 0, 0, 6),
+            ],
+        };
+        summary
+    }
+
+    #[test]
+    fn the_summary_of_many_hosts_names_the_worst_in_columns() {
+        let argv = ["ringscrape".to_string(), "run".to_string()];
+        let text = SummaryDocument::new(&of_many_hosts(), &ran(&argv)).to_string();
+        let snapshot = "\
+Summary:
+  items      2 of 5 done
+  rows       2 written to out.csv  (2xx 1, other status 0, errors 1)
+  errors     timeout 1
+  status     200 1
+  requests   4 sent (2 retries), 4 req/s
+  paced by RateLimit: 3.25 s (requests waiting on the servers' rate-limit headers; summed over shards)
+  concurrency auto: settled at 60, 58 in flight per worker (shard by shard)
+  skipped    3 empty lines of the --ids-file
+  wall       1.00 s
+  bytes      20 decoded (0.00 MB/s), 0 on the wire
+  hosts      2000 touched
+    slowest    slow.example.com  812.00 ms mean of 10 answered
+               api.test:8443      31.00 ms mean of 37 answered
+    throttled  api.test:8443     12 answers 429/503 of 40 requests
+    failing    gone.test         6 error rows, 6 requests
+  latency    min 1.00 ms, mean 1.00 ms, p50 1.00 ms, p90 1.00 ms, p99 1.00 ms, p99.9 1.00 ms, max 1.00 ms";
+        assert_eq!(text, snapshot, "\n{text}");
+    }
+
+    #[test]
+    fn the_summary_json_has_the_hosts_and_reads_back_without_them() {
+        let argv = ["ringscrape".to_string(), "run".to_string()];
+        let document = SummaryDocument::new(&of_many_hosts(), &ran(&argv));
+        let mut json = serde_json::to_value(&document).expect("serialises");
+        assert_eq!(json["paced_by_quota_s"], 3.25);
+        assert_eq!(json["hosts"]["touched"], 2000);
+        assert_eq!(json["hosts"]["slowest"][0]["host"], "slow.example.com");
+        assert_eq!(json["hosts"]["slowest"][0]["mean_ms"], 812.0);
+        assert_eq!(json["hosts"]["throttled"][0]["throttled"], 12);
+        assert_eq!(json["hosts"]["failing"][0]["errors"], 6);
+        let back: SummaryDocument = serde_json::from_value(json.clone()).expect("reads back");
+        assert_eq!(back, document);
+        // A document written before these fields (version 1 all the same) still reads.
+        let fields = json.as_object_mut().expect("an object");
+        fields.remove("hosts");
+        fields.remove("paced_by_quota_s");
+        let old: SummaryDocument = serde_json::from_value(json).expect("an older document reads");
+        assert_eq!((old.hosts, old.paced_by_quota_s), (None, 0.0));
+        // One host: no hosts block, no paced line.
+        let one = SummaryDocument::new(&two_rows_of_five_items(), &ran(&argv));
+        assert_eq!(one.hosts, None);
+        let text = one.to_string();
+        assert!(
+            !text.contains("hosts ") && !text.contains("paced"),
+            "{text}"
+        );
     }
 
     #[test]

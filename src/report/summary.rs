@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::hosts::HostsView;
 use crate::stats::{ProxyTally, Summary};
 
 /// The document's version: raised when a field changes meaning or goes away (a new field does
@@ -51,6 +52,10 @@ pub struct SummaryDocument {
     pub req_per_s: f64,
     /// Time requests waited at the rate gate, summed over shards.
     pub throttled_s: f64,
+    /// Time requests waited because of the servers' rate-limit headers (`RateLimit*`,
+    /// `X-RateLimit-*`), summed over shards (absent before issue 38: 0).
+    #[serde(default)]
+    pub paced_by_quota_s: f64,
     /// With `--concurrency auto`: the limit each worker settled on, by shard.
     pub concurrency_auto: Vec<u64>,
     /// Empty lines of an `--ids-file` (not items: no rows).
@@ -66,6 +71,10 @@ pub struct SummaryDocument {
     pub redirect_limit: u64,
     pub unknown_coding: u64,
     pub extract_misses: u64,
+    /// With more than one host: how many the run touched, and the slowest, most throttled and
+    /// most failing (`None`: one host, or a document of before issue 38).
+    #[serde(default)]
+    pub hosts: Option<HostsView>,
     /// Latency of the answered rows; `None` when none was answered.
     pub latency_ms: Option<Latency>,
     /// The rows over time, and over the id space (see `crate::timeline`).
@@ -134,6 +143,7 @@ impl SummaryDocument {
             retries: s.requests.saturating_sub(s.rows),
             req_per_s: s.requests as f64 / summary.wall.as_secs_f64().max(1e-9),
             throttled_s: s.throttled_us as f64 / 1e6,
+            paced_by_quota_s: s.paced_by_quota_us as f64 / 1e6,
             concurrency_auto: summary.auto_concurrency.clone(),
             empty_lines: summary.empty_lines,
             wall_s: summary.wall.as_secs_f64(),
@@ -146,6 +156,7 @@ impl SummaryDocument {
             redirect_limit: a.redirect_limit,
             unknown_coding: a.unknown_coding,
             extract_misses: a.extract_misses,
+            hosts: HostsView::of(&s.hosts),
             latency_ms,
             timeline: summary.timeline.as_ref().map(|t| t.to_json()),
             id_map: summary.map.as_ref().map(|m| m.to_json()),

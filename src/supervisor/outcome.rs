@@ -114,8 +114,10 @@ pub(super) fn summarize(ended: Ended) -> RunOutcome {
     };
     let mut tally = report.tally;
     tally.throttled_us = workers.iter().map(|stats| stats.throttled_us).sum();
+    tally.paced_by_quota_us = workers.iter().map(|s| s.paced_by_quota_us).sum();
     for stats in &workers {
         tally.answers.merge(&stats.answers);
+        tally.hosts.merge(&stats.hosts);
     }
     let auto_concurrency = if ended.auto_concurrency {
         workers
@@ -218,6 +220,34 @@ mod tests {
         assert_eq!(summary.rows_written, 90);
         assert_eq!(summary.stats.throttled_us, 3_000);
         assert_eq!(summary.auto_concurrency, vec![60, 60]);
+    }
+
+    #[test]
+    fn the_summary_has_every_workers_hosts_and_time_paced_by_quotas() {
+        let mut run = ended(4, 0, 4);
+        let worker = |host: &str| {
+            let mut stats = WorkerStats::new();
+            stats.paced_by_quota_us = 2_000_000;
+            stats.hosts.touched = 1;
+            stats.hosts.top.push(crate::stats::HostFigures {
+                host: host.to_string(),
+                requests: 2,
+                ..Default::default()
+            });
+            stats
+        };
+        run.workers = vec![worker("a.test"), worker("b.test")];
+        let summary = summarize(run).summary.expect("a summary");
+        assert_eq!(summary.stats.paced_by_quota_us, 4_000_000);
+        assert_eq!(summary.stats.hosts.touched, 2);
+        let hosts: Vec<&str> = summary
+            .stats
+            .hosts
+            .top
+            .iter()
+            .map(|h| h.host.as_str())
+            .collect();
+        assert_eq!(hosts, ["a.test", "b.test"]);
     }
 
     #[test]

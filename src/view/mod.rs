@@ -2,7 +2,8 @@
 //! same page, self-contained, when it ends). Both are views of one state document
 //! ([`StateDocument`], typed in `state.rs`, made from a [`State`]):
 //! progress, the totals of the rows written, the timeline and the id-space map of
-//! [`crate::timeline`], and each worker's and proxy's figures. The page's code and its charting
+//! [`crate::timeline`], each worker's and proxy's figures, and the hosts that were slowest,
+//! most throttled or failing most (of a run of many hosts). The page's code and its charting
 //! library (uPlot, MIT, in `assets/uplot`) are inside the binary: no CDN, no network.
 //!
 //! The state holds no request header, no body and no URL: nothing a credential could be in.
@@ -13,6 +14,7 @@ pub mod state;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::report::hosts::HostsView;
 use crate::stats::WorkerStats;
 use crate::timeline::{IdMap, Timeline};
 pub use state::StateDocument;
@@ -52,9 +54,13 @@ impl State<'_> {
         }
         let mut answers = crate::stats::AnswerCounts::default();
         let mut throttled_us = 0;
+        let mut paced_by_quota_us = 0;
+        let mut hosts = crate::stats::HostBoard::default();
         for worker in self.workers {
             answers.merge(&worker.answers);
             throttled_us += worker.throttled_us;
+            paced_by_quota_us += worker.paced_by_quota_us;
+            hosts.merge(&worker.hosts);
         }
         StateDocument::Run(Box::new(RunState {
             version: STATE_VERSION,
@@ -73,6 +79,7 @@ impl State<'_> {
                 bytes: t.bytes,
                 bytes_wire: answers.wire_bytes,
                 throttled_s: throttled_us as f64 / 1e6,
+                paced_by_quota_s: paced_by_quota_us as f64 / 1e6,
             },
             // Whole buckets only: `elapsed` and the timeline count from one start.
             timeline: self.timeline.whole_to_json(self.elapsed),
@@ -88,6 +95,7 @@ impl State<'_> {
                 })
                 .collect(),
             proxies: answers.proxies,
+            hosts: HostsView::of(&hosts),
         }))
     }
 }
@@ -120,6 +128,50 @@ mod tests {
     use crate::ids::IdRange;
     use crate::model::Record;
     use serde_json::json;
+
+    #[test]
+    fn the_state_has_the_hosts_of_every_worker_when_more_than_one() {
+        let started = std::time::Instant::now();
+        let timeline = Timeline::new(started);
+        let map = IdMap::new(IdRange::new(0, 10));
+        let tally = WorkerStats::new();
+        let worker = |host: &str, errors| {
+            let mut stats = WorkerStats::new();
+            stats.paced_by_quota_us = 500_000;
+            stats.hosts.touched = 1;
+            stats.hosts.top.push(crate::stats::HostFigures {
+                host: host.to_string(),
+                requests: 4,
+                errors,
+                ..Default::default()
+            });
+            stats
+        };
+        let state = |workers: &[WorkerStats]| {
+            let document = State {
+                running: true,
+                elapsed: Duration::from_secs(1),
+                items: 10,
+                done: 0,
+                tally: &tally,
+                rows: 0,
+                timeline: &timeline,
+                map: &map,
+                workers,
+            }
+            .document();
+            serde_json::to_value(&document).expect("serialises")
+        };
+        let two = state(&[worker("a.test", 1), worker("b.test", 3)]);
+        assert_eq!(two["hosts"]["touched"], 2);
+        assert_eq!(two["hosts"]["failing"][0]["host"], "b.test");
+        assert_eq!(two["hosts"]["failing"][1]["host"], "a.test");
+        assert_eq!(two["totals"]["paced_by_quota_s"], 1.0);
+        // One host: the page's Hosts panel stays hidden.
+        assert_eq!(state(&[worker("a.test", 1)])["hosts"], json!(null));
+        let html = page(&two.to_string(), false);
+        assert!(html.contains(r#"id="hosts-section""#) && html.contains("renderHosts"));
+    }
 
     #[test]
     fn the_report_holds_its_state_and_asks_for_nothing_outside() {

@@ -1,11 +1,13 @@
 //! The state document the page renders (live from `/state`, or inside a report): typed and
-//! versioned, one kind per page — a run's progress, totals, timeline, id map, workers and
-//! proxies, or `tune`'s sweep. It holds no request header, no body and no URL.
+//! versioned, one kind per page — a run's progress, totals, timeline, id map, workers, proxies
+//! and hosts, or `tune`'s sweep. It holds no request header, no body and no URL (of a host, its
+//! name and port only).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::hosts::HostsView;
 use crate::stats::ProxyTally;
 
 /// The state document's version: raised when a field changes meaning or goes away.
@@ -41,6 +43,10 @@ pub struct RunState {
     pub id_map: serde_json::Value,
     pub workers: Vec<WorkerState>,
     pub proxies: BTreeMap<String, ProxyTally>,
+    /// With more than one host: how many were touched, and the slowest, most throttled and most
+    /// failing (host names and figures only).
+    #[serde(default)]
+    pub hosts: Option<HostsView>,
 }
 
 /// Items of the run, and those with all their rows (an earlier run's included).
@@ -63,6 +69,10 @@ pub struct Totals {
     pub bytes: u64,
     pub bytes_wire: u64,
     pub throttled_s: f64,
+    /// Time requests waited because of the servers' rate-limit headers, as the summary's
+    /// `paced by RateLimit`.
+    #[serde(default)]
+    pub paced_by_quota_s: f64,
 }
 
 /// One worker's latest figures.

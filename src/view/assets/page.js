@@ -106,6 +106,22 @@ function table(id, head, rows) {
     rows.map((r) => "<tr>" + r.map((c) => `<td>${c}</td>`).join("") + "</tr>").join("");
 }
 
+// Host names come from key files and servers: shown as text, never as markup.
+const esc = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+// The hosts that were slowest, most throttled, failing most (top 10 each; empty lists left out),
+// of a run of many hosts; the section stays hidden for one host.
+function renderHosts(hosts) {
+  $("hosts-section").hidden = !hosts;
+  if (!hosts) return;
+  $("hosts-touched").textContent = fmt(hosts.touched);
+  const rows = [];
+  for (const [label, list] of [["slowest", hosts.slowest], ["most throttled", hosts.throttled], ["failing most", hosts.failing]]) {
+    list.forEach((h, i) => rows.push([i === 0 ? label : "", esc(h.host), fmt(h.mean_ms), fmt(h.requests), fmt(h.throttled), fmt(h.errors)]));
+  }
+  table("hosts", ["", "host", "mean ms", "requests", "429/503", "errors"], rows);
+}
+
 function render(state) {
   const p = state.progress;
   const t = state.totals;
@@ -128,6 +144,7 @@ function render(state) {
     ["rows", fmt(t.rows)], ["requests", fmt(t.requests)], ["retries", fmt(t.retries)],
     ...status, ...errors,
     ["throttled", `${fmt(t.throttled_s)} s`],
+    ...(t.paced_by_quota_s > 0 ? [["paced by RateLimit", `${fmt(t.paced_by_quota_s)} s`]] : []),
     ["bytes decoded", fmt(t.bytes)], ["bytes on the wire", fmt(t.bytes_wire)],
   ]);
   table("workers", ["shard", "rows", "in flight", "rows/s"], state.workers.map((w) => {
@@ -139,6 +156,7 @@ function render(state) {
   $("proxies-section").hidden = proxies.length < 2;
   table("proxies", ["proxy", "rows", "failures", "benched s"],
     proxies.map(([name, v]) => [name, fmt(v.rows), fmt(v.failures), fmt(v.bench_ms / 1000)]));
+  renderHosts(state.hosts);
   renderCharts(state);
   renderMap(state);
   window.seen.push({ done: p.done, rows: t.rows, status: t.status, errors: t.errors, at: Date.now() });
