@@ -119,6 +119,13 @@ impl SummaryDocument {
                 self.throttled_s
             )?;
         }
+        if self.paced_by_ratelimit_s > 0.0 {
+            writeln!(
+                f,
+                "  paced by RateLimit: {:.2} s (requests waiting for the servers' quota; summed over shards)",
+                self.paced_by_ratelimit_s
+            )?;
+        }
         if !self.concurrency_auto.is_empty() {
             let limits: Vec<String> = self.concurrency_auto.iter().map(u64::to_string).collect();
             writeln!(

@@ -114,6 +114,7 @@ pub(super) fn summarize(ended: Ended) -> RunOutcome {
     };
     let mut tally = report.tally;
     tally.throttled_us = workers.iter().map(|stats| stats.throttled_us).sum();
+    tally.paced_by_quota_us = workers.iter().map(|s| s.paced_by_quota_us).sum();
     for stats in &workers {
         tally.answers.merge(&stats.answers);
     }
