@@ -119,8 +119,10 @@ fn without_the_headers_the_same_run_is_refused_often() {
         refused * 100.0,
         used * 100.0
     );
+    // 4.8% in a run of 2026-12-06 (the 429 back-off and Retry-After learn a little each
+    // window): twice the 1% the headers keep under, at least.
     assert!(
-        refused > 0.03,
+        refused > 0.02,
         "{:.1}% refused: {windows:?}",
         refused * 100.0
     );

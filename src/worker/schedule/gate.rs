@@ -139,8 +139,8 @@ impl Gate {
             self.started.set(Some(now));
             self.bucket_at.set(now);
         }
-        self.sending.set(self.sending.get() + 1);
         let Some(mut at) = self.reserve(now) else {
+            self.sending.set(self.sending.get() + 1);
             return now;
         };
         self.begin_wait();
@@ -157,6 +157,8 @@ impl Gate {
             }
         }
         self.end_wait();
+        // In flight from now on (not while waiting here: the server counts it only once sent).
+        self.sending.set(self.sending.get() + 1);
         woke
     }
 
@@ -367,6 +369,32 @@ mod tests {
             blind.reserve(t0 + Duration::from_millis(1)),
             Some(t0 + Duration::from_millis(101))
         );
+    }
+
+    #[test]
+    fn a_quota_used_up_holds_requests_until_its_reset_and_in_flight_ones_count() {
+        use super::super::quota::{Family, Field};
+        let gate = Gate::new(None).with_quota(Some(1.0));
+        let now = Instant::now();
+        let mut reading = Reading::default();
+        reading.take(Field::Remaining(Family::X), b"2");
+        reading.take(Field::Reset(Family::X), b"3");
+        // 2 left, 2 in flight: none more until the reset.
+        gate.sending.set(2);
+        assert!(gate.read_quota(&reading, None, now).is_some(), "said");
+        assert_eq!(gate.reserve(now), Some(now + Duration::from_secs(3)));
+        gate.returned();
+        gate.returned();
+        // Nothing in flight: the 2 left spread over the 3 s (less the rounding: 2.5 s).
+        let fresh = Gate::new(None).with_quota(Some(1.0));
+        fresh.read_quota(&reading, None, now);
+        assert_eq!(fresh.reserve(now), None);
+        assert_eq!(fresh.reserve(now), Some(now + Duration::from_millis(1250)));
+        assert_eq!(fresh.paced_by_quota(), Duration::from_millis(1250));
+        // Turned off: nothing read, nothing held.
+        let off = Gate::new(None);
+        assert!(off.read_quota(&reading, None, now).is_none());
+        assert_eq!(off.reserve(now), None);
     }
 
     #[test]

@@ -76,6 +76,8 @@ impl Field {
 /// read into the answer without allocating.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Reading {
+    /// Some rate-limit header was there (one test per answer, not a comparison of the whole).
+    said: bool,
     draft: Counts,
     x: Counts,
     /// `RateLimit`: the most constraining (remaining, reset seconds) of its list.
@@ -105,11 +107,12 @@ pub struct State {
 
 impl Reading {
     pub fn is_empty(&self) -> bool {
-        *self == Reading::default()
+        !self.said
     }
 
     /// Takes the value of header `field`; a value that does not read is ignored.
     pub fn take(&mut self, field: Field, value: &[u8]) {
+        self.said = true;
         match field {
             Field::Limit(family) => self.counts(family).limit = decimal(value),
             Field::Remaining(family) => self.counts(family).remaining = decimal(value),
