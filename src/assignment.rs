@@ -26,6 +26,10 @@ pub struct WorkerSpec {
     pub fetch: Fetch,
     /// This worker's share of `--rate` (requests per second); `None`: adaptive on 429.
     pub rate: Option<f64>,
+    /// This worker's share of a quota the answers' rate-limit headers say (1/shards: every
+    /// worker sees the same quota); `None`: `--no-rate-limit-headers`.
+    #[serde(default)]
+    pub quota_share: Option<f64>,
     /// Item indexes of this shard.
     pub ids: IdRange,
     /// Where the keys of those items come from.
@@ -208,6 +212,7 @@ mod tests {
                 robots: Some(RobotsPolicy { workers: 4 }),
             },
             rate: Some(500.0),
+            quota_share: Some(0.5),
             keys: Keys::Lines {
                 path: "/tmp/keys.txt".into(),
                 line: 65_537,

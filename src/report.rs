@@ -123,11 +123,11 @@ impl SummaryDocument {
                 self.throttled_s
             )?;
         }
-        if self.paced_by_quota_s > 0.0 {
+        if self.paced_by_ratelimit_s > 0.0 {
             writeln!(
                 f,
-                "  paced by RateLimit: {:.2} s (requests waiting on the servers' rate-limit headers; summed over shards)",
-                self.paced_by_quota_s
+                "  paced by RateLimit: {:.2} s (requests waiting for the servers' quota; summed over shards)",
+                self.paced_by_ratelimit_s
             )?;
         }
         if !self.concurrency_auto.is_empty() {
@@ -382,7 +382,7 @@ Summary:
   errors     timeout 1
   status     200 1
   requests   4 sent (2 retries), 4 req/s
-  paced by RateLimit: 3.25 s (requests waiting on the servers' rate-limit headers; summed over shards)
+  paced by RateLimit: 3.25 s (requests waiting for the servers' quota; summed over shards)
   concurrency auto: settled at 60, 58 in flight per worker (shard by shard)
   skipped    3 empty lines of the --ids-file
   wall       1.00 s
@@ -401,7 +401,7 @@ Summary:
         let argv = ["ringscrape".to_string(), "run".to_string()];
         let document = SummaryDocument::new(&of_many_hosts(), &ran(&argv));
         let mut json = serde_json::to_value(&document).expect("serialises");
-        assert_eq!(json["paced_by_quota_s"], 3.25);
+        assert_eq!(json["paced_by_ratelimit_s"], 3.25);
         assert_eq!(json["hosts"]["touched"], 2000);
         assert_eq!(json["hosts"]["slowest"][0]["host"], "slow.example.com");
         assert_eq!(json["hosts"]["slowest"][0]["mean_ms"], 812.0);
@@ -412,9 +412,9 @@ Summary:
         // A document written before these fields (version 1 all the same) still reads.
         let fields = json.as_object_mut().expect("an object");
         fields.remove("hosts");
-        fields.remove("paced_by_quota_s");
+        fields.remove("paced_by_ratelimit_s");
         let old: SummaryDocument = serde_json::from_value(json).expect("an older document reads");
-        assert_eq!((old.hosts, old.paced_by_quota_s), (None, 0.0));
+        assert_eq!((old.hosts, old.paced_by_ratelimit_s), (None, 0.0));
         // One host: no hosts block, no paced line.
         let one = SummaryDocument::new(&two_rows_of_five_items(), &ran(&argv));
         assert_eq!(one.hosts, None);

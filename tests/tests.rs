@@ -34,6 +34,7 @@ mod parquet;
 mod pipeline;
 mod placeholders;
 mod proxies;
+mod quota;
 mod rate;
 mod raw_answers;
 mod references;

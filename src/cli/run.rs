@@ -286,6 +286,11 @@ pub struct RunArgs {
         env = "RINGSCRAPE_RATE"
     )]
     pub rate: Option<f64>,
+    /// Ignore the servers' rate-limit headers (RateLimit, RateLimit-Policy, RateLimit-*,
+    /// X-RateLimit-*): by default each worker spreads its share of the requests a quota has
+    /// left until its reset, and sends none while it is used up
+    #[arg(long)]
+    pub no_rate_limit_headers: bool,
     /// Serve live Prometheus metrics on http://ADDR/metrics during the run: ADDR is PORT (on
     /// 127.0.0.1), IP:PORT or NAME:PORT, e.g. 9184 or 0.0.0.0:9184
     #[arg(long, value_name = "ADDR")]

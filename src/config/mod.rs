@@ -43,6 +43,8 @@ pub struct RunConfig {
     pub fetch: Fetch,
     /// `--rate`: requests per second across all shards.
     pub rate: Option<f64>,
+    /// Pace by the quota the answers' rate-limit headers say (not `--no-rate-limit-headers`).
+    pub rate_limit_headers: bool,
     /// `--metrics`: where to serve Prometheus text during the run.
     pub metrics: Option<SocketAddr>,
     /// `--dashboard`: where to serve the live page.
@@ -135,7 +137,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         shards, concurrency, quiet, verbose, no_progress, timeout, connect_timeout, max_body,
         body_memory, retries, retry_base, retry_cap, max_retry_after, rate, abort_after,
         max_failed, grace, proxy, proxy_file, local_addr, dns_refresh, resolve: pins, connect_to,
-        metrics, dashboard, report, summary_json, robots,
+        metrics, dashboard, report, summary_json, robots, no_rate_limit_headers,
     } = args;
     let request = request_spec(args)?;
     let trust = trust_of(ca_cert, *insecure)?;
@@ -184,6 +186,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         },
         auth: auth_of(auth_command.as_deref(), *auth_refresh, *auth_timeout)?,
         rate: rate.map(positive_rate).transpose()?,
+        rate_limit_headers: !no_rate_limit_headers,
         abort_after: *abort_after,
         max_failed: max_failed_of(*max_failed, mode, retry_failed.as_deref()),
         summary_json,

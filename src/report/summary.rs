@@ -52,10 +52,9 @@ pub struct SummaryDocument {
     pub req_per_s: f64,
     /// Time requests waited at the rate gate, summed over shards.
     pub throttled_s: f64,
-    /// Time requests waited because of the servers' rate-limit headers (`RateLimit*`,
-    /// `X-RateLimit-*`), summed over shards (absent before issue 38: 0).
+    /// Time requests waited because of the servers' rate-limit headers, summed over shards.
     #[serde(default)]
-    pub paced_by_quota_s: f64,
+    pub paced_by_ratelimit_s: f64,
     /// With `--concurrency auto`: the limit each worker settled on, by shard.
     pub concurrency_auto: Vec<u64>,
     /// Empty lines of an `--ids-file` (not items: no rows).
@@ -143,7 +142,7 @@ impl SummaryDocument {
             retries: s.requests.saturating_sub(s.rows),
             req_per_s: s.requests as f64 / summary.wall.as_secs_f64().max(1e-9),
             throttled_s: s.throttled_us as f64 / 1e6,
-            paced_by_quota_s: s.paced_by_quota_us as f64 / 1e6,
+            paced_by_ratelimit_s: s.paced_by_quota_us as f64 / 1e6,
             concurrency_auto: summary.auto_concurrency.clone(),
             empty_lines: summary.empty_lines,
             wall_s: summary.wall.as_secs_f64(),

@@ -398,6 +398,7 @@ fn spec_for(
         in_flight_table: Some(table.path()),
         fetch: cfg.fetch.clone(),
         rate: cfg.rate.map(|r| r / shards as f64),
+        quota_share: cfg.rate_limit_headers.then(|| 1.0 / shards as f64),
         ids: part.ids,
         continuations: part.continuations.clone(),
         keys: cfg.job.shard_keys(part.ids),

@@ -79,7 +79,7 @@ impl State<'_> {
                 bytes: t.bytes,
                 bytes_wire: answers.wire_bytes,
                 throttled_s: throttled_us as f64 / 1e6,
-                paced_by_quota_s: paced_by_quota_us as f64 / 1e6,
+                paced_by_ratelimit_s: paced_by_quota_us as f64 / 1e6,
             },
             // Whole buckets only: `elapsed` and the timeline count from one start.
             timeline: self.timeline.whole_to_json(self.elapsed),
@@ -166,7 +166,7 @@ mod tests {
         assert_eq!(two["hosts"]["touched"], 2);
         assert_eq!(two["hosts"]["failing"][0]["host"], "b.test");
         assert_eq!(two["hosts"]["failing"][1]["host"], "a.test");
-        assert_eq!(two["totals"]["paced_by_quota_s"], 1.0);
+        assert_eq!(two["totals"]["paced_by_ratelimit_s"], 1.0);
         // One host: the page's Hosts panel stays hidden.
         assert_eq!(state(&[worker("a.test", 1)])["hosts"], json!(null));
         let html = page(&two.to_string(), false);

@@ -72,7 +72,7 @@ pub struct Totals {
     /// Time requests waited because of the servers' rate-limit headers, as the summary's
     /// `paced by RateLimit`.
     #[serde(default)]
-    pub paced_by_quota_s: f64,
+    pub paced_by_ratelimit_s: f64,
 }
 
 /// One worker's latest figures.

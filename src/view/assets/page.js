@@ -144,7 +144,7 @@ function render(state) {
     ["rows", fmt(t.rows)], ["requests", fmt(t.requests)], ["retries", fmt(t.retries)],
     ...status, ...errors,
     ["throttled", `${fmt(t.throttled_s)} s`],
-    ...(t.paced_by_quota_s > 0 ? [["paced by RateLimit", `${fmt(t.paced_by_quota_s)} s`]] : []),
+    ...(t.paced_by_ratelimit_s > 0 ? [["paced by RateLimit", `${fmt(t.paced_by_ratelimit_s)} s`]] : []),
     ["bytes decoded", fmt(t.bytes)], ["bytes on the wire", fmt(t.bytes_wire)],
   ]);
   table("workers", ["shard", "rows", "in flight", "rows/s"], state.workers.map((w) => {

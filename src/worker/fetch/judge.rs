@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::{Attempt, Slot};
 use crate::model::ErrorKind;
 use crate::worker::failure::Failure;
+use crate::worker::schedule::quota;
 
 impl Slot {
     /// An answer came: counted, and judged (some statuses are not the target's answer to this
@@ -62,7 +63,21 @@ impl Slot {
         } else {
             self.plan.gate.answered(now);
         }
+        if !self.answer.rate_limit.is_empty() {
+            self.heed_quota(now);
+        }
         Attempt::Answered { latency }
+    }
+
+    /// The answer said its server's quota: the gate paces by it (and `-v` says so).
+    fn heed_quota(&self, now: Instant) {
+        let answer = &self.answer;
+        let gate = &self.plan.gate;
+        if let Some((state, pacing)) = gate.read_quota(&answer.rate_limit, answer.retry_after, now)
+        {
+            let host = &self.plan.template.origin.host;
+            crate::detail!("{}", quota::describe(host, &state, &pacing, now));
+        }
     }
 
     /// The exchange failed: whose failure it is, and whether to send again at once.

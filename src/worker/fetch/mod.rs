@@ -425,6 +425,7 @@ impl Slot {
             before(timer.as_mut(), exchange).await
         };
         self.timer = Some(timer);
+        self.plan.gate.returned();
         let now = Instant::now();
         let latency = now.saturating_duration_since(started);
         match result {

@@ -121,7 +121,7 @@ impl Plan {
             tls,
             net: fetch.net.clone(),
             proxies,
-            gate: Gate::new(spec.rate),
+            gate: Gate::new(spec.rate).with_quota(spec.quota_share),
             shared: Shared::for_protocol(protocol),
             elsewhere: RefCell::default(),
             tally: Tally::default(),

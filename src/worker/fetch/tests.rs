@@ -66,6 +66,7 @@ fn spec(url: &str, retries: u32, proxy: Option<&str>) -> WorkerSpec {
             robots: None,
         },
         rate: None,
+        quota_share: None,
         ids: IdRange::new(0, 10),
         keys: Keys::Numbers,
         continuations: Vec::new(),

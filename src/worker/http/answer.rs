@@ -10,6 +10,7 @@ use super::spool::Spool;
 use crate::model::ErrorKind;
 use crate::worker::failure::Failure;
 use crate::worker::schedule::memory::{BodyBudget, Hold};
+use crate::worker::schedule::quota::Reading;
 
 /// What the caller wants kept from an answer besides its status.
 pub struct Wants<'a> {
@@ -40,6 +41,8 @@ pub struct Answer {
     /// Undoes the answer's content codings while its body arrives.
     pub decoding: Option<BodyDecoder>,
     pub retry_after: Option<Duration>,
+    /// What the rate-limit headers said (`RateLimit*`, `X-RateLimit-*`); empty without them.
+    pub rate_limit: Reading,
     pub location: Option<Vec<u8>>,
     /// One entry per [`Wants::capture`] name: the value (repeated headers joined by ", ").
     pub captured: Vec<Option<Vec<u8>>>,

@@ -11,6 +11,7 @@ use super::answer::{Answer, Wants, keep_body_bytes, too_large};
 use super::decode::{Coding, Codings};
 use crate::model::ErrorKind;
 use crate::worker::failure::Failure;
+use crate::worker::schedule::quota::{self, Reading};
 use crate::worker::schedule::retry::parse_retry_after;
 
 /// Largest response head read (status line and header lines), as curl allows.
@@ -352,6 +353,7 @@ enum Known {
     RetryAfter,
     Location,
     ContentEncoding,
+    RateLimit(quota::Field),
     Other,
 }
 
@@ -366,7 +368,7 @@ impl Known {
             11 if is("retry-after") => Known::RetryAfter,
             16 if is("content-encoding") => Known::ContentEncoding,
             8 if is("location") => Known::Location,
-            _ => Known::Other,
+            _ => quota::Field::of(name.as_bytes()).map_or(Known::Other, Known::RateLimit),
         }
     }
 }
@@ -414,6 +416,7 @@ fn parse_head_with<'d>(
     answer.captured.clear();
     answer.captured.resize(wants.capture.len(), None);
     answer.retry_after = None;
+    answer.rate_limit = Reading::default();
     answer.location = None;
     let mut encodings: Vec<&[u8]> = Vec::new();
     for header in response.headers.iter() {
@@ -444,6 +447,7 @@ fn parse_head_with<'d>(
                     .ok()
                     .and_then(|v| parse_retry_after(v, SystemTime::now()));
             }
+            Known::RateLimit(field) => answer.rate_limit.take(field, value),
             Known::Location => answer.location = Some(value.to_vec()),
             Known::ContentEncoding => encodings.push(value),
             Known::Other => {}
@@ -861,6 +865,23 @@ mod tests {
         assert_eq!(head.len, text.len());
         assert_eq!(answer.captured, vec![Some(b"a, b".to_vec()), None]);
         assert_eq!(answer.retry_after, Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn rate_limit_headers_are_read_and_forgotten_by_the_next_answer() {
+        let text = b"HTTP/1.1 200 OK\r\nX-RateLimit-Remaining: 7\r\nx-ratelimit-reset: 3\r\n\
+                     RateLimit-Policy: \"p\";q=10;w=60\r\nContent-Length: 0\r\n\r\n";
+        let mut answer = Answer::default();
+        parse_head(text, &wants(&[]), &mut answer)
+            .expect("valid")
+            .expect("complete");
+        let state = answer.rate_limit.state(Duration::ZERO, None).expect("read");
+        assert_eq!((state.remaining, state.reset), (7, Duration::from_secs(3)));
+        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+        parse_head(plain, &wants(&[]), &mut answer)
+            .expect("valid")
+            .expect("complete");
+        assert!(answer.rate_limit.is_empty());
     }
 
     #[test]

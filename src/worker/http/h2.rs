@@ -27,6 +27,7 @@ use crate::request::{KeyBreaksHeader, RequestParts, Scheme, connection_specific}
 use crate::worker::conn::connect::{Dialer, RouteId};
 use crate::worker::conn::stream::Stream;
 use crate::worker::failure::Failure;
+use crate::worker::schedule::quota::{self, Reading};
 use crate::worker::schedule::retry::parse_retry_after;
 use crate::worker::wait::Parked;
 
@@ -405,7 +406,7 @@ async fn read_body(
     Ok(())
 }
 
-/// Captured headers, `Retry-After` and `Location` from a response head.
+/// Captured headers, `Retry-After`, the rate-limit headers and `Location` from a response head.
 fn read_head(headers: &http::HeaderMap, wants: &Wants<'_>, answer: &mut Answer) {
     answer.captured.clear();
     for name in wants.capture {
@@ -423,6 +424,13 @@ fn read_head(headers: &http::HeaderMap, wants: &Wants<'_>, answer: &mut Answer) 
         .get(http::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    // One pass over the names (a first byte tells most apart), not a lookup per header name.
+    answer.rate_limit = Reading::default();
+    for (name, value) in headers {
+        if let Some(field) = quota::Field::of(name.as_str().as_bytes()) {
+            answer.rate_limit.take(field, value.as_bytes());
+        }
+    }
     answer.location = headers
         .get(http::header::LOCATION)
         .map(|v| v.as_bytes().to_vec());

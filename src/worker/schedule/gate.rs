@@ -4,10 +4,14 @@
 //! without 429 (measured over the last second), when 429s are more than a few percent of the
 //! answers; then back up by a few percent every 100 ms while they stay rare. A 429 with
 //! `Retry-After` pauses the whole worker until then. Other retryable
-//! answers (502/503/504) are about their id alone and don't touch the gate.
+//! answers (502/503/504) are about their id alone and don't touch the gate. Unless
+//! `--no-rate-limit-headers`, the quota the answers' rate-limit headers say paces it too (see
+//! `quota`).
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+use super::quota::{Pacing, Quota, QuotaSchedule, Reading, State};
 
 /// A send may go this much early rather than sleep for less (timer granularity).
 const SLACK: Duration = Duration::from_millis(1);
@@ -50,6 +54,10 @@ pub struct Gate {
     waiting: Cell<usize>,
     waiting_since: Cell<Instant>,
     throttled: Cell<Duration>,
+    /// The quota the rate-limit headers say, and requests passed and not yet back (the
+    /// server has not counted them in what it says is left).
+    quota: Option<QuotaSchedule>,
+    sending: Cell<usize>,
 }
 
 impl Gate {
@@ -71,7 +79,46 @@ impl Gate {
             waiting: Cell::new(0),
             waiting_since: Cell::new(now),
             throttled: Cell::new(Duration::ZERO),
+            quota: None,
+            sending: Cell::new(0),
         }
+    }
+
+    /// Paced also by the quota the answers' rate-limit headers say, of which this gate sends
+    /// `share` (1/N when N workers send to the same server).
+    pub fn with_quota(mut self, share: Option<f64>) -> Self {
+        self.quota = share.map(|share| QuotaSchedule::new(Quota::new(share)));
+        self
+    }
+
+    /// Time requests waited because of the rate-limit headers.
+    pub fn paced_by_quota(&self) -> Duration {
+        self.quota
+            .as_ref()
+            .map_or(Duration::ZERO, QuotaSchedule::waited)
+    }
+
+    /// An answer's rate-limit headers said `reading` (with `retry_after`): the pacing from
+    /// now on. Returns what was read and the pacing when it is worth saying (`-v`).
+    pub fn read_quota(
+        &self,
+        reading: &Reading,
+        retry_after: Option<Duration>,
+        now: Instant,
+    ) -> Option<(State, Pacing)> {
+        let quota = self.quota.as_ref()?;
+        // Only here, for the answers that have these headers: a reset may be a Unix time.
+        let unix_now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let state = reading.state(unix_now, retry_after)?;
+        let pacing = quota.observe(&state, now, self.sending.get())?;
+        Some((state, pacing))
+    }
+
+    /// A request that passed the gate is back (answered or failed).
+    pub fn returned(&self) {
+        self.sending.set(self.sending.get().saturating_sub(1));
     }
 
     /// Time during which at least one slot waited in the gate.
@@ -92,13 +139,27 @@ impl Gate {
             self.started.set(Some(now));
             self.bucket_at.set(now);
         }
-        let Some(at) = self.reserve(now) else {
+        let Some(mut at) = self.reserve(now) else {
+            self.sending.set(self.sending.get() + 1);
             return now;
         };
         self.begin_wait();
-        crate::worker::wait::pause_until(at.max(now)).await;
+        let mut woke = now;
+        loop {
+            crate::worker::wait::pause_until(at.max(woke)).await;
+            woke = Instant::now();
+            // An answer said meanwhile that the quota is used up: wait for its reset.
+            match &self.quota {
+                Some(quota) if quota.not_before().is_some_and(|t| t > woke + SLACK) => {
+                    at = quota.hold(woke, woke);
+                }
+                _ => break,
+            }
+        }
         self.end_wait();
-        Instant::now()
+        // In flight from now on (not while waiting here: the server counts it only once sent).
+        self.sending.set(self.sending.get() + 1);
+        woke
     }
 
     /// The time this request may go, if it must wait; takes its place in the schedule.
@@ -114,6 +175,10 @@ impl Gate {
                     .set(Some(at + Duration::from_secs_f64(1.0 / rate)));
                 at
             }
+        };
+        let at = match &self.quota {
+            Some(quota) => quota.hold(at, now),
+            None => at,
         };
         (at > now + SLACK).then_some(at)
     }
@@ -304,6 +369,32 @@ mod tests {
             blind.reserve(t0 + Duration::from_millis(1)),
             Some(t0 + Duration::from_millis(101))
         );
+    }
+
+    #[test]
+    fn a_quota_used_up_holds_requests_until_its_reset_and_in_flight_ones_count() {
+        use super::super::quota::{Family, Field};
+        let gate = Gate::new(None).with_quota(Some(1.0));
+        let now = Instant::now();
+        let mut reading = Reading::default();
+        reading.take(Field::Remaining(Family::X), b"2");
+        reading.take(Field::Reset(Family::X), b"3");
+        // 2 left, 2 in flight: none more until the reset.
+        gate.sending.set(2);
+        assert!(gate.read_quota(&reading, None, now).is_some(), "said");
+        assert_eq!(gate.reserve(now), Some(now + Duration::from_secs(3)));
+        gate.returned();
+        gate.returned();
+        // Nothing in flight: the 2 left spread over the 3 s (less the rounding: 2.5 s).
+        let fresh = Gate::new(None).with_quota(Some(1.0));
+        fresh.read_quota(&reading, None, now);
+        assert_eq!(fresh.reserve(now), None);
+        assert_eq!(fresh.reserve(now), Some(now + Duration::from_millis(1250)));
+        assert_eq!(fresh.paced_by_quota(), Duration::from_millis(1250));
+        // Turned off: nothing read, nothing held.
+        let off = Gate::new(None);
+        assert!(off.read_quota(&reading, None, now).is_none());
+        assert_eq!(off.reserve(now), None);
     }
 
     #[test]

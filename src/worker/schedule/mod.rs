@@ -7,4 +7,5 @@ pub(super) mod gate;
 pub(super) mod limit;
 pub(super) mod memory;
 pub(super) mod queue;
+pub(super) mod quota;
 pub(super) mod retry;
