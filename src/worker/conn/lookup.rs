@@ -1,7 +1,7 @@
 //! The worker's resolver thread: one per worker, whatever the number of names. It runs
 //! hickory-resolver (the servers of `/etc/resolv.conf`, so `ip netns exec` works) on a
 //! single-threaded tokio runtime, at most [`IN_FLIGHT`] lookups at once, each tried again with
-//! back-off after a timeout or a server failure (SERVFAIL, REFUSED) before it is given up. A name
+//! back-off after a timeout or a server failure (SERVFAIL) before it is given up. A name
 //! with no address (NXDOMAIN, or no A and no AAAA record) is answered at once, with how long that
 //! holds (the SOA minimum, RFC 2308). Answers go back to the event loop through a queue and one
 //! byte on a socket pair the loop reads: the loop never spins waiting for them.
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::LookupIpStrategy;
 use hickory_resolver::net::{DnsError, NetError};
+use hickory_resolver::proto::op::ResponseCode;
 
 /// Lookups in flight at once per worker. Each is a UDP socket and a few hundred bytes; 128 keeps
 /// the 2,000-name test's lookups (about 3 ms each from a local server) well ahead of the
@@ -44,6 +45,8 @@ const NEGATIVE_TTL_MIN: Duration = Duration::from_secs(5);
 const NEGATIVE_TTL_MAX: Duration = Duration::from_secs(600);
 /// The longest a found address is kept without asking again, whatever its TTL.
 const POSITIVE_TTL_MAX: Duration = Duration::from_secs(3600);
+/// The shortest: a TTL of 0 (dnsmasq's for its hosts file) would have every connect ask again.
+const POSITIVE_TTL_MIN: Duration = Duration::from_secs(1);
 
 /// What a lookup came to.
 #[derive(Debug, Clone, PartialEq)]
@@ -190,6 +193,7 @@ async fn lookup(resolver: &TokioResolver, name: &str) -> Outcome {
                     .valid_until()
                     .saturating_duration_since(Instant::now());
                 if !addrs.is_empty() {
+                    let ttl = ttl.max(POSITIVE_TTL_MIN);
                     return Outcome::Found { addrs, ttl };
                 }
                 let why = format!("{name}: no address");
@@ -203,11 +207,21 @@ async fn lookup(resolver: &TokioResolver, name: &str) -> Outcome {
         if let Some(outcome) = no_address(name, &error) {
             return outcome;
         }
-        match BACK_OFF.get(tries) {
+        match BACK_OFF.get(tries).filter(|_| worth_trying_again(&error)) {
             Some(pause) => tokio::time::sleep(*pause).await,
             None => return Outcome::Failed(format!("{name}: {error}")),
         }
         tries += 1;
+    }
+}
+
+/// A timeout, a lost connection or SERVFAIL may pass; a server that refuses (REFUSED, as
+/// dnsmasq answers a name it does not know), or says the query is wrong or not implemented,
+/// will answer the same at once.
+fn worth_trying_again(error: &NetError) -> bool {
+    match error {
+        NetError::Dns(DnsError::ResponseCode(code)) => *code == ResponseCode::ServFail,
+        _ => true,
     }
 }
 
