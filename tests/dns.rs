@@ -12,17 +12,14 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// A network namespace with its loopback up, dnsmasq as its resolver (answering from a hosts
-/// file the test may change), torn down on drop.
-struct Netns {
-    name: String,
-    hosts: PathBuf,
-    dnsmasq: Child,
-    _dir: tempfile::TempDir,
+/// A network namespace of a test's own, its loopback up and `nameserver 127.0.0.53` in the
+/// `resolv.conf` that `ip netns exec` shows its processes; removed on drop.
+pub struct Namespace {
+    pub name: String,
 }
 
-impl Netns {
-    fn new(hosts: &str) -> Netns {
+impl Namespace {
+    pub fn new() -> Namespace {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "rs-dns-{}-{}",
@@ -34,6 +31,52 @@ impl Netns {
         let etc = Path::new("/etc/netns").join(&name);
         std::fs::create_dir_all(&etc).expect("mkdir /etc/netns/NAME");
         std::fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.53\n").expect("resolv.conf");
+        Namespace { name }
+    }
+
+    /// Waits until the namespace's resolver answers for `name` (as getaddrinfo asks).
+    pub fn wait_for_answer(&self, name: &str) {
+        let answers = wait_for(Duration::from_secs(10), || {
+            let out = Command::new("ip")
+                .args(["netns", "exec", &self.name, "getent", "hosts", name])
+                .output()
+                .ok()?;
+            out.status.success().then_some(())
+        });
+        assert!(
+            answers.is_some(),
+            "no DNS answer for {name} in {}",
+            self.name
+        );
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.name));
+    }
+}
+
+/// A [`Namespace`] with dnsmasq as its resolver, answering from a hosts file the test may change
+/// (and `extra` options), torn down on drop.
+pub struct Netns {
+    pub name: String,
+    hosts: PathBuf,
+    dnsmasq: Child,
+    _dir: tempfile::TempDir,
+    _ns: Namespace,
+}
+
+impl Netns {
+    fn new(hosts: &str) -> Netns {
+        Netns::with_options(hosts, &[])
+    }
+
+    pub fn with_options(hosts: &str, extra: &[&str]) -> Netns {
+        let ns = Namespace::new();
         let dir = tempfile::tempdir().expect("tempdir");
         let hosts_file = dir.path().join("hosts");
         std::fs::write(&hosts_file, hosts).expect("write hosts");
@@ -41,7 +84,7 @@ impl Netns {
             .args([
                 "netns",
                 "exec",
-                &name,
+                &ns.name,
                 "dnsmasq",
                 "--no-daemon",
                 "--no-resolv",
@@ -52,35 +95,20 @@ impl Netns {
                 "--bind-interfaces",
             ])
             .arg(format!("--addn-hosts={}", hosts_file.display()))
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start dnsmasq (make test installs it)");
         let netns = Netns {
-            name,
+            name: ns.name.clone(),
             hosts: hosts_file,
             dnsmasq,
             _dir: dir,
+            _ns: ns,
         };
-        let answers = wait_for(Duration::from_secs(10), || {
-            let out = Command::new("ip")
-                .args([
-                    "netns",
-                    "exec",
-                    &netns.name,
-                    "getent",
-                    "hosts",
-                    "ready.test",
-                ])
-                .output()
-                .ok()?;
-            out.status.success().then_some(())
-        });
-        assert!(
-            answers.is_some(),
-            "dnsmasq did not answer in {}",
-            netns.name
-        );
+        // Torn down (dnsmasq killed) if it never answers.
+        netns._ns.wait_for_answer("ready.test");
         netns
     }
 
@@ -94,12 +122,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // Before the namespace goes (`_ns`, dropped after this).
         let _ = self.dnsmasq.kill();
         let _ = self.dnsmasq.wait();
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.name));
     }
 }
 

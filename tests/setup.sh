@@ -39,5 +39,7 @@ pip_need "import zstandard" zstandard
 pip_need "import pyarrow" pyarrow
 pip_need "import duckdb" duckdb
 pip_need "import h2" h2
+# DNS packets for tests/servers/dns_lossy.py (a wildcard zone that loses queries, tests/dns_scale.rs).
+pip_need "import dnslib" dnslib
 pip_need "import websocket" websocket-client
 pip_need "import kubernetes, sys; sys.exit(kubernetes.__version__ != '37.0.2')" kubernetes==37.0.2

@@ -12,6 +12,7 @@ mod dashboard;
 mod decoding;
 mod diagnosis;
 mod dns;
+mod dns_scale;
 mod docs;
 mod extract;
 mod faults;

@@ -221,8 +221,8 @@ pub struct RunArgs {
     /// 28,000 connections to one server port one source address runs out of ports
     #[arg(long, value_name = "LIST")]
     pub local_addr: Vec<String>,
-    /// Resolve the target's host name again this often while the run lasts (it is resolved off
-    /// the event loop, all its addresses)
+    /// Resolve the target's host name again at least this often while the run lasts, even when
+    /// its TTL is longer (names are resolved off the event loop, all their addresses)
     #[arg(
         long,
         value_name = "DURATION",

@@ -1,31 +1,9 @@
 //! How a worker's tasks wait: [`pause`] and [`pause_until`] (boxed timers, so that no slot's
-//! future carries monoio's 640-byte `Sleep` inline), [`poll_until`] for a condition nothing wakes
-//! (it looks again every millisecond), and [`Parked`] for one that certain events change (they
-//! wake the waiters to look again).
+//! future carries monoio's 640-byte `Sleep` inline), and [`Parked`] for a condition that certain
+//! events change (they wake the waiters to look again).
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
-
-/// How often a task waiting for something that wakes no task (a resolver thread's answer)
-/// looks again.
-const LOOK_AGAIN: Duration = Duration::from_millis(1);
-
-/// Waits until `ready()` holds, looking again every [`LOOK_AGAIN`].
-pub async fn poll_until(mut ready: impl FnMut() -> bool) {
-    if ready() {
-        return;
-    }
-    // One timer for the whole wait (boxed, see `pause`), set again each time.
-    let mut timer = Box::pin(monoio::time::sleep(LOOK_AGAIN));
-    loop {
-        timer.as_mut().await;
-        if ready() {
-            return;
-        }
-        let next = monoio::time::Instant::now() + LOOK_AGAIN;
-        timer.as_mut().reset(next);
-    }
-}
 
 /// Sleeps for `duration`: what a slot's task awaits instead of `monoio::time::sleep`.
 ///
