@@ -344,13 +344,21 @@ pub struct ItemArgs {
     /// every combination is an item (the last varying fastest)
     #[arg(long = "keys", value_name = "FILE", conflicts_with = "ids_file")]
     pub keys: Vec<PathBuf>,
+    /// File of whole URLs, one per line (blank lines skipped); - reads standard input. A key
+    /// file of one column {url}: each line is fetched as it is (-u '{url}' unless -u is given;
+    /// give -u to add to it, e.g. -u '{url}&lang=en') and is the rows' url column. A bad URL (no
+    /// scheme, not http(s), a bad port, a space) is a request row, not a stopped run
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ids_file", "keys"])]
+    pub urls: Option<PathBuf>,
 }
 
 impl ItemArgs {
     /// The files items are read from, each with the flag that named it (`("keys", path)`).
     pub fn files(&self) -> impl Iterator<Item = (&'static str, &PathBuf)> {
         let keys = self.keys.iter().map(|path| ("keys", path));
-        keys.chain(self.ids_file.iter().map(|path| ("ids-file", path)))
+        let urls = self.urls.iter().map(|path| ("urls", path));
+        keys.chain(urls)
+            .chain(self.ids_file.iter().map(|path| ("ids-file", path)))
     }
 }
 
