@@ -14,8 +14,9 @@ use crate::output::Format;
 /// Values are checked and converted in `config`, so every bad input gets the same one-line error.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// URL template; every {id} is replaced by the id (and {name} by a --keys column), e.g.
-    /// http://host/log?id={id}
+    /// URL template; every {id} is replaced by the id (and {name} by a --keys column, which may
+    /// hold a whole URL: -u '{url}'), e.g. http://host/log?id={id}; with --urls, '{url}' unless
+    /// given
     #[arg(short, long, value_name = "TEMPLATE", env = "RINGSCRAPE_URL")]
     pub url: Option<String>,
     // The items: --ids, --ids-file, --keys (read by `config::items` into the job).
