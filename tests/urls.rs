@@ -21,6 +21,14 @@ fn authority(base: &str) -> &str {
     base.split_once("://").map_or(base, |(_, rest)| rest)
 }
 
+/// The `Host` header `serve`'s echo received.
+fn host_of(echo: &Value) -> Option<&str> {
+    echo["headers"]
+        .as_array()
+        .and_then(|h| h.iter().find(|h| h[0] == "host"))
+        .and_then(|h| h[1].as_str())
+}
+
 /// The rows of `out.csv` by their `url` column (each once).
 fn rows_by_url(path: &std::path::Path) -> BTreeMap<String, BTreeMap<String, String>> {
     let rows = csv_rows(path);
@@ -61,11 +69,7 @@ fn a_list_over_two_servers_gets_each_url_from_its_own_server_and_path() {
             let echo: Value = serde_json::from_str(body).expect("echo json");
             // The query as it was written: `%20` not encoded again.
             assert_eq!(echo["target"], format!("/echo/p/{n}?n={n}&q=a%20b"));
-            let host = echo["headers"]
-                .as_array()
-                .and_then(|h| h.iter().find(|h| h[0] == "host"))
-                .and_then(|h| h[1].as_str());
-            assert_eq!(host, Some(authority(&serve.base)));
+            assert_eq!(host_of(&echo), Some(authority(&serve.base)));
         } else {
             let expected = format!("nginx /files/{n}/x.txt?v={n} {}", authority(&nginx.base));
             assert_eq!(body, &expected, "the fragment is never sent");
@@ -196,11 +200,7 @@ fn a_base_column_stands_for_the_prefix_beside_an_encoded_id() {
         };
         let id = &row["id"];
         assert_eq!(echo["target"], format!("{path}/x?id={id}"), "{row:?}");
-        let host = echo["headers"]
-            .as_array()
-            .and_then(|h| h.iter().find(|h| h[0] == "host"))
-            .and_then(|h| h[1].as_str());
-        assert_eq!(host, Some(authority(&server.base)));
+        assert_eq!(host_of(&echo), Some(authority(&server.base)));
         assert!(seen.insert((id.clone(), row["base"].clone())));
     }
 }

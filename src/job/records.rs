@@ -229,18 +229,22 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
 
-fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
+/// Reads `path` line by line and calls `each` with every record (a non-blank line, the byte
+/// order mark left out) and its number (from 1), marking every [`STRIDE`]-th record's start in
+/// `marks`; returns the number of records.
+fn each_line_record(
+    path: &Path,
+    marks: &mut Vec<(u64, u64)>,
+    mut each: impl FnMut(u64, &[u8]) -> Result<(), RecordFileError>,
+) -> Result<u64, RecordFileError> {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let mut file = RecordFile::of_names(path, RecordFormat::JsonLines, Vec::new());
-    let mut kinds: Vec<Kinds> = Vec::new();
-    let (mut line, mut byte) = (0u64, 0u64);
+    let (mut line, mut byte, mut records) = (0u64, 0u64, 0u64);
     let mut text = Vec::new();
-    let mut scratch = Vec::new();
     loop {
         text.clear();
         let n = reader.read_until(b'\n', &mut text)?;
         if n == 0 {
-            break;
+            return Ok(records);
         }
         let (at_line, at_byte) = (line, byte);
         line += 1;
@@ -249,21 +253,32 @@ fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
         if is_blank(record) {
             continue;
         }
-        if file.records.is_multiple_of(STRIDE) {
-            file.marks.push((at_byte, at_line));
+        if records.is_multiple_of(STRIDE) {
+            marks.push((at_byte, at_line));
         }
-        file.records += 1;
+        records += 1;
+        each(records, record)?;
+    }
+}
+
+fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
+    let mut file = RecordFile::of_names(path, RecordFormat::JsonLines, Vec::new());
+    let mut kinds: Vec<Kinds> = Vec::new();
+    let mut scratch = Vec::new();
+    let mut marks = Vec::new();
+    let columns = &mut file.columns;
+    file.records = each_line_record(path, &mut marks, |number, record| {
         let Some(object) = RawObject::parse(record) else {
-            continue;
+            return Ok(());
         };
         for (name, value) in object.fields() {
             if name.is_empty() {
-                return Err(RecordFileError::UnnamedField(file.records));
+                return Err(RecordFileError::UnnamedField(number));
             }
-            let at = match file.columns.iter().position(|c| c.name == name) {
+            let at = match columns.iter().position(|c| c.name == name) {
                 Some(at) => at,
                 None => {
-                    file.columns.push(KeyColumn {
+                    columns.push(KeyColumn {
                         name: name.to_string(),
                         kind: KeyKind::Text,
                         file: String::new(),
@@ -277,7 +292,9 @@ fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
                 kinds[at].widen(seen);
             }
         }
-    }
+        Ok(())
+    })?;
+    file.marks = marks;
     if file.columns.is_empty() && file.records > 0 {
         return Err(RecordFileError::NoColumns);
     }
@@ -289,28 +306,9 @@ fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
 
 /// A `--urls` file: its non-blank lines counted, every [`STRIDE`]-th one's start marked.
 fn scan_url_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
-    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
     let names = vec![URL_COLUMN.to_string()];
     let mut file = RecordFile::of_names(path, RecordFormat::UrlLines, names);
-    let (mut line, mut byte) = (0u64, 0u64);
-    let mut text = Vec::new();
-    loop {
-        text.clear();
-        let n = reader.read_until(b'\n', &mut text)?;
-        if n == 0 {
-            break;
-        }
-        let (at_line, at_byte) = (line, byte);
-        line += 1;
-        byte += n as u64;
-        if is_blank(without_bom(at_byte, &text)) {
-            continue;
-        }
-        if file.records.is_multiple_of(STRIDE) {
-            file.marks.push((at_byte, at_line));
-        }
-        file.records += 1;
-    }
+    file.records = each_line_record(path, &mut file.marks, |_, _| Ok(()))?;
     Ok(file)
 }
 
