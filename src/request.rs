@@ -17,12 +17,12 @@ mod item_url;
 
 pub use framing::{connection_specific, reserved_for_ringscrape};
 pub use item_url::UnusableKey;
-use item_url::{StartKind, Varies};
+use item_url::Varies;
 
 use crate::redact::{is_credential, redact_header, redact_url};
 use crate::template::{Escape, ID_NAME, Template, Values};
-use crate::url::{BadUrl, Unfollowed, UrlError, origin_len};
 pub use crate::url::{Origin, Scheme};
+use crate::url::{Unfollowed, UrlError, origin_len};
 
 /// What the user asked for, as it travels to the workers (each compiles it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,7 +254,8 @@ impl RequestTemplate {
     pub fn compile(spec: &RequestSpec) -> Result<Self, RequestError> {
         let names = spec.names();
         let origin_end = origin_len(&spec.url);
-        let (origin, mut varies) = origin_of(&spec.url, origin_end, &names)?;
+        let (origin, mut varies) = item_url::origin_of(&spec.url, origin_end, &names)
+            .map_err(|e| url_error(&spec.url, e))?;
         let mut path_text = &spec.url[origin_end..];
         if let Some(hash) = path_text.find('#') {
             path_text = &path_text[..hash];
@@ -509,52 +510,6 @@ fn probe(slots: usize) -> Values {
     values
 }
 
-/// The origin of `url` (its first `origin_end` bytes), and how it varies: with a placeholder in
-/// its host, the host as a template; with one in the scheme or port or before any `://`, the
-/// URL's start as a template (the rest is checked per item, with the values in it).
-fn origin_of(
-    url: &str,
-    origin_end: usize,
-    names: &[&str],
-) -> Result<(Origin, Option<Varies>), RequestError> {
-    let origin_text = &url[..origin_end];
-    // Filled with a stand-in value, to check what the template itself writes.
-    let whole = Template::with_names(url.as_bytes(), Escape::Raw, names);
-    let probe = String::from_utf8_lossy(&whole.expand(&probe(names.len()))).into_owned();
-    let (after_scheme, host_end) = match item_url::start_kind(origin_text, names) {
-        StartKind::Fixed => return Ok((parse_origin(url)?, None)),
-        StartKind::Host { host } => host,
-        StartKind::Start => {
-            // What the template itself writes wrong is wrong for every item: refused now.
-            match crate::url::split_url(probe.as_bytes()) {
-                Err(BadUrl::OtherScheme(_)) => return Err(RequestError::Scheme(shown(url))),
-                Err(why @ (BadUrl::Space | BadUrl::Control(_) | BadUrl::NotAscii)) => {
-                    return Err(RequestError::Url(shown(url), why.to_string()));
-                }
-                _ => {}
-            }
-            let start = Template::with_names(origin_text.as_bytes(), Escape::Raw, names);
-            let varies = Varies::Start {
-                start,
-                host_given: false,
-            };
-            return Ok((item_url::stand_in(), Some(varies)));
-        }
-    };
-    let mut origin = parse_origin(&probe)?;
-    origin.authority = origin_text[after_scheme..].to_string();
-    let explicit_port = host_end < origin_end;
-    let host_text = &origin_text[after_scheme..host_end];
-    let host = Template::with_names(host_text.as_bytes(), Escape::Raw, names);
-    Ok((
-        origin,
-        Some(Varies::Host {
-            host,
-            explicit_port,
-        }),
-    ))
-}
-
 /// The request's headers: `-H` lines, then `Host`, `User-Agent` and `Accept-Encoding` unless
 /// given.
 fn headers_of(
@@ -594,12 +549,12 @@ fn shown(url: &str) -> String {
     redact_url(url)
 }
 
-/// The origin of `--url` (or of it with its holes filled), as a usage error when it has none.
-fn parse_origin(url: &str) -> Result<Origin, RequestError> {
-    crate::url::parse_origin(url).map_err(|e| match e {
+/// Why `--url` has no origin, as a usage error.
+fn url_error(url: &str, error: UrlError) -> RequestError {
+    match error {
         UrlError::NotHttp => RequestError::Scheme(shown(url)),
         UrlError::Invalid(why) => RequestError::Url(shown(url), why),
-    })
+    }
 }
 
 /// `Name: value` → a checked header name and a value template (the value with its holes filled

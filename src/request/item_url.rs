@@ -9,7 +9,7 @@
 //! gates, DNS and TLS all ask it): a few hundred nanoseconds, one small allocation.
 
 use crate::template::{Escape, Template, Values};
-use crate::url::{Origin, Scheme, split_url};
+use crate::url::{BadUrl, Origin, Scheme, UrlError, parse_origin, split_url};
 
 /// Why an item's values make no request (its row says `request`, with this as the detail).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,7 +34,7 @@ pub enum Varies {
 
 /// How a URL template's start (`origin_text`, up to its path) is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartKind {
+enum StartKind {
     /// No placeholder: one origin for every item.
     Fixed,
     /// A placeholder in the host only: `origin_text[host]` is the host.
@@ -44,7 +44,7 @@ pub enum StartKind {
 }
 
 /// What kind of start `origin_text` (the URL template up to its path) has.
-pub fn start_kind(origin_text: &str, names: &[&str]) -> StartKind {
+fn start_kind(origin_text: &str, names: &[&str]) -> StartKind {
     let has_hole =
         |text: &str| Template::with_names(text.as_bytes(), Escape::Raw, names).has_hole();
     if !has_hole(origin_text) {
@@ -62,6 +62,50 @@ pub fn start_kind(origin_text: &str, names: &[&str]) -> StartKind {
     StartKind::Host {
         host: (after_scheme, port_at.unwrap_or(origin_text.len())),
     }
+}
+
+/// The origin of the URL template `url` (its first `origin_end` bytes; a stand-in when it
+/// varies), and how it varies: with a placeholder in its host, the host as a template; with one
+/// in the scheme or port or before any `://`, the URL's start as a template (the rest is
+/// checked per item, with the values in it). What the template itself writes wrong (a scheme
+/// not fetched, a space) is wrong for every item: refused now.
+pub fn origin_of(
+    url: &str,
+    origin_end: usize,
+    names: &[&str],
+) -> Result<(Origin, Option<Varies>), UrlError> {
+    let origin_text = &url[..origin_end];
+    // Every hole filled with `0`, to check what the template itself writes.
+    let mut zeros = Values::default();
+    names.iter().for_each(|_| zeros.push(Some(b"0")));
+    let whole = Template::with_names(url.as_bytes(), Escape::Raw, names);
+    let probe = String::from_utf8_lossy(&whole.expand(&zeros)).into_owned();
+    let (after_scheme, host_end) = match start_kind(origin_text, names) {
+        StartKind::Fixed => return Ok((parse_origin(url)?, None)),
+        StartKind::Host { host } => host,
+        StartKind::Start => {
+            match split_url(probe.as_bytes()) {
+                Err(BadUrl::OtherScheme(_)) => return Err(UrlError::NotHttp),
+                Err(why @ (BadUrl::Space | BadUrl::Control(_) | BadUrl::NotAscii)) => {
+                    return Err(UrlError::Invalid(why.to_string()));
+                }
+                _ => {}
+            }
+            let start = Template::with_names(origin_text.as_bytes(), Escape::Raw, names);
+            let host_given = false;
+            return Ok((stand_in(), Some(Varies::Start { start, host_given })));
+        }
+    };
+    let mut origin = parse_origin(&probe)?;
+    origin.authority = origin_text[after_scheme..].to_string();
+    let explicit_port = host_end < origin_end;
+    let host_text = &origin_text[after_scheme..host_end];
+    let host = Template::with_names(host_text.as_bytes(), Escape::Raw, names);
+    let varies = Varies::Host {
+        host,
+        explicit_port,
+    };
+    Ok((origin, Some(varies)))
 }
 
 impl Varies {
@@ -116,7 +160,7 @@ impl Varies {
 
 /// The stand-in origin of a template whose start is a placeholder: never dialed (each item
 /// goes to its own), an address so that nothing resolves it.
-pub fn stand_in() -> Origin {
+fn stand_in() -> Origin {
     Origin {
         scheme: Scheme::Http,
         host: std::net::Ipv4Addr::UNSPECIFIED.to_string(),
