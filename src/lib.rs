@@ -134,16 +134,20 @@ fn merge(args: &MergeArgs) -> Result<u8, Error> {
         ids,
         ids_file,
         keys,
+        urls,
         allow_duplicates,
         overwrite,
         quiet,
         out,
         inputs,
     } = args;
+    let keys: Vec<merge::KeyPath> = (keys.iter().cloned().map(merge::KeyPath::Keys))
+        .chain(urls.iter().cloned().map(merge::KeyPath::Urls))
+        .collect();
     let job = merge::MergeJob::new(
         ids.as_deref(),
         ids_file.as_deref(),
-        keys,
+        &keys,
         out.clone(),
         inputs.clone(),
         allow_duplicates.map(Into::into),

@@ -42,16 +42,29 @@ pub struct MergeJob {
     pub allow_duplicates: Option<Keep>,
 }
 
+/// A key file of the job, by the flag that named it.
+#[derive(Debug, Clone)]
+pub enum KeyPath {
+    /// `--keys`: its format by its extension.
+    Keys(PathBuf),
+    /// `--urls`: one URL per line.
+    Urls(PathBuf),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
     #[error(transparent)]
     Ids(#[from] IdRangeError),
-    #[error("--ids, --ids-file or --keys is required: the whole job's, as given to every node")]
+    #[error(
+        "--ids, --ids-file, --keys or --urls is required: the whole job's, as given to every node"
+    )]
     MissingIds,
     #[error("--ids-file {0}: {1}")]
     IdsFile(PathBuf, io::Error),
     #[error("--keys {0}: {1}")]
     Keys(PathBuf, String),
+    #[error("--urls {0}: {1}")]
+    Urls(PathBuf, String),
     #[error(transparent)]
     TooManyItems(#[from] crate::job::TooManyItems),
     #[error("{0}: exists; pass --overwrite to replace it")]
@@ -133,7 +146,7 @@ impl MergeReport {
 
 /// The job from `--ids`, `--ids-file` or `--keys` (with `--ids`), as `run` builds it (no
 /// standard input: merge reads the files themselves).
-fn job_of(ids: Option<&str>, ids_file: Option<&Path>, keys: &[PathBuf]) -> Result<Job, MergeError> {
+fn job_of(ids: Option<&str>, ids_file: Option<&Path>, keys: &[KeyPath]) -> Result<Job, MergeError> {
     if !keys.is_empty() {
         return Ok(Job::key_files(product_of(ids, keys)?, None)?);
     }
@@ -149,16 +162,21 @@ fn job_of(ids: Option<&str>, ids_file: Option<&Path>, keys: &[PathBuf]) -> Resul
 }
 
 /// The product of `--ids` (when given) and the key files, as `run` numbers its items.
-fn product_of(ids: Option<&str>, keys: &[PathBuf]) -> Result<Product, MergeError> {
+fn product_of(ids: Option<&str>, keys: &[KeyPath]) -> Result<Product, MergeError> {
     let ids = ids.map(str::parse::<IdRange>).transpose()?;
     let mut files = Vec::with_capacity(keys.len());
-    for path in keys {
-        let fail = |message: String| MergeError::Keys(path.clone(), message);
-        let format = RecordFormat::of_path(path)
-            .filter(|_| path.as_os_str() != "-")
-            .ok_or_else(|| {
-                fail("name the key file itself, as .csv, .tsv, .jsonl or .parquet".into())
-            })?;
+    for key in keys {
+        let (path, format) = match key {
+            KeyPath::Keys(path) => (path, RecordFormat::of_path(path)),
+            KeyPath::Urls(path) => (path, Some(RecordFormat::UrlLines)),
+        };
+        let fail = |message: String| match key {
+            KeyPath::Keys(_) => MergeError::Keys(path.clone(), message),
+            KeyPath::Urls(_) => MergeError::Urls(path.clone(), message),
+        };
+        let format = format.filter(|_| path.as_os_str() != "-").ok_or_else(|| {
+            fail("name the key file itself, as .csv, .tsv, .jsonl or .parquet".into())
+        })?;
         let shown = path.display().to_string();
         files.push(RecordFile::scan(path, &shown, format).map_err(|e| fail(e.to_string()))?);
     }
@@ -171,7 +189,7 @@ impl MergeJob {
     pub fn new(
         ids: Option<&str>,
         ids_file: Option<&Path>,
-        keys: &[PathBuf],
+        keys: &[KeyPath],
         out: PathBuf,
         inputs: Vec<PathBuf>,
         allow_duplicates: Option<Keep>,

@@ -4,7 +4,7 @@
 //! would only repeat its requests; both are usage errors naming what was typed.
 
 use crate::ids::IdRange;
-use crate::job::Product;
+use crate::job::{Product, RecordFormat};
 use crate::redact::{redact_header, redact_url};
 use crate::request::RequestSpec;
 use crate::suggest::nearest;
@@ -27,9 +27,11 @@ pub enum PlaceholderError {
     )]
     UnusedIds { ids: IdRange, times: u64 },
     #[error(
-        "--keys {file}: the request uses none of its columns ({columns}), so its {records} records would only repeat the requests {records} times over; put {first} in the URL, a header or the body, or leave the file out"
+        "{flag} {file}: the request uses none of its columns ({columns}), so its {records} records would only repeat the requests {records} times over; put {first} in the URL, a header or the body, or leave the file out"
     )]
     UnusedKeys {
+        /// `--keys`, or `--urls`.
+        flag: &'static str,
         file: String,
         columns: String,
         first: String,
@@ -82,6 +84,10 @@ pub fn check(spec: &RequestSpec, product: Option<&Product>) -> Result<(), Placeh
         if !shadowed && !used[slots].contains(&true) {
             let columns: Vec<String> = file.columns.iter().map(|c| braced(&c.name)).collect();
             return Err(PlaceholderError::UnusedKeys {
+                flag: match file.format {
+                    RecordFormat::UrlLines => "--urls",
+                    _ => "--keys",
+                },
                 file: file.shown.clone(),
                 first: columns.first().cloned().unwrap_or_default(),
                 columns: columns.join(", "),
@@ -203,6 +209,7 @@ mod tests {
         assert_eq!(
             err,
             PlaceholderError::UnusedKeys {
+                flag: "--keys",
                 file: "days.csv".into(),
                 columns: "{day}".into(),
                 first: "{day}".into(),

@@ -4,16 +4,20 @@
 //! one buffer, or its parts for HTTP/2.
 //!
 //! A placeholder may stand in the path and query (percent-encoded there), in header values and
-//! in the body (as it is), and in the host (one name per key, as mass probing does: each request
-//! then goes to its own host, on a connection of its own); not in the scheme or the port. A value
-//! that would break a header (CR, LF or NUL), or cannot be part of a host name, fails that item
-//! with error kind `request`, never retried.
+//! in the body (as it is), in the host (one name per key, as mass probing does: each request
+//! then goes to its own host, on a connection of its own), and for the URL's start: the whole
+//! URL, its origin or a prefix (`{url}`, `{base}/api?id={id}`; see `item_url`). A value that
+//! would break a header (CR, LF or NUL), cannot be part of a host name, or makes no fetchable
+//! URL, fails that item with error kind `request`, never retried.
 
 use serde::{Deserialize, Serialize};
 
 mod framing;
+mod item_url;
 
 pub use framing::{connection_specific, reserved_for_ringscrape};
+pub use item_url::UnusableKey;
+use item_url::Varies;
 
 use crate::redact::{is_credential, redact_header, redact_url};
 use crate::template::{Escape, ID_NAME, Template, Values};
@@ -106,9 +110,9 @@ pub struct RequestTemplate {
     /// The placeholders in the URL's path (before `?`), by slot and name: an absent value
     /// there would leave an empty path segment.
     path_holes: Vec<(usize, String)>,
-    /// `{id}` in the host (one name per key, as mass probing does): the host with its hole;
-    /// `origin` then names no real host, and [`RequestTemplate::origin_of`] gives each key's.
-    host: Option<Template>,
+    /// A placeholder in the host, or for the URL's start: `origin` then names no real host,
+    /// and [`RequestTemplate::origin_of`] gives each item's.
+    varies: Option<Varies>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -117,10 +121,6 @@ pub enum RequestError {
     Scheme(String),
     #[error("--url {0}: not a valid URL once {{id}} is filled in ({1})")]
     Url(String, String),
-    #[error(
-        "--url {0}: {{id}} may stand in the host, the path or the query, not in the scheme or port"
-    )]
-    HoleInOrigin(String),
     #[error("--url {0}: must contain {{id}} (or use {{id}} in a header or the body)")]
     NoPlaceholder(String),
     #[error("--method {0:?}: not a valid HTTP method")]
@@ -165,6 +165,8 @@ pub struct RequestParts<'a> {
     template: &'a RequestTemplate,
     values: &'a Values,
     hop: Option<&'a Hop>,
+    /// With a placeholder at the URL's start and no hop: the item's origin and target.
+    own: Option<(Origin, Vec<u8>)>,
     /// A redirect to another origin than the item's own: credentials stay home.
     elsewhere: bool,
 }
@@ -182,32 +184,41 @@ impl<'a> RequestParts<'a> {
         self.hop.map_or(&self.template.method, |h| &h.method)
     }
 
-    /// Where the request goes: the template's origin, or the redirect's.
-    pub fn origin(&self) -> &'a Origin {
-        self.hop.map_or(&self.template.origin, |h| &h.origin)
+    /// Where the request goes: the template's origin, the item's own, or the redirect's.
+    pub fn origin(&self) -> &Origin {
+        match (self.hop, &self.own) {
+            (Some(hop), _) => &hop.origin,
+            (None, Some((own, _))) => own,
+            (None, None) => &self.template.origin,
+        }
     }
 
     /// Appends the request target (path and query).
     pub fn write_target(&self, out: &mut Vec<u8>) {
-        match self.hop {
-            Some(hop) => out.extend_from_slice(&hop.target),
-            None => self.template.path.expand_into(self.values, out),
+        match (self.hop, &self.own) {
+            (Some(hop), _) => out.extend_from_slice(&hop.target),
+            (None, Some((_, target))) => out.extend_from_slice(target),
+            (None, None) => self.template.path.expand_into(self.values, out),
         }
     }
 
     /// The headers that go, in order: on a redirect to another origin, those that stay home
-    /// (credentials) are left out and `Host` names that origin.
-    pub fn headers(&self) -> impl Iterator<Item = (&'a http::HeaderName, HeaderValueOf<'a>)> {
-        let (elsewhere, hop) = (self.elsewhere, self.hop);
+    /// (credentials) are left out and `Host` names that origin; with a placeholder at the
+    /// URL's start, `Host` is the item's authority (unless `-H` gave one).
+    pub fn headers(&self) -> impl Iterator<Item = (&'a http::HeaderName, HeaderValueOf<'_>)> {
+        let elsewhere = self.elsewhere;
+        let per_item = self
+            .template
+            .varies
+            .as_ref()
+            .is_some_and(Varies::host_from_url);
+        let authority = self.origin().authority.as_str();
         self.template
             .headers
             .iter()
             .filter(move |(name, _)| !(elsewhere && stays_home(name)))
-            .map(move |(name, value)| match hop {
-                Some(hop) if elsewhere && name == http::header::HOST => (
-                    name,
-                    HeaderValueOf::Authority(hop.origin.authority.as_str()),
-                ),
+            .map(move |(name, value)| match name == http::header::HOST {
+                true if elsewhere || per_item => (name, HeaderValueOf::Authority(authority)),
                 _ => (name, HeaderValueOf::Filled(value)),
             })
     }
@@ -243,13 +254,16 @@ impl RequestTemplate {
     pub fn compile(spec: &RequestSpec) -> Result<Self, RequestError> {
         let names = spec.names();
         let origin_end = origin_len(&spec.url);
-        let (origin, host) = origin_of(&spec.url, origin_end, &names)?;
+        let (origin, mut varies) = item_url::origin_of(&spec.url, origin_end, &names)
+            .map_err(|e| url_error(&spec.url, e))?;
         let mut path_text = &spec.url[origin_end..];
         if let Some(hash) = path_text.find('#') {
             path_text = &path_text[..hash];
         }
+        // After a placeholder for the URL's start, nothing: the value's own path.
+        let starts = matches!(varies, Some(Varies::Start { .. }));
         let path = Template::with_names(
-            if path_text.is_empty() {
+            if path_text.is_empty() && !starts {
                 b"/"
             } else {
                 path_text.as_bytes()
@@ -264,6 +278,12 @@ impl RequestTemplate {
         let method = http::Method::from_bytes(method_text.as_bytes())
             .map_err(|_| RequestError::Method(method_text.clone()))?;
         let headers = headers_of(spec, &origin, &names)?;
+        if let Some(Varies::Start { host_given, .. }) = &mut varies {
+            *host_given = spec.headers.iter().any(|line| {
+                line.split_once(':')
+                    .is_some_and(|(name, _)| name.trim().eq_ignore_ascii_case("host"))
+            });
+        }
         let mut header_slots: Vec<usize> = headers.iter().flat_map(|(_, v)| v.slots()).collect();
         header_slots.sort_unstable();
         header_slots.dedup();
@@ -273,7 +293,7 @@ impl RequestTemplate {
             .map(|b| Template::with_names(b, Escape::Raw, &names));
         if !path.has_hole()
             && header_slots.is_empty()
-            && host.is_none()
+            && varies.is_none()
             && !body.as_ref().is_some_and(Template::has_hole)
         {
             return Err(RequestError::NoPlaceholder(shown(&spec.url)));
@@ -291,9 +311,11 @@ impl RequestTemplate {
             headers,
             body,
             header_slots,
-            host,
+            varies,
         };
-        template.check_path(&spec.url, names.len())?;
+        if !starts {
+            template.check_path(&spec.url, names.len())?;
+        }
         Ok(template)
     }
 
@@ -335,46 +357,26 @@ impl RequestTemplate {
             .map(|(_, name)| name.as_str())
     }
 
-    /// True when each key names its own host (`{id}` in the host).
+    /// True when each item names its own host (a placeholder in the host, or for the URL's
+    /// start).
     pub fn host_varies(&self) -> bool {
-        self.host.is_some()
+        self.varies.is_some()
     }
 
-    /// The origin of `key`'s request: the run's, or with `{id}` in the host, the key's own (a
-    /// key that cannot be part of a host name is refused).
-    pub fn origin_of(&self, values: &Values) -> Result<Origin, KeyBreaksHeader> {
-        let Some(host) = &self.host else {
-            return Ok(self.origin.clone());
-        };
-        let host = host.expand(values);
-        let label_byte = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
-        let empty_label = host.first() == Some(&b'.') || host.windows(2).any(|w| w == b"..");
-        if host.is_empty() || host.len() > 253 || empty_label || !host.iter().all(label_byte) {
-            return Err(KeyBreaksHeader);
+    /// The origin of the item with `values`: the run's, or with a placeholder in the host or
+    /// for the URL's start, the item's own (a value that makes no host, or no fetchable URL, is
+    /// refused, saying why). The one answer to "which host does this item go to".
+    pub fn origin_of(&self, values: &Values) -> Result<Origin, UnusableKey> {
+        match &self.varies {
+            None => Ok(self.origin.clone()),
+            Some(varies) => varies.origin(&self.origin, &self.path, values),
         }
-        let host = String::from_utf8(host).map_err(|_| KeyBreaksHeader)?;
-        let explicit_port = self
-            .origin
-            .authority
-            .rsplit_once(':')
-            .is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
-        let authority = if explicit_port {
-            format!("{host}:{}", self.origin.port)
-        } else {
-            host.clone()
-        };
-        Ok(Origin {
-            scheme: self.origin.scheme,
-            host,
-            port: self.origin.port,
-            authority,
-        })
     }
 
-    /// True when `origin` is not the item's own: with `{id}` (or a key column) in the host,
-    /// the key's host is home, not the template's stand-in.
+    /// True when `origin` is not the item's own: with a placeholder in the host (or for the
+    /// URL's start), the item's host is home, not the template's stand-in.
     fn elsewhere(&self, values: &Values, origin: &Origin) -> bool {
-        match &self.host {
+        match &self.varies {
             None => *origin != self.origin,
             Some(_) => self.origin_of(values).map_or(true, |own| *origin != own),
         }
@@ -389,24 +391,41 @@ impl RequestTemplate {
 
     /// The request for `values` (or for a redirect's next `hop`) as each protocol's encoder
     /// reads it (`worker/http/h1.rs`, `h2.rs`): what goes is decided here, how it is written
-    /// there. An error when a value would end a header line early.
+    /// there. An error when a value would end a header line early (or, with a placeholder for
+    /// the URL's start, makes no URL: [`RequestTemplate::origin_of`] said so before).
     pub fn parts<'a>(
         &'a self,
         values: &'a Values,
         hop: Option<&'a Hop>,
     ) -> Result<RequestParts<'a>, KeyBreaksHeader> {
         self.check_values(values)?;
+        let own = match (&self.varies, hop) {
+            (Some(varies @ Varies::Start { .. }), None) => Some(
+                varies
+                    .url(&self.path, values)
+                    .map_err(|_| KeyBreaksHeader)?,
+            ),
+            _ => None,
+        };
         Ok(RequestParts {
             template: self,
             values,
             hop,
+            own,
             elsewhere: hop.is_some_and(|h| self.elsewhere(values, &h.origin)),
         })
     }
 
-    /// The request target (path and query) for `values`.
+    /// The request target (path and query) for `values` (with a placeholder for the URL's
+    /// start, the item's URL's; empty when it makes none, which `origin_of` refuses first).
     pub fn target(&self, values: &Values) -> Vec<u8> {
-        self.path.expand(values)
+        match &self.varies {
+            Some(varies @ Varies::Start { .. }) => varies
+                .url(&self.path, values)
+                .map(|(_, target)| target)
+                .unwrap_or_default(),
+            _ => self.path.expand(values),
+        }
     }
 
     /// Where a 3xx answer with `location`, to a `method` request for `target` on `origin`,
@@ -491,44 +510,6 @@ fn probe(slots: usize) -> Values {
     values
 }
 
-/// The origin of `url` (its first `origin_end` bytes), and with a placeholder in its host, the
-/// host as a template. A placeholder may stand in the host only: not in the scheme, nor in the
-/// port.
-fn origin_of(
-    url: &str,
-    origin_end: usize,
-    names: &[&str],
-) -> Result<(Origin, Option<Template>), RequestError> {
-    let has_hole =
-        |text: &str| Template::with_names(text.as_bytes(), Escape::Raw, names).has_hole();
-    let origin_text = &url[..origin_end];
-    if !has_hole(origin_text) {
-        return Ok((parse_origin(url)?, None));
-    }
-    let after_scheme = origin_text.find("://").map_or(0, |at| at + 3);
-    let port_at = origin_text.rfind(':').filter(|&at| at >= after_scheme);
-    if has_hole(&origin_text[..after_scheme])
-        || port_at.is_some_and(|at| has_hole(&origin_text[at..]))
-    {
-        return Err(RequestError::HoleInOrigin(shown(url)));
-    }
-    // Parsed with a stand-in name to check the rest of the URL.
-    let whole = Template::with_names(url.as_bytes(), Escape::Raw, names);
-    let probe = String::from_utf8_lossy(&whole.expand(&probe(names.len()))).into_owned();
-    let mut origin = parse_origin(&probe)?;
-    let host_end = port_at.unwrap_or(origin_end);
-    let host_text = &origin_text[after_scheme..host_end];
-    origin.authority = origin_text[after_scheme..].to_string();
-    Ok((
-        origin,
-        Some(Template::with_names(
-            host_text.as_bytes(),
-            Escape::Raw,
-            names,
-        )),
-    ))
-}
-
 /// The request's headers: `-H` lines, then `Host`, `User-Agent` and `Accept-Encoding` unless
 /// given.
 fn headers_of(
@@ -568,12 +549,12 @@ fn shown(url: &str) -> String {
     redact_url(url)
 }
 
-/// The origin of `--url` (or of it with its holes filled), as a usage error when it has none.
-fn parse_origin(url: &str) -> Result<Origin, RequestError> {
-    crate::url::parse_origin(url).map_err(|e| match e {
+/// Why `--url` has no origin, as a usage error.
+fn url_error(url: &str, error: UrlError) -> RequestError {
+    match error {
         UrlError::NotHttp => RequestError::Scheme(shown(url)),
         UrlError::Invalid(why) => RequestError::Url(shown(url), why),
-    })
+    }
 }
 
 /// `Name: value` → a checked header name and a value template (the value with its holes filled

@@ -42,9 +42,13 @@ pub enum UrlError {
     Invalid(String),
 }
 
-/// Length of `scheme://authority` at the start of `url`.
+/// Length of `scheme://authority` at the start of `url` (a `://` after the first `/`, `?` or
+/// `#` is in the path or query, not after a scheme: `{url}?next=http://x` starts with `{url}`).
 pub fn origin_len(url: &str) -> usize {
-    let after_scheme = url.find("://").map_or(0, |at| at + 3);
+    let after_scheme = url
+        .find("://")
+        .filter(|&at| !url[..at].contains(['/', '?', '#']))
+        .map_or(0, |at| at + 3);
     after_scheme
         + url[after_scheme..]
             .find(['/', '?', '#'])
@@ -102,6 +106,85 @@ pub fn parse_origin(url: &str) -> Result<Origin, UrlError> {
         port,
         authority: authority.as_str().to_string(),
     })
+}
+
+/// Why an item's whole URL cannot be fetched (a `request` row's detail).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadUrl {
+    #[error("the URL is empty")]
+    Empty,
+    #[error("a space in the URL (write it %20)")]
+    Space,
+    #[error("a control byte or white space (0x{0:02x}) in the URL")]
+    Control(u8),
+    #[error("the URL is not UTF-8")]
+    NotUtf8,
+    #[error("no scheme: a URL starts with http:// or https://")]
+    NoScheme,
+    #[error("a {0}: URL; only http:// and https:// are fetched")]
+    OtherScheme(String),
+    #[error("no host in the URL")]
+    NoHost,
+    #[error("a host name that is not ASCII: write it in punycode (xn--…)")]
+    NotAscii,
+    /// A bad port, `user:password@`, a malformed authority or request target.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An item's whole URL (`-u '{url}'`): its origin and request target (the fragment left out,
+/// non-ASCII bytes of the path and query percent-encoded as browsers do, nothing else
+/// re-encoded), or why it cannot be fetched.
+pub fn split_url(url: &[u8]) -> Result<(Origin, Vec<u8>), BadUrl> {
+    if url.is_empty() {
+        return Err(BadUrl::Empty);
+    }
+    if let Some(&b) = url
+        .iter()
+        .find(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(if b == b' ' {
+            BadUrl::Space
+        } else {
+            BadUrl::Control(b)
+        });
+    }
+    let text = std::str::from_utf8(url).map_err(|_| BadUrl::NotUtf8)?;
+    let scheme = scheme_of(text).ok_or(BadUrl::NoScheme)?;
+    let lower = scheme.to_ascii_lowercase();
+    if lower != "http" && lower != "https" {
+        return Err(BadUrl::OtherScheme(lower));
+    }
+    let rest = text[scheme.len() + 1..]
+        .strip_prefix("//")
+        .ok_or(BadUrl::NoHost)?;
+    let url = format!("{lower}://{rest}");
+    let end = origin_len(&url);
+    let authority = &url[lower.len() + 3..end];
+    if authority.is_empty() || authority.starts_with(':') {
+        return Err(BadUrl::NoHost);
+    }
+    if !authority.is_ascii() {
+        return Err(BadUrl::NotAscii);
+    }
+    let origin = parse_origin(&url).map_err(|e| match e {
+        UrlError::NotHttp => BadUrl::NoHost,
+        UrlError::Invalid(why) => BadUrl::Invalid(why),
+    })?;
+    let rest = url[end..].split('#').next().unwrap_or_default();
+    let mut target = Vec::with_capacity(rest.len() + 1);
+    if !rest.starts_with('/') {
+        target.push(b'/');
+    }
+    for &b in rest.as_bytes() {
+        match b {
+            0x80.. => crate::template::percent_encode(&[b], &mut target),
+            b => target.push(b),
+        }
+    }
+    http::uri::PathAndQuery::try_from(target.as_slice())
+        .map_err(|e| BadUrl::Invalid(format!("not a valid path and query: {e}")))?;
+    Ok((origin, target))
 }
 
 /// Why a reference is not followed.

@@ -391,8 +391,8 @@ fn bad_request_shaping_and_capture_flags_name_the_flag() {
     );
     assert_refused_in(
         d,
-        &["-u", "http://example:8{id}/x", "-i", "0..10"],
-        "not in the scheme or port",
+        &["-u", "ftp://{id}:8/x", "-i", "0..10"],
+        "only http:// and https:// URLs are supported",
     );
 }
 
@@ -466,7 +466,11 @@ fn ids_and_ids_file_together_or_a_missing_file_are_refused() {
         &["-u", URL, "--ids-file", "blank.txt"],
         "--ids-file blank.txt: no keys",
     );
-    assert_refused_in(d, &["-u", URL], "--ids, --ids-file or --keys is required");
+    assert_refused_in(
+        d,
+        &["-u", URL],
+        "--ids, --ids-file, --keys or --urls is required",
+    );
 }
 
 #[test]

@@ -48,3 +48,4 @@ mod summary;
 mod third_party;
 mod tls;
 mod tune;
+mod urls;

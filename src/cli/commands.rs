@@ -106,7 +106,7 @@ pub struct MergeArgs {
         short,
         long,
         value_name = "START..END",
-        required_unless_present_any = ["ids_file", "keys"],
+        required_unless_present_any = ["ids_file", "keys", "urls"],
         allow_hyphen_values = true
     )]
     pub ids: Option<String>,
@@ -117,6 +117,9 @@ pub struct MergeArgs {
     /// by index, or by id without --ids)
     #[arg(long = "keys", value_name = "FILE", conflicts_with = "ids_file")]
     pub keys: Vec<PathBuf>,
+    /// The whole job's file of URLs (run's --urls), as given to every node
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ids_file", "keys"])]
+    pub urls: Option<PathBuf>,
     /// When an id has rows in several inputs (a retried slice overlapped), keep the row of the
     /// input listed first or last, and accept it
     #[arg(long, value_name = "WHICH", value_enum)]

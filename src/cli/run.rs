@@ -14,8 +14,9 @@ use crate::output::Format;
 /// Values are checked and converted in `config`, so every bad input gets the same one-line error.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    /// URL template; every {id} is replaced by the id (and {name} by a --keys column), e.g.
-    /// http://host/log?id={id}
+    /// URL template; every {id} is replaced by the id (and {name} by a --keys column, which may
+    /// hold a whole URL: -u '{url}'), e.g. http://host/log?id={id}; with --urls, '{url}' unless
+    /// given
     #[arg(short, long, value_name = "TEMPLATE", env = "RINGSCRAPE_URL")]
     pub url: Option<String>,
     // The items: --ids, --ids-file, --keys (read by `config::items` into the job).
@@ -355,13 +356,21 @@ pub struct ItemArgs {
     /// every combination is an item (the last varying fastest)
     #[arg(long = "keys", value_name = "FILE", conflicts_with = "ids_file")]
     pub keys: Vec<PathBuf>,
+    /// File of whole URLs, one per line (blank lines skipped); - reads standard input. A key
+    /// file of one column {url}: each line is fetched as it is (-u '{url}' unless -u is given;
+    /// give -u to add to it, e.g. -u '{url}&lang=en') and is the rows' url column. A bad URL (no
+    /// scheme, not http(s), a bad port, a space) is a request row, not a stopped run
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["ids_file", "keys"])]
+    pub urls: Option<PathBuf>,
 }
 
 impl ItemArgs {
     /// The files items are read from, each with the flag that named it (`("keys", path)`).
     pub fn files(&self) -> impl Iterator<Item = (&'static str, &PathBuf)> {
         let keys = self.keys.iter().map(|path| ("keys", path));
-        keys.chain(self.ids_file.iter().map(|path| ("ids-file", path)))
+        let urls = self.urls.iter().map(|path| ("urls", path));
+        keys.chain(urls)
+            .chain(self.ids_file.iter().map(|path| ("ids-file", path)))
     }
 }
 

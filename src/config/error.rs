@@ -27,7 +27,7 @@ pub enum ConfigError {
     Net(#[from] crate::net::NetError),
     #[error("--url is required (or `url` in the config file)")]
     MissingUrl,
-    #[error("--ids, --ids-file or --keys is required, e.g. --ids 0..1000000")]
+    #[error("--ids, --ids-file, --keys or --urls is required, e.g. --ids 0..1000000")]
     MissingIds,
     #[error(
         "--keys {0}: which format? name it .csv, .tsv, .jsonl or .parquet (or a directory of Parquet parts)"
@@ -35,6 +35,8 @@ pub enum ConfigError {
     KeysFormat(PathBuf),
     #[error("--keys {0}: {1}")]
     Keys(PathBuf, RecordFileError),
+    #[error("--urls {0}: {1}")]
+    Urls(PathBuf, RecordFileError),
     #[error("--auth-command: empty; give the command that prints `Name: value` header lines")]
     EmptyAuthCommand,
     #[error("--next {0}: {1} (give link, /json/pointer, jq:FILTER or re:REGEX)")]

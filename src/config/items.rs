@@ -1,5 +1,5 @@
-//! The [`Job`] from `--ids`, `--ids-file` or `--keys` (and their product), and this node's
-//! slice of it.
+//! The [`Job`] from `--ids`, `--ids-file`, `--keys` or `--urls` (and their product), and this
+//! node's slice of it.
 
 use std::sync::Arc;
 
@@ -12,7 +12,12 @@ use super::error::ConfigError;
 
 /// Refuses a run with no source of items, early: before any file is read.
 pub(super) fn check_given(args: &RunArgs) -> Result<(), ConfigError> {
-    if args.items.ids.is_none() && args.items.ids_file.is_none() && args.items.keys.is_empty() {
+    let items = &args.items;
+    if items.ids.is_none()
+        && items.ids_file.is_none()
+        && items.keys.is_empty()
+        && items.urls.is_none()
+    {
         return Err(ConfigError::MissingIds);
     }
     Ok(())
@@ -33,7 +38,7 @@ pub(super) fn job_of(args: &RunArgs, node: Option<&Node>) -> Result<Job, ConfigE
 /// The items: an id range, the lines of a file of keys, or key files with columns (standard
 /// input is copied to a temporary file first, streamed).
 pub(super) fn job_items(args: &RunArgs) -> Result<Job, ConfigError> {
-    if !args.items.keys.is_empty() {
+    if !args.items.keys.is_empty() || args.items.urls.is_some() {
         return product_items(args);
     }
     let Some(path) = &args.items.ids_file else {
@@ -59,7 +64,8 @@ pub(super) fn job_items(args: &RunArgs) -> Result<Job, ConfigError> {
     Ok(Job::id_file(keys, spool))
 }
 
-/// The product of `--ids` (when given) and the `--keys` files, each scanned once.
+/// The product of `--ids` (when given) and the `--keys` files (or the `--urls` file), each
+/// scanned once.
 pub(super) fn product_items(args: &RunArgs) -> Result<Job, ConfigError> {
     let ids = args
         .items
@@ -69,10 +75,22 @@ pub(super) fn product_items(args: &RunArgs) -> Result<Job, ConfigError> {
         .transpose()?;
     let mut files = Vec::with_capacity(args.items.keys.len());
     let mut stdin_spool = None;
-    for path in &args.items.keys {
-        let format =
-            RecordFormat::of_path(path).ok_or_else(|| ConfigError::KeysFormat(path.clone()))?;
-        let fail = |e| ConfigError::Keys(path.clone(), e);
+    let keys = args
+        .items
+        .keys
+        .iter()
+        .map(|path| (path, RecordFormat::of_path(path)));
+    let urls = args
+        .items
+        .urls
+        .iter()
+        .map(|path| (path, Some(RecordFormat::UrlLines)));
+    for (path, format) in keys.chain(urls) {
+        let format = format.ok_or_else(|| ConfigError::KeysFormat(path.clone()))?;
+        let fail = |e| match format {
+            RecordFormat::UrlLines => ConfigError::Urls(path.clone(), e),
+            _ => ConfigError::Keys(path.clone(), e),
+        };
         let scan_path = if path.as_os_str() == "-" {
             if stdin_spool.is_some() {
                 return Err(ConfigError::KeysStdinTwice);

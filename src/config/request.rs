@@ -3,7 +3,7 @@
 
 use crate::cli::RunArgs;
 use crate::extract::ExtractSpec;
-use crate::job::Job;
+use crate::job::{Job, URL_COLUMN};
 use crate::model::{BodyColumn, BodyEncoding, Pages, Schema};
 use crate::nodes::{self, Node};
 use crate::output::bodies;
@@ -80,7 +80,17 @@ pub(super) fn pages_of(args: &RunArgs) -> Result<Option<Pages>, ConfigError> {
 
 /// The request flags, with `@FILE` arguments read.
 pub(super) fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
-    let url = args.url.clone().ok_or(ConfigError::MissingUrl)?;
+    // `--urls` alone: each line is the whole URL.
+    let whole_url = args
+        .items
+        .urls
+        .as_ref()
+        .map(|_| format!("{{{URL_COLUMN}}}"));
+    let url = args
+        .url
+        .clone()
+        .or(whole_url)
+        .ok_or(ConfigError::MissingUrl)?;
     let mut headers = Vec::with_capacity(args.headers.len());
     for header in &args.headers {
         match header.strip_prefix('@') {

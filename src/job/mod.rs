@@ -34,7 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use lines::{KeyFile, LineReader, spool_stdin};
 pub use product::{Product, ProductReader, TooManyItems};
-pub use records::{RecordFile, RecordFileError, RecordFormat};
+pub use records::{RecordFile, RecordFileError, RecordFormat, URL_COLUMN};
 pub use row::{Items, KeyColumn};
 
 use crate::ids::{IdRange, IdSet};
@@ -215,7 +215,11 @@ impl Job {
                         true => vec![file.path.clone()],
                         false => file.parts.iter().map(|(part, _)| part.clone()).collect(),
                     };
-                    KeyFileIdentity::of("--keys", &file.shown, &parts, file.records)
+                    let flag = match file.format {
+                        RecordFormat::UrlLines => "--urls",
+                        _ => "--keys",
+                    };
+                    KeyFileIdentity::of(flag, &file.shown, &parts, file.records)
                 })
                 .collect(),
         }

@@ -1,5 +1,6 @@
 //! Key files with named columns (`--keys`): CSV or TSV with a header row, JSON Lines of flat
-//! objects, or Parquet (see `job::parquet`). Records are numbered from 0 in file order; each
+//! objects, or Parquet (see `job::parquet`); and `--urls`, a text file of one URL per line read
+//! as one column `url`. Records are numbered from 0 in file order; each
 //! gives one value per column (absent for a JSON `null` or a missing field).
 //!
 //! A file is never held whole: one scan (by the supervisor) finds the columns, their kinds and
@@ -30,7 +31,12 @@ pub enum RecordFormat {
     Tsv,
     JsonLines,
     Parquet,
+    /// `--urls`: one URL per line (blank lines are no records), the column [`URL_COLUMN`].
+    UrlLines,
 }
+
+/// The one column of a `--urls` file, and the placeholder it fills.
+pub const URL_COLUMN: &str = "url";
 
 impl RecordFormat {
     /// The format of `path` by its extension (a directory is Parquet parts); `-` is CSV.
@@ -103,6 +109,7 @@ impl RecordFile {
         let mut file = match format {
             RecordFormat::Csv | RecordFormat::Tsv => scan_csv(path, format)?,
             RecordFormat::JsonLines => scan_json_lines(path)?,
+            RecordFormat::UrlLines => scan_url_lines(path)?,
             RecordFormat::Parquet => {
                 let scanned = parquet_keys::scan(path)?;
                 for (at, column) in scanned.columns.iter().enumerate() {
@@ -132,7 +139,9 @@ impl RecordFile {
         if file.records == 0 {
             return Err(match format {
                 RecordFormat::Csv | RecordFormat::Tsv => RecordFileError::NoRecords,
-                RecordFormat::JsonLines | RecordFormat::Parquet => RecordFileError::Empty,
+                RecordFormat::JsonLines | RecordFormat::Parquet | RecordFormat::UrlLines => {
+                    RecordFileError::Empty
+                }
             });
         }
         Ok(file)
@@ -220,18 +229,22 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(u8::is_ascii_whitespace)
 }
 
-fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
+/// Reads `path` line by line and calls `each` with every record (a non-blank line, the byte
+/// order mark left out) and its number (from 1), marking every [`STRIDE`]-th record's start in
+/// `marks`; returns the number of records.
+fn each_line_record(
+    path: &Path,
+    marks: &mut Vec<(u64, u64)>,
+    mut each: impl FnMut(u64, &[u8]) -> Result<(), RecordFileError>,
+) -> Result<u64, RecordFileError> {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
-    let mut file = RecordFile::of_names(path, RecordFormat::JsonLines, Vec::new());
-    let mut kinds: Vec<Kinds> = Vec::new();
-    let (mut line, mut byte) = (0u64, 0u64);
+    let (mut line, mut byte, mut records) = (0u64, 0u64, 0u64);
     let mut text = Vec::new();
-    let mut scratch = Vec::new();
     loop {
         text.clear();
         let n = reader.read_until(b'\n', &mut text)?;
         if n == 0 {
-            break;
+            return Ok(records);
         }
         let (at_line, at_byte) = (line, byte);
         line += 1;
@@ -240,21 +253,32 @@ fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
         if is_blank(record) {
             continue;
         }
-        if file.records.is_multiple_of(STRIDE) {
-            file.marks.push((at_byte, at_line));
+        if records.is_multiple_of(STRIDE) {
+            marks.push((at_byte, at_line));
         }
-        file.records += 1;
+        records += 1;
+        each(records, record)?;
+    }
+}
+
+fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
+    let mut file = RecordFile::of_names(path, RecordFormat::JsonLines, Vec::new());
+    let mut kinds: Vec<Kinds> = Vec::new();
+    let mut scratch = Vec::new();
+    let mut marks = Vec::new();
+    let columns = &mut file.columns;
+    file.records = each_line_record(path, &mut marks, |number, record| {
         let Some(object) = RawObject::parse(record) else {
-            continue;
+            return Ok(());
         };
         for (name, value) in object.fields() {
             if name.is_empty() {
-                return Err(RecordFileError::UnnamedField(file.records));
+                return Err(RecordFileError::UnnamedField(number));
             }
-            let at = match file.columns.iter().position(|c| c.name == name) {
+            let at = match columns.iter().position(|c| c.name == name) {
                 Some(at) => at,
                 None => {
-                    file.columns.push(KeyColumn {
+                    columns.push(KeyColumn {
                         name: name.to_string(),
                         kind: KeyKind::Text,
                         file: String::new(),
@@ -268,13 +292,23 @@ fn scan_json_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
                 kinds[at].widen(seen);
             }
         }
-    }
+        Ok(())
+    })?;
+    file.marks = marks;
     if file.columns.is_empty() && file.records > 0 {
         return Err(RecordFileError::NoColumns);
     }
     for (column, kinds) in file.columns.iter_mut().zip(kinds) {
         column.kind = kinds.kind();
     }
+    Ok(file)
+}
+
+/// A `--urls` file: its non-blank lines counted, every [`STRIDE`]-th one's start marked.
+fn scan_url_lines(path: &Path) -> Result<RecordFile, RecordFileError> {
+    let names = vec![URL_COLUMN.to_string()];
+    let mut file = RecordFile::of_names(path, RecordFormat::UrlLines, names);
+    file.records = each_line_record(path, &mut file.marks, |_, _| Ok(()))?;
     Ok(file)
 }
 
@@ -305,6 +339,7 @@ enum Source {
         reader: csv::Reader<File>,
         record: csv::ByteRecord,
     },
+    /// JSON Lines, and `--urls` files (a line each too).
     JsonLines {
         reader: BufReader<File>,
         line: Vec<u8>,
@@ -321,7 +356,7 @@ impl RecordReader {
                 reader: csv_reader(file.format, File::open(&file.path)?),
                 record: csv::ByteRecord::new(),
             },
-            RecordFormat::JsonLines => Source::JsonLines {
+            RecordFormat::JsonLines | RecordFormat::UrlLines => Source::JsonLines {
                 reader: BufReader::with_capacity(64 << 10, File::open(&file.path)?),
                 line: Vec::new(),
                 byte: 0,
@@ -423,7 +458,12 @@ impl RecordReader {
                         break at;
                     }
                 };
-                json_values(without_bom(at, line), columns, values);
+                let record = without_bom(at, line);
+                if self.file.format == RecordFormat::UrlLines {
+                    values.push(Some(super::lines::trim_line_end(record)));
+                    return Ok(true);
+                }
+                json_values(record, columns, values);
                 if values.malformed.is_some() {
                     values.malformed = Some(format!(
                         "record {} of {} is not a JSON object",
@@ -479,6 +519,44 @@ mod tests {
                     .map(|v| String::from_utf8_lossy(v).into_owned())
             })
             .collect()
+    }
+
+    #[test]
+    fn a_url_list_is_one_column_a_record_per_non_blank_line_read_from_anywhere() {
+        let mut text = b"\xEF\xBB\xBFhttp://h/0,\"q\"\r\n\n   \n".to_vec();
+        for n in 1..40_000u64 {
+            text.extend_from_slice(format!("http://h/{n}?a=1&b={{x}}\n").as_bytes());
+            if n % 1000 == 0 {
+                text.extend_from_slice(b"\n");
+            }
+        }
+        text.extend_from_slice(b"ftp://last");
+        let (_dir, path) = file_with("list.txt", &text);
+        let file = RecordFile::scan(&path, "list.txt", RecordFormat::UrlLines).expect("scan");
+        assert_eq!(file.records, 40_001);
+        assert_eq!(file.columns.len(), 1);
+        assert_eq!(file.columns[0].name, URL_COLUMN);
+        let mut reader = RecordReader::open(&file).expect("open");
+        let read = |reader: &mut RecordReader, n: u64| {
+            texts(reader.record(n).expect("read").expect("a record"))
+        };
+        // Taken as it is: quotes, commas, braces; the line end and byte order mark left out.
+        assert_eq!(read(&mut reader, 0), [Some("http://h/0,\"q\"".to_string())]);
+        assert_eq!(
+            read(&mut reader, 39_999),
+            [Some("http://h/39999?a=1&b={x}".into())]
+        );
+        assert_eq!(
+            read(&mut reader, 17_000),
+            [Some("http://h/17000?a=1&b={x}".into())]
+        );
+        assert_eq!(read(&mut reader, 40_000), [Some("ftp://last".into())]);
+        assert!(reader.record(40_001).expect("read").is_none());
+        let (_dir, blank) = file_with("blank.txt", b"\n \n");
+        assert!(matches!(
+            RecordFile::scan(&blank, "blank.txt", RecordFormat::UrlLines),
+            Err(RecordFileError::Empty)
+        ));
     }
 
     #[test]

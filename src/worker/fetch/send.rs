@@ -6,7 +6,7 @@ use std::rc::Rc;
 use super::Slot;
 use super::plan::Plan;
 use crate::model::ErrorKind;
-use crate::request::{Hop, Origin};
+use crate::request::{Hop, Origin, UnusableKey};
 use crate::template::Values;
 use crate::worker::conn::connect::{Dialer, RouteId};
 use crate::worker::conn::proxy;
@@ -38,7 +38,7 @@ impl Slot {
             None if template.host_varies() => template
                 .origin_of(values)
                 .map(Bound::Other)
-                .map_err(|_| key_not_a_host()),
+                .map_err(unusable_key),
             Some(hop) if hop.origin != template.origin => Ok(Bound::Other(hop.origin.clone())),
             _ => Ok(Bound::Own),
         }
@@ -72,7 +72,7 @@ impl Slot {
         let (mut origin, mut target, mut method) = match page {
             Some(hop) => (hop.origin, hop.target, hop.method),
             None => (
-                template.origin_of(values).map_err(|_| key_not_a_host())?,
+                template.origin_of(values).map_err(unusable_key)?,
                 template.target(values),
                 template.method.clone(),
             ),
@@ -260,10 +260,11 @@ impl Slot {
     }
 }
 
-fn key_not_a_host() -> Failure {
+/// An item whose values make no request (no host, no fetchable URL): its `request` row says why.
+fn unusable_key(why: UnusableKey) -> Failure {
     Failure {
         kind: ErrorKind::Request,
         answered: false,
-        detail: "the key cannot be part of a host name".into(),
+        detail: why.0,
     }
 }
