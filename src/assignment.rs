@@ -36,6 +36,11 @@ pub struct WorkerSpec {
     /// The table to note each slot's item in (see [`crate::inflight`]): a `/proc` path.
     #[serde(default)]
     pub in_flight_table: Option<std::path::PathBuf>,
+    /// When the host varies: the run's shards, among which items are routed by host. `ids` is
+    /// then every shard's range and this worker takes the items whose host hashes to `shard`
+    /// (see `worker::schedule::route`), so that all of a host is one worker's.
+    #[serde(default)]
+    pub host_shards: Option<usize>,
 }
 
 /// What every worker of a run is told alike: how to build, send, keep and retry its requests.
@@ -66,6 +71,19 @@ pub struct Fetch {
     /// refreshed.
     #[serde(default)]
     pub auth: bool,
+    /// `--host-concurrency` and `--host-rate` when the host varies (with one host they are
+    /// folded into `concurrency` and the rate by the config).
+    #[serde(default)]
+    pub hosts: HostLimits,
+}
+
+/// Limits per host, kept by the worker each host's items are routed to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostLimits {
+    /// Requests in flight per host (`--host-concurrency`).
+    pub concurrency: Option<usize>,
+    /// Requests started per second per host, evenly spaced (`--host-rate`).
+    pub rate: Option<f64>,
 }
 
 /// Largest skip frame: a skip set is sent in pieces so that no frame nears the wire's limit.
@@ -194,6 +212,10 @@ mod tests {
                 },
                 verbosity: Verbosity::Verbose,
                 auth: true,
+                hosts: HostLimits {
+                    concurrency: Some(2),
+                    rate: Some(0.5),
+                },
             },
             rate: Some(500.0),
             keys: Keys::Lines {
@@ -208,6 +230,7 @@ mod tests {
                 next: "https://h/list?page=3".into(),
             }],
             in_flight_table: Some("/proc/1/fd/9".into()),
+            host_shards: Some(4),
         }
     }
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::assignment::Fetch;
+use crate::assignment::{Fetch, HostLimits};
 use crate::cli::{Concurrency, KeepArg, RunArgs};
 use crate::failed::{FailedRows, MaxFailed};
 use crate::job::Job;
@@ -61,6 +61,9 @@ pub struct RunConfig {
     /// This machine's place when the job spans several nodes.
     pub node: Option<Node>,
     pub shards: usize,
+    /// The URL's host varies: items are routed to shards by host (see
+    /// `worker::schedule::route`), not cut into ranges.
+    pub by_host: bool,
     pub output: Output,
     /// `--auth-command`: credentials from a command, refreshed.
     pub auth: Option<AuthSpec>,
@@ -105,6 +108,35 @@ fn positive_rate(rate: f64) -> Result<f64, ConfigError> {
     }
 }
 
+fn host_rate_of(rate: f64) -> Result<f64, ConfigError> {
+    positive_rate(rate).map_err(|_| ConfigError::HostRate(rate))
+}
+
+/// With one host (none of the URL's placeholders in it), the host's limits are the run's:
+/// `--host-concurrency N` caps the requests in flight across all workers at N (no more shards
+/// than N, and each worker's concurrency at most its share, rounded down), and `--host-rate R`
+/// is `--rate R` (the lower of the two when both are given). Returns the limits left for the
+/// workers to keep per host (none), the shards, the concurrency per worker and the rate.
+fn one_host(
+    hosts: HostLimits,
+    shards: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+) -> (HostLimits, usize, usize, Option<f64>) {
+    let (shards, concurrency) = match hosts.concurrency {
+        Some(cap) => {
+            let shards = shards.min(cap);
+            (shards, concurrency.min(cap / shards))
+        }
+        None => (shards, concurrency),
+    };
+    let rate = match (rate, hosts.rate) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    (HostLimits::default(), shards, concurrency, rate)
+}
+
 fn at_least_one(flag: &'static str, value: usize) -> Result<usize, ConfigError> {
     if value == 0 {
         Err(ConfigError::Zero(flag, value))
@@ -135,7 +167,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         shards, concurrency, quiet, verbose, no_progress, timeout, connect_timeout, max_body,
         body_memory, retries, retry_base, retry_cap, max_retry_after, rate, abort_after,
         max_failed, grace, proxy, proxy_file, local_addr, dns_refresh, resolve: pins, connect_to,
-        metrics, dashboard, report, summary_json,
+        metrics, dashboard, report, summary_json, host_concurrency, host_rate,
     } = args;
     let request = request_spec(args)?;
     let trust = trust_of(ca_cert, *insecure)?;
@@ -162,6 +194,16 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let routes = [local_addr, pins, connect_to];
     let net = net_of(routes, proxy, proxy_file, *dns_refresh, &template)?;
     let job_request = JobRequest::new(&request, headers, &schema, format, job.items());
+    let hosts = HostLimits {
+        concurrency: host_concurrency
+            .map(|n| at_least_one("host-concurrency", n))
+            .transpose()?,
+        rate: host_rate.map(host_rate_of).transpose()?,
+    };
+    let rate = rate.map(positive_rate).transpose()?;
+    let shards = job.shards(shards);
+    let one_host = (!template.host_varies()).then(|| one_host(hosts, shards, concurrency, rate));
+    let (hosts, shards, concurrency, rate) = one_host.unwrap_or((hosts, shards, concurrency, rate));
     Ok(RunConfig {
         fetch: Fetch {
             request,
@@ -178,9 +220,10 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             retry,
             verbosity: verbosity_of(*quiet, *verbose),
             auth: auth_command.is_some(),
+            hosts,
         },
         auth: auth_of(auth_command.as_deref(), *auth_refresh, *auth_timeout)?,
-        rate: rate.map(positive_rate).transpose()?,
+        rate,
         abort_after: *abort_after,
         max_failed: max_failed_of(*max_failed, mode, retry_failed.as_deref()),
         summary_json,
@@ -188,7 +231,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         dashboard,
         report,
         node,
-        shards: job.shards(shards),
+        shards,
+        by_host: template.host_varies(),
         job,
         output,
         format,

@@ -45,6 +45,7 @@ use schedule::cursor::Cursor;
 use schedule::limit::Limiter;
 use schedule::queue::{Item, Work, WorkQueue};
 use schedule::retry::Verdict;
+use schedule::route::HostRoute;
 use sink::{DRAIN_EVERY, FrameSink, SEND_EVERY};
 use wait::Parked;
 
@@ -193,13 +194,21 @@ pub fn run() -> Result<(), WorkerError> {
     // Non-blocking: a full pipe must not stop the event loop (see `sink`).
     set_nonblocking(&stdout, true).map_err(|e| WorkerError::Pipe(e.into()))?;
     sink::widen_pipe(&stdout);
+    let route = match spec.host_shards {
+        Some(shards) => {
+            let template = RequestTemplate::compile(&spec.fetch.request)?;
+            Some(HostRoute::new(template, spec.shard, shards))
+        }
+        None => None,
+    };
     let shared = Rc::new(Shared {
         work: WorkQueue::new(
             Cursor::new(
                 spec.ids,
                 skip,
                 ItemReader::open(&spec.keys).map_err(WorkerError::Keys)?,
-            ),
+            )
+            .routed(route),
             MAX_WAITING_PER_SLOT * spec.fetch.concurrency,
             &spec.continuations,
         ),

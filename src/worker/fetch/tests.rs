@@ -63,12 +63,14 @@ fn spec(url: &str, retries: u32, proxy: Option<&str>) -> WorkerSpec {
             },
             verbosity: Verbosity::Quiet,
             auth: false,
+            hosts: Default::default(),
         },
         rate: None,
         ids: IdRange::new(0, 10),
         keys: Keys::Numbers,
         continuations: Vec::new(),
         in_flight_table: None,
+        host_shards: None,
     }
 }
 

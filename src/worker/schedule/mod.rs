@@ -8,3 +8,4 @@ pub(super) mod limit;
 pub(super) mod memory;
 pub(super) mod queue;
 pub(super) mod retry;
+pub(super) mod route;
