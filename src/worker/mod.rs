@@ -42,7 +42,9 @@ use crate::wire::FrameReader;
 use credentials::Credentials;
 use fetch::{Outcome, Plan, PlanError, Slot};
 use schedule::cursor::Cursor;
+use schedule::hosts::{Finished, HostTable};
 use schedule::limit::Limiter;
+use schedule::lookahead::Lookahead;
 use schedule::queue::{Item, Work, WorkQueue};
 use schedule::retry::Verdict;
 use schedule::route::HostRoute;
@@ -122,6 +124,9 @@ impl Shared {
         (stats.answers.tls_resumed, stats.answers.tls_full) = crate::tls::handshakes();
         stats.in_flight = self.in_flight.get();
         stats.concurrency_limit = self.limiter.current() as u64;
+        if let Some(hosts) = self.work.host_board() {
+            stats.hosts = hosts;
+        }
         drop(stats);
         self.stats.borrow()
     }
@@ -168,6 +173,15 @@ fn plan_for(spec: &WorkerSpec, credentials: Option<Credentials>) -> Result<Plan,
     Ok(Plan::new(spec, credentials, bodies)?)
 }
 
+/// The hosts' queues of a worker whose host varies: `--host-concurrency`, `--host-rate`, and
+/// the longest pause a host's `Retry-After` may ask (`--max-retry-after`).
+fn lookahead_for(spec: &WorkerSpec) -> Lookahead {
+    let fetch = &spec.fetch;
+    let table = HostTable::new(fetch.hosts.rate, fetch.retry.max_retry_after);
+    let depth = Lookahead::depth_for(fetch.concurrency);
+    Lookahead::new(table, fetch.hosts.concurrency, depth)
+}
+
 /// Runs one worker to completion: its assignment from stdin, records to stdout.
 pub fn run() -> Result<(), WorkerError> {
     // If the supervisor dies without a chance to stop us, don't keep hammering the server.
@@ -201,17 +215,28 @@ pub fn run() -> Result<(), WorkerError> {
         }
         None => None,
     };
+    let lookahead = match spec.host_shards {
+        Some(_) => Some((
+            lookahead_for(spec),
+            RequestTemplate::compile(&spec.fetch.request)?,
+        )),
+        None => None,
+    };
+    let work = WorkQueue::new(
+        Cursor::new(
+            spec.ids,
+            skip,
+            ItemReader::open(&spec.keys).map_err(WorkerError::Keys)?,
+        )
+        .routed(route),
+        MAX_WAITING_PER_SLOT * spec.fetch.concurrency,
+        &spec.continuations,
+    );
     let shared = Rc::new(Shared {
-        work: WorkQueue::new(
-            Cursor::new(
-                spec.ids,
-                skip,
-                ItemReader::open(&spec.keys).map_err(WorkerError::Keys)?,
-            )
-            .routed(route),
-            MAX_WAITING_PER_SLOT * spec.fetch.concurrency,
-            &spec.continuations,
-        ),
+        work: match lookahead {
+            Some((lookahead, template)) => work.by_host(lookahead, template),
+            None => work,
+        },
         row_values: spec.keys.row_values(),
         sink: RefCell::new(FrameSink::new(std::fs::File::from(stdout))),
         stats: RefCell::new(WorkerStats::new()),
@@ -414,6 +439,30 @@ fn retry_later(shared: &Shared, work: Work, item: &Item, wait: Duration, why: Ve
     shared.work.retry_at(Instant::now() + wait, again, item);
 }
 
+/// What an attempt came to, as its host's limits and figures count it (`retry_after`: the
+/// answer's, if one came).
+fn finished(outcome: &Outcome, retry_after: Option<Duration>) -> Finished {
+    match outcome {
+        Outcome::Done(record) => Finished {
+            status: record.status,
+            retry_after: retry_after.filter(|_| record.status.is_some()),
+            error: record.error.is_some(),
+            latency_us: Some(record.latency_us),
+        },
+        Outcome::RetryAfter { why, .. } => match *why {
+            Verdict::Status {
+                status,
+                retry_after,
+            } => Finished {
+                status: Some(status),
+                retry_after,
+                ..Finished::default()
+            },
+            Verdict::Error(_) => Finished::default(),
+        },
+    }
+}
+
 /// One in-flight slot (number `index`): takes the next id until there are none, one request at
 /// a time, while the limiter lets it.
 ///
@@ -443,6 +492,9 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                 table.leave(index);
             }
             shared.in_flight.set(shared.in_flight.get() - 1);
+            shared
+                .work
+                .finished(item.host, finished(&outcome, slot.retry_after()));
             let mut record = match outcome {
                 Outcome::Done(record) => {
                     if record.status.is_some() && shared.limiter.adapts() {
@@ -462,6 +514,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                 let page = Item {
                     values: item.values.clone(),
                     chain: item.chain.advanced(next.clone()),
+                    host: item.host,
                 };
                 let work = Work {
                     index: work.index,

@@ -120,6 +120,12 @@ impl Slot {
         &self.plan
     }
 
+    /// The `Retry-After` of the last answer: its host's pause when the host varies, also
+    /// after the item's last attempt (whose row does not carry it).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.answer.retry_after
+    }
+
     /// One attempt at item `index` (whose placeholders take `values`) after `attempts_before`
     /// earlier ones: its record when the outcome is final, else how long to wait before the
     /// next attempt (the policy decides; the wait happens in the worker's retry queue, not in
