@@ -18,6 +18,9 @@ use crate::common::{
     Nginx, Server, TestCommand, free_port, kill_9, read_rows, stderr, wait_for_rows,
 };
 
+/// The caps, over two workers.
+const CAPS: [&str; 6] = ["--host-concurrency", "2", "--host-rate", "5", "-s", "2"];
+
 /// One request as nginx logged it: its host, start and end in milliseconds, status.
 #[derive(Debug, Clone)]
 struct Hit {
@@ -173,16 +176,8 @@ fn host_caps_hold_per_host_across_two_workers_and_the_run_takes_what_they_allow(
     let items = key_file(dir.path(), &hosts);
     let started = Instant::now();
     let out = run(dir.path(), &site)
-        .args([
-            "--host-concurrency",
-            "2",
-            "--host-rate",
-            "5",
-            "-s",
-            "2",
-            "-c",
-            "512",
-        ])
+        .args(CAPS)
+        .args(["-c", "512"])
         .output_of();
     let wall = started.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -338,26 +333,14 @@ fn a_many_host_run_killed_with_9_resumes_to_one_row_per_item() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hosts: Vec<(String, usize)> = (0..300).map(|k| (host(k), 10)).collect();
     let items = key_file(dir.path(), &hosts);
-    let caps = [
-        "--host-concurrency",
-        "2",
-        "--host-rate",
-        "5",
-        "-s",
-        "2",
-        "-c",
-        "128",
-    ];
-    let mut first = run(dir.path(), &site).args(caps).spawn();
+    let caps = || run(dir.path(), &site).args(CAPS).args(["-c", "128"]);
+    let mut first = caps().spawn();
     let out = dir.path().join("out.csv");
     wait_for_rows(&out, 600);
     kill_9(&mut first);
     let partial = read_rows(&out).len();
     assert!(partial < items, "killed before the end ({partial} rows)");
-    let resumed = run(dir.path(), &site)
-        .args(caps)
-        .arg("--resume")
-        .output_of();
+    let resumed = caps().arg("--resume").output_of();
     assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
     let rows = read_rows(&out);
     crate::common::assert_one_row_per_id(&rows, 0, items as u64);

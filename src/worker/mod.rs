@@ -173,13 +173,11 @@ fn plan_for(spec: &WorkerSpec, credentials: Option<Credentials>) -> Result<Plan,
     Ok(Plan::new(spec, credentials, bodies)?)
 }
 
-/// The hosts' queues of a worker whose host varies: `--host-concurrency`, `--host-rate`, and
-/// the longest pause a host's `Retry-After` may ask (`--max-retry-after`).
-fn lookahead_for(spec: &WorkerSpec) -> Lookahead {
-    let fetch = &spec.fetch;
-    let table = HostTable::new(fetch.hosts.rate, fetch.retry.max_retry_after);
-    let depth = Lookahead::depth_for(fetch.concurrency);
-    Lookahead::new(table, fetch.hosts.concurrency, depth)
+/// The hosts' queues of a worker whose host varies (`--host-concurrency`), over the host table
+/// its slots share.
+fn lookahead_for(spec: &WorkerSpec, table: Rc<RefCell<HostTable>>) -> Lookahead {
+    let depth = Lookahead::depth_for(spec.fetch.concurrency);
+    Lookahead::new(table, spec.fetch.hosts.concurrency, depth)
 }
 
 /// Runs one worker to completion: its assignment from stdin, records to stdout.
@@ -203,7 +201,14 @@ pub fn run() -> Result<(), WorkerError> {
         }
         (true, None) => return Err(WorkerError::NoCredentials),
     };
-    let plan = Rc::new(plan_for(spec, credentials)?);
+    // When the host varies: `--host-rate`, and the longest pause a host's `Retry-After` may
+    // ask (`--max-retry-after`).
+    let hosts = spec.host_shards.map(|_| {
+        let fetch = &spec.fetch;
+        let table = HostTable::new(fetch.hosts.rate, fetch.retry.max_retry_after);
+        Rc::new(RefCell::new(table))
+    });
+    let plan = Rc::new(plan_for(spec, credentials)?.with_hosts(hosts.clone()));
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
     // Non-blocking: a full pipe must not stop the event loop (see `sink`).
     set_nonblocking(&stdout, true).map_err(|e| WorkerError::Pipe(e.into()))?;
@@ -215,9 +220,9 @@ pub fn run() -> Result<(), WorkerError> {
         }
         None => None,
     };
-    let lookahead = match spec.host_shards {
-        Some(_) => Some((
-            lookahead_for(spec),
+    let lookahead = match hosts {
+        Some(table) => Some((
+            lookahead_for(spec, table),
             RequestTemplate::compile(&spec.fetch.request)?,
         )),
         None => None,
@@ -485,6 +490,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
             if let Some(table) = &shared.table {
                 table.enter(index, work.index);
             }
+            slot.set_host(item.host);
             let outcome = slot
                 .try_once(work.index, &item.values, work.attempts, &item.chain)
                 .await;

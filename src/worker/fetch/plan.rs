@@ -25,6 +25,7 @@ use crate::worker::failure::Failure;
 use crate::worker::http::shared::Shared;
 use crate::worker::pages::Paging;
 use crate::worker::schedule::gate::Gate;
+use crate::worker::schedule::hosts::HostTable;
 use crate::worker::schedule::memory::BodyBudget;
 
 /// Why a worker's plan could not be made from its spec.
@@ -76,6 +77,8 @@ pub struct Plan {
     pub(super) extractor: Extractor,
     /// `--body-memory`: bodies held in memory at once, when bodies are read.
     pub(super) memory: Option<BodyBudget>,
+    /// When the host varies: the worker's hosts, whose writes a slot spaces.
+    pub(super) hosts: Option<Rc<RefCell<HostTable>>>,
 }
 
 impl Plan {
@@ -125,7 +128,14 @@ impl Plan {
             extractor: Extractor::compile(&fetch.schema.extract)?,
             // Always: besides kept bodies, decoders' windows take memory (8 MiB for a zstd frame).
             memory: Some(BodyBudget::new(fetch.limits.body_memory_bytes)),
+            hosts: None,
         })
+    }
+
+    /// The worker's host table (runs whose host varies), shared with its look-ahead.
+    pub fn with_hosts(mut self, hosts: Option<Rc<RefCell<HostTable>>>) -> Plan {
+        self.hosts = hosts;
+        self
     }
 
     /// The rate gate (its time spent throttled goes into the stats).

@@ -31,13 +31,15 @@ pub const MAX_HOSTS: usize = 1 << 18;
 /// Hosts each ranking sends to the supervisor.
 pub const TOP: usize = 10;
 
-/// One host. Kept small: a run may touch millions (80 bytes, checked by a test).
+/// One host. Kept small: a run may touch millions (96 bytes, checked by a test).
 #[derive(Debug)]
 pub struct Host {
     /// `host[:port]` as its URLs give it; `None` for a free entry.
     name: Option<Box<str>>,
     /// The earliest its next request may start.
     pub(super) next_at: Option<Instant>,
+    /// When its last request was written (see [`HostTable::send_at`]).
+    sent_at: Option<Instant>,
     /// First and last of its items waiting in the look-ahead (`NONE`: none).
     pub(super) head: u32,
     pub(super) tail: u32,
@@ -146,6 +148,7 @@ impl HostTable {
         let host = Host {
             name: Some(name.into()),
             next_at: None,
+            sent_at: None,
             head: NONE,
             tail: NONE,
             min_spacing_us: 0,
@@ -191,6 +194,23 @@ impl HostTable {
         host.in_flight = host.in_flight.saturating_add(1);
         let spacing = spacing.max(Duration::from_micros(u64::from(host.min_spacing_us)));
         host.next_at = (!spacing.is_zero()).then(|| now + spacing);
+    }
+
+    /// A request of the host is about to be written, its connection open: when it may go, if
+    /// it must wait. Starts are spaced when items are taken, but a connect may wait (the
+    /// connect window, a lost SYN) and then two of a host's requests would reach it together:
+    /// writes are kept the spacing apart as well, as the server's limiter counts them.
+    pub fn send_at(&mut self, id: HostId, now: Instant) -> Option<Instant> {
+        let host = &mut self.hosts[id as usize];
+        let spacing = self
+            .spacing
+            .max(Duration::from_micros(u64::from(host.min_spacing_us)));
+        if spacing.is_zero() {
+            return None;
+        }
+        let at = host.sent_at.map_or(now, |sent| (sent + spacing).max(now));
+        host.sent_at = Some(at);
+        (at > now).then_some(at)
     }
 
     /// A request of the host ended: counted, and a 429 (or a 503 with `Retry-After`) pauses
@@ -263,7 +283,8 @@ impl HostTable {
             let idle = host.in_flight == 0
                 && host.head == NONE
                 && !host.queued
-                && host.next_at.is_none_or(|at| at <= now);
+                && host.next_at.is_none_or(|at| at <= now)
+                && host.sent_at.is_none_or(|at| at <= now);
             if idle && host.name.is_some() {
                 host.name = None;
                 self.free.push(id as HostId);

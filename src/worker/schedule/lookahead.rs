@@ -51,7 +51,8 @@ pub enum Taken {
 
 /// The hosts, their queues of items and who is ready.
 pub struct Lookahead {
-    pub(super) table: RefCell<HostTable>,
+    /// Shared with the slots, which space their hosts' writes (`HostTable::send_at`).
+    pub(super) table: Rc<RefCell<HostTable>>,
     entries: RefCell<Vec<Entry>>,
     free: Cell<u32>,
     /// Items held in hosts' queues.
@@ -69,9 +70,9 @@ pub struct Lookahead {
 
 impl Lookahead {
     /// `cap`: `--host-concurrency`; `depth`: items held at most.
-    pub fn new(table: HostTable, cap: Option<usize>, depth: usize) -> Self {
+    pub fn new(table: Rc<RefCell<HostTable>>, cap: Option<usize>, depth: usize) -> Self {
         Self {
-            table: RefCell::new(table),
+            table,
             entries: RefCell::new(Vec::new()),
             free: Cell::new(NONE),
             held: Cell::new(0),
@@ -332,7 +333,8 @@ mod tests {
     }
 
     fn lookahead(rate: Option<f64>, cap: Option<usize>) -> Lookahead {
-        Lookahead::new(HostTable::new(rate, Duration::from_secs(60)), cap, 8)
+        let table = HostTable::new(rate, Duration::from_secs(60));
+        Lookahead::new(Rc::new(RefCell::new(table)), cap, 8)
     }
 
     fn push(l: &Lookahead, index: u64, host: &str, now: Instant) -> HostId {
