@@ -40,6 +40,11 @@ pub struct WorkerSpec {
     /// The table to note each slot's item in (see [`crate::inflight`]): a `/proc` path.
     #[serde(default)]
     pub in_flight_table: Option<std::path::PathBuf>,
+    /// When the host varies: the run's shards, among which items are routed by host. `ids` is
+    /// then every shard's range and this worker takes the items whose host hashes to `shard`
+    /// (see `worker::schedule::route`), so that all of a host is one worker's.
+    #[serde(default)]
+    pub host_shards: Option<usize>,
 }
 
 /// What every worker of a run is told alike: how to build, send, keep and retry its requests.
@@ -73,6 +78,19 @@ pub struct Fetch {
     /// `--robots`: each host's robots.txt is obeyed.
     #[serde(default)]
     pub robots: Option<RobotsPolicy>,
+    /// `--host-concurrency` and `--host-rate` when the host varies (with one host they are
+    /// folded into `concurrency` and the rate by the config).
+    #[serde(default)]
+    pub hosts: HostLimits,
+}
+
+/// Limits per host, kept by the worker each host's items are routed to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostLimits {
+    /// Requests in flight per host (`--host-concurrency`).
+    pub concurrency: Option<usize>,
+    /// Requests started per second per host, evenly spaced (`--host-rate`).
+    pub rate: Option<f64>,
 }
 
 /// `--robots`: how each worker obeys the hosts' robots.txt.
@@ -210,6 +228,10 @@ mod tests {
                 verbosity: Verbosity::Verbose,
                 auth: true,
                 robots: Some(RobotsPolicy { workers: 4 }),
+                hosts: HostLimits {
+                    concurrency: Some(2),
+                    rate: Some(0.5),
+                },
             },
             rate: Some(500.0),
             quota_share: Some(0.5),
@@ -225,6 +247,7 @@ mod tests {
                 next: "https://h/list?page=3".into(),
             }],
             in_flight_table: Some("/proc/1/fd/9".into()),
+            host_shards: Some(4),
         }
     }
 

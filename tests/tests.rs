@@ -18,6 +18,7 @@ mod extract;
 mod faults;
 mod help;
 mod hostile;
+mod hosts;
 mod http2;
 mod ids_file;
 mod in_process;

@@ -292,6 +292,14 @@ pub struct RunArgs {
     /// left until its reset, and sends none while it is used up
     #[arg(long)]
     pub no_rate_limit_headers: bool,
+    /// At most N requests in flight per host; each host's items go to one worker. With one host
+    /// (no placeholder in it), at most N in flight across the whole run [default: none]
+    #[arg(long, value_name = "N")]
+    pub host_concurrency: Option<usize>,
+    /// At most R requests started per second per host, evenly spaced, retries included (0.5:
+    /// one every 2 s). With one host, the same as --rate R across the run [default: none]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub host_rate: Option<f64>,
     /// Serve live Prometheus metrics on http://ADDR/metrics during the run: ADDR is PORT (on
     /// 127.0.0.1), IP:PORT or NAME:PORT, e.g. 9184 or 0.0.0.0:9184
     #[arg(long, value_name = "ADDR")]

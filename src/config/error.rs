@@ -130,6 +130,8 @@ pub enum ConfigError {
     Clash(#[from] document::Clash),
     #[error("--rate {0}: must be a number of requests per second from 0.001 to 1e9")]
     Rate(f64),
+    #[error("--host-rate {0}: must be a number of requests per second from 0.001 to 1e9")]
+    HostRate(f64),
     #[error("--retries {0}: at most {MAX_RETRIES}")]
     Retries(u32),
     #[error("{0}")]

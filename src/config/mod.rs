@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::assignment::{Fetch, RobotsPolicy};
+use crate::assignment::{Fetch, HostLimits, RobotsPolicy};
 use crate::cli::{Concurrency, KeepArg, RunArgs};
 use crate::failed::{FailedRows, MaxFailed};
 use crate::job::Job;
@@ -63,6 +63,9 @@ pub struct RunConfig {
     /// This machine's place when the job spans several nodes.
     pub node: Option<Node>,
     pub shards: usize,
+    /// The URL's host varies: items are routed to shards by host (see
+    /// `worker::schedule::route`), not cut into ranges.
+    pub by_host: bool,
     pub output: Output,
     /// `--auth-command`: credentials from a command, refreshed.
     pub auth: Option<AuthSpec>,
@@ -107,6 +110,35 @@ fn positive_rate(rate: f64) -> Result<f64, ConfigError> {
     }
 }
 
+fn host_rate_of(rate: f64) -> Result<f64, ConfigError> {
+    positive_rate(rate).map_err(|_| ConfigError::HostRate(rate))
+}
+
+/// With one host (none of the URL's placeholders in it), the host's limits are the run's:
+/// `--host-concurrency N` caps the requests in flight across all workers at N (no more shards
+/// than N, and each worker's concurrency at most its share, rounded down), and `--host-rate R`
+/// is `--rate R` (the lower of the two when both are given). Returns the limits left for the
+/// workers to keep per host (none), the shards, the concurrency per worker and the rate.
+fn one_host(
+    hosts: HostLimits,
+    shards: usize,
+    concurrency: usize,
+    rate: Option<f64>,
+) -> (HostLimits, usize, usize, Option<f64>) {
+    let (shards, concurrency) = match hosts.concurrency {
+        Some(cap) => {
+            let shards = shards.min(cap);
+            (shards, concurrency.min(cap / shards))
+        }
+        None => (shards, concurrency),
+    };
+    let rate = match (rate, hosts.rate) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    (HostLimits::default(), shards, concurrency, rate)
+}
+
 fn at_least_one(flag: &'static str, value: usize) -> Result<usize, ConfigError> {
     if value == 0 {
         Err(ConfigError::Zero(flag, value))
@@ -138,6 +170,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         body_memory, retries, retry_base, retry_cap, max_retry_after, rate, abort_after,
         max_failed, grace, proxy, proxy_file, local_addr, dns_refresh, resolve: pins, connect_to,
         metrics, dashboard, report, summary_json, robots, no_rate_limit_headers,
+        host_concurrency, host_rate,
     } = args;
     let request = request_spec(args)?;
     let trust = trust_of(ca_cert, *insecure)?;
@@ -164,6 +197,18 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let routes = [local_addr, pins, connect_to];
     let net = net_of(routes, proxy, proxy_file, *dns_refresh, &template)?;
     let job_request = JobRequest::new(&request, headers, &schema, format, job.items());
+    let hosts = HostLimits {
+        concurrency: host_concurrency
+            .map(|n| at_least_one("host-concurrency", n))
+            .transpose()?,
+        rate: host_rate.map(host_rate_of).transpose()?,
+    };
+    let rate = rate.map(positive_rate).transpose()?;
+    let shards = job.shards(shards);
+    let one_host = (!template.host_varies()).then(|| one_host(hosts, shards, concurrency, rate));
+    let (hosts, shards, concurrency, rate) = one_host.unwrap_or((hosts, shards, concurrency, rate));
+    // Routed by host, a host's requests all come from one worker.
+    let robots_workers = if template.host_varies() { 1 } else { shards };
     Ok(RunConfig {
         fetch: Fetch {
             request,
@@ -180,12 +225,13 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
             retry,
             verbosity: verbosity_of(*quiet, *verbose),
             auth: auth_command.is_some(),
+            hosts,
             robots: robots.then(|| RobotsPolicy {
-                workers: u32::try_from(job.shards(shards)).unwrap_or(u32::MAX),
+                workers: u32::try_from(robots_workers).unwrap_or(u32::MAX),
             }),
         },
         auth: auth_of(auth_command.as_deref(), *auth_refresh, *auth_timeout)?,
-        rate: rate.map(positive_rate).transpose()?,
+        rate,
         rate_limit_headers: !no_rate_limit_headers,
         abort_after: *abort_after,
         max_failed: max_failed_of(*max_failed, mode, retry_failed.as_deref()),
@@ -194,7 +240,8 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         dashboard,
         report,
         node,
-        shards: job.shards(shards),
+        shards,
+        by_host: template.host_varies(),
         job,
         output,
         format,

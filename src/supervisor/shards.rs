@@ -127,7 +127,7 @@ pub(super) fn run_shards(
         }
         stop.kill_workers();
     }
-    let failed_shards = collect_workers(workers, &report);
+    let failed_shards = collect_workers(workers, &report, cfg.by_host);
     let auth_failed = finish_credentials(credentials.as_ref(), refresher);
     let on_disk = rows_on_disk_after(cfg, &report);
     let workers = board.lock().map(|board| board.clone()).unwrap_or_default();
@@ -296,6 +296,9 @@ pub(super) fn plan_shards(
     done: Option<&IdSet>,
     open: &[Continuation],
 ) -> Vec<ShardPlan> {
+    if cfg.by_host {
+        return shards_by_host(cfg, done, open);
+    }
     let Some(done) = done else {
         return cfg
             .job
@@ -324,6 +327,21 @@ pub(super) fn plan_shards(
             plan.skip
                 .as_ref()
                 .is_some_and(|skip| skip.count() < plan.ids.len())
+        })
+        .collect()
+}
+
+/// When the host varies, every shard walks the whole range and keeps the items whose host hashes
+/// to it: each shard's plan is the whole range, with every item done so far to skip, and every
+/// chain of pages that goes on (a worker takes those of its own items). All shards start: which
+/// has items left is known only from their hosts.
+fn shards_by_host(cfg: &RunConfig, done: Option<&IdSet>, open: &[Continuation]) -> Vec<ShardPlan> {
+    let ids = cfg.job.items();
+    (0..cfg.shards)
+        .map(|_| ShardPlan {
+            ids,
+            skip: done.map(|done| done.restrict(ids)),
+            continuations: open.to_vec(),
         })
         .collect()
 }
@@ -396,9 +414,12 @@ fn spec_for(
     WorkerSpec {
         shard,
         in_flight_table: Some(table.path()),
+        host_shards: cfg.by_host.then_some(shards),
         fetch: cfg.fetch.clone(),
         rate: cfg.rate.map(|r| r / shards as f64),
-        quota_share: cfg.rate_limit_headers.then(|| 1.0 / shards as f64),
+        // Routed by host, a host's quota is one worker's to use.
+        quota_share: (cfg.rate_limit_headers)
+            .then(|| if cfg.by_host { 1.0 } else { 1.0 / shards as f64 }),
         ids: part.ids,
         continuations: part.continuations.clone(),
         keys: cfg.job.shard_keys(part.ids),
@@ -414,7 +435,7 @@ fn pin_started(pid: u32, shard: usize, core: usize, ids: IdRange) {
 }
 
 /// Waits for every worker and reports each that did not finish cleanly; returns how many failed.
-fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
+fn collect_workers(workers: Vec<Worker>, written: &WriterReport, by_host: bool) -> usize {
     let mut failed = 0;
     for worker in workers {
         let end = worker.keeper.join().unwrap_or_else(|_| ShardEnd {
@@ -441,13 +462,17 @@ fn collect_workers(workers: Vec<Worker>, written: &WriterReport) -> usize {
         };
         if let Some(problem) = problem {
             failed += 1;
+            // Routed by host, a shard's items are spread over the range: how many is not known.
+            let of_its = match by_host {
+                true => String::new(),
+                false => format!(" of its {}", worker.ids.len()),
+            };
             crate::say!(
-                "ringscrape: shard {} (ids {}) failed: {}; {} of its {} items have rows",
+                "ringscrape: shard {} (ids {}) failed: {}; {}{of_its} items have rows",
                 worker.shard,
                 worker.ids,
                 problem,
                 rows,
-                worker.ids.len()
             );
         } else {
             crate::detail!("ringscrape: shard {}: done, {rows} rows", worker.shard);

@@ -43,9 +43,12 @@ use crate::wire::FrameReader;
 use credentials::Credentials;
 use fetch::{Outcome, Plan, PlanError, Slot};
 use schedule::cursor::Cursor;
+use schedule::hosts::{Finished, HostTable};
 use schedule::limit::Limiter;
+use schedule::lookahead::Lookahead;
 use schedule::queue::{Item, Work, WorkQueue};
 use schedule::retry::Verdict;
+use schedule::route::HostRoute;
 use sink::{DRAIN_EVERY, FrameSink, SEND_EVERY};
 use wait::Parked;
 
@@ -124,6 +127,9 @@ impl Shared {
         (stats.answers.tls_resumed, stats.answers.tls_full) = crate::tls::handshakes();
         stats.in_flight = self.in_flight.get();
         stats.concurrency_limit = self.limiter.current() as u64;
+        if let Some(hosts) = self.work.host_board() {
+            stats.hosts = hosts;
+        }
         drop(stats);
         self.stats.borrow()
     }
@@ -170,6 +176,13 @@ fn plan_for(spec: &WorkerSpec, credentials: Option<Credentials>) -> Result<Plan,
     Ok(Plan::new(spec, credentials, bodies)?)
 }
 
+/// The hosts' queues of a worker whose host varies (`--host-concurrency`), over the host table
+/// its slots share.
+fn lookahead_for(spec: &WorkerSpec, table: Rc<RefCell<HostTable>>) -> Lookahead {
+    let depth = Lookahead::depth_for(spec.fetch.concurrency);
+    Lookahead::new(table, spec.fetch.hosts.concurrency, depth)
+}
+
 /// Runs one worker to completion: its assignment from stdin, records to stdout.
 pub fn run() -> Result<(), WorkerError> {
     // If the supervisor dies without a chance to stop us, don't keep hammering the server.
@@ -191,21 +204,47 @@ pub fn run() -> Result<(), WorkerError> {
         }
         (true, None) => return Err(WorkerError::NoCredentials),
     };
-    let plan = Rc::new(plan_for(spec, credentials)?);
+    // When the host varies: `--host-rate`, and the longest pause a host's `Retry-After` may
+    // ask (`--max-retry-after`).
+    let hosts = spec.host_shards.map(|_| {
+        let fetch = &spec.fetch;
+        let table = HostTable::new(fetch.hosts.rate, fetch.retry.max_retry_after);
+        Rc::new(RefCell::new(table))
+    });
+    let plan = Rc::new(plan_for(spec, credentials)?.with_hosts(hosts.clone()));
     let stdout = nix::unistd::dup(io::stdout()).map_err(|e| WorkerError::Pipe(e.into()))?;
     // Non-blocking: a full pipe must not stop the event loop (see `sink`).
     set_nonblocking(&stdout, true).map_err(|e| WorkerError::Pipe(e.into()))?;
     sink::widen_pipe(&stdout);
+    let route = match spec.host_shards {
+        Some(shards) => {
+            let template = RequestTemplate::compile(&spec.fetch.request)?;
+            Some(HostRoute::new(template, spec.shard, shards))
+        }
+        None => None,
+    };
+    let lookahead = match hosts {
+        Some(table) => Some((
+            lookahead_for(spec, table),
+            RequestTemplate::compile(&spec.fetch.request)?,
+        )),
+        None => None,
+    };
+    let work = WorkQueue::new(
+        Cursor::new(
+            spec.ids,
+            skip,
+            ItemReader::open(&spec.keys).map_err(WorkerError::Keys)?,
+        )
+        .routed(route),
+        MAX_WAITING_PER_SLOT * spec.fetch.concurrency,
+        &spec.continuations,
+    );
     let shared = Rc::new(Shared {
-        work: WorkQueue::new(
-            Cursor::new(
-                spec.ids,
-                skip,
-                ItemReader::open(&spec.keys).map_err(WorkerError::Keys)?,
-            ),
-            MAX_WAITING_PER_SLOT * spec.fetch.concurrency,
-            &spec.continuations,
-        ),
+        work: match lookahead {
+            Some((lookahead, template)) => work.by_host(lookahead, template),
+            None => work,
+        },
         row_values: spec.keys.row_values(),
         sink: RefCell::new(FrameSink::new(std::fs::File::from(stdout))),
         stats: RefCell::new(WorkerStats::new()),
@@ -408,6 +447,30 @@ fn retry_later(shared: &Shared, work: Work, item: &Item, wait: Duration, why: Ve
     shared.work.retry_at(Instant::now() + wait, again, item);
 }
 
+/// What an attempt came to, as its host's limits and figures count it (`retry_after`: the
+/// answer's, if one came).
+fn finished(outcome: &Outcome, retry_after: Option<Duration>) -> Finished {
+    match outcome {
+        Outcome::Done(record) => Finished {
+            status: record.status,
+            retry_after: retry_after.filter(|_| record.status.is_some()),
+            error: record.error.is_some(),
+            latency_us: Some(record.latency_us),
+        },
+        Outcome::RetryAfter { why, .. } => match *why {
+            Verdict::Status {
+                status,
+                retry_after,
+            } => Finished {
+                status: Some(status),
+                retry_after,
+                ..Finished::default()
+            },
+            Verdict::Error(_) => Finished::default(),
+        },
+    }
+}
+
 /// One in-flight slot (number `index`): takes the next id until there are none, one request at
 /// a time, while the limiter lets it.
 ///
@@ -430,6 +493,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
             if let Some(table) = &shared.table {
                 table.enter(index, work.index);
             }
+            slot.set_host(item.host);
             let outcome = slot
                 .try_once(work.index, &item.values, work.attempts, &item.chain)
                 .await;
@@ -437,6 +501,9 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                 table.leave(index);
             }
             shared.in_flight.set(shared.in_flight.get() - 1);
+            shared
+                .work
+                .finished(item.host, finished(&outcome, slot.retry_after()));
             let mut record = match outcome {
                 Outcome::Done(record) => {
                     if record.status.is_some() && shared.limiter.adapts() {
@@ -456,6 +523,7 @@ fn fetch_loop(mut slot: Slot, index: usize, shared: Rc<Shared>) -> impl Future<O
                 let page = Item {
                     values: item.values.clone(),
                     chain: item.chain.advanced(next.clone()),
+                    host: item.host,
                 };
                 let work = Work {
                     index: work.index,

@@ -54,7 +54,9 @@ impl Slot {
                 stale,
             };
         }
-        if self.answer.status == 429 {
+        // When the host varies, a 429 is its host's to heed (`schedule::hosts`): the worker's
+        // gate, which every host passes, is not slowed by it.
+        if self.answer.status == 429 && !self.plan.template.host_varies() {
             let pause = self
                 .answer
                 .retry_after

@@ -29,6 +29,7 @@ use super::http::answer::Answer;
 use super::http::h1::H1Conn;
 use super::http::spool::Spool;
 use super::pages::{Chain, UnusableNext};
+use super::schedule::hosts::{HostId, NONE};
 use super::schedule::retry::Verdict;
 use crate::model::{BodyColumn, Captured, ErrorKind, Record};
 use crate::request::{Hop, Origin};
@@ -93,6 +94,8 @@ pub struct Slot {
     /// timer is 640 bytes aligned to 128 (see `pause`), and reset rather than made anew, which
     /// for a later deadline only moves a number.
     timer: Option<Pin<Box<monoio::time::Sleep>>>,
+    /// The current item's host in the worker's host table (`hosts::NONE`: none).
+    host: HostId,
 }
 
 impl Slot {
@@ -114,11 +117,36 @@ impl Slot {
             answered_through: None,
             forwarded: false,
             timer: None,
+            host: NONE,
         }
     }
 
     pub fn plan(&self) -> &Plan {
         &self.plan
+    }
+
+    /// The item about to be tried is of `host` (runs whose host varies).
+    pub fn set_host(&mut self, host: HostId) {
+        self.host = host;
+    }
+
+    /// When the host varies, with `--host-rate`: waits until the item's host may be written
+    /// to (its connection is open), so that its requests reach it spaced whatever the
+    /// connects took.
+    pub(super) async fn wait_for_host(&self) {
+        let Some(hosts) = self.plan.hosts.as_ref().filter(|_| self.host != NONE) else {
+            return;
+        };
+        let at = hosts.borrow_mut().send_at(self.host, Instant::now());
+        if let Some(at) = at {
+            super::wait::pause_until(at).await;
+        }
+    }
+
+    /// The `Retry-After` of the last answer: its host's pause when the host varies, also
+    /// after the item's last attempt (whose row does not carry it).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.answer.retry_after
     }
 
     /// One attempt at item `index` (whose placeholders take `values`) after `attempts_before`

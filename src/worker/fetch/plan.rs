@@ -26,6 +26,7 @@ use crate::worker::http::shared::Shared;
 use crate::worker::pages::Paging;
 use crate::worker::robots::Robots;
 use crate::worker::schedule::gate::Gate;
+use crate::worker::schedule::hosts::HostTable;
 use crate::worker::schedule::memory::BodyBudget;
 
 /// Why a worker's plan could not be made from its spec.
@@ -79,6 +80,8 @@ pub struct Plan {
     pub(super) memory: Option<BodyBudget>,
     /// `--robots`: each origin's robots.txt, and its `Crawl-delay`'s spacing.
     pub(super) robots: Option<Robots>,
+    /// When the host varies: the worker's hosts, whose writes a slot spaces.
+    pub(super) hosts: Option<Rc<RefCell<HostTable>>>,
 }
 
 impl Plan {
@@ -130,7 +133,14 @@ impl Plan {
             memory: Some(BodyBudget::new(fetch.limits.body_memory_bytes)),
             robots: (fetch.robots)
                 .map(|policy| Robots::new(&fetch.request.user_agent, policy.workers)),
+            hosts: None,
         })
+    }
+
+    /// The worker's host table (runs whose host varies), shared with its look-ahead.
+    pub fn with_hosts(mut self, hosts: Option<Rc<RefCell<HostTable>>>) -> Plan {
+        self.hosts = hosts;
+        self
     }
 
     /// The rate gate (its time spent throttled goes into the stats).

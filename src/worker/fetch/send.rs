@@ -253,6 +253,7 @@ impl Slot {
     async fn send_elsewhere(&mut self, origin: &Origin, wants: &Wants<'_>) -> Result<(), Failure> {
         let dialer = self.plan.dialer_for(origin)?;
         let (stream, route) = dialer.dial().await?;
+        self.wait_for_host().await;
         self.write_for_route(&dialer, route);
         let mut conn = H1Conn::new(stream);
         conn.exchange(&mut self.request, wants, &mut self.answer)

@@ -64,6 +64,7 @@ fn spec(url: &str, retries: u32, proxy: Option<&str>) -> WorkerSpec {
             verbosity: Verbosity::Quiet,
             auth: false,
             robots: None,
+            hosts: Default::default(),
         },
         rate: None,
         quota_share: None,
@@ -71,6 +72,7 @@ fn spec(url: &str, retries: u32, proxy: Option<&str>) -> WorkerSpec {
         keys: Keys::Numbers,
         continuations: Vec::new(),
         in_flight_table: None,
+        host_shards: None,
     }
 }
 

@@ -1,12 +1,15 @@
 //! Hands out a shard's items one at a time, with their values: ids of a range, lines of a file
-//! of keys, or records of key files, skipping those already done (and empty lines). All on the
-//! worker's one thread.
+//! of keys, or records of key files, skipping those already done (and empty lines), and, when
+//! the host varies, those whose host is another worker's (`route`). All on the worker's one
+//! thread.
 
 use std::cell::{Cell, RefCell};
 
 use crate::ids::{IdRange, IdSet};
 use crate::job::ItemReader;
 use crate::template::Values;
+
+use super::route::HostRoute;
 
 /// Hands out the shard's items one at a time, with their keys, skipping those already done
 /// (and, for a file of keys, the empty lines); `stop` makes it hand out no more.
@@ -16,6 +19,8 @@ pub struct Cursor {
     skip: Option<IdSet>,
     keys: RefCell<ItemReader>,
     stopped: Cell<bool>,
+    /// When the host varies: which items are this worker's.
+    route: Option<HostRoute>,
 }
 
 impl Cursor {
@@ -26,11 +31,32 @@ impl Cursor {
             skip,
             keys: RefCell::new(keys),
             stopped: Cell::new(false),
+            route: None,
         }
+    }
+
+    /// Hands out only the items `route` gives this worker.
+    pub fn routed(mut self, route: Option<HostRoute>) -> Self {
+        self.route = route;
+        self
     }
 
     /// The next item's index, its values written into `values`.
     pub fn next(&self, values: &mut Values) -> Option<u64> {
+        loop {
+            let id = self.next_in_range(values)?;
+            if self
+                .route
+                .as_ref()
+                .is_none_or(|route| route.keeps(id, values))
+            {
+                return Some(id);
+            }
+        }
+    }
+
+    /// The next item of the range not skipped, whoever's it is.
+    fn next_in_range(&self, values: &mut Values) -> Option<u64> {
         let mut id = self.next.get();
         while let Some(skip) = &self.skip
             && id < self.end

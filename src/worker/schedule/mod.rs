@@ -4,8 +4,12 @@
 
 pub(super) mod cursor;
 pub(super) mod gate;
+pub(super) mod hosts;
+pub(super) mod item;
 pub(super) mod limit;
+pub(super) mod lookahead;
 pub(super) mod memory;
 pub(super) mod queue;
 pub(super) mod quota;
 pub(super) mod retry;
+pub(super) mod route;

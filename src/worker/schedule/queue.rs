@@ -4,6 +4,9 @@
 //! throughput (before, each waiting retry held its slot: 200 ids over 16 slots with two 503s
 //! each took 26 s). The heap is bounded: when it holds `max_waiting` retries, slots take no new
 //! items until retries fall due, so memory stays flat through a long storm of 503s.
+//!
+//! When the host varies, new items and due retries alike go through the look-ahead
+//! (`lookahead`): each waits in its host's queue until the host may take one more request.
 
 use std::cell::{Cell, RefCell};
 use std::cmp::{Ordering, Reverse};
@@ -11,25 +14,13 @@ use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use super::cursor::Cursor;
+use super::hosts::{Finished, HostId, NONE};
+pub use super::item::{Item, Work};
+use super::lookahead::{Lookahead, Taken};
 use crate::model::Continuation;
-use crate::template::Values;
+use crate::request::RequestTemplate;
+use crate::stats::HostBoard;
 use crate::worker::pages::Chain;
-
-/// What a slot works on besides the item's index: the values that fill its placeholders and,
-/// with `--next`, where its chain of pages stands.
-#[derive(Debug, Clone, Default)]
-pub struct Item {
-    pub values: Values,
-    pub chain: Chain,
-}
-
-/// An item and how many attempts it has had.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Work {
-    pub index: u64,
-    /// Attempts already made (0 for a new item).
-    pub attempts: u32,
-}
 
 /// A retry waiting for its time.
 struct Due {
@@ -68,6 +59,10 @@ pub struct WorkQueue {
     max_waiting: usize,
     /// `--next` when resuming: items whose chain goes on from a page already written.
     continuations: RefCell<std::collections::HashMap<u64, Chain>>,
+    /// When the host varies: the hosts' queues, and the template that names an item's host.
+    hosts: Option<(Lookahead, RequestTemplate)>,
+    /// The cursor has no more items.
+    exhausted: Cell<bool>,
 }
 
 /// What [`WorkQueue::poll`] found.
@@ -75,6 +70,8 @@ enum Next {
     Work(Work),
     WaitUntil(Instant),
     Done,
+    /// Nothing to do until a request ends (hosts at their caps).
+    Parked,
 }
 
 impl WorkQueue {
@@ -91,12 +88,37 @@ impl WorkQueue {
             seq: Cell::new(0),
             max_waiting: max_waiting.max(1),
             continuations: RefCell::new(continuations),
+            hosts: None,
+            exhausted: Cell::new(false),
         }
+    }
+
+    /// Items go through `lookahead`, each in the queue of its host as `template` names it.
+    pub fn by_host(mut self, lookahead: Lookahead, template: RequestTemplate) -> Self {
+        self.hosts = Some((lookahead, template));
+        self
+    }
+
+    /// A request of `host` ended (an item's attempt): its host learns what came of it.
+    pub fn finished(&self, host: HostId, what: Finished) {
+        if let Some((hosts, _)) = &self.hosts {
+            hosts.finish(host, Instant::now(), what);
+        }
+    }
+
+    /// The hosts touched and the top of each ranking (runs whose host varies).
+    pub fn host_board(&self) -> Option<HostBoard> {
+        self.hosts
+            .as_ref()
+            .map(|(hosts, _)| hosts.table.borrow().board())
     }
 
     /// Stops handing out work (new items and retries alike): a stop signal, a broken pipe.
     pub fn stop(&self) {
         self.cursor.stop();
+        if let Some((hosts, _)) = &self.hosts {
+            hosts.wake_all();
+        }
     }
 
     /// Retries waiting.
@@ -115,12 +137,19 @@ impl WorkQueue {
             work,
             item: item.clone(),
         }));
+        if let Some((hosts, _)) = &self.hosts {
+            // It may be due before the time the timekeeper sleeps to.
+            hosts.wake_timekeeper();
+        }
     }
 
     /// The next work, its item written into `item`: a due retry first, then a new item; waits
     /// while only retries that are not due yet remain. `None` when there is nothing left (or
     /// the queue was stopped); a retry queued later by another slot is that slot's to take.
     pub async fn next(&self, item: &mut Item) -> Option<Work> {
+        if let Some((hosts, template)) = &self.hosts {
+            return self.next_by_host(hosts, template, item).await;
+        }
         loop {
             // The clock is read only when a retry waits: most items are new ones.
             let now = if self.retries.borrow().is_empty() {
@@ -130,13 +159,140 @@ impl WorkQueue {
             };
             match self.poll(item, now) {
                 Next::Work(work) => return Some(work),
-                Next::Done => return None,
+                Next::Done | Next::Parked => return None,
                 Next::WaitUntil(at) => {
                     let wait = at.saturating_duration_since(Instant::now()).min(LOOK_AGAIN);
                     crate::worker::wait::pause(wait.max(Duration::from_millis(1))).await;
                 }
             }
         }
+    }
+
+    /// [`WorkQueue::next`] through the hosts' queues: the first item of a host that may start
+    /// now; else waits for a host's time to come or a request to end.
+    async fn next_by_host(
+        &self,
+        hosts: &Lookahead,
+        template: &RequestTemplate,
+        item: &mut Item,
+    ) -> Option<Work> {
+        loop {
+            match self.poll_by_host(hosts, template, item, Instant::now()) {
+                Next::Work(work) => {
+                    hosts.hand_on(!self.retries.borrow().is_empty());
+                    return Some(work);
+                }
+                Next::Done => {
+                    hosts.wake_all();
+                    return None;
+                }
+                Next::WaitUntil(at) => hosts.wait(Some(at)).await,
+                Next::Parked => hosts.wait(None).await,
+            }
+        }
+    }
+
+    /// Due retries join their hosts' queues (they are in memory already, so the look-ahead's
+    /// bound does not hold them back); then new items, one at a time while the look-ahead has
+    /// room, until a host may start one.
+    fn poll_by_host(
+        &self,
+        hosts: &Lookahead,
+        template: &RequestTemplate,
+        item: &mut Item,
+        now: Instant,
+    ) -> Next {
+        if self.cursor.is_stopped() {
+            return Next::Done;
+        }
+        loop {
+            let due = {
+                let mut retries = self.retries.borrow_mut();
+                match retries.peek() {
+                    Some(Reverse(due)) if due.at <= now => retries.pop(),
+                    _ => None,
+                }
+            };
+            let Some(Reverse(due)) = due else { break };
+            let at = hosts.vacant();
+            *hosts.item_mut(at) = due.item;
+            if let Some(work) = self.queue_for_host(hosts, template, at, due.work, item, now) {
+                return Next::Work(work);
+            }
+        }
+        loop {
+            if let Taken::Work(work) = hosts.take(item, now) {
+                return Next::Work(work);
+            }
+            if hosts.is_full()
+                || self.exhausted.get()
+                || self.retries.borrow().len() >= self.max_waiting
+            {
+                break;
+            }
+            let at = hosts.vacant();
+            let index = self.cursor.next(&mut hosts.item_mut(at).values);
+            let Some(index) = index else {
+                hosts.unused(at);
+                self.exhausted.set(!self.cursor.is_stopped());
+                break;
+            };
+            hosts.item_mut(at).chain = self
+                .continuations
+                .borrow_mut()
+                .remove(&index)
+                .unwrap_or_default();
+            let work = Work { index, attempts: 0 };
+            if let Some(work) = self.queue_for_host(hosts, template, at, work, item, now) {
+                return Next::Work(work);
+            }
+        }
+        if self.cursor.is_stopped() {
+            return Next::Done;
+        }
+        let retry_at = self.retries.borrow().peek().map(|Reverse(due)| due.at);
+        let host_at = match hosts.take(item, now) {
+            Taken::Work(work) => return Next::Work(work),
+            Taken::Until(at) => at,
+        };
+        match (retry_at, host_at) {
+            (Some(a), Some(b)) => Next::WaitUntil(a.min(b)),
+            (Some(at), None) | (None, Some(at)) => Next::WaitUntil(at),
+            (None, None) if self.exhausted.get() && hosts.is_empty() => Next::Done,
+            (None, None) => Next::Parked,
+        }
+    }
+
+    /// Queues the item in entry `at` with its host; an item whose values name no host (its
+    /// row says `request`, nothing is sent) is handed out at once, in `item`.
+    fn queue_for_host(
+        &self,
+        hosts: &Lookahead,
+        template: &RequestTemplate,
+        at: u32,
+        work: Work,
+        item: &mut Item,
+        now: Instant,
+    ) -> Option<Work> {
+        let origin = {
+            let entry = hosts.item_mut(at);
+            match &entry.values.malformed {
+                None => template.origin_of(&entry.values).ok(),
+                Some(_) => None,
+            }
+        };
+        let Some(origin) = origin else {
+            std::mem::swap(item, &mut *hosts.item_mut(at));
+            item.host = NONE;
+            hosts.unused(at);
+            return Some(work);
+        };
+        let host = hosts
+            .table
+            .borrow_mut()
+            .id_of(&origin.authority, origin.port, now);
+        hosts.push(at, work, host, now);
+        None
     }
 
     /// `now` may be `None` when no retry waits.
@@ -175,11 +331,12 @@ mod tests {
     use super::*;
     use crate::ids::IdRange;
     use crate::job::ItemReader;
+    use crate::template::Values;
 
     fn item(key: &[u8]) -> Item {
         Item {
             values: Values::one(key),
-            chain: Chain::default(),
+            ..Item::default()
         }
     }
 
