@@ -33,6 +33,7 @@ mod pages;
 mod parquet;
 mod pipeline;
 mod placeholders;
+mod pool;
 mod proxies;
 mod rate;
 mod raw_answers;

@@ -569,6 +569,22 @@ impl Nginx {
         }
     }
 
+    /// Plain nginx on every address (`0.0.0.0`), so on every loopback address 127.x.y.z: for
+    /// many hosts without a resolver. `base` names 127.0.0.1.
+    pub fn start_on_every_address(http_directives: &str, server_body: &str) -> Nginx {
+        let port = free_port();
+        let (child, dir) = Self::spawn(None, &["0.0.0.0"], port, "", http_directives, server_body);
+        let up = wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(up.is_some(), "nginx did not start listening on {port}");
+        Nginx {
+            child,
+            _dir: dir,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
     /// Plain nginx inside network namespace `netns`, listening on `port` of each address of
     /// `addrs`; `base` names the first.
     pub fn start_in_netns(netns: &str, addrs: &[&str], port: u16, server_body: &str) -> Nginx {
