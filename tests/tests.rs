@@ -35,6 +35,7 @@ mod pages;
 mod parquet;
 mod pipeline;
 mod placeholders;
+mod pool;
 mod proxies;
 mod quota;
 mod rate;

@@ -3,11 +3,16 @@
 //! and each proxy's health in `proxy_board`), at what pace (`pace`), and the byte stream a
 //! dial hands back (`stream`, plain TCP or TLS). `connect`'s [`Dialer`](connect::Dialer)
 //! ties them together; no protocol is spoken here beyond a proxy's own handshake.
+//!
+//! For origins other than the run's own, `dialers` keeps the recently used dialers and `pool`
+//! the idle connections, each bounded.
 
 pub(super) mod connect;
 mod dns;
 mod lookup;
+pub(super) mod dialers;
 pub(super) mod pace;
+pub(super) mod pool;
 pub(super) mod proxy;
 pub(super) mod proxy_board;
 pub(super) mod resolve;

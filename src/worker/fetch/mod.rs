@@ -75,6 +75,9 @@ pub struct Slot {
     reused: bool,
     /// The last request was refused by an HTTP/2 server without being processed.
     refused: bool,
+    /// The next request to another origin goes on a fresh connection: the last one, on a
+    /// pooled connection, failed as stale.
+    fresh_elsewhere: bool,
     /// The generation of the credentials the last request carried (`--auth-command`).
     generation: u64,
     /// `--next`: the request for the current page after an item's first.
@@ -109,6 +112,7 @@ impl Slot {
             answer: Answer::default(),
             reused: false,
             refused: false,
+            fresh_elsewhere: false,
             generation: 0,
             page_hop: None,
             sent_to: None,

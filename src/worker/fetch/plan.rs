@@ -1,13 +1,14 @@
 //! What every slot of a worker shares: the request template and the row schema, the limits
-//! and retry policy, the dialer (and those made for other origins that redirects lead to), the
-//! proxies' health, the rate gate, the HTTP/2 lanes, the extractor and the body-memory budget.
+//! and retry policy, the dialer (and those made for other origins, with their idle
+//! connections), the proxies' health, the rate gate, the HTTP/2 lanes, the extractor and the
+//! body-memory budget.
 //!
 //! Its fields are the fetch room's own (`pub(super)`): the worker loop reads what it needs
 //! through the methods below, and the counters the slots keep are a [`Tally`] of their own.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use super::tally::Tally;
 use crate::assignment::WorkerSpec;
@@ -17,11 +18,15 @@ use crate::net::{NetSpec, Protocol};
 use crate::output::bodies::BodiesDir;
 use crate::request::{Origin, RequestError, RequestTemplate};
 use crate::tls::{ClientTls, TlsError};
-use crate::worker::conn::connect::Dialer;
+use crate::worker::conn::connect::{Dialer, RouteId};
+use crate::worker::conn::dialers::Dialers;
 use crate::worker::conn::pace::Pacer;
+use crate::worker::conn::pool::{Bounds, IdlePool};
 use crate::worker::conn::proxy_board::ProxyBoard;
+use crate::worker::conn::stream::Stream;
 use crate::worker::credentials::Credentials;
 use crate::worker::failure::Failure;
+use crate::worker::http::h1::H1Conn;
 use crate::worker::http::shared::Shared;
 use crate::worker::pages::Paging;
 use crate::worker::robots::Robots;
@@ -70,8 +75,11 @@ pub struct Plan {
     pub(super) gate: Gate,
     /// The connections requests share, when the protocol multiplexes (`--http2`'s lanes).
     pub(super) shared: Option<Shared>,
-    /// Openers for other origins that redirects led to, made as first needed.
-    pub(super) elsewhere: RefCell<HashMap<Origin, Rc<Dialer>>>,
+    /// Openers for other origins (a key's own host, a redirect's), made as first needed and
+    /// kept while recently used.
+    pub(super) elsewhere: RefCell<Dialers>,
+    /// Idle HTTP/1.1 connections to other origins, for the next request there.
+    pub(super) idle: RefCell<IdlePool<H1Conn<Stream>>>,
     /// What the slots saw of the answers, for the worker's stats.
     pub(super) tally: Tally,
     /// `--extract`: fields taken from each body.
@@ -109,6 +117,7 @@ impl Plan {
         };
         let timeout = fetch.limits.connect_timeout;
         let dialer = Dialer::new(&own, &tls, &fetch.net, timeout, protocol, true, &proxies)?;
+        let idle = IdlePool::new(idle_bounds(&template, fetch.concurrency));
         Ok(Plan {
             dialer,
             template: Rc::new(template),
@@ -126,7 +135,8 @@ impl Plan {
             proxies,
             gate: Gate::new(spec.rate).with_quota(spec.quota_share),
             shared: Shared::for_protocol(protocol),
-            elsewhere: RefCell::default(),
+            elsewhere: RefCell::new(Dialers::new(MAX_OTHER_ORIGINS)),
+            idle: RefCell::new(idle),
             tally: Tally::default(),
             extractor: Extractor::compile(&fetch.schema.extract)?,
             // Always: besides kept bodies, decoders' windows take memory (8 MiB for a zstd frame).
@@ -184,10 +194,10 @@ impl Plan {
 
     /// The opener for `origin`, another than the run's.
     pub(super) fn dialer_for(&self, origin: &Origin) -> Result<Rc<Dialer>, Failure> {
-        if let Some(dialer) = self.elsewhere.borrow().get(origin) {
-            return Ok(dialer.clone());
+        if let Some(dialer) = self.elsewhere.borrow_mut().get(origin) {
+            return Ok(dialer);
         }
-        // Other origins are spoken to over HTTP/1.1, one connection per request.
+        // Other origins are spoken to over HTTP/1.1.
         let dialer = Dialer::new(
             origin,
             &self.tls,
@@ -202,19 +212,59 @@ impl Plan {
             answered: false,
             detail: e.to_string(),
         })?;
-        let mut elsewhere = self.elsewhere.borrow_mut();
-        // With `{id}` in the host every key has an origin of its own: keep the last few
-        // thousand, not every one of millions.
-        if elsewhere.len() >= MAX_OTHER_ORIGINS {
-            elsewhere.clear();
-        }
-        elsewhere.insert(origin.clone(), dialer.clone());
+        self.elsewhere.borrow_mut().insert(origin, dialer.clone());
         Ok(dialer)
+    }
+
+    /// An idle connection to `origin` fit for a request (the server has not closed it or sent
+    /// anything unasked, and its proxy has not carried more than its share), and its route.
+    pub(super) fn idle_conn(
+        &self,
+        origin: &Origin,
+        dialer: &Dialer,
+    ) -> Option<(H1Conn<Stream>, RouteId)> {
+        let mut idle = self.idle.borrow_mut();
+        let now = Instant::now();
+        // Unfit ones are dropped (closed) on the way.
+        std::iter::from_fn(|| idle.take(origin, now))
+            .find(|(conn, route)| !conn.stream().spoiled_while_idle() && !dialer.over_share(*route))
+    }
+
+    /// Keeps `conn` (of `route`), which an answer left fit for another request, for the next
+    /// request to `origin`.
+    pub(super) fn park_idle(&self, origin: &Origin, conn: H1Conn<Stream>, route: RouteId) {
+        self.idle
+            .borrow_mut()
+            .park(origin, conn, route, Instant::now());
     }
 }
 
-/// Openers for other origins kept at once.
+/// Openers for other origins kept at once: with `{host}` from a key file, the hosts being
+/// worked on (a few per slot) and those coming back soon.
 const MAX_OTHER_ORIGINS: usize = 4096;
+/// Idle connections to other origins a worker keeps when the run has an origin of its own
+/// (redirects elsewhere): each slot holds its own connection already, and the supervisor
+/// counts two descriptors per slot and 64 besides (`supervisor/limits.rs`).
+const IDLE_BESIDE_OWN: usize = 16;
+/// Idle connections kept for one origin: a few, so that many hosts share the pool.
+const IDLE_PER_ORIGIN: usize = 4;
+/// An idle connection older than this is closed: under the 5 s after which many servers close
+/// theirs (Apache's `KeepAliveTimeout`, Node's `keepAliveTimeout`; nginx waits 75 s).
+const IDLE_MAX_AGE: Duration = Duration::from_secs(4);
+
+/// The idle pool's bounds for a worker of `concurrency` slots. With `{host}` in the URL the
+/// slots' own connections are never opened: each slot's second descriptor (of the two the
+/// supervisor counts) is an idle one, `concurrency` in all.
+fn idle_bounds(template: &RequestTemplate, concurrency: usize) -> Bounds {
+    Bounds {
+        max_idle: match template.host_varies() {
+            true => concurrency,
+            false => IDLE_BESIDE_OWN.min(concurrency),
+        },
+        per_origin: IDLE_PER_ORIGIN,
+        max_age: IDLE_MAX_AGE,
+    }
+}
 
 /// The header names whose values each answer captures: the schema's, then `link` when the next
 /// page is in it.

@@ -21,8 +21,8 @@ use crate::worker::http::spool::Spool;
 pub(super) enum Bound {
     /// The run's own origin: the slot's kept-alive connection, or a shared HTTP/2 lane.
     Own,
-    /// Another origin (a key's own host, a redirect's or a page's elsewhere): a connection of
-    /// its own for this one request, over HTTP/1.1.
+    /// Another origin (a key's own host, a redirect's or a page's elsewhere): over HTTP/1.1, on
+    /// an idle connection of the worker's pool, else a fresh one.
     Other(Origin),
 }
 
@@ -34,7 +34,7 @@ impl Slot {
         let template = &self.plan.template;
         match hop {
             // With `{id}` in the host, every request goes to its key's own host, on a
-            // connection of its own.
+            // connection from the worker's idle pool or a fresh one.
             None if template.host_varies() => template
                 .origin_of(values)
                 .map(Bound::Other)
@@ -249,15 +249,48 @@ impl Slot {
         self.answered_through = proxy;
     }
 
-    /// A redirect to another origin: one connection for this one request.
+    /// A request to another origin: on an idle connection of the worker's pool (unless the
+    /// last one failed as stale: then, as on the slot's own, the request goes again on a fresh
+    /// one), else a fresh one; back into the pool after an answer that leaves it fit.
     async fn send_elsewhere(&mut self, origin: &Origin, wants: &Wants<'_>) -> Result<(), Failure> {
-        let dialer = self.plan.dialer_for(origin)?;
-        let (stream, route) = dialer.dial().await?;
+        let plan = self.plan.clone();
+        let dialer = plan.dialer_for(origin)?;
+        let pooled = match std::mem::take(&mut self.fresh_elsewhere) {
+            true => None,
+            false => plan.idle_conn(origin, &dialer),
+        };
+        // Judged as the slot's own connection is: a failure before any answer on a reused one
+        // is the server having closed it while idle.
+        self.reused = pooled.is_some();
+        let (mut conn, route) = match pooled {
+            Some(found) => found,
+            None => {
+                let (stream, route) = dialer.dial().await?;
+                (H1Conn::new(stream), route)
+            }
+        };
         self.wait_for_host().await;
         self.write_for_route(&dialer, route);
-        let mut conn = H1Conn::new(stream);
-        conn.exchange(&mut self.request, wants, &mut self.answer)
-            .await
+        let result = conn
+            .exchange(&mut self.request, wants, &mut self.answer)
+            .await;
+        // A 408 on a reused connection, a forwarding proxy's 407: no answer to this request
+        // (`judge.rs`), and the connection goes.
+        let not_the_answer = match self.answer.status {
+            408 => self.reused,
+            407 => self.forwarded,
+            _ => false,
+        };
+        match result {
+            Ok(()) if !not_the_answer => {
+                if conn.reusable() {
+                    plan.park_idle(origin, conn, route);
+                }
+            }
+            // Sent again at once if it failed as stale: then on a fresh connection.
+            _ => self.fresh_elsewhere = self.reused,
+        }
+        result
     }
 }
 

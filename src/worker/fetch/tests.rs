@@ -86,12 +86,16 @@ fn slot(spec: &WorkerSpec, conns: Vec<Script>) -> Slot {
 
 /// Item `id`'s first attempt on `slot`.
 fn try_item(slot: &mut Slot, id: u64) -> Outcome {
+    try_values(slot, id, &Values::one(id.to_string().as_bytes()))
+}
+
+/// Item `index`'s first attempt on `slot`, its placeholders taking `values`.
+fn try_values(slot: &mut Slot, index: u64, values: &Values) -> Outcome {
     let mut runtime = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
         .enable_timer()
         .build()
         .expect("a runtime");
-    let values = Values::one(id.to_string().as_bytes());
-    runtime.block_on(slot.try_once(id, &values, 0, &Chain::default()))
+    runtime.block_on(slot.try_once(index, values, 0, &Chain::default()))
 }
 
 fn done(outcome: Outcome) -> Record {
@@ -265,5 +269,110 @@ fn a_reset_while_the_body_comes_is_a_reset_that_keeps_the_status() {
     assert_eq!(
         (record.status, record.error),
         (Some(200), Some(ErrorKind::Reset))
+    );
+}
+
+/// A slot whose requests go to another origin than the run's (`{id}` in the host: every item
+/// here is key `1`, host 127.0.0.1), whose dialer for it hands out `conns` in turn.
+fn slot_elsewhere(conns: Vec<Script>) -> Slot {
+    let plan = Plan::new(&spec("http://127.0.0.{id}:9/x", 0, None), None, None);
+    let plan = plan.expect("a valid plan");
+    let origin = plan.template.origin_of(&Values::one(b"1"));
+    let dialer = plan.dialer_for(&origin.expect("a host")).expect("a dialer");
+    dialer.script(conns.into_iter().map(|c| Ok(Stream::scripted(c))));
+    Slot::new(Rc::new(plan))
+}
+
+/// `slot`'s item `index` (key `1`, as every item of [`slot_elsewhere`]).
+fn try_elsewhere(slot: &mut Slot, index: u64) -> Record {
+    done(try_values(slot, index, &Values::one(b"1")))
+}
+
+fn scripted_left_elsewhere(slot: &Slot) -> usize {
+    let origin = slot.plan.template.origin_of(&Values::one(b"1"));
+    let dialer = slot.plan.dialer_for(&origin.expect("a host"));
+    dialer.expect("a dialer").scripted_left()
+}
+
+#[test]
+fn requests_to_another_origin_share_a_kept_alive_connection_from_the_pool() {
+    let (conn, written) = answering(&[OK, OK, OK]);
+    let mut slot = slot_elsewhere(vec![conn]);
+    for index in 0..3 {
+        let record = try_elsewhere(&mut slot, index);
+        assert_eq!((record.status, record.error), (Some(200), None));
+    }
+    let requests = written.borrow().windows(4).filter(|w| w == b"GET ").count();
+    assert_eq!(requests, 3, "three requests on the one connection");
+    assert_eq!(
+        slot.plan.idle.borrow().len(),
+        1,
+        "parked again after the last"
+    );
+}
+
+#[test]
+fn a_request_failing_on_a_stale_pooled_connection_goes_again_on_a_fresh_one_uncounted() {
+    // The pooled connection answers once, then the server has closed it (unseen by the peek).
+    let (kept, _) = answering(&[OK]);
+    let (fresh, written) = answering(&[OK]);
+    let mut slot = slot_elsewhere(vec![kept, fresh]);
+    try_elsewhere(&mut slot, 0);
+    let second = try_elsewhere(&mut slot, 1);
+    assert_eq!(
+        (second.status, second.error, second.attempts),
+        (Some(200), None, 1),
+        "a stale connection's failure is no attempt"
+    );
+    assert!(written.borrow().starts_with(b"GET /x HTTP/1.1\r\n"));
+    assert_eq!(scripted_left_elsewhere(&slot), 0);
+}
+
+#[test]
+fn a_pooled_connection_the_server_closed_while_idle_is_passed_over() {
+    let (mut closed, first) = answering(&[OK, OK]);
+    closed.closed_while_idle = true;
+    let (fresh, _) = answering(&[OK]);
+    let mut slot = slot_elsewhere(vec![closed, fresh]);
+    try_elsewhere(&mut slot, 0);
+    let second = try_elsewhere(&mut slot, 1);
+    assert_eq!((second.status, second.attempts), (Some(200), 1));
+    let requests = first.borrow().windows(4).filter(|w| w == b"GET ").count();
+    assert_eq!(
+        requests, 1,
+        "nothing sent on a connection the peek found closed"
+    );
+    assert_eq!(scripted_left_elsewhere(&slot), 0);
+}
+
+#[test]
+fn a_408_on_a_pooled_connection_goes_again_on_a_fresh_one() {
+    let timeout: &[u8] = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n";
+    let (kept, _) = answering(&[OK, timeout]);
+    let (fresh, _) = answering(&[OK]);
+    let mut slot = slot_elsewhere(vec![kept, fresh]);
+    try_elsewhere(&mut slot, 0);
+    let second = try_elsewhere(&mut slot, 1);
+    assert_eq!(
+        (second.status, second.error, second.attempts),
+        (Some(200), None, 1)
+    );
+    assert_eq!(scripted_left_elsewhere(&slot), 0);
+}
+
+#[test]
+fn an_answer_that_closes_its_connection_leaves_nothing_in_the_pool() {
+    let closing: &[u8] = b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok";
+    let (conn, _) = answering(&[closing]);
+    let (fresh, _) = answering(&[OK]);
+    let mut slot = slot_elsewhere(vec![conn, fresh]);
+    assert_eq!(try_elsewhere(&mut slot, 0).status, Some(200));
+    assert_eq!(slot.plan.idle.borrow().len(), 0);
+    let second = try_elsewhere(&mut slot, 1);
+    assert_eq!((second.status, second.attempts), (Some(200), 1));
+    assert_eq!(
+        scripted_left_elsewhere(&slot),
+        0,
+        "the second on a fresh one"
     );
 }
