@@ -17,6 +17,11 @@ const ITEMS: u64 = 400;
 
 /// What the server answered in each window: (200s, 429s), in order.
 fn windows(base: &str) -> Vec<(u64, u64)> {
+    hosts_windows(base).into_iter().map(|(_, w)| w).collect()
+}
+
+/// What the server answered in each window, with the host it counted (`--per-host`).
+fn hosts_windows(base: &str) -> Vec<(String, (u64, u64))> {
     let address = base.trim_start_matches("http://");
     let mut stream = std::net::TcpStream::connect(address).expect("connect to the quota server");
     write!(stream, "GET /stats HTTP/1.0\r\nHost: {address}\r\n\r\n").expect("send");
@@ -25,8 +30,14 @@ fn windows(base: &str) -> Vec<(u64, u64)> {
     let body = answer.split("\r\n\r\n").nth(1).expect("a body");
     let stats: serde_json::Value = serde_json::from_str(body).expect("JSON stats");
     let rows = stats["windows"].as_array().expect("windows").iter();
-    rows.map(|w| (w[1].as_u64().expect("200s"), w[2].as_u64().expect("429s")))
-        .collect()
+    rows.map(|w| {
+        let host = w[3].as_str().unwrap_or_default().to_string();
+        (
+            host,
+            (w[1].as_u64().expect("200s"), w[2].as_u64().expect("429s")),
+        )
+    })
+    .collect()
 }
 
 /// Runs 2 shards × 4 over [`ITEMS`] against a quota server of `style` with `extra` flags; the
@@ -144,4 +155,70 @@ fn verbose_says_what_the_server_said_and_the_pace() {
         .filter(|l| l.contains("requests left"))
         .count();
     assert!(said <= 2 * 12, "{said} lines");
+}
+
+/// Many hosts: each host's quota paces that host, and its worker uses all of it (every item of
+/// a host is one worker's): two names of one server, each with a quota of its own.
+#[test]
+fn each_hosts_quota_paces_that_host_and_is_used_whole() {
+    let quota = QUOTA.to_string();
+    let args = [
+        "--style",
+        "draft08",
+        "--quota",
+        &quota,
+        "--window",
+        WINDOW,
+        "--per-host",
+    ];
+    let server = AiohttpTarget::start_script_with("quota_target.py", &args);
+    let port = server.base.rsplit(':').next().expect("a port").to_string();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let per_host = ITEMS / 2;
+    let mut keys = String::from("host\n");
+    for i in 0..ITEMS {
+        keys.push_str(if i % 2 == 0 { "a.test\n" } else { "b.test\n" });
+    }
+    std::fs::write(dir.path().join("hosts.csv"), keys).expect("write the key file");
+    let url = format!("http://{{host}}:{port}/item?id={{id}}");
+    let stderr = TestCommand::new(dir.path())
+        .args(["run", "-u", &url, "--keys", "hosts.csv"])
+        .shards(2)
+        .concurrency(4)
+        .output("out.csv")
+        .args(["--retries", "30", "-v"])
+        .args(["--resolve", &format!("a.test:{port}:127.0.0.1")])
+        .args(["--resolve", &format!("b.test:{port}:127.0.0.1")])
+        .ok();
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, ITEMS);
+    assert!(rows.iter().all(|r| r.status == Some(200)), "{rows:?}");
+    let all = hosts_windows(&server.base);
+    for host in ["a.test", "b.test"] {
+        let name = format!("{host}:{port}");
+        let windows: Vec<(u64, u64)> = (all.iter())
+            .filter(|(h, _)| *h == name)
+            .map(|(_, w)| *w)
+            .collect();
+        let answered: u64 = windows.iter().map(|w| w.0).sum();
+        assert_eq!(answered, per_host, "{name}: {windows:?}");
+        let (refused, used) = refused_and_used(&windows);
+        eprintln!(
+            "{name}: {:.2}% refused, {:.1}% of the quota used: {windows:?}",
+            refused * 100.0,
+            used * 100.0
+        );
+        assert!(
+            refused < 0.01,
+            "{name}: {:.1}% refused: {windows:?}",
+            refused * 100.0
+        );
+        assert!(
+            used >= 0.85,
+            "{name}: {:.0}% of the quota used: {windows:?}",
+            used * 100.0
+        );
+    }
+    assert!(stderr.contains("paced by RateLimit: "), "{stderr}");
+    assert!(stderr.contains(".test:"), "-v names the host: {stderr}");
 }

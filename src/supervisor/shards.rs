@@ -418,8 +418,13 @@ fn spec_for(
         fetch: cfg.fetch.clone(),
         rate: cfg.rate.map(|r| r / shards as f64),
         // Routed by host, a host's quota is one worker's to use.
-        quota_share: (cfg.rate_limit_headers)
-            .then(|| if cfg.by_host { 1.0 } else { 1.0 / shards as f64 }),
+        quota_share: (cfg.rate_limit_headers).then(|| {
+            if cfg.by_host {
+                1.0
+            } else {
+                1.0 / shards as f64
+            }
+        }),
         ids: part.ids,
         continuations: part.continuations.clone(),
         keys: cfg.job.shard_keys(part.ids),

@@ -120,7 +120,7 @@ impl Shared {
         let mut stats = self.stats.borrow_mut();
         let throttled = plan.gate().throttled().as_micros();
         stats.throttled_us = u64::try_from(throttled).unwrap_or(u64::MAX);
-        let paced = plan.gate().paced_by_quota().as_micros();
+        let paced = (plan.gate().paced_by_quota() + self.work.host_quota_held()).as_micros();
         stats.paced_by_quota_us = u64::try_from(paced).unwrap_or(u64::MAX);
         stats.answers = plan.tally().snapshot();
         stats.answers.proxies.extend(plan.proxies().tallies());

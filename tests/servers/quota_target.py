@@ -13,7 +13,11 @@ the headers of one style:
 R: requests left in the window after this one; T: seconds to the window's end, rounded up.
 
   /item?id=N   200 {"id":N}, or 429
-  /stats       200 {"windows": [[window start, answered 200, answered 429], ...]} (not counted)
+  /stats       200 {"windows": [[window start, answered 200, answered 429, host], ...]} (not
+               counted); host is "" unless --per-host
+
+--per-host: a quota of its own for each Host the requests name (as an API behind one address
+for many names counts).
 
 Prints "listening on http://127.0.0.1:PORT" once it accepts connections.
 """
@@ -32,9 +36,10 @@ def main():
     parser.add_argument("--style", choices=["draft08", "github", "draft07", "none"], required=True)
     parser.add_argument("--quota", type=int, default=100)
     parser.add_argument("--window", type=int, default=2)
+    parser.add_argument("--per-host", action="store_true")
     args = parser.parse_args()
     quota, window = args.quota, args.window
-    # window start → [answered 200, answered 429]
+    # (host, window start) → [answered 200, answered 429]
     windows = {}
 
     def headers(remaining, end, now):
@@ -54,7 +59,8 @@ def main():
         now = time.time()
         start = int(now // window) * window
         end = start + window
-        counts = windows.setdefault(start, [0, 0])
+        host = request.headers.get("Host", "") if args.per_host else ""
+        counts = windows.setdefault((host, start), [0, 0])
         used = counts[0] + 1
         if used > quota:
             counts[1] += 1
@@ -67,7 +73,8 @@ def main():
                             headers=headers(quota - used, end, now))
 
     async def stats(_request):
-        rows = [[start, ok, refused] for start, (ok, refused) in sorted(windows.items())]
+        rows = [[start, ok, refused, host]
+                for (host, start), (ok, refused) in sorted(windows.items())]
         return web.Response(text=json.dumps({"windows": rows}), content_type="application/json")
 
     serve([web.get("/item", item), web.get("/stats", stats)])

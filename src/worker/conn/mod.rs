@@ -8,9 +8,9 @@
 //! the idle connections, each bounded.
 
 pub(super) mod connect;
+pub(super) mod dialers;
 mod dns;
 mod lookup;
-pub(super) mod dialers;
 pub(super) mod pace;
 pub(super) mod pool;
 pub(super) mod proxy;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::{Attempt, Slot};
 use crate::model::ErrorKind;
 use crate::worker::failure::Failure;
+use crate::worker::schedule::hosts::NONE;
 use crate::worker::schedule::quota;
 
 impl Slot {
@@ -75,6 +76,25 @@ impl Slot {
     fn heed_quota(&self, now: Instant) {
         let answer = &self.answer;
         let gate = &self.plan.gate;
+        // Hosts that vary: the quota is the answering host's, and paces that host only.
+        if let Some(hosts) = self.plan.hosts.as_ref().filter(|_| self.host != NONE) {
+            let state = (gate.heeds_quota())
+                .then(|| {
+                    answer
+                        .rate_limit
+                        .state(quota::unix_now(), answer.retry_after)
+                })
+                .flatten();
+            if let Some(state) = state {
+                let mut hosts = hosts.borrow_mut();
+                let pacing = hosts.heed_quota(self.host, &state, now);
+                if hosts.may_say_quota(now) {
+                    let host = hosts.name(self.host);
+                    crate::detail!("{}", quota::describe(host, &state, &pacing, now));
+                }
+            }
+            return;
+        }
         if let Some((state, pacing)) = gate.read_quota(&answer.rate_limit, answer.retry_after, now)
         {
             let host = &self.plan.template.origin.host;

@@ -9,7 +9,7 @@
 //! `quota`).
 
 use std::cell::Cell;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use super::quota::{Pacing, Quota, QuotaSchedule, Reading, State};
 
@@ -107,13 +107,14 @@ impl Gate {
         now: Instant,
     ) -> Option<(State, Pacing)> {
         let quota = self.quota.as_ref()?;
-        // Only here, for the answers that have these headers: a reset may be a Unix time.
-        let unix_now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or_default();
-        let state = reading.state(unix_now, retry_after)?;
+        let state = reading.state(super::quota::unix_now(), retry_after)?;
         let pacing = quota.observe(&state, now, self.sending.get())?;
         Some((state, pacing))
+    }
+
+    /// Whether the servers' rate-limit headers are obeyed (not `--no-rate-limit-headers`).
+    pub fn heeds_quota(&self) -> bool {
+        self.quota.is_some()
     }
 
     /// A request that passed the gate is back (answered or failed).

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
+use super::quota::{Pacing, Quota, State};
 use super::route::host_hash;
 use crate::stats::{HostBoard, HostFigures};
 
@@ -48,6 +49,8 @@ pub struct Host {
     pub(super) in_flight: u16,
     /// In the look-ahead's ready list or timers (at most once).
     pub(super) queued: bool,
+    /// Its answers state a quota that paces it (what holds its items back is the quota's).
+    quota_paced: bool,
     figures: Counters,
 }
 
@@ -106,6 +109,10 @@ pub struct HostTable {
     spacing: Duration,
     /// Longest pause a host's answer may ask for (`--max-retry-after`).
     max_pause: Duration,
+    /// How long hosts' starts were held back by the quotas their answers stated.
+    quota_held: Duration,
+    /// When `-v` last said a host's quota (at most once a second per worker).
+    quota_said: Option<Instant>,
 }
 
 /// A 429 without `Retry-After` pauses its host this long.
@@ -129,7 +136,42 @@ impl HostTable {
                 Duration::from_secs_f64(1.0 / r) + SPACING_MARGIN
             }),
             max_pause,
+            quota_held: Duration::ZERO,
+            quota_said: None,
         }
+    }
+
+    /// `host[:port]` of entry `id` (empty for a free entry).
+    pub fn name(&self, id: HostId) -> &str {
+        self.hosts[id as usize].name.as_deref().unwrap_or_default()
+    }
+
+    /// The quota host `id`'s answer stated (rate-limit headers): its starts are held until the
+    /// quota allows and spaced so that what is left lasts until the reset. Every item of a host
+    /// is this worker's, so the whole quota is the worker's to use.
+    pub fn heed_quota(&mut self, id: HostId, state: &State, now: Instant) -> Pacing {
+        let host = &mut self.hosts[id as usize];
+        host.quota_paced = true;
+        let pacing = Quota::new(1.0).pacing(state, now, usize::from(host.in_flight));
+        self.pace_until(id, pacing.not_before);
+        self.set_min_spacing(id, pacing.spacing);
+        pacing
+    }
+
+    /// How long the items of hosts paced by their quotas waited for their host's turn.
+    pub fn quota_held(&self) -> Duration {
+        self.quota_held
+    }
+
+    /// True at most once a second: whether `-v` may say another host's quota now.
+    pub fn may_say_quota(&mut self, now: Instant) -> bool {
+        let due = self
+            .quota_said
+            .is_none_or(|said| now.saturating_duration_since(said) >= Duration::from_secs(1));
+        if due {
+            self.quota_said = Some(now);
+        }
+        due
     }
 
     /// The entry of `name` (`host[:port]`), made if new.
@@ -152,6 +194,7 @@ impl HostTable {
             head: NONE,
             tail: NONE,
             min_spacing_us: 0,
+            quota_paced: false,
             in_flight: 0,
             queued: false,
             figures: Counters::default(),
@@ -190,6 +233,9 @@ impl HostTable {
             .next_at
             .map_or(Duration::ZERO, |at| at.saturating_duration_since(since));
         host.figures.paced_us = host.figures.paced_us.saturating_add(micros(paced));
+        if host.quota_paced {
+            self.quota_held += paced;
+        }
         host.figures.requests = host.figures.requests.saturating_add(1);
         host.in_flight = host.in_flight.saturating_add(1);
         let spacing = spacing.max(Duration::from_micros(u64::from(host.min_spacing_us)));
@@ -250,8 +296,6 @@ impl HostTable {
 
     /// The host's starts are at least `spacing` apart from now on (robots.txt's `Crawl-delay`,
     /// a quota's pace), besides `--host-rate`'s. The wider of the two holds.
-    // Called by robots.txt's `Crawl-delay` and the rate-limit headers (issue 38's other parts).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn set_min_spacing(&mut self, id: HostId, spacing: Duration) {
         let host = &mut self.hosts[id as usize];
         host.min_spacing_us = u32::try_from(spacing.as_micros()).unwrap_or(u32::MAX);

@@ -113,6 +113,15 @@ impl WorkQueue {
             .map(|(hosts, _)| hosts.table.borrow().board())
     }
 
+    /// How long hosts' starts were held back by the quotas they stated (runs whose host varies).
+    pub fn host_quota_held(&self) -> std::time::Duration {
+        self.hosts
+            .as_ref()
+            .map_or(std::time::Duration::ZERO, |(hosts, _)| {
+                hosts.table.borrow().quota_held()
+            })
+    }
+
     /// Stops handing out work (new items and retries alike): a stop signal, a broken pipe.
     pub fn stop(&self) {
         self.cursor.stop();

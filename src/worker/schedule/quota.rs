@@ -429,6 +429,13 @@ impl QuotaSchedule {
 }
 
 /// The line `-v` prints when pacing to `host`'s quota begins or changes.
+/// Now as a Unix time: a reset may be one. Read only for answers that have these headers.
+pub fn unix_now() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 pub fn describe(host: &str, state: &State, pacing: &Pacing, now: Instant) -> String {
     let wait = pacing.not_before.saturating_duration_since(now);
     let pace = if wait > Duration::ZERO {
