@@ -144,6 +144,7 @@ impl Slot {
         let at = hosts.borrow_mut().send_at(self.host, Instant::now());
         if let Some(at) = at {
             super::wait::pause_until(at).await;
+            hosts.borrow_mut().sent(self.host, Instant::now());
         }
     }
 

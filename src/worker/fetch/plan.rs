@@ -252,18 +252,34 @@ const IDLE_PER_ORIGIN: usize = 4;
 /// theirs (Apache's `KeepAliveTimeout`, Node's `keepAliveTimeout`; nginx waits 75 s).
 const IDLE_MAX_AGE: Duration = Duration::from_secs(4);
 
+/// Idle connections to other origins a worker keeps at most, however many descriptors it may
+/// open: each holds a socket and its buffers.
+const MAX_IDLE: usize = 2048;
+
 /// The idle pool's bounds for a worker of `concurrency` slots. With `{host}` in the URL the
 /// slots' own connections are never opened: each slot's second descriptor (of the two the
-/// supervisor counts) is an idle one, `concurrency` in all.
+/// supervisor counts) is an idle one, `concurrency` in all; and half of the descriptors the
+/// worker may open beyond what the supervisor counted ([`MAX_IDLE`] at most): paced hosts come
+/// back a fraction of a second later, and more of them than there are slots are paced at once.
 fn idle_bounds(template: &RequestTemplate, concurrency: usize) -> Bounds {
     Bounds {
         max_idle: match template.host_varies() {
-            true => concurrency,
+            true => concurrency + spare_descriptors(concurrency) / 2,
             false => IDLE_BESIDE_OWN.min(concurrency),
         },
         per_origin: IDLE_PER_ORIGIN,
         max_age: IDLE_MAX_AGE,
     }
+}
+
+/// Descriptors this worker may open beyond the two per slot and the margin the supervisor
+/// counted for it (`supervisor/limits.rs`), up to [`MAX_IDLE`].
+fn spare_descriptors(concurrency: usize) -> usize {
+    // As `supervisor/limits.rs` counts a worker (2 per slot, 64 besides).
+    let counted = 2 * concurrency as u64 + 64;
+    let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .map_or(0, |(soft, _)| soft);
+    usize::try_from(soft.saturating_sub(counted)).map_or(MAX_IDLE, |spare| spare.min(MAX_IDLE))
 }
 
 /// The header names whose values each answer captures: the schema's, then `link` when the next
