@@ -111,6 +111,11 @@ def host_names(n, loopback, port):
     return [f"127.{i // 62500 + 1}.{i // 250 % 250 + 1}.{i % 250 + 1}:{port}" for i in range(n)]
 
 
+def hosts_column(names):
+    """ringscrape's key file of `names`: a column `host`, without a loopback address's port."""
+    return "host\n" + "\n".join(n.split(":")[0] for n in names) + "\n"
+
+
 def caps_of_log(path):
     """From nginx's log: (requests, most in flight of one host at once, most started by one
     host in any 1-second window). A request started at $msec - $request_time (both to the
@@ -158,7 +163,9 @@ def ringscrape_cmd(a, hosts_csv, items, out, capped, fallback_rate=None):
     """ringscrape over every host x item; `capped`: with the per-host caps, or, in a build
     without them, with `--rate fallback_rate` when given."""
     shards = 2
-    cmd = [a.binary, "run", "-u", "http://{host}/item?i={id}", "--keys", str(hosts_csv),
+    # A loopback host's port goes in the URL: a {host} value is a host name, not host:port.
+    url = f"http://{{host}}:{a.port}/item?i={{id}}" if a.loopback else "http://{host}/item?i={id}"
+    cmd = [a.binary, "run", "-u", url, "--keys", str(hosts_csv),
            "-i", f"0..{items}", "-s", str(shards), "-c", str(a.total // shards), "-o", str(out),
            "--overwrite", "--no-progress", "-q"]
     if capped and a.host_caps:
@@ -191,7 +198,7 @@ def job_hosts(a, nginx, work):
     names = host_names(a.hosts, a.loopback, nginx.port)
     hosts_txt, hosts_csv = work / "hosts.txt", work / "hosts.csv"
     hosts_txt.write_text("\n".join(names) + "\n")
-    hosts_csv.write_text("host\n" + "\n".join(names) + "\n")
+    hosts_csv.write_text(hosts_column(names))
     out = work / "rows.csv"
     label = "ringscrape" if a.host_caps else "ringscrape (without host caps)"
     commands = {
@@ -236,7 +243,7 @@ def job_many(a, nginx, work):
     URL, as a one-host job is written; uncapped: one host at 5/s would take hours)."""
     names = host_names(a.many, a.loopback, nginx.port)
     many_csv = work / "many.csv"
-    many_csv.write_text("host\n" + "\n".join(names) + "\n")
+    many_csv.write_text(hosts_column(names))
     out = work / "rows.csv"
     one = [a.binary, "run", "-u", f"http://{names[0]}/item?i={{id}}", "-i", f"0..{2 * a.many}",
            "-s", "2", "-c", str(a.total // 2), "-o", str(out), "--overwrite", "--no-progress", "-q"]
@@ -267,6 +274,7 @@ def inside(a):
         print(f"{a.binary} has no --host-concurrency/--host-rate yet: it runs with --rate "
               f"{a.rate * a.hosts:g} and --concurrency only (without host caps)", file=sys.stderr)
     nginx = Nginx(a.loopback)
+    a.port = nginx.port
     work = nginx.dir / "work"
     work.mkdir()
     try:
