@@ -13,6 +13,7 @@ mod credentials;
 mod failure;
 mod fetch;
 mod http;
+mod lru;
 mod pages;
 mod robots;
 mod schedule;

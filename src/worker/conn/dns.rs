@@ -179,18 +179,11 @@ fn resolved(outcome: Outcome, now: Instant) -> Resolved {
 /// Drops the eighth of `entries` least lately used (none under way), so that the scan this
 /// takes comes once every `capacity / 8` new names.
 fn forget_least_used(entries: &mut HashMap<Rc<str>, Entry>, capacity: usize) {
-    let mut idle: Vec<u64> = entries
-        .values()
-        .filter(|e| !e.asking)
-        .map(|e| e.used)
-        .collect();
-    let drop = (entries.len() - capacity * 7 / 8).min(idle.len());
-    if drop == 0 {
-        return;
+    let idle = entries.values().filter(|e| !e.asking).map(|e| e.used);
+    let drop = entries.len().saturating_sub(capacity * 7 / 8);
+    if let Some(cut) = crate::worker::lru::cutoff(idle, drop) {
+        entries.retain(|_, e| e.asking || e.used > cut);
     }
-    let (_, cut, _) = idle.select_nth_unstable(drop - 1);
-    let cut = *cut;
-    entries.retain(|_, e| e.asking || e.used > cut);
 }
 
 /// The task that takes the resolver thread's answers as its bytes arrive.

@@ -185,16 +185,15 @@ impl Robots {
     fn make_room(&self) {
         let mut hosts = self.hosts.borrow_mut();
         while hosts.len() > MAX_HOSTS || self.bytes.get() > MAX_RULES_BYTES {
-            let mut kept: Vec<u64> = hosts
-                .values()
-                .filter(|host| host.said.is_some())
-                .map(|host| host.used)
-                .collect();
-            if kept.len() < 2 {
+            let kept = hosts.values().filter(|host| host.said.is_some());
+            let settled = kept.clone().count();
+            if settled < 2 {
                 return;
             }
-            let quarter = (kept.len() / 4).max(1);
-            let (_, &mut cutoff, _) = kept.select_nth_unstable(quarter - 1);
+            let stamps = kept.map(|host| host.used);
+            let Some(cutoff) = crate::worker::lru::cutoff(stamps, (settled / 4).max(1)) else {
+                return;
+            };
             let mut freed = 0;
             hosts.retain(|_, host| {
                 let goes = host.said.is_some() && host.used <= cutoff;
