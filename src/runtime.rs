@@ -9,6 +9,17 @@ use monoio::time::TimeDriver;
 use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use nix::sys::signal::{SigSet, Signal};
 
+/// Descriptors a worker needs besides its sockets: io_uring, pipes, std streams, DNS, slack.
+pub const MARGIN_PER_PROCESS: u64 = 64;
+
+/// Descriptors one slot may hold at once: its socket, an old one it may briefly hold while
+/// opening a fresh one, and (`spools_bodies`, under `--bodies-dir`) its body's spool file. The
+/// supervisor raises the open-files limit for this (`supervisor/limits.rs`); a worker keeps what
+/// is left beyond it for idle connections.
+pub fn files_per_slot(spools_bodies: bool) -> u64 {
+    2 + u64::from(spools_bodies)
+}
+
 /// Set to `epoll` to skip io_uring (to test the fallback, or on kernels where it misbehaves).
 pub const DRIVER_ENV: &str = "RINGSCRAPE_DRIVER";
 

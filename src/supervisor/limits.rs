@@ -8,14 +8,7 @@
 
 use nix::sys::resource::{Resource, getrlimit, setrlimit};
 
-/// Descriptors a worker needs besides its sockets: io_uring, pipes, std streams, DNS, slack.
-pub const MARGIN_PER_PROCESS: u64 = 64;
-
-/// Descriptors one slot may hold at once: its socket, an old one it may briefly hold while
-/// opening a fresh one, and (`spools_bodies`, under `--bodies-dir`) its body's spool file.
-pub fn files_per_slot(spools_bodies: bool) -> u64 {
-    2 + u64::from(spools_bodies)
-}
+pub use crate::runtime::{MARGIN_PER_PROCESS, files_per_slot};
 
 /// What the run asks for: in-flight requests per worker (`auto`: `--concurrency auto`'s most),
 /// and the descriptors each holds.

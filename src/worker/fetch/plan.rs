@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use super::tally::Tally;
 use crate::assignment::WorkerSpec;
 use crate::extract::{ExtractError, Extractor};
-use crate::model::{ErrorKind, RequestLimits, RetryPolicy, Schema};
+use crate::model::{BodyColumn, ErrorKind, RequestLimits, RetryPolicy, Schema};
 use crate::net::{NetSpec, Protocol};
 use crate::output::bodies::BodiesDir;
 use crate::request::{Origin, RequestError, RequestTemplate};
+use crate::runtime::{MARGIN_PER_PROCESS, files_per_slot};
 use crate::tls::{ClientTls, TlsError};
 use crate::worker::conn::connect::{Dialer, RouteId};
 use crate::worker::conn::dialers::Dialers;
@@ -117,7 +118,8 @@ impl Plan {
         };
         let timeout = fetch.limits.connect_timeout;
         let dialer = Dialer::new(&own, &tls, &fetch.net, timeout, protocol, true, &proxies)?;
-        let idle = IdlePool::new(idle_bounds(&template, fetch.concurrency));
+        let spools = matches!(fetch.schema.body, BodyColumn::Files(_));
+        let idle = IdlePool::new(idle_bounds(&template, fetch.concurrency, spools));
         Ok(Plan {
             dialer,
             template: Rc::new(template),
@@ -261,10 +263,10 @@ const MAX_IDLE: usize = 2048;
 /// supervisor counts) is an idle one, `concurrency` in all; and half of the descriptors the
 /// worker may open beyond what the supervisor counted ([`MAX_IDLE`] at most): paced hosts come
 /// back a fraction of a second later, and more of them than there are slots are paced at once.
-fn idle_bounds(template: &RequestTemplate, concurrency: usize) -> Bounds {
+fn idle_bounds(template: &RequestTemplate, concurrency: usize, spools: bool) -> Bounds {
     Bounds {
         max_idle: match template.host_varies() {
-            true => concurrency + spare_descriptors(concurrency) / 2,
+            true => concurrency + spare_descriptors(concurrency, spools) / 2,
             false => IDLE_BESIDE_OWN.min(concurrency),
         },
         per_origin: IDLE_PER_ORIGIN,
@@ -272,11 +274,10 @@ fn idle_bounds(template: &RequestTemplate, concurrency: usize) -> Bounds {
     }
 }
 
-/// Descriptors this worker may open beyond the two per slot and the margin the supervisor
-/// counted for it (`supervisor/limits.rs`), up to [`MAX_IDLE`].
-fn spare_descriptors(concurrency: usize) -> usize {
-    // As `supervisor/limits.rs` counts a worker (2 per slot, 64 besides).
-    let counted = 2 * concurrency as u64 + 64;
+/// Descriptors this worker may open beyond those the supervisor counted for its slots (`spools`:
+/// a body file each) and their margin, up to [`MAX_IDLE`].
+fn spare_descriptors(concurrency: usize, spools: bool) -> usize {
+    let counted = files_per_slot(spools) * concurrency as u64 + MARGIN_PER_PROCESS;
     let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
         .map_or(0, |(soft, _)| soft);
     usize::try_from(soft.saturating_sub(counted)).map_or(MAX_IDLE, |spare| spare.min(MAX_IDLE))
