@@ -158,7 +158,7 @@ fn two_thousand_names_behind_a_server_losing_a_fifth_of_queries_resolve_with_few
     );
     assert!(
         per_name <= 4.0,
-        "{per_name:.2} queries a name (A and AAAA, retries included)"
+        "{per_name:.2} queries a name (A, AAAA where none, retries included)"
     );
     assert!(took < Duration::from_secs(40), "{took:?}");
 }
@@ -233,9 +233,13 @@ fn a_short_ttl_is_asked_again_and_reaches_the_new_address_a_long_one_is_asked_on
         300
     );
     let asked = |name: &str| queries.get(name).copied().unwrap_or(0);
-    assert_eq!(asked("long.test."), 2, "A and AAAA, once");
+    assert_eq!(
+        asked("long.test."),
+        1,
+        "A, once (AAAA only for a name without)"
+    );
     assert!(
-        asked("flip.test.") >= 4,
+        asked("flip.test.") >= 3,
         "flip.test asked {} times",
         asked("flip.test.")
     );

@@ -346,3 +346,61 @@ fn a_many_host_run_killed_with_9_resumes_to_one_row_per_item() {
     crate::common::assert_one_row_per_id(&rows, 0, items as u64);
     assert!(rows.iter().all(|r| r.status == Some(200)));
 }
+
+#[test]
+fn the_summary_names_the_slowest_most_throttled_and_failing_hosts_of_every_worker() {
+    // Host 0 answers after 300 ms (its own `serve`), host 1 with 429, host 2 closes the
+    // connection without an answer (nginx's 444); the 27 others at once.
+    let slow_serve = Server::start(&["--delay-ms", "300..300"]);
+    let [slow, throttled, failing] = [host(0), host(1), host(2)];
+    let extra = format!(
+        "if ($host = \"{slow}\") {{ proxy_pass http://127.0.0.1:{}; }}\n\
+         if ($host = \"{throttled}\") {{ return 429; }}\n\
+         if ($host = \"{failing}\") {{ return 444; }}",
+        slow_serve.port()
+    );
+    let site = site(0, &extra);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hosts: Vec<(String, usize)> = (0..30).map(|k| (host(k), 4)).collect();
+    let items = key_file(dir.path(), &hosts);
+    let out = run(dir.path(), &site)
+        .args([
+            "-s",
+            "2",
+            "-c",
+            "16",
+            "--retries",
+            "0",
+            "--host-concurrency",
+            "2",
+        ])
+        .args(["--summary-json", "summary.json"])
+        .output_of();
+    // Error rows make the exit status non-zero; the rows and the summary are what is checked.
+    let rows = read_rows(&dir.path().join("out.csv"));
+    crate::common::assert_one_row_per_id(&rows, 0, items as u64);
+    let text = std::fs::read_to_string(dir.path().join("summary.json")).expect("summary.json");
+    let summary: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let view = &summary["hosts"];
+    assert_eq!(view["touched"], 30, "{view}");
+    let first = |ranking: &str| view[ranking][0]["host"].as_str().map(str::to_string);
+    let with_port = |h: &str| format!("{h}:{}", site.port);
+    assert_eq!(first("slowest"), Some(with_port(&slow)), "{view}");
+    assert_eq!(first("throttled"), Some(with_port(&throttled)), "{view}");
+    assert_eq!(view["throttled"][0]["throttled"], 4, "{view}");
+    assert_eq!(
+        view["throttled"].as_array().map(Vec::len),
+        Some(1),
+        "{view}"
+    );
+    assert_eq!(first("failing"), Some(with_port(&failing)), "{view}");
+    assert_eq!(view["failing"][0]["errors"], 4, "{view}");
+    assert!(
+        view["slowest"][0]["mean_ms"].as_f64().unwrap_or(0.0) >= 290.0,
+        "{view}"
+    );
+    // The text summary says the same on stderr.
+    let said = stderr(&out);
+    assert!(said.contains("30 touched"), "{said}");
+    assert!(said.contains(&with_port(&failing)), "{said}");
+}

@@ -51,7 +51,7 @@ const POSITIVE_TTL_MIN: Duration = Duration::from_secs(1);
 /// What a lookup came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// The name's addresses (A, then AAAA), good for `ttl`.
+    /// The name's addresses (its A records, else its AAAA ones), good for `ttl`.
     Found { addrs: Vec<IpAddr>, ttl: Duration },
     /// The name has no address (NXDOMAIN, or no A and no AAAA record), for `ttl`.
     NoAddress { why: String, ttl: Duration },
@@ -74,6 +74,7 @@ pub struct LookupThread {
 impl LookupThread {
     /// Starts the thread; `wake` is written a byte when answers wait in the queue.
     pub fn start(wake: UnixStream) -> std::io::Result<LookupThread> {
+        one_malloc_arena();
         let (asks, asked) = tokio::sync::mpsc::unbounded_channel();
         let answers = Arc::new(Mutex::new(Vec::new()));
         let delivery = Delivery {
@@ -95,6 +96,20 @@ impl LookupThread {
     /// The answers that came since the last call.
     pub fn take_answers(&self) -> Vec<Answer> {
         std::mem::take(&mut *self.answers.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+}
+
+/// Keeps glibc's allocator to one arena for the worker. Names go from the loop to this thread
+/// and answers back, each freed by the thread that did not allocate it; with an arena per
+/// thread that left the worker's memory fragmented: 100,000 names over 2 workers peaked at
+/// 307 MB, 118 MB with one arena, at the same CPU per request (170 and 174 µs; the loop and this
+/// thread seldom allocate at the same moment). Before the thread starts: arenas are made as
+/// threads first allocate.
+fn one_malloc_arena() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable of the allocator; M_ARENA_MAX takes any positive value.
+    unsafe {
+        nix::libc::mallopt(nix::libc::M_ARENA_MAX, 1);
     }
 }
 
@@ -158,13 +173,16 @@ fn fail_every_ask(
     }
 }
 
-/// The system's resolver configuration with our timeouts: A and AAAA asked at once.
+/// The system's resolver configuration with our timeouts: A asked first, AAAA only for a name
+/// with no IPv4 address. Asking both at once doubled the queries, and the resolver's CPU, for
+/// nothing: a connection goes to an IPv4 address whenever the name has one (measured over
+/// 20,000 names through dnsmasq: 402 µs of CPU per request of 2 per name with both asked).
 fn resolver() -> Result<TokioResolver, String> {
     let mut builder =
         TokioResolver::builder_tokio().map_err(|e| format!("reading /etc/resolv.conf: {e}"))?;
     let options = builder.options_mut();
     options.timeout = QUERY_TIMEOUT;
-    options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+    options.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
     // Ours (`dns.rs`) is the cache; hickory's would hold every name a second time.
     options.cache_size = 0;
     options.positive_max_ttl = Some(POSITIVE_TTL_MAX);

@@ -1,6 +1,6 @@
 //! Where connections go: a destination's addresses, fixed (an IP address, `--resolve`) or a
 //! name's. No name is resolved on the event loop: the worker's cache of names (`dns.rs`) asks
-//! its resolver thread (`lookup.rs`) for every A and AAAA record, and the addresses are used
+//! its resolver thread (`lookup.rs`) for its A records (AAAA where there are none), and the addresses are used
 //! until the record's TTL runs out, then looked up again while the old ones stay in use; for the
 //! run's own origin at least every `--dns-refresh`. Connections are spread over all the
 //! addresses, starting each connect one further; an address that refused a connection is
