@@ -1,6 +1,7 @@
 //! Limits per host (issue 38): `--host-concurrency` and `--host-rate` hold per host, as the
 //! server's own log sees it; a host with many items holds back no other host; a host's 429 with
-//! `Retry-After` slows that host only; a many-host run killed with -9 resumes to one row per item.
+//! `Retry-After` slows that host only; a many-host run killed with -9 resumes to one row per item;
+//! the summary's per-host rankings name the hosts nginx made slow, throttled and failing.
 //!
 //! Hosts are addresses of 127.0.0.0/8 (no DNS) in a key file's `host` column, all served by one
 //! nginx listening on every address and logging `$host $msec $request_time $status`, in front of
