@@ -222,3 +222,40 @@ fn each_hosts_quota_paces_that_host_and_is_used_whole() {
     assert!(stderr.contains("paced by RateLimit: "), "{stderr}");
     assert!(stderr.contains(".test:"), "-v names the host: {stderr}");
 }
+
+#[test]
+fn a_reset_thousands_of_years_ahead_waits_no_longer_than_max_retry_after() {
+    // Every answer: nothing left until a Unix time in the year 5138 (one host, then many).
+    let nginx = Nginx::start(
+        "",
+        "location / { add_header X-RateLimit-Remaining 0; \
+         add_header X-RateLimit-Reset 99999999999; return 200 'ok'; }",
+    );
+    let port = nginx.base.rsplit(':').next().unwrap_or_default().to_string();
+    for url in [
+        format!("http://127.0.0.1:{port}/x/{{id}}"),
+        // The host from a key: the many-host path (a table of hosts, each paced alone).
+        format!("http://{{host}}:{port}/x/{{n}}"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = "n,host\n1,127.0.0.1\n2,127.0.0.1\n3,127.0.0.1\n";
+        std::fs::write(dir.path().join("keys.csv"), keys).expect("write keys");
+        let items: &[&str] = match url.contains("{host}") {
+            true => &["--keys", "keys.csv"],
+            false => &["-i", "0..3"],
+        };
+        let started = std::time::Instant::now();
+        let out = TestCommand::new(dir.path())
+            .args(["run", "-u", &url, "-s", "1", "-c", "1", "-o", "out.csv"])
+            .args(items)
+            .args(["--max-retry-after", "1", "--no-progress"])
+            .output_of();
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let rows = read_rows(&dir.path().join("out.csv"));
+        assert_one_row_per_id(&rows, 0, 3);
+        assert!(rows.iter().all(|r| r.status == Some(200)), "{rows:?}");
+        // Three requests of one host: two waits of at most 1 s each.
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_secs(10), "{url}: {took:?}");
+    }
+}

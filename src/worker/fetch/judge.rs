@@ -76,13 +76,14 @@ impl Slot {
     fn heed_quota(&self, now: Instant) {
         let answer = &self.answer;
         let gate = &self.plan.gate;
+        let max_wait = self.plan.retry.max_retry_after;
         // Hosts that vary: the quota is the answering host's, and paces that host only.
         if let Some(hosts) = self.plan.hosts.as_ref().filter(|_| self.host != NONE) {
             let state = (gate.heeds_quota())
                 .then(|| {
                     answer
                         .rate_limit
-                        .state(quota::unix_now(), answer.retry_after)
+                        .state(quota::unix_now(), answer.retry_after, max_wait)
                 })
                 .flatten();
             if let Some(state) = state {
@@ -95,7 +96,8 @@ impl Slot {
             }
             return;
         }
-        if let Some((state, pacing)) = gate.read_quota(&answer.rate_limit, answer.retry_after, now)
+        if let Some((state, pacing)) =
+            gate.read_quota(&answer.rate_limit, answer.retry_after, max_wait, now)
         {
             let host = &self.plan.template.origin.host;
             crate::detail!("{}", quota::describe(host, &state, &pacing, now));

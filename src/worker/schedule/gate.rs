@@ -98,16 +98,18 @@ impl Gate {
             .map_or(Duration::ZERO, QuotaSchedule::waited)
     }
 
-    /// An answer's rate-limit headers said `reading` (with `retry_after`): the pacing from
-    /// now on. Returns what was read and the pacing when it is worth saying (`-v`).
+    /// An answer's rate-limit headers said `reading` (with `retry_after`; a reset at most
+    /// `max_wait` away): the pacing from now on. Returns what was read and the pacing when it
+    /// is worth saying (`-v`).
     pub fn read_quota(
         &self,
         reading: &Reading,
         retry_after: Option<Duration>,
+        max_wait: Duration,
         now: Instant,
     ) -> Option<(State, Pacing)> {
         let quota = self.quota.as_ref()?;
-        let state = reading.state(super::quota::unix_now(), retry_after)?;
+        let state = reading.state(super::quota::unix_now(), retry_after, max_wait)?;
         let pacing = quota.observe(&state, now, self.sending.get())?;
         Some((state, pacing))
     }
@@ -382,19 +384,23 @@ mod tests {
         reading.take(Field::Reset(Family::X), b"3");
         // 2 left, 2 in flight: none more until the reset.
         gate.sending.set(2);
-        assert!(gate.read_quota(&reading, None, now).is_some(), "said");
+        assert!(
+            gate.read_quota(&reading, None, Duration::MAX, now)
+                .is_some(),
+            "said"
+        );
         assert_eq!(gate.reserve(now), Some(now + Duration::from_secs(3)));
         gate.returned();
         gate.returned();
         // Nothing in flight: the 2 left spread over the 3 s (less the rounding: 2.5 s).
         let fresh = Gate::new(None).with_quota(Some(1.0));
-        fresh.read_quota(&reading, None, now);
+        fresh.read_quota(&reading, None, Duration::MAX, now);
         assert_eq!(fresh.reserve(now), None);
         assert_eq!(fresh.reserve(now), Some(now + Duration::from_millis(1250)));
         assert_eq!(fresh.paced_by_quota(), Duration::from_millis(1250));
         // Turned off: nothing read, nothing held.
         let off = Gate::new(None);
-        assert!(off.read_quota(&reading, None, now).is_none());
+        assert!(off.read_quota(&reading, None, Duration::MAX, now).is_none());
         assert_eq!(off.reserve(now), None);
     }
 

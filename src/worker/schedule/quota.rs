@@ -169,8 +169,22 @@ impl Reading {
 
     /// The most constraining quota the answer said, `unix_now` being the time since the Unix
     /// epoch (for resets given as a Unix time). `retry_after` gives a used-up quota whose reset
-    /// was not said its time. `None`: nothing to pace by.
-    pub fn state(&self, unix_now: Duration, retry_after: Option<Duration>) -> Option<State> {
+    /// was not said its time. A reset further off than `max_wait` (`--max-retry-after`, as
+    /// for `Retry-After`) is taken as `max_wait`: a reset of 99999999999 (a Unix time three
+    /// thousand years ahead, or a typo) stopped its host for good and the run never ended.
+    /// `None`: nothing to pace by.
+    pub fn state(
+        &self,
+        unix_now: Duration,
+        retry_after: Option<Duration>,
+        max_wait: Duration,
+    ) -> Option<State> {
+        let mut state = self.said(unix_now, retry_after)?;
+        state.reset = state.reset.min(max_wait);
+        Some(state)
+    }
+
+    fn said(&self, unix_now: Duration, retry_after: Option<Duration>) -> Option<State> {
         let window = self.policy.map(|(_, w)| w);
         let current = self.current.and_then(|(r, t)| {
             let limit = self.policy.map(|(q, _)| q);
@@ -467,7 +481,7 @@ mod tests {
     }
 
     fn state(headers: &[(&str, &str)]) -> Option<State> {
-        read(headers).state(NOW_UNIX, None)
+        read(headers).state(NOW_UNIX, None, Duration::MAX)
     }
 
     fn left(remaining: u64, reset_s: u64, rounded: bool, limit: Option<u64>) -> State {
@@ -605,9 +619,39 @@ mod tests {
         // Used up with no reset said: `Retry-After` says when.
         let reading = read(&[("RateLimit-Remaining", "0")]);
         let wait = Some(Duration::from_secs(7));
-        assert_eq!(reading.state(NOW_UNIX, wait), Some(left(0, 7, true, None)));
-        assert_eq!(reading.state(NOW_UNIX, None), None);
+        assert_eq!(
+            reading.state(NOW_UNIX, wait, Duration::MAX),
+            Some(left(0, 7, true, None))
+        );
+        assert_eq!(reading.state(NOW_UNIX, None, Duration::MAX), None);
         assert!(Reading::default().is_empty() && !reading.is_empty());
+    }
+
+    #[test]
+    fn a_reset_further_off_than_the_longest_wait_is_the_longest_wait() {
+        let max = Duration::from_secs(60);
+        // A Unix time three thousand years ahead, and a delay of three years.
+        for headers in [
+            [
+                ("X-RateLimit-Remaining", "0"),
+                ("X-RateLimit-Reset", "99999999999"),
+            ],
+            [
+                ("RateLimit", "\"p\";r=0;t=99999999"),
+                ("RateLimit-Policy", "\"p\";q=10;w=1"),
+            ],
+        ] {
+            let said = read(&headers).state(NOW_UNIX, None, max);
+            assert_eq!(
+                said.map(|s| (s.remaining, s.reset)),
+                Some((0, max)),
+                "{headers:?}"
+            );
+        }
+        // A reset within it is kept as said.
+        let near = read(&[("X-RateLimit-Remaining", "0"), ("X-RateLimit-Reset", "7")]);
+        let said = near.state(NOW_UNIX, None, max);
+        assert_eq!(said.map(|s| s.reset), Some(Duration::from_secs(7)));
     }
 
     #[test]
