@@ -93,6 +93,27 @@ pub struct HostLimits {
     pub rate: Option<f64>,
 }
 
+impl HostLimits {
+    /// The least time between two starts of a host under `--host-rate` (see [`spacing_of`]).
+    pub fn spacing(&self) -> Option<Duration> {
+        self.rate.map(spacing_of)
+    }
+}
+
+/// The least added to `--host-rate`'s spacing: a server's log stamps starts to the millisecond
+/// (nginx's `$msec` minus `$request_time`).
+pub const SPACING_MARGIN: Duration = Duration::from_millis(2);
+
+/// `--host-rate R`'s spacing between a host's starts: 1/R and 5% more (at least
+/// [`SPACING_MARGIN`]). A request the server reads late (its loop busy, ours) followed by one on
+/// time would otherwise put R + 1 starts into one of its seconds: measured against nginx with
+/// 2,000 hosts at 5/s, gaps of 162 ms among the 202 ms ones made 6 in a second; 5% of 1/R lets
+/// the R gaps of a second absorb that much.
+pub fn spacing_of(rate: f64) -> Duration {
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    gap + (gap / 20).max(SPACING_MARGIN)
+}
+
 /// `--robots`: how each worker obeys the hosts' robots.txt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RobotsPolicy {

@@ -405,3 +405,24 @@ fn the_summary_names_the_slowest_most_throttled_and_failing_hosts_of_every_worke
     assert!(said.contains("30 touched"), "{said}");
     assert!(said.contains(&with_port(&failing)), "{said}");
 }
+
+#[test]
+fn with_one_host_the_caps_hold_for_the_run_whatever_the_shards() {
+    // The host fixed in the URL: the caps become the run's. A tester saw 6 starts in a second
+    // at `--host-rate 5 -s 2` (each of two workers pacing half, out of step).
+    let site = site(300, "");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("http://127.0.0.1:{}/x/{{id}}", site.port);
+    let out = TestCommand::new(dir.path())
+        .args(["run", "-u", &url, "-i", "0..16", "-o", "out.csv", "--no-progress"])
+        .args(["--host-rate", "5", "--host-concurrency", "2", "-s", "2", "-c", "8"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rows = read_rows(&dir.path().join("out.csv"));
+    crate::common::assert_one_row_per_id(&rows, 0, 16);
+    let hits = hits(&site.log);
+    let all: Vec<&Hit> = hits.iter().collect();
+    assert_eq!(all.len(), 16);
+    assert!(max_in_flight(&all) <= 2, "{all:?}");
+    assert!(max_started_per_second(&all) <= 5, "{all:?}");
+}

@@ -117,14 +117,21 @@ fn host_rate_of(rate: f64) -> Result<f64, ConfigError> {
 /// With one host (none of the URL's placeholders in it), the host's limits are the run's:
 /// `--host-concurrency N` caps the requests in flight across all workers at N (no more shards
 /// than N, and each worker's concurrency at most its share, rounded down), and `--host-rate R`
-/// is `--rate R` (the lower of the two when both are given). Returns the limits left for the
-/// workers to keep per host (none), the shards, the concurrency per worker and the rate.
+/// is one worker's `--rate`, its starts spaced as a host's are (1/R and a margin; the lower of
+/// the two when `--rate` is given too). One worker: workers pacing a share each are not in step,
+/// and two starts of theirs a few milliseconds apart put R + 1 into a second (a tester saw 6 at
+/// `--host-rate 5 -s 2`). Returns the limits left for the workers to keep per host (none), the
+/// shards, the concurrency per worker and the rate.
 fn one_host(
     hosts: HostLimits,
     shards: usize,
     concurrency: usize,
     rate: Option<f64>,
 ) -> (HostLimits, usize, usize, Option<f64>) {
+    let shards = match hosts.rate {
+        Some(_) => 1,
+        None => shards,
+    };
     let (shards, concurrency) = match hosts.concurrency {
         Some(cap) => {
             let shards = shards.min(cap);
@@ -132,7 +139,8 @@ fn one_host(
         }
         None => (shards, concurrency),
     };
-    let rate = match (rate, hosts.rate) {
+    let spaced = hosts.spacing().map(|gap| 1.0 / gap.as_secs_f64());
+    let rate = match (rate, spaced) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };

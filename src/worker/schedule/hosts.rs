@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::quota::{Pacing, Quota, State};
 use super::route::host_hash;
+use crate::assignment::spacing_of;
 use crate::stats::{HostBoard, HostFigures};
 
 /// A host's place in the table.
@@ -118,20 +119,6 @@ pub struct HostTable {
 /// A 429 without `Retry-After` pauses its host this long.
 pub const PAUSE_AFTER_429: Duration = Duration::from_secs(1);
 
-/// The least added to `--host-rate`'s spacing: a server's log stamps starts to the millisecond
-/// (nginx's `$msec` minus `$request_time`).
-pub const SPACING_MARGIN: Duration = Duration::from_millis(2);
-
-/// `--host-rate R`'s spacing between a host's starts: 1/R and 5% more (at least
-/// [`SPACING_MARGIN`]). A request the server reads late (its loop busy, ours) followed by one on
-/// time would otherwise put R + 1 starts into one of its seconds: measured against nginx with
-/// 2,000 hosts at 5/s, gaps of 162 ms among the 202 ms ones made 6 in a second; 5% of 1/R lets
-/// the R gaps of a second absorb that much.
-pub fn spacing_of(rate: f64) -> Duration {
-    let gap = Duration::from_secs_f64(1.0 / rate);
-    gap + (gap / 20).max(SPACING_MARGIN)
-}
-
 impl HostTable {
     /// `rate`: `--host-rate`; `max_pause`: `--max-retry-after`.
     pub fn new(rate: Option<f64>, max_pause: Duration) -> Self {
@@ -181,12 +168,21 @@ impl HostTable {
         due
     }
 
-    /// The entry of `name` (`host[:port]`), made if new.
+    /// The entry of `name` (`host[:port]`), made if new. Names are compared without case, as
+    /// DNS does (and as items are routed to workers): `LOCALHOST` is `localhost`, its limits
+    /// one host's.
     pub fn id_of(&mut self, name: &str, port: u16, now: Instant) -> HostId {
         let mut hash = host_hash(name, port);
         loop {
             match self.index.get(&hash) {
-                Some(&id) if self.hosts[id as usize].name.as_deref() == Some(name) => return id,
+                Some(&id)
+                    if self.hosts[id as usize]
+                        .name
+                        .as_deref()
+                        .is_some_and(|known| known.eq_ignore_ascii_case(name)) =>
+                {
+                    return id;
+                }
                 Some(_) => hash = hash.wrapping_add(1),
                 None => break,
             }
@@ -430,6 +426,17 @@ fn micros(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_host_name_is_one_host_whatever_its_case() {
+        let mut table = HostTable::new(None, Duration::from_secs(60));
+        let now = Instant::now();
+        let lower = table.id_of("localhost:8003", 8003, now);
+        assert_eq!(table.id_of("LOCALHOST:8003", 8003, now), lower);
+        assert_eq!(table.id_of("LocalHost:8003", 8003, now), lower);
+        assert_ne!(table.id_of("localhost:8004", 8004, now), lower);
+        assert_eq!(table.board().touched, 2);
+    }
 
     #[test]
     fn a_host_entry_stays_small() {

@@ -381,7 +381,7 @@ mod tests {
         push(&l, 2, "b", now);
         assert_eq!(taken(&l, now), Some(0));
         assert_eq!(taken(&l, now), Some(2));
-        let spacing = super::super::hosts::spacing_of(10.0);
+        let spacing = crate::assignment::spacing_of(10.0);
         match l.take(&mut Item::default(), now) {
             Taken::Until(Some(at)) => assert_eq!(at, now + spacing),
             _ => panic!("a waits for its spacing"),
