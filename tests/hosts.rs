@@ -414,8 +414,26 @@ fn with_one_host_the_caps_hold_for_the_run_whatever_the_shards() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("http://127.0.0.1:{}/x/{{id}}", site.port);
     let out = TestCommand::new(dir.path())
-        .args(["run", "-u", &url, "-i", "0..16", "-o", "out.csv", "--no-progress"])
-        .args(["--host-rate", "5", "--host-concurrency", "2", "-s", "2", "-c", "8"])
+        .args([
+            "run",
+            "-u",
+            &url,
+            "-i",
+            "0..16",
+            "-o",
+            "out.csv",
+            "--no-progress",
+        ])
+        .args([
+            "--host-rate",
+            "5",
+            "--host-concurrency",
+            "2",
+            "-s",
+            "2",
+            "-c",
+            "8",
+        ])
         .output_of();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = read_rows(&dir.path().join("out.csv"));

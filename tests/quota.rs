@@ -231,7 +231,12 @@ fn a_reset_thousands_of_years_ahead_waits_no_longer_than_max_retry_after() {
         "location / { add_header X-RateLimit-Remaining 0; \
          add_header X-RateLimit-Reset 99999999999; return 200 'ok'; }",
     );
-    let port = nginx.base.rsplit(':').next().unwrap_or_default().to_string();
+    let port = nginx
+        .base
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_string();
     for url in [
         format!("http://127.0.0.1:{port}/x/{{id}}"),
         // The host from a key: the many-host path (a table of hosts, each paced alone).

@@ -875,7 +875,10 @@ mod tests {
         parse_head(text, &wants(&[]), &mut answer)
             .expect("valid")
             .expect("complete");
-        let state = answer.rate_limit.state(Duration::ZERO, None, Duration::MAX).expect("read");
+        let state = answer
+            .rate_limit
+            .state(Duration::ZERO, None, Duration::MAX)
+            .expect("read");
         assert_eq!((state.remaining, state.reset), (7, Duration::from_secs(3)));
         let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
         parse_head(plain, &wants(&[]), &mut answer)
