@@ -246,6 +246,60 @@ fn crawl_delay_spaces_the_requests_to_the_host() {
     assert!(span < 4.0, "{span:.2} s for 6 requests");
 }
 
+/// A robots.txt of 1.2 MB: line 2 disallows `/p/1`, a line cut by the 500 KiB limit would read
+/// `Disallow: /p/` (all of `/p/`) if not dropped, and rules past the limit disallow everything
+/// else under `/p/`.
+fn huge_robots_txt() -> String {
+    const LIMIT: usize = 500 << 10;
+    let mut body = "User-agent: *\nDisallow: /p/1\n".to_string();
+    let straddling = "Disallow: /p/2\n";
+    while body.len() + 6 <= LIMIT - 13 {
+        body.push_str("# pad\n");
+    }
+    body.push_str(&"#".repeat(LIMIT - 13 - body.len() - 1));
+    body.push('\n');
+    assert_eq!(body.len() + "Disallow: /p/".len(), LIMIT);
+    body.push_str(straddling);
+    while body.len() < 1_200_000 {
+        body.push_str("# pad\n");
+    }
+    for id in 0..10 {
+        body.push_str(&format!("Disallow: /p/{id}\n"));
+    }
+    body
+}
+
+#[test]
+fn the_first_500_kib_of_a_huge_robots_txt_are_parsed_whatever_the_framing() {
+    // Plain (a Content-Length over the limit), then gzip (chunked, the limit on decoded bytes).
+    for (location, how) in [
+        ("root WWW;", "plain"),
+        (
+            "root WWW; gzip on; gzip_types *; gzip_min_length 1;",
+            "gzip",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = Site::serving(dir.path(), &huge_robots_txt(), location);
+        let args = ["--robots", "-s", "1", "-c", "8", "-v"];
+        let (rows, stderr) = run(dir.path(), &site, 30, &args);
+        assert!(stderr.contains(": 200: 1 rules"), "{how}: {stderr}");
+        for row in &rows {
+            let expected = match row.id.to_string().starts_with('1') {
+                true => (None, "robots"),
+                false => (Some(200), ""),
+            };
+            assert_eq!((row.status, row.error.as_str()), expected, "{how}: {row:?}");
+        }
+        let requests = site.requests();
+        assert_eq!(robots_fetches(&requests), 1, "{how}");
+        assert!(
+            !requests.iter().any(|r| r.1.starts_with("/p/1")),
+            "{how}: a disallowed path reached nginx"
+        );
+    }
+}
+
 #[test]
 fn without_robots_no_robots_txt_is_asked_for() {
     let dir = tempfile::tempdir().expect("tempdir");
