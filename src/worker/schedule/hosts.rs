@@ -10,7 +10,8 @@
 //!
 //! Other parts pace a host through [`HostTable::pace_until`] ("don't start before T": a
 //! `Retry-After`, a quota's reset) and [`HostTable::set_min_spacing`] ("starts at least D apart":
-//! robots.txt's `Crawl-delay`, a quota's pace); both only ever slow a host down.
+//! a quota's pace); both only ever slow a host down. (robots.txt's `Crawl-delay` is waited for
+//! in the slot, `worker::robots`; `--robots` only has a new host's first item go alone here.)
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -49,9 +50,22 @@ pub struct Host {
     pub(super) in_flight: u16,
     /// In the look-ahead's ready list or timers (at most once).
     pub(super) queued: bool,
+    /// `--robots`: one of its items at a time until its first request ends (the one that
+    /// fetches or waits for its robots.txt), so that its other items wait in the look-ahead for
+    /// its rules, not in slots that other hosts could use.
+    first_alone: bool,
     /// Its answers state a quota that paces it (what holds its items back is the quota's).
     quota_paced: bool,
     figures: Counters,
+}
+
+impl Host {
+    /// Whether it has as many requests in flight as it may (`cap`: `--host-concurrency`): one
+    /// while its first request, which learns its robots.txt, is under way (`--robots`).
+    pub(super) fn at_cap(&self, cap: u16) -> bool {
+        let cap = if self.first_alone { cap.min(1) } else { cap };
+        self.in_flight >= cap
+    }
 }
 
 /// A host's figures, compact (see [`HostFigures`] for their meaning).
@@ -113,6 +127,8 @@ pub struct HostTable {
     quota_held: Duration,
     /// When `-v` last said a host's quota (at most once a second per worker).
     quota_said: Option<Instant>,
+    /// `--robots`: a new host takes one item at a time until its first request ends.
+    robots: bool,
 }
 
 /// A 429 without `Retry-After` pauses its host this long.
@@ -145,7 +161,14 @@ impl HostTable {
             max_pause,
             quota_held: Duration::ZERO,
             quota_said: None,
+            robots: false,
         }
+    }
+
+    /// `--robots`: each new host's first item goes alone (see [`Host::at_cap`]).
+    pub fn with_robots(mut self, robots: bool) -> Self {
+        self.robots = robots;
+        self
     }
 
     /// `host[:port]` of entry `id` (empty for a free entry).
@@ -204,6 +227,7 @@ impl HostTable {
             quota_paced: false,
             in_flight: 0,
             queued: false,
+            first_alone: self.robots,
             figures: Counters::default(),
         };
         let id = match self.free.pop() {
@@ -279,6 +303,7 @@ impl HostTable {
     pub fn finish(&mut self, id: HostId, now: Instant, what: Finished) {
         let host = &mut self.hosts[id as usize];
         host.in_flight = host.in_flight.saturating_sub(1);
+        host.first_alone = false;
         let figures = &mut host.figures;
         if what.error {
             figures.errors = figures.errors.saturating_add(1);
