@@ -50,20 +50,24 @@ pub struct Host {
     pub(super) in_flight: u16,
     /// In the look-ahead's ready list or timers (at most once).
     pub(super) queued: bool,
-    /// `--robots`: one of its items at a time until its first request ends (the one that
-    /// fetches or waits for its robots.txt), so that its other items wait in the look-ahead for
-    /// its rules, not in slots that other hosts could use.
-    first_alone: bool,
     /// Its answers state a quota that paces it (what holds its items back is the quota's).
     quota_paced: bool,
     figures: Counters,
 }
 
 impl Host {
-    /// Whether it has as many requests in flight as it may (`cap`: `--host-concurrency`): one
-    /// while its first request, which learns its robots.txt, is under way (`--robots`).
-    pub(super) fn at_cap(&self, cap: u16) -> bool {
-        let cap = if self.first_alone { cap.min(1) } else { cap };
+    /// Whether it has as many requests in flight as it may (`cap`: `--host-concurrency`). With
+    /// `robots` (`--robots`), one until a request of it has ended: the first, which fetches or
+    /// waits for its robots.txt, goes alone, so that its other items wait in the look-ahead for
+    /// its rules, not in slots that other hosts could use. (None has ended while every request
+    /// started is in flight: told by the counts, the entry stays 96 bytes.)
+    pub(super) fn at_cap(&self, cap: u16, robots: bool) -> bool {
+        let none_ended = self.figures.requests == u32::from(self.in_flight);
+        let cap = if robots && none_ended {
+            cap.min(1)
+        } else {
+            cap
+        };
         self.in_flight >= cap
     }
 }
@@ -171,6 +175,11 @@ impl HostTable {
         self
     }
 
+    /// Whether `--robots` is on (for [`Host::at_cap`]).
+    pub(super) fn robots(&self) -> bool {
+        self.robots
+    }
+
     /// `host[:port]` of entry `id` (empty for a free entry).
     pub fn name(&self, id: HostId) -> &str {
         self.hosts[id as usize].name.as_deref().unwrap_or_default()
@@ -227,7 +236,6 @@ impl HostTable {
             quota_paced: false,
             in_flight: 0,
             queued: false,
-            first_alone: self.robots,
             figures: Counters::default(),
         };
         let id = match self.free.pop() {
@@ -303,7 +311,6 @@ impl HostTable {
     pub fn finish(&mut self, id: HostId, now: Instant, what: Finished) {
         let host = &mut self.hosts[id as usize];
         host.in_flight = host.in_flight.saturating_sub(1);
-        host.first_alone = false;
         let figures = &mut host.figures;
         if what.error {
             figures.errors = figures.errors.saturating_add(1);

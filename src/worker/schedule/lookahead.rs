@@ -161,8 +161,9 @@ impl Lookahead {
     /// nowhere while it is at its cap.
     fn schedule(&self, host: HostId, now: Instant) {
         let mut table = self.table.borrow_mut();
+        let robots = table.robots();
         let h = table.get_mut(host);
-        if h.queued || h.head == NONE || h.at_cap(self.cap) {
+        if h.queued || h.head == NONE || h.at_cap(self.cap, robots) {
             return;
         }
         h.queued = true;
@@ -188,8 +189,9 @@ impl Lookahead {
                 return Taken::Until(next);
             };
             let mut table = self.table.borrow_mut();
+            let robots = table.robots();
             let h = table.get_mut(host);
-            if h.at_cap(self.cap) {
+            if h.at_cap(self.cap, robots) {
                 h.queued = false;
                 continue;
             }
