@@ -246,6 +246,135 @@ fn crawl_delay_spaces_the_requests_to_the_host() {
     assert!(span < 4.0, "{span:.2} s for 6 requests");
 }
 
+/// A robots.txt of 1.2 MB: line 2 disallows `/p/1`, a line cut by the 500 KiB limit would read
+/// `Disallow: /p/` (all of `/p/`) if not dropped, and rules past the limit disallow everything
+/// else under `/p/`.
+fn huge_robots_txt() -> String {
+    const LIMIT: usize = 500 << 10;
+    let mut body = "User-agent: *\nDisallow: /p/1\n".to_string();
+    let straddling = "Disallow: /p/2\n";
+    while body.len() + 6 <= LIMIT - 13 {
+        body.push_str("# pad\n");
+    }
+    body.push_str(&"#".repeat(LIMIT - 13 - body.len() - 1));
+    body.push('\n');
+    assert_eq!(body.len() + "Disallow: /p/".len(), LIMIT);
+    body.push_str(straddling);
+    while body.len() < 1_200_000 {
+        body.push_str("# pad\n");
+    }
+    for id in 0..10 {
+        body.push_str(&format!("Disallow: /p/{id}\n"));
+    }
+    body
+}
+
+#[test]
+fn the_first_500_kib_of_a_huge_robots_txt_are_parsed_whatever_the_framing() {
+    // Plain (a Content-Length over the limit), then gzip (chunked, the limit on decoded bytes).
+    for (location, how) in [
+        ("root WWW;", "plain"),
+        (
+            "root WWW; gzip on; gzip_types *; gzip_min_length 1;",
+            "gzip",
+        ),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let site = Site::serving(dir.path(), &huge_robots_txt(), location);
+        let args = ["--robots", "-s", "1", "-c", "8", "-v"];
+        let (rows, stderr) = run(dir.path(), &site, 30, &args);
+        assert!(stderr.contains(": 200: 1 rules"), "{how}: {stderr}");
+        for row in &rows {
+            let expected = match row.id.to_string().starts_with('1') {
+                true => (None, "robots"),
+                false => (Some(200), ""),
+            };
+            assert_eq!((row.status, row.error.as_str()), expected, "{how}: {row:?}");
+        }
+        let requests = site.requests();
+        assert_eq!(robots_fetches(&requests), 1, "{how}");
+        assert!(
+            !requests.iter().any(|r| r.1.starts_with("/p/1")),
+            "{how}: a disallowed path reached nginx"
+        );
+    }
+}
+
+/// The tester's run scaled down: 30 items of a host whose robots.txt takes 3 s, then 10 of a
+/// host whose robots.txt is a 404, through 8 slots. The slow host's items wait for its rules in
+/// the look-ahead (one in a slot, fetching them), so the other host's are all answered long
+/// before the 3 s are up; before, the 8 slots all waited for the slow robots.txt.
+#[test]
+fn a_slow_robots_txt_holds_one_slot_not_every_slot() {
+    let serve = Server::start(&["--delay-ms", "3000..3000"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("access.log");
+    let port = free_port();
+    let (slow, fast) = ("127.0.9.1", "127.0.9.2");
+    let http = format!(
+        "log_format robots '$host $msec $request_uri $status';\n\
+         map $host $robots_of {{ {slow} slow; default none; }}"
+    );
+    let server = format!(
+        "access_log {} robots;\n\
+         location = /robots.txt {{ rewrite ^ /robots-$robots_of.txt last; }}\n\
+         location = /robots-slow.txt {{ proxy_pass http://127.0.0.1:{}/log?id=0; }}\n\
+         location = /robots-none.txt {{ return 404; }}\n\
+         location / {{ return 200 'ok'; }}",
+        log.display(),
+        serve.port()
+    );
+    let nginx = Nginx::start_on_every_address(port, &http, &server);
+    let mut keys = String::from("host,n\n");
+    for n in 0..40 {
+        keys.push_str(&format!("{},{n}\n", if n < 30 { slow } else { fast }));
+    }
+    std::fs::write(dir.path().join("hosts.csv"), keys).expect("write the key file");
+    let url = format!("http://{{host}}:{port}/p/{{n}}");
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs_f64();
+    TestCommand::new(dir.path())
+        .args(["run", "-u", &url, "--keys", "hosts.csv", "-o", "out.csv"])
+        .args(["--robots", "-s", "1", "-c", "8", "--no-progress"])
+        .ok();
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 40);
+    assert!(rows.iter().all(|r| r.status == Some(200)), "{rows:?}");
+    drop(nginx); // flushes the log
+    let text = std::fs::read_to_string(&log).expect("nginx's log");
+    // (host, end in seconds, URI)
+    let hits: Vec<(&str, f64, &str)> = text
+        .lines()
+        .map(|line| {
+            let words: Vec<&str> = line.split(' ').collect();
+            (words[0], words[1].parse().expect("$msec"), words[2])
+        })
+        .collect();
+    // Seconds from the run's start to the last answer of `host` (to its robots.txt or not).
+    let end_of = |host: &str, robots: bool| {
+        let ends = hits
+            .iter()
+            .filter(|h| h.0 == host && (h.2 == "/robots.txt") == robots);
+        ends.map(|h| h.1 - started).fold(0.0, f64::max)
+    };
+    let slow_rules = end_of(slow, true);
+    assert!(
+        slow_rules >= 2.9,
+        "the slow robots.txt took {slow_rules:.2} s"
+    );
+    let fast_done = end_of(fast, false);
+    // Its 10 answers of a loopback nginx take milliseconds: a second leaves room for a loaded
+    // machine, while slots held by the slow host would show 3 s.
+    assert!(
+        fast_done < 1.0,
+        "the other host's last answer came {fast_done:.2} s in (the slow robots.txt: {slow_rules:.2} s)"
+    );
+    let slow_robots = hits.iter().filter(|h| h.0 == slow && h.2 == "/robots.txt");
+    assert_eq!(slow_robots.count(), 1, "{hits:?}");
+}
+
 #[test]
 fn without_robots_no_robots_txt_is_asked_for() {
     let dir = tempfile::tempdir().expect("tempdir");

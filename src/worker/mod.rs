@@ -209,7 +209,8 @@ pub fn run() -> Result<(), WorkerError> {
     // ask (`--max-retry-after`).
     let hosts = spec.host_shards.map(|_| {
         let fetch = &spec.fetch;
-        let table = HostTable::new(fetch.hosts.rate, fetch.retry.max_retry_after);
+        let table = HostTable::new(fetch.hosts.rate, fetch.retry.max_retry_after)
+            .with_robots(fetch.robots.is_some());
         Rc::new(RefCell::new(table))
     });
     let plan = Rc::new(plan_for(spec, credentials)?.with_hosts(hosts.clone()));

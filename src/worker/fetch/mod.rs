@@ -174,6 +174,8 @@ impl Slot {
         if let Err(failure) = ready {
             // A URL robots.txt forbids is never sent: no attempt (nor a request in the stats).
             let attempts = attempts - u32::from(failure.kind == ErrorKind::Robots);
+            // Nothing was sent: the status of the slot's previous answer is not this row's.
+            self.answer.status = 0;
             let attempt = Attempt::Failed {
                 failure,
                 latency: Duration::ZERO,

@@ -180,6 +180,7 @@ impl Slot {
             memory: plan.memory.as_ref(),
             head_request: method == http::Method::HEAD,
             max_body: plan.limits.max_body_bytes,
+            cut_past_max: false,
             decode: plan.decode,
         }
     }

@@ -24,6 +24,10 @@ pub struct Wants<'a> {
     /// The request was a HEAD: the answer has no body whatever its headers say.
     pub head_request: bool,
     pub max_body: usize,
+    /// A body longer than `max_body` keeps its first `max_body` bytes before the answer fails
+    /// with `body_too_large` (robots.txt: RFC 9309 §2.5 has its first 500 KiB parsed), whatever
+    /// its framing: a `Content-Length` over the limit is read up to it, not refused at the head.
+    pub cut_past_max: bool,
     /// Undo the `Content-Encoding` of the answer (not `--raw-body`).
     pub decode: bool,
 }
@@ -68,7 +72,14 @@ pub fn keep_body_bytes(
     if answer.status == 400 && !answer.says_https_port {
         answer.says_https_port = crate::diagnosis::says_https_port(bytes);
     }
-    if answer.wire_len > wants.max_body as u64 {
+    let over = answer.wire_len.saturating_sub(wants.max_body as u64);
+    if over > 0 {
+        if wants.cut_past_max {
+            // Only the bytes up to the limit are kept (the ones before were all under it).
+            answer.wire_len -= bytes.len() as u64;
+            let room = usize::try_from(over).map_or(0, |over| bytes.len().saturating_sub(over));
+            keep_body_bytes(&bytes[..room], wants, answer)?;
+        }
         return Err(too_large(wants));
     }
     let body = match &mut answer.decoding {

@@ -115,7 +115,8 @@ impl Decoder {
                     None => 0,
                     Some((text, len)) => {
                         let size = parse_chunk_size(text)?;
-                        if answer.wire_len + size > wants.max_body as u64 {
+                        // Cut past the limit: its first part is kept as it arrives.
+                        if !wants.cut_past_max && answer.wire_len + size > wants.max_body as u64 {
                             return Err(too_large(wants));
                         }
                         self.stage = if size == 0 {
@@ -218,7 +219,9 @@ impl Decoder {
             Framing::Empty | Framing::Length(0) => Stage::Done {
                 keep_alive: head.keep_alive,
             },
-            Framing::Length(n) if n > wants.max_body as u64 => return Err(too_large(wants)),
+            Framing::Length(n) if n > wants.max_body as u64 && !wants.cut_past_max => {
+                return Err(too_large(wants));
+            }
             Framing::Length(n) => Stage::Length { left: n },
             Framing::Chunked => Stage::ChunkSize,
             Framing::UntilClose => {
@@ -576,6 +579,7 @@ mod tests {
             memory: None,
             head_request: false,
             max_body: 1 << 20,
+            cut_past_max: false,
             decode: true,
         }
     }
@@ -780,6 +784,53 @@ mod tests {
         }
         let garbage = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n";
         assert_eq!(decode_in_pieces(garbage, 4), Err(ErrorKind::Protocol));
+    }
+
+    /// What `wire`, fed whole, leaves in the body under a limit of 8 bytes, and how it ends.
+    fn under_a_limit_of_8(wire: &[u8], cut_past_max: bool) -> (Vec<u8>, Option<ErrorKind>) {
+        let wants = Wants {
+            max_body: 8,
+            cut_past_max,
+            ..wants(&[])
+        };
+        let mut answer = Answer::default();
+        let mut decoder = Decoder::default();
+        let mut fed = decoder.feed(wire, &wants, &mut answer).map(|_| ());
+        if fed.is_ok() && decoder.done().is_none() {
+            fed = decoder.end_of_stream(true);
+        }
+        (answer.body, fed.err().map(|failure| failure.kind))
+    }
+
+    #[test]
+    fn a_body_cut_past_the_limit_keeps_its_first_part_whatever_the_framing() {
+        let framings: &[&[u8]] = &[
+            b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n0123456789abcdefghij",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n\
+              5\r\n01234\r\n6\r\n56789a\r\n9\r\nbcdefghij\r\n0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n14\r\n0123456789abcdefghij\r\n",
+            b"HTTP/1.0 200 OK\r\n\r\n0123456789abcdefghij",
+        ];
+        for wire in framings {
+            let text = String::from_utf8_lossy(wire);
+            let cut = under_a_limit_of_8(wire, true);
+            assert_eq!(
+                cut,
+                (b"01234567".to_vec(), Some(ErrorKind::BodyTooLarge)),
+                "{text}"
+            );
+        }
+        // Not asked to cut: a Content-Length over the limit is refused before any byte is kept.
+        assert_eq!(
+            under_a_limit_of_8(framings[0], false),
+            (Vec::new(), Some(ErrorKind::BodyTooLarge))
+        );
+        // A body within the limit is whole either way.
+        let small = b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n01234567";
+        assert_eq!(
+            under_a_limit_of_8(small, true),
+            (b"01234567".to_vec(), None)
+        );
     }
 
     #[test]

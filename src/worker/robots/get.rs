@@ -17,7 +17,8 @@ use crate::worker::http::answer::{Answer, Wants};
 use crate::worker::http::h1::H1Conn;
 
 /// The most of a robots.txt read (RFC 9309 §2.5: at least 500 KiB must be parsed); past it,
-/// the first part is parsed.
+/// the first part is parsed, up to its last line end within the limit (whatever the framing:
+/// see [`Wants::cut_past_max`]).
 pub const MAX_ROBOTS_BYTES: usize = 500 << 10;
 /// Redirects followed (RFC 9309 §2.3.1.2: at least five).
 const MAX_REDIRECTS: usize = 5;
@@ -103,8 +104,13 @@ async fn follow(origin: &Origin, user_agent: &str, dialer_for: DialerFor<'_>) ->
         let status = answer.status;
         match got {
             Ok(()) => {}
-            // Its first part is read (RFC 9309 §2.5).
-            Err(failure) if failure.kind == ErrorKind::BodyTooLarge && is_2xx(status) => {}
+            // Its first part is read (RFC 9309 §2.5), whole lines only.
+            Err(failure) if failure.kind == ErrorKind::BodyTooLarge && is_2xx(status) => {
+                if let Some(mut decoding) = answer.decoding.take() {
+                    answer.body = decoding.take_body();
+                }
+                answer.body.truncate(whole_lines(&answer.body));
+            }
             Err(failure) => {
                 let why = format!("{}: {}", failure.kind.as_str(), failure.detail);
                 return Said::DisallowAll { why };
@@ -146,6 +152,15 @@ async fn follow(origin: &Origin, user_agent: &str, dialer_for: DialerFor<'_>) ->
     }
 }
 
+/// How much of `body`, the first part of a longer file, is whole lines: up to its last line
+/// end. A line cut by the limit is dropped, not read as a shorter rule (`Disallow: /p/` of
+/// `Disallow: /p/2` would disallow far more).
+fn whole_lines(body: &[u8]) -> usize {
+    body.iter()
+        .rposition(|&b| b == b'\n' || b == b'\r')
+        .map_or(0, |at| at + 1)
+}
+
 fn is_2xx(status: u16) -> bool {
     (200..300).contains(&status)
 }
@@ -172,6 +187,7 @@ async fn once(
         memory: None,
         head_request: false,
         max_body: MAX_ROBOTS_BYTES,
+        cut_past_max: true,
         decode: true,
     };
     H1Conn::new(stream)
@@ -205,6 +221,17 @@ mod tests {
         assert!(text.starts_with("GET /robots.txt HTTP/1.1\r\nhost: example.com:8080\r\n"));
         assert!(text.contains("\r\nuser-agent: ringscrape/1\r\n"));
         assert!(text.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_cut_file_keeps_its_whole_lines() {
+        assert_eq!(
+            whole_lines(b"User-agent: *\nDisallow: /a\nDisallow: /p/"),
+            "User-agent: *\nDisallow: /a\n".len()
+        );
+        assert_eq!(whole_lines(b"a\r\nb\r"), 5);
+        assert_eq!(whole_lines(b"no line end at all"), 0);
+        assert_eq!(whole_lines(b""), 0);
     }
 
     #[test]

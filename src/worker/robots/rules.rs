@@ -12,8 +12,9 @@ use robotstxt::RobotsParseHandler;
 /// characters after that point would make it slice inside a character and panic. Lines are cut
 /// here first, at a character boundary, so it never sees one.
 const MAX_LINE_BYTES: usize = 2083 * 8 - 2;
-/// Longest `Crawl-delay` obeyed: a larger one (or one that is no number of seconds) is read as
-/// this, which still leaves a host alone for most of a day.
+/// Longest `Crawl-delay` obeyed: a larger one is read as this, which still leaves a host alone
+/// for most of a day. One that is no number of seconds (`abc`, `nan`, `inf`, a negative one) is
+/// ignored, as if absent.
 const MAX_CRAWL_DELAY: Duration = Duration::from_secs(86_400);
 
 /// One `Allow` or `Disallow` line of the group that applies.
@@ -224,12 +225,9 @@ impl RobotsParseHandler for GroupReader<'_> {
         if !self.in_group() || !action.eq_ignore_ascii_case("crawl-delay") {
             return;
         }
-        let Ok(seconds) = value.parse::<f64>() else {
+        let Some(delay) = crawl_delay_of(value) else {
             return;
         };
-        let delay = Duration::try_from_secs_f64(seconds)
-            .unwrap_or(MAX_CRAWL_DELAY)
-            .min(MAX_CRAWL_DELAY);
         // The first of a group counts, as most crawlers read it.
         let slot = match self.in_specific {
             true => &mut self.specific_delay,
@@ -237,6 +235,17 @@ impl RobotsParseHandler for GroupReader<'_> {
         };
         slot.get_or_insert(delay);
     }
+}
+
+/// What a `Crawl-delay` value asks for: a finite number of seconds, not negative, up to
+/// [`MAX_CRAWL_DELAY`] (more counts as that); `None` for anything else. (`f64` reads `nan`,
+/// `inf` and `-1`, which `Duration` rejects: they are no delay, not the longest one.)
+fn crawl_delay_of(value: &str) -> Option<Duration> {
+    let seconds = value.parse::<f64>().ok()?;
+    if !seconds.is_finite() || seconds < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(seconds).map_or(MAX_CRAWL_DELAY, |d| d.min(MAX_CRAWL_DELAY)))
 }
 
 /// The product token of a user agent (RFC 9309 §2.2.1): its leading letters, `_` and `-`
@@ -371,6 +380,24 @@ mod tests {
         assert_eq!(rules.crawl_delay(), Some(MAX_CRAWL_DELAY));
         let rules = Rules::parse(b"User-agent: *\nCrawl-delay: soon\n", "x");
         assert_eq!(rules.crawl_delay(), None);
+    }
+
+    #[test]
+    fn a_crawl_delay_that_is_no_delay_is_ignored_not_a_day() {
+        for value in ["-1", "nan", "NaN", "-0.5", "inf", "-inf", "infinity", "abc"] {
+            let body = format!("User-agent: *\nCrawl-delay: {value}\nDisallow: /x\n");
+            let rules = Rules::parse(body.as_bytes(), "x");
+            assert_eq!(rules.crawl_delay(), None, "Crawl-delay: {value}");
+            assert_eq!(rules.len(), 1, "the rest of the group still read");
+        }
+        // Ignored, so a later valid one of the group counts.
+        let rules = Rules::parse(b"User-agent: *\nCrawl-delay: -1\nCrawl-delay: 2\n", "x");
+        assert_eq!(rules.crawl_delay(), Some(Duration::from_secs(2)));
+        // Over a day is a day; zero stays zero (no spacing).
+        assert_eq!(crawl_delay_of("90000"), Some(MAX_CRAWL_DELAY));
+        assert_eq!(crawl_delay_of("1e300"), Some(MAX_CRAWL_DELAY));
+        assert_eq!(crawl_delay_of("0"), Some(Duration::ZERO));
+        assert_eq!(crawl_delay_of("-0"), Some(Duration::ZERO));
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //!
 //! Other parts pace a host through [`HostTable::pace_until`] ("don't start before T": a
 //! `Retry-After`, a quota's reset) and [`HostTable::set_min_spacing`] ("starts at least D apart":
-//! robots.txt's `Crawl-delay`, a quota's pace); both only ever slow a host down.
+//! a quota's pace); both only ever slow a host down. (robots.txt's `Crawl-delay` is waited for
+//! in the slot, `worker::robots`; `--robots` only has a new host's first item go alone here.)
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -53,6 +54,23 @@ pub struct Host {
     /// Its answers state a quota that paces it (what holds its items back is the quota's).
     quota_paced: bool,
     figures: Counters,
+}
+
+impl Host {
+    /// Whether it has as many requests in flight as it may (`cap`: `--host-concurrency`). With
+    /// `robots` (`--robots`), one until a request of it has ended: the first, which fetches or
+    /// waits for its robots.txt, goes alone, so that its other items wait in the look-ahead for
+    /// its rules, not in slots that other hosts could use. (None has ended while every request
+    /// started is in flight: told by the counts, the entry stays 96 bytes.)
+    pub(super) fn at_cap(&self, cap: u16, robots: bool) -> bool {
+        let none_ended = self.figures.requests == u32::from(self.in_flight);
+        let cap = if robots && none_ended {
+            cap.min(1)
+        } else {
+            cap
+        };
+        self.in_flight >= cap
+    }
 }
 
 /// A host's figures, compact (see [`HostFigures`] for their meaning).
@@ -114,6 +132,8 @@ pub struct HostTable {
     quota_held: Duration,
     /// When `-v` last said a host's quota (at most once a second per worker).
     quota_said: Option<Instant>,
+    /// `--robots`: a new host takes one item at a time until its first request ends.
+    robots: bool,
 }
 
 /// A 429 without `Retry-After` pauses its host this long.
@@ -132,7 +152,19 @@ impl HostTable {
             max_pause,
             quota_held: Duration::ZERO,
             quota_said: None,
+            robots: false,
         }
+    }
+
+    /// `--robots`: each new host's first item goes alone (see [`Host::at_cap`]).
+    pub fn with_robots(mut self, robots: bool) -> Self {
+        self.robots = robots;
+        self
+    }
+
+    /// Whether `--robots` is on (for [`Host::at_cap`]).
+    pub(super) fn robots(&self) -> bool {
+        self.robots
     }
 
     /// `host[:port]` of entry `id` (empty for a free entry).

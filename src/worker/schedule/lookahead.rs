@@ -161,8 +161,9 @@ impl Lookahead {
     /// nowhere while it is at its cap.
     fn schedule(&self, host: HostId, now: Instant) {
         let mut table = self.table.borrow_mut();
+        let robots = table.robots();
         let h = table.get_mut(host);
-        if h.queued || h.head == NONE || h.in_flight >= self.cap {
+        if h.queued || h.head == NONE || h.at_cap(self.cap, robots) {
             return;
         }
         h.queued = true;
@@ -188,8 +189,9 @@ impl Lookahead {
                 return Taken::Until(next);
             };
             let mut table = self.table.borrow_mut();
+            let robots = table.robots();
             let h = table.get_mut(host);
-            if h.in_flight >= self.cap {
+            if h.at_cap(self.cap, robots) {
                 h.queued = false;
                 continue;
             }
@@ -370,6 +372,30 @@ mod tests {
         l.finish(hot, now, Finished::default());
         assert_eq!(taken(&l, now), Some(2));
         assert_eq!(l.held.get(), 2);
+    }
+
+    #[test]
+    fn with_robots_a_new_hosts_first_item_goes_alone_and_others_go_meanwhile() {
+        let table = HostTable::new(None, Duration::from_secs(60)).with_robots(true);
+        let l = Lookahead::new(Rc::new(RefCell::new(table)), Some(4), 16);
+        let now = Instant::now();
+        for index in 0..5 {
+            push(&l, index, "slow", now);
+        }
+        let fast = push(&l, 5, "fast", now);
+        push(&l, 6, "fast", now);
+        let slow = l.table.borrow_mut().id_of("slow", 80, now);
+        // One of slow's (fetching its robots.txt), then fast's first alone too.
+        assert_eq!(taken(&l, now), Some(0));
+        assert_eq!(taken(&l, now), Some(5));
+        assert_eq!(taken(&l, now), None, "each host's first is under way");
+        l.finish(fast, now, Finished::default());
+        assert_eq!(taken(&l, now), Some(6), "fast's rules known: its others go");
+        assert_eq!(taken(&l, now), None, "slow still waits for its robots.txt");
+        l.finish(slow, now, Finished::default());
+        // Then slow up to its cap of 4.
+        let next: Vec<_> = (0..5).map(|_| taken(&l, now)).collect();
+        assert_eq!(next, [Some(1), Some(2), Some(3), Some(4), None]);
     }
 
     #[test]
