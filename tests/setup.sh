@@ -42,4 +42,7 @@ pip_need "import h2" h2
 # DNS packets for tests/servers/dns_lossy.py (a wildcard zone that loses queries, tests/dns_scale.rs).
 pip_need "import dnslib" dnslib
 pip_need "import websocket" websocket-client
+# The wheel (make wheel) is built by maturin; tests/python/run.sh installs it with pytest, pandas
+# and polars in a virtual environment of its own.
+pip_need "import maturin" maturin
 pip_need "import kubernetes, sys; sys.exit(kubernetes.__version__ != '37.0.2')" kubernetes==37.0.2

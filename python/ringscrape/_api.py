@@ -1,0 +1,174 @@
+"""`fetch` and `stream`: a `ringscrape run` child whose rows come back as Arrow.
+
+Without `output=` the child writes its rows as an Arrow IPC stream to its stdout (`--format
+arrow -o -`); with it, the child writes that file as the CLI does and a copy of every row to its
+stdout (`--arrow-copy -`), and `fetch` reads the file back at the end (rows kept by an earlier
+run that `resume=True` completed included).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Union
+
+import pyarrow as pa
+
+from . import _output
+from ._binary import find_binary
+from ._inputs import ids_args, keys_args
+from ._options import flag_args
+from ._process import Run
+from ._progress import RowCounter, in_notebook
+from ._stderr import stderr_is_terminal
+
+PathArg = Union[str, "os.PathLike[str]"]
+
+
+class _Job:
+    """A started run and what it owns: its scratch directory (ids and key files written for
+    it) and the notebook's row counter."""
+
+    def __init__(self, argv: List[str], scratch: tempfile.TemporaryDirectory[str], progress: bool,
+                 silent: bool) -> None:  # fmt: skip
+        self.scratch = scratch
+        terminal = progress and stderr_is_terminal()
+        self.counter = RowCounter() if progress and not terminal and in_notebook() else None
+        self.run = Run(argv, terminal=terminal, silent=silent)
+        try:
+            self.schema = self.run.open()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Ends the counter's line and removes the scratch directory."""
+        if self.counter is not None:
+            self.counter.close()
+            self.counter = None
+        self.scratch.cleanup()
+
+
+def _argv(
+    function: str,
+    url: Optional[str],
+    output: Optional[PathArg],
+    resume: bool,
+    progress: bool,
+    options: Dict[str, Any],
+) -> List[str]:
+    """The command line of the run, but for its items."""
+    argv = [find_binary(), "run"]
+    if url is not None:
+        argv.append(f"--url={url}")
+    if output is None:
+        if options.get("format") is not None:
+            raise ValueError(f"{function}(): format= applies to output= (without it, Arrow)")
+        argv += ["--format=arrow", "--output=-"]
+    else:
+        if os.fspath(output) == "-":
+            raise ValueError(f"{function}(): output='-': the rows come back to Python already")
+        argv += [f"--output={os.fspath(output)}", "--arrow-copy=-"]
+    if resume:
+        argv.append("--resume")
+    if not progress:
+        argv.append("--no-progress")
+    return argv + flag_args(function, options)
+
+
+def _start(function: str, url: Optional[str], ids: Any, keys: Any, output: Optional[PathArg],
+           resume: bool, progress: bool, options: Dict[str, Any]) -> _Job:  # fmt: skip
+    """Checks the arguments, writes the items that are no file yet, and starts the run."""
+    argv = _argv(function, url, output, resume, progress, options)
+    scratch = tempfile.TemporaryDirectory(prefix="ringscrape-")
+    try:
+        argv += ids_args(ids, Path(scratch.name)) + keys_args(keys, Path(scratch.name))
+    except BaseException:
+        scratch.cleanup()
+        raise
+    silent = bool(options.get("quiet"))
+    return _Job(argv, scratch, progress, silent)
+
+
+def _batches(job: _Job) -> Iterator[pa.RecordBatch]:
+    """The run's batches; the run is finished when they end, stopped cleanly when the caller
+    stops early, and interrupted as by the CLI's Ctrl-C on KeyboardInterrupt."""
+    ended = False
+    try:
+        for batch in job.run.batches():
+            if job.counter is not None:
+                job.counter.add(batch.num_rows)
+            yield batch
+        ended = True
+        job.run.finish()
+    except KeyboardInterrupt:
+        ended = True
+        job.run.interrupt()
+        raise
+    finally:
+        if not ended:  # the caller broke out of the loop, or an error ended it
+            job.run.stop()
+        job.close()
+
+
+def stream(
+    url: Optional[str] = None,
+    *,
+    ids: Any = None,
+    keys: Any = None,
+    output: Optional[PathArg] = None,
+    resume: bool = False,
+    progress: bool = True,
+    **options: Any,
+) -> Iterator[pa.RecordBatch]:
+    """The rows of a run as pyarrow RecordBatches, as they arrive (one at least every second
+    while rows come). Breaking out of the loop stops the run as Ctrl-C does.
+
+    The run starts, and what the CLI refuses as usage raises, before this returns. Arguments
+    are those of `fetch`.
+
+    Raises:
+        RunError: the CLI refused the run (exit_code 2, at once) or it failed (while iterating).
+        TypeError: a keyword that is no run flag.
+    """
+    return _batches(_start("stream", url, ids, keys, output, resume, progress, options))
+
+
+def fetch(
+    url: Optional[str] = None,
+    *,
+    ids: Any = None,
+    keys: Any = None,
+    output: Optional[PathArg] = None,
+    resume: bool = False,
+    progress: bool = True,
+    **options: Any,
+) -> pa.Table:
+    """Every row of a run of `url` over `ids` and/or `keys`, as a pyarrow Table.
+
+    Args:
+        url: the URL template (`http://host/item?id={id}`); may be left out with `urls=`.
+        ids: a `range`, a `"START..END"` string, a path of an ids file, or an iterable of ints
+            or strings (written to an ids file: `{id}` is the line).
+        keys: a key file's path, or a pyarrow Table, pandas or polars DataFrame (its columns
+            are the placeholders), or a list of them.
+        output: also keep the rows in this file (CSV, JSON Lines or Parquet by its name, or
+            `format=`); the Table returned is then the whole file.
+        resume: complete `output` after any stop (`--resume`).
+        progress: the CLI's progress bar on a terminal, a row count in a notebook; False: none.
+        options: the other run flags in Python spelling (`concurrency=256`, `headers={...}`),
+            see docs/python.md.
+
+    Raises:
+        RunError: the CLI refused the run (exit_code 2) or it failed.
+        TypeError: a keyword that is no run flag (naming the nearest one).
+    """
+    job = _start("fetch", url, ids, keys, output, resume, progress, options)
+    schema = job.schema
+    fmt = options.get("format")
+    if output is not None:
+        for _ in _batches(job):
+            pass
+        return _output.read(os.fspath(output), fmt, schema)
+    return pa.Table.from_batches(list(_batches(job)), schema=schema)
