@@ -1,5 +1,6 @@
 """An output file read back as a pyarrow Table, typed as the run's Arrow stream: CSV, JSON Lines,
-Parquet (a directory of parts) or an Arrow IPC stream file, chosen as the CLI chooses."""
+Parquet (a directory of parts) or an Arrow IPC stream (`.arrows`), chosen by `format=` or the
+name's extension as the CLI chooses (`--format`'s help)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ _BY_EXTENSION = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
     ".parquet": "parquet",
-    ".arrow": "arrow",
     ".arrows": "arrow",
 }
 
