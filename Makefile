@@ -70,6 +70,7 @@ test-fast:
 # The wheel (pyproject.toml, docs/python.md): maturin packs target/release/ringscrape, built by
 # cargo first with the same profile and flags, so maturin compiles nothing again (about 2 s).
 wheel: build
+	@python3 -m maturin --version >/dev/null 2>&1 || python3 -m pip install -q maturin
 	python3 -m maturin build --release --out target/wheels
 
 # The Python API's tests (tests/python/), in a new virtual environment with the wheel installed.

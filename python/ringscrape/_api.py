@@ -102,12 +102,8 @@ def _batches(job: _Job) -> Iterator[pa.RecordBatch]:
             yield batch
         ended = True
         job.run.finish()
-    except KeyboardInterrupt:
-        ended = True
-        job.run.interrupt()
-        raise
     finally:
-        if not ended:  # the caller broke out of the loop, or an error ended it
+        if not ended:  # the caller left the loop, Ctrl-C (KeyboardInterrupt), or an error
             job.run.stop()
         job.close()
 

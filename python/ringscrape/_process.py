@@ -9,6 +9,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 from typing import Iterator, List, Optional
 
 import pyarrow as pa
@@ -83,6 +84,9 @@ class Run:
                 batch = self._reader.read_next_batch()
             except StopIteration:
                 return
+            except (pa.ArrowInvalid, OSError):
+                self.finish()  # a child killed mid-message: its exit raises RunError
+                raise
             if batch.num_rows:
                 yield batch
 
@@ -104,24 +108,23 @@ class Run:
         raise RunError(message, code)
 
     def stop(self) -> None:
-        """Stops the run as Ctrl-C does (the rows in flight end within its grace period, the
-        output stays resumable) without reading further: for a caller that stopped reading."""
+        """Stops the run as the CLI's Ctrl-C does (no new ids, in-flight requests get its grace
+        period, their rows reach the output, which stays resumable): one SIGINT, then the rest
+        of the stream read and dropped so that the child ends on its own, as in a shell. A
+        second Ctrl-C meanwhile is the CLI's second (its workers killed at once). For a caller
+        that stopped reading (a loop left early) and for KeyboardInterrupt alike."""
         if self._proc.poll() is None:
             self._stopped = True
             self._signal(signal.SIGINT)
-            self._close_stdout()  # a writer blocked on a full pipe sees it closed
-        self._wait_or_kill()
-
-    def interrupt(self) -> None:
-        """Ctrl-C in Python: the child's clean stop, reading what it still writes so that it
-        ends as from the CLI's own Ctrl-C; a second Ctrl-C meanwhile is the CLI's second."""
-        self._stopped = True
-        self._signal(signal.SIGINT)
+        watchdog = threading.Timer(_STOP_WAIT_S, self._kill)
+        watchdog.start()
         try:
             self._drain()
         except KeyboardInterrupt:
             self._signal(signal.SIGINT)
             self._close_stdout()
+        finally:
+            watchdog.cancel()
         self._wait_or_kill()
 
     def _drain(self) -> None:
@@ -129,6 +132,11 @@ class Run:
         if self._proc.stdout is not None and not self._proc.stdout.closed:
             while self._proc.stdout.read(_PIPE_BUFFER):
                 pass
+
+    def _kill(self) -> None:
+        """Kills a child that did not stop in time (its stdout then ends)."""
+        if self._proc.poll() is None:
+            self._proc.kill()
 
     def _wait_or_kill(self) -> None:
         """Waits for the child; kills it if it does not end in time."""
