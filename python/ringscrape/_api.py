@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Union
+from typing import Any, Dict, Generator, Iterator, List, Optional, Union
 
 import pyarrow as pa
 
@@ -91,7 +91,7 @@ def _start(function: str, url: Optional[str], ids: Any, keys: Any, output: Optio
     return _Job(argv, scratch, progress, silent)
 
 
-def _batches(job: _Job) -> Iterator[pa.RecordBatch]:
+def _batches(job: _Job) -> Generator[pa.RecordBatch, None, None]:
     """The run's batches; the run is finished when they end, stopped cleanly when the caller
     stops early, and interrupted as by the CLI's Ctrl-C on KeyboardInterrupt."""
     ended = False
@@ -106,6 +106,32 @@ def _batches(job: _Job) -> Iterator[pa.RecordBatch]:
         if not ended:  # the caller left the loop, Ctrl-C (KeyboardInterrupt), or an error
             job.run.stop()
         job.close()
+
+
+class _Stream(Iterator[pa.RecordBatch]):
+    """`stream`'s iterator: the batches of a started run, which `close` (or dropping it, even
+    before the first batch) stops as leaving the loop does."""
+
+    def __init__(self, job: _Job) -> None:
+        self._job = job
+        self._batches = _batches(job)
+        self._started = False
+
+    def __next__(self) -> pa.RecordBatch:
+        self._started = True
+        return next(self._batches)
+
+    def close(self) -> None:
+        """Stops the run (nothing when it has ended)."""
+        if self._started:
+            self._batches.close()  # its `finally` stops the run
+        else:
+            self._started = True
+            self._job.run.stop()
+            self._job.close()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def stream(
@@ -128,7 +154,7 @@ def stream(
         RunError: the CLI refused the run (exit_code 2, at once) or it failed (while iterating).
         TypeError: a keyword that is no run flag.
     """
-    return _batches(_start("stream", url, ids, keys, output, resume, progress, options))
+    return _Stream(_start("stream", url, ids, keys, output, resume, progress, options))
 
 
 def fetch(

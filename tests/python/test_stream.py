@@ -57,3 +57,11 @@ def test_a_stream_left_early_leaves_an_output_resume_completes(
     assert 0 < kept < SLOW_IDS
     table = ringscrape.fetch(url, ids=range(SLOW_IDS), output=out, resume=True, concurrency=64)
     assert sorted(table.column("id").to_pylist()) == list(range(SLOW_IDS))
+
+
+def test_a_stream_dropped_before_its_first_batch_stops_the_run(slow_serve: str) -> None:
+    batches = ringscrape.stream(f"{slow_serve}/log?id={{id}}", ids=range(1_000_000), shards=1)
+    running = run_processes()
+    assert running, "the run starts when stream() is called"
+    del batches
+    assert wait_gone(running, 10) == []
