@@ -14,28 +14,9 @@ from typing import Iterator, List, Optional
 import pytest
 import ringscrape
 
-NGINX_CONF = """worker_processes 1;
-daemon off;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {dir}/client_body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        location /log {{
-            default_type application/json;
-            return 200 '{{"id":$arg_id}}';
-        }}
-    }}
-}}
-"""
+# The benchmark's nginx (bench/nginx.conf.in): `/log?id=N` answers NGINX_BODY.
+NGINX_CONF_IN = Path(__file__).resolve().parents[2] / "bench" / "nginx.conf.in"
+NGINX_BODY = '{{"id":"{id}","source":"bench","ok":true,"value":42}}'
 
 
 def _serve(*flags: str) -> Iterator[str]:
@@ -76,13 +57,15 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """nginx on loopback answering `{"id":N}` at /log?id=N; yields its base URL. Fails (does not
-    skip) when nginx is missing: tests/setup.sh installs it."""
+    """nginx on loopback (bench/nginx.conf.in, one worker) answering NGINX_BODY at /log?id=N;
+    yields its base URL. Fails (does not skip) when nginx is missing: tests/setup.sh installs
+    it."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     assert os.access(binary, os.X_OK), "nginx is not installed: run tests/setup.sh"
     directory = tmp_path_factory.mktemp("nginx")
     port = _free_port()
-    (directory / "nginx.conf").write_text(NGINX_CONF.format(dir=directory, port=port))
+    conf = NGINX_CONF_IN.read_text().replace("@PORT@", str(port)).replace("@DIR@", str(directory))
+    (directory / "nginx.conf").write_text(conf.replace("@WORKERS@", "1"))
     proc = subprocess.Popen([binary, "-c", str(directory / "nginx.conf"), "-p", str(directory)])
     try:
         deadline = time.monotonic() + 10

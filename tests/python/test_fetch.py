@@ -12,6 +12,7 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import ringscrape
+from conftest import NGINX_BODY
 
 
 def test_fetch_over_a_range_of_100000_is_one_row_per_id_all_200(serve: str) -> None:
@@ -88,7 +89,7 @@ def test_fetch_against_nginx_is_one_row_per_id_with_its_bytes(nginx: str) -> Non
     assert sorted(row["id"] for row in rows) == list(range(20_000))
     for row in rows:
         assert row["status"] == 200
-        assert row["bytes"] == len(f'{{"id":{row["id"]}}}')
+        assert row["bytes"] == len(NGINX_BODY.format(id=row["id"]))
 
 
 def test_the_cli_is_on_the_venvs_path() -> None:
