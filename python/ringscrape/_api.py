@@ -33,20 +33,25 @@ class _Job:
     def __init__(self, argv: List[str], scratch: tempfile.TemporaryDirectory[str], progress: bool,
                  silent: bool) -> None:  # fmt: skip
         self.scratch = scratch
+        self.counter: Optional[RowCounter] = None
         terminal = progress and stderr_is_terminal()
-        self.counter = RowCounter() if progress and not terminal and in_notebook() else None
-        self.run = Run(argv, terminal=terminal, silent=silent)
+        notebook = progress and not terminal and in_notebook()
+        self.run = Run(argv, terminal=terminal, silent=silent, hold=notebook)
         try:
             self.schema = self.run.open()
         except BaseException:
             self.close()
             raise
+        if notebook:
+            self.counter = RowCounter()
 
     def close(self) -> None:
-        """Ends the counter's line and removes the scratch directory."""
+        """Ends the counter's line, then writes the CLI's words held back meanwhile, and
+        removes the scratch directory."""
         if self.counter is not None:
             self.counter.close()
             self.counter = None
+        self.run.release_stderr()
         self.scratch.cleanup()
 
 

@@ -37,8 +37,8 @@ def _die_with_parent() -> None:
 class Run:
     """A started `ringscrape run` (argv) writing an Arrow IPC stream to its stdout."""
 
-    def __init__(self, argv: List[str], terminal: bool, silent: bool) -> None:
-        self._relay = StderrRelay(terminal, silent)
+    def __init__(self, argv: List[str], terminal: bool, silent: bool, hold: bool) -> None:
+        self._relay = StderrRelay(terminal, silent, hold)
         try:
             self._proc = subprocess.Popen(
                 argv,
@@ -89,6 +89,10 @@ class Run:
                 raise
             if batch.num_rows:
                 yield batch
+
+    def release_stderr(self) -> None:
+        """Writes the child's stderr held back so far (see StderrRelay)."""
+        self._relay.release()
 
     def finish(self) -> None:
         """Waits for the child to end.

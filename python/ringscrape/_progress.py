@@ -23,7 +23,7 @@ class RowCounter:
     def __init__(self) -> None:
         self._rows = 0
         self._start = time.monotonic()
-        self._drawn = 0.0
+        self._drawn = self._start  # the first drawing after half a second: a rate worth reading
 
     def add(self, rows: int) -> None:
         """Counts `rows` more, redrawing when the last drawing is old enough."""

@@ -32,11 +32,14 @@ def stderr_is_terminal() -> bool:
 
 
 class StderrRelay:
-    """Reads the child's stderr on a thread, copies it to `sys.stderr` (unless `silent`) and
-    keeps its last lines."""
+    """Reads the child's stderr on a thread, copies it to `sys.stderr` (unless `silent`; at
+    `release` when `hold`, so that it does not cut into a row count drawn meanwhile) and keeps
+    its last lines."""
 
-    def __init__(self, terminal: bool, silent: bool) -> None:
+    def __init__(self, terminal: bool, silent: bool, hold: bool) -> None:
         self._silent = silent
+        self._hold = hold
+        self._held: list[str] = []
         self._tail: collections.deque[str] = collections.deque(maxlen=_KEPT_LINES)
         self._partial = ""
         if terminal:
@@ -72,7 +75,9 @@ class StderrRelay:
                     break
                 text = chunk.decode("utf-8", errors="replace")
                 self._keep(text)
-                if out is not None:
+                if out is not None and self._hold:
+                    self._held.append(text)
+                elif out is not None:
                     out.write(text)
                     out.flush()
         finally:
@@ -90,6 +95,14 @@ class StderrRelay:
     def join(self, timeout: float = 5.0) -> None:
         """Waits until the child's stderr is read to its end."""
         self._thread.join(timeout)
+
+    def release(self) -> None:
+        """Writes what was held back, and from now on passes it on as it comes."""
+        self._hold = False
+        held, self._held = "".join(self._held), []
+        if held:
+            sys.stderr.write(held)
+            sys.stderr.flush()
 
     def message(self) -> Optional[str]:
         """The CLI's last `error:` line, else its last `ringscrape:` line (why it stopped:
