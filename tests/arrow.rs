@@ -390,3 +390,38 @@ fn merge_joins_node_streams_into_one_stream_of_every_row() {
     let rows = file_rows(&dir.path().join("m.arrows"));
     assert!(rows.keys().copied().eq(0..3000), "{} rows", rows.len());
 }
+
+#[test]
+fn ctrl_c_ends_the_stream_with_its_end_marker_and_resume_appends_after_it() {
+    let server = Server::start(&["--delay-ms", "1..5"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out.arrows");
+    let scrape = || {
+        TestCommand::run(dir.path(), &server.url(), "0..20000")
+            .shards(2)
+            .concurrency(4)
+            .args(["-o", "out.arrows", "--no-progress"])
+    };
+    let run = scrape().spawn();
+    let size = || std::fs::metadata(&out).map_or(0, |m| m.len());
+    let wrote = wait_for(Duration::from_secs(30), || (size() > 4096).then_some(()));
+    assert!(wrote.is_some(), "no batch within 30 s");
+    let pid = nix::unistd::Pid::from_raw(run.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let (code, err) = finish_within(run, Duration::from_secs(60));
+    assert_eq!(code, Some(130), "{err}");
+    let bytes = std::fs::read(&out).expect("read");
+    assert!(
+        bytes.ends_with(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]),
+        "no end marker"
+    );
+    let kept = file_rows(&out).len();
+    assert!(kept > 0 && kept < 20000, "{kept} rows");
+    let said = scrape().arg("--resume").ok();
+    assert!(
+        said.contains(&format!("{kept} of 20000 ids have rows")) && !said.contains("torn"),
+        "{said}"
+    );
+    let rows = file_rows(&out);
+    assert!(rows.keys().copied().eq(0..20000), "{} rows", rows.len());
+}

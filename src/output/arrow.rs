@@ -120,7 +120,8 @@ pub struct ArrowRows {
 
 impl ArrowRows {
     /// A stream into `out`, its schema message first when `header` (not when appending to a
-    /// stream that has one).
+    /// stream that has one), sent at once: a reader of a pipe learns the columns before the
+    /// first row.
     pub fn new(out: Sink, schema: Schema, header: bool) -> io::Result<ArrowRows> {
         let columns = RecordColumns::new(schema);
         let out = Quiet {
@@ -129,6 +130,7 @@ impl ArrowRows {
         };
         let mut stream = StreamWriter::try_new(out, columns.arrow_schema()).map_err(io_error)?;
         stream.get_mut().quiet = false;
+        stream.flush().map_err(io_error)?;
         Ok(ArrowRows { stream, columns })
     }
 
@@ -179,14 +181,9 @@ pub fn read_stream<'a>(
     }
     let reader = StreamReader::try_new(input, None)
         .map_err(|e| ReadError::Header(format!("not an Arrow IPC stream ({e})")))?;
-    let columns: Vec<String> = reader
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let schema = reader.schema();
     let batches = reader.map(|batch| batch.map_err(|e| e.to_string()));
-    BatchRows::new(columns, Box::new(batches)).map(Some)
+    BatchRows::new(&schema, Box::new(batches)).map(Some)
 }
 
 /// A stream a copier writes: opened (its schema written) with the first batch.

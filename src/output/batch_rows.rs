@@ -5,6 +5,7 @@
 use std::io;
 
 use arrow_array::{BooleanArray, RecordBatch};
+use arrow_schema::Schema;
 
 use super::format::CopyRows;
 use super::rows::{RawFields, RawRow, ReadError, ReadRows, check_fixed};
@@ -27,8 +28,9 @@ pub struct BatchRows<'a> {
 }
 
 impl<'a> BatchRows<'a> {
-    /// The rows of `batches`, whose columns are `columns` (the fixed ones first).
-    pub fn new(columns: Vec<String>, batches: Batches<'a>) -> Result<Self, ReadError> {
+    /// The rows of `batches`, whose columns are `schema`'s (the fixed ones first).
+    pub fn new(schema: &Schema, batches: Batches<'a>) -> Result<Self, ReadError> {
+        let columns: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
         check_fixed(&columns, || columns.join(","))?;
         Ok(Self {
             batches,

@@ -185,8 +185,7 @@ fn lock_outputs(spec: &Spec<'_>) -> Result<Vec<OutputLock>, LockError> {
     Ok(locks)
 }
 
-/// `rows`, and with `--arrow-copy` their copy, its schema sent at once (a reader learns the
-/// columns before the first row).
+/// `rows`, and with `--arrow-copy` their copy (its schema sent at once).
 fn with_arrow_copy(
     spec: &Spec<'_>,
     rows: Box<dyn WriteRows>,
@@ -197,9 +196,7 @@ fn with_arrow_copy(
     let path = to.output.path();
     let open = || {
         let sink = writer::open_output(to.output, true)?;
-        let mut copy = Arrow.writer(sink, spec.schema.clone(), true)?;
-        copy.flush()?;
-        Ok(copy)
+        Arrow.writer(sink, spec.schema.clone(), true)
     };
     let copy = open().map_err(|e| OpenError::ArrowCopy(path.clone(), e))?;
     let shown = path.display().to_string();

@@ -20,12 +20,7 @@ pub fn read_parts(parts: Vec<PathBuf>) -> Result<Option<BatchRows<'static>>, Rea
         line: 0,
         message: e.to_string(),
     })?;
-    let columns: Vec<String> = reader
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.name().clone())
-        .collect();
+    let schema = reader.schema();
     let rest = parts.into_iter().skip(1).map(|part| open_part(&part));
     let batches = std::iter::once(Ok(reader)).chain(rest).flat_map(
         |part| -> Box<dyn Iterator<Item = Result<RecordBatch, String>>> {
@@ -35,7 +30,7 @@ pub fn read_parts(parts: Vec<PathBuf>) -> Result<Option<BatchRows<'static>>, Rea
             }
         },
     );
-    BatchRows::new(columns, Box::new(batches)).map(Some)
+    BatchRows::new(&schema, Box::new(batches)).map(Some)
 }
 
 /// Parquet parts being written by a copier: a part holds the kept rows, closed at the end.
