@@ -4,6 +4,7 @@
 #   make test                                  all tests (unit + integration), test servers installed if missing
 #   make test-fast                             all but those that need root (namespaces, mounts, Slurm)
 #   make bench                                 ringscrape vs wrk/oha/hey/ffuf/aiohttp on local nginx
+#   make wheel                                 target/wheels/ringscrape-*.whl (the binary + the Python API)
 
 SHELL       := /bin/bash
 BIN         := target/release/ringscrape
@@ -16,7 +17,7 @@ URL         ?=
 # config/default.toml (`run` itself reads only --config, else the user's config directory).
 ARGS        ?=
 
-.PHONY: build run test test-fast bench fmt lint audit clean
+.PHONY: build run test test-fast test-python wheel bench fmt lint audit clean
 
 # A fresh clone compiles for several minutes (about ten on two cores) before anything runs: say so.
 build:
@@ -55,6 +56,7 @@ FAST_ENV      := RINGSCRAPE_TEST_TIER=fast PATH="/usr/sbin:$$PATH"
 test:
 	bash tests/setup.sh
 	PATH="/usr/sbin:$$PATH" cargo test --release -- --test-threads=2 --include-ignored
+	$(MAKE) test-python
 
 test-fast:
 	bash tests/setup.sh
@@ -63,6 +65,17 @@ test-fast:
 	$(FAST_ENV) cargo test --release --test integration -- --test-threads=$(FAST_THREADS) \
 		$(addprefix --skip ,$(TIMED_MODULES))
 	$(FAST_ENV) cargo test --release --test integration -- --test-threads=2 $(TIMED_MODULES)
+	$(MAKE) test-python
+
+# The wheel (pyproject.toml, docs/python.md): maturin packs target/release/ringscrape, built by
+# cargo first with the same profile and flags, so maturin compiles nothing again (about 2 s).
+wheel: build
+	@python3 -m maturin --version >/dev/null 2>&1 || python3 -m pip install -q maturin
+	python3 -m maturin build --release --out target/wheels
+
+# The Python API's tests (tests/python/), in a new virtual environment with the wheel installed.
+test-python: wheel
+	PATH="/usr/sbin:$$PATH" bash tests/python/run.sh
 
 bench: build
 	bash bench/run.sh

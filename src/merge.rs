@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ids::{IdRange, IdRangeError, IdSet};
 use crate::job::{Job, KeyFile, Product, RecordFile, RecordFormat};
-use crate::output::reader::{ReadError, RowReader};
+use crate::output::reader::{ReadError, RowReader, torn_len};
 use crate::output::{CopyRows, FileFormat, Layout, Named, NotOurs, PartsFormat, formats};
 
 /// How many ranges a report lists before it says how many more there are.
@@ -362,7 +362,7 @@ impl MergeJob {
         };
         let mut file = File::open(path).map_err(io_err)?;
         let complete = format.complete_len(&mut file).map_err(io_err)?;
-        report.torn_bytes = file.metadata().map_err(io_err)?.len() - complete;
+        report.torn_bytes = torn_len(&mut file, format, complete).map_err(io_err)?;
         if complete == 0 {
             return Ok(report);
         }

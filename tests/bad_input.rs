@@ -259,7 +259,7 @@ fn help_explains_every_run_flag() {
         String::from_utf8_lossy(&top.stdout).to_string(),
     ] {
         assert!(!text.contains("one CSV row per id"), "{text}");
-        assert!(text.contains("JSON Lines or Parquet"), "{text}");
+        assert!(text.contains("JSON Lines, Parquet or Arrow"), "{text}");
     }
 }
 

@@ -4,7 +4,8 @@
 # nobody here wrote, openssl to
 # make the test CA and certificates, prometheus_client (PyPI) to parse /metrics as Prometheus does, the Kubernetes client (PyPI, pinned)
 # to check the Indexed Job manifest against the API types, brotli and zstandard (PyPI) to encode
-# answers as real servers do, pyarrow and duckdb (PyPI) to read the Parquet output, h2 (PyPI)
+# answers as real servers do, pyarrow and duckdb (PyPI) to read the Parquet output (and polars the
+# Arrow stream), h2 (PyPI)
 # for an h2c server that speaks first, chromium (Debian) and websocket-client (PyPI) to drive
 # it over the DevTools protocol. Needs root (or sudo) only when something is missing.
 set -euo pipefail
@@ -38,8 +39,13 @@ pip_need "import brotli" brotli
 pip_need "import zstandard" zstandard
 pip_need "import pyarrow" pyarrow
 pip_need "import duckdb" duckdb
+# A second reader of the Arrow IPC stream output (--format arrow), nobody here wrote.
+pip_need "import polars" polars
 pip_need "import h2" h2
 # DNS packets for tests/servers/dns_lossy.py (a wildcard zone that loses queries, tests/dns_scale.rs).
 pip_need "import dnslib" dnslib
 pip_need "import websocket" websocket-client
+# The wheel (make wheel) is built by maturin; tests/python/run.sh installs it with pytest, pandas
+# and polars in a virtual environment of its own.
+pip_need "import maturin" maturin
 pip_need "import kubernetes, sys; sys.exit(kubernetes.__version__ != '37.0.2')" kubernetes==37.0.2

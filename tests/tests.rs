@@ -3,6 +3,7 @@
 //! network namespaces of its own, and checks what it wrote row by row. `common` holds the
 //! servers and the command builder they share; tests/README.md says what each module covers.
 
+mod arrow;
 mod auth;
 mod bad_input;
 mod bomb;

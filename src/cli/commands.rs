@@ -130,7 +130,7 @@ pub struct MergeArgs {
     /// Say nothing on stderr but problems
     #[arg(short, long)]
     pub quiet: bool,
-    /// The merged file to write (CSV, JSON Lines or Parquet, by its extension, as the inputs)
+    /// The merged file to write (CSV, JSON Lines, Parquet or Arrow, by its extension, as the inputs)
     #[arg(value_name = "OUT.csv")]
     pub out: PathBuf,
     /// The nodes' outputs, all of one format

@@ -49,7 +49,7 @@ fn user_config_path(var: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
 #[command(
     name = "ringscrape",
     version,
-    about = "Fetch a URL template over a huge id range and stream one row per id (CSV, JSON Lines or Parquet)",
+    about = "Fetch a URL template over a huge id range and stream one row per id (CSV, JSON Lines, Parquet or Arrow)",
     long_about = None
 )]
 pub struct Cli {
@@ -61,10 +61,10 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Scrape URL for every id in a range, writing one row per id (CSV, JSON Lines or Parquet)
+    /// Scrape URL for every id in a range, writing one row per id (CSV, JSON Lines, Parquet or Arrow)
     #[command(args_override_self = true)]
     Run(RunArgs),
-    /// Merge the outputs of a job's nodes (CSV, JSON Lines or Parquet) into one, proving that
+    /// Merge the outputs of a job's nodes (CSV, JSON Lines, Parquet or Arrow) into one, proving that
     /// every id has exactly one row
     /// (exit 0), else naming the missing and duplicated ids (exit 1)
     Merge(MergeArgs),

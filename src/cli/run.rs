@@ -123,8 +123,8 @@ pub struct RunArgs {
         env = "RINGSCRAPE_CONCURRENCY"
     )]
     pub concurrency: Concurrency,
-    /// Where rows go: a file (CSV, or JSON Lines), a directory of parts (Parquet), or - for
-    /// stdout; {node} becomes the node index (see --node-index)
+    /// Where rows go: a file (CSV, JSON Lines or an Arrow stream), a directory of parts
+    /// (Parquet), or - for stdout; {node} becomes the node index (see --node-index)
     #[arg(
         short,
         long,
@@ -133,14 +133,21 @@ pub struct RunArgs {
         env = "RINGSCRAPE_OUTPUT"
     )]
     pub output: PathBuf,
-    /// Row format: csv, jsonl (JSON Lines) or parquet (a directory of part files, typed
-    /// columns); by default from the output's extension (.jsonl, .ndjson, .parquet), else csv
+    /// Row format: csv, jsonl (JSON Lines), parquet (a directory of part files, typed
+    /// columns) or arrow (an Arrow IPC stream, typed as parquet); by default from the output's
+    /// extension (.jsonl, .ndjson, .parquet, .arrows), else csv
     #[arg(long, value_name = "FORMAT", value_parser = format_arg())]
     pub format: Option<&'static dyn Format>,
     /// Parquet: rows per part file (a part is also closed 10 s after its first row, and at the
     /// end); rows not yet in a closed part are fetched again by --resume after a crash
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub part_rows: usize,
+    /// Also write every row this run writes as an Arrow IPC stream (the schema of --format
+    /// arrow, a batch at least every second) to FILE, or - for stdout, whatever -o and --format
+    /// are; the copy holds this run's rows only (a resume's new ones). Its reader going away
+    /// stops the run as Ctrl-C does
+    #[arg(long, value_name = "FILE")]
+    pub arrow_copy: Option<PathBuf>,
     /// TOML config file of flags (`concurrency = 64`); command-line flags win over it
     /// [default: $XDG_CONFIG_HOME/ringscrape/config.toml, else ~/.config/ringscrape/config.toml, if present]
     #[arg(long, value_name = "FILE", env = "RINGSCRAPE_CONFIG")]

@@ -85,6 +85,14 @@ pub enum ConfigError {
     #[error("--output {0}: {1}")]
     OutputKind(PathBuf, &'static str),
     #[error(
+        "--arrow-copy -: -o - already writes the rows to stdout; name a file for one of them (or -o - --format arrow alone)"
+    )]
+    ArrowCopyOnStdout,
+    #[error("--arrow-copy {0}: is the output (-o) itself; name another file, or - for stdout")]
+    ArrowCopyIsOutput(PathBuf),
+    #[error("--arrow-copy {0}: is a directory; name a file, or - for stdout")]
+    ArrowCopyIsDir(PathBuf),
+    #[error(
         "--output {path}: the name says {named} but --format {given} writes {written}; name it {suggested}, or drop --format",
         named = .named.name(), given = .given.extension(), written = .given.name()
     )]

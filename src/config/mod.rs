@@ -30,7 +30,7 @@ pub use error::ConfigError;
 use error::{MAX_BODY_LIMIT, MAX_CONCURRENCY, MAX_INLINE_BODY, MAX_RETRIES};
 
 use items::job_of;
-use output::{check_reports, output_of, write_mode};
+use output::{arrow_copy_of, check_reports, output_of, write_mode};
 use request::{request_spec, schema};
 
 /// The most `--concurrency auto` lets one worker reach.
@@ -71,6 +71,8 @@ pub struct RunConfig {
     pub auth: Option<AuthSpec>,
     /// `--format`, else from the output's extension (CSV for stdout).
     pub format: &'static dyn Format,
+    /// `--arrow-copy`: where this run's rows also go as an Arrow IPC stream.
+    pub arrow_copy: Option<Output>,
     /// `--part-rows`: rows per Parquet part.
     pub part_rows: usize,
     pub mode: WriteMode,
@@ -170,6 +172,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         capture_header: _, save_body: _, extract: _, next: _, next_param: _, // schema
         max_pages: _, body_encoding: _, bodies_dir: _, // schema
         output: _, format: _, overwrite: _, resume: _, // write_mode and output_of
+        arrow_copy: _, // arrow_copy_of
         config: _, given_elsewhere: _, // cli::parse, and the launch for the resume line
         items: _, // items
         headers, raw_body, retry_failed, part_rows, node_index, node_count,
@@ -190,6 +193,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
     let retry = retry_of(*retries, *retry_base, *retry_cap, *max_retry_after)?;
     let mode = write_mode(args)?;
     let (output, format) = output_of(args, node.as_ref(), mode)?;
+    let arrow_copy = arrow_copy_of(args, &output)?;
     let [summary_json, report] =
         documents_of(args, [summary_json, report], &node, &output, format)?;
     let metrics = listen_addr("metrics", metrics.as_deref())?;
@@ -253,6 +257,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunConfig, ConfigError> {
         job,
         output,
         format,
+        arrow_copy,
         part_rows: at_least_one("part-rows", *part_rows)?,
         mode,
         progress: !no_progress && !quiet,

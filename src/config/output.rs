@@ -70,6 +70,40 @@ pub(super) fn output_of(
     Ok((output, format))
 }
 
+/// `--arrow-copy`: stdout, or a file (created, or replaced: it holds one run's rows) that is
+/// not the output; never stdout twice.
+pub(super) fn arrow_copy_of(
+    args: &RunArgs,
+    output: &Output,
+) -> Result<Option<Output>, ConfigError> {
+    let Some(path) = &args.arrow_copy else {
+        return Ok(None);
+    };
+    if path.as_os_str() == "-" {
+        return match output {
+            Output::Stdout => Err(ConfigError::ArrowCopyOnStdout),
+            Output::File(_) => Ok(Some(Output::Stdout)),
+        };
+    }
+    if path.is_dir() {
+        return Err(ConfigError::ArrowCopyIsDir(path.clone()));
+    }
+    if let Output::File(rows) = output
+        && (rows == path || same_file(rows, path))
+    {
+        return Err(ConfigError::ArrowCopyIsOutput(path.clone()));
+    }
+    Ok(Some(Output::File(path.clone())))
+}
+
+/// Both paths name one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 /// What `-o` names is what is written: a name of another kind of file (`.tsv`, `.json`,
 /// `.csv.gz`), or of another format than `--format`'s, is refused rather than filled with rows
 /// its readers would misread.

@@ -80,6 +80,11 @@ pub trait FileFormat: Format {
     /// Length of `file` up to the end of its last whole row: after it is a torn row (the writer
     /// was killed mid-row, or the disk filled), which `--resume` cuts off and `merge` leaves out.
     fn complete_len(&self, file: &mut File) -> io::Result<u64>;
+    /// What a finished output ends with after its last row (an end-of-stream marker):
+    /// `--resume` cuts it off, as it does a torn row, without calling it torn.
+    fn end_marker(&self) -> &'static [u8] {
+        &[]
+    }
 }
 
 /// A format whose rows lie in numbered part files of a directory.

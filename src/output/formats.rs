@@ -4,13 +4,14 @@
 
 use std::path::Path;
 
+use super::arrow::Arrow;
 use super::csv_rows::Csv;
 use super::format::{Format, Named};
 use super::jsonl::JsonLines;
 use super::parquet::Parquet;
 
 /// Every format, the default (CSV: stdout, or a name that says no format) first.
-const FORMATS: &[&'static dyn Format] = &[&Csv, &JsonLines, &Parquet];
+const FORMATS: &[&'static dyn Format] = &[&Csv, &JsonLines, &Parquet, &Arrow];
 
 /// The format rows are written in when nothing says another.
 pub fn default() -> &'static dyn Format {
@@ -39,6 +40,12 @@ pub fn named_by(path: &Path) -> Option<Named> {
         return Some(Named::Rows(*format));
     }
     Some(match ext.as_str() {
+        // The random-access file format's names (Feather v2 is that format): its readers
+        // (`pa.ipc.open_file`, `pl.read_ipc`) refuse a stream.
+        "arrow" | "feather" | "ipc" => Named::Unwritten(
+            "an Arrow IPC file (random access); ringscrape writes the Arrow IPC stream format \
+             (--format arrow): name it .arrows",
+        ),
         "json" => Named::Unwritten("a JSON document; ringscrape writes JSON Lines: name it .jsonl"),
         "tsv" | "tab" => {
             Named::Unwritten("tab-separated; ringscrape writes CSV: name it .csv (or .jsonl)")
@@ -88,7 +95,16 @@ mod tests {
         assert_eq!(named("b.ndjson"), rows("jsonl"));
         assert_eq!(named("b.parquet"), rows("parquet"));
         assert_eq!(named("b.pq"), rows("parquet"));
-        for other in ["b.json", "b.tsv", "b.csv.gz", "b.jsonl.zst"] {
+        assert_eq!(named("b.ARROWS"), rows("arrow"));
+        for other in [
+            "b.arrow",
+            "b.feather",
+            "b.ipc",
+            "b.json",
+            "b.tsv",
+            "b.csv.gz",
+            "b.jsonl.zst",
+        ] {
             assert!(matches!(named(other), Some(Named::Unwritten(_))), "{other}");
         }
         for nothing in ["b", "b.dat", "/dev/stdout", ".hidden"] {
@@ -99,7 +115,11 @@ mod tests {
     #[test]
     fn every_format_has_its_own_flag_and_extensions() {
         let mut flags: Vec<&str> = flags().collect();
-        assert_eq!(flags, ["csv", "jsonl", "parquet"], "the order help lists");
+        assert_eq!(
+            flags,
+            ["csv", "jsonl", "parquet", "arrow"],
+            "the order help lists"
+        );
         flags.dedup();
         assert_eq!(flags.len(), FORMATS.len());
         for format in FORMATS {

@@ -11,8 +11,12 @@
 //! [`batch`] carries records from the pipe readers to the writer. This file only declares the
 //! rooms: none imports it.
 
+mod arrow;
+mod arrow_copy;
 pub mod batch;
+mod batch_rows;
 pub mod bodies;
+mod columns;
 mod csv_rows;
 mod format;
 pub mod formats;
@@ -27,6 +31,7 @@ mod rows;
 mod target;
 pub mod writer;
 
+pub use arrow_copy::ArrowCopyTo;
 pub use format::{CopyRows, FileFormat, Format, Layout, Named, NotOurs, PartsFormat};
 pub use open::{Kept, OpenError, Opened, Spec, WriteMode, open};
 pub use reader::rows_on_disk;

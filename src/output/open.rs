@@ -6,7 +6,9 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::format::{Format, Layout};
+use super::arrow::Arrow;
+use super::arrow_copy::{ArrowCopyTo, CopiedRows};
+use super::format::{FileFormat, Format, Layout};
 use super::job_record::{self, JobRecord};
 use super::lock::{self, LockError, OutputLock};
 use super::resume::{self, ResumeError, Resumed};
@@ -43,6 +45,8 @@ pub struct Spec<'a> {
     pub bodies_dir: Option<&'a Path>,
     /// What the rows are written from: kept beside an output file, and compared on `--resume`.
     pub job: &'a JobRecord,
+    /// `--arrow-copy`: where the rows also go as an Arrow IPC stream.
+    pub arrow_copy: Option<ArrowCopyTo<'a>>,
 }
 
 /// The rows an earlier run left that a resume keeps: how many, and the failed ones by error kind
@@ -78,6 +82,8 @@ pub enum OpenError {
     Open(PathBuf, io::Error),
     #[error("writing {0}: {1}")]
     Write(PathBuf, io::Error),
+    #[error("--arrow-copy {0}: {1}")]
+    ArrowCopy(PathBuf, io::Error),
     #[error(
         "--resume {0}: {1}; refusing to append to it (resume with the first run's flags, or start afresh: --overwrite, or another -o)"
     )]
@@ -91,6 +97,7 @@ impl OpenError {
         matches!(
             self,
             OpenError::Open(..)
+                | OpenError::ArrowCopy(..)
                 | OpenError::Lock(..)
                 | OpenError::OtherJob(..)
                 | OpenError::Resume(
@@ -131,6 +138,7 @@ pub fn open(spec: &Spec<'_>) -> Result<Opened, OpenError> {
         WriteMode::New | WriteMode::Overwrite => None,
     };
     let rows = open_rows(spec, &path, resumed.is_none())?;
+    let rows = with_arrow_copy(spec, rows)?;
     // A regular file or a directory of parts: not a device such as /dev/null.
     let kept_on_disk = std::fs::metadata(&path).is_ok_and(|m| m.is_file() || m.is_dir());
     if matches!(spec.output, Output::File(_)) && kept_on_disk {
@@ -175,6 +183,29 @@ fn lock_outputs(spec: &Spec<'_>) -> Result<Vec<OutputLock>, LockError> {
         )?);
     }
     Ok(locks)
+}
+
+/// `rows`, and with `--arrow-copy` their copy (its schema sent at once).
+fn with_arrow_copy(
+    spec: &Spec<'_>,
+    rows: Box<dyn WriteRows>,
+) -> Result<Box<dyn WriteRows>, OpenError> {
+    let Some(to) = &spec.arrow_copy else {
+        return Ok(rows);
+    };
+    let path = to.output.path();
+    let open = || {
+        let sink = writer::open_output(to.output, true)?;
+        Arrow.writer(sink, spec.schema.clone(), true)
+    };
+    let copy = open().map_err(|e| OpenError::ArrowCopy(path.clone(), e))?;
+    let shown = path.display().to_string();
+    Ok(Box::new(CopiedRows::new(
+        rows,
+        copy,
+        shown,
+        to.stop_run.clone(),
+    )))
 }
 
 /// The format's writer over the output: `fresh` when no earlier rows are kept.

@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
 
-pub use super::format::{CopyRows, Format, Layout};
+pub use super::format::{CopyRows, FileFormat, Format, Layout};
 pub use super::rows::{RawFields, RawRow, ReadError, ReadRows, Row, RowReader};
 
 /// Length of the file up to the end of its last whole row (see
@@ -42,6 +42,20 @@ pub fn complete_len(file: &mut File, quoted: bool) -> io::Result<u64> {
     }
 }
 
+/// Bytes of `file` after its whole rows (its first `complete` bytes): a torn row — but none when
+/// they are just the format's end marker (a finished Arrow stream's).
+pub fn torn_len(file: &mut File, format: &dyn FileFormat, complete: u64) -> io::Result<u64> {
+    let after = file.metadata()?.len().saturating_sub(complete);
+    let marker = format.end_marker();
+    if marker.is_empty() || after != marker.len() as u64 {
+        return Ok(after);
+    }
+    let mut tail = vec![0; marker.len()];
+    file.seek(SeekFrom::Start(complete))?;
+    file.read_exact(&mut tail)?;
+    Ok(if tail == marker { 0 } else { after })
+}
+
 /// The whole rows of the file `path`, and the bytes after the last of them (a row torn by a full
 /// disk or a kill); for a directory of parts, the rows of its readable parts.
 pub fn rows_on_disk(path: &Path, format: &dyn Format) -> io::Result<(u64, u64)> {
@@ -54,7 +68,7 @@ pub fn rows_on_disk(path: &Path, format: &dyn Format) -> io::Result<(u64, u64)> 
         return Err(io::Error::other("not a regular file"));
     }
     let complete = format.complete_len(&mut file)?;
-    let torn = file.metadata()?.len() - complete;
+    let torn = torn_len(&mut file, format, complete)?;
     file.seek(SeekFrom::Start(0))?;
     let input = io::BufReader::new((&file).take(complete));
     let mut rows = 0;

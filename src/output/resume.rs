@@ -15,6 +15,7 @@ use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::format::{FileFormat, Format, Layout, PartsFormat};
+use super::reader::torn_len;
 use super::rows::{RawRow, ReadError, RowReader};
 use super::writer::Sink;
 use crate::failed::FailedRows;
@@ -266,7 +267,7 @@ fn prepare_file(
         Err(e) => return Err(io_err(e)),
     };
     let complete = format.complete_len(&mut file).map_err(io_err)?;
-    let torn_bytes = file.metadata().map_err(io_err)?.len() - complete;
+    let torn_bytes = torn_len(&mut file, format, complete).map_err(io_err)?;
     if complete == 0 {
         return Ok(None);
     }

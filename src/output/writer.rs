@@ -45,7 +45,7 @@ pub fn open_output(output: &Output, replace: bool) -> io::Result<Sink> {
 /// Where rows go: a file or stdout, chosen at run time.
 pub type Sink = Box<dyn Write + Send>;
 
-/// A row format: CSV, JSON Lines or Parquet (`csv_rows`, `jsonl`, `parquet`). The row loop below and its
+/// A row format: CSV, JSON Lines, Parquet or Arrow (`csv_rows`, `jsonl`, `parquet`, `arrow`). The row loop below and its
 /// observers never know which.
 pub trait WriteRows {
     fn write(&mut self, record: &Record) -> io::Result<()>;
@@ -227,7 +227,9 @@ fn drain<A: Fn(Option<ErrorKind>)>(
 ) -> io::Result<()> {
     let mut last_flush = Instant::now();
     loop {
-        match rx.recv_timeout(FLUSH_EVERY) {
+        // Until the next flush is due, not a whole period: a row waits at most one (a reader
+        // of `--format arrow` on a pipe sees it within a second).
+        match rx.recv_timeout(FLUSH_EVERY.saturating_sub(last_flush.elapsed())) {
             Ok(batch) => {
                 let (written, result) = write_batch(rows, &batch, stop, report);
                 // The observers see what reached the format, even when writing then failed.

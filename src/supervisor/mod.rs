@@ -16,6 +16,8 @@ mod signals;
 mod spawn;
 mod views;
 
+use std::sync::Arc;
+
 pub use outcome::{Missing, RunOutcome};
 use outcome::{summarize, too_many_failed};
 
@@ -27,8 +29,9 @@ use crate::config::RunConfig;
 use crate::ids::IdSet;
 use crate::metrics;
 use crate::model::BodyColumn;
-use crate::output::Spec;
+
 use crate::output::job_record::JobRecord;
+use crate::output::{ArrowCopyTo, Spec};
 use crate::stats::WorkerStats;
 use crate::timeline::IdMap;
 use credentials::Credentials;
@@ -46,7 +49,7 @@ pub fn run(cfg: &RunConfig, launch: &Launch) -> Result<RunOutcome, SupervisorErr
         .as_ref()
         .map(Credentials::fetch_first)
         .transpose()?;
-    let prepared = prepare_output(cfg)?;
+    let prepared = prepare_output(cfg, &launch.stop)?;
     let plan = plan_shards(cfg, prepared.skip.as_ref(), &prepared.open);
     if plan.is_empty() {
         crate::note!(
@@ -113,7 +116,7 @@ fn preflight(cfg: &RunConfig) -> Result<(), SupervisorError> {
     Ok(())
 }
 
-fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
+fn prepare_output(cfg: &RunConfig, stop: &Arc<Stop>) -> Result<Prepared, SupervisorError> {
     let bind = |flag: &'static str, addr: Option<std::net::SocketAddr>| match addr {
         Some(addr) => metrics::bind(addr)
             .map(Some)
@@ -140,6 +143,13 @@ fn prepare_output(cfg: &RunConfig) -> Result<Prepared, SupervisorError> {
         part_rows: cfg.part_rows,
         bodies_dir,
         job: &job,
+        arrow_copy: cfg.arrow_copy.as_ref().map(|output| ArrowCopyTo {
+            output,
+            stop_run: {
+                let stop = stop.clone();
+                Arc::new(move || stop.request(nix::sys::signal::Signal::SIGINT))
+            },
+        }),
     })?;
     let (rows, done, open, kept_rows) = (opened.rows, opened.done, opened.open, opened.kept);
     let map = opened.map.unwrap_or_else(|| IdMap::new(cfg.job.items()));
