@@ -358,6 +358,20 @@ fn a_copy_on_stdout_beside_rows_on_stdout_and_a_file_format_name_are_refused() {
         0,
         "no file made"
     );
+    // A file of another kind under the stream's name is not resumed over.
+    let foreign = "id,status\n1,200\n";
+    std::fs::write(dir.path().join("f.arrows"), foreign).expect("write");
+    let out = TestCommand::run(dir.path(), url, "0..10")
+        .args(["-o", "f.arrows", "--resume"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not an Arrow IPC stream"),
+        "{}",
+        stderr(&out)
+    );
+    let kept = std::fs::read_to_string(dir.path().join("f.arrows")).expect("read");
+    assert_eq!(kept, foreign, "left as it was");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! Arrow rows: `--format arrow` writes an Arrow IPC *stream* (the streaming format, not the
 //! random-access file format; `.arrows` is its registered extension), the schema Parquet output
 //! has (`columns`), to a file or to stdout (`-o - --format arrow | python -c …`). pyarrow
-//! (`pa.ipc.open_stream`), polars (`pl.read_ipc_stream`) and DuckDB's `arrow` extension read it.
+//! (`pa.ipc.open_stream`), polars (`pl.read_ipc_stream`) and DuckDB (through pyarrow's reader,
+//! or its `nanoarrow` extension's `read_arrow`) read it.
 //!
 //! A batch goes out every [`BATCH_ROWS`] rows, [`BATCH_BYTES`] of captured values, and at each
 //! of the writer's flushes (every second while rows come), so a reader of the pipe sees rows
@@ -349,6 +350,10 @@ mod tests {
         }
         ends.dedup();
         assert_eq!(ends, [0, 2, 4, 6], "nothing, then a batch at a time");
+        // Another kind of file is no torn stream.
+        std::fs::write(&path, "id,status\n1,200\n").expect("write");
+        let mut file = File::open(&path).expect("open");
+        assert!(Arrow.complete_len(&mut file).is_err());
         // Appended to (no second schema), the stream reads on.
         std::fs::write(&path, &whole[..complete]).expect("write");
         write(&path, 6, 3, false, 100);

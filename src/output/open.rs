@@ -106,7 +106,12 @@ impl OpenError {
                         | ResumeError::Row(..)
                         | ResumeError::OutOfRange(..)
                 )
-        )
+        ) || self.is_foreign()
+    }
+
+    /// `--resume` found a file of another kind than its name says (not an Arrow stream).
+    fn is_foreign(&self) -> bool {
+        matches!(self, OpenError::Resume(ResumeError::Io(_, e)) if e.kind() == io::ErrorKind::InvalidData)
     }
 }
 

@@ -5,7 +5,7 @@
 //! the last whole one ends.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 
 const CONTINUATION: [u8; 4] = [0xff; 4];
 
@@ -17,9 +17,22 @@ pub fn complete_len(file: &mut File) -> io::Result<u64> {
     let len = file.metadata()?.len();
     file.seek(SeekFrom::Start(0))?;
     let mut input = BufReader::new(&*file);
+    // Not even a first message's marker: another kind of file, which a resume must not take
+    // for a torn stream and start afresh over.
+    if len >= 4
+        && input
+            .fill_buf()?
+            .get(..4)
+            .is_some_and(|head| head != CONTINUATION)
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an Arrow IPC stream (each of its messages starts with 0xFFFFFFFF)",
+        ));
+    }
     let (mut at, mut metadata) = (0u64, Vec::new());
     loop {
-        let Some(size) = message_size(&mut input, &mut metadata)? else {
+        let Some(size) = message_size(&mut input, len - at, &mut metadata)? else {
             return Ok(at);
         };
         if at + size > len {
@@ -34,14 +47,19 @@ pub fn complete_len(file: &mut File) -> io::Result<u64> {
 
 /// The whole size of the next message (its prefix, metadata and body), its metadata read into
 /// `metadata`; `None` at the end of the file, at the end-of-stream marker, or at a message
-/// whose prefix or metadata is torn or not Arrow's.
-fn message_size(input: &mut impl Read, metadata: &mut Vec<u8>) -> io::Result<Option<u64>> {
+/// whose prefix or metadata is torn (past the `left` bytes the file has) or not Arrow's.
+fn message_size(
+    input: &mut impl Read,
+    left: u64,
+    metadata: &mut Vec<u8>,
+) -> io::Result<Option<u64>> {
     let mut prefix = [0u8; 8];
     if !read_whole(input, &mut prefix)? || prefix[..4] != CONTINUATION {
         return Ok(None);
     }
     let meta_len = u32::from_le_bytes([prefix[4], prefix[5], prefix[6], prefix[7]]);
-    if meta_len == 0 || meta_len > i32::MAX as u32 {
+    // Checked before the metadata is read: a foreign file's length could be gigabytes.
+    if meta_len == 0 || meta_len > i32::MAX as u32 || 8 + u64::from(meta_len) > left {
         return Ok(None);
     }
     metadata.resize(meta_len as usize, 0);
