@@ -4,7 +4,7 @@
 //! would only repeat its requests; both are usage errors naming what was typed.
 
 use crate::ids::IdRange;
-use crate::job::{Product, RecordFormat};
+use crate::job::{Product, RecordFile, RecordFormat};
 use crate::redact::{redact_header, redact_url};
 use crate::request::RequestSpec;
 use crate::suggest::nearest;
@@ -23,9 +23,14 @@ pub enum PlaceholderError {
         known: String,
     },
     #[error(
-        "--ids {ids} with --keys: the request does not use {{id}}, so each request would be sent {times} times; put {{id}} in the URL, a header or the body, or drop --ids"
+        "--ids {ids} with {with}: the request does not use {{id}}, so each request would be sent {times} times; put {{id}} in the URL, a header or the body, or drop --ids"
     )]
-    UnusedIds { ids: IdRange, times: u64 },
+    UnusedIds {
+        ids: IdRange,
+        /// `--keys`, or `--urls` (what the user typed, not what it becomes).
+        with: &'static str,
+        times: u64,
+    },
     #[error(
         "{flag} {file}: the request uses none of its columns ({columns}), so its {records} records would only repeat the requests {records} times over; put {first} in the URL, a header or the body, or leave the file out"
     )]
@@ -67,6 +72,7 @@ pub fn check(spec: &RequestSpec, product: Option<&Product>) -> Result<(), Placeh
     {
         return Err(PlaceholderError::UnusedIds {
             ids,
+            with: flag_of(&product.files),
             times: ids.len(),
         });
     }
@@ -84,10 +90,7 @@ pub fn check(spec: &RequestSpec, product: Option<&Product>) -> Result<(), Placeh
         if !shadowed && !used[slots].contains(&true) {
             let columns: Vec<String> = file.columns.iter().map(|c| braced(&c.name)).collect();
             return Err(PlaceholderError::UnusedKeys {
-                flag: match file.format {
-                    RecordFormat::UrlLines => "--urls",
-                    _ => "--keys",
-                },
+                flag: flag_of(std::slice::from_ref(file)),
                 file: file.shown.clone(),
                 first: columns.first().cloned().unwrap_or_default(),
                 columns: columns.join(", "),
@@ -125,6 +128,14 @@ fn known(product: Option<&Product>) -> String {
         known.push(format!("{} from {}", columns.join(", "), file.shown));
     }
     format!("the placeholders are {}", known.join("; "))
+}
+
+/// The flag that gave `files`: `--urls` when one of them is a URL list, else `--keys`.
+fn flag_of(files: &[RecordFile]) -> &'static str {
+    match files.iter().any(|f| f.format == RecordFormat::UrlLines) {
+        true => "--urls",
+        false => "--keys",
+    }
 }
 
 fn braced(name: &str) -> String {
@@ -232,6 +243,7 @@ mod tests {
             err,
             Err(PlaceholderError::UnusedIds {
                 ids: IdRange::new(0, 10),
+                with: "--keys",
                 times: 10
             })
         );

@@ -282,3 +282,28 @@ fn node_slices_of_a_url_list_merge_into_one_row_per_line() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_urls_file_refused_beside_ids_or_http2_is_named_as_typed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("u.txt"), "http://127.0.0.1:9/a\n").expect("write");
+    let said = |extra: &[&str]| {
+        let out = TestCommand::new(dir.path())
+            .args(["run", "--urls", "u.txt", "-o", "out.csv"])
+            .args(extra)
+            .output_of();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        stderr(&out)
+    };
+    let ids = said(&["-i", "0..3"]);
+    assert!(
+        ids.contains("--ids 0..3 with --urls: the request does not use {id}"),
+        "{ids}"
+    );
+    let http2 = said(&["--http2"]);
+    assert!(
+        http2.contains("--http2 with a host that varies per item"),
+        "{http2}"
+    );
+    assert!(http2.contains("--urls"), "{http2}");
+}

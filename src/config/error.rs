@@ -69,7 +69,7 @@ pub enum ConfigError {
     )]
     PartsOnStdout(&'static dyn Format),
     #[error(
-        "--http2 with {{id}} in the URL's host: each key's host gets a connection of its own, over HTTP/1.1; drop --http2"
+        "--http2 with a host that varies per item (a placeholder in the URL's host, or --urls): each host gets a connection of its own, over HTTP/1.1; drop --http2"
     )]
     Http2PerHost,
     #[error(
