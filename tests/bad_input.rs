@@ -359,7 +359,7 @@ fn bad_request_shaping_and_capture_flags_name_the_flag() {
     assert_refused_in(
         d,
         &["-u", "http://{id}.test/", "-i", "0..10", "--http2"],
-        "--http2 with {id} in the URL's host",
+        "--http2 with a host that varies per item",
     );
     assert_refused_in(
         d,
@@ -824,6 +824,7 @@ fn an_output_name_that_says_another_kind_of_file_is_refused() {
             "ringscrape writes JSON Lines: name it .jsonl",
         ),
         ("f.tsv", None, "tab-separated; ringscrape writes CSV"),
+        ("f.xlsx", None, "a spreadsheet; ringscrape writes CSV"),
         ("f.csv.gz", None, "compressed"),
         ("f.zst", None, "compressed"),
     ] {

@@ -64,6 +64,10 @@ def _argv(
     options: Dict[str, Any],
 ) -> List[str]:
     """The command line of the run, but for its items."""
+    for name, value in (("resume", resume), ("progress", progress)):
+        # As the run's own switches are: `progress="no"` is not taken for True.
+        if not isinstance(value, bool):
+            raise TypeError(f"{name}={value!r}: expected True or False")
     argv = [find_binary(), "run"]
     if url is not None:
         argv.append(f"--url={url}")

@@ -5,6 +5,7 @@ written to a temporary directory the run owns, and passed by path.
 
 from __future__ import annotations
 
+import operator
 import os
 from pathlib import Path
 from typing import Any, Iterable, Union
@@ -28,19 +29,33 @@ def ids_args(ids: Any, scratch: Path) -> list[str]:
         return [f"--ids={ids.start}..{ids.stop}"]
     if isinstance(ids, os.PathLike):
         return [f"--ids-file={os.fspath(ids)}"]
-    if isinstance(ids, bytes) or not isinstance(ids, Iterable):
+    if isinstance(ids, (bytes, dict)) or not isinstance(ids, Iterable):
+        # A dict would give its keys as ids: a mix-up with `keys=`, not a list of ids.
         raise TypeError(f"ids={ids!r}: expected a range, 'START..END', a path or ids")
+    if isinstance(ids, (pa.Array, pa.ChunkedArray)):
+        ids = ids.to_pylist()
     path = scratch / "ids.txt"
+    written = 0
     with open(path, "w", encoding="utf-8") as out:
         for item in ids:
             out.write(_id_line(item))
+            written += 1
+    if written == 0:
+        # The CLI would name the temporary file, which the caller never saw.
+        raise ValueError("ids: no ids given (an empty iterable)")
     return [f"--ids-file={path}"]
 
 
 def _id_line(item: Any) -> str:
     """One id as a line of the ids file."""
-    if isinstance(item, bool) or not isinstance(item, (int, str)):
+    if isinstance(item, bool):
         raise TypeError(f"ids: {item!r} is neither an int nor a str")
+    if not isinstance(item, str):
+        # NumPy's and other integer types say they are integers through __index__.
+        try:
+            item = operator.index(item)
+        except TypeError:
+            raise TypeError(f"ids: {item!r} is neither an int nor a str") from None
     text = str(item)
     if "\n" in text or "\r" in text:
         raise ValueError(f"ids: {text!r} holds a line break (an ids file has one id a line)")
@@ -77,7 +92,7 @@ def as_arrow(table: Any) -> pa.Table:
     module = type(table).__module__.split(".")[0]
     if module == "polars":
         return table.to_arrow()
-    if module == "pandas":
+    if module == "pandas" and hasattr(table, "columns"):
         return pa.Table.from_pandas(table, preserve_index=False)
     raise TypeError(
         f"keys: expected a path, a pyarrow Table, a pandas or a polars DataFrame, not "

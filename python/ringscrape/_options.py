@@ -11,7 +11,7 @@ import datetime
 import difflib
 import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 SWITCH = "switch"  # True adds the flag, False or None leaves it out
 VALUE = "value"  # one value
@@ -97,8 +97,10 @@ def _repeated(keyword: str, flag: Flag, value: Any) -> list[str]:
         items = [f"{name}{flag.sep}{_text(keyword, v)}" for name, v in value.items()]
     elif isinstance(value, (str, os.PathLike)):
         items = [_text(keyword, value)]
-    else:
+    elif isinstance(value, Iterable):
         items = [_text(keyword, v) for v in value]
+    else:
+        raise TypeError(f"{keyword}={value!r}: expected a list (or a mapping of names to values)")
     return [f"--{flag.name}={item}" for item in items]
 
 

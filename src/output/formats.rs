@@ -47,6 +47,9 @@ pub fn named_by(path: &Path) -> Option<Named> {
              (--format arrow): name it .arrows",
         ),
         "json" => Named::Unwritten("a JSON document; ringscrape writes JSON Lines: name it .jsonl"),
+        "xlsx" | "xls" | "xlsm" | "ods" => Named::Unwritten(
+            "a spreadsheet; ringscrape writes CSV (which spreadsheets open): name it .csv",
+        ),
         "tsv" | "tab" => {
             Named::Unwritten("tab-separated; ringscrape writes CSV: name it .csv (or .jsonl)")
         }
@@ -102,6 +105,7 @@ mod tests {
             "b.ipc",
             "b.json",
             "b.tsv",
+            "b.xlsx",
             "b.csv.gz",
             "b.jsonl.zst",
         ] {

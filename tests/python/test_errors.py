@@ -48,6 +48,35 @@ def test_a_value_of_the_wrong_kind_is_a_type_error(serve: str) -> None:
         ringscrape.fetch(f"{serve}/log?id={{id}}", ids=range(10), save_body="yes")
     with pytest.raises(TypeError, match="shards"):
         ringscrape.fetch(f"{serve}/log?id={{id}}", ids=range(10), shards=True)
+    # Found by a newcomer's try: each of these ran, or failed without naming the keyword.
+    url = f"{serve}/log?id={{id}}"
+    with pytest.raises(TypeError, match="progress='no'"):
+        ringscrape.fetch(url, ids=range(3), progress="no")
+    with pytest.raises(TypeError, match="resume='yes'"):
+        ringscrape.fetch(url, ids=range(3), resume="yes")
+    with pytest.raises(TypeError, match="headers=5: expected a list"):
+        ringscrape.fetch(url, ids=range(3), headers=5)
+    with pytest.raises(TypeError, match="ids=\\{'a': 1\\}"):
+        ringscrape.fetch(url, ids={"a": 1})
+    with pytest.raises(TypeError, match="keys: expected a path"):
+        pd = pytest.importorskip("pandas")
+        ringscrape.fetch(url, keys=pd.Series([1, 2], name="n"))
+
+
+def test_no_ids_in_an_iterable_is_said_without_a_temporary_path(serve: str) -> None:
+    with pytest.raises(ValueError, match="ids: no ids given"):
+        ringscrape.fetch(f"{serve}/log?id={{id}}", ids=range(5, 0))
+
+
+def test_integer_like_ids_of_numpy_and_pyarrow_are_ids(serve: str) -> None:
+    np = pytest.importorskip("numpy")
+    import pyarrow as pa
+
+    url = f"{serve}/log?id={{id}}"
+    got = ringscrape.fetch(url, ids=np.arange(5), extract={"got": "/id"}).column("got")
+    assert sorted(got.to_pylist()) == ["0", "1", "2", "3", "4"]
+    got = ringscrape.fetch(url, ids=pa.array([7, 8, 9]), extract={"got": "/id"}).column("got")
+    assert sorted(got.to_pylist()) == ["7", "8", "9"]
 
 
 def test_a_failed_run_raises_its_exit_code() -> None:
