@@ -18,7 +18,7 @@ import pyarrow as pa
 from . import _output
 from ._binary import find_binary
 from ._inputs import ids_args, keys_args
-from ._options import flag_args
+from ._options import check_switch, flag_args
 from ._process import Run
 from ._progress import RowCounter, in_notebook
 from ._stderr import stderr_is_terminal
@@ -64,10 +64,8 @@ def _argv(
     options: Dict[str, Any],
 ) -> List[str]:
     """The command line of the run, but for its items."""
-    for name, value in (("resume", resume), ("progress", progress)):
-        # As the run's own switches are: `progress="no"` is not taken for True.
-        if not isinstance(value, bool):
-            raise TypeError(f"{name}={value!r}: expected True or False")
+    check_switch("resume", resume)
+    check_switch("progress", progress)
     argv = [find_binary(), "run"]
     if url is not None:
         argv.append(f"--url={url}")

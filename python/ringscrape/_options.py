@@ -104,13 +104,18 @@ def _repeated(keyword: str, flag: Flag, value: Any) -> list[str]:
     return [f"--{flag.name}={item}" for item in items]
 
 
+def check_switch(keyword: str, value: Any) -> None:
+    """A switch takes True or False only: `"no"` is not taken for True."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{keyword}={value!r}: expected True or False")
+
+
 def _flag_args(keyword: str, flag: Flag, value: Any) -> list[str]:
     """The command-line arguments of one keyword."""
     if value is None or value is False:
         return []
     if flag.kind == SWITCH:
-        if value is not True:
-            raise TypeError(f"{keyword}={value!r}: expected True or False")
+        check_switch(keyword, value)
         return [f"--{flag.name}"]
     if flag.kind == OPTIONAL and value is True:
         return [f"--{flag.name}"]
