@@ -1,17 +1,22 @@
 #!/usr/bin/env python3
-"""Client CPU per request by protocol: ringscrape builds against wrk and h2load, in one run.
+"""Client CPU per request by door, pinned and interleaved: ringscrape builds against wrk and
+h2load, in one run.
 
     python3 bench/protocols.py [NAME=BINARY ...]
 
-Starts one nginx on loopback (pinned to the last core) with four doors to the same `/log`
-record: plain HTTP/1.1, HTTP/1.1 over TLS 1.3, HTTP/2 over TLS (ALPN) and h2c (prior
-knowledge). Each client (pinned to core 0) makes N requests with 256 in flight, ROUNDS times in
-turn, and the median user+sys CPU of its whole process tree per request is printed, with its
-ratio to the C peer on the same door (wrk for HTTP/1.1, h2load for HTTP/2). Several ringscrape
-binaries can be named (e.g. `before=/tmp/rs-old after=target/release/ringscrape`) to compare
-builds in one run. Needs nginx, openssl, wrk and h2load (Debian: nginx-light, wrk,
-nghttp2-client). N, ROUNDS and DOORS (e.g. `h2,h2c`) come from the environment (defaults
-200000, 3 and all four).
+Starts one nginx on loopback (one worker, pinned to the last core) with four doors to the same
+`/log` record: plain HTTP/1.1, HTTP/1.1 over TLS 1.3, HTTP/2 over TLS (ALPN) and h2c (prior
+knowledge); a fifth door, `epoll`, is the plain one with ringscrape on its epoll driver
+(`RINGSCRAPE_DRIVER=epoll`, what a container without io_uring gets). Every client's whole
+process tree runs on core 0 (`taskset`). In each round every client makes N requests with 256
+in flight on every door in turn, ROUNDS rounds; printed are the median user+sys CPU of the tree
+per request and the median of the per-round ratios to the C peer on the same door (`wrk -t1
+-c256` on one URL for HTTP/1.1 — its leanest form; h2load for HTTP/2). ringscrape writes every
+row to CSV. Several ringscrape binaries can be named (e.g. `before=/tmp/rs-old
+after=target/release/ringscrape`) to compare builds in one run. Needs nginx, openssl, wrk and
+h2load (Debian: nginx-light, wrk, nghttp2-client). N, ROUNDS and DOORS (e.g. `h2,h2c`) come
+from the environment (defaults 200000, 5 and all five). PERF=DIR records a `perf` profile of
+each ringscrape run of the last round into DIR (needs perf).
 """
 
 import os
@@ -26,11 +31,12 @@ from pathlib import Path
 from common import children_cpu, free_port, self_signed_cert, start_nginx
 
 N = int(os.environ.get("N", "200000"))
-ROUNDS = int(os.environ.get("ROUNDS", "3"))
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+PERF = os.environ.get("PERF")
+CLIENT_CORE = "0"
 IN_FLIGHT = 256
 # h2load spreads its streams over connections; ringscrape puts 100 on a lane, so 256 take 3.
 H2_CONNS = 3
-WRK_LUA = Path(__file__).resolve().parent / "wrk-ids.lua"
 
 NGINX_CONF = """
 worker_processes 1;
@@ -80,6 +86,7 @@ class Nginx:
         self.proc = start_nginx(self.dir, self.ports["plain"])
 
     def url(self, door):
+        door = "plain" if door == "epoll" else door
         scheme = "http" if door in ("plain", "h2c") else "https"
         return f"{scheme}://127.0.0.1:{self.ports[door]}"
 
@@ -89,13 +96,18 @@ class Nginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def ringscrape(binary, nginx, door):
+def ringscrape(binary, nginx, door, profile=None):
     out = nginx.dir / "rows.csv"
     cmd = [binary, "run", "-u", f"{nginx.url(door)}/log?id={{id}}", "-i", f"0..{N}", "-s", "1",
            "-c", str(IN_FLIGHT), "-o", str(out), "--overwrite", "--no-progress", "-q", "-k"]
     if door in ("h2", "h2c"):
         cmd.append("--http2")
-    cpu, _ = cpu_of(cmd)
+    env = {**os.environ, "RINGSCRAPE_DRIVER": "epoll"} if door == "epoll" else None
+    cmd = ["taskset", "-c", CLIENT_CORE, *cmd]
+    if profile:
+        # perf's own CPU is in the tree too: a profiled run is not a sample.
+        cmd = ["perf", "record", "-q", "-g", "-o", str(profile), "--", *cmd]
+    cpu, _ = cpu_of(cmd, env=env)
     with open(out, "rb") as f:
         rows = sum(1 for _ in f) - 1
     if rows != N:
@@ -104,7 +116,7 @@ def ringscrape(binary, nginx, door):
 
 
 def h2load(nginx, door):
-    cpu, out = cpu_of(["taskset", "-c", "0", "h2load", "-n", str(N), "-c", str(H2_CONNS), "-t", "1",
+    cpu, out = cpu_of(["taskset", "-c", CLIENT_CORE, "h2load", "-n", str(N), "-c", str(H2_CONNS), "-t", "1",
                        "-m", str(IN_FLIGHT // H2_CONNS + 1), f"{nginx.url(door)}/log?id=1"])
     if f"{N} succeeded" not in out:
         sys.exit(f"h2load on {door} did not succeed on every request:\n{out[-600:]}")
@@ -112,10 +124,10 @@ def h2load(nginx, door):
 
 
 def wrk(nginx, door, seconds):
-    # A new id per request (wrk-ids.lua); wrk stops on a duration, not a count.
-    env = {**os.environ, "WRK_N": str(10**12), "WRK_THREADS": "1"}
-    cpu, out = cpu_of(["taskset", "-c", "0", "wrk", "-t1", f"-c{IN_FLIGHT}", f"-d{seconds}s",
-                       "-s", str(WRK_LUA), f"{nginx.url(door)}/log"], env=env)
+    # One URL, no script: wrk at its leanest. wrk stops on a duration, not a count.
+    url = nginx.url("plain" if door == "epoll" else door)
+    cpu, out = cpu_of(["taskset", "-c", CLIENT_CORE, "wrk", "-t1", f"-c{IN_FLIGHT}", f"-d{seconds}s",
+                       f"{url}/log?id=1"])
     requests = next(int(line.split()[0]) for line in out.splitlines() if "requests in" in line)
     return cpu / requests
 
@@ -123,7 +135,7 @@ def wrk(nginx, door, seconds):
 def main():
     binaries = dict(arg.split("=", 1) for arg in sys.argv[1:]) or {"ringscrape": "target/release/ringscrape"}
     nginx = Nginx()
-    doors = {"plain": "wrk", "tls": "wrk", "h2": "h2load", "h2c": "h2load"}
+    doors = {"plain": "wrk", "tls": "wrk", "h2": "h2load", "h2c": "h2load", "epoll": "wrk"}
     if os.environ.get("DOORS"):
         doors = {door: doors[door] for door in os.environ["DOORS"].split(",")}
     samples = {(door, client): [] for door in doors for client in [*binaries, doors[door]]}
@@ -137,16 +149,31 @@ def main():
                 else:
                     # About as long as the last ringscrape run took.
                     samples[door, peer].append(wrk(nginx, door, max(1, round(cpu_of.wall))))
-            print(f"round {round_ + 1} of {ROUNDS} done", file=sys.stderr)
+            figures = "  ".join(f"{door}/{client} {series[-1] * 1e6:.2f}" for (door, client), series in samples.items())
+            print(f"round {round_ + 1} of {ROUNDS} (µs/req): {figures}", file=sys.stderr)
+        if PERF:
+            profile_each(binaries, nginx, doors)
     finally:
         nginx.stop()
-    print(f"client CPU per request (user+sys, µs), median of {ROUNDS}, {N} requests, {IN_FLIGHT} in flight")
-    print(f"{'door':6} {'client':12} {'µs/req':>8} {'vs peer':>8}")
+    print(f"client CPU per request (user+sys of the tree, µs), {ROUNDS} interleaved rounds, {N} requests, "
+          f"{IN_FLIGHT} in flight, client on core {CLIENT_CORE}, nginx on core {max(os.sched_getaffinity(0))}")
+    print(f"{'door':6} {'client':12} {'µs/req':>8} {'vs peer':>8}  (median of per-round ratios; range)")
     for door, peer in doors.items():
-        peer_median = statistics.median(samples[door, peer])
         for client in [*binaries, peer]:
+            ratios = [mine / theirs for mine, theirs in zip(samples[door, client], samples[door, peer])]
             median = statistics.median(samples[door, client])
-            print(f"{door:6} {client:12} {median * 1e6:8.2f} {median / peer_median:8.2f}")
+            print(f"{door:6} {client:12} {median * 1e6:8.2f} {statistics.median(ratios):8.2f}"
+                  f"  ({min(ratios):.2f}-{max(ratios):.2f})")
+
+
+def profile_each(binaries, nginx, doors):
+    """One more run of each ringscrape on each door under `perf record`, into PERF."""
+    out = Path(PERF)
+    out.mkdir(parents=True, exist_ok=True)
+    for door in doors:
+        for name, binary in binaries.items():
+            ringscrape(binary, nginx, door, profile=out / f"{name}-{door}.data")
+    print(f"perf profiles in {out} (perf report -i {out}/NAME-DOOR.data --no-children)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::RecvTimeoutError;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::batch::Batch;
+use super::batch::{Batch, BatchReceiver};
 use super::target::Output;
 use crate::diagnosis::FirstAnswers;
 use crate::model::{BodyEncoding, ErrorKind, Record};
@@ -196,7 +196,7 @@ impl AbortWatch {
 /// fires, with the failures' one kind if they had one (and goes on writing what the workers
 /// still send). Stops at the first write error, which the report carries.
 pub fn write_rows<A: Fn(Option<ErrorKind>)>(
-    rx: Receiver<Batch>,
+    rx: BatchReceiver,
     mut rows: Box<dyn WriteRows>,
     shards: usize,
     mut stop: AbortOn<A>,
@@ -219,7 +219,7 @@ pub struct AbortOn<A> {
 }
 
 fn drain<A: Fn(Option<ErrorKind>)>(
-    rx: &Receiver<Batch>,
+    rx: &BatchReceiver,
     rows: &mut dyn WriteRows,
     stop: &mut AbortOn<A>,
     observers: &mut [&mut dyn RowObserver],
@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn every_observer_is_shown_each_batch_once_with_the_run_so_far() {
         let gate = BytesInFlight::new(1 << 20);
-        let (tx, rx) = crossbeam_channel::bounded(4);
+        let (tx, rx) = crate::output::batch::channel(4);
         for (shard, rows) in [(0, 3), (1, 2)] {
             let records = vec![Record::default(); rows];
             let held = gate.hold(0);

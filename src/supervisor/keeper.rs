@@ -23,8 +23,6 @@ use std::path::PathBuf;
 use std::process::{Child, ExitStatus};
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
-
 use super::credentials::Credentials;
 use super::pipes::{Forwarded, PipeEnd, PipeSinks, StatsBoard, read_worker_pipe};
 use super::signals::Stop;
@@ -34,7 +32,7 @@ use crate::ids::IdSet;
 use crate::inflight::InFlightTable;
 use crate::job::ItemReader;
 use crate::model::{Captured, ErrorKind, Record};
-use crate::output::batch::{Batch, BytesInFlight};
+use crate::output::batch::{Batch, BatchSender, BytesInFlight};
 use crate::template::Values;
 
 /// `crash` rows a shard writes before it gives up: a filter that kills on every answer would
@@ -51,7 +49,7 @@ pub struct Keeper {
     pub stop: Arc<Stop>,
     pub table: InFlightTable,
     pub max_frame: usize,
-    pub tx: Sender<Batch>,
+    pub tx: BatchSender,
     pub board: StatsBoard,
     pub in_flight: Arc<BytesInFlight>,
     /// `--auth-command`: what each new worker is handed, and told of by its 401s.

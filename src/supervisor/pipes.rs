@@ -7,12 +7,10 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use crossbeam_channel::Sender;
-
 use super::credentials::Credentials;
 use crate::ids::{IdRange, IdSet};
 use crate::model::{Continuation, Record};
-use crate::output::batch::{Batch, BytesInFlight};
+use crate::output::batch::{Batch, BatchSender, BytesInFlight};
 use crate::stats::WorkerStats;
 use crate::wire::{Frame, FrameReader};
 
@@ -90,7 +88,7 @@ pub struct PipeEnd {
 /// Where a pipe's records and stats go.
 pub struct PipeSinks<'a> {
     pub shard: usize,
-    pub tx: &'a Sender<Batch>,
+    pub tx: &'a BatchSender,
     pub board: &'a StatsBoard,
     pub in_flight: &'a Arc<BytesInFlight>,
     /// What earlier workers of the shard counted: each snapshot of this one is added to it.

@@ -25,7 +25,7 @@ use crate::ids::{IdRange, IdSet};
 use crate::inflight::InFlightTable;
 use crate::metrics::{self, Metrics};
 use crate::model::Continuation;
-use crate::output::batch::{BYTES_IN_FLIGHT, Batch, BytesInFlight};
+use crate::output::batch::{self, BYTES_IN_FLIGHT, BatchReceiver, BatchSender, BytesInFlight};
 use crate::output::lock::OutputLock;
 use crate::output::writer::{self, AbortWatch, RowObserver, WriteRows, WriterReport};
 use crate::output::{Kept, Output};
@@ -103,7 +103,7 @@ pub(super) fn run_shards(
     let (metrics, mut showing) =
         start_views(cfg, listeners, &board, (started, map), (items, kept))?;
     let refresher = keep_credentials_fresh(credentials.as_ref(), stop)?;
-    let (tx, rx) = crossbeam_channel::bounded(CHANNEL_BATCHES);
+    let (tx, rx) = batch::channel(CHANNEL_BATCHES);
     let workers = start_workers(cfg, launch, plan, &tx, &board, credentials.as_ref())?;
     drop(tx);
 
@@ -216,7 +216,7 @@ struct Watching<'a> {
 fn write_shards_rows(
     cfg: &RunConfig,
     stop: &Stop,
-    rx: crossbeam_channel::Receiver<Batch>,
+    rx: BatchReceiver,
     rows: Box<dyn WriteRows>,
     shards: usize,
     watching: Watching<'_>,
@@ -350,7 +350,7 @@ fn start_workers(
     cfg: &RunConfig,
     launch: &Launch,
     plan: &[ShardPlan],
-    tx: &crossbeam_channel::Sender<Batch>,
+    tx: &BatchSender,
     board: &StatsBoard,
     credentials: Option<&Arc<Credentials>>,
 ) -> Result<Vec<Worker>, SupervisorError> {
