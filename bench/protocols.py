@@ -16,7 +16,9 @@ row to CSV. Several ringscrape binaries can be named (e.g. `before=/tmp/rs-old
 after=target/release/ringscrape`) to compare builds in one run. Needs nginx, openssl, wrk and
 h2load (Debian: nginx-light, wrk, nghttp2-client). N, ROUNDS and DOORS (e.g. `h2,h2c`) come
 from the environment (defaults 200000, 5 and all five). PERF=DIR records a `perf` profile of
-each ringscrape run of the last round into DIR (needs perf).
+each ringscrape run of the last round into DIR (needs perf). WAKEUPS=1 adds a run of each
+ringscrape on each door under `perf stat`: io_uring_enter / epoll_wait calls, context switches
+and peeks (recvfrom) per request, counts that do not drift with the machine's speed.
 """
 
 import os
@@ -96,7 +98,11 @@ class Nginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def ringscrape(binary, nginx, door, profile=None):
+WAKEUP_EVENTS = ["syscalls:sys_enter_io_uring_enter", "syscalls:sys_enter_epoll_wait",
+                 "syscalls:sys_enter_recvfrom", "syscalls:sys_enter_sched_yield", "context-switches"]
+
+
+def ringscrape(binary, nginx, door, profile=None, counts=None):
     out = nginx.dir / "rows.csv"
     cmd = [binary, "run", "-u", f"{nginx.url(door)}/log?id={{id}}", "-i", f"0..{N}", "-s", "1",
            "-c", str(IN_FLIGHT), "-o", str(out), "--overwrite", "--no-progress", "-q", "-k"]
@@ -107,6 +113,8 @@ def ringscrape(binary, nginx, door, profile=None):
     if profile:
         # perf's own CPU is in the tree too: a profiled run is not a sample.
         cmd = ["perf", "record", "-q", "-g", "-o", str(profile), "--", *cmd]
+    if counts:
+        cmd = ["perf", "stat", "-x", ",", "-o", str(counts), *(f"-e{e}" for e in WAKEUP_EVENTS), "--", *cmd]
     cpu, _ = cpu_of(cmd, env=env)
     with open(out, "rb") as f:
         rows = sum(1 for _ in f) - 1
@@ -153,8 +161,12 @@ def main():
             print(f"round {round_ + 1} of {ROUNDS} (µs/req): {figures}", file=sys.stderr)
         if PERF:
             profile_each(binaries, nginx, doors)
+        if os.environ.get("WAKEUPS"):
+            count_wakeups(binaries, nginx, doors)
     finally:
         nginx.stop()
+    if ROUNDS == 0:
+        return
     print(f"client CPU per request (user+sys of the tree, µs), {ROUNDS} interleaved rounds, {N} requests, "
           f"{IN_FLIGHT} in flight, client on core {CLIENT_CORE}, nginx on core {max(os.sched_getaffinity(0))}")
     print(f"{'door':6} {'client':12} {'µs/req':>8} {'vs peer':>8}  (median of per-round ratios; range)")
@@ -164,6 +176,21 @@ def main():
             median = statistics.median(samples[door, client])
             print(f"{door:6} {client:12} {median * 1e6:8.2f} {statistics.median(ratios):8.2f}"
                   f"  ({min(ratios):.2f}-{max(ratios):.2f})")
+
+
+def count_wakeups(binaries, nginx, doors):
+    """One more run of each ringscrape on each door under `perf stat`: calls per request."""
+    counts = nginx.dir / "counts.txt"
+    print(f"per request: {', '.join(e.split(':')[-1].replace('sys_enter_', '') for e in WAKEUP_EVENTS)}")
+    for door in doors:
+        for name, binary in binaries.items():
+            ringscrape(binary, nginx, door, counts=counts)
+            figures = {}
+            for line in counts.read_text().splitlines():
+                fields = line.split(",")
+                if len(fields) > 2 and fields[0].strip().isdigit():
+                    figures[fields[2]] = int(fields[0]) / N
+            print(f"{door:6} {name:12} " + " ".join(f"{figures.get(e, float('nan')):7.3f}" for e in WAKEUP_EVENTS))
 
 
 def profile_each(binaries, nginx, doors):

@@ -17,12 +17,14 @@ measured the same way):
   new-conn-loss   the same with 1% loss
   http2           HTTP/2 over TLS, CONCURRENCY streams, N_KA requests: CPU per request and the
                   answers in the first 250 ms after the client was started
+  http2-loss      the same with 1% loss each way
 
 Columns: req/s (answers / wall), µs CPU/req (user+sys of the client's process tree per answer),
 resumed (TLS sessions resumed), first 250 ms (answers nginx logged by then), 99.9% by (seconds
 until all but the last 0.1% of answers), last answer (seconds), silence (the longest stretch
 with no answer, from the start to the last answer; "to 99.9%": until 99.9% were answered),
-answers (as nginx logged). Each client
+answers (as nginx logged), CPU vs h2load (the median of the rounds' ratios of CPU per request to
+h2load's in the same round, on the http2 scenarios). Each client
 starts with no TIME_WAIT socket left by the one before (`ss -K`).
 
 Needs root, /dev/net/tun, `ip`, a C compiler and nginx; oha, wrk and h2load when installed.
@@ -247,7 +249,7 @@ def scenarios(binaries):
     if have("h2load"):
         # Two connections of 128 streams: nginx's http2_max_concurrent_streams.
         per = max(1, CONCURRENCY // 128)
-        http2["h2load"] = ["h2load", "-n", str(N_KA), "-c", str(per), "-m", str(CONCURRENCY // per),
+        http2["h2load"] = [os.environ.get("H2LOAD", "h2load"), "-n", str(N_KA), "-c", str(per), "-m", str(CONCURRENCY // per),
                            keepalive + "?id=1"]
     if have("oha"):
         http2["oha"] = ["oha", "-n", str(N_KA), "-c", "2", "-p", str(CONCURRENCY // 2),
@@ -259,14 +261,22 @@ def scenarios(binaries):
         "new-conn": (0, new_conn_tools()),
         "new-conn-loss": (1, new_conn_tools()),
         "http2": (0, http2),
+        "http2-loss": (1, http2),
     }
+
+
+def vs_h2load(runs, h2load_runs):
+    """The median over rounds of this client's CPU per request over h2load's in that round."""
+    if not h2load_runs:
+        return "-"
+    return f"{statistics.median(r.cpu_us / h.cpu_us for r, h in zip(runs, h2load_runs)):.2f}"
 
 
 def show(name, loss, samples):
     print(f"\n{name}: {DELAY_MS} ms each way, {loss}% loss; medians of {ROUNDS}")
     print(f"{'client':14} {'req/s':>7} {'µs CPU/req':>11} {'resumed':>8} {'first 250 ms':>13} "
           f"{'99.9% by s':>10} {'last answer s':>14} {'silence ms':>11} {'to 99.9%':>9} "
-          f"{'answers':>8}")
+          f"{'answers':>8} {'CPU vs h2load':>13}")
     for client, runs in samples.items():
         med = lambda f: statistics.median(f(r) for r in runs)  # noqa: E731
         resumed = [r.resumed for r in runs if r.resumed is not None]
@@ -275,7 +285,7 @@ def show(name, loss, samples):
               f"{shown:>8} {med(lambda r: r.first_250ms):13.0f} {med(lambda r: r.most):10.2f} "
               f"{med(lambda r: r.last):14.2f} "
               f"{med(lambda r: r.silence) * 1000:11.0f} {med(lambda r: r.bulk_silence) * 1000:9.0f} "
-              f"{med(lambda r: r.answers):8.0f}")
+              f"{med(lambda r: r.answers):8.0f} {vs_h2load(runs, samples.get('h2load')):>13}")
         if os.environ.get("TIMELINE"):
             for r in runs:
                 print(f"  answers per 100 ms: {' '.join(map(str, r.timeline))}")

@@ -470,10 +470,16 @@ pub fn build_request(parts: &RequestParts<'_>) -> Result<http::Request<Vec<u8>>,
     };
     let mut uri = format!("{scheme}://{}", origin.authority).into_bytes();
     parts.write_target(&mut uri);
-    let mut request = http::Request::builder()
-        .method(parts.method().clone())
-        .uri(uri)
-        .version(http::Version::HTTP_2);
+    let mut body = Vec::new();
+    parts.write_body(&mut body);
+    let with_length = !body.is_empty() || parts.expects_body();
+    // Filled in place rather than through `http::request::Builder`, which moves its whole
+    // request (headers map included) at every step: a tenth of the memmove of an HTTP/2 run.
+    let mut request = http::Request::new(Vec::new());
+    *request.method_mut() = parts.method().clone();
+    *request.uri_mut() = http::Uri::try_from(uri).map_err(|_| KeyBreaksHeader)?;
+    *request.version_mut() = http::Version::HTTP_2;
+    let headers = request.headers_mut();
     for (name, value) in parts.headers() {
         if name == http::header::HOST {
             continue;
@@ -481,14 +487,14 @@ pub fn build_request(parts: &RequestParts<'_>) -> Result<http::Request<Vec<u8>>,
         let mut filled = Vec::new();
         parts.write_value(&value, &mut filled);
         if !connection_specific(name, &filled) {
-            request = request.header(name, filled);
+            let value = http::HeaderValue::try_from(filled).map_err(|_| KeyBreaksHeader)?;
+            headers.append(name.clone(), value);
         }
     }
-    let mut body = Vec::new();
-    parts.write_body(&mut body);
     // As over HTTP/1.1: servers read the length from the header (RFC 9113 §8.1.1 allows it).
-    if !body.is_empty() || parts.expects_body() {
-        request = request.header(http::header::CONTENT_LENGTH, body.len());
+    if with_length {
+        headers.append(http::header::CONTENT_LENGTH, body.len().into());
     }
-    request.body(body).map_err(|_| KeyBreaksHeader)
+    *request.body_mut() = body;
+    Ok(request)
 }
