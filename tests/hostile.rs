@@ -98,18 +98,31 @@ fn a_body_longer_than_its_length_spoils_no_later_answer() {
 
 #[test]
 fn a_408_an_idle_connection_received_is_not_an_answer() {
+    a_408_received_while_idle_is_not_an_answer_on(None);
+}
+
+/// The epoll driver checks an idle connection with a read of its own, not a peek.
+#[test]
+fn a_408_an_idle_connection_received_is_not_an_answer_on_the_epoll_driver() {
+    a_408_received_while_idle_is_not_an_answer_on(Some("epoll"));
+}
+
+fn a_408_received_while_idle_is_not_an_answer_on(driver: Option<&str>) {
     let base = start("408");
     let dir = tempfile::tempdir().expect("tempdir");
     // 20 requests a second over 2 slots: each connection idles ~100 ms between requests, long
     // after the server sent its 408 (30 ms) — and some requests race it.
-    let rows = scrape_ok(
-        dir.path(),
-        &format!("{base}/x?id={{id}}"),
-        0,
-        40,
-        1,
-        &["--save-body", "--rate", "20", "--retries", "0"],
-    );
+    let mut run = TestCommand::run(dir.path(), &format!("{base}/x?id={{id}}"), "0..40")
+        .shards(2)
+        .concurrency(1)
+        .output("out.csv")
+        .args(["--save-body", "--rate", "20", "--retries", "0"]);
+    if let Some(driver) = driver {
+        run = run.env("RINGSCRAPE_DRIVER", driver);
+    }
+    run.ok();
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 40);
     for row in &rows {
         assert_eq!(
             (row.status, row.attempts, row.extra[0].as_str()),

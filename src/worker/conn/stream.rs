@@ -3,8 +3,10 @@
 //! send something unasked?) without reaching through the TLS layer, and it says which protocol
 //! the server chose by ALPN. HTTP/1.1 reads and writes it directly; HTTP/2 through a poll adapter.
 
+use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
+use std::task::{Context, Waker};
 
 use monoio::BufResult;
 use monoio::buf::{IoBuf, IoBufMut, IoVecBuf, IoVecBufMut};
@@ -13,6 +15,8 @@ use monoio::net::TcpStream;
 use monoio_rustls::ClientTlsStream;
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, recv};
+
+use crate::runtime::{self, Driver};
 
 /// Plain TCP, or TLS over it (boxed: a rustls client session is over a kilobyte, and a run of
 /// 16,384 plain connections would carry that size in each).
@@ -69,16 +73,37 @@ impl Stream {
 
     /// True when an idle connection is no longer fit for a request: the server sent something
     /// no request asked for (a stray answer, HAProxy's `408` before it closes) or closed it. One
-    /// `recv(MSG_PEEK | MSG_DONTWAIT)`, as curl checks a connection before it reuses it.
-    pub fn spoiled_while_idle(&self) -> bool {
-        #[cfg(test)]
-        if let Bytes::Scripted(script) = &self.bytes {
-            return script.closed_while_idle;
+    /// `recv(MSG_PEEK | MSG_DONTWAIT)`, as curl checks a connection before it reuses it — or, for
+    /// plain TCP on the epoll driver, one read through the runtime ([`Self::read_would_block`]).
+    pub fn spoiled_while_idle(&mut self) -> bool {
+        match &mut self.bytes {
+            #[cfg(test)]
+            Bytes::Scripted(script) => script.closed_while_idle,
+            Bytes::Plain(tcp) if runtime::current_driver() == Some(Driver::Epoll) => {
+                !read_would_block(tcp)
+            }
+            _ => {
+                let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+                let mut byte = [0u8; 1];
+                !matches!(recv(self.fd, &mut byte, flags), Err(Errno::EAGAIN))
+            }
         }
-        let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
-        let mut byte = [0u8; 1];
-        !matches!(recv(self.fd, &mut byte, flags), Err(Errno::EAGAIN))
     }
+}
+
+/// A read of `tcp` that must not wait, on the epoll driver: true when it would block (nothing
+/// came, the connection is fit). The read goes through the runtime rather than a peek of its
+/// own because the runtime (monoio's legacy driver) keeps a readiness flag per socket that only
+/// a read ending in `EAGAIN` clears: after a peek, the read that follows the next request finds
+/// the flag still set from the last answer and is tried at once, before the answer is there —
+/// an `EAGAIN` per request on top of the peek (3 `recvfrom` per request, wrk makes 1). Read this
+/// way, the `EAGAIN` is the check, and the answer's read waits for epoll: 2.
+fn read_would_block(tcp: &mut TcpStream) -> bool {
+    let mut cx = Context::from_waker(Waker::noop());
+    let read = std::pin::pin!(tcp.read(Vec::with_capacity(1)));
+    // Dropped unfinished: on the epoll driver a read is a plain system call tried when the socket
+    // is ready, so nothing is left in flight (on io_uring it would be, hence the peek there).
+    read.poll(&mut cx).is_pending()
 }
 
 impl AsyncReadRent for Stream {

@@ -228,8 +228,10 @@ impl Plan {
         let mut idle = self.idle.borrow_mut();
         let now = Instant::now();
         // Unfit ones are dropped (closed) on the way.
-        std::iter::from_fn(|| idle.take(origin, now))
-            .find(|(conn, route)| !conn.stream().spoiled_while_idle() && !dialer.over_share(*route))
+        std::iter::from_fn(|| idle.take(origin, now)).find_map(|(mut conn, route)| {
+            let fit = !conn.stream_mut().spoiled_while_idle() && !dialer.over_share(route);
+            fit.then_some((conn, route))
+        })
     }
 
     /// Keeps `conn` (of `route`), which an answer left fit for another request, for the next

@@ -206,8 +206,8 @@ impl Slot {
         // What an idle connection received is no answer to the request about to go: it goes.
         if self
             .conn
-            .as_ref()
-            .is_some_and(|conn| conn.stream().spoiled_while_idle())
+            .as_mut()
+            .is_some_and(|conn| conn.stream_mut().spoiled_while_idle())
         {
             self.conn = None;
         }

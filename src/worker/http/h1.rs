@@ -55,8 +55,8 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
         self.reusable
     }
 
-    pub fn stream(&self) -> &S {
-        &self.stream
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
     }
 
     /// Sends `request` (whole, head and body) and reads the answer into `answer`; the request
