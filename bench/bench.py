@@ -7,7 +7,8 @@ count, so it runs for a duration sized from a short calibration run to about N r
 Each tool runs ROUNDS times, interleaved; the table shows the median req/s, the client CPU per
 request (user+sys of the tool's whole process tree: the figure that carries from one machine to
 another), rows written, the peak RSS of the tree, and each ratio to ringscrape. ringscrape also
-runs with --save-body (every body kept in the CSV) beside the plain run. Then ringscrape alone at
+runs with --save-body (every body kept in the CSV) and on its epoll driver (RINGSCRAPE_DRIVER=epoll:
+what a container without io_uring gets) beside the plain run. Then ringscrape alone at
 BIG_N ids checks that its memory does not grow with the range.
 
 Beside them, "wrk -t1 (one URL)" fetches one fixed URL with one thread: the server's ceiling
@@ -189,14 +190,14 @@ class Nginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_ringscrape(base, n, shards, extra=(), per_worker=None, prefix=(), path="/log", out=None):
+def run_ringscrape(base, n, shards, extra=(), per_worker=None, prefix=(), path="/log", out=None, env=None):
     out = out or OUT / f"ringscrape-s{shards}.csv"
     summary = OUT / "summary.json"
     per_worker = per_worker or CONCURRENCY // shards
     cmd = [*prefix, str(BIN), "run", "-u", f"{base}{path}?id={{id}}", "-i", f"0..{n}", "-s", str(shards),
            "-c", str(per_worker), "-o", str(out), "--overwrite", "--no-progress",
            "--summary-json", str(summary), *extra]
-    wall, _, err, rss, cpu = measure(cmd)
+    wall, _, err, rss, cpu = measure(cmd, env=env and {**os.environ, **env})
     summary = json.loads(summary.read_text())
     rows = summary["rows"]
     size = sum(p.stat().st_size for p in out.iterdir()) if out.is_dir() else out.stat().st_size
@@ -279,6 +280,9 @@ def main():
             s = SHARDS[0]
             runners.append((f"ringscrape -s {s} -c {CONCURRENCY // s} --save-body",
                             lambda b, n, s=s: run_ringscrape(b, n, s, ["--save-body"])))
+            # What a container whose seccomp profile refuses io_uring gets (docs/guide.md).
+            runners.append((f"ringscrape -s {s} -c {CONCURRENCY // s}, epoll driver",
+                            lambda b, n, s=s: run_ringscrape(b, n, s, env={"RINGSCRAPE_DRIVER": "epoll"})))
         elif tool == "aiohttp" or shutil.which(tool):
             label = {"wrk": "wrk (Lua, id per request)", "oha": "oha (random id URLs)",
                      "hey": "hey (one fixed URL)", "ffuf": "ffuf (id wordlist)",

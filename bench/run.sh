@@ -18,7 +18,8 @@ python3 bench/bench.py
 # Many hosts, each capped, against scrapy and aiohttp (a namespace with dnsmasq as root, else
 # loopback addresses).
 if [ "$(id -u)" -eq 0 ]; then python3 bench/hosts.py; else python3 bench/hosts.py --loopback; fi
-# Client CPU per request by protocol (plain, TLS, h2, h2c) against wrk and h2load.
+# Client CPU per request by door (plain, TLS, h2, h2c, plain on the epoll driver) against wrk and
+# h2load: pinned, 5 interleaved rounds, medians of per-round ratios.
 python3 bench/protocols.py
 # The same clients on a path with a real round trip (needs root and tun; says so otherwise).
 exec python3 bench/realpath.py
