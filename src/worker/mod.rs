@@ -273,7 +273,8 @@ pub fn run() -> Result<(), WorkerError> {
     let (_driver, result) = runtime::block_on(entries, |choice| {
         // Not said here: the supervisor says an epoll run once, from every worker's stats.
         if let Some(line) = choice.epoll_line() {
-            crate::detail!("{line} (shard {})", spec.shard);
+            let line = line.trim_start_matches("ringscrape: ");
+            crate::detail!("ringscrape: shard {}: {line}", spec.shard);
         }
         shared.stats.borrow_mut().driver = Some(choice);
         fetch_shard(spec, shared.clone(), stop, plan)
