@@ -207,7 +207,7 @@ fn keep_credentials_fresh(
 }
 
 /// What watches the rows as they are written: the progress line, the diagnosis of the first
-/// answers and of an abort, the metrics and the live views.
+/// answers and of an abort, the note of workers on epoll, the metrics and the live views.
 struct Watching<'a> {
     progress: &'a Progress,
     diagnosis: &'a Diagnosis,
@@ -243,15 +243,15 @@ fn write_shards_rows(
             stop.terminate_workers();
         },
     };
-    let mut first_rows = writer::EachSecond(|report: &WriterReport| {
+    // Each second: the diagnosis of the first rows, and whether the workers are on epoll.
+    let mut looks = writer::EachSecond(|report: &WriterReport| {
         if let Some(line) = diagnosis.first_rows(&report.first, &answers_so_far(board), false) {
             progress.suspend(|| crate::say!("{line}"));
         }
         driver_note.look(board, |line| progress.suspend(|| crate::say!("{line}")));
     });
     let (mut progress_line, mut counting) = (progress.clone(), metrics);
-    let mut observers: Vec<&mut dyn RowObserver> =
-        vec![&mut progress_line, showing, &mut first_rows];
+    let mut observers: Vec<&mut dyn RowObserver> = vec![&mut progress_line, showing, &mut looks];
     observers.extend(counting.as_mut().map(|m| m as &mut dyn RowObserver));
     writer::write_rows(rx, rows, shards, stop_on, &mut observers)
 }
