@@ -3,6 +3,7 @@
 //! that says what an incomplete run left and how to resume it. The supervisor computes the
 //! outcome as a value; nothing below prints it.
 
+pub mod driver;
 pub mod hosts;
 pub mod summary;
 
@@ -68,6 +69,7 @@ impl SummaryDocument {
 impl fmt::Display for SummaryDocument {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_counts(f)?;
+        self.ran_on.write_text(f)?;
         self.write_answers(f)?;
         if let Some(hosts) = &self.hosts {
             hosts.write_text(f)?;
@@ -287,6 +289,7 @@ mod tests {
             auto_concurrency: vec![60, 58],
             timeline: None,
             map: None,
+            drivers: Vec::new(),
         }
     }
 
@@ -368,6 +371,7 @@ mod tests {
                 host("gone.test", 6, 0, 0, 0, 6),
             ],
         };
+        summary.drivers = vec![crate::runtime::DriverChoice::IoUring; 2];
         summary
     }
 
@@ -387,6 +391,7 @@ Summary:
   skipped    3 empty lines of the --ids-file
   wall       1.00 s
   bytes      20 decoded (0.00 MB/s), 0 on the wire
+  driver     io_uring
   hosts      2000 touched
     slowest    slow.example.com  812.00 ms mean of 10 answered
                api.test:8443      31.00 ms mean of 37 answered
@@ -407,14 +412,21 @@ Summary:
         assert_eq!(json["hosts"]["slowest"][0]["mean_ms"], 812.0);
         assert_eq!(json["hosts"]["throttled"][0]["throttled"], 12);
         assert_eq!(json["hosts"]["failing"][0]["errors"], 6);
+        assert_eq!(json["driver"], "io_uring");
+        assert_eq!(json["driver_workers"]["io_uring"], 2);
+        assert_eq!(json["driver_why"], serde_json::Value::Null);
         let back: SummaryDocument = serde_json::from_value(json.clone()).expect("reads back");
         assert_eq!(back, document);
         // A document written before these fields (version 1 all the same) still reads.
         let fields = json.as_object_mut().expect("an object");
         fields.remove("hosts");
         fields.remove("paced_by_ratelimit_s");
+        for key in ["driver", "driver_workers", "driver_why"] {
+            fields.remove(key);
+        }
         let old: SummaryDocument = serde_json::from_value(json).expect("an older document reads");
         assert_eq!((old.hosts, old.paced_by_ratelimit_s), (None, 0.0));
+        assert_eq!(old.ran_on, driver::DriverView::default());
         // One host: no hosts block, no paced line.
         let one = SummaryDocument::new(&two_rows_of_five_items(), &ran(&argv));
         assert_eq!(one.hosts, None);

@@ -1,6 +1,8 @@
 //! Process set-up shared by every kind of ringscrape process: the single-threaded monoio runtime
 //! (for a worker, or a `serve` thread) — io_uring first, epoll (monoio's legacy driver) when
-//! io_uring can't be set up, said once on stderr, never silently — and the stop-signal mask.
+//! io_uring can't be set up, never silently: the caller is handed the [`DriverChoice`] to say or
+//! pass on (a worker sends it to the supervisor, which says it once per run) — and the
+//! stop-signal mask.
 
 use std::future::Future;
 use std::io;
@@ -41,30 +43,99 @@ pub fn current_driver() -> Option<Driver> {
     DRIVER.with(|d| d.get())
 }
 
+/// The driver a runtime ended up on, and why not io_uring when not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverChoice {
+    IoUring,
+    /// `RINGSCRAPE_DRIVER=epoll` asked for epoll.
+    EpollForced,
+    /// io_uring could not be set up (a container's seccomp profile, `io_uring_disabled`, an old
+    /// kernel): the kernel's answer, short (`Operation not permitted`).
+    EpollFallback(String),
+}
+
+/// The longest io_uring error kept: a summary line, not a log.
+const MAX_REFUSAL_CHARS: usize = 120;
+
+impl DriverChoice {
+    /// Epoll because io_uring could not be set up, for `error`: an OS error as its description
+    /// alone (`Operation not permitted`, not `… (os error 1)`), anything else as it reads.
+    pub fn fallback(error: &io::Error) -> DriverChoice {
+        let text = match error.raw_os_error() {
+            Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+            None => error.to_string(),
+        };
+        DriverChoice::EpollFallback(text.chars().take(MAX_REFUSAL_CHARS).collect())
+    }
+
+    pub fn driver(&self) -> Driver {
+        match self {
+            DriverChoice::IoUring => Driver::IoUring,
+            DriverChoice::EpollForced | DriverChoice::EpollFallback(_) => Driver::Epoll,
+        }
+    }
+
+    /// Why not io_uring, in the words the summary and `--summary-json` use:
+    /// `RINGSCRAPE_DRIVER=epoll` or `io_uring unavailable: Operation not permitted`.
+    pub fn why_not_io_uring(&self) -> Option<String> {
+        match self {
+            DriverChoice::IoUring => None,
+            DriverChoice::EpollForced => Some(format!("{DRIVER_ENV}=epoll")),
+            DriverChoice::EpollFallback(error) => Some(format!("io_uring unavailable: {error}")),
+        }
+    }
+
+    /// The stderr line that says a runtime is on epoll (`None` on io_uring).
+    pub fn epoll_line(&self) -> Option<String> {
+        match self {
+            DriverChoice::IoUring => None,
+            DriverChoice::EpollForced => Some(format!(
+                "ringscrape: {DRIVER_ENV}=epoll; using the epoll driver"
+            )),
+            DriverChoice::EpollFallback(error) => Some(format!(
+                "ringscrape: io_uring unavailable ({error}); falling back to epoll (see \"In \
+                 containers\" in docs/guide.md)"
+            )),
+        }
+    }
+}
+
+impl Driver {
+    /// The name the summary and `--summary-json` use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::IoUring => "io_uring",
+            Driver::Epoll => "epoll",
+        }
+    }
+}
+
 /// Runs `make()`'s future to completion on a fresh runtime with timers enabled (the HTTP client's
-/// pool and every request deadline need them). `ring_entries` sizes the io_uring queue.
+/// pool and every request deadline need them). `ring_entries` sizes the io_uring queue. Says
+/// nothing: `make` is handed the choice, to say or pass on.
 pub fn block_on<F, Fut>(ring_entries: u32, make: F) -> io::Result<(Driver, Fut::Output)>
 where
-    F: FnOnce(Driver) -> Fut,
+    F: FnOnce(DriverChoice) -> Fut,
     Fut: Future,
 {
     let forced_epoll = std::env::var(DRIVER_ENV).is_ok_and(|v| v == "epoll");
-    if !forced_epoll {
+    let choice = if forced_epoll {
+        DriverChoice::EpollForced
+    } else {
         match io_uring_runtime(ring_entries) {
             Ok(mut runtime) => {
                 DRIVER.with(|d| d.set(Some(Driver::IoUring)));
-                return Ok((Driver::IoUring, runtime.block_on(make(Driver::IoUring))));
+                let output = runtime.block_on(make(DriverChoice::IoUring));
+                return Ok((Driver::IoUring, output));
             }
-            Err(e) => crate::say!("ringscrape: io_uring unavailable ({e}); falling back to epoll"),
+            Err(e) => DriverChoice::fallback(&e),
         }
-    } else {
-        crate::say!("ringscrape: {DRIVER_ENV}=epoll; using the epoll driver");
-    }
+    };
     let mut runtime = RuntimeBuilder::<LegacyDriver>::new()
         .enable_timer()
         .build()?;
     DRIVER.with(|d| d.set(Some(Driver::Epoll)));
-    Ok((Driver::Epoll, runtime.block_on(make(Driver::Epoll))))
+    Ok((Driver::Epoll, runtime.block_on(make(choice))))
 }
 
 /// An io_uring runtime, with cooperative task running where the kernel has it (5.19+): the
@@ -105,4 +176,30 @@ pub fn set_nonblocking(fd: &impl std::os::fd::AsFd, on: bool) -> nix::Result<()>
         flags - OFlag::O_NONBLOCK
     };
     fcntl(fd, FcntlArg::F_SETFL(flags)).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_io_uring_is_said_by_the_kernels_words_short() {
+        let refused = DriverChoice::fallback(&io::Error::from_raw_os_error(nix::libc::EPERM));
+        assert_eq!(
+            refused,
+            DriverChoice::EpollFallback("Operation not permitted".into())
+        );
+        assert_eq!(refused.driver(), Driver::Epoll);
+        assert_eq!(
+            refused.why_not_io_uring().as_deref(),
+            Some("io_uring unavailable: Operation not permitted")
+        );
+        let long = io::Error::other("x".repeat(500));
+        let DriverChoice::EpollFallback(text) = DriverChoice::fallback(&long) else {
+            panic!("a fallback");
+        };
+        assert_eq!(text.len(), MAX_REFUSAL_CHARS);
+        assert_eq!(DriverChoice::IoUring.why_not_io_uring(), None);
+        assert_eq!(DriverChoice::IoUring.epoll_line(), None);
+    }
 }

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2Serializer};
 
 use crate::model::{ErrorKind, Record};
+use crate::runtime::DriverChoice;
 use crate::timeline::{IdMap, Timeline};
 
 /// Latencies above an hour are clamped; the deadline ends requests long before that.
@@ -198,6 +199,9 @@ pub struct WorkerStats {
     pub paced_by_quota_us: u64,
     /// Per-host figures (runs whose host varies).
     pub hosts: HostBoard,
+    /// The event loop the worker runs on (`None` until it has said: an older worker, or the
+    /// writer's tally, which counts rows only).
+    pub driver: Option<DriverChoice>,
 }
 
 impl Default for WorkerStats {
@@ -225,6 +229,7 @@ impl WorkerStats {
                 .expect("static histogram bounds are valid"),
             paced_by_quota_us: 0,
             hosts: HostBoard::default(),
+            driver: None,
         }
     }
 
@@ -263,6 +268,10 @@ impl WorkerStats {
         self.paced_by_quota_us += other.paced_by_quota_us;
         self.hosts.merge(&other.hosts);
         self.answers.merge(&other.answers);
+        // A shard's worker started again says its own driver: the latest one said is the shard's.
+        if other.driver.is_some() {
+            self.driver.clone_from(&other.driver);
+        }
         self.requests += other.requests;
         for (status, count) in &other.statuses {
             *self.statuses.entry(*status).or_default() += count;
@@ -290,9 +299,10 @@ impl WorkerStats {
             .expect("serialising a histogram into a Vec cannot fail");
     }
 
-    pub(crate) fn decode_latency(&mut self, mut bytes: &[u8]) -> Result<(), String> {
+    /// Reads the histogram at the front of `bytes`, leaving `bytes` at what follows it.
+    pub(crate) fn decode_latency(&mut self, bytes: &mut &[u8]) -> Result<(), String> {
         let decoded: Histogram<u64> = Deserializer::new()
-            .deserialize(&mut bytes)
+            .deserialize(bytes)
             .map_err(|e| format!("{e:?}"))?;
         self.latency_us.add(&decoded).map_err(|e| format!("{e:?}"))
     }
@@ -318,6 +328,8 @@ pub struct Summary {
     pub timeline: Option<Timeline>,
     /// What each item came to, over the id space (an earlier run's rows included).
     pub map: Option<IdMap>,
+    /// The event loop of each worker that said (shard by shard).
+    pub drivers: Vec<DriverChoice>,
 }
 
 #[cfg(test)]

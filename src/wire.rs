@@ -21,6 +21,8 @@
 //!                  n:u16 (len:u16 host[len] requests errors throttled paced_us latency_us_sum
 //!                         answered (u64 each))[n]
 //!                  latency histogram (HdrHistogram V2 encoding)
+//!                  [driver:u8  1 io_uring, 2 epoll (RINGSCRAPE_DRIVER), 3 epoll (io_uring refused:
+//!                   then len:u16 error[len])]    absent: not said (a worker of before issue 40)
 //! tag 3  = spec:   the worker's assignment (TOML text, see `assignment::WorkerSpec`)
 //! tag 4  = skip:   the ids to skip when resuming (an `IdSet`'s bytes)
 //! tag 5  = credentials: generation:u64 then `Name: value` lines (`--auth-command`'s headers;
@@ -34,6 +36,7 @@
 use std::io::{self, BufReader, Read};
 
 use crate::model::{Captured, ErrorKind, Record};
+use crate::runtime::DriverChoice;
 use crate::stats::WorkerStats;
 
 const TAG_RECORD: u8 = 1;
@@ -185,7 +188,28 @@ pub fn encode_stats(stats: &WorkerStats, out: &mut Vec<u8>) {
     }
     encode_hosts(stats, out);
     stats.encode_latency(out);
+    if let Some(driver) = &stats.driver {
+        encode_driver(driver, out);
+    }
     end_frame(out, at);
+}
+
+const DRIVER_IO_URING: u8 = 1;
+const DRIVER_EPOLL_FORCED: u8 = 2;
+const DRIVER_EPOLL_FALLBACK: u8 = 3;
+
+/// The stats' last, optional part: the worker's event loop.
+fn encode_driver(driver: &DriverChoice, out: &mut Vec<u8>) {
+    match driver {
+        DriverChoice::IoUring => out.push(DRIVER_IO_URING),
+        DriverChoice::EpollForced => out.push(DRIVER_EPOLL_FORCED),
+        DriverChoice::EpollFallback(error) => {
+            out.push(DRIVER_EPOLL_FALLBACK);
+            let error = &error.as_bytes()[..error.len().min(u16::MAX as usize)];
+            out.extend_from_slice(&(error.len() as u16).to_le_bytes());
+            out.extend_from_slice(error);
+        }
+    }
 }
 
 /// The stats' per-host part: quota pacing, hosts touched, the top hosts' figures.
@@ -277,6 +301,23 @@ impl Fields<'_> {
             }
             _ => None,
         }
+    }
+    /// The stats' optional driver: `None` when absent (an older worker) or of a code this
+    /// version does not know (a newer one); the outer `None` when torn.
+    fn driver(&mut self) -> Option<Option<DriverChoice>> {
+        if self.0.is_empty() {
+            return Some(None);
+        }
+        Some(match self.u8()? {
+            DRIVER_IO_URING => Some(DriverChoice::IoUring),
+            DRIVER_EPOLL_FORCED => Some(DriverChoice::EpollForced),
+            DRIVER_EPOLL_FALLBACK => {
+                let len = usize::from(self.u16()?);
+                let error = String::from_utf8_lossy(self.bytes(len)?).into_owned();
+                Some(DriverChoice::EpollFallback(error))
+            }
+            _ => None,
+        })
     }
     /// The optional tail: captured values, then the page and whether more follow.
     fn captured(&mut self) -> Option<(Captured, u32, bool)> {
@@ -399,7 +440,8 @@ fn decode_stats(payload: &[u8]) -> Result<WorkerStats, WireError> {
                 answered: f.u64()?,
             });
         }
-        stats.decode_latency(f.0).ok()?;
+        stats.decode_latency(&mut f.0).ok()?;
+        stats.driver = f.driver()?;
         Some(stats)
     };
     parse().ok_or(WireError::Malformed("stats"))
@@ -621,6 +663,50 @@ mod tests {
         assert_eq!(decoded.errors_by_kind[ErrorKind::Reset.slot()], 1);
         assert_eq!(decoded.latency_us.len(), 1);
         assert_eq!(decoded.answers, stats.answers);
+        assert_eq!(decoded.driver, None, "a worker that has not said");
+    }
+
+    #[test]
+    fn stats_carry_the_driver_after_the_histogram() {
+        for driver in [
+            DriverChoice::IoUring,
+            DriverChoice::EpollForced,
+            DriverChoice::EpollFallback("Operation not permitted".into()),
+        ] {
+            let mut stats = WorkerStats::new();
+            stats.record(&sample(1));
+            stats.driver = Some(driver.clone());
+            let mut buf = Vec::new();
+            encode_stats(&stats, &mut buf);
+            let frames = read_all(&buf).expect("well-formed stream");
+            let Some(Frame::Stats(decoded)) = frames.into_iter().next() else {
+                panic!("expected a stats frame");
+            };
+            assert_eq!(decoded.driver, Some(driver));
+            assert_eq!(
+                decoded.latency_us.len(),
+                1,
+                "the histogram before it intact"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stats_driver_of_a_newer_version_is_ignored_and_a_torn_one_refused() {
+        let mut stats = WorkerStats::new();
+        stats.rows = 3;
+        let frame_with = |tail: &[u8]| {
+            let mut buf = Vec::new();
+            encode_stats(&stats, &mut buf);
+            buf.extend_from_slice(tail);
+            let len = (buf.len() - HEADER_LEN) as u32;
+            buf[..4].copy_from_slice(&len.to_le_bytes());
+            buf
+        };
+        let frames = read_all(&frame_with(&[9, 1, 2, 3])).expect("an unknown code is no error");
+        assert!(matches!(&frames[0], Frame::Stats(s) if s.rows == 3 && s.driver.is_none()));
+        let torn = read_all(&frame_with(&[DRIVER_EPOLL_FALLBACK, 10, 0, b'x']));
+        assert!(matches!(torn, Err(WireError::Malformed("stats"))));
     }
 
     #[test]

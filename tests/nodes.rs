@@ -319,6 +319,39 @@ fn bad_node_settings_exit_2_with_one_line() {
     }
 }
 
+#[test]
+fn the_manifests_seccomp_lines_uncommented_ask_for_the_io_uring_profile() {
+    let k8s = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/k8s");
+    let manifest = std::fs::read_to_string(k8s.join("indexed-job.yaml")).expect("manifest");
+    assert!(
+        k8s.join("seccomp-io-uring.json").is_file(),
+        "the profile it names"
+    );
+    let uncommented: Vec<String> = manifest
+        .lines()
+        .map(|line| match line.strip_prefix("      # ") {
+            Some(rest) if rest.starts_with("securityContext:") || rest.starts_with("  ") => {
+                format!("      {rest}")
+            }
+            _ => line.to_string(),
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("with-profile.yaml");
+    std::fs::write(&path, uncommented.join("\n")).expect("write");
+    let (code, text) = check_manifest(&path);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("ok   seccompProfile Localhost profiles/seccomp-io-uring.json"),
+        "{text}"
+    );
+    let (_, as_shipped) = check_manifest(&k8s.join("indexed-job.yaml"));
+    assert!(
+        !as_shipped.contains("seccompProfile"),
+        "shipped commented out"
+    );
+}
+
 /// Runs the manifest check; returns its exit code and output.
 fn check_manifest(path: &Path) -> (Option<i32>, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/servers/check_k8s_job.py");

@@ -122,27 +122,6 @@ fn open_files_limit(pid: &str) -> (String, String) {
 }
 
 #[test]
-fn epoll_fallback_is_announced_and_still_writes_every_row() {
-    let server = Server::start(&[]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = TestCommand::run(dir.path(), &server.url(), "0..3000")
-        .shards(2)
-        .concurrency(16)
-        .output("out.csv")
-        .env("RINGSCRAPE_DRIVER", "epoll")
-        .output_of();
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
-    assert!(
-        stderr(&out).contains("using the epoll driver"),
-        "{}",
-        stderr(&out)
-    );
-    let rows = read_rows(&dir.path().join("out.csv"));
-    assert_one_row_per_id(&rows, 0, 3000);
-    assert!(rows.iter().all(|r| r.status == Some(200)));
-}
-
-#[test]
 fn unreachable_target_gives_connect_error_rows_not_a_crash() {
     // Bind then drop a listener: nothing listens on that port any more.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -15,6 +15,7 @@ mod diagnosis;
 mod dns;
 mod dns_scale;
 mod docs;
+mod driver;
 mod extract;
 mod faults;
 mod help;

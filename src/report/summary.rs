@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::driver::DriverView;
 use super::hosts::HostsView;
 use crate::stats::{ProxyTally, Summary};
 
@@ -74,6 +75,9 @@ pub struct SummaryDocument {
     /// most failing (`None`: one host, or a document of before issue 38).
     #[serde(default)]
     pub hosts: Option<HostsView>,
+    /// The event loop the workers ran on (`driver`, `driver_workers`, `driver_why`).
+    #[serde(flatten, default)]
+    pub ran_on: DriverView,
     /// Latency of the answered rows; `None` when none was answered.
     pub latency_ms: Option<Latency>,
     /// The rows over time, and over the id space (see `crate::timeline`).
@@ -156,6 +160,7 @@ impl SummaryDocument {
             unknown_coding: a.unknown_coding,
             extract_misses: a.extract_misses,
             hosts: HostsView::of(&s.hosts),
+            ran_on: DriverView::of(&summary.drivers),
             latency_ms,
             timeline: summary.timeline.as_ref().map(|t| t.to_json()),
             id_map: summary.map.as_ref().map(|m| m.to_json()),

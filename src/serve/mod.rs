@@ -209,7 +209,12 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
             capacity: capacity.clone(),
         };
         std::thread::spawn(move || {
-            let served = runtime::block_on(1024, move |_| accept_loop(listener, shared));
+            let served = runtime::block_on(1024, move |choice| {
+                if let Some(line) = choice.epoll_line() {
+                    crate::say!("{line}");
+                }
+                accept_loop(listener, shared)
+            });
             if let Err(e) | Ok((_, Err(e))) = served {
                 crate::say!("serve: {e}");
             }

@@ -3,6 +3,7 @@
 //! writer), and returns the run's outcome (the summary, what is missing) for the caller to print.
 
 mod credentials;
+mod driver_note;
 mod error;
 mod failures;
 mod keeper;

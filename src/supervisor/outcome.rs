@@ -143,6 +143,7 @@ pub(super) fn summarize(ended: Ended) -> RunOutcome {
         auto_concurrency,
         timeline: Some(views.timeline),
         map: Some(views.map),
+        drivers: workers.iter().filter_map(|s| s.driver.clone()).collect(),
     };
     let complete = report.failed.is_none() && ended.failed_shards == 0 && have_rows == ended.items;
     let missing = (!complete && !stdout_closed).then_some(Missing {

@@ -9,6 +9,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use super::credentials::Credentials;
+use super::driver_note::DriverNote;
 use super::error::SupervisorError;
 use super::failures::{answers_so_far, target_of};
 use super::keeper::{Keeper, ShardEnd, describe_exit};
@@ -109,9 +110,11 @@ pub(super) fn run_shards(
 
     let progress = Progress::new(items - kept, cfg.progress);
     let diagnosis = Diagnosis::new(target_of(cfg));
+    let driver_note = DriverNote::default();
     let watching = Watching {
         progress: &progress,
         diagnosis: &diagnosis,
+        driver_note: &driver_note,
         board: &board,
         metrics: metrics.clone(),
         showing: &mut showing,
@@ -128,6 +131,8 @@ pub(super) fn run_shards(
         stop.kill_workers();
     }
     let failed_shards = collect_workers(workers, &report, cfg.by_host);
+    // A run too short for a second's look says it now.
+    driver_note.look(&board, |line| crate::say!("{line}"));
     let auth_failed = finish_credentials(credentials.as_ref(), refresher);
     let on_disk = rows_on_disk_after(cfg, &report);
     let workers = board.lock().map(|board| board.clone()).unwrap_or_default();
@@ -202,10 +207,11 @@ fn keep_credentials_fresh(
 }
 
 /// What watches the rows as they are written: the progress line, the diagnosis of the first
-/// answers and of an abort, the metrics and the live views.
+/// answers and of an abort, the note of workers on epoll, the metrics and the live views.
 struct Watching<'a> {
     progress: &'a Progress,
     diagnosis: &'a Diagnosis,
+    driver_note: &'a DriverNote,
     board: &'a StatsBoard,
     metrics: Option<Arc<Metrics>>,
     showing: &'a mut views::Showing,
@@ -224,6 +230,7 @@ fn write_shards_rows(
     let Watching {
         progress,
         diagnosis,
+        driver_note,
         board,
         metrics,
         showing,
@@ -236,14 +243,15 @@ fn write_shards_rows(
             stop.terminate_workers();
         },
     };
-    let mut first_rows = writer::EachSecond(|report: &WriterReport| {
+    // Each second: the diagnosis of the first rows, and whether the workers are on epoll.
+    let mut looks = writer::EachSecond(|report: &WriterReport| {
         if let Some(line) = diagnosis.first_rows(&report.first, &answers_so_far(board), false) {
             progress.suspend(|| crate::say!("{line}"));
         }
+        driver_note.look(board, |line| progress.suspend(|| crate::say!("{line}")));
     });
     let (mut progress_line, mut counting) = (progress.clone(), metrics);
-    let mut observers: Vec<&mut dyn RowObserver> =
-        vec![&mut progress_line, showing, &mut first_rows];
+    let mut observers: Vec<&mut dyn RowObserver> = vec![&mut progress_line, showing, &mut looks];
     observers.extend(counting.as_mut().map(|m| m as &mut dyn RowObserver));
     writer::write_rows(rx, rows, shards, stop_on, &mut observers)
 }

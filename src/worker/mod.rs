@@ -270,7 +270,13 @@ pub fn run() -> Result<(), WorkerError> {
     let entries = (spec.fetch.concurrency as u32 * 4)
         .next_power_of_two()
         .clamp(256, 32_768);
-    let (_driver, result) = runtime::block_on(entries, |_driver| {
+    let (_driver, result) = runtime::block_on(entries, |choice| {
+        // Not said here: the supervisor says an epoll run once, from every worker's stats.
+        if let Some(line) = choice.epoll_line() {
+            let line = line.trim_start_matches("ringscrape: ");
+            crate::detail!("ringscrape: shard {}: {line}", spec.shard);
+        }
+        shared.stats.borrow_mut().driver = Some(choice);
         fetch_shard(spec, shared.clone(), stop, plan)
     })
     .map_err(WorkerError::Runtime)?;
@@ -288,6 +294,11 @@ async fn fetch_shard(
         shared.live.set(shared.live.get() + 1);
         monoio::spawn(fetch_loop(slot, index, shared.clone()));
     }
+    // The driver reaches the supervisor at once, not with the first stats a second later.
+    shared
+        .sink
+        .borrow_mut()
+        .push_stats(&shared.stats_with(&plan));
     tend(&shared, &stop, spec.fetch.grace, &plan).await;
     if let Some(memory) = plan.memory().filter(|m| m.waits.get() > 0) {
         crate::detail!(

@@ -53,6 +53,14 @@ def main(path):
     check("results volume is the claim", claim is not None and claim.claim_name == pvc.metadata.name)
     check("claim is ReadWriteMany", pvc.spec.access_modes == ["ReadWriteMany"])
     check("whole cores requested", container.resources.requests["cpu"] == container.resources.limits["cpu"])
+    # Commented out in the manifest (io_uring allowed by config/k8s/seccomp-io-uring.json): checked
+    # when a test uncomments it.
+    profile = pod.security_context.seccomp_profile if pod.security_context else None
+    if profile is not None:
+        check(
+            "seccompProfile Localhost profiles/seccomp-io-uring.json",
+            profile.type == "Localhost" and profile.localhost_profile == "profiles/seccomp-io-uring.json",
+        )
     print("manifest ok")
 
 
