@@ -46,14 +46,14 @@ fn site(delay_ms: u64, location_extra: &str) -> Site {
     let serve = Server::start(&["--delay-ms", &delay]);
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("access.log");
-    let port = free_port();
     let server = format!(
         "access_log {} hosts;\nlocation / {{\n{location_extra}\nproxy_pass http://127.0.0.1:{};\n}}",
         log.display(),
         serve.port()
     );
     let formats = "log_format hosts '$host $msec $request_time $status';";
-    let nginx = Nginx::start_on_every_address(port, formats, &server);
+    let nginx = Nginx::start_on_every_address(formats, &server);
+    let port = nginx.port();
     Site {
         _serve: serve,
         _nginx: nginx,

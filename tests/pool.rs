@@ -35,7 +35,6 @@ fn write_keys(dir: &Path, hosts: usize, items: usize) {
 fn logging_nginx(dir: &Path, http: &str) -> (Nginx, u16) {
     let log = dir.join("access.log");
     let nginx = Nginx::start_on_every_address(
-        free_port(),
         &format!(
             "log_format conns '$connection $connection_requests $remote_addr $host $status';\n{http}"
         ),
@@ -44,12 +43,7 @@ fn logging_nginx(dir: &Path, http: &str) -> (Nginx, u16) {
             log.display()
         ),
     );
-    let port = nginx
-        .base
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a port");
+    let port = nginx.port();
     (nginx, port)
 }
 

@@ -309,7 +309,6 @@ fn a_slow_robots_txt_holds_one_slot_not_every_slot() {
     let serve = Server::start(&["--delay-ms", "3000..3000"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("access.log");
-    let port = free_port();
     let (slow, fast) = ("127.0.9.1", "127.0.9.2");
     let http = format!(
         "log_format robots '$host $msec $request_uri $status';\n\
@@ -324,7 +323,8 @@ fn a_slow_robots_txt_holds_one_slot_not_every_slot() {
         log.display(),
         serve.port()
     );
-    let nginx = Nginx::start_on_every_address(port, &http, &server);
+    let nginx = Nginx::start_on_every_address(&http, &server);
+    let port = nginx.port();
     let mut keys = String::from("host,n\n");
     for n in 0..40 {
         keys.push_str(&format!("{},{n}\n", if n < 30 { slow } else { fast }));

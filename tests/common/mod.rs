@@ -569,19 +569,42 @@ impl Nginx {
         }
     }
 
-    /// Plain nginx listening on `port` of every IPv4 address (`0.0.0.0`): each address of
-    /// 127.0.0.0/8 is then a host of its own, no DNS needed. `base` names 127.0.0.1.
-    pub fn start_on_every_address(port: u16, http_directives: &str, server_body: &str) -> Nginx {
-        let (child, dir) = Self::spawn(None, &["0.0.0.0"], port, "", http_directives, server_body);
-        let up = wait_for(Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        assert!(up.is_some(), "nginx did not start listening on {port}");
-        Nginx {
-            child,
-            _dir: dir,
-            base: format!("http://127.0.0.1:{port}"),
+    /// Plain nginx listening on a free port of every IPv4 address (`0.0.0.0`): each address of
+    /// 127.0.0.0/8 is then a host of its own, no DNS needed. `base` names 127.0.0.1. A port free
+    /// on 127.0.0.1 may still be held on another loopback address by a test running beside
+    /// (a client's own port): nginx then cannot bind it and exits, and another port is tried.
+    pub fn start_on_every_address(http_directives: &str, server_body: &str) -> Nginx {
+        for _ in 0..5 {
+            let port = free_port();
+            let (mut child, dir) =
+                Self::spawn(None, &["0.0.0.0"], port, "", http_directives, server_body);
+            let up = wait_for(Duration::from_secs(10), || {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Some(true);
+                }
+                matches!(child.try_wait(), Ok(Some(_))).then_some(false)
+            });
+            match up {
+                Some(true) => {
+                    return Nginx {
+                        child,
+                        _dir: dir,
+                        base: format!("http://127.0.0.1:{port}"),
+                    };
+                }
+                Some(false) => continue,
+                None => panic!("nginx did not start listening on {port}"),
+            }
         }
+        panic!("nginx could not bind a free port on 0.0.0.0 in 5 tries");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.base
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("the base URL ends in its port")
     }
 
     /// Plain nginx inside network namespace `netns`, listening on `port` of each address of
