@@ -15,9 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::common::{
-    Nginx, Server, TestCommand, free_port, kill_9, read_rows, stderr, wait_for_rows,
-};
+use crate::common::{Nginx, Server, TestCommand, kill_9, read_rows, stderr, wait_for_rows};
 
 /// The caps, over two workers.
 const CAPS: [&str; 6] = ["--host-concurrency", "2", "--host-rate", "5", "-s", "2"];
