@@ -267,3 +267,34 @@ fn retries_wait_in_a_queue_and_free_their_slot() {
     // About 2 s queued, 26 s with slots held: the bound leaves a loaded box room.
     assert!(took < std::time::Duration::from_secs(15), "took {took:?}");
 }
+
+/// A slot's deadline timer is set once and moved on only when it fires before the request's own
+/// deadline: a request that hangs after others on the same slot still gets its whole timeout,
+/// counted from its own start (not the first request's), and then ends.
+#[test]
+fn a_request_hanging_after_quick_ones_on_its_slot_gets_its_whole_timeout() {
+    // Ids 0..3 answer after 100 ms each; id 4 never does: it starts ~0.4 s after the slot's
+    // first request, whose deadline the timer was set for.
+    let server = Server::start(&["--delay-ms", "100..100", "--stall-every", "5"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    TestCommand::run(dir.path(), &server.url(), "0..5")
+        .shards(1)
+        .concurrency(1)
+        .output("out.csv")
+        .args(["--timeout", "1", "--retries", "0"])
+        .ok();
+    let rows = read_rows(&dir.path().join("out.csv"));
+    assert_one_row_per_id(&rows, 0, 5);
+    for row in &rows {
+        if row.id == 4 {
+            assert_eq!(row.error, "timeout", "{row:?}");
+            assert!(
+                (950.0..1500.0).contains(&row.latency_ms),
+                "timed out after {} ms, not its own 1 s: {row:?}",
+                row.latency_ms
+            );
+        } else {
+            assert_eq!((row.status, row.error.as_str()), (Some(200), ""), "{row:?}");
+        }
+    }
+}

@@ -12,7 +12,7 @@
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
+use std::task::{Poll, ready};
 use std::time::{Duration, Instant};
 
 mod admit;
@@ -449,6 +449,11 @@ impl Slot {
         self.refused = false;
         let deadline = monoio::time::Instant::from_std(started + self.plan.limits.timeout);
         let mut timer = match self.timer.take() {
+            // Still set for an earlier request's deadline: left as it is, and moved on to this
+            // one only if it fires first (`before`). Moving it for every request (monoio takes
+            // the entry out of its wheel and puts it back) was 0.6% (HTTP/1.1) to 1.3% (HTTP/2)
+            // of a run's profile.
+            Some(timer) if timer.deadline() <= deadline => timer,
             Some(mut timer) => {
                 timer.as_mut().reset(deadline);
                 timer
@@ -457,7 +462,7 @@ impl Slot {
         };
         let result = {
             let exchange = std::pin::pin!(self.exchange(values, bound));
-            before(timer.as_mut(), exchange).await
+            before(timer.as_mut(), deadline, exchange).await
         };
         self.timer = Some(timer);
         self.plan.gate.returned();
@@ -485,19 +490,27 @@ impl Slot {
     }
 }
 
-/// What `work` comes to, or `None` if `expiry` fires first. Unlike monoio's `timeout`, which
-/// takes the future by value and moves it twice more, this polls it where the caller pinned it:
-/// a request's future is over a kilobyte, and copying it was the largest user-space cost per
-/// request (callgrind).
+/// What `work` comes to, or `None` once `deadline` has passed. `expiry` may be set earlier than
+/// `deadline` (it is not moved forward for every request): when it fires early it is moved to
+/// `deadline` then. Unlike monoio's `timeout`, which takes the future by value and moves it
+/// twice more, this polls it where the caller pinned it: a request's future is over a kilobyte,
+/// and copying it was the largest user-space cost per request (callgrind).
 async fn before<F: Future>(
     mut expiry: Pin<&mut monoio::time::Sleep>,
+    deadline: monoio::time::Instant,
     mut work: Pin<&mut F>,
 ) -> Option<F::Output> {
     std::future::poll_fn(|cx| {
         if let Poll::Ready(output) = work.as_mut().poll(cx) {
             return Poll::Ready(Some(output));
         }
-        expiry.as_mut().poll(cx).map(|()| None)
+        loop {
+            ready!(expiry.as_mut().poll(cx));
+            if expiry.deadline() >= deadline {
+                return Poll::Ready(None);
+            }
+            expiry.as_mut().reset(deadline);
+        }
     })
     .await
 }
