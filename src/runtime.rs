@@ -113,7 +113,7 @@ impl Driver {
 /// Runs `make()`'s future to completion on a fresh runtime with timers enabled (the HTTP client's
 /// pool and every request deadline need them). `ring_entries` sizes the io_uring queue. Says
 /// nothing: `make` is handed the choice, to say or pass on.
-pub fn block_on<F, Fut>(ring_entries: u32, make: F) -> io::Result<(Driver, Fut::Output)>
+pub fn block_on<F, Fut>(ring_entries: u32, make: F) -> io::Result<Fut::Output>
 where
     F: FnOnce(DriverChoice) -> Fut,
     Fut: Future,
@@ -125,8 +125,7 @@ where
         match io_uring_runtime(ring_entries) {
             Ok(mut runtime) => {
                 DRIVER.with(|d| d.set(Some(Driver::IoUring)));
-                let output = runtime.block_on(make(DriverChoice::IoUring));
-                return Ok((Driver::IoUring, output));
+                return Ok(runtime.block_on(make(DriverChoice::IoUring)));
             }
             Err(e) => DriverChoice::fallback(&e),
         }
@@ -135,7 +134,7 @@ where
         .enable_timer()
         .build()?;
     DRIVER.with(|d| d.set(Some(Driver::Epoll)));
-    Ok((Driver::Epoll, runtime.block_on(make(choice))))
+    Ok(runtime.block_on(make(choice)))
 }
 
 /// An io_uring runtime, with cooperative task running where the kernel has it (5.19+): the

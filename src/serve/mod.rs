@@ -215,7 +215,7 @@ pub fn serve(opts: ServeOptions) -> Result<(), ServeError> {
                 }
                 accept_loop(listener, shared)
             });
-            if let Err(e) | Ok((_, Err(e))) = served {
+            if let Err(e) | Ok(Err(e)) = served {
                 crate::say!("serve: {e}");
             }
         });

@@ -270,7 +270,7 @@ pub fn run() -> Result<(), WorkerError> {
     let entries = (spec.fetch.concurrency as u32 * 4)
         .next_power_of_two()
         .clamp(256, 32_768);
-    let (_driver, result) = runtime::block_on(entries, |choice| {
+    runtime::block_on(entries, |choice| {
         // Not said here: the supervisor says an epoll run once, from every worker's stats.
         if let Some(line) = choice.epoll_line() {
             let line = line.trim_start_matches("ringscrape: ");
@@ -279,8 +279,7 @@ pub fn run() -> Result<(), WorkerError> {
         shared.stats.borrow_mut().driver = Some(choice);
         fetch_shard(spec, shared.clone(), stop, plan)
     })
-    .map_err(WorkerError::Runtime)?;
-    result
+    .map_err(WorkerError::Runtime)?
 }
 
 async fn fetch_shard(
