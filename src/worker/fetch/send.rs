@@ -136,12 +136,18 @@ impl Slot {
         let wants = Self::wants(&plan, method);
         let bound = bound?;
         if let Some(shared) = self.shared_to_try(&plan, &bound) {
-            match Box::pin(shared.acquire(&plan.dialer)).await? {
+            // A seat with room is taken without the opening's future (4.5 KiB, boxed: it
+            // was allocated and copied for every request).
+            let acquired = match shared.take_seat() {
+                Some(seat) => Acquired::Seat(seat),
+                None => Box::pin(shared.acquire(&plan.dialer)).await?,
+            };
+            match acquired {
                 Acquired::Seat(seat) => {
                     self.reused = seat.reused();
                     self.going_through(plan.dialer.proxy_of(seat.route()));
                     let exchange = seat.exchange(&template, values, hop, &wants, &mut self.answer);
-                    let result = Box::pin(exchange).await;
+                    let result = exchange.await;
                     self.refused = seat.refused();
                     if self.refused {
                         shared.learn_from_refusal(&seat);
@@ -204,11 +210,7 @@ impl Slot {
 
     async fn send_on_own_conn(&mut self, wants: &Wants<'_>) -> Result<(), Failure> {
         // What an idle connection received is no answer to the request about to go: it goes.
-        if self
-            .conn
-            .as_mut()
-            .is_some_and(|conn| conn.stream_mut().spoiled_while_idle())
-        {
+        if self.conn.as_mut().is_some_and(H1Conn::spoiled_while_idle) {
             self.conn = None;
         }
         // Proxies share requests, not connections: a slot whose kept-alive connection goes

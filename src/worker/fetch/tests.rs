@@ -20,6 +20,7 @@ use crate::verbosity::Verbosity;
 use crate::worker::conn::scripted::{Read, Script};
 use crate::worker::conn::stream::Stream;
 use crate::worker::failure::Failure;
+use crate::worker::http::h1::CHECK_IDLE_AFTER;
 use crate::worker::pages::Chain;
 use crate::worker::schedule::retry::Verdict;
 
@@ -335,6 +336,8 @@ fn a_pooled_connection_the_server_closed_while_idle_is_passed_over() {
     let (fresh, _) = answering(&[OK]);
     let mut slot = slot_elsewhere(vec![closed, fresh]);
     try_elsewhere(&mut slot, 0);
+    // Idle long enough to be looked at.
+    std::thread::sleep(CHECK_IDLE_AFTER * 2);
     let second = try_elsewhere(&mut slot, 1);
     assert_eq!((second.status, second.attempts), (Some(200), 1));
     let requests = first.borrow().windows(4).filter(|w| w == b"GET ").count();
@@ -343,6 +346,23 @@ fn a_pooled_connection_the_server_closed_while_idle_is_passed_over() {
         "nothing sent on a connection the peek found closed"
     );
     assert_eq!(scripted_left_elsewhere(&slot), 0);
+}
+
+#[test]
+fn a_pooled_connection_that_has_just_answered_is_not_looked_at() {
+    let (mut closed, first) = answering(&[OK, OK]);
+    closed.closed_while_idle = true;
+    let (fresh, _) = answering(&[OK]);
+    let mut slot = slot_elsewhere(vec![closed, fresh]);
+    try_elsewhere(&mut slot, 0);
+    let second = try_elsewhere(&mut slot, 1);
+    assert_eq!((second.status, second.attempts), (Some(200), 1));
+    let requests = first.borrow().windows(4).filter(|w| w == b"GET ").count();
+    assert_eq!(
+        requests, 2,
+        "the second request went on the same connection"
+    );
+    assert_eq!(scripted_left_elsewhere(&slot), 1, "the fresh one unused");
 }
 
 #[test]

@@ -231,7 +231,8 @@ impl Lanes {
             .map_or(STREAMS_PER_LANE, |lane| lane.room())
     }
 
-    fn take_room(&self) -> Option<LaneSeat> {
+    /// A place on a lane with room now, if any.
+    pub fn take_room(&self) -> Option<LaneSeat> {
         let mut lanes = self.lanes.borrow_mut();
         lanes.retain(|lane| !lane.broken.get());
         let budget = self.budget.get().unwrap_or(u64::MAX);

@@ -48,6 +48,13 @@ impl Shared {
         }
     }
 
+    /// A seat on a connection with room, if one has room now (no connection is opened).
+    pub fn take_seat(&self) -> Option<Seat> {
+        match self {
+            Shared::H2(lanes) => lanes.take_room().map(Seat::H2),
+        }
+    }
+
     /// A seat on a connection with room, opening one when none has.
     pub async fn acquire(&self, dialer: &Dialer) -> Result<Acquired, Failure> {
         match self {
