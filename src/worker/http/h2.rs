@@ -341,18 +341,13 @@ async fn exchange_on_lane(
     let (head, mut body) = response.into_parts();
     held.lane.answered.set(held.lane.answered.get() + 1);
     answer.status = head.status.as_u16();
-    let length: Option<u64> = head
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
-    read_head(&head.headers, wants, answer);
+    let Framing { length, encoded } = read_head(&head.headers, wants, answer);
     if wants.head_request {
         return Ok(());
     }
     // As for HTTP/1.1: no coding to undo on an answer that has no body.
     let bodiless = matches!(answer.status, 204 | 304) || length == Some(0);
-    if !bodiless && head.headers.contains_key(http::header::CONTENT_ENCODING) {
+    if !bodiless && encoded {
         let values = head.headers.get_all(http::header::CONTENT_ENCODING);
         let content = Codings::parse(values.iter().map(|v| v.as_bytes()));
         answer.expect_codings(content, Vec::new(), wants);
@@ -407,8 +402,19 @@ async fn read_body(
     Ok(())
 }
 
-/// Captured headers, `Retry-After`, the rate-limit headers and `Location` from a response head.
-fn read_head(headers: &http::HeaderMap, wants: &Wants<'_>, answer: &mut Answer) {
+/// What a response head says of its body.
+struct Framing {
+    /// Its `Content-Length` (the first, as a number).
+    length: Option<u64>,
+    /// A `Content-Encoding` was named.
+    encoded: bool,
+}
+
+/// Captured headers, `Retry-After`, the rate-limit headers and `Location` from a response head,
+/// and how its body comes. One pass over the lines (the first of a name counts, as `get` would
+/// take): a hashed lookup per name read was the larger part of this (callgrind).
+fn read_head(headers: &http::HeaderMap, wants: &Wants<'_>, answer: &mut Answer) -> Framing {
+    use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, LOCATION, RETRY_AFTER};
     answer.captured.clear();
     for name in wants.capture {
         let mut values = headers.get_all(name.as_str()).iter();
@@ -421,20 +427,37 @@ fn read_head(headers: &http::HeaderMap, wants: &Wants<'_>, answer: &mut Answer) 
             joined
         }));
     }
-    answer.retry_after = headers
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    // One pass over the names (a first byte tells most apart), not a lookup per header name.
+    answer.retry_after = None;
     answer.rate_limit = Reading::default();
+    answer.location = None;
+    let mut framing = Framing {
+        length: None,
+        encoded: false,
+    };
+    let (mut retry_after_seen, mut length_seen) = (false, false);
     for (name, value) in headers {
-        if let Some(field) = quota::Field::of(name.as_str().as_bytes()) {
+        if name == CONTENT_LENGTH {
+            if !std::mem::replace(&mut length_seen, true) {
+                framing.length = value.to_str().ok().and_then(|v| v.trim().parse().ok());
+            }
+        } else if name == CONTENT_ENCODING {
+            framing.encoded = true;
+        } else if name == RETRY_AFTER {
+            if !std::mem::replace(&mut retry_after_seen, true) {
+                answer.retry_after = value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
+            }
+        } else if name == LOCATION {
+            if answer.location.is_none() {
+                answer.location = Some(value.as_bytes().to_vec());
+            }
+        } else if let Some(field) = quota::Field::of(name.as_str().as_bytes()) {
             answer.rate_limit.take(field, value.as_bytes());
         }
     }
-    answer.location = headers
-        .get(http::header::LOCATION)
-        .map(|v| v.as_bytes().to_vec());
+    framing
 }
 
 /// The connection, not only this stream, is gone.

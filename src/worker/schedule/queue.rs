@@ -93,6 +93,17 @@ impl WorkQueue {
         }
     }
 
+    /// Where item `index`'s chain of pages goes on from (a resumed run's), else its start.
+    /// Looked up only while some are left: hashing every item's index (SipHash) for an empty
+    /// map was 1.4% of the worker's instructions per request.
+    fn continuation_of(&self, index: u64) -> Chain {
+        let mut continuations = self.continuations.borrow_mut();
+        match continuations.is_empty() {
+            true => Chain::default(),
+            false => continuations.remove(&index).unwrap_or_default(),
+        }
+    }
+
     /// Items go through `lookahead`, each in the queue of its host as `template` names it.
     pub fn by_host(mut self, lookahead: Lookahead, template: RequestTemplate) -> Self {
         self.hosts = Some((lookahead, template));
@@ -246,11 +257,7 @@ impl WorkQueue {
                 self.exhausted.set(!self.cursor.is_stopped());
                 break;
             };
-            hosts.item_mut(at).chain = self
-                .continuations
-                .borrow_mut()
-                .remove(&index)
-                .unwrap_or_default();
+            hosts.item_mut(at).chain = self.continuation_of(index);
             let work = Work { index, attempts: 0 };
             if let Some(work) = self.queue_for_host(hosts, template, at, work, item, now) {
                 return Next::Work(work);
@@ -321,11 +328,7 @@ impl WorkQueue {
         if retries.len() < self.max_waiting
             && let Some(index) = self.cursor.next(&mut item.values)
         {
-            item.chain = self
-                .continuations
-                .borrow_mut()
-                .remove(&index)
-                .unwrap_or_default();
+            item.chain = self.continuation_of(index);
             return Next::Work(Work { index, attempts: 0 });
         }
         match retries.peek() {
