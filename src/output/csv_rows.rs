@@ -31,6 +31,9 @@ pub struct CsvRows<W: Write> {
     /// The quoting rules of a default `csv::Writer` (`,`, `"` doubled, `\n` rows).
     quoting: csv_core::Writer,
     schema: Schema,
+    /// The schema has key, page, captured header or extracted columns (without, a row skips
+    /// looking at each list).
+    texts: bool,
     encoded: Vec<u8>,
 }
 
@@ -40,6 +43,10 @@ impl<W: Write> CsvRows<W> {
             out,
             pending: Vec::with_capacity(BUFFER_BYTES + QUOTE_CHUNK),
             quoting: csv_core::WriterBuilder::new().build(),
+            texts: !schema.keys.is_empty()
+                || schema.pages.is_some()
+                || !schema.capture_headers.is_empty()
+                || !schema.extract.is_empty(),
             schema,
             encoded: Vec::new(),
         };
@@ -68,15 +75,17 @@ impl<W: Write> CsvRows<W> {
         // Latin-1 (or a regex match of bytes) would make the whole file unreadable as UTF-8, so
         // each is written as bodies are in text mode, `base64:` when not UTF-8. Error rows carry
         // no captured headers or fields: their columns stay empty.
-        let captured = &record.captured;
-        self.write_texts(&captured.keys, self.schema.keys.len())?;
-        if self.schema.pages.is_some() {
-            self.pending.push(b',');
-            self.plain(itoa::Buffer::new().format(record.page));
-            self.write_texts(std::slice::from_ref(&captured.next), 1)?;
+        if self.texts {
+            let captured = &record.captured;
+            self.write_texts(&captured.keys, self.schema.keys.len())?;
+            if self.schema.pages.is_some() {
+                self.pending.push(b',');
+                self.plain(itoa::Buffer::new().format(record.page));
+                self.write_texts(std::slice::from_ref(&captured.next), 1)?;
+            }
+            self.write_texts(&captured.headers, self.schema.capture_headers.len())?;
+            self.write_texts(&captured.extracted, self.schema.extract.len())?;
         }
-        self.write_texts(&captured.headers, self.schema.capture_headers.len())?;
-        self.write_texts(&captured.extracted, self.schema.extract.len())?;
         let body = record.captured.body.as_deref();
         match self.schema.body {
             BodyColumn::None => {}
