@@ -100,8 +100,13 @@ fn base64_into(bytes: &[u8], out: &mut Vec<u8>) {
 
 /// `1234567` µs → `1234.567` (ms with three decimals, no float formatting).
 pub(super) fn format_millis(us: u32, out: &mut Vec<u8>) {
-    let mut whole = itoa::Buffer::new();
     out.clear();
+    append_millis(us, out);
+}
+
+/// [`format_millis`] appended to `out`.
+pub(super) fn append_millis(us: u32, out: &mut Vec<u8>) {
+    let mut whole = itoa::Buffer::new();
     out.extend_from_slice(whole.format(us / 1000).as_bytes());
     let frac = us % 1000;
     out.extend_from_slice(&[

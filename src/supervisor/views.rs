@@ -74,19 +74,28 @@ impl Showing {
     /// Every second, from the writer: the time throttled goes into the timeline, and the live
     /// page gets a new state.
     fn tick(&mut self, report: &WriterReport) {
-        let workers = self.workers();
-        let throttled = workers.iter().map(|w| w.throttled_us).sum();
+        // Summed under the lock: the workers' figures are copied (a latency histogram of
+        // ~190 KB each) only for a page that shows them.
+        let throttled = self
+            .board
+            .lock()
+            .map(|board| board.iter().map(|w| w.throttled_us).sum())
+            .unwrap_or_default();
         self.views
             .timeline
             .note_throttled(throttled, Instant::now());
         if let Some(live) = &self.live {
-            live.set(&self.state(report, &workers, true));
+            live.set(&self.state(report, &self.workers(), true));
         }
     }
 
     /// The run has ended: the last state for the page, and the report; the views, for the
     /// summary.
     pub fn finish(self, report: &WriterReport) -> Views {
+        if self.report.is_none() && self.live.is_none() {
+            // Nothing shows the last state: not made (its id map alone is 4,096 cells).
+            return self.views;
+        }
         let workers = self.workers();
         let state = self.state(report, &workers, false);
         if let Some(path) = &self.report {
