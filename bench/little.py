@@ -3,7 +3,7 @@
 serve --delay-ms 0..900` (mean 0.45 s) in a network namespace of its own (ports 1024-65535), for
 200,000 and for 1,200,000 ids. The extra million ids cost (wall difference) / 1e6 seconds each:
 that rate over Little's law (16,384 / 0.45 s) is the steady state, free of ramp-up and drain.
-Also prints each run's listen-queue overflows and SYN retransmits (nstat).
+Also prints each run's peak RSS of the process tree, listen-queue overflows and SYN retransmits (nstat).
 
     sudo python3 bench/little.py [NAME=BINARY ...]     (default: target/release/ringscrape)
 
@@ -45,7 +45,7 @@ def main():
                     finally:
                         serve.stop()
                     walls.setdefault((name, n), []).append(run["wall"])
-                    print(f"{name} {n} ids: {run['wall']:.2f} s, listen overflows "
+                    print(f"{name} {n} ids: {run['wall']:.2f} s, peak tree RSS {run['rss']:.1f} MB, listen overflows "
                           f"{counts.get('TcpExtListenOverflows', 0)}, SYN retransmits "
                           f"{counts.get('TcpExtTCPSynRetrans', 0)}", flush=True)
     finally:
