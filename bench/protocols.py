@@ -19,6 +19,9 @@ from the environment (defaults 200000, 5 and all five). PERF=DIR records a `perf
 each ringscrape run of the last round into DIR (needs perf). WAKEUPS=1 adds a run of each
 ringscrape on each door under `perf stat`: io_uring_enter / epoll_wait calls, context switches
 and peeks (recvfrom) per request, counts that do not drift with the machine's speed.
+INSTRUCTIONS=1 adds a run of every client on every door under valgrind's callgrind (20,000
+requests; wrk for 5 s, 20 s over TLS): user-space instructions per request of the whole process tree, the figure
+that tells a 10% change apart where CPU time on a shared machine cannot (needs valgrind).
 """
 
 import os
@@ -163,6 +166,8 @@ def main():
             profile_each(binaries, nginx, doors)
         if os.environ.get("WAKEUPS"):
             count_wakeups(binaries, nginx, doors)
+        if os.environ.get("INSTRUCTIONS"):
+            count_instructions(binaries, nginx, doors)
     finally:
         nginx.stop()
     if ROUNDS == 0:
@@ -191,6 +196,53 @@ def count_wakeups(binaries, nginx, doors):
                 if len(fields) > 2 and fields[0].strip().isdigit():
                     figures[fields[2]] = int(fields[0]) / N
             print(f"{door:6} {name:12} " + " ".join(f"{figures.get(e, float('nan')):7.3f}" for e in WAKEUP_EVENTS))
+
+
+INSTRUCTION_REQUESTS = 20000
+
+
+def instructions_of(cmd, env=None):
+    """Runs cmd under callgrind, children too; the instructions of the whole tree, and its output."""
+    out = Path(tempfile.mkdtemp(prefix="ringscrape-callgrind-"))
+    try:
+        _, text = cpu_of(["valgrind", "--tool=callgrind", "--trace-children=yes",
+                          f"--callgrind-out-file={out}/callgrind.%p", *cmd], env=env)
+        total = 0
+        for path in out.glob("callgrind.*"):
+            for line in path.read_text(errors="replace").splitlines():
+                if line.startswith("summary:"):
+                    total += int(line.split()[1])
+        return total, text
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def count_instructions(binaries, nginx, doors):
+    """Every client on every door once under callgrind: user-space instructions per request."""
+    n = INSTRUCTION_REQUESTS
+    print(f"user-space instructions per request (callgrind, whole process tree, {n} requests; wrk 5 s, "
+          f"20 s over TLS):")
+    for door, peer in doors.items():
+        figures = []
+        for name, binary in binaries.items():
+            cmd = [binary, "run", "-u", f"{nginx.url(door)}/log?id={{id}}", "-i", f"0..{n}", "-s", "1",
+                   "-c", str(IN_FLIGHT), "-o", str(nginx.dir / "rows.csv"), "--overwrite", "--no-progress",
+                   "-q", "-k", *(["--http2"] if door in ("h2", "h2c") else [])]
+            env = {**os.environ, "RINGSCRAPE_DRIVER": "epoll"} if door == "epoll" else None
+            total, _ = instructions_of(cmd, env=env)
+            figures.append((name, total / n))
+        if peer == "h2load":
+            total, _ = instructions_of(["h2load", "-n", str(n), "-c", str(H2_CONNS), "-t", "1", "-m",
+                                        str(IN_FLIGHT // H2_CONNS + 1), f"{nginx.url(door)}/log?id=1"])
+            figures.append((peer, total / n))
+        else:
+            # Under callgrind 256 TLS handshakes take wrk seconds: long enough for answers after.
+            seconds = 20 if door == "tls" else 5
+            total, out = instructions_of(["wrk", "-t1", f"-c{IN_FLIGHT}", f"-d{seconds}s",
+                                          f"{nginx.url(door)}/log?id=1"])
+            requests = next(int(line.split()[0]) for line in out.splitlines() if "requests in" in line)
+            figures.append((peer, total / requests if requests else float("nan")))
+        print(f"{door:6} " + "  ".join(f"{name} {per:,.0f}" for name, per in figures))
 
 
 def profile_each(binaries, nginx, doors):
