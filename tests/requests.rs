@@ -492,3 +492,44 @@ fn a_body_from_a_file_expands_the_key_and_keeps_its_bytes() {
         );
     }
 }
+
+#[test]
+fn a_body_larger_than_the_socket_takes_at_once_arrives_whole() {
+    // 2 MiB: more than a loopback socket takes in one write, so each request is sent partly
+    // straight to the socket and the rest through the runtime as the server reads.
+    let body: Vec<u8> = (0u32..2 << 20)
+        .map(|i| match (i.wrapping_mul(2_654_435_761) >> 24) as u8 {
+            b'{' => b'x',
+            b => b,
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("body.bin");
+    std::fs::write(&file, &body).expect("write");
+    let hashed = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())",
+        ])
+        .arg(&file)
+        .output()
+        .expect("python3");
+    let sha256 = String::from_utf8_lossy(&hashed.stdout).trim().to_owned();
+    assert_eq!(sha256.len(), 64, "{hashed:?}");
+    let target = AiohttpTarget::start();
+    let url = format!("{}/digest?id={{id}}", target.base);
+    let rows = scrape_ok(
+        dir.path(),
+        &url,
+        0,
+        12,
+        3,
+        &["-d", "@body.bin", "--save-body", "--timeout", "60"],
+    );
+    for row in &rows {
+        assert_eq!(row.status, Some(200), "{row:?}");
+        let seen: Value = serde_json::from_str(&row.extra[0]).expect("json");
+        assert_eq!(seen["length"], body.len(), "{row:?}");
+        assert_eq!(seen["sha256"], sha256.as_str(), "{row:?}");
+    }
+}

@@ -6,10 +6,12 @@
   /empty?id=N    204, no body
   /notmod?id=N   304, no body
   /echo          200, JSON {"method", "headers": [[name, value], ...], "body"} of the request
+  /digest        200, JSON {"length", "sha256"} of a POST's body (up to 64 MiB)
 
 Prints "listening on http://127.0.0.1:PORT" once it accepts connections.
 """
 import asyncio
+import hashlib
 import socket
 import sys
 
@@ -53,8 +55,14 @@ async def echo(request):
     })
 
 
+async def digest(request):
+    data = await request.read()
+    return web.json_response({"length": len(data), "sha256": hashlib.sha256(data).hexdigest()})
+
+
 async def listen(routes):
-    app = web.Application()
+    # Bodies of several MiB (the default refuses over 1 MiB).
+    app = web.Application(client_max_size=64 << 20)
     app.add_routes(routes)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -77,4 +85,4 @@ def serve(routes):
 if __name__ == "__main__":
     serve([web.get("/log", log), web.get("/chunked", chunked),
            web.get("/empty", empty), web.get("/notmod", notmod),
-           web.route("*", "/echo", echo)])
+           web.route("*", "/echo", echo), web.post("/digest", digest)])

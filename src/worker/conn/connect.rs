@@ -35,7 +35,7 @@ use super::pace::Pacer;
 use super::proxy::{self, SocksTarget};
 use super::proxy_board::{ProxyBoard, ProxyHealth};
 use super::resolve::Targets;
-use super::stream::Stream;
+use super::stream::{Stream, Tcp};
 use crate::model::ErrorKind;
 use crate::net::{NetSpec, Protocol, Proxy, ProxyKind};
 use crate::request::{Origin, Scheme};
@@ -352,10 +352,11 @@ impl Dialer {
         let mut tcp = self.connect_tcp(&route.targets).await?;
         let _ = tcp.set_nodelay(true);
         through_proxy(&route.via, &mut tcp).await?;
+        let fd = tcp.as_raw_fd();
+        let tcp = Tcp::new(tcp, self.protocol == Protocol::Http1);
         let Some((connector, name)) = &self.tls else {
             return Ok(Stream::plain(tcp));
         };
-        let fd = tcp.as_raw_fd();
         match connector.connect(name.clone(), tcp).await {
             Ok(stream) => {
                 tls::handshake_completed();

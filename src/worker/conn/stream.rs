@@ -21,8 +21,8 @@ use crate::runtime::{self, Driver};
 /// Plain TCP, or TLS over it (boxed: a rustls client session is over a kilobyte, and a run of
 /// 16,384 plain connections would carry that size in each).
 enum Bytes {
-    Plain(TcpStream),
-    Tls(Box<ClientTlsStream<TcpStream>>),
+    Plain(Tcp),
+    Tls(Box<ClientTlsStream<Tcp>>),
     #[cfg(test)]
     Scripted(super::scripted::Script),
 }
@@ -34,8 +34,8 @@ pub struct Stream {
 }
 
 impl Stream {
-    pub fn plain(tcp: TcpStream) -> Stream {
-        let fd = tcp.as_raw_fd();
+    pub fn plain(tcp: Tcp) -> Stream {
+        let fd = tcp.stream.as_raw_fd();
         Stream {
             bytes: Bytes::Plain(tcp),
             fd,
@@ -43,7 +43,7 @@ impl Stream {
     }
 
     /// `fd`: the descriptor of the TCP socket under `tls`, taken before the handshake.
-    pub fn tls(tls: ClientTlsStream<TcpStream>, fd: RawFd) -> Stream {
+    pub fn tls(tls: ClientTlsStream<Tcp>, fd: RawFd) -> Stream {
         Stream {
             bytes: Bytes::Tls(Box::new(tls)),
             fd,
@@ -80,7 +80,7 @@ impl Stream {
             #[cfg(test)]
             Bytes::Scripted(script) => script.closed_while_idle,
             Bytes::Plain(tcp) if runtime::current_driver() == Some(Driver::Epoll) => {
-                !read_would_block(tcp)
+                !read_would_block(&mut tcp.stream)
             }
             _ => {
                 let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
@@ -104,6 +104,62 @@ fn read_would_block(tcp: &mut TcpStream) -> bool {
     // Dropped unfinished: on the epoll driver a read is a plain system call tried when the socket
     // is ready, so nothing is left in flight (on io_uring it would be, hence the peek there).
     read.poll(&mut cx).is_pending()
+}
+
+/// A TCP connection whose writes may go to the socket straight away: one `send` system call
+/// past the runtime, which takes what the socket does not take at once. On io_uring a write
+/// through the runtime is a submission whose completion wakes the task once more per request,
+/// only to go on to the read: sent straight, a plain HTTP/1.1 request cost the worker 12% fewer
+/// instructions (HTTPS 3%). HTTP/2 writes through the runtime: its frames, sent as they came,
+/// made more and smaller writes (+2%). The epoll driver makes the same system call either way.
+pub struct Tcp {
+    stream: TcpStream,
+    send_now: bool,
+}
+
+impl Tcp {
+    /// `send_now`: write straight to the socket first (HTTP/1.1).
+    pub fn new(stream: TcpStream, send_now: bool) -> Tcp {
+        Tcp { stream, send_now }
+    }
+}
+
+impl AsyncReadRent for Tcp {
+    fn read<T: IoBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.stream.read(buf)
+    }
+
+    fn readv<T: IoVecBufMut>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.stream.readv(buf)
+    }
+}
+
+impl AsyncWriteRent for Tcp {
+    async fn write<T: IoBuf>(&mut self, buf: T) -> BufResult<usize, T> {
+        if !self.send_now {
+            return self.stream.write(buf).await;
+        }
+        // SAFETY: an `IoBuf` holds `bytes_init` readable bytes at `read_ptr` while it is owned
+        // (here, until it is handed on or back).
+        let bytes = unsafe { std::slice::from_raw_parts(buf.read_ptr(), buf.bytes_init()) };
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+        match nix::sys::socket::send(self.stream.as_raw_fd(), bytes, flags) {
+            Err(Errno::EAGAIN | Errno::EINTR) => self.stream.write(buf).await,
+            sent => (sent.map_err(io::Error::from), buf),
+        }
+    }
+
+    fn writev<T: IoVecBuf>(&mut self, buf: T) -> impl Future<Output = BufResult<usize, T>> {
+        self.stream.writev(buf)
+    }
+
+    fn flush(&mut self) -> impl Future<Output = io::Result<()>> {
+        self.stream.flush()
+    }
+
+    fn shutdown(&mut self) -> impl Future<Output = io::Result<()>> {
+        self.stream.shutdown()
+    }
 }
 
 impl AsyncReadRent for Stream {

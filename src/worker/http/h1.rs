@@ -198,3 +198,90 @@ pub fn write_request(parts: &RequestParts<'_>, out: &mut Vec<u8>, body: &mut Vec
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(body);
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpListener};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::worker::conn::stream::Tcp;
+
+    const BODY: usize = 4 << 20;
+
+    /// A server that reads nothing for a while, then the whole request, then answers: its
+    /// socket fills, so the client's socket takes only part of the request at once.
+    fn slow_reader() -> (SocketAddr, std::thread::JoinHandle<Vec<u8>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let peer = std::thread::spawn(move || {
+            let (mut socket, _) = listener.accept().expect("accept");
+            // A request cut short fails the test rather than hanging it.
+            let patience = Some(Duration::from_secs(10));
+            socket.set_read_timeout(patience).expect("timeout");
+            std::thread::sleep(Duration::from_millis(100));
+            let mut received = Vec::new();
+            let mut chunk = vec![0u8; 64 << 10];
+            while !received.ends_with(b"\x7f") {
+                let n = socket.read(&mut chunk).expect("read");
+                assert_ne!(n, 0, "the request ended early");
+                received.extend_from_slice(&chunk[..n]);
+            }
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .expect("answer");
+            received
+        });
+        (addr, peer)
+    }
+
+    fn large_request() -> Vec<u8> {
+        let mut request =
+            format!("POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {BODY}\r\n\r\n").into_bytes();
+        request.extend((0..BODY - 1).map(|i| b'a' + (i % 26) as u8));
+        request.push(0x7f);
+        request
+    }
+
+    async fn exchange_with(addr: SocketAddr) -> (u16, Vec<u8>) {
+        let tcp = monoio::net::TcpStream::connect(addr)
+            .await
+            .expect("connect");
+        let mut conn = H1Conn::new(Stream::plain(Tcp::new(tcp, true)));
+        let wants = Wants {
+            capture: &[],
+            keep_body: true,
+            memory: None,
+            head_request: false,
+            max_body: 1 << 20,
+            cut_past_max: false,
+            decode: false,
+        };
+        let mut answer = Answer::default();
+        let mut request = large_request();
+        conn.exchange(&mut request, &wants, &mut answer)
+            .await
+            .expect("exchange");
+        (answer.status, answer.body)
+    }
+
+    #[test]
+    fn a_request_larger_than_the_socket_takes_at_once_is_sent_whole_on_both_drivers() {
+        let (addr, peer) = slow_reader();
+        let mut uring = monoio::RuntimeBuilder::<monoio::IoUringDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("io_uring runtime");
+        assert_eq!(uring.block_on(exchange_with(addr)), (200, b"ok".to_vec()));
+        assert!(peer.join().expect("peer") == large_request());
+
+        let (addr, peer) = slow_reader();
+        let mut epoll = monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("epoll runtime");
+        assert_eq!(epoll.block_on(exchange_with(addr)), (200, b"ok".to_vec()));
+        assert!(peer.join().expect("peer") == large_request());
+    }
+}
