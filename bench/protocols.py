@@ -9,8 +9,8 @@ Starts one nginx on loopback (one worker, pinned to the last core) with four doo
 knowledge); a fifth door, `epoll`, is the plain one with ringscrape on its epoll driver
 (`RINGSCRAPE_DRIVER=epoll`, what a container without io_uring gets). Every client's whole
 process tree runs on core 0 (`taskset`). In each round every client makes N requests with 256
-in flight on every door in turn, ROUNDS rounds; printed are the median user+sys CPU of the tree
-per request and the median of the per-round ratios to the C peer on the same door (`wrk -t1
+in flight on every door in turn (every other round in reverse order), ROUNDS rounds; printed
+are the median user+sys CPU of the tree per request and the median of the per-round ratios to the C peer on the same door (`wrk -t1
 -c256` on one URL for HTTP/1.1 — its leanest form; h2load for HTTP/2). ringscrape writes every
 row to CSV. Several ringscrape binaries can be named (e.g. `before=/tmp/rs-old
 after=target/release/ringscrape`) to compare builds in one run. Needs nginx, openssl, wrk and
@@ -153,13 +153,18 @@ def main():
     try:
         for round_ in range(ROUNDS):
             for door, peer in doors.items():
-                for name, binary in binaries.items():
-                    samples[door, name].append(ringscrape(binary, nginx, door))
-                if peer == "h2load":
-                    samples[door, peer].append(h2load(nginx, door))
-                else:
-                    # About as long as the last ringscrape run took.
-                    samples[door, peer].append(wrk(nginx, door, max(1, round(cpu_of.wall))))
+                # Every other round runs the clients in reverse order: what ran just before a
+                # client weighs on its CPU (one run had the second build behind on epoll in every
+                # round, and level when the order alternated).
+                clients = [*binaries.items(), (peer, None)]
+                for name, binary in clients[::-1] if round_ % 2 else clients:
+                    if binary:
+                        samples[door, name].append(ringscrape(binary, nginx, door))
+                    elif peer == "h2load":
+                        samples[door, peer].append(h2load(nginx, door))
+                    else:
+                        # About as long as the last ringscrape run took.
+                        samples[door, peer].append(wrk(nginx, door, max(1, round(cpu_of.wall))))
             figures = "  ".join(f"{door}/{client} {series[-1] * 1e6:.2f}" for (door, client), series in samples.items())
             print(f"round {round_ + 1} of {ROUNDS} (µs/req): {figures}", file=sys.stderr)
         if PERF:
