@@ -287,6 +287,19 @@ mod tests {
     }
 
     #[test]
+    fn the_largest_body_and_no_body_round_trip_in_the_spec_frame() {
+        let mut spec = spec();
+        // Every byte value, over and over: base64 must carry them all.
+        spec.fetch.request.body =
+            Some((0..crate::request::MAX_BODY_LEN).map(|i| i as u8).collect());
+        let bytes = encode_assignment(&spec, None);
+        assert_eq!(read(&bytes).expect("largest body").spec, spec);
+        spec.fetch.request.body = None;
+        let bytes = encode_assignment(&spec, None);
+        assert_eq!(read(&bytes).expect("no body").spec, spec);
+    }
+
+    #[test]
     fn credentials_end_the_hand_over_and_the_next_ones_stay_in_the_reader() {
         let mut bytes = encode_assignment(&spec(), None);
         wire::encode_credentials(1, "Authorization: Bearer a", &mut bytes);

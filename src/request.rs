@@ -32,6 +32,8 @@ pub struct RequestSpec {
     pub method: Option<String>,
     /// `Name: value` lines, in order.
     pub headers: Vec<String>,
+    /// Base64 in the worker spec: TOML would write each byte as a number (~4.6 bytes each).
+    #[serde(default, with = "base64_body")]
     pub body: Option<Vec<u8>>,
     pub user_agent: String,
     /// `accept-encoding` sent unless the headers have one (`None`: none of ours).
@@ -91,6 +93,27 @@ impl RequestSpec {
 
 /// The codings ringscrape decodes, asked for by default as aiohttp, httpx and curl
 /// `--compressed` do: a real API then sends 3–10× fewer bytes.
+/// The largest body `-d` sends: it travels to every worker base64-encoded inside the worker
+/// spec, one frame of at most [`crate::wire::MAX_FRAME_LEN`] (16 MiB) with the rest of the spec.
+pub const MAX_BODY_LEN: usize = 8 << 20;
+
+/// The body as base64 text (see [`RequestSpec::body`]).
+mod base64_body {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error};
+
+    pub fn serialize<S: Serializer>(body: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        body.as_ref().map(|b| STANDARD.encode(b)).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| STANDARD.decode(text).map_err(D::Error::custom))
+            .transpose()
+    }
+}
+
 pub const ACCEPT_ENCODING: &str = "gzip, deflate, br, zstd";
 
 /// A compiled [`RequestSpec`].

@@ -494,10 +494,11 @@ fn a_body_from_a_file_expands_the_key_and_keeps_its_bytes() {
 }
 
 #[test]
-fn a_body_larger_than_the_socket_takes_at_once_arrives_whole() {
-    // 2 MiB: more than a loopback socket takes in one write, so each request is sent partly
-    // straight to the socket and the rest through the runtime as the server reads.
-    let body: Vec<u8> = (0u32..2 << 20)
+fn the_largest_body_arrives_whole_and_a_larger_one_is_a_usage_error() {
+    // 8 MiB, the most `-d` sends: more than a loopback socket takes in one write, so each
+    // request is sent partly straight to the socket and the rest through the runtime as the
+    // server reads; and the body travels to the workers in the spec frame.
+    let body: Vec<u8> = (0u32..8 << 20)
         .map(|i| match (i.wrapping_mul(2_654_435_761) >> 24) as u8 {
             b'{' => b'x',
             b => b,
@@ -522,7 +523,7 @@ fn a_body_larger_than_the_socket_takes_at_once_arrives_whole() {
         dir.path(),
         &url,
         0,
-        12,
+        6,
         3,
         &["-d", "@body.bin", "--save-body", "--timeout", "60"],
     );
@@ -532,4 +533,22 @@ fn a_body_larger_than_the_socket_takes_at_once_arrives_whole() {
         assert_eq!(seen["length"], body.len(), "{row:?}");
         assert_eq!(seen["sha256"], sha256.as_str(), "{row:?}");
     }
+    // One byte more: refused before anything starts, in one line.
+    let mut larger = body;
+    larger.push(b'x');
+    std::fs::write(&file, &larger).expect("write");
+    let out = TestCommand::new(dir.path())
+        .args(["run", "-u", &url, "--ids", "0..3", "-d", "@body.bin"])
+        .args(["-o", "larger.csv"])
+        .output_of();
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with(
+            "error: --data: the body is 8388609 bytes; ringscrape sends a body of at most 8 MiB"
+        ),
+        "{err}"
+    );
+    assert!(!dir.path().join("larger.csv").exists());
 }

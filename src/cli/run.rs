@@ -30,7 +30,7 @@ pub struct RunArgs {
     /// request), and with --http2 connection headers (Connection, Upgrade…)
     #[arg(short = 'H', long = "header", alias = "headers", value_name = "HEADER")]
     pub headers: Vec<String>,
-    /// Request body ({id} expands in it); @FILE reads the body from FILE
+    /// Request body ({id} expands in it), at most 8 MiB; @FILE reads the body from FILE
     #[arg(short = 'd', long, value_name = "TEXT|@FILE")]
     pub data: Option<String>,
     /// Command (run with sh -c) that prints credentials: every line of its output must be

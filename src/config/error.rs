@@ -57,6 +57,10 @@ pub enum ConfigError {
     Tls(#[from] TlsError),
     #[error("--{0} @{1}: {2}")]
     ReadArg(&'static str, PathBuf, std::io::Error),
+    #[error(
+        "--data: the body is {0} bytes; ringscrape sends a body of at most 8 MiB (8388608 bytes)"
+    )]
+    BodyTooLarge(usize),
     #[error("--capture-header {0:?}: not a header name")]
     CaptureName(String),
     #[error(transparent)]

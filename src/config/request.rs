@@ -7,7 +7,7 @@ use crate::job::{Job, URL_COLUMN};
 use crate::model::{BodyColumn, BodyEncoding, Pages, Schema};
 use crate::nodes::{self, Node};
 use crate::output::bodies;
-use crate::request::RequestSpec;
+use crate::request::{MAX_BODY_LEN, RequestSpec};
 
 use super::error::ConfigError;
 
@@ -116,6 +116,9 @@ pub(super) fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
         }),
         None => None,
     };
+    if let Some(body) = body.as_ref().filter(|b| b.len() > MAX_BODY_LEN) {
+        return Err(ConfigError::BodyTooLarge(body.len()));
+    }
     Ok(RequestSpec {
         url,
         method: args.method.clone(),
