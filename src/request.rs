@@ -136,6 +136,10 @@ pub struct RequestTemplate {
     /// A placeholder in the host, or for the URL's start: `origin` then names no real host,
     /// and [`RequestTemplate::origin_of`] gives each item's.
     varies: Option<Varies>,
+    /// When no header varies (no hole, the host the run's): every header line as HTTP/1.1
+    /// writes it (`name: value\r\n`), written whole rather than line by line and piece by
+    /// piece for each request (about 3% of a plain request's instructions).
+    fixed_lines: Option<Box<[u8]>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -246,6 +250,16 @@ impl<'a> RequestParts<'a> {
             })
     }
 
+    /// Every header line (`name: value\r\n`, in order) when none varies for this request —
+    /// it goes to the item's own origin, no header has a hole — else `None`: then
+    /// [`RequestParts::headers`] gives them one by one.
+    pub fn fixed_lines(&self) -> Option<&'a [u8]> {
+        match (self.hop, &self.own) {
+            (None, None) => self.template.fixed_lines.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Appends a header's value.
     pub fn write_value(&self, value: &HeaderValueOf<'_>, out: &mut Vec<u8>) {
         match value {
@@ -326,7 +340,7 @@ impl RequestTemplate {
             .into_iter()
             .map(|slot| (slot, names[slot].to_string()))
             .collect();
-        let template = RequestTemplate {
+        let mut template = RequestTemplate {
             origin,
             method,
             path_holes,
@@ -335,7 +349,9 @@ impl RequestTemplate {
             body,
             header_slots,
             varies,
+            fixed_lines: None,
         };
+        template.fixed_lines = template.render_fixed_lines();
         if !starts {
             template.check_path(&spec.url, names.len())?;
         }
@@ -358,7 +374,25 @@ impl RequestTemplate {
             let value = Template::literal(value.as_bytes());
             template.headers.push((name.clone(), value));
         }
+        template.fixed_lines = template.render_fixed_lines();
         template
+    }
+
+    /// See [`RequestTemplate::fixed_lines`]: `None` when a header has a hole or the host is
+    /// each item's.
+    fn render_fixed_lines(&self) -> Option<Box<[u8]>> {
+        if self.varies.is_some() || self.headers.iter().any(|(_, value)| value.has_hole()) {
+            return None;
+        }
+        let none = Values::default();
+        let mut lines = Vec::new();
+        for (name, value) in &self.headers {
+            lines.extend_from_slice(name.as_str().as_bytes());
+            lines.extend_from_slice(b": ");
+            value.expand_into(&none, &mut lines);
+            lines.extend_from_slice(b"\r\n");
+        }
+        Some(lines.into_boxed_slice())
     }
 
     /// The first `-H` header that HTTP/2 forbids (`Connection`, `Upgrade`…), as a message

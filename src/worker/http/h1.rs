@@ -184,11 +184,16 @@ pub fn write_request(parts: &RequestParts<'_>, out: &mut Vec<u8>, body: &mut Vec
     out.push(b' ');
     parts.write_target(out);
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in parts.headers() {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        parts.write_value(&value, out);
-        out.extend_from_slice(b"\r\n");
+    match parts.fixed_lines() {
+        Some(lines) => out.extend_from_slice(lines),
+        None => {
+            for (name, value) in parts.headers() {
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+                parts.write_value(&value, out);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
     }
     if parts.write_body(body) || parts.expects_body() {
         out.extend_from_slice(b"content-length: ");

@@ -359,6 +359,65 @@ fn http2_leaves_out_connection_specific_headers() {
 }
 
 #[test]
+fn fixed_header_lines_are_written_as_line_by_line_and_never_on_a_redirect_elsewhere() {
+    let mut s = spec("http://h:8080/log?id={id}");
+    s.headers = vec!["Authorization: Bearer a".into(), "Accept: */*".into()];
+    let t = RequestTemplate::compile(&s).expect("valid");
+    let values = Values::one(b"7");
+    let fixed = t.parts(&values, None).expect("fits").fixed_lines();
+    let fixed = String::from_utf8(fixed.expect("no header varies").to_vec()).expect("utf-8");
+    assert_eq!(
+        fixed,
+        "host: h:8080\r\nauthorization: Bearer a\r\naccept: */*\r\nuser-agent: ringscrape/test\r\n"
+    );
+    // A hop writes the lines one by one: to the same place, the same bytes as the fixed lines.
+    let hop_to = |origin: &Origin| Hop {
+        origin: origin.clone(),
+        target: b"/log?id=7".to_vec(),
+        method: http::Method::GET,
+        with_body: false,
+    };
+    let mut one_by_one = Vec::new();
+    write_h1_hop(
+        &t,
+        &values,
+        &hop_to(&t.origin),
+        &mut one_by_one,
+        &mut Vec::new(),
+    )
+    .expect("fits");
+    assert_eq!(String::from_utf8(one_by_one).expect("utf-8"), h1(&t, b"7"));
+    assert_eq!(
+        h1(&t, b"7"),
+        format!("GET /log?id=7 HTTP/1.1\r\n{fixed}\r\n")
+    );
+    // Elsewhere: that host, and the credential stays home.
+    let evil = Origin {
+        host: "evil.example".into(),
+        authority: "evil.example".into(),
+        ..t.origin.clone()
+    };
+    let mut out = Vec::new();
+    write_h1_hop(&t, &values, &hop_to(&evil), &mut out, &mut Vec::new()).expect("fits");
+    let out = String::from_utf8(out).expect("utf-8");
+    assert!(out.contains("host: evil.example\r\n"), "{out}");
+    assert!(
+        !out.contains("authorization") && out.contains("accept: */*"),
+        "{out}"
+    );
+    // A header with a hole has no fixed lines.
+    s.headers.push("X-Item: {id}".into());
+    let t = RequestTemplate::compile(&s).expect("valid");
+    assert!(
+        t.parts(&values, None)
+            .expect("fits")
+            .fixed_lines()
+            .is_none()
+    );
+    assert!(h1(&t, b"7").contains("x-item: 7\r\n"));
+}
+
+#[test]
 fn credentials_go_to_the_items_own_origin_only_every_one_the_redaction_list_names() {
     let mut s = spec("https://{id}.example.com/list?key=1");
     s.headers = vec![
