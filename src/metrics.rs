@@ -6,7 +6,9 @@
 //! Metrics: `ringscrape_rows_total{outcome}` (rows by status class `2xx`…`5xx` or error kind),
 //! `ringscrape_items_done_total`, `ringscrape_requests_total` (every attempt),
 //! `ringscrape_retries_total`, `ringscrape_inflight`, `ringscrape_throttled_seconds`,
-//! `ringscrape_latency_seconds` (histogram of answered rows), `ringscrape_shard_rows_total{shard}`.
+//! `ringscrape_latency_seconds` (histogram of answered rows), `ringscrape_shard_rows_total{shard}`,
+//! `ringscrape_workers{driver}` (workers by event loop: `io_uring`, or `epoll` where a container
+//! refuses io_uring — what a cluster's operator looks for when a run is slower than expected).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -22,6 +24,7 @@ use prometheus_client::registry::Registry;
 
 use crate::model::Record;
 use crate::output::writer::{RowObserver, WriterReport};
+use crate::runtime::Driver;
 use crate::status_server::{self, Answer};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -32,6 +35,11 @@ struct OutcomeLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShardLabel {
     shard: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DriverLabel {
+    driver: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,6 +59,7 @@ pub struct Metrics {
     throttled: Gauge<f64, AtomicU64>,
     latency: Histogram,
     shard_rows: Family<ShardLabel, Counter>,
+    workers: Family<DriverLabel, Gauge>,
     proxy_rows: Family<ProxyLabel, Gauge>,
     proxy_failures: Family<ProxyLabel, Gauge>,
     proxy_benched: Family<ProxyLabel, Gauge<f64, AtomicU64>>,
@@ -115,6 +124,12 @@ impl Metrics {
             latency.clone(),
         );
         registry.register("shard_rows", "Rows written per shard", shard_rows.clone());
+        let workers = Family::<DriverLabel, Gauge>::default();
+        registry.register(
+            "workers",
+            "Workers by event loop: io_uring, or epoll where io_uring is refused",
+            workers.clone(),
+        );
         let proxy_rows = Family::<ProxyLabel, Gauge>::default();
         let proxy_failures = Family::<ProxyLabel, Gauge>::default();
         let proxy_benched = Family::<ProxyLabel, Gauge<f64, AtomicU64>>::default();
@@ -143,6 +158,7 @@ impl Metrics {
             throttled,
             latency,
             shard_rows,
+            workers,
             proxy_rows,
             proxy_failures,
             proxy_benched,
@@ -184,6 +200,23 @@ impl Metrics {
         self.inflight
             .set(i64::try_from(inflight).unwrap_or(i64::MAX));
         self.throttled.set(throttled_us as f64 / 1e6);
+    }
+
+    /// The event loop of each worker that has said which (`None`: not yet).
+    pub fn set_drivers(&self, drivers: impl IntoIterator<Item = Option<Driver>>) {
+        let mut counts = [(Driver::IoUring, 0), (Driver::Epoll, 0)];
+        for driver in drivers.into_iter().flatten() {
+            if let Some((_, n)) = counts.iter_mut().find(|(d, _)| *d == driver) {
+                *n += 1;
+            }
+        }
+        // Both, zero included: a shard started again on another loop leaves no stale count.
+        for (driver, n) in counts {
+            let label = DriverLabel {
+                driver: driver.name(),
+            };
+            self.workers.get_or_create(&label).set(n);
+        }
     }
 
     /// What each proxy carried so far, over all workers.
@@ -259,6 +292,7 @@ mod tests {
         metrics.record(1, &row(Some(503), None, 3));
         metrics.record(1, &row(None, Some(ErrorKind::Timeout), 3));
         metrics.set_workers(7, 1_500_000);
+        metrics.set_drivers([Some(Driver::Epoll), None, Some(Driver::Epoll)]);
         let tally = crate::stats::ProxyTally {
             connections: 3,
             rows: 40,
@@ -285,6 +319,15 @@ mod tests {
             assert!(text.contains(line), "{line}: {text}");
         }
         assert!(text.contains("ringscrape_inflight 7"), "{text}");
+        // A worker yet to say is not counted.
+        assert!(
+            text.contains("ringscrape_workers{driver=\"epoll\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ringscrape_workers{driver=\"io_uring\"} 0"),
+            "{text}"
+        );
         assert!(
             text.contains("ringscrape_shard_rows_total{shard=\"1\"} 2"),
             "{text}"

@@ -73,6 +73,24 @@ fn live_metrics_follow_the_run() {
         second.contains_key("ringscrape_throttled_seconds{}"),
         "{second:?}"
     );
+    // Each worker counted once, on the event loop it runs (epoll where io_uring is refused).
+    let drivers: Vec<(&String, &f64)> = second
+        .iter()
+        .filter(|(name, _)| name.starts_with("ringscrape_workers{"))
+        .collect();
+    assert!(
+        drivers.iter().all(|(name, _)| [
+            "ringscrape_workers{driver=io_uring}",
+            "ringscrape_workers{driver=epoll}"
+        ]
+        .contains(&name.as_str())),
+        "{drivers:?}"
+    );
+    assert_eq!(
+        drivers.iter().map(|(_, n)| **n).sum::<f64>(),
+        2.0,
+        "{drivers:?}"
+    );
     let answered = second["ringscrape_latency_seconds_count{}"];
     assert_eq!(answered, rows(&second));
     let slow = second["ringscrape_latency_seconds_bucket{le=0.0128}"];

@@ -147,8 +147,8 @@ impl RowObserver for Showing {
     }
 }
 
-/// Before each scrape of `/metrics`: the workers' in-flight requests, time throttled and
-/// proxies, from their latest figures.
+/// Before each scrape of `/metrics`: the workers' in-flight requests, time throttled, event
+/// loops and proxies, from their latest figures.
 pub fn refresh_metrics(board: &StatsBoard) -> impl Fn(&Metrics) + Send + Sync + 'static {
     let board = board.clone();
     move |m| {
@@ -156,6 +156,7 @@ pub fn refresh_metrics(board: &StatsBoard) -> impl Fn(&Metrics) + Send + Sync + 
             let inflight = board.iter().map(|s| s.in_flight).sum();
             let throttled = board.iter().map(|s| s.throttled_us).sum();
             m.set_workers(inflight, throttled);
+            m.set_drivers(board.iter().map(|s| s.driver.as_ref().map(|d| d.driver())));
             let mut proxies = crate::stats::AnswerCounts::default();
             for stats in board.iter() {
                 proxies.merge(&stats.answers);
