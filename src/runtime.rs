@@ -25,8 +25,9 @@ pub fn files_per_slot(spools_bodies: bool) -> u64 {
 /// Set to `epoll` to skip io_uring (to test the fallback, or on kernels where it misbehaves).
 pub const DRIVER_ENV: &str = "RINGSCRAPE_DRIVER";
 
-/// Which event loop a runtime ended up on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which event loop a runtime ended up on (`io_uring` or `epoll` in documents, as [`Driver::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Driver {
     IoUring,
     Epoll,

@@ -175,6 +175,13 @@ fn the_live_page_moves_with_the_run_and_the_report_equals_its_summary() {
         summary(dir.path())["rows"].as_u64().expect("rows")
     );
     assert_eq!(shown(&texts, "done"), 6000);
+    // Each worker's event loop, as the summary names the run's.
+    let workers = report_state(&report)["workers"].clone();
+    let driver = summary(dir.path())["driver"].clone();
+    assert_eq!(workers.as_array().map(Vec::len), Some(2), "{workers}");
+    for worker in workers.as_array().into_iter().flatten() {
+        assert_eq!(worker["driver"], driver, "{workers}");
+    }
     assert_eq!(texts["eta"], "done", "{texts}");
     assert_eq!(texts["mode"], "finished", "{texts}");
 }

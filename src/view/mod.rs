@@ -92,6 +92,7 @@ impl State<'_> {
                     shard,
                     rows: w.rows,
                     in_flight: w.in_flight,
+                    driver: w.driver.as_ref().map(crate::runtime::DriverChoice::driver),
                 })
                 .collect(),
             proxies: answers.proxies,
@@ -138,6 +139,7 @@ mod tests {
         let worker = |host: &str, errors| {
             let mut stats = WorkerStats::new();
             stats.paced_by_quota_us = 500_000;
+            stats.driver = Some(crate::runtime::DriverChoice::EpollForced);
             stats.hosts.touched = 1;
             stats.hosts.top.push(crate::stats::HostFigures {
                 host: host.to_string(),
@@ -163,6 +165,7 @@ mod tests {
             serde_json::to_value(&document).expect("serialises")
         };
         let two = state(&[worker("a.test", 1), worker("b.test", 3)]);
+        assert_eq!(two["workers"][0]["driver"], "epoll");
         assert_eq!(two["hosts"]["touched"], 2);
         assert_eq!(two["hosts"]["failing"][0]["host"], "b.test");
         assert_eq!(two["hosts"]["failing"][1]["host"], "a.test");
@@ -205,6 +208,8 @@ mod tests {
         let state = serde_json::to_value(&state).expect("serialises");
         assert_eq!(state["version"], STATE_VERSION);
         assert_eq!(state["totals"]["status"]["2xx"], 1);
+        // A worker yet to say its event loop has none.
+        assert_eq!(state["workers"][0]["driver"], json!(null));
         // 1.8 s in: the first second is drawn, the second (cut short by the end) is not.
         assert_eq!(
             state["timeline"]["buckets"].as_array().map(Vec::len),

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::report::hosts::HostsView;
+use crate::runtime::Driver;
 use crate::stats::ProxyTally;
 
 /// The state document's version: raised when a field changes meaning or goes away.
@@ -81,6 +82,9 @@ pub struct WorkerState {
     pub shard: usize,
     pub rows: u64,
     pub in_flight: u64,
+    /// Its event loop, once it has said (a container that refuses io_uring gets epoll).
+    #[serde(default)]
+    pub driver: Option<Driver>,
 }
 
 /// `tune`'s sweep: each step, the knee, the budget.

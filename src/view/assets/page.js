@@ -147,10 +147,10 @@ function render(state) {
     ...(t.paced_by_ratelimit_s > 0 ? [["paced by RateLimit", `${fmt(t.paced_by_ratelimit_s)} s`]] : []),
     ["bytes decoded", fmt(t.bytes)], ["bytes on the wire", fmt(t.bytes_wire)],
   ]);
-  table("workers", ["shard", "rows", "in flight", "rows/s"], state.workers.map((w) => {
+  table("workers", ["shard", "rows", "in flight", "rows/s", "driver"], state.workers.map((w) => {
     const before = previous && previous.workers.find((v) => v.shard === w.shard);
     const r = before && dt > 0 ? (w.rows - before.rows) / dt : w.rows / Math.max(state.elapsed_s, 1e-9);
-    return [w.shard, fmt(w.rows), fmt(w.in_flight), fmt(r)];
+    return [w.shard, fmt(w.rows), fmt(w.in_flight), fmt(r), w.driver || "—"];
   }));
   const proxies = Object.entries(state.proxies || {});
   $("proxies-section").hidden = proxies.length < 2;
