@@ -19,8 +19,10 @@ impl Slot {
         self.plan
             .tally
             .answered(answer.wire_len, answer.coding_unknown);
-        if self.conn.as_ref().is_some_and(|c| !c.reusable()) {
-            self.conn = None;
+        match &mut self.conn {
+            Some(conn) if !conn.reusable() => self.conn = None,
+            Some(conn) => conn.answered_at(now),
+            None => {}
         }
         // Statuses that are not the target's answer to this request: the connection
         // goes, and the request is not counted as answered.

@@ -229,7 +229,7 @@ impl Plan {
         let now = Instant::now();
         // Unfit ones are dropped (closed) on the way.
         std::iter::from_fn(|| idle.take(origin, now)).find_map(|(mut conn, route)| {
-            let fit = !conn.spoiled_while_idle() && !dialer.over_share(route);
+            let fit = !conn.spoiled_while_idle(now) && !dialer.over_share(route);
             fit.then_some((conn, route))
         })
     }

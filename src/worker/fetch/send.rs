@@ -2,6 +2,7 @@
 //! protocol, on which connection, and the redirects after it.
 
 use std::rc::Rc;
+use std::time::Instant;
 
 use super::Slot;
 use super::plan::Plan;
@@ -210,7 +211,12 @@ impl Slot {
 
     async fn send_on_own_conn(&mut self, wants: &Wants<'_>) -> Result<(), Failure> {
         // What an idle connection received is no answer to the request about to go: it goes.
-        if self.conn.as_mut().is_some_and(H1Conn::spoiled_while_idle) {
+        let now = self.sent_at;
+        if self
+            .conn
+            .as_mut()
+            .is_some_and(|c| c.spoiled_while_idle(now))
+        {
             self.conn = None;
         }
         // Proxies share requests, not connections: a slot whose kept-alive connection goes
@@ -287,6 +293,7 @@ impl Slot {
         match result {
             Ok(()) if !not_the_answer => {
                 if conn.reusable() {
+                    conn.answered_at(Instant::now());
                     plan.park_idle(origin, conn, route);
                 }
             }

@@ -82,9 +82,15 @@ impl<S: AsyncReadRent + AsyncWriteRent> H1Conn<S> {
             self.reusable = false;
         } else {
             self.served += 1;
-            self.answered_at = Some(Instant::now());
         }
         result
+    }
+
+    /// Notes when the last answer ended (the caller has read the clock for its latency
+    /// already): see [`H1Conn::spoiled_while_idle`]. Never noted, the connection is checked
+    /// before every request.
+    pub fn answered_at(&mut self, at: Instant) {
+        self.answered_at = Some(at);
     }
 
     /// Feeds the decoder what is buffered, reading more until the answer is complete. One
@@ -168,10 +174,11 @@ impl H1Conn<Stream> {
     /// sent with an answer are read with it (and spoil the connection, see `read_answer`).
     /// Under load every request reuses a connection that has just answered, and the look (a
     /// system call on io_uring) was 3.7% of a plain run's profile.
-    pub fn spoiled_while_idle(&mut self) -> bool {
+    /// `now`: the caller's reading of the clock (one per request is enough).
+    pub fn spoiled_while_idle(&mut self, now: Instant) -> bool {
         let fresh = self
             .answered_at
-            .is_some_and(|at| at.elapsed() < CHECK_IDLE_AFTER);
+            .is_some_and(|at| now.saturating_duration_since(at) < CHECK_IDLE_AFTER);
         !fresh && self.stream.spoiled_while_idle()
     }
 }
