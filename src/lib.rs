@@ -80,6 +80,8 @@ pub enum Error {
     Merge(#[from] merge::MergeError),
     #[error(transparent)]
     Tune(#[from] tune::TuneError),
+    #[error(transparent)]
+    DriverEnv(#[from] runtime::DriverEnvError),
 }
 
 /// Exit code for a run where some id has no row (a worker died, the writer failed).
@@ -94,7 +96,7 @@ pub const EXIT_TOO_MANY_FAILED: u8 = supervisor::TooManyFailed::EXIT_CODE;
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => EXIT_USAGE,
+            Error::Config(_) | Error::DriverEnv(_) => EXIT_USAGE,
             Error::Supervisor(e) if e.is_usage() => EXIT_USAGE,
             Error::Supervisor(e) if e.is_target_down() => EXIT_ABORTED,
             Error::Serve(e) if e.is_usage() => EXIT_USAGE,
@@ -107,6 +109,12 @@ impl Error {
 
 /// Runs one parsed command; `Ok` carries the exit code.
 pub fn execute(command: Command) -> Result<u8, Error> {
+    if matches!(
+        command,
+        Command::Run(_) | Command::Tune(_) | Command::Serve(_)
+    ) {
+        runtime::epoll_forced()?;
+    }
     match command {
         Command::Run(args) => run(&args),
         Command::Merge(args) => merge(&args),

@@ -25,6 +25,33 @@ pub fn files_per_slot(spools_bodies: bool) -> u64 {
 /// Set to `epoll` to skip io_uring (to test the fallback, or on kernels where it misbehaves).
 pub const DRIVER_ENV: &str = "RINGSCRAPE_DRIVER";
 
+/// [`DRIVER_ENV`] set to something it does not take.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "RINGSCRAPE_DRIVER={0:?}: give epoll to force the epoll driver, or io_uring (the default: epoll only where io_uring is refused)"
+)]
+pub struct DriverEnvError(String);
+
+/// Whether [`DRIVER_ENV`] forces epoll: `epoll` in any case, blanks around it allowed; unset,
+/// empty or `io_uring` is the default. Anything else is refused (a typo run on io_uring as if
+/// it had been read would be a silent mistake); `run`, `tune` and `serve` check it at start.
+pub fn epoll_forced() -> Result<bool, DriverEnvError> {
+    epoll_asked(std::env::var_os(DRIVER_ENV).as_deref())
+}
+
+/// [`epoll_forced`] for the variable's value (`None`: unset).
+fn epoll_asked(value: Option<&std::ffi::OsStr>) -> Result<bool, DriverEnvError> {
+    let Some(value) = value else {
+        return Ok(false);
+    };
+    let text = value.to_string_lossy();
+    match text.trim().to_ascii_lowercase().as_str() {
+        "epoll" => Ok(true),
+        "" | "io_uring" => Ok(false),
+        _ => Err(DriverEnvError(text.into_owned())),
+    }
+}
+
 /// Which event loop a runtime ended up on (`io_uring` or `epoll` in documents, as [`Driver::name`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -119,7 +146,8 @@ where
     F: FnOnce(DriverChoice) -> Fut,
     Fut: Future,
 {
-    let forced_epoll = std::env::var(DRIVER_ENV).is_ok_and(|v| v == "epoll");
+    // Checked at start (`epoll_forced`'s callers): a value it refuses is the default here.
+    let forced_epoll = epoll_forced().unwrap_or(false);
     let choice = if forced_epoll {
         DriverChoice::EpollForced
     } else {
@@ -138,10 +166,15 @@ where
     Ok(runtime.block_on(make(choice)))
 }
 
-/// An io_uring runtime, with cooperative task running where the kernel has it (5.19+): the
-/// kernel then no longer interrupts the thread to post each completion but lets it collect
-/// them at its next `io_uring_enter`, which took about a tenth off the kernel time per request
-/// on `/log` (bench/results.md). Older kernels refuse the flag; they get a plain ring.
+/// An io_uring runtime whose completions wait for the thread to ask for them, where the kernel
+/// has it: deferred task running (6.1+, with the single issuer it needs: the ring is made and
+/// used by this thread alone) runs the completions' work only in the thread's own
+/// `io_uring_enter` that waits for events, never as an interruption; cooperative task running
+/// (5.19+) where not, which took about a tenth off the kernel time per request on `/log`
+/// (bench/results.md); a plain ring on older kernels. Deferred over cooperative: HTTPS −6% CPU
+/// per request, plain −2% (bench/README.md, issue 40's fourth pass). monoio's loop waits for
+/// events whenever it has no task left to run, and no task of ours re-wakes itself without I/O,
+/// so completions are never held back for long.
 fn io_uring_runtime(ring_entries: u32) -> io::Result<monoio::Runtime<TimeDriver<IoUringDriver>>> {
     let build = |ring: io_uring::Builder| {
         RuntimeBuilder::<IoUringDriver>::new()
@@ -150,9 +183,13 @@ fn io_uring_runtime(ring_entries: u32) -> io::Result<monoio::Runtime<TimeDriver<
             .uring_builder(ring)
             .build()
     };
+    let mut deferred = io_uring::IoUring::builder();
+    deferred.setup_single_issuer().setup_defer_taskrun();
     let mut cooperative = io_uring::IoUring::builder();
     cooperative.setup_coop_taskrun();
-    build(cooperative).or_else(|_| build(io_uring::IoUring::builder()))
+    build(deferred)
+        .or_else(|_| build(cooperative))
+        .or_else(|_| build(io_uring::IoUring::builder()))
 }
 
 /// Blocks SIGINT and SIGTERM in the calling thread — threads it starts later inherit the mask —
@@ -181,6 +218,22 @@ pub fn set_nonblocking(fd: &impl std::os::fd::AsFd, on: bool) -> nix::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_driver_variable_takes_epoll_in_any_case_or_the_default_and_refuses_the_rest() {
+        let asked = |v: &str| epoll_asked(Some(std::ffi::OsStr::new(v))).map_err(|e| e.to_string());
+        assert_eq!(epoll_asked(None).ok(), Some(false));
+        for epoll in ["epoll", "EPOLL", " Epoll\n"] {
+            assert_eq!(asked(epoll), Ok(true), "{epoll:?}");
+        }
+        for default in ["", "  ", "io_uring", "IO_URING"] {
+            assert_eq!(asked(default), Ok(false), "{default:?}");
+        }
+        for typo in ["epol", "uring", "bogus", "epoll,io_uring"] {
+            let refused = asked(typo).expect_err(typo);
+            assert!(refused.starts_with(&format!("RINGSCRAPE_DRIVER={typo:?}: give epoll")));
+        }
+    }
 
     #[test]
     fn a_refused_io_uring_is_said_by_the_kernels_words_short() {

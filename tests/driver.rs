@@ -80,6 +80,30 @@ fn forced_epoll_is_said_once_and_named_in_the_summary_and_its_json() {
     assert_eq!(json["driver_why"], "RINGSCRAPE_DRIVER=epoll");
 }
 
+#[test]
+fn the_driver_variable_is_read_in_any_case_and_a_value_it_does_not_take_is_a_usage_error() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = command(dir.path(), &server).env("RINGSCRAPE_DRIVER", " EPOLL ");
+    let (_, json) = run_two_shards(dir.path(), run.into_command());
+    assert_eq!(json["driver_workers"], serde_json::json!({"epoll": 2}));
+    // A typo is refused before anything starts, rather than run on io_uring as if unread.
+    for typo in ["epol", "bogus"] {
+        let out = TestCommand::run(dir.path(), &server.url(), "0..10")
+            .output("typo.csv")
+            .env("RINGSCRAPE_DRIVER", typo)
+            .output_of();
+        assert_eq!(out.status.code(), Some(2), "{typo}");
+        let err = stderr(&out);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with(&format!("error: RINGSCRAPE_DRIVER={typo:?}: give epoll")),
+            "{err}"
+        );
+        assert!(!dir.path().join("typo.csv").exists());
+    }
+}
+
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 #[test]
 fn io_uring_refused_by_seccomp_falls_back_to_epoll_said_once_with_the_kernels_answer() {
