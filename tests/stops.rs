@@ -242,6 +242,9 @@ fn no_credential_reaches_stderr_and_a_header_file_is_shown_as_given() {
         "20",
         "-v",
     ])
+    // Refused connects take microseconds: unpaced, the 5,000 ids were all done before the stop
+    // (rows reach the supervisor every 25 ms), and a finished run has nothing to resume.
+    .args(["--rate", "2000"])
     .output_of();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
