@@ -171,10 +171,10 @@ where
 /// used by this thread alone) runs the completions' work only in the thread's own
 /// `io_uring_enter` that waits for events, never as an interruption; cooperative task running
 /// (5.19+) where not, which took about a tenth off the kernel time per request on `/log`
-/// (bench/results.md); a plain ring on older kernels. Deferred over cooperative: HTTPS −6% CPU
-/// per request, plain −2% (bench/README.md, issue 40's fourth pass). monoio's loop waits for
-/// events whenever it has no task left to run, and no task of ours re-wakes itself without I/O,
-/// so completions are never held back for long.
+/// (bench/results.md); a plain ring on older kernels. Deferred over cooperative: HTTPS −3 to
+/// −6% CPU per request, plain +1%, HTTP/2 level (bench/README.md, issue 40's fourth pass).
+/// monoio's loop waits for events whenever it has no task left to run, and no task of ours
+/// re-wakes itself without I/O, so completions are never held back for long.
 fn io_uring_runtime(ring_entries: u32) -> io::Result<monoio::Runtime<TimeDriver<IoUringDriver>>> {
     let build = |ring: io_uring::Builder| {
         RuntimeBuilder::<IoUringDriver>::new()
