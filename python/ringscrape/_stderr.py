@@ -105,12 +105,14 @@ class StderrRelay:
             sys.stderr.flush()
 
     def message(self) -> Optional[str]:
-        """The CLI's last `error:` line, else its last `ringscrape:` line (why it stopped:
-        `ringscrape: stopping: …`), else its last line; None when it said nothing."""
+        """The CLI's last `error:` line, else why it stopped (`ringscrape: stopping: …`), else
+        its last `ringscrape:` line, else its last line; None when it said nothing. The reason
+        comes before the last `ringscrape:` line, which after a stop with items left is how many
+        have rows."""
         lines = list(self._tail)
         if self._partial.strip():
             lines.append(self._partial.strip())
-        for prefix in ("error:", "ringscrape:", ""):
+        for prefix in ("error:", "ringscrape: stopping:", "ringscrape:", ""):
             said = [line for line in lines if line.startswith(prefix)]
             if said:
                 return said[-1]

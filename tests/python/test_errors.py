@@ -81,10 +81,11 @@ def test_integer_like_ids_of_numpy_and_pyarrow_are_ids(serve: str) -> None:
 
 def test_a_failed_run_raises_its_exit_code() -> None:
     # Nothing listens on port 1: every request fails to connect, and --abort-after stops the
-    # run (exit 3) after 20 in a row.
+    # run (exit 3) after 20 in a row, long before its last id: the CLI's last line then says how
+    # many items have rows, and the error is why it stopped, said before.
     with pytest.raises(ringscrape.RunError) as caught:
         ringscrape.fetch(
-            "http://127.0.0.1:1/log?id={id}", ids=range(1000), abort_after=20, retries=0
+            "http://127.0.0.1:1/log?id={id}", ids=range(100_000), abort_after=20, retries=0
         )
     assert caught.value.exit_code == 3
     assert str(caught.value).startswith("ringscrape: stopping: the last 20 items in a row failed")
