@@ -17,9 +17,9 @@ pub(super) enum Known {
 }
 
 impl Known {
-    /// `name` must be a header name as httparse passed it (a token, RFC 9110 §5.6.2).
-    pub(super) fn of(name: &str) -> Known {
-        let is = |known: &str| token_is(name.as_bytes(), known.as_bytes());
+    /// `name` must be a header name as `h1_head` passes it (a token, RFC 9110 §5.6.2).
+    pub(super) fn of(name: &[u8]) -> Known {
+        let is = |known: &str| token_is(name, known.as_bytes());
         // The length first: most header lines are none of these, and differ in length.
         match name.len() {
             14 if is("content-length") => Known::ContentLength,
@@ -28,7 +28,7 @@ impl Known {
             11 if is("retry-after") => Known::RetryAfter,
             16 if is("content-encoding") => Known::ContentEncoding,
             8 if is("location") => Known::Location,
-            _ => quota::Field::of(name.as_bytes()).map_or(Known::Other, Known::RateLimit),
+            _ => quota::Field::of(name).map_or(Known::Other, Known::RateLimit),
         }
     }
 }

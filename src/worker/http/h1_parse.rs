@@ -4,12 +4,12 @@
 //! [`MAX_HEAD_BYTES`]. The connection (`h1.rs`) hands [`Decoder`] what it has buffered and reads
 //! more when the decoder has used everything it can; the tests split answers at every byte.
 
-use std::mem::MaybeUninit;
 use std::time::SystemTime;
 
 use super::answer::{Answer, Wants, keep_body_bytes, too_large};
 use super::decode::{Coding, Codings};
 use super::h1_fields::{Known, parse_decimal, unfold_into};
+use super::h1_head::{Malformed, StatusLine, scan_head};
 use crate::model::ErrorKind;
 use crate::worker::failure::Failure;
 use crate::worker::schedule::quota::Reading;
@@ -17,8 +17,6 @@ use crate::worker::schedule::retry::parse_retry_after;
 
 /// Largest response head read (status line and header lines), as curl allows.
 const MAX_HEAD_BYTES: usize = 100 << 10;
-/// Header lines parsed without allocating; more (up to the head limit) take a heap array.
-const INLINE_HEADERS: usize = 64;
 /// A chunk-size line (with extensions) longer than this is not HTTP.
 const MAX_CHUNK_LINE: usize = 4 << 10;
 
@@ -307,108 +305,60 @@ fn parse_chunk_size(line: &[u8]) -> Result<u64, Failure> {
 }
 
 /// Parses a complete head at the start of `data`; `None` when more bytes are needed. Fills the
-/// answer's captured headers, `Retry-After` and `Location` on the way.
+/// answer's captured headers, `Retry-After`, the rate-limit fields and `Location` on the way.
 fn parse_head(
     data: &[u8],
     wants: &Wants<'_>,
     answer: &mut Answer,
 ) -> Result<Option<Head>, Failure> {
-    // Left uninitialised: httparse writes only the entries it fills, and zeroing 64 of them
-    // per answer cost more than parsing a short head.
-    let mut inline = [const { MaybeUninit::uninit() }; INLINE_HEADERS];
-    match parse_head_with(data, data, &mut inline, wants, answer) {
-        Err(Some(httparse::Error::TooManyHeaders)) => {
-            // A long head: every line of it fits in a header array this large.
-            let mut many = Vec::new();
-            many.resize_with(data.len().min(MAX_HEAD_BYTES) / 3 + 1, MaybeUninit::uninit);
-            parse_head_with(data, data, &mut many, wants, answer)
-                .map_err(|_| protocol("malformed answer head"))
+    match parse_head_fields(data, wants, answer) {
+        Ok(Some(head)) => Ok(Some(head)),
+        Ok(None) => {
+            // What a head cut short said is said again, whole, by the next scan.
+            forget_fields(answer);
+            Ok(None)
         }
-        Err(Some(httparse::Error::HeaderValue)) => parse_head_with_controls(data, wants, answer),
-        Err(_) => Err(protocol("malformed answer head")),
-        Ok(head) => Ok(head),
+        Err(Malformed) => Err(protocol("malformed answer head")),
     }
 }
 
-/// A head whose header values hold control bytes (0x01, 0x7F…), which httparse refuses and
-/// curl keeps: parsed from a copy with each such byte made a space, its values taken from
-/// the bytes as sent (a captured value keeps them; the writer shows one that is not text as
-/// `base64:`).
-fn parse_head_with_controls(
-    data: &[u8],
-    wants: &Wants<'_>,
-    answer: &mut Answer,
-) -> Result<Option<Head>, Failure> {
-    let data = &data[..data.len().min(MAX_HEAD_BYTES + 4)];
-    let blanked: Vec<u8> = data
-        .iter()
-        .map(|&b| match b {
-            b'\t' | b'\r' | b'\n' => b,
-            0..=0x1f | 0x7f => b' ',
-            _ => b,
-        })
-        .collect();
-    let mut headers = Vec::new();
-    headers.resize_with(data.len() / 3 + 1, MaybeUninit::uninit);
-    parse_head_with(&blanked, data, &mut headers, wants, answer)
-        .map_err(|_| protocol("malformed answer head"))
-}
-
-/// Parses the head in `data`; header values are taken from the same place of `sent` (the
-/// bytes as they came, when `data` is a copy made parseable).
-fn parse_head_with<'d>(
-    data: &'d [u8],
-    sent: &'d [u8],
-    headers: &mut [MaybeUninit<httparse::Header<'d>>],
-    wants: &Wants<'_>,
-    answer: &mut Answer,
-) -> Result<Option<Head>, Option<httparse::Error>> {
-    let mut response = httparse::Response::new(&mut []);
-    // An obsolete folded header line is joined to the one before (RFC 9112 §5.2), not refused.
-    let parsed = httparse::ParserConfig::default()
-        .allow_obsolete_multiline_headers_in_responses(true)
-        .parse_response_with_uninit_headers(&mut response, data, headers);
-    let len = match parsed {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(Some(e)),
-    };
-    let status = response.code.ok_or(None)?;
-    if !(100..=999).contains(&status) {
-        return Err(None);
-    }
-    let http11 = response.version == Some(1);
-    let mut keep_alive = http11;
-    let mut length: Option<u64> = None;
-    // Rare (and then one line): no allocation for the answers that have none.
-    let mut transfer_values: Vec<&[u8]> = Vec::new();
+/// The fields an answer's head fills in, as no head had said anything.
+fn forget_fields(answer: &mut Answer) {
     answer.captured.clear();
-    answer.captured.resize(wants.capture.len(), None);
     answer.retry_after = None;
     answer.rate_limit = Reading::default();
     answer.location = None;
+}
+
+/// The head at the start of `data`, its fields acted on as they are read.
+fn parse_head_fields(
+    data: &[u8],
+    wants: &Wants<'_>,
+    answer: &mut Answer,
+) -> Result<Option<Head>, Malformed> {
+    forget_fields(answer);
+    answer.captured.resize(wants.capture.len(), None);
+    let mut length: Option<u64> = None;
+    // Rare (and then one line): no allocation for the answers that have none.
+    let mut transfer_values: Vec<&[u8]> = Vec::new();
     let mut encodings: Vec<&[u8]> = Vec::new();
-    for header in response.headers.iter() {
-        let name = header.name;
-        let at = header.value.as_ptr() as usize - data.as_ptr() as usize;
-        let value = &sent[at..at + header.value.len()];
+    // What `Connection` says: `close` (it wins), `keep-alive` (which HTTP/1.0 needs).
+    let (mut close, mut keep) = (false, false);
+    let scanned = scan_head(data, |name, value| {
         match Known::of(name) {
             Known::ContentLength => {
-                let n = parse_decimal(value).ok_or(None)?;
+                let n = parse_decimal(value).ok_or(Malformed)?;
                 // Repeated lengths must agree (RFC 9112 §6.3, item 5).
                 if length.is_some_and(|m| m != n) {
-                    return Err(None);
+                    return Err(Malformed);
                 }
                 length = Some(n);
             }
             Known::TransferEncoding => transfer_values.push(value),
             Known::Connection => {
                 for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                    if token.eq_ignore_ascii_case(b"close") {
-                        keep_alive = false;
-                    } else if !http11 && token.eq_ignore_ascii_case(b"keep-alive") {
-                        keep_alive = true;
-                    }
+                    close |= token.eq_ignore_ascii_case(b"close");
+                    keep |= token.eq_ignore_ascii_case(b"keep-alive");
                 }
             }
             Known::RetryAfter => {
@@ -422,7 +372,7 @@ fn parse_head_with<'d>(
             Known::Other => {}
         }
         for (slot, wanted) in wants.capture.iter().enumerate() {
-            if name.eq_ignore_ascii_case(wanted) {
+            if name.eq_ignore_ascii_case(wanted.as_bytes()) {
                 let captured = &mut answer.captured[slot];
                 let joined = captured.get_or_insert_with(Vec::new);
                 if !joined.is_empty() {
@@ -431,7 +381,22 @@ fn parse_head_with<'d>(
                 unfold_into(value, joined);
             }
         }
+        Ok(())
+    })?;
+    let Some((
+        StatusLine {
+            http11,
+            code: status,
+        },
+        len,
+    )) = scanned
+    else {
+        return Ok(None);
+    };
+    if status < 100 {
+        return Err(Malformed);
     }
+    let mut keep_alive = !close && (http11 || keep);
     let transfer = transfer_codings(&transfer_values);
     let chunked = transfer.as_ref().is_ok_and(|t| t.chunked);
     // Only `identity` named: as if there were no Transfer-Encoding.
@@ -839,6 +804,15 @@ mod tests {
         assert!(alive(
             b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n"
         ));
+        // `close` wins, wherever it stands.
+        for connection in ["keep-alive, close", "close\r\nConnection: keep-alive"] {
+            for version in ["1.0", "1.1"] {
+                let head = format!(
+                    "HTTP/{version} 200 OK\r\nConnection: {connection}\r\nContent-Length: 0\r\n\r\n"
+                );
+                assert!(!alive(head.as_bytes()), "{head:?}");
+            }
+        }
     }
 
     #[test]
