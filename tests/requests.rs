@@ -121,6 +121,43 @@ fn the_same_run_from_the_config_file() {
 }
 
 #[test]
+fn repeated_data_is_joined_with_ampersands_and_replaces_the_config_files() {
+    let server = Server::start(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("tail.txt"), "c={id}").expect("write");
+    std::fs::write(dir.path().join("run.toml"), "data = 'from=file'\n").expect("write");
+    let url = format!("{}/echo?id={{id}}", server.base);
+    let bodies = |extra: &[&str]| -> Vec<(u64, String)> {
+        let rows = scrape_ok(
+            dir.path(),
+            &url,
+            0,
+            20,
+            4,
+            &[extra, &["--save-body"]].concat(),
+        );
+        rows.iter()
+            .map(|row| {
+                let echo: Value = serde_json::from_str(&row.extra[0]).expect("json");
+                assert_eq!(echo["method"], "POST", "{row:?}");
+                (row.id, echo["body"].as_str().expect("body").to_owned())
+            })
+            .collect()
+    };
+    // As curl joins its -d's: the pieces in order, @FILE's bytes in its place.
+    for (id, body) in bodies(&["-d", "a=1", "-d", "b={id}", "--data", "@tail.txt"]) {
+        assert_eq!(body, format!("a=1&b={id}&c={id}"));
+    }
+    for (_, body) in bodies(&["--config", "run.toml"]) {
+        assert_eq!(body, "from=file");
+    }
+    // The command line's body replaces the file's, as any flag given there does.
+    for (id, body) in bodies(&["--config", "run.toml", "-d", "cli={id}"]) {
+        assert_eq!(body, format!("cli={id}"));
+    }
+}
+
+#[test]
 fn aiohttp_receives_the_method_headers_and_body() {
     let target = AiohttpTarget::start();
     let dir = tempfile::tempdir().expect("tempdir");

@@ -113,6 +113,11 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, CliError> {
     // Precedence is flag, environment variable, config file, default: a file value for a flag
     // whose RINGSCRAPE_* variable is set gives way to it.
     layer.retain(|arg| !set_by_environment(arg));
+    // `-d` adds up (its pieces are joined), so the command line's replaces the file's body here,
+    // as a flag given once replaces the file's value of any other.
+    if !run.data.is_empty() {
+        layer.retain(|arg| long_name(arg) != Some("data"));
+    }
     let program = argv.first().cloned().unwrap_or_else(|| "ringscrape".into());
     // The file's flags alone first, so that a bad value in it is blamed on the file.
     let alone = [program.clone(), "run".into()]
@@ -154,14 +159,17 @@ fn parse_run(
     Ok(cli)
 }
 
+/// The flag a config file's `--name=value` argument stands for.
+fn long_name(arg: &OsString) -> Option<&str> {
+    arg.to_str()
+        .and_then(|a| a.strip_prefix("--"))
+        .map(|a| a.split('=').next().unwrap_or(a))
+}
+
 /// True when `arg` (`--name=value` from the config file) is a flag whose environment variable
 /// is set.
 fn set_by_environment(arg: &OsString) -> bool {
-    let Some(name) = arg
-        .to_str()
-        .and_then(|a| a.strip_prefix("--"))
-        .map(|a| a.split('=').next().unwrap_or(a))
-    else {
+    let Some(name) = long_name(arg) else {
         return false;
     };
     let command = Cli::command();

@@ -30,9 +30,10 @@ pub struct RunArgs {
     /// request), and with --http2 connection headers (Connection, Upgrade…)
     #[arg(short = 'H', long = "header", alias = "headers", value_name = "HEADER")]
     pub headers: Vec<String>,
-    /// Request body ({id} expands in it), at most 8 MiB; @FILE reads the body from FILE
+    /// Request body ({id} expands in it), at most 8 MiB; @FILE reads the body from FILE; given
+    /// more than once, the pieces are joined with & (as curl joins them)
     #[arg(short = 'd', long, value_name = "TEXT|@FILE")]
-    pub data: Option<String>,
+    pub data: Vec<String>,
     /// Command (run with sh -c) that prints credentials: every line of its output must be
     /// 'Name: value' (notes go to stderr; no CR, at most 64 KiB, no Content-Length,
     /// Transfer-Encoding, Host or connection header) and is a header of every request (in place

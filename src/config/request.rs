@@ -107,15 +107,7 @@ pub(super) fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
             None => headers.push(header.clone()),
         }
     }
-    let body = match args.data.as_deref() {
-        Some(data) => Some(match data.strip_prefix('@') {
-            Some(path) => {
-                std::fs::read(path).map_err(|e| ConfigError::ReadArg("data", path.into(), e))?
-            }
-            None => data.as_bytes().to_vec(),
-        }),
-        None => None,
-    };
+    let body = body_of(&args.data)?;
     if let Some(body) = body.as_ref().filter(|b| b.len() > MAX_BODY_LEN) {
         return Err(ConfigError::BodyTooLarge(body.len()));
     }
@@ -131,4 +123,25 @@ pub(super) fn request_spec(args: &RunArgs) -> Result<RequestSpec, ConfigError> {
         accept_encoding: (!args.raw_body).then(|| crate::request::ACCEPT_ENCODING.into()),
         key_columns: Vec::new(),
     })
+}
+
+/// The body `-d` gives: each piece its text or, as `@FILE`, its file's bytes; pieces joined with
+/// `&`, as curl joins its `-d`s (a repeated `-d` once silently kept only the last).
+fn body_of(pieces: &[String]) -> Result<Option<Vec<u8>>, ConfigError> {
+    if pieces.is_empty() {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    for (at, piece) in pieces.iter().enumerate() {
+        if at > 0 {
+            body.push(b'&');
+        }
+        match piece.strip_prefix('@') {
+            Some(path) => body.extend(
+                std::fs::read(path).map_err(|e| ConfigError::ReadArg("data", path.into(), e))?,
+            ),
+            None => body.extend_from_slice(piece.as_bytes()),
+        }
+    }
+    Ok(Some(body))
 }
