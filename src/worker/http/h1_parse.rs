@@ -264,7 +264,7 @@ fn take(data: &[u8], left: u64, wants: &Wants<'_>, answer: &mut Answer) -> Resul
 /// The first line of `data` without its CR LF (or bare LF), and the bytes it takes up with its
 /// line end; `None` when the line end has not arrived (an error past `limit` bytes).
 fn line(data: &[u8], limit: usize) -> Result<Option<(&[u8], usize)>, Failure> {
-    match memchr(b'\n', data) {
+    match memchr::memchr(b'\n', data) {
         Some(lf) => {
             let text = &data[..lf];
             let text = text.strip_suffix(b"\r").unwrap_or(text);
@@ -273,10 +273,6 @@ fn line(data: &[u8], limit: usize) -> Result<Option<(&[u8], usize)>, Failure> {
         None if data.len() > limit => Err(protocol("chunked framing line too long")),
         None => Ok(None),
     }
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 fn protocol(detail: &str) -> Failure {
